@@ -1,0 +1,3 @@
+module github.com/moderuntime/mode
+
+go 1.26

@@ -1,0 +1,117 @@
+package backend
+
+import (
+	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/routing"
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// Weight is a tensor resident on the device. Only the backend that made it
+// may use it.
+type Weight interface {
+	Shape() []int
+	// Bytes is the device memory it occupies.
+	Bytes() int64
+}
+
+// Buf is a row-major float32 activation matrix on the device: Rows tokens of
+// Cols values.
+type Buf interface {
+	Rows() int
+	Cols() int
+}
+
+// KV is a key/value cache for all layers of one sequence.
+type KV interface {
+	// Len is the number of positions it holds (the model's max_seq_len).
+	Len() int
+}
+
+// Routes is the routing decision of one sparse layer for a batch: per token
+// the chosen experts and their weights. It may live on the device.
+type Routes interface{}
+
+// Expert is one SwiGLU expert: down(silu(gate·x) * (up·x)). Gate and Up are
+// [width, dim], Down is [dim, width]; widths may differ between experts.
+type Expert struct {
+	Gate, Up, Down Weight
+}
+
+// FFN is a layer's feed-forward block as the MoE op sees it. Routed experts
+// the engine has not loaded are nil; the engine guarantees that every expert
+// named by the Routes it passes is non-nil.
+type FFN struct {
+	Experts    []*Expert
+	Shared     []*Expert
+	SharedGate Weight // [1, dim] or nil: the shared output is scaled by sigmoid(SharedGate·x)
+}
+
+// RouteSpec is what Route needs besides the logits.
+type RouteSpec struct {
+	Rule *model.Router
+	Bias Weight // selection bias [experts], nil unless Rule.SelectionBias
+	// Capacity is the per-expert token limit for this batch (0 = none),
+	// from Rule.Capacity.
+	Capacity int
+}
+
+// AttnSpec describes the attention of one layer.
+type AttnSpec struct {
+	Layer, Heads, KVHeads, HeadDim int
+	Pos0                           int // position of the batch's first row
+}
+
+// Rope describes RoPE for one model: per-pair inverse frequencies and the
+// factor cos and sin are scaled by (YaRN's attention factor, else 1).
+type Rope struct {
+	InvFreq     []float32 // HeadDim/2 values
+	AttnFactor  float32
+	Interleaved bool // rotate (2i, 2i+1) instead of (i, i+HeadDim/2)
+}
+
+// Backend runs the ops of a transformer forward pass.
+type Backend interface {
+	Name() string
+
+	// Upload copies a tensor to the device, keeping or converting its format
+	// as the backend prefers.
+	Upload(t *tensor.Tensor) (Weight, error)
+	// Free releases a weight's device memory.
+	Free(w Weight)
+	// NewBuf allocates an activation matrix.
+	NewBuf(rows, cols int) (Buf, error)
+	// View returns rows [row0, row0+n) of b, sharing its memory.
+	View(b Buf, row0, n int) Buf
+	// NewKV allocates a cache of maxSeq positions for layers of kvDim keys
+	// and values.
+	NewKV(layers, maxSeq, kvDim int) (KV, error)
+
+	// Embed writes the rows of table selected by ids to dst.
+	Embed(dst Buf, table Weight, ids []int)
+	// RMSNorm normalises each group of w's length in each row of x and
+	// scales by w; dst may be x.
+	RMSNorm(dst, x Buf, w Weight, eps float32)
+	// MatMul computes dst = x·Wᵀ (+ bias when non-nil) for W [out, in].
+	MatMul(dst, x Buf, w, bias Weight)
+	// RoPE rotates each head of x (heads of headDim) for positions pos0+row.
+	RoPE(x Buf, headDim, pos0 int, r *Rope)
+	// Attention stores k and v at positions Pos0.. in layer's cache, then
+	// writes causal grouped-query attention of q over the cache to dst.
+	Attention(dst, q, k, v Buf, kv KV, s AttnSpec)
+	// Add computes dst += x.
+	Add(dst, x Buf)
+	// Route selects experts for each row of the router logits.
+	Route(logits Buf, s RouteSpec) Routes
+	// ReadRoutes returns the choices of Routes on the host (a sync point on
+	// devices that route on the device).
+	ReadRoutes(r Routes) ([][]routing.Choice, error)
+	// MoE writes the layer's FFN output for each row of x to dst.
+	MoE(dst, x Buf, r Routes, f *FFN)
+
+	// Read copies b to the host.
+	Read(b Buf, dst []float32) error
+	// Sync waits for queued work and reports any device error.
+	Sync() error
+	// Close releases everything.
+	Close() error
+}

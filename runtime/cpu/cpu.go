@@ -1,0 +1,288 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/routing"
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// Backend is the CPU implementation of backend.Backend.
+type Backend struct {
+	threads int
+}
+
+// Options configures a Backend.
+type Options struct {
+	// Threads is the number of goroutines a large op is split across;
+	// 0 means GOMAXPROCS.
+	Threads int
+}
+
+// New returns a CPU backend.
+func New(o Options) *Backend {
+	t := o.Threads
+	if t <= 0 {
+		t = runtime.GOMAXPROCS(0)
+	}
+	return &Backend{threads: t}
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+func (b *Backend) Name() string { return "cpu" }
+
+// weight holds a tensor decoded to float32, the format every CPU kernel
+// reads.
+type weight struct {
+	shape []int
+	rows  int
+	cols  int
+	f     []float32
+}
+
+func (w *weight) Shape() []int { return w.shape }
+func (w *weight) Bytes() int64 { return int64(4 * len(w.f)) }
+
+// buf is rows×cols float32 values with row stride cols.
+type buf struct {
+	rows, cols int
+	f          []float32
+}
+
+func (x *buf) Rows() int           { return x.rows }
+func (x *buf) Cols() int           { return x.cols }
+func (x *buf) row(i int) []float32 { return x.f[i*x.cols : (i+1)*x.cols] }
+
+type kv struct {
+	seq, dim int
+	k, v     [][]float32 // per layer, seq*dim
+}
+
+func (c *kv) Len() int { return c.seq }
+
+func (b *Backend) Upload(t *tensor.Tensor) (backend.Weight, error) {
+	f, err := t.Float32s()
+	if err != nil {
+		return nil, fmt.Errorf("cpu: upload: %w", err)
+	}
+	return &weight{shape: append([]int(nil), t.Shape...), rows: t.Rows(), cols: t.Cols(), f: f}, nil
+}
+
+func (b *Backend) Free(w backend.Weight) {
+	if w, ok := w.(*weight); ok {
+		w.f = nil
+	}
+}
+
+func (b *Backend) NewBuf(rows, cols int) (backend.Buf, error) {
+	if rows <= 0 || cols <= 0 {
+		return nil, fmt.Errorf("cpu: buffer %dx%d", rows, cols)
+	}
+	return &buf{rows: rows, cols: cols, f: make([]float32, rows*cols)}, nil
+}
+
+func (b *Backend) View(x backend.Buf, row0, n int) backend.Buf {
+	p := x.(*buf)
+	return &buf{rows: n, cols: p.cols, f: p.f[row0*p.cols : (row0+n)*p.cols]}
+}
+
+func (b *Backend) NewKV(layers, maxSeq, kvDim int) (backend.KV, error) {
+	c := &kv{seq: maxSeq, dim: kvDim}
+	for range layers {
+		c.k = append(c.k, make([]float32, maxSeq*kvDim))
+		c.v = append(c.v, make([]float32, maxSeq*kvDim))
+	}
+	return c, nil
+}
+
+func (b *Backend) Embed(dst backend.Buf, table backend.Weight, ids []int) {
+	d, w := dst.(*buf), table.(*weight)
+	for i, id := range ids {
+		copy(d.row(i), w.f[id*w.cols:(id+1)*w.cols])
+	}
+}
+
+func (b *Backend) RMSNorm(dst, x backend.Buf, w backend.Weight, eps float32) {
+	d, s, g := dst.(*buf), x.(*buf), w.(*weight)
+	n := len(g.f)
+	for r := 0; r < s.rows; r++ {
+		in, out := s.row(r), d.row(r)
+		for o := 0; o < len(in); o += n {
+			rmsnorm(out[o:o+n], in[o:o+n], g.f, eps)
+		}
+	}
+}
+
+// rmsnorm computes o = w * (x / sqrt(mean(x²) + eps)) in run.c's order.
+func rmsnorm(o, x, w []float32, eps float32) {
+	var ss float32
+	for _, v := range x {
+		ss += float32(v * v)
+	}
+	ss /= float32(len(x))
+	ss += eps
+	ss = 1 / float32(math.Sqrt(float64(ss)))
+	for j := range x {
+		o[j] = w[j] * float32(ss*x[j])
+	}
+}
+
+func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
+	d, s, m := dst.(*buf), x.(*buf), w.(*weight)
+	var bf []float32
+	if bias != nil {
+		bf = bias.(*weight).f
+	}
+	b.matmul(d.f, d.cols, s.f, s.rows, s.cols, m)
+	if bf != nil {
+		for r := 0; r < d.rows; r++ {
+			row := d.row(r)
+			for i := range row {
+				row[i] += bf[i]
+			}
+		}
+	}
+}
+
+func (b *Backend) RoPE(x backend.Buf, headDim, pos0 int, r *backend.Rope) {
+	s := x.(*buf)
+	half := headDim / 2
+	cos := make([]float32, half)
+	sin := make([]float32, half)
+	for t := 0; t < s.rows; t++ {
+		pos := float32(pos0 + t)
+		for i, f := range r.InvFreq {
+			a := float64(pos * f)
+			cos[i] = float32(math.Cos(a)) * r.AttnFactor
+			sin[i] = float32(math.Sin(a)) * r.AttnFactor
+		}
+		row := s.row(t)
+		for h := 0; h+headDim <= len(row); h += headDim {
+			rope(row[h:h+headDim], cos, sin, r.Interleaved)
+		}
+	}
+}
+
+func rope(v, cos, sin []float32, interleaved bool) {
+	half := len(cos)
+	for i := 0; i < half; i++ {
+		a, b := 2*i, 2*i+1
+		if !interleaved {
+			a, b = i, i+half
+		}
+		v0, v1 := v[a], v[b]
+		v[a] = float32(v0*cos[i]) - float32(v1*sin[i])
+		v[b] = float32(v0*sin[i]) + float32(v1*cos[i])
+	}
+}
+
+func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backend.AttnSpec) {
+	out, qb, kb, vb, c := dst.(*buf), q.(*buf), k.(*buf), v.(*buf), cache.(*kv)
+	kc, vc := c.k[s.Layer], c.v[s.Layer]
+	kvDim := s.KVHeads * s.HeadDim
+	for t := 0; t < kb.rows; t++ {
+		p := s.Pos0 + t
+		copy(kc[p*kvDim:(p+1)*kvDim], kb.row(t))
+		copy(vc[p*kvDim:(p+1)*kvDim], vb.row(t))
+	}
+	group := s.Heads / s.KVHeads
+	scale := float32(math.Sqrt(float64(s.HeadDim)))
+	n := qb.rows * s.Heads
+	work := n * (s.Pos0 + qb.rows) * s.HeadDim
+	b.parallel(n, work, func(lo, hi int) {
+		att := make([]float32, s.Pos0+qb.rows)
+		for j := lo; j < hi; j++ {
+			t, h := j/s.Heads, j%s.Heads
+			p := s.Pos0 + t
+			qh := qb.row(t)[h*s.HeadDim : (h+1)*s.HeadDim]
+			koff := (h / group) * s.HeadDim
+			sc := att[:p+1]
+			for i := range sc {
+				kt := kc[i*kvDim+koff : i*kvDim+koff+s.HeadDim]
+				var d float32
+				for x := range qh {
+					d += float32(qh[x] * kt[x])
+				}
+				sc[i] = d / scale
+			}
+			routing.Softmax(sc, sc)
+			o := out.row(t)[h*s.HeadDim : (h+1)*s.HeadDim]
+			clear(o)
+			for i, a := range sc {
+				vt := vc[i*kvDim+koff : i*kvDim+koff+s.HeadDim]
+				for x := range o {
+					o[x] += float32(a * vt[x])
+				}
+			}
+		}
+	})
+}
+
+func (b *Backend) Add(dst, x backend.Buf) {
+	d, s := dst.(*buf), x.(*buf)
+	for i, v := range s.f[:len(d.f)] {
+		d.f[i] += v
+	}
+}
+
+// cpuRoutes is the host-side routing of a batch.
+type cpuRoutes [][]routing.Choice
+
+func (b *Backend) Route(logits backend.Buf, s backend.RouteSpec) backend.Routes {
+	l := logits.(*buf)
+	var bias []float32
+	if s.Bias != nil {
+		bias = s.Bias.(*weight).f
+	}
+	scratch := make([]float32, 2*l.cols)
+	out := make(cpuRoutes, l.rows)
+	for t := range out {
+		out[t] = routing.Select(nil, l.row(t), bias, s.Rule, scratch)
+	}
+	if s.Capacity > 0 {
+		routing.ApplyCapacity(out, s.Capacity, s.Rule.Fallback, l.cols)
+	}
+	return out
+}
+
+func (b *Backend) ReadRoutes(r backend.Routes) ([][]routing.Choice, error) {
+	return r.(cpuRoutes), nil
+}
+
+func (b *Backend) Read(x backend.Buf, dst []float32) error {
+	copy(dst, x.(*buf).f)
+	return nil
+}
+
+func (b *Backend) Sync() error  { return nil }
+func (b *Backend) Close() error { return nil }
+
+// parallel splits [0, n) across the backend's goroutines when the op is
+// large enough (work counts multiply-adds) to repay starting them.
+func (b *Backend) parallel(n, work int, fn func(lo, hi int)) {
+	const minWork = 1 << 15
+	t := b.threads
+	if t > n {
+		t = n
+	}
+	if t <= 1 || work < minWork {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + t - 1) / t
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,313 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/routing"
+)
+
+// Options configures an Engine.
+type Options struct {
+	// MaxBatch is the most prompt tokens one forward step processes; longer
+	// prompts run in several steps. 0 means 128.
+	MaxBatch int
+	// MaxSeq caps the context (and the KV cache) below the model's
+	// max_seq_len; 0 means min(max_seq_len, 4096).
+	MaxSeq int
+	// LazyExperts uploads a routed expert to the backend the first time a
+	// token is routed to it instead of at New.
+	LazyExperts bool
+	// Trace, when set, receives every sparse layer's routing decision.
+	Trace func(layer, pos0 int, routes [][]routing.Choice)
+}
+
+// ErrContextFull is returned when a forward step would pass MaxSeq.
+var ErrContextFull = errors.New("context is full")
+
+// Engine runs one sequence of a model on a backend.
+type Engine struct {
+	cfg  model.Config
+	m    *model.Model
+	b    backend.Backend
+	opt  Options
+	rope backend.Rope
+
+	embed, finalNorm, output backend.Weight
+	layers                   []layer
+	kv                       backend.KV
+	pos                      int
+
+	// scratch activations for up to MaxBatch rows
+	x, h, q, k, v, att, o, ffn backend.Buf
+	routerLogits               map[int]backend.Buf // by expert count
+	final, logits              backend.Buf
+	logitsHost                 []float32
+
+	stats Stats
+}
+
+type layer struct {
+	attnNorm, ffnNorm  backend.Weight
+	wq, wk, wv, wo     backend.Weight
+	bq, bk, bv         backend.Weight
+	qNorm, kNorm       backend.Weight
+	router, routerBias backend.Weight
+	rule               *model.Router
+	ffn                backend.FFN
+}
+
+// Stats counts what the engine has done since New.
+type Stats struct {
+	Forwards       int
+	Tokens         int
+	ExpertsLoaded  int // routed experts uploaded to the backend
+	ExpertsTotal   int
+	RoutedAssigned int // (token, expert) assignments seen (when routes are read)
+}
+
+// New uploads the model's weights (routed experts too unless LazyExperts)
+// and allocates the KV cache.
+func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
+	if err := m.Validate(o.LazyExperts); err != nil {
+		return nil, err
+	}
+	c := m.Config
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 128
+	}
+	if o.MaxSeq <= 0 {
+		o.MaxSeq = min(c.MaxSeq, 4096)
+	}
+	o.MaxSeq = min(o.MaxSeq, c.MaxSeq)
+	e := &Engine{cfg: c, m: m, b: b, opt: o}
+	inv, af := c.RopeFreqs()
+	e.rope = backend.Rope{InvFreq: inv, AttnFactor: af, Interleaved: c.RopeStyle == model.RopeInterleaved}
+	var err error
+	up := func(name string) backend.Weight {
+		if err != nil {
+			return nil
+		}
+		t, ok := m.Weights[name]
+		if !ok {
+			return nil
+		}
+		var w backend.Weight
+		w, err = b.Upload(t)
+		if err != nil {
+			err = fmt.Errorf("uploading %s: %w", name, err)
+		}
+		return w
+	}
+	e.embed = up(model.NameEmbed)
+	e.finalNorm = up(model.NameFinalNorm)
+	if c.TiedOutput {
+		e.output = e.embed
+	} else {
+		e.output = up(model.NameOutput)
+	}
+	e.routerLogits = map[int]backend.Buf{}
+	for l := 0; l < c.Layers; l++ {
+		n := func(s string) string { return model.LayerName(l, s) }
+		ly := layer{
+			attnNorm: up(n("attn_norm")), ffnNorm: up(n("ffn_norm")),
+			wq: up(n("wq")), wk: up(n("wk")), wv: up(n("wv")), wo: up(n("wo")),
+			bq: up(n("bq")), bk: up(n("bk")), bv: up(n("bv")),
+			qNorm: up(n("q_norm")), kNorm: up(n("k_norm")),
+			router: up(n("router")), routerBias: up(n("router_bias")),
+		}
+		f := &c.FFN[l]
+		for s := range f.SharedWidths {
+			ly.ffn.Shared = append(ly.ffn.Shared, &backend.Expert{
+				Gate: up(model.SharedName(l, s, "gate")), Up: up(model.SharedName(l, s, "up")), Down: up(model.SharedName(l, s, "down"))})
+		}
+		ly.ffn.SharedGate = up(n("shared_gate"))
+		if f.Sparse() {
+			ly.rule = f.Router
+			ly.ffn.Experts = make([]*backend.Expert, len(f.ExpertWidths))
+			e.stats.ExpertsTotal += len(f.ExpertWidths)
+			if _, ok := e.routerLogits[len(f.ExpertWidths)]; !ok {
+				rl, berr := b.NewBuf(o.MaxBatch, len(f.ExpertWidths))
+				if berr != nil {
+					return nil, berr
+				}
+				e.routerLogits[len(f.ExpertWidths)] = rl
+			}
+		}
+		e.layers = append(e.layers, ly)
+		if err != nil {
+			return nil, err
+		}
+		if !o.LazyExperts {
+			for x := range ly.ffn.Experts {
+				if err := e.loadExpert(l, x); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	B := o.MaxBatch
+	bufs := []struct {
+		p    *backend.Buf
+		r, c int
+	}{
+		{&e.x, B, c.Dim}, {&e.h, B, c.Dim}, {&e.q, B, c.QDim()}, {&e.k, B, c.KVDim()}, {&e.v, B, c.KVDim()},
+		{&e.att, B, c.QDim()}, {&e.o, B, c.Dim}, {&e.ffn, B, c.Dim},
+		{&e.final, 1, c.Dim}, {&e.logits, 1, c.Vocab},
+	}
+	for _, s := range bufs {
+		if *s.p, err = b.NewBuf(s.r, s.c); err != nil {
+			return nil, err
+		}
+	}
+	if e.kv, err = b.NewKV(c.Layers, o.MaxSeq, c.KVDim()); err != nil {
+		return nil, err
+	}
+	e.logitsHost = make([]float32, c.Vocab)
+	return e, nil
+}
+
+// loadExpert uploads routed expert x of layer l.
+func (e *Engine) loadExpert(l, x int) error {
+	var ex backend.Expert
+	for _, p := range []struct {
+		dst  *backend.Weight
+		part string
+	}{{&ex.Gate, "gate"}, {&ex.Up, "up"}, {&ex.Down, "down"}} {
+		name := model.ExpertName(l, x, p.part)
+		t, ok := e.m.Weights[name]
+		if !ok {
+			return fmt.Errorf("expert %d of layer %d: tensor %s is not loaded", x, l, name)
+		}
+		w, err := e.b.Upload(t)
+		if err != nil {
+			return fmt.Errorf("uploading %s: %w", name, err)
+		}
+		*p.dst = w
+	}
+	e.layers[l].ffn.Experts[x] = &ex
+	e.stats.ExpertsLoaded++
+	return nil
+}
+
+// Config returns the model's config.
+func (e *Engine) Config() model.Config { return e.cfg }
+
+// Pos is the number of tokens in the context.
+func (e *Engine) Pos() int { return e.pos }
+
+// MaxSeq is the context length.
+func (e *Engine) MaxSeq() int { return e.opt.MaxSeq }
+
+// Stats returns the counters.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Reset empties the context; weights stay loaded.
+func (e *Engine) Reset() { e.pos = 0 }
+
+// Forward appends ids to the context and returns the logits that predict the
+// token after the last of them. The slice is reused by the next call.
+func (e *Engine) Forward(ids []int) ([]float32, error) {
+	if len(ids) == 0 {
+		return nil, errors.New("forward: no tokens")
+	}
+	if e.pos+len(ids) > e.opt.MaxSeq {
+		return nil, fmt.Errorf("forward: %d tokens at position %d pass the context of %d: %w", len(ids), e.pos, e.opt.MaxSeq, ErrContextFull)
+	}
+	for _, id := range ids {
+		if id < 0 || id >= e.cfg.Vocab {
+			return nil, fmt.Errorf("forward: token id %d outside vocab of %d", id, e.cfg.Vocab)
+		}
+	}
+	var n int
+	for start := 0; start < len(ids); start += n {
+		n = min(e.opt.MaxBatch, len(ids)-start)
+		if err := e.step(ids[start:start+n], start+n == len(ids)); err != nil {
+			return nil, err
+		}
+	}
+	e.stats.Forwards++
+	e.stats.Tokens += len(ids)
+	return e.logitsHost, nil
+}
+
+// step runs one batch through every layer; when last is set it also
+// computes the logits of the batch's last row.
+func (e *Engine) step(ids []int, last bool) error {
+	c, b := &e.cfg, e.b
+	T := len(ids)
+	view := func(x backend.Buf) backend.Buf { return b.View(x, 0, T) }
+	x, h, q, k, v := view(e.x), view(e.h), view(e.q), view(e.k), view(e.v)
+	att, o, ffn := view(e.att), view(e.o), view(e.ffn)
+	b.Embed(x, e.embed, ids)
+	for l := range e.layers {
+		ly := &e.layers[l]
+		b.RMSNorm(h, x, ly.attnNorm, c.NormEps)
+		b.MatMul(q, h, ly.wq, ly.bq)
+		b.MatMul(k, h, ly.wk, ly.bk)
+		b.MatMul(v, h, ly.wv, ly.bv)
+		if ly.qNorm != nil {
+			b.RMSNorm(q, q, ly.qNorm, c.NormEps)
+			b.RMSNorm(k, k, ly.kNorm, c.NormEps)
+		}
+		b.RoPE(q, c.HeadDim, e.pos, &e.rope)
+		b.RoPE(k, c.HeadDim, e.pos, &e.rope)
+		b.Attention(att, q, k, v, e.kv, backend.AttnSpec{Layer: l, Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, Pos0: e.pos})
+		b.MatMul(o, att, ly.wo, nil)
+		b.Add(x, o)
+		b.RMSNorm(h, x, ly.ffnNorm, c.NormEps)
+		var routes backend.Routes
+		if ly.rule != nil {
+			var err error
+			if routes, err = e.route(l, h); err != nil {
+				return err
+			}
+		}
+		b.MoE(ffn, h, routes, &ly.ffn)
+		b.Add(x, ffn)
+	}
+	e.pos += T
+	if !last {
+		return b.Sync()
+	}
+	b.RMSNorm(e.final, b.View(x, T-1, 1), e.finalNorm, c.NormEps)
+	b.MatMul(e.logits, e.final, e.output, nil)
+	return b.Read(e.logits, e.logitsHost)
+}
+
+// route runs layer l's router over h and makes sure every expert it picked
+// is on the backend.
+func (e *Engine) route(l int, h backend.Buf) (backend.Routes, error) {
+	ly := &e.layers[l]
+	n := len(ly.ffn.Experts)
+	logits := e.b.View(e.routerLogits[n], 0, h.Rows())
+	e.b.MatMul(logits, h, ly.router, nil)
+	capacity := ly.rule.Capacity(h.Rows(), n)
+	routes := e.b.Route(logits, backend.RouteSpec{Rule: ly.rule, Bias: ly.routerBias, Capacity: capacity})
+	if !e.opt.LazyExperts && e.opt.Trace == nil && capacity == 0 {
+		return routes, nil // everything is resident: no need to look
+	}
+	choices, err := e.b.ReadRoutes(routes)
+	if err != nil {
+		return nil, fmt.Errorf("layer %d: reading routes: %w", l, err)
+	}
+	for _, cs := range choices {
+		e.stats.RoutedAssigned += len(cs)
+		for _, ch := range cs {
+			if ly.ffn.Experts[ch.Expert] == nil {
+				if err := e.loadExpert(l, ch.Expert); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if e.opt.Trace != nil {
+		e.opt.Trace(l, e.pos, choices)
+	}
+	return routes, nil
+}
