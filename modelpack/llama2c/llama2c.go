@@ -37,6 +37,9 @@ func ReadHeader(b []byte) (Header, error) {
 			return h, fmt.Errorf("header field %s = %d out of range", names[i], x)
 		}
 	}
+	if h.Layers > 4096 {
+		return h, fmt.Errorf("header field n_layers = %d out of range", h.Layers) // keeps DataSize within int64
+	}
 	if h.Dim%h.Heads != 0 {
 		return h, fmt.Errorf("header: dim %d not divisible by n_heads %d", h.Dim, h.Heads)
 	}
