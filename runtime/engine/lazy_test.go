@@ -1,0 +1,122 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/moderuntime/mode/internal/testmodel"
+	"github.com/moderuntime/mode/runtime/cpu"
+	"github.com/moderuntime/mode/runtime/engine"
+	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/routing"
+)
+
+type pair struct{ layer, expert int }
+
+// TestLazyEqualsEager: with lazy experts the engine generates the same
+// tokens, and it loads exactly the (layer, expert) pairs its routers chose.
+func TestLazyEqualsEager(t *testing.T) {
+	cfg := family("olmoe", false)
+	m := testmodel.Random(cfg, 3)
+	gen := func(o engine.Options) ([]int, engine.Stats) {
+		e, err := engine.New(cpu.New(cpu.Options{}), m, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int
+		if _, err := e.Generate(context.Background(), []int{0, 9, 4}, engine.GenerateOptions{MaxTokens: 6, Stop: []int{}},
+			func(id int) error { out = append(out, id); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out, e.Stats()
+	}
+	eager, es := gen(engine.Options{})
+	routed := map[pair]bool{}
+	lazy, ls := gen(engine.Options{LazyExperts: true, Trace: func(l, _ int, r [][]routing.Choice) {
+		for _, cs := range r {
+			for _, c := range cs {
+				routed[pair{l, c.Expert}] = true
+			}
+		}
+	}})
+	if !slices.Equal(eager, lazy) {
+		t.Fatalf("lazy tokens %v, eager %v", lazy, eager)
+	}
+	if es.ExpertsLoaded != es.ExpertsTotal {
+		t.Errorf("eager loaded %d of %d experts", es.ExpertsLoaded, es.ExpertsTotal)
+	}
+	if ls.ExpertsLoaded != len(routed) {
+		t.Errorf("lazy loaded %d experts, routers chose %d distinct (layer, expert) pairs", ls.ExpertsLoaded, len(routed))
+	}
+	if ls.ExpertsLoaded >= ls.ExpertsTotal {
+		t.Errorf("lazy loaded all %d experts: the test does not exercise sparsity", ls.ExpertsTotal)
+	}
+}
+
+// TestCapacity: a capacity limit changes a prefill batch's routing but never
+// a single decoded token's.
+func TestCapacity(t *testing.T) {
+	cfg := family("mode", false)
+	limited := cfg
+	limited.FFN = slices.Clone(cfg.FFN)
+	for i := range limited.FFN {
+		r := *limited.FFN[i].Router
+		r.CapacityFactor = 0.5
+		limited.FFN[i].Router = &r
+	}
+	m := testmodel.Random(cfg, 5)
+	ml := &model.Model{Config: limited, Weights: m.Weights}
+	ids := []int{0, 5, 17, 42, 3, 96, 11, 64}
+	run := func(mm *model.Model, batch int) []float32 {
+		e, err := engine.New(cpu.New(cpu.Options{}), mm, engine.Options{MaxBatch: batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var l []float32
+		if batch == 1 {
+			for _, id := range ids {
+				l, err = e.Forward([]int{id})
+			}
+		} else {
+			l, err = e.Forward(ids)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Clone(l)
+	}
+	if !slices.Equal(run(m, 1), run(ml, 1)) {
+		t.Error("capacity changed single-token decode")
+	}
+	if slices.Equal(run(m, len(ids)), run(ml, len(ids))) {
+		t.Error("capacity factor 0.5 did not change an 8-token prefill")
+	}
+}
+
+func TestForwardErrors(t *testing.T) {
+	m := testmodel.Random(family("llama", false), 1)
+	e, err := engine.New(cpu.New(cpu.Options{}), m, engine.Options{MaxSeq: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Forward([]int{97}); err == nil || !strings.Contains(err.Error(), "outside vocab") {
+		t.Errorf("out-of-vocab id: %v", err)
+	}
+	if _, err := e.Forward([]int{1, 2, 3, 4, 5}); !errors.Is(err, engine.ErrContextFull) {
+		t.Errorf("overlong prompt: %v", err)
+	}
+	if _, err := e.Forward(nil); err == nil {
+		t.Error("empty forward succeeded")
+	}
+	res, err := e.Generate(context.Background(), []int{0, 1}, engine.GenerateOptions{Stop: []int{}}, func(int) error { return nil })
+	if err != nil || res.StopReason != "length" || res.Generated != 3 {
+		t.Errorf("generate to a full context: %+v, %v", res, err)
+	}
+	delete(m.Weights, "layers.1.wq")
+	if _, err := engine.New(cpu.New(cpu.Options{}), m, engine.Options{}); err == nil || !strings.Contains(err.Error(), "layers.1.wq") {
+		t.Errorf("missing tensor: %v", err)
+	}
+}
