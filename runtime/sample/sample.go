@@ -1,7 +1,6 @@
 package sample
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -59,9 +58,10 @@ type Sampler struct {
 
 	// Scratch reused between calls so that steady-state sampling does not
 	// allocate. x holds processed logits, later unnormalised probabilities;
-	// ids holds candidate token ids.
-	x   []float32
-	ids []int32
+	// keys holds candidates (see makeKey); heap holds the top-k heap.
+	x    []float32
+	keys []uint64
+	heap []int32
 }
 
 // New returns a Sampler for p, or the error from p.Validate.
@@ -103,7 +103,7 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 	}
 	u := Uniform(s.p.Seed, s.draws)
 	s.draws++
-	return int(draw(s.truncate(x), x, u))
+	return draw(s.truncate(x), u)
 }
 
 // Argmax returns the index of the largest value in logits, the lowest such
@@ -130,7 +130,7 @@ func (s *Sampler) prepare(logits []float32, history []int) []float32 {
 	n := len(logits)
 	if cap(s.x) < n {
 		s.x = make([]float32, n)
-		s.ids = make([]int32, n)
+		s.keys = make([]uint64, n)
 	}
 	x := s.x[:n]
 	negInf := float32(math.Inf(-1))
@@ -176,11 +176,11 @@ func penalize(x, orig []float32, window []int, pen float32) {
 }
 
 // truncate scales x by the temperature, applies top-k, softmax, top-p and
-// min-p, and returns the kept ids in descending probability order (ties by
-// lower id). On return x[id] holds the unnormalised probability
-// exp(logit - max) of every kept id; the largest is exactly 1. Tokens of
+// min-p, and returns the kept tokens as keys in ascending order, that is in
+// descending probability order with ties by lower id. Probabilities are
+// unnormalised, exp(logit - max), so the largest is exactly 1. Tokens of
 // probability 0 are never kept, and at least one token always is.
-func (s *Sampler) truncate(x []float32) []int32 {
+func (s *Sampler) truncate(x []float32) []uint64 {
 	// The argmax is taken before scaling because a tiny temperature can
 	// overflow several logits to +Inf, erasing their order; the unscaled
 	// argmax is then the zero-temperature limit. Division by T > 0 is
@@ -192,9 +192,9 @@ func (s *Sampler) truncate(x []float32) []int32 {
 	}
 	m := x[best]
 	if math.IsInf(float64(m), 0) {
-		ids := s.ids[:1]
-		ids[0] = int32(best)
-		return ids
+		keys := s.keys[:1]
+		keys[0] = makeKey(1, best)
+		return keys
 	}
 	if k := s.p.TopK; k > 0 && k < len(x) {
 		return s.truncateTopK(x, m, k)
@@ -205,36 +205,38 @@ func (s *Sampler) truncate(x []float32) []int32 {
 // truncateTopK handles TopK in (0, len(x)): only k tokens need a softmax
 // and a sort, found by a size-k heap in O(n log k) instead of sorting the
 // whole vocabulary. m is the finite maximum of x.
-func (s *Sampler) truncateTopK(x []float32, m float32, k int) []int32 {
-	ids := selectTopK(x, k, s.ids)
-	for _, id := range ids {
-		x[id] = float32(math.Exp(float64(x[id] - m)))
+func (s *Sampler) truncateTopK(x []float32, m float32, k int) []uint64 {
+	if cap(s.heap) < k {
+		s.heap = make([]int32, k)
 	}
-	sortByProb(ids, x)
-	for len(ids) > 1 && x[ids[len(ids)-1]] == 0 {
-		ids = ids[:len(ids)-1]
+	keys := s.keys[:0]
+	for _, id := range selectTopK(x, s.heap[:k]) {
+		if e := float32(math.Exp(float64(x[id] - m))); e > 0 {
+			keys = append(keys, makeKey(e, int(id)))
+		}
 	}
+	slices.Sort(keys)
 	if p := s.p.TopP; p > 0 && p < 1 {
 		var sum float64
-		for _, id := range ids {
-			sum += float64(x[id])
+		for _, k := range keys {
+			sum += float64(keyProb(k))
 		}
-		n, _ := topPLen(ids, x, float64(p)*sum)
-		ids = ids[:n]
+		n, _ := topPLen(keys, float64(p)*sum)
+		keys = keys[:n]
 	}
 	if mp := s.p.MinP; mp > 0 {
 		// p >= MinP*p_max is e >= MinP, because e_max is exactly 1 and the
 		// normaliser cancels; so renormalising after top-p changes nothing.
 		n := 1
-		for n < len(ids) && x[ids[n]] >= mp {
+		for n < len(keys) && keyProb(keys[n]) >= mp {
 			n++
 		}
-		ids = ids[:n]
+		keys = keys[:n]
 	}
-	return ids
+	return keys
 }
 
-// truncateAll handles the case without top-k. A full sort of 150k
+// truncateAll handles the case without top-k. Sorting up to 150k
 // candidates dominates the cost, so candidates are first filtered by a
 // floor that provably cannot remove a token the later steps would keep:
 //
@@ -250,7 +252,7 @@ func (s *Sampler) truncateTopK(x []float32, m float32, k int) []int32 {
 //
 // Without top-p or min-p every token with non-zero probability is sorted.
 // m is the finite maximum of x.
-func (s *Sampler) truncateAll(x []float32, m float32) []int32 {
+func (s *Sampler) truncateAll(x []float32, m float32) []uint64 {
 	var sum float64
 	for i, v := range x {
 		e := float32(math.Exp(float64(v - m)))
@@ -267,27 +269,41 @@ func (s *Sampler) truncateAll(x []float32, m float32) []int32 {
 			floor, cut = c, true
 		}
 	}
-	ids := gather(x, floor, s.ids)
-	sortByProb(ids, x)
+	keys := gather(x, floor, s.keys)
+	slices.Sort(keys)
 	if !useTopP {
-		return ids
+		return keys
 	}
 	target := float64(topP) * sum
-	n, ok := topPLen(ids, x, target)
+	n, ok := topPLen(keys, target)
 	if !ok && cut {
-		ids = gather(x, minP, s.ids)
-		sortByProb(ids, x)
-		n, _ = topPLen(ids, x, target)
+		keys = gather(x, minP, s.keys)
+		slices.Sort(keys)
+		n, _ = topPLen(keys, target)
 	}
-	return ids[:n]
+	return keys[:n]
 }
 
-// selectTopK returns, in buf, the ids of the k largest values of x (ties
+// makeKey packs a token's unnormalised probability e >= 0 and its id into
+// one integer whose ascending order is descending e, ties by lower id: the
+// order in which top-p accumulates and the draw walks. Sorting keys needs
+// no comparison callback and no lookups into the vocabulary-sized buffer,
+// which is what dominated sorting ids by probability. For e >= 0 the IEEE
+// bits order like the values, so inverting them reverses the order.
+func makeKey(e float32, id int) uint64 {
+	return uint64(^math.Float32bits(e))<<32 | uint64(uint32(id))
+}
+
+func keyProb(k uint64) float32 { return math.Float32frombits(^uint32(k >> 32)) }
+
+func keyID(k uint64) int { return int(uint32(k)) }
+
+// selectTopK fills h with the ids of the len(h) largest values of x (ties
 // by lower id), in heap order. It keeps a min-heap whose root is the worst
-// of the k best so far; scanning ids in increasing order means a newcomer
+// of the best so far; scanning ids in increasing order means a newcomer
 // that only ties the root ranks below it and is skipped.
-func selectTopK(x []float32, k int, buf []int32) []int32 {
-	h := buf[:k]
+func selectTopK(x []float32, h []int32) []int32 {
+	k := len(h)
 	for i := range h {
 		h[i] = int32(i)
 	}
@@ -326,62 +342,50 @@ func siftDown(h []int32, i int, x []float32) {
 	}
 }
 
-// gather returns, in buf, the ids whose probability is non-zero and at
-// least floor, in increasing id order.
-func gather(x []float32, floor float32, buf []int32) []int32 {
-	ids := buf[:0]
+// gather returns, in buf, the keys of the tokens whose probability is
+// non-zero and at least floor.
+func gather(x []float32, floor float32, buf []uint64) []uint64 {
+	keys := buf[:0]
 	for i, e := range x {
 		if e > 0 && e >= floor {
-			ids = append(ids, int32(i))
+			keys = append(keys, makeKey(e, i))
 		}
 	}
-	return ids
+	return keys
 }
 
-// sortByProb sorts ids by descending x, ties by ascending id: the order in
-// which top-p accumulates and the draw walks.
-func sortByProb(ids []int32, x []float32) {
-	slices.SortFunc(ids, func(a, b int32) int {
-		if c := cmp.Compare(x[b], x[a]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
-}
-
-// topPLen returns the length of the shortest prefix of ids whose mass
-// reaches target, and whether there is one; if not, it returns len(ids).
-func topPLen(ids []int32, x []float32, target float64) (int, bool) {
+// topPLen returns the length of the shortest prefix of keys whose mass
+// reaches target, and whether there is one; if not, it returns len(keys).
+func topPLen(keys []uint64, target float64) (int, bool) {
 	var cum float64
-	for i, id := range ids {
-		cum += float64(x[id])
+	for i, k := range keys {
+		cum += float64(keyProb(k))
 		if cum >= target {
 			return i + 1, true
 		}
 	}
-	return len(ids), false
+	return len(keys), false
 }
 
-// draw walks ids (sorted by descending probability) and returns the first
-// at which the cumulative mass exceeds u times the total. Scaling u by the
-// total renormalises without dividing every probability. Rounding can in
-// principle leave the walk short of the target, so it falls back to the
-// last kept id.
-func draw(ids []int32, x []float32, u float32) int32 {
-	if len(ids) == 1 {
-		return ids[0]
+// draw walks keys (sorted) and returns the id at which the cumulative mass
+// first exceeds u times the total. Scaling u by the total renormalises
+// without dividing every probability. Rounding can in principle leave the
+// walk short of the target, so it falls back to the last kept id.
+func draw(keys []uint64, u float32) int {
+	if len(keys) == 1 {
+		return keyID(keys[0])
 	}
 	var total float64
-	for _, id := range ids {
-		total += float64(x[id])
+	for _, k := range keys {
+		total += float64(keyProb(k))
 	}
 	target := float64(u) * total
 	var cum float64
-	for _, id := range ids {
-		cum += float64(x[id])
+	for _, k := range keys {
+		cum += float64(keyProb(k))
 		if cum > target {
-			return id
+			return keyID(k)
 		}
 	}
-	return ids[len(ids)-1]
+	return keyID(keys[len(keys)-1])
 }
