@@ -14,6 +14,7 @@ import (
 // Backend is the CPU implementation of backend.Backend.
 type Backend struct {
 	threads int
+	naive   bool
 }
 
 // Options configures a Backend.
@@ -21,6 +22,9 @@ type Options struct {
 	// Threads is the number of goroutines a large op is split across;
 	// 0 means GOMAXPROCS.
 	Threads int
+	// Naive computes matrix products with the plain one-row-at-a-time loop
+	// on one goroutine: the baseline benchmarks compare against.
+	Naive bool
 }
 
 // New returns a CPU backend.
@@ -29,7 +33,10 @@ func New(o Options) *Backend {
 	if t <= 0 {
 		t = runtime.GOMAXPROCS(0)
 	}
-	return &Backend{threads: t}
+	if o.Naive {
+		t = 1
+	}
+	return &Backend{threads: t, naive: o.Naive}
 }
 
 var _ backend.Backend = (*Backend)(nil)

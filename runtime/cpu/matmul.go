@@ -10,6 +10,14 @@ package cpu
 // multiply-adds), so the result equals a naive loop's bit for bit.
 func (b *Backend) matmul(dst []float32, dstStride int, x []float32, rows, cols int, w *weight) {
 	out := w.rows
+	if b.naive {
+		for t := 0; t < rows; t++ {
+			for i := 0; i < out; i++ {
+				dst[t*dstStride+i] = dot(w.f[i*cols:(i+1)*cols], x[t*cols:(t+1)*cols])
+			}
+		}
+		return
+	}
 	b.parallel((out+3)/4, rows*out*cols, func(lo, hi int) {
 		for blk := lo; blk < hi; blk++ {
 			i := 4 * blk
