@@ -22,6 +22,13 @@ type Options struct {
 	LazyExperts bool
 	// Trace, when set, receives every sparse layer's routing decision.
 	Trace func(layer, pos0 int, routes [][]routing.Choice)
+	// Experts supplies routed experts that are not in the model's Weights
+	// (lazy loading from a pack); nil means the Weights.
+	Experts ExpertSource
+	// ExpertBudget caps the bytes of routed experts kept on the backend,
+	// evicting the least recently used; 0 means no limit. Experts one layer
+	// needs at once are kept even beyond the budget.
+	ExpertBudget int64
 }
 
 // ErrContextFull is returned when a forward step would pass MaxSeq.
@@ -46,7 +53,9 @@ type Engine struct {
 	final, logits              backend.Buf
 	logitsHost                 []float32
 
-	stats Stats
+	experts ExpertSource
+	cache   expertCache
+	stats   Stats
 }
 
 type layer struct {
@@ -63,14 +72,34 @@ type layer struct {
 type Stats struct {
 	Forwards       int
 	Tokens         int
-	ExpertsLoaded  int // routed experts uploaded to the backend
-	ExpertsTotal   int
+	ExpertsTotal   int // routed experts in the model
 	RoutedAssigned int // (token, expert) assignments seen (when routes are read)
+
+	// The expert cache: a hit is a routed expert already on the backend, a
+	// miss one loaded from the ExpertSource.
+	ExpertHits, ExpertMisses int
+	ExpertsLoaded            int // uploads, counting reloads after eviction
+	ExpertBytesLoaded        int64
+	ExpertEvictions          int
+	ExpertBytesEvicted       int64
+	ExpertsResident          int
+	ExpertBytesResident      int64
+}
+
+// HitRate is the share of routed expert uses that found the expert resident.
+func (s Stats) HitRate() float64 {
+	if n := s.ExpertHits + s.ExpertMisses; n > 0 {
+		return float64(s.ExpertHits) / float64(n)
+	}
+	return 0
 }
 
 // New uploads the model's weights (routed experts too unless LazyExperts)
 // and allocates the KV cache.
 func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
+	if o.Experts != nil || o.ExpertBudget > 0 {
+		o.LazyExperts = true
+	}
 	if err := m.Validate(o.LazyExperts); err != nil {
 		return nil, err
 	}
@@ -82,7 +111,11 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 		o.MaxSeq = min(c.MaxSeq, 4096)
 	}
 	o.MaxSeq = min(o.MaxSeq, c.MaxSeq)
-	e := &Engine{cfg: c, m: m, b: b, opt: o}
+	e := &Engine{cfg: c, m: m, b: b, opt: o, experts: o.Experts}
+	if e.experts == nil {
+		e.experts = weightsSource{m.Weights}
+	}
+	e.cache = expertCache{budget: o.ExpertBudget, lastUse: map[expertKey]int64{}, size: map[expertKey]int64{}, inFlight: map[expertKey]bool{}}
 	inv, af := c.RopeFreqs()
 	e.rope = backend.Rope{InvFreq: inv, AttnFactor: af, Interleaved: c.RopeStyle == model.RopeInterleaved}
 	var err error
@@ -140,13 +173,18 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !o.LazyExperts {
-			for x := range ly.ffn.Experts {
-				if err := e.loadExpert(l, x); err != nil {
-					return nil, err
-				}
+	}
+	if !o.LazyExperts {
+		for l := range e.layers {
+			all := make([]int, len(e.layers[l].ffn.Experts))
+			for x := range all {
+				all[x] = x
+			}
+			if err := e.ensure(l, all); err != nil {
+				return nil, err
 			}
 		}
+		e.stats.ExpertHits, e.stats.ExpertMisses = 0, 0 // preloading is not use
 	}
 	if err != nil {
 		return nil, err
@@ -170,29 +208,6 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 	}
 	e.logitsHost = make([]float32, c.Vocab)
 	return e, nil
-}
-
-// loadExpert uploads routed expert x of layer l.
-func (e *Engine) loadExpert(l, x int) error {
-	var ex backend.Expert
-	for _, p := range []struct {
-		dst  *backend.Weight
-		part string
-	}{{&ex.Gate, "gate"}, {&ex.Up, "up"}, {&ex.Down, "down"}} {
-		name := model.ExpertName(l, x, p.part)
-		t, ok := e.m.Weights[name]
-		if !ok {
-			return fmt.Errorf("expert %d of layer %d: tensor %s is not loaded", x, l, name)
-		}
-		w, err := e.b.Upload(t)
-		if err != nil {
-			return fmt.Errorf("uploading %s: %w", name, err)
-		}
-		*p.dst = w
-	}
-	e.layers[l].ffn.Experts[x] = &ex
-	e.stats.ExpertsLoaded++
-	return nil
 }
 
 // Config returns the model's config.
@@ -296,15 +311,19 @@ func (e *Engine) route(l int, h backend.Buf) (backend.Routes, error) {
 	if err != nil {
 		return nil, fmt.Errorf("layer %d: reading routes: %w", l, err)
 	}
+	var need []int
+	seen := make([]bool, n)
 	for _, cs := range choices {
 		e.stats.RoutedAssigned += len(cs)
 		for _, ch := range cs {
-			if ly.ffn.Experts[ch.Expert] == nil {
-				if err := e.loadExpert(l, ch.Expert); err != nil {
-					return nil, err
-				}
+			if !seen[ch.Expert] {
+				seen[ch.Expert] = true
+				need = append(need, ch.Expert)
 			}
 		}
+	}
+	if err := e.ensure(l, need); err != nil {
+		return nil, err
 	}
 	if e.opt.Trace != nil {
 		e.opt.Trace(l, e.pos, choices)

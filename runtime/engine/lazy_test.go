@@ -120,3 +120,42 @@ func TestForwardErrors(t *testing.T) {
 		t.Errorf("missing tensor: %v", err)
 	}
 }
+
+// TestExpertBudget: with a budget of about two experts the cache evicts
+// least-recently-used experts and reloads them, and the tokens do not change.
+func TestExpertBudget(t *testing.T) {
+	cfg := family("olmoe", false)
+	m := testmodel.Random(cfg, 3)
+	expertBytes := int64(3 * 16 * cfg.Dim * 4)
+	gen := func(o engine.Options) ([]int, engine.Stats) {
+		e, err := engine.New(cpu.New(cpu.Options{}), m, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int
+		if _, err := e.Generate(context.Background(), []int{0, 9, 4}, engine.GenerateOptions{MaxTokens: 10, Stop: []int{}},
+			func(id int) error { out = append(out, id); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out, e.Stats()
+	}
+	want, _ := gen(engine.Options{})
+	got, st := gen(engine.Options{ExpertBudget: 2 * expertBytes})
+	if !slices.Equal(got, want) {
+		t.Fatalf("tokens with a budget %v, without %v", got, want)
+	}
+	if st.ExpertEvictions == 0 || st.ExpertBytesEvicted != int64(st.ExpertEvictions)*expertBytes {
+		t.Errorf("evictions %d, bytes evicted %d (expert is %d bytes)", st.ExpertEvictions, st.ExpertBytesEvicted, expertBytes)
+	}
+	// top-4 of one layer must stay resident together even over the budget
+	if st.ExpertBytesResident > 4*expertBytes {
+		t.Errorf("resident %d bytes, more than one layer's top-4 (%d)", st.ExpertBytesResident, 4*expertBytes)
+	}
+	if st.ExpertsLoaded != st.ExpertMisses || st.ExpertsLoaded-st.ExpertEvictions != st.ExpertsResident {
+		t.Errorf("cache counters disagree: %+v", st)
+	}
+	_, unl := gen(engine.Options{LazyExperts: true})
+	if unl.ExpertEvictions != 0 || unl.HitRate() <= st.HitRate() {
+		t.Errorf("unlimited cache: %d evictions, hit rate %.2f vs %.2f with a budget", unl.ExpertEvictions, unl.HitRate(), st.HitRate())
+	}
+}

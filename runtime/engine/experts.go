@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// ExpertSource supplies a routed expert's gate, up and down tensors on
+// demand, e.g. by fetching its shard from a pack.
+type ExpertSource interface {
+	LoadExpert(layer, expert int) (gate, up, down *tensor.Tensor, err error)
+}
+
+// weightsSource serves experts from a fully loaded model.
+type weightsSource struct{ w model.Weights }
+
+func (s weightsSource) LoadExpert(l, e int) (g, u, d *tensor.Tensor, err error) {
+	get := func(part string) *tensor.Tensor {
+		name := model.ExpertName(l, e, part)
+		t := s.w[name]
+		if t == nil && err == nil {
+			err = fmt.Errorf("expert %d of layer %d: tensor %s is not loaded", e, l, name)
+		}
+		return t
+	}
+	return get("gate"), get("up"), get("down"), err
+}
+
+type expertKey struct{ layer, expert int }
+
+// expertCache tracks which routed experts are on the backend and evicts the
+// least recently used ones when a byte budget would be exceeded.
+type expertCache struct {
+	budget   int64 // 0: no limit
+	bytes    int64
+	clock    int64
+	lastUse  map[expertKey]int64
+	size     map[expertKey]int64
+	inFlight map[expertKey]bool // needed by the layer being computed: never evicted
+}
+
+// ensure makes every expert in need resident on the backend, loading misses
+// from the source and evicting cold experts beyond the budget.
+func (e *Engine) ensure(l int, need []int) error {
+	c := &e.cache
+	clear(c.inFlight)
+	for _, x := range need {
+		c.inFlight[expertKey{l, x}] = true
+	}
+	for _, x := range need {
+		k := expertKey{l, x}
+		c.clock++
+		if e.layers[l].ffn.Experts[x] != nil {
+			e.stats.ExpertHits++
+			c.lastUse[k] = c.clock
+			continue
+		}
+		e.stats.ExpertMisses++
+		g, u, d, err := e.experts.LoadExpert(l, x)
+		if err != nil {
+			return err
+		}
+		want := c.weightBytes(g, u, d)
+		if err := e.evictFor(want); err != nil {
+			return err
+		}
+		ex, err := e.upload(l, x, g, u, d)
+		if err != nil {
+			return err
+		}
+		e.layers[l].ffn.Experts[x] = ex
+		n := ex.Gate.Bytes() + ex.Up.Bytes() + ex.Down.Bytes()
+		c.size[k], c.lastUse[k] = n, c.clock
+		c.bytes += n
+		e.stats.ExpertsLoaded++
+		e.stats.ExpertBytesLoaded += want
+	}
+	e.stats.ExpertsResident = len(c.size)
+	e.stats.ExpertBytesResident = c.bytes
+	return nil
+}
+
+func (c *expertCache) weightBytes(ts ...*tensor.Tensor) int64 {
+	var n int64
+	for _, t := range ts {
+		n += int64(len(t.Data))
+	}
+	return n
+}
+
+// evictFor frees least-recently-used experts until want more bytes fit the
+// budget. Experts the current layer needs are kept even if that overshoots:
+// a layer cannot run without them.
+func (e *Engine) evictFor(want int64) error {
+	c := &e.cache
+	for c.budget > 0 && c.bytes+want > c.budget {
+		var victim expertKey
+		found := false
+		for k, t := range c.lastUse {
+			if c.inFlight[k] {
+				continue
+			}
+			if !found || t < c.lastUse[victim] || (t == c.lastUse[victim] && less(k, victim)) {
+				victim, found = k, true
+			}
+		}
+		if !found {
+			return nil
+		}
+		ex := e.layers[victim.layer].ffn.Experts[victim.expert]
+		e.b.Free(ex.Gate)
+		e.b.Free(ex.Up)
+		e.b.Free(ex.Down)
+		e.layers[victim.layer].ffn.Experts[victim.expert] = nil
+		c.bytes -= c.size[victim]
+		e.stats.ExpertEvictions++
+		e.stats.ExpertBytesEvicted += c.size[victim]
+		delete(c.size, victim)
+		delete(c.lastUse, victim)
+	}
+	return nil
+}
+
+func less(a, b expertKey) bool {
+	return a.layer < b.layer || (a.layer == b.layer && a.expert < b.expert)
+}
+
+// upload checks the expert's shapes against the config and puts it on the
+// backend.
+func (e *Engine) upload(l, x int, ts ...*tensor.Tensor) (*backend.Expert, error) {
+	w := e.cfg.FFN[l].ExpertWidths[x]
+	shapes := [][]int{{w, e.cfg.Dim}, {w, e.cfg.Dim}, {e.cfg.Dim, w}}
+	var ws [3]backend.Weight
+	for i, t := range ts {
+		if len(t.Shape) != 2 || t.Shape[0] != shapes[i][0] || t.Shape[1] != shapes[i][1] {
+			return nil, fmt.Errorf("expert %d of layer %d: tensor %s has shape %v, want %v", x, l, t.Name, t.Shape, shapes[i])
+		}
+		var err error
+		if ws[i], err = e.b.Upload(t); err != nil {
+			return nil, fmt.Errorf("uploading %s: %w", t.Name, err)
+		}
+	}
+	return &backend.Expert{Gate: ws[0], Up: ws[1], Down: ws[2]}, nil
+}
