@@ -1,0 +1,94 @@
+package safetensors
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// Reader reads tensors from one safetensors file. Opening parses and
+// validates the header only; each Read fetches one tensor's bytes with
+// ReadAt. A Reader is safe for concurrent use when its io.ReaderAt is, as
+// an *os.File is.
+type Reader struct {
+	name   string
+	r      io.ReaderAt
+	closer io.Closer // set when Open opened the file
+	h      *header
+}
+
+// NewReader parses the header of the size-byte safetensors data in r. The
+// name is used in error messages, typically the file's path.
+func NewReader(r io.ReaderAt, size int64, name string) (*Reader, error) {
+	h, err := readHeader(name, r, size)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{name: name, r: r, h: h}, nil
+}
+
+// Open opens the safetensors file at path. Close releases it.
+func Open(path string) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	r, err := NewReader(f, st.Size(), path)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.closer = f
+	return r, nil
+}
+
+// Close closes the file if Open opened it.
+func (r *Reader) Close() error {
+	if r.closer == nil {
+		return nil
+	}
+	return r.closer.Close()
+}
+
+// Name is the name given to NewReader, or the path given to Open.
+func (r *Reader) Name() string { return r.name }
+
+// Names lists the tensors in sorted order.
+func (r *Reader) Names() []string { return slices.Clone(r.h.names) }
+
+// Info describes the named tensor.
+func (r *Reader) Info(name string) (Info, bool) {
+	info, ok := r.h.infos[name]
+	info.Shape = slices.Clone(info.Shape) // the caller may not edit our copy
+	return info, ok
+}
+
+// Metadata returns a copy of the header's __metadata__ map, or nil.
+func (r *Reader) Metadata() map[string]string { return maps.Clone(r.h.meta) }
+
+// Read loads the named tensor. Only F32, F16 and BF16 tensors load; any
+// other dtype is an error naming it.
+func (r *Reader) Read(name string) (*tensor.Tensor, error) {
+	info, ok := r.h.infos[name]
+	if !ok {
+		return nil, fmt.Errorf("safetensors: %s: no tensor %q", r.name, name)
+	}
+	dt, err := info.TensorDType()
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, info.Size())
+	if err := readFull(r.r, data, info.FileOffset); err != nil {
+		return nil, fmt.Errorf("safetensors: %s: tensor %q: %w", r.name, name, err)
+	}
+	return &tensor.Tensor{Name: name, DType: dt, Shape: slices.Clone(info.Shape), Data: data}, nil
+}

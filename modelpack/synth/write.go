@@ -1,0 +1,75 @@
+package synth
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// maxBytes bounds a synthetic model's weights, which are all held in
+// memory while writing.
+const maxBytes = 4 << 30
+
+// Write writes the model opts describes into dir, creating it if needed:
+// config.json, the weights (model.safetensors, or shards and
+// model.safetensors.index.json), tokenizer.json and tokenizer_config.json.
+// Checkpoint files of an earlier Write in dir are replaced.
+func Write(dir string, opts Options) error {
+	o, err := opts.resolve()
+	if err != nil {
+		return err
+	}
+	tok := newTokenizer(o.Vocab)
+	var config any
+	var layout []tensorSpec
+	if o.Arch == "mode" {
+		cfg := modeConfig(&o, tok.bos, tok.eos)
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("synth: %w", err)
+		}
+		dtype, _ := torchDType(o.DType)
+		config = modeFile{Architectures: []string{"ModeForCausalLM"}, ModelType: "mode", TorchDType: dtype, Mode: cfg}
+		layout = modeLayout(&cfg)
+	} else {
+		config = hfConfig(&o, tok.bos, tok.eos)
+		layout = hfLayout(&o)
+	}
+	// Every tensor is generated before the file is written, so bound the
+	// model's size by memory rather than fail midway.
+	var bytes int64
+	for _, s := range layout {
+		n := int64(o.DType.ElemSize())
+		for _, d := range s.shape {
+			n *= int64(d)
+		}
+		bytes += n
+	}
+	if bytes > maxBytes {
+		return fmt.Errorf("synth: the %s model would take %d bytes; synth writes at most %d", o.Arch, bytes, maxBytes)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	if err := removeCheckpoint(dir); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		v    any
+	}{
+		{"config.json", config},
+		{"tokenizer.json", tok.tokenizerJSON()},
+		{"tokenizer_config.json", tok.config(o.MaxSeq)},
+	} {
+		if err := writeJSON(filepath.Join(dir, f.name), f.v); err != nil {
+			return err
+		}
+	}
+	ts := make([]*tensor.Tensor, len(layout))
+	for i, s := range layout {
+		ts[i] = generate(s, o.Seed, o.DType, o.Layers)
+	}
+	return writeWeights(dir, ts, o.MaxShardBytes)
+}
