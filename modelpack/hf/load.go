@@ -2,6 +2,7 @@ package hf
 
 import (
 	"fmt"
+	"github.com/moderuntime/mode/runtime/tensor"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,39 @@ import (
 // tensor is read, checked for shape and finiteness, and stored under its
 // canonical name; the result passes Model.Validate(false).
 func Load(dir string) (*model.Model, error) {
+	src, err := Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	w := make(model.Weights)
+	for _, sp := range src.cfg.Spec() {
+		t, err := src.Read(sp.Name, 0, 0)
+		if err != nil {
+			return nil, err
+		}
+		w[sp.Name] = t
+	}
+	m := &model.Model{Config: src.cfg, Weights: w}
+	if err := m.Validate(false); err != nil {
+		return nil, fmt.Errorf("hf: %s: %w", dir, err)
+	}
+	return m, nil
+}
+
+// Source streams an HF checkpoint's tensors by canonical name, one at a
+// time, so a model larger than memory can be packed.
+type Source struct {
+	dir    string
+	cfg    model.Config
+	st     *safetensors.Dir
+	hfName map[string]string // canonical -> checkpoint name
+}
+
+// Open reads config.json and the safetensors headers and checks every
+// tensor name and shape against the config before any weight is read, so a
+// wrong checkpoint fails fast.
+func Open(dir string) (*Source, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, fmt.Errorf("hf: %w", err)
@@ -27,17 +61,49 @@ func Load(dir string) (*model.Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hf: %w", err)
 	}
-	defer st.Close()
-	m, err := p.load(st)
+	src, err := p.open(st)
 	if err != nil {
+		st.Close()
 		return nil, fmt.Errorf("hf: %s: %w", dir, err)
 	}
-	return m, nil
+	src.dir = dir
+	return src, nil
 }
 
-// load checks the checkpoint's names against the plan before reading any
-// data, so a wrong checkpoint fails fast, then reads tensor by tensor.
-func (p *plan) load(st *safetensors.Dir) (*model.Model, error) {
+// Config is the model's config.
+func (s *Source) Config() model.Config { return s.cfg }
+
+// Close releases the safetensors files.
+func (s *Source) Close() error { return s.st.Close() }
+
+// Read returns rows [row0, row0+rows) of the canonical tensor name (all of
+// it when rows is 0) in its stored format, checked to be finite.
+func (s *Source) Read(name string, row0, rows int) (*tensor.Tensor, error) {
+	h, ok := s.hfName[name]
+	if !ok {
+		return nil, fmt.Errorf("hf: %s: the model has no tensor %s", s.dir, name)
+	}
+	info, _ := s.st.Info(h)
+	var t *tensor.Tensor
+	var err error
+	if rows == 0 {
+		t, err = s.st.Read(h)
+	} else {
+		t, err = s.st.ReadRows(h, row0, rows)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if i, v, bad := firstNonFinite(t); bad {
+		return nil, fmt.Errorf("%s: tensor %q: element %d is %v", filepath.Base(info.File), h, i+row0*t.Cols(), v)
+	}
+	t.Name = name
+	return t, nil
+}
+
+// open checks the checkpoint's names and shapes against the plan and the
+// tensors the config cannot represent (accepted only when all zero).
+func (p *plan) open(st *safetensors.Dir) (*Source, error) {
 	names := st.Names()
 	present := make(map[string]bool, len(names))
 	for _, n := range names {
@@ -58,25 +124,25 @@ func (p *plan) load(st *safetensors.Dir) (*model.Model, error) {
 	for h, c := range p.names {
 		hfName[c] = h
 	}
-	specs := p.cfg.Spec()
-	shapes := make(map[string][]int, len(specs))
-	for _, sp := range specs {
-		shapes[sp.Name] = sp.Shape
-		if !present[hfName[sp.Name]] {
-			return nil, fmt.Errorf("missing tensor %q (%s, shape %v)", hfName[sp.Name], sp.Name, sp.Shape)
+	for _, sp := range p.cfg.Spec() {
+		h := hfName[sp.Name]
+		if !present[h] {
+			return nil, fmt.Errorf("missing tensor %q (%s, shape %v)", h, sp.Name, sp.Shape)
+		}
+		info, _ := st.Info(h)
+		if !sameShape(info.Shape, sp.Shape) {
+			return nil, fmt.Errorf("%s: tensor %q: shape %v, want %v for %s", filepath.Base(info.File), h, info.Shape, sp.Shape, sp.Name)
+		}
+		if _, err := info.TensorDType(); err != nil {
+			return nil, err
 		}
 	}
-	w := make(model.Weights, len(specs))
 	for _, n := range names {
-		canon, mapped := p.names[n]
 		what := p.zeroOnly[n]
-		if !mapped && what == "" {
-			continue // ignored
+		if what == "" {
+			continue
 		}
 		info, _ := st.Info(n)
-		if mapped && !sameShape(info.Shape, shapes[canon]) {
-			return nil, fmt.Errorf("%s: tensor %q: shape %v, want %v for %s", filepath.Base(info.File), n, info.Shape, shapes[canon], canon)
-		}
 		t, err := st.Read(n)
 		if err != nil {
 			return nil, err
@@ -84,20 +150,11 @@ func (p *plan) load(st *safetensors.Dir) (*model.Model, error) {
 		if i, v, bad := firstNonFinite(t); bad {
 			return nil, fmt.Errorf("%s: tensor %q: element %d is %v", filepath.Base(info.File), n, i, v)
 		}
-		if !mapped {
-			if !allZero(t) {
-				return nil, fmt.Errorf("%s: tensor %q: the %s is not zero, and model.Config cannot represent it", filepath.Base(info.File), n, what)
-			}
-			continue
+		if !allZero(t) {
+			return nil, fmt.Errorf("%s: tensor %q: the %s is not zero, and model.Config cannot represent it", filepath.Base(info.File), n, what)
 		}
-		t.Name = canon
-		w[canon] = t
 	}
-	m := &model.Model{Config: p.cfg, Weights: w}
-	if err := m.Validate(false); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return &Source{cfg: p.cfg, st: st, hfName: hfName}, nil
 }
 
 // sameShape compares shapes as Model.Validate does: leading 1s do not

@@ -180,3 +180,12 @@ func (d *Dir) Read(name string) (*tensor.Tensor, error) {
 	}
 	return r.Read(name)
 }
+
+// ReadRows loads rows [row0, row0+rows) of the named tensor from its shard.
+func (d *Dir) ReadRows(name string, row0, rows int) (*tensor.Tensor, error) {
+	r, ok := d.owner[name]
+	if !ok {
+		return nil, fmt.Errorf("safetensors: %s: no tensor %q", d.path, name)
+	}
+	return r.ReadRows(name, row0, rows)
+}

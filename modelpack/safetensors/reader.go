@@ -92,3 +92,28 @@ func (r *Reader) Read(name string) (*tensor.Tensor, error) {
 	}
 	return &tensor.Tensor{Name: name, DType: dt, Shape: slices.Clone(info.Shape), Data: data}, nil
 }
+
+// ReadRows loads rows [row0, row0+rows) of a tensor of two or more
+// dimensions (rows counted along the first), reading only their bytes, so a
+// tensor larger than memory can be processed in pieces.
+func (r *Reader) ReadRows(name string, row0, rows int) (*tensor.Tensor, error) {
+	info, ok := r.h.infos[name]
+	if !ok {
+		return nil, fmt.Errorf("safetensors: %s: no tensor %q", r.name, name)
+	}
+	dt, err := info.TensorDType()
+	if err != nil {
+		return nil, err
+	}
+	if len(info.Shape) < 2 || row0 < 0 || rows <= 0 || row0+rows > info.Shape[0] {
+		return nil, fmt.Errorf("safetensors: %s: tensor %q: rows [%d, %d) outside shape %v", r.name, name, row0, row0+rows, info.Shape)
+	}
+	rowBytes := info.Size() / int64(info.Shape[0])
+	data := make([]byte, int64(rows)*rowBytes)
+	if err := readFull(r.r, data, info.FileOffset+int64(row0)*rowBytes); err != nil {
+		return nil, fmt.Errorf("safetensors: %s: tensor %q: %w", r.name, name, err)
+	}
+	shape := slices.Clone(info.Shape)
+	shape[0] = rows
+	return &tensor.Tensor{Name: name, DType: dt, Shape: shape, Data: data}, nil
+}
