@@ -1,0 +1,160 @@
+package shard
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/moderuntime/mode/modelpack/manifest"
+)
+
+// Fetch reads all pieces of shard s from src and checks the total size and
+// the sha256. On a mismatch it fetches once more, since a proxy or a flaky
+// link may have corrupted the bytes, then fails naming the shard and both
+// hashes. Pieces at absolute http(s) URLs are read by src when it is an
+// *HTTP and otherwise by an HTTP source with default options made for this
+// call; use a Fetcher to choose those options or share that source.
+func Fetch(ctx context.Context, src Source, s *manifest.Shard) ([]byte, error) {
+	f := Fetcher{Src: src}
+	return f.Fetch(ctx, s)
+}
+
+// Fetcher fetches shards like Fetch. Pieces whose File is an absolute
+// http(s) URL go to Src when it is an *HTTP, so they share its connection
+// limit and stats, and otherwise to an HTTP source made on first use with
+// the options HTTP and reused after. Other pieces go to Src.
+//
+// A Fetcher is safe for concurrent use; it must not be copied after first
+// use.
+type Fetcher struct {
+	Src  Source
+	HTTP HTTPOptions
+
+	once   sync.Once
+	remote *HTTP // for URL pieces when Src is not an *HTTP
+	err    error // from making remote
+}
+
+// Fetch returns the verified bytes of shard s.
+func (f *Fetcher) Fetch(ctx context.Context, s *manifest.Shard) ([]byte, error) {
+	if s == nil {
+		return nil, errors.New("fetch: nil shard")
+	}
+	want, err := checkShard(s)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		b, err := f.read(ctx, s)
+		if err != nil {
+			return nil, fmt.Errorf("shard %s: %w", s.ID, err)
+		}
+		got := sha256.Sum256(b)
+		if bytes.Equal(got[:], want) {
+			return b, nil
+		}
+		if attempt == 2 {
+			return nil, fmt.Errorf("shard %s: sha256 mismatch after a refetch: manifest says %x, the bytes hash to %x", s.ID, want, got)
+		}
+		if f.HTTP.Logf != nil {
+			f.HTTP.Logf("shard %s: sha256 %x, want %x; fetching again", s.ID, got, want)
+		}
+	}
+}
+
+// checkShard validates what Fetch relies on and returns the decoded hash.
+// A parsed manifest has passed these checks already; a hand-made Shard may
+// not have.
+func checkShard(s *manifest.Shard) ([]byte, error) {
+	want, err := hex.DecodeString(s.SHA256)
+	if err != nil || len(want) != sha256.Size {
+		return nil, fmt.Errorf("shard %s: sha256 %q is not 64 hex digits", s.ID, s.SHA256)
+	}
+	var total int64
+	for i, p := range s.Pieces {
+		if p.Offset < 0 || p.Length < 0 {
+			return nil, fmt.Errorf("shard %s: piece %d (%s) has offset %d, length %d", s.ID, i, p.File, p.Offset, p.Length)
+		}
+		total += p.Length
+	}
+	if total != s.Size {
+		return nil, fmt.Errorf("shard %s: pieces hold %d bytes, the size is %d", s.ID, total, s.Size)
+	}
+	return want, nil
+}
+
+// read concatenates the pieces of s.
+func (f *Fetcher) read(ctx context.Context, s *manifest.Shard) ([]byte, error) {
+	runs := mergePieces(s.Pieces)
+	if len(runs) == 1 {
+		// The common case, one file per shard: no copy.
+		return f.readPiece(ctx, runs[0])
+	}
+	if int64(int(s.Size)) != s.Size {
+		return nil, fmt.Errorf("%d bytes do not fit in memory on this platform", s.Size)
+	}
+	out := make([]byte, 0, s.Size)
+	for _, p := range runs {
+		b, err := f.readPiece(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+func (f *Fetcher) readPiece(ctx context.Context, p manifest.Piece) ([]byte, error) {
+	src, err := f.source(p.File)
+	if err != nil {
+		return nil, err
+	}
+	b, err := src.Read(ctx, p.File, p.Offset, p.Length)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != p.Length {
+		return nil, fmt.Errorf("%s: read %d bytes at offset %d, want %d", p.File, len(b), p.Offset, p.Length)
+	}
+	return b, nil
+}
+
+// source picks the Source for a piece's file.
+func (f *Fetcher) source(file string) (Source, error) {
+	if !isURL(file) {
+		if f.Src == nil {
+			return nil, fmt.Errorf("%s: the Fetcher has no Source", file)
+		}
+		return f.Src, nil
+	}
+	if h, ok := f.Src.(*HTTP); ok {
+		return h, nil
+	}
+	f.once.Do(func() { f.remote, f.err = newHTTP(nil, f.HTTP) })
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.remote, nil
+}
+
+// mergePieces joins pieces that continue one another in the same file, as
+// those of a manifest indexing a safetensors file do, so that one request
+// fetches them all. Empty pieces are dropped.
+func mergePieces(ps []manifest.Piece) []manifest.Piece {
+	var out []manifest.Piece
+	for _, p := range ps {
+		if p.Length == 0 {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].File == p.File && out[n-1].Offset+out[n-1].Length == p.Offset {
+			out[n-1].Length += p.Length
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
