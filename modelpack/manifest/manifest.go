@@ -71,10 +71,24 @@ type Piece struct {
 
 // Tensor is one tensor inside a shard: its bytes are [Offset, Offset+Length)
 // of the shard's bytes (the concatenation of its pieces).
+//
+// A tensor larger than the shard cap is stored as row chunks in several
+// shards: each entry then has the full Shape and says which rows it holds
+// (Row0, Rows); Rows == 0 means the whole tensor.
 type Tensor struct {
 	Name   string `json:"name"`
 	DType  string `json:"dtype"`
 	Shape  []int  `json:"shape"`
+	Row0   int    `json:"row0,omitempty"`
+	Rows   int    `json:"rows,omitempty"`
 	Offset int64  `json:"offset"`
 	Length int64  `json:"length"`
+	// QuantRMS is the root-mean-square error the storage format introduced,
+	// measured against the source at import (0 for a lossless format).
+	QuantRMS float64 `json:"quant_rms,omitempty"`
 }
+
+// Align is the alignment of tensor offsets inside a pack's shards, so a GPU
+// can bind a tensor where it lies (WebGPU's minStorageBufferOffsetAlignment
+// is at most 256).
+const Align = 256

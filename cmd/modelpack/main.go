@@ -1,0 +1,233 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/moderuntime/mode/internal/progress"
+	"github.com/moderuntime/mode/modelpack/importer"
+	"github.com/moderuntime/mode/modelpack/pack"
+	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const usage = `modelpack makes and checks MoDE packs.
+
+Usage:
+  modelpack import SRC -o PACKDIR [--quant f32|f16|q8_0|q4_0|q4_k] [--max-shard 64MiB] [-z TOKENIZER] [--force]
+  modelpack synth --arch {llama,mixtral,qwen2_moe,qwen3_moe,olmoe,mode} [--seed N] [sizes...] -o DIR
+  modelpack verify PACKDIR
+  modelpack inspect PACKDIR
+
+SRC is an HF model directory, a GGUF file or a llama2.c checkpoint.
+`
+
+var errUsage = errors.New("usage")
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmds := map[string]func([]string, io.Writer, io.Writer) error{
+		"import": cmdImport, "synth": cmdSynth, "verify": cmdVerify, "inspect": cmdInspect,
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "modelpack: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	err := cmd(args[1:], stdout, stderr)
+	switch {
+	case err == errUsage:
+		return 2
+	case err != nil:
+		fmt.Fprintf(stderr, "modelpack %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// parse parses flags that may come before or after positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, errUsage
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suf string
+		mul int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}, {"", 1}}
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suf) {
+			var n int64
+			if _, err := fmt.Sscanf(strings.TrimSuffix(s, u.suf), "%d", &n); err != nil || n <= 0 {
+				return 0, fmt.Errorf("size %q: want a positive number with an optional unit (KiB, MiB, GiB)", s)
+			}
+			return n * u.mul, nil
+		}
+	}
+	return 0, fmt.Errorf("size %q", s)
+}
+
+func cmdImport(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("modelpack import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "", "output pack directory (required)")
+	quant := fs.String("quant", "f16", "weight format: f32, f16, q8_0, q4_0, q4_k")
+	maxShard := fs.String("max-shard", "64MiB", "largest shard")
+	tok := fs.String("z", "", "tokenizer file (default: found beside the model)")
+	force := fs.Bool("force", false, "replace an existing pack at -o")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *out == "" {
+		fmt.Fprintln(stderr, "usage: modelpack import SRC -o PACKDIR [flags]")
+		fs.PrintDefaults()
+		return errUsage
+	}
+	q, err := tensor.ParseDType(*quant)
+	if err != nil {
+		return fmt.Errorf("--quant: %w", err)
+	}
+	cap, err := parseSize(*maxShard)
+	if err != nil {
+		return fmt.Errorf("--max-shard: %w", err)
+	}
+	in, err := importer.Open(pos[0], *tok)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	pr := progress.New(stderr, "import "+pos[0])
+	m, err := pack.Write(*out, in.Source, in.Tokenizer, in.ChatTemplate, pack.Options{Quant: q, MaxShard: cap, Force: *force, Progress: pr.Update})
+	pr.Finish()
+	if err != nil {
+		return err
+	}
+	var bytes int64
+	experts := 0
+	for _, s := range m.Shards {
+		bytes += s.Size
+		if s.Kind == "expert" {
+			experts++
+		}
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d shards (%d expert shards), %s, quant %s\n", *out, len(m.Shards), experts, progress.Bytes(bytes), m.Quant)
+	return nil
+}
+
+func cmdVerify(args []string, stdout, stderr io.Writer) error {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: modelpack verify PACKDIR")
+		return errUsage
+	}
+	m, errs := pack.Verify(args[0])
+	for _, e := range errs {
+		fmt.Fprintln(stderr, e)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s: %d problem(s)", args[0], len(errs))
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d shards, manifest version %d)\n", args[0], len(m.Shards), m.Version)
+	return nil
+}
+
+func cmdInspect(args []string, stdout, stderr io.Writer) error {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: modelpack inspect PACKDIR")
+		return errUsage
+	}
+	m, err := pack.ReadManifest(args[0])
+	if err != nil {
+		return err
+	}
+	return pack.Inspect(stdout, m)
+}
+
+func cmdSynth(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("modelpack synth", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	arch := fs.String("arch", "", "family: "+strings.Join(synth.Arches(), ", ")+" (required)")
+	out := fs.String("o", "", "output directory (required)")
+	seed := fs.Uint64("seed", 1, "random seed")
+	dim := fs.Int("dim", 0, "hidden size (0: the family's small default)")
+	layers := fs.Int("layers", 0, "layers")
+	heads := fs.Int("heads", 0, "attention heads")
+	kvHeads := fs.Int("kv-heads", 0, "key/value heads")
+	ffn := fs.Int("ffn", 0, "dense FFN width")
+	expertFFN := fs.Int("expert-ffn", 0, "routed expert width")
+	experts := fs.Int("experts", 0, "routed experts per layer")
+	topK := fs.Int("top-k", 0, "experts per token")
+	shared := fs.Int("shared-ffn", 0, "shared expert width (qwen2_moe, mode)")
+	widths := fs.String("expert-widths", "", "mode: comma-separated per-expert widths, e.g. 32,96,64,16")
+	vocab := fs.Int("vocab", 0, "vocabulary size")
+	maxSeq := fs.Int("max-seq", 0, "context length")
+	dtype := fs.String("dtype", "f32", "stored format: f32, f16, bf16")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *arch == "" || *out == "" {
+		fmt.Fprintln(stderr, "usage: modelpack synth --arch ARCH -o DIR [flags]")
+		fs.PrintDefaults()
+		return errUsage
+	}
+	o := synth.Default(*arch)
+	o.Arch, o.Seed = *arch, *seed
+	set := func(dst *int, v int) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	set(&o.Dim, *dim)
+	set(&o.Layers, *layers)
+	set(&o.Heads, *heads)
+	set(&o.KVHeads, *kvHeads)
+	set(&o.FFN, *ffn)
+	set(&o.ExpertFFN, *expertFFN)
+	set(&o.Experts, *experts)
+	set(&o.TopK, *topK)
+	set(&o.SharedFFN, *shared)
+	set(&o.Vocab, *vocab)
+	set(&o.MaxSeq, *maxSeq)
+	if *widths != "" {
+		o.ExpertWidths = nil
+		for _, w := range strings.Split(*widths, ",") {
+			var n int
+			if _, err := fmt.Sscanf(strings.TrimSpace(w), "%d", &n); err != nil || n <= 0 {
+				return fmt.Errorf("--expert-widths: %q is not a positive width", w)
+			}
+			o.ExpertWidths = append(o.ExpertWidths, n)
+		}
+	}
+	if o.DType, err = tensor.ParseDType(*dtype); err != nil {
+		return fmt.Errorf("--dtype: %w", err)
+	}
+	if err := synth.Write(*out, o); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s model to %s\n", *arch, *out)
+	return nil
+}

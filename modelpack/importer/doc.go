@@ -1,0 +1,4 @@
+// Package importer opens a model for packing, whatever its source format —
+// an HF directory, a GGUF file or a llama2.c checkpoint — as a streaming
+// pack.Source plus the tokenizer files and chat template to embed.
+package importer

@@ -1,0 +1,124 @@
+package importer
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/moderuntime/mode/modelpack/hf"
+	"github.com/moderuntime/mode/modelpack/llama2c"
+	"github.com/moderuntime/mode/modelpack/pack"
+	"github.com/moderuntime/mode/runtime/tokenizer"
+)
+
+// Input is an opened model ready to pack.
+type Input struct {
+	Source       pack.Source
+	Tokenizer    pack.Tokenizer
+	ChatTemplate string
+	Kind         string // "hf", "gguf" or "llama2c"
+	close        func() error
+}
+
+// Close releases the source's files.
+func (in *Input) Close() error {
+	if in.close == nil {
+		return nil
+	}
+	return in.close()
+}
+
+// Open detects what src is and opens it. tokPath overrides where the
+// tokenizer is read from ("" looks beside the model).
+func Open(src, tokPath string) (*Input, error) {
+	st, err := os.Stat(src)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return openHF(src, tokPath)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return nil, err
+	}
+	magic := make([]byte, 4)
+	_, err = io.ReadFull(f, magic)
+	f.Close()
+	if err == nil && bytes.Equal(magic, []byte("GGUF")) {
+		return openGGUF(src)
+	}
+	return openLlama2C(src, tokPath)
+}
+
+func openHF(dir, tokPath string) (*Input, error) {
+	s, err := hf.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if tokPath == "" {
+		tokPath = filepath.Join(dir, "tokenizer.json")
+	}
+	tj, err := os.ReadFile(tokPath)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	tc, err := os.ReadFile(filepath.Join(filepath.Dir(tokPath), "tokenizer_config.json"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.Close()
+		return nil, fmt.Errorf("tokenizer config: %w", err)
+	}
+	tok, err := tokenizer.LoadHF(tj, tc)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", tokPath, err)
+	}
+	cfg := s.Config()
+	if tok.VocabSize() > cfg.Vocab {
+		s.Close()
+		return nil, fmt.Errorf("%s: tokenizer has %d tokens but the model's vocab_size is %d", tokPath, tok.VocabSize(), cfg.Vocab)
+	}
+	return &Input{
+		Source:       s,
+		Tokenizer:    pack.Tokenizer{Kind: "hf", File: tj, Config: tc, AddBOS: tok.AddsBOS() && cfg.BOS >= 0},
+		ChatTemplate: tok.ChatTemplate(),
+		Kind:         "hf",
+		close:        s.Close,
+	}, nil
+}
+
+func openLlama2C(path, tokPath string) (*Input, error) {
+	m, err := llama2c.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if tokPath == "" {
+		for _, name := range []string{"tok512.bin", "tokenizer.bin"} {
+			p := filepath.Join(filepath.Dir(path), name)
+			if _, err := os.Stat(p); err == nil {
+				tokPath = p
+				break
+			}
+		}
+		if tokPath == "" {
+			return nil, fmt.Errorf("%s: no tokenizer beside it (tok512.bin or tokenizer.bin); name one with -z", path)
+		}
+	}
+	b, err := os.ReadFile(tokPath)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if _, err := tokenizer.LoadLlama2C(bytes.NewReader(b), m.Config.Vocab); err != nil {
+		return nil, fmt.Errorf("%s: %w", tokPath, err)
+	}
+	return &Input{Source: pack.ModelSource{M: m}, Tokenizer: pack.Tokenizer{Kind: "llama2c", File: b, AddBOS: true}, Kind: "llama2c"}, nil
+}
+
+func openGGUF(path string) (*Input, error) {
+	return nil, fmt.Errorf("%s: GGUF import is not wired up yet", path)
+}

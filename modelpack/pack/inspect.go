@@ -1,0 +1,70 @@
+package pack
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+
+	"github.com/moderuntime/mode/modelpack/manifest"
+)
+
+// Inspect prints a report of a pack: per-tensor format and quantisation
+// error, shard sizes, expert sizes per layer and the share of bytes that are
+// routed experts (what a client need not download).
+func Inspect(w io.Writer, m *manifest.Manifest) error {
+	c := &m.Model
+	total, active := c.Params()
+	fmt.Fprintf(w, "model: %s, %d layers, dim %d, vocab %d, %.2fM params (%.2fM active per token), quant %s\n",
+		c.Arch, c.Layers, c.Dim, c.Vocab, float64(total)/1e6, float64(active)/1e6, m.Quant)
+
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nTENSOR\tDTYPE\tSHAPE\tROWS\tBYTES\tQUANT RMS")
+	for _, s := range m.Shards {
+		for _, t := range s.Tensors {
+			rows := "all"
+			if t.Rows > 0 {
+				rows = fmt.Sprintf("%d..%d", t.Row0, t.Row0+t.Rows)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%.3g\n", t.Name, t.DType, t.Shape, rows, t.Length, t.QuantRMS)
+		}
+	}
+	tw.Flush()
+
+	var core, layer, expert int64
+	perLayer := map[int][]int64{}
+	fmt.Fprintln(tw, "\nSHARD\tKIND\tBYTES\tTENSORS")
+	for _, s := range m.Shards {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", s.ID, s.Kind, s.Size, len(s.Tensors))
+		switch s.Kind {
+		case manifest.KindCore:
+			core += s.Size
+		case manifest.KindLayer:
+			layer += s.Size
+		case manifest.KindExpert:
+			expert += s.Size
+			perLayer[s.Layer] = append(perLayer[s.Layer], s.Size)
+		}
+	}
+	tw.Flush()
+	if len(perLayer) > 0 {
+		fmt.Fprintln(w, "\nexpert shard bytes per layer (min / mean / max, count):")
+		layers := make([]int, 0, len(perLayer))
+		for l := range perLayer {
+			layers = append(layers, l)
+		}
+		sort.Ints(layers)
+		for _, l := range layers {
+			v := perLayer[l]
+			mn, mx, sum := v[0], v[0], int64(0)
+			for _, x := range v {
+				mn, mx, sum = min(mn, x), max(mx, x), sum+x
+			}
+			fmt.Fprintf(w, "  layer %3d: %d / %d / %d, %d experts\n", l, mn, sum/int64(len(v)), mx, len(v))
+		}
+	}
+	all := core + layer + expert
+	fmt.Fprintf(w, "\nbytes: core %d, layers %d, experts %d, total %d; experts are %.1f%% of the pack\n",
+		core, layer, expert, all, 100*float64(expert)/float64(max(all, 1)))
+	return nil
+}

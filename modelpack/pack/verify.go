@@ -1,0 +1,80 @@
+package pack
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/moderuntime/mode/modelpack/manifest"
+)
+
+// ReadManifest reads and validates dir/manifest.json.
+func ReadManifest(dir string) (*manifest.Manifest, error) {
+	p := filepath.Join(dir, "manifest.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	m, err := manifest.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return m, nil
+}
+
+// Verify checks a pack directory: the manifest's schema, then every file it
+// names — present, of the stated size and sha256 — and that tensors sit at
+// aligned offsets. It returns every problem found, not just the first.
+func Verify(dir string) (*manifest.Manifest, []error) {
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return nil, []error{err}
+	}
+	var errs []error
+	check := func(what, file, sum string, size int64) {
+		if err := checkFile(dir, file, sum, size); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	check("tokenizer", m.Tokenizer.File, m.Tokenizer.SHA256, m.Tokenizer.Size)
+	if m.Tokenizer.Config != "" {
+		check("tokenizer config", m.Tokenizer.Config, m.Tokenizer.ConfigSHA256, m.Tokenizer.ConfigSize)
+	}
+	for _, s := range m.Shards {
+		if len(s.Pieces) != 1 || s.Pieces[0].Offset != 0 {
+			errs = append(errs, fmt.Errorf("shard %s: a pack shard is one whole file; this one has %d pieces", s.ID, len(s.Pieces)))
+			continue
+		}
+		check("shard "+s.ID, s.Pieces[0].File, s.SHA256, s.Size)
+		for _, t := range s.Tensors {
+			if t.Offset%manifest.Align != 0 {
+				errs = append(errs, fmt.Errorf("shard %s: tensor %s at offset %d is not %d-byte aligned", s.ID, t.Name, t.Offset, manifest.Align))
+			}
+		}
+	}
+	return m, errs
+}
+
+func checkFile(dir, file, sum string, size int64) error {
+	p := filepath.Join(dir, filepath.FromSlash(file))
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if n != size {
+		return fmt.Errorf("%s: %d bytes, manifest says %d", p, n, size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		return fmt.Errorf("%s: sha256 %s, manifest says %s", p, got, sum)
+	}
+	return nil
+}

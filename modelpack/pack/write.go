@@ -1,0 +1,408 @@
+package pack
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// DefaultMaxShard keeps every shard bindable within WebGPU's default
+// 128 MiB storage-buffer binding limit with room to spare.
+const DefaultMaxShard = 64 << 20
+
+// Options configures Write.
+type Options struct {
+	// Quant is the format of the weight matrices: F32, F16, Q8_0, Q4_0 or
+	// Q4_K. Vectors, routers and the shared-expert gate stay F32; a matrix
+	// whose width the format cannot block falls back to the next format
+	// that can (q4_k → q4_0 → q8_0 → f16).
+	Quant tensor.DType
+	// MaxShard caps a shard's size; 0 means DefaultMaxShard.
+	MaxShard int64
+	// Force replaces an existing pack at the destination.
+	Force bool
+	// Progress, when set, is called after each tensor with the bytes
+	// written so far and the total expected.
+	Progress func(done, total int64)
+}
+
+// Write packs src into dir. It writes into a temporary directory beside
+// dir and renames it into place at the end, so a failed or interrupted
+// import never leaves a pack that looks complete.
+func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options) (*manifest.Manifest, error) {
+	cfg := src.Config()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.MaxShard <= 0 {
+		o.MaxShard = DefaultMaxShard
+	}
+	if o.MaxShard < manifest.Align*4 {
+		return nil, fmt.Errorf("max shard size %d is too small", o.MaxShard)
+	}
+	switch o.Quant {
+	case tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K:
+	default:
+		return nil, fmt.Errorf("quantisation %v is not a pack format (f32, f16, q8_0, q4_0, q4_k)", o.Quant)
+	}
+	if err := checkDest(dir, o.Force); err != nil {
+		return nil, err
+	}
+	tmp, err := tempDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(tmp)
+		}
+	}()
+	w := &writer{dir: tmp, o: o}
+	m := &manifest.Manifest{Format: manifest.Format, Version: manifest.Version, Model: cfg, Quant: o.Quant.String(), ChatTemplate: chatTemplate}
+	if m.Tokenizer, err = w.tokenizer(tok); err != nil {
+		return nil, err
+	}
+	specs := cfg.Spec()
+	var total int64
+	for _, sp := range specs {
+		n, err := tensor.MatrixBytes(w.dtypeFor(sp), rowsOf(sp.Shape), sp.Shape[len(sp.Shape)-1])
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", sp.Name, err)
+		}
+		total += int64(n)
+	}
+	var written int64
+	for i := 0; i < len(specs); {
+		j := i
+		for j < len(specs) && specs[j].Layer == specs[i].Layer && specs[j].Expert == specs[i].Expert {
+			j++
+		}
+		g := w.newGroup(specs[i])
+		for _, sp := range specs[i:j] {
+			n, err := g.add(src, sp)
+			if err != nil {
+				return nil, err
+			}
+			written += n
+			if o.Progress != nil {
+				o.Progress(written, total)
+			}
+		}
+		if err := g.flush(); err != nil {
+			return nil, err
+		}
+		m.Shards = append(m.Shards, g.shards...)
+		i = j
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("internal error: the written manifest does not validate: %w", err)
+	}
+	b, err := manifest.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "manifest.json"), b, 0o644); err != nil {
+		return nil, err
+	}
+	if err := replace(tmp, dir); err != nil {
+		return nil, err
+	}
+	done = true
+	return m, nil
+}
+
+func rowsOf(shape []int) int {
+	if len(shape) < 2 {
+		return 1
+	}
+	return shape[0]
+}
+
+// checkDest refuses to overwrite anything but an existing pack, and that
+// only with Force: nothing a user saved is lost.
+func checkDest(dir string, force bool) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
+		return fmt.Errorf("%s exists and is not a pack: choose an empty or new directory", dir)
+	}
+	if !force {
+		return fmt.Errorf("%s already holds a pack: use --force to replace it", dir)
+	}
+	return nil
+}
+
+func tempDir(dir string) (string, error) {
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", err
+	}
+	var r [6]byte
+	rand.Read(r[:])
+	tmp := filepath.Join(parent, "."+filepath.Base(dir)+".partial-"+hex.EncodeToString(r[:]))
+	if err := os.MkdirAll(filepath.Join(tmp, "shards"), 0o755); err != nil {
+		return "", err
+	}
+	return tmp, nil
+}
+
+// replace moves the finished pack into place; an old pack is moved aside
+// first and removed only after the new one is there.
+func replace(tmp, dir string) error {
+	old := ""
+	if entries, err := os.ReadDir(dir); err == nil {
+		if len(entries) == 0 {
+			os.Remove(dir)
+		} else {
+			old = tmp + ".old"
+			if err := os.Rename(dir, old); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			os.Rename(old, dir)
+		}
+		return err
+	}
+	if old != "" {
+		return os.RemoveAll(old)
+	}
+	return nil
+}
+
+type writer struct {
+	dir string
+	o   Options
+}
+
+// dtypeFor is the storage format of one tensor.
+func (w *writer) dtypeFor(sp model.TensorSpec) tensor.DType {
+	if len(sp.Shape) < 2 || sp.Shape[0] == 1 {
+		return tensor.F32 // norms, biases, the shared-expert gate
+	}
+	if strings.HasSuffix(sp.Name, ".router") {
+		return tensor.F32 // routing decisions are sensitive and routers small
+	}
+	cols := sp.Shape[1]
+	for _, d := range fallbacks(w.o.Quant) {
+		if tensor.CanQuantize(d, cols) {
+			return d
+		}
+	}
+	return tensor.F32
+}
+
+func fallbacks(q tensor.DType) []tensor.DType {
+	switch q {
+	case tensor.Q4_K:
+		return []tensor.DType{tensor.Q4_K, tensor.Q4_0, tensor.Q8_0, tensor.F16}
+	case tensor.Q4_0:
+		return []tensor.DType{tensor.Q4_0, tensor.Q8_0, tensor.F16}
+	case tensor.Q8_0:
+		return []tensor.DType{tensor.Q8_0, tensor.F16}
+	}
+	return []tensor.DType{q}
+}
+
+func (w *writer) writeFile(data []byte, ext string) (name, sum string, err error) {
+	h := sha256.Sum256(data)
+	sum = hex.EncodeToString(h[:])
+	name = "shards/" + sum + ext
+	if err := os.WriteFile(filepath.Join(w.dir, name), data, 0o644); err != nil {
+		return "", "", err
+	}
+	return name, sum, nil
+}
+
+func (w *writer) tokenizer(t Tokenizer) (manifest.Tokenizer, error) {
+	var mt manifest.Tokenizer
+	mt.Kind, mt.AddBOS = t.Kind, t.AddBOS
+	ext := ".json"
+	if t.Kind == "llama2c" {
+		ext = ".bin"
+	}
+	if len(t.File) == 0 {
+		return mt, errors.New("pack: no tokenizer")
+	}
+	var err error
+	if mt.File, mt.SHA256, err = w.writeFile(t.File, ext); err != nil {
+		return mt, err
+	}
+	mt.Size = int64(len(t.File))
+	if t.Config != nil {
+		if mt.Config, mt.ConfigSHA256, err = w.writeFile(t.Config, ".json"); err != nil {
+			return mt, err
+		}
+		mt.ConfigSize = int64(len(t.Config))
+	}
+	return mt, nil
+}
+
+// group accumulates the tensors of one (layer, expert) group into shards of
+// at most MaxShard bytes.
+type group struct {
+	w      *writer
+	spec   model.TensorSpec
+	buf    []byte
+	cur    []manifest.Tensor
+	shards []manifest.Shard
+}
+
+func (w *writer) newGroup(sp model.TensorSpec) *group { return &group{w: w, spec: sp} }
+
+func (g *group) id() string {
+	var id string
+	switch {
+	case g.spec.Layer < 0:
+		id = "core"
+	case g.spec.Expert < 0:
+		id = fmt.Sprintf("layer.%d", g.spec.Layer)
+	default:
+		id = fmt.Sprintf("layer.%d.expert.%d", g.spec.Layer, g.spec.Expert)
+	}
+	if n := len(g.shards); n > 0 {
+		id += fmt.Sprintf(".%d", n)
+	}
+	return id
+}
+
+// add reads, converts and appends one tensor, in row chunks when it would
+// not fit a shard whole. It returns the bytes it added.
+func (g *group) add(src Source, sp model.TensorSpec) (int64, error) {
+	d := g.w.dtypeFor(sp)
+	rows, cols := rowsOf(sp.Shape), sp.Shape[len(sp.Shape)-1]
+	full, err := tensor.MatrixBytes(d, rows, cols)
+	if err != nil {
+		return 0, fmt.Errorf("tensor %s: %w", sp.Name, err)
+	}
+	chunk := rows
+	if int64(full) > g.w.o.MaxShard {
+		one, _ := tensor.MatrixBytes(d, 1, cols)
+		chunk = int(g.w.o.MaxShard / int64(one+8)) // +8: slack for per-chunk padding of scale arrays
+		if chunk < 1 {
+			return 0, fmt.Errorf("tensor %s: one row (%d bytes) is larger than the shard cap", sp.Name, one)
+		}
+	}
+	var added int64
+	for r0 := 0; r0 < rows; r0 += chunk {
+		n := min(chunk, rows-r0)
+		readRows := n
+		if n == rows {
+			readRows = 0
+		}
+		t, err := src.Read(sp.Name, r0, readRows)
+		if err != nil {
+			return added, err
+		}
+		if len(sp.Shape) == 2 && len(t.Shape) == 1 && sp.Shape[0] == 1 {
+			t.Shape = []int{1, t.Shape[0]}
+		}
+		q, err := convert(t, d)
+		if err != nil {
+			return added, fmt.Errorf("tensor %s: %w", sp.Name, err)
+		}
+		mt := manifest.Tensor{Name: sp.Name, DType: d.String(), Shape: sp.Shape, Length: int64(len(q.Data))}
+		if lossy(t.DType, d) {
+			orig, err := t.Float32s()
+			if err != nil {
+				return added, fmt.Errorf("tensor %s: %w", sp.Name, err)
+			}
+			mt.QuantRMS = tensor.RMSError(orig, q)
+		}
+		if n != rows {
+			mt.Row0, mt.Rows = r0, n
+		}
+		if err := g.append(mt, q.Data); err != nil {
+			return added, err
+		}
+		added += int64(len(q.Data))
+	}
+	return added, nil
+}
+
+func (g *group) append(t manifest.Tensor, data []byte) error {
+	off := alignUp(int64(len(g.buf)))
+	if len(g.cur) > 0 && off+int64(len(data)) > g.w.o.MaxShard {
+		if err := g.flush(); err != nil {
+			return err
+		}
+		off = 0
+	}
+	g.buf = append(g.buf, make([]byte, off-int64(len(g.buf)))...)
+	t.Offset = off
+	g.buf = append(g.buf, data...)
+	g.cur = append(g.cur, t)
+	return nil
+}
+
+func (g *group) flush() error {
+	if len(g.cur) == 0 {
+		return nil
+	}
+	name, sum, err := g.w.writeFile(g.buf, "")
+	if err != nil {
+		return err
+	}
+	kind := manifest.KindExpert
+	switch {
+	case g.spec.Layer < 0:
+		kind = manifest.KindCore
+	case g.spec.Expert < 0:
+		kind = manifest.KindLayer
+	}
+	g.shards = append(g.shards, manifest.Shard{
+		ID: g.id(), Kind: kind, Layer: g.spec.Layer, Expert: g.spec.Expert,
+		SHA256: sum, Size: int64(len(g.buf)),
+		Pieces:  []manifest.Piece{{File: name, Offset: 0, Length: int64(len(g.buf))}},
+		Tensors: g.cur,
+	})
+	g.buf, g.cur = g.buf[:0], nil
+	return nil
+}
+
+func alignUp(n int64) int64 { return (n + manifest.Align - 1) / manifest.Align * manifest.Align }
+
+// lossy reports whether storing a from-format tensor as to loses precision.
+func lossy(from, to tensor.DType) bool {
+	if from == to || to == tensor.F32 {
+		return false
+	}
+	return !(to == tensor.F16 && from == tensor.F16)
+}
+
+// convert stores t in format d.
+func convert(t *tensor.Tensor, d tensor.DType) (*tensor.Tensor, error) {
+	if t.DType == d {
+		return t, nil
+	}
+	switch d {
+	case tensor.F32:
+		f, err := t.Float32s()
+		if err != nil {
+			return nil, err
+		}
+		return tensor.FromF32(t.Name, t.Shape, f), nil
+	}
+	return tensor.Quantize(t, d)
+}

@@ -1,0 +1,217 @@
+package loader
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/shard"
+	"github.com/moderuntime/mode/runtime/tensor"
+	"github.com/moderuntime/mode/runtime/tokenizer"
+)
+
+// Pack is an opened pack: everything but the routed experts is loaded.
+type Pack struct {
+	Manifest  *manifest.Manifest
+	Model     *model.Model
+	Tokenizer tokenizer.Tokenizer
+	AddBOS    bool
+
+	ctx     context.Context
+	fetcher *shard.Fetcher
+	experts map[[2]int][]*manifest.Shard // (layer, expert) -> its shards
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// Stats counts what the pack fetched.
+type Stats struct {
+	Bytes         int64 // shard bytes fetched (verified), all kinds
+	ExpertBytes   int64
+	Shards        int
+	ExpertShards  int
+	ExpertFetches int // experts fetched (a refetch after eviction counts again)
+	TotalBytes    int64
+	TotalExperts  int
+}
+
+// Open reads the manifest at location (a pack directory, a manifest path
+// or an http(s) URL) and loads everything except routed experts.
+func Open(ctx context.Context, location string, o shard.HTTPOptions) (*Pack, error) {
+	src, name, err := shard.Open(location, o)
+	if err != nil {
+		return nil, err
+	}
+	b, err := src.Read(ctx, name, 0, -1)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest %s: %w", location, err)
+	}
+	m, err := manifest.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", location, err)
+	}
+	return Load(ctx, m, &shard.Fetcher{Src: src, HTTP: o})
+}
+
+// Load loads a parsed manifest through f. ctx bounds every later expert
+// fetch too.
+func Load(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*Pack, error) {
+	p := &Pack{Manifest: m, ctx: ctx, fetcher: f, experts: map[[2]int][]*manifest.Shard{}, AddBOS: m.Tokenizer.AddBOS}
+	tok, err := p.tokenizer()
+	if err != nil {
+		return nil, err
+	}
+	p.Tokenizer = tok
+	w := model.Weights{}
+	parts := map[string][]part{}
+	for i := range m.Shards {
+		s := &m.Shards[i]
+		p.stats.TotalBytes += s.Size
+		if s.Kind == manifest.KindExpert {
+			k := [2]int{s.Layer, s.Expert}
+			if len(p.experts[k]) == 0 {
+				p.stats.TotalExperts++
+			}
+			p.experts[k] = append(p.experts[k], s)
+			continue
+		}
+		data, err := p.fetch(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range s.Tensors {
+			parts[t.Name] = append(parts[t.Name], part{t, data})
+		}
+	}
+	for name, ps := range parts {
+		t, err := assemble(name, ps)
+		if err != nil {
+			return nil, err
+		}
+		w[name] = t
+	}
+	p.Model = &model.Model{Config: m.Model, Weights: w}
+	if err := p.Model.Validate(true); err != nil {
+		return nil, fmt.Errorf("pack: %w", err)
+	}
+	return p, nil
+}
+
+// LoadExpert fetches a routed expert's shards (engine.ExpertSource).
+func (p *Pack) LoadExpert(layer, expert int) (gate, up, down *tensor.Tensor, err error) {
+	shards := p.experts[[2]int{layer, expert}]
+	if len(shards) == 0 {
+		return nil, nil, nil, fmt.Errorf("pack has no shard for expert %d of layer %d", expert, layer)
+	}
+	parts := map[string][]part{}
+	for _, s := range shards {
+		data, err := p.fetch(s)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for _, t := range s.Tensors {
+			parts[t.Name] = append(parts[t.Name], part{t, data})
+		}
+	}
+	p.mu.Lock()
+	p.stats.ExpertFetches++
+	p.mu.Unlock()
+	get := func(pt string) *tensor.Tensor {
+		name := model.ExpertName(layer, expert, pt)
+		t, e := assemble(name, parts[name])
+		if e != nil && err == nil {
+			err = e
+		}
+		return t
+	}
+	return get("gate"), get("up"), get("down"), err
+}
+
+// Stats returns the fetch counters.
+func (p *Pack) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+func (p *Pack) fetch(s *manifest.Shard) ([]byte, error) {
+	data, err := p.fetcher.Fetch(p.ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.stats.Bytes += int64(len(data))
+	p.stats.Shards++
+	if s.Kind == manifest.KindExpert {
+		p.stats.ExpertBytes += int64(len(data))
+		p.stats.ExpertShards++
+	}
+	p.mu.Unlock()
+	return data, nil
+}
+
+func (p *Pack) tokenizer() (tokenizer.Tokenizer, error) {
+	mt := &p.Manifest.Tokenizer
+	file := func(name, sum string, size int64) ([]byte, error) {
+		s := &manifest.Shard{ID: "tokenizer file " + name, SHA256: sum, Size: size, Pieces: []manifest.Piece{{File: name, Length: size}}}
+		return p.fetcher.Fetch(p.ctx, s)
+	}
+	b, err := file(mt.File, mt.SHA256, mt.Size)
+	if err != nil {
+		return nil, err
+	}
+	switch mt.Kind {
+	case "llama2c":
+		return tokenizer.LoadLlama2C(bytes.NewReader(b), p.Manifest.Model.Vocab)
+	default:
+		var cfg []byte
+		if mt.Config != "" {
+			if cfg, err = file(mt.Config, mt.ConfigSHA256, mt.ConfigSize); err != nil {
+				return nil, err
+			}
+		}
+		return tokenizer.LoadHF(b, cfg)
+	}
+}
+
+// part is one manifest entry of a tensor with the bytes of its shard.
+type part struct {
+	t    manifest.Tensor
+	data []byte
+}
+
+// assemble builds a tensor from its entries: one whole entry, or row
+// chunks that together cover every row.
+func assemble(name string, ps []part) (*tensor.Tensor, error) {
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("pack: no data for tensor %s", name)
+	}
+	chunks := make([]*tensor.Tensor, len(ps))
+	for i, p := range ps {
+		d, err := tensor.ParseDType(p.t.DType)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		shape := append([]int(nil), p.t.Shape...)
+		if p.t.Rows > 0 {
+			shape[0] = p.t.Rows
+		}
+		chunks[i] = &tensor.Tensor{Name: name, DType: d, Shape: shape, Data: p.data[p.t.Offset : p.t.Offset+p.t.Length]}
+	}
+	if len(chunks) == 1 {
+		return chunks[0], nil
+	}
+	// entries are in shard order, which the writer made row order; check.
+	row := 0
+	for _, p := range ps {
+		if p.t.Row0 != row {
+			return nil, fmt.Errorf("tensor %s: row chunks out of order (chunk at row %d, expected %d)", name, p.t.Row0, row)
+		}
+		row += p.t.Rows
+	}
+	return tensor.ConcatRows(chunks)
+}
