@@ -68,7 +68,7 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 			os.RemoveAll(tmp)
 		}
 	}()
-	w := &writer{dir: tmp, o: o}
+	w := &writer{dir: tmp, o: o, tied: cfg.TiedOutput}
 	m := &manifest.Manifest{Format: manifest.Format, Version: manifest.Version, Model: cfg, Quant: o.Quant.String(), ChatTemplate: chatTemplate}
 	if m.Tokenizer, err = w.tokenizer(tok); err != nil {
 		return nil, err
@@ -192,8 +192,9 @@ func replace(tmp, dir string) error {
 }
 
 type writer struct {
-	dir string
-	o   Options
+	dir  string
+	o    Options
+	tied bool
 }
 
 // dtypeFor is the storage format of one tensor.
@@ -205,12 +206,22 @@ func (w *writer) dtypeFor(sp model.TensorSpec) tensor.DType {
 		return tensor.F32 // routing decisions are sensitive and routers small
 	}
 	cols := sp.Shape[1]
-	for _, d := range fallbacks(w.o.Quant) {
+	q := w.o.Quant
+	if (q == tensor.Q4_0 || q == tensor.Q4_K) && w.head(sp.Name) {
+		q = tensor.Q8_0 // the output head is the most sensitive matrix; llama.cpp keeps it at 6+ bits too
+	}
+	for _, d := range fallbacks(q) {
 		if tensor.CanQuantize(d, cols) {
 			return d
 		}
 	}
 	return tensor.F32
+}
+
+// head reports whether name is the output head (the embedding table when
+// the head is tied to it).
+func (w *writer) head(name string) bool {
+	return name == model.NameOutput || (w.tied && name == model.NameEmbed)
 }
 
 func fallbacks(q tensor.DType) []tensor.DType {

@@ -57,15 +57,22 @@ func Open(ctx context.Context, location string, o shard.HTTPOptions) (*Pack, err
 	return Load(ctx, m, &shard.Fetcher{Src: src, HTTP: o})
 }
 
-// Load loads a parsed manifest through f. ctx bounds every later expert
-// fetch too.
+// Load loads a parsed manifest through f: the tokenizer and the weights.
+// ctx bounds every later expert fetch too.
 func Load(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*Pack, error) {
-	p := &Pack{Manifest: m, ctx: ctx, fetcher: f, experts: map[[2]int][]*manifest.Shard{}, AddBOS: m.Tokenizer.AddBOS}
-	tok, err := p.tokenizer()
+	p, err := LoadWeights(ctx, m, f)
 	if err != nil {
 		return nil, err
 	}
-	p.Tokenizer = tok
+	if p.Tokenizer, err = p.tokenizer(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// LoadWeights is Load without the tokenizer, for tools that only compute.
+func LoadWeights(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*Pack, error) {
+	p := &Pack{Manifest: m, ctx: ctx, fetcher: f, experts: map[[2]int][]*manifest.Shard{}, AddBOS: m.Tokenizer.AddBOS}
 	w := model.Weights{}
 	parts := map[string][]part{}
 	for i := range m.Shards {
