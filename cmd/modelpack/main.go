@@ -1,17 +1,21 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/moderuntime/mode/internal/progress"
 	"github.com/moderuntime/mode/modelpack/importer"
+	"github.com/moderuntime/mode/modelpack/manifest"
 	"github.com/moderuntime/mode/modelpack/pack"
 	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/shard"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 
@@ -22,8 +26,9 @@ const usage = `modelpack makes and checks MoDE packs.
 Usage:
   modelpack import SRC -o PACKDIR [--quant f32|f16|q8_0|q4_0|q4_k] [--max-shard 64MiB] [-z TOKENIZER] [--force]
   modelpack synth --arch {llama,mixtral,qwen2_moe,qwen3_moe,olmoe,mode} [--seed N] [sizes...] -o DIR
-  modelpack verify PACKDIR
-  modelpack inspect PACKDIR
+  modelpack index SRC -o manifest.json [--base-url URL]
+  modelpack verify PACKDIR|MANIFEST|URL
+  modelpack inspect PACKDIR|MANIFEST|URL
 
 SRC is an HF model directory, a GGUF file or a llama2.c checkpoint.
 `
@@ -36,7 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmds := map[string]func([]string, io.Writer, io.Writer) error{
-		"import": cmdImport, "synth": cmdSynth, "verify": cmdVerify, "inspect": cmdInspect,
+		"import": cmdImport, "synth": cmdSynth, "verify": cmdVerify, "inspect": cmdInspect, "index": cmdIndex,
 	}
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
@@ -140,10 +145,16 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 
 func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: modelpack verify PACKDIR")
+		fmt.Fprintln(stderr, "usage: modelpack verify PACKDIR|MANIFEST|URL")
 		return errUsage
 	}
-	m, errs := pack.Verify(args[0])
+	var m *manifest.Manifest
+	var errs []error
+	if st, err := os.Stat(args[0]); err == nil && st.IsDir() {
+		m, errs = pack.Verify(args[0])
+	} else {
+		m, errs = pack.VerifyRemote(context.Background(), args[0], shard.HTTPOptions{})
+	}
 	for _, e := range errs {
 		fmt.Fprintln(stderr, e)
 	}
@@ -156,14 +167,99 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 
 func cmdInspect(args []string, stdout, stderr io.Writer) error {
 	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: modelpack inspect PACKDIR")
+		fmt.Fprintln(stderr, "usage: modelpack inspect PACKDIR|MANIFEST|URL")
 		return errUsage
 	}
-	m, err := pack.ReadManifest(args[0])
+	src, name, err := shard.Open(args[0], shard.HTTPOptions{})
 	if err != nil {
 		return err
 	}
+	b, err := src.Read(context.Background(), name, 0, -1)
+	if err != nil {
+		return err
+	}
+	m, err := manifest.Parse(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", args[0], err)
+	}
 	return pack.Inspect(stdout, m)
+}
+
+func cmdIndex(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("modelpack index", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "", "manifest to write (required)")
+	base := fs.String("base-url", "", "URL the manifest points pieces at (default: SRC when it is a URL, else file names relative to the manifest)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *out == "" {
+		fmt.Fprintln(stderr, "usage: modelpack index SRC -o manifest.json [--base-url URL]")
+		return errUsage
+	}
+	src := pos[0]
+	var s shard.Source
+	b := *base
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		if !strings.HasSuffix(src, "/") {
+			src += "/"
+		}
+		h, err := shard.NewHTTP(src, shard.HTTPOptions{})
+		if err != nil {
+			return err
+		}
+		s = h
+		if b == "" {
+			b = src
+		}
+	} else {
+		s = shard.NewDir(src)
+		if b == "" {
+			absOut, _ := filepath.Abs(filepath.Dir(*out))
+			absSrc, _ := filepath.Abs(src)
+			if absOut != absSrc {
+				return fmt.Errorf("without --base-url the manifest must be written into %s (its pieces name files relative to it)", src)
+			}
+		}
+	}
+	if b != "" && !strings.HasSuffix(b, "/") {
+		b += "/"
+	}
+	pr := progress.New(stderr, "index "+pos[0])
+	m, err := pack.Index(context.Background(), s, pack.IndexOptions{Base: b, Progress: pr.Update})
+	pr.Finish()
+	if err != nil {
+		return err
+	}
+	data, err := manifest.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(*out, data); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d shards pointing into %s\n", *out, len(m.Shards), pos[0])
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path and renames
+// it into place, so an interrupted write never leaves half a manifest.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 func cmdSynth(args []string, stdout, stderr io.Writer) error {

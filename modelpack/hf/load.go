@@ -104,7 +104,37 @@ func (s *Source) Read(name string, row0, rows int) (*tensor.Tensor, error) {
 // open checks the checkpoint's names and shapes against the plan and the
 // tensors the config cannot represent (accepted only when all zero).
 func (p *plan) open(st *safetensors.Dir) (*Source, error) {
-	names := st.Names()
+	hfName, zeroOnly, err := p.resolve(st.Names(), func(n string) (safetensors.Info, bool) { return st.Info(n) })
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range zeroOnly {
+		info, _ := st.Info(n)
+		t, err := st.Read(n)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkZero(filepath.Base(info.File), n, p.zeroOnly[n], t); err != nil {
+			return nil, err
+		}
+	}
+	return &Source{cfg: p.cfg, st: st, hfName: hfName}, nil
+}
+
+func checkZero(file, name, what string, t *tensor.Tensor) error {
+	if i, v, bad := firstNonFinite(t); bad {
+		return fmt.Errorf("%s: tensor %q: element %d is %v", file, name, i, v)
+	}
+	if !allZero(t) {
+		return fmt.Errorf("%s: tensor %q: the %s is not zero, and model.Config cannot represent it", file, name, what)
+	}
+	return nil
+}
+
+// resolve maps every canonical tensor to its checkpoint name, checking
+// names, shapes and dtypes, and lists the present tensors the config
+// cannot represent, which the caller must check are all zero.
+func (p *plan) resolve(names []string, info func(string) (safetensors.Info, bool)) (hfName map[string]string, zeroOnly []string, err error) {
 	present := make(map[string]bool, len(names))
 	for _, n := range names {
 		present[n] = true
@@ -116,45 +146,77 @@ func (p *plan) open(st *safetensors.Dir) (*Source, error) {
 	}
 	for _, n := range names {
 		if _, ok := p.names[n]; !ok && !p.ignore[n] && p.zeroOnly[n] == "" {
-			info, _ := st.Info(n)
-			return nil, fmt.Errorf("%s: tensor %q has no place in the %s model config.json describes", filepath.Base(info.File), n, p.cfg.Arch)
+			inf, _ := info(n)
+			return nil, nil, fmt.Errorf("%s: tensor %q has no place in the %s model config.json describes", filepath.Base(inf.File), n, p.cfg.Arch)
+		}
+		if p.zeroOnly[n] != "" {
+			zeroOnly = append(zeroOnly, n)
 		}
 	}
-	hfName := make(map[string]string, len(p.names))
+	hfName = make(map[string]string, len(p.names))
 	for h, c := range p.names {
 		hfName[c] = h
 	}
 	for _, sp := range p.cfg.Spec() {
 		h := hfName[sp.Name]
 		if !present[h] {
-			return nil, fmt.Errorf("missing tensor %q (%s, shape %v)", h, sp.Name, sp.Shape)
+			return nil, nil, fmt.Errorf("missing tensor %q (%s, shape %v)", h, sp.Name, sp.Shape)
 		}
-		info, _ := st.Info(h)
-		if !sameShape(info.Shape, sp.Shape) {
-			return nil, fmt.Errorf("%s: tensor %q: shape %v, want %v for %s", filepath.Base(info.File), h, info.Shape, sp.Shape, sp.Name)
+		inf, _ := info(h)
+		if !sameShape(inf.Shape, sp.Shape) {
+			return nil, nil, fmt.Errorf("%s: tensor %q: shape %v, want %v for %s", filepath.Base(inf.File), h, inf.Shape, sp.Shape, sp.Name)
 		}
-		if _, err := info.TensorDType(); err != nil {
-			return nil, err
-		}
-	}
-	for _, n := range names {
-		what := p.zeroOnly[n]
-		if what == "" {
-			continue
-		}
-		info, _ := st.Info(n)
-		t, err := st.Read(n)
-		if err != nil {
-			return nil, err
-		}
-		if i, v, bad := firstNonFinite(t); bad {
-			return nil, fmt.Errorf("%s: tensor %q: element %d is %v", filepath.Base(info.File), n, i, v)
-		}
-		if !allZero(t) {
-			return nil, fmt.Errorf("%s: tensor %q: the %s is not zero, and model.Config cannot represent it", filepath.Base(info.File), n, what)
+		if _, err := inf.TensorDType(); err != nil {
+			return nil, nil, err
 		}
 	}
-	return &Source{cfg: p.cfg, st: st, hfName: hfName}, nil
+	return hfName, zeroOnly, nil
+}
+
+// Resolved is an HF checkpoint's layout: the config and, for every
+// canonical tensor, where it is.
+type Resolved struct {
+	Config model.Config
+	// Tensors maps canonical names to the checkpoint's tensor info.
+	Tensors map[string]safetensors.Info
+	// ZeroOnly lists tensors the config cannot represent; they must be
+	// checked to be all zero (CheckZero) before the layout is used.
+	ZeroOnly []safetensors.Info
+}
+
+// Resolve maps a checkpoint, described by its config.json and the infos of
+// its safetensors tensors, onto canonical names without reading weights.
+// It is how `modelpack index` points into unmodified files.
+func Resolve(configJSON []byte, infos []safetensors.Info) (*Resolved, error) {
+	p, err := parseConfig(configJSON)
+	if err != nil {
+		return nil, err
+	}
+	byName := make(map[string]safetensors.Info, len(infos))
+	names := make([]string, 0, len(infos))
+	for _, in := range infos {
+		byName[in.Name] = in
+		names = append(names, in.Name)
+	}
+	slices.Sort(names)
+	hfName, zero, err := p.resolve(names, func(n string) (safetensors.Info, bool) { in, ok := byName[n]; return in, ok })
+	if err != nil {
+		return nil, err
+	}
+	r := &Resolved{Config: p.cfg, Tensors: map[string]safetensors.Info{}}
+	for c, h := range hfName {
+		r.Tensors[c] = byName[h]
+	}
+	for _, n := range zero {
+		r.ZeroOnly = append(r.ZeroOnly, byName[n])
+	}
+	return r, nil
+}
+
+// CheckZero reports an error unless t, the tensor info describes, is all
+// zeros (see Resolved.ZeroOnly).
+func CheckZero(info safetensors.Info, t *tensor.Tensor) error {
+	return checkZero(filepath.Base(info.File), info.Name, "tensor model.Config cannot represent", t)
 }
 
 // sameShape compares shapes as Model.Validate does: leading 1s do not

@@ -1,6 +1,7 @@
 package pack
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/runtime/shard"
 )
 
 // ReadManifest reads and validates dir/manifest.json.
@@ -53,6 +55,39 @@ func Verify(dir string) (*manifest.Manifest, []error) {
 			if t.Offset%manifest.Align != 0 {
 				errs = append(errs, fmt.Errorf("shard %s: tensor %s at offset %d is not %d-byte aligned", s.ID, t.Name, t.Offset, manifest.Align))
 			}
+		}
+	}
+	return m, errs
+}
+
+// VerifyRemote checks a manifest that is not a local pack — one made by
+// `modelpack index`, or any manifest at an http(s) URL — by fetching every
+// shard and file it names through the shard sources and checking sizes and
+// hashes. It returns every problem found.
+func VerifyRemote(ctx context.Context, location string, o shard.HTTPOptions) (*manifest.Manifest, []error) {
+	src, name, err := shard.Open(location, o)
+	if err != nil {
+		return nil, []error{err}
+	}
+	b, err := src.Read(ctx, name, 0, -1)
+	if err != nil {
+		return nil, []error{err}
+	}
+	m, err := manifest.Parse(b)
+	if err != nil {
+		return nil, []error{fmt.Errorf("%s: %w", location, err)}
+	}
+	f := &shard.Fetcher{Src: src, HTTP: o}
+	var errs []error
+	files := []manifest.Shard{{ID: "tokenizer", SHA256: m.Tokenizer.SHA256, Size: m.Tokenizer.Size,
+		Pieces: []manifest.Piece{{File: m.Tokenizer.File, Length: m.Tokenizer.Size}}}}
+	if m.Tokenizer.Config != "" {
+		files = append(files, manifest.Shard{ID: "tokenizer config", SHA256: m.Tokenizer.ConfigSHA256, Size: m.Tokenizer.ConfigSize,
+			Pieces: []manifest.Piece{{File: m.Tokenizer.Config, Length: m.Tokenizer.ConfigSize}}})
+	}
+	for _, s := range append(files, m.Shards...) {
+		if _, err := f.Fetch(ctx, &s); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return m, errs

@@ -1,0 +1,211 @@
+package pack
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/moderuntime/mode/modelpack/hf"
+	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/modelpack/safetensors"
+	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/shard"
+	"github.com/moderuntime/mode/runtime/tensor"
+	"github.com/moderuntime/mode/runtime/tokenizer"
+)
+
+// IndexOptions configures Index.
+type IndexOptions struct {
+	// Base is put in front of every file name in the manifest's pieces: ""
+	// keeps them relative (the manifest then lives beside the model's
+	// files), or an URL such as https://huggingface.co/ORG/MODEL/resolve/main/.
+	Base string
+	// Progress, when set, is called as the shards are hashed.
+	Progress func(done, total int64)
+}
+
+// Index builds a manifest that copies no weights: each shard is a list of
+// byte ranges inside the unmodified safetensors files that src reads (a
+// local directory or an HTTP base), grouped exactly like a pack's (core,
+// layer, one per (layer, expert)), so a client can stream routed experts
+// straight from an existing model repository with Range requests. Every
+// shard is read once to compute its sha256.
+func Index(ctx context.Context, src shard.Source, o IndexOptions) (*manifest.Manifest, error) {
+	read := func(file string) ([]byte, error) { return src.Read(ctx, file, 0, -1) }
+	cfgJSON, err := read("config.json")
+	if err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	files, err := safetensorsFiles(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	var infos []safetensors.Info
+	for _, f := range files {
+		r, err := safetensors.NewReaderUnsized(readerAt{ctx, src, f}, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range r.Names() {
+			in, _ := r.Info(n)
+			infos = append(infos, in)
+		}
+	}
+	res, err := hf.Resolve(cfgJSON, infos)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range res.ZeroOnly {
+		b, err := src.Read(ctx, in.File, in.FileOffset, in.Size())
+		if err != nil {
+			return nil, err
+		}
+		dt, err := in.TensorDType()
+		if err != nil {
+			return nil, err
+		}
+		if err := hf.CheckZero(in, &tensor.Tensor{Name: in.Name, DType: dt, Shape: in.Shape, Data: b}); err != nil {
+			return nil, err
+		}
+	}
+	m := &manifest.Manifest{Format: manifest.Format, Version: manifest.Version, Model: res.Config, Quant: "source"}
+	if m.Tokenizer, m.ChatTemplate, err = indexTokenizer(ctx, src, o.Base, res.Config); err != nil {
+		return nil, err
+	}
+	specs := res.Config.Spec()
+	var total, done int64
+	for _, sp := range specs {
+		total += res.Tensors[sp.Name].Size()
+	}
+	for i := 0; i < len(specs); {
+		j := i
+		for j < len(specs) && specs[j].Layer == specs[i].Layer && specs[j].Expert == specs[i].Expert {
+			j++
+		}
+		s := manifest.Shard{ID: groupID(specs[i]), Kind: groupKind(specs[i]), Layer: specs[i].Layer, Expert: specs[i].Expert}
+		h := sha256.New()
+		for _, sp := range specs[i:j] {
+			in := res.Tensors[sp.Name]
+			b, err := src.Read(ctx, in.File, in.FileOffset, in.Size())
+			if err != nil {
+				return nil, fmt.Errorf("tensor %s: %w", in.Name, err)
+			}
+			h.Write(b)
+			dt, _ := in.TensorDType()
+			s.Tensors = append(s.Tensors, manifest.Tensor{Name: sp.Name, DType: dt.String(), Shape: sp.Shape, Offset: s.Size, Length: in.Size()})
+			s.Pieces = append(s.Pieces, manifest.Piece{File: o.Base + in.File, Offset: in.FileOffset, Length: in.Size()})
+			s.Size += in.Size()
+			done += in.Size()
+			if o.Progress != nil {
+				o.Progress(done, total)
+			}
+		}
+		s.SHA256 = hex.EncodeToString(h.Sum(nil))
+		m.Shards = append(m.Shards, s)
+		i = j
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("internal error: the index does not validate: %w", err)
+	}
+	return m, nil
+}
+
+func groupID(sp model.TensorSpec) string {
+	switch {
+	case sp.Layer < 0:
+		return "core"
+	case sp.Expert < 0:
+		return fmt.Sprintf("layer.%d", sp.Layer)
+	}
+	return fmt.Sprintf("layer.%d.expert.%d", sp.Layer, sp.Expert)
+}
+
+func groupKind(sp model.TensorSpec) string {
+	switch {
+	case sp.Layer < 0:
+		return manifest.KindCore
+	case sp.Expert < 0:
+		return manifest.KindLayer
+	}
+	return manifest.KindExpert
+}
+
+// safetensorsFiles lists the checkpoint's files: the index's, or the
+// single model.safetensors.
+func safetensorsFiles(ctx context.Context, src shard.Source) ([]string, error) {
+	raw, err := src.Read(ctx, safetensors.IndexFile, 0, -1)
+	if err != nil {
+		if _, err2 := src.Read(ctx, safetensors.SingleFile, 0, 8); err2 != nil {
+			return nil, fmt.Errorf("neither %s nor %s could be read: %v; %v", safetensors.IndexFile, safetensors.SingleFile, err, err2)
+		}
+		return []string{safetensors.SingleFile}, nil
+	}
+	var idx struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return nil, fmt.Errorf("%s: %w", safetensors.IndexFile, err)
+	}
+	var files []string
+	for _, f := range idx.WeightMap {
+		if strings.Contains(f, "..") || strings.HasPrefix(f, "/") {
+			return nil, fmt.Errorf("%s: file %q is outside the model", safetensors.IndexFile, f)
+		}
+		files = append(files, f)
+	}
+	slices.Sort(files)
+	files = slices.Compact(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s: empty weight_map", safetensors.IndexFile)
+	}
+	return files, nil
+}
+
+func indexTokenizer(ctx context.Context, src shard.Source, base string, cfg model.Config) (manifest.Tokenizer, string, error) {
+	mt := manifest.Tokenizer{Kind: "hf", File: base + "tokenizer.json"}
+	tj, err := src.Read(ctx, "tokenizer.json", 0, -1)
+	if err != nil {
+		return mt, "", fmt.Errorf("tokenizer.json: %w", err)
+	}
+	h := sha256.Sum256(tj)
+	mt.SHA256, mt.Size = hex.EncodeToString(h[:]), int64(len(tj))
+	tc, err := src.Read(ctx, "tokenizer_config.json", 0, -1)
+	var chat string
+	if err == nil {
+		h := sha256.Sum256(tc)
+		mt.Config, mt.ConfigSHA256, mt.ConfigSize = base+"tokenizer_config.json", hex.EncodeToString(h[:]), int64(len(tc))
+		var c struct {
+			ChatTemplate json.RawMessage `json:"chat_template"`
+		}
+		if json.Unmarshal(tc, &c) == nil {
+			json.Unmarshal(c.ChatTemplate, &chat) // a string template; named templates are left out
+		}
+	}
+	tok, err := tokenizer.LoadHF(tj, tc)
+	if err != nil {
+		return mt, "", fmt.Errorf("tokenizer.json: %w", err)
+	}
+	mt.AddBOS = tok.AddsBOS() && cfg.BOS >= 0
+	return mt, chat, nil
+}
+
+// readerAt adapts one file of a shard.Source to io.ReaderAt.
+type readerAt struct {
+	ctx  context.Context
+	src  shard.Source
+	file string
+}
+
+func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
+	b, err := r.src.Read(r.ctx, r.file, off, int64(len(p)))
+	n := copy(p, b)
+	if err == nil && n < len(p) {
+		err = errors.New("short read")
+	}
+	return n, err
+}
