@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/moderuntime/mode/internal/progress"
+	"github.com/moderuntime/mode/internal/rss"
 	"github.com/moderuntime/mode/modelpack/importer"
 	"github.com/moderuntime/mode/modelpack/manifest"
 	"github.com/moderuntime/mode/modelpack/pack"
@@ -103,6 +105,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	maxShard := fs.String("max-shard", "64MiB", "largest shard")
 	tok := fs.String("z", "", "tokenizer file (default: found beside the model)")
 	force := fs.Bool("force", false, "replace an existing pack at -o")
+	stats := fs.Bool("stats", false, "print throughput and peak RSS")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -126,6 +129,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	}
 	defer in.Close()
 	pr := progress.New(stderr, "import "+pos[0])
+	start := time.Now()
 	m, err := pack.Write(*out, in.Source, in.Tokenizer, in.ChatTemplate, pack.Options{Quant: q, MaxShard: cap, Force: *force, Progress: pr.Update})
 	pr.Finish()
 	if err != nil {
@@ -140,7 +144,28 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d shards (%d expert shards), %s, quant %s\n", *out, len(m.Shards), experts, progress.Bytes(bytes), m.Quant)
+	if *stats {
+		in := sourceBytes(pos[0])
+		el := time.Since(start)
+		peak, _ := rss.Peak()
+		fmt.Fprintf(stdout, "import: %s of source in %v: %.1f MB/s; peak RSS %s\n", progress.Bytes(in), el.Round(time.Millisecond),
+			float64(in)/1e6/el.Seconds(), progress.Bytes(peak))
+	}
 	return nil
+}
+
+// sourceBytes is the size of a model file, or of a directory's files.
+func sourceBytes(path string) int64 {
+	var n int64
+	filepath.WalkDir(path, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 func cmdVerify(args []string, stdout, stderr io.Writer) error {

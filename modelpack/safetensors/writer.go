@@ -23,12 +23,49 @@ type Writer struct {
 	w       io.Writer
 	meta    map[string]string
 	tensors map[string]*tensor.Tensor
+	lazy    map[string]func() ([]byte, error)
+	sizes   map[string]int64 // byte length of lazy tensors
 	closed  bool
 }
 
 // NewWriter returns a Writer that writes to w on Close.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{w: w, tensors: map[string]*tensor.Tensor{}}
+	return &Writer{w: w, tensors: map[string]*tensor.Tensor{}, lazy: map[string]func() ([]byte, error){}, sizes: map[string]int64{}}
+}
+
+// AddLazy queues a tensor whose bytes fill produces during Close, just
+// before they are written, so a file larger than memory can be written one
+// tensor at a time. t describes the tensor; its Data is ignored.
+func (w *Writer) AddLazy(t *tensor.Tensor, fill func() ([]byte, error)) error {
+	n, err := ByteLen(t.DType, t.Shape)
+	if err != nil {
+		return fmt.Errorf("safetensors: tensor %q: %w", t.Name, err)
+	}
+	desc := &tensor.Tensor{Name: t.Name, DType: t.DType, Shape: t.Shape}
+	if err := w.add(desc, n); err != nil {
+		return err
+	}
+	w.lazy[t.Name] = fill
+	return nil
+}
+
+// ByteLen is the size of a tensor of dtype d and shape in a safetensors
+// file.
+func ByteLen(d tensor.DType, shape []int) (int64, error) {
+	if _, ok := dtypeName(d); !ok {
+		return 0, fmt.Errorf("dtype %v cannot be stored (only f32, f16 and bf16)", d)
+	}
+	n := int64(1)
+	for _, x := range shape {
+		if x < 0 {
+			return 0, fmt.Errorf("negative dimension in shape %v", shape)
+		}
+		if x > 0 && n > math.MaxInt64/8/int64(x) {
+			return 0, fmt.Errorf("shape %v overflows", shape)
+		}
+		n *= int64(x)
+	}
+	return n * int64(d.ElemSize()), nil
 }
 
 // SetMetadata records a string in the header's __metadata__.
@@ -42,6 +79,11 @@ func (w *Writer) SetMetadata(key, value string) {
 // Add queues a tensor. Its data is not copied, so it must not change until
 // Close returns.
 func (w *Writer) Add(t *tensor.Tensor) error {
+	return w.add(t, -1)
+}
+
+// add queues t; size >= 0 gives the byte length of a lazy tensor.
+func (w *Writer) add(t *tensor.Tensor, size int64) error {
 	if w.closed {
 		return fmt.Errorf("safetensors: tensor %q added after Close", t.Name)
 	}
@@ -64,10 +106,14 @@ func (w *Writer) Add(t *tensor.Tensor) error {
 		}
 		n *= int64(d)
 	}
-	if want := n * int64(t.DType.ElemSize()); int64(len(t.Data)) != want {
+	want := n * int64(t.DType.ElemSize())
+	if size < 0 && int64(len(t.Data)) != want {
 		return fmt.Errorf("safetensors: tensor %q: %v%v needs %d bytes, has %d", t.Name, t.DType, t.Shape, want, len(t.Data))
 	}
 	w.tensors[t.Name] = t
+	if size >= 0 {
+		w.sizes[t.Name] = size
+	}
 	return nil
 }
 
@@ -95,8 +141,12 @@ func (w *Writer) Close() error {
 		t := w.tensors[name]
 		dt, _ := dtypeName(t.DType)
 		shape := append([]int{}, t.Shape...) // a scalar must be [] rather than null
-		top[name] = headerEntry{DType: dt, Shape: shape, DataOffsets: [2]int64{off, off + int64(len(t.Data))}}
-		off += int64(len(t.Data))
+		n := int64(len(t.Data))
+		if sz, ok := w.sizes[name]; ok {
+			n = sz
+		}
+		top[name] = headerEntry{DType: dt, Shape: shape, DataOffsets: [2]int64{off, off + n}}
+		off += n
 	}
 	var hdr bytes.Buffer
 	enc := json.NewEncoder(&hdr)
@@ -119,7 +169,17 @@ func (w *Writer) Close() error {
 		return fmt.Errorf("safetensors: writing header: %w", err)
 	}
 	for _, name := range names {
-		if _, err := w.w.Write(w.tensors[name].Data); err != nil {
+		data := w.tensors[name].Data
+		if fill, ok := w.lazy[name]; ok {
+			var err error
+			if data, err = fill(); err != nil {
+				return fmt.Errorf("safetensors: tensor %q: %w", name, err)
+			}
+			if int64(len(data)) != w.sizes[name] {
+				return fmt.Errorf("safetensors: tensor %q: produced %d bytes, declared %d", name, len(data), w.sizes[name])
+			}
+		}
+		if _, err := w.w.Write(data); err != nil {
 			return fmt.Errorf("safetensors: writing tensor %q: %w", name, err)
 		}
 	}

@@ -1,6 +1,7 @@
 package synth
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
@@ -58,41 +59,76 @@ func generate(s tensorSpec, seed uint64, dt tensor.DType, layers int) *tensor.Te
 	return &tensor.Tensor{Name: s.name, DType: dt, Shape: slices.Clone(s.shape), Data: data}
 }
 
+// lazyTensor is a tensor generated while it is written.
+type lazyTensor struct {
+	desc *tensor.Tensor // name, dtype, shape
+	fill func() ([]byte, error)
+}
+
+func (t lazyTensor) size() int64 {
+	n, _ := safetensors.ByteLen(t.desc.DType, t.desc.Shape)
+	return n
+}
+
 // writeWeights writes the tensors as model.safetensors, or, when they
 // exceed maxShard bytes, as numbered shards plus an index, the way
-// transformers' save_pretrained names them.
-func writeWeights(dir string, ts []*tensor.Tensor, maxShard int64) error {
-	slices.SortFunc(ts, func(a, b *tensor.Tensor) int { return strings.Compare(a.Name, b.Name) })
-	meta := map[string]string{"format": "pt"}
+// transformers' save_pretrained names them. Each tensor is generated just
+// before it is written, so memory holds one tensor at a time.
+func writeWeights(dir string, ts []lazyTensor, maxShard int64) error {
+	slices.SortFunc(ts, func(a, b lazyTensor) int { return strings.Compare(a.desc.Name, b.desc.Name) })
 	var total int64
 	for _, t := range ts {
-		total += int64(len(t.Data))
+		total += t.size()
 	}
 	if maxShard <= 0 || total <= maxShard {
-		return safetensors.WriteFile(filepath.Join(dir, safetensors.SingleFile), meta, ts...)
+		return writeFile(filepath.Join(dir, safetensors.SingleFile), ts)
 	}
-	var shards [][]*tensor.Tensor
+	var shards [][]lazyTensor
 	var size int64
 	for _, t := range ts {
-		if len(shards) == 0 || size > 0 && size+int64(len(t.Data)) > maxShard {
+		if len(shards) == 0 || size > 0 && size+t.size() > maxShard {
 			shards = append(shards, nil)
 			size = 0
 		}
 		shards[len(shards)-1] = append(shards[len(shards)-1], t)
-		size += int64(len(t.Data))
+		size += t.size()
 	}
 	weightMap := map[string]string{}
 	for i, shard := range shards {
 		file := fmt.Sprintf("model-%05d-of-%05d.safetensors", i+1, len(shards))
-		if err := safetensors.WriteFile(filepath.Join(dir, file), meta, shard...); err != nil {
+		if err := writeFile(filepath.Join(dir, file), shard); err != nil {
 			return err
 		}
 		for _, t := range shard {
-			weightMap[t.Name] = file
+			weightMap[t.desc.Name] = file
 		}
 	}
 	index := map[string]any{"metadata": map[string]any{"total_size": total}, "weight_map": weightMap}
 	return writeJSON(filepath.Join(dir, safetensors.IndexFile), index)
+}
+
+func writeFile(path string, ts []lazyTensor) (err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("synth: %w", cerr)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := safetensors.NewWriter(bw)
+	w.SetMetadata("format", "pt")
+	for _, t := range ts {
+		if err := w.AddLazy(t.desc, t.fill); err != nil {
+			return err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // removeCheckpoint deletes checkpoint files an earlier Write may have left,

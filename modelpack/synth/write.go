@@ -8,9 +8,10 @@ import (
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 
-// maxBytes bounds a synthetic model's weights, which are all held in
-// memory while writing.
-const maxBytes = 4 << 30
+// maxBytes bounds a synthetic model's weights. They are generated one
+// tensor at a time while the file is written, so memory is not the limit;
+// this only catches a mistyped size before it fills the disk.
+const maxBytes = 64 << 30
 
 // Write writes the model opts describes into dir, creating it if needed:
 // config.json, the weights (model.safetensors, or shards and
@@ -36,8 +37,6 @@ func Write(dir string, opts Options) error {
 		config = hfConfig(&o, tok.bos, tok.eos)
 		layout = hfLayout(&o)
 	}
-	// Every tensor is generated before the file is written, so bound the
-	// model's size by memory rather than fail midway.
 	var bytes int64
 	for _, s := range layout {
 		n := int64(o.DType.ElemSize())
@@ -67,9 +66,12 @@ func Write(dir string, opts Options) error {
 			return err
 		}
 	}
-	ts := make([]*tensor.Tensor, len(layout))
+	ts := make([]lazyTensor, len(layout))
 	for i, s := range layout {
-		ts[i] = generate(s, o.Seed, o.DType, o.Layers)
+		ts[i] = lazyTensor{
+			desc: &tensor.Tensor{Name: s.name, DType: o.DType, Shape: s.shape},
+			fill: func() ([]byte, error) { return generate(s, o.Seed, o.DType, o.Layers).Data, nil },
+		}
 	}
 	return writeWeights(dir, ts, o.MaxShardBytes)
 }

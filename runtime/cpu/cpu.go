@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"runtime"
@@ -43,17 +44,28 @@ var _ backend.Backend = (*Backend)(nil)
 
 func (b *Backend) Name() string { return "cpu" }
 
-// weight holds a tensor decoded to float32, the format every CPU kernel
-// reads.
+// weight is a tensor in the form the CPU kernels read. Matrices stored in
+// f16 or a block format keep that format (m), and the kernels compute from
+// it directly; everything else is decoded to float32 (f): f32 and bf16
+// matrices, and vectors of any format, which the elementwise ops (norms,
+// biases, routing bias) index directly and which are too small to matter.
 type weight struct {
 	shape []int
 	rows  int
 	cols  int
 	f     []float32
+	m     *tensor.Matrix
 }
 
 func (w *weight) Shape() []int { return w.shape }
-func (w *weight) Bytes() int64 { return int64(4 * len(w.f)) }
+
+// Bytes is the memory the weight's data occupies in its stored form.
+func (w *weight) Bytes() int64 {
+	if w.m != nil {
+		return int64(w.m.Bytes())
+	}
+	return int64(4 * len(w.f))
+}
 
 // buf is rows×cols float32 values with row stride cols.
 type buf struct {
@@ -72,17 +84,37 @@ type kv struct {
 
 func (c *kv) Len() int { return c.seq }
 
+// Upload copies t into a weight: f16, q8_0, q4_0 and q4_k matrices keep
+// their format, everything else becomes float32 (see weight).
 func (b *Backend) Upload(t *tensor.Tensor) (backend.Weight, error) {
+	if err := t.Check(); err != nil {
+		return nil, fmt.Errorf("cpu: upload: %w", err)
+	}
+	w := &weight{shape: append([]int(nil), t.Shape...), rows: t.Rows(), cols: t.Cols()}
+	switch t.DType {
+	case tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K:
+		if w.rows > 1 {
+			own := *t
+			own.Data = bytes.Clone(t.Data) // the caller may reuse t's memory
+			m, err := tensor.NewMatrix(&own)
+			if err != nil {
+				return nil, fmt.Errorf("cpu: upload: %w", err)
+			}
+			w.m = m
+			return w, nil
+		}
+	}
 	f, err := t.Float32s()
 	if err != nil {
 		return nil, fmt.Errorf("cpu: upload: %w", err)
 	}
-	return &weight{shape: append([]int(nil), t.Shape...), rows: t.Rows(), cols: t.Cols(), f: f}, nil
+	w.f = f
+	return w, nil
 }
 
 func (b *Backend) Free(w backend.Weight) {
 	if w, ok := w.(*weight); ok {
-		w.f = nil
+		w.f, w.m = nil, nil
 	}
 }
 
@@ -110,6 +142,10 @@ func (b *Backend) NewKV(layers, maxSeq, kvDim int) (backend.KV, error) {
 func (b *Backend) Embed(dst backend.Buf, table backend.Weight, ids []int) {
 	d, w := dst.(*buf), table.(*weight)
 	for i, id := range ids {
+		if w.m != nil {
+			w.m.DequantizeRow(id, d.row(i))
+			continue
+		}
 		copy(d.row(i), w.f[id*w.cols:(id+1)*w.cols])
 	}
 }

@@ -8,7 +8,13 @@ package cpu
 // give the CPU instruction-level parallelism while each dot product still
 // sums in input order (the explicit float32 conversions forbid fused
 // multiply-adds), so the result equals a naive loop's bit for bit.
+//
+// Weights kept in f16 or a block format go to matmulMatrix.
 func (b *Backend) matmul(dst []float32, dstStride int, x []float32, rows, cols int, w *weight) {
+	if w.m != nil {
+		b.matmulMatrix(dst, dstStride, x, rows, cols, w.m)
+		return
+	}
 	out := w.rows
 	if b.naive {
 		for t := 0; t < rows; t++ {

@@ -16,12 +16,17 @@ func (b *Backend) MoE(dst, x backend.Buf, r backend.Routes, f *backend.FFN) {
 	d, s := dst.(*buf), x.(*buf)
 	T, D := s.rows, s.cols
 	clear(d.f)
+	var g []float32
+	if f.SharedGate != nil && len(f.Shared) > 0 {
+		// The gate is a [1, D] matrix: one output per token.
+		g = make([]float32, T)
+		b.matmul(g, 1, s.f, T, D, f.SharedGate.(*weight))
+	}
 	for _, e := range f.Shared {
 		y := b.expert(s.f, T, D, e)
-		if f.SharedGate != nil {
-			g := f.SharedGate.(*weight).f
+		if g != nil {
 			for t := 0; t < T; t++ {
-				gt := routing.Sigmoid(dot(g, s.row(t)))
+				gt := routing.Sigmoid(g[t])
 				yr := y[t*D : (t+1)*D]
 				for i := range yr {
 					yr[i] *= gt

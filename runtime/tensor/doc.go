@@ -1,8 +1,13 @@
 // Package tensor owns the in-memory form of a weight tensor: its element
 // type, shape and raw little-endian bytes, plus conversions between the
-// storage formats (f32, f16, bf16, and the block-quantised formats) and
-// float32.
+// storage formats (f32, f16, bf16, and the block-quantised q8_0, q4_0 and
+// q4_k) and float32.
 //
-// A Tensor is a value the importers produce and the backends consume; it
-// carries no compute of its own beyond decoding.
+// A Tensor is a value the importers produce and the backends consume.
+// Quantize converts to any format and RMSError measures what it cost; the
+// layouts are documented in quant.go, and are designed so that a GPU kernel
+// can read each array as u32 words. Matrix views a matrix in f16 or a block
+// format for CPU kernels that compute row dot products from the stored form
+// directly: this package is the one place that knows the layouts and the
+// dequantisation arithmetic.
 package tensor

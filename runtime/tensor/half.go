@@ -3,25 +3,23 @@ package tensor
 import "math"
 
 // F16ToF32 converts an IEEE 754 binary16 value to float32 exactly.
+//
+// It is written without calls so that it inlines into the f16 and
+// block-format kernels: the exponent is rebiased in place, and the two rare
+// cases adjust it further (Inf/NaN) or renormalise through one exact float
+// subtraction (zero and subnormals).
 func F16ToF32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // Inf or NaN
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	case exp == 0:
-		if mant == 0 {
-			return math.Float32frombits(sign)
-		}
-		// Subnormal: value = mant * 2^-24.
-		f := float32(mant) * (1.0 / (1 << 24))
-		if sign != 0 {
-			f = -f
-		}
-		return f
+	const expMask = 0x7c00 << 13 // the f16 exponent, in float32 position
+	u := uint32(h&0x7fff) << 13
+	e := u & expMask
+	u += (127 - 15) << 23
+	switch e {
+	case expMask: // Inf or NaN: exponent 31 becomes 255
+		u += (128 - 16) << 23
+	case 0: // zero or subnormal: value = (1 + mant/1024)·2^-14 − 2^-14
+		u = math.Float32bits(math.Float32frombits(u+1<<23) - 0x1p-14)
 	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+	return math.Float32frombits(u | uint32(h&0x8000)<<16)
 }
 
 // F32ToF16 converts float32 to binary16 with round-to-nearest-even,

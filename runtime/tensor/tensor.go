@@ -10,14 +10,15 @@ import (
 // DType is the storage format of a tensor's elements.
 type DType uint8
 
+// The layouts of the block formats are documented in quant.go.
 const (
 	Invalid DType = iota
 	F32
 	F16
 	BF16
-	Q8_0 // blocks of 32: f16 scale + 32 int8
-	Q4_0 // blocks of 32: f16 scale + 16 bytes of 4-bit values
-	Q4_K // k-quant style 4-bit with per-block mins
+	Q8_0 // blocks of 32: f16 scale, 32 int8
+	Q4_0 // blocks of 32: f16 scale, 32 4-bit values
+	Q4_K // super-blocks of 256: f16 scale and min, 8 u8 sub-scales and sub-mins, 256 4-bit values
 )
 
 var dtypeNames = [...]string{Invalid: "invalid", F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0", Q4_0: "q4_0", Q4_K: "q4_k"}
@@ -85,14 +86,6 @@ func (t *Tensor) Cols() int {
 	return t.Shape[len(t.Shape)-1]
 }
 
-// ByteSize is the number of bytes the elements of shape take in format d.
-func ByteSize(d DType, elems int) (int, error) {
-	if es := d.ElemSize(); es > 0 {
-		return elems * es, nil
-	}
-	return 0, fmt.Errorf("byte size of %v is not defined here", d)
-}
-
 // Check verifies that Data holds exactly what DType and Shape describe.
 func (t *Tensor) Check() error {
 	for _, d := range t.Shape {
@@ -100,7 +93,7 @@ func (t *Tensor) Check() error {
 			return fmt.Errorf("tensor %s: bad shape %v", t.Name, t.Shape)
 		}
 	}
-	want, err := ByteSize(t.DType, t.Elems())
+	want, err := ByteSize(t.DType, t.Rows(), t.Cols())
 	if err != nil {
 		return fmt.Errorf("tensor %s: %w", t.Name, err)
 	}
@@ -119,9 +112,22 @@ func FromF32(name string, shape []int, v []float32) *Tensor {
 	return &Tensor{Name: name, DType: F32, Shape: append([]int(nil), shape...), Data: b}
 }
 
-// Float32s decodes the elements to float32. It always returns a new slice.
+// Float32s decodes (or dequantises) the elements to float32. It always
+// returns a new slice.
 func (t *Tensor) Float32s() ([]float32, error) {
 	n := t.Elems()
+	switch t.DType {
+	case Q8_0, Q4_0, Q4_K:
+		m, err := NewMatrix(t)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]float32, n)
+		for i := 0; i < m.rows; i++ {
+			m.DequantizeRow(i, out[i*m.cols:(i+1)*m.cols])
+		}
+		return out, nil
+	}
 	out := make([]float32, n)
 	switch t.DType {
 	case F32:
