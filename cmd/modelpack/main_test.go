@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runMP(args ...string) (int, string, string) {
+	var o, e bytes.Buffer
+	code := run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+// TestPipeline: synth, import, verify, inspect and index work end to end,
+// and verify's exit status reports a corrupted shard.
+func TestPipeline(t *testing.T) {
+	d := t.TempDir()
+	src, p := filepath.Join(d, "src"), filepath.Join(d, "pack")
+	steps := [][]string{
+		{"synth", "--arch", "mode", "--expert-widths", "32,96,64,16", "--seed", "3", "-o", src},
+		{"import", src, "-o", p, "--quant", "q4_0", "--stats"},
+		{"verify", p},
+		{"inspect", p},
+		{"index", src, "-o", filepath.Join(src, "manifest.json")},
+		{"verify", filepath.Join(src, "manifest.json")},
+	}
+	for _, s := range steps {
+		if code, out, errOut := runMP(s...); code != 0 {
+			t.Fatalf("modelpack %v: exit %d\n%s%s", s, code, out, errOut)
+		} else if s[0] == "inspect" && !strings.Contains(out, "experts are") {
+			t.Errorf("inspect output lacks the expert share:\n%s", out)
+		} else if s[0] == "import" && !strings.Contains(out, "peak RSS") {
+			t.Errorf("import --stats output: %s", out)
+		}
+	}
+	shards, _ := filepath.Glob(filepath.Join(p, "shards", "*"))
+	var victim string
+	for _, s := range shards {
+		if filepath.Ext(s) == "" {
+			victim = s
+			break
+		}
+	}
+	b, _ := os.ReadFile(victim)
+	b[0] ^= 0xff
+	os.WriteFile(victim, b, 0o644)
+	code, _, errOut := runMP("verify", p)
+	if code != 1 || !strings.Contains(errOut, "sha256") {
+		t.Fatalf("verify of a corrupted pack: exit %d, %q", code, errOut)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	d := t.TempDir()
+	os.WriteFile(filepath.Join(d, "notes.txt"), []byte("mine"), 0o644)
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "Usage"},
+		{[]string{"import"}, 2, "usage: modelpack import"},
+		{[]string{"import", "/nonexistent", "-o", filepath.Join(d, "p")}, 1, "/nonexistent"},
+		{[]string{"import", "x", "-o", "y", "--quant", "q3"}, 1, `unknown dtype "q3"`},
+		{[]string{"import", "x", "-o", "y", "--max-shard", "lots"}, 1, "--max-shard"},
+		{[]string{"synth", "--arch", "gpt5", "-o", filepath.Join(d, "s")}, 1, "gpt5"},
+		{[]string{"verify", d}, 1, "manifest.json"},
+		{[]string{"inspect", filepath.Join(d, "nope.json")}, 1, "nope.json"},
+	}
+	for _, tt := range tests {
+		code, _, errOut := runMP(tt.args...)
+		if code != tt.code || !strings.Contains(errOut, tt.want) {
+			t.Errorf("modelpack %v: exit %d, stderr %q; want exit %d mentioning %q", tt.args, code, errOut, tt.code, tt.want)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(d, "notes.txt")); string(b) != "mine" {
+		t.Error("a user file was changed")
+	}
+}
