@@ -1,5 +1,6 @@
 # mode: see README.md. `make demo` and `make test` work on a fresh Debian
-# machine: they install what they need (scripts/ensure-*.sh).
+# machine: they install what they need (scripts/ensure-*.sh; the tokenizer
+# reference test installs its npm packages itself).
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
@@ -9,8 +10,9 @@ SHARED ?= $(abspath ../shared)
 # Where `make demo` keeps models it downloaded when ../shared is absent.
 MODE_CACHE ?= $(HOME)/.cache/mode
 TEST_TIMEOUT ?= 25m
+BENCH_TMP ?= /tmp/mode-bench
 
-.PHONY: all build test vet demo bench fuzz clean tools
+.PHONY: all build test vet demo bench bench-import-large fuzz clean tools
 
 all: build
 
@@ -19,6 +21,7 @@ tools:
 
 build: tools
 	$(GO) build -o $(BIN)/mode ./cmd/mode
+	$(GO) build -o $(BIN)/modelpack ./cmd/modelpack
 
 vet: tools
 	$(GO) vet ./...
@@ -26,18 +29,34 @@ vet: tools
 test: tools vet
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
-# Generates text from the default model: stories260K from ../shared, or a
-# copy downloaded into $(MODE_CACHE).
+# Packs the default model (stories260K from ../shared, or a copy downloaded
+# into $(MODE_CACHE)) and generates text from the pack, fetching shards lazily.
 demo: build
 	@model=$$(scripts/default-model.sh "$(SHARED)" "$(MODE_CACHE)") && \
-	  echo "mode run -m $$model -p 'Once upon a time' -n 200" && \
-	  $(BIN)/mode run -m "$$model" -p "Once upon a time" -n 200
+	  rm -rf $(BIN)/packs/stories260K && \
+	  echo "modelpack import $$model -o $(BIN)/packs/stories260K --quant q8_0" && \
+	  $(BIN)/modelpack import "$$model" -o $(BIN)/packs/stories260K --quant q8_0 && \
+	  echo "mode run -m $(BIN)/packs/stories260K -p 'Once upon a time' -n 200" && \
+	  $(BIN)/mode run -m $(BIN)/packs/stories260K -p "Once upon a time" -n 200
 
+# Speed, as ratios against baselines measured in the same run.
 bench: build
 	@model=$$(scripts/default-model.sh "$(SHARED)" "$(MODE_CACHE)") && \
 	  $(BIN)/mode bench -m "$$model" --prompt-tokens 128 --decode-tokens 256
 	$(BIN)/mode bench --synth mixtral --prompt-tokens 64 --decode-tokens 32
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./runtime/cpu ./runtime/sample
+	$(GO) test -run '^$$' -bench 'MatVec' -benchtime 20x ./runtime/cpu
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./runtime/sample
+	$(GO) test -run '^$$' -bench 'LazyFetch|Import' -benchtime 1x ./modelpack/pack
+	$(MAKE) bench-import-large
+
+# Import of a ~6 GB synthetic f32 checkpoint: throughput and peak RSS
+# (streamed tensor by tensor, so RSS stays far below the model's size).
+bench-import-large: build
+	rm -rf $(BENCH_TMP) && mkdir -p $(BENCH_TMP)
+	$(BIN)/modelpack synth --arch mixtral --dim 2048 --layers 5 --ffn 5632 --experts 8 --top-k 2 \
+	  --heads 16 --kv-heads 4 --vocab 32000 -o $(BENCH_TMP)/src
+	$(BIN)/modelpack import $(BENCH_TMP)/src -o $(BENCH_TMP)/pack --quant q4_0 --stats
+	rm -rf $(BENCH_TMP)
 
 # Short runs of every fuzz target; seeds live in each package's testdata/fuzz.
 FUZZTIME ?= 20s
