@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/moderuntime/mode/modelpack/hf"
 	"github.com/moderuntime/mode/modelpack/manifest"
@@ -145,25 +144,16 @@ func safetensorsFiles(ctx context.Context, src shard.Source) ([]string, error) {
 		}
 		return []string{safetensors.SingleFile}, nil
 	}
-	var idx struct {
-		WeightMap map[string]string `json:"weight_map"`
-	}
-	if err := json.Unmarshal(raw, &idx); err != nil {
-		return nil, fmt.Errorf("%s: %w", safetensors.IndexFile, err)
+	weightMap, err := safetensors.ParseIndex(safetensors.IndexFile, raw)
+	if err != nil {
+		return nil, err
 	}
 	var files []string
-	for _, f := range idx.WeightMap {
-		if strings.Contains(f, "..") || strings.HasPrefix(f, "/") {
-			return nil, fmt.Errorf("%s: file %q is outside the model", safetensors.IndexFile, f)
-		}
+	for _, f := range weightMap {
 		files = append(files, f)
 	}
 	slices.Sort(files)
-	files = slices.Compact(files)
-	if len(files) == 0 {
-		return nil, fmt.Errorf("%s: empty weight_map", safetensors.IndexFile)
-	}
-	return files, nil
+	return slices.Compact(files), nil
 }
 
 func indexTokenizer(ctx context.Context, src shard.Source, base string, cfg model.Config) (manifest.Tokenizer, string, error) {

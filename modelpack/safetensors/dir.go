@@ -55,7 +55,7 @@ func OpenDir(dir string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err)
 	}
-	weightMap, err := parseIndex(index, raw)
+	weightMap, err := ParseIndex(index, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -67,9 +67,9 @@ func OpenDir(dir string) (*Dir, error) {
 	return d, nil
 }
 
-// parseIndex returns the index's weight_map after checking that it is
+// ParseIndex returns the weight_map of a model.safetensors.index.json after checking that it is
 // well-formed and names only files inside the directory.
-func parseIndex(index string, raw []byte) (map[string]string, error) {
+func ParseIndex(index string, raw []byte) (map[string]string, error) {
 	if err := checkJSON(raw); err != nil {
 		var dup *duplicateKeyError
 		if errors.As(err, &dup) && len(dup.path) == 1 && dup.path[0] == "weight_map" {

@@ -3,6 +3,7 @@ package safetensors
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/moderuntime/mode/runtime/tensor"
@@ -55,6 +56,26 @@ func FuzzReader(f *testing.F) {
 			y, err := r2.Read(x.Name)
 			if err != nil || !bytes.Equal(x.Data, y.Data) || !slices.Equal(x.Shape, y.Shape) {
 				t.Fatalf("tensor %q changed in the rewrite (err %v)", x.Name, err)
+			}
+		}
+	})
+}
+
+// FuzzParseIndex: model.safetensors.index.json parsing accepts or rejects
+// any input without panicking, and never accepts a path outside the model.
+func FuzzParseIndex(f *testing.F) {
+	f.Add([]byte(`{"metadata":{"total_size":8},"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors"}}`))
+	f.Add([]byte(`{"weight_map":{"a":"../x.safetensors"}}`))
+	f.Add([]byte(`{"weight_map":{}}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ParseIndex("model.safetensors.index.json", b)
+		if err != nil {
+			return
+		}
+		for name, file := range m {
+			if strings.Contains(file, "..") || strings.HasPrefix(file, "/") {
+				t.Fatalf("accepted %q -> %q", name, file)
 			}
 		}
 	})
