@@ -101,7 +101,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("modelpack import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("o", "", "output pack directory (required)")
-	quant := fs.String("quant", "f16", "weight format: f32, f16, q8_0, q4_0, q4_k")
+	quant := fs.String("quant", "", "weight format: f32, f16, q8_0, q4_0, q4_k (default: a GGUF's own formats, f16 for other sources)")
 	maxShard := fs.String("max-shard", "64MiB", "largest shard")
 	tok := fs.String("z", "", "tokenizer file (default: found beside the model)")
 	force := fs.Bool("force", false, "replace an existing pack at -o")
@@ -115,9 +115,11 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 		return errUsage
 	}
-	q, err := tensor.ParseDType(*quant)
-	if err != nil {
-		return fmt.Errorf("--quant: %w", err)
+	q := tensor.Invalid // keep the source's formats
+	if *quant != "" {
+		if q, err = tensor.ParseDType(*quant); err != nil {
+			return fmt.Errorf("--quant: %w", err)
+		}
 	}
 	cap, err := parseSize(*maxShard)
 	if err != nil {
@@ -128,6 +130,11 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer in.Close()
+	if q == tensor.Invalid && in.Kind != "gguf" {
+		// Only a GGUF source has formats worth keeping; safetensors and
+		// llama2.c checkpoints are f32, bf16 or f16 dumps.
+		q = tensor.F16
+	}
 	pr := progress.New(stderr, "import "+pos[0])
 	start := time.Now()
 	m, err := pack.Write(*out, in.Source, in.Tokenizer, in.ChatTemplate, pack.Options{Quant: q, MaxShard: cap, Force: *force, Progress: pr.Update})

@@ -118,7 +118,3 @@ func openLlama2C(path, tokPath string) (*Input, error) {
 	}
 	return &Input{Source: pack.ModelSource{M: m}, Tokenizer: pack.Tokenizer{Kind: "llama2c", File: b, AddBOS: true}, Kind: "llama2c"}, nil
 }
-
-func openGGUF(path string) (*Input, error) {
-	return nil, fmt.Errorf("%s: GGUF import is not wired up yet", path)
-}

@@ -26,6 +26,10 @@ type Options struct {
 	// Q4_K. Vectors, routers and the shared-expert gate stay F32; a matrix
 	// whose width the format cannot block falls back to the next format
 	// that can (q4_k → q4_0 → q8_0 → f16).
+	//
+	// Invalid (the zero value) keeps each matrix in the format the Source
+	// reports through Formatter, which it must implement; the manifest's
+	// quant is then "source".
 	Quant tensor.DType
 	// MaxShard caps a shard's size; 0 means DefaultMaxShard.
 	MaxShard int64
@@ -34,6 +38,13 @@ type Options struct {
 	// Progress, when set, is called after each tensor with the bytes
 	// written so far and the total expected.
 	Progress func(done, total int64)
+}
+
+// Formatter is implemented by a Source that knows which format each of its
+// tensors is best kept in: a GGUF source keeps its quantised blocks rather
+// than having them requantised.
+type Formatter interface {
+	Format(name string) tensor.DType
 }
 
 // Write packs src into dir. It writes into a temporary directory beside
@@ -50,7 +61,14 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 	if o.MaxShard < manifest.Align*4 {
 		return nil, fmt.Errorf("max shard size %d is too small", o.MaxShard)
 	}
+	keep, _ := src.(Formatter)
+	quant := o.Quant.String()
 	switch o.Quant {
+	case tensor.Invalid:
+		if keep == nil {
+			return nil, fmt.Errorf("no quantisation given and the source cannot keep its own formats (it has no Format method)")
+		}
+		quant = "source"
 	case tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K:
 	default:
 		return nil, fmt.Errorf("quantisation %v is not a pack format (f32, f16, q8_0, q4_0, q4_k)", o.Quant)
@@ -69,7 +87,10 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 		}
 	}()
 	w := &writer{dir: tmp, o: o, tied: cfg.TiedOutput}
-	m := &manifest.Manifest{Format: manifest.Format, Version: manifest.Version, Model: cfg, Quant: o.Quant.String(), ChatTemplate: chatTemplate}
+	if o.Quant == tensor.Invalid {
+		w.keep = keep
+	}
+	m := &manifest.Manifest{Format: manifest.Format, Version: manifest.Version, Model: cfg, Quant: quant, ChatTemplate: chatTemplate}
 	if m.Tokenizer, err = w.tokenizer(tok); err != nil {
 		return nil, err
 	}
@@ -195,6 +216,7 @@ type writer struct {
 	dir  string
 	o    Options
 	tied bool
+	keep Formatter // set when keeping the source's formats
 }
 
 // dtypeFor is the storage format of one tensor.
@@ -207,7 +229,11 @@ func (w *writer) dtypeFor(sp model.TensorSpec) tensor.DType {
 	}
 	cols := sp.Shape[1]
 	q := w.o.Quant
-	if (q == tensor.Q4_0 || q == tensor.Q4_K) && w.head(sp.Name) {
+	if w.keep != nil {
+		// Kept as the source has it, the output head included: the
+		// fallbacks below only catch a format the width cannot hold.
+		q = w.keep.Format(sp.Name)
+	} else if (q == tensor.Q4_0 || q == tensor.Q4_K) && w.head(sp.Name) {
 		q = tensor.Q8_0 // the output head is the most sensitive matrix; llama.cpp keeps it at 6+ bits too
 	}
 	for _, d := range fallbacks(q) {
@@ -406,6 +432,18 @@ func lossy(from, to tensor.DType) bool {
 func convert(t *tensor.Tensor, d tensor.DType) (*tensor.Tensor, error) {
 	if t.DType == d {
 		return t, nil
+	}
+	if tensor.BlockSize(t.DType) > 1 {
+		// Quantize reads only the plain formats: go through the block
+		// format's exact float32 values.
+		f, err := t.Float32s()
+		if err != nil {
+			return nil, err
+		}
+		t = tensor.FromF32(t.Name, t.Shape, f)
+		if d == tensor.F32 {
+			return t, nil
+		}
 	}
 	switch d {
 	case tensor.F32:

@@ -1,0 +1,145 @@
+package tensor
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// blocksOf splits a q8_0 or q4_0 tensor Quantize made into the inputs of
+// Q8_0FromBlocks and Q4_0FromBlocks: f16 scales widened to float32 and the
+// quants in element order, as an importer gets them from a ggml file.
+func blocksOf(t *Tensor) (scales []float32, q8 []int8, q4 []uint8) {
+	nb := t.Elems() / qk
+	a := splitArrays(t.DType, t.Data, nb)
+	scales = make([]float32, nb)
+	for b := range scales {
+		scales[b] = f16At(a.scales, b)
+	}
+	if t.DType == Q8_0 {
+		q8 = make([]int8, t.Elems())
+		for i := range q8 {
+			q8[i] = int8(a.qs[i])
+		}
+		return scales, q8, nil
+	}
+	q4 = make([]uint8, t.Elems())
+	for b := range nb {
+		for j := range qk / 2 {
+			v := a.qs[qk/2*b+j]
+			q4[qk*b+j], q4[qk*b+j+qk/2] = v&15, v>>4
+		}
+	}
+	return scales, nil, q4
+}
+
+// TestFromBlocksRebuildsQuantize takes Quantize's q8_0 and q4_0 output
+// apart into scales and quants and rebuilds it: the bytes must be identical,
+// and so the dequantised values.
+func TestFromBlocksRebuildsQuantize(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	shapes := []struct{ rows, cols int }{{1, 32}, {3, 32}, {5, 96}, {16, 256}}
+	for _, sh := range shapes {
+		x := make([]float32, sh.rows*sh.cols)
+		for i := range x {
+			x[i] = float32(r.NormFloat64()) / 16
+		}
+		x[0] = 0 // a block whose scale is not the block's only magnitude
+		src := FromF32("w", []int{sh.rows, sh.cols}, x)
+		for _, d := range []DType{Q8_0, Q4_0} {
+			want, err := Quantize(src, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scales, q8, q4 := blocksOf(want)
+			var got *Tensor
+			if d == Q8_0 {
+				got, err = Q8_0FromBlocks("w", sh.rows, sh.cols, scales, q8)
+			} else {
+				got, err = Q4_0FromBlocks("w", sh.rows, sh.cols, scales, q4)
+			}
+			if err != nil {
+				t.Fatalf("%v %d×%d: %v", d, sh.rows, sh.cols, err)
+			}
+			if err := got.Check(); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Data, want.Data) || got.DType != d || got.Rows() != sh.rows || got.Cols() != sh.cols {
+				t.Errorf("%v %d×%d: rebuilt tensor differs from Quantize's", d, sh.rows, sh.cols)
+			}
+		}
+	}
+}
+
+func TestFromBlocksErrors(t *testing.T) {
+	scales := []float32{0.5, -0.25}
+	q8 := make([]int8, 64)
+	q4 := make([]uint8, 64)
+	badNibble := make([]uint8, 64)
+	badNibble[40] = 16
+	tests := []struct {
+		name string
+		q4   bool
+		rows int
+		cols int
+		sc   []float32
+		q8   []int8
+		n4   []uint8
+		want string
+	}{
+		{"cols", false, 1, 48, []float32{1}, make([]int8, 48), nil, "multiple of 32"},
+		{"few scales", false, 2, 32, scales[:1], q8, nil, "needs 2 scales and 64 quants, have 1 and 64"},
+		{"few quants", true, 1, 64, scales, nil, q4[:63], "needs 2 scales and 64 quants, have 2 and 63"},
+		{"inexact scale", false, 1, 64, []float32{0.5, 0.1}, q8, nil, "block 1 scale 0.1 is not a finite f16 value"},
+		{"scale too large", true, 1, 64, []float32{1e6, 1}, nil, q4, "block 0 scale 1e+06"},
+		{"nan scale", false, 1, 64, []float32{float32(math.NaN()), 1}, q8, nil, "block 0 scale NaN"},
+		{"inf scale", true, 2, 32, []float32{1, float32(math.Inf(-1))}, nil, q4, "block 1 scale -Inf"},
+		{"nibble", true, 1, 64, scales, nil, badNibble, "quant 40 is 16, beyond 4 bits"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			if tt.q4 {
+				_, err = Q4_0FromBlocks("layers.0.wq", tt.rows, tt.cols, tt.sc, tt.n4)
+			} else {
+				_, err = Q8_0FromBlocks("layers.0.wq", tt.rows, tt.cols, tt.sc, tt.q8)
+			}
+			if err == nil || !strings.Contains(err.Error(), "tensor layers.0.wq: ") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one naming the tensor and mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestFromBlocksValues checks the element order: element i is
+// scales[i/32]·q[i] (q8_0) and scales[i/32]·(q[i]−8) (q4_0), with the
+// subnormal and negative-zero scales ggml files can hold.
+func TestFromBlocksValues(t *testing.T) {
+	scales := []float32{0x1p-20, float32(math.Copysign(0, -1)), -3, 0.125}
+	q8 := make([]int8, 4*qk)
+	q4 := make([]uint8, 4*qk)
+	for i := range q8 {
+		q8[i] = int8(i*37%255 - 127)
+		q4[i] = uint8(i * 7 % 16)
+	}
+	a, err := Q8_0FromBlocks("a", 2, 64, scales, q8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Q4_0FromBlocks("b", 4, 32, scales, q4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	va, _ := a.Float32s()
+	vb, _ := b.Float32s()
+	for i := range va {
+		if w := scales[i/qk] * float32(q8[i]); va[i] != w {
+			t.Fatalf("q8_0 element %d = %v, want %v", i, va[i], w)
+		}
+		if w := scales[i/qk] * float32(int(q4[i])-8); vb[i] != w {
+			t.Fatalf("q4_0 element %d = %v, want %v", i, vb[i], w)
+		}
+	}
+}
