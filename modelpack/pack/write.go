@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,9 @@ type Options struct {
 	Quant tensor.DType
 	// MaxShard caps a shard's size; 0 means DefaultMaxShard.
 	MaxShard int64
+	// ReadSlice bounds the source bytes read at once (0 means 32 MiB), so a
+	// multi-GB embedding table does not have to fit in memory whole.
+	ReadSlice int64
 	// Force replaces an existing pack at the destination.
 	Force bool
 	// Progress, when set, is called after each tensor with the bytes
@@ -57,6 +61,9 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 	}
 	if o.MaxShard <= 0 {
 		o.MaxShard = DefaultMaxShard
+	}
+	if o.ReadSlice <= 0 {
+		o.ReadSlice = defaultReadSlice
 	}
 	if o.MaxShard < manifest.Align*4 {
 		return nil, fmt.Errorf("max shard size %d is too small", o.MaxShard)
@@ -344,29 +351,11 @@ func (g *group) add(src Source, sp model.TensorSpec) (int64, error) {
 	var added int64
 	for r0 := 0; r0 < rows; r0 += chunk {
 		n := min(chunk, rows-r0)
-		readRows := n
-		if n == rows {
-			readRows = 0
-		}
-		t, err := src.Read(sp.Name, r0, readRows)
+		q, rms, err := readConverted(src, sp, r0, n, d, g.w.o.ReadSlice)
 		if err != nil {
 			return added, err
 		}
-		if len(sp.Shape) == 2 && len(t.Shape) == 1 && sp.Shape[0] == 1 {
-			t.Shape = []int{1, t.Shape[0]}
-		}
-		q, err := convert(t, d)
-		if err != nil {
-			return added, fmt.Errorf("tensor %s: %w", sp.Name, err)
-		}
-		mt := manifest.Tensor{Name: sp.Name, DType: d.String(), Shape: sp.Shape, Length: int64(len(q.Data))}
-		if lossy(t.DType, d) {
-			orig, err := t.Float32s()
-			if err != nil {
-				return added, fmt.Errorf("tensor %s: %w", sp.Name, err)
-			}
-			mt.QuantRMS = tensor.RMSError(orig, q)
-		}
+		mt := manifest.Tensor{Name: sp.Name, DType: d.String(), Shape: sp.Shape, Length: int64(len(q.Data)), QuantRMS: rms}
 		if n != rows {
 			mt.Row0, mt.Rows = r0, n
 		}
@@ -376,6 +365,63 @@ func (g *group) add(src Source, sp model.TensorSpec) (int64, error) {
 		added += int64(len(q.Data))
 	}
 	return added, nil
+}
+
+// defaultReadSlice is Options.ReadSlice's default.
+const defaultReadSlice = 32 << 20
+
+// readConverted reads rows [r0, r0+n) of a tensor in slices of at most
+// slice source bytes, converts each to format d, and joins them; it also
+// returns the RMS error the conversion introduced over all the rows.
+func readConverted(src Source, sp model.TensorSpec, r0, n int, d tensor.DType, slice int64) (*tensor.Tensor, float64, error) {
+	rows, cols := rowsOf(sp.Shape), sp.Shape[len(sp.Shape)-1]
+	step := max(1, int(slice/int64(4*cols))) // 4: the widest source element, f32
+	var parts []*tensor.Tensor
+	var sq float64
+	var elems int
+	for s := r0; s < r0+n; s += step {
+		m := min(step, r0+n-s)
+		readRows := m
+		if m == rows {
+			readRows = 0
+		}
+		t, err := src.Read(sp.Name, s, readRows)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(sp.Shape) == 2 && len(t.Shape) == 1 && sp.Shape[0] == 1 {
+			t.Shape = []int{1, t.Shape[0]}
+		}
+		q, err := convert(t, d)
+		if err != nil {
+			return nil, 0, fmt.Errorf("tensor %s: %w", sp.Name, err)
+		}
+		if lossy(t.DType, d) {
+			orig, err := t.Float32s()
+			if err != nil {
+				return nil, 0, fmt.Errorf("tensor %s: %w", sp.Name, err)
+			}
+			deq, err := q.Float32s()
+			if err != nil {
+				return nil, 0, fmt.Errorf("tensor %s: %w", sp.Name, err)
+			}
+			for i, v := range orig { // one running sum in element order: the same however rows are sliced
+				e := float64(v) - float64(deq[i])
+				sq += e * e
+			}
+		}
+		elems += m * cols
+		parts = append(parts, q)
+	}
+	rms := math.Sqrt(sq / float64(max(elems, 1)))
+	if len(parts) == 1 {
+		return parts[0], rms, nil
+	}
+	q, err := tensor.ConcatRows(parts)
+	if err != nil {
+		return nil, 0, fmt.Errorf("tensor %s: %w", sp.Name, err)
+	}
+	return q, rms, nil
 }
 
 func (g *group) append(t manifest.Tensor, data []byte) error {
