@@ -24,6 +24,8 @@ build: tools
 	$(GO) build -o $(BIN)/modelpack ./cmd/modelpack
 
 vet: tools
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
 test: tools vet

@@ -1,4 +1,5 @@
-// Package load opens whatever a user points the tools at — a llama2.c
-// checkpoint or an HF model directory — and returns the model with its
-// tokenizer, choosing the reader by what is on disk.
+// Package load opens a model a user points the CLI at — an HF directory, a
+// GGUF file or a llama2.c checkpoint — whole into memory with its
+// tokenizer, ready for the engine. It reads through modelpack/importer, so
+// every source format the packer accepts also runs directly.
 package load

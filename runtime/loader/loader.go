@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -171,18 +170,13 @@ func (p *Pack) tokenizer() (tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch mt.Kind {
-	case "llama2c":
-		return tokenizer.LoadLlama2C(bytes.NewReader(b), p.Manifest.Model.Vocab)
-	default:
-		var cfg []byte
-		if mt.Config != "" {
-			if cfg, err = file(mt.Config, mt.ConfigSHA256, mt.ConfigSize); err != nil {
-				return nil, err
-			}
+	var cfg []byte
+	if mt.Config != "" {
+		if cfg, err = file(mt.Config, mt.ConfigSHA256, mt.ConfigSize); err != nil {
+			return nil, err
 		}
-		return tokenizer.LoadHF(b, cfg)
 	}
+	return tokenizer.Load(mt.Kind, b, cfg, p.Manifest.Model.Vocab)
 }
 
 // part is one manifest entry of a tensor with the bytes of its shard.
