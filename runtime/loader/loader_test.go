@@ -1,0 +1,105 @@
+package loader_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/modelpack/pack"
+	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/cpu"
+	"github.com/moderuntime/mode/runtime/engine"
+	"github.com/moderuntime/mode/runtime/loader"
+	"github.com/moderuntime/mode/runtime/shard"
+	"github.com/moderuntime/mode/runtime/tensor"
+
+	"github.com/moderuntime/mode/modelpack/importer"
+)
+
+func packOf(t *testing.T, arch string) (string, *manifest.Manifest) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	if err := synth.Write(src, synth.Default(arch)); err != nil {
+		t.Fatal(err)
+	}
+	in, err := importer.Open(src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	dir := filepath.Join(t.TempDir(), "pack")
+	m, err := pack.Write(dir, in.Source, in.Tokenizer, in.ChatTemplate, pack.Options{Quant: tensor.Q8_0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, m
+}
+
+func generate(t *testing.T, p *loader.Pack) []int {
+	t.Helper()
+	e, err := engine.New(cpu.New(cpu.Options{}), p.Model, engine.Options{Experts: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	prompt := p.Tokenizer.Encode("the cat")
+	_, err = e.Generate(context.Background(), prompt, engine.GenerateOptions{MaxTokens: 8, Stop: []int{}},
+		func(id int) error { out = append(out, id); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestOpenURL: a pack served over HTTP opens by its manifest URL, fetches
+// only routed experts, and generates what the local pack generates.
+func TestOpenURL(t *testing.T) {
+	dir, _ := packOf(t, "mixtral")
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer srv.Close()
+	ctx := context.Background()
+	local, err := loader.Open(ctx, dir, shard.HTTPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, err := loader.Open(ctx, srv.URL+"/manifest.json", shard.HTTPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := generate(t, local), generate(t, remote); !slices.Equal(a, b) {
+		t.Fatalf("remote %v, local %v", b, a)
+	}
+	st := remote.Stats()
+	if st.ExpertFetches == 0 || st.Bytes == 0 || st.Bytes > st.TotalBytes {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestMissingExpertShard: an expert shard that is gone surfaces as an
+// error naming the shard when a token is routed to it.
+func TestMissingExpertShard(t *testing.T) {
+	dir, m := packOf(t, "olmoe")
+	for _, s := range m.Shards {
+		if s.Kind == manifest.KindExpert {
+			os.Remove(filepath.Join(dir, s.Pieces[0].File))
+		}
+	}
+	p, err := loader.Open(context.Background(), dir, shard.HTTPOptions{})
+	if err != nil {
+		t.Fatal(err) // core and layer shards are intact
+	}
+	e, err := engine.New(cpu.New(cpu.Options{}), p.Model, engine.Options{Experts: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Forward([]int{1, 2, 3})
+	if err == nil || !strings.Contains(err.Error(), "shard layer.0.expert.") {
+		t.Fatalf("forward with missing expert shards: %v", err)
+	}
+}
