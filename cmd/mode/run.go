@@ -29,6 +29,7 @@ type runFlags struct {
 	model, tok, prompt, backend string
 	n, threads                  int
 	budgetMB                    int64
+	prefetch                    bool
 	ids                         bool
 	p                           sample.Params
 }
@@ -43,6 +44,7 @@ func parseRun(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.IntVar(&f.n, "n", 256, "number of tokens to generate (0: until the context is full)")
 	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: cpu")
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
+	fs.BoolVar(&f.prefetch, "prefetch", true, "with a pack: predict the next layer's experts and fetch them early")
 	fs.Int64Var(&f.budgetMB, "expert-budget", 0, "MiB of routed experts kept loaded, evicting the least recently used (0: no limit)")
 	fs.BoolVar(&f.ids, "ids", false, "print the generated token ids on the last line")
 	temp := fs.Float64("temp", 0, "temperature (0: greedy)")
@@ -98,7 +100,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := engine.Options{ExpertBudget: f.budgetMB << 20}
+	opts := engine.Options{ExpertBudget: f.budgetMB << 20, Prefetch: f.prefetch}
 	if pk != nil {
 		opts.Experts = pk
 	}
@@ -137,9 +139,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if pk != nil {
 		ps, es := pk.Stats(), e.Stats()
-		fmt.Fprintf(stderr, "fetched %s in %d shards; experts fetched %d of %d (%s of %s expert bytes); expert cache hit rate %.1f%%, %d evictions\n",
+		fmt.Fprintf(stderr, "fetched %s in %d shards; experts fetched %d of %d (%s of %s expert bytes); expert cache hit rate %.1f%%, %d evictions; prefetched %d, %d used\n",
 			progress.Bytes(ps.Bytes), ps.Shards, ps.ExpertFetches, ps.TotalExperts, progress.Bytes(ps.ExpertBytes),
-			progress.Bytes(expertBytes(pk)), 100*es.HitRate(), es.ExpertEvictions)
+			progress.Bytes(expertBytes(pk)), 100*es.HitRate(), es.ExpertEvictions, ps.Prefetched, ps.PrefetchHits)
 	}
 	if f.ids {
 		fmt.Fprintln(stdout, strings.Join(ids, " "))

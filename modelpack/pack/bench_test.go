@@ -34,10 +34,10 @@ func BenchmarkLazyFetch(b *testing.B) {
 		prompt[i] = (i*37 + 11) % 500
 	}
 	b.ResetTimer()
-	var first, after float64
+	var first, after, hit float64
 	for range b.N {
 		p, _ := openPack(b, dir)
-		e, err := engine.New(cpu.New(cpu.Options{}), p.Model, engine.Options{Experts: p})
+		e, err := engine.New(cpu.New(cpu.Options{}), p.Model, engine.Options{Experts: p, Prefetch: true})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -53,10 +53,13 @@ func BenchmarkLazyFetch(b *testing.B) {
 			b.Fatal(err)
 		}
 		after = float64(p.Stats().Bytes) / float64(total)
+		st := p.Stats()
+		hit = float64(st.PrefetchHits) / float64(max(st.Prefetched, 1))
 	}
 	b.ReportMetric(100*first, "%pack_before_first_token")
 	b.ReportMetric(100*after, "%pack_after_128_tokens")
 	b.ReportMetric(float64(total)/(1<<20), "MiB_pack")
+	b.ReportMetric(100*hit, "%prefetch_hits")
 }
 
 // BenchmarkImport measures import throughput (source bytes per second) of

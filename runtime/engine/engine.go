@@ -25,6 +25,11 @@ type Options struct {
 	// Experts supplies routed experts that are not in the model's Weights
 	// (lazy loading from a pack); nil means the Weights.
 	Experts ExpertSource
+	// Prefetch applies each next layer's router to the current hidden state
+	// (pre-gating) and asks the ExpertSource, when it is a Prefetcher, to
+	// start fetching the experts it predicts that are not resident, so
+	// their download overlaps this layer's compute.
+	Prefetch bool
 	// ExpertBudget caps the bytes of routed experts kept on the backend,
 	// evicting the least recently used; 0 means no limit. Experts one layer
 	// needs at once are kept even beyond the budget.
@@ -53,9 +58,11 @@ type Engine struct {
 	final, logits              backend.Buf
 	logitsHost                 []float32
 
-	experts ExpertSource
-	cache   expertCache
-	stats   Stats
+	experts    ExpertSource
+	prefetcher Prefetcher // nil unless Options.Prefetch and the source supports it
+	pre        backend.Buf
+	cache      expertCache
+	stats      Stats
 }
 
 type layer struct {
@@ -84,6 +91,8 @@ type Stats struct {
 	ExpertBytesEvicted       int64
 	ExpertsResident          int
 	ExpertBytesResident      int64
+	// Prefetches counts experts the engine asked the source to prefetch.
+	Prefetches int
 }
 
 // HitRate is the share of routed expert uses that found the expert resident.
@@ -114,6 +123,9 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 	e := &Engine{cfg: c, m: m, b: b, opt: o, experts: o.Experts}
 	if e.experts == nil {
 		e.experts = weightsSource{m.Weights}
+	}
+	if pf, ok := e.experts.(Prefetcher); ok && o.Prefetch {
+		e.prefetcher = pf
 	}
 	e.cache = expertCache{budget: o.ExpertBudget, lastUse: map[expertKey]int64{}, size: map[expertKey]int64{}, inFlight: map[expertKey]bool{}}
 	inv, af := c.RopeFreqs()
@@ -195,7 +207,7 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 		r, c int
 	}{
 		{&e.x, B, c.Dim}, {&e.h, B, c.Dim}, {&e.q, B, c.QDim()}, {&e.k, B, c.KVDim()}, {&e.v, B, c.KVDim()},
-		{&e.att, B, c.QDim()}, {&e.o, B, c.Dim}, {&e.ffn, B, c.Dim},
+		{&e.att, B, c.QDim()}, {&e.o, B, c.Dim}, {&e.ffn, B, c.Dim}, {&e.pre, B, c.Dim},
 		{&e.final, 1, c.Dim}, {&e.logits, 1, c.Vocab},
 	}
 	for _, s := range bufs {
@@ -276,6 +288,11 @@ func (e *Engine) step(ids []int, last bool) error {
 		b.MatMul(o, att, ly.wo, nil)
 		b.Add(x, o)
 		b.RMSNorm(h, x, ly.ffnNorm, c.NormEps)
+		if e.prefetcher != nil && l+1 < len(e.layers) && e.layers[l+1].rule != nil {
+			if err := e.prefetch(l+1, x); err != nil {
+				return err
+			}
+		}
 		var routes backend.Routes
 		if ly.rule != nil {
 			var err error
@@ -293,6 +310,38 @@ func (e *Engine) step(ids []int, last bool) error {
 	b.RMSNorm(e.final, b.View(x, T-1, 1), e.finalNorm, c.NormEps)
 	b.MatMul(e.logits, e.final, e.output, nil)
 	return b.Read(e.logits, e.logitsHost)
+}
+
+// prefetch predicts layer l's experts from the residual stream x of the
+// layer before it — normalised with layer l's FFN norm and scored by layer
+// l's router, the "pre-gating" of Pre-gated MoE — and asks the source to
+// start fetching the predicted experts that are not resident.
+func (e *Engine) prefetch(l int, x backend.Buf) error {
+	ly := &e.layers[l]
+	n := len(ly.ffn.Experts)
+	tmp := e.b.View(e.pre, 0, x.Rows())
+	e.b.RMSNorm(tmp, x, ly.ffnNorm, e.cfg.NormEps)
+	logits := e.b.View(e.routerLogits[n], 0, x.Rows())
+	e.b.MatMul(logits, tmp, ly.router, nil)
+	choices, err := e.b.ReadRoutes(e.b.Route(logits, backend.RouteSpec{Rule: ly.rule, Bias: ly.routerBias}))
+	if err != nil {
+		return fmt.Errorf("layer %d: reading predicted routes: %w", l, err)
+	}
+	var want []int
+	seen := make([]bool, n)
+	for _, cs := range choices {
+		for _, c := range cs {
+			if !seen[c.Expert] && ly.ffn.Experts[c.Expert] == nil {
+				seen[c.Expert] = true
+				want = append(want, c.Expert)
+			}
+		}
+	}
+	if len(want) > 0 {
+		e.prefetcher.Prefetch(l, want)
+		e.stats.Prefetches += len(want)
+	}
+	return nil
 }
 
 // route runs layer l's router over h and makes sure every expert it picked

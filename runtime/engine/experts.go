@@ -14,6 +14,13 @@ type ExpertSource interface {
 	LoadExpert(layer, expert int) (gate, up, down *tensor.Tensor, err error)
 }
 
+// Prefetcher is an ExpertSource that can start fetching experts before
+// they are needed. Prefetch must not block; a later LoadExpert of a
+// prefetched expert waits for (or reuses) that fetch.
+type Prefetcher interface {
+	Prefetch(layer int, experts []int)
+}
+
 // weightsSource serves experts from a fully loaded model.
 type weightsSource struct{ w model.Weights }
 

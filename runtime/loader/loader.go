@@ -23,8 +23,22 @@ type Pack struct {
 	fetcher *shard.Fetcher
 	experts map[[2]int][]*manifest.Shard // (layer, expert) -> its shards
 
-	mu    sync.Mutex
-	stats Stats
+	mu       sync.Mutex
+	stats    Stats
+	inFlight map[[2]int]*prefetch // prefetched experts not yet loaded
+	order    [][2]int             // prefetch order, to drop the oldest beyond maxPrefetched
+}
+
+// maxPrefetched bounds the experts held after a prefetch and before use, so
+// a wrong prediction cannot grow memory without limit.
+const maxPrefetched = 64
+
+// prefetch is one expert's background fetch.
+type prefetch struct {
+	done  chan struct{}
+	parts map[string][]part
+	bytes int64
+	err   error
 }
 
 // Stats counts what the pack fetched.
@@ -36,6 +50,12 @@ type Stats struct {
 	ExpertFetches int // experts fetched (a refetch after eviction counts again)
 	TotalBytes    int64
 	TotalExperts  int
+
+	// Prefetch: experts fetched ahead of use, those later used (hits), and
+	// the bytes of those dropped unused (waste).
+	Prefetched     int
+	PrefetchHits   int
+	PrefetchWasted int64
 }
 
 // Open reads the manifest at location (a pack directory, a manifest path
@@ -71,7 +91,8 @@ func Load(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*Pack, e
 
 // LoadWeights is Load without the tokenizer, for tools that only compute.
 func LoadWeights(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*Pack, error) {
-	p := &Pack{Manifest: m, ctx: ctx, fetcher: f, experts: map[[2]int][]*manifest.Shard{}, AddBOS: m.Tokenizer.AddBOS}
+	p := &Pack{Manifest: m, ctx: ctx, fetcher: f, experts: map[[2]int][]*manifest.Shard{}, AddBOS: m.Tokenizer.AddBOS,
+		inFlight: map[[2]int]*prefetch{}}
 	w := model.Weights{}
 	parts := map[string][]part{}
 	for i := range m.Shards {
@@ -107,25 +128,29 @@ func LoadWeights(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*
 	return p, nil
 }
 
-// LoadExpert fetches a routed expert's shards (engine.ExpertSource).
+// LoadExpert fetches a routed expert's shards (engine.ExpertSource), or
+// takes them from a prefetch.
 func (p *Pack) LoadExpert(layer, expert int) (gate, up, down *tensor.Tensor, err error) {
-	shards := p.experts[[2]int{layer, expert}]
-	if len(shards) == 0 {
-		return nil, nil, nil, fmt.Errorf("pack has no shard for expert %d of layer %d", expert, layer)
+	k := [2]int{layer, expert}
+	p.mu.Lock()
+	pf := p.inFlight[k]
+	delete(p.inFlight, k)
+	p.mu.Unlock()
+	var parts map[string][]part
+	if pf != nil {
+		<-pf.done
+		if pf.err == nil {
+			p.mu.Lock()
+			p.stats.PrefetchHits++
+			p.mu.Unlock()
+			parts = pf.parts
+		}
 	}
-	parts := map[string][]part{}
-	for _, s := range shards {
-		data, err := p.fetch(s)
-		if err != nil {
+	if parts == nil {
+		if parts, err = p.fetchExpert(k); err != nil {
 			return nil, nil, nil, err
 		}
-		for _, t := range s.Tensors {
-			parts[t.Name] = append(parts[t.Name], part{t, data})
-		}
 	}
-	p.mu.Lock()
-	p.stats.ExpertFetches++
-	p.mu.Unlock()
 	get := func(pt string) *tensor.Tensor {
 		name := model.ExpertName(layer, expert, pt)
 		t, e := assemble(name, parts[name])
@@ -135,6 +160,88 @@ func (p *Pack) LoadExpert(layer, expert int) (gate, up, down *tensor.Tensor, err
 		return t
 	}
 	return get("gate"), get("up"), get("down"), err
+}
+
+// fetchExpert reads all shards of one expert.
+func (p *Pack) fetchExpert(k [2]int) (map[string][]part, error) {
+	shards := p.experts[k]
+	if len(shards) == 0 {
+		return nil, fmt.Errorf("pack has no shard for expert %d of layer %d", k[1], k[0])
+	}
+	parts := map[string][]part{}
+	for _, s := range shards {
+		data, err := p.fetch(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range s.Tensors {
+			parts[t.Name] = append(parts[t.Name], part{t, data})
+		}
+	}
+	p.mu.Lock()
+	p.stats.ExpertFetches++
+	p.mu.Unlock()
+	return parts, nil
+}
+
+// Prefetch starts fetching experts of a layer in the background
+// (engine.Prefetcher). Experts already being prefetched are skipped; past
+// maxPrefetched unused prefetches the oldest is dropped and counted as waste.
+func (p *Pack) Prefetch(layer int, experts []int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, x := range experts {
+		k := [2]int{layer, x}
+		if _, ok := p.inFlight[k]; ok || len(p.experts[k]) == 0 {
+			continue
+		}
+		pf := &prefetch{done: make(chan struct{})}
+		p.inFlight[k] = pf
+		p.order = append(p.order, k)
+		p.stats.Prefetched++
+		go func() {
+			defer close(pf.done)
+			pf.parts, pf.err = p.fetchExpert(k)
+			for _, s := range p.experts[k] {
+				pf.bytes += s.Size
+			}
+		}()
+	}
+	for len(p.inFlight) > maxPrefetched && len(p.order) > 0 {
+		old := p.order[0]
+		p.order = p.order[1:]
+		if pf, ok := p.inFlight[old]; ok {
+			delete(p.inFlight, old)
+			go func() { <-pf.done; p.mu.Lock(); p.stats.PrefetchWasted += pf.bytes; p.mu.Unlock() }()
+		}
+	}
+	// order keeps keys already consumed; trim them so it cannot grow forever
+	if len(p.order) > 4*maxPrefetched {
+		live := p.order[:0]
+		for _, k := range p.order {
+			if _, ok := p.inFlight[k]; ok {
+				live = append(live, k)
+			}
+		}
+		p.order = live
+	}
+}
+
+// Unused reports the bytes of prefetched experts not (yet) used; with
+// Stats().PrefetchWasted it is what prediction cost in downloads so far.
+func (p *Pack) Unused() int64 {
+	p.mu.Lock()
+	pending := make([]*prefetch, 0, len(p.inFlight))
+	for _, pf := range p.inFlight {
+		pending = append(pending, pf)
+	}
+	p.mu.Unlock()
+	var n int64
+	for _, pf := range pending {
+		<-pf.done
+		n += pf.bytes
+	}
+	return n
 }
 
 // Stats returns the fetch counters.

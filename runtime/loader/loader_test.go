@@ -16,6 +16,7 @@ import (
 	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
 	"github.com/moderuntime/mode/runtime/loader"
+	"github.com/moderuntime/mode/runtime/routing"
 	"github.com/moderuntime/mode/runtime/shard"
 	"github.com/moderuntime/mode/runtime/tensor"
 
@@ -101,5 +102,52 @@ func TestMissingExpertShard(t *testing.T) {
 	_, err = e.Forward([]int{1, 2, 3})
 	if err == nil || !strings.Contains(err.Error(), "shard layer.0.expert.") {
 		t.Fatalf("forward with missing expert shards: %v", err)
+	}
+}
+
+// TestPrefetch: pre-gating prefetch changes no token, its predictions are
+// mostly used, and the experts fetched are exactly those routed to plus
+// those prefetched.
+func TestPrefetch(t *testing.T) {
+	dir, _ := packOf(t, "olmoe")
+	ctx := context.Background()
+	run := func(prefetch bool) ([]int, *loader.Pack, engine.Stats, map[[2]int]bool) {
+		p, err := loader.Open(ctx, dir, shard.HTTPOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		routed := map[[2]int]bool{}
+		e, err := engine.New(cpu.New(cpu.Options{}), p.Model, engine.Options{Experts: p, Prefetch: prefetch,
+			Trace: func(l, _ int, r [][]routing.Choice) {
+				for _, cs := range r {
+					for _, c := range cs {
+						routed[[2]int{l, c.Expert}] = true
+					}
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int
+		if _, err := e.Generate(ctx, p.Tokenizer.Encode("once upon"), engine.GenerateOptions{MaxTokens: 12, Stop: []int{}},
+			func(id int) error { out = append(out, id); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out, p, e.Stats(), routed
+	}
+	want, _, _, _ := run(false)
+	got, p, es, routed := run(true)
+	if !slices.Equal(got, want) {
+		t.Fatalf("with prefetch %v, without %v", got, want)
+	}
+	st := p.Stats()
+	if es.Prefetches == 0 || st.Prefetched == 0 || st.PrefetchHits == 0 {
+		t.Fatalf("prefetch did nothing: engine %d, pack %+v", es.Prefetches, st)
+	}
+	unused := p.Unused()
+	t.Logf("prefetched %d experts, %d used before being routed to, %d bytes unused, %d wasted", st.Prefetched, st.PrefetchHits, unused, st.PrefetchWasted)
+	// every expert fetch is either a routed expert or a prefetch that was not used
+	if extra := st.ExpertFetches - len(routed); extra < 0 || extra > st.Prefetched-st.PrefetchHits {
+		t.Errorf("%d expert fetches for %d routed experts and %d unused prefetches", st.ExpertFetches, len(routed), st.Prefetched-st.PrefetchHits)
 	}
 }
