@@ -123,6 +123,12 @@ func (f *Fetcher) readPiece(ctx context.Context, p manifest.Piece) ([]byte, erro
 	return b, nil
 }
 
+// URLReader is a Source that also reads absolute http(s) URLs itself, as
+// the wasip1 host source does (the host fetches them).
+type URLReader interface {
+	ReadsURLs() bool
+}
+
 // source picks the Source for a piece's file.
 func (f *Fetcher) source(file string) (Source, error) {
 	if !isURL(file) {
@@ -133,6 +139,9 @@ func (f *Fetcher) source(file string) (Source, error) {
 	}
 	if h, ok := f.Src.(*HTTP); ok {
 		return h, nil
+	}
+	if u, ok := f.Src.(URLReader); ok && u.ReadsURLs() {
+		return f.Src, nil
 	}
 	f.once.Do(func() { f.remote, f.err = newHTTP(nil, f.HTTP) })
 	if f.err != nil {

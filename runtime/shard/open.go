@@ -20,6 +20,12 @@ const ManifestName = "manifest.json"
 // gives a Dir of its directory. A location that is a directory (a local
 // one, or a URL ending in "/") means the ManifestName inside it.
 func Open(manifestLocation string, o HTTPOptions) (Source, string, error) {
+	return open(manifestLocation, o)
+}
+
+// OpenNative is Open as it works with a file system and network of one's
+// own; on wasip1, Open instead asks the host, which calls OpenNative.
+func OpenNative(manifestLocation string, o HTTPOptions) (Source, string, error) {
 	loc := manifestLocation
 	if loc == "" {
 		return nil, "", errors.New("open manifest: empty location")
