@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDistill: a synthetic dense model distils to a verifiable pack with a
+// JSON report, from a text file; bad inputs fail with clear messages.
+func TestDistill(t *testing.T) {
+	d := t.TempDir()
+	src, p := filepath.Join(d, "src"), filepath.Join(d, "pack")
+	if code, out, errOut := runMP("synth", "--arch", "llama", "--seed", "2", "-o", src); code != 0 {
+		t.Fatalf("synth: exit %d\n%s%s", code, out, errOut)
+	}
+	moe := filepath.Join(d, "moe")
+	if code, out, errOut := runMP("synth", "--arch", "mixtral", "--seed", "2", "-o", moe); code != 0 {
+		t.Fatalf("synth: exit %d\n%s%s", code, out, errOut)
+	}
+	text := filepath.Join(d, "calib.txt")
+	if err := os.WriteFile(text, []byte(strings.Repeat("Once upon a time there was a little dog. ", 40)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(d, "empty.txt")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runMP("distill", src, "-o", p, "--experts", "4", "--top-k", "2", "--calib", text, "--seq-len", "32", "--train-steps", "2")
+	if code != 0 {
+		t.Fatalf("distill: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "top-1 agreement") {
+		t.Errorf("report text: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(p, "distill-report.json")); err != nil {
+		t.Error(err)
+	}
+	if code, out, errOut := runMP("verify", p); code != 0 {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"distill", src, "-o", filepath.Join(d, "x"), "--calib", empty}, "empty"},
+		{[]string{"distill", src, "-o", filepath.Join(d, "x"), "--calib", text, "--top-k", "9"}, "--top-k 9"},
+		{[]string{"distill", moe, "-o", filepath.Join(d, "x"), "--calib", text}, "already a mixture of experts"},
+		{[]string{"distill", src, "-o", filepath.Join(d, "x")}, "exactly one of --calib"},
+	} {
+		if code, _, errOut := runMP(tc.args...); code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package distill
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/moderuntime/mode/internal/testmodel"
+	"github.com/moderuntime/mode/runtime/model"
+)
+
+// TestGradientsMatchFiniteDifferences checks the manual backward pass
+// against central differences of the full training loss (LM, KL, load
+// balancing and z-loss) along random directions, for routers, routed
+// experts and the shared expert of different layers.
+func TestGradientsMatchFiniteDifferences(t *testing.T) {
+	teacher := denseTeacher(40)
+	cfg := teacher.Config
+	cfg.FFN = nil
+	for range cfg.Layers {
+		cfg.FFN = append(cfg.FFN, model.FFN{ExpertWidths: []int{8, 16, 12, 4}, SharedWidths: []int{6},
+			Router: &model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true, ScalingFactor: 2}})
+	}
+	sn := mustNet(t, testmodel.Random(cfg, 11))
+	tn := mustNet(t, teacher)
+	ids := randomSeqs(1, 10, cfg.Vocab, 4)[0]
+	tl := tn.forward(ids).logits
+	lw := lossWeights{kl: 0.7, lb: 0.3, z: 0.2}
+	L := len(sn.layers)
+	scale, auxScale := 1/float32(len(ids)-1), 1/float32(L)
+	loss := func(g *grads) float64 {
+		tr := sn.forward(ids)
+		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
+		aux := sn.backward(tr, d, g, lw, auxScale)
+		return (lp.lm+float64(lw.kl)*lp.kl)*float64(scale) + (float64(lw.lb)*aux.lb+float64(lw.z)*aux.z)*float64(auxScale)
+	}
+	g := newGrads(sn, true)
+	loss(g)
+	scratch := newGrads(sn, true)
+	params, flat := sn.params(true), g.flat()
+	// params per layer: router, then gate/up/down of 4 experts, then of the shared expert.
+	per := 1 + 3*4 + 3
+	cases := []struct {
+		name string
+		i    int
+	}{
+		{"router layer 0", 0},
+		{"router layer 2", 2 * per},
+		{"expert 1 gate layer 1", per + 1 + 3},
+		{"expert 2 up layer 0", 1 + 3*2 + 1},
+		{"expert 0 down layer 2", 2*per + 1 + 2},
+		{"shared down layer 1", per + 1 + 12 + 2},
+		{"shared gate layer 0", 1 + 12},
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, gp := params[c.i], flat[c.i]
+			v := make([]float32, len(p))
+			var want float64
+			for j := range v {
+				v[j] = float32(r.NormFloat64())
+				want += float64(v[j]) * float64(gp[j])
+			}
+			const h = 1e-3
+			orig := append([]float32(nil), p...)
+			shift := func(s float32) float64 {
+				for j := range p {
+					p[j] = orig[j] + s*v[j]
+				}
+				return loss(scratch)
+			}
+			got := (shift(h) - shift(-h)) / (2 * h)
+			copy(p, orig)
+			if err := math.Abs(got-want) / math.Max(math.Abs(want), 1e-3); err > 0.02 {
+				t.Errorf("directional derivative: backward %.6g, finite difference %.6g (relative error %.3g)", want, got, err)
+			} else {
+				t.Logf("backward %.6g, finite difference %.6g", want, got)
+			}
+		})
+	}
+}

@@ -1,0 +1,397 @@
+package distill
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// Options configures Distill.
+type Options struct {
+	Experts  int  // routed experts per layer (E)
+	TopK     int  // experts each token uses
+	Balanced bool // equal expert widths; otherwise clusters keep natural sizes
+	Shared   int  // neurons of the always-on shared expert; 0 for none
+	Seed     uint64
+	// WeightsOnly clusters neurons by their weights alone, without their
+	// activation pattern on the calibration tokens.
+	WeightsOnly bool
+	Train       TrainOptions
+	Threads     int       // goroutines; 0 means GOMAXPROCS
+	Log         io.Writer // progress lines; nil for none
+}
+
+// unitLogit is the largest router logit magnitude on the calibration data
+// after fitting. Routing uses softmax scores renormalised over the top k and
+// scaled by k, so small logits give every selected expert a weight within
+// about 2·unitLogit of 1: the student sums its experts' partial outputs as
+// the teacher sums all of them, while the selection keeps the fitted order.
+const unitLogit = 1e-4
+
+// Distill builds a MoDE student from the dense teacher using the train
+// sequences for calibration and the heldout sequences for the report.
+func Distill(teacher *model.Model, train, heldout [][]int, o Options) (*model.Model, *Report, error) {
+	start := time.Now()
+	if err := check(teacher, train, heldout, o); err != nil {
+		return nil, nil, err
+	}
+	logf := func(format string, args ...any) {
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, format+"\n", args...)
+		}
+	}
+	tn, err := newNet(teacher)
+	if err != nil {
+		return nil, nil, fmt.Errorf("teacher: %w", err)
+	}
+	logf("calibrating on %d sequences (%d tokens)", len(train), tokens(train))
+	cal := calibrate(tn, train, o.Threads)
+	c := teacher.Config
+	plans := make([]layerPlan, c.Layers)
+	errs := make([]error, c.Layers)
+	parallel(c.Layers, o.Threads, func(_, l int) {
+		plans[l], errs[l] = planLayer(tn, cal, l, o)
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	for l, p := range plans {
+		logf("layer %d: experts %v, shared %d, router top-1 fit %.3f", l, p.widths(), len(p.shared), p.fitTop1)
+	}
+	student := build(teacher, plans, o)
+	if err := student.Validate(false); err != nil {
+		return nil, nil, fmt.Errorf("student: %w", err)
+	}
+	var tr *TrainReport
+	if o.Train.Steps > 0 {
+		sn, err := newNet(student)
+		if err != nil {
+			return nil, nil, fmt.Errorf("student: %w", err)
+		}
+		if tr, err = trainNet(sn, tn, train, o.Train, o.Threads, logf); err != nil {
+			return nil, nil, err
+		}
+		sn.store(student, o.Train.Experts)
+	}
+	rep, err := evaluate(tn, student, heldout, o.Threads)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.Experts, rep.TopK, rep.Balanced, rep.Shared, rep.Seed = o.Experts, o.TopK, o.Balanced, o.Shared, o.Seed
+	rep.CalibrationTokens = tokens(train)
+	rep.Train = tr
+	for l, p := range plans {
+		rep.Layers[l].RouterFitTop1 = p.fitTop1
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	return student, rep, nil
+}
+
+// check reports bad input before any work is done.
+func check(teacher *model.Model, train, heldout [][]int, o Options) error {
+	c := &teacher.Config
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("teacher: %w", err)
+	}
+	if o.Experts < 1 {
+		return fmt.Errorf("--experts %d: need at least 1 expert", o.Experts)
+	}
+	if o.TopK < 1 || o.TopK > o.Experts {
+		return fmt.Errorf("--top-k %d: must be between 1 and the number of experts (%d)", o.TopK, o.Experts)
+	}
+	if o.Shared < 0 {
+		return fmt.Errorf("--shared %d: must not be negative", o.Shared)
+	}
+	for l, f := range c.FFN {
+		if f.Sparse() || len(f.ExpertWidths) > 0 {
+			return fmt.Errorf("teacher layer %d is already a mixture of experts (%d experts); distill needs a dense teacher", l, len(f.ExpertWidths))
+		}
+		if len(f.SharedWidths) != 1 || f.SharedGate {
+			return fmt.Errorf("teacher layer %d: want one ungated dense FFN, have %d shared experts", l, len(f.SharedWidths))
+		}
+		if w := f.SharedWidths[0]; o.Experts+o.Shared > w {
+			return fmt.Errorf("teacher layer %d: %d experts plus %d shared neurons exceed the FFN width %d", l, o.Experts, o.Shared, w)
+		}
+	}
+	if tokens(train) == 0 {
+		return errors.New("no calibration tokens (is the calibration text empty?)")
+	}
+	if len(heldout) == 0 {
+		return errors.New("no held-out sequences to evaluate on")
+	}
+	for _, set := range [][][]int{train, heldout} {
+		for _, s := range set {
+			if len(s) > c.MaxSeq {
+				return fmt.Errorf("sequence of %d tokens is longer than the teacher's context %d", len(s), c.MaxSeq)
+			}
+			for _, id := range s {
+				if id < 0 || id >= c.Vocab {
+					return fmt.Errorf("token id %d outside the teacher's vocab of %d", id, c.Vocab)
+				}
+			}
+		}
+	}
+	if o.Train.Steps < 0 || (o.Train.Steps > 0 && !(o.Train.LR > 0)) {
+		return fmt.Errorf("training: %d steps at learning rate %v", o.Train.Steps, o.Train.LR)
+	}
+	return nil
+}
+
+func tokens(seqs [][]int) int {
+	n := 0
+	for _, s := range seqs {
+		n += len(s)
+	}
+	return n
+}
+
+// calibration holds, per layer, the teacher's FFN inputs h [N, dim] and
+// neuron activations silu(g)·u [N, width] over all calibration tokens.
+type calibration struct {
+	N    int
+	h    [][]float32
+	acts [][]float32
+}
+
+func calibrate(tn *net, seqs [][]int, threads int) *calibration {
+	c := &tn.cfg
+	L := c.Layers
+	per := make([][][2][]float32, len(seqs)) // [seq][layer]{h, acts}
+	parallel(len(seqs), threads, func(_, i int) {
+		tr := tn.forward(seqs[i])
+		per[i] = make([][2][]float32, L)
+		for l := range tr.layers {
+			lc := &tr.layers[l]
+			a := lc.sharedAct[0]
+			act := make([]float32, len(a.g))
+			for j, g := range a.g {
+				act[j] = silu(g) * a.u[j]
+			}
+			per[i][l] = [2][]float32{lc.h, act}
+		}
+	})
+	cal := &calibration{N: tokens(seqs), h: make([][]float32, L), acts: make([][]float32, L)}
+	for l := 0; l < L; l++ {
+		for i := range seqs {
+			cal.h[l] = append(cal.h[l], per[i][l][0]...)
+			cal.acts[l] = append(cal.acts[l], per[i][l][1]...)
+			per[i][l] = [2][]float32{}
+		}
+	}
+	return cal
+}
+
+// layerPlan is how one dense FFN is split: neuron indices of the shared
+// expert and of each routed expert, and the fitted router [E, dim].
+type layerPlan struct {
+	shared  []int
+	experts [][]int
+	router  []float32
+	fitTop1 float64 // how often the router's first choice is the largest contributor
+}
+
+func (p *layerPlan) widths() []int {
+	w := make([]int, len(p.experts))
+	for i, e := range p.experts {
+		w[i] = len(e)
+	}
+	return w
+}
+
+// maxFeatureTokens caps the activation pattern that joins the weight
+// features in clustering, keeping k-means cheap on long calibration sets.
+const maxFeatureTokens = 512
+
+func planLayer(tn *net, cal *calibration, l int, o Options) (layerPlan, error) {
+	var p layerPlan
+	D := tn.cfg.Dim
+	dense := &tn.layers[l].shared[0]
+	W := dense.width
+	acts := cal.acts[l]
+	// The shared expert takes the neurons with the largest mean |activation|:
+	// they contribute to nearly every token, so routing them would waste
+	// top-k slots.
+	mag := make([]float64, W)
+	for t := 0; t < cal.N; t++ {
+		for i, a := range acts[t*W : (t+1)*W] {
+			mag[i] += math.Abs(float64(a))
+		}
+	}
+	order := make([]int, W)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmpDesc(mag[a], mag[b]) })
+	p.shared = slices.Clone(order[:o.Shared])
+	slices.Sort(p.shared)
+	rest := slices.Clone(order[o.Shared:])
+	slices.Sort(rest)
+
+	var sample []float32
+	ft := 0
+	if !o.WeightsOnly {
+		ft = min(cal.N, maxFeatureTokens)
+		stride := cal.N / ft
+		sample = make([]float32, ft*W)
+		for t := 0; t < ft; t++ {
+			copy(sample[t*W:(t+1)*W], acts[t*stride*W:(t*stride+1)*W])
+		}
+	}
+	feat, fdim := neuronFeatures(dense, D, sample, ft, rest)
+	assign := kmeans(feat, len(rest), fdim, o.Experts, o.Balanced, o.Seed+uint64(l)*0x9e3779b97f4a7c15)
+	for _, g := range members(assign, o.Experts) {
+		e := make([]int, len(g))
+		for i, r := range g {
+			e[i] = rest[r]
+		}
+		p.experts = append(p.experts, e)
+	}
+	E := o.Experts
+	if o.TopK == E {
+		// Every expert is always selected; a zero router makes each weight
+		// exactly E·(1/E) = 1 so the student is the teacher.
+		p.router = make([]float32, E*D)
+		p.fitTop1 = 1
+		return p, nil
+	}
+	y := contributions(acts, cal.N, dense.down, D, W, p.experts)
+	r, err := fitRouter(cal.h[l], cal.N, D, y, E)
+	if err != nil {
+		return p, fmt.Errorf("layer %d: %w", l, err)
+	}
+	logits := matmul(cal.h[l], r, cal.N, D, E)
+	var big float32
+	hit := 0
+	for t := 0; t < cal.N; t++ {
+		row := logits[t*E : (t+1)*E]
+		for _, v := range row {
+			big = max(big, float32(math.Abs(float64(v))))
+		}
+		if argmax(row) == argmax(y[t*E:(t+1)*E]) {
+			hit++
+		}
+	}
+	p.fitTop1 = float64(hit) / float64(cal.N)
+	if big > 0 {
+		s := unitLogit / big
+		for i := range r {
+			r[i] *= s
+		}
+	}
+	p.router = r
+	return p, nil
+}
+
+func cmpDesc(a, b float64) int {
+	switch {
+	case a > b:
+		return -1
+	case a < b:
+		return 1
+	}
+	return 0
+}
+
+func argmax[T float32 | float64](x []T) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// build assembles the student: the teacher's attention, norms, embeddings
+// and head unchanged, each FFN split into the planned experts.
+func build(teacher *model.Model, plans []layerPlan, o Options) *model.Model {
+	c := teacher.Config
+	c.Arch = "mode"
+	c.FFN = make([]model.FFN, c.Layers)
+	w := model.Weights{}
+	for name, t := range teacher.Weights {
+		w[name] = t
+	}
+	for l, p := range plans {
+		f := model.FFN{
+			ExpertWidths: p.widths(),
+			Router:       &model.Router{Scoring: model.Softmax, TopK: o.TopK, NormTopK: true, ScalingFactor: float32(o.TopK)},
+		}
+		dense := teacher.Config.FFN[l].SharedWidths[0]
+		gate := mustF32(teacher.Weights[model.SharedName(l, 0, "gate")])
+		up := mustF32(teacher.Weights[model.SharedName(l, 0, "up")])
+		down := mustF32(teacher.Weights[model.SharedName(l, 0, "down")])
+		for _, part := range []string{"gate", "up", "down"} {
+			delete(w, model.SharedName(l, 0, part))
+		}
+		put := func(name func(string) string, neurons []int) {
+			g, u, d := slice(gate, up, down, c.Dim, dense, neurons)
+			n := len(neurons)
+			w[name("gate")] = tensor.FromF32(name("gate"), []int{n, c.Dim}, g)
+			w[name("up")] = tensor.FromF32(name("up"), []int{n, c.Dim}, u)
+			w[name("down")] = tensor.FromF32(name("down"), []int{c.Dim, n}, d)
+		}
+		if len(p.shared) > 0 {
+			f.SharedWidths = []int{len(p.shared)}
+			put(func(s string) string { return model.SharedName(l, 0, s) }, p.shared)
+		}
+		for e, neurons := range p.experts {
+			put(func(s string) string { return model.ExpertName(l, e, s) }, neurons)
+		}
+		rn := model.LayerName(l, "router")
+		w[rn] = tensor.FromF32(rn, []int{len(p.experts), c.Dim}, p.router)
+		c.FFN[l] = f
+	}
+	return &model.Model{Config: c, Weights: w}
+}
+
+// slice gathers the gate and up rows and the down columns of neurons.
+func slice(gate, up, down []float32, dim, width int, neurons []int) (g, u, d []float32) {
+	n := len(neurons)
+	g, u, d = make([]float32, n*dim), make([]float32, n*dim), make([]float32, dim*n)
+	for r, i := range neurons {
+		copy(g[r*dim:(r+1)*dim], gate[i*dim:(i+1)*dim])
+		copy(u[r*dim:(r+1)*dim], up[i*dim:(i+1)*dim])
+		for j := 0; j < dim; j++ {
+			d[j*n+r] = down[j*width+i]
+		}
+	}
+	return g, u, d
+}
+
+// mustF32 decodes a tensor newNet has already decoded successfully.
+func mustF32(t *tensor.Tensor) []float32 {
+	v, err := t.Float32s()
+	if err != nil {
+		panic(fmt.Sprintf("distill: tensor %s decoded before but not now: %v", t.Name, err))
+	}
+	return v
+}
+
+// store writes the trained parameters of n back into m as f32 tensors.
+func (n *net) store(m *model.Model, experts bool) {
+	c := &m.Config
+	put := func(name string, shape []int, v []float32) { m.Weights[name] = tensor.FromF32(name, shape, v) }
+	for l, ly := range n.layers {
+		put(model.LayerName(l, "router"), []int{len(ly.experts), c.Dim}, ly.router)
+		if !experts {
+			continue
+		}
+		for e, ex := range ly.experts {
+			put(model.ExpertName(l, e, "gate"), []int{ex.width, c.Dim}, ex.gate)
+			put(model.ExpertName(l, e, "up"), []int{ex.width, c.Dim}, ex.up)
+			put(model.ExpertName(l, e, "down"), []int{c.Dim, ex.width}, ex.down)
+		}
+		for s, ex := range ly.shared {
+			put(model.SharedName(l, s, "gate"), []int{ex.width, c.Dim}, ex.gate)
+			put(model.SharedName(l, s, "up"), []int{ex.width, c.Dim}, ex.up)
+			put(model.SharedName(l, s, "down"), []int{c.Dim, ex.width}, ex.down)
+		}
+	}
+}

@@ -1,0 +1,42 @@
+package distill
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/moderuntime/mode/internal/testmodel"
+	"github.com/moderuntime/mode/runtime/model"
+)
+
+// denseTeacher is the engine tests' "llama" family: a small random dense
+// model with a tied head and grouped k/v heads.
+func denseTeacher(width int) *model.Model {
+	c := testmodel.Config(32, 3, 4, 2, 97)
+	c.TiedOutput = true
+	for range c.Layers {
+		c.FFN = append(c.FFN, model.FFN{SharedWidths: []int{width}})
+	}
+	return testmodel.Random(c, 7)
+}
+
+// randomSeqs returns n sequences of length T of random token ids.
+func randomSeqs(n, T, vocab int, seed uint64) [][]int {
+	r := rand.New(rand.NewPCG(seed, 1))
+	out := make([][]int, n)
+	for i := range out {
+		out[i] = make([]int, T)
+		for t := range out[i] {
+			out[i][t] = r.IntN(vocab)
+		}
+	}
+	return out
+}
+
+func mustNet(t testing.TB, m *model.Model) *net {
+	t.Helper()
+	n, err := newNet(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -1,0 +1,376 @@
+package distill
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/routing"
+)
+
+// expert is one SwiGLU block: gate and up are [width, dim], down is
+// [dim, width], all row-major float32.
+type expert struct {
+	width          int
+	gate, up, down []float32
+}
+
+// layer holds one decoder layer's weights in float32.
+type layer struct {
+	attnNorm, ffnNorm []float32
+	wq, wk, wv, wo    []float32
+	bq, bk, bv        []float32 // nil without attention biases
+	shared, experts   []expert
+	router            []float32 // [len(experts), dim]; nil for a dense layer
+	route             *model.Router
+}
+
+// net is a model decoded to float32 for the distiller's own forward and
+// backward passes. It runs whole sequences without a KV cache, which is
+// what calibration, evaluation and training need.
+type net struct {
+	cfg                      model.Config
+	embed, finalNorm, output []float32 // output aliases embed when tied
+	layers                   []layer
+	invFreq                  []float32
+	attnFactor               float32
+}
+
+// newNet decodes m. It rejects the features the backward pass does not
+// implement rather than silently computing something else.
+func newNet(m *model.Model) (*net, error) {
+	c := m.Config
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if c.QKNorm != model.QKNormNone {
+		return nil, fmt.Errorf("qk_norm %q is not supported by the distiller", c.QKNorm)
+	}
+	get := func(name string) ([]float32, error) {
+		t, ok := m.Weights[name]
+		if !ok || t == nil {
+			return nil, fmt.Errorf("missing tensor %s", name)
+		}
+		v, err := t.Float32s()
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		return v, nil
+	}
+	n := &net{cfg: c}
+	var err error
+	if n.embed, err = get(model.NameEmbed); err != nil {
+		return nil, err
+	}
+	if n.finalNorm, err = get(model.NameFinalNorm); err != nil {
+		return nil, err
+	}
+	n.output = n.embed
+	if !c.TiedOutput {
+		if n.output, err = get(model.NameOutput); err != nil {
+			return nil, err
+		}
+	}
+	n.invFreq, n.attnFactor = c.RopeFreqs()
+	expertOf := func(name func(string) string, width int) (expert, error) {
+		e := expert{width: width}
+		var err error
+		if e.gate, err = get(name("gate")); err != nil {
+			return e, err
+		}
+		if e.up, err = get(name("up")); err != nil {
+			return e, err
+		}
+		e.down, err = get(name("down"))
+		return e, err
+	}
+	for l := 0; l < c.Layers; l++ {
+		f := &c.FFN[l]
+		if f.SharedGate {
+			return nil, fmt.Errorf("layer %d: gated shared experts are not supported by the distiller", l)
+		}
+		var ly layer
+		for _, p := range []struct {
+			dst  *[]float32
+			name string
+		}{{&ly.attnNorm, "attn_norm"}, {&ly.ffnNorm, "ffn_norm"}, {&ly.wq, "wq"}, {&ly.wk, "wk"}, {&ly.wv, "wv"}, {&ly.wo, "wo"}} {
+			if *p.dst, err = get(model.LayerName(l, p.name)); err != nil {
+				return nil, err
+			}
+		}
+		if c.AttnBias {
+			for _, p := range []struct {
+				dst  *[]float32
+				name string
+			}{{&ly.bq, "bq"}, {&ly.bk, "bk"}, {&ly.bv, "bv"}} {
+				if *p.dst, err = get(model.LayerName(l, p.name)); err != nil {
+					return nil, err
+				}
+			}
+		}
+		for s, w := range f.SharedWidths {
+			e, err := expertOf(func(p string) string { return model.SharedName(l, s, p) }, w)
+			if err != nil {
+				return nil, err
+			}
+			ly.shared = append(ly.shared, e)
+		}
+		if f.Sparse() {
+			if f.Router.SelectionBias || f.Router.CapacityFactor > 0 {
+				return nil, fmt.Errorf("layer %d: selection bias and capacity limits are not supported by the distiller", l)
+			}
+			r := *f.Router
+			ly.route = &r
+			if ly.router, err = get(model.LayerName(l, "router")); err != nil {
+				return nil, err
+			}
+			for e, w := range f.ExpertWidths {
+				ex, err := expertOf(func(p string) string { return model.ExpertName(l, e, p) }, w)
+				if err != nil {
+					return nil, err
+				}
+				ly.experts = append(ly.experts, ex)
+			}
+		}
+		n.layers = append(n.layers, ly)
+	}
+	return n, nil
+}
+
+// layerCache keeps what the backward pass of one layer needs.
+type layerCache struct {
+	xIn, xn, q, k, v, ao, xMid, h []float32 // [T, width] activations
+	rms1, rms2                    []float32 // [T] inverse RMS of the norms' inputs
+	probs                         []float32 // [heads, T, T] attention probabilities
+	logits, scores                []float32 // [T, E] router logits and softmax
+	choices                       [][]routing.Choice
+	sharedAct                     []ffnAct
+	expertAct                     []ffnAct // per routed expert, rows of tokens routed to it
+}
+
+// ffnAct is one expert's activations: g and u are [T, width] (rows of
+// tokens that did not use the expert stay zero), y is its output [T, dim].
+type ffnAct struct{ g, u, y []float32 }
+
+// trace is a forward pass over one sequence: the logits and, when kept, the
+// per-layer caches.
+type trace struct {
+	T      int
+	layers []layerCache
+	xOut   []float32 // residual stream after the last layer
+	rmsF   []float32
+	fin    []float32 // final-normed rows
+	logits []float32 // [T, vocab]
+}
+
+// forward runs ids through the network.
+func (n *net) forward(ids []int) *trace {
+	c := &n.cfg
+	D, T := c.Dim, len(ids)
+	tr := &trace{T: T, layers: make([]layerCache, len(n.layers))}
+	x := make([]float32, T*D)
+	for t, id := range ids {
+		copy(x[t*D:(t+1)*D], n.embed[id*D:(id+1)*D])
+	}
+	for l := range n.layers {
+		ly, lc := &n.layers[l], &tr.layers[l]
+		lc.xIn = x
+		lc.xn, lc.rms1 = rmsNorm(x, ly.attnNorm, T, D, c.NormEps)
+		lc.q = matmul(lc.xn, ly.wq, T, D, c.QDim())
+		lc.k = matmul(lc.xn, ly.wk, T, D, c.KVDim())
+		lc.v = matmul(lc.xn, ly.wv, T, D, c.KVDim())
+		addBias(lc.q, ly.bq)
+		addBias(lc.k, ly.bk)
+		addBias(lc.v, ly.bv)
+		n.rope(lc.q, T, c.QDim(), false)
+		n.rope(lc.k, T, c.KVDim(), false)
+		lc.ao, lc.probs = n.attention(lc.q, lc.k, lc.v, T)
+		o := matmul(lc.ao, ly.wo, T, c.QDim(), D)
+		lc.xMid = make([]float32, T*D)
+		for i := range o {
+			lc.xMid[i] = x[i] + o[i]
+		}
+		lc.h, lc.rms2 = rmsNorm(lc.xMid, ly.ffnNorm, T, D, c.NormEps)
+		out := n.ffn(ly, lc, T)
+		x = make([]float32, T*D)
+		for i := range out {
+			x[i] = lc.xMid[i] + out[i]
+		}
+	}
+	tr.xOut = x
+	tr.fin, tr.rmsF = rmsNorm(x, n.finalNorm, T, D, c.NormEps)
+	tr.logits = matmul(tr.fin, n.output, T, D, c.Vocab)
+	return tr
+}
+
+// ffn applies one layer's shared and routed experts to the rows of lc.h.
+func (n *net) ffn(ly *layer, lc *layerCache, T int) []float32 {
+	D := n.cfg.Dim
+	out := make([]float32, T*D)
+	all := make([]bool, T)
+	for t := range all {
+		all[t] = true
+	}
+	for _, e := range ly.shared {
+		a := runExpert(&e, lc.h, all, T, D)
+		lc.sharedAct = append(lc.sharedAct, a)
+		for i, v := range a.y {
+			out[i] += v
+		}
+	}
+	if ly.route == nil {
+		return out
+	}
+	E := len(ly.experts)
+	lc.logits = matmul(lc.h, ly.router, T, D, E)
+	lc.scores = make([]float32, T*E)
+	lc.choices = make([][]routing.Choice, T)
+	scratch := make([]float32, 2*E)
+	used := make([][]bool, E)
+	for e := range used {
+		used[e] = make([]bool, T)
+	}
+	for t := 0; t < T; t++ {
+		row := lc.logits[t*E : (t+1)*E]
+		routing.Softmax(lc.scores[t*E:(t+1)*E], row)
+		lc.choices[t] = routing.Select(nil, row, nil, ly.route, scratch)
+		for _, ch := range lc.choices[t] {
+			used[ch.Expert][t] = true
+		}
+	}
+	lc.expertAct = make([]ffnAct, E)
+	for e := range ly.experts {
+		lc.expertAct[e] = runExpert(&ly.experts[e], lc.h, used[e], T, D)
+	}
+	for t := 0; t < T; t++ {
+		for _, ch := range lc.choices[t] {
+			y := lc.expertAct[ch.Expert].y[t*D : (t+1)*D]
+			o := out[t*D : (t+1)*D]
+			for i, v := range y {
+				o[i] += ch.Weight * v
+			}
+		}
+	}
+	return out
+}
+
+// runExpert computes the SwiGLU block for the rows marked in rows.
+func runExpert(e *expert, h []float32, rows []bool, T, D int) ffnAct {
+	W := e.width
+	a := ffnAct{g: make([]float32, T*W), u: make([]float32, T*W), y: make([]float32, T*D)}
+	act := make([]float32, W)
+	for t := 0; t < T; t++ {
+		if !rows[t] {
+			continue
+		}
+		x := h[t*D : (t+1)*D]
+		g, u := a.g[t*W:(t+1)*W], a.u[t*W:(t+1)*W]
+		for j := 0; j < W; j++ {
+			g[j] = dot(e.gate[j*D:(j+1)*D], x)
+			u[j] = dot(e.up[j*D:(j+1)*D], x)
+			act[j] = silu(g[j]) * u[j]
+		}
+		y := a.y[t*D : (t+1)*D]
+		for i := 0; i < D; i++ {
+			y[i] = dot(e.down[i*W:(i+1)*W], act)
+		}
+	}
+	return a
+}
+
+// attention is causal multi-head attention with grouped k/v heads; it
+// returns the output rows and the probabilities [heads, T, T].
+func (n *net) attention(q, k, v []float32, T int) (out, probs []float32) {
+	c := &n.cfg
+	H, hd, QD, KD := c.Heads, c.HeadDim, c.QDim(), c.KVDim()
+	group := H / c.KVHeads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	out = make([]float32, T*QD)
+	probs = make([]float32, H*T*T)
+	for h := 0; h < H; h++ {
+		kh := h / group
+		for t := 0; t < T; t++ {
+			p := probs[(h*T+t)*T : (h*T+t)*T+t+1]
+			qt := q[t*QD+h*hd : t*QD+(h+1)*hd]
+			m := float32(math.Inf(-1))
+			for s := range p {
+				p[s] = dot(qt, k[s*KD+kh*hd:s*KD+(kh+1)*hd]) * scale
+				m = max(m, p[s])
+			}
+			var sum float32
+			for s := range p {
+				p[s] = float32(math.Exp(float64(p[s] - m)))
+				sum += p[s]
+			}
+			o := out[t*QD+h*hd : t*QD+(h+1)*hd]
+			for s := range p {
+				p[s] /= sum
+				axpy(o, p[s], v[s*KD+kh*hd:s*KD+(kh+1)*hd])
+			}
+		}
+	}
+	return out, probs
+}
+
+// rope rotates each head of each row by its position; inverse applies the
+// transpose, which is what the backward pass needs.
+func (n *net) rope(x []float32, T, width int, inverse bool) {
+	hd := n.cfg.HeadDim
+	half := hd / 2
+	inter := n.cfg.RopeStyle == model.RopeInterleaved
+	for t := 0; t < T; t++ {
+		row := x[t*width : (t+1)*width]
+		for i := 0; i < half; i++ {
+			ang := float64(t) * float64(n.invFreq[i])
+			cs := float32(math.Cos(ang)) * n.attnFactor
+			sn := float32(math.Sin(ang)) * n.attnFactor
+			if inverse {
+				sn = -sn
+			}
+			for h := 0; h+hd <= width; h += hd {
+				a, b := h+i, h+i+half
+				if inter {
+					a, b = h+2*i, h+2*i+1
+				}
+				v0, v1 := row[a], row[b]
+				row[a] = v0*cs - v1*sn
+				row[b] = v0*sn + v1*cs
+			}
+		}
+	}
+}
+
+func addBias(x, b []float32) {
+	if b == nil {
+		return
+	}
+	for o := 0; o < len(x); o += len(b) {
+		for i, v := range b {
+			x[o+i] += v
+		}
+	}
+}
+
+// rmsNorm returns w * x / rms(x) per row and the inverse RMS of each row.
+func rmsNorm(x, w []float32, T, D int, eps float32) (out, inv []float32) {
+	out = make([]float32, T*D)
+	inv = make([]float32, T)
+	for t := 0; t < T; t++ {
+		row := x[t*D : (t+1)*D]
+		var ss float32
+		for _, v := range row {
+			ss += v * v
+		}
+		r := float32(1 / math.Sqrt(float64(ss/float32(D)+eps)))
+		inv[t] = r
+		o := out[t*D : (t+1)*D]
+		for i, v := range row {
+			o[i] = w[i] * v * r
+		}
+	}
+	return out, inv
+}
+
+func silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
+
+func sigmoid(x float32) float32 { return 1 / (1 + float32(math.Exp(float64(-x)))) }
