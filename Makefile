@@ -12,34 +12,52 @@ MODE_CACHE ?= $(HOME)/.cache/mode
 TEST_TIMEOUT ?= 25m
 BENCH_TMP ?= /tmp/mode-bench
 
-.PHONY: all build test vet demo bench bench-import-large fuzz clean tools
+.PHONY: all build wasm wasi test vet demo bench bench-import-large fuzz clean tools ensure-vulkan
 
 all: build
 
 tools:
 	@scripts/ensure-go.sh
 
-build: tools
+# A Vulkan driver (Mesa lavapipe on CPU-only machines) for the webgpu tests.
+ensure-vulkan:
+	@scripts/ensure-vulkan.sh
+
+build: tools wasi
 	$(GO) build -o $(BIN)/mode ./cmd/mode
 	$(GO) build -o $(BIN)/modelpack ./cmd/modelpack
+	$(GO) build -o $(BIN)/devserver ./cmd/devserver
 
 vet: tools
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-test: tools vet
+# The browser runtime: mode.wasm runs in a Web Worker (see web/).
+wasm: tools
+	GOOS=js GOARCH=wasm $(GO) build -o $(BIN)/mode.wasm ./cmd/wasm
+
+# e2e/ drives headless Chromium, which ensure-chromium.sh installs.
+test: tools vet ensure-vulkan wasm
+	@scripts/ensure-chromium.sh
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
-# Packs the default model (stories260K from ../shared, or a copy downloaded
-# into $(MODE_CACHE)) and generates text from the pack, fetching shards lazily.
+# Distils the default dense model (stories260K from ../shared, or a copy
+# downloaded into $(MODE_CACHE)) into a Mixture of Distilled Experts pack —
+# 8 experts of natural widths, top-4, a 32-neuron shared expert — and
+# generates from it, fetching expert shards as tokens are routed to them.
 demo: build
 	@model=$$(scripts/default-model.sh "$(SHARED)" "$(MODE_CACHE)") && \
-	  rm -rf $(BIN)/packs/stories260K && \
-	  echo "modelpack import $$model -o $(BIN)/packs/stories260K --quant q8_0" && \
-	  $(BIN)/modelpack import "$$model" -o $(BIN)/packs/stories260K --quant q8_0 && \
-	  echo "mode run -m $(BIN)/packs/stories260K -p 'Once upon a time' -n 200" && \
-	  $(BIN)/mode run -m $(BIN)/packs/stories260K -p "Once upon a time" -n 200
+	  echo "modelpack distill $$model -o $(BIN)/packs/stories260K-mode --experts 8 --top-k 4 --shared 32 --self-generate 200 --seed 1" && \
+	  $(BIN)/modelpack distill "$$model" -o $(BIN)/packs/stories260K-mode --experts 8 --top-k 4 --shared 32 \
+	    --self-generate 200 --seq-len 128 --seed 1 --force && \
+	  echo && echo "mode run -m $(BIN)/packs/stories260K-mode -p 'Once upon a time' -n 200" && \
+	  $(BIN)/mode run -m $(BIN)/packs/stories260K-mode -p "Once upon a time" -n 200
+
+# The wasip1 build of mode that `mode run --wasm` runs under wazero, so CI
+# tests the exact wasm build without a browser.
+wasi: tools
+	GOOS=wasip1 GOARCH=wasm $(GO) build -o $(BIN)/mode.wasip1.wasm ./cmd/mode
 
 # Speed, as ratios against baselines measured in the same run.
 bench: build

@@ -1,0 +1,143 @@
+package main
+
+import "encoding/json"
+
+// The page and the worker exchange JSON-shaped messages. Every request
+// carries an id chosen by the page; every message the worker sends back
+// about that request carries the same id.
+//
+//	page → worker: {"id": 1, "op": "load", "params": {...}}
+//	worker → page: {"id": 1, "type": "progress", "data": {...}}  (load only, any number)
+//	               {"id": 1, "type": "chunk", "data": {...}}     (streamed generation, any number)
+//	               {"id": 1, "type": "result", "data": {...}}    (exactly one of result
+//	               {"id": 1, "type": "error", "error": {...}}     or error, last)
+//
+// Ops: load, chat, complete, interrupt, stats, unload.
+
+// request is one message from the page.
+type request struct {
+	ID     int64           `json:"id"`
+	Op     string          `json:"op"`
+	Params json.RawMessage `json:"params,omitempty"`
+}
+
+// reply is one message to the page.
+type reply struct {
+	ID    int64     `json:"id"`
+	Type  string    `json:"type"` // progress, chunk, result, error
+	Data  any       `json:"data,omitempty"`
+	Error *errorMsg `json:"error,omitempty"`
+}
+
+// errorMsg is an error the page can show to a person: Message says what
+// went wrong and, where there is one, what to do about it.
+type errorMsg struct {
+	Code    string `json:"code"` // bad_request, not_loaded, busy, unavailable, load_failed, generate_failed
+	Message string `json:"message"`
+}
+
+// codedError carries an error code for the page with the error.
+type codedError struct {
+	code string
+	err  error
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() error { return e.err }
+
+func withCode(code string, err error) error { return &codedError{code, err} }
+
+// loadParams are the options of mode.create.
+type loadParams struct {
+	Model          string  `json:"model"` // manifest URL, absolute (the page resolves it)
+	ExpertBudgetMB float64 `json:"expertBudgetMB"`
+	Cache          string  `json:"cache"`   // "cache-storage" (default) or "none"
+	Backend        string  `json:"backend"` // "cpu", "webgpu" or "auto" (default)
+	Threads        int     `json:"threads"`
+}
+
+// loadResult describes the loaded model.
+type loadResult struct {
+	Model        string `json:"model"`
+	Backend      string `json:"backend"`
+	Cache        string `json:"cache"` // what persistence is in use: "cache-storage" or "none"
+	CacheNote    string `json:"cacheNote,omitempty"`
+	ChatTemplate string `json:"chatTemplate"` // the template family used for chat
+	Vocab        int    `json:"vocab"`
+	ContextLen   int    `json:"contextLength"`
+	Experts      int    `json:"experts"`
+	Stats        stats  `json:"stats"`
+}
+
+// progress is sent while a model loads. Before the first shard arrives
+// ETASeconds is -1 (unknown).
+type progress struct {
+	Phase       string  `json:"phase"` // "manifest", "weights", "ready"
+	Bytes       int64   `json:"bytes"` // of the weights loaded up front, from network or cache
+	Total       int64   `json:"total"`
+	Shards      int     `json:"shards"`
+	ShardsTotal int     `json:"shardsTotal"`
+	FromCache   int     `json:"fromCache"` // shards read from Cache Storage
+	ETASeconds  float64 `json:"etaSeconds"`
+}
+
+// message is one chat message.
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// genParams are the parameters of chat.completions.create and
+// completions.create, with OpenAI's names. Pointers tell "absent" from 0.
+type genParams struct {
+	Messages    []message `json:"messages"`
+	Prompt      *string   `json:"prompt"`
+	Stream      bool      `json:"stream"`
+	Temperature *float64  `json:"temperature"`
+	TopP        *float64  `json:"top_p"`
+	MaxTokens   int       `json:"max_tokens"`
+	Seed        *uint64   `json:"seed"`
+	Stop        stopList  `json:"stop"`
+	// ReturnTokenIDs adds prompt_token_ids and token_ids to the result
+	// (as vLLM does), for tests that compare against a reference.
+	ReturnTokenIDs bool `json:"return_token_ids"`
+}
+
+// stopList is OpenAI's stop: a string or a list of strings.
+type stopList []string
+
+func (s *stopList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = stopList{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*s = many
+	return nil
+}
+
+// stats is what engine.stats() returns.
+type stats struct {
+	Loaded bool `json:"loaded"`
+	// Network and Cache Storage traffic of the shard source.
+	BytesFetched   int64   `json:"bytesFetched"`   // over the network
+	BytesFromCache int64   `json:"bytesFromCache"` // read back from Cache Storage
+	ShardCacheHits int     `json:"shardCacheHits"`
+	ShardCacheMiss int     `json:"shardCacheMisses"`
+	ShardHitRate   float64 `json:"shardCacheHitRate"`
+	// The engine's routed-expert cache.
+	ExpertsResident      int     `json:"expertsResident"`
+	ExpertsTotal         int     `json:"expertsTotal"`
+	ExpertBytesResident  int64   `json:"expertBytesResident"`
+	ExpertHitRate        float64 `json:"expertCacheHitRate"`
+	ExpertEvictions      int     `json:"expertEvictions"`
+	ExpertFetches        int     `json:"expertFetches"`
+	PrefillTokensPerSec  float64 `json:"prefillTokensPerSecond"`
+	DecodeTokensPerSec   float64 `json:"decodeTokensPerSecond"`
+	LastPromptTokens     int     `json:"lastPromptTokens"`
+	LastCompletionTokens int     `json:"lastCompletionTokens"`
+}

@@ -1,0 +1,126 @@
+// mode.js: the page-side API of the mode browser runtime. The model runs
+// in a Web Worker (worker.js + mode.wasm); this module only sends requests
+// and turns replies into promises and async iterators.
+//
+//   import * as mode from "./mode.js";
+//   const engine = await mode.create({ model: "/packs/NAME/manifest.json", onProgress });
+//   const r = await engine.chat.completions.create({ messages: [{ role: "user", content: "Hi" }] });
+//   for await (const c of await engine.chat.completions.create({ messages, stream: true })) ...
+
+/** ModeError is an error reported by the runtime; code says which kind. */
+export class ModeError extends Error {
+  constructor({ code = "internal", message = "unknown error" } = {}) {
+    super(message);
+    this.name = "ModeError";
+    this.code = code;
+  }
+}
+
+/**
+ * create starts a worker and loads a pack.
+ * options: model (manifest URL, required), onProgress(p), expertBudgetMB,
+ * cache ("cache-storage" | "none"), backend ("cpu" | "webgpu" | "auto"),
+ * workerURL, wasmURL, wasmExecURL.
+ */
+export async function create(options = {}) {
+  if (!options.model) throw new ModeError({ code: "bad_request", message: "create: model (a manifest URL) is required" });
+  const base = import.meta.url;
+  const workerURL = new URL(options.workerURL ?? "worker.js", base);
+  workerURL.searchParams.set("wasm", new URL(options.wasmURL ?? "mode.wasm", base).href);
+  workerURL.searchParams.set("exec", new URL(options.wasmExecURL ?? "wasm_exec.js", base).href);
+  const worker = new Worker(workerURL, { type: "module" });
+  const engine = new Engine(worker);
+  try {
+    engine.info = await engine._call("load", {
+      model: new URL(options.model, location.href).href,
+      expertBudgetMB: options.expertBudgetMB ?? 0,
+      cache: options.cache ?? "cache-storage",
+      backend: options.backend ?? "auto",
+      threads: options.threads ?? 0,
+    }, { onProgress: options.onProgress });
+  } catch (err) {
+    worker.terminate();
+    throw err;
+  }
+  return engine;
+}
+
+class Engine {
+  #worker;
+  #next = 1;
+  #pending = new Map(); // id → {resolve, reject, onProgress, onChunk}
+
+  constructor(worker) {
+    this.#worker = worker;
+    worker.onmessage = (e) => this.#receive(e.data);
+    worker.onerror = (e) => this.#failAll({ code: "worker_failed", message: `worker error: ${e.message ?? e}` });
+    this.chat = { completions: { create: (p) => this.#generate("chat", p) } };
+    this.completions = { create: (p) => this.#generate("complete", p) };
+  }
+
+  /** interrupt stops the running generation; it ends with finish_reason "abort". */
+  interrupt() { return this._call("interrupt"); }
+
+  /** stats returns bytes fetched, expert residency, cache hit rates and speeds. */
+  stats() { return this._call("stats"); }
+
+  /** unload frees the model and stops the worker. */
+  async unload() {
+    try { await this._call("unload"); } finally {
+      this.#worker.terminate();
+      this.#failAll({ code: "not_loaded", message: "the engine was unloaded" });
+    }
+  }
+
+  _call(op, params, { onProgress, onChunk } = {}) {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, onProgress, onChunk });
+      this.#worker.postMessage({ id, op, params });
+    });
+  }
+
+  #receive(m) {
+    if (m.type === "fatal") return this.#failAll(m.error);
+    const p = this.#pending.get(m.id);
+    if (!p) return;
+    switch (m.type) {
+      case "progress": p.onProgress?.(m.data); break;
+      case "chunk": p.onChunk?.(m.data); break;
+      case "result": this.#pending.delete(m.id); p.resolve(m.data); break;
+      case "error": this.#pending.delete(m.id); p.reject(new ModeError(m.error)); break;
+    }
+  }
+
+  #failAll(error) {
+    for (const p of this.#pending.values()) p.reject(new ModeError(error));
+    this.#pending.clear();
+  }
+
+  async #generate(op, params = {}) {
+    if (!params.stream) return this._call(op, params);
+    // Chunks arrive as messages; the iterator hands them out in order and
+    // ends with the result (or throws its error).
+    const chunks = [];
+    let wake = null, done = false, failure = null;
+    const poke = () => { wake?.(); wake = null; };
+    this._call(op, params, { onChunk: (c) => { chunks.push(c); poke(); } })
+      .then(() => { done = true; poke(); }, (err) => { failure = err; done = true; poke(); });
+    const engine = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          for (;;) {
+            if (chunks.length) { yield chunks.shift(); continue; }
+            if (failure) throw failure;
+            if (done) return;
+            await new Promise((r) => { wake = r; });
+          }
+        } finally {
+          // A consumer that stops early (break) stops the generation.
+          if (!done) engine.interrupt().catch(() => {});
+        }
+      },
+    };
+  }
+}
