@@ -68,20 +68,21 @@ func TestBrowser(t *testing.T) {
 	log := &requestLog{path: logFile}
 
 	t.Run("stories260K greedy equals native", func(t *testing.T) {
-		want, _ := native(t, stories, "Once upon a time", 40)
+		want, _, _ := native(t, stories, "Once upon a time", 40)
 		got := b.run(t, "/packs/stories260K/manifest.json", "none", "Once upon a time", 40, 0)
 		checkSame(t, got, want)
 	})
 	t.Run("chat, stop and interrupt", func(t *testing.T) {
 		b.chatAndInterrupt(t, "/packs/stories260K/manifest.json")
 	})
-	t.Run("olmoe greedy equals native and fetches only routed experts", func(t *testing.T) {
+	t.Run("olmoe greedy equals native and fetches only routed and prefetched experts", func(t *testing.T) {
 		const prompt = "the cat sat on"
 		const n = 8
-		want, routed := native(t, olmoe, prompt, n)
+		want, routed, predicted := native(t, olmoe, prompt, n)
 		m := readManifest(t, olmoe)
 		wantPaths := shardPaths(m, "/packs/olmoe/", func(s manifest.Shard) bool {
-			return s.Kind != manifest.KindExpert || routed[[2]int{s.Layer, s.Expert}]
+			k := [2]int{s.Layer, s.Expert}
+			return s.Kind != manifest.KindExpert || routed[k] || predicted[k]
 		})
 		if len(routed) == 0 || len(wantPaths) == len(m.Shards) {
 			t.Fatalf("the prompt routes to %d experts, all %d shards would be fetched: the check would prove nothing", len(routed), len(m.Shards))
@@ -93,9 +94,16 @@ func TestBrowser(t *testing.T) {
 		checkSame(t, got, want)
 		fetched := log.shardsSince(t, mark, all)
 		if !slices.Equal(fetched, wantPaths) {
-			t.Errorf("first visit fetched %d shards, want the %d of core, layers and routed experts:\n got %v\nwant %v", len(fetched), len(wantPaths), fetched, wantPaths)
+			t.Errorf("first visit fetched %d shards, want the %d of core, layers, routed and prefetched experts:\n got %v\nwant %v", len(fetched), len(wantPaths), fetched, wantPaths)
 		}
-		t.Logf("first visit: %d of %d shards fetched (%d routed experts of %d); stats %+v", len(fetched), len(m.Shards), len(routed), countExperts(m), got.Stats)
+		extra := 0
+		for k := range predicted {
+			if !routed[k] {
+				extra++
+			}
+		}
+		t.Logf("first visit: %d of %d shards fetched (%d routed experts of %d, %d prefetched never routed to); stats %+v",
+			len(fetched), len(m.Shards), len(routed), countExperts(m), extra, got.Stats)
 
 		mark = log.len(t)
 		again := b.run(t, "/packs/olmoe/manifest.json", "cache-storage", prompt, n, 0)
@@ -202,9 +210,24 @@ func startServer(t *testing.T, bin string, args ...string) string {
 	return u
 }
 
-// native generates greedily with the CPU engine on the pack and returns
-// the ids and the routed (layer, expert) pairs.
-func native(t *testing.T, dir, prompt string, n int) ([]int, map[[2]int]bool) {
+// predictor records the experts the engine asks to prefetch.
+type predictor struct {
+	*loader.Pack
+	predicted map[[2]int]bool
+}
+
+func (p *predictor) Prefetch(layer int, experts []int) {
+	for _, x := range experts {
+		p.predicted[[2]int{layer, x}] = true
+	}
+	p.Pack.Prefetch(layer, experts)
+}
+
+// native generates greedily with the CPU engine on the pack, with prefetch
+// as the browser runs it, and returns the ids, the routed (layer, expert)
+// pairs and the pairs prefetched. The engine is deterministic, so the
+// browser prefetches the same experts.
+func native(t *testing.T, dir, prompt string, n int) ([]int, map[[2]int]bool, map[[2]int]bool) {
 	t.Helper()
 	pk, err := loader.Open(context.Background(), dir, shard.HTTPOptions{})
 	if err != nil {
@@ -218,7 +241,8 @@ func native(t *testing.T, dir, prompt string, n int) ([]int, map[[2]int]bool) {
 			}
 		}
 	}
-	e, err := engine.New(cpu.New(cpu.Options{}), pk.Model, engine.Options{Experts: pk, Trace: trace})
+	pred := &predictor{Pack: pk, predicted: map[[2]int]bool{}}
+	e, err := engine.New(cpu.New(cpu.Options{}), pk.Model, engine.Options{Experts: pred, Trace: trace, Prefetch: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +258,7 @@ func native(t *testing.T, dir, prompt string, n int) ([]int, map[[2]int]bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out, routed
+	return out, routed, pred.predicted
 }
 
 func shardPaths(m *manifest.Manifest, prefix string, keep func(manifest.Shard) bool) []string {

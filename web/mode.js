@@ -37,6 +37,7 @@ export async function create(options = {}) {
       cache: options.cache ?? "cache-storage",
       backend: options.backend ?? "auto",
       threads: options.threads ?? 0,
+      prefetch: options.prefetch ?? true,
     }, { onProgress: options.onProgress });
   } catch (err) {
     worker.terminate();

@@ -54,6 +54,9 @@ type loadParams struct {
 	Cache          string  `json:"cache"`   // "cache-storage" (default) or "none"
 	Backend        string  `json:"backend"` // "cpu", "webgpu" or "auto" (default)
 	Threads        int     `json:"threads"`
+	// Prefetch predicts each next layer's experts (pre-gating) and fetches
+	// them while the current layer computes; nil means on.
+	Prefetch *bool `json:"prefetch"`
 }
 
 // loadResult describes the loaded model.
@@ -136,6 +139,9 @@ type stats struct {
 	ExpertHitRate        float64 `json:"expertCacheHitRate"`
 	ExpertEvictions      int     `json:"expertEvictions"`
 	ExpertFetches        int     `json:"expertFetches"`
+	Prefetched           int     `json:"prefetched"`     // experts fetched ahead of use
+	PrefetchHits         int     `json:"prefetchHits"`   // of those, used when routed to
+	PrefetchWasted       int64   `json:"prefetchWasted"` // bytes of prefetches dropped unused
 	PrefillTokensPerSec  float64 `json:"prefillTokensPerSecond"`
 	DecodeTokensPerSec   float64 `json:"decodeTokensPerSecond"`
 	LastPromptTokens     int     `json:"lastPromptTokens"`

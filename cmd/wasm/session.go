@@ -206,7 +206,8 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 		return nil, withCode("load_failed", fmt.Errorf("loading %s: %w", p.Model, err))
 	}
 	cs.onProgress(nil)
-	eng, err := engine.New(b, pk.Model, engine.Options{Experts: pk, ExpertBudget: int64(p.ExpertBudgetMB * (1 << 20))})
+	eng, err := engine.New(b, pk.Model, engine.Options{Experts: pk, ExpertBudget: int64(p.ExpertBudgetMB * (1 << 20)),
+		Prefetch: p.Prefetch == nil || *p.Prefetch})
 	if err != nil {
 		cancel()
 		return nil, withCode("load_failed", fmt.Errorf("%s: %w", p.Model, err))
@@ -322,6 +323,7 @@ func (l *loaded) stats() stats {
 		ShardCacheHits: cs.Hits, ShardCacheMiss: cs.Misses,
 		ExpertsResident: es.ExpertsResident, ExpertsTotal: es.ExpertsTotal, ExpertBytesResident: es.ExpertBytesResident,
 		ExpertHitRate: es.HitRate(), ExpertEvictions: es.ExpertEvictions, ExpertFetches: ps.ExpertFetches,
+		Prefetched: ps.Prefetched, PrefetchHits: ps.PrefetchHits, PrefetchWasted: ps.PrefetchWasted,
 		PrefillTokensPerSec: l.last.PrefillTokensPerSecond(), DecodeTokensPerSec: l.last.DecodeTokensPerSecond(),
 		LastPromptTokens: l.last.Prompt, LastCompletionTokens: l.last.Generated,
 	}
