@@ -63,7 +63,7 @@ func TestBrowser(t *testing.T) {
 
 	logFile := filepath.Join(tmp, "requests.log")
 	base := startServer(t, server, "--addr", "127.0.0.1:0", "--web", filepath.Join(root, "web"),
-		"--wasm", wasm, "--models", packs, "--log", logFile)
+		"--wasm", wasm, "--models", packs, "--log", logFile, "--faults")
 	b := openBrowser(t, chromium, base+"index.html")
 	log := &requestLog{path: logFile}
 
@@ -74,6 +74,10 @@ func TestBrowser(t *testing.T) {
 	})
 	t.Run("chat, stop and interrupt", func(t *testing.T) {
 		b.chatAndInterrupt(t, "/packs/stories260K/manifest.json")
+	})
+	t.Run("faults", func(t *testing.T) {
+		want, _, _ := native(t, stories, "Once upon a time", 12)
+		testFaults(t, b, base, log, readManifest(t, stories), want)
 	})
 	t.Run("olmoe greedy equals native and fetches only routed and prefetched experts", func(t *testing.T) {
 		const prompt = "the cat sat on"

@@ -29,7 +29,7 @@ export async function create(options = {}) {
   workerURL.searchParams.set("wasm", new URL(options.wasmURL ?? "mode.wasm", base).href);
   workerURL.searchParams.set("exec", new URL(options.wasmExecURL ?? "wasm_exec.js", base).href);
   const worker = new Worker(workerURL, { type: "module" });
-  const engine = new Engine(worker);
+  const engine = new Engine(worker, workerURL.origin + workerURL.pathname);
   try {
     engine.info = await engine._call("load", {
       model: new URL(options.model, location.href).href,
@@ -51,10 +51,17 @@ class Engine {
   #next = 1;
   #pending = new Map(); // id → {resolve, reject, onProgress, onChunk}
 
-  constructor(worker) {
+  constructor(worker, workerURL) {
     this.#worker = worker;
     worker.onmessage = (e) => this.#receive(e.data);
-    worker.onerror = (e) => this.#failAll({ code: "worker_failed", message: `worker error: ${e.message ?? e}` });
+    // A worker that fails to load reports a bare Event with no message: the
+    // usual cause is that its script (or the server) cannot be reached.
+    worker.onerror = (e) => this.#failAll({
+      code: "worker_failed",
+      message: e.message
+        ? `worker error: ${e.message}`
+        : `could not start the worker from ${workerURL}: the server may be unreachable; check the connection and try again`,
+    });
     this.chat = { completions: { create: (p) => this.#generate("chat", p) } };
     this.completions = { create: (p) => this.#generate("complete", p) };
   }

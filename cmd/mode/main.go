@@ -42,6 +42,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == errUsage {
 		return 2
 	}
+	if code, ok := err.(exitCode); ok {
+		return int(code) // the guest already printed its error
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "mode: %v\n", err)
 		return 1

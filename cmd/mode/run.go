@@ -12,9 +12,11 @@ import (
 	"strings"
 
 	"path/filepath"
+	goruntime "runtime"
 
 	"github.com/moderuntime/mode/internal/progress"
 	"github.com/moderuntime/mode/modelpack/load"
+	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
 	"github.com/moderuntime/mode/runtime/loader"
@@ -27,6 +29,7 @@ var errUsage = errors.New("usage")
 
 type runFlags struct {
 	model, tok, prompt, backend string
+	wasm                        string
 	n, threads                  int
 	budgetMB                    int64
 	prefetch                    bool
@@ -42,11 +45,12 @@ func parseRun(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.tok, "z", "", "tokenizer file (default: found beside the model)")
 	fs.StringVar(&f.prompt, "p", "", "prompt text")
 	fs.IntVar(&f.n, "n", 256, "number of tokens to generate (0: until the context is full)")
-	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: cpu")
+	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: cpu or webgpu")
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
 	fs.BoolVar(&f.prefetch, "prefetch", true, "with a pack: predict the next layer's experts and fetch them early")
 	fs.Int64Var(&f.budgetMB, "expert-budget", 0, "MiB of routed experts kept loaded, evicting the least recently used (0: no limit)")
 	fs.BoolVar(&f.ids, "ids", false, "print the generated token ids on the last line")
+	fs.StringVar(&f.wasm, "wasm", "", "run the wasip1 build of mode (this file) under wazero instead; MODEL must be a pack")
 	temp := fs.Float64("temp", 0, "temperature (0: greedy)")
 	topP := fs.Float64("top-p", 0, "nucleus sampling threshold (0 or 1: off)")
 	topK := fs.Int("top-k", 0, "keep the k most likely tokens (0: off)")
@@ -77,18 +81,33 @@ func parseRun(args []string, stderr io.Writer) (*runFlags, error) {
 	return f, nil
 }
 
-func newBackend(name string, threads int) (*cpu.Backend, error) {
+func newBackend(name string, threads int) (backend.Backend, error) {
 	switch name {
 	case "cpu":
 		return cpu.New(cpu.Options{Threads: threads}), nil
+	case "webgpu":
+		return openWebGPU() // backend_webgpu.go; not in wasm builds
 	}
-	return nil, fmt.Errorf("--backend %q: this build has the cpu backend only", name)
+	return nil, fmt.Errorf("--backend %q: want cpu or webgpu", name)
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
 	f, err := parseRun(args, stderr)
 	if err != nil {
 		return err
+	}
+	if f.wasm != "" {
+		if !isPack(f.model) {
+			return fmt.Errorf("--wasm runs packs: make one with `modelpack import %s -o PACKDIR`", f.model)
+		}
+		code, err := runWasm(context.Background(), f.wasm, append([]string{"run"}, withoutFlag(args, "wasm")...), stdout, stderr)
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return exitCode(code)
+		}
+		return nil
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -100,6 +119,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer b.Close()
 	opts := engine.Options{ExpertBudget: f.budgetMB << 20, Prefetch: f.prefetch}
 	if pk != nil {
 		opts.Experts = pk
@@ -149,6 +169,28 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// withoutFlag drops -name/--name VALUE (or =VALUE) from args.
+func withoutFlag(args []string, name string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := strings.TrimLeft(args[i], "-")
+		if a == name && len(args[i]) > len(a) {
+			i++ // its value
+			continue
+		}
+		if strings.HasPrefix(a, name+"=") && len(args[i]) > len(a) {
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
+}
+
+// exitCode is a guest's non-zero exit status, passed on as ours.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("the wasm guest exited with status %d", int(e)) }
+
 // open loads MODEL: a pack (directory with manifest.json, a manifest path
 // or an http(s) URL) lazily, anything else through modelpack/load.
 func open(ctx context.Context, path, tok string) (*load.Loaded, *loader.Pack, error) {
@@ -167,6 +209,9 @@ func open(ctx context.Context, path, tok string) (*load.Loaded, *loader.Pack, er
 }
 
 func isPack(path string) bool {
+	if goruntime.GOOS == "wasip1" {
+		return true // the guest sees no files: the host opens the pack
+	}
 	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") || strings.HasSuffix(path, ".json") {
 		return true
 	}

@@ -1,0 +1,13 @@
+//go:build wasip1 || js
+
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+func runWasm(context.Context, string, []string, io.Writer, io.Writer) (int, error) {
+	return 1, errors.New("--wasm: this build is itself wasm; run the native mode")
+}

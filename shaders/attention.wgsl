@@ -1,0 +1,126 @@
+//#include common
+
+// Causal grouped-query attention, flash-decoding style. attn_partial gives
+// each workgroup one (split of 64 cache positions, head, token): it scores
+// its positions, keeps their maximum m, the sum l of exp(score − m) and the
+// exp-weighted sum of values, and writes (m, l, acc[head_dim]) to part.
+// attn_reduce rescales and combines the splits of each (head, token). A
+// decode step over a long context thus spreads across many workgroups
+// instead of one per head, and prefill uses the same kernels with each
+// token's own causal limit pos0+t.
+
+struct P {
+  t: u32,
+  heads: u32,
+  kv_heads: u32,
+  head_dim: u32,
+  pos0: u32,
+  q_off: u32,
+  q_stride: u32,
+  dst_off: u32,
+  dst_stride: u32,
+  nsplit: u32,
+  scale: u32, // f32 bits: sqrt(head_dim), the divisor of the scores
+}
+
+const CH: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> q: array<f32>;
+@group(0) @binding(2) var<storage, read_write> kc: array<f32>;
+@group(0) @binding(3) var<storage, read_write> vc: array<f32>;
+@group(0) @binding(4) var<storage, read_write> part: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dst: array<f32>;
+
+var<workgroup> sc: array<f32, CH>;
+var<workgroup> red: array<f32, CH>;
+
+fn part_base(t: u32, h: u32, s: u32) -> u32 {
+  return ((t * p.heads + h) * p.nsplit + s) * (p.head_dim + 2u);
+}
+
+@compute @workgroup_size(64)
+fn attn_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let s = wid.x;
+  let h = wid.y;
+  let t = wid.z;
+  let pos = p.pos0 + t;
+  let lo = s * CH;
+  let hi = min(lo + CH, pos + 1u);
+  let kvd = p.kv_heads * p.head_dim;
+  let koff = (h / (p.heads / p.kv_heads)) * p.head_dim;
+  let qo = p.q_off + t * p.q_stride + h * p.head_dim;
+  let i = lo + lid;
+  var score = neg_inf();
+  if (i < hi) {
+    var d = 0.0;
+    for (var x = 0u; x < p.head_dim; x++) {
+      d += q[qo + x] * kc[i * kvd + koff + x];
+    }
+    score = d / bitcast<f32>(p.scale);
+  }
+  red[lid] = score;
+  workgroupBarrier();
+  for (var st = CH / 2u; st > 0u; st >>= 1u) {
+    if (lid < st) {
+      red[lid] = max(red[lid], red[lid + st]);
+    }
+    workgroupBarrier();
+  }
+  let m = red[0];
+  workgroupBarrier();
+  var e = 0.0;
+  if (i < hi) {
+    e = exp(score - m);
+  }
+  sc[lid] = e;
+  red[lid] = e;
+  workgroupBarrier();
+  for (var st = CH / 2u; st > 0u; st >>= 1u) {
+    if (lid < st) {
+      red[lid] += red[lid + st];
+    }
+    workgroupBarrier();
+  }
+  let b = part_base(t, h, s);
+  if (lid == 0u) {
+    part[b] = m;
+    part[b + 1u] = red[0];
+  }
+  var n = 0u;
+  if (hi > lo) {
+    n = hi - lo;
+  }
+  for (var x = lid; x < p.head_dim; x += CH) {
+    var a = 0.0;
+    for (var j = 0u; j < n; j++) {
+      a += sc[j] * vc[(lo + j) * kvd + koff + x];
+    }
+    part[b + 2u + x] = a;
+  }
+}
+
+@compute @workgroup_size(64)
+fn attn_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.x;
+  let t = wid.y;
+  let used = (p.pos0 + t) / CH + 1u; // splits holding positions ≤ pos0+t
+  var mx = neg_inf();
+  for (var s = 0u; s < used; s++) {
+    mx = max(mx, part[part_base(t, h, s)]);
+  }
+  var l = 0.0;
+  for (var s = 0u; s < used; s++) {
+    let b = part_base(t, h, s);
+    l += part[b + 1u] * exp(part[b] - mx);
+  }
+  let o = p.dst_off + t * p.dst_stride + h * p.head_dim;
+  for (var x = lid; x < p.head_dim; x += 64u) {
+    var a = 0.0;
+    for (var s = 0u; s < used; s++) {
+      let b = part_base(t, h, s);
+      a += part[b + 2u + x] * exp(part[b] - mx);
+    }
+    dst[o + x] = a / l;
+  }
+}

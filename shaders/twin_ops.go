@@ -1,0 +1,114 @@
+package shaders
+
+import (
+	"math"
+
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// The twins below compute what the kernel of the same name computes, from
+// the same params and buffers (weights as u32 words, activations as
+// float32). They sum in plain order where the kernels reduce in a tree, so
+// they agree with the kernels to rounding, not bit for bit.
+
+// EmbedTwin is embed.wgsl.
+func EmbedTwin(f tensor.DType, p EmbedParams, w, ids []uint32, dst []float32) {
+	m := Mat{p.WBase, p.Rows, p.Cols}
+	for i := range p.N {
+		id := ids[p.IdsOff+i]
+		if id < p.Row0 || id-p.Row0 >= p.Rows {
+			continue
+		}
+		for ch := uint32(0); ch*32 < p.Cols; ch++ {
+			v := WChunk(f, w, m, id-p.Row0, ch)
+			n := min(32, p.Cols-32*ch)
+			copy(dst[p.DstOff+i*p.DstStride+32*ch:][:n], v[:n])
+		}
+	}
+}
+
+// MatMulTwin is matmul.wgsl.
+func MatMulTwin(f tensor.DType, p MatMulParams, w []uint32, x, dst []float32, bias []uint32) {
+	m := Mat{p.WBase, p.Rows, p.Cols}
+	for r := range p.Rows {
+		for t := range p.T {
+			var acc float32
+			for ch := uint32(0); ch*32 < p.Cols; ch++ {
+				wv := WChunk(f, w, m, r, ch)
+				n := min(32, p.Cols-32*ch)
+				xb := x[p.XOff+t*p.XStride+32*ch:]
+				var s float32
+				for j := range n {
+					s += wv[j] * xb[j]
+				}
+				acc += s
+			}
+			if p.HasBias {
+				acc += math.Float32frombits(bias[p.BiasOff+p.Row0+r])
+			}
+			dst[p.DstOff+t*p.DstStride+p.Row0+r] = acc
+		}
+	}
+}
+
+// RMSNormTwin is rmsnorm.wgsl.
+func RMSNormTwin(p RMSNormParams, w []uint32, x, dst []float32) {
+	for r := range p.Rows {
+		for g := range p.Cols / p.Group {
+			xs := x[p.XOff+r*p.XStride+g*p.Group:][:p.Group]
+			var s float32
+			for _, v := range xs {
+				s += v * v
+			}
+			inv := 1 / float32(math.Sqrt(float64(s/float32(p.Group)+p.Eps)))
+			o := dst[p.DstOff+r*p.DstStride+g*p.Group:][:p.Group]
+			for i, v := range xs {
+				o[i] = math.Float32frombits(w[p.WOff+uint32(i)]) * (inv * v)
+			}
+		}
+	}
+}
+
+// RoPETwin is rope.wgsl.
+func RoPETwin(p RoPEParams, inv []uint32, x []float32) {
+	half := p.HeadDim / 2
+	for t := range p.Rows {
+		for q := range p.Cols / 2 {
+			h, i := q/half, q%half
+			a := float32(p.Pos0+t) * math.Float32frombits(inv[p.InvOff+i])
+			c := float32(math.Cos(float64(a))) * p.AttnFactor
+			s := float32(math.Sin(float64(a))) * p.AttnFactor
+			base := p.XOff + t*p.XStride + h*p.HeadDim
+			ia, ib := base+i, base+i+half
+			if p.Interleaved {
+				ia, ib = base+2*i, base+2*i+1
+			}
+			v0, v1 := x[ia], x[ib]
+			x[ia] = v0*c - v1*s
+			x[ib] = v0*s + v1*c
+		}
+	}
+}
+
+// CopyTwin is copy.wgsl.
+func CopyTwin(p CopyParams, src, dst []float32) {
+	copy(dst[p.DstOff:p.DstOff+p.N], src[p.SrcOff:])
+}
+
+// AddTwin is add.wgsl.
+func AddTwin(p AddParams, dst, x []float32) {
+	for i := range p.N {
+		dst[p.DstOff+i] += x[p.XOff+i]
+	}
+}
+
+// ArgmaxTwin is argmax.wgsl.
+func ArgmaxTwin(p ArgmaxParams, v []float32) uint32 {
+	best := uint32(0)
+	for i := range p.N {
+		if v[p.Off+i] > v[p.Off+best] {
+			best = i
+		}
+	}
+	return best
+}

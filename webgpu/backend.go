@@ -1,0 +1,174 @@
+package webgpu
+
+import (
+	"fmt"
+
+	"github.com/cogentcore/webgpu/wgpu"
+	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// Backend implements runtime/backend.Backend on a WebGPU device. Ops are
+// recorded, not run: they go to the device at the next Read, ReadRoutes or
+// Sync as one submission, and any error met while recording or running
+// them is reported there.
+type Backend struct {
+	d     *Device
+	own   bool // Close closes d
+	s     *stream
+	zero  *buffer // bound where a kernel's optional input is absent
+	bufs  []*buffer
+	pools map[*backend.FFN]*expertPool
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New returns a backend on d, which the caller keeps and closes.
+func New(d *Device) (*Backend, error) {
+	s, err := newStream(d)
+	if err != nil {
+		return nil, err
+	}
+	z, err := d.newBuffer("zero", 256, wgpu.BufferUsageStorage|wgpu.BufferUsageCopyDst)
+	if err != nil {
+		s.release()
+		return nil, err
+	}
+	return &Backend{d: d, s: s, zero: z, pools: map[*backend.FFN]*expertPool{}}, nil
+}
+
+// Open acquires a device with o and returns a backend that owns it.
+func Open(o Options) (*Backend, error) {
+	d, err := OpenDevice(o)
+	if err != nil {
+		return nil, err
+	}
+	b, err := New(d)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	b.own = true
+	return b, nil
+}
+
+// Device returns the backend's device.
+func (b *Backend) Device() *Device { return b.d }
+
+func (b *Backend) Name() string { return "webgpu" }
+
+// buf is a row-major f32 matrix at float offset off of a device buffer.
+type buf struct {
+	b          *buffer
+	rows, cols int
+	off        int
+}
+
+func (x *buf) Rows() int { return x.rows }
+func (x *buf) Cols() int { return x.cols }
+
+type kv struct {
+	seq, dim int
+	k, v     []*buffer
+}
+
+func (c *kv) Len() int { return c.seq }
+
+func (b *Backend) Upload(t *tensor.Tensor) (backend.Weight, error) {
+	return b.d.uploadWeight(t)
+}
+
+// Free releases w's buffers. Ops already recorded keep them alive until
+// they have run (wgpu reference-counts buffers held by bind groups).
+func (b *Backend) Free(w backend.Weight) {
+	if w, ok := w.(*weight); ok {
+		w.free()
+	}
+}
+
+func (b *Backend) newF32(label string, n int) (*buffer, error) {
+	x, err := b.d.newBuffer(label, uint64(4*n), wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc|wgpu.BufferUsageCopyDst)
+	if err != nil {
+		return nil, err
+	}
+	if x.size > b.d.MaxBinding {
+		x.Release()
+		return nil, fmt.Errorf("webgpu: %s of %d bytes exceeds the %d-byte binding limit", label, x.size, b.d.MaxBinding)
+	}
+	b.bufs = append(b.bufs, x)
+	return x, nil
+}
+
+func (b *Backend) NewBuf(rows, cols int) (backend.Buf, error) {
+	if rows <= 0 || cols <= 0 {
+		return nil, fmt.Errorf("webgpu: buffer %dx%d", rows, cols)
+	}
+	x, err := b.newF32("activation", rows*cols)
+	if err != nil {
+		return nil, err
+	}
+	return &buf{b: x, rows: rows, cols: cols}, nil
+}
+
+func (b *Backend) View(x backend.Buf, row0, n int) backend.Buf {
+	p := x.(*buf)
+	return &buf{b: p.b, rows: n, cols: p.cols, off: p.off + row0*p.cols}
+}
+
+func (b *Backend) NewKV(layers, maxSeq, kvDim int) (backend.KV, error) {
+	c := &kv{seq: maxSeq, dim: kvDim}
+	for range layers {
+		k, err := b.newF32("kv", maxSeq*kvDim)
+		if err != nil {
+			return nil, err
+		}
+		v, err := b.newF32("kv", maxSeq*kvDim)
+		if err != nil {
+			return nil, err
+		}
+		c.k, c.v = append(c.k, k), append(c.v, v)
+	}
+	return c, nil
+}
+
+// scratch takes a pooled f32 buffer of rows×cols; give it back with
+// b.s.pool.put once the ops using it are recorded.
+func (b *Backend) scratch(rows, cols int) (*buf, error) {
+	x, err := b.s.pool.get("scratch", uint64(4*rows*cols), wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc|wgpu.BufferUsageCopyDst)
+	if err != nil {
+		return nil, err
+	}
+	return &buf{b: x, rows: rows, cols: cols}, nil
+}
+
+func (b *Backend) Read(x backend.Buf, dst []float32) error {
+	p := x.(*buf)
+	n := min(len(dst), p.rows*p.cols)
+	out, err := b.s.read(p.b, uint64(4*p.off), uint64(4*n))
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		dst[i] = float32frombytes(out[4*i:])
+	}
+	return nil
+}
+
+func (b *Backend) Sync() error { return b.s.sync() }
+
+func (b *Backend) Close() error {
+	err := b.s.sync()
+	for _, p := range b.pools {
+		p.buf.Release()
+	}
+	for _, x := range b.bufs {
+		x.Release()
+	}
+	b.zero.Release()
+	b.s.release()
+	b.bufs, b.pools = nil, nil
+	if b.own {
+		b.d.Close()
+	}
+	return err
+}

@@ -1,0 +1,287 @@
+package webgpu_test
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/moderuntime/mode/internal/shared"
+	"github.com/moderuntime/mode/internal/testmodel"
+	"github.com/moderuntime/mode/modelpack/llama2c"
+	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/cpu"
+	"github.com/moderuntime/mode/runtime/engine"
+	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/tensor"
+	"github.com/moderuntime/mode/webgpu"
+	"github.com/moderuntime/mode/webgpu/webgputest"
+)
+
+func newBackend(t *testing.T, o webgpu.Options) *webgpu.Backend {
+	t.Helper()
+	b, err := webgpu.New(webgputest.Device(t, o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// compare runs greedy decoding of steps tokens after prompt on the CPU and
+// the WebGPU backend, feeding both the CPU's choice, and returns the
+// largest logit difference. Tokens must agree.
+func compare(t *testing.T, m *model.Model, gpu *webgpu.Backend, o engine.Options, prompt []int, steps int) float64 {
+	t.Helper()
+	ec, err := engine.New(cpu.New(cpu.Options{}), m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eg, err := engine.New(gpu, m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var worst float64
+	in := prompt
+	for s := range steps {
+		want, err := ec.Forward(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := eg.Forward(in)
+		if err != nil {
+			t.Fatalf("step %d: %v", s, err)
+		}
+		for i := range want {
+			worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
+		}
+		if a, b := argmax(want), argmax(got); a != b {
+			t.Fatalf("step %d: greedy token %d on webgpu, %d on cpu (max logit diff so far %.3g)", s, b, a, worst)
+		}
+		in = []int{argmax(want)}
+	}
+	return worst
+}
+
+// TestStories260K decodes greedily on both backends.
+func TestStories260K(t *testing.T) {
+	dir := shared.Models(t)
+	m, err := llama2c.Load(filepath.Join(dir, "stories260K", "stories260K.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpu := newBackend(t, webgpu.Options{})
+	diff := compare(t, m, gpu, engine.Options{MaxBatch: 8, MaxSeq: 128}, []int{1, 403, 407, 261, 378, 300, 50, 70, 9}, 48)
+	t.Logf("stories260K: 48 greedy tokens agree; max |logit diff| %.3g", diff)
+	if diff > 1e-3 {
+		t.Errorf("max logit difference %.3g > 1e-3", diff)
+	}
+}
+
+// family mirrors runtime/engine's test configs for the families whose
+// layers differ in what the backend computes.
+func family(name string) model.Config {
+	c := testmodel.Config(32, 3, 4, 2, 97)
+	sparse := func(widths []int, r model.Router) model.FFN {
+		return model.FFN{ExpertWidths: widths, Router: &r}
+	}
+	four := []int{24, 24, 24, 24}
+	switch name {
+	case "llama":
+		c.TiedOutput = true
+		c.RopeStyle = model.RopeInterleaved
+		for range c.Layers {
+			c.FFN = append(c.FFN, model.FFN{SharedWidths: []int{40}})
+		}
+	case "yarn-rope":
+		c.RopeScale = &model.RopeScaling{Type: "yarn", Factor: 4, OrigMaxPosition: 16}
+		for range c.Layers {
+			c.FFN = append(c.FFN, model.FFN{SharedWidths: []int{40}})
+		}
+	case "mixtral":
+		for range c.Layers {
+			c.FFN = append(c.FFN, sparse(four, model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}))
+		}
+	case "qwen2_moe":
+		c.AttnBias = true
+		c.FFN = append(c.FFN, model.FFN{SharedWidths: []int{48}})
+		for range c.Layers - 1 {
+			f := sparse(four, model.Router{Scoring: model.Softmax, TopK: 2, Fallback: model.FallbackShared})
+			f.SharedWidths, f.SharedGate = []int{36}, true
+			c.FFN = append(c.FFN, f)
+		}
+	case "qwen3_moe":
+		c.QKNorm = model.QKNormHead
+		for range c.Layers {
+			c.FFN = append(c.FFN, sparse(four, model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}))
+		}
+	case "olmoe":
+		c.QKNorm = model.QKNormFull
+		for range c.Layers {
+			c.FFN = append(c.FFN, sparse([]int{16, 16, 16, 16, 16, 16, 16, 16}, model.Router{Scoring: model.Softmax, TopK: 4}))
+		}
+	case "mode":
+		for range c.Layers {
+			f := sparse([]int{32, 96, 64, 16}, model.Router{Scoring: model.Sigmoid, TopK: 2, NormTopK: true,
+				ScalingFactor: 2.5, SelectionBias: true, Fallback: model.FallbackShared})
+			f.SharedWidths = []int{20}
+			c.FFN = append(c.FFN, f)
+		}
+	default:
+		panic(name)
+	}
+	c.Arch = name
+	return c
+}
+
+// TestFamilies compares logits with the CPU backend for synthetic models
+// of each family, prefilling 5 tokens in one batch and then decoding, so
+// both the token-tiled and the matrix-vector kernels run. Bound: 1e-4 on
+// logits of magnitude ~1-10 (f32 kernels summing in a different order).
+func TestFamilies(t *testing.T) {
+	gpu := newBackend(t, webgpu.Options{})
+	for _, name := range []string{"llama", "yarn-rope", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "mode"} {
+		t.Run(name, func(t *testing.T) {
+			m := testmodel.Random(family(name), 7)
+			diff := compare(t, m, gpu, engine.Options{MaxBatch: 8}, []int{0, 5, 17, 42, 3}, 12)
+			t.Logf("%s: max |logit diff| %.3g", name, diff)
+			if diff > 1e-4 {
+				t.Errorf("max logit difference %.3g > 1e-4", diff)
+			}
+		})
+	}
+}
+
+// TestOneSubmissionPerToken checks that a decode step of a sparse model
+// (with every expert resident, so the engine never reads routes) is one
+// queue submission: nothing is read back per layer.
+func TestOneSubmissionPerToken(t *testing.T) {
+	gpu := newBackend(t, webgpu.Options{})
+	e, err := engine.New(gpu, testmodel.Random(family("mode"), 5), engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Forward([]int{0, 1, 2}); err != nil { // warm up: pools, pipelines
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		n := webgpu.Submissions(gpu)
+		if _, err := e.Forward([]int{7 + i}); err != nil {
+			t.Fatal(err)
+		}
+		if d := webgpu.Submissions(gpu) - n; d != 1 {
+			t.Errorf("decode step %d: %d submissions, want 1", i, d)
+		}
+	}
+}
+
+// TestQuantizedFormats runs a mixtral-shaped model whose matrices are
+// stored in each block format (dim 256 so that q4_k's 256-element
+// super-blocks fit), against the CPU backend on the same quantised weights.
+func TestQuantizedFormats(t *testing.T) {
+	gpu := newBackend(t, webgpu.Options{})
+	for _, f := range []tensor.DType{tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K} {
+		t.Run(f.String(), func(t *testing.T) {
+			c := testmodel.Config(256, 2, 4, 2, 64)
+			for range c.Layers {
+				r := model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}
+				c.FFN = append(c.FFN, model.FFN{ExpertWidths: []int{256, 256, 256}, Router: &r, SharedWidths: []int{256}})
+			}
+			m := testmodel.Random(c, 3)
+			for name, w := range m.Weights {
+				if len(w.Shape) == 2 && tensor.CanQuantize(f, w.Cols()) && w.Rows() > 1 {
+					q, err := tensor.Quantize(w, f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					m.Weights[name] = q
+				}
+			}
+			diff := compare(t, m, gpu, engine.Options{MaxBatch: 8}, []int{0, 5, 17}, 6)
+			t.Logf("%v: max |logit diff| %.3g", f, diff)
+			if diff > 1e-3 {
+				t.Errorf("max logit difference %.3g > 1e-3", diff)
+			}
+		})
+	}
+}
+
+// TestPaging lowers the binding limit so that the embedding table and the
+// output matrix are split into pages, and checks the model still matches.
+// TestErrors checks that limits and failed recording come back as errors
+// from the call, or from the next Sync and Read, rather than as a hang.
+func TestErrors(t *testing.T) {
+	gpu := newBackend(t, webgpu.Options{MaxBinding: 1024})
+	if _, err := gpu.NewBuf(1, 1024); err == nil {
+		t.Error("NewBuf beyond the binding limit: no error")
+	}
+	if _, err := gpu.Upload(tensor.FromF32("wide", []int{2, 512}, make([]float32, 1024))); err == nil {
+		t.Error("Upload of a row wider than the binding limit: no error")
+	}
+	x, err := gpu.NewBuf(1, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// inverse frequencies go through the 1 MiB parameter arena: too many
+	// fail the op while it is recorded
+	gpu.RoPE(x, 8, 0, &backend.Rope{InvFreq: make([]float32, 1<<19), AttnFactor: 1})
+	if err := gpu.Sync(); err == nil {
+		t.Error("Sync after a failed op: no error")
+	} else {
+		t.Logf("Sync: %v", err)
+	}
+	if err := gpu.Read(x, make([]float32, 8)); err == nil {
+		t.Error("Read after a failed op: no error")
+	}
+}
+
+func TestPaging(t *testing.T) {
+	const limit = 2048
+	gpu := newBackend(t, webgpu.Options{MaxBinding: limit})
+	c := family("llama")
+	c.TiedOutput = false
+	m := testmodel.Random(c, 11)
+	for _, f := range []tensor.DType{tensor.F32, tensor.Q8_0} {
+		t.Run(fmt.Sprint(f), func(t *testing.T) {
+			mm := *m
+			if f != tensor.F32 {
+				mm.Weights = model.Weights{}
+				for name, w := range m.Weights {
+					mm.Weights[name] = w
+					if name == model.NameOutput || name == model.NameEmbed {
+						q, err := tensor.Quantize(w, f)
+						if err != nil {
+							t.Fatal(err)
+						}
+						mm.Weights[name] = q
+					}
+				}
+			}
+			w, err := gpu.Upload(mm.Weights[model.NameOutput])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := webgpu.Pages(w); n < 2 {
+				t.Fatalf("output matrix of %d bytes in %d page(s) under a %d-byte limit", len(mm.Weights[model.NameOutput].Data), n, limit)
+			} else {
+				t.Logf("output matrix (%v, %d bytes) in %d pages", f, len(mm.Weights[model.NameOutput].Data), n)
+			}
+			gpu.Free(w)
+			diff := compare(t, &mm, gpu, engine.Options{MaxBatch: 8, MaxSeq: 32}, []int{0, 5, 17, 42}, 6)
+			t.Logf("paged %v: max |logit diff| %.3g", f, diff)
+			if diff > 1e-4 {
+				t.Errorf("max logit difference %.3g > 1e-4", diff)
+			}
+		})
+	}
+}

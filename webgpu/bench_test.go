@@ -1,0 +1,176 @@
+package webgpu
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/moderuntime/mode/internal/shared"
+	"github.com/moderuntime/mode/modelpack/llama2c"
+	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/engine"
+	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// Software adapters are slow in absolute terms, so the matrix-vector
+// benchmarks report their weight bandwidth as a ratio to the copy kernel's
+// bandwidth measured in the same run (copy counts bytes read plus written;
+// matvec counts weight bytes read, the traffic that bounds decode).
+
+func benchBackend(b *testing.B) *Backend {
+	b.Helper()
+	d, err := OpenDevice(Options{})
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			b.Fatal(err)
+		}
+		b.Skip("no WebGPU adapter: ", err)
+	}
+	g, err := New(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g.own = true
+	b.Cleanup(func() { g.Close() })
+	return g
+}
+
+// timeOps records n ops per round and syncs, returning seconds per op.
+func timeOps(b *testing.B, g *Backend, n int, op func()) float64 {
+	b.Helper()
+	op()
+	if err := g.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		for range n {
+			op()
+		}
+		if err := g.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start).Seconds() / float64(b.N*n)
+}
+
+const benchRows, benchCols = 2048, 2048
+
+func copyGBs(b *testing.B, g *Backend) float64 {
+	n := benchRows * benchCols / 2 // 8 MiB each way
+	src, err := g.newF32("src", n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst, err := g.newF32("dst", n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sec := timeOps(b, g, 4, func() { g.copyRows(src, dst, 0, 0, n) })
+	return float64(8*n) / sec / 1e9
+}
+
+func BenchmarkMatVec(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	w := make([]float32, benchRows*benchCols)
+	for i := range w {
+		w[i] = float32(r.NormFloat64() / 45)
+	}
+	src := tensor.FromF32("w", []int{benchRows, benchCols}, w)
+	for _, f := range []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K} {
+		b.Run(f.String(), func(b *testing.B) {
+			g := benchBackend(b)
+			base := copyGBs(b, g)
+			q, err := tensor.Quantize(src, f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			wt, err := g.Upload(q)
+			if err != nil {
+				b.Fatal(err)
+			}
+			x, _ := g.NewBuf(1, benchCols)
+			y, _ := g.NewBuf(1, benchRows)
+			sec := timeOps(b, g, 4, func() { g.MatMul(y, x, wt, nil) })
+			gbs := float64(len(q.Data)) / sec / 1e9
+			b.ReportMetric(gbs, "GB/s")
+			b.ReportMetric(base, "copyGB/s")
+			b.ReportMetric(gbs/base, "ratio")
+		})
+	}
+}
+
+func BenchmarkAttention(b *testing.B) {
+	g := benchBackend(b)
+	const heads, kvHeads, hd, seq = 8, 2, 64, 1024
+	kv, _ := g.NewKV(1, seq, kvHeads*hd)
+	for _, c := range []struct {
+		name    string
+		t, pos0 int
+	}{{"decode/pos=1000", 1, 1000}, {"prefill/64@0", 64, 0}} {
+		b.Run(c.name, func(b *testing.B) {
+			q, _ := g.NewBuf(c.t, heads*hd)
+			k, _ := g.NewBuf(c.t, kvHeads*hd)
+			v, _ := g.NewBuf(c.t, kvHeads*hd)
+			out, _ := g.NewBuf(c.t, heads*hd)
+			s := backend.AttnSpec{Heads: heads, KVHeads: kvHeads, HeadDim: hd, Pos0: c.pos0}
+			sec := timeOps(b, g, 4, func() { g.Attention(out, q, k, v, kv, s) })
+			b.ReportMetric(sec*1e6, "µs/op")
+		})
+	}
+}
+
+func BenchmarkRoute(b *testing.B) {
+	g := benchBackend(b)
+	for _, c := range []struct {
+		name string
+		t, e int
+		rule model.Router
+	}{
+		{"softmax/E=8/K=2/T=1", 1, 8, model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}},
+		{"sigmoid/E=64/K=8/T=1", 1, 64, model.Router{Scoring: model.Sigmoid, TopK: 8, NormTopK: true, ScalingFactor: 2.5}},
+		{"softmax/E=64/K=8/T=64", 64, 64, model.Router{Scoring: model.Softmax, TopK: 8}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			l, _ := g.NewBuf(c.t, c.e)
+			sec := timeOps(b, g, 4, func() {
+				rt := g.Route(l, backend.RouteSpec{Rule: &c.rule})
+				g.s.pool.put(rt.(*routes).b) // MoE would give it back
+			})
+			b.ReportMetric(sec*1e6, "µs/op")
+		})
+	}
+}
+
+// BenchmarkDecode reports stories260K decode tokens/s on the device.
+func BenchmarkDecode(b *testing.B) {
+	dir := shared.Models(b)
+	m, err := llama2c.Load(filepath.Join(dir, "stories260K", "stories260K.bin"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := benchBackend(b)
+	e, err := engine.New(g, m, engine.Options{MaxSeq: 256})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := e.Forward([]int{1}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start, n := time.Now(), 0
+	for i := range b.N {
+		if e.Pos() >= e.MaxSeq() {
+			e.Reset()
+		}
+		if _, err := e.Forward([]int{1 + i%300}); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "tok/s")
+}

@@ -1,0 +1,157 @@
+package webgpu
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cogentcore/webgpu/wgpu"
+)
+
+// Options configures a Device.
+type Options struct {
+	// MaxBinding caps the bytes of one storage binding below the
+	// adapter's limit; weights larger than it are split into pages. Tests
+	// lower it to exercise paging. 0 means the adapter's limit.
+	MaxBinding uint64
+	// Timeout bounds every wait for the device; 0 means one minute.
+	Timeout time.Duration
+}
+
+// Device is an acquired WebGPU device and what every backend on it shares:
+// its limits, its pipelines and its error state.
+type Device struct {
+	inst    *wgpu.Instance
+	adapter *wgpu.Adapter
+	dev     *wgpu.Device
+	queue   *wgpu.Queue
+
+	// MaxBinding is the largest storage binding, MaxBuffer the largest
+	// buffer, MaxInvocations the most invocations per workgroup.
+	MaxBinding, MaxBuffer uint64
+	MaxInvocations        uint32
+	// F16 says the device has shader-f16. The kernels widen f16 with
+	// unpack2x16float either way (exact, and available everywhere), so it
+	// is informational.
+	F16 bool
+
+	timeout time.Duration
+	pipes   pipelineCache
+
+	mu   sync.Mutex
+	lost error // set when the device reports itself lost
+}
+
+// ErrNoAdapter is returned by Open when no WebGPU adapter is available.
+var ErrNoAdapter = errors.New("webgpu: no adapter")
+
+// OpenDevice acquires the first adapter and a device with the adapter's limits.
+func OpenDevice(o Options) (*Device, error) {
+	inst := wgpu.CreateInstance(nil)
+	if inst == nil {
+		return nil, ErrNoAdapter
+	}
+	ad, err := inst.RequestAdapter(&wgpu.RequestAdapterOptions{PowerPreference: wgpu.PowerPreferenceHighPerformance})
+	if err != nil || ad == nil {
+		inst.Release()
+		return nil, fmt.Errorf("%w: %v", ErrNoAdapter, err)
+	}
+	d := &Device{inst: inst, adapter: ad, timeout: o.Timeout}
+	if d.timeout <= 0 {
+		d.timeout = time.Minute
+	}
+	if err := d.request(); err != nil {
+		ad.Release()
+		inst.Release()
+		return nil, err
+	}
+	d.queue = d.dev.GetQueue()
+	lim := d.dev.GetLimits().Limits
+	d.MaxBinding, d.MaxBuffer = lim.MaxStorageBufferBindingSize, lim.MaxBufferSize
+	d.MaxInvocations = lim.MaxComputeInvocationsPerWorkgroup
+	if d.MaxBuffer > 0 && d.MaxBinding > d.MaxBuffer {
+		d.MaxBinding = d.MaxBuffer
+	}
+	if o.MaxBinding > 0 && (d.MaxBinding == 0 || o.MaxBinding < d.MaxBinding) {
+		d.MaxBinding = o.MaxBinding
+	}
+	if d.MaxBinding == 0 {
+		d.MaxBinding = 128 << 20 // WebGPU's default limit
+	}
+	if d.MaxBuffer == 0 {
+		d.MaxBuffer = 256 << 20
+	}
+	d.pipes = pipelineCache{m: map[string]*pipeline{}}
+	return d, nil
+}
+
+// setLost records a device loss; every later wait and Sync reports it.
+func (d *Device) setLost(msg string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lost == nil {
+		d.lost = fmt.Errorf("webgpu: device lost: %s", msg)
+	}
+}
+
+func (d *Device) lostErr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lost
+}
+
+// Close releases the device.
+func (d *Device) Close() {
+	d.pipes.release()
+	d.queue.Release()
+	d.dev.Release()
+	d.adapter.Release()
+	d.inst.Release()
+}
+
+// newBuffer creates a buffer, refusing sizes beyond the device's limit
+// with an error rather than leaving the device to fail.
+func (d *Device) newBuffer(label string, size uint64, usage wgpu.BufferUsage) (*buffer, error) {
+	size = (max(size, 4) + 3) &^ 3
+	if size > d.MaxBuffer {
+		return nil, fmt.Errorf("webgpu: buffer %s of %d bytes exceeds the device's %d", label, size, d.MaxBuffer)
+	}
+	b, err := d.dev.CreateBuffer(&wgpu.BufferDescriptor{Label: label, Size: size, Usage: usage})
+	if err != nil {
+		return nil, fmt.Errorf("webgpu: creating buffer %s (%d bytes): %w", label, size, err)
+	}
+	return &buffer{Buffer: b, size: size, usage: usage}, nil
+}
+
+// buffer is a device buffer with the size and usage it was made with
+// (which the js binding cannot report).
+type buffer struct {
+	*wgpu.Buffer
+	size  uint64
+	usage wgpu.BufferUsage
+}
+
+// wait polls the device until done reports true, the device is lost or
+// the timeout passes. wgpu-native's blocking poll gives up after about
+// five seconds and leaves later maps wrong, so it polls without blocking
+// and sleeps briefly in between.
+func (d *Device) wait(what string, done func() bool) error {
+	deadline := time.Now().Add(d.timeout)
+	sleep := 50 * time.Microsecond
+	for !done() {
+		if err := d.lostErr(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("webgpu: %s: no answer from the device in %v", what, d.timeout)
+		}
+		d.dev.Poll(false, nil)
+		if done() {
+			break
+		}
+		time.Sleep(sleep)
+		sleep = min(2*sleep, 2*time.Millisecond)
+	}
+	return d.lostErr()
+}

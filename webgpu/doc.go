@@ -1,0 +1,11 @@
+// Package webgpu runs the ops of runtime/backend on a WebGPU device through
+// github.com/cogentcore/webgpu: natively (wgpu-native over Vulkan, Metal,
+// D3D12 or GL; tested on Mesa lavapipe) and under GOOS=js in a browser.
+//
+// It owns device acquisition (sized to the adapter's limits), a pipeline
+// cache keyed by kernel and specialisation, a pool of scratch buffers, the
+// recording of ops into one queue submission per forward step, bounded
+// waits for the device (errors surface at Sync and Read, never as a hang),
+// and the splitting of weights larger than one binding into pages. The
+// kernels themselves are in package shaders.
+package webgpu
