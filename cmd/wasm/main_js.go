@@ -1,9 +1,5 @@
 //go:build js && wasm
 
-// Command wasm is the mode runtime for browsers: mode.wasm, run by
-// web/worker.js inside a dedicated Web Worker. It answers the page's
-// requests (see protocol.go) with a CPU backend; shards are fetched with
-// the browser's fetch and kept in Cache Storage.
 package main
 
 import (

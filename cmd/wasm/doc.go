@@ -1,0 +1,6 @@
+// Command wasm is the mode runtime for browsers: mode.wasm, run by
+// web/worker.js inside a dedicated Web Worker. It answers the page's
+// requests (see protocol.go) with a CPU backend; shards are fetched with
+// the browser's fetch and kept in Cache Storage. Outside js/wasm it builds
+// to a stub so `go build ./...` and the native session tests work.
+package main
