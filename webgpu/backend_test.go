@@ -88,60 +88,13 @@ func TestStories260K(t *testing.T) {
 	}
 }
 
-// family mirrors runtime/engine's test configs for the families whose
-// layers differ in what the backend computes.
+// family is one of testmodel's family configs, with llama2.c's RoPE pairs
+// for "llama" so both rotation styles run on the GPU.
 func family(name string) model.Config {
-	c := testmodel.Config(32, 3, 4, 2, 97)
-	sparse := func(widths []int, r model.Router) model.FFN {
-		return model.FFN{ExpertWidths: widths, Router: &r}
+	if name == "llama" {
+		name = "llama-interleaved"
 	}
-	four := []int{24, 24, 24, 24}
-	switch name {
-	case "llama":
-		c.TiedOutput = true
-		c.RopeStyle = model.RopeInterleaved
-		for range c.Layers {
-			c.FFN = append(c.FFN, model.FFN{SharedWidths: []int{40}})
-		}
-	case "yarn-rope":
-		c.RopeScale = &model.RopeScaling{Type: "yarn", Factor: 4, OrigMaxPosition: 16}
-		for range c.Layers {
-			c.FFN = append(c.FFN, model.FFN{SharedWidths: []int{40}})
-		}
-	case "mixtral":
-		for range c.Layers {
-			c.FFN = append(c.FFN, sparse(four, model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}))
-		}
-	case "qwen2_moe":
-		c.AttnBias = true
-		c.FFN = append(c.FFN, model.FFN{SharedWidths: []int{48}})
-		for range c.Layers - 1 {
-			f := sparse(four, model.Router{Scoring: model.Softmax, TopK: 2, Fallback: model.FallbackShared})
-			f.SharedWidths, f.SharedGate = []int{36}, true
-			c.FFN = append(c.FFN, f)
-		}
-	case "qwen3_moe":
-		c.QKNorm = model.QKNormHead
-		for range c.Layers {
-			c.FFN = append(c.FFN, sparse(four, model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}))
-		}
-	case "olmoe":
-		c.QKNorm = model.QKNormFull
-		for range c.Layers {
-			c.FFN = append(c.FFN, sparse([]int{16, 16, 16, 16, 16, 16, 16, 16}, model.Router{Scoring: model.Softmax, TopK: 4}))
-		}
-	case "mode":
-		for range c.Layers {
-			f := sparse([]int{32, 96, 64, 16}, model.Router{Scoring: model.Sigmoid, TopK: 2, NormTopK: true,
-				ScalingFactor: 2.5, SelectionBias: true, Fallback: model.FallbackShared})
-			f.SharedWidths = []int{20}
-			c.FFN = append(c.FFN, f)
-		}
-	default:
-		panic(name)
-	}
-	c.Arch = name
-	return c
+	return testmodel.Family(name, false)
 }
 
 // TestFamilies compares logits with the CPU backend for synthetic models

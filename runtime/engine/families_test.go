@@ -11,77 +11,9 @@ import (
 	"github.com/moderuntime/mode/runtime/model"
 )
 
-// family returns a small config shaped like one model family, as the HF
-// importer maps it onto model.Config.
-func family(name string, topAll bool) model.Config {
-	c := testmodel.Config(32, 3, 4, 2, 97)
-	sparse := func(widths []int, r model.Router) model.FFN {
-		if topAll {
-			r.TopK = len(widths)
-			r.NormTopK = true
-		}
-		return model.FFN{ExpertWidths: widths, Router: &r}
-	}
-	four := []int{24, 24, 24, 24}
-	switch name {
-	case "llama":
-		c.TiedOutput = true
-		for range c.Layers {
-			c.FFN = append(c.FFN, model.FFN{SharedWidths: []int{40}})
-		}
-	case "llama3-rope":
-		c.RopeScale = &model.RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OrigMaxPosition: 16}
-		c.RopeTheta = 500000
-		for range c.Layers {
-			c.FFN = append(c.FFN, model.FFN{SharedWidths: []int{40}})
-		}
-	case "linear-rope", "yarn-rope":
-		c.RopeScale = &model.RopeScaling{Type: "linear", Factor: 4}
-		if name == "yarn-rope" {
-			c.RopeScale = &model.RopeScaling{Type: "yarn", Factor: 4, OrigMaxPosition: 16}
-		}
-		for range c.Layers {
-			c.FFN = append(c.FFN, model.FFN{SharedWidths: []int{40}})
-		}
-	case "mixtral":
-		for range c.Layers {
-			c.FFN = append(c.FFN, sparse(four, model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}))
-		}
-	case "qwen2_moe":
-		c.AttnBias = true
-		// layer 0 is dense (mlp_only_layers), the others sparse with a gated shared expert
-		c.FFN = append(c.FFN, model.FFN{SharedWidths: []int{48}})
-		for range c.Layers - 1 {
-			f := sparse(four, model.Router{Scoring: model.Softmax, TopK: 2, Fallback: model.FallbackShared})
-			f.SharedWidths, f.SharedGate = []int{36}, true
-			c.FFN = append(c.FFN, f)
-		}
-	case "qwen3_moe":
-		c.QKNorm = model.QKNormHead
-		for range c.Layers {
-			c.FFN = append(c.FFN, sparse(four, model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}))
-		}
-	case "olmoe":
-		c.QKNorm = model.QKNormFull
-		for range c.Layers {
-			c.FFN = append(c.FFN, sparse([]int{16, 16, 16, 16, 16, 16, 16, 16}, model.Router{Scoring: model.Softmax, TopK: 4}))
-		}
-	case "mode":
-		// heterogeneous widths, sigmoid scoring, selection bias, scaling, shared expert
-		for range c.Layers {
-			f := sparse([]int{32, 96, 64, 16}, model.Router{Scoring: model.Sigmoid, TopK: 2, NormTopK: true,
-				ScalingFactor: 2.5, SelectionBias: true, Fallback: model.FallbackShared})
-			f.SharedWidths = []int{20}
-			c.FFN = append(c.FFN, f)
-		}
-	default:
-		panic(name)
-	}
-	c.Arch = name
-	return c
-}
+func family(name string, topAll bool) model.Config { return testmodel.Family(name, topAll) }
 
-var families = []string{"llama", "llama3-rope", "linear-rope", "yarn-rope", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "mode"}
+var families = testmodel.Families
 
 // TestFamiliesMatchNaive compares the engine's logits with testmodel's
 // float64 reference at every position, decoding one token at a time and
