@@ -38,6 +38,7 @@ export async function create(options = {}) {
       backend: options.backend ?? "auto",
       threads: options.threads ?? 0,
       prefetch: options.prefetch ?? true,
+      missingExperts: options.missingExperts ?? "exact",
     }, { onProgress: options.onProgress });
   } catch (err) {
     worker.terminate();

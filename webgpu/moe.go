@@ -71,6 +71,27 @@ func encodeRoutes(ch [][]routing.Choice, K int) []byte {
 
 // ReadRoutes is a sync point: it submits everything recorded and reads
 // the routes back.
+// WriteRoutes uploads choices edited on the host over r's device buffer;
+// queue order puts the write before any MoE recorded after it.
+func (b *Backend) WriteRoutes(r backend.Routes, choices [][]routing.Choice) error {
+	rt := r.(*routes)
+	if rt.b == nil {
+		return b.s.err
+	}
+	if len(choices) != rt.t {
+		return fmt.Errorf("webgpu: routes for %d tokens, %d given", rt.t, len(choices))
+	}
+	for t, cs := range choices {
+		if len(cs) > rt.k {
+			return fmt.Errorf("webgpu: token %d has %d choices, the routes hold %d", t, len(cs), rt.k)
+		}
+	}
+	if err := b.d.queue.WriteBuffer(rt.b.Buffer, 0, encodeRoutes(choices, rt.k)); err != nil {
+		return fmt.Errorf("webgpu: writing routes: %w", err)
+	}
+	return nil
+}
+
 func (b *Backend) ReadRoutes(r backend.Routes) ([][]routing.Choice, error) {
 	rt := r.(*routes)
 	if rt.b == nil {

@@ -33,6 +33,7 @@ type runFlags struct {
 	n, threads                  int
 	budgetMB                    int64
 	prefetch                    bool
+	missing                     string
 	ids                         bool
 	p                           sample.Params
 }
@@ -47,6 +48,7 @@ func parseRun(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.IntVar(&f.n, "n", 256, "number of tokens to generate (0: until the context is full)")
 	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: cpu or webgpu")
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
+	fs.StringVar(&f.missing, "missing", "exact", "a routed expert not loaded yet: exact waits for it, fast uses the best ready expert meanwhile")
 	fs.BoolVar(&f.prefetch, "prefetch", true, "with a pack: predict the next layer's experts and fetch them early")
 	fs.Int64Var(&f.budgetMB, "expert-budget", 0, "MiB of routed experts kept loaded, evicting the least recently used (0: no limit)")
 	fs.BoolVar(&f.ids, "ids", false, "print the generated token ids on the last line")
@@ -121,6 +123,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	defer b.Close()
 	opts := engine.Options{ExpertBudget: f.budgetMB << 20, Prefetch: f.prefetch}
+	switch f.missing {
+	case "exact":
+	case "fast":
+		opts.Missing = engine.MissingFast
+	default:
+		return fmt.Errorf("--missing %q: want exact or fast", f.missing)
+	}
 	if pk != nil {
 		opts.Experts = pk
 	}
@@ -159,9 +168,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if pk != nil {
 		ps, es := pk.Stats(), e.Stats()
-		fmt.Fprintf(stderr, "fetched %s in %d shards; experts fetched %d of %d (%s of %s expert bytes); expert cache hit rate %.1f%%, %d evictions; prefetched %d, %d used\n",
+		fmt.Fprintf(stderr, "fetched %s in %d shards; experts fetched %d of %d (%s of %s expert bytes); expert cache hit rate %.1f%%, %d evictions; prefetched %d, %d used; %d substitutions\n",
 			progress.Bytes(ps.Bytes), ps.Shards, ps.ExpertFetches, ps.TotalExperts, progress.Bytes(ps.ExpertBytes),
-			progress.Bytes(expertBytes(pk)), 100*es.HitRate(), es.ExpertEvictions, ps.Prefetched, ps.PrefetchHits)
+			progress.Bytes(expertBytes(pk)), 100*es.HitRate(), es.ExpertEvictions, ps.Prefetched, ps.PrefetchHits, es.Substitutions)
 	}
 	if f.ids {
 		fmt.Fprintln(stdout, strings.Join(ids, " "))

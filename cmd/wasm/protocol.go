@@ -57,6 +57,9 @@ type loadParams struct {
 	// Prefetch predicts each next layer's experts (pre-gating) and fetches
 	// them while the current layer computes; nil means on.
 	Prefetch *bool `json:"prefetch"`
+	// MissingExperts is "exact" (default: wait for a routed expert that is
+	// not loaded) or "fast" (use the best ready expert meanwhile).
+	MissingExperts string `json:"missingExperts"`
 }
 
 // loadResult describes the loaded model.
@@ -142,6 +145,7 @@ type stats struct {
 	Prefetched           int     `json:"prefetched"`     // experts fetched ahead of use
 	PrefetchHits         int     `json:"prefetchHits"`   // of those, used when routed to
 	PrefetchWasted       int64   `json:"prefetchWasted"` // bytes of prefetches dropped unused
+	Substitutions        int     `json:"substitutions"`  // routed slots given to a ready expert ("fast")
 	PrefillTokensPerSec  float64 `json:"prefillTokensPerSecond"`
 	DecodeTokensPerSec   float64 `json:"decodeTokensPerSecond"`
 	LastPromptTokens     int     `json:"lastPromptTokens"`

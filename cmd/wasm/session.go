@@ -206,8 +206,16 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 		return nil, withCode("load_failed", fmt.Errorf("loading %s: %w", p.Model, err))
 	}
 	cs.onProgress(nil)
-	eng, err := engine.New(b, pk.Model, engine.Options{Experts: pk, ExpertBudget: int64(p.ExpertBudgetMB * (1 << 20)),
-		Prefetch: p.Prefetch == nil || *p.Prefetch})
+	opts := engine.Options{Experts: pk, ExpertBudget: int64(p.ExpertBudgetMB * (1 << 20)), Prefetch: p.Prefetch == nil || *p.Prefetch}
+	switch p.MissingExperts {
+	case "", "exact":
+	case "fast":
+		opts.Missing = engine.MissingFast
+	default:
+		cancel()
+		return nil, withCode("bad_request", fmt.Errorf("missingExperts is %q: want \"exact\" or \"fast\"", p.MissingExperts))
+	}
+	eng, err := engine.New(b, pk.Model, opts)
 	if err != nil {
 		cancel()
 		return nil, withCode("load_failed", fmt.Errorf("%s: %w", p.Model, err))
@@ -323,7 +331,7 @@ func (l *loaded) stats() stats {
 		ShardCacheHits: cs.Hits, ShardCacheMiss: cs.Misses,
 		ExpertsResident: es.ExpertsResident, ExpertsTotal: es.ExpertsTotal, ExpertBytesResident: es.ExpertBytesResident,
 		ExpertHitRate: es.HitRate(), ExpertEvictions: es.ExpertEvictions, ExpertFetches: ps.ExpertFetches,
-		Prefetched: ps.Prefetched, PrefetchHits: ps.PrefetchHits, PrefetchWasted: ps.PrefetchWasted,
+		Prefetched: ps.Prefetched, PrefetchHits: ps.PrefetchHits, PrefetchWasted: ps.PrefetchWasted, Substitutions: es.Substitutions,
 		PrefillTokensPerSec: l.last.PrefillTokensPerSecond(), DecodeTokensPerSec: l.last.DecodeTokensPerSecond(),
 		LastPromptTokens: l.last.Prompt, LastCompletionTokens: l.last.Generated,
 	}

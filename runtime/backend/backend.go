@@ -105,6 +105,9 @@ type Backend interface {
 	// ReadRoutes returns the choices of Routes on the host (a sync point on
 	// devices that route on the device).
 	ReadRoutes(r Routes) ([][]routing.Choice, error)
+	// WriteRoutes replaces the choices in r with choices edited on the host
+	// (the engine substitutes experts that are not loaded yet).
+	WriteRoutes(r Routes, choices [][]routing.Choice) error
 	// MoE writes the layer's FFN output for each row of x to dst.
 	MoE(dst, x Buf, r Routes, f *FFN)
 

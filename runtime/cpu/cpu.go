@@ -297,6 +297,17 @@ func (b *Backend) ReadRoutes(r backend.Routes) ([][]routing.Choice, error) {
 	return r.(cpuRoutes), nil
 }
 
+func (b *Backend) WriteRoutes(r backend.Routes, choices [][]routing.Choice) error {
+	rt := r.(cpuRoutes)
+	if len(choices) != len(rt) {
+		return fmt.Errorf("cpu: routes for %d tokens, %d given", len(rt), len(choices))
+	}
+	for t := range rt {
+		rt[t] = append(rt[t][:0], choices[t]...)
+	}
+	return nil
+}
+
 func (b *Backend) Read(x backend.Buf, dst []float32) error {
 	copy(dst, x.(*buf).f)
 	return nil

@@ -30,11 +30,24 @@ type Options struct {
 	// start fetching the experts it predicts that are not resident, so
 	// their download overlaps this layer's compute.
 	Prefetch bool
+	// Missing is what happens when a token is routed to an expert that is
+	// not loaded: MissingExact (the default) waits for it; MissingFast uses
+	// the best-scoring expert that is ready instead, counts the
+	// substitution, and fetches the missing one in the background.
+	Missing MissingPolicy
 	// ExpertBudget caps the bytes of routed experts kept on the backend,
 	// evicting the least recently used; 0 means no limit. Experts one layer
 	// needs at once are kept even beyond the budget.
 	ExpertBudget int64
 }
+
+// MissingPolicy says how a routed expert that is not loaded is handled.
+type MissingPolicy int
+
+const (
+	MissingExact MissingPolicy = iota // wait for the expert: output as if every expert were loaded
+	MissingFast                       // substitute a ready expert now, load the missing one meanwhile
+)
 
 // ErrContextFull is returned when a forward step would pass MaxSeq.
 var ErrContextFull = errors.New("context is full")
@@ -93,6 +106,8 @@ type Stats struct {
 	ExpertBytesResident      int64
 	// Prefetches counts experts the engine asked the source to prefetch.
 	Prefetches int
+	// Substitutions counts routed slots MissingFast gave to another expert.
+	Substitutions int
 }
 
 // HitRate is the share of routed expert uses that found the expert resident.
@@ -344,6 +359,78 @@ func (e *Engine) prefetch(l int, x backend.Buf) error {
 	return nil
 }
 
+// ready reports whether expert x of layer l can be used without waiting:
+// it is on the backend, or its source has it at hand.
+func (e *Engine) ready(l, x int) bool {
+	if e.layers[l].ffn.Experts[x] != nil {
+		return true
+	}
+	r, ok := e.experts.(Readier)
+	return ok && r.Ready(l, x)
+}
+
+// substitute gives every routed slot whose expert is not ready to the
+// best-scoring ready expert the token has not chosen (by router logit),
+// keeping the slot's weight, and asks the source to fetch the missing
+// experts in the background. A slot with no ready expert to take it keeps
+// its expert, which is then waited for.
+func (e *Engine) substitute(l int, logits backend.Buf, choices [][]routing.Choice) (bool, error) {
+	n := len(e.layers[l].ffn.Experts)
+	var missing []int
+	isMissing := make([]bool, n)
+	for _, cs := range choices {
+		for _, c := range cs {
+			if !isMissing[c.Expert] && !e.ready(l, c.Expert) {
+				isMissing[c.Expert] = true
+				missing = append(missing, c.Expert)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return false, nil
+	}
+	if pf, ok := e.experts.(Prefetcher); ok {
+		pf.Prefetch(l, missing)
+	}
+	host := make([]float32, logits.Rows()*n)
+	if err := e.b.Read(logits, host); err != nil {
+		return false, fmt.Errorf("layer %d: reading router logits: %w", l, err)
+	}
+	changed := false
+	for t, cs := range choices {
+		row := host[t*n : (t+1)*n]
+		for i := range cs {
+			if !isMissing[cs[i].Expert] {
+				continue
+			}
+			best := -1
+			for x := range n {
+				if isMissing[x] || !e.ready(l, x) || chosen(cs, x) {
+					continue
+				}
+				if best < 0 || row[x] > row[best] {
+					best = x
+				}
+			}
+			if best >= 0 {
+				cs[i].Expert = best
+				e.stats.Substitutions++
+				changed = true
+			}
+		}
+	}
+	return changed, nil
+}
+
+func chosen(cs []routing.Choice, x int) bool {
+	for _, c := range cs {
+		if c.Expert == x {
+			return true
+		}
+	}
+	return false
+}
+
 // route runs layer l's router over h and makes sure every expert it picked
 // is on the backend.
 func (e *Engine) route(l int, h backend.Buf) (backend.Routes, error) {
@@ -359,6 +446,17 @@ func (e *Engine) route(l int, h backend.Buf) (backend.Routes, error) {
 	choices, err := e.b.ReadRoutes(routes)
 	if err != nil {
 		return nil, fmt.Errorf("layer %d: reading routes: %w", l, err)
+	}
+	if e.opt.Missing == MissingFast {
+		changed, err := e.substitute(l, logits, choices)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			if err := e.b.WriteRoutes(routes, choices); err != nil {
+				return nil, fmt.Errorf("layer %d: writing substituted routes: %w", l, err)
+			}
+		}
 	}
 	var need []int
 	seen := make([]bool, n)

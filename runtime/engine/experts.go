@@ -21,8 +21,19 @@ type Prefetcher interface {
 	Prefetch(layer int, experts []int)
 }
 
-// weightsSource serves experts from a fully loaded model.
+// Readier is an ExpertSource that can say, without blocking, whether an
+// expert could be loaded at once (MissingFast uses it).
+type Readier interface {
+	Ready(layer, expert int) bool
+}
+
+// weightsSource serves experts from a fully loaded model: always ready.
 type weightsSource struct{ w model.Weights }
+
+func (s weightsSource) Ready(l, e int) bool {
+	_, ok := s.w[model.ExpertName(l, e, "gate")]
+	return ok
+}
 
 func (s weightsSource) LoadExpert(l, e int) (g, u, d *tensor.Tensor, err error) {
 	get := func(part string) *tensor.Tensor {

@@ -227,6 +227,23 @@ func (p *Pack) Prefetch(layer int, experts []int) {
 	}
 }
 
+// Ready reports whether an expert's prefetch has finished without error, so
+// LoadExpert would not wait (engine.Readier).
+func (p *Pack) Ready(layer, expert int) bool {
+	p.mu.Lock()
+	pf := p.inFlight[[2]int{layer, expert}]
+	p.mu.Unlock()
+	if pf == nil {
+		return false
+	}
+	select {
+	case <-pf.done:
+		return pf.err == nil
+	default:
+		return false
+	}
+}
+
 // Unused reports the bytes of prefetched experts not (yet) used; with
 // Stats().PrefetchWasted it is what prediction cost in downloads so far.
 func (p *Pack) Unused() int64 {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moderuntime/mode/modelpack/manifest"
 	"github.com/moderuntime/mode/modelpack/pack"
@@ -20,6 +21,7 @@ import (
 	"github.com/moderuntime/mode/runtime/shard"
 	"github.com/moderuntime/mode/runtime/tensor"
 
+	"github.com/moderuntime/mode/internal/testmodel"
 	"github.com/moderuntime/mode/modelpack/importer"
 )
 
@@ -149,5 +151,67 @@ func TestPrefetch(t *testing.T) {
 	// every expert fetch is either a routed expert or a prefetch that was not used
 	if extra := st.ExpertFetches - len(routed); extra < 0 || extra > st.Prefetched-st.PrefetchHits {
 		t.Errorf("%d expert fetches for %d routed experts and %d unused prefetches", st.ExpertFetches, len(routed), st.Prefetched-st.PrefetchHits)
+	}
+}
+
+// slow delays every read of an expert shard, like a slow network.
+type slow struct {
+	shard.Source
+	delay time.Duration
+}
+
+func (s slow) Read(ctx context.Context, file string, off, n int64) ([]byte, error) {
+	if strings.HasPrefix(file, "shards/") {
+		time.Sleep(s.delay)
+	}
+	return s.Source.Read(ctx, file, off, n)
+}
+
+// TestMissingFast: with experts arriving slowly, MissingFast substitutes
+// ready experts instead of waiting, fetches the missing ones meanwhile, and
+// uses only experts that were ready; with everything at hand it changes
+// nothing.
+func TestMissingFast(t *testing.T) {
+	dir, m := packOf(t, "olmoe")
+	ctx := context.Background()
+	run := func(src shard.Source, missing engine.MissingPolicy) ([]int, engine.Stats) {
+		p, err := loader.Load(ctx, m, &shard.Fetcher{Src: src})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := engine.New(cpu.New(cpu.Options{}), p.Model, engine.Options{Experts: p, Missing: missing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int
+		if _, err := e.Generate(ctx, []int{1, 40, 41, 42}, engine.GenerateOptions{MaxTokens: 16, Stop: []int{}},
+			func(id int) error { out = append(out, id); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out, e.Stats()
+	}
+	exact, es := run(shard.NewDir(dir), engine.MissingExact)
+	if es.Substitutions != 0 {
+		t.Fatalf("exact mode substituted %d slots", es.Substitutions)
+	}
+	fast, fs := run(slow{shard.NewDir(dir), 20 * time.Millisecond}, engine.MissingFast)
+	if fs.Substitutions == 0 {
+		t.Fatalf("fast mode with slow experts substituted nothing: %+v", fs)
+	}
+	t.Logf("fast mode: %d substitutions, %d experts loaded; tokens %v (exact %v)", fs.Substitutions, fs.ExpertsLoaded, fast, exact)
+
+	// with the whole model in memory every expert is ready: no substitution
+	m2 := testmodel.Random(testmodel.Family("olmoe", false), 3)
+	for _, missing := range []engine.MissingPolicy{engine.MissingExact, engine.MissingFast} {
+		e, err := engine.New(cpu.New(cpu.Options{}), m2, engine.Options{LazyExperts: true, Missing: missing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Forward([]int{1, 2, 3, 4}); err != nil {
+			t.Fatal(err)
+		}
+		if e.Stats().Substitutions != 0 {
+			t.Errorf("policy %d substituted with every expert in memory", missing)
+		}
 	}
 }
