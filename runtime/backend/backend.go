@@ -118,3 +118,11 @@ type Backend interface {
 	// Close releases everything.
 	Close() error
 }
+
+// Argmaxer is a Backend that finds the largest logit on the device, so
+// greedy decoding reads back one token id instead of the logits.
+type Argmaxer interface {
+	// Argmax returns the index of the largest value in x's first row, the
+	// lowest index among equals.
+	Argmax(x Buf) (int, error)
+}

@@ -313,6 +313,19 @@ func (b *Backend) Read(x backend.Buf, dst []float32) error {
 	return nil
 }
 
+// Argmax implements backend.Argmaxer.
+func (b *Backend) Argmax(x backend.Buf) (int, error) {
+	p := x.(*buf)
+	row := p.f[:p.cols]
+	best := 0
+	for i, v := range row {
+		if v > row[best] {
+			best = i
+		}
+	}
+	return best, nil
+}
+
 func (b *Backend) Sync() error  { return nil }
 func (b *Backend) Close() error { return nil }
 

@@ -255,32 +255,48 @@ func (e *Engine) Reset() { e.pos = 0 }
 // Forward appends ids to the context and returns the logits that predict the
 // token after the last of them. The slice is reused by the next call.
 func (e *Engine) Forward(ids []int) ([]float32, error) {
+	if _, err := e.forward(ids, false); err != nil {
+		return nil, err
+	}
+	return e.logitsHost, nil
+}
+
+// ForwardArgmax is Forward followed by greedy selection, computed on the
+// backend when it can (backend.Argmaxer), so a GPU decode step reads back
+// one token id instead of the logits.
+func (e *Engine) ForwardArgmax(ids []int) (int, error) {
+	return e.forward(ids, true)
+}
+
+func (e *Engine) forward(ids []int, argmax bool) (int, error) {
 	if len(ids) == 0 {
-		return nil, errors.New("forward: no tokens")
+		return 0, errors.New("forward: no tokens")
 	}
 	if e.pos+len(ids) > e.opt.MaxSeq {
-		return nil, fmt.Errorf("forward: %d tokens at position %d pass the context of %d: %w", len(ids), e.pos, e.opt.MaxSeq, ErrContextFull)
+		return 0, fmt.Errorf("forward: %d tokens at position %d pass the context of %d: %w", len(ids), e.pos, e.opt.MaxSeq, ErrContextFull)
 	}
 	for _, id := range ids {
 		if id < 0 || id >= e.cfg.Vocab {
-			return nil, fmt.Errorf("forward: token id %d outside vocab of %d", id, e.cfg.Vocab)
+			return 0, fmt.Errorf("forward: token id %d outside vocab of %d", id, e.cfg.Vocab)
 		}
 	}
-	var n int
+	var n, best int
 	for start := 0; start < len(ids); start += n {
 		n = min(e.opt.MaxBatch, len(ids)-start)
-		if err := e.step(ids[start:start+n], start+n == len(ids)); err != nil {
-			return nil, err
+		var err error
+		if best, err = e.step(ids[start:start+n], start+n == len(ids), argmax); err != nil {
+			return 0, err
 		}
 	}
 	e.stats.Forwards++
 	e.stats.Tokens += len(ids)
-	return e.logitsHost, nil
+	return best, nil
 }
 
 // step runs one batch through every layer; when last is set it also
-// computes the logits of the batch's last row.
-func (e *Engine) step(ids []int, last bool) error {
+// computes the logits of the batch's last row, and with argmax returns
+// their largest index instead of reading them.
+func (e *Engine) step(ids []int, last, argmax bool) (int, error) {
 	c, b := &e.cfg, e.b
 	T := len(ids)
 	view := func(x backend.Buf) backend.Buf { return b.View(x, 0, T) }
@@ -305,14 +321,14 @@ func (e *Engine) step(ids []int, last bool) error {
 		b.RMSNorm(h, x, ly.ffnNorm, c.NormEps)
 		if e.prefetcher != nil && l+1 < len(e.layers) && e.layers[l+1].rule != nil {
 			if err := e.prefetch(l+1, x); err != nil {
-				return err
+				return 0, err
 			}
 		}
 		var routes backend.Routes
 		if ly.rule != nil {
 			var err error
 			if routes, err = e.route(l, h); err != nil {
-				return err
+				return 0, err
 			}
 		}
 		b.MoE(ffn, h, routes, &ly.ffn)
@@ -320,11 +336,20 @@ func (e *Engine) step(ids []int, last bool) error {
 	}
 	e.pos += T
 	if !last {
-		return b.Sync()
+		return 0, b.Sync()
 	}
 	b.RMSNorm(e.final, b.View(x, T-1, 1), e.finalNorm, c.NormEps)
 	b.MatMul(e.logits, e.final, e.output, nil)
-	return b.Read(e.logits, e.logitsHost)
+	if argmax {
+		if am, ok := b.(backend.Argmaxer); ok {
+			return am.Argmax(e.logits)
+		}
+		if err := b.Read(e.logits, e.logitsHost); err != nil {
+			return 0, err
+		}
+		return Greedy{}.Sample(e.logitsHost, nil), nil
+	}
+	return 0, b.Read(e.logits, e.logitsHost)
 }
 
 // prefetch predicts layer l's experts from the residual stream x of the

@@ -70,9 +70,29 @@ func (e *Engine) Generate(ctx context.Context, prompt []int, o GenerateOptions, 
 	if stop == nil {
 		stop = e.cfg.EOS
 	}
+	// A greedy sampler needs only the argmax, which a GPU backend computes
+	// on the device: one token id comes back per step, not the logits.
+	greedy := false
+	switch g := s.(type) {
+	case Greedy:
+		greedy = true
+	case interface{ Greedy() bool }:
+		greedy = g.Greedy()
+	}
+	var logits []float32
+	next := -1
+	forward := func(ids []int) error {
+		var err error
+		if greedy {
+			next, err = e.ForwardArgmax(ids)
+		} else {
+			logits, err = e.Forward(ids)
+		}
+		return err
+	}
 	history := slices.Clone(prompt)
 	t0 := time.Now()
-	logits, err := e.Forward(prompt)
+	err := forward(prompt)
 	res.Prefill = time.Since(t0)
 	if err != nil {
 		return res, err
@@ -85,7 +105,10 @@ func (e *Engine) Generate(ctx context.Context, prompt []int, o GenerateOptions, 
 			res.Decode = time.Since(t1)
 			return res, err
 		}
-		id := s.Sample(logits, history)
+		id := next
+		if !greedy {
+			id = s.Sample(logits, history)
+		}
 		if slices.Contains(stop, id) {
 			res.StopReason = "stop"
 			res.Decode = time.Since(t1)
@@ -102,7 +125,7 @@ func (e *Engine) Generate(ctx context.Context, prompt []int, o GenerateOptions, 
 			res.Decode = time.Since(t1)
 			return res, nil
 		}
-		if logits, err = e.Forward([]int{id}); err != nil {
+		if err := forward([]int{id}); err != nil {
 			res.Decode = time.Since(t1)
 			return res, err
 		}

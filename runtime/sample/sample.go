@@ -72,6 +72,13 @@ func New(p Params) (*Sampler, error) {
 	return &Sampler{p: p}, nil
 }
 
+// Greedy reports whether Sample always returns the argmax of the logits it
+// is given (temperature 0 and no repetition penalty), so an engine may
+// compute it on the device instead.
+func (s *Sampler) Greedy() bool {
+	return s.p.Temperature == 0 && (s.p.RepetitionPenalty == 0 || s.p.RepetitionPenalty == 1)
+}
+
 // Reset restarts the random stream, so that the next Sample calls repeat
 // the draws of a freshly created Sampler.
 func (s *Sampler) Reset() { s.draws = 0 }

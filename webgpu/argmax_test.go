@@ -1,0 +1,73 @@
+package webgpu_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/moderuntime/mode/internal/shared"
+	"github.com/moderuntime/mode/modelpack/llama2c"
+	"github.com/moderuntime/mode/runtime/cpu"
+	"github.com/moderuntime/mode/runtime/engine"
+	"github.com/moderuntime/mode/runtime/tensor"
+	"github.com/moderuntime/mode/webgpu"
+)
+
+// TestArgmax: the device argmax equals the host's on random rows of sizes
+// around the workgroup size, and picks the lowest index among equals.
+func TestArgmax(t *testing.T) {
+	b := newBackend(t, webgpu.Options{})
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 7, 255, 256, 257, 1000, 32000} {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.IntN(50)) // many ties
+		}
+		x, err := b.NewBuf(1, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := b.Upload(tensor.FromF32("v", []int{1, n}, v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Embed(x, w, []int{0})
+		got, err := b.Argmax(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (engine.Greedy{}).Sample(v, nil); got != want {
+			t.Errorf("n=%d: device argmax %d, host %d", n, got, want)
+		}
+	}
+}
+
+// TestGreedyGenerate: Generate with a greedy sampler, which takes the
+// argmax on the device, gives the CPU backend's tokens for stories260K.
+func TestGreedyGenerate(t *testing.T) {
+	m, err := llama2c.Load(filepath.Join(shared.Models(t), "stories260K", "stories260K.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := func(e *engine.Engine) []int {
+		var out []int
+		if _, err := e.Generate(context.Background(), []int{1}, engine.GenerateOptions{MaxTokens: 40},
+			func(id int) error { out = append(out, id); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	ce, err := engine.New(cpu.New(cpu.Options{}), m, engine.Options{MaxSeq: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ge, err := engine.New(newBackend(t, webgpu.Options{}), m, engine.Options{MaxSeq: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, g := gen(ce), gen(ge); !slices.Equal(c, g) {
+		t.Fatalf("gpu %v\ncpu %v", g, c)
+	}
+}
