@@ -11,6 +11,7 @@ import (
 	"github.com/moderuntime/mode/modelpack/llama2c"
 	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
+	"github.com/moderuntime/mode/runtime/sample"
 	"github.com/moderuntime/mode/runtime/tensor"
 	"github.com/moderuntime/mode/webgpu"
 )
@@ -69,5 +70,42 @@ func TestGreedyGenerate(t *testing.T) {
 	}
 	if c, g := gen(ce), gen(ge); !slices.Equal(c, g) {
 		t.Fatalf("gpu %v\ncpu %v", g, c)
+	}
+}
+
+// TestSampledGenerate: with temperature and top-k the draw happens on the
+// device, and the tokens equal the CPU backend's host sampler with the same
+// seed (the kernel follows sample.Sampler's stream draw for draw).
+func TestSampledGenerate(t *testing.T) {
+	m, err := llama2c.Load(filepath.Join(shared.Models(t), "stories260K", "stories260K.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := sample.Params{Temperature: 0.9, TopK: 40, TopP: 0.95, Seed: 7}
+	gen := func(e *engine.Engine) []int {
+		s, err := sample.New(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int
+		if _, err := e.Generate(context.Background(), []int{1}, engine.GenerateOptions{MaxTokens: 40, Sampler: s},
+			func(id int) error { out = append(out, id); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	gpu := newBackend(t, webgpu.Options{})
+	if !gpu.CanSample(p) {
+		t.Fatal("the kernel should handle these parameters")
+	}
+	ce, _ := engine.New(cpu.New(cpu.Options{}), m, engine.Options{MaxSeq: 64})
+	ge, _ := engine.New(gpu, m, engine.Options{MaxSeq: 64})
+	if c, g := gen(ce), gen(ge); !slices.Equal(c, g) {
+		t.Fatalf("gpu %v\ncpu %v", g, c)
+	}
+	for _, q := range []sample.Params{{Temperature: 0.8}, {Temperature: 0.8, TopK: 10, RepetitionPenalty: 1.1}, {TopK: 5}} {
+		if gpu.CanSample(q) {
+			t.Errorf("CanSample(%+v) is true; the host must handle it", q)
+		}
 	}
 }

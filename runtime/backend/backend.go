@@ -3,6 +3,7 @@ package backend
 import (
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/routing"
+	"github.com/moderuntime/mode/runtime/sample"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 
@@ -125,4 +126,15 @@ type Argmaxer interface {
 	// Argmax returns the index of the largest value in x's first row, the
 	// lowest index among equals.
 	Argmax(x Buf) (int, error)
+}
+
+// DeviceSampler is a Backend that draws the next token on the device, so a
+// sampled decode step reads back one token id instead of the logits.
+type DeviceSampler interface {
+	// CanSample reports whether SampleDevice handles p exactly as
+	// sample.Sampler does.
+	CanSample(p sample.Params) bool
+	// SampleDevice draws number draw of p's random stream from x's first
+	// row, as sample.Sampler's draw-th Sample would.
+	SampleDevice(x Buf, p sample.Params, draw uint32) (int, error)
 }

@@ -255,7 +255,7 @@ func (e *Engine) Reset() { e.pos = 0 }
 // Forward appends ids to the context and returns the logits that predict the
 // token after the last of them. The slice is reused by the next call.
 func (e *Engine) Forward(ids []int) ([]float32, error) {
-	if _, err := e.forward(ids, false); err != nil {
+	if _, err := e.forward(ids, nil); err != nil {
 		return nil, err
 	}
 	return e.logitsHost, nil
@@ -265,10 +265,23 @@ func (e *Engine) Forward(ids []int) ([]float32, error) {
 // backend when it can (backend.Argmaxer), so a GPU decode step reads back
 // one token id instead of the logits.
 func (e *Engine) ForwardArgmax(ids []int) (int, error) {
-	return e.forward(ids, true)
+	return e.forward(ids, e.argmax)
 }
 
-func (e *Engine) forward(ids []int, argmax bool) (int, error) {
+// argmax picks the largest logit, on the backend when it can.
+func (e *Engine) argmax(logits backend.Buf) (int, error) {
+	if am, ok := e.b.(backend.Argmaxer); ok {
+		return am.Argmax(logits)
+	}
+	if err := e.b.Read(logits, e.logitsHost); err != nil {
+		return 0, err
+	}
+	return Greedy{}.Sample(e.logitsHost, nil), nil
+}
+
+// forward runs ids; with pick nil it reads the last row's logits into
+// logitsHost, else it returns pick's choice from them.
+func (e *Engine) forward(ids []int, pick func(backend.Buf) (int, error)) (int, error) {
 	if len(ids) == 0 {
 		return 0, errors.New("forward: no tokens")
 	}
@@ -284,7 +297,7 @@ func (e *Engine) forward(ids []int, argmax bool) (int, error) {
 	for start := 0; start < len(ids); start += n {
 		n = min(e.opt.MaxBatch, len(ids)-start)
 		var err error
-		if best, err = e.step(ids[start:start+n], start+n == len(ids), argmax); err != nil {
+		if best, err = e.step(ids[start:start+n], start+n == len(ids), pick); err != nil {
 			return 0, err
 		}
 	}
@@ -294,9 +307,9 @@ func (e *Engine) forward(ids []int, argmax bool) (int, error) {
 }
 
 // step runs one batch through every layer; when last is set it also
-// computes the logits of the batch's last row, and with argmax returns
-// their largest index instead of reading them.
-func (e *Engine) step(ids []int, last, argmax bool) (int, error) {
+// computes the logits of the batch's last row, and with pick returns its
+// choice from them instead of reading them.
+func (e *Engine) step(ids []int, last bool, pick func(backend.Buf) (int, error)) (int, error) {
 	c, b := &e.cfg, e.b
 	T := len(ids)
 	view := func(x backend.Buf) backend.Buf { return b.View(x, 0, T) }
@@ -340,14 +353,8 @@ func (e *Engine) step(ids []int, last, argmax bool) (int, error) {
 	}
 	b.RMSNorm(e.final, b.View(x, T-1, 1), e.finalNorm, c.NormEps)
 	b.MatMul(e.logits, e.final, e.output, nil)
-	if argmax {
-		if am, ok := b.(backend.Argmaxer); ok {
-			return am.Argmax(e.logits)
-		}
-		if err := b.Read(e.logits, e.logitsHost); err != nil {
-			return 0, err
-		}
-		return Greedy{}.Sample(e.logitsHost, nil), nil
+	if pick != nil {
+		return pick(e.logits)
 	}
 	return 0, b.Read(e.logits, e.logitsHost)
 }

@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/sample"
 	"slices"
 	"time"
 )
@@ -54,6 +57,26 @@ func rate(n int, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
+// devicePick returns how to choose a token on the backend for sampler s,
+// or nil when s must see the logits on the host.
+func (e *Engine) devicePick(s Sampler) func(backend.Buf) (int, error) {
+	switch g := s.(type) {
+	case Greedy:
+		return e.argmax
+	case *sample.Sampler:
+		if g.Greedy() {
+			return e.argmax
+		}
+		ds, ok := e.b.(backend.DeviceSampler)
+		if !ok || !ds.CanSample(g.Params()) {
+			return nil
+		}
+		p := g.Params()
+		return func(logits backend.Buf) (int, error) { return ds.SampleDevice(logits, p, g.NextDraw()) }
+	}
+	return nil
+}
+
 // Generate feeds prompt (appended to the current context) and then samples
 // tokens, calling emit with each until a stop token, MaxTokens, a full
 // context, ctx's cancellation or an error from emit.
@@ -70,21 +93,16 @@ func (e *Engine) Generate(ctx context.Context, prompt []int, o GenerateOptions, 
 	if stop == nil {
 		stop = e.cfg.EOS
 	}
-	// A greedy sampler needs only the argmax, which a GPU backend computes
-	// on the device: one token id comes back per step, not the logits.
-	greedy := false
-	switch g := s.(type) {
-	case Greedy:
-		greedy = true
-	case interface{ Greedy() bool }:
-		greedy = g.Greedy()
-	}
+	// A greedy sampler needs only the argmax, and a sampler the backend can
+	// run draws on the device: either way one token id comes back per step,
+	// not the logits.
+	pick := e.devicePick(s)
 	var logits []float32
 	next := -1
 	forward := func(ids []int) error {
 		var err error
-		if greedy {
-			next, err = e.ForwardArgmax(ids)
+		if pick != nil {
+			next, err = e.forward(ids, pick)
 		} else {
 			logits, err = e.Forward(ids)
 		}
@@ -106,7 +124,7 @@ func (e *Engine) Generate(ctx context.Context, prompt []int, o GenerateOptions, 
 			return res, err
 		}
 		id := next
-		if !greedy {
+		if pick == nil {
 			id = s.Sample(logits, history)
 		}
 		if slices.Contains(stop, id) {

@@ -72,6 +72,18 @@ func New(p Params) (*Sampler, error) {
 	return &Sampler{p: p}, nil
 }
 
+// Params returns the sampler's parameters.
+func (s *Sampler) Params() Params { return s.p }
+
+// NextDraw returns the draw number the next drawing Sample would use and
+// advances past it, for a caller that draws that sample elsewhere (on a
+// device) so the stream stays the same.
+func (s *Sampler) NextDraw() uint32 {
+	n := s.draws
+	s.draws++
+	return n
+}
+
 // Greedy reports whether Sample always returns the argmax of the logits it
 // is given (temperature 0 and no repetition penalty), so an engine may
 // compute it on the device instead.
