@@ -67,6 +67,8 @@ bench: build
 	$(GO) test -run '^$$' -bench 'MatVec' -benchtime 20x ./runtime/cpu
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./runtime/sample
 	$(GO) test -run '^$$' -bench 'LazyFetch|Import' -benchtime 1x ./modelpack/pack
+	$(GO) test -run '^$$' -bench 'MatVec|DecodeCost|Attention|Route' -benchtime 10x ./webgpu
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./modelpack/distill
 	$(MAKE) bench-import-large
 
 # Import of a ~6 GB synthetic f32 checkpoint: throughput and peak RSS

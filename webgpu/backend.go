@@ -156,6 +156,18 @@ func (b *Backend) Read(x backend.Buf, dst []float32) error {
 
 func (b *Backend) Sync() error { return b.s.sync() }
 
+// Stats counts the device work submitted since the backend was made.
+type Stats struct {
+	Submissions int   // queue submissions
+	Dispatches  int   // compute dispatches
+	ReadBytes   int64 // bytes read back to the host
+}
+
+// Stats returns the counters.
+func (b *Backend) Stats() Stats {
+	return Stats{Submissions: b.s.submits, Dispatches: b.s.dispatches, ReadBytes: b.s.readBytes}
+}
+
 func (b *Backend) Close() error {
 	err := b.s.sync()
 	for _, p := range b.pools {

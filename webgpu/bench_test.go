@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/moderuntime/mode/internal/shared"
+	"github.com/moderuntime/mode/internal/testmodel"
 	"github.com/moderuntime/mode/modelpack/llama2c"
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/engine"
@@ -173,4 +174,76 @@ func BenchmarkDecode(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "tok/s")
+}
+
+// BenchmarkDecodeCost decodes tokens and reports, per token, the queue
+// submissions, compute dispatches and bytes read back, next to the minimum
+// bytes a decode step must read: the active parameters (every weight but
+// the routed experts, plus top_k routed experts per sparse layer) in their
+// stored formats. Each weight is read once per decode step by the
+// matrix-vector kernels, so bytes moved are that minimum plus activations.
+func BenchmarkDecodeCost(b *testing.B) {
+	stories, err := llama2c.Load(filepath.Join(shared.Models(b), "stories260K", "stories260K.bin"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	moe := testmodel.Random(testmodel.Family("olmoe", false), 1)
+	for name, m := range map[string]*model.Model{"stories260K": stories, "olmoe-synthetic": moe} {
+		b.Run(name, func(b *testing.B) {
+			g := benchBackend(b)
+			e, err := engine.New(g, m, engine.Options{MaxSeq: 256})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := e.ForwardArgmax([]int{1, 2, 3, 4}); err != nil {
+				b.Fatal(err)
+			}
+			before := g.Stats()
+			b.ResetTimer()
+			start, n := time.Now(), 0
+			for i := range b.N {
+				if e.Pos() >= e.MaxSeq() {
+					e.Reset()
+				}
+				if _, err := e.ForwardArgmax([]int{5 + i%50}); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			el := time.Since(start)
+			after := g.Stats()
+			per := func(x int64) float64 { return float64(x) / float64(n) }
+			b.ReportMetric(per(int64(after.Submissions-before.Submissions)), "submits/token")
+			b.ReportMetric(per(int64(after.Dispatches-before.Dispatches)), "dispatches/token")
+			b.ReportMetric(per(after.ReadBytes-before.ReadBytes), "readback_B/token")
+			b.ReportMetric(float64(activeBytes(m))/1e3, "min_weight_kB/token")
+			b.ReportMetric(float64(n)/el.Seconds(), "tok/s")
+		})
+	}
+}
+
+// activeBytes is the weight bytes one decode step must read.
+func activeBytes(m *model.Model) int64 {
+	var n int64
+	for _, sp := range m.Config.Spec() {
+		if sp.Expert < 0 {
+			n += int64(len(m.Weights[sp.Name].Data))
+		}
+	}
+	if m.Config.TiedOutput {
+		n += int64(len(m.Weights[model.NameEmbed].Data)) // read again as the head
+	}
+	for l, f := range m.Config.FFN {
+		if !f.Sparse() {
+			continue
+		}
+		var sum int64
+		for e := range f.ExpertWidths {
+			for _, p := range []string{"gate", "up", "down"} {
+				sum += int64(len(m.Weights[model.ExpertName(l, e, p)].Data))
+			}
+		}
+		n += sum * int64(f.Router.TopK) / int64(len(f.ExpertWidths)) // top_k experts of mean size
+	}
+	return n
 }

@@ -25,7 +25,9 @@ type stream struct {
 	ops   []dispatch
 	err   error // the first error; ops after it are dropped
 
-	submits int // queue submissions so far
+	submits    int   // queue submissions so far
+	dispatches int   // compute dispatches submitted so far
+	readBytes  int64 // bytes copied back to the host so far
 }
 
 type dispatch struct {
@@ -181,6 +183,7 @@ func (s *stream) flush(copy func(*wgpu.CommandEncoder) error) error {
 	}
 	s.d.queue.Submit(cmd)
 	s.submits++
+	s.dispatches += len(s.ops)
 	return s.d.lostErr()
 }
 
@@ -195,6 +198,7 @@ func (s *stream) read(b *buffer, off, size uint64) ([]byte, error) {
 		return nil, err
 	}
 	defer s.pool.put(st)
+	s.readBytes += int64(size)
 	err = s.flush(func(enc *wgpu.CommandEncoder) error {
 		if err := enc.CopyBufferToBuffer(b.Buffer, off, st.Buffer, 0, size); err != nil {
 			return fmt.Errorf("webgpu: readback copy: %w", err)
