@@ -332,15 +332,17 @@ func (e *Engine) step(ids []int, last bool, pick func(backend.Buf) (int, error))
 		b.MatMul(o, att, ly.wo, nil)
 		b.Add(x, o)
 		b.RMSNorm(h, x, ly.ffnNorm, c.NormEps)
-		if e.prefetcher != nil && l+1 < len(e.layers) && e.layers[l+1].rule != nil {
-			if err := e.prefetch(l+1, x); err != nil {
-				return 0, err
-			}
-		}
 		var routes backend.Routes
 		if ly.rule != nil {
 			var err error
 			if routes, err = e.route(l, h); err != nil {
+				return 0, err
+			}
+		}
+		// Predict the next layer's experts once this layer's are secured, so
+		// their fetch overlaps this layer's FFN and the next attention.
+		if e.prefetcher != nil && l+1 < len(e.layers) && e.layers[l+1].rule != nil {
+			if err := e.prefetch(l+1, x); err != nil {
 				return 0, err
 			}
 		}

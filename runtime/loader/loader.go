@@ -26,12 +26,14 @@ type Pack struct {
 	mu       sync.Mutex
 	stats    Stats
 	inFlight map[[2]int]*prefetch // prefetched experts not yet loaded
-	order    [][2]int             // prefetch order, to drop the oldest beyond maxPrefetched
+	order    [][2]int             // prefetch order, to drop the oldest beyond maxPrefetchBytes
+	pending  int64                // bytes of the experts in inFlight
 }
 
-// maxPrefetched bounds the experts held after a prefetch and before use, so
-// a wrong prediction cannot grow memory without limit.
-const maxPrefetched = 64
+// maxPrefetchBytes bounds the bytes of experts held after a prefetch and
+// before use, so wrong predictions cannot grow memory without limit; it is
+// large enough for a prefill batch's whole next layer.
+const maxPrefetchBytes = 256 << 20
 
 // prefetch is one expert's background fetch.
 type prefetch struct {
@@ -134,7 +136,10 @@ func (p *Pack) LoadExpert(layer, expert int) (gate, up, down *tensor.Tensor, err
 	k := [2]int{layer, expert}
 	p.mu.Lock()
 	pf := p.inFlight[k]
-	delete(p.inFlight, k)
+	if pf != nil {
+		delete(p.inFlight, k)
+		p.pending -= pf.bytes
+	}
 	p.mu.Unlock()
 	var parts map[string][]part
 	if pf != nil {
@@ -186,7 +191,8 @@ func (p *Pack) fetchExpert(k [2]int) (map[string][]part, error) {
 
 // Prefetch starts fetching experts of a layer in the background
 // (engine.Prefetcher). Experts already being prefetched are skipped; past
-// maxPrefetched unused prefetches the oldest is dropped and counted as waste.
+// maxPrefetchBytes of unused prefetches the oldest is dropped and counted
+// as waste.
 func (p *Pack) Prefetch(layer int, experts []int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -196,27 +202,29 @@ func (p *Pack) Prefetch(layer int, experts []int) {
 			continue
 		}
 		pf := &prefetch{done: make(chan struct{})}
+		for _, s := range p.experts[k] {
+			pf.bytes += s.Size
+		}
 		p.inFlight[k] = pf
+		p.pending += pf.bytes
 		p.order = append(p.order, k)
 		p.stats.Prefetched++
 		go func() {
 			defer close(pf.done)
 			pf.parts, pf.err = p.fetchExpert(k)
-			for _, s := range p.experts[k] {
-				pf.bytes += s.Size
-			}
 		}()
 	}
-	for len(p.inFlight) > maxPrefetched && len(p.order) > 0 {
+	for p.pending > maxPrefetchBytes && len(p.order) > 0 {
 		old := p.order[0]
 		p.order = p.order[1:]
 		if pf, ok := p.inFlight[old]; ok {
 			delete(p.inFlight, old)
+			p.pending -= pf.bytes
 			go func() { <-pf.done; p.mu.Lock(); p.stats.PrefetchWasted += pf.bytes; p.mu.Unlock() }()
 		}
 	}
 	// order keeps keys already consumed; trim them so it cannot grow forever
-	if len(p.order) > 4*maxPrefetched {
+	if len(p.order) > 4*len(p.inFlight)+64 {
 		live := p.order[:0]
 		for _, k := range p.order {
 			if _, ok := p.inFlight[k]; ok {
