@@ -12,7 +12,7 @@ MODE_CACHE ?= $(HOME)/.cache/mode
 TEST_TIMEOUT ?= 25m
 BENCH_TMP ?= /tmp/mode-bench
 
-.PHONY: all build wasm wasi test vet demo bench bench-import-large fuzz clean tools ensure-vulkan
+.PHONY: all build wasm wasi ui test vet demo bench bench-import-large fuzz clean tools ensure-vulkan
 
 all: build
 
@@ -23,7 +23,7 @@ tools:
 ensure-vulkan:
 	@scripts/ensure-vulkan.sh
 
-build: tools wasi
+build: tools wasi wasm ui
 	$(GO) build -o $(BIN)/mode ./cmd/mode
 	$(GO) build -o $(BIN)/modelpack ./cmd/modelpack
 	$(GO) build -o $(BIN)/devserver ./cmd/devserver
@@ -53,6 +53,13 @@ demo: build
 	    --self-generate 200 --seq-len 128 --seed 1 --force && \
 	  echo && echo "mode run -m $(BIN)/packs/stories260K-mode -p 'Once upon a time' -n 200" && \
 	  $(BIN)/mode run -m $(BIN)/packs/stories260K-mode -p "Once upon a time" -n 200
+
+# The vugu chat page: generate the components, then build its wasm into
+# web/ui/ (served at /ui/ by the devserver).
+ui: tools
+	$(GO) tool vugugen -skip-go-mod -skip-main ui
+	gofmt -w ui/*_gen.go
+	GOOS=js GOARCH=wasm $(GO) build -o web/ui/ui.wasm ./cmd/ui
 
 # The wasip1 build of mode that `mode run --wasm` runs under wazero, so CI
 # tests the exact wasm build without a browser.

@@ -1,0 +1,44 @@
+//go:build js && wasm
+
+// Command ui is the chat page (package ui) compiled to WebAssembly. It runs
+// on the page's main thread and drives the engine through mode.js, whose
+// Web Worker runs the model; web/ui/index.html loads both.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/vugu/vugu"
+	"github.com/vugu/vugu/domrender"
+
+	"github.com/moderuntime/mode/ui"
+)
+
+func main() {
+	if err := run("#app"); err != nil {
+		fmt.Fprintln(os.Stderr, "mode ui:", err)
+		os.Exit(1)
+	}
+}
+
+// run renders the root component into the element at mount and re-renders
+// after every event until the page goes away.
+func run(mount string) error {
+	r, err := domrender.New(mount)
+	if err != nil {
+		return fmt.Errorf("mounting at %s: %w", mount, err)
+	}
+	defer r.Release()
+	env, err := vugu.NewBuildEnv(r.EventEnv())
+	if err != nil {
+		return err
+	}
+	root := &ui.Root{}
+	for ok := true; ok; ok = r.EventWait() {
+		if err := r.Render(env.RunBuild(root)); err != nil {
+			return fmt.Errorf("rendering: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,386 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/png"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/moderuntime/mode/internal/shared"
+	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// uiSite is a devserver over a copy of web/ with the chat page's wasm
+// built into it, and two packs: stories260K (dense) and a small synthetic
+// mixture of experts, so that the expert map has something to show.
+type uiSite struct {
+	base      string // devserver URL, ending in "/"
+	artefacts string // where screenshots go
+}
+
+func startUISite(t *testing.T) uiSite {
+	t.Helper()
+	models := shared.Models(t)
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	web := filepath.Join(tmp, "web")
+	copyTree(t, filepath.Join(root, "web"), web)
+	wasm := filepath.Join(tmp, "mode.wasm")
+	server := filepath.Join(tmp, "devserver")
+	js := []string{"GOOS=js", "GOARCH=wasm"}
+	goBuild(t, root, js, filepath.Join(web, "ui", "ui.wasm"), "./cmd/ui")
+	goBuild(t, root, js, wasm, "./cmd/wasm")
+	goBuild(t, root, nil, server, "./cmd/devserver")
+
+	packs := filepath.Join(tmp, "packs")
+	packModel(t, filepath.Join(models, "stories260K", "stories260K.bin"), filepath.Join(packs, "stories260K"), tensor.Q8_0)
+	src := filepath.Join(tmp, "moe-src")
+	o := synth.Default("olmoe")
+	o.Layers, o.Experts = 4, 16
+	if err := synth.Write(src, o); err != nil {
+		t.Fatal(err)
+	}
+	packModel(t, src, filepath.Join(packs, "moe"), tensor.Q4_0)
+	base := startServer(t, server, "--addr", "127.0.0.1:0", "--web", web, "--wasm", wasm, "--models", packs)
+	return uiSite{base: base, artefacts: artefactDir(t)}
+}
+
+// artefactDir is testdata/artefacts/<test> (gitignored), kept after the
+// test so people can look at the screenshots.
+func artefactDir(t *testing.T) string {
+	t.Helper()
+	d := filepath.Join("testdata", "artefacts", strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// copyTree copies the regular files under src to dst, leaving out build
+// outputs that the test builds itself.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		if !d.Type().IsRegular() || strings.HasSuffix(p, ".wasm") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatalf("copying %s: %v", src, err)
+	}
+}
+
+// dialogs records JavaScript dialogs (alert, confirm, prompt) the page
+// opens, dismissing each so the page goes on.
+type dialogs struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func watchDialogs(t *testing.T, ctx context.Context) *dialogs {
+	d := &dialogs{}
+	evs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range evs {
+			if err != nil {
+				return
+			}
+			d.mu.Lock()
+			d.msgs = append(d.msgs, ev.Message)
+			d.mu.Unlock()
+			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	}()
+	return d
+}
+
+func (d *dialogs) opened() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.msgs...)
+}
+
+// do runs actions with a timeout.
+func do(t *testing.T, b *browser, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// waitFor polls a JavaScript condition.
+func waitFor(t *testing.T, b *browser, what, js string, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+		state := eval[string](t, b, `document.querySelector("#status")?.textContent ?? ""`)
+		t.Fatalf("waiting for %s: %v (status line: %q)", what, err, state)
+	}
+}
+
+// screenshot saves the viewport as name in dir and checks that it is not
+// blank: the standard deviation of its luminance must be well above zero.
+func screenshot(t *testing.T, b *browser, dir, name string) {
+	t.Helper()
+	buf, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(buf))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if sd := lumaStdDev(img); sd < 8 {
+		t.Errorf("screenshot %s looks blank: luminance standard deviation %.1f", p, sd)
+	} else {
+		t.Logf("screenshot %s: %dx%d, luminance standard deviation %.1f", p, img.Bounds().Dx(), img.Bounds().Dy(), sd)
+	}
+}
+
+func lumaStdDev(img image.Image) float64 {
+	var sum, sq, n float64
+	r := img.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y += 2 {
+		for x := r.Min.X; x < r.Max.X; x += 2 {
+			cr, cg, cb, _ := img.At(x, y).RGBA()
+			l := (0.299*float64(cr) + 0.587*float64(cg) + 0.114*float64(cb)) / 257
+			sum += l
+			sq += l * l
+			n++
+		}
+	}
+	mean := sum / n
+	return math.Sqrt(max(0, sq/n-mean*mean))
+}
+
+// The page's elements, as the tests find them.
+const (
+	lastReply = `(() => { const t = document.querySelectorAll("#log li.assistant .text"); return t.length ? t[t.length - 1].textContent : ""; })()`
+	lastNote  = `(() => { const t = document.querySelectorAll("#log li.assistant .note"); return t.length ? t[t.length - 1].textContent : ""; })()`
+	idle      = `!document.querySelector("#send").disabled`
+)
+
+// pressEnter presses Enter in the focused element as a keydown and a
+// keyup with no char event: SendKeys's "\n" adds a char event that a
+// browser would not send after a keydown whose default was prevented.
+func pressEnter(t *testing.T, b *browser) {
+	t.Helper()
+	for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+		_, err := chromedp.Call(b.ctx, input.DispatchKeyEvent, input.DispatchKeyEventParams{
+			Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13})
+		if err != nil {
+			t.Fatalf("pressing Enter: %v", err)
+		}
+	}
+}
+
+// pick chooses a pack in the settings' select, as a person would.
+func pick(t *testing.T, b *browser, manifest string) {
+	t.Helper()
+	eval[bool](t, b, fmt.Sprintf(`(() => {
+		const s = document.querySelector("#pack");
+		s.value = %q;
+		s.dispatchEvent(new Event("change", {bubbles: true}));
+		return true;
+	})()`, manifest))
+	waitFor(t, b, "the model URL to follow the pick", fmt.Sprintf(`document.querySelector("#model-url").value === %q`, manifest), 5*time.Second)
+}
+
+// setNumber types a value into a number field of the settings.
+func setNumber(t *testing.T, b *browser, id string, v float64) {
+	t.Helper()
+	eval[bool](t, b, fmt.Sprintf(`(() => {
+		const e = document.getElementById(%q);
+		e.value = %q;
+		e.dispatchEvent(new Event("change", {bubbles: true}));
+		return true;
+	})()`, id, fmt.Sprint(v)))
+}
+
+func TestChatUI(t *testing.T) {
+	chromium := findChromium(t)
+	site := startUISite(t)
+	b := openBrowser(t, chromium, site.base+"ui/")
+	dlg := watchDialogs(t, b.ctx)
+	do(t, b, "viewport", chromedp.EmulateViewport(1280, 900))
+	waitFor(t, b, "the chat to render and list the packs", `document.querySelectorAll("#pack option").length === 3`, 30*time.Second)
+	do(t, b, "open the settings", chromedp.Click("#settings summary"))
+	waitFor(t, b, "the settings to open", `document.querySelector("#settings").open`, 5*time.Second)
+
+	t.Run("expert map follows lazy loading", func(t *testing.T) {
+		pick(t, b, "/packs/moe/manifest.json")
+		setNumber(t, b, "temperature", 0)
+		setNumber(t, b, "max-tokens", 12)
+		do(t, b, "load", chromedp.Click("#load"))
+		waitFor(t, b, "the model to load", `document.querySelector("#status").textContent === "Model loaded."`, 60*time.Second)
+		cells := eval[int](t, b, `document.querySelectorAll("#expert-grid .cell").length`)
+		if cells != 4*16 {
+			t.Fatalf("the expert map has %d cells, want 4 layers × 16 experts", cells)
+		}
+		count := `document.querySelectorAll("#expert-grid .cell:not(.none)").length`
+		before := eval[int](t, b, count)
+		do(t, b, "type a prompt", chromedp.SendKeys("#prompt", "the cat sat on"))
+		pressEnter(t, b)
+		waitFor(t, b, "the reply", idle+` && document.querySelectorAll("#log li.assistant").length === 1`, 60*time.Second)
+		waitFor(t, b, "the map to show fetched experts", count+` > `+fmt.Sprint(before), 10*time.Second)
+		after := eval[int](t, b, count)
+		note := eval[string](t, b, `document.querySelector("#map-note").textContent`)
+		speed := eval[string](t, b, `document.querySelector("#speed").textContent`)
+		t.Logf("expert map: %d of %d cells not 'not fetched' before generating, %d after; %q; %q", before, cells, after, note, speed)
+		if !strings.Contains(speed, "decode") {
+			t.Errorf("speed line %q, want prefill and decode tokens/s", speed)
+		}
+		screenshot(t, b, site.artefacts, "chat-moe.png")
+	})
+
+	t.Run("stream, stop, shift+enter, regenerate, reload, clear", func(t *testing.T) {
+		do(t, b, "clear", chromedp.Click("#clear"))
+		waitFor(t, b, "the clear", `document.querySelectorAll("#log li").length === 0`, 5*time.Second)
+		pick(t, b, "/packs/stories260K/manifest.json")
+		setNumber(t, b, "temperature", 0.8)
+		setNumber(t, b, "max-tokens", 400)
+		do(t, b, "shift+enter", chromedp.Focus("#prompt"), chromedp.SendKeys("#prompt", "Once upon a time"),
+			chromedp.KeyEvent("\r", chromedp.KeyModifiers(chromedp.ModifierShift)), chromedp.SendKeys("#prompt", "there was"))
+		if v := eval[string](t, b, `document.querySelector("#prompt").value`); v != "Once upon a time\nthere was" {
+			t.Errorf("after Shift+Enter the prompt is %q, want a newline in it", v)
+		}
+		if n := eval[int](t, b, `document.querySelectorAll("#log li").length`); n != 0 {
+			t.Errorf("Shift+Enter sent the message: %d messages", n)
+		}
+		pressEnter(t, b)
+		// Watch the reply grow, then stop it.
+		r := eval[struct {
+			Lengths []int `json:"lengths"`
+		}](t, b, `(async () => {
+			const lengths = [];
+			const t0 = performance.now();
+			while (performance.now() - t0 < 60000) {
+				const n = `+lastReply+`.length;
+				if (n > 0 && n !== lengths[lengths.length - 1]) lengths.push(n);
+				if (lengths.length >= 3) break;
+				await new Promise((r) => setTimeout(r, 5));
+			}
+			document.querySelector("#stop").click();
+			return {lengths};
+		})()`)
+		if len(r.Lengths) < 3 {
+			t.Fatalf("the reply did not stream: lengths seen %v", r.Lengths)
+		}
+		waitFor(t, b, "the stop", idle, 30*time.Second)
+		reply, note := eval[string](t, b, lastReply), eval[string](t, b, lastNote)
+		t.Logf("streamed lengths %v, stopped at %d characters: %q", r.Lengths, len(reply), reply)
+		if note != "stopped" {
+			t.Errorf("after Stop the reply's note is %q, want \"stopped\" (finish_reason abort)", note)
+		}
+		if prompt := eval[string](t, b, `document.querySelector("#prompt").value`); prompt != "" {
+			t.Errorf("the prompt still holds %q after sending", prompt)
+		}
+
+		do(t, b, "regenerate", chromedp.Click("#regenerate"))
+		waitFor(t, b, "the regenerated reply", idle+` && `+lastReply+`.length > 0`, 60*time.Second)
+		if n := eval[int](t, b, `document.querySelectorAll("#log li").length`); n != 2 {
+			t.Errorf("after regenerate: %d messages, want the user's and one reply", n)
+		}
+		screenshot(t, b, site.artefacts, "chat-stories.png")
+
+		before := eval[string](t, b, `document.querySelector("#log").innerText`)
+		do(t, b, "reload", chromedp.Navigate(site.base+"ui/"))
+		waitFor(t, b, "the chat to render after a reload", `document.querySelectorAll("#log li").length === 2`, 30*time.Second)
+		if after := eval[string](t, b, `document.querySelector("#log").innerText`); after != before {
+			t.Errorf("the conversation changed across a reload:\nbefore %q\n after %q", before, after)
+		}
+		do(t, b, "clear", chromedp.Click("#clear"))
+		waitFor(t, b, "the clear", `document.querySelectorAll("#log li").length === 0`, 5*time.Second)
+	})
+
+	t.Run("HTML in prompts and model output stays text", func(t *testing.T) {
+		const prompt = `<img src=x onerror=alert(1)>`
+		const output = `<img src=y onerror=alert(2)><script>alert(3)</script><b>bold</b>`
+		// Replace mode.js with a stand-in whose model answers with HTML;
+		// the page reads window.mode when it loads a model.
+		do(t, b, "reload", chromedp.Navigate(site.base+"ui/"))
+		waitFor(t, b, "the chat to render", `document.querySelector("#prompt") !== null && window.mode !== undefined`, 30*time.Second)
+		eval[bool](t, b, fmt.Sprintf(`(() => {
+			const pieces = %q.match(/.{1,7}/gs);
+			const engine = {
+				chat: {completions: {create: async () => ({async *[Symbol.asyncIterator]() {
+					for (const p of pieces) yield {choices: [{delta: {content: p}, finish_reason: null}]};
+					yield {choices: [{delta: {}, finish_reason: "stop"}]};
+				}})}},
+				interrupt: async () => {}, unload: async () => {},
+				stats: async () => ({loaded: true, prefillTokensPerSecond: 1, decodeTokensPerSecond: 1}),
+			};
+			window.mode = {create: async () => engine};
+			return true;
+		})()`, output))
+		do(t, b, "type", chromedp.SendKeys("#prompt", prompt))
+		pressEnter(t, b)
+		waitFor(t, b, "the stand-in's reply", idle+` && `+lastReply+` === `+fmt.Sprintf("%q", output), 30*time.Second)
+		user := eval[string](t, b, `document.querySelector("#log li.user .text").textContent`)
+		if user != prompt {
+			t.Errorf("the prompt shows as %q, want the text %q", user, prompt)
+		}
+		if n := eval[int](t, b, `document.querySelectorAll("#log img, #log script, #log b").length`); n != 0 {
+			t.Errorf("%d elements were created from message text", n)
+		}
+		time.Sleep(300 * time.Millisecond) // an onerror would fire by now
+		if d := dlg.opened(); len(d) != 0 {
+			t.Errorf("dialogs opened: %q", d)
+		}
+		do(t, b, "clear", chromedp.Click("#clear"))
+	})
+
+	t.Run("usable at 360 px", func(t *testing.T) {
+		do(t, b, "viewport", chromedp.EmulateViewport(360, 780))
+		do(t, b, "reload", chromedp.Navigate(site.base+"ui/"))
+		waitFor(t, b, "the chat to render", `document.querySelector("#prompt") !== null`, 30*time.Second)
+		if !eval[bool](t, b, `document.querySelector("#settings").open`) {
+			do(t, b, "open the settings", chromedp.Click("#settings summary"))
+		}
+		if w := eval[int](t, b, `document.documentElement.scrollWidth`); w > 360 {
+			t.Errorf("the page is %d px wide in a 360 px viewport", w)
+		}
+		unlabelled := eval[[]string](t, b, `[...document.querySelectorAll("input, select, textarea")]
+			.filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")).map((e) => e.id)`)
+		if len(unlabelled) != 0 {
+			t.Errorf("controls without a label: %v", unlabelled)
+		}
+		screenshot(t, b, site.artefacts, "chat-360.png")
+	})
+}
