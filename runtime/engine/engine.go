@@ -75,7 +75,11 @@ type Engine struct {
 	prefetcher Prefetcher // nil unless Options.Prefetch and the source supports it
 	pre        backend.Buf
 	cache      expertCache
-	stats      Stats
+	// per layer: the last token's routed experts and the cache's hits and
+	// misses, for ExpertMap
+	lastRouted             [][]int
+	layerHits, layerMisses []int
+	stats                  Stats
 }
 
 type layer struct {
@@ -142,6 +146,8 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 	if pf, ok := e.experts.(Prefetcher); ok && o.Prefetch {
 		e.prefetcher = pf
 	}
+	e.lastRouted = make([][]int, c.Layers)
+	e.layerHits, e.layerMisses = make([]int, c.Layers), make([]int, c.Layers)
 	e.cache = expertCache{budget: o.ExpertBudget, lastUse: map[expertKey]int64{}, size: map[expertKey]int64{}, inFlight: map[expertKey]bool{}}
 	inv, af := c.RopeFreqs()
 	e.rope = backend.Rope{InvFreq: inv, AttnFactor: af, Interleaved: c.RopeStyle == model.RopeInterleaved}
@@ -212,6 +218,8 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 			}
 		}
 		e.stats.ExpertHits, e.stats.ExpertMisses = 0, 0 // preloading is not use
+		clear(e.layerHits)
+		clear(e.layerMisses)
 	}
 	if err != nil {
 		return nil, err
@@ -505,6 +513,13 @@ func (e *Engine) route(l int, h backend.Buf) (backend.Routes, error) {
 	}
 	if err := e.ensure(l, need); err != nil {
 		return nil, err
+	}
+	if len(choices) > 0 {
+		last := choices[len(choices)-1]
+		e.lastRouted[l] = e.lastRouted[l][:0]
+		for _, c := range last {
+			e.lastRouted[l] = append(e.lastRouted[l], c.Expert)
+		}
 	}
 	if e.opt.Trace != nil {
 		e.opt.Trace(l, e.pos, choices)

@@ -49,6 +49,38 @@ func (s weightsSource) LoadExpert(l, e int) (g, u, d *tensor.Tensor, err error) 
 
 type expertKey struct{ layer, expert int }
 
+// ExpertMap is the per-expert state of every sparse layer, for a live view
+// of sparsity and lazy loading. Slices are indexed by layer; dense layers
+// have empty entries.
+type ExpertMap struct {
+	Experts    []int     // routed experts per layer (0 for a dense layer)
+	Resident   [][]int   // experts on the backend
+	LastRouted [][]int   // experts the last token was routed to
+	HitRate    []float64 // per layer, -1 before any use
+}
+
+// ExpertMap returns the current per-expert state.
+func (e *Engine) ExpertMap() ExpertMap {
+	m := ExpertMap{}
+	for l, ly := range e.layers {
+		m.Experts = append(m.Experts, len(ly.ffn.Experts))
+		var res []int
+		for x, ex := range ly.ffn.Experts {
+			if ex != nil {
+				res = append(res, x)
+			}
+		}
+		m.Resident = append(m.Resident, res)
+		m.LastRouted = append(m.LastRouted, append([]int(nil), e.lastRouted[l]...))
+		rate := -1.0
+		if n := e.layerHits[l] + e.layerMisses[l]; n > 0 {
+			rate = float64(e.layerHits[l]) / float64(n)
+		}
+		m.HitRate = append(m.HitRate, rate)
+	}
+	return m
+}
+
 // expertCache tracks which routed experts are on the backend and evicts the
 // least recently used ones when a byte budget would be exceeded.
 type expertCache struct {
@@ -73,10 +105,12 @@ func (e *Engine) ensure(l int, need []int) error {
 		c.clock++
 		if e.layers[l].ffn.Experts[x] != nil {
 			e.stats.ExpertHits++
+			e.layerHits[l]++
 			c.lastUse[k] = c.clock
 			continue
 		}
 		e.stats.ExpertMisses++
+		e.layerMisses[l]++
 		g, u, d, err := e.experts.LoadExpert(l, x)
 		if err != nil {
 			return err

@@ -159,3 +159,42 @@ func TestExpertBudget(t *testing.T) {
 		t.Errorf("unlimited cache: %d evictions, hit rate %.2f vs %.2f with a budget", unl.ExpertEvictions, unl.HitRate(), st.HitRate())
 	}
 }
+
+// TestExpertMap: the map reports what is resident, what the last token was
+// routed to, and per-layer hit rates.
+func TestExpertMap(t *testing.T) {
+	m := testmodel.Random(family("olmoe", false), 3)
+	var last [][]routing.Choice
+	e, err := engine.New(cpu.New(cpu.Options{}), m, engine.Options{LazyExperts: true,
+		Trace: func(l, _ int, r [][]routing.Choice) {
+			if l == 0 {
+				last = r
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.ExpertMap()
+	if before.HitRate[0] != -1 || len(before.Resident[0]) != 0 || before.Experts[0] != 8 {
+		t.Fatalf("before any token: %+v", before)
+	}
+	for _, id := range []int{0, 5, 9, 5, 9} {
+		if _, err := e.Forward([]int{id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	em := e.ExpertMap()
+	var want []int
+	for _, c := range last[len(last)-1] {
+		want = append(want, c.Expert)
+	}
+	if !slices.Equal(em.LastRouted[0], want) {
+		t.Errorf("last routed %v, trace says %v", em.LastRouted[0], want)
+	}
+	if st := e.Stats(); len(em.Resident[0])+len(em.Resident[1])+len(em.Resident[2]) != st.ExpertsResident {
+		t.Errorf("resident %v, stats say %d", em.Resident, st.ExpertsResident)
+	}
+	if em.HitRate[0] <= 0 || em.HitRate[0] >= 1 {
+		t.Errorf("layer 0 hit rate %v after repeated tokens", em.HitRate[0])
+	}
+}

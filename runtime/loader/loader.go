@@ -3,6 +3,7 @@ package loader
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/moderuntime/mode/modelpack/manifest"
@@ -28,6 +29,7 @@ type Pack struct {
 	inFlight map[[2]int]*prefetch // prefetched experts not yet loaded
 	order    [][2]int             // prefetch order, to drop the oldest beyond maxPrefetchBytes
 	pending  int64                // bytes of the experts in inFlight
+	fetched  map[[2]int]bool      // experts fetched since Open
 }
 
 // maxPrefetchBytes bounds the bytes of experts held after a prefetch and
@@ -94,7 +96,7 @@ func Load(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*Pack, e
 // LoadWeights is Load without the tokenizer, for tools that only compute.
 func LoadWeights(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*Pack, error) {
 	p := &Pack{Manifest: m, ctx: ctx, fetcher: f, experts: map[[2]int][]*manifest.Shard{}, AddBOS: m.Tokenizer.AddBOS,
-		inFlight: map[[2]int]*prefetch{}}
+		inFlight: map[[2]int]*prefetch{}, fetched: map[[2]int]bool{}}
 	w := model.Weights{}
 	parts := map[string][]part{}
 	for i := range m.Shards {
@@ -167,6 +169,21 @@ func (p *Pack) LoadExpert(layer, expert int) (gate, up, down *tensor.Tensor, err
 	return get("gate"), get("up"), get("down"), err
 }
 
+// Fetched lists, per layer, the experts whose shards have been fetched
+// since the pack was opened.
+func (p *Pack) Fetched() [][]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([][]int, p.Manifest.Model.Layers)
+	for k := range p.fetched {
+		out[k[0]] = append(out[k[0]], k[1])
+	}
+	for _, xs := range out {
+		slices.Sort(xs)
+	}
+	return out
+}
+
 // fetchExpert reads all shards of one expert.
 func (p *Pack) fetchExpert(k [2]int) (map[string][]part, error) {
 	shards := p.experts[k]
@@ -185,6 +202,7 @@ func (p *Pack) fetchExpert(k [2]int) (map[string][]part, error) {
 	}
 	p.mu.Lock()
 	p.stats.ExpertFetches++
+	p.fetched[k] = true
 	p.mu.Unlock()
 	return parts, nil
 }
