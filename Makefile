@@ -12,7 +12,7 @@ MODE_CACHE ?= $(HOME)/.cache/mode
 TEST_TIMEOUT ?= 25m
 BENCH_TMP ?= /tmp/mode-bench
 
-.PHONY: all build wasm wasi ui test vet demo bench bench-import-large fuzz clean tools ensure-vulkan
+.PHONY: all build wasm wasi ui bench-web test vet demo bench bench-import-large fuzz clean tools ensure-vulkan
 
 all: build
 
@@ -77,6 +77,13 @@ bench: build
 	$(GO) test -run '^$$' -bench 'MatVec|DecodeCost|Attention|Route' -benchtime 10x ./webgpu
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./modelpack/distill
 	$(MAKE) bench-import-large
+
+# Lazy routed-expert loading vs downloading the whole pack first, in headless
+# Chromium (WebGPU on SwiftShader when there is an adapter, else the CPU),
+# over a throttled link (100 Mbit/s, 20 ms).
+bench-web: tools wasm
+	@scripts/ensure-chromium.sh
+	MODE_BENCH_WEB=1 $(GO) test -count=1 -run '^TestBenchWeb$$' -v -timeout 20m ./e2e
 
 # Import of a ~6 GB synthetic f32 checkpoint: throughput and peak RSS
 # (streamed tensor by tensor, so RSS stays far below the model's size).

@@ -352,6 +352,7 @@ func openBrowser(t *testing.T, chromium, page string) *browser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("enable-unsafe-webgpu", true),
+		chromedp.Flag("enable-unsafe-webgpu", false), // no adapter, so "auto" is the CPU path these tests check; webgpu_test.go opens its own
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)

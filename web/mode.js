@@ -20,7 +20,12 @@ export class ModeError extends Error {
  * create starts a worker and loads a pack.
  * options: model (manifest URL, required), onProgress(p), expertBudgetMB,
  * cache ("cache-storage" | "none"), backend ("cpu" | "webgpu" | "auto"),
- * workerURL, wasmURL, wasmExecURL.
+ * eager (download every shard, experts included, before loading: the
+ * whole-pack baseline for benchmarks), workerURL, wasmURL, wasmExecURL.
+ *
+ * engine.info.backend says what runs the model ("webgpu" or "cpu"); when
+ * "auto" fell back to the CPU, engine.info.backendNote says why. backend
+ * "webgpu" without WebGPU rejects with code "unavailable".
  */
 export async function create(options = {}) {
   if (!options.model) throw new ModeError({ code: "bad_request", message: "create: model (a manifest URL) is required" });
@@ -39,6 +44,7 @@ export async function create(options = {}) {
       threads: options.threads ?? 0,
       prefetch: options.prefetch ?? true,
       missingExperts: options.missingExperts ?? "exact",
+      eager: options.eager ?? false,
     }, { onProgress: options.onProgress });
   } catch (err) {
     worker.terminate();

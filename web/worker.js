@@ -28,6 +28,20 @@ self.modeRegister = (h) => {
   for (const m of queue.splice(0)) h(JSON.stringify(m));
 };
 
+// The Go runtime prints a panic to the console of this worker, which the
+// page cannot see: keep the last lines so that a crash can say what it was.
+const tail = [];
+const consoleLog = console.log.bind(console);
+console.log = (...args) => {
+  tail.push(args.join(" "));
+  if (tail.length > 12) tail.shift();
+  consoleLog(...args);
+};
+const lastWords = () => {
+  const i = tail.findIndex((l) => /^(panic|fatal error)/.test(l));
+  return i < 0 ? "" : ` (${tail.slice(i).join(" | ")})`;
+};
+
 function fatal(message) {
   self.postMessage({ id: 0, type: "fatal", error: { code: "worker_failed", message } });
 }
@@ -35,9 +49,13 @@ function fatal(message) {
 try {
   await import(execURL);
   const go = new self.Go();
-  const { instance } = await WebAssembly.instantiateStreaming(nativeFetch(wasmURL), go.importObject);
+  const result = await WebAssembly.instantiateStreaming(nativeFetch(wasmURL), go.importObject);
+  // The WebGPU binding (cogentcore/webgpu) hands byte slices to
+  // queue.writeBuffer as views of the wasm memory, which it finds here.
+  self.wasm = result;
+  const { instance } = result;
   go.run(instance).then(
-    () => fatal("the mode runtime exited; create the engine again"),
+    () => fatal(`the mode runtime exited${lastWords()}; create the engine again`),
     (err) => fatal(`the mode runtime crashed: ${err?.message ?? err}; create the engine again`),
   );
 } catch (err) {

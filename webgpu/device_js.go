@@ -4,20 +4,120 @@ package webgpu
 
 import (
 	"fmt"
+	"regexp"
+	"syscall/js"
 
+	"github.com/cogentcore/webgpu/jsx"
 	"github.com/cogentcore/webgpu/wgpu"
 )
 
-// request asks for a default device: under js, cogentcore/webgpu v0.23.0
-// ignores RequiredLimits and panics on RequiredFeatures, so neither is
-// passed and shader-f16 is never used (the kernels do not need it).
+// request acquires the device through the browser's API directly rather
+// than through cogentcore/webgpu v0.23.0, which under js ignores
+// RequiredLimits (leaving 128 MiB bindings where SwiftShader offers 1 GiB)
+// and panics on RequiredFeatures. shader-f16 is never requested: the
+// kernels widen f16 with unpack2x16float and need no extension.
+//
+// The binding hides the adapter's JS object, so a second adapter is
+// requested here; it is the same physical adapter OpenDevice found.
+// It must run on an ordinary goroutine: it awaits promises.
 func (d *Device) request() error {
-	dev, err := d.adapter.RequestDevice(nil)
-	if err != nil {
-		return fmt.Errorf("webgpu: requesting device: %w", err)
+	gpu := js.Global().Get("navigator").Get("gpu")
+	if !gpu.Truthy() {
+		return fmt.Errorf("%w: navigator.gpu is missing", ErrNoAdapter)
 	}
-	d.dev = dev
+	ad, ok := jsx.Await(gpu.Call("requestAdapter", map[string]any{"powerPreference": "high-performance"}))
+	if !ok || !ad.Truthy() {
+		return fmt.Errorf("%w: requestAdapter returned no adapter", ErrNoAdapter)
+	}
+	lim := ad.Get("limits")
+	want := map[string]any{}
+	for _, name := range []string{
+		"maxStorageBufferBindingSize", "maxBufferSize", "maxComputeWorkgroupStorageSize",
+		"maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupSizeX", "maxStorageBuffersPerShaderStage",
+	} {
+		if v := lim.Get(name); v.Type() == js.TypeNumber {
+			want[name] = v.Float()
+		}
+	}
+	dev, ok := jsx.Await(ad.Call("requestDevice", map[string]any{"label": "mode", "requiredLimits": want}))
+	if !ok || !dev.Truthy() {
+		return fmt.Errorf("webgpu: requesting device: %s", describe(dev))
+	}
+	// Errors of a WebGPU call are not returned by the call: they arrive as
+	// uncapturederror events. Results after one cannot be trusted, so the
+	// device counts as lost and the next Sync or Read reports the error
+	// instead of returning garbage.
+	onErr := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		if len(args) > 0 {
+			d.setLost("GPU error: " + describe(args[0].Get("error")))
+		}
+		return nil
+	})
+	dev.Call("addEventListener", "uncapturederror", onErr)
+	onLost := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		msg := "lost"
+		if len(args) > 0 {
+			msg = describe(args[0])
+		}
+		d.setLost(msg)
+		return nil
+	})
+	dev.Get("lost").Call("then", onLost)
+	patchShaderModules(dev)
+	if err := shimAliasing(dev); err != nil {
+		return err
+	}
+	wd := wgpu.NewDevice(dev)
+	d.dev = &wd
 	return nil
+}
+
+// patchShaderModules makes dev.createShaderModule rewrite constant
+// bitcasts to f32 (shaders/common.wgsl's neg_inf is bitcast<f32>(0xff800000u))
+// into runtime ones. WGSL makes a constant expression that evaluates to an
+// infinity a shader-creation error: Chrome's Tint enforces that, wgpu-native
+// does not. Passing the constant through a function call makes it a runtime
+// value with the same bits, so the kernels are unchanged.
+func patchShaderModules(dev js.Value) {
+	orig := dev.Get("createShaderModule")
+	dev.Set("createShaderModule", js.FuncOf(func(_ js.Value, args []js.Value) any {
+		if len(args) > 0 {
+			if c := args[0].Get("code"); c.Type() == js.TypeString {
+				args[0].Set("code", runtimeBitcasts(c.String()))
+			}
+		}
+		return orig.Call("apply", dev, js.ValueOf(toAny(args)))
+	}))
+}
+
+var constBitcast = regexp.MustCompile(`bitcast<f32>\((0x[0-9a-fA-F]+u)\)`)
+
+// runtimeBitcasts rewrites bitcast<f32>(0x…u) to take its operand through
+// a function, which WGSL never evaluates as a constant.
+func runtimeBitcasts(src string) string {
+	if !constBitcast.MatchString(src) {
+		return src
+	}
+	return constBitcast.ReplaceAllString(src, "bitcast<f32>(mode_runtime_u32($1))") +
+		"\nfn mode_runtime_u32(x: u32) -> u32 { return x; }\n"
+}
+
+func toAny(vs []js.Value) []any {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = v
+	}
+	return out
+}
+
+// describe is the message of a JS error-like value.
+func describe(v js.Value) string {
+	if v.Type() == js.TypeObject {
+		if m := v.Get("message"); m.Type() == js.TypeString && m.String() != "" {
+			return m.String()
+		}
+	}
+	return js.Global().Get("String").Invoke(v).String()
 }
 
 func endPass(p *wgpu.ComputePassEncoder) error {

@@ -21,6 +21,7 @@ func main() {
 		threads: 1,
 		yield:   func() { time.Sleep(time.Millisecond) },
 		logf:    func(format string, args ...any) { fmt.Printf("mode: "+format+"\n", args...) },
+		gpu:     openWebGPU,
 	})
 	post := js.Global().Get("postMessage")
 	jsonParse := js.Global().Get("JSON").Get("parse")

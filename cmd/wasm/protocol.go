@@ -60,13 +60,18 @@ type loadParams struct {
 	// MissingExperts is "exact" (default: wait for a routed expert that is
 	// not loaded) or "fast" (use the best ready expert meanwhile).
 	MissingExperts string `json:"missingExperts"`
+	// Eager downloads every shard, routed experts included, before the
+	// model loads: the whole-pack baseline that lazy expert loading is
+	// measured against (make bench-web). The bytes stay in memory.
+	Eager bool `json:"eager"`
 }
 
 // loadResult describes the loaded model.
 type loadResult struct {
 	Model        string `json:"model"`
-	Backend      string `json:"backend"`
-	Cache        string `json:"cache"` // what persistence is in use: "cache-storage" or "none"
+	Backend      string `json:"backend"`               // what runs the model: "cpu" or "webgpu"
+	BackendNote  string `json:"backendNote,omitempty"` // why "auto" did not get WebGPU
+	Cache        string `json:"cache"`                 // what persistence is in use: "cache-storage" or "none"
 	CacheNote    string `json:"cacheNote,omitempty"`
 	ChatTemplate string `json:"chatTemplate"` // the template family used for chat
 	Vocab        int    `json:"vocab"`
@@ -78,7 +83,7 @@ type loadResult struct {
 // progress is sent while a model loads. Before the first shard arrives
 // ETASeconds is -1 (unknown).
 type progress struct {
-	Phase       string  `json:"phase"` // "manifest", "weights", "ready"
+	Phase       string  `json:"phase"` // "manifest", "download" (eager only), "weights", "ready"
 	Bytes       int64   `json:"bytes"` // of the weights loaded up front, from network or cache
 	Total       int64   `json:"total"`
 	Shards      int     `json:"shards"`
@@ -128,7 +133,8 @@ func (s *stopList) UnmarshalJSON(b []byte) error {
 
 // stats is what engine.stats() returns.
 type stats struct {
-	Loaded bool `json:"loaded"`
+	Loaded  bool   `json:"loaded"`
+	Backend string `json:"backend"` // "cpu" or "webgpu"
 	// Network and Cache Storage traffic of the shard source.
 	BytesFetched   int64   `json:"bytesFetched"`   // over the network
 	BytesFromCache int64   `json:"bytesFromCache"` // read back from Cache Storage

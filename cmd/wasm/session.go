@@ -33,6 +33,9 @@ type env struct {
 	// http configures the shard source.
 	http shard.HTTPOptions
 	logf func(format string, args ...any)
+	// gpu opens a WebGPU backend, or says why there is none; nil where the
+	// platform has no WebGPU at all.
+	gpu func() (backend.Backend, error)
 }
 
 // session holds at most one loaded model and runs one generation at a time.
@@ -53,6 +56,7 @@ type loaded struct {
 	eng     *engine.Engine
 	format  chatFormat
 	cancel  context.CancelFunc // ends expert fetches on unload
+	b       backend.Backend    // closed on unload
 	backend string
 
 	gen  sync.Mutex // one generation at a time; guards eng and last
@@ -123,16 +127,28 @@ func decode(raw json.RawMessage, v any) error {
 	return nil
 }
 
-// newBackend picks the compute backend. WebGPU plugs in here when it is
-// ready; until then "auto" means the CPU.
-func newBackend(name string, threads int) (backend.Backend, string, error) {
+// newBackend opens the compute backend name asks for and returns it with
+// its name and, when "auto" had to settle for the CPU, a note saying why.
+// gpu may be nil: the platform has no WebGPU.
+func newBackend(name string, threads int, gpu func() (backend.Backend, error)) (b backend.Backend, got, note string, err error) {
 	switch name {
-	case "cpu", "auto", "":
-		return cpu.New(cpu.Options{Threads: threads}), "cpu", nil
-	case "webgpu":
-		return nil, "", withCode("unavailable", errors.New(`backend "webgpu" is not available in this build yet: use backend "cpu", or "auto" to take the best available`))
+	case "cpu":
+		return cpu.New(cpu.Options{Threads: threads}), "cpu", "", nil
+	case "webgpu", "auto", "":
+	default:
+		return nil, "", "", withCode("bad_request", fmt.Errorf(`backend %q: want "cpu", "webgpu" or "auto"`, name))
 	}
-	return nil, "", withCode("bad_request", fmt.Errorf(`backend %q: want "cpu", "webgpu" or "auto"`, name))
+	why := "this build has no WebGPU"
+	if gpu != nil {
+		if b, err = gpu(); err == nil {
+			return b, "webgpu", "", nil
+		}
+		why = err.Error()
+	}
+	if name == "webgpu" {
+		return nil, "", "", withCode("unavailable", fmt.Errorf(`backend "webgpu" is unavailable (%s): use backend "cpu", or "auto" to take the best available`, why))
+	}
+	return cpu.New(cpu.Options{Threads: threads}), "cpu", fmt.Sprintf("WebGPU is unavailable (%s): running on the CPU", why), nil
 }
 
 func (s *session) load(ctx context.Context, p loadParams, report func(progress)) (*loadResult, error) {
@@ -156,10 +172,6 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	if p.Threads == 0 {
 		p.Threads = s.env.threads
 	}
-	b, backendName, err := newBackend(p.Backend, p.Threads)
-	if err != nil {
-		return nil, err
-	}
 
 	s.mu.Lock()
 	if s.loading {
@@ -176,8 +188,19 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 		s.mu.Unlock()
 	}()
 	if old != nil {
-		old.close()
+		// Before opening the new backend: the old one may hold the GPU's memory.
+		old.close(s.env.logf)
 	}
+	b, backendName, backendNote, err := newBackend(p.Backend, p.Threads, s.env.gpu)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			b.Close()
+		}
+	}()
 
 	report(progress{Phase: "manifest", ETASeconds: -1})
 	raw, src, err := openManifest(ctx, p.Model, s.env.http)
@@ -200,7 +223,15 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	pctx, cancel := context.WithCancel(context.Background())
 	stopLoad := context.AfterFunc(ctx, cancel)
 	defer stopLoad()
-	pk, err := loader.Load(pctx, m, &shard.Fetcher{Src: cs, HTTP: s.env.http})
+	var src2 shard.Source = cs
+	if p.Eager {
+		report(progress{Phase: "download", Total: packBytes(m), ETASeconds: -1})
+		if src2, err = downloadAll(pctx, cs, m, s.env.http); err != nil {
+			cancel()
+			return nil, withCode("load_failed", fmt.Errorf("downloading %s: %w", p.Model, err))
+		}
+	}
+	pk, err := loader.Load(pctx, m, &shard.Fetcher{Src: src2, HTTP: s.env.http})
 	if err != nil {
 		cancel()
 		return nil, withCode("load_failed", fmt.Errorf("loading %s: %w", p.Model, err))
@@ -220,7 +251,8 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 		cancel()
 		return nil, withCode("load_failed", fmt.Errorf("%s: %w", p.Model, err))
 	}
-	l := &loaded{name: p.Model, pack: pk, src: cs, eng: eng, format: formatFor(m.ChatTemplate), cancel: cancel, backend: backendName}
+	l := &loaded{name: p.Model, pack: pk, src: cs, eng: eng, format: formatFor(m.ChatTemplate), cancel: cancel, b: b, backend: backendName}
+	ok = true
 	first := l.refresh()
 	s.mu.Lock()
 	s.model = l
@@ -232,7 +264,7 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 		note = s.env.storeNote
 	}
 	return &loadResult{
-		Model: p.Model, Backend: backendName, Cache: cacheMode, CacheNote: note, ChatTemplate: l.format.Name,
+		Model: p.Model, Backend: backendName, BackendNote: backendNote, Cache: cacheMode, CacheNote: note, ChatTemplate: l.format.Name,
 		Vocab: m.Model.Vocab, ContextLen: eng.MaxSeq(), Experts: eng.Stats().ExpertsTotal, Stats: first,
 	}, nil
 }
@@ -289,16 +321,20 @@ func (s *session) unload() {
 	}
 	s.mu.Unlock()
 	if l != nil {
-		l.close()
+		l.close(s.env.logf)
 	}
 }
 
-func (l *loaded) close() {
+func (l *loaded) close(logf func(format string, args ...any)) {
 	l.cancel()
 	// Wait for a running generation to notice, so its engine is not used
 	// after unload returns.
 	l.gen.Lock()
-	l.gen.Unlock()
+	defer l.gen.Unlock()
+	if err := l.b.Close(); err != nil {
+		// Nothing to do about it but say so: the model is gone either way.
+		logf("closing the %s backend: %v", l.backend, err)
+	}
 }
 
 func (s *session) stats() stats {
@@ -327,7 +363,7 @@ func (l *loaded) refresh() stats {
 func (l *loaded) stats() stats {
 	cs, es, ps := l.src.stats(), l.eng.Stats(), l.pack.Stats()
 	st := stats{
-		Loaded: true, BytesFetched: cs.NetBytes, BytesFromCache: cs.CacheBytes,
+		Loaded: true, Backend: l.backend, BytesFetched: cs.NetBytes, BytesFromCache: cs.CacheBytes,
 		ShardCacheHits: cs.Hits, ShardCacheMiss: cs.Misses,
 		ExpertsResident: es.ExpertsResident, ExpertsTotal: es.ExpertsTotal, ExpertBytesResident: es.ExpertBytesResident,
 		ExpertHitRate: es.HitRate(), ExpertEvictions: es.ExpertEvictions, ExpertFetches: ps.ExpertFetches,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"github.com/moderuntime/mode/modelpack/importer"
 	"github.com/moderuntime/mode/modelpack/pack"
 	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 
@@ -216,5 +219,45 @@ func TestSessionStreamAndStop(t *testing.T) {
 	}
 	if string(whole[strings.Index(string(whole), `"choices"`):]) != string(streamed[strings.Index(string(streamed), `"choices"`):]) || chunks < 2 {
 		t.Errorf("stream (%d chunks) %s\nwhole %s", chunks, streamed, whole)
+	}
+}
+
+func TestNewBackend(t *testing.T) {
+	noAdapter := func() (backend.Backend, error) { return nil, errors.New("no adapter") }
+	gpu := func() (backend.Backend, error) { return cpu.New(cpu.Options{}), nil } // stands in for WebGPU
+	tests := []struct {
+		name, ask string
+		gpu       func() (backend.Backend, error)
+		want      string // backend, or the error code
+		note      bool
+	}{
+		{"cpu", "cpu", gpu, "cpu", false},
+		{"auto takes webgpu", "auto", gpu, "webgpu", false},
+		{"default is auto", "", gpu, "webgpu", false},
+		{"auto without adapter", "auto", noAdapter, "cpu", true},
+		{"auto without webgpu", "auto", nil, "cpu", true},
+		{"webgpu", "webgpu", gpu, "webgpu", false},
+		{"webgpu without adapter", "webgpu", noAdapter, "unavailable", false},
+		{"webgpu without webgpu", "webgpu", nil, "unavailable", false},
+		{"unknown", "tpu", gpu, "bad_request", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, got, note, err := newBackend(tt.ask, 1, tt.gpu)
+			if err != nil {
+				var ce *codedError
+				if !errors.As(err, &ce) || ce.code != tt.want {
+					t.Fatalf("error %v, want %s", err, tt.want)
+				}
+				if ce.code == "unavailable" && !strings.Contains(err.Error(), `"cpu"`) {
+					t.Errorf("error %q does not offer the cpu backend", err)
+				}
+				return
+			}
+			defer b.Close()
+			if got != tt.want || (note != "") != tt.note {
+				t.Errorf("got %q, note %q; want %q, note %v", got, note, tt.want, tt.note)
+			}
+		})
 	}
 }

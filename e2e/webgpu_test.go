@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/moderuntime/mode/internal/shared"
+	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// TestWebGPU runs the browser runtime on WebGPU (SwiftShader, in a
+// Chromium started with --enable-unsafe-webgpu) and checks it against the
+// native CPU engine token for token; then, in a Chromium without that flag
+// (so requestAdapter finds nothing), that "auto" falls back to the CPU and
+// says so, and that "webgpu" is refused with a way out.
+func TestWebGPU(t *testing.T) {
+	chromium := findChromium(t)
+	models := shared.Models(t)
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	wasm := filepath.Join(tmp, "mode.wasm")
+	server := filepath.Join(tmp, "devserver")
+	goBuild(t, root, []string{"GOOS=js", "GOARCH=wasm"}, wasm, "./cmd/wasm")
+	goBuild(t, root, nil, server, "./cmd/devserver")
+
+	packs := filepath.Join(tmp, "packs")
+	stories := filepath.Join(packs, "stories260K")
+	packModel(t, filepath.Join(models, "stories260K", "stories260K.bin"), stories, tensor.Q8_0)
+	src := filepath.Join(tmp, "olmoe-src")
+	o := synth.Default("olmoe")
+	o.Layers, o.Experts, o.TopK, o.FFN = 3, 16, 4, 64 // FFN 64: every matrix is whole q4_0 blocks
+	if err := synth.Write(src, o); err != nil {
+		t.Fatal(err)
+	}
+	olmoe := filepath.Join(packs, "olmoe")
+	packModel(t, src, olmoe, tensor.Q4_0)
+	base := startServer(t, server, "--addr", "127.0.0.1:0", "--web", filepath.Join(root, "web"),
+		"--wasm", wasm, "--models", packs)
+
+	gpu := openBrowserWith(t, chromium, base+"index.html", true)
+	for _, tt := range []struct {
+		name, dir, manifest, prompt string
+		n                           int
+	}{
+		{"stories260K q8_0", stories, "/packs/stories260K/manifest.json", "Once upon a time", 40},
+		{"olmoe q4_0", olmoe, "/packs/olmoe/manifest.json", "the cat sat on", 16},
+	} {
+		t.Run(tt.name+" greedy on webgpu equals native", func(t *testing.T) {
+			want, _, _ := native(t, tt.dir, tt.prompt, tt.n)
+			got := gpu.visit(t, tt.manifest, "webgpu", tt.prompt, tt.n)
+			if got.Error != "" {
+				t.Fatalf("backend webgpu: %s: %s", got.Code, got.Error)
+			}
+			if got.Backend != "webgpu" || got.Stats.Backend != "webgpu" {
+				t.Errorf("load says backend %q, stats say %q: want webgpu", got.Backend, got.Stats.Backend)
+			}
+			if !slices.Equal(got.IDs, want) {
+				t.Errorf("webgpu generated %v\n        native %v", got.IDs, want)
+			}
+			t.Logf("webgpu: prefill %.0f tok/s, decode %.1f tok/s", got.Stats.Prefill, got.Stats.Decode)
+		})
+	}
+
+	t.Run("without an adapter auto falls back to cpu", func(t *testing.T) {
+		plain := openBrowserWith(t, chromium, base+"index.html", false)
+		want, _, _ := native(t, stories, "Once upon a time", 8)
+		auto := plain.visit(t, "/packs/stories260K/manifest.json", "auto", "Once upon a time", 8)
+		if auto.Error != "" {
+			t.Fatalf("backend auto: %s: %s", auto.Code, auto.Error)
+		}
+		if auto.Backend != "cpu" || auto.Stats.Backend != "cpu" || !strings.Contains(auto.Note, "running on the CPU") {
+			t.Errorf("backend auto without an adapter: backend %q (stats %q), note %q; want cpu with a note", auto.Backend, auto.Stats.Backend, auto.Note)
+		}
+		if !slices.Equal(auto.IDs, want) {
+			t.Errorf("cpu fallback generated %v, native %v", auto.IDs, want)
+		}
+		refused := plain.visit(t, "/packs/stories260K/manifest.json", "webgpu", "Once upon a time", 8)
+		if refused.Code != "unavailable" || !strings.Contains(refused.Error, `"cpu"`) {
+			t.Errorf("backend webgpu without an adapter: code %q, message %q; want unavailable, offering cpu", refused.Code, refused.Error)
+		}
+		t.Logf("auto: %s; webgpu: %s", auto.Note, refused.Error)
+	})
+}
+
+// openBrowserWith is openBrowser with or without WebGPU: without
+// --enable-unsafe-webgpu Chrome blocklists software adapters, so
+// navigator.gpu exists but requestAdapter() finds nothing.
+func openBrowserWith(t *testing.T, chromium, page string, webgpu bool) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("enable-unsafe-webgpu", webgpu),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
+		t.Fatalf("opening %s: %v", page, err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool]("window.mode !== undefined")); err != nil {
+		t.Fatalf("the demo page did not load mode.js: %v", err)
+	}
+	return &browser{ctx: ctx}
+}
+
+// gpuVisit is what one visit reports: the generated ids, or the error.
+type gpuVisit struct {
+	IDs     []int  `json:"ids"`
+	Backend string `json:"backend"`
+	Note    string `json:"note"`
+	Stats   struct {
+		Backend string  `json:"backend"`
+		Prefill float64 `json:"prefillTokensPerSecond"`
+		Decode  float64 `json:"decodeTokensPerSecond"`
+	} `json:"stats"`
+	Code  string `json:"code"`
+	Error string `json:"error"`
+}
+
+// visit creates an engine on backend, generates n tokens greedily and
+// unloads; a failure comes back as Code and Error.
+func (b *browser) visit(t *testing.T, manifestURL, backend, prompt string, n int) gpuVisit {
+	t.Helper()
+	return eval[gpuVisit](t, b, fmt.Sprintf(`(async () => {
+		try {
+			const e = await mode.create({model: %q, backend: %q, cache: "none"});
+			const r = await e.completions.create({prompt: %q, temperature: 0, max_tokens: %d, return_token_ids: true});
+			const stats = await e.stats();
+			await e.unload();
+			return {ids: r.choices[0].token_ids, backend: e.info.backend, note: e.info.backendNote ?? "", stats};
+		} catch (err) {
+			return {code: err.code ?? "", error: String(err.message ?? err)};
+		}
+	})()`, manifestURL, backend, prompt, n))
+}
