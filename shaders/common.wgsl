@@ -1,7 +1,11 @@
 // Helpers every kernel may use.
 
+// neg_inf is −∞. WGSL forbids a constant expression that evaluates to an
+// infinity (Chrome's compiler enforces it), so the bits go through a var,
+// which makes the bitcast a runtime value.
 fn neg_inf() -> f32 {
-  return bitcast<f32>(0xff800000u);
+  var bits = 0xff800000u;
+  return bitcast<f32>(bits);
 }
 
 fn sigmoid(x: f32) -> f32 {

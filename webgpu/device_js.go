@@ -4,7 +4,6 @@ package webgpu
 
 import (
 	"fmt"
-	"regexp"
 	"syscall/js"
 
 	"github.com/cogentcore/webgpu/jsx"
@@ -63,51 +62,9 @@ func (d *Device) request() error {
 		return nil
 	})
 	dev.Get("lost").Call("then", onLost)
-	patchShaderModules(dev)
-	if err := shimAliasing(dev); err != nil {
-		return err
-	}
 	wd := wgpu.NewDevice(dev)
 	d.dev = &wd
 	return nil
-}
-
-// patchShaderModules makes dev.createShaderModule rewrite constant
-// bitcasts to f32 (shaders/common.wgsl's neg_inf is bitcast<f32>(0xff800000u))
-// into runtime ones. WGSL makes a constant expression that evaluates to an
-// infinity a shader-creation error: Chrome's Tint enforces that, wgpu-native
-// does not. Passing the constant through a function call makes it a runtime
-// value with the same bits, so the kernels are unchanged.
-func patchShaderModules(dev js.Value) {
-	orig := dev.Get("createShaderModule")
-	dev.Set("createShaderModule", js.FuncOf(func(_ js.Value, args []js.Value) any {
-		if len(args) > 0 {
-			if c := args[0].Get("code"); c.Type() == js.TypeString {
-				args[0].Set("code", runtimeBitcasts(c.String()))
-			}
-		}
-		return orig.Call("apply", dev, js.ValueOf(toAny(args)))
-	}))
-}
-
-var constBitcast = regexp.MustCompile(`bitcast<f32>\((0x[0-9a-fA-F]+u)\)`)
-
-// runtimeBitcasts rewrites bitcast<f32>(0x…u) to take its operand through
-// a function, which WGSL never evaluates as a constant.
-func runtimeBitcasts(src string) string {
-	if !constBitcast.MatchString(src) {
-		return src
-	}
-	return constBitcast.ReplaceAllString(src, "bitcast<f32>(mode_runtime_u32($1))") +
-		"\nfn mode_runtime_u32(x: u32) -> u32 { return x; }\n"
-}
-
-func toAny(vs []js.Value) []any {
-	out := make([]any, len(vs))
-	for i, v := range vs {
-		out[i] = v
-	}
-	return out
 }
 
 // describe is the message of a JS error-like value.

@@ -123,7 +123,9 @@ func (b *Backend) MoE(dst, x backend.Buf, r backend.Routes, f *backend.FFN) {
 	d, s := dst.(*buf), x.(*buf)
 	T, D := s.rows, s.cols
 	if len(f.Shared) == 0 {
-		b.ffnStep(shaders.Accum, d, d, 0, shaders.AccumZero)
+		// Zeroing reads no input; bind the spare buffer there, since WebGPU
+		// forbids one buffer range in two writable bindings of a dispatch.
+		b.ffnStep(shaders.Accum, d, &buf{b: b.zero, rows: 1, cols: 1}, 0, shaders.AccumZero)
 	}
 	for i, e := range f.Shared {
 		if err := b.sharedExpert(d, s, e, f.SharedGate, i == 0); err != nil {

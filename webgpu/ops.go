@@ -29,6 +29,18 @@ func (b *Backend) Embed(dst backend.Buf, table backend.Weight, ids []int) {
 
 func (b *Backend) RMSNorm(dst, x backend.Buf, w backend.Weight, eps float32) {
 	d, s, g := dst.(*buf), x.(*buf), w.(*weight)
+	if s.b == d.b {
+		// In place (the q/k norms): WebGPU forbids binding one buffer to two
+		// writable bindings of a dispatch, so normalise from a copy.
+		tmp, err := b.scratch(s.rows, s.cols)
+		if err != nil {
+			b.s.fail(err)
+			return
+		}
+		defer b.s.pool.put(tmp.b)
+		b.copyRows(s.b, tmp.b, s.off, 0, s.rows*s.cols)
+		s = tmp
+	}
 	p := shaders.RMSNormParams{Rows: u(s.rows), Cols: u(s.cols), Group: u(g.cols), XOff: u(s.off), XStride: u(s.cols),
 		DstOff: u(d.off), DstStride: u(d.cols), Eps: eps}
 	b.s.run(shaders.RMSNorm, shaders.Spec{}, [3]uint32{u(s.cols / g.cols), u(s.rows), 1}, p.Words(),
