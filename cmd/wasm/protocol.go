@@ -131,10 +131,22 @@ func (s *stopList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// expertMap is the per-expert state behind the chat page's expert map:
+// expert indices per layer.
+type expertMap struct {
+	Layers     int       `json:"layers"`
+	Experts    int       `json:"experts"`    // per layer (the widest layer)
+	Fetched    [][]int   `json:"fetched"`    // fetched (network or Cache Storage) since load
+	Resident   [][]int   `json:"resident"`   // in the engine's expert cache
+	LastRouted [][]int   `json:"lastRouted"` // routed for the most recent token
+	HitRate    []float64 `json:"layerHitRate"`
+}
+
 // stats is what engine.stats() returns.
 type stats struct {
-	Loaded  bool   `json:"loaded"`
-	Backend string `json:"backend"` // "cpu" or "webgpu"
+	ExpertMap *expertMap `json:"expertMap,omitempty"`
+	Loaded    bool       `json:"loaded"`
+	Backend   string     `json:"backend"` // "cpu" or "webgpu"
 	// Network and Cache Storage traffic of the shard source.
 	BytesFetched   int64   `json:"bytesFetched"`   // over the network
 	BytesFromCache int64   `json:"bytesFromCache"` // read back from Cache Storage

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -373,6 +374,10 @@ func (l *loaded) stats() stats {
 	}
 	if n := cs.Hits + cs.Misses; n > 0 {
 		st.ShardHitRate = float64(cs.Hits) / float64(n)
+	}
+	if em := l.eng.ExpertMap(); slices.Max(em.Experts) > 0 {
+		st.ExpertMap = &expertMap{Layers: len(em.Experts), Experts: slices.Max(em.Experts), Fetched: l.pack.Fetched(),
+			Resident: em.Resident, LastRouted: em.LastRouted, HitRate: em.HitRate}
 	}
 	return st
 }
