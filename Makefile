@@ -44,8 +44,11 @@ test: tools vet ensure-vulkan wasm
 
 # Distils the default dense model (stories260K from ../shared, or a copy
 # downloaded into $(MODE_CACHE)) into a Mixture of Distilled Experts pack —
-# 8 experts of natural widths, top-4, a 32-neuron shared expert — and
-# generates from it, fetching expert shards as tokens are routed to them.
+# 8 experts of natural widths, top-4, a 32-neuron shared expert —, generates
+# from it on the command line, then serves the chat page on 127.0.0.1 with
+# that pack (until Ctrl-C; DEMO_SECONDS when not on a terminal).
+DEMO_ADDR ?= 127.0.0.1:8080
+DEMO_SECONDS ?= 20
 demo: build
 	@model=$$(scripts/default-model.sh "$(SHARED)" "$(MODE_CACHE)") && \
 	  echo "modelpack distill $$model -o $(BIN)/packs/stories260K-mode --experts 8 --top-k 4 --shared 32 --self-generate 200 --seed 1" && \
@@ -53,6 +56,15 @@ demo: build
 	    --self-generate 200 --seq-len 128 --seed 1 --force && \
 	  echo && echo "mode run -m $(BIN)/packs/stories260K-mode -p 'Once upon a time' -n 200" && \
 	  $(BIN)/mode run -m $(BIN)/packs/stories260K-mode -p "Once upon a time" -n 200
+	@echo
+	@echo "Chat with the distilled model in a browser: http://$(DEMO_ADDR)/ui/  (minimal page: http://$(DEMO_ADDR)/)"
+	@if [ -t 1 ]; then \
+	  echo "serving until Ctrl-C"; \
+	  $(BIN)/devserver --addr $(DEMO_ADDR) --web web --wasm $(BIN)/mode.wasm --models $(BIN)/packs; \
+	else \
+	  echo "not a terminal: serving for $(DEMO_SECONDS) s"; \
+	  timeout $(DEMO_SECONDS) $(BIN)/devserver --addr $(DEMO_ADDR) --web web --wasm $(BIN)/mode.wasm --models $(BIN)/packs || [ $$? = 124 ]; \
+	fi
 
 # The vugu chat page: generate the components, then build its wasm into
 # web/ui/ (served at /ui/ by the devserver).
