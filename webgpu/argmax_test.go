@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/moderuntime/mode/internal/shared"
+	"github.com/moderuntime/mode/internal/testmodel"
 	"github.com/moderuntime/mode/modelpack/llama2c"
 	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
@@ -107,5 +108,36 @@ func TestSampledGenerate(t *testing.T) {
 		if gpu.CanSample(q) {
 			t.Errorf("CanSample(%+v) is true; the host must handle it", q)
 		}
+	}
+}
+
+// TestBindGroupReuse: after the first decode steps, decoding creates no
+// bind group (every dispatch finds its group in the cache), for a dense
+// model and a mixture with all experts resident; evicting an expert drops
+// the cache rather than keep groups of a released buffer.
+func TestBindGroupReuse(t *testing.T) {
+	for _, name := range []string{"llama", "olmoe"} {
+		t.Run(name, func(t *testing.T) {
+			g := newBackend(t, webgpu.Options{})
+			e, err := engine.New(g, testmodel.Random(testmodel.Family(name, false), 2), engine.Options{MaxSeq: 64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []int{1, 2, 3} {
+				if _, err := e.ForwardArgmax([]int{id}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := g.Stats()
+			for _, id := range []int{4, 5, 6, 7, 8} {
+				if _, err := e.ForwardArgmax([]int{id}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			after := g.Stats()
+			if n := after.BindGroups - before.BindGroups; n != 0 {
+				t.Errorf("5 steady-state decode steps created %d bind groups, want 0 (%d dispatches)", n, after.Dispatches-before.Dispatches)
+			}
+		})
 	}
 }

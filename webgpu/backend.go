@@ -82,6 +82,7 @@ func (b *Backend) Upload(t *tensor.Tensor) (backend.Weight, error) {
 // they have run (wgpu reference-counts buffers held by bind groups).
 func (b *Backend) Free(w backend.Weight) {
 	if w, ok := w.(*weight); ok {
+		b.s.forgetGroups()
 		w.free()
 	}
 }
@@ -158,6 +159,7 @@ func (b *Backend) Sync() error { return b.s.sync() }
 
 // Stats counts the device work submitted since the backend was made.
 type Stats struct {
+	BindGroups  int   // bind groups created (the rest were reused)
 	Submissions int   // queue submissions
 	Dispatches  int   // compute dispatches
 	ReadBytes   int64 // bytes read back to the host
@@ -165,7 +167,7 @@ type Stats struct {
 
 // Stats returns the counters.
 func (b *Backend) Stats() Stats {
-	return Stats{Submissions: b.s.submits, Dispatches: b.s.dispatches, ReadBytes: b.s.readBytes}
+	return Stats{BindGroups: b.s.created, Submissions: b.s.submits, Dispatches: b.s.dispatches, ReadBytes: b.s.readBytes}
 }
 
 func (b *Backend) Close() error {

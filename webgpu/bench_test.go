@@ -215,6 +215,7 @@ func BenchmarkDecodeCost(b *testing.B) {
 			per := func(x int64) float64 { return float64(x) / float64(n) }
 			b.ReportMetric(per(int64(after.Submissions-before.Submissions)), "submits/token")
 			b.ReportMetric(per(int64(after.Dispatches-before.Dispatches)), "dispatches/token")
+			b.ReportMetric(per(int64(after.BindGroups-before.BindGroups)), "new_bindgroups/token")
 			b.ReportMetric(per(after.ReadBytes-before.ReadBytes), "readback_B/token")
 			b.ReportMetric(float64(activeBytes(m))/1e3, "min_weight_kB/token")
 			b.ReportMetric(float64(n)/el.Seconds(), "tok/s")

@@ -216,6 +216,7 @@ func (b *Backend) expertPool(f *backend.FFN) (*expertPool, error) {
 		return ep, nil
 	}
 	if old, ok := b.pools[f]; ok {
+		b.s.forgetGroups()
 		old.buf.Release()
 		delete(b.pools, f)
 	}

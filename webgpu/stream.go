@@ -25,8 +25,15 @@ type stream struct {
 	ops   []dispatch
 	err   error // the first error; ops after it are dropped
 
+	// groups caches bind groups by pipeline and bound ranges: a decode step
+	// binds the same buffers at the same arena offsets every token, so in
+	// steady state no bind group is created. Dropped whenever a storage
+	// buffer is released (forgetGroups), so none outlives what it binds.
+	groups map[string]*wgpu.BindGroup
+
 	submits    int   // queue submissions so far
 	dispatches int   // compute dispatches submitted so far
+	created    int   // bind groups created so far
 	readBytes  int64 // bytes copied back to the host so far
 }
 
@@ -130,10 +137,20 @@ func (s *stream) run(k shaders.Kernel, spec shaders.Spec, grid [3]uint32, params
 		e.Binding = uint32(i + 1)
 		entries = append(entries, e)
 	}
-	bg, err := s.d.dev.CreateBindGroup(&wgpu.BindGroupDescriptor{Layout: p.bgl, Entries: entries})
-	if err != nil {
-		s.fail(fmt.Errorf("webgpu: binding %s: %w", k.Key(spec), err))
-		return
+	key := groupKey(p, entries)
+	bg := s.groups[key]
+	if bg == nil {
+		var err error
+		bg, err = s.d.dev.CreateBindGroup(&wgpu.BindGroupDescriptor{Layout: p.bgl, Entries: entries})
+		if err != nil {
+			s.fail(fmt.Errorf("webgpu: binding %s: %w", k.Key(spec), err))
+			return
+		}
+		if s.groups == nil {
+			s.groups = map[string]*wgpu.BindGroup{}
+		}
+		s.groups[key] = bg
+		s.created++
 	}
 	s.ops = append(s.ops, dispatch{p: p, bg: bg, x: max(grid[0], 1), y: max(grid[1], 1), z: max(grid[2], 1)})
 }
@@ -145,10 +162,10 @@ func (s *stream) flush(copy func(*wgpu.CommandEncoder) error) error {
 		return nil
 	}
 	defer func() {
-		for _, o := range s.ops {
-			o.bg.Release()
-		}
 		s.ops, s.data = s.ops[:0], s.data[:0]
+		if len(s.groups) > maxGroups {
+			s.releaseGroups() // a workload that never repeats: keep memory bounded
+		}
 	}()
 	enc, err := s.d.dev.CreateCommandEncoder(nil)
 	if err != nil {
@@ -253,10 +270,39 @@ func (s *stream) sync() error {
 	return s.err
 }
 
-func (s *stream) release() {
-	for _, o := range s.ops {
-		o.bg.Release()
+// maxGroups bounds the bind-group cache; decode of one model needs a few
+// hundred.
+const maxGroups = 4096
+
+// groupKey identifies a bind group by its pipeline and every bound range.
+func groupKey(p *pipeline, entries []wgpu.BindGroupEntry) string {
+	b := make([]byte, 0, 16+32*len(entries))
+	b = fmt.Appendf(b, "%p", p)
+	for _, e := range entries {
+		b = fmt.Appendf(b, "|%d:%p:%d:%d", e.Binding, e.Buffer, e.Offset, e.Size)
 	}
+	return string(b)
+}
+
+// releaseGroups drops every cached bind group. Recorded dispatches may
+// still use them, so those are submitted first.
+func (s *stream) releaseGroups() {
+	if len(s.ops) > 0 {
+		s.fail(s.flush(nil))
+	}
+	for _, g := range s.groups {
+		g.Release()
+	}
+	clear(s.groups)
+}
+
+// forgetGroups is called before a storage buffer is released: a cached
+// bind group must never refer to a released buffer (its handle could be
+// reused by a new one).
+func (s *stream) forgetGroups() { s.releaseGroups() }
+
+func (s *stream) release() {
+	s.releaseGroups()
 	s.ops = nil
 	s.pool.release()
 	s.arena.Release()
