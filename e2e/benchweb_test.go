@@ -37,25 +37,15 @@ func TestBenchWeb(t *testing.T) {
 		t.Skip("a benchmark: set MODE_BENCH_WEB=1 (make bench-web) to run it")
 	}
 	chromium := findChromium(t)
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := t.TempDir()
-	wasm := filepath.Join(tmp, "mode.wasm")
-	server := filepath.Join(tmp, "devserver")
-	goBuild(t, root, []string{"GOOS=js", "GOARCH=wasm"}, wasm, "./cmd/wasm")
-	goBuild(t, root, nil, server, "./cmd/devserver")
+	rb := buildRuntime(t)
+	root, tmp, wasm, server := rb.root, rb.tmp, rb.wasm, rb.server
 
-	src := filepath.Join(tmp, "olmoe-src")
-	o := synth.Default("olmoe")
-	o.Layers, o.Experts, o.TopK = 16, 64, 8
-	o.Dim, o.FFN = 64, 64 // small enough for SwiftShader; whole q4_0 blocks
-	if err := synth.Write(src, o); err != nil {
-		t.Fatal(err)
-	}
 	pack := filepath.Join(tmp, "packs", "olmoe16")
-	packModel(t, src, pack, tensor.Q4_0)
+	const layers, experts, topK = 16, 64, 8
+	synthPack(t, tmp, "olmoe", pack, func(o *synth.Options) {
+		o.Layers, o.Experts, o.TopK = layers, experts, topK
+		o.Dim, o.FFN = 64, 64 // small enough for SwiftShader; whole q4_0 blocks
+	}, tensor.Q4_0)
 	prompt, promptTokens := promptOf(t, pack, 32)
 	packSize := dirSize(t, pack)
 
@@ -76,7 +66,7 @@ func TestBenchWeb(t *testing.T) {
 	}
 
 	fmt.Printf("\nbench-web: OLMoE-shaped pack, %d layers, %d experts, top-%d, q4_0, %.1f MB on disk; prompt %d tokens; devserver --throttle 100mbit --latency 20ms; backend %s\n",
-		o.Layers, o.Experts, o.TopK, float64(packSize)/1e6, promptTokens, lazy.Backend)
+		layers, experts, topK, float64(packSize)/1e6, promptTokens, lazy.Backend)
 	fmt.Printf("%-34s %12s %12s %8s\n", "", "lazy+prefetch", "whole pack", "ratio")
 	fmt.Printf("%-34s %12.0f %12.0f %8.2f\n", "time to first token (ms)", lazy.TTFT, whole.TTFT, whole.TTFT/lazy.TTFT)
 	fmt.Printf("%-34s %12.2f %12.2f %8.2f\n", "MB downloaded before first token", mb(lazy.FirstBytes), mb(whole.FirstBytes), float64(whole.FirstBytes)/float64(max(lazy.FirstBytes, 1)))

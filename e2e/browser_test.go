@@ -37,29 +37,16 @@ import (
 func TestBrowser(t *testing.T) {
 	chromium := findChromium(t)
 	models := shared.Models(t)
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := t.TempDir()
-	wasm := filepath.Join(tmp, "mode.wasm")
-	server := filepath.Join(tmp, "devserver")
-	goBuild(t, root, []string{"GOOS=js", "GOARCH=wasm"}, wasm, "./cmd/wasm")
-	goBuild(t, root, nil, server, "./cmd/devserver")
+	rb := buildRuntime(t)
+	root, tmp, wasm, server := rb.root, rb.tmp, rb.wasm, rb.server
 
 	packs := filepath.Join(tmp, "packs")
 	stories := filepath.Join(packs, "stories260K")
 	packModel(t, filepath.Join(models, "stories260K", "stories260K.bin"), stories, tensor.Q8_0)
-	src := filepath.Join(tmp, "olmoe-src")
 	// Many experts and a short generation, so that far from all of them
 	// are routed to and lazy fetching shows.
-	o := synth.Default("olmoe")
-	o.Experts = 64
-	if err := synth.Write(src, o); err != nil {
-		t.Fatal(err)
-	}
 	olmoe := filepath.Join(packs, "olmoe")
-	packModel(t, src, olmoe, tensor.Q4_0)
+	synthPack(t, tmp, "olmoe", olmoe, func(o *synth.Options) { o.Experts = 64 }, tensor.Q4_0)
 
 	logFile := filepath.Join(tmp, "requests.log")
 	base := startServer(t, server, "--addr", "127.0.0.1:0", "--web", filepath.Join(root, "web"),
@@ -150,6 +137,39 @@ func findChromium(t *testing.T) string {
 	}
 	t.Skip(msg)
 	return ""
+}
+
+// runtimeBuild is the browser runtime built for one test: the repository
+// root, a temp dir, and in it mode.wasm and the devserver binary.
+type runtimeBuild struct{ root, tmp, wasm, server string }
+
+// buildRuntime builds mode.wasm (js/wasm) and the devserver into a temp dir.
+func buildRuntime(t *testing.T) runtimeBuild {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	r := runtimeBuild{root: root, tmp: tmp, wasm: filepath.Join(tmp, "mode.wasm"), server: filepath.Join(tmp, "devserver")}
+	goBuild(t, root, []string{"GOOS=js", "GOARCH=wasm"}, r.wasm, "./cmd/wasm")
+	goBuild(t, root, nil, r.server, "./cmd/devserver")
+	return r
+}
+
+// synthPack writes a synthetic model of arch (adjusted by edit) under tmp
+// and packs it into dir in format q.
+func synthPack(t *testing.T, tmp, arch, dir string, edit func(*synth.Options), q tensor.DType) {
+	t.Helper()
+	src := filepath.Join(tmp, filepath.Base(dir)+"-src")
+	o := synth.Default(arch)
+	if edit != nil {
+		edit(&o)
+	}
+	if err := synth.Write(src, o); err != nil {
+		t.Fatal(err)
+	}
+	packModel(t, src, dir, q)
 }
 
 func goBuild(t *testing.T, dir string, env []string, out, pkg string) {

@@ -35,29 +35,15 @@ type uiSite struct {
 func startUISite(t *testing.T) uiSite {
 	t.Helper()
 	models := shared.Models(t)
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := t.TempDir()
+	rb := buildRuntime(t)
+	tmp, wasm, server := rb.tmp, rb.wasm, rb.server
 	web := filepath.Join(tmp, "web")
-	copyTree(t, filepath.Join(root, "web"), web)
-	wasm := filepath.Join(tmp, "mode.wasm")
-	server := filepath.Join(tmp, "devserver")
-	js := []string{"GOOS=js", "GOARCH=wasm"}
-	goBuild(t, root, js, filepath.Join(web, "ui", "ui.wasm"), "./cmd/ui")
-	goBuild(t, root, js, wasm, "./cmd/wasm")
-	goBuild(t, root, nil, server, "./cmd/devserver")
+	copyTree(t, filepath.Join(rb.root, "web"), web)
+	goBuild(t, rb.root, []string{"GOOS=js", "GOARCH=wasm"}, filepath.Join(web, "ui", "ui.wasm"), "./cmd/ui")
 
 	packs := filepath.Join(tmp, "packs")
 	packModel(t, filepath.Join(models, "stories260K", "stories260K.bin"), filepath.Join(packs, "stories260K"), tensor.Q8_0)
-	src := filepath.Join(tmp, "moe-src")
-	o := synth.Default("olmoe")
-	o.Layers, o.Experts = 4, 16
-	if err := synth.Write(src, o); err != nil {
-		t.Fatal(err)
-	}
-	packModel(t, src, filepath.Join(packs, "moe"), tensor.Q4_0)
+	synthPack(t, tmp, "olmoe", filepath.Join(packs, "moe"), func(o *synth.Options) { o.Layers, o.Experts = 4, 16 }, tensor.Q4_0)
 	base := startServer(t, server, "--addr", "127.0.0.1:0", "--web", web, "--wasm", wasm, "--models", packs)
 	return uiSite{base: base, artefacts: artefactDir(t)}
 }

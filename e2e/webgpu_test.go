@@ -23,27 +23,16 @@ import (
 func TestWebGPU(t *testing.T) {
 	chromium := findChromium(t)
 	models := shared.Models(t)
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := t.TempDir()
-	wasm := filepath.Join(tmp, "mode.wasm")
-	server := filepath.Join(tmp, "devserver")
-	goBuild(t, root, []string{"GOOS=js", "GOARCH=wasm"}, wasm, "./cmd/wasm")
-	goBuild(t, root, nil, server, "./cmd/devserver")
+	rb := buildRuntime(t)
+	root, tmp, wasm, server := rb.root, rb.tmp, rb.wasm, rb.server
 
 	packs := filepath.Join(tmp, "packs")
 	stories := filepath.Join(packs, "stories260K")
 	packModel(t, filepath.Join(models, "stories260K", "stories260K.bin"), stories, tensor.Q8_0)
-	src := filepath.Join(tmp, "olmoe-src")
-	o := synth.Default("olmoe")
-	o.Layers, o.Experts, o.TopK, o.FFN = 3, 16, 4, 64 // FFN 64: every matrix is whole q4_0 blocks
-	if err := synth.Write(src, o); err != nil {
-		t.Fatal(err)
-	}
 	olmoe := filepath.Join(packs, "olmoe")
-	packModel(t, src, olmoe, tensor.Q4_0)
+	synthPack(t, tmp, "olmoe", olmoe, func(o *synth.Options) {
+		o.Layers, o.Experts, o.TopK, o.FFN = 3, 16, 4, 64 // FFN 64: every matrix is whole q4_0 blocks
+	}, tensor.Q4_0)
 	base := startServer(t, server, "--addr", "127.0.0.1:0", "--web", filepath.Join(root, "web"),
 		"--wasm", wasm, "--models", packs)
 
