@@ -19,7 +19,12 @@ export class ModeError extends Error {
 /**
  * create starts a worker and loads a pack.
  * options: model (manifest URL, required), onProgress(p), expertBudgetMB,
- * cache ("cache-storage" | "none"), backend ("cpu" | "webgpu" | "auto"),
+ * cache ("cache-storage" | "opfs" | "none": where shards persist across
+ * visits, keyed by content hash; "opfs" is the Origin Private File System),
+ * storageBudgetMB (the most the cache keeps; default 0: 80% of the quota
+ * from navigator.storage.estimate(); cold expert shards are evicted to make
+ * room, and what cannot fit is fetched again next visit, never an error),
+ * backend ("cpu" | "webgpu" | "auto"),
  * eager (download every shard, experts included, before loading: the
  * whole-pack baseline for benchmarks), workerURL, wasmURL, wasmExecURL.
  *
@@ -40,6 +45,7 @@ export async function create(options = {}) {
       model: new URL(options.model, location.href).href,
       expertBudgetMB: options.expertBudgetMB ?? 0,
       cache: options.cache ?? "cache-storage",
+      storageBudgetMB: options.storageBudgetMB ?? 0,
       backend: options.backend ?? "auto",
       threads: options.threads ?? 0,
       prefetch: options.prefetch ?? true,

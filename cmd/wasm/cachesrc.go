@@ -11,13 +11,6 @@ import (
 	"github.com/moderuntime/mode/runtime/shard"
 )
 
-// blobStore keeps byte strings under string keys across visits. In the
-// browser it is Cache Storage; tests use a map.
-type blobStore interface {
-	Get(ctx context.Context, key string) ([]byte, bool, error)
-	Put(ctx context.Context, key string, b []byte) error
-}
-
 // span is a byte range of a file as a Source is asked for it.
 type span struct {
 	file      string
@@ -37,10 +30,12 @@ type content struct {
 // checked against the hash before they are stored and after they are read
 // back, so a damaged cache entry is refetched, never used.
 //
-// It also counts traffic and reports load progress for up-front spans.
+// The store keeps within a storage budget by evicting cold expert shards
+// (see shardStore). It also counts traffic and reports load progress for
+// up-front spans.
 type cachingSource struct {
 	src   shard.Source
-	store blobStore // nil: no persistence
+	store *shardStore // nil: no persistence
 	spans map[span]content
 	logf  func(format string, args ...any)
 
@@ -57,10 +52,18 @@ type sourceStats struct {
 	UpfrontShards        int
 	UpfrontHits          int
 	Start                time.Time
+	Store                storeStats
 }
 
-func newCachingSource(src shard.Source, store blobStore, m *manifest.Manifest, logf func(string, ...any)) *cachingSource {
-	c := &cachingSource{src: src, store: store, spans: map[span]content{}, logf: logf}
+// storeOptions say how a cachingSource persists shards.
+type storeOptions struct {
+	store    blobStore // nil: no persistence
+	budget   int64     // bytes; 0: a share of the quota
+	estimate estimateFunc
+}
+
+func newCachingSource(src shard.Source, o storeOptions, m *manifest.Manifest, logf func(string, ...any)) *cachingSource {
+	c := &cachingSource{src: src, spans: map[span]content{}, logf: logf}
 	for _, s := range m.Shards {
 		if len(s.Pieces) != 1 {
 			continue // spread over several files: nothing one read could check
@@ -73,27 +76,33 @@ func newCachingSource(src shard.Source, store blobStore, m *manifest.Manifest, l
 	if t.Config != "" {
 		c.spans[span{t.Config, 0, t.ConfigSize}] = content{t.ConfigSHA256, true}
 	}
+	if o.store != nil {
+		keep := map[string]bool{}
+		for _, ct := range c.spans {
+			if ct.upfront {
+				keep[ct.sha256] = true
+			}
+		}
+		c.store = newShardStore(o.store, o.budget, o.estimate, keep, logf)
+	}
 	c.st.Start = time.Now()
 	return c
 }
-
-// cacheKey names content in the store; it is a URL path because Cache
-// Storage keys are requests.
-func cacheKey(sum string) string { return "/__mode_cache__/sha256/" + sum }
 
 func (c *cachingSource) Read(ctx context.Context, file string, off, n int64) ([]byte, error) {
 	// Whole-file reads (n < 0) come from the manifest, which is never cached.
 	ct, known := c.spans[span{file, off, n}]
 	if known && c.store != nil {
-		b, ok, err := c.store.Get(ctx, cacheKey(ct.sha256))
+		b, ok, err := c.store.get(ctx, ct.sha256, !ct.upfront)
 		switch {
 		case err != nil:
-			c.logf("cache storage: reading %s: %v", file, err)
+			c.logf("storage: reading %s: %v", file, err)
 		case ok && hashOf(b) == ct.sha256:
 			c.count(ct, int64(len(b)), true, true)
 			return b, nil
 		case ok:
-			c.logf("cache storage: %s is damaged; fetching it again", file)
+			c.store.forget(ct.sha256)
+			c.logf("storage: %s is damaged; fetching it again", file)
 		}
 	}
 	b, err := c.src.Read(ctx, file, off, n)
@@ -104,8 +113,8 @@ func (c *cachingSource) Read(ctx context.Context, file string, off, n int64) ([]
 	if known && c.store != nil && hashOf(b) == ct.sha256 {
 		// A full quota or a private window must not stop the model
 		// from loading: persistence is an optimisation.
-		if err := c.store.Put(ctx, cacheKey(ct.sha256), b); err != nil {
-			c.logf("cache storage: keeping %s: %v", file, err)
+		if _, err := c.store.put(ctx, ct.sha256, b, !ct.upfront); err != nil {
+			c.logf("storage: keeping %s: %v", file, err)
 		}
 	}
 	return b, nil
@@ -138,8 +147,12 @@ func (c *cachingSource) count(ct content, n int64, known, hit bool) {
 
 func (c *cachingSource) stats() sourceStats {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.st
+	st := c.st
+	c.mu.Unlock()
+	if c.store != nil {
+		st.Store = c.store.stats()
+	}
+	return st
 }
 
 func (c *cachingSource) onProgress(f func(sourceStats)) {

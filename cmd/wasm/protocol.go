@@ -51,9 +51,13 @@ func withCode(code string, err error) error { return &codedError{code, err} }
 type loadParams struct {
 	Model          string  `json:"model"` // manifest URL, absolute (the page resolves it)
 	ExpertBudgetMB float64 `json:"expertBudgetMB"`
-	Cache          string  `json:"cache"`   // "cache-storage" (default) or "none"
-	Backend        string  `json:"backend"` // "cpu", "webgpu" or "auto" (default)
-	Threads        int     `json:"threads"`
+	Cache          string  `json:"cache"` // "cache-storage" (default), "opfs" or "none"
+	// StorageBudgetMB caps the bytes the cache keeps; 0 means 80% of the
+	// origin's quota (navigator.storage.estimate). Cold expert shards are
+	// evicted to make room; what still does not fit is not kept.
+	StorageBudgetMB float64 `json:"storageBudgetMB"`
+	Backend         string  `json:"backend"` // "cpu", "webgpu" or "auto" (default)
+	Threads         int     `json:"threads"`
 	// Prefetch predicts each next layer's experts (pre-gating) and fetches
 	// them while the current layer computes; nil means on.
 	Prefetch *bool `json:"prefetch"`
@@ -71,7 +75,7 @@ type loadResult struct {
 	Model        string `json:"model"`
 	Backend      string `json:"backend"`               // what runs the model: "cpu" or "webgpu"
 	BackendNote  string `json:"backendNote,omitempty"` // why "auto" did not get WebGPU
-	Cache        string `json:"cache"`                 // what persistence is in use: "cache-storage" or "none"
+	Cache        string `json:"cache"`                 // what persistence is in use: "cache-storage", "opfs" or "none"
 	CacheNote    string `json:"cacheNote,omitempty"`
 	ChatTemplate string `json:"chatTemplate"` // the template family used for chat
 	Vocab        int    `json:"vocab"`
@@ -153,6 +157,10 @@ type stats struct {
 	ShardCacheHits int     `json:"shardCacheHits"`
 	ShardCacheMiss int     `json:"shardCacheMisses"`
 	ShardHitRate   float64 `json:"shardCacheHitRate"`
+	// The persistent store (cache "cache-storage" or "opfs") within its budget.
+	StorageEvictions int   `json:"storageEvictions"` // expert shards dropped to make room
+	StorageSkipped   int   `json:"storageSkipped"`   // shards not kept: they did not fit
+	StorageBytes     int64 `json:"storageBytes"`     // held by the store's indexed entries
 	// The engine's routed-expert cache.
 	ExpertsResident      int     `json:"expertsResident"`
 	ExpertsTotal         int     `json:"expertsTotal"`

@@ -26,6 +26,12 @@ type env struct {
 	store blobStore
 	// storeNote says why store is nil, for the page.
 	storeNote string
+	// opfs persists shards in the Origin Private File System (cache
+	// "opfs"); opfsNote says why it is nil.
+	opfs     blobStore
+	opfsNote string
+	// estimate reports storage usage and quota; nil: unknown.
+	estimate estimateFunc
 	// yield lets the platform's event loop run (in a browser: deliver an
 	// interrupt message) during a long computation.
 	yield func()
@@ -73,6 +79,13 @@ func newSession(e env) *session {
 	}
 	if e.logf == nil {
 		e.logf = func(string, ...any) {}
+	}
+	// The platform's OPFS and quota, where the caller did not set them.
+	if e.opfs == nil && e.opfsNote == "" {
+		e.opfs, e.opfsNote = openOPFS("mode-shards-v1")
+	}
+	if e.estimate == nil {
+		e.estimate = platformEstimate()
 	}
 	return &session{env: e}
 }
@@ -159,16 +172,21 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	if p.ExpertBudgetMB < 0 {
 		return nil, withCode("bad_request", fmt.Errorf("expertBudgetMB is %v: want 0 (no limit) or more", p.ExpertBudgetMB))
 	}
-	store, cacheMode := s.env.store, "cache-storage"
+	if p.StorageBudgetMB < 0 {
+		return nil, withCode("bad_request", fmt.Errorf("storageBudgetMB is %v: want 0 (80%% of the quota) or more", p.StorageBudgetMB))
+	}
+	store, cacheMode, storeNote := s.env.store, "cache-storage", s.env.storeNote
 	switch p.Cache {
 	case "", "cache-storage":
-		if store == nil {
-			cacheMode = "none"
-		}
+	case "opfs":
+		store, cacheMode, storeNote = s.env.opfs, "opfs", s.env.opfsNote
 	case "none":
-		store, cacheMode = nil, "none"
+		store, storeNote = nil, ""
 	default:
-		return nil, withCode("bad_request", fmt.Errorf(`cache %q: want "cache-storage" or "none"`, p.Cache))
+		return nil, withCode("bad_request", fmt.Errorf(`cache %q: want "cache-storage", "opfs" or "none"`, p.Cache))
+	}
+	if store == nil {
+		cacheMode = "none"
 	}
 	if p.Threads == 0 {
 		p.Threads = s.env.threads
@@ -212,7 +230,7 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	if err != nil {
 		return nil, withCode("load_failed", fmt.Errorf("%s: %w", p.Model, err))
 	}
-	cs := newCachingSource(src, store, m, s.env.logf)
+	cs := newCachingSource(src, storeOptions{store: store, budget: int64(p.StorageBudgetMB * (1 << 20)), estimate: s.env.estimate}, m, s.env.logf)
 	total, n := upfront(m)
 	cs.onProgress(func(st sourceStats) {
 		report(progress{Phase: "weights", Bytes: st.UpfrontBytes, Total: total, Shards: st.UpfrontShards,
@@ -261,8 +279,8 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	st := cs.stats()
 	report(progress{Phase: "ready", Bytes: st.UpfrontBytes, Total: total, Shards: st.UpfrontShards, ShardsTotal: n, FromCache: st.UpfrontHits})
 	note := ""
-	if p.Cache != "none" && s.env.store == nil {
-		note = s.env.storeNote
+	if store == nil {
+		note = storeNote
 	}
 	return &loadResult{
 		Model: p.Model, Backend: backendName, BackendNote: backendNote, Cache: cacheMode, CacheNote: note, ChatTemplate: l.format.Name,
@@ -366,6 +384,7 @@ func (l *loaded) stats() stats {
 	st := stats{
 		Loaded: true, Backend: l.backend, BytesFetched: cs.NetBytes, BytesFromCache: cs.CacheBytes,
 		ShardCacheHits: cs.Hits, ShardCacheMiss: cs.Misses,
+		StorageEvictions: cs.Store.Evictions, StorageSkipped: cs.Store.Skipped, StorageBytes: cs.Store.Bytes,
 		ExpertsResident: es.ExpertsResident, ExpertsTotal: es.ExpertsTotal, ExpertBytesResident: es.ExpertBytesResident,
 		ExpertHitRate: es.HitRate(), ExpertEvictions: es.ExpertEvictions, ExpertFetches: ps.ExpertFetches,
 		Prefetched: ps.Prefetched, PrefetchHits: ps.PrefetchHits, PrefetchWasted: ps.PrefetchWasted, Substitutions: es.Substitutions,
