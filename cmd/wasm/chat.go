@@ -3,15 +3,20 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/moderuntime/mode/runtime/chat"
 )
 
-// chatFormat turns chat messages into a prompt. The packs' chat templates
-// are Jinja; until the runtime has a Jinja engine (TODO: evaluate
-// github.com/nikolalohinski/gonja/v2 under js/wasm, or a small subset
-// interpreter), the widespread template families are recognised by their
-// markers and rendered here, and anything else falls back to plain text.
+// chatFormat turns chat messages into a prompt. A pack's Jinja chat
+// template is rendered by runtime/chat, as transformers would; a template
+// the engine cannot parse falls back to the widespread families, recognised
+// by their markers, and anything else to plain text. The markers also give
+// the stop strings of a template's family.
 type chatFormat struct {
 	Name string
+	// tpl, when set, renders the whole prompt with the bos and eos texts.
+	tpl      *chat.Template
+	bos, eos string
 	// Turn renders one message; Open starts the assistant's reply.
 	Turn func(m message) string
 	Open string
@@ -61,20 +66,43 @@ var plainFormat = chatFormat{
 	Stop: []string{"\nUser:"},
 }
 
-// formatFor picks the chat format for a pack's template ("" when none).
-func formatFor(template string) chatFormat {
+// formatFor picks the chat format for a pack's template ("" when none);
+// bos and eos are the tokenizer's texts for those tokens.
+func formatFor(template, bos, eos string) chatFormat {
+	family := plainFormat
 	for _, f := range chatFormats {
 		if strings.Contains(template, f.marker) {
-			return f.format
+			family = f.format
+			break
 		}
 	}
-	return plainFormat
+	if template == "" {
+		return family
+	}
+	t, err := chat.Parse(template)
+	if err != nil {
+		return family
+	}
+	f := chatFormat{Name: "jinja", tpl: t, bos: bos, eos: eos}
+	if family.Name != plainFormat.Name {
+		f.Stop = family.Stop
+	}
+	return f
 }
 
 // render builds the prompt text for messages.
 func (f chatFormat) render(msgs []message) (string, error) {
 	if len(msgs) == 0 {
 		return "", fmt.Errorf("messages is empty: send at least one {role: \"user\", content: ...}")
+	}
+	if f.tpl != nil {
+		cm := make([]chat.Message, len(msgs))
+		for i, m := range msgs {
+			cm[i] = chat.Message{Role: m.Role, Content: m.Content}
+		}
+		// The template's own checks (roles must alternate, ...) come back as
+		// errors the caller can act on.
+		return f.tpl.Render(cm, map[string]any{"add_generation_prompt": true, "bos_token": f.bos, "eos_token": f.eos})
 	}
 	var b strings.Builder
 	for i, m := range msgs {

@@ -270,7 +270,7 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 		cancel()
 		return nil, withCode("load_failed", fmt.Errorf("%s: %w", p.Model, err))
 	}
-	l := &loaded{name: p.Model, pack: pk, src: cs, eng: eng, format: formatFor(m.ChatTemplate), cancel: cancel, b: b, backend: backendName}
+	l := &loaded{name: p.Model, pack: pk, src: cs, eng: eng, format: formatFor(m.ChatTemplate, tokenText(pk.Tokenizer, m.Model.BOS), tokenText(pk.Tokenizer, firstOr(m.Model.EOS, -1))), cancel: cancel, b: b, backend: backendName}
 	ok = true
 	first := l.refresh()
 	s.mu.Lock()
@@ -526,6 +526,21 @@ func (s *session) generate(ctx context.Context, chat bool, p genParams, chunk fu
 
 var errStop = errors.New("stop string reached")
 
+// tokenText is the text of token id, "" when there is none.
+func tokenText(t interface{ Token(int) string }, id int) string {
+	if id < 0 {
+		return ""
+	}
+	return t.Token(id)
+}
+
+func firstOr(ids []int, def int) int {
+	if len(ids) == 0 {
+		return def
+	}
+	return ids[0]
+}
+
 // prompt returns the prompt text, the stop strings and the stop ids
 // (nil: the model's EOS) for a request.
 func (l *loaded) prompt(chat bool, p genParams) (text string, stopText []string, stopIDs []int, err error) {
@@ -550,10 +565,14 @@ func (l *loaded) prompt(chat bool, p genParams) (text string, stopText []string,
 }
 
 // encode tokenizes a prompt, with BOS when the pack (or the chat format)
-// starts with it.
+// starts with it. A Jinja template writes its own bos_token text, so a chat
+// prompt it rendered gets no second one (as apply_chat_template does).
 func (l *loaded) encode(text string, chat bool) []int {
 	ids := l.pack.Tokenizer.Encode(text)
 	bos := l.pack.Model.Config.BOS
+	if chat && l.format.tpl != nil {
+		return ids
+	}
 	if bos >= 0 && (l.pack.AddBOS || (chat && l.format.BOS)) {
 		ids = append([]int{bos}, ids...)
 	}

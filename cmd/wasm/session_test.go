@@ -61,11 +61,17 @@ func TestChatFormats(t *testing.T) {
 	}{
 		{"", "plain", "System: Be brief.\nUser: Hi\nAssistant:"},
 		{"{% for m in messages %}<|im_start|>{{ m.role }}...", "chatml", "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
-		{"{{ bos_token }}<|start_header_id|>...", "llama3", "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
+		{"{% unparseable %}<|start_header_id|>...", "llama3", "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
 		{"{% unknown jinja %}", "plain", "System: Be brief.\nUser: Hi\nAssistant:"},
+		// real templates render through runtime/chat
+		{"{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}" +
+			"{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}", "jinja",
+			"<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
+		{"{{ bos_token }}{% for m in messages %}[{{ m.role | upper }}] {{ m.content | trim }}{{ eos_token }}{% endfor %}", "jinja",
+			"<s>[SYSTEM] Be brief.</s>[USER] Hi</s>"},
 	}
 	for _, tt := range tests {
-		f := formatFor(tt.template)
+		f := formatFor(tt.template, "<s>", "</s>")
 		got, err := f.render(msgs)
 		if err != nil || f.Name != tt.name || got != tt.want {
 			t.Errorf("template %q: format %s, render %q, %v; want %s, %q", tt.template, f.Name, got, err, tt.name, tt.want)
@@ -73,6 +79,13 @@ func TestChatFormats(t *testing.T) {
 	}
 	if _, err := plainFormat.render([]message{{"robot", "x"}}); err == nil {
 		t.Error("role robot: no error")
+	}
+	strict := formatFor("{% if messages[0].role != 'user' %}{{ raise_exception('Conversation must start with a user message') }}{% endif %}", "", "")
+	if _, err := strict.render(msgs); err == nil || !strings.Contains(err.Error(), "must start with a user") {
+		t.Errorf("a template's raise_exception: %v", err)
+	}
+	if f := formatFor("{{ bos_token }}<|im_start|>{% for m in messages %}{{ m.content }}{% endfor %}", "", ""); f.Name != "jinja" || len(f.Stop) != 1 || f.Stop[0] != "<|im_end|>" {
+		t.Errorf("ChatML-family Jinja template: format %s, stops %q", f.Name, f.Stop)
 	}
 }
 
