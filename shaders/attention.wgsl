@@ -7,7 +7,8 @@
 // attn_reduce rescales and combines the splits of each (head, token). A
 // decode step over a long context thus spreads across many workgroups
 // instead of one per head, and prefill uses the same kernels with each
-// token's own causal limit pos0+t.
+// token's own causal limit pos0+t. The kv include (bindings 2 and 3, read
+// through k_at and v_at) is kv_f32 or, for an f16 cache, kv_f16.
 
 struct P {
   t: u32,
@@ -27,8 +28,7 @@ const CH: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> q: array<f32>;
-@group(0) @binding(2) var<storage, read_write> kc: array<f32>;
-@group(0) @binding(3) var<storage, read_write> vc: array<f32>;
+//#include kv
 @group(0) @binding(4) var<storage, read_write> part: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dst: array<f32>;
 
@@ -55,7 +55,7 @@ fn attn_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   if (i < hi) {
     var d = 0.0;
     for (var x = 0u; x < p.head_dim; x++) {
-      d += q[qo + x] * kc[i * kvd + koff + x];
+      d += q[qo + x] * k_at(i * kvd + koff + x);
     }
     score = d / bitcast<f32>(p.scale);
   }
@@ -94,7 +94,7 @@ fn attn_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   for (var x = lid; x < p.head_dim; x += CH) {
     var a = 0.0;
     for (var j = 0u; j < n; j++) {
-      a += sc[j] * vc[(lo + j) * kvd + koff + x];
+      a += sc[j] * v_at((lo + j) * kvd + koff + x);
     }
     part[b + 2u + x] = a;
   }

@@ -92,6 +92,60 @@ func TestAttention(t *testing.T) {
 	}
 }
 
+// TestAttentionF16 runs the f16 KV cache path: pack_f16 stores random k
+// and v (lengths not a multiple of the 512 values a workgroup packs) and
+// must match PackF16Twin bit for bit, since both round to nearest even;
+// then attention specialised by KVF16 reads the packed cache, head_dim 8
+// and 64, with positions not a multiple of the 64-position split. Bound
+// 1e-5 as in TestAttention: the twin reads the same f16 values.
+func TestAttentionF16(t *testing.T) {
+	d := dev(t)
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, c := range []struct{ T, pos0, hd int }{{1, 0, 8}, {1, 130, 8}, {5, 61, 8}, {1, 100, 64}, {3, 62, 64}} {
+		t.Run(fmt.Sprintf("T=%d/pos0=%d/hd=%d", c.T, c.pos0, c.hd), func(t *testing.T) {
+			const heads, kvHeads, seq = 4, 2, 200
+			hd := c.hd
+			kvd := kvHeads * hd
+			q := randn(r, c.T*heads*hd, 1)
+			n := (c.pos0 + c.T) * kvd
+			pack := func(src []float32) []uint32 {
+				t.Helper()
+				nx, ny := shaders.Grid((n/2 + 255) / 256)
+				p := shaders.CopyParams{N: uint32(n), SrcOff: 2, DstOff: 0, NX: nx}
+				want := make([]uint32, seq*kvd/2)
+				shaders.PackF16Twin(p, src, want)
+				got := make([]uint32, len(want))
+				if err := d.Run(shaders.PackF16, shaders.Spec{}, [3]uint32{nx, ny, 1}, p.Words(), shaders.Bits(src), got); err != nil {
+					t.Fatal(err)
+				}
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("pack_f16: word %d is %#08x, want %#08x", i, got[i], want[i])
+					}
+				}
+				return got
+			}
+			kc, vc := pack(randn(r, n+2, 1)), pack(randn(r, n+2, 1))
+			nsplit := (c.pos0 + c.T + shaders.AttnSplit - 1) / shaders.AttnSplit
+			p := shaders.AttnParams{T: uint32(c.T), Heads: heads, KVHeads: kvHeads, HeadDim: uint32(hd), Pos0: uint32(c.pos0),
+				QStride: uint32(heads * hd), DstStride: uint32(heads * hd), NSplit: uint32(nsplit), Scale: float32(math.Sqrt(float64(hd)))}
+			want := make([]float32, c.T*heads*hd)
+			shaders.AttentionF16Twin(p, q, kc, vc, want)
+			part := make([]uint32, c.T*heads*nsplit*(hd+2))
+			got := make([]uint32, len(want))
+			spec := shaders.Spec{KVF16: true}
+			bufs := [][]uint32{shaders.Bits(q), kc, vc, part, got}
+			if err := d.Run(shaders.AttnPartial, spec, [3]uint32{uint32(nsplit), heads, uint32(c.T)}, p.Words(), bufs...); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Run(shaders.AttnReduce, spec, [3]uint32{heads, uint32(c.T), 1}, p.Words(), bufs...); err != nil {
+				t.Fatal(err)
+			}
+			near(t, "attention-f16", shaders.Floats(got), want, 1e-5)
+		})
+	}
+}
+
 // TestRoute: the router rules of the model families. Ids must match
 // exactly; weights within 1e-6 (exp in f32 on the device).
 func TestRoute(t *testing.T) {

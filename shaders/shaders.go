@@ -40,6 +40,7 @@ var (
 	RMSNorm     = Kernel{File: "rmsnorm.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite}}
 	RoPE        = Kernel{File: "rope.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite}}
 	Copy        = Kernel{File: "copy.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	PackF16     = Kernel{File: "pack_f16.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
 	Add         = Kernel{File: "add.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
 	AttnPartial = Kernel{File: "attention.wgsl", Entry: "attn_partial", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
 	AttnReduce  = Kernel{File: "attention.wgsl", Entry: "attn_reduce", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
@@ -58,6 +59,9 @@ type Spec struct {
 	Format tensor.DType // weight format of Format kernels
 	TT     int          // MatMul: tokens per workgroup (1 for decode)
 	E, K   int          // Route: experts and experts chosen per token; Sample: K = TopK
+	// KVF16: attention reads a KV cache of packed f16 pairs (kv_f16.wgsl)
+	// instead of f32 values (kv_f32.wgsl).
+	KVF16 bool
 }
 
 // Key identifies the pipeline of k specialised by s.
@@ -66,7 +70,11 @@ func (k Kernel) Key(s Spec) string {
 	if k.Format {
 		key += "/" + s.Format.String()
 	}
-	return fmt.Sprintf("%s/%d/%d/%d", key, s.TT, s.E, s.K)
+	key = fmt.Sprintf("%s/%d/%d/%d", key, s.TT, s.E, s.K)
+	if s.KVF16 {
+		key += "/kvf16"
+	}
+	return key
 }
 
 // Formats are the weight formats the kernels read.
@@ -86,6 +94,12 @@ func Source(k Kernel, s Spec) (string, error) {
 			continue
 		}
 		file := name + ".wgsl"
+		if name == "kv" {
+			file = "kv_f32.wgsl"
+			if s.KVF16 {
+				file = "kv_f16.wgsl"
+			}
+		}
 		if name == "format" {
 			if !k.Format {
 				return "", fmt.Errorf("shaders: %s includes a format but is not marked Format", k.File)

@@ -41,3 +41,9 @@ func AttentionTwin(p AttnParams, q, kc, vc, dst []float32) {
 		}
 	}
 }
+
+// AttentionF16Twin is attention.wgsl specialised by Spec.KVF16: the same
+// attention over caches of packed f16 pairs (see PackF16Twin).
+func AttentionF16Twin(p AttnParams, q []float32, kc, vc []uint32, dst []float32) {
+	AttentionTwin(p, q, UnpackF16(kc), UnpackF16(vc), dst)
+}

@@ -95,6 +95,26 @@ func CopyTwin(p CopyParams, src, dst []float32) {
 	copy(dst[p.DstOff:p.DstOff+p.N], src[p.SrcOff:])
 }
 
+// PackF16Twin is pack_f16.wgsl: p.N values of src (from SrcOff) rounded
+// to f16 and packed in pairs into dst from f16 index DstOff (low half
+// first, as pack2x16float does).
+func PackF16Twin(p CopyParams, src []float32, dst []uint32) {
+	for i := range p.N / 2 {
+		s := p.SrcOff + 2*i
+		lo, hi := tensor.F32ToF16(src[s]), tensor.F32ToF16(src[s+1])
+		dst[p.DstOff/2+i] = uint32(lo) | uint32(hi)<<16
+	}
+}
+
+// UnpackF16 returns the 2·len(w) f16 values packed in w as float32.
+func UnpackF16(w []uint32) []float32 {
+	f := make([]float32, 2*len(w))
+	for i, x := range w {
+		f[2*i], f[2*i+1] = tensor.F16ToF32(uint16(x)), tensor.F16ToF32(uint16(x>>16))
+	}
+	return f
+}
+
 // AddTwin is add.wgsl.
 func AddTwin(p AddParams, dst, x []float32) {
 	for i := range p.N {

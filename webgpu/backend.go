@@ -70,6 +70,7 @@ func (x *buf) Cols() int { return x.cols }
 type kv struct {
 	seq, dim int
 	k, v     []*buffer
+	f16      bool // k and v hold f16 pairs packed in u32 words
 }
 
 func (c *kv) Len() int { return c.seq }
@@ -117,13 +118,31 @@ func (b *Backend) View(x backend.Buf, row0, n int) backend.Buf {
 }
 
 func (b *Backend) NewKV(layers, maxSeq, kvDim int) (backend.KV, error) {
-	c := &kv{seq: maxSeq, dim: kvDim}
+	return b.newKV(layers, maxSeq, kvDim, false)
+}
+
+// NewKVF16 allocates a cache holding k and v as f16 pairs packed in u32
+// words (backend.KVFormatter): half the memory of NewKV's. kvDim must be
+// even so that every position starts on a word.
+func (b *Backend) NewKVF16(layers, maxSeq, kvDim int) (backend.KV, error) {
+	if kvDim%2 != 0 {
+		return nil, fmt.Errorf("webgpu: f16 KV cache needs an even kv dim, got %d", kvDim)
+	}
+	return b.newKV(layers, maxSeq, kvDim, true)
+}
+
+func (b *Backend) newKV(layers, maxSeq, kvDim int, f16 bool) (backend.KV, error) {
+	c := &kv{seq: maxSeq, dim: kvDim, f16: f16}
+	words := maxSeq * kvDim
+	if f16 {
+		words /= 2
+	}
 	for range layers {
-		k, err := b.newF32("kv", maxSeq*kvDim)
+		k, err := b.newF32("kv", words)
 		if err != nil {
 			return nil, err
 		}
-		v, err := b.newF32("kv", maxSeq*kvDim)
+		v, err := b.newF32("kv", words)
 		if err != nil {
 			return nil, err
 		}

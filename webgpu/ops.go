@@ -91,14 +91,27 @@ func (b *Backend) copyRows(src, dst *buffer, srcOff, dstOff, n int) {
 	b.s.run(shaders.Copy, shaders.Spec{}, [3]uint32{nx, ny, 1}, p.Words(), bufArg(src), bufArg(dst))
 }
 
-// Attention stores k and v with the copy kernel, then runs the two
-// flash-decoding passes; the partials live in pooled scratch.
+// packF16 records dst[dstOff/2:] = src[srcOff:] for n floats (n, dstOff
+// even) rounded to f16 and packed in pairs.
+func (b *Backend) packF16(src, dst *buffer, srcOff, dstOff, n int) {
+	nx, ny := shaders.Grid(ceilDiv(n/2, 256))
+	p := shaders.CopyParams{N: u(n), SrcOff: u(srcOff), DstOff: u(dstOff), NX: nx}
+	b.s.run(shaders.PackF16, shaders.Spec{}, [3]uint32{nx, ny, 1}, p.Words(), bufArg(src), bufArg(dst))
+}
+
+// Attention stores k and v with the copy kernel (pack_f16 for an f16
+// cache), then runs the two flash-decoding passes, specialised to read the
+// cache's format; the partials live in pooled scratch.
 func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backend.AttnSpec) {
 	out, qb, kb, vb, c := dst.(*buf), q.(*buf), k.(*buf), v.(*buf), cache.(*kv)
 	kvDim := s.KVHeads * s.HeadDim
 	T := qb.rows
-	b.copyRows(kb.b, c.k[s.Layer], kb.off, s.Pos0*kvDim, T*kvDim)
-	b.copyRows(vb.b, c.v[s.Layer], vb.off, s.Pos0*kvDim, T*kvDim)
+	store := b.copyRows
+	if c.f16 {
+		store = b.packF16
+	}
+	store(kb.b, c.k[s.Layer], kb.off, s.Pos0*kvDim, T*kvDim)
+	store(vb.b, c.v[s.Layer], vb.off, s.Pos0*kvDim, T*kvDim)
 	nsplit := ceilDiv(s.Pos0+T, shaders.AttnSplit)
 	part, err := b.scratch(T*s.Heads*nsplit, s.HeadDim+2)
 	if err != nil {
@@ -110,7 +123,9 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 		QOff: u(qb.off), QStride: u(qb.cols), DstOff: u(out.off), DstStride: u(out.cols), NSplit: u(nsplit),
 		Scale: float32(math.Sqrt(float64(s.HeadDim)))}
 	args := []arg{bufArg(qb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]), bufArg(part.b), bufArg(out.b)}
-	b.s.run(shaders.AttnPartial, shaders.Spec{}, [3]uint32{u(nsplit), u(s.Heads), u(T)}, p.Words(), args...)
+	b.s.run(shaders.AttnPartial, shaders.Spec{KVF16: c.f16}, [3]uint32{u(nsplit), u(s.Heads), u(T)}, p.Words(), args...)
+	// attn_reduce only combines the partials, so one pipeline serves both
+	// cache formats.
 	b.s.run(shaders.AttnReduce, shaders.Spec{}, [3]uint32{u(s.Heads), u(T), 1}, p.Words(), args...)
 }
 

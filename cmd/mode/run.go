@@ -32,7 +32,7 @@ type runFlags struct {
 	wasm                        string
 	n, threads                  int
 	budgetMB                    int64
-	prefetch                    bool
+	prefetch, kvF16             bool
 	missing                     string
 	ids                         bool
 	p                           sample.Params
@@ -51,6 +51,7 @@ func parseRun(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.missing, "missing", "exact", "a routed expert not loaded yet: exact waits for it, fast uses the best ready expert meanwhile")
 	fs.BoolVar(&f.prefetch, "prefetch", true, "with a pack: predict the next layer's experts and fetch them early")
 	fs.Int64Var(&f.budgetMB, "expert-budget", 0, "MiB of routed experts kept loaded, evicting the least recently used (0: no limit)")
+	fs.BoolVar(&f.kvF16, "kv-f16", false, "keep the KV cache in f16 (half the memory, k and v rounded)")
 	fs.BoolVar(&f.ids, "ids", false, "print the generated token ids on the last line")
 	fs.StringVar(&f.wasm, "wasm", "", "run the wasip1 build of mode (this file) under wazero instead; MODEL must be a pack")
 	temp := fs.Float64("temp", 0, "temperature (0: greedy)")
@@ -122,7 +123,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer b.Close()
-	opts := engine.Options{ExpertBudget: f.budgetMB << 20, Prefetch: f.prefetch}
+	opts := engine.Options{ExpertBudget: f.budgetMB << 20, Prefetch: f.prefetch, KVF16: f.kvF16}
 	switch f.missing {
 	case "exact":
 	case "fast":

@@ -120,6 +120,14 @@ type Backend interface {
 	Close() error
 }
 
+// KVFormatter is a Backend that can hold its KV cache in f16: k and v are
+// rounded to f16 (nearest even) when stored and read back as f32, halving
+// the cache's memory. The engine uses it when asked for an f16 cache.
+type KVFormatter interface {
+	// NewKVF16 is NewKV with an f16 cache; kvDim must be even.
+	NewKVF16(layers, maxSeq, kvDim int) (KV, error)
+}
+
 // Argmaxer is a Backend that finds the largest logit on the device, so
 // greedy decoding reads back one token id instead of the logits.
 type Argmaxer interface {

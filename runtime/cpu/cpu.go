@@ -79,7 +79,47 @@ func (x *buf) row(i int) []float32 { return x.f[i*x.cols : (i+1)*x.cols] }
 
 type kv struct {
 	seq, dim int
-	k, v     [][]float32 // per layer, seq*dim
+	k, v     [][]float32 // per layer, seq*dim; nil in an f16 cache
+	k16, v16 [][]uint16  // per layer, seq*dim f16 bits; nil in an f32 cache
+}
+
+// row returns the n values of layer l's k (or v) cache from index off, as
+// f32: a view of an f32 cache, or an f16 cache's values decoded into tmp.
+func (c *kv) row(l int, v bool, off, n int, tmp []float32) []float32 {
+	if c.k16 == nil {
+		if v {
+			return c.v[l][off : off+n]
+		}
+		return c.k[l][off : off+n]
+	}
+	h := c.k16[l]
+	if v {
+		h = c.v16[l]
+	}
+	for i, x := range h[off : off+n] {
+		tmp[i] = tensor.F16ToF32(x)
+	}
+	return tmp[:n]
+}
+
+// store writes x at index off of layer l's k (or v) cache, rounding to
+// f16 in an f16 cache.
+func (c *kv) store(l int, v bool, off int, x []float32) {
+	if c.k16 == nil {
+		if v {
+			copy(c.v[l][off:], x)
+		} else {
+			copy(c.k[l][off:], x)
+		}
+		return
+	}
+	h := c.k16[l]
+	if v {
+		h = c.v16[l]
+	}
+	for i, f := range x {
+		h[off+i] = tensor.F32ToF16(f)
+	}
 }
 
 func (c *kv) Len() int { return c.seq }
@@ -135,6 +175,16 @@ func (b *Backend) NewKV(layers, maxSeq, kvDim int) (backend.KV, error) {
 	for range layers {
 		c.k = append(c.k, make([]float32, maxSeq*kvDim))
 		c.v = append(c.v, make([]float32, maxSeq*kvDim))
+	}
+	return c, nil
+}
+
+// NewKVF16 allocates a cache that holds k and v as f16 (backend.KVFormatter).
+func (b *Backend) NewKVF16(layers, maxSeq, kvDim int) (backend.KV, error) {
+	c := &kv{seq: maxSeq, dim: kvDim}
+	for range layers {
+		c.k16 = append(c.k16, make([]uint16, maxSeq*kvDim))
+		c.v16 = append(c.v16, make([]uint16, maxSeq*kvDim))
 	}
 	return c, nil
 }
@@ -226,12 +276,11 @@ func rope(v, cos, sin []float32, interleaved bool) {
 
 func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backend.AttnSpec) {
 	out, qb, kb, vb, c := dst.(*buf), q.(*buf), k.(*buf), v.(*buf), cache.(*kv)
-	kc, vc := c.k[s.Layer], c.v[s.Layer]
 	kvDim := s.KVHeads * s.HeadDim
 	for t := 0; t < kb.rows; t++ {
 		p := s.Pos0 + t
-		copy(kc[p*kvDim:(p+1)*kvDim], kb.row(t))
-		copy(vc[p*kvDim:(p+1)*kvDim], vb.row(t))
+		c.store(s.Layer, false, p*kvDim, kb.row(t)[:kvDim])
+		c.store(s.Layer, true, p*kvDim, vb.row(t)[:kvDim])
 	}
 	group := s.Heads / s.KVHeads
 	scale := float32(math.Sqrt(float64(s.HeadDim)))
@@ -239,6 +288,7 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 	work := n * (s.Pos0 + qb.rows) * s.HeadDim
 	b.parallel(n, work, func(lo, hi int) {
 		att := make([]float32, s.Pos0+qb.rows)
+		tmp := make([]float32, s.HeadDim) // an f16 cache row decoded
 		for j := lo; j < hi; j++ {
 			t, h := j/s.Heads, j%s.Heads
 			p := s.Pos0 + t
@@ -246,7 +296,7 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 			koff := (h / group) * s.HeadDim
 			sc := att[:p+1]
 			for i := range sc {
-				kt := kc[i*kvDim+koff : i*kvDim+koff+s.HeadDim]
+				kt := c.row(s.Layer, false, i*kvDim+koff, s.HeadDim, tmp)
 				var d float32
 				for x := range qh {
 					d += float32(qh[x] * kt[x])
@@ -257,7 +307,7 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 			o := out.row(t)[h*s.HeadDim : (h+1)*s.HeadDim]
 			clear(o)
 			for i, a := range sc {
-				vt := vc[i*kvDim+koff : i*kvDim+koff+s.HeadDim]
+				vt := c.row(s.Layer, true, i*kvDim+koff, s.HeadDim, tmp)
 				for x := range o {
 					o[x] += float32(a * vt[x])
 				}

@@ -39,6 +39,10 @@ type Options struct {
 	// evicting the least recently used; 0 means no limit. Experts one layer
 	// needs at once are kept even beyond the budget.
 	ExpertBudget int64
+	// KVF16 keeps the KV cache in f16 instead of f32, halving its memory at
+	// the cost of rounding k and v; the backend must be a
+	// backend.KVFormatter.
+	KVF16 bool
 }
 
 // MissingPolicy says how a routed expert that is not loaded is handled.
@@ -238,11 +242,27 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 			return nil, err
 		}
 	}
-	if e.kv, err = b.NewKV(c.Layers, o.MaxSeq, c.KVDim()); err != nil {
+	if e.kv, err = newKV(b, c, o); err != nil {
 		return nil, err
 	}
 	e.logitsHost = make([]float32, c.Vocab)
 	return e, nil
+}
+
+// newKV allocates the cache in the format o asks for.
+func newKV(b backend.Backend, c model.Config, o Options) (backend.KV, error) {
+	if !o.KVF16 {
+		return b.NewKV(c.Layers, o.MaxSeq, c.KVDim())
+	}
+	f, ok := b.(backend.KVFormatter)
+	if !ok {
+		return nil, fmt.Errorf("engine: backend %s has no f16 KV cache", b.Name())
+	}
+	kv, err := f.NewKVF16(c.Layers, o.MaxSeq, c.KVDim())
+	if err != nil {
+		return nil, fmt.Errorf("engine: f16 KV cache: %w", err)
+	}
+	return kv, nil
 }
 
 // Config returns the model's config.
