@@ -2,7 +2,6 @@ package webgpu_test
 
 import (
 	"fmt"
-	"math"
 	"path/filepath"
 	"testing"
 
@@ -28,15 +27,7 @@ func newBackend(t *testing.T, o webgpu.Options) *webgpu.Backend {
 	return b
 }
 
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
-}
+func argmax(v []float32) int { return testmodel.Argmax(v) }
 
 // compare runs greedy decoding of steps tokens after prompt on the CPU and
 // the WebGPU backend, feeding both the CPU's choice, and returns the
@@ -51,24 +42,14 @@ func compare(t *testing.T, m *model.Model, gpu *webgpu.Backend, o engine.Options
 	if err != nil {
 		t.Fatal(err)
 	}
-	var worst float64
-	in := prompt
-	for s := range steps {
-		want, err := ec.Forward(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := eg.Forward(in)
-		if err != nil {
-			t.Fatalf("step %d: %v", s, err)
-		}
-		for i := range want {
-			worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
-		}
+	worst, err := testmodel.DecodeDiff(ec, eg, prompt, steps, func(_ int, want, got []float32) error {
 		if a, b := argmax(want), argmax(got); a != b {
-			t.Fatalf("step %d: greedy token %d on webgpu, %d on cpu (max logit diff so far %.3g)", s, b, a, worst)
+			return fmt.Errorf("greedy token %d on webgpu, %d on cpu", b, a)
 		}
-		in = []int{argmax(want)}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return worst
 }

@@ -1,7 +1,6 @@
 package webgpu_test
 
 import (
-	"math"
 	"path/filepath"
 	"testing"
 
@@ -17,21 +16,9 @@ import (
 // both a's greedy choice, and returns the largest logit difference.
 func logitDiff(t *testing.T, a, b *engine.Engine, prompt []int, steps int) float64 {
 	t.Helper()
-	var worst float64
-	in := prompt
-	for s := range steps {
-		want, err := a.Forward(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := b.Forward(in)
-		if err != nil {
-			t.Fatalf("step %d: %v", s, err)
-		}
-		for i := range want {
-			worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
-		}
-		in = []int{argmax(want)}
+	worst, err := testmodel.DecodeDiff(a, b, prompt, steps, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return worst
 }

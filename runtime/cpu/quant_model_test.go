@@ -46,15 +46,7 @@ func quantizeModel(t *testing.T, m *model.Model, d tensor.DType) *model.Model {
 	return q
 }
 
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
-}
+func argmax(v []float32) int { return testmodel.Argmax(v) }
 
 // TestQuantizedModel decodes 32 greedy tokens with the f32 model, then feeds
 // the same tokens to the model quantised to each format and compares the

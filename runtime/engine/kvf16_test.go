@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,25 +28,9 @@ func kvDiff(t *testing.T, m *model.Model, o engine.Options, prompt []int, steps 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var worst float64
-	in := prompt
-	for s := range steps {
-		want, err := ref.Forward(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := half.Forward(in)
-		if err != nil {
-			t.Fatalf("step %d: %v", s, err)
-		}
-		best := 0
-		for i := range want {
-			worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
-			if want[i] > want[best] {
-				best = i
-			}
-		}
-		in = []int{best}
+	worst, err := testmodel.DecodeDiff(ref, half, prompt, steps, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return worst
 }
