@@ -81,14 +81,10 @@ func Index(ctx context.Context, src shard.Source, o IndexOptions) (*manifest.Man
 	for _, sp := range specs {
 		total += res.Tensors[sp.Name].Size()
 	}
-	for i := 0; i < len(specs); {
-		j := i
-		for j < len(specs) && specs[j].Layer == specs[i].Layer && specs[j].Expert == specs[i].Expert {
-			j++
-		}
-		s := manifest.Shard{ID: groupID(specs[i]), Kind: groupKind(specs[i]), Layer: specs[i].Layer, Expert: specs[i].Expert}
+	for _, g := range groupSpecs(specs) {
+		s := manifest.Shard{ID: groupID(g[0]), Kind: groupKind(g[0]), Layer: g[0].Layer, Expert: g[0].Expert}
 		h := sha256.New()
-		for _, sp := range specs[i:j] {
+		for _, sp := range g {
 			in := res.Tensors[sp.Name]
 			b, err := src.Read(ctx, in.File, in.FileOffset, in.Size())
 			if err != nil {
@@ -106,32 +102,11 @@ func Index(ctx context.Context, src shard.Source, o IndexOptions) (*manifest.Man
 		}
 		s.SHA256 = hex.EncodeToString(h.Sum(nil))
 		m.Shards = append(m.Shards, s)
-		i = j
 	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("internal error: the index does not validate: %w", err)
 	}
 	return m, nil
-}
-
-func groupID(sp model.TensorSpec) string {
-	switch {
-	case sp.Layer < 0:
-		return "core"
-	case sp.Expert < 0:
-		return fmt.Sprintf("layer.%d", sp.Layer)
-	}
-	return fmt.Sprintf("layer.%d.expert.%d", sp.Layer, sp.Expert)
-}
-
-func groupKind(sp model.TensorSpec) string {
-	switch {
-	case sp.Layer < 0:
-		return manifest.KindCore
-	case sp.Expert < 0:
-		return manifest.KindLayer
-	}
-	return manifest.KindExpert
 }
 
 // safetensorsFiles lists the checkpoint's files: the index's, or the

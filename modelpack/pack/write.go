@@ -111,13 +111,9 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 		total += int64(n)
 	}
 	var written int64
-	for i := 0; i < len(specs); {
-		j := i
-		for j < len(specs) && specs[j].Layer == specs[i].Layer && specs[j].Expert == specs[i].Expert {
-			j++
-		}
-		g := w.newGroup(specs[i])
-		for _, sp := range specs[i:j] {
+	for _, gs := range groupSpecs(specs) {
+		g := w.newGroup(gs[0])
+		for _, sp := range gs {
 			n, err := g.add(src, sp)
 			if err != nil {
 				return nil, err
@@ -131,7 +127,6 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 			return nil, err
 		}
 		m.Shards = append(m.Shards, g.shards...)
-		i = j
 	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("internal error: the written manifest does not validate: %w", err)
@@ -316,15 +311,7 @@ type group struct {
 func (w *writer) newGroup(sp model.TensorSpec) *group { return &group{w: w, spec: sp} }
 
 func (g *group) id() string {
-	var id string
-	switch {
-	case g.spec.Layer < 0:
-		id = "core"
-	case g.spec.Expert < 0:
-		id = fmt.Sprintf("layer.%d", g.spec.Layer)
-	default:
-		id = fmt.Sprintf("layer.%d.expert.%d", g.spec.Layer, g.spec.Expert)
-	}
+	id := groupID(g.spec)
 	if n := len(g.shards); n > 0 {
 		id += fmt.Sprintf(".%d", n)
 	}
@@ -447,15 +434,8 @@ func (g *group) flush() error {
 	if err != nil {
 		return err
 	}
-	kind := manifest.KindExpert
-	switch {
-	case g.spec.Layer < 0:
-		kind = manifest.KindCore
-	case g.spec.Expert < 0:
-		kind = manifest.KindLayer
-	}
 	g.shards = append(g.shards, manifest.Shard{
-		ID: g.id(), Kind: kind, Layer: g.spec.Layer, Expert: g.spec.Expert,
+		ID: g.id(), Kind: groupKind(g.spec), Layer: g.spec.Layer, Expert: g.spec.Expert,
 		SHA256: sum, Size: int64(len(g.buf)),
 		Pieces:  []manifest.Piece{{File: name, Offset: 0, Length: int64(len(g.buf))}},
 		Tensors: g.cur,
