@@ -13,6 +13,7 @@ import (
 
 	"github.com/moderuntime/mode/internal/progress"
 	"github.com/moderuntime/mode/internal/rss"
+	"github.com/moderuntime/mode/modelpack/gptq"
 	"github.com/moderuntime/mode/modelpack/importer"
 	"github.com/moderuntime/mode/modelpack/manifest"
 	"github.com/moderuntime/mode/modelpack/pack"
@@ -107,6 +108,10 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	tok := fs.String("z", "", "tokenizer file (default: found beside the model)")
 	force := fs.Bool("force", false, "replace an existing pack at -o")
 	stats := fs.Bool("stats", false, "print throughput and peak RSS")
+	calib := fs.String("calib", "", "GPTQ: round q8_0/q4_0/q4_k matrices so their errors cancel on this calibration text (loads the model whole)")
+	calibSelf := fs.Int("calib-self", 0, "GPTQ: calibrate on this many sequences sampled from the model itself")
+	calibLen := fs.Int("calib-len", 128, "GPTQ: tokens per calibration sequence")
+	seed := fs.Uint64("seed", 1, "GPTQ: sampling seed for --calib-self")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -136,9 +141,40 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		// llama2.c checkpoints are f32, bf16 or f16 dumps.
 		q = tensor.F16
 	}
-	pr := progress.New(stderr, "import "+pos[0])
 	start := time.Now()
-	m, err := pack.Write(*out, in.Source, in.Tokenizer, in.ChatTemplate, pack.Options{Quant: q, MaxShard: cap, Force: *force, Progress: pr.Update})
+	o := pack.Options{Quant: q, MaxShard: cap, Force: *force}
+	if *calib != "" || *calibSelf != 0 {
+		if *calib != "" && *calibSelf != 0 {
+			return fmt.Errorf("give one of --calib FILE and --calib-self N")
+		}
+		if *calibSelf < 0 || *calibLen < 2 {
+			return fmt.Errorf("--calib-self %d --calib-len %d: want a positive count and at least 2 tokens", *calibSelf, *calibLen)
+		}
+		if tensor.BlockSize(q) <= 1 {
+			return fmt.Errorf("--calib and --calib-self quantise with GPTQ: they need --quant q8_0, q4_0 or q4_k")
+		}
+		src, err := loadModel(in.Source)
+		if err != nil {
+			return err
+		}
+		seqs, err := calibration(in, src, *calib, *calibSelf, *calibLen, *seed, 0, stderr)
+		if err != nil {
+			return err
+		}
+		st, err := gptq.Collect(context.Background(), src, seqs, 0)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, s := range seqs {
+			n += len(s)
+		}
+		fmt.Fprintf(stderr, "GPTQ: input statistics of %d matrices from %d calibration tokens in %v\n", len(st.Names()), n, time.Since(start).Round(time.Millisecond))
+		o.Quantizer = st.Quantizer(0)
+	}
+	pr := progress.New(stderr, "import "+pos[0])
+	o.Progress = pr.Update
+	m, err := pack.Write(*out, in.Source, in.Tokenizer, in.ChatTemplate, o)
 	pr.Finish()
 	if err != nil {
 		return err

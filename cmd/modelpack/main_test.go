@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -23,6 +24,8 @@ func TestPipeline(t *testing.T) {
 		{"synth", "--arch", "mode", "--expert-widths", "32,96,64,16", "--seed", "3", "-o", src},
 		{"import", src, "-o", p, "--quant", "q4_0", "--stats"},
 		{"verify", p},
+		{"import", src, "-o", p + "-gptq", "--quant", "q4_k", "--calib-self", "4", "--calib-len", "16"},
+		{"verify", p + "-gptq"},
 		{"inspect", p},
 		{"index", src, "-o", filepath.Join(src, "manifest.json")},
 		{"verify", filepath.Join(src, "manifest.json")},
@@ -32,7 +35,9 @@ func TestPipeline(t *testing.T) {
 			t.Fatalf("modelpack %v: exit %d\n%s%s", s, code, out, errOut)
 		} else if s[0] == "inspect" && !strings.Contains(out, "experts are") {
 			t.Errorf("inspect output lacks the expert share:\n%s", out)
-		} else if s[0] == "import" && !strings.Contains(out, "peak RSS") {
+		} else if slices.Contains(s, "--calib-self") && !strings.Contains(errOut, "GPTQ: input statistics of") {
+			t.Errorf("import --calib-self stderr: %s", errOut)
+		} else if slices.Contains(s, "--stats") && !strings.Contains(out, "peak RSS") {
 			t.Errorf("import --stats output: %s", out)
 		}
 	}
@@ -56,6 +61,11 @@ func TestPipeline(t *testing.T) {
 func TestErrors(t *testing.T) {
 	d := t.TempDir()
 	os.WriteFile(filepath.Join(d, "notes.txt"), []byte("mine"), 0o644)
+	os.WriteFile(filepath.Join(d, "empty.txt"), nil, 0o644)
+	src := filepath.Join(d, "src")
+	if code, _, errOut := runMP("synth", "--arch", "llama", "-o", src); code != 0 {
+		t.Fatal(errOut)
+	}
 	tests := []struct {
 		args []string
 		code int
@@ -67,6 +77,10 @@ func TestErrors(t *testing.T) {
 		{[]string{"import", "x", "-o", "y", "--quant", "q3"}, 1, `unknown dtype "q3"`},
 		{[]string{"import", "x", "-o", "y", "--max-shard", "lots"}, 1, "--max-shard"},
 		{[]string{"synth", "--arch", "gpt5", "-o", filepath.Join(d, "s")}, 1, "gpt5"},
+		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "f16", "--calib-self", "2"}, 1, "need --quant q8_0, q4_0 or q4_k"},
+		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--calib-self", "2", "--calib", "x"}, 1, "one of --calib FILE and --calib-self N"},
+		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--calib", filepath.Join(d, "empty.txt")}, 1, "empty.txt: no tokens"},
+		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--calib", filepath.Join(d, "missing.txt")}, 1, "missing.txt"},
 		{[]string{"verify", d}, 1, "manifest.json"},
 		{[]string{"inspect", filepath.Join(d, "nope.json")}, 1, "nope.json"},
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/moderuntime/mode/internal/shared"
+	"github.com/moderuntime/mode/modelpack/distill"
+	"github.com/moderuntime/mode/modelpack/gptq"
 	"github.com/moderuntime/mode/modelpack/hf"
 	"github.com/moderuntime/mode/modelpack/llama2c"
 	"github.com/moderuntime/mode/modelpack/manifest"
@@ -125,11 +127,15 @@ func TestRoundTripExact(t *testing.T) {
 	}
 }
 
-// TestQuantizedAgreement: q8_0 packs agree with the f32 model's greedy
-// choice on at least 90% of 64 positions, 4-bit packs on at least 70% (teacher-forced on
-// the f32 continuation, so one early difference does not count 63 times),
-// for the real stories260K model and for synthetic models of four families.
-
+// TestQuantizedAgreement: packs agree with the f32 model's greedy choice
+// (teacher-forced on the f32 continuation, so one early difference does
+// not count 63 times) on at least 90% of 64 positions for q8_0 and 70% for
+// q4_0 and q4_k, for the real stories260K model and synthetic models of
+// four families. On stories260K, a q4_0 pack quantised with GPTQ
+// (calibrated on 32 sequences the model sampled itself) must have a
+// smaller logit error than plain rounding. GPTQ is not tried on the
+// synthetic models: their random weights give nearly uncorrelated inputs,
+// where error feedback has nothing to cancel (RATIONALE.md).
 func TestQuantizedAgreement(t *testing.T) {
 	type subject struct {
 		name string
@@ -150,14 +156,37 @@ func TestQuantizedAgreement(t *testing.T) {
 		}
 		subjects = append(subjects, subject{arch, pack.ModelSource{M: m}})
 	}
+	type variant struct {
+		q    tensor.DType
+		gptq bool
+	}
 	for _, sub := range subjects {
 		ref := sub.src.(pack.ModelSource).M
 		seq := append(slices.Clone(prompt), greedy(t, ref, engine.Options{}, prompt, 64)...)
 		refLogits := logitsAlong(t, ref, nil, seq)
-		for _, q := range []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K} {
-			t.Run(fmt.Sprintf("%s/%v", sub.name, q), func(t *testing.T) {
+		variants := []variant{{tensor.Q8_0, false}, {tensor.Q4_0, false}, {tensor.Q4_K, false}}
+		var stats *gptq.Stats
+		if sub.name == "stories260K" {
+			calib, err := distill.SelfGenerate(context.Background(), ref, 32, 64, 7, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stats, err = gptq.Collect(context.Background(), ref, calib, 0); err != nil {
+				t.Fatal(err)
+			}
+			variants = append(variants, variant{tensor.Q4_0, true})
+		}
+		rms := map[variant]float64{}
+		for _, v := range variants {
+			name := v.q.String()
+			o := pack.Options{Quant: v.q}
+			if v.gptq {
+				name += "-gptq"
+				o.Quantizer = stats.Quantizer(0)
+			}
+			t.Run(sub.name+"/"+name, func(t *testing.T) {
 				dir := filepath.Join(t.TempDir(), "pack")
-				if _, err := pack.Write(dir, sub.src, pack.Tokenizer{Kind: "hf", File: []byte("{}")}, "", pack.Options{Quant: q}); err != nil {
+				if _, err := pack.Write(dir, sub.src, pack.Tokenizer{Kind: "hf", File: []byte("{}")}, "", o); err != nil {
 					t.Fatal(err)
 				}
 				mf, err := pack.ReadManifest(dir)
@@ -182,16 +211,19 @@ func TestQuantizedAgreement(t *testing.T) {
 					}
 				}
 				rate := float64(agree) / float64(len(got))
-				t.Logf("%s %v: greedy agreement %.1f%% of %d positions, logit RMS error %.4f", sub.name, q, 100*rate, len(got), math.Sqrt(sq/float64(n)))
-				// Measured (teacher-forced, 64 positions): q8_0 97-100%; q4_0
-				// 81-86%, q4_k 80-89% on these models (see RATIONALE.md,
-				// "Quantisation"): the 90% holds for q8_0 only.
+				rms[v] = math.Sqrt(sq / float64(n))
+				t.Logf("%s %s: greedy agreement %.1f%% of %d positions, logit RMS error %.4f", sub.name, name, 100*rate, len(got), rms[v])
+				// Measured (RATIONALE.md, "Quantisation"): q8_0 97-100%,
+				// q4_0 and q4_k 80-89%, q4_0 with GPTQ 89% on stories260K.
 				bound := 0.9
-				if q != tensor.Q8_0 {
+				if v.q != tensor.Q8_0 {
 					bound = 0.7
 				}
 				if rate < bound {
 					t.Errorf("agreement %.1f%% < %.0f%%", 100*rate, 100*bound)
+				}
+				if v.gptq && !(rms[v] < 0.95*rms[variant{v.q, false}]) {
+					t.Errorf("GPTQ logit RMS error %.4f is not below 95%% of plain rounding's %.4f", rms[v], rms[variant{v.q, false}])
 				}
 			})
 		}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/moderuntime/mode/modelpack/manifest"
@@ -42,6 +43,12 @@ type Options struct {
 	// Progress, when set, is called after each tensor with the bytes
 	// written so far and the total expected.
 	Progress func(done, total int64)
+	// Quantizer, when set, replaces tensor.Quantize for matrices stored in
+	// a block format (q8_0, q4_0, q4_k): gptq.Stats.Quantizer compensates
+	// rounding errors using calibration statistics. It receives row slices
+	// in a plain format named by their tensor's canonical name and must
+	// return them in format to with the same shape.
+	Quantizer func(t *tensor.Tensor, to tensor.DType) (*tensor.Tensor, error)
 }
 
 // Formatter is implemented by a Source that knows which format each of its
@@ -338,7 +345,7 @@ func (g *group) add(src Source, sp model.TensorSpec) (int64, error) {
 	var added int64
 	for r0 := 0; r0 < rows; r0 += chunk {
 		n := min(chunk, rows-r0)
-		q, rms, err := readConverted(src, sp, r0, n, d, g.w.o.ReadSlice)
+		q, rms, err := readConverted(src, sp, r0, n, d, g.w.o.ReadSlice, g.w.o.Quantizer)
 		if err != nil {
 			return added, err
 		}
@@ -360,7 +367,7 @@ const defaultReadSlice = 32 << 20
 // readConverted reads rows [r0, r0+n) of a tensor in slices of at most
 // slice source bytes, converts each to format d, and joins them; it also
 // returns the RMS error the conversion introduced over all the rows.
-func readConverted(src Source, sp model.TensorSpec, r0, n int, d tensor.DType, slice int64) (*tensor.Tensor, float64, error) {
+func readConverted(src Source, sp model.TensorSpec, r0, n int, d tensor.DType, slice int64, quantizer func(*tensor.Tensor, tensor.DType) (*tensor.Tensor, error)) (*tensor.Tensor, float64, error) {
 	rows, cols := rowsOf(sp.Shape), sp.Shape[len(sp.Shape)-1]
 	step := max(1, int(slice/int64(4*cols))) // 4: the widest source element, f32
 	var parts []*tensor.Tensor
@@ -379,7 +386,7 @@ func readConverted(src Source, sp model.TensorSpec, r0, n int, d tensor.DType, s
 		if len(sp.Shape) == 2 && len(t.Shape) == 1 && sp.Shape[0] == 1 {
 			t.Shape = []int{1, t.Shape[0]}
 		}
-		q, err := convert(t, d)
+		q, err := convert(t, d, quantizer)
 		if err != nil {
 			return nil, 0, fmt.Errorf("tensor %s: %w", sp.Name, err)
 		}
@@ -454,8 +461,9 @@ func lossy(from, to tensor.DType) bool {
 	return !(to == tensor.F16 && from == tensor.F16)
 }
 
-// convert stores t in format d.
-func convert(t *tensor.Tensor, d tensor.DType) (*tensor.Tensor, error) {
+// convert stores t in format d, through quantizer (when not nil) for the
+// block formats.
+func convert(t *tensor.Tensor, d tensor.DType, quantizer func(*tensor.Tensor, tensor.DType) (*tensor.Tensor, error)) (*tensor.Tensor, error) {
 	if t.DType == d {
 		return t, nil
 	}
@@ -478,6 +486,16 @@ func convert(t *tensor.Tensor, d tensor.DType) (*tensor.Tensor, error) {
 			return nil, err
 		}
 		return tensor.FromF32(t.Name, t.Shape, f), nil
+	}
+	if quantizer != nil && tensor.BlockSize(d) > 1 {
+		q, err := quantizer(t, d)
+		if err != nil {
+			return nil, err
+		}
+		if q.DType != d || !slices.Equal(q.Shape, t.Shape) {
+			return nil, fmt.Errorf("quantizer returned %v %v for %v %v", q.DType, q.Shape, d, t.Shape)
+		}
+		return q, nil
 	}
 	return tensor.Quantize(t, d)
 }
