@@ -5,7 +5,9 @@
 // WGSL text Source specialises: WGSL override constants are not available
 // through every binding, so the weight format and sizes such as the tokens
 // per workgroup are substituted into the text instead, and each
-// specialisation is a separate pipeline. Every kernel's parameters are a
+// specialisation is a separate pipeline. Spec.F16 selects f16-arithmetic
+// variants of the matrix kernels (dot_f16.wgsl, tile_f16.wgsl) for devices
+// whose WGSL compiler has f16. Every kernel's parameters are a
 // uniform struct of u32 words built by the *Params types here, so the
 // backend and the tests lay them out the same way.
 //

@@ -1,13 +1,16 @@
 //#include common
 //#include weights
 //#include format
+//#include dot
 
 // matmul computes dst[t][row0+r] = W[r]·x[t] (+ bias) for the rows of one
 // page of W. A workgroup owns one output row and up to TT tokens: each
 // invocation dequantises 32-element chunks of the row into registers once
 // and multiplies them with every token's x, so prefill (TT = 8) reads each
 // weight once per 8 tokens while decode (TT = 1) keeps no extra registers.
-// The partial sums are reduced in workgroup memory.
+// The partial sums are reduced in workgroup memory. The dot include is
+// the f32 path (dot_f32) or, for f16 weights on devices with shader-f16,
+// f16 arithmetic (dot_f16).
 
 struct P {
   rows: u32,
@@ -47,16 +50,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var acc: array<f32, TT>;
   let nch = (p.cols + 31u) / 32u;
   for (var ch = lid; ch < nch; ch += WG) {
-    var wv = w_chunk(m, r, ch);
+    load_chunk(m, r, ch);
     let c0 = ch * 32u;
     let n = min(32u, p.cols - c0);
     for (var t = 0u; t < nt; t++) {
-      let xb = p.x_off + (t0 + t) * p.x_stride + c0;
-      var s = 0.0;
-      for (var j = 0u; j < n; j++) {
-        s += wv[j] * x[xb + j];
-      }
-      acc[t] += s;
+      acc[t] += chunk_dot(p.x_off + (t0 + t) * p.x_stride + c0, n);
     }
   }
   for (var t = 0u; t < TT; t++) {

@@ -1,6 +1,7 @@
 //#include common
 //#include weights
 //#include format
+//#include dot
 
 // matvec_rows is matmul for short rows: one invocation computes a whole
 // output row for every token, with no workgroup reduction. Below a few
@@ -40,15 +41,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let nch = (p.cols + 31u) / 32u;
   var acc = 0.0;
   for (var ch = 0u; ch < nch; ch++) {
-    var wv = w_chunk(m, r, ch);
+    load_chunk(m, r, ch);
     let c0 = ch * 32u;
-    let n = min(32u, p.cols - c0);
-    let xb = p.x_off + t * p.x_stride + c0;
-    var s = 0.0;
-    for (var j = 0u; j < n; j++) {
-      s += wv[j] * x[xb + j];
-    }
-    acc += s;
+    acc += chunk_dot(p.x_off + t * p.x_stride + c0, min(32u, p.cols - c0));
   }
   if (p.has_bias != 0u) {
     acc += bitcast<f32>(bias[p.bias_off + p.row0 + r]);

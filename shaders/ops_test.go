@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/moderuntime/mode/runtime/sample"
@@ -187,73 +188,116 @@ func TestRoute(t *testing.T) {
 	}
 }
 
-// pool lays out experts as the backend's pooled expert buffer: a table of
-// four words per expert, then each expert's gate, up and down matrices.
-func pool(t *testing.T, r *rand.Rand, f tensor.DType, dim int, widths []int) []uint32 {
-	w := make([]uint32, 4*len(widths))
-	for e, width := range widths {
-		if width == 0 {
-			continue
-		}
-		for j, shape := range [][2]int{{width, dim}, {width, dim}, {dim, width}} {
-			w[4*e+j] = uint32(len(w))
-			w = append(w, weights(t, r, f, shape[0], shape[1])...)
-		}
-		w[4*e+3] = uint32(width)
+// expertBufs lays out matrices the way the backend does: anywhere in
+// numbered buffers, found through the MoE table by key and base word.
+type expertBufs map[uint32][]uint32
+
+// put appends a random [rows, cols] matrix in format f to buffer id and
+// returns its key and base word.
+func (b expertBufs) put(t *testing.T, r *rand.Rand, id uint32, f tensor.DType, rows, cols int) (key, base uint32) {
+	if len(b[id]) == 0 {
+		b[id] = make([]uint32, 5) // matrices never start at word 0
 	}
-	return w
+	base = uint32(len(b[id]))
+	b[id] = append(b[id], weights(t, r, f, rows, cols)...)
+	return shaders.MoEKey(id, f), base
 }
 
-// TestMoE: experts of different widths (one not resident), empty slots,
-// several tokens; f32 with widths that are not multiples of 32 and q8_0.
-// Bound 1e-5 relative to max(1, |out|).
+// TestMoE runs the MoE kernels as the backend does — moe_gu per key,
+// swiglu, moe_down per key, moe_combine — over experts spread across two
+// buffers and two formats (an expert's gate and up in different buffers,
+// one buffer holding f32 and q8_0 matrices, so a key must match both
+// buffer and format), of different widths (70 not a multiple of 32), one
+// not resident, with empty slots. Bound 1e-5 relative to max(1, |out|):
+// f32 sums in a different order.
 func TestMoE(t *testing.T) {
 	d := dev(t)
 	r := rand.New(rand.NewPCG(13, 14))
-	for _, c := range []struct {
-		f      tensor.DType
-		dim    int
-		widths []int
-	}{
-		{tensor.F32, 40, []int{32, 96, 0, 16, 70}},
-		{tensor.Q8_0, 64, []int{32, 96, 64, 0}},
-	} {
-		t.Run(c.f.String(), func(t *testing.T) {
-			const T, K = 3, 2
-			w := pool(t, r, c.f, c.dim, c.widths)
-			routes := []uint32{}
-			ids := [][]uint32{{1, 0}, {4 % uint32(len(c.widths)), shaders.NoExpert}, {1, 3 % uint32(len(c.widths))}}
-			for _, row := range ids {
-				for _, id := range row {
-					if id != shaders.NoExpert && c.widths[id] == 0 {
-						id = 0
-					}
-					routes = append(routes, id, math.Float32bits(r.Float32()))
-				}
-			}
-			maxW := 0
-			for _, x := range c.widths {
-				maxW = max(maxW, x)
-			}
-			x := randn(r, T*c.dim, 1)
-			dst := randn(r, T*c.dim, 1) // the shared experts' sum
-			h := make([]float32, T*K*maxW)
-			p := shaders.MoEParams{T: T, K: K, D: uint32(c.dim), XStride: uint32(c.dim), MaxW: uint32(maxW), DstStride: uint32(c.dim)}
-			want := append([]float32(nil), dst...)
-			shaders.MoETwin(c.f, p, w, routes, x, append([]float32(nil), h...), want)
-			got := shaders.Bits(dst)
-			bufs := [][]uint32{w, routes, shaders.Bits(x), shaders.Bits(h), got}
-			p.NX = uint32(maxW)
-			if err := d.Run(shaders.MoEUp, shaders.Spec{Format: c.f}, [3]uint32{uint32(maxW), 1, T * K}, p.Words(), bufs...); err != nil {
-				t.Fatal(err)
-			}
-			p.NX = uint32(c.dim)
-			if err := d.Run(shaders.MoEDown, shaders.Spec{Format: c.f}, [3]uint32{uint32(c.dim), 1, T}, p.Words(), bufs...); err != nil {
-				t.Fatal(err)
-			}
-			near(t, "moe", shaders.Floats(got), want, 1e-5)
-		})
+	const D, T, K = 64, 3, 2
+	bufs := expertBufs{}
+	type loc struct {
+		id uint32
+		f  tensor.DType
 	}
+	experts := []struct {
+		width          int
+		gate, up, down loc
+	}{
+		{32, loc{1, tensor.Q8_0}, loc{1, tensor.Q8_0}, loc{2, tensor.F32}},
+		{70, loc{2, tensor.F32}, loc{2, tensor.F32}, loc{1, tensor.F32}},
+		{0, loc{}, loc{}, loc{}}, // not resident
+		{96, loc{1, tensor.Q8_0}, loc{2, tensor.Q8_0}, loc{1, tensor.Q8_0}},
+	}
+	entries := make([]shaders.MoEEntry, len(experts))
+	maxW := 0
+	for i, e := range experts {
+		if e.width == 0 {
+			continue
+		}
+		en := &entries[i]
+		en.Width = uint32(e.width)
+		en.GateKey, en.GateBase = bufs.put(t, r, e.gate.id, e.gate.f, e.width, D)
+		en.UpKey, en.UpBase = bufs.put(t, r, e.up.id, e.up.f, e.width, D)
+		en.DownKey, en.DownBase = bufs.put(t, r, e.down.id, e.down.f, D, e.width)
+		maxW = max(maxW, e.width)
+	}
+	table := shaders.MoETableWords(entries)
+	var routes []uint32
+	for _, row := range [][]uint32{{1, 0}, {3, shaders.NoExpert}, {1, 3}} {
+		for _, id := range row {
+			routes = append(routes, id, math.Float32bits(r.Float32()))
+		}
+	}
+	x := randn(r, T*D, 1)
+	dst := randn(r, T*D, 1) // the shared experts' sum
+	p := shaders.MoEParams{T: T, K: K, D: D, XStride: D, MaxW: uint32(maxW)}
+	c := shaders.MoECombineParams{T: T, K: K, D: D, DstStride: D}
+	want := append([]float32(nil), dst...)
+	shaders.MoETwin(p, c, bufs, table, routes, x, want)
+
+	g, u, y := make([]uint32, T*K*maxW), make([]uint32, T*K*maxW), make([]uint32, T*K*D)
+	keys := func(pick func(shaders.MoEEntry) uint32) []uint32 {
+		var ks []uint32
+		for i, e := range entries {
+			if experts[i].width > 0 && !slices.Contains(ks, pick(e)) {
+				ks = append(ks, pick(e))
+			}
+		}
+		return ks
+	}
+	run := func(k shaders.Kernel, key uint32, rows int) {
+		t.Helper()
+		p.Key, p.NX = key, uint32(rows)
+		spec := shaders.Spec{Format: shaders.Formats[key&7]}
+		out := y
+		if k.Entry == shaders.MoEGateUp.Entry {
+			out = u
+		}
+		if err := d.Run(k, spec, [3]uint32{uint32(rows), 1, T * K}, p.Words(), bufs[key>>3], table, routes, shaders.Bits(x), g, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gu := append(keys(func(e shaders.MoEEntry) uint32 { return e.GateKey }), keys(func(e shaders.MoEEntry) uint32 { return e.UpKey })...)
+	slices.Sort(gu)
+	for _, key := range slices.Compact(gu) {
+		run(shaders.MoEGateUp, key, maxW)
+	}
+	fp := shaders.FFNParams{Rows: T * K, Cols: uint32(maxW), DstStride: uint32(maxW), YStride: uint32(maxW)}
+	if err := d.Run(shaders.SwiGLU, shaders.Spec{}, [3]uint32{uint32(maxW+63) / 64, T * K, 1}, fp.Words(), g, u); err != nil {
+		t.Fatal(err)
+	}
+	downs := keys(func(e shaders.MoEEntry) uint32 { return e.DownKey })
+	if len(downs) != 3 {
+		t.Fatalf("%d down keys, want 3 (the test must spread experts)", len(downs))
+	}
+	for _, key := range downs {
+		run(shaders.MoEDown, key, D)
+	}
+	got := shaders.Bits(dst)
+	if err := d.Run(shaders.MoECombine, shaders.Spec{}, [3]uint32{1, T, 1}, c.Words(), table, routes, y, got); err != nil {
+		t.Fatal(err)
+	}
+	near(t, "moe", shaders.Floats(got), want, 1e-5)
 }
 
 // TestElementwise: swiglu, gated and plain accum, add, copy (exact up to

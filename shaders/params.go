@@ -98,13 +98,39 @@ func (p RouteParams) Words() []uint32 {
 // NoExpert marks an empty slot of a routes buffer.
 const NoExpert = 0xffffffff
 
-// MoEParams: the routed experts of T tokens, K slots each.
+// MoEParams: moe_gu and moe_down over the routed experts of T tokens, K
+// slots each, for the matrices whose table key is Key.
 type MoEParams struct {
-	T, K, D, XOff, XStride, RoutesOff, MaxW, DstOff, DstStride, NX uint32
+	T, K, D, XOff, XStride, RoutesOff, MaxW, Key, NX uint32
 }
 
 func (p MoEParams) Words() []uint32 {
-	return []uint32{p.T, p.K, p.D, p.XOff, p.XStride, p.RoutesOff, p.MaxW, p.DstOff, p.DstStride, p.NX}
+	return []uint32{p.T, p.K, p.D, p.XOff, p.XStride, p.RoutesOff, p.MaxW, p.Key, p.NX}
+}
+
+// MoECombineParams: add T tokens' K slots of D values to dst.
+type MoECombineParams struct {
+	T, K, D, RoutesOff, DstOff, DstStride uint32
+}
+
+func (p MoECombineParams) Words() []uint32 {
+	return []uint32{p.T, p.K, p.D, p.RoutesOff, p.DstOff, p.DstStride}
+}
+
+// MoEEntry is one expert's entry in the MoE kernels' table: where its
+// matrices are (key and base word of each) and its width, 0 when the
+// expert is not resident.
+type MoEEntry struct {
+	GateKey, GateBase, UpKey, UpBase, DownKey, DownBase, Width uint32
+}
+
+// MoETableWords is the table of entries as the kernels read it.
+func MoETableWords(es []MoEEntry) []uint32 {
+	w := make([]uint32, 0, 8*len(es))
+	for _, e := range es {
+		w = append(w, e.GateKey, e.GateBase, e.UpKey, e.UpBase, e.DownKey, e.DownBase, e.Width, 0)
+	}
+	return w
 }
 
 // FFNParams: swiglu and accum over Rows×Cols.

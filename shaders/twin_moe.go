@@ -64,62 +64,58 @@ func RouteTwin(e, k int, p RouteParams, logits []float32, bias, routes []uint32)
 	}
 }
 
-// ExpertEntry is one expert's entry in a pooled expert buffer's table.
-type ExpertEntry struct{ Gate, Up, Down, Width uint32 }
-
-// MoETwin is moe.wgsl's moe_up then moe_down: dst (holding the shared
-// experts' sum) += Σ_k weight_k · expert_k(x) per token, over the pooled
-// weights w whose first words are the expert table. h is scratch of
-// T·K·MaxW values.
-func MoETwin(f tensor.DType, p MoEParams, w, routes []uint32, x, h, dst []float32) {
-	width := func(e uint32) uint32 {
-		if e == NoExpert {
-			return 0
-		}
-		return w[4*e+3]
+// MoETwin computes what the MoE kernels compute together — moe_gu for
+// every key, swiglu, moe_down for every key, then moe_combine: dst
+// (holding the shared experts' sum) += Σ_k weight_k · expert_k(x) per
+// token, in rank order. bufs maps a buffer id to that buffer's words; a
+// table key's low three bits are the format code (FormatCode).
+func MoETwin(p MoEParams, c MoECombineParams, bufs map[uint32][]uint32, table, routes []uint32, x, dst []float32) {
+	mat := func(key, base, rows, cols uint32) (tensor.DType, []uint32, Mat) {
+		return Formats[key&7], bufs[key>>3], Mat{base, rows, cols}
 	}
+	dot := func(f tensor.DType, w []uint32, m Mat, r uint32, v []float32) float32 {
+		var s float32
+		for ch := uint32(0); ch*32 < m.Cols; ch++ {
+			wv := WChunk(f, w, m, r, ch)
+			for j := range min(32, m.Cols-32*ch) {
+				s += wv[j] * v[32*ch+j]
+			}
+		}
+		return s
+	}
+	y := make([][]float32, p.T*p.K)
 	for slot := range p.T * p.K {
-		t := slot / p.K
 		e := routes[p.RoutesOff+2*slot]
-		wd := width(e)
-		if wd == 0 {
+		if e == NoExpert || table[8*e+6] == 0 {
 			continue
 		}
-		gm, um := Mat{w[4*e], wd, p.D}, Mat{w[4*e+1], wd, p.D}
-		xr := x[p.XOff+t*p.XStride:]
+		te := table[8*e:]
+		wd := te[6]
+		xr := x[p.XOff+slot/p.K*p.XStride:]
+		h := make([]float32, wd)
 		for i := range wd {
-			var g, u float32
-			for ch := uint32(0); ch*32 < p.D; ch++ {
-				gv, uv := WChunk(f, w, gm, i, ch), WChunk(f, w, um, i, ch)
-				for j := range min(32, p.D-32*ch) {
-					g += gv[j] * xr[32*ch+j]
-					u += uv[j] * xr[32*ch+j]
-				}
-			}
-			h[slot*p.MaxW+i] = (g * sigmoid(g)) * u
+			gf, gw, gm := mat(te[0], te[1], wd, p.D)
+			uf, uw, um := mat(te[2], te[3], wd, p.D)
+			g, u := dot(gf, gw, gm, i, xr), dot(uf, uw, um, i, xr)
+			h[i] = (g * sigmoid(g)) * u
+		}
+		df, dw, dm := mat(te[4], te[5], p.D, wd)
+		y[slot] = make([]float32, p.D)
+		for j := range p.D {
+			y[slot][j] = dot(df, dw, dm, j, h)
 		}
 	}
-	for t := range p.T {
-		for j := range p.D {
-			acc := dst[p.DstOff+t*p.DstStride+j]
-			for k := range p.K {
-				slot := t*p.K + k
-				e := routes[p.RoutesOff+2*slot]
-				wd := width(e)
-				if wd == 0 {
-					continue
+	for t := range c.T {
+		for j := range c.D {
+			o := c.DstOff + t*c.DstStride + j
+			acc := dst[o]
+			for k := range c.K {
+				slot := t*c.K + k
+				if y[slot] != nil {
+					acc += math.Float32frombits(routes[c.RoutesOff+2*slot+1]) * y[slot][j]
 				}
-				dm := Mat{w[4*e+2], p.D, wd}
-				var s float32
-				for ch := uint32(0); ch*32 < wd; ch++ {
-					dv := WChunk(f, w, dm, j, ch)
-					for c := range min(32, wd-32*ch) {
-						s += dv[c] * h[slot*p.MaxW+32*ch+c]
-					}
-				}
-				acc += math.Float32frombits(routes[p.RoutesOff+2*slot+1]) * s
 			}
-			dst[p.DstOff+t*p.DstStride+j] = acc
+			dst[o] = acc
 		}
 	}
 }

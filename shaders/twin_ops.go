@@ -132,3 +132,57 @@ func ArgmaxTwin(p ArgmaxParams, v []float32) uint32 {
 	}
 	return best
 }
+
+// f16 rounds v to the nearest f16 (ties to even), as f16 arithmetic does.
+func f16(v float64) float32 { return tensor.F16ToF32(tensor.F32ToF16(float32(v))) }
+
+// MatMulF16Twin is matmul.wgsl, matvec_rows.wgsl and gemm.wgsl with f16
+// arithmetic (dot_f16.wgsl, tile_f16.wgsl) for an f16 matrix with an even
+// number of columns: per 32-column chunk, x rounded to f16, products and
+// their running sums in two f16 lanes (even and odd columns), each
+// rounded to f16; the chunk's sum is the two lanes added in f32, and the
+// chunk sums are added in f32 in column order.
+func MatMulF16Twin(p MatMulParams, w []uint32, x, dst []float32, bias []uint32) {
+	for r := range p.Rows {
+		for t := range p.T {
+			var acc float32
+			for c0 := uint32(0); c0 < p.Cols; c0 += 32 {
+				n := min(32, p.Cols-c0)
+				var lane [2]float32
+				h := 2*p.WBase + r*p.Cols + c0
+				xb := x[p.XOff+t*p.XStride+c0:]
+				for j := range n {
+					prod := f16(float64(halfAt(w, h+j)) * float64(f16(float64(xb[j]))))
+					lane[j%2] = f16(float64(lane[j%2]) + float64(prod))
+				}
+				acc += lane[0] + lane[1]
+			}
+			if p.HasBias {
+				acc += math.Float32frombits(bias[p.BiasOff+p.Row0+r])
+			}
+			dst[p.DstOff+t*p.DstStride+p.Row0+r] = acc
+		}
+	}
+}
+
+// GEMMTwin is gemm.wgsl's f32 path: each output sums its products in
+// column order (the order the CPU backend uses), in f32.
+func GEMMTwin(f tensor.DType, p MatMulParams, w []uint32, x, dst []float32, bias []uint32) {
+	m := Mat{p.WBase, p.Rows, p.Cols}
+	for r := range p.Rows {
+		for t := range p.T {
+			var acc float32
+			for ch := uint32(0); ch*32 < p.Cols; ch++ {
+				wv := WChunk(f, w, m, r, ch)
+				xb := x[p.XOff+t*p.XStride+32*ch:]
+				for j := range min(32, p.Cols-32*ch) {
+					acc += float32(wv[j] * xb[j]) // no fused multiply-add, as the kernel
+				}
+			}
+			if p.HasBias {
+				acc += math.Float32frombits(bias[p.BiasOff+p.Row0+r])
+			}
+			dst[p.DstOff+t*p.DstStride+p.Row0+r] = acc
+		}
+	}
+}

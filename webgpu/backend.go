@@ -13,12 +13,22 @@ import (
 // Sync as one submission, and any error met while recording or running
 // them is reported there.
 type Backend struct {
-	d     *Device
-	own   bool // Close closes d
-	s     *stream
-	zero  *buffer // bound where a kernel's optional input is absent
-	bufs  []*buffer
-	pools map[*backend.FFN]*expertPool
+	d       *Device
+	own     bool // Close closes d
+	s       *stream
+	zero    *buffer // bound where a kernel's optional input is absent
+	bufs    []*buffer
+	experts expertPool                    // every resident routed expert's matrices
+	tables  map[*backend.FFN]*expertTable // per sparse layer
+	// weightBytes counts the device bytes of weights with buffers of their
+	// own (everything but pooled experts).
+	weightBytes int64
+	// f16 says f16 weights use f16 arithmetic (Device.F16); benchmarks
+	// clear it to time the f32 path on the same device.
+	f16 bool
+	// gemm says when MatMul uses the tiled gemm kernel (gemmAuto);
+	// benchmarks change it to time the kernels against each other.
+	gemm int
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -34,7 +44,7 @@ func New(d *Device) (*Backend, error) {
 		s.release()
 		return nil, err
 	}
-	return &Backend{d: d, s: s, zero: z, pools: map[*backend.FFN]*expertPool{}}, nil
+	return &Backend{d: d, s: s, zero: z, tables: map[*backend.FFN]*expertTable{}, f16: d.F16}, nil
 }
 
 // Open acquires a device with o and returns a backend that owns it.
@@ -75,17 +85,48 @@ type kv struct {
 
 func (c *kv) Len() int { return c.seq }
 
+// Upload puts t on the device. A routed expert's matrix (by its canonical
+// name) goes into the expert pool, written straight into a free extent;
+// anything else gets buffers of its own.
 func (b *Backend) Upload(t *tensor.Tensor) (backend.Weight, error) {
-	return b.d.uploadWeight(t)
+	if isRoutedExpert(t.Name) && len(t.Shape) == 2 {
+		w, err := b.uploadExpert(t)
+		if err != nil {
+			return nil, err
+		}
+		return w, nil
+	}
+	return b.uploadOwn(t)
 }
 
-// Free releases w's buffers. Ops already recorded keep them alive until
-// they have run (wgpu reference-counts buffers held by bind groups).
-func (b *Backend) Free(w backend.Weight) {
-	if w, ok := w.(*weight); ok {
-		b.s.forgetGroups()
-		w.free()
+func (b *Backend) uploadOwn(t *tensor.Tensor) (backend.Weight, error) {
+	w, err := b.d.uploadWeight(t)
+	if err != nil {
+		return nil, err
 	}
+	b.weightBytes += w.bytes
+	return w, nil
+}
+
+// Free releases w's device memory. A pooled expert matrix's extent goes
+// back to the pool (no buffer is released, so cached bind groups stay
+// valid); a weight's own buffers are released. Ops already recorded keep
+// buffers alive until they have run (wgpu reference-counts buffers held by
+// bind groups), and an extent is not written again before they are
+// submitted (uploadExpert).
+func (b *Backend) Free(w backend.Weight) {
+	m, ok := w.(*weight)
+	if !ok || m.pages == nil {
+		return
+	}
+	if m.pooled != nil {
+		b.experts.release(*m.pooled)
+		m.pooled, m.pages = nil, nil
+		return
+	}
+	b.s.forgetGroups()
+	b.weightBytes -= m.bytes
+	m.free()
 }
 
 func (b *Backend) newF32(label string, n int) (*buffer, error) {
@@ -176,30 +217,56 @@ func (b *Backend) Read(x backend.Buf, dst []float32) error {
 
 func (b *Backend) Sync() error { return b.s.sync() }
 
-// Stats counts the device work submitted since the backend was made.
+// Stats counts the device work submitted since the backend was made and
+// the device memory its weights hold now.
 type Stats struct {
 	BindGroups  int   // bind groups created (the rest were reused)
 	Submissions int   // queue submissions
 	Dispatches  int   // compute dispatches
 	ReadBytes   int64 // bytes read back to the host
+	// WeightBytes is the device memory of weights in buffers of their own:
+	// every weight but the pooled routed experts.
+	WeightBytes int64
+	// ExpertBytes is the device memory of the resident routed experts'
+	// matrices: one copy of each, in the expert pool. ExpertPoolBytes is
+	// the size of the pool's pages, ExpertBytes plus free extents.
+	ExpertBytes, ExpertPoolBytes int64
+	// ExpertPages is the number of the pool's pages (bindings).
+	ExpertPages int
+	// F16Arith says f16 weights are multiplied in f16 (shader-f16).
+	F16Arith bool
 }
 
 // Stats returns the counters.
 func (b *Backend) Stats() Stats {
-	return Stats{BindGroups: b.s.created, Submissions: b.s.submits, Dispatches: b.s.dispatches, ReadBytes: b.s.readBytes}
+	return Stats{BindGroups: b.s.created, Submissions: b.s.submits, Dispatches: b.s.dispatches, ReadBytes: b.s.readBytes,
+		WeightBytes: b.weightBytes, ExpertBytes: int64(b.experts.used), ExpertPoolBytes: int64(b.experts.capacity),
+		ExpertPages: len(b.experts.pages), F16Arith: b.f16}
+}
+
+// String describes the backend's device and arithmetic.
+func (b *Backend) String() string {
+	arith := "f16 weights widened to f32"
+	if b.f16 {
+		arith = "f16 arithmetic for f16 weights"
+	} else if b.d.F16Note != "" {
+		arith += ": " + b.d.F16Note
+	}
+	return fmt.Sprintf("webgpu (%s; %d-byte bindings)", arith, b.d.MaxBinding)
 }
 
 func (b *Backend) Close() error {
 	err := b.s.sync()
-	for _, p := range b.pools {
-		p.buf.Release()
+	for _, t := range b.tables {
+		t.buf.Release()
 	}
+	b.experts.releaseAll()
 	for _, x := range b.bufs {
 		x.Release()
 	}
 	b.zero.Release()
 	b.s.release()
-	b.bufs, b.pools = nil, nil
+	b.bufs, b.tables = nil, nil
 	if b.own {
 		b.d.Close()
 	}

@@ -34,6 +34,13 @@ func argmax(v []float32) int { return testmodel.Argmax(v) }
 // largest logit difference. Tokens must agree.
 func compare(t *testing.T, m *model.Model, gpu *webgpu.Backend, o engine.Options, prompt []int, steps int) float64 {
 	t.Helper()
+	d, _ := compareEngine(t, m, gpu, o, prompt, steps)
+	return d
+}
+
+// compareEngine is compare, also returning the WebGPU backend's engine.
+func compareEngine(t *testing.T, m *model.Model, gpu *webgpu.Backend, o engine.Options, prompt []int, steps int) (float64, *engine.Engine) {
+	t.Helper()
 	ec, err := engine.New(cpu.New(cpu.Options{}), m, o)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +58,7 @@ func compare(t *testing.T, m *model.Model, gpu *webgpu.Backend, o engine.Options
 	if err != nil {
 		t.Fatal(err)
 	}
-	return worst
+	return worst, eg
 }
 
 // TestStories260K decodes greedily on both backends.
@@ -217,5 +224,95 @@ func TestPaging(t *testing.T) {
 				t.Errorf("max logit difference %.3g > 1e-4", diff)
 			}
 		})
+	}
+}
+
+// TestPrefillGEMM prefills 40-token prompts in one batch, which MatMul
+// gives to the tiled gemm kernel, against the CPU backend: a dense and a
+// sparse family in f32, and for each other weight format a model of dim
+// 256 (q4_k's super-blocks) with a dense and a sparse layer. Bound 1e-4
+// for f32 and 1e-3 for the other formats, as in TestFamilies and
+// TestQuantizedFormats.
+func TestPrefillGEMM(t *testing.T) {
+	gpu := newBackend(t, webgpu.Options{})
+	prompt := make([]int, 40)
+	for i := range prompt {
+		prompt[i] = (7*i + 3) % 97
+	}
+	type tc struct {
+		name  string
+		c     model.Config
+		f     tensor.DType
+		bound float64
+	}
+	cases := []tc{{"llama", family("llama"), tensor.F32, 1e-4}, {"qwen2_moe", family("qwen2_moe"), tensor.F32, 1e-4}}
+	for _, f := range []tensor.DType{tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K} {
+		c := testmodel.Config(256, 2, 4, 2, 97)
+		r := model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}
+		c.FFN = []model.FFN{{SharedWidths: []int{512}}, {ExpertWidths: []int{256, 256, 256}, Router: &r, SharedWidths: []int{256}}}
+		cases = append(cases, tc{"dim256", c, f, 1e-3})
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s/%v", c.name, c.f), func(t *testing.T) {
+			m := testmodel.Random(c.c, 17)
+			if c.f != tensor.F32 {
+				for n, w := range m.Weights {
+					if len(w.Shape) == 2 && w.Rows() > 1 && tensor.CanQuantize(c.f, w.Cols()) {
+						q, err := tensor.Quantize(w, c.f)
+						if err != nil {
+							t.Fatal(err)
+						}
+						m.Weights[n] = q
+					}
+				}
+			}
+			before := webgpu.Dispatches(gpu, "gemm.wgsl")
+			diff := compare(t, m, gpu, engine.Options{MaxBatch: 64, MaxSeq: 64}, prompt, 4)
+			n := webgpu.Dispatches(gpu, "gemm.wgsl") - before
+			t.Logf("%d gemm dispatches; max |logit diff| %.3g", n, diff)
+			if n == 0 {
+				t.Error("the 40-token prefill ran no gemm dispatch")
+			}
+			if diff > c.bound {
+				t.Errorf("max logit difference %.3g > %g", diff, c.bound)
+			}
+		})
+	}
+}
+
+// TestF16ArithModel decodes a model whose matrices are f16 with f16
+// arithmetic (when the device can compile it) and requires the CPU
+// backend's greedy tokens, with logits within 5e-2 of the CPU's (x and
+// every product rounded to f16, see shaders.TestF16Arith) but not within
+// f32 rounding of them, which would mean f16 arithmetic did not run.
+func TestF16ArithModel(t *testing.T) {
+	gpu := newBackend(t, webgpu.Options{})
+	if !gpu.Stats().F16Arith {
+		t.Skip("no f16 arithmetic: " + gpu.Device().F16Note)
+	}
+	c := testmodel.Config(256, 2, 4, 2, 97)
+	r := model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}
+	c.FFN = []model.FFN{{SharedWidths: []int{512}}, {ExpertWidths: []int{256, 256, 256}, Router: &r, SharedWidths: []int{256}}}
+	m := testmodel.Random(c, 5)
+	for n, w := range m.Weights {
+		if len(w.Shape) == 2 && w.Rows() > 1 {
+			q, err := tensor.Quantize(w, tensor.F16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Weights[n] = q
+		}
+	}
+	prompt := make([]int, 20) // a batch long enough for gemm
+	for i := range prompt {
+		prompt[i] = (11*i + 2) % 97
+	}
+	diff := compare(t, m, gpu, engine.Options{MaxBatch: 32, MaxSeq: 64}, prompt, 12)
+	t.Logf("f16 arithmetic: 12 greedy tokens agree; max |logit diff| %.3g", diff)
+	if diff > 5e-2 {
+		t.Errorf("max logit difference %.3g > 5e-2", diff)
+	}
+	if diff < 1e-4 {
+		t.Errorf("max logit difference %.3g: as small as f32 rounding, so no f16 arithmetic ran", diff)
 	}
 }

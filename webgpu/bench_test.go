@@ -1,6 +1,8 @@
 package webgpu
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -247,4 +249,81 @@ func activeBytes(m *model.Model) int64 {
 		n += sum * int64(f.Router.TopK) / int64(len(f.ExpertWidths)) // top_k experts of mean size
 	}
 	return n
+}
+
+// BenchmarkPrefill times a batched matmul with the tiled gemm kernel and
+// with the 8-tokens-per-workgroup matmul kernel on the same backend, and
+// reports gemm's time as a ratio to matmul's (below 1: gemm is faster).
+// Rows of at most shortRow columns are compared with matvec_rows, which
+// MatMul would use for them otherwise.
+func BenchmarkPrefill(b *testing.B) {
+	benchPrefill(b, 1024, []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K}, []int{8, 16, 32, 64, 128})
+	benchPrefill(b, 256, []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K}, []int{8, 16, 64})
+}
+
+func benchPrefill(b *testing.B, n int, formats []tensor.DType, batches []int) {
+	rows, cols := n, n
+	r := rand.New(rand.NewPCG(2, 2))
+	w := make([]float32, rows*cols)
+	for i := range w {
+		w[i] = float32(r.NormFloat64() / math.Sqrt(float64(cols)))
+	}
+	src := tensor.FromF32("w", []int{rows, cols}, w)
+	for _, f := range formats {
+		for _, T := range batches {
+			b.Run(fmt.Sprintf("%dx%d/%v/T=%d", rows, cols, f, T), func(b *testing.B) {
+				g := benchBackend(b)
+				q, err := tensor.Quantize(src, f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				wt, err := g.Upload(q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				x, _ := g.NewBuf(T, cols)
+				y, _ := g.NewBuf(T, rows)
+				g.gemm = gemmNever
+				old := timeOps(b, g, 2, func() { g.MatMul(y, x, wt, nil) })
+				g.gemm = gemmAlways
+				tiled := timeOps(b, g, 2, func() { g.MatMul(y, x, wt, nil) })
+				b.ReportMetric(old*1e3, "matmul_ms")
+				b.ReportMetric(tiled*1e3, "gemm_ms")
+				b.ReportMetric(tiled/old, "gemm/matmul")
+			})
+		}
+	}
+}
+
+// BenchmarkMatVecF16Arith times the decode matrix-vector product of an f16
+// matrix with f16 arithmetic and on the f32 path on the same device, and
+// reports their ratio (below 1: f16 arithmetic is faster). It needs a
+// device whose WGSL compiler has f16 (Device.F16).
+func BenchmarkMatVecF16Arith(b *testing.B) {
+	g := benchBackend(b)
+	if !g.f16 {
+		b.Skip("no f16 arithmetic: " + g.d.F16Note)
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	w := make([]float32, benchRows*benchCols)
+	for i := range w {
+		w[i] = float32(r.NormFloat64() / 45)
+	}
+	q, err := tensor.Quantize(tensor.FromF32("w", []int{benchRows, benchCols}, w), tensor.F16)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wt, err := g.Upload(q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	x, _ := g.NewBuf(1, benchCols)
+	y, _ := g.NewBuf(1, benchRows)
+	g.f16 = false
+	f32 := timeOps(b, g, 4, func() { g.MatMul(y, x, wt, nil) })
+	g.f16 = true
+	f16 := timeOps(b, g, 4, func() { g.MatMul(y, x, wt, nil) })
+	b.ReportMetric(f32*1e3, "f32path_ms")
+	b.ReportMetric(f16*1e3, "f16arith_ms")
+	b.ReportMetric(f16/f32, "f16/f32")
 }

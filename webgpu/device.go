@@ -17,6 +17,10 @@ type Options struct {
 	MaxBinding uint64
 	// Timeout bounds every wait for the device; 0 means one minute.
 	Timeout time.Duration
+	// NoF16 keeps f16 weights on the f32 path (widened with
+	// unpack2x16float) even when the adapter has shader-f16; the feature is
+	// then not requested.
+	NoF16 bool
 }
 
 // Device is an acquired WebGPU device and what every backend on it shares:
@@ -31,16 +35,19 @@ type Device struct {
 	// buffer, MaxInvocations the most invocations per workgroup.
 	MaxBinding, MaxBuffer uint64
 	MaxInvocations        uint32
-	// F16 says the device has shader-f16. The kernels widen f16 with
-	// unpack2x16float either way (exact, and available everywhere), so it
-	// is informational.
-	F16 bool
+	// F16 says f16 weights are multiplied in f16 (shaders.Spec.F16): the
+	// device has shader-f16 and its WGSL compiler compiled the f16 kernel.
+	// Never under GOOS=js, where the binding cannot request features.
+	// F16Note says why not, when the adapter was asked for it.
+	F16     bool
+	F16Note string
 
 	timeout time.Duration
 	pipes   pipelineCache
 
-	mu   sync.Mutex
-	lost error // set when the device reports itself lost
+	mu     sync.Mutex
+	lost   error  // set when the device reports itself lost
+	nextID uint32 // the id of the next buffer
 }
 
 // ErrNoAdapter is returned by Open when no WebGPU adapter is available.
@@ -61,7 +68,7 @@ func OpenDevice(o Options) (*Device, error) {
 	if d.timeout <= 0 {
 		d.timeout = time.Minute
 	}
-	if err := d.request(); err != nil {
+	if err := d.request(!o.NoF16); err != nil {
 		ad.Release()
 		inst.Release()
 		return nil, err
@@ -121,15 +128,21 @@ func (d *Device) newBuffer(label string, size uint64, usage wgpu.BufferUsage) (*
 	if err != nil {
 		return nil, fmt.Errorf("webgpu: creating buffer %s (%d bytes): %w", label, size, err)
 	}
-	return &buffer{Buffer: b, size: size, usage: usage}, nil
+	d.mu.Lock()
+	d.nextID++
+	id := d.nextID
+	d.mu.Unlock()
+	return &buffer{Buffer: b, size: size, usage: usage, id: id}, nil
 }
 
 // buffer is a device buffer with the size and usage it was made with
-// (which the js binding cannot report).
+// (which the js binding cannot report), and an id unique on its device
+// that names it in the MoE kernels' expert table.
 type buffer struct {
 	*wgpu.Buffer
 	size  uint64
 	usage wgpu.BufferUsage
+	id    uint32
 }
 
 // wait polls the device until done reports true, the device is lost or

@@ -13,13 +13,14 @@ import (
 // request acquires the device through the browser's API directly rather
 // than through cogentcore/webgpu v0.23.0, which under js ignores
 // RequiredLimits (leaving 128 MiB bindings where SwiftShader offers 1 GiB)
-// and panics on RequiredFeatures. shader-f16 is never requested: the
-// kernels widen f16 with unpack2x16float and need no extension.
+// and panics on RequiredFeatures. shader-f16 is never requested (f16 is
+// ignored): f16 weights take the f32 path, widened with unpack2x16float,
+// which needs no extension.
 //
 // The binding hides the adapter's JS object, so a second adapter is
 // requested here; it is the same physical adapter OpenDevice found.
 // It must run on an ordinary goroutine: it awaits promises.
-func (d *Device) request() error {
+func (d *Device) request(f16 bool) error {
 	gpu := js.Global().Get("navigator").Get("gpu")
 	if !gpu.Truthy() {
 		return fmt.Errorf("%w: navigator.gpu is missing", ErrNoAdapter)

@@ -6,6 +6,9 @@
 // cache keyed by kernel and specialisation, a pool of scratch buffers, the
 // recording of ops into one queue submission per forward step, bounded
 // waits for the device (errors surface at Sync and Read, never as a hang),
-// and the splitting of weights larger than one binding into pages. The
-// kernels themselves are in package shaders.
+// the splitting of weights larger than one binding into pages, and the
+// expert pool: routed experts' matrices written straight into extents of
+// shared pages, found by the MoE kernels through a per-layer table, so that
+// each expert is on the device once and a layer's experts may exceed one
+// binding. The kernels themselves are in package shaders.
 package webgpu

@@ -7,3 +7,7 @@ func Pages(w backend.Weight) int { return len(w.(*weight).pages) }
 
 // Submissions is the number of queue submissions b has made.
 func Submissions(b *Backend) int { return b.s.submits }
+
+// Dispatches is the number of dispatches b has recorded of the kernels in
+// a WGSL file.
+func Dispatches(b *Backend, file string) int { return b.s.byFile[file] }

@@ -1,9 +1,11 @@
 package webgpu
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/cogentcore/webgpu/wgpu"
 	"github.com/moderuntime/mode/runtime/backend"
@@ -116,9 +118,13 @@ func (b *Backend) ReadRoutes(r backend.Routes) ([][]routing.Choice, error) {
 }
 
 // MoE records the shared experts through the ordinary kernels (matmul,
-// swiglu, accum into dst), then the routed experts with moe_up and
-// moe_down over the layer's pooled expert buffer, reading the expert ids
-// from the routes buffer on the device: nothing is read back.
+// swiglu, accum into dst), then the routed experts over the matrices where
+// they lie (see expertTable), reading the expert ids from the routes buffer
+// on the device: nothing is read back. Per key (a buffer and a format)
+// holding gate or up matrices of resident experts, moe_gu computes gate·x
+// and up·x of the slots whose expert it holds; swiglu combines them; per
+// key holding down matrices, moe_down computes each slot's output; and
+// moe_combine adds the slots to dst in rank order.
 func (b *Backend) MoE(dst, x backend.Buf, r backend.Routes, f *backend.FFN) {
 	d, s := dst.(*buf), x.(*buf)
 	T, D := s.rows, s.cols
@@ -138,26 +144,42 @@ func (b *Backend) MoE(dst, x backend.Buf, r backend.Routes, f *backend.FFN) {
 	}
 	rt := r.(*routes)
 	defer b.s.pool.put(rt.b)
-	ep, err := b.expertPool(f)
+	tab, err := b.expertTable(f)
 	if err != nil {
 		b.s.fail(err)
 		return
 	}
-	h, err := b.scratch(T*rt.k, ep.maxW)
-	if err != nil {
-		b.s.fail(err)
-		return
+	if tab.maxW == 0 {
+		return // no routed expert is resident, so the routes name none
 	}
-	defer b.s.pool.put(h.b)
-	nx, ny := shaders.Grid(ep.maxW)
-	p := shaders.MoEParams{T: u(T), K: u(rt.k), D: u(D), XOff: u(s.off), XStride: u(s.cols), MaxW: u(ep.maxW),
-		DstOff: u(d.off), DstStride: u(d.cols), NX: nx}
-	spec := shaders.Spec{Format: ep.format}
-	args := []arg{bufArg(ep.buf), bufArg(rt.b), bufArg(s.b), bufArg(h.b), bufArg(d.b)}
-	b.s.run(shaders.MoEUp, spec, [3]uint32{nx, ny, u(T * rt.k)}, p.Words(), args...)
+	TK := T * rt.k
+	var scr [3]*buf
+	for i, cols := range []int{tab.maxW, tab.maxW, D} {
+		if scr[i], err = b.scratch(TK, cols); err != nil {
+			b.s.fail(err)
+			return
+		}
+		defer b.s.pool.put(scr[i].b)
+	}
+	g, up, y := scr[0], scr[1], scr[2]
+	nx, ny := shaders.Grid(tab.maxW)
+	p := shaders.MoEParams{T: u(T), K: u(rt.k), D: u(D), XOff: u(s.off), XStride: u(s.cols), MaxW: u(tab.maxW), NX: nx}
+	for _, m := range tab.gu {
+		p.Key = m.key
+		b.s.run(shaders.MoEGateUp, shaders.Spec{Format: m.format}, [3]uint32{nx, ny, u(TK)}, p.Words(),
+			bufArg(m.buf), bufArg(tab.buf), bufArg(rt.b), bufArg(s.b), bufArg(g.b), bufArg(up.b))
+	}
+	b.ffnStep(shaders.SwiGLU, g, up, 0, 0)
 	nx, ny = shaders.Grid(D)
 	p.NX = nx
-	b.s.run(shaders.MoEDown, spec, [3]uint32{nx, ny, u(T)}, p.Words(), args...)
+	for _, m := range tab.down {
+		p.Key = m.key
+		b.s.run(shaders.MoEDown, shaders.Spec{Format: m.format}, [3]uint32{nx, ny, u(TK)}, p.Words(),
+			bufArg(m.buf), bufArg(tab.buf), bufArg(rt.b), bufArg(s.b), bufArg(g.b), bufArg(y.b))
+	}
+	c := shaders.MoECombineParams{T: u(T), K: u(rt.k), D: u(D), DstOff: u(d.off), DstStride: u(d.cols)}
+	b.s.run(shaders.MoECombine, shaders.Spec{}, [3]uint32{u(ceilDiv(D, 64)), u(T), 1}, c.Words(),
+		bufArg(tab.buf), bufArg(rt.b), bufArg(y.b), bufArg(d.b))
 }
 
 // sharedExpert adds down(silu(gate·x)⊙up·x), scaled by sigmoid(g·x) when
@@ -199,97 +221,95 @@ func (b *Backend) sharedExpert(d, x *buf, e *backend.Expert, gate backend.Weight
 	return nil
 }
 
-// expertPool is one layer's resident routed experts in one buffer: a
-// table of 4 words per expert (gate, up and down base words and width; 0
-// width for an expert not loaded) followed by the matrices.
-type expertPool struct {
-	buf     *buffer
-	experts []*backend.Expert // what the pool was built from
-	format  tensor.DType
-	maxW    int
+// expertTable is the MoE kernels' table for one layer (see moe.wgsl) on
+// the device, as last written, and what MoE dispatches over it.
+type expertTable struct {
+	buf      *buffer
+	words    []uint32
+	maxW     int
+	gu, down []matGroup // keys holding gate or up, and down, matrices
 }
 
-// expertPool returns f's pool, rebuilding it on the device (buffer to
-// buffer copies) when the engine has loaded or evicted experts since.
-func (b *Backend) expertPool(f *backend.FFN) (*expertPool, error) {
-	if ep, ok := b.pools[f]; ok && samePointers(ep.experts, f.Experts) {
-		return ep, nil
-	}
-	if old, ok := b.pools[f]; ok {
-		b.s.forgetGroups()
-		old.buf.Release()
-		delete(b.pools, f)
-	}
-	ep := &expertPool{experts: append([]*backend.Expert(nil), f.Experts...), format: tensor.Invalid}
+// matGroup is one key of the table: the matrices of one format in one buffer.
+type matGroup struct {
+	key    uint32
+	buf    *buffer
+	format tensor.DType
+}
+
+// expertTable returns f's table, rewriting the changed table on the device
+// in place when the engine has loaded or evicted experts since the last
+// MoE of the layer. It is built from f.Experts on every call (a few words
+// per expert) so that it can never disagree with the engine.
+func (b *Backend) expertTable(f *backend.FFN) (*expertTable, error) {
 	E := len(f.Experts)
-	table := make([]uint32, 4*E)
-	type cp struct {
-		src  *buffer
-		dstW uint64
+	tab := b.tables[f]
+	if tab == nil || len(tab.words) != 8*E {
+		if tab != nil {
+			b.s.forgetGroups()
+			tab.buf.Release()
+			delete(b.tables, f)
+		}
+		tb, err := b.d.newBuffer("expert table", uint64(32*max(E, 1)), wgpu.BufferUsageStorage|wgpu.BufferUsageCopyDst)
+		if err != nil {
+			return nil, err
+		}
+		// WebGPU zero-fills new buffers: every width is 0, nothing resident.
+		tab = &expertTable{buf: tb, words: make([]uint32, 8*E)}
+		b.tables[f] = tab
 	}
-	var copies []cp
-	words := uint64(4 * E)
+	entries := make([]shaders.MoEEntry, E)
+	gu, down := map[uint32]matGroup{}, map[uint32]matGroup{}
+	maxW := 0
 	for i, e := range f.Experts {
 		if e == nil {
 			continue
 		}
+		var key, base [3]uint32
 		for j, w := range []backend.Weight{e.Gate, e.Up, e.Down} {
 			m := w.(*weight)
 			if len(m.pages) != 1 {
-				return nil, fmt.Errorf("webgpu: expert %d is paged; pooled experts must fit one binding", i)
+				return nil, fmt.Errorf("webgpu: a matrix of routed expert %d is in %d pages; the MoE kernels need each in one binding", i, len(m.pages))
 			}
-			if ep.format == tensor.Invalid {
-				ep.format = m.format
-			}
-			if m.format != ep.format {
-				return nil, fmt.Errorf("webgpu: expert %d is %v, others %v: one layer's experts must share a format", i, m.format, ep.format)
-			}
-			table[4*i+j] = uint32(words)
-			copies = append(copies, cp{m.pages[0].buf, words})
-			words += m.pages[0].buf.size / 4
-		}
-		table[4*i+3] = u(e.Gate.(*weight).rows)
-		ep.maxW = max(ep.maxW, e.Gate.(*weight).rows)
-	}
-	if ep.format == tensor.Invalid {
-		ep.format, ep.maxW = tensor.F32, 1
-	}
-	if 4*words > b.d.MaxBinding {
-		return nil, fmt.Errorf("webgpu: layer's experts take %d bytes, over the %d-byte binding limit", 4*words, b.d.MaxBinding)
-	}
-	pb, err := b.d.newBuffer("experts", 4*words, wgpu.BufferUsageStorage|wgpu.BufferUsageCopyDst)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.d.queue.WriteBuffer(pb.Buffer, 0, wordBytes(table)); err != nil {
-		pb.Release()
-		return nil, fmt.Errorf("webgpu: writing expert table: %w", err)
-	}
-	err = b.s.flush(func(enc *wgpu.CommandEncoder) error {
-		for _, c := range copies {
-			if err := enc.CopyBufferToBuffer(c.src.Buffer, 0, pb.Buffer, 4*c.dstW, c.src.size); err != nil {
-				return fmt.Errorf("webgpu: pooling experts: %w", err)
+			pg := m.pages[0]
+			key[j], base[j] = shaders.MoEKey(pg.buf.id, m.format), pg.base
+			g := matGroup{key[j], pg.buf, m.format}
+			if j < 2 {
+				gu[key[j]] = g
+			} else {
+				down[key[j]] = g
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		pb.Release()
-		return nil, err
+		width := e.Gate.(*weight).rows
+		entries[i] = shaders.MoEEntry{GateKey: key[0], GateBase: base[0], UpKey: key[1], UpBase: base[1],
+			DownKey: key[2], DownBase: base[2], Width: u(width)}
+		maxW = max(maxW, width)
 	}
-	ep.buf = pb
-	b.pools[f] = ep
-	return ep, nil
+	if words := shaders.MoETableWords(entries); !slices.Equal(words, tab.words) {
+		// Recorded dispatches of this layer may read the old table: submit
+		// them first, and the queue runs them before the write.
+		if len(b.s.ops) > 0 {
+			if err := b.s.flush(nil); err != nil {
+				return nil, err
+			}
+		}
+		if err := b.d.queue.WriteBuffer(tab.buf.Buffer, 0, wordBytes(words)); err != nil {
+			return nil, fmt.Errorf("webgpu: writing expert table: %w", err)
+		}
+		tab.words = words
+	}
+	tab.maxW = maxW
+	tab.gu, tab.down = sortedGroups(gu), sortedGroups(down)
+	return tab, nil
 }
 
-func samePointers(a, b []*backend.Expert) bool {
-	if len(a) != len(b) {
-		return false
+// sortedGroups orders a table's keys so that dispatches (and the bind
+// groups they use) are the same from one step to the next.
+func sortedGroups(m map[uint32]matGroup) []matGroup {
+	out := make([]matGroup, 0, len(m))
+	for _, g := range m {
+		out = append(out, g)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	slices.SortFunc(out, func(a, b matGroup) int { return cmp.Compare(a.key, b.key) })
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/tensor"
 	"github.com/moderuntime/mode/shaders"
 )
 
@@ -21,7 +22,7 @@ func (b *Backend) Embed(dst backend.Buf, table backend.Weight, ids []int) {
 		words[i] = u(id)
 	}
 	for _, pg := range w.pages {
-		p := shaders.EmbedParams{N: u(len(ids)), Cols: u(w.cols), Rows: u(pg.rows), Row0: u(pg.row0), DstOff: u(d.off), DstStride: u(d.cols)}
+		p := shaders.EmbedParams{N: u(len(ids)), Cols: u(w.cols), Rows: u(pg.rows), Row0: u(pg.row0), WBase: pg.base, DstOff: u(d.off), DstStride: u(d.cols)}
 		grid := [3]uint32{u(ceilDiv(ceilDiv(w.cols, 32), 64)), u(len(ids)), 1}
 		b.s.run(shaders.Embed, shaders.Spec{Format: w.format}, grid, p.Words(), bufArg(pg.buf), hostArg(words), bufArg(d.b))
 	}
@@ -47,34 +48,72 @@ func (b *Backend) RMSNorm(dst, x backend.Buf, w backend.Weight, eps float32) {
 		bufArg(g.pages[0].buf), bufArg(s.b), bufArg(d.b))
 }
 
-// MatMul runs one dispatch per page of w. A batch of one token (decode)
-// uses the matrix-vector specialisation; larger batches put 8 tokens in a
-// workgroup so that each dequantised weight chunk serves all 8. Rows of at
-// most shortRow columns go to matvec_rows, one invocation per row.
+// MatMul runs one dispatch per page of w. Batches useGEMM picks go to the
+// tiled gemm kernel (64 rows × 32 tokens per workgroup, staged in
+// workgroup memory). Otherwise rows of at most shortRow columns go to
+// matvec_rows, one invocation per row; a batch of one token (decode) uses
+// the matrix-vector specialisation of matmul, and other batches put 8
+// tokens in a workgroup so that each dequantised weight chunk serves all 8. f16 weights
+// with an even number of columns use f16 arithmetic when the device has
+// shader-f16.
 func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 	d, s, m := dst.(*buf), x.(*buf), w.(*weight)
-	tt := 8
-	if s.rows == 1 {
-		tt = 1
-	}
 	bb := b.zero
 	if bias != nil {
 		bb = bias.(*weight).pages[0].buf
 	}
+	spec := shaders.Spec{Format: m.format, F16: b.f16 && m.format == tensor.F16 && m.cols%2 == 0}
 	for _, pg := range m.pages {
-		k, spec, groups, z := shaders.MatMul, shaders.Spec{Format: m.format, TT: tt}, pg.rows, ceilDiv(s.rows, tt)
-		if m.cols <= shortRow {
-			k, spec, groups, z = shaders.MatVecRows, shaders.Spec{Format: m.format}, ceilDiv(pg.rows, 64), s.rows
+		k, sp := shaders.MatMul, spec
+		var groups, z int
+		switch {
+		case b.useGEMM(s.rows, m.cols, m.format):
+			k, groups, z = shaders.GEMM, ceilDiv(pg.rows, 64), ceilDiv(s.rows, 32)
+		case m.cols <= shortRow:
+			k, groups, z = shaders.MatVecRows, ceilDiv(pg.rows, 64), s.rows
+		default:
+			sp.TT = 8
+			if s.rows == 1 {
+				sp.TT = 1
+			}
+			groups, z = pg.rows, ceilDiv(s.rows, sp.TT)
 		}
 		nx, ny := shaders.Grid(groups)
 		p := shaders.MatMulParams{Rows: u(pg.rows), Cols: u(m.cols), T: u(s.rows), XOff: u(s.off), XStride: u(s.cols),
-			DstOff: u(d.off), DstStride: u(d.cols), HasBias: bias != nil, Row0: u(pg.row0), NX: nx}
-		b.s.run(k, spec, [3]uint32{nx, ny, u(z)}, p.Words(), bufArg(pg.buf), bufArg(s.b), bufArg(d.b), bufArg(bb))
+			DstOff: u(d.off), DstStride: u(d.cols), WBase: pg.base, HasBias: bias != nil, Row0: u(pg.row0), NX: nx}
+		b.s.run(k, sp, [3]uint32{nx, ny, u(z)}, p.Words(), bufArg(pg.buf), bufArg(s.b), bufArg(d.b), bufArg(bb))
 	}
 }
 
 // shortRow is the widest row matvec_rows takes (see matvec_rows.wgsl).
 const shortRow = 256
+
+// useGEMM says whether a batch of t tokens through rows of cols columns
+// in format f goes to the tiled gemm kernel, from BenchmarkPrefill on
+// lavapipe (see RATIONALE.md): past 8 tokens for rows wider than shortRow
+// (matmul then needs a second 8-token group and gemm has its 32-token tile
+// for the same cost); from 16 tokens for short rows, which matvec_rows
+// handles well below that, except in q4_k, whose short rows gemm stages
+// more slowly than matvec_rows reads them at every batch size measured.
+func (b *Backend) useGEMM(t, cols int, f tensor.DType) bool {
+	switch b.gemm {
+	case gemmNever:
+		return false
+	case gemmAlways:
+		return t > 1
+	}
+	if cols > shortRow {
+		return t > 8
+	}
+	return t >= 16 && f != tensor.Q4_K
+}
+
+// Backend.gemm: when MatMul uses the tiled kernel.
+const (
+	gemmAuto   = iota // useGEMM's measured rule
+	gemmNever         // benchmarks: the kernels it replaces
+	gemmAlways        // benchmarks: every batch
+)
 
 func (b *Backend) RoPE(x backend.Buf, headDim, pos0 int, r *backend.Rope) {
 	s := x.(*buf)

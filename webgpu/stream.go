@@ -31,10 +31,11 @@ type stream struct {
 	// buffer is released (forgetGroups), so none outlives what it binds.
 	groups map[string]*wgpu.BindGroup
 
-	submits    int   // queue submissions so far
-	dispatches int   // compute dispatches submitted so far
-	created    int   // bind groups created so far
-	readBytes  int64 // bytes copied back to the host so far
+	submits    int            // queue submissions so far
+	dispatches int            // compute dispatches submitted so far
+	byFile     map[string]int // dispatches recorded so far, by kernel file
+	created    int            // bind groups created so far
+	readBytes  int64          // bytes copied back to the host so far
 }
 
 type dispatch struct {
@@ -153,6 +154,10 @@ func (s *stream) run(k shaders.Kernel, spec shaders.Spec, grid [3]uint32, params
 		s.created++
 	}
 	s.ops = append(s.ops, dispatch{p: p, bg: bg, x: max(grid[0], 1), y: max(grid[1], 1), z: max(grid[2], 1)})
+	if s.byFile == nil {
+		s.byFile = map[string]int{}
+	}
+	s.byFile[k.File]++
 }
 
 // flush submits the recorded dispatches followed by whatever copy adds

@@ -18,20 +18,28 @@ type weight struct {
 	format     tensor.DType
 	pages      []page
 	bytes      int64
+	// pooled is where a routed expert's matrix lies in the expert pool
+	// (one page, at a base word); nil for a weight with buffers of its own.
+	pooled *extent
 }
 
+// page is rows [row0, row0+rows) of a weight as a matrix of their own,
+// from word base of buf.
 type page struct {
 	buf        *buffer
 	row0, rows int
+	base       uint32
 }
 
 func (w *weight) Shape() []int { return w.shape }
 func (w *weight) Bytes() int64 { return w.bytes }
 
-// upload puts t on the device, paging it when it exceeds MaxBinding.
-func (d *Device) uploadWeight(t *tensor.Tensor) (*weight, error) {
+// prepare checks t and returns its weight (with no pages yet) and the
+// bytes to store: the data itself, or f32 for vectors and formats the
+// kernels do not read.
+func prepare(t *tensor.Tensor) (*weight, []byte, error) {
 	if err := t.Check(); err != nil {
-		return nil, fmt.Errorf("webgpu: upload: %w", err)
+		return nil, nil, fmt.Errorf("webgpu: upload: %w", err)
 	}
 	w := &weight{shape: append([]int(nil), t.Shape...), rows: t.Rows(), cols: t.Cols(), format: t.DType}
 	keep := w.rows > 1
@@ -43,13 +51,23 @@ func (d *Device) uploadWeight(t *tensor.Tensor) (*weight, error) {
 	if !keep && t.DType != tensor.F32 {
 		f, err := t.Float32s()
 		if err != nil {
-			return nil, fmt.Errorf("webgpu: upload %s: %w", t.Name, err)
+			return nil, nil, fmt.Errorf("webgpu: upload %s: %w", t.Name, err)
 		}
 		t = tensor.FromF32(t.Name, t.Shape, f)
 		w.format = tensor.F32
 	}
+	return w, t.Data, nil
+}
+
+// uploadWeight puts t in buffers of its own, paging it when it exceeds
+// MaxBinding.
+func (d *Device) uploadWeight(t *tensor.Tensor) (*weight, error) {
+	w, data, err := prepare(t)
+	if err != nil {
+		return nil, err
+	}
 	perPage := w.rows
-	if uint64(len(t.Data)) > d.MaxBinding {
+	if uint64(len(data)) > d.MaxBinding {
 		rowBytes, _ := tensor.ByteSize(w.format, 1, w.cols)
 		perPage = int(d.MaxBinding / uint64(rowBytes+4))
 		if perPage < 1 {
@@ -58,16 +76,16 @@ func (d *Device) uploadWeight(t *tensor.Tensor) (*weight, error) {
 	}
 	for r0 := 0; r0 < w.rows; r0 += perPage {
 		n := min(perPage, w.rows-r0)
-		data := t.Data
+		pd := data
 		if n < w.rows {
-			data = rowRange(w.format, t.Data, w.rows, w.cols, r0, n)
+			pd = rowRange(w.format, data, w.rows, w.cols, r0, n)
 		}
-		b, err := d.newBuffer(t.Name, uint64(len(data)), wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc|wgpu.BufferUsageCopyDst)
+		b, err := d.newBuffer(t.Name, uint64(len(pd)), wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc|wgpu.BufferUsageCopyDst)
 		if err != nil {
 			w.free()
 			return nil, err
 		}
-		if err := d.queue.WriteBuffer(b.Buffer, 0, pad4(data)); err != nil {
+		if err := d.queue.WriteBuffer(b.Buffer, 0, pad4(pd)); err != nil {
 			b.Release()
 			w.free()
 			return nil, fmt.Errorf("webgpu: writing %s: %w", t.Name, err)
@@ -78,9 +96,12 @@ func (d *Device) uploadWeight(t *tensor.Tensor) (*weight, error) {
 	return w, nil
 }
 
+// free releases the buffers of a weight that has its own.
 func (w *weight) free() {
-	for _, p := range w.pages {
-		p.buf.Release()
+	if w.pooled == nil {
+		for _, p := range w.pages {
+			p.buf.Release()
+		}
 	}
 	w.pages = nil
 }
