@@ -14,33 +14,14 @@
 // staged x for 8 rows. That is two barriers per chunk for 2048 outputs,
 // where matmul spends seven barrier rounds on 8 outputs. The tile include is
 // the f32 path (tile_f32) or, for f16 weights on devices with shader-f16,
-// f16 arithmetic (tile_f16). Same params and bindings as matmul.
+// f16 arithmetic (tile_f16). Params and bindings: matrix_io, as matmul.
 
-struct P {
-  rows: u32,
-  cols: u32,
-  t: u32,
-  x_off: u32,
-  x_stride: u32,
-  dst_off: u32,
-  dst_stride: u32,
-  w_base: u32,
-  has_bias: u32,
-  bias_off: u32,
-  row0: u32,
-  nx: u32,       // row tiles along x; they wrap onto y past it
-}
+//#include matrix_io
 
 const TM: u32 = 64u;
 const TN: u32 = 32u;
 const RM: u32 = 8u;
 const RN: u32 = 4u;
-
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read_write> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<u32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -12,29 +12,11 @@
 // the f32 path (dot_f32) or, for f16 weights on devices with shader-f16,
 // f16 arithmetic (dot_f16).
 
-struct P {
-  rows: u32,
-  cols: u32,
-  t: u32,
-  x_off: u32,
-  x_stride: u32,
-  dst_off: u32,
-  dst_stride: u32,
-  w_base: u32,
-  has_bias: u32,
-  bias_off: u32,
-  row0: u32,
-  nx: u32,       // workgroups along x; rows wrap onto y past it
-}
+//#include matrix_io
 
 const WG: u32 = 64u;
 const TT: u32 = {{TT}}u;
 
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read_write> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<u32>;
 
 var<workgroup> red: array<f32, 512>; // WG * max TT
 

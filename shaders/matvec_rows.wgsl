@@ -9,26 +9,8 @@
 // barrier rounds dominate (on CPU adapters a barrier is a context switch),
 // so the backend picks this kernel for cols ≤ 256. Same params as matmul.
 
-struct P {
-  rows: u32,
-  cols: u32,
-  t: u32,
-  x_off: u32,
-  x_stride: u32,
-  dst_off: u32,
-  dst_stride: u32,
-  w_base: u32,
-  has_bias: u32,
-  bias_off: u32,
-  row0: u32,
-  nx: u32,
-}
+//#include matrix_io
 
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read_write> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<u32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
