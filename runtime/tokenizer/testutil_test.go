@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/moderuntime/mode/internal/shared"
 )
 
 // inCI reports whether the tests run in CI, where missing prerequisites are
@@ -21,14 +23,14 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-// sharedModel returns the path of a file under the repository's sibling
-// shared/ directory (../shared relative to the repository root), skipping
-// the test when it is absent outside CI.
+// sharedModel returns the path of a file under the shared models
+// directory (internal/shared: ../shared next to the repository, or
+// MODE_SHARED), skipping the test when it is absent outside CI.
 func sharedModel(t *testing.T, rel string) string {
 	t.Helper()
-	p := filepath.Join("..", "..", "..", "shared", "models", rel)
+	p := filepath.Join(shared.Models(t), rel)
 	if _, err := os.Stat(p); err != nil {
-		skipOrFail(t, "shared model file %s not available (%v); it lives in ../shared next to the repository", p, err)
+		skipOrFail(t, "shared model file %s not available (%v)", p, err)
 	}
 	return p
 }
