@@ -104,6 +104,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	out := fs.String("o", "", "output pack directory (required)")
 	quant := fs.String("quant", "", "weight format: f32, f16, q8_0, q4_0, q4_k (default: a GGUF's own formats, f16 for other sources)")
+	embedQuant := fs.String("embed-quant", "", "format of an untied embedding table (default: --quant); q8_0 makes 4-bit packs more faithful for a larger core shard")
 	maxShard := fs.String("max-shard", "64MiB", "largest shard")
 	tok := fs.String("z", "", "tokenizer file (default: found beside the model)")
 	force := fs.Bool("force", false, "replace an existing pack at -o")
@@ -127,6 +128,15 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--quant: %w", err)
 		}
 	}
+	eq := tensor.Invalid
+	if *embedQuant != "" {
+		if eq, err = tensor.ParseDType(*embedQuant); err != nil {
+			return fmt.Errorf("--embed-quant: %w", err)
+		}
+		if q == tensor.Invalid {
+			return fmt.Errorf("--embed-quant needs --quant")
+		}
+	}
 	cap, err := parseSize(*maxShard)
 	if err != nil {
 		return fmt.Errorf("--max-shard: %w", err)
@@ -142,7 +152,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		q = tensor.F16
 	}
 	start := time.Now()
-	o := pack.Options{Quant: q, MaxShard: cap, Force: *force}
+	o := pack.Options{Quant: q, EmbedQuant: eq, MaxShard: cap, Force: *force}
 	if *calib != "" || *calibSelf != 0 {
 		if *calib != "" && *calibSelf != 0 {
 			return fmt.Errorf("give one of --calib FILE and --calib-self N")

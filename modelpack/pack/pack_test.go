@@ -157,14 +157,18 @@ func TestQuantizedAgreement(t *testing.T) {
 		subjects = append(subjects, subject{arch, pack.ModelSource{M: m}})
 	}
 	type variant struct {
-		q    tensor.DType
-		gptq bool
+		q      tensor.DType
+		gptq   bool
+		embed8 bool // embedding table at q8_0 (EmbedQuant)
 	}
 	for _, sub := range subjects {
 		ref := sub.src.(pack.ModelSource).M
 		seq := append(slices.Clone(prompt), greedy(t, ref, engine.Options{}, prompt, 64)...)
 		refLogits := logitsAlong(t, ref, nil, seq)
-		variants := []variant{{tensor.Q8_0, false}, {tensor.Q4_0, false}, {tensor.Q4_K, false}}
+		variants := []variant{{q: tensor.Q8_0}, {q: tensor.Q4_0}, {q: tensor.Q4_K}}
+		if !ref.Config.TiedOutput {
+			variants = append(variants, variant{q: tensor.Q4_0, embed8: true})
+		}
 		var stats *gptq.Stats
 		if sub.name == "stories260K" {
 			calib, err := distill.SelfGenerate(context.Background(), ref, 32, 64, 7, 0)
@@ -174,7 +178,7 @@ func TestQuantizedAgreement(t *testing.T) {
 			if stats, err = gptq.Collect(context.Background(), ref, calib, 0); err != nil {
 				t.Fatal(err)
 			}
-			variants = append(variants, variant{tensor.Q4_0, true})
+			variants = append(variants, variant{q: tensor.Q4_0, gptq: true})
 		}
 		rms := map[variant]float64{}
 		for _, v := range variants {
@@ -183,6 +187,10 @@ func TestQuantizedAgreement(t *testing.T) {
 			if v.gptq {
 				name += "-gptq"
 				o.Quantizer = stats.Quantizer(0)
+			}
+			if v.embed8 {
+				name += "-embed-q8_0"
+				o.EmbedQuant = tensor.Q8_0
 			}
 			t.Run(sub.name+"/"+name, func(t *testing.T) {
 				dir := filepath.Join(t.TempDir(), "pack")
@@ -194,6 +202,15 @@ func TestQuantizedAgreement(t *testing.T) {
 					t.Fatal(err)
 				}
 				mf.Tokenizer.Kind = "skip"
+				if v.embed8 {
+					for _, sh := range mf.Shards {
+						for _, mt := range sh.Tensors {
+							if mt.Name == model.NameEmbed && mt.DType != "q8_0" {
+								t.Errorf("embedding table stored as %s, want q8_0", mt.DType)
+							}
+						}
+					}
+				}
 				p, err := loader.LoadWeights(context.Background(), mf, &shard.Fetcher{Src: shard.NewDir(dir)})
 				if err != nil {
 					t.Fatal(err)
@@ -222,8 +239,12 @@ func TestQuantizedAgreement(t *testing.T) {
 				if rate < bound {
 					t.Errorf("agreement %.1f%% < %.0f%%", 100*rate, 100*bound)
 				}
-				if v.gptq && !(rms[v] < 0.95*rms[variant{v.q, false}]) {
-					t.Errorf("GPTQ logit RMS error %.4f is not below 95%% of plain rounding's %.4f", rms[v], rms[variant{v.q, false}])
+				if plain := rms[variant{q: v.q}]; v.gptq && !(rms[v] < 0.95*plain) {
+					t.Errorf("GPTQ logit RMS error %.4f is not below 95%% of plain rounding's %.4f", rms[v], plain)
+				}
+				// Measured 0.47-0.63 of plain q4_0's error.
+				if plain := rms[variant{q: v.q}]; v.embed8 && !(rms[v] < 0.8*plain) {
+					t.Errorf("q8_0 embeddings: logit RMS error %.4f is not below 80%% of plain q4_0's %.4f", rms[v], plain)
 				}
 			})
 		}

@@ -33,6 +33,11 @@ type Options struct {
 	// reports through Formatter, which it must implement; the manifest's
 	// quant is then "source".
 	Quant tensor.DType
+	// EmbedQuant, when valid, is the format of an untied embedding table
+	// instead of Quant (llama.cpp's --token-embedding-type): q8_0 roughly
+	// halves a 4-bit pack's logit error on the synthetic models, at the
+	// price of a larger core shard (RATIONALE.md, "Quantisation").
+	EmbedQuant tensor.DType
 	// MaxShard caps a shard's size; 0 means DefaultMaxShard.
 	MaxShard int64
 	// ReadSlice bounds the source bytes read at once (0 means 32 MiB), so a
@@ -244,6 +249,8 @@ func (w *writer) dtypeFor(sp model.TensorSpec) tensor.DType {
 		q = w.keep.Format(sp.Name)
 	} else if (q == tensor.Q4_0 || q == tensor.Q4_K) && w.head(sp.Name) {
 		q = tensor.Q8_0 // the output head is the most sensitive matrix; llama.cpp keeps it at 6+ bits too
+	} else if sp.Name == model.NameEmbed && w.o.EmbedQuant != tensor.Invalid && !w.tied {
+		q = w.o.EmbedQuant
 	}
 	for _, d := range fallbacks(q) {
 		if tensor.CanQuantize(d, cols) {
