@@ -35,13 +35,23 @@ func cmdDistill(args []string, stdout, stderr io.Writer) error {
 	holdout := fs.Float64("holdout", 0.1, "fraction of sequences held out for the report")
 	seed := fs.Uint64("seed", 1, "seed for sampling and clustering")
 	weightsOnly := fs.Bool("weights-only", false, "cluster neurons by weights alone, without activation patterns")
+	refit := fs.Int("refit", 0, "least-squares refits of the down projections per layer, alternating with router refits (0: none)")
+	sequential := fs.Bool("sequential", false, "fit each layer's router and refit on the partly distilled student's hidden states")
+	refitTarget := fs.String("refit-target", "local", "what a refitted layer reproduces: local (the dense FFN on the same inputs) or residual (the teacher's residual stream; needs --sequential)")
+	ridge := fs.Float64("refit-ridge", 1e-3, "ridge of the refit towards the teacher's down columns, relative to the mean activation energy")
 	steps := fs.Int("train-steps", 0, "fine-tuning steps (0: none)")
 	lr := fs.Float64("lr", 1e-3, "fine-tuning learning rate")
+	cosine := fs.Bool("cosine", false, "decay the learning rate to 0 on a cosine (after a 5% warm-up)")
+	lm := fs.Float64("lm-weight", 1, "weight of the next-token cross-entropy on the training text (0: KL to the teacher only)")
 	kl := fs.Float64("kl-weight", 1, "weight of KL(teacher||student)")
+	argmaxW := fs.Float64("argmax-weight", 0, "weight of the cross-entropy of the teacher's most likely next token (trains greedy agreement directly)")
 	lb := fs.Float64("lb-weight", 0.01, "weight of the load-balancing loss")
 	z := fs.Float64("z-weight", 0.001, "weight of the router z-loss")
 	trainExperts := fs.Bool("train-experts", false, "also fine-tune the experts")
+	trainAll := fs.Bool("train-all", false, "fine-tune every weight: routers, experts, attention, norms, embeddings and head")
+	routerLR := fs.Float64("router-lr", 0, "routers' learning rate relative to their initial RMS weight (0: --lr like the rest; negative: freeze the routers)")
 	batch := fs.Int("batch", 8, "sequences per fine-tuning step")
+	fresh := fs.Int("fresh", 0, "fine-tune on this many new sequences sampled from the teacher (disjoint from the held-out ones) instead of the calibration sequences")
 	report := fs.String("report", "", "report JSON file (default: PACKDIR/distill-report.json)")
 	threads := fs.Int("threads", 0, "goroutines (0: all cores)")
 	pos, err := parse(fs, args)
@@ -50,11 +60,33 @@ func cmdDistill(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(pos) != 1 || *out == "" {
 		fmt.Fprintln(stderr, "usage: modelpack distill SRC -o PACKDIR --experts 8 --top-k 4 [--balanced] [--shared N] [--calib FILE | --self-generate N] [flags]")
+		fmt.Fprint(stderr, `
+Steps: cluster each FFN's neurons into experts, fit a router per layer,
+optionally refit routers and down projections in closed form (--refit,
+--sequential), optionally fine-tune (--train-steps), evaluate on the
+held-out sequences and write the pack with distill-report.json.
+
+Recommended fine-tuning (see docs/distill-stories260K.md): KL to the
+teacher on fresh teacher samples, everything trained, routers at a step
+relative to their size:
+  --refit 1 --sequential --train-steps 2400 --lr 3e-3 --cosine --lm-weight 0
+  --argmax-weight 0.3 --router-lr 0.01 --train-all --fresh 19200
+
+`)
 		fs.PrintDefaults()
 		return errUsage
 	}
 	if (*calib == "") == (*selfGen == 0) {
 		return fmt.Errorf("give exactly one of --calib FILE and --self-generate N")
+	}
+	var target distill.RefitTarget
+	switch *refitTarget {
+	case "local":
+		target = distill.RefitLocal
+	case "residual":
+		target = distill.RefitResidual
+	default:
+		return fmt.Errorf("--refit-target %q: want local or residual", *refitTarget)
 	}
 	q, err := tensor.ParseDType(*quant)
 	if err != nil {
@@ -99,8 +131,9 @@ func cmdDistill(args []string, stdout, stderr io.Writer) error {
 	}
 	student, rep, err := distill.Distill(teacher, train, held, distill.Options{
 		Experts: *experts, TopK: *topK, Balanced: *balanced, Shared: *shared, Seed: *seed, WeightsOnly: *weightsOnly,
-		Train: distill.TrainOptions{Steps: *steps, LR: *lr, KLWeight: *kl, LBWeight: *lb, ZWeight: *z,
-			Experts: *trainExperts, Batch: *batch},
+		Refit: distill.RefitOptions{Iters: *refit, Sequential: *sequential, Target: target, Ridge: *ridge},
+		Train: distill.TrainOptions{Steps: *steps, LR: *lr, Cosine: *cosine, LMWeight: *lm, KLWeight: *kl, ArgmaxWeight: *argmaxW, LBWeight: *lb, ZWeight: *z,
+			Experts: *trainExperts, All: *trainAll, RouterLR: *routerLR, Batch: *batch, Fresh: *fresh},
 		Threads: *threads, Log: stderr,
 	})
 	if err != nil {

@@ -40,6 +40,20 @@ func TestDistill(t *testing.T) {
 	if code, out, errOut := runMP("verify", p); code != 0 {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
 	}
+	// The closed-form refit and KL-only training on fresh teacher samples.
+	p2 := filepath.Join(d, "pack2")
+	code, out, errOut = runMP("distill", src, "-o", p2, "--experts", "4", "--top-k", "2", "--self-generate", "10", "--seq-len", "16",
+		"--refit", "2", "--sequential", "--refit-target", "residual", "--refit-ridge", "1e-2",
+		"--train-steps", "2", "--lm-weight", "0", "--argmax-weight", "0.5", "--fresh", "6", "--batch", "3", "--cosine", "--train-all", "--router-lr", "0.01")
+	if code != 0 {
+		t.Fatalf("distill with refit and fresh training: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "refit FFN error") || !strings.Contains(errOut, "fresh teacher samples") {
+		t.Errorf("log lacks the refit or fresh-sample lines:\n%s", errOut)
+	}
+	if code, out, errOut := runMP("verify", p2); code != 0 {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -48,6 +62,8 @@ func TestDistill(t *testing.T) {
 		{[]string{"distill", src, "-o", filepath.Join(d, "x"), "--calib", text, "--top-k", "9"}, "--top-k 9"},
 		{[]string{"distill", moe, "-o", filepath.Join(d, "x"), "--calib", text}, "already a mixture of experts"},
 		{[]string{"distill", src, "-o", filepath.Join(d, "x")}, "exactly one of --calib"},
+		{[]string{"distill", src, "-o", filepath.Join(d, "x"), "--calib", text, "--refit-target", "global"}, "--refit-target"},
+		{[]string{"distill", src, "-o", filepath.Join(d, "x"), "--calib", text, "--fresh", "-1", "--train-steps", "1"}, "fresh"},
 	} {
 		if code, _, errOut := runMP(tc.args...); code == 0 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, errOut, tc.want)

@@ -5,23 +5,43 @@ import (
 )
 
 // grads holds the gradients of the trainable parameters: every router and,
-// when experts are trained, every expert's matrices.
+// when experts are trained, every expert's matrices and, when everything is
+// trained, the attention, norms, embeddings and head too.
 type grads struct {
 	router  [][]float32    // per layer, like layer.router
 	experts [][]expertGrad // per layer and routed expert; nil when frozen
 	shared  [][]expertGrad // per layer and shared expert; nil when frozen
+	// The rest is nil unless everything is trained. output is nil when the
+	// head is tied to the embeddings: its gradient goes to embed.
+	layers                   []layerGrad
+	finalNorm, embed, output []float32
 }
 
 type expertGrad struct{ gate, up, down []float32 }
 
-func newGrads(n *net, experts bool) *grads {
+// layerGrad is the gradient of a layer's attention and norms; the biases
+// are nil without attention biases.
+type layerGrad struct{ attnNorm, ffnNorm, wq, wk, wv, wo, bq, bk, bv []float32 }
+
+// trainScope says which parameters are trained besides the routers.
+type trainScope struct{ experts, all bool }
+
+func newGrads(n *net, sc trainScope) *grads {
 	g := &grads{router: make([][]float32, len(n.layers))}
+	experts := sc.experts || sc.all
 	if experts {
 		g.experts = make([][]expertGrad, len(n.layers))
 		g.shared = make([][]expertGrad, len(n.layers))
 	}
 	for l, ly := range n.layers {
 		g.router[l] = make([]float32, len(ly.router))
+		if sc.all {
+			g.layers = append(g.layers, layerGrad{})
+			lg := &g.layers[l]
+			for i, p := range n.layerParams(l) {
+				*lg.slot(i) = make([]float32, len(p))
+			}
+		}
 		if !experts {
 			continue
 		}
@@ -32,14 +52,46 @@ func newGrads(n *net, experts bool) *grads {
 			g.shared[l] = append(g.shared[l], newExpertGrad(e))
 		}
 	}
+	if sc.all {
+		g.finalNorm, g.embed = make([]float32, len(n.finalNorm)), make([]float32, len(n.embed))
+		if !n.cfg.TiedOutput {
+			g.output = make([]float32, len(n.output))
+		}
+	}
 	return g
+}
+
+// layerParams lists layer l's attention and norm weights in the order of
+// layerGrad.slot.
+func (n *net) layerParams(l int) [][]float32 {
+	ly := &n.layers[l]
+	p := [][]float32{ly.attnNorm, ly.ffnNorm, ly.wq, ly.wk, ly.wv, ly.wo}
+	if ly.bq != nil {
+		p = append(p, ly.bq, ly.bk, ly.bv)
+	}
+	return p
+}
+
+func (lg *layerGrad) slot(i int) *[]float32 {
+	return [...]*[]float32{&lg.attnNorm, &lg.ffnNorm, &lg.wq, &lg.wk, &lg.wv, &lg.wo, &lg.bq, &lg.bk, &lg.bv}[i]
+}
+
+func (lg *layerGrad) flat() [][]float32 {
+	out := [][]float32{lg.attnNorm, lg.ffnNorm, lg.wq, lg.wk, lg.wv, lg.wo}
+	if lg.bq != nil {
+		out = append(out, lg.bq, lg.bk, lg.bv)
+	}
+	return out
 }
 
 func newExpertGrad(e expert) expertGrad {
 	return expertGrad{make([]float32, len(e.gate)), make([]float32, len(e.up)), make([]float32, len(e.down))}
 }
 
-// flat lists the gradient slices in the order params lists the parameters.
+// flat lists the gradient slices in the order params lists the parameters:
+// per layer the router and the experts' matrices, then (when everything is
+// trained) per layer the attention and norms, the final norm, the
+// embeddings and an untied head.
 func (g *grads) flat() [][]float32 {
 	var out [][]float32
 	for l := range g.router {
@@ -54,15 +106,25 @@ func (g *grads) flat() [][]float32 {
 			out = append(out, e.gate, e.up, e.down)
 		}
 	}
+	if g.layers == nil {
+		return out
+	}
+	for l := range g.layers {
+		out = append(out, g.layers[l].flat()...)
+	}
+	out = append(out, g.finalNorm, g.embed)
+	if g.output != nil {
+		out = append(out, g.output)
+	}
 	return out
 }
 
 // params lists the trainable parameter slices of n, matching grads.flat.
-func (n *net) params(experts bool) [][]float32 {
+func (n *net) params(sc trainScope) [][]float32 {
 	var out [][]float32
 	for _, ly := range n.layers {
 		out = append(out, ly.router)
-		if !experts {
+		if !sc.experts && !sc.all {
 			continue
 		}
 		for _, e := range ly.experts {
@@ -71,6 +133,16 @@ func (n *net) params(experts bool) [][]float32 {
 		for _, e := range ly.shared {
 			out = append(out, e.gate, e.up, e.down)
 		}
+	}
+	if !sc.all {
+		return out
+	}
+	for l := range n.layers {
+		out = append(out, n.layerParams(l)...)
+	}
+	out = append(out, n.finalNorm, n.embed)
+	if !n.cfg.TiedOutput {
+		out = append(out, n.output)
 	}
 	return out
 }
@@ -82,15 +154,19 @@ func (g *grads) zero() {
 }
 
 // lossWeights are the coefficients of the training loss
-// L = L_LM + kl·KL(p_teacher‖p_student) + lb·E·Σ f_i·P_i + z·mean(lse²).
-type lossWeights struct{ kl, lb, z float32 }
+// L = lm·L_LM + kl·KL(p_teacher‖p_student) + am·L_argmax + lb·E·Σ f_i·P_i +
+// z·mean(lse²), where L_argmax is the cross-entropy of the teacher's most
+// likely next token.
+type lossWeights struct{ lm, kl, am, lb, z float32 }
 
 // lossParts is the unscaled sum of each loss term over the positions or
 // (layer, sequence) pairs it is averaged over.
-type lossParts struct{ lm, kl, lb, z float64 }
+type lossParts struct{ lm, kl, am, lb, z float64 }
 
-// outputLoss computes the LM and KL terms at every position but the last
-// (which has no next token) and returns dL/dlogits scaled by scale.
+// outputLoss computes the LM, KL and teacher-argmax terms at every position
+// but the last (which has no next token) and returns dL/dlogits scaled by
+// scale. The KL and argmax terms need the teacher's logits; without them
+// they are left out.
 func outputLoss(student, teacher []float32, ids []int, V int, w lossWeights, scale float32) ([]float32, lossParts) {
 	T := len(ids)
 	d := make([]float32, T*V)
@@ -101,6 +177,7 @@ func outputLoss(student, teacher []float32, ids []int, V int, w lossWeights, sca
 		y := ids[t+1]
 		lp.lm -= ls[y]
 		row := d[t*V : (t+1)*V]
+		coef := w.lm // of the student's probabilities in the gradient
 		if teacher != nil && w.kl != 0 {
 			lt := logSoftmax(pt, teacher[t*V:(t+1)*V])
 			for i := range lt {
@@ -108,11 +185,18 @@ func outputLoss(student, teacher []float32, ids []int, V int, w lossWeights, sca
 				lp.kl += p * (lt[i] - ls[i])
 				row[i] -= w.kl * float32(p) * scale
 			}
+			coef += w.kl
+		}
+		if teacher != nil && w.am != 0 {
+			a := argmax(teacher[t*V : (t+1)*V])
+			lp.am -= ls[a]
+			row[a] -= w.am * scale
+			coef += w.am
 		}
 		for i := range ls {
-			row[i] += (1 + w.kl) * float32(math.Exp(ls[i])) * scale
+			row[i] += coef * float32(math.Exp(ls[i])) * scale
 		}
-		row[y] -= scale
+		row[y] -= w.lm * scale
 	}
 	return d, lp
 }
@@ -142,34 +226,67 @@ func (n *net) backward(tr *trace, dlogits []float32, g *grads, w lossWeights, au
 	c := &n.cfg
 	D, T, QD, KD := c.Dim, tr.T, c.QDim(), c.KVDim()
 	var aux lossParts
+	all := g.layers != nil
+	// dw returns the gradient slot of a weight, or nil when it is frozen.
+	dw := func(s []float32) []float32 {
+		if all {
+			return s
+		}
+		return nil
+	}
 	dfin := make([]float32, T*D)
-	matmulBack(dfin, nil, tr.fin, n.output, dlogits, T, D, c.Vocab)
-	dx := rmsBack(tr.xOut, n.finalNorm, tr.rmsF, dfin, T, D)
+	head := g.output
+	if c.TiedOutput {
+		head = g.embed
+	}
+	matmulBack(dfin, dw(head), tr.fin, n.output, dlogits, T, D, c.Vocab)
+	dx := rmsBack(tr.xOut, n.finalNorm, tr.rmsF, dfin, dw(g.finalNorm), T, D)
 	for l := len(n.layers) - 1; l >= 0; l-- {
 		ly, lc := &n.layers[l], &tr.layers[l]
+		var lg layerGrad
+		if all {
+			lg = g.layers[l]
+		}
 		dh := make([]float32, T*D)
 		a := n.ffnBack(l, ly, lc, dx, dh, g, w, auxScale, T)
 		aux.lb += a.lb
 		aux.z += a.z
-		dxMid := rmsBack(lc.xMid, ly.ffnNorm, lc.rms2, dh, T, D)
+		dxMid := rmsBack(lc.xMid, ly.ffnNorm, lc.rms2, dh, lg.ffnNorm, T, D)
 		for i := range dxMid {
 			dxMid[i] += dx[i]
 		}
 		dao := make([]float32, T*QD)
-		matmulBack(dao, nil, lc.ao, ly.wo, dxMid, T, QD, D)
+		matmulBack(dao, lg.wo, lc.ao, ly.wo, dxMid, T, QD, D)
 		dq, dk, dv := n.attentionBack(lc, dao, T)
 		n.rope(dq, T, QD, true)
 		n.rope(dk, T, KD, true)
+		if lg.bq != nil {
+			biasBack(lg.bq, dq, T)
+			biasBack(lg.bk, dk, T)
+			biasBack(lg.bv, dv, T)
+		}
 		dxn := make([]float32, T*D)
-		matmulBack(dxn, nil, lc.xn, ly.wq, dq, T, D, QD)
-		matmulBack(dxn, nil, lc.xn, ly.wk, dk, T, D, KD)
-		matmulBack(dxn, nil, lc.xn, ly.wv, dv, T, D, KD)
-		dx = rmsBack(lc.xIn, ly.attnNorm, lc.rms1, dxn, T, D)
+		matmulBack(dxn, lg.wq, lc.xn, ly.wq, dq, T, D, QD)
+		matmulBack(dxn, lg.wk, lc.xn, ly.wk, dk, T, D, KD)
+		matmulBack(dxn, lg.wv, lc.xn, ly.wv, dv, T, D, KD)
+		dx = rmsBack(lc.xIn, ly.attnNorm, lc.rms1, dxn, lg.attnNorm, T, D)
 		for i := range dx {
 			dx[i] += dxMid[i]
 		}
 	}
+	if all {
+		for t, id := range tr.ids {
+			axpy(g.embed[id*D:(id+1)*D], 1, dx[t*D:(t+1)*D])
+		}
+	}
 	return aux
+}
+
+// biasBack adds the column sums of dy [T, len(db)] to db.
+func biasBack(db, dy []float32, T int) {
+	for t := 0; t < T; t++ {
+		axpy(db, 1, dy[t*len(db):(t+1)*len(db)])
+	}
 }
 
 // ffnBack adds to dh the gradient of the layer's FFN output (dout) with
@@ -185,9 +302,11 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 		if gs != nil {
 			eg = &gs[s]
 		}
-		for t := 0; t < T; t++ {
-			expertBack(&ly.shared[s], &lc.sharedAct[s], eg, t, 1, dout[t*D:(t+1)*D], lc.h[t*D:(t+1)*D], dh[t*D:(t+1)*D], D)
+		rows, ones := make([]int, T), make([]float32, T)
+		for t := range rows {
+			rows[t], ones[t] = t, 1
 		}
+		expertBack(&ly.shared[s], &lc.sharedAct[s], eg, rows, ones, dout, lc.h, dh, D)
 	}
 	if ly.route == nil {
 		return lossParts{}
@@ -197,6 +316,8 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 	scale := ly.route.Scale()
 	dl := make([]float32, T*E)
 	counts := make([]float64, E)
+	rows := make([][]int, E)        // tokens routed to each expert
+	weights := make([][]float32, E) // and their weights
 	for t := 0; t < T; t++ {
 		var gw [64]float32 // dL/d(weight) of each choice; top_k is small
 		gws := gw[:0]
@@ -211,11 +332,8 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 			gv := dot(do, lc.expertAct[e].y[t*D:(t+1)*D])
 			gws = append(gws, gv)
 			mean += gv * ch.Weight
-			var eg *expertGrad
-			if g.experts != nil {
-				eg = &g.experts[l][e]
-			}
-			expertBack(&ly.experts[e], &lc.expertAct[e], eg, t, ch.Weight, do, lc.h[t*D:(t+1)*D], dh[t*D:(t+1)*D], D)
+			rows[e] = append(rows[e], t)
+			weights[e] = append(weights[e], ch.Weight)
 		}
 		// weight_i = scale·softmax over the selected logits, so
 		// d weight_i / d logit_j = weight_i·(δij − weight_j/scale).
@@ -226,6 +344,13 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 		for i, ch := range lc.choices[t] {
 			dl[t*E+ch.Expert] += ch.Weight * (gws[i] - mean)
 		}
+	}
+	for e := range ly.experts {
+		var eg *expertGrad
+		if g.experts != nil {
+			eg = &g.experts[l][e]
+		}
+		expertBack(&ly.experts[e], &lc.expertAct[e], eg, rows[e], weights[e], dout, lc.h, dh, D)
 	}
 	var aux lossParts
 	if w.lb != 0 || w.z != 0 {
@@ -274,35 +399,44 @@ func logSumExp(x []float32) float64 {
 	return m + math.Log(s)
 }
 
-// expertBack backpropagates row t of weight·expert(h) given dout, adding to
-// dh and, when eg is not nil, to the expert's gradients.
-func expertBack(e *expert, a *ffnAct, eg *expertGrad, t int, weight float32, dout, h, dh []float32, D int) {
-	W := e.width
-	gr, ur := a.g[t*W:(t+1)*W], a.u[t*W:(t+1)*W]
-	da := make([]float32, W)
-	for i := 0; i < D; i++ {
-		dy := weight * dout[i]
-		if dy == 0 {
-			continue
+// expertBack backpropagates weight_r·expert(h_t) for the tokens t = rows[r]
+// given dout, adding to dh and, when eg is not nil, to the expert's
+// gradients. The rows are gathered so that the products run as small
+// matrix products.
+func expertBack(e *expert, a *ffnAct, eg *expertGrad, rows []int, weights []float32, dout, h, dh []float32, D int) {
+	W, n := e.width, len(rows)
+	if n == 0 {
+		return
+	}
+	dy, hs, as := make([]float32, n*D), make([]float32, n*D), make([]float32, n*W)
+	for r, t := range rows {
+		w := weights[r]
+		for i, v := range dout[t*D : (t+1)*D] {
+			dy[r*D+i] = w * v
 		}
-		axpy(da, dy, e.down[i*W:(i+1)*W])
-		if eg != nil {
-			drow := eg.down[i*W : (i+1)*W]
-			for j := range drow {
-				drow[j] += dy * silu(gr[j]) * ur[j]
-			}
+		copy(hs[r*D:(r+1)*D], h[t*D:(t+1)*D])
+		copy(as[r*W:(r+1)*W], a.a[t*W:(t+1)*W])
+	}
+	var dDown, dGate, dUp []float32
+	if eg != nil {
+		dDown, dGate, dUp = eg.down, eg.gate, eg.up
+	}
+	da := make([]float32, n*W)
+	matmulBack(da, dDown, as, e.down, dy, n, W, D)
+	dg, du := da, make([]float32, n*W) // dg overwrites da in place
+	for r, t := range rows {
+		gr, ur, sr := a.g[t*W:(t+1)*W], a.u[t*W:(t+1)*W], a.s[t*W:(t+1)*W]
+		for j := 0; j < W; j++ {
+			s, d := sr[j], da[r*W+j]
+			du[r*W+j] = d * gr[j] * s
+			dg[r*W+j] = d * ur[j] * s * (1 + gr[j]*(1-s))
 		}
 	}
-	for j := 0; j < W; j++ {
-		s := sigmoid(gr[j])
-		du := da[j] * gr[j] * s
-		dg := da[j] * ur[j] * s * (1 + gr[j]*(1-s))
-		axpy(dh, dg, e.gate[j*D:(j+1)*D])
-		axpy(dh, du, e.up[j*D:(j+1)*D])
-		if eg != nil {
-			axpy(eg.gate[j*D:(j+1)*D], dg, h)
-			axpy(eg.up[j*D:(j+1)*D], du, h)
-		}
+	dhs := make([]float32, n*D)
+	matmulBack(dhs, dGate, hs, e.gate, dg, n, D, W)
+	matmulBack(dhs, dUp, hs, e.up, du, n, D, W)
+	for r, t := range rows {
+		axpy(dh[t*D:(t+1)*D], 1, dhs[r*D:(r+1)*D])
 	}
 }
 
@@ -313,41 +447,62 @@ func (n *net) attentionBack(lc *layerCache, dao []float32, T int) (dq, dk, dv []
 	H, hd, QD, KD := c.Heads, c.HeadDim, c.QDim(), c.KVDim()
 	group := H / c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	dq, dk, dv = make([]float32, T*QD), make([]float32, T*KD), make([]float32, T*KD)
+	dq = make([]float32, T*QD)
+	// As in the forward pass, keys, values and their gradients are
+	// transposed to [kv dim, T].
+	kt, vt := transpose(lc.k, T, KD), transpose(lc.v, T, KD)
+	dkt, dvt := make([]float32, KD*T), make([]float32, KD*T)
 	dp := make([]float32, T)
 	for h := 0; h < H; h++ {
 		kh := h / group
 		for t := 0; t < T; t++ {
 			p := lc.probs[(h*T+t)*T : (h*T+t)*T+t+1]
 			do := dao[t*QD+h*hd : t*QD+(h+1)*hd]
-			var sum float32
-			for s := range p {
-				dp[s] = dot(do, lc.v[s*KD+kh*hd:s*KD+(kh+1)*hd])
-				sum += p[s] * dp[s]
-				axpy(dv[s*KD+kh*hd:s*KD+(kh+1)*hd], p[s], do)
+			dps := dp[:t+1]
+			clear(dps)
+			// Rows of head dimension d in the transposed layouts.
+			row := func(m []float32, d int) []float32 { return m[(kh*hd+d)*T : (kh*hd+d)*T+t+1] }
+			d := 0
+			for ; d+4 <= hd; d += 4 {
+				axpy4(dps, do[d], do[d+1], do[d+2], do[d+3], row(vt, d), row(vt, d+1), row(vt, d+2), row(vt, d+3))
+				axpy4To(row(dvt, d), row(dvt, d+1), row(dvt, d+2), row(dvt, d+3), do[d], do[d+1], do[d+2], do[d+3], p)
+			}
+			for ; d < hd; d++ {
+				axpy(dps, do[d], row(vt, d))
+				axpy(row(dvt, d), do[d], p)
+			}
+			sum := dot(p, dps)
+			for s, x := range p {
+				dps[s] = x * (dps[s] - sum) * scale
 			}
 			qt := lc.q[t*QD+h*hd : t*QD+(h+1)*hd]
 			dqt := dq[t*QD+h*hd : t*QD+(h+1)*hd]
-			for s := range p {
-				ds := p[s] * (dp[s] - sum) * scale
-				if ds == 0 {
-					continue
-				}
-				axpy(dqt, ds, lc.k[s*KD+kh*hd:s*KD+(kh+1)*hd])
-				axpy(dk[s*KD+kh*hd:s*KD+(kh+1)*hd], ds, qt)
+			d = 0
+			for ; d+4 <= hd; d += 4 {
+				dqt[d], dqt[d+1], dqt[d+2], dqt[d+3] = dot4(dps, row(kt, d), row(kt, d+1), row(kt, d+2), row(kt, d+3))
+				axpy4To(row(dkt, d), row(dkt, d+1), row(dkt, d+2), row(dkt, d+3), qt[d], qt[d+1], qt[d+2], qt[d+3], dps)
+			}
+			for ; d < hd; d++ {
+				dqt[d] = dot(dps, row(kt, d))
+				axpy(row(dkt, d), qt[d], dps)
 			}
 		}
 	}
-	return dq, dk, dv
+	return dq, transpose(dkt, KD, T), transpose(dvt, KD, T)
 }
 
 // rmsBack returns dx for y = w·x·r, r = 1/sqrt(mean(x²)+eps), given dy and
-// the forward's r per row.
-func rmsBack(x, w, inv, dy []float32, T, D int) []float32 {
+// the forward's r per row, adding the gradient of w to dw unless it is nil.
+func rmsBack(x, w, inv, dy, dw []float32, T, D int) []float32 {
 	dx := make([]float32, T*D)
 	for t := 0; t < T; t++ {
 		xr, dyr, dxr := x[t*D:(t+1)*D], dy[t*D:(t+1)*D], dx[t*D:(t+1)*D]
 		r := inv[t]
+		if dw != nil {
+			for i, v := range xr {
+				dw[i] += dyr[i] * v * r
+			}
+		}
 		var s float32
 		for i := range xr {
 			s += w[i] * dyr[i] * xr[i]

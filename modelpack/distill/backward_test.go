@@ -11,8 +11,9 @@ import (
 
 // TestGradientsMatchFiniteDifferences checks the manual backward pass
 // against central differences of the full training loss (LM, KL, load
-// balancing and z-loss) along random directions, for routers, routed
-// experts and the shared expert of different layers.
+// balancing, z-loss and the teacher-argmax cross-entropy) along random directions, for routers, routed
+// experts and the shared expert of different layers, and for the attention,
+// norms and tied embeddings that --train-all trains.
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	teacher := denseTeacher(40)
 	cfg := teacher.Config
@@ -25,25 +26,43 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	tn := mustNet(t, teacher)
 	ids := randomSeqs(1, 10, cfg.Vocab, 4)[0]
 	tl := tn.forward(ids).logits
-	lw := lossWeights{kl: 0.7, lb: 0.3, z: 0.2}
+	lw := lossWeights{lm: 1, kl: 0.7, am: 0.4, lb: 0.3, z: 0.2}
 	L := len(sn.layers)
 	scale, auxScale := 1/float32(len(ids)-1), 1/float32(L)
 	loss := func(g *grads) float64 {
 		tr := sn.forward(ids)
 		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
 		aux := sn.backward(tr, d, g, lw, auxScale)
-		return (lp.lm+float64(lw.kl)*lp.kl)*float64(scale) + (float64(lw.lb)*aux.lb+float64(lw.z)*aux.z)*float64(auxScale)
+		return (float64(lw.lm)*lp.lm+float64(lw.kl)*lp.kl+float64(lw.am)*lp.am)*float64(scale) + (float64(lw.lb)*aux.lb+float64(lw.z)*aux.z)*float64(auxScale)
 	}
-	g := newGrads(sn, true)
+	sc := trainScope{experts: true, all: true}
+	g := newGrads(sn, sc)
 	loss(g)
-	scratch := newGrads(sn, true)
-	params, flat := sn.params(true), g.flat()
+	scratch := newGrads(sn, sc)
+	params, flat := sn.params(sc), g.flat()
 	// params per layer: router, then gate/up/down of 4 experts, then of the shared expert.
 	per := 1 + 3*4 + 3
+	index := func(p []float32) int {
+		for i, q := range params {
+			if &q[0] == &p[0] {
+				return i
+			}
+		}
+		t.Fatal("parameter not found")
+		return -1
+	}
 	cases := []struct {
 		name string
 		i    int
 	}{
+		{"wq layer 1", index(sn.layers[1].wq)},
+		{"wk layer 0", index(sn.layers[0].wk)},
+		{"wv layer 2", index(sn.layers[2].wv)},
+		{"wo layer 0", index(sn.layers[0].wo)},
+		{"attn norm layer 1", index(sn.layers[1].attnNorm)},
+		{"ffn norm layer 2", index(sn.layers[2].ffnNorm)},
+		{"final norm", index(sn.finalNorm)},
+		{"tied embeddings and head", index(sn.embed)},
 		{"router layer 0", 0},
 		{"router layer 2", 2 * per},
 		{"expert 1 gate layer 1", per + 1 + 3},

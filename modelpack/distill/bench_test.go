@@ -50,3 +50,29 @@ func benchDistill(b *testing.B, teacher *model.Model, train, held [][]int) {
 		b.ReportMetric(float64(p)/(1<<20), "peak-MiB")
 	}
 }
+
+// BenchmarkTrainStepStories260K: one fine-tuning step (routers and
+// experts, batch 8 × 128 tokens, KL to the teacher) of a top-4 of 8
+// student of stories260K.
+func BenchmarkTrainStepStories260K(b *testing.B) {
+	teacher, err := llama2c.Load(filepath.Join(shared.Models(b), "stories260K", "stories260K.bin"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	seqs, err := SelfGenerate(context.Background(), teacher, 9, 128, 1, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	student, _, err := Distill(teacher, seqs[:8], seqs[8:], Options{Experts: 8, TopK: 4, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tn, sn := mustNet(b, teacher), mustNet(b, student)
+	o := TrainOptions{Steps: 1, LR: 1e-3, KLWeight: 1, LBWeight: 0.01, ZWeight: 0.001, Experts: true, Batch: 8}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := trainNet(sn, tn, seqs[:8], o, 0, func(string, ...any) {}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

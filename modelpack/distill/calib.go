@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"sync"
 
 	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
@@ -81,4 +83,141 @@ func SelfGenerate(ctx context.Context, teacher *model.Model, n, seqLen int, seed
 		return nil, fmt.Errorf("self-generate: %w", err)
 	}
 	return out, nil
+}
+
+// freshSeedOffset separates the seeds of fresh training samples from those
+// of a calibration sample drawn by SelfGenerate with the same seed: fresh
+// sequence i uses seed (s+2⁴⁰)·1000003+i, which no SelfGenerate sequence
+// j < 2⁵⁹ of seed s uses.
+const freshSeedOffset = 1 << 40
+
+// freshData draws training sequences from the teacher as training needs
+// them, sampling at temperature 1 from BOS exactly as SelfGenerate does but
+// with freshSeedOffset added to the seed, and keeps the teacher's logits
+// from the sampling pass for the KL term. A sample equal to a held-out
+// sequence is never trained on. When the training cycles past
+// Train.Fresh sequences it reuses them, their logits cached or recomputed.
+type freshData struct {
+	teacher *model.Model
+	tn      *net
+	heldout [][]int
+	seqLen  int
+	seed    uint64
+	n       int
+	cache   bool
+
+	mu      sync.Mutex
+	engines []*engine.Engine
+	ids     [][]int
+	done    []bool
+	logits  [][]float32
+	dropped int
+	tokens  int
+	teach   func(i int, ids []int) []float32
+}
+
+func newFreshData(teacher *model.Model, tn *net, train, heldout [][]int, o Options) *freshData {
+	seqLen := o.Train.SeqLen
+	if seqLen == 0 {
+		for _, s := range train {
+			seqLen = max(seqLen, len(s))
+		}
+	}
+	seqLen = min(seqLen, teacher.Config.MaxSeq)
+	n := o.Train.Fresh
+	return &freshData{
+		teacher: teacher, tn: tn, heldout: heldout, seqLen: seqLen, seed: o.Seed + freshSeedOffset, n: n,
+		cache: int64(n)*int64(seqLen)*int64(teacher.Config.Vocab)*4 <= maxTeacherCache,
+		ids:   make([][]int, n), done: make([]bool, n), logits: make([][]float32, n),
+		teach: cachedTeacher(tn, n, n*seqLen),
+	}
+}
+
+func (f *freshData) data() trainData { return trainData{n: f.n, get: f.get} }
+
+// stats returns the sequences and tokens sampled so far and how many
+// samples were dropped for equalling a held-out sequence.
+func (f *freshData) stats() (seqs, tokens, dropped int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range f.done {
+		if d {
+			seqs++
+		}
+	}
+	return seqs, f.tokens, f.dropped
+}
+
+func (f *freshData) get(w, i int) ([]int, []float32, error) {
+	f.mu.Lock()
+	done, ids, lg := f.done[i], f.ids[i], f.logits[i]
+	for len(f.engines) <= w {
+		f.engines = append(f.engines, nil)
+	}
+	e := f.engines[w]
+	f.mu.Unlock()
+	if done {
+		if ids == nil || lg != nil {
+			return ids, lg, nil
+		}
+		return ids, f.teach(i, ids), nil
+	}
+	if e == nil {
+		var err error
+		// One single-threaded backend per worker: sequences run in parallel.
+		if e, err = engine.New(cpu.New(cpu.Options{Threads: 1}), f.teacher, engine.Options{MaxSeq: f.seqLen}); err != nil {
+			return nil, nil, fmt.Errorf("fresh samples: %w", err)
+		}
+	}
+	ids, lg, err := sampleSeq(e, &f.teacher.Config, f.seqLen, f.seed*1000003+uint64(i))
+	if err != nil {
+		return nil, nil, fmt.Errorf("fresh samples: %w", err)
+	}
+	if slices.ContainsFunc(f.heldout, func(h []int) bool { return slices.Equal(h, ids) }) {
+		ids, lg = nil, nil
+	}
+	f.mu.Lock()
+	f.engines[w] = e
+	f.done[i], f.ids[i] = true, ids
+	if ids == nil {
+		f.dropped++
+	} else {
+		f.tokens += len(ids)
+	}
+	if f.cache {
+		f.logits[i] = lg
+	}
+	f.mu.Unlock()
+	return ids, lg, nil
+}
+
+// sampleSeq samples up to seqLen tokens from BOS at temperature 1 as
+// SelfGenerate's engine.Generate does, returning the ids and the teacher's
+// logits at every position [len(ids), vocab] (the last row, which predicts
+// past the sequence, is zero).
+func sampleSeq(e *engine.Engine, c *model.Config, seqLen int, seed uint64) ([]int, []float32, error) {
+	e.Reset()
+	s, err := sample.New(sample.Params{Temperature: 1, Seed: seed})
+	if err != nil {
+		return nil, nil, err
+	}
+	V := c.Vocab
+	ids := []int{c.BOS}
+	logits := make([]float32, seqLen*V)
+	l, err := e.Forward(ids)
+	for err == nil && len(ids) < seqLen {
+		copy(logits[(len(ids)-1)*V:len(ids)*V], l)
+		id := s.Sample(l, ids)
+		if slices.Contains(c.EOS, id) {
+			break
+		}
+		ids = append(ids, id)
+		if len(ids) < seqLen {
+			l, err = e.Forward([]int{id})
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return ids, logits[:len(ids)*V], nil
 }

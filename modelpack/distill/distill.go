@@ -22,9 +22,12 @@ type Options struct {
 	// WeightsOnly clusters neurons by their weights alone, without their
 	// activation pattern on the calibration tokens.
 	WeightsOnly bool
-	Train       TrainOptions
-	Threads     int       // goroutines; 0 means GOMAXPROCS
-	Log         io.Writer // progress lines; nil for none
+	// Refit refines routing and down projections in closed form after
+	// clustering, before training.
+	Refit   RefitOptions
+	Train   TrainOptions
+	Threads int       // goroutines; 0 means GOMAXPROCS
+	Log     io.Writer // progress lines; nil for none
 }
 
 // unitLogit is the largest router logit magnitude on the calibration data
@@ -64,6 +67,11 @@ func Distill(teacher *model.Model, train, heldout [][]int, o Options) (*model.Mo
 	for l, p := range plans {
 		logf("layer %d: experts %v, shared %d, router top-1 fit %.3f", l, p.widths(), len(p.shared), p.fitTop1)
 	}
+	if o.Refit.enabled() {
+		if err := refine(tn, cal, train, plans, o, logf); err != nil {
+			return nil, nil, err
+		}
+	}
 	student := build(teacher, plans, o)
 	if err := student.Validate(false); err != nil {
 		return nil, nil, fmt.Errorf("student: %w", err)
@@ -74,10 +82,18 @@ func Distill(teacher *model.Model, train, heldout [][]int, o Options) (*model.Mo
 		if err != nil {
 			return nil, nil, fmt.Errorf("student: %w", err)
 		}
-		if tr, err = trainNet(sn, tn, train, o.Train, o.Threads, logf); err != nil {
+		if o.Train.Fresh > 0 {
+			fd := newFreshData(teacher, tn, train, heldout, o)
+			logf("training on up to %d fresh teacher samples, drawn as needed", o.Train.Fresh)
+			if tr, err = trainOn(sn, fd.data(), o.Train, o.Threads, logf); err != nil {
+				return nil, nil, err
+			}
+			tr.Fresh = true
+			tr.Sequences, tr.Tokens, tr.Dropped = fd.stats()
+		} else if tr, err = trainNet(sn, tn, train, o.Train, o.Threads, logf); err != nil {
 			return nil, nil, err
 		}
-		sn.store(student, o.Train.Experts)
+		sn.store(student, trainScope{experts: o.Train.Experts, all: o.Train.All})
 	}
 	rep, err := evaluate(tn, student, heldout, o.Threads)
 	if err != nil {
@@ -88,6 +104,14 @@ func Distill(teacher *model.Model, train, heldout [][]int, o Options) (*model.Mo
 	rep.Train = tr
 	for l, p := range plans {
 		rep.Layers[l].RouterFitTop1 = p.fitTop1
+		if p.refit != nil {
+			rep.Layers[l].RefitErrorBefore, rep.Layers[l].RefitErrorAfter = p.refit[0], p.refit[1]
+		}
+	}
+	if o.Refit.enabled() {
+		r := o.Refit
+		r.Ridge = r.ridge()
+		rep.Refit = &r
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return student, rep, nil
@@ -137,6 +161,15 @@ func check(teacher *model.Model, train, heldout [][]int, o Options) error {
 			}
 		}
 	}
+	if o.Refit.Iters < 0 || o.Refit.Ridge < 0 {
+		return fmt.Errorf("refit: %d rounds, ridge %v", o.Refit.Iters, o.Refit.Ridge)
+	}
+	if o.Refit.Target == RefitResidual && !o.Refit.Sequential {
+		return errors.New("refit: the residual target needs the sequential refit (--sequential)")
+	}
+	if o.Train.Fresh < 0 || o.Train.SeqLen < 0 {
+		return fmt.Errorf("training: %d fresh sequences of %d tokens", o.Train.Fresh, o.Train.SeqLen)
+	}
 	if o.Train.Steps < 0 || (o.Train.Steps > 0 && !(o.Train.LR > 0)) {
 		return fmt.Errorf("training: %d steps at learning rate %v", o.Train.Steps, o.Train.LR)
 	}
@@ -151,49 +184,61 @@ func tokens(seqs [][]int) int {
 	return n
 }
 
-// calibration holds, per layer, the teacher's FFN inputs h [N, dim] and
-// neuron activations silu(g)·u [N, width] over all calibration tokens.
+// calibration holds, per layer, the teacher's FFN inputs h [N, dim],
+// neuron activations silu(g)·u [N, width] and residual stream after the
+// layer x [N, dim] over all calibration tokens.
 type calibration struct {
-	N    int
-	h    [][]float32
-	acts [][]float32
+	N       int
+	h, acts [][]float32
+	x       [][]float32
 }
 
 func calibrate(tn *net, seqs [][]int, threads int) *calibration {
 	c := &tn.cfg
 	L := c.Layers
-	per := make([][][2][]float32, len(seqs)) // [seq][layer]{h, acts}
+	per := make([][][3][]float32, len(seqs)) // [seq][layer]{h, acts, x}
 	parallel(len(seqs), threads, func(_, i int) {
 		tr := tn.forward(seqs[i])
-		per[i] = make([][2][]float32, L)
+		per[i] = make([][3][]float32, L)
 		for l := range tr.layers {
+			x := tr.xOut
+			if l+1 < L {
+				x = tr.layers[l+1].xIn
+			}
 			lc := &tr.layers[l]
 			a := lc.sharedAct[0]
 			act := make([]float32, len(a.g))
 			for j, g := range a.g {
 				act[j] = silu(g) * a.u[j]
 			}
-			per[i][l] = [2][]float32{lc.h, act}
+			per[i][l] = [3][]float32{lc.h, act, x}
 		}
 	})
-	cal := &calibration{N: tokens(seqs), h: make([][]float32, L), acts: make([][]float32, L)}
+	cal := &calibration{N: tokens(seqs), h: make([][]float32, L), acts: make([][]float32, L), x: make([][]float32, L)}
 	for l := 0; l < L; l++ {
 		for i := range seqs {
 			cal.h[l] = append(cal.h[l], per[i][l][0]...)
 			cal.acts[l] = append(cal.acts[l], per[i][l][1]...)
-			per[i][l] = [2][]float32{}
+			cal.x[l] = append(cal.x[l], per[i][l][2]...)
+			per[i][l] = [3][]float32{}
 		}
 	}
 	return cal
 }
 
 // layerPlan is how one dense FFN is split: neuron indices of the shared
-// expert and of each routed expert, and the fitted router [E, dim].
+// expert and of each routed expert, the fitted router [E, dim] and, after
+// a refit, the new down projections of all neurons [dim, width] (nil: the
+// teacher's).
 type layerPlan struct {
 	shared  []int
 	experts [][]int
 	router  []float32
+	down    []float32
 	fitTop1 float64 // how often the router's first choice is the largest contributor
+	// refit holds the FFN reconstruction error relative to the target's
+	// mean square before and after the refit; nil without one.
+	refit *[2]float64
 }
 
 func (p *layerPlan) widths() []int {
@@ -327,6 +372,9 @@ func build(teacher *model.Model, plans []layerPlan, o Options) *model.Model {
 		gate := mustF32(teacher.Weights[model.SharedName(l, 0, "gate")])
 		up := mustF32(teacher.Weights[model.SharedName(l, 0, "up")])
 		down := mustF32(teacher.Weights[model.SharedName(l, 0, "down")])
+		if p.down != nil {
+			down = p.down
+		}
 		for _, part := range []string{"gate", "up", "down"} {
 			delete(w, model.SharedName(l, 0, part))
 		}
@@ -375,12 +423,34 @@ func mustF32(t *tensor.Tensor) []float32 {
 }
 
 // store writes the trained parameters of n back into m as f32 tensors.
-func (n *net) store(m *model.Model, experts bool) {
+func (n *net) store(m *model.Model, sc trainScope) {
 	c := &m.Config
 	put := func(name string, shape []int, v []float32) { m.Weights[name] = tensor.FromF32(name, shape, v) }
+	if sc.all {
+		D := c.Dim
+		put(model.NameEmbed, []int{c.Vocab, D}, n.embed)
+		put(model.NameFinalNorm, []int{D}, n.finalNorm)
+		if !c.TiedOutput {
+			put(model.NameOutput, []int{c.Vocab, D}, n.output)
+		}
+		for l := range n.layers {
+			ly := &n.layers[l]
+			put(model.LayerName(l, "attn_norm"), []int{D}, ly.attnNorm)
+			put(model.LayerName(l, "ffn_norm"), []int{D}, ly.ffnNorm)
+			put(model.LayerName(l, "wq"), []int{c.QDim(), D}, ly.wq)
+			put(model.LayerName(l, "wk"), []int{c.KVDim(), D}, ly.wk)
+			put(model.LayerName(l, "wv"), []int{c.KVDim(), D}, ly.wv)
+			put(model.LayerName(l, "wo"), []int{D, c.QDim()}, ly.wo)
+			if c.AttnBias {
+				put(model.LayerName(l, "bq"), []int{c.QDim()}, ly.bq)
+				put(model.LayerName(l, "bk"), []int{c.KVDim()}, ly.bk)
+				put(model.LayerName(l, "bv"), []int{c.KVDim()}, ly.bv)
+			}
+		}
+	}
 	for l, ly := range n.layers {
 		put(model.LayerName(l, "router"), []int{len(ly.experts), c.Dim}, ly.router)
-		if !experts {
+		if !sc.experts && !sc.all {
 			continue
 		}
 		for e, ex := range ly.experts {

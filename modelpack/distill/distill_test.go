@@ -61,7 +61,7 @@ func TestDistillReport(t *testing.T) {
 	for _, o := range []Options{
 		{Experts: 4, TopK: 2, Seed: 3},
 		{Experts: 4, TopK: 1, Balanced: true, Shared: 8, Seed: 3},
-		{Experts: 4, TopK: 2, Seed: 3, Train: TrainOptions{Steps: 3, LR: 1e-3, KLWeight: 1, LBWeight: 0.01, ZWeight: 0.001, Experts: true, Batch: 4}},
+		{Experts: 4, TopK: 2, Seed: 3, Train: TrainOptions{Steps: 3, LR: 1e-3, LMWeight: 1, KLWeight: 1, LBWeight: 0.01, ZWeight: 0.001, Experts: true, Batch: 4}},
 	} {
 		student, rep, err := Distill(teacher, seqs[:8], seqs[8:], o)
 		if err != nil {
@@ -128,6 +128,8 @@ func TestDistillErrors(t *testing.T) {
 		{"top-k above experts", teacher, seqs, Options{Experts: 4, TopK: 5}, "--top-k 5"},
 		{"no experts", teacher, seqs, Options{Experts: 0, TopK: 1}, "--experts 0"},
 		{"token outside vocab", teacher, [][]int{{1, 500}}, Options{Experts: 2, TopK: 1}, "outside the teacher's vocab"},
+		{"residual refit without sequential", teacher, seqs, Options{Experts: 2, TopK: 1, Refit: RefitOptions{Iters: 1, Target: RefitResidual}}, "needs the sequential refit"},
+		{"negative fresh", teacher, seqs, Options{Experts: 2, TopK: 1, Train: TrainOptions{Steps: 1, LR: 1, Fresh: -1}}, "fresh"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := Distill(tc.teacher, tc.train, seqs[:1], tc.o)

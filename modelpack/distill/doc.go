@@ -1,9 +1,11 @@
 // Package distill turns a dense teacher model into a Mixture of Distilled
 // Experts (MoDE): it clusters each layer's FFN neurons into experts, fits a
-// linear router per layer on calibration hidden states, optionally
-// fine-tunes the router (and experts) against the teacher with a small
-// manual forward and backward pass, and measures the student against the
-// teacher on held-out text.
+// linear router per layer on calibration hidden states, optionally refits
+// routers and down projections in closed form (layer by layer on the
+// partly distilled student's own hidden states), optionally fine-tunes the
+// routers, experts or every weight against the teacher with a small manual
+// forward and backward pass (on the calibration text or on fresh teacher
+// samples), and measures the student against the teacher on held-out text.
 //
 // The package owns the whole distillation pipeline but no file formats: it
 // takes and returns model.Model values and token sequences; the modelpack

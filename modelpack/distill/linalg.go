@@ -33,12 +33,18 @@ func axpy(y []float32, a float32, x []float32) {
 }
 
 // matmul returns x [T, in] times w^T where w is [out, in]: y = x·wᵀ. Each
-// weight row is used for every token while it is in cache.
+// weight row is used for every token while it is in cache, four tokens at
+// a time.
 func matmul(x, w []float32, T, in, out int) []float32 {
 	y := make([]float32, T*out)
 	for o := 0; o < out; o++ {
 		wr := w[o*in : (o+1)*in]
-		for t := 0; t < T; t++ {
+		t := 0
+		for ; t+4 <= T; t += 4 {
+			s0, s1, s2, s3 := dot4(wr, x[t*in:(t+1)*in], x[(t+1)*in:(t+2)*in], x[(t+2)*in:(t+3)*in], x[(t+3)*in:(t+4)*in])
+			y[t*out+o], y[(t+1)*out+o], y[(t+2)*out+o], y[(t+3)*out+o] = s0, s1, s2, s3
+		}
+		for ; t < T; t++ {
 			y[t*out+o] = dot(wr, x[t*in:(t+1)*in])
 		}
 	}
@@ -48,12 +54,17 @@ func matmul(x, w []float32, T, in, out int) []float32 {
 // matmulBack adds the gradients of y = x·wᵀ: dx += dy·w and, when dw is
 // not nil, dw += dyᵀ·x.
 func matmulBack(dx, dw, x, w, dy []float32, T, in, out int) {
+	row := func(m []float32, i int) []float32 { return m[i*in : (i+1)*in] }
 	for t := 0; t < T; t++ {
 		dyt := dy[t*out : (t+1)*out]
 		dxt := dx[t*in : (t+1)*in]
-		for o, g := range dyt {
-			if g != 0 {
-				axpy(dxt, g, w[o*in:(o+1)*in])
+		o := 0
+		for ; o+4 <= out; o += 4 {
+			axpy4(dxt, dyt[o], dyt[o+1], dyt[o+2], dyt[o+3], row(w, o), row(w, o+1), row(w, o+2), row(w, o+3))
+		}
+		for ; o < out; o++ {
+			if g := dyt[o]; g != 0 {
+				axpy(dxt, g, row(w, o))
 			}
 		}
 	}
@@ -62,9 +73,13 @@ func matmulBack(dx, dw, x, w, dy []float32, T, in, out int) {
 	}
 	for o := 0; o < out; o++ {
 		dwr := dw[o*in : (o+1)*in]
-		for t := 0; t < T; t++ {
+		t := 0
+		for ; t+4 <= T; t += 4 {
+			axpy4(dwr, dy[t*out+o], dy[(t+1)*out+o], dy[(t+2)*out+o], dy[(t+3)*out+o], row(x, t), row(x, t+1), row(x, t+2), row(x, t+3))
+		}
+		for ; t < T; t++ {
 			if g := dy[t*out+o]; g != 0 {
-				axpy(dwr, g, x[t*in:(t+1)*in])
+				axpy(dwr, g, row(x, t))
 			}
 		}
 	}

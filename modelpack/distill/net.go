@@ -149,13 +149,15 @@ type layerCache struct {
 }
 
 // ffnAct is one expert's activations: g and u are [T, width] (rows of
-// tokens that did not use the expert stay zero), y is its output [T, dim].
-type ffnAct struct{ g, u, y []float32 }
+// tokens that did not use the expert stay zero), s is sigmoid(g), a the
+// neuron activations silu(g)·u and y its output [T, dim].
+type ffnAct struct{ g, u, s, a, y []float32 }
 
 // trace is a forward pass over one sequence: the logits and, when kept, the
 // per-layer caches.
 type trace struct {
 	T      int
+	ids    []int
 	layers []layerCache
 	xOut   []float32 // residual stream after the last layer
 	rmsF   []float32
@@ -167,40 +169,50 @@ type trace struct {
 func (n *net) forward(ids []int) *trace {
 	c := &n.cfg
 	D, T := c.Dim, len(ids)
-	tr := &trace{T: T, layers: make([]layerCache, len(n.layers))}
+	tr := &trace{T: T, ids: ids, layers: make([]layerCache, len(n.layers))}
 	x := make([]float32, T*D)
 	for t, id := range ids {
 		copy(x[t*D:(t+1)*D], n.embed[id*D:(id+1)*D])
 	}
 	for l := range n.layers {
-		ly, lc := &n.layers[l], &tr.layers[l]
-		lc.xIn = x
-		lc.xn, lc.rms1 = rmsNorm(x, ly.attnNorm, T, D, c.NormEps)
-		lc.q = matmul(lc.xn, ly.wq, T, D, c.QDim())
-		lc.k = matmul(lc.xn, ly.wk, T, D, c.KVDim())
-		lc.v = matmul(lc.xn, ly.wv, T, D, c.KVDim())
-		addBias(lc.q, ly.bq)
-		addBias(lc.k, ly.bk)
-		addBias(lc.v, ly.bv)
-		n.rope(lc.q, T, c.QDim(), false)
-		n.rope(lc.k, T, c.KVDim(), false)
-		lc.ao, lc.probs = n.attention(lc.q, lc.k, lc.v, T)
-		o := matmul(lc.ao, ly.wo, T, c.QDim(), D)
-		lc.xMid = make([]float32, T*D)
-		for i := range o {
-			lc.xMid[i] = x[i] + o[i]
-		}
-		lc.h, lc.rms2 = rmsNorm(lc.xMid, ly.ffnNorm, T, D, c.NormEps)
-		out := n.ffn(ly, lc, T)
-		x = make([]float32, T*D)
-		for i := range out {
-			x[i] = lc.xMid[i] + out[i]
-		}
+		x = n.layerForward(l, x, &tr.layers[l], T)
 	}
 	tr.xOut = x
 	tr.fin, tr.rmsF = rmsNorm(x, n.finalNorm, T, D, c.NormEps)
 	tr.logits = matmul(tr.fin, n.output, T, D, c.Vocab)
 	return tr
+}
+
+// layerForward runs decoder layer l on the residual rows x [T, dim],
+// recording what the backward pass needs in lc, and returns the residual
+// after the layer.
+func (n *net) layerForward(l int, x []float32, lc *layerCache, T int) []float32 {
+	c := &n.cfg
+	D := c.Dim
+	ly := &n.layers[l]
+	lc.xIn = x
+	lc.xn, lc.rms1 = rmsNorm(x, ly.attnNorm, T, D, c.NormEps)
+	lc.q = matmul(lc.xn, ly.wq, T, D, c.QDim())
+	lc.k = matmul(lc.xn, ly.wk, T, D, c.KVDim())
+	lc.v = matmul(lc.xn, ly.wv, T, D, c.KVDim())
+	addBias(lc.q, ly.bq)
+	addBias(lc.k, ly.bk)
+	addBias(lc.v, ly.bv)
+	n.rope(lc.q, T, c.QDim(), false)
+	n.rope(lc.k, T, c.KVDim(), false)
+	lc.ao, lc.probs = n.attention(lc.q, lc.k, lc.v, T)
+	o := matmul(lc.ao, ly.wo, T, c.QDim(), D)
+	lc.xMid = make([]float32, T*D)
+	for i := range o {
+		lc.xMid[i] = x[i] + o[i]
+	}
+	lc.h, lc.rms2 = rmsNorm(lc.xMid, ly.ffnNorm, T, D, c.NormEps)
+	out := n.ffn(ly, lc, T)
+	x = make([]float32, T*D)
+	for i := range out {
+		x[i] = lc.xMid[i] + out[i]
+	}
+	return x
 }
 
 // ffn applies one layer's shared and routed experts to the rows of lc.h.
@@ -238,17 +250,15 @@ func (n *net) ffn(ly *layer, lc *layerCache, T int) []float32 {
 			used[ch.Expert][t] = true
 		}
 	}
+
 	lc.expertAct = make([]ffnAct, E)
 	for e := range ly.experts {
 		lc.expertAct[e] = runExpert(&ly.experts[e], lc.h, used[e], T, D)
 	}
 	for t := 0; t < T; t++ {
+		o := out[t*D : (t+1)*D]
 		for _, ch := range lc.choices[t] {
-			y := lc.expertAct[ch.Expert].y[t*D : (t+1)*D]
-			o := out[t*D : (t+1)*D]
-			for i, v := range y {
-				o[i] += ch.Weight * v
-			}
+			axpy(o, ch.Weight, lc.expertAct[ch.Expert].y[t*D:(t+1)*D])
 		}
 	}
 	return out
@@ -257,23 +267,39 @@ func (n *net) ffn(ly *layer, lc *layerCache, T int) []float32 {
 // runExpert computes the SwiGLU block for the rows marked in rows.
 func runExpert(e *expert, h []float32, rows []bool, T, D int) ffnAct {
 	W := e.width
-	a := ffnAct{g: make([]float32, T*W), u: make([]float32, T*W), y: make([]float32, T*D)}
-	act := make([]float32, W)
-	for t := 0; t < T; t++ {
-		if !rows[t] {
-			continue
+	a := ffnAct{g: make([]float32, T*W), u: make([]float32, T*W), s: make([]float32, T*W), a: make([]float32, T*W), y: make([]float32, T*D)}
+	// Gather the rows, run them as matrix products, scatter the results.
+	var idx []int
+	for t, r := range rows {
+		if r {
+			idx = append(idx, t)
 		}
-		x := h[t*D : (t+1)*D]
-		g, u := a.g[t*W:(t+1)*W], a.u[t*W:(t+1)*W]
-		for j := 0; j < W; j++ {
-			g[j] = dot(e.gate[j*D:(j+1)*D], x)
-			u[j] = dot(e.up[j*D:(j+1)*D], x)
-			act[j] = silu(g[j]) * u[j]
+	}
+	n := len(idx)
+	if n == 0 {
+		return a
+	}
+	hs := make([]float32, n*D)
+	for r, t := range idx {
+		copy(hs[r*D:(r+1)*D], h[t*D:(t+1)*D])
+	}
+	g := matmul(hs, e.gate, n, D, W)
+	u := matmul(hs, e.up, n, D, W)
+	act := make([]float32, n*W)
+	for r, t := range idx {
+		gr, ur, ar := g[r*W:(r+1)*W], u[r*W:(r+1)*W], act[r*W:(r+1)*W]
+		s := a.s[t*W : (t+1)*W]
+		for j, x := range gr {
+			s[j] = sigmoid(x)
+			ar[j] = x * s[j] * ur[j]
 		}
-		y := a.y[t*D : (t+1)*D]
-		for i := 0; i < D; i++ {
-			y[i] = dot(e.down[i*W:(i+1)*W], act)
-		}
+		copy(a.g[t*W:(t+1)*W], gr)
+		copy(a.u[t*W:(t+1)*W], ur)
+		copy(a.a[t*W:(t+1)*W], ar)
+	}
+	y := matmul(act, e.down, n, W, D)
+	for r, t := range idx {
+		copy(a.y[t*D:(t+1)*D], y[r*D:(r+1)*D])
 	}
 	return a
 }
@@ -287,29 +313,59 @@ func (n *net) attention(q, k, v []float32, T int) (out, probs []float32) {
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	out = make([]float32, T*QD)
 	probs = make([]float32, H*T*T)
+	// Keys and values transposed to [kv dim, T]: a head's scores and
+	// output are then long axpys and dots over positions.
+	kt, vt := transpose(k, T, KD), transpose(v, T, KD)
 	for h := 0; h < H; h++ {
 		kh := h / group
 		for t := 0; t < T; t++ {
 			p := probs[(h*T+t)*T : (h*T+t)*T+t+1]
 			qt := q[t*QD+h*hd : t*QD+(h+1)*hd]
-			m := float32(math.Inf(-1))
-			for s := range p {
-				p[s] = dot(qt, k[s*KD+kh*hd:s*KD+(kh+1)*hd]) * scale
-				m = max(m, p[s])
+			kr := func(d int) []float32 { return kt[(kh*hd+d)*T : (kh*hd+d)*T+t+1] }
+			d := 0
+			for ; d+4 <= hd; d += 4 {
+				axpy4(p, qt[d]*scale, qt[d+1]*scale, qt[d+2]*scale, qt[d+3]*scale, kr(d), kr(d+1), kr(d+2), kr(d+3))
+			}
+			for ; d < hd; d++ {
+				axpy(p, qt[d]*scale, kr(d))
+			}
+			m := p[0]
+			for _, x := range p {
+				m = max(m, x)
 			}
 			var sum float32
+			for s, x := range p {
+				e := expf(x - m)
+				p[s] = e
+				sum += e
+			}
+			inv := 1 / sum
 			for s := range p {
-				p[s] = float32(math.Exp(float64(p[s] - m)))
-				sum += p[s]
+				p[s] *= inv
 			}
 			o := out[t*QD+h*hd : t*QD+(h+1)*hd]
-			for s := range p {
-				p[s] /= sum
-				axpy(o, p[s], v[s*KD+kh*hd:s*KD+(kh+1)*hd])
+			vr := func(d int) []float32 { return vt[(kh*hd+d)*T : (kh*hd+d)*T+t+1] }
+			d = 0
+			for ; d+4 <= hd; d += 4 {
+				o[d], o[d+1], o[d+2], o[d+3] = dot4(p, vr(d), vr(d+1), vr(d+2), vr(d+3))
+			}
+			for ; d < hd; d++ {
+				o[d] = dot(p, vr(d))
 			}
 		}
 	}
 	return out, probs
+}
+
+// transpose returns the [cols, rows] transpose of x [rows, cols].
+func transpose(x []float32, rows, cols int) []float32 {
+	y := make([]float32, rows*cols)
+	for r := 0; r < rows; r++ {
+		for c, v := range x[r*cols : (r+1)*cols] {
+			y[c*rows+r] = v
+		}
+	}
+	return y
 }
 
 // rope rotates each head of each row by its position; inverse applies the
@@ -371,6 +427,6 @@ func rmsNorm(x, w []float32, T, D int, eps float32) (out, inv []float32) {
 	return out, inv
 }
 
-func silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
+func silu(x float32) float32 { return x * sigmoid(x) }
 
-func sigmoid(x float32) float32 { return 1 / (1 + float32(math.Exp(float64(-x)))) }
+func sigmoid(x float32) float32 { return 1 / (1 + expf(-x)) }

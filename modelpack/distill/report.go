@@ -20,10 +20,14 @@ type Report struct {
 	CalibrationTokens int `json:"calibration_tokens"`
 	HeldoutPositions  int `json:"heldout_positions"`
 
-	KL                float64 `json:"kl_teacher_student"` // mean nats per position
-	Top1Agreement     float64 `json:"top1_agreement"`     // student argmax == teacher argmax
-	TeacherPerplexity float64 `json:"teacher_perplexity"`
-	StudentPerplexity float64 `json:"student_perplexity"`
+	KL            float64 `json:"kl_teacher_student"` // mean nats per position
+	Top1Agreement float64 `json:"top1_agreement"`     // student argmax == teacher argmax
+	// ByMargin splits the held-out positions by the teacher's margin, its
+	// top-1 minus top-2 probability: where the teacher hesitates, a small
+	// error flips the greedy token.
+	ByMargin          []MarginBucket `json:"agreement_by_teacher_margin"`
+	TeacherPerplexity float64        `json:"teacher_perplexity"`
+	StudentPerplexity float64        `json:"student_perplexity"`
 
 	TeacherParams int64 `json:"teacher_params"`
 	TotalParams   int64 `json:"total_params"`
@@ -37,9 +41,44 @@ type Report struct {
 	StudentFLOPs float64 `json:"student_flops_per_token"`
 	FLOPsRatio   float64 `json:"flops_ratio"`
 
+	Refit   *RefitOptions `json:"refit,omitempty"`
 	Layers  []LayerReport `json:"layers"`
 	Train   *TrainReport  `json:"train,omitempty"`
 	Seconds float64       `json:"seconds"`
+}
+
+// MarginBucket is the held-out positions whose teacher margin is in
+// [From, To) and the student's top-1 agreement on them.
+type MarginBucket struct {
+	From      float64 `json:"from"`
+	To        float64 `json:"to"`
+	Positions int     `json:"positions"`
+	Agreement float64 `json:"agreement"`
+}
+
+// marginEdges bound the ByMargin buckets.
+var marginEdges = []float64{0, 0.05, 0.1, 0.2, 0.4, 1.0000001}
+
+// margin returns the top-1 minus top-2 probability of log-probabilities lp.
+func margin(lp []float64) float64 {
+	a, b := math.Inf(-1), math.Inf(-1)
+	for _, v := range lp {
+		if v > a {
+			a, b = v, a
+		} else if v > b {
+			b = v
+		}
+	}
+	return math.Exp(a) - math.Exp(b)
+}
+
+// marginBucket returns the index of the ByMargin bucket of margin m.
+func marginBucket(m float64) int {
+	b := 0
+	for b+2 < len(marginEdges) && m >= marginEdges[b+1] {
+		b++
+	}
+	return b
 }
 
 // LayerReport describes one layer's experts and how the held-out tokens
@@ -52,6 +91,11 @@ type LayerReport struct {
 	// perfectly even use.
 	EntropyFraction float64 `json:"entropy_fraction"`
 	RouterFitTop1   float64 `json:"router_fit_top1"` // on calibration, vs the largest contributor
+	// RefitErrorBefore and RefitErrorAfter are the FFN reconstruction error
+	// on the calibration tokens, relative to the target's mean square,
+	// before and after the least-squares refit (0 without one).
+	RefitErrorBefore float64 `json:"refit_error_before,omitempty"`
+	RefitErrorAfter  float64 `json:"refit_error_after,omitempty"`
 }
 
 // evaluate compares student with the teacher on heldout.
@@ -69,6 +113,7 @@ func evaluate(tn *net, student *model.Model, heldout [][]int, threads int) (*Rep
 		counts           [][]float64 // [layer][expert]
 		routedWidthToken float64     // summed over layers and tokens
 		tokens           int
+		mPos, mAgree     []int // per margin bucket
 	}
 	stats := make([]seqStats, len(heldout))
 	parallel(len(heldout), threads, func(_, i int) {
@@ -76,14 +121,18 @@ func evaluate(tn *net, student *model.Model, heldout [][]int, threads int) (*Rep
 		tt, st := tn.forward(ids), sn.forward(ids)
 		s := &stats[i]
 		lt, ls := make([]float64, V), make([]float64, V)
+		s.mPos, s.mAgree = make([]int, len(marginEdges)-1), make([]int, len(marginEdges)-1)
 		for t := 0; t+1 < len(ids); t++ {
 			logSoftmax(lt, tt.logits[t*V:(t+1)*V])
 			logSoftmax(ls, st.logits[t*V:(t+1)*V])
 			for j := range lt {
 				s.kl += math.Exp(lt[j]) * (lt[j] - ls[j])
 			}
+			b := marginBucket(margin(lt))
+			s.mPos[b]++
 			if argmax(lt) == argmax(ls) {
 				s.agree++
+				s.mAgree[b]++
 			}
 			s.nllT -= lt[ids[t+1]]
 			s.nllS -= ls[ids[t+1]]
@@ -105,6 +154,9 @@ func evaluate(tn *net, student *model.Model, heldout [][]int, threads int) (*Rep
 		}
 	})
 	r := &Report{Layers: make([]LayerReport, L)}
+	for b := 0; b+1 < len(marginEdges); b++ {
+		r.ByMargin = append(r.ByMargin, MarginBucket{From: marginEdges[b], To: min(1, marginEdges[b+1])})
+	}
 	var kl, nllT, nllS, ctx, routed float64
 	agree, toks := 0, 0
 	for l := range r.Layers {
@@ -125,6 +177,10 @@ func evaluate(tn *net, student *model.Model, heldout [][]int, threads int) (*Rep
 		ctx += s.ctx
 		toks += s.tokens
 		routed += s.routedWidthToken
+		for b := range r.ByMargin {
+			r.ByMargin[b].Positions += s.mPos[b]
+			r.ByMargin[b].Agreement += float64(s.mAgree[b])
+		}
 		for l, cs := range s.counts {
 			for e, v := range cs {
 				r.Layers[l].Utilisation[e] += v
@@ -133,6 +189,11 @@ func evaluate(tn *net, student *model.Model, heldout [][]int, threads int) (*Rep
 	}
 	if r.HeldoutPositions == 0 {
 		return nil, fmt.Errorf("held-out sequences have no next-token positions")
+	}
+	for b := range r.ByMargin {
+		if p := r.ByMargin[b].Positions; p > 0 {
+			r.ByMargin[b].Agreement /= float64(p)
+		}
 	}
 	n := float64(r.HeldoutPositions)
 	r.KL, r.Top1Agreement = kl/n, float64(agree)/n
@@ -206,18 +267,35 @@ func flops(c *model.Config, ctx, routedWidth float64) float64 {
 func (r *Report) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
 	ew.printf("MoDE distillation: %d experts, top-%d, balanced %v, shared %d, seed %d\n", r.Experts, r.TopK, r.Balanced, r.Shared, r.Seed)
+	if f := r.Refit; f != nil {
+		ew.printf("refit: %d rounds, sequential %v, target %v, ridge %g\n", f.Iters, f.Sequential, f.Target, f.Ridge)
+	}
 	ew.printf("calibration tokens %d, held-out positions %d\n", r.CalibrationTokens, r.HeldoutPositions)
 	for l, lr := range r.Layers {
-		ew.printf("layer %d: widths %v shared %d, utilisation entropy %.3f of max, router fit top-1 %.3f\n",
+		ew.printf("layer %d: widths %v shared %d, utilisation entropy %.3f of max, router fit top-1 %.3f",
 			l, lr.ExpertWidths, lr.SharedWidth, lr.EntropyFraction, lr.RouterFitTop1)
+		if lr.RefitErrorBefore > 0 {
+			ew.printf(", FFN error %.3f -> %.3f after refit", lr.RefitErrorBefore, lr.RefitErrorAfter)
+		}
+		ew.printf("\n")
 	}
 	ew.printf("held-out: top-1 agreement %.4f, KL(teacher||student) %.5f nats\n", r.Top1Agreement, r.KL)
+	ew.printf("agreement by teacher margin (top-1 minus top-2 probability):")
+	for _, b := range r.ByMargin {
+		ew.printf(" [%.2f,%.2f) %d pos %.3f;", b.From, b.To, b.Positions, b.Agreement)
+	}
+	ew.printf("\n")
 	ew.printf("perplexity: teacher %.4f, student %.4f\n", r.TeacherPerplexity, r.StudentPerplexity)
 	ew.printf("params: teacher %d, student total %d, active %d (top-k widest), %.0f (mean used)\n",
 		r.TeacherParams, r.TotalParams, r.ActiveParams, r.MeanActiveParams)
 	ew.printf("FLOPs/token: teacher %.0f, student %.0f (%.3f of the teacher)\n", r.TeacherFLOPs, r.StudentFLOPs, r.FLOPsRatio)
 	if t := r.Train; t != nil {
 		ew.printf("training: %d steps, loss %.4f -> %.4f, %.1fs\n", t.Steps, t.FirstLoss, t.LastLoss, t.Seconds)
+		data := "calibration"
+		if t.Fresh {
+			data = fmt.Sprintf("fresh teacher samples (%d dropped as equal to a held-out sequence)", t.Dropped)
+		}
+		ew.printf("training data: %d sequences, %d tokens of %s\n", t.Sequences, t.Tokens, data)
 	}
 	ew.printf("time %.1fs\n", r.Seconds)
 	return ew.err

@@ -1,6 +1,7 @@
 package distill
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -9,23 +10,64 @@ import (
 
 // TrainOptions configures the optional fine-tuning after initialisation.
 type TrainOptions struct {
-	Steps    int     // optimiser steps; 0 skips training
-	LR       float64 // Adam learning rate
+	Steps int     // optimiser steps; 0 skips training
+	LR    float64 // Adam learning rate
+	// Cosine decays the learning rate from LR to 0 over the steps (after a
+	// warm-up of 5 % of them) instead of keeping it constant.
+	Cosine bool
+	// LMWeight weighs L_LM, the cross-entropy of the sequence's own next
+	// token; 0 trains on the teacher's distribution (KL) alone, which does
+	// not fit the sampled text.
+	LMWeight float64
 	KLWeight float64 // λ of KL(p_teacher‖p_student)
-	LBWeight float64 // weight of the load-balancing loss E·Σ f_i·P_i
-	ZWeight  float64 // weight of the router z-loss mean(logsumexp(logits)²)
-	Experts  bool    // also train the experts, not only the routers
-	Batch    int     // sequences per step; 0 means 8
+	// ArgmaxWeight weighs the cross-entropy of the teacher's most likely
+	// next token: it trains for greedy agreement directly.
+	ArgmaxWeight float64
+	LBWeight     float64 // weight of the load-balancing loss E·Σ f_i·P_i
+	ZWeight      float64 // weight of the router z-loss mean(logsumexp(logits)²)
+	Experts      bool    // also train the experts, not only the routers
+	// All trains every weight of the student: routers, experts, attention,
+	// norms, embeddings and head.
+	All bool
+	// RouterLR, when positive, sets each router's learning rate to RouterLR
+	// times the RMS of its initial weights, so that the step is relative to
+	// the router's scale (fitted routers are scaled to tiny logits, which an
+	// absolute step of LR would wipe out at once); 0 uses LR. Negative
+	// freezes the routers.
+	RouterLR float64
+	Batch    int // sequences per step; 0 means 8
+	// Fresh, when positive, trains on up to this many new sequences sampled
+	// from the teacher (seeds disjoint from the calibration sample's; any
+	// that equals a held-out sequence is dropped) instead of the calibration
+	// sequences. Each step takes the next Batch of them, sampling each when
+	// first needed and keeping the teacher's logits from the sampling pass;
+	// past Fresh sequences they are reused from the start.
+	Fresh int
+	// SeqLen is the length of the fresh sequences; 0 means the longest
+	// calibration sequence.
+	SeqLen int
 }
 
 // TrainReport summarises a training run.
 type TrainReport struct {
-	Steps     int     `json:"steps"`
-	LR        float64 `json:"lr"`
-	KLWeight  float64 `json:"kl_weight"`
-	LBWeight  float64 `json:"lb_weight"`
-	ZWeight   float64 `json:"z_weight"`
-	Experts   bool    `json:"train_experts"`
+	Steps        int     `json:"steps"`
+	LR           float64 `json:"lr"`
+	Cosine       bool    `json:"cosine,omitempty"`
+	LMWeight     float64 `json:"lm_weight"`
+	KLWeight     float64 `json:"kl_weight"`
+	ArgmaxWeight float64 `json:"argmax_weight,omitempty"`
+	LBWeight     float64 `json:"lb_weight"`
+	ZWeight      float64 `json:"z_weight"`
+	Experts      bool    `json:"train_experts"`
+	All          bool    `json:"train_all,omitempty"`
+	RouterLR     float64 `json:"router_lr,omitempty"`
+	Batch        int     `json:"batch"`
+	// Sequences and Tokens describe the training data: the calibration
+	// sequences, or the fresh teacher samples.
+	Sequences int     `json:"sequences"`
+	Tokens    int     `json:"tokens"`
+	Fresh     bool    `json:"fresh"`
+	Dropped   int     `json:"fresh_dropped_as_heldout,omitempty"`
 	FirstLoss float64 `json:"first_loss"`
 	LastLoss  float64 `json:"last_loss"`
 	Seconds   float64 `json:"seconds"`
@@ -35,53 +77,121 @@ type TrainReport struct {
 // beyond it the teacher is rerun for every batch.
 const maxTeacherCache = 512 << 20
 
+// trainData gives the training sequences: get returns sequence i and,
+// when KL is trained, the teacher's logits for it. Worker w of trainOn's
+// goroutines calls get(w, i); ids is nil for a sequence to skip.
+type trainData struct {
+	n   int
+	get func(w, i int) (ids []int, teacher []float32, err error)
+}
+
+// cachedTeacher returns a function giving the teacher's logits for a
+// sequence by index, cached while the total fits in maxTeacherCache.
+func cachedTeacher(tn *net, n, totalTokens int) func(i int, ids []int) []float32 {
+	cache := int64(totalTokens)*int64(tn.cfg.Vocab)*4 <= maxTeacherCache
+	var mu sync.Mutex
+	logits := make([][]float32, n)
+	return func(i int, ids []int) []float32 {
+		mu.Lock()
+		c := logits[i]
+		mu.Unlock()
+		if c != nil {
+			return c
+		}
+		c = tn.forward(ids).logits
+		if cache {
+			mu.Lock()
+			logits[i] = c
+			mu.Unlock()
+		}
+		return c
+	}
+}
+
+// seqData serves fixed sequences (the calibration set).
+func seqData(tn *net, seqs [][]int, kl bool) trainData {
+	teacher := cachedTeacher(tn, len(seqs), tokens(seqs))
+	return trainData{n: len(seqs), get: func(_, i int) ([]int, []float32, error) {
+		if !kl {
+			return seqs[i], nil, nil
+		}
+		return seqs[i], teacher(i, seqs[i]), nil
+	}}
+}
+
 // trainNet fine-tunes sn's routers (and experts) with Adam on the loss
-// L_LM + λ·KL + w_lb·lb + w_z·z, the teacher tn frozen.
+// lm·L_LM + λ·KL + w_lb·lb + w_z·z, the teacher tn frozen, on seqs.
 func trainNet(sn, tn *net, seqs [][]int, o TrainOptions, threads int, logf func(string, ...any)) (*TrainReport, error) {
+	rep, err := trainOn(sn, seqData(tn, seqs, o.KLWeight != 0 || o.ArgmaxWeight != 0), o, threads, logf)
+	if err != nil {
+		return nil, err
+	}
+	rep.Sequences, rep.Tokens = len(seqs), tokens(seqs)
+	return rep, nil
+}
+
+// trainOn is trainNet on any source of sequences.
+func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(string, ...any)) (*TrainReport, error) {
 	start := time.Now()
 	B := o.Batch
 	if B <= 0 {
 		B = 8
 	}
-	B = min(B, len(seqs))
-	lw := lossWeights{kl: float32(o.KLWeight), lb: float32(o.LBWeight), z: float32(o.ZWeight)}
+	B = min(B, data.n)
+	lw := lossWeights{lm: float32(o.LMWeight), kl: float32(o.KLWeight), am: float32(o.ArgmaxWeight), lb: float32(o.LBWeight), z: float32(o.ZWeight)}
 	nw := workers(B, threads)
 	gw := make([]*grads, nw)
+	sc := trainScope{experts: o.Experts, all: o.All}
 	for w := range gw {
-		gw[w] = newGrads(sn, o.Experts)
+		gw[w] = newGrads(sn, sc)
 	}
-	params := sn.params(o.Experts)
-	opt := newAdam(params, o.LR)
+	params := sn.params(sc)
+	lrs := make([]float64, len(params))
+	for i := range lrs {
+		lrs[i] = o.LR
+	}
+	if o.RouterLR != 0 {
+		for i, p := range params {
+			for _, ly := range sn.layers {
+				if len(p) > 0 && len(ly.router) > 0 && &p[0] == &ly.router[0] {
+					lrs[i] = max(0, o.RouterLR) * rms(p)
+				}
+			}
+		}
+	}
+	opt := newAdam(params, lrs)
 	V := sn.cfg.Vocab
-	cacheTeacher := int64(tokens(seqs))*int64(V)*4 <= maxTeacherCache
-	var mu sync.Mutex
-	teacherCache := make([][]float32, len(seqs))
-	teacher := func(i int) []float32 {
-		if lw.kl == 0 {
-			return nil
-		}
-		mu.Lock()
-		c := teacherCache[i]
-		mu.Unlock()
-		if c != nil {
-			return c
-		}
-		c = tn.forward(seqs[i]).logits
-		if cacheTeacher {
-			mu.Lock()
-			teacherCache[i] = c
-			mu.Unlock()
-		}
-		return c
-	}
-	rep := &TrainReport{Steps: o.Steps, LR: o.LR, KLWeight: o.KLWeight, LBWeight: o.LBWeight, ZWeight: o.ZWeight, Experts: o.Experts}
+	rep := &TrainReport{Steps: o.Steps, LR: o.LR, Cosine: o.Cosine, LMWeight: o.LMWeight, KLWeight: o.KLWeight, ArgmaxWeight: o.ArgmaxWeight,
+		LBWeight: o.LBWeight, ZWeight: o.ZWeight, Experts: o.Experts, All: o.All, RouterLR: o.RouterLR, Batch: B}
 	L := len(sn.layers)
+	ids := make([][]int, B)
+	teach := make([][]float32, B)
+	errs := make([]error, B)
+	// Worker w takes batch entries w, w+nw, ... so that the gradient sums
+	// run in the same order every time.
+	each := func(fn func(w, j int)) {
+		var wg sync.WaitGroup
+		for w := 0; w < nw; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for j := w; j < B; j += nw {
+					fn(w, j)
+				}
+			}(w)
+		}
+		wg.Wait()
+	}
 	for step := 0; step < o.Steps; step++ {
-		batch := make([]int, B)
+		each(func(w, j int) {
+			ids[j], teach[j], errs[j] = data.get(w, (step*B+j)%data.n)
+		})
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("training: %w", err)
+		}
 		positions := 0
-		for j := range batch {
-			batch[j] = (step*B + j) % len(seqs)
-			positions += len(seqs[batch[j]]) - 1
+		for _, s := range ids {
+			positions += max(0, len(s)-1)
 		}
 		if positions <= 0 {
 			return nil, fmt.Errorf("training: batch of %d sequences has no next-token positions", B)
@@ -89,33 +199,31 @@ func trainNet(sn, tn *net, seqs [][]int, o TrainOptions, threads int, logf func(
 		scale := 1 / float32(positions)
 		auxScale := 1 / float32(B*L)
 		parts := make([]lossParts, B)
-		// Worker w takes batch entries w, w+nw, ... so that the gradient sums
-		// run in the same order every time.
-		var wg sync.WaitGroup
-		for w := 0; w < nw; w++ {
+		for w := range gw {
 			gw[w].zero()
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				for j := w; j < B; j += nw {
-					ids := seqs[batch[j]]
-					st := sn.forward(ids)
-					d, lp := outputLoss(st.logits, teacher(batch[j]), ids, V, lw, scale)
-					aux := sn.backward(st, d, gw[w], lw, auxScale)
-					lp.lb, lp.z = aux.lb, aux.z
-					parts[j] = lp
-				}
-			}(w)
 		}
-		wg.Wait()
+		each(func(w, j int) {
+			if len(ids[j]) < 2 {
+				return
+			}
+			if lw.kl == 0 && lw.am == 0 {
+				teach[j] = nil
+			}
+			st := sn.forward(ids[j])
+			d, lp := outputLoss(st.logits, teach[j], ids[j], V, lw, scale)
+			aux := sn.backward(st, d, gw[w], lw, auxScale)
+			lp.lb, lp.z = aux.lb, aux.z
+			parts[j] = lp
+		})
 		var sum lossParts
 		for _, p := range parts {
 			sum.lm += p.lm
 			sum.kl += p.kl
+			sum.am += p.am
 			sum.lb += p.lb
 			sum.z += p.z
 		}
-		loss := (sum.lm+o.KLWeight*sum.kl)/float64(positions) + (o.LBWeight*sum.lb+o.ZWeight*sum.z)/float64(B*L)
+		loss := (o.LMWeight*sum.lm+o.KLWeight*sum.kl+o.ArgmaxWeight*sum.am)/float64(positions) + (o.LBWeight*sum.lb+o.ZWeight*sum.z)/float64(B*L)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return nil, fmt.Errorf("training diverged at step %d (loss %v); lower --lr", step, loss)
 		}
@@ -131,24 +239,35 @@ func trainNet(sn, tn *net, seqs [][]int, o TrainOptions, threads int, logf func(
 				}
 			}
 		}
-		opt.step(params, g)
+		opt.step(params, g, lrFactor(step, o.Steps, o.Cosine))
+
 		if step%10 == 0 || step == o.Steps-1 {
-			logf("step %d/%d: loss %.4f (lm %.4f, kl %.4f, lb %.3f, z %.3f)", step+1, o.Steps, loss,
-				sum.lm/float64(positions), sum.kl/float64(positions), sum.lb/float64(B*L), sum.z/float64(B*L))
+			logf("step %d/%d: loss %.4f (lm %.4f, kl %.4f, argmax %.4f, lb %.3f, z %.3f)", step+1, o.Steps, loss,
+				sum.lm/float64(positions), sum.kl/float64(positions), sum.am/float64(positions), sum.lb/float64(B*L), sum.z/float64(B*L))
 		}
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
 }
 
-// adam is the Adam optimiser over a list of parameter slices.
-type adam struct {
-	lr, b1, b2, eps float64
-	t               int
-	m, v            [][]float32
+func rms(x []float32) float64 {
+	var s float64
+	for _, v := range x {
+		s += float64(v) * float64(v)
+	}
+	return math.Sqrt(s / float64(max(1, len(x))))
 }
 
-func newAdam(params [][]float32, lr float64) *adam {
+// adam is the Adam optimiser over a list of parameter slices, each with its
+// own learning rate (0 freezes it).
+type adam struct {
+	lr          []float64
+	b1, b2, eps float64
+	t           int
+	m, v        [][]float32
+}
+
+func newAdam(params [][]float32, lr []float64) *adam {
 	a := &adam{lr: lr, b1: 0.9, b2: 0.999, eps: 1e-8}
 	for _, p := range params {
 		a.m = append(a.m, make([]float32, len(p)))
@@ -157,13 +276,29 @@ func newAdam(params [][]float32, lr float64) *adam {
 	return a
 }
 
-func (a *adam) step(params, g [][]float32) {
+// lrFactor is the learning-rate multiplier of step: 1, or a linear
+// warm-up over the first 5 % of the steps followed by a cosine decay to 0.
+func lrFactor(step, steps int, cosine bool) float64 {
+	if !cosine {
+		return 1
+	}
+	warm := max(1, steps/20)
+	if step < warm {
+		return float64(step+1) / float64(warm)
+	}
+	return 0.5 * (1 + math.Cos(math.Pi*float64(step-warm)/float64(max(1, steps-warm))))
+}
+
+func (a *adam) step(params, g [][]float32, factor float64) {
 	a.t++
 	c1 := 1 - math.Pow(a.b1, float64(a.t))
 	c2 := 1 - math.Pow(a.b2, float64(a.t))
-	lr := float32(a.lr * math.Sqrt(c2) / c1)
 	b1, b2, eps := float32(a.b1), float32(a.b2), float32(a.eps)
 	for i, p := range params {
+		if a.lr[i] == 0 {
+			continue
+		}
+		lr := float32(factor * a.lr[i] * math.Sqrt(c2) / c1)
 		m, v, gi := a.m[i], a.v[i], g[i]
 		for j := range p {
 			m[j] = b1*m[j] + (1-b1)*gi[j]
