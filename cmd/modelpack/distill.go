@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -50,6 +49,7 @@ func cmdDistill(args []string, stdout, stderr io.Writer) error {
 	trainExperts := fs.Bool("train-experts", false, "also fine-tune the experts")
 	trainAll := fs.Bool("train-all", false, "fine-tune every weight: routers, experts, attention, norms, embeddings and head")
 	routerLR := fs.Float64("router-lr", 0, "routers' learning rate relative to their initial RMS weight (0: --lr like the rest; negative: freeze the routers)")
+	emaDecay := fs.Float64("ema", 0, "store an exponential moving average of the fine-tuned weights with this decay per step (e.g. 0.999; 0: the last step's weights)")
 	batch := fs.Int("batch", 8, "sequences per fine-tuning step")
 	fresh := fs.Int("fresh", 0, "fine-tune on this many new sequences sampled from the teacher (disjoint from the held-out ones) instead of the calibration sequences")
 	report := fs.String("report", "", "report JSON file (default: PACKDIR/distill-report.json)")
@@ -101,29 +101,9 @@ relative to their size:
 	if err != nil {
 		return err
 	}
-	var seqs [][]int
-	if *calib != "" {
-		text, err := os.ReadFile(*calib)
-		if err != nil {
-			return fmt.Errorf("--calib: %w", err)
-		}
-		tk, err := openTokenizer(in.Tokenizer, teacher.Config.Vocab)
-		if err != nil {
-			return err
-		}
-		ids := tk.Encode(string(text))
-		if len(ids) == 0 {
-			return fmt.Errorf("--calib %s: no tokens (the file is empty)", *calib)
-		}
-		if bos := tk.BOS(); in.Tokenizer.AddBOS && bos >= 0 {
-			ids = append([]int{bos}, ids...)
-		}
-		seqs = distill.Chunk(ids, min(*seqLen, teacher.Config.MaxSeq))
-	} else {
-		fmt.Fprintf(stderr, "sampling %d sequences of %d tokens from the teacher\n", *selfGen, *seqLen)
-		if seqs, err = distill.SelfGenerate(context.Background(), teacher, *selfGen, *seqLen, *seed, *threads); err != nil {
-			return err
-		}
+	seqs, err := calibration(in, teacher, *calib, *selfGen, *seqLen, *seed, *threads, stderr)
+	if err != nil {
+		return err
 	}
 	train, held, err := distill.Split(seqs, *holdout)
 	if err != nil {
@@ -133,7 +113,7 @@ relative to their size:
 		Experts: *experts, TopK: *topK, Balanced: *balanced, Shared: *shared, Seed: *seed, WeightsOnly: *weightsOnly,
 		Refit: distill.RefitOptions{Iters: *refit, Sequential: *sequential, Target: target, Ridge: *ridge},
 		Train: distill.TrainOptions{Steps: *steps, LR: *lr, Cosine: *cosine, LMWeight: *lm, KLWeight: *kl, ArgmaxWeight: *argmaxW, LBWeight: *lb, ZWeight: *z,
-			Experts: *trainExperts, All: *trainAll, RouterLR: *routerLR, Batch: *batch, Fresh: *fresh},
+			Experts: *trainExperts, All: *trainAll, RouterLR: *routerLR, Batch: *batch, Fresh: *fresh, EMA: *emaDecay},
 		Threads: *threads, Log: stderr,
 	})
 	if err != nil {

@@ -46,6 +46,11 @@ type TrainOptions struct {
 	// SeqLen is the length of the fresh sequences; 0 means the longest
 	// calibration sequence.
 	SeqLen int
+	// EMA, when in (0, 1), keeps an exponential moving average of the
+	// trained weights with this decay per step and stores the average, not
+	// the last step's weights (Polyak averaging): the last steps' gradient
+	// noise averages out instead of landing in the student.
+	EMA float64
 }
 
 // TrainReport summarises a training run.
@@ -61,6 +66,7 @@ type TrainReport struct {
 	Experts      bool    `json:"train_experts"`
 	All          bool    `json:"train_all,omitempty"`
 	RouterLR     float64 `json:"router_lr,omitempty"`
+	EMA          float64 `json:"ema,omitempty"`
 	Batch        int     `json:"batch"`
 	// Sequences and Tokens describe the training data: the calibration
 	// sequences, or the fresh teacher samples.
@@ -162,7 +168,14 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 	opt := newAdam(params, lrs)
 	V := sn.cfg.Vocab
 	rep := &TrainReport{Steps: o.Steps, LR: o.LR, Cosine: o.Cosine, LMWeight: o.LMWeight, KLWeight: o.KLWeight, ArgmaxWeight: o.ArgmaxWeight,
-		LBWeight: o.LBWeight, ZWeight: o.ZWeight, Experts: o.Experts, All: o.All, RouterLR: o.RouterLR, Batch: B}
+		LBWeight: o.LBWeight, ZWeight: o.ZWeight, Experts: o.Experts, All: o.All, RouterLR: o.RouterLR, EMA: o.EMA, Batch: B}
+	if o.EMA < 0 || o.EMA >= 1 {
+		return nil, fmt.Errorf("training: EMA decay %v is not in [0, 1)", o.EMA)
+	}
+	var avg *ema
+	if o.EMA > 0 {
+		avg = newEMA(params, lrs, o.EMA)
+	}
 	L := len(sn.layers)
 	ids := make([][]int, B)
 	teach := make([][]float32, B)
@@ -240,14 +253,63 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 			}
 		}
 		opt.step(params, g, lrFactor(step, o.Steps, o.Cosine))
+		if avg != nil {
+			avg.update(params)
+		}
 
 		if step%10 == 0 || step == o.Steps-1 {
 			logf("step %d/%d: loss %.4f (lm %.4f, kl %.4f, argmax %.4f, lb %.3f, z %.3f)", step+1, o.Steps, loss,
 				sum.lm/float64(positions), sum.kl/float64(positions), sum.am/float64(positions), sum.lb/float64(B*L), sum.z/float64(B*L))
 		}
 	}
+	if avg != nil {
+		avg.store(params)
+	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// ema is an exponential moving average of the trained parameters after
+// each step. It starts from zero and is debiased the way Adam's moments
+// are, so it is a weighted mean of the steps' weights alone.
+type ema struct {
+	decay float64
+	t     int
+	sum   [][]float32 // biased average; nil for a frozen parameter
+}
+
+func newEMA(params [][]float32, lrs []float64, decay float64) *ema {
+	e := &ema{decay: decay, sum: make([][]float32, len(params))}
+	for i, p := range params {
+		if lrs[i] != 0 {
+			e.sum[i] = make([]float32, len(p))
+		}
+	}
+	return e
+}
+
+func (e *ema) update(params [][]float32) {
+	e.t++
+	d := float32(e.decay)
+	for i, p := range params {
+		s := e.sum[i]
+		for j := range s {
+			s[j] = d*s[j] + (1-d)*p[j]
+		}
+	}
+}
+
+// store writes the debiased average into params.
+func (e *ema) store(params [][]float32) {
+	if e.t == 0 {
+		return
+	}
+	c := float32(1 - math.Pow(e.decay, float64(e.t)))
+	for i, p := range params {
+		for j := range e.sum[i] {
+			p[j] = e.sum[i][j] / c
+		}
+	}
 }
 
 func rms(x []float32) float64 {

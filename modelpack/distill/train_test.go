@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/moderuntime/mode/internal/testmodel"
@@ -205,4 +206,42 @@ func TestTrainOptions(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEMA: the stored average is the debiased exponential mean of the
+// weights after each step; frozen parameters are left alone; a decay
+// outside [0, 1) is refused.
+func TestEMA(t *testing.T) {
+	p := [][]float32{{0, 0}, {5}}
+	e := newEMA(p, []float64{1, 0}, 0.5)
+	steps := [][]float32{{1, 10}, {2, 20}, {4, 40}}
+	for _, s := range steps {
+		copy(p[0], s)
+		p[1][0]++ // a frozen parameter is never averaged, whatever happens to it
+		e.update(p)
+	}
+	e.store(p)
+	// Weights 0.25, 0.5, 1 for steps 1..3 (decay 0.5), normalised by 1.75.
+	want := []float32{(0.25*1 + 0.5*2 + 4) / 1.75, (0.25*10 + 0.5*20 + 40) / 1.75}
+	for i := range want {
+		if math.Abs(float64(p[0][i]-want[i])) > 1e-5 {
+			t.Errorf("average[%d] = %v, want %v", i, p[0][i], want[i])
+		}
+	}
+	if p[1][0] != 8 {
+		t.Errorf("frozen parameter = %v, want 8 (untouched by store)", p[1][0])
+	}
+
+	teacher := denseTeacher(40)
+	seqs := randomSeqs(6, 16, 97, 3)
+	student, _, err := Distill(teacher, seqs[:4], seqs[4:], Options{Experts: 4, TopK: 2, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []float64{-0.1, 1} {
+		_, err := trainNet(mustNet(t, student), mustNet(t, teacher), seqs[:4], TrainOptions{Steps: 2, LR: 1e-3, KLWeight: 1, EMA: d}, 1, func(string, ...any) {})
+		if err == nil || !strings.Contains(err.Error(), "EMA") {
+			t.Errorf("EMA %v: error %v, want one naming the EMA decay", d, err)
+		}
+	}
 }
