@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"path/filepath"
 	goruntime "runtime"
 
 	"github.com/moderuntime/mode/internal/progress"
@@ -222,11 +221,7 @@ func isPack(path string) bool {
 	if goruntime.GOOS == "wasip1" {
 		return true // the guest sees no files: the host opens the pack
 	}
-	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") || strings.HasSuffix(path, ".json") {
-		return true
-	}
-	_, err := os.Stat(filepath.Join(path, "manifest.json"))
-	return err == nil
+	return load.IsPack(path)
 }
 
 func expertBytes(pk *loader.Pack) int64 {

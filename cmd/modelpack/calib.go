@@ -9,11 +9,24 @@ import (
 	"github.com/moderuntime/mode/modelpack/distill"
 	"github.com/moderuntime/mode/modelpack/importer"
 	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/tokenizer"
 )
+
+// tokenizerFunc opens the tokenizer that calibration text is encoded with
+// and says whether sequences start with BOS; it is only called for a text.
+type tokenizerFunc func() (tok tokenizer.Tokenizer, addBOS bool, err error)
+
+// inputTokenizer is the tokenizer an importer found beside the model.
+func inputTokenizer(in *importer.Input, vocab int) tokenizerFunc {
+	return func() (tokenizer.Tokenizer, bool, error) {
+		tk, err := openTokenizer(in.Tokenizer, vocab)
+		return tk, in.Tokenizer.AddBOS, err
+	}
+}
 
 // calibration returns the token sequences of a calibration text file, or
 // n sequences sampled from m itself when file is "".
-func calibration(in *importer.Input, m *model.Model, file string, n, seqLen int, seed uint64, threads int, stderr io.Writer) ([][]int, error) {
+func calibration(tok tokenizerFunc, m *model.Model, file string, n, seqLen int, seed uint64, threads int, stderr io.Writer) ([][]int, error) {
 	if file == "" {
 		fmt.Fprintf(stderr, "sampling %d sequences of %d tokens from the model\n", n, seqLen)
 		return distill.SelfGenerate(context.Background(), m, n, seqLen, seed, threads)
@@ -22,7 +35,7 @@ func calibration(in *importer.Input, m *model.Model, file string, n, seqLen int,
 	if err != nil {
 		return nil, fmt.Errorf("--calib: %w", err)
 	}
-	tk, err := openTokenizer(in.Tokenizer, m.Config.Vocab)
+	tk, addBOS, err := tok()
 	if err != nil {
 		return nil, err
 	}
@@ -30,7 +43,7 @@ func calibration(in *importer.Input, m *model.Model, file string, n, seqLen int,
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("--calib %s: no tokens (the file is empty)", file)
 	}
-	if bos := tk.BOS(); in.Tokenizer.AddBOS && bos >= 0 {
+	if bos := tk.BOS(); addBOS && bos >= 0 {
 		ids = append([]int{bos}, ids...)
 	}
 	seqs := distill.Chunk(ids, min(seqLen, m.Config.MaxSeq))

@@ -101,7 +101,7 @@ relative to their size:
 	if err != nil {
 		return err
 	}
-	seqs, err := calibration(in, teacher, *calib, *selfGen, *seqLen, *seed, *threads, stderr)
+	seqs, err := calibration(inputTokenizer(in, teacher.Config.Vocab), teacher, *calib, *selfGen, *seqLen, *seed, *threads, stderr)
 	if err != nil {
 		return err
 	}

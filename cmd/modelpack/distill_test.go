@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,7 +9,8 @@ import (
 )
 
 // TestDistill: a synthetic dense model distils to a verifiable pack with a
-// JSON report, from a text file; bad inputs fail with clear messages.
+// JSON report, from a text file; compare measures the pack against its
+// teacher on other text; bad inputs fail with clear messages.
 func TestDistill(t *testing.T) {
 	d := t.TempDir()
 	src, p := filepath.Join(d, "src"), filepath.Join(d, "pack")
@@ -54,10 +56,35 @@ func TestDistill(t *testing.T) {
 	if code, out, errOut := runMP("verify", p2); code != 0 {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
 	}
+
+	// compare: the distilled pack against its teacher on fresh samples, the
+	// teacher against itself, and the JSON report.
+	js := filepath.Join(d, "cmp.json")
+	small := filepath.Join(d, "small")
+	if code, out, errOut := runMP("synth", "--arch", "llama", "--vocab", "300", "-o", small); code != 0 {
+		t.Fatalf("synth: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runMP("compare", src, p2, "--self-generate", "4", "--seq-len", "16", "--seed", "9", "--json", js)
+	if code != 0 || !strings.Contains(out, "student: 4 experts, top-2") || !strings.Contains(out, "compared: top-1 agreement") {
+		t.Fatalf("compare: exit %d\n%s%s", code, out, errOut)
+	}
+	var rep struct {
+		Agreement float64 `json:"top1_agreement"`
+		Positions int     `json:"heldout_positions"`
+	}
+	if b, err := os.ReadFile(js); err != nil || json.Unmarshal(b, &rep) != nil || rep.Positions == 0 || rep.Agreement <= 0 {
+		t.Errorf("compare JSON %+v (read error %v)", rep, err)
+	}
+	if code, out, errOut := runMP("compare", src, src, "--calib", text, "--seq-len", "32"); code != 0 || !strings.Contains(out, "compared: top-1 agreement 1.0000, KL(teacher||student) 0.00000") || !strings.Contains(out, "student: dense") {
+		t.Errorf("compare teacher with itself: exit %d\n%s%s", code, out, errOut)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"compare", src, small, "--self-generate", "2"}, "student vocab 300"},
+		{[]string{"compare", src, filepath.Join(d, "nope"), "--self-generate", "2"}, "student:"},
+		{[]string{"compare", src, p2}, "exactly one of --calib"},
 		{[]string{"distill", src, "-o", filepath.Join(d, "x"), "--calib", empty}, "empty"},
 		{[]string{"distill", src, "-o", filepath.Join(d, "x"), "--calib", text, "--top-k", "9"}, "--top-k 9"},
 		{[]string{"distill", moe, "-o", filepath.Join(d, "x"), "--calib", text}, "already a mixture of experts"},

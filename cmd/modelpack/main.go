@@ -29,6 +29,7 @@ const usage = `modelpack makes and checks MoDE packs.
 Usage:
   modelpack import SRC -o PACKDIR [--quant f32|f16|q8_0|q4_0|q4_k] [--max-shard 64MiB] [-z TOKENIZER] [--force]
   modelpack distill SRC -o PACKDIR --experts 8 --top-k 4 [--balanced] [--shared N] [--calib FILE | --self-generate N] [--seed S] [--train-steps N ...] [--report FILE]
+  modelpack compare TEACHER STUDENT (--self-generate N [--seed S] | --calib FILE) [--json FILE]
   modelpack synth --arch {llama,mixtral,qwen2_moe,qwen3_moe,olmoe,mode} [--seed N] [sizes...] -o DIR
   modelpack index SRC -o manifest.json [--base-url URL]
   modelpack verify PACKDIR|MANIFEST|URL
@@ -46,6 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]func([]string, io.Writer, io.Writer) error{
 		"import": cmdImport, "synth": cmdSynth, "distill": cmdDistill, "verify": cmdVerify, "inspect": cmdInspect, "index": cmdIndex,
+		"compare": cmdCompare,
 	}
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
@@ -167,7 +169,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		seqs, err := calibration(in, src, *calib, *calibSelf, *calibLen, *seed, 0, stderr)
+		seqs, err := calibration(inputTokenizer(in, src.Config.Vocab), src, *calib, *calibSelf, *calibLen, *seed, 0, stderr)
 		if err != nil {
 			return err
 		}

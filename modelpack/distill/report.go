@@ -266,20 +266,41 @@ func flops(c *model.Config, ctx, routedWidth float64) float64 {
 // WriteText prints the report for people.
 func (r *Report) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
-	ew.printf("MoDE distillation: %d experts, top-%d, balanced %v, shared %d, seed %d\n", r.Experts, r.TopK, r.Balanced, r.Shared, r.Seed)
+	switch {
+	case r.CalibrationTokens > 0:
+		ew.printf("MoDE distillation: %d experts, top-%d, balanced %v, shared %d, seed %d\n", r.Experts, r.TopK, r.Balanced, r.Shared, r.Seed)
+	case r.Experts > 0: // Compare
+		ew.printf("student: %d experts, top-%d, shared %d\n", r.Experts, r.TopK, r.Shared)
+	default:
+		ew.printf("student: dense\n")
+	}
 	if f := r.Refit; f != nil {
 		ew.printf("refit: %d rounds, sequential %v, target %v, ridge %g\n", f.Iters, f.Sequential, f.Target, f.Ridge)
 	}
-	ew.printf("calibration tokens %d, held-out positions %d\n", r.CalibrationTokens, r.HeldoutPositions)
+	if r.CalibrationTokens > 0 {
+		ew.printf("calibration tokens %d, held-out positions %d\n", r.CalibrationTokens, r.HeldoutPositions)
+	} else {
+		ew.printf("positions compared %d\n", r.HeldoutPositions)
+	}
 	for l, lr := range r.Layers {
-		ew.printf("layer %d: widths %v shared %d, utilisation entropy %.3f of max, router fit top-1 %.3f",
-			l, lr.ExpertWidths, lr.SharedWidth, lr.EntropyFraction, lr.RouterFitTop1)
+		if len(lr.ExpertWidths) == 0 {
+			ew.printf("layer %d: dense FFN width %d\n", l, lr.SharedWidth)
+			continue
+		}
+		ew.printf("layer %d: widths %v shared %d, utilisation entropy %.3f of max", l, lr.ExpertWidths, lr.SharedWidth, lr.EntropyFraction)
+		if r.CalibrationTokens > 0 {
+			ew.printf(", router fit top-1 %.3f", lr.RouterFitTop1)
+		}
 		if lr.RefitErrorBefore > 0 {
 			ew.printf(", FFN error %.3f -> %.3f after refit", lr.RefitErrorBefore, lr.RefitErrorAfter)
 		}
 		ew.printf("\n")
 	}
-	ew.printf("held-out: top-1 agreement %.4f, KL(teacher||student) %.5f nats\n", r.Top1Agreement, r.KL)
+	on := "held-out"
+	if r.CalibrationTokens == 0 {
+		on = "compared"
+	}
+	ew.printf("%s: top-1 agreement %.4f, KL(teacher||student) %.5f nats\n", on, r.Top1Agreement, r.KL)
 	ew.printf("agreement by teacher margin (top-1 minus top-2 probability):")
 	for _, b := range r.ByMargin {
 		ew.printf(" [%.2f,%.2f) %d pos %.3f;", b.From, b.To, b.Positions, b.Agreement)
@@ -297,7 +318,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		ew.printf("training data: %d sequences, %d tokens of %s\n", t.Sequences, t.Tokens, data)
 	}
-	ew.printf("time %.1fs\n", r.Seconds)
+	if r.Seconds > 0 {
+		ew.printf("time %.1fs\n", r.Seconds)
+	}
 	return ew.err
 }
 
