@@ -1,6 +1,8 @@
 package distill
 
 import (
+	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,9 +27,17 @@ func TestCompare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Top1Agreement != rep.Top1Agreement || got.KL != rep.KL || got.StudentPerplexity != rep.StudentPerplexity ||
+	// Compare runs the runtime's engine, the report the distiller's own
+	// network: the same numbers up to float32 summation order.
+	close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-5*math.Abs(b) }
+	if got.Top1Agreement != rep.Top1Agreement || !close(got.KL, rep.KL) || !close(got.StudentPerplexity, rep.StudentPerplexity) ||
 		got.HeldoutPositions != rep.HeldoutPositions || got.FLOPsRatio != rep.FLOPsRatio {
 		t.Errorf("Compare %+v\ndiffers from the distillation report %+v", got, rep)
+	}
+	for l := range rep.Layers {
+		if !slices.Equal(got.Layers[l].Utilisation, rep.Layers[l].Utilisation) {
+			t.Errorf("layer %d: utilisation %v, report %v", l, got.Layers[l].Utilisation, rep.Layers[l].Utilisation)
+		}
 	}
 	if got.Experts != 4 || got.TopK != 2 {
 		t.Errorf("Compare found %d experts top-%d, want 4 top-2", got.Experts, got.TopK)
@@ -64,6 +74,18 @@ func TestCompare(t *testing.T) {
 	b.Reset()
 	if err := qr.WriteText(&b); err != nil || !strings.Contains(b.String(), "student: dense") || !strings.Contains(b.String(), "dense FFN width 40") {
 		t.Errorf("dense report text %q (err %v)", b.String(), err)
+	}
+
+	// A mixture teacher with QK-norm (beyond what the distiller's network
+	// handles) against itself: its routed experts count in its FLOPs.
+	moe := testmodel.Random(testmodel.Family("olmoe", false), 4)
+	ms := randomSeqs(3, 12, moe.Config.Vocab, 6)
+	mr, err := Compare(moe, moe, ms, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mr.Top1Agreement != 1 || mr.KL > 1e-6 || mr.FLOPsRatio != 1 || mr.Experts == 0 {
+		t.Errorf("olmoe vs itself: agreement %v, KL %v, FLOPs ratio %v, %d experts", mr.Top1Agreement, mr.KL, mr.FLOPsRatio, mr.Experts)
 	}
 
 	oc := testmodel.Config(32, 1, 4, 2, 50)

@@ -95,7 +95,11 @@ func Distill(teacher *model.Model, train, heldout [][]int, o Options) (*model.Mo
 		}
 		sn.store(student, trainScope{experts: o.Train.Experts, all: o.Train.All})
 	}
-	rep, err := evaluate(tn, student, heldout, o.Threads)
+	run, err := netPasses(tn, student)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep, err := evaluate(&tn.cfg, &student.Config, heldout, o.Threads, run)
 	if err != nil {
 		return nil, nil, err
 	}

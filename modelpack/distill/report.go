@@ -1,11 +1,13 @@
 package distill
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
 
 	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/routing"
 )
 
 // Report describes a student against its teacher. Held-out figures are over
@@ -98,13 +100,33 @@ type LayerReport struct {
 	RefitErrorAfter  float64 `json:"refit_error_after,omitempty"`
 }
 
-// evaluate compares student with the teacher on heldout.
-func evaluate(tn *net, student *model.Model, heldout [][]int, threads int) (*Report, error) {
+// pass is one sequence run through teacher and student: their logits,
+// positions × vocab, and their routing choices per layer and position (nil
+// for a dense layer).
+type pass struct {
+	teacher, student               []float32
+	teacherChoices, studentChoices [][][]routing.Choice
+}
+
+// netPasses runs sequences through the distiller's own networks.
+func netPasses(tn *net, student *model.Model) (func(w int, ids []int) (pass, error), error) {
 	sn, err := newNet(student)
 	if err != nil {
 		return nil, fmt.Errorf("student: %w", err)
 	}
-	c := &student.Config
+	return func(_ int, ids []int) (pass, error) {
+		tt, st := tn.forward(ids), sn.forward(ids)
+		p := pass{teacher: tt.logits, student: st.logits, studentChoices: make([][][]routing.Choice, len(st.layers))}
+		for l := range st.layers {
+			p.studentChoices[l] = st.layers[l].choices
+		}
+		return p, nil
+	}, nil
+}
+
+// evaluate compares student with the teacher on heldout, each sequence
+// run through both by run (worker w of threads).
+func evaluate(teacher, c *model.Config, heldout [][]int, threads int, run func(w int, ids []int) (pass, error)) (*Report, error) {
 	V, L := c.Vocab, c.Layers
 	type seqStats struct {
 		n, agree         int
@@ -112,19 +134,25 @@ func evaluate(tn *net, student *model.Model, heldout [][]int, threads int) (*Rep
 		ctx              float64
 		counts           [][]float64 // [layer][expert]
 		routedWidthToken float64     // summed over layers and tokens
+		routedTeacher    float64     // the same for the teacher
 		tokens           int
 		mPos, mAgree     []int // per margin bucket
 	}
 	stats := make([]seqStats, len(heldout))
-	parallel(len(heldout), threads, func(_, i int) {
+	errs := make([]error, len(heldout))
+	parallel(len(heldout), threads, func(w, i int) {
 		ids := heldout[i]
-		tt, st := tn.forward(ids), sn.forward(ids)
+		ps, err := run(w, ids)
+		if err != nil {
+			errs[i] = err
+			return
+		}
 		s := &stats[i]
 		lt, ls := make([]float64, V), make([]float64, V)
 		s.mPos, s.mAgree = make([]int, len(marginEdges)-1), make([]int, len(marginEdges)-1)
 		for t := 0; t+1 < len(ids); t++ {
-			logSoftmax(lt, tt.logits[t*V:(t+1)*V])
-			logSoftmax(ls, st.logits[t*V:(t+1)*V])
+			logSoftmax(lt, ps.teacher[t*V:(t+1)*V])
+			logSoftmax(ls, ps.student[t*V:(t+1)*V])
 			for j := range lt {
 				s.kl += math.Exp(lt[j]) * (lt[j] - ls[j])
 			}
@@ -138,26 +166,40 @@ func evaluate(tn *net, student *model.Model, heldout [][]int, threads int) (*Rep
 			s.nllS -= ls[ids[t+1]]
 			s.n++
 		}
-		for t := range ids {
-			s.ctx += float64(t + 1)
-		}
 		s.tokens = len(ids)
-		s.counts = make([][]float64, L)
-		for l := range st.layers {
-			s.counts[l] = make([]float64, len(sn.layers[l].experts))
-			for _, cs := range st.layers[l].choices {
-				for _, ch := range cs {
-					s.counts[l][ch.Expert]++
-					s.routedWidthToken += float64(sn.layers[l].experts[ch.Expert].width)
+		for l, cs := range ps.teacherChoices {
+			for _, tc := range cs {
+				for _, ch := range tc {
+					s.routedTeacher += float64(teacher.FFN[l].ExpertWidths[ch.Expert])
 				}
 			}
 		}
+		s.counts = make([][]float64, L)
+		for l, cs := range ps.studentChoices {
+			if cs == nil {
+				continue
+			}
+			widths := c.FFN[l].ExpertWidths
+			s.counts[l] = make([]float64, len(widths))
+			for _, tc := range cs {
+				for _, ch := range tc {
+					s.counts[l][ch.Expert]++
+					s.routedWidthToken += float64(widths[ch.Expert])
+				}
+			}
+		}
+		for t := range ids {
+			s.ctx += float64(t + 1)
+		}
 	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	r := &Report{Layers: make([]LayerReport, L)}
 	for b := 0; b+1 < len(marginEdges); b++ {
 		r.ByMargin = append(r.ByMargin, MarginBucket{From: marginEdges[b], To: min(1, marginEdges[b+1])})
 	}
-	var kl, nllT, nllS, ctx, routed float64
+	var kl, nllT, nllS, ctx, routed, routedT float64
 	agree, toks := 0, 0
 	for l := range r.Layers {
 		f := &c.FFN[l]
@@ -177,6 +219,7 @@ func evaluate(tn *net, student *model.Model, heldout [][]int, threads int) (*Rep
 		ctx += s.ctx
 		toks += s.tokens
 		routed += s.routedWidthToken
+		routedT += s.routedTeacher
 		for b := range r.ByMargin {
 			r.ByMargin[b].Positions += s.mPos[b]
 			r.ByMargin[b].Agreement += float64(s.mAgree[b])
@@ -216,7 +259,7 @@ func evaluate(tn *net, student *model.Model, heldout [][]int, threads int) (*Rep
 			r.Layers[l].EntropyFraction = 1
 		}
 	}
-	r.TeacherParams, _ = tn.cfg.Params()
+	r.TeacherParams, _ = teacher.Params()
 	r.TotalParams, r.ActiveParams = c.Params()
 	meanRouted := routed / float64(toks) // routed neurons per token, all layers
 	var nonRouted int64
@@ -234,7 +277,7 @@ func evaluate(tn *net, student *model.Model, heldout [][]int, threads int) (*Rep
 	}
 	r.MeanActiveParams = float64(nonRouted) + 3*float64(c.Dim)*meanRouted
 	meanCtx := ctx / float64(toks)
-	r.TeacherFLOPs = flops(&tn.cfg, meanCtx, 0)
+	r.TeacherFLOPs = flops(teacher, meanCtx, routedT/float64(toks))
 	r.StudentFLOPs = flops(c, meanCtx, meanRouted)
 	r.FLOPsRatio = r.StudentFLOPs / r.TeacherFLOPs
 	return r, nil
