@@ -71,6 +71,9 @@ teacher on fresh teacher samples, everything trained, routers at a step
 relative to their size:
   --refit 1 --sequential --train-steps 2400 --lr 3e-3 --cosine --lm-weight 0
   --argmax-weight 0.3 --router-lr 0.01 --train-all --fresh 19200
+The report's held-out set is small (--holdout of the calibration sample);
+check a student on more text with modelpack compare TEACHER PACKDIR
+--self-generate 200 --seed S.
 
 `)
 		fs.PrintDefaults()
