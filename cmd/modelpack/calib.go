@@ -19,7 +19,7 @@ type tokenizerFunc func() (tok tokenizer.Tokenizer, addBOS bool, err error)
 // inputTokenizer is the tokenizer an importer found beside the model.
 func inputTokenizer(in *importer.Input, vocab int) tokenizerFunc {
 	return func() (tokenizer.Tokenizer, bool, error) {
-		tk, err := openTokenizer(in.Tokenizer, vocab)
+		tk, err := tokenizer.Load(in.Tokenizer.Kind, in.Tokenizer.File, in.Tokenizer.Config, vocab)
 		return tk, in.Tokenizer.AddBOS, err
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -11,10 +10,9 @@ import (
 
 	"github.com/moderuntime/mode/modelpack/distill"
 	"github.com/moderuntime/mode/modelpack/importer"
+	"github.com/moderuntime/mode/modelpack/load"
 	"github.com/moderuntime/mode/modelpack/pack"
-	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tensor"
-	"github.com/moderuntime/mode/runtime/tokenizer"
 )
 
 func cmdDistill(args []string, stdout, stderr io.Writer) error {
@@ -100,7 +98,7 @@ check a student on more text with modelpack compare TEACHER PACKDIR
 		return err
 	}
 	defer in.Close()
-	teacher, err := loadModel(in.Source)
+	teacher, err := load.Model(in.Source)
 	if err != nil {
 		return err
 	}
@@ -141,29 +139,4 @@ check a student on more text with modelpack compare TEACHER PACKDIR
 	}
 	fmt.Fprintf(stdout, "wrote %s and %s\n", *out, path)
 	return nil
-}
-
-// loadModel reads every tensor of src into memory.
-func loadModel(src pack.Source) (*model.Model, error) {
-	if ms, ok := src.(pack.ModelSource); ok {
-		return ms.M, nil
-	}
-	cfg := src.Config()
-	w := model.Weights{}
-	for _, sp := range cfg.Spec() {
-		t, err := src.Read(sp.Name, 0, 0)
-		if err != nil {
-			return nil, err
-		}
-		w[sp.Name] = t
-	}
-	return &model.Model{Config: cfg, Weights: w}, nil
-}
-
-// openTokenizer decodes the tokenizer an importer found.
-func openTokenizer(t pack.Tokenizer, vocab int) (tokenizer.Tokenizer, error) {
-	if t.Kind == "llama2c" {
-		return tokenizer.LoadLlama2C(bytes.NewReader(t.File), vocab)
-	}
-	return tokenizer.LoadHF(t.File, t.Config)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/moderuntime/mode/internal/rss"
 	"github.com/moderuntime/mode/modelpack/gptq"
 	"github.com/moderuntime/mode/modelpack/importer"
+	"github.com/moderuntime/mode/modelpack/load"
 	"github.com/moderuntime/mode/modelpack/manifest"
 	"github.com/moderuntime/mode/modelpack/pack"
 	"github.com/moderuntime/mode/modelpack/synth"
@@ -165,7 +166,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		if tensor.BlockSize(q) <= 1 {
 			return fmt.Errorf("--calib and --calib-self quantise with GPTQ: they need --quant q8_0, q4_0 or q4_k")
 		}
-		src, err := loadModel(in.Source)
+		src, err := load.Model(in.Source)
 		if err != nil {
 			return err
 		}

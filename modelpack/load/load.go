@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/moderuntime/mode/modelpack/importer"
+	"github.com/moderuntime/mode/modelpack/pack"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tokenizer"
 )
@@ -27,16 +28,11 @@ func Open(path, tokPath string) (*Loaded, error) {
 		return nil, err
 	}
 	defer in.Close()
-	cfg := in.Source.Config()
-	w := model.Weights{}
-	for _, sp := range cfg.Spec() {
-		t, err := in.Source.Read(sp.Name, 0, 0)
-		if err != nil {
-			return nil, err
-		}
-		w[sp.Name] = t
+	m, err := Model(in.Source)
+	if err != nil {
+		return nil, err
 	}
-	m := &model.Model{Config: cfg, Weights: w}
+	cfg := m.Config
 	if err := m.Validate(false); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -45,4 +41,22 @@ func Open(path, tokPath string) (*Loaded, error) {
 		return nil, fmt.Errorf("%s: tokenizer: %w", path, err)
 	}
 	return &Loaded{Model: m, Tokenizer: tok, AddBOS: in.Tokenizer.AddBOS, ChatTemplate: in.ChatTemplate}, nil
+}
+
+// Model reads every tensor of src into memory, or returns the model a
+// pack.ModelSource already holds.
+func Model(src pack.Source) (*model.Model, error) {
+	if ms, ok := src.(pack.ModelSource); ok {
+		return ms.M, nil
+	}
+	cfg := src.Config()
+	w := model.Weights{}
+	for _, sp := range cfg.Spec() {
+		t, err := src.Read(sp.Name, 0, 0)
+		if err != nil {
+			return nil, err
+		}
+		w[sp.Name] = t
+	}
+	return &model.Model{Config: cfg, Weights: w}, nil
 }
