@@ -33,16 +33,8 @@ func Compare(teacher, student *model.Model, seqs [][]int, threads int) (*Report,
 	if len(seqs) == 0 {
 		return nil, errors.New("no sequences to compare on")
 	}
-	maxSeq := min(tc.MaxSeq, sc.MaxSeq)
-	for _, s := range seqs {
-		if len(s) > maxSeq {
-			return nil, fmt.Errorf("sequence of %d tokens is longer than the context %d", len(s), maxSeq)
-		}
-		for _, id := range s {
-			if id < 0 || id >= tc.Vocab {
-				return nil, fmt.Errorf("token id %d outside the vocab of %d", id, tc.Vocab)
-			}
-		}
+	if err := checkSeqs(seqs, min(tc.MaxSeq, sc.MaxSeq), tc.Vocab, "the"); err != nil {
+		return nil, err
 	}
 	nw := workers(len(seqs), threads)
 	ts, ss := make([]*decoder, nw), make([]*decoder, nw)

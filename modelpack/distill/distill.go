@@ -154,15 +154,8 @@ func check(teacher *model.Model, train, heldout [][]int, o Options) error {
 		return errors.New("no held-out sequences to evaluate on")
 	}
 	for _, set := range [][][]int{train, heldout} {
-		for _, s := range set {
-			if len(s) > c.MaxSeq {
-				return fmt.Errorf("sequence of %d tokens is longer than the teacher's context %d", len(s), c.MaxSeq)
-			}
-			for _, id := range s {
-				if id < 0 || id >= c.Vocab {
-					return fmt.Errorf("token id %d outside the teacher's vocab of %d", id, c.Vocab)
-				}
-			}
+		if err := checkSeqs(set, c.MaxSeq, c.Vocab, "the teacher's"); err != nil {
+			return err
 		}
 	}
 	if o.Refit.Iters < 0 || o.Refit.Ridge < 0 {
@@ -176,6 +169,22 @@ func check(teacher *model.Model, train, heldout [][]int, o Options) error {
 	}
 	if o.Train.Steps < 0 || (o.Train.Steps > 0 && !(o.Train.LR > 0)) {
 		return fmt.Errorf("training: %d steps at learning rate %v", o.Train.Steps, o.Train.LR)
+	}
+	return nil
+}
+
+// checkSeqs reports a sequence longer than maxSeq or a token outside the
+// vocabulary; whose names them in the message ("the teacher's").
+func checkSeqs(seqs [][]int, maxSeq, vocab int, whose string) error {
+	for _, s := range seqs {
+		if len(s) > maxSeq {
+			return fmt.Errorf("sequence of %d tokens is longer than %s context %d", len(s), whose, maxSeq)
+		}
+		for _, id := range s {
+			if id < 0 || id >= vocab {
+				return fmt.Errorf("token id %d outside %s vocab of %d", id, whose, vocab)
+			}
+		}
 	}
 	return nil
 }

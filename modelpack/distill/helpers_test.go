@@ -1,6 +1,7 @@
 package distill
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -39,4 +40,20 @@ func mustNet(t testing.TB, m *model.Model) *net {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// matchesReference fails t unless logits (positions × vocab, from the
+// distiller's network) are within 1e-3 of the naive float64 reference
+// forward pass of m over ids.
+func matchesReference(t testing.TB, logits []float32, m *model.Model, ids []int) {
+	t.Helper()
+	want := testmodel.Logits(m, ids)
+	V := m.Config.Vocab
+	for p := range ids {
+		for i := 0; i < V; i++ {
+			if d := math.Abs(float64(logits[p*V+i]) - want[p][i]); d > 1e-3 {
+				t.Fatalf("pos %d logit %d: network %v, reference %v", p, i, logits[p*V+i], want[p][i])
+			}
+		}
+	}
 }

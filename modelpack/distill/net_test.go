@@ -25,15 +25,7 @@ func TestForwardMatchesReference(t *testing.T) {
 	for name, m := range map[string]*model.Model{"dense": teacher, "moe": testmodel.Random(moe, 5)} {
 		t.Run(name, func(t *testing.T) {
 			got := mustNet(t, m).forward(ids).logits
-			want := testmodel.Logits(m, ids)
-			V := m.Config.Vocab
-			for p := range ids {
-				for i := 0; i < V; i++ {
-					if d := math.Abs(float64(got[p*V+i]) - want[p][i]); d > 1e-3 {
-						t.Fatalf("pos %d logit %d: got %v want %v", p, i, got[p*V+i], want[p][i])
-					}
-				}
-			}
+			matchesReference(t, got, m, ids)
 			e, err := engine.New(cpu.New(cpu.Options{Threads: 1}), m, engine.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -42,7 +34,7 @@ func TestForwardMatchesReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := len(ids) - 1
+			p, V := len(ids)-1, m.Config.Vocab
 			for i := 0; i < V; i++ {
 				if d := math.Abs(float64(got[p*V+i] - last[i])); d > 1e-3 {
 					t.Fatalf("engine logit %d: got %v, engine %v", i, got[p*V+i], last[i])

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/moderuntime/mode/internal/testmodel"
 	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
 	"github.com/moderuntime/mode/runtime/model"
@@ -195,16 +194,7 @@ func TestTrainOptions(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids := seqs[9]
-		want := sn.forward(ids).logits
-		ref := testmodel.Logits(m, ids)
-		V := m.Config.Vocab
-		for p := range ids {
-			for i := 0; i < V; i++ {
-				if d := math.Abs(float64(want[p*V+i]) - ref[p][i]); d > 1e-3 {
-					t.Fatalf("pos %d logit %d: trained net %v, stored model %v", p, i, want[p*V+i], ref[p][i])
-				}
-			}
-		}
+		matchesReference(t, sn.forward(ids).logits, m, ids)
 	})
 }
 
