@@ -6,6 +6,8 @@
 // routers, experts or every weight against the teacher with a small manual
 // forward and backward pass (on the calibration text or on fresh teacher
 // samples), and measures the student against the teacher on held-out text.
+// Compare measures any student — a distilled mixture or a quantised pack —
+// against its teacher the same way, both run on the runtime's CPU engine.
 //
 // The package owns the whole distillation pipeline but no file formats: it
 // takes and returns model.Model values and token sequences; the modelpack
