@@ -47,6 +47,7 @@ func cmdDistill(args []string, stdout, stderr io.Writer) error {
 	trainExperts := fs.Bool("train-experts", false, "also fine-tune the experts")
 	trainAll := fs.Bool("train-all", false, "fine-tune every weight: routers, experts, attention, norms, embeddings and head")
 	routerLR := fs.Float64("router-lr", 0, "routers' learning rate relative to their initial RMS weight (0: --lr like the rest; negative: freeze the routers)")
+	denseRouter := fs.Bool("router-dense", false, "fine-tuning: run every expert on every token so routers also learn from the experts they did not select (slower steps)")
 	emaDecay := fs.Float64("ema", 0, "store an exponential moving average of the fine-tuned weights with this decay per step (e.g. 0.999; 0: the last step's weights)")
 	batch := fs.Int("batch", 8, "sequences per fine-tuning step")
 	fresh := fs.Int("fresh", 0, "fine-tune on this many new sequences sampled from the teacher (disjoint from the held-out ones) instead of the calibration sequences")
@@ -114,7 +115,7 @@ check a student on more text with modelpack compare TEACHER PACKDIR
 		Experts: *experts, TopK: *topK, Balanced: *balanced, Shared: *shared, Seed: *seed, WeightsOnly: *weightsOnly,
 		Refit: distill.RefitOptions{Iters: *refit, Sequential: *sequential, Target: target, Ridge: *ridge},
 		Train: distill.TrainOptions{Steps: *steps, LR: *lr, Cosine: *cosine, LMWeight: *lm, KLWeight: *kl, ArgmaxWeight: *argmaxW, LBWeight: *lb, ZWeight: *z,
-			Experts: *trainExperts, All: *trainAll, RouterLR: *routerLR, Batch: *batch, Fresh: *fresh, EMA: *emaDecay},
+			Experts: *trainExperts, All: *trainAll, RouterLR: *routerLR, Batch: *batch, Fresh: *fresh, EMA: *emaDecay, DenseRouter: *denseRouter},
 		Threads: *threads, Log: stderr,
 	})
 	if err != nil {

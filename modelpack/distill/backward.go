@@ -315,6 +315,10 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 	k := float32(ly.route.TopK)
 	scale := ly.route.Scale()
 	dl := make([]float32, T*E)
+	var ds []float32 // dense-router surrogate terms: they train the router, not its input
+	if n.allRows {
+		ds = make([]float32, T*E)
+	}
 	counts := make([]float64, E)
 	rows := make([][]int, E)        // tokens routed to each expert
 	weights := make([][]float32, E) // and their weights
@@ -343,6 +347,9 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 		}
 		for i, ch := range lc.choices[t] {
 			dl[t*E+ch.Expert] += ch.Weight * (gws[i] - mean)
+		}
+		if ds != nil {
+			n.unselectedBack(lc, dout[t*D:(t+1)*D], ds[t*E:(t+1)*E], t, scale, mean)
 		}
 	}
 	for e := range ly.experts {
@@ -384,7 +391,40 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 		}
 	}
 	matmulBack(dh, g.router[l], lc.h, ly.router, dl, T, D, E)
+	if ds != nil && g.router[l] != nil {
+		weightGrad(g.router[l], lc.h, ds, T, D, E)
+	}
 	return aux
+}
+
+// unselectedBack adds to dl, token t's router logit gradients, the dense
+// surrogate for the experts it did not select (TrainOptions.DenseRouter;
+// the caller applies it to the router's weights only, since it is not the
+// gradient of the loss):
+// each gets w'·(g − mean), the formula of a selected expert, with w' the
+// weight it would have had beside the selected ones (scale·s_e/Σ_top s) and
+// g = dL/dw' = ⟨dout, its output⟩. An expert that would lower the loss more
+// than the selected ones do on average is pushed up, one that would raise
+// it is pushed down.
+func (n *net) unselectedBack(lc *layerCache, do, dl []float32, t int, scale, mean float32) {
+	E, D := len(dl), n.cfg.Dim
+	s := lc.scores[t*E : (t+1)*E]
+	var top float32
+	selected := make([]bool, E)
+	for _, ch := range lc.choices[t] {
+		top += s[ch.Expert]
+		selected[ch.Expert] = true
+	}
+	if top <= 0 {
+		return
+	}
+	for e := range dl {
+		if selected[e] {
+			continue
+		}
+		w := scale * s[e] / top
+		dl[e] += w * (dot(do, lc.expertAct[e].y[t*D:(t+1)*D]) - mean)
+	}
 }
 
 func logSumExp(x []float32) float64 {

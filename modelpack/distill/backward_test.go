@@ -7,6 +7,7 @@ import (
 
 	"github.com/moderuntime/mode/internal/testmodel"
 	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/routing"
 )
 
 // TestGradientsMatchFiniteDifferences checks the manual backward pass
@@ -97,5 +98,91 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 				t.Logf("backward %.6g, finite difference %.6g", want, got)
 			}
 		})
+	}
+}
+
+// TestDenseRouterGradients: with dense router gradients the forward pass
+// and every gradient but the routers' are unchanged (the unselected
+// experts run but do not enter the output), and the routers' gradients
+// gain the surrogate terms of the experts each token skipped.
+func TestDenseRouterGradients(t *testing.T) {
+	teacher := denseTeacher(40)
+	cfg := teacher.Config
+	cfg.FFN = nil
+	for range cfg.Layers {
+		cfg.FFN = append(cfg.FFN, model.FFN{ExpertWidths: []int{8, 16, 12, 4}, SharedWidths: []int{6},
+			Router: &model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true, ScalingFactor: 2}})
+	}
+	sn := mustNet(t, testmodel.Random(cfg, 11))
+	tn := mustNet(t, teacher)
+	ids := randomSeqs(1, 10, cfg.Vocab, 4)[0]
+	tl := tn.forward(ids).logits
+	lw := lossWeights{kl: 1, am: 0.3}
+	sc := trainScope{experts: true, all: true}
+	run := func(dense bool) ([]float32, [][]float32) {
+		sn.allRows = dense
+		defer func() { sn.allRows = false }()
+		g := newGrads(sn, sc)
+		tr := sn.forward(ids)
+		d, _ := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, 1/float32(len(ids)-1))
+		sn.backward(tr, d, g, lw, 1)
+		return tr.logits, g.flat()
+	}
+	plainLogits, plain := run(false)
+	denseLogits, dense := run(true)
+	for i := range plainLogits {
+		if plainLogits[i] != denseLogits[i] {
+			t.Fatalf("logit %d: %v with dense router gradients, %v without", i, denseLogits[i], plainLogits[i])
+		}
+	}
+	isRouter := map[int]bool{}
+	params := sn.params(sc)
+	for i, p := range params {
+		for _, ly := range sn.layers {
+			if &p[0] == &ly.router[0] {
+				isRouter[i] = true
+			}
+		}
+	}
+	if len(isRouter) != cfg.Layers {
+		t.Fatalf("found %d routers, want %d", len(isRouter), cfg.Layers)
+	}
+	for i := range plain {
+		changed := false
+		for j := range plain[i] {
+			if plain[i][j] != dense[i][j] {
+				changed = true
+			}
+		}
+		if changed != isRouter[i] {
+			t.Errorf("parameter %d (router %v): gradient changed %v", i, isRouter[i], changed)
+		}
+	}
+}
+
+// TestUnselectedBack checks the surrogate by hand: token 0 of a layer with
+// three experts selected expert 0 (score 0.5); experts 1 and 2 (scores 0.3
+// and 0.2) are unselected, with outputs whose dot products with dout are 2
+// and −1.
+func TestUnselectedBack(t *testing.T) {
+	n := &net{cfg: model.Config{Dim: 2}}
+	lc := &layerCache{
+		scores:  []float32{0.5, 0.3, 0.2},
+		choices: [][]routing.Choice{{{Expert: 0, Weight: 1}}},
+		expertAct: []ffnAct{
+			{y: []float32{9, 9}}, // selected: its term is the exact gradient's, not added here
+			{y: []float32{1, 1}},
+			{y: []float32{0, -1}},
+		},
+	}
+	dl := []float32{0.25, 0, 0}
+	const scale, mean = 1, 0.5
+	n.unselectedBack(lc, []float32{1, 1}, dl, 0, scale, mean)
+	// w' = scale·s_e/s_0: 0.6 and 0.4.
+	want := []float32{0.25, 0.6 * (2 - mean), 0.4 * (-1 - mean)}
+	for e := range want {
+		if math.Abs(float64(dl[e]-want[e])) > 1e-6 {
+			t.Errorf("expert %d: logit gradient %v, want %v", e, dl[e], want[e])
+		}
 	}
 }

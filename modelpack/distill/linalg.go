@@ -68,9 +68,15 @@ func matmulBack(dx, dw, x, w, dy []float32, T, in, out int) {
 			}
 		}
 	}
-	if dw == nil {
-		return
+	if dw != nil {
+		weightGrad(dw, x, dy, T, in, out)
 	}
+}
+
+// weightGrad adds to dw [out, in] the weight gradient of y = x·wᵀ given
+// dy [T, out] and x [T, in].
+func weightGrad(dw, x, dy []float32, T, in, out int) {
+	row := func(m []float32, i int) []float32 { return m[i*in : (i+1)*in] }
 	for o := 0; o < out; o++ {
 		dwr := dw[o*in : (o+1)*in]
 		t := 0

@@ -34,6 +34,12 @@ type net struct {
 	layers                   []layer
 	invFreq                  []float32
 	attnFactor               float32
+	// allRows runs every routed expert on every token, selected or not, so
+	// that the backward pass can give routers dense gradients
+	// (TrainOptions.DenseRouter). The output still sums the selected ones;
+	// an expert's y holds the skipped tokens' outputs too, its other
+	// activations only the selected tokens'.
+	allRows bool
 }
 
 // newNet decodes m. It rejects the features the backward pass does not
@@ -249,11 +255,26 @@ func (n *net) ffn(ly *layer, lc *layerCache, T int) []float32 {
 		for _, ch := range lc.choices[t] {
 			used[ch.Expert][t] = true
 		}
+
 	}
 
 	lc.expertAct = make([]ffnAct, E)
 	for e := range ly.experts {
 		lc.expertAct[e] = runExpert(&ly.experts[e], lc.h, used[e], T, D)
+		if n.allRows {
+			// The skipped rows run separately so that the selected rows'
+			// products, and so the output, are bit for bit the same.
+			skipped := make([]bool, T)
+			for t, u := range used[e] {
+				skipped[t] = !u
+			}
+			y := runExpert(&ly.experts[e], lc.h, skipped, T, D).y
+			for t, s := range skipped {
+				if s {
+					copy(lc.expertAct[e].y[t*D:(t+1)*D], y[t*D:(t+1)*D])
+				}
+			}
+		}
 	}
 	for t := 0; t < T; t++ {
 		o := out[t*D : (t+1)*D]

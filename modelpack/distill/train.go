@@ -51,6 +51,16 @@ type TrainOptions struct {
 	// the last step's weights (Polyak averaging): the last steps' gradient
 	// noise averages out instead of landing in the student.
 	EMA float64
+	// DenseRouter also gives each router a gradient for the experts it did
+	// not select: every routed expert runs on every training token, and an
+	// unselected expert e gets the logit gradient it would get if it were
+	// selected with weight scale·s_e/Σ_top s (a straight-through surrogate,
+	// as in dense-backpropagation MoE training). Top-k selection otherwise
+	// only ever compares the experts already chosen, so a router cannot
+	// learn that a token is better served by one it skipped. The selected
+	// experts' gradients stay exact; the unselected experts' forward pass
+	// is the cost.
+	DenseRouter bool
 }
 
 // TrainReport summarises a training run.
@@ -67,6 +77,7 @@ type TrainReport struct {
 	All          bool    `json:"train_all,omitempty"`
 	RouterLR     float64 `json:"router_lr,omitempty"`
 	EMA          float64 `json:"ema,omitempty"`
+	DenseRouter  bool    `json:"dense_router,omitempty"`
 	Batch        int     `json:"batch"`
 	// Sequences and Tokens describe the training data: the calibration
 	// sequences, or the fresh teacher samples.
@@ -168,10 +179,12 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 	opt := newAdam(params, lrs)
 	V := sn.cfg.Vocab
 	rep := &TrainReport{Steps: o.Steps, LR: o.LR, Cosine: o.Cosine, LMWeight: o.LMWeight, KLWeight: o.KLWeight, ArgmaxWeight: o.ArgmaxWeight,
-		LBWeight: o.LBWeight, ZWeight: o.ZWeight, Experts: o.Experts, All: o.All, RouterLR: o.RouterLR, EMA: o.EMA, Batch: B}
+		LBWeight: o.LBWeight, ZWeight: o.ZWeight, Experts: o.Experts, All: o.All, RouterLR: o.RouterLR, EMA: o.EMA, DenseRouter: o.DenseRouter, Batch: B}
 	if o.EMA < 0 || o.EMA >= 1 {
 		return nil, fmt.Errorf("training: EMA decay %v is not in [0, 1)", o.EMA)
 	}
+	sn.allRows = o.DenseRouter
+	defer func() { sn.allRows = false }()
 	var avg *ema
 	if o.EMA > 0 {
 		avg = newEMA(params, lrs, o.EMA)

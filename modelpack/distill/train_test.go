@@ -174,6 +174,21 @@ func TestTrainOptions(t *testing.T) {
 			t.Errorf("absolute router steps moved layer 0's router by only %.3g of its size %.3g", d, s)
 		}
 	})
+	t.Run("dense router gradients", func(t *testing.T) {
+		sn := mustNet(t, student)
+		o := base
+		o.RouterLR, o.DenseRouter = 0.01, true
+		rep, err := trainNet(sn, tn, seqs[:8], o, 2, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.DenseRouter || !(rep.LastLoss < rep.FirstLoss) {
+			t.Errorf("report dense_router %v, loss %.4f -> %.4f", rep.DenseRouter, rep.FirstLoss, rep.LastLoss)
+		}
+		if sn.allRows {
+			t.Error("the network still runs skipped experts after training")
+		}
+	})
 	t.Run("train all", func(t *testing.T) {
 		sn := mustNet(t, student)
 		wq, norm := slices.Clone(sn.layers[1].wq), slices.Clone(sn.layers[2].attnNorm)
