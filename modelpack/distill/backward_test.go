@@ -16,17 +16,7 @@ import (
 // experts and the shared expert of different layers, and for the attention,
 // norms and tied embeddings that --train-all trains.
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
-	teacher := denseTeacher(40)
-	cfg := teacher.Config
-	cfg.FFN = nil
-	for range cfg.Layers {
-		cfg.FFN = append(cfg.FFN, model.FFN{ExpertWidths: []int{8, 16, 12, 4}, SharedWidths: []int{6},
-			Router: &model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true, ScalingFactor: 2}})
-	}
-	sn := mustNet(t, testmodel.Random(cfg, 11))
-	tn := mustNet(t, teacher)
-	ids := randomSeqs(1, 10, cfg.Vocab, 4)[0]
-	tl := tn.forward(ids).logits
+	sn, cfg, ids, tl := gradientFixture(t)
 	lw := lossWeights{lm: 1, kl: 0.7, am: 0.4, lb: 0.3, z: 0.2}
 	L := len(sn.layers)
 	scale, auxScale := 1/float32(len(ids)-1), 1/float32(L)
@@ -101,22 +91,22 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	}
 }
 
+// gradientFixture is a random routed student (moeConfig) of the dense
+// teacher, a 10-token sequence and the teacher's logits on it.
+func gradientFixture(t *testing.T) (sn *net, cfg model.Config, ids []int, teacherLogits []float32) {
+	teacher := denseTeacher(40)
+	cfg = moeConfig(teacher.Config)
+	sn = mustNet(t, testmodel.Random(cfg, 11))
+	ids = randomSeqs(1, 10, cfg.Vocab, 4)[0]
+	return sn, cfg, ids, mustNet(t, teacher).forward(ids).logits
+}
+
 // TestDenseRouterGradients: with dense router gradients the forward pass
 // and every gradient but the routers' are unchanged (the unselected
 // experts run but do not enter the output), and the routers' gradients
 // gain the surrogate terms of the experts each token skipped.
 func TestDenseRouterGradients(t *testing.T) {
-	teacher := denseTeacher(40)
-	cfg := teacher.Config
-	cfg.FFN = nil
-	for range cfg.Layers {
-		cfg.FFN = append(cfg.FFN, model.FFN{ExpertWidths: []int{8, 16, 12, 4}, SharedWidths: []int{6},
-			Router: &model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true, ScalingFactor: 2}})
-	}
-	sn := mustNet(t, testmodel.Random(cfg, 11))
-	tn := mustNet(t, teacher)
-	ids := randomSeqs(1, 10, cfg.Vocab, 4)[0]
-	tl := tn.forward(ids).logits
+	sn, cfg, ids, tl := gradientFixture(t)
 	lw := lossWeights{kl: 1, am: 0.3}
 	sc := trainScope{experts: true, all: true}
 	run := func(dense bool) ([]float32, [][]float32) {

@@ -20,6 +20,18 @@ func denseTeacher(width int) *model.Model {
 	return testmodel.Random(c, 7)
 }
 
+// moeConfig is c with every layer's FFN made a routed layer of four experts
+// of different widths (top-2, normalised, scaled by 2) beside a 6-neuron
+// shared expert: the student shape the gradient and forward tests use.
+func moeConfig(c model.Config) model.Config {
+	c.FFN = nil
+	for range c.Layers {
+		c.FFN = append(c.FFN, model.FFN{ExpertWidths: []int{8, 16, 12, 4}, SharedWidths: []int{6},
+			Router: &model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true, ScalingFactor: 2}})
+	}
+	return c
+}
+
 // randomSeqs returns n sequences of length T of random token ids.
 func randomSeqs(n, T, vocab int, seed uint64) [][]int {
 	r := rand.New(rand.NewPCG(seed, 1))

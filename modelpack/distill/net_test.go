@@ -15,12 +15,7 @@ import (
 // engine that will run the pack.
 func TestForwardMatchesReference(t *testing.T) {
 	teacher := denseTeacher(40)
-	moe := teacher.Config
-	moe.FFN = nil
-	for range moe.Layers {
-		moe.FFN = append(moe.FFN, model.FFN{ExpertWidths: []int{8, 16, 12, 4}, SharedWidths: []int{6},
-			Router: &model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true, ScalingFactor: 2}})
-	}
+	moe := moeConfig(teacher.Config)
 	ids := randomSeqs(1, 12, 97, 3)[0]
 	for name, m := range map[string]*model.Model{"dense": teacher, "moe": testmodel.Random(moe, 5)} {
 		t.Run(name, func(t *testing.T) {
