@@ -41,7 +41,6 @@ func cmdDistill(args []string, stdout, stderr io.Writer) error {
 	cosine := fs.Bool("cosine", false, "decay the learning rate to 0 on a cosine (after a 5% warm-up)")
 	lm := fs.Float64("lm-weight", 1, "weight of the next-token cross-entropy on the training text (0: KL to the teacher only)")
 	kl := fs.Float64("kl-weight", 1, "weight of KL(teacher||student)")
-	rkl := fs.Float64("rkl-weight", 0, "weight of the reverse KL(student||teacher), which pulls a small student towards the teacher's likeliest tokens")
 	argmaxW := fs.Float64("argmax-weight", 0, "weight of the cross-entropy of the teacher's most likely next token (trains greedy agreement directly)")
 	lb := fs.Float64("lb-weight", 0.01, "weight of the load-balancing loss")
 	z := fs.Float64("z-weight", 0.001, "weight of the router z-loss")
@@ -115,7 +114,7 @@ check a student on more text with modelpack compare TEACHER PACKDIR
 	student, rep, err := distill.Distill(teacher, train, held, distill.Options{
 		Experts: *experts, TopK: *topK, Balanced: *balanced, Shared: *shared, Seed: *seed, WeightsOnly: *weightsOnly,
 		Refit: distill.RefitOptions{Iters: *refit, Sequential: *sequential, Target: target, Ridge: *ridge},
-		Train: distill.TrainOptions{Steps: *steps, LR: *lr, Cosine: *cosine, LMWeight: *lm, KLWeight: *kl, RKLWeight: *rkl, ArgmaxWeight: *argmaxW, LBWeight: *lb, ZWeight: *z,
+		Train: distill.TrainOptions{Steps: *steps, LR: *lr, Cosine: *cosine, LMWeight: *lm, KLWeight: *kl, ArgmaxWeight: *argmaxW, LBWeight: *lb, ZWeight: *z,
 			Experts: *trainExperts, All: *trainAll, RouterLR: *routerLR, Batch: *batch, Fresh: *fresh, EMA: *emaDecay, DenseRouter: *denseRouter},
 		Threads: *threads, Log: stderr,
 	})

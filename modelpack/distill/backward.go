@@ -154,14 +154,14 @@ func (g *grads) zero() {
 }
 
 // lossWeights are the coefficients of the training loss
-// L = lm·L_LM + kl·KL(p_teacher‖p_student) + rkl·KL(p_student‖p_teacher) +
-// am·L_argmax + lb·E·Σ f_i·P_i + z·mean(lse²), where L_argmax is the
-// cross-entropy of the teacher's most likely next token.
-type lossWeights struct{ lm, kl, rkl, am, lb, z float32 }
+// L = lm·L_LM + kl·KL(p_teacher‖p_student) + am·L_argmax + lb·E·Σ f_i·P_i +
+// z·mean(lse²), where L_argmax is the cross-entropy of the teacher's most
+// likely next token.
+type lossWeights struct{ lm, kl, am, lb, z float32 }
 
 // lossParts is the unscaled sum of each loss term over the positions or
 // (layer, sequence) pairs it is averaged over.
-type lossParts struct{ lm, kl, rkl, am, lb, z float64 }
+type lossParts struct{ lm, kl, am, lb, z float64 }
 
 // outputLoss computes the LM, KL and teacher-argmax terms at every position
 // but the last (which has no next token) and returns dL/dlogits scaled by
@@ -178,28 +178,14 @@ func outputLoss(student, teacher []float32, ids []int, V int, w lossWeights, sca
 		lp.lm -= ls[y]
 		row := d[t*V : (t+1)*V]
 		coef := w.lm // of the student's probabilities in the gradient
-		var lt []float64
-		if teacher != nil && (w.kl != 0 || w.rkl != 0) {
-			lt = logSoftmax(pt, teacher[t*V:(t+1)*V])
-		}
-		if lt != nil && w.kl != 0 {
+		if teacher != nil && w.kl != 0 {
+			lt := logSoftmax(pt, teacher[t*V:(t+1)*V])
 			for i := range lt {
 				p := math.Exp(lt[i])
 				lp.kl += p * (lt[i] - ls[i])
 				row[i] -= w.kl * float32(p) * scale
 			}
 			coef += w.kl
-		}
-		if lt != nil && w.rkl != 0 {
-			// d/dz_j Σ q (log q − log p) = q_j·(log q_j − log p_j − KL(q‖p)).
-			var r float64
-			for i := range lt {
-				r += math.Exp(ls[i]) * (ls[i] - lt[i])
-			}
-			lp.rkl += r
-			for i := range lt {
-				row[i] += w.rkl * float32(math.Exp(ls[i])*(ls[i]-lt[i]-r)) * scale
-			}
 		}
 		if teacher != nil && w.am != 0 {
 			a := argmax(teacher[t*V : (t+1)*V])

@@ -11,21 +11,20 @@ import (
 )
 
 // TestGradientsMatchFiniteDifferences checks the manual backward pass
-// against central differences of the full training loss (LM, KL, reverse
-// KL, load balancing, z-loss and the teacher-argmax cross-entropy) along
-// random directions, for routers, routed
+// against central differences of the full training loss (LM, KL, load
+// balancing, z-loss and the teacher-argmax cross-entropy) along random directions, for routers, routed
 // experts and the shared expert of different layers, and for the attention,
 // norms and tied embeddings that --train-all trains.
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	sn, cfg, ids, tl := gradientFixture(t)
-	lw := lossWeights{lm: 1, kl: 0.7, rkl: 0.5, am: 0.4, lb: 0.3, z: 0.2}
+	lw := lossWeights{lm: 1, kl: 0.7, am: 0.4, lb: 0.3, z: 0.2}
 	L := len(sn.layers)
 	scale, auxScale := 1/float32(len(ids)-1), 1/float32(L)
 	loss := func(g *grads) float64 {
 		tr := sn.forward(ids)
 		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
 		aux := sn.backward(tr, d, g, lw, auxScale)
-		return (float64(lw.lm)*lp.lm+float64(lw.kl)*lp.kl+float64(lw.rkl)*lp.rkl+float64(lw.am)*lp.am)*float64(scale) + (float64(lw.lb)*aux.lb+float64(lw.z)*aux.z)*float64(auxScale)
+		return (float64(lw.lm)*lp.lm+float64(lw.kl)*lp.kl+float64(lw.am)*lp.am)*float64(scale) + (float64(lw.lb)*aux.lb+float64(lw.z)*aux.z)*float64(auxScale)
 	}
 	sc := trainScope{experts: true, all: true}
 	g := newGrads(sn, sc)

@@ -20,11 +20,6 @@ type TrainOptions struct {
 	// not fit the sampled text.
 	LMWeight float64
 	KLWeight float64 // λ of KL(p_teacher‖p_student)
-	// RKLWeight weighs the reverse KL(p_student‖p_teacher), which is mode
-	// seeking: it costs the student most where it puts mass the teacher
-	// does not, so a student too small to cover the teacher's whole
-	// distribution is pulled towards the teacher's likeliest tokens.
-	RKLWeight float64
 	// ArgmaxWeight weighs the cross-entropy of the teacher's most likely
 	// next token: it trains for greedy agreement directly.
 	ArgmaxWeight float64
@@ -75,7 +70,6 @@ type TrainReport struct {
 	Cosine       bool    `json:"cosine,omitempty"`
 	LMWeight     float64 `json:"lm_weight"`
 	KLWeight     float64 `json:"kl_weight"`
-	RKLWeight    float64 `json:"rkl_weight,omitempty"`
 	ArgmaxWeight float64 `json:"argmax_weight,omitempty"`
 	LBWeight     float64 `json:"lb_weight"`
 	ZWeight      float64 `json:"z_weight"`
@@ -145,7 +139,7 @@ func seqData(tn *net, seqs [][]int, kl bool) trainData {
 // trainNet fine-tunes sn's routers (and experts) with Adam on the loss
 // lm·L_LM + λ·KL + w_lb·lb + w_z·z, the teacher tn frozen, on seqs.
 func trainNet(sn, tn *net, seqs [][]int, o TrainOptions, threads int, logf func(string, ...any)) (*TrainReport, error) {
-	rep, err := trainOn(sn, seqData(tn, seqs, o.KLWeight != 0 || o.RKLWeight != 0 || o.ArgmaxWeight != 0), o, threads, logf)
+	rep, err := trainOn(sn, seqData(tn, seqs, o.KLWeight != 0 || o.ArgmaxWeight != 0), o, threads, logf)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +155,7 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 		B = 8
 	}
 	B = min(B, data.n)
-	lw := lossWeights{lm: float32(o.LMWeight), kl: float32(o.KLWeight), rkl: float32(o.RKLWeight), am: float32(o.ArgmaxWeight), lb: float32(o.LBWeight), z: float32(o.ZWeight)}
+	lw := lossWeights{lm: float32(o.LMWeight), kl: float32(o.KLWeight), am: float32(o.ArgmaxWeight), lb: float32(o.LBWeight), z: float32(o.ZWeight)}
 	nw := workers(B, threads)
 	gw := make([]*grads, nw)
 	sc := trainScope{experts: o.Experts, all: o.All}
@@ -184,7 +178,7 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 	}
 	opt := newAdam(params, lrs)
 	V := sn.cfg.Vocab
-	rep := &TrainReport{Steps: o.Steps, LR: o.LR, Cosine: o.Cosine, LMWeight: o.LMWeight, KLWeight: o.KLWeight, RKLWeight: o.RKLWeight, ArgmaxWeight: o.ArgmaxWeight,
+	rep := &TrainReport{Steps: o.Steps, LR: o.LR, Cosine: o.Cosine, LMWeight: o.LMWeight, KLWeight: o.KLWeight, ArgmaxWeight: o.ArgmaxWeight,
 		LBWeight: o.LBWeight, ZWeight: o.ZWeight, Experts: o.Experts, All: o.All, RouterLR: o.RouterLR, EMA: o.EMA, DenseRouter: o.DenseRouter, Batch: B}
 	if o.EMA < 0 || o.EMA >= 1 {
 		return nil, fmt.Errorf("training: EMA decay %v is not in [0, 1)", o.EMA)
@@ -238,7 +232,7 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 			if len(ids[j]) < 2 {
 				return
 			}
-			if lw.kl == 0 && lw.rkl == 0 && lw.am == 0 {
+			if lw.kl == 0 && lw.am == 0 {
 				teach[j] = nil
 			}
 			st := sn.forward(ids[j])
@@ -251,12 +245,11 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 		for _, p := range parts {
 			sum.lm += p.lm
 			sum.kl += p.kl
-			sum.rkl += p.rkl
 			sum.am += p.am
 			sum.lb += p.lb
 			sum.z += p.z
 		}
-		loss := (o.LMWeight*sum.lm+o.KLWeight*sum.kl+o.RKLWeight*sum.rkl+o.ArgmaxWeight*sum.am)/float64(positions) + (o.LBWeight*sum.lb+o.ZWeight*sum.z)/float64(B*L)
+		loss := (o.LMWeight*sum.lm+o.KLWeight*sum.kl+o.ArgmaxWeight*sum.am)/float64(positions) + (o.LBWeight*sum.lb+o.ZWeight*sum.z)/float64(B*L)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return nil, fmt.Errorf("training diverged at step %d (loss %v); lower --lr", step, loss)
 		}
@@ -278,8 +271,8 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 		}
 
 		if step%10 == 0 || step == o.Steps-1 {
-			logf("step %d/%d: loss %.4f (lm %.4f, kl %.4f, rkl %.4f, argmax %.4f, lb %.3f, z %.3f)", step+1, o.Steps, loss,
-				sum.lm/float64(positions), sum.kl/float64(positions), sum.rkl/float64(positions), sum.am/float64(positions), sum.lb/float64(B*L), sum.z/float64(B*L))
+			logf("step %d/%d: loss %.4f (lm %.4f, kl %.4f, argmax %.4f, lb %.3f, z %.3f)", step+1, o.Steps, loss,
+				sum.lm/float64(positions), sum.kl/float64(positions), sum.am/float64(positions), sum.lb/float64(B*L), sum.z/float64(B*L))
 		}
 	}
 	if avg != nil {
