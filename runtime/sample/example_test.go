@@ -41,6 +41,6 @@ func Example() {
 	// Output:
 	// greedy: 1
 	// penalised: 3
-	// sampled: [3 1 3 3 1 3 1 3]
+	// sampled: [1 1 1 1 3 1 1 3]
 	// replayed first: true
 }
