@@ -255,7 +255,6 @@ func (n *net) ffn(ly *layer, lc *layerCache, T int) []float32 {
 		for _, ch := range lc.choices[t] {
 			used[ch.Expert][t] = true
 		}
-
 	}
 
 	lc.expertAct = make([]ffnAct, E)
