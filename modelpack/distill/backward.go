@@ -2,6 +2,9 @@ package distill
 
 import (
 	"math"
+	"slices"
+
+	"github.com/moderuntime/mode/runtime/routing"
 )
 
 // grads holds the gradients of the trainable parameters: every router and,
@@ -409,17 +412,16 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 func (n *net) unselectedBack(lc *layerCache, do, dl []float32, t int, scale, mean float32) {
 	E, D := len(dl), n.cfg.Dim
 	s := lc.scores[t*E : (t+1)*E]
+	choices := lc.choices[t]
 	var top float32
-	selected := make([]bool, E)
-	for _, ch := range lc.choices[t] {
+	for _, ch := range choices {
 		top += s[ch.Expert]
-		selected[ch.Expert] = true
 	}
 	if top <= 0 {
 		return
 	}
 	for e := range dl {
-		if selected[e] {
+		if slices.ContainsFunc(choices, func(ch routing.Choice) bool { return ch.Expert == e }) {
 			continue
 		}
 		w := scale * s[e] / top

@@ -126,12 +126,9 @@ func TestDenseRouterGradients(t *testing.T) {
 		}
 	}
 	isRouter := map[int]bool{}
-	params := sn.params(sc)
-	for i, p := range params {
-		for _, ly := range sn.layers {
-			if &p[0] == &ly.router[0] {
-				isRouter[i] = true
-			}
+	for i, p := range sn.params(sc) {
+		if sn.isRouter(p) {
+			isRouter[i] = true
 		}
 	}
 	if len(isRouter) != cfg.Layers {

@@ -42,6 +42,17 @@ type net struct {
 	allRows bool
 }
 
+// isRouter reports whether the parameter slice p is one of the layers'
+// routers (the same backing array, as params returns them).
+func (n *net) isRouter(p []float32) bool {
+	for _, ly := range n.layers {
+		if len(p) > 0 && len(ly.router) > 0 && &p[0] == &ly.router[0] {
+			return true
+		}
+	}
+	return false
+}
+
 // newNet decodes m. It rejects the features the backward pass does not
 // implement rather than silently computing something else.
 func newNet(m *model.Model) (*net, error) {

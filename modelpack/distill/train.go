@@ -169,10 +169,8 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 	}
 	if o.RouterLR != 0 {
 		for i, p := range params {
-			for _, ly := range sn.layers {
-				if len(p) > 0 && len(ly.router) > 0 && &p[0] == &ly.router[0] {
-					lrs[i] = max(0, o.RouterLR) * rms(p)
-				}
+			if sn.isRouter(p) {
+				lrs[i] = max(0, o.RouterLR) * rms(p)
 			}
 		}
 	}
