@@ -133,7 +133,7 @@ func TestRoundTripExact(t *testing.T) {
 // q4_0 and q4_k, for the real stories260K model and synthetic models of
 // four families. On stories260K, a q4_0 pack quantised with GPTQ
 // (calibrated on 64 sequences of 128 tokens the model sampled itself) must
-// have a smaller logit error than plain rounding. GPTQ is not tried on the
+// have at most 95% of plain rounding's logit error. GPTQ is not tried on the
 // synthetic models: their random weights give nearly uncorrelated inputs,
 // where error feedback has nothing to cancel (RATIONALE.md).
 func TestQuantizedAgreement(t *testing.T) {
@@ -239,10 +239,10 @@ func TestQuantizedAgreement(t *testing.T) {
 				if rate < bound {
 					t.Errorf("agreement %.1f%% < %.0f%%", 100*rate, 100*bound)
 				}
-				// Over calibration seeds 1-8 the ratio was 0.80-0.98 (one
-				// sequence's error is noisy), never above 1.
-				if plain := rms[variant{q: v.q}]; v.gptq && !(rms[v] < plain) {
-					t.Errorf("GPTQ logit RMS error %.4f is not below plain rounding's %.4f", rms[v], plain)
+				// 0.83 with this calibration sample; 0.80-0.98 over seeds
+				// 1-8 (one sequence's error is noisy).
+				if plain := rms[variant{q: v.q}]; v.gptq && !(rms[v] < 0.95*plain) {
+					t.Errorf("GPTQ logit RMS error %.4f is not below 95%% of plain rounding's %.4f", rms[v], plain)
 				}
 				// Measured 0.47-0.63 of plain q4_0's error.
 				if plain := rms[variant{q: v.q}]; v.embed8 && !(rms[v] < 0.8*plain) {
