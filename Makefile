@@ -90,7 +90,7 @@ bench: build
 	$(BIN)/mode bench --synth mixtral --prompt-tokens 64 --decode-tokens 32
 	$(GO) test -run '^$$' -bench 'MatVec' -benchtime 20x ./runtime/cpu
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./runtime/sample
-	$(GO) test -run '^$$' -bench 'LazyFetch|Import' -benchtime 1x ./modelpack/pack
+	$(GO) test -run '^$$' -bench 'LazyFetch|Import|NoiseFloor' -benchtime 1x ./modelpack/pack
 	$(GO) test -run '^$$' -bench 'MatVec|DecodeCost|Attention|Route|Prefill' -benchtime 10x ./webgpu
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./modelpack/distill
 	$(MAKE) bench-import-large

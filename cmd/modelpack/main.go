@@ -107,7 +107,8 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	out := fs.String("o", "", "output pack directory (required)")
 	quant := fs.String("quant", "", "weight format: f32, f16, q8_0, q4_0, q4_k (default: a GGUF's own formats, f16 for other sources)")
-	embedQuant := fs.String("embed-quant", "", "format of an untied embedding table (default: --quant); q8_0 makes 4-bit packs more faithful for a larger core shard")
+	denseQuant := fs.String("dense-quant", "", "MoE models: format of the matrices every token uses (attention, shared experts, embeddings); routed experts use --quant (default: q8_0 when --quant is 4-bit, else --quant)")
+	embedQuant := fs.String("embed-quant", "", "format of an untied embedding table (default: the dense format); q8_0 makes 4-bit packs more faithful for a larger core shard")
 	maxShard := fs.String("max-shard", "64MiB", "largest shard")
 	tok := fs.String("z", "", "tokenizer file (default: found beside the model)")
 	force := fs.Bool("force", false, "replace an existing pack at -o")
@@ -131,13 +132,20 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--quant: %w", err)
 		}
 	}
-	eq := tensor.Invalid
-	if *embedQuant != "" {
-		if eq, err = tensor.ParseDType(*embedQuant); err != nil {
-			return fmt.Errorf("--embed-quant: %w", err)
+	var dq, eq tensor.DType
+	for _, f := range []struct {
+		flag string
+		val  string
+		d    *tensor.DType
+	}{{"--dense-quant", *denseQuant, &dq}, {"--embed-quant", *embedQuant, &eq}} {
+		if f.val == "" {
+			continue
+		}
+		if *f.d, err = tensor.ParseDType(f.val); err != nil {
+			return fmt.Errorf("%s: %w", f.flag, err)
 		}
 		if q == tensor.Invalid {
-			return fmt.Errorf("--embed-quant needs --quant")
+			return fmt.Errorf("%s needs --quant", f.flag)
 		}
 	}
 	cap, err := parseSize(*maxShard)
@@ -155,7 +163,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		q = tensor.F16
 	}
 	start := time.Now()
-	o := pack.Options{Quant: q, EmbedQuant: eq, MaxShard: cap, Force: *force}
+	o := pack.Options{Quant: q, DenseQuant: dq, EmbedQuant: eq, MaxShard: cap, Force: *force}
 	if *calib != "" || *calibSelf != 0 {
 		if *calib != "" && *calibSelf != 0 {
 			return fmt.Errorf("give one of --calib FILE and --calib-self N")
@@ -200,7 +208,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 			experts++
 		}
 	}
-	fmt.Fprintf(stdout, "wrote %s: %d shards (%d expert shards), %s, quant %s\n", *out, len(m.Shards), experts, progress.Bytes(bytes), m.Quant)
+	fmt.Fprintf(stdout, "wrote %s: %d shards (%d expert shards), %s, quant %s\n", *out, len(m.Shards), experts, progress.Bytes(bytes), m.QuantSummary())
 	if *stats {
 		in := sourceBytes(pos[0])
 		el := time.Since(start)

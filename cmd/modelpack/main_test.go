@@ -24,6 +24,8 @@ func TestPipeline(t *testing.T) {
 		{"synth", "--arch", "mode", "--expert-widths", "32,96,64,16", "--seed", "3", "-o", src},
 		{"import", src, "-o", p, "--quant", "q4_0", "--stats"},
 		{"verify", p},
+		{"import", src, "-o", p + "-all4", "--quant", "q4_0", "--dense-quant", "q4_0"},
+		{"verify", p + "-all4"},
 		{"import", src, "-o", p + "-gptq", "--quant", "q4_k", "--calib-self", "4", "--calib-len", "16", "--embed-quant", "q8_0"},
 		{"verify", p + "-gptq"},
 		{"inspect", p},
@@ -35,6 +37,12 @@ func TestPipeline(t *testing.T) {
 			t.Fatalf("modelpack %v: exit %d\n%s%s", s, code, out, errOut)
 		} else if s[0] == "inspect" && !strings.Contains(out, "experts are") {
 			t.Errorf("inspect output lacks the expert share:\n%s", out)
+		} else if s[0] == "inspect" && !strings.Contains(out, "quant q4_0 experts, q8_0 dense matrices") {
+			t.Errorf("inspect output does not name the dense format:\n%s", out)
+		} else if s[0] == "import" && s[2] == "-o" && s[3] == p && !strings.Contains(out, "quant q4_0 experts, q8_0 dense matrices") {
+			t.Errorf("a q4_0 import of a MoE model should keep its dense matrices at q8_0: %s", out)
+		} else if slices.Contains(s, "--dense-quant") && !strings.HasSuffix(strings.TrimSpace(out), "quant q4_0") {
+			t.Errorf("import --dense-quant q4_0: %s", out)
 		} else if slices.Contains(s, "--calib-self") && !strings.Contains(errOut, "GPTQ: input statistics of") {
 			t.Errorf("import --calib-self stderr: %s", errOut)
 		} else if slices.Contains(s, "--stats") && !strings.Contains(out, "peak RSS") {
@@ -80,6 +88,9 @@ func TestErrors(t *testing.T) {
 		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "f16", "--calib-self", "2"}, 1, "need --quant q8_0, q4_0 or q4_k"},
 		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--embed-quant", "q8_0"}, 1, "--embed-quant needs --quant"},
 		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--embed-quant", "q9"}, 1, "--embed-quant"},
+		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--dense-quant", "q8_0"}, 1, "--dense-quant needs --quant"},
+		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--dense-quant", "q9"}, 1, "--dense-quant"},
+		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--dense-quant", "q8_0"}, 1, "needs a model with routed experts"},
 		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--calib-self", "2", "--calib", "x"}, 1, "one of --calib FILE and --calib-self N"},
 		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--calib", filepath.Join(d, "empty.txt")}, 1, "empty.txt: no tokens"},
 		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--calib", filepath.Join(d, "missing.txt")}, 1, "missing.txt"},

@@ -24,7 +24,12 @@ type Manifest struct {
 	Model   model.Config `json:"model"`
 	// Quant is the weight format of the pack's matrices ("f32", "q4_0", ...);
 	// norms, biases and routers stay f32.
-	Quant        string    `json:"quant"`
+	Quant string `json:"quant"`
+	// DenseQuant, when set, is the format of the matrices every token uses
+	// (attention, shared experts, dense FFNs, embeddings) where it differs
+	// from Quant, which then names the routed experts' format. Each tensor
+	// still names its own dtype; this field only says what was asked for.
+	DenseQuant   string    `json:"dense_quant,omitempty"`
 	Tokenizer    Tokenizer `json:"tokenizer"`
 	ChatTemplate string    `json:"chat_template,omitempty"`
 	Shards       []Shard   `json:"shards"`
@@ -92,3 +97,12 @@ type Tensor struct {
 // can bind a tensor where it lies (WebGPU's minStorageBufferOffsetAlignment
 // is at most 256).
 const Align = 256
+
+// QuantSummary names the formats the pack was asked for: Quant, and the
+// dense matrices' format when it differs.
+func (m *Manifest) QuantSummary() string {
+	if m.DenseQuant == "" {
+		return m.Quant
+	}
+	return m.Quant + " experts, " + m.DenseQuant + " dense matrices"
+}

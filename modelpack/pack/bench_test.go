@@ -2,8 +2,12 @@ package pack_test
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/moderuntime/mode/modelpack/hf"
@@ -11,6 +15,7 @@ import (
 	"github.com/moderuntime/mode/modelpack/synth"
 	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
+	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 
@@ -87,4 +92,94 @@ func BenchmarkImport(b *testing.B) {
 		}
 		s.Close()
 	}
+}
+
+// BenchmarkNoiseFloor measures, on the synthetic families of
+// TestQuantizedAgreement, how much greedy agreement an all-4-bit pack could
+// keep at best. Each matrix but the routers gets Gaussian noise with the
+// smallest RMS error any code of q4_0's 4.5 bits per weight can have on
+// Gaussian weights (the rate-distortion bound: 2^-4.5 of the weights' RMS),
+// the output head that of q8_0's 8.5 bits, as all-4-bit packs keep it at
+// q8_0. It reports that agreement beside the agreement of the all-q4_0 pack
+// and of the default q4_0 pack (q8_0 dense matrices), over the same 1024
+// positions (RATIONALE.md, "Quantisation").
+func BenchmarkNoiseFloor(b *testing.B) {
+	for _, arch := range []string{"mixtral", "qwen2_moe", "olmoe", "mode"} {
+		b.Run(arch, func(b *testing.B) {
+			src := synthDir(b, arch, func(o *synth.Options) { o.Dim = 256 })
+			ref, err := hf.Load(src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var seqs [][]int
+			var want []int
+			for _, p := range agreementPrompts(ref.Config.Vocab) {
+				seq := append(p, greedy(b, ref, engine.Options{}, p, 64)...)
+				seqs = append(seqs, seq)
+				for _, l := range logitsAlong(b, ref, nil, seq) {
+					want = append(want, argmax(l))
+				}
+			}
+			agreement := func(m *model.Model, src engine.ExpertSource) float64 {
+				agree, i := 0, 0
+				for _, seq := range seqs {
+					for _, l := range logitsAlong(b, m, src, seq) {
+						if argmax(l) == want[i] {
+							agree++
+						}
+						i++
+					}
+				}
+				return 100 * float64(agree) / float64(i)
+			}
+			packed := func(o pack.Options) float64 {
+				dir, _ := writePack(b, src, o)
+				p, _ := openPack(b, dir)
+				return agreement(p.Model, p)
+			}
+			var floor, all4, mixed float64
+			for range b.N {
+				floor = agreement(withNoise(b, ref, math.Exp2(-4.5), math.Exp2(-8.5)), nil)
+				all4 = packed(pack.Options{Quant: tensor.Q4_0, DenseQuant: tensor.Q4_0})
+				mixed = packed(pack.Options{Quant: tensor.Q4_0})
+			}
+			b.ReportMetric(floor, "%agree_at_4.5bit_bound")
+			b.ReportMetric(all4, "%agree_all_q4_0")
+			b.ReportMetric(mixed, "%agree_q4_0_experts")
+		})
+	}
+}
+
+// withNoise returns m with Gaussian noise added to every matrix but the
+// routers: rel times the matrix's RMS, headRel for the output head (the
+// embedding table when tied).
+func withNoise(tb testing.TB, m *model.Model, rel, headRel float64) *model.Model {
+	out := &model.Model{Config: m.Config, Weights: model.Weights{}}
+	for i, sp := range m.Config.Spec() {
+		t := m.Weights[sp.Name]
+		if len(sp.Shape) < 2 || sp.Shape[0] == 1 || strings.HasSuffix(sp.Name, ".router") {
+			out.Weights[sp.Name] = t
+			continue
+		}
+		v, err := t.Float32s()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		v = slices.Clone(v)
+		ss := 0.0
+		for _, x := range v {
+			ss += float64(x) * float64(x)
+		}
+		r := rel
+		if sp.Name == model.NameOutput || sp.Name == model.NameEmbed && m.Config.TiedOutput {
+			r = headRel
+		}
+		sd := r * math.Sqrt(ss/float64(len(v)))
+		rng := rand.New(rand.NewPCG(uint64(i), 1))
+		for j := range v {
+			v[j] += float32(sd * rng.NormFloat64())
+		}
+		out.Weights[sp.Name] = tensor.FromF32(sp.Name, sp.Shape, v)
+	}
+	return out
 }

@@ -16,7 +16,7 @@ func Inspect(w io.Writer, m *manifest.Manifest) error {
 	c := &m.Model
 	total, active := c.Params()
 	fmt.Fprintf(w, "model: %s, %d layers, dim %d, vocab %d, %.2fM params (%.2fM active per token), quant %s\n",
-		c.Arch, c.Layers, c.Dim, c.Vocab, float64(total)/1e6, float64(active)/1e6, m.Quant)
+		c.Arch, c.Layers, c.Dim, c.Vocab, float64(total)/1e6, float64(active)/1e6, m.QuantSummary())
 
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nTENSOR\tDTYPE\tSHAPE\tROWS\tBYTES\tQUANT RMS")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -129,13 +130,15 @@ func TestRoundTripExact(t *testing.T) {
 
 // TestQuantizedAgreement: packs agree with the f32 model's greedy choice
 // (teacher-forced on the f32 continuation, so one early difference does
-// not count 63 times) on at least 90% of 64 positions for q8_0 and 70% for
-// q4_0 and q4_k, for the real stories260K model and synthetic models of
-// four families. On stories260K, a q4_0 pack quantised with GPTQ
-// (calibrated on 64 sequences of 128 tokens the model sampled itself) must
-// have at most 95% of plain rounding's logit error. GPTQ is not tried on the
-// synthetic models: their random weights give nearly uncorrelated inputs,
-// where error feedback has nothing to cancel (RATIONALE.md).
+// not count 63 times) on at least 90% of 64 positions for q8_0, and for
+// the synthetic MoE families' q4_0 and q4_k packs, whose dense matrices are
+// q8_0 by default; 70% where every matrix is 4-bit (the dense stories260K,
+// or --dense-quant q4_0), which no 4.5-bit format can hold to 90% on the
+// random models (RATIONALE.md, "Quantisation"). On stories260K, a q4_0 pack
+// quantised with GPTQ (calibrated on 64 sequences of 128 tokens the model
+// sampled itself) must have at most 95% of plain rounding's logit error.
+// GPTQ is not tried on the synthetic models: their random weights give
+// nearly uncorrelated inputs, where error feedback has nothing to cancel.
 func TestQuantizedAgreement(t *testing.T) {
 	type subject struct {
 		name string
@@ -158,16 +161,29 @@ func TestQuantizedAgreement(t *testing.T) {
 	}
 	type variant struct {
 		q      tensor.DType
+		pure   bool // dense matrices in q too (DenseQuant), not q8_0
 		gptq   bool
 		embed8 bool // embedding table at q8_0 (EmbedQuant)
 	}
 	for _, sub := range subjects {
 		ref := sub.src.(pack.ModelSource).M
-		seq := append(slices.Clone(prompt), greedy(t, ref, engine.Options{}, prompt, 64)...)
-		refLogits := logitsAlong(t, ref, nil, seq)
+		sparse := slices.ContainsFunc(ref.Config.FFN, func(f model.FFN) bool { return f.Sparse() })
+		// 64 greedy tokens after each of several prompts: one sequence
+		// measures agreement only to about ±4 points.
+		var seqs [][]int
+		var refLogits [][]float32
+		for _, p := range agreementPrompts(ref.Config.Vocab) {
+			seq := append(p, greedy(t, ref, engine.Options{}, p, 64)...)
+			seqs = append(seqs, seq)
+			refLogits = append(refLogits, logitsAlong(t, ref, nil, seq)...)
+		}
+		// All-4-bit variants first: the others' errors are compared with theirs.
 		variants := []variant{{q: tensor.Q8_0}, {q: tensor.Q4_0}, {q: tensor.Q4_K}}
-		if !ref.Config.TiedOutput {
-			variants = append(variants, variant{q: tensor.Q4_0, embed8: true})
+		if sparse {
+			variants = []variant{{q: tensor.Q8_0}, {q: tensor.Q4_0, pure: true}, {q: tensor.Q4_K, pure: true}, {q: tensor.Q4_0}, {q: tensor.Q4_K}}
+			if !ref.Config.TiedOutput {
+				variants = append(variants, variant{q: tensor.Q4_0, pure: true, embed8: true})
+			}
 		}
 		var stats *gptq.Stats
 		if sub.name == "stories260K" {
@@ -184,6 +200,10 @@ func TestQuantizedAgreement(t *testing.T) {
 		for _, v := range variants {
 			name := v.q.String()
 			o := pack.Options{Quant: v.q}
+			if v.pure {
+				name += "-pure"
+				o.DenseQuant = v.q
+			}
 			if v.gptq {
 				name += "-gptq"
 				o.Quantizer = stats.Quantizer(0)
@@ -202,20 +222,15 @@ func TestQuantizedAgreement(t *testing.T) {
 					t.Fatal(err)
 				}
 				mf.Tokenizer.Kind = "skip"
-				if v.embed8 {
-					for _, sh := range mf.Shards {
-						for _, mt := range sh.Tensors {
-							if mt.Name == model.NameEmbed && mt.DType != "q8_0" {
-								t.Errorf("embedding table stored as %s, want q8_0", mt.DType)
-							}
-						}
-					}
-				}
+				checkFormats(t, mf, v.q, sparse && !v.pure && v.q != tensor.Q8_0, v.embed8)
 				p, err := loader.LoadWeights(context.Background(), mf, &shard.Fetcher{Src: shard.NewDir(dir)})
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := logitsAlong(t, p.Model, p, seq)
+				var got [][]float32
+				for _, seq := range seqs {
+					got = append(got, logitsAlong(t, p.Model, p, seq)...)
+				}
 				agree, sq, n := 0, 0.0, 0
 				for i := range got {
 					if argmax(got[i]) == argmax(refLogits[i]) {
@@ -230,27 +245,91 @@ func TestQuantizedAgreement(t *testing.T) {
 				rate := float64(agree) / float64(len(got))
 				rms[v] = math.Sqrt(sq / float64(n))
 				t.Logf("%s %s: greedy agreement %.1f%% of %d positions, logit RMS error %.4f", sub.name, name, 100*rate, len(got), rms[v])
-				// Measured (RATIONALE.md, "Quantisation"): q8_0 97-100%,
-				// q4_0 and q4_k 80-89%, q4_0 with GPTQ 86-94% on stories260K (calibration seeds 1-8).
+				// Measured on these 1024 positions (RATIONALE.md,
+				// "Quantisation"): q8_0 97.8-98.8%; 4-bit experts with
+				// q8_0 dense matrices 91.4-96.7%; every matrix 4-bit
+				// 79.9-85.8%, stories260K's q4_0 84.9%, with GPTQ 87.9%.
 				bound := 0.9
-				if v.q != tensor.Q8_0 {
+				if v.q != tensor.Q8_0 && (v.pure || !sparse) {
 					bound = 0.7
 				}
 				if rate < bound {
 					t.Errorf("agreement %.1f%% < %.0f%%", 100*rate, 100*bound)
 				}
-				// 0.83 with this calibration sample; 0.80-0.98 over seeds
-				// 1-8 (one sequence's error is noisy).
+				// 0.84 with this calibration sample.
 				if plain := rms[variant{q: v.q}]; v.gptq && !(rms[v] < 0.95*plain) {
 					t.Errorf("GPTQ logit RMS error %.4f is not below 95%% of plain rounding's %.4f", rms[v], plain)
 				}
-				// Measured 0.47-0.63 of plain q4_0's error.
-				if plain := rms[variant{q: v.q}]; v.embed8 && !(rms[v] < 0.8*plain) {
-					t.Errorf("q8_0 embeddings: logit RMS error %.4f is not below 80%% of plain q4_0's %.4f", rms[v], plain)
+				// Measured 0.46-0.63 of all-q4_0's error.
+				if plain := rms[variant{q: v.q, pure: true}]; v.embed8 && !(rms[v] < 0.8*plain) {
+					t.Errorf("q8_0 embeddings: logit RMS error %.4f is not below 80%% of all-q4_0's %.4f", rms[v], plain)
+				}
+				// The dense matrices' q8_0 is what buys the agreement:
+				// measured 0.26-0.43 of the all-4-bit error.
+				if pure := rms[variant{q: v.q, pure: true}]; sparse && !v.pure && !v.embed8 && v.q != tensor.Q8_0 && !(rms[v] < 0.8*pure) {
+					t.Errorf("4-bit experts with q8_0 dense matrices: logit RMS error %.4f is not below 80%% of all-%s's %.4f", rms[v], v.q, pure)
 				}
 			})
 		}
 	}
+}
+
+// checkFormats checks each matrix's stored format: routed experts in q (or
+// the fallback their width needs), the output head q8_0 in 4-bit packs,
+// the embedding table q8_0 when embed8, and the other matrices q8_0 when
+// mixed, else q.
+func checkFormats(t *testing.T, mf *manifest.Manifest, q tensor.DType, mixed, embed8 bool) {
+	t.Helper()
+	want := func(name string, shape []int) tensor.DType {
+		if len(shape) < 2 || shape[0] == 1 || strings.HasSuffix(name, ".router") {
+			return tensor.F32
+		}
+		d := q
+		fourBit := q == tensor.Q4_0 || q == tensor.Q4_K
+		switch {
+		case fourBit && (name == model.NameOutput || name == model.NameEmbed && mf.Model.TiedOutput),
+			embed8 && name == model.NameEmbed,
+			mixed && !strings.Contains(name, ".experts."):
+			d = tensor.Q8_0
+		}
+		// The writer's fallbacks for widths a format cannot block.
+		chain := map[tensor.DType][]tensor.DType{
+			tensor.Q4_K: {tensor.Q4_K, tensor.Q4_0, tensor.Q8_0},
+			tensor.Q4_0: {tensor.Q4_0, tensor.Q8_0},
+			tensor.Q8_0: {tensor.Q8_0},
+		}[d]
+		for _, f := range chain {
+			if tensor.CanQuantize(f, shape[1]) {
+				return f
+			}
+		}
+		return tensor.F16
+	}
+	if got, wantDense := mf.DenseQuant, map[bool]string{true: "q8_0"}[mixed]; got != wantDense {
+		t.Errorf("manifest dense_quant %q, want %q", got, wantDense)
+	}
+	for _, sh := range mf.Shards {
+		for _, mt := range sh.Tensors {
+			if w := want(mt.Name, mt.Shape).String(); mt.DType != w {
+				t.Errorf("%s stored as %s, want %s", mt.Name, mt.DType, w)
+			}
+		}
+	}
+}
+
+// agreementPrompts are TestQuantizedAgreement's prompts: the package's
+// prompt, then fifteen of four tokens drawn from a fixed stream.
+func agreementPrompts(vocab int) [][]int {
+	ps := [][]int{slices.Clone(prompt)}
+	rng := rand.New(rand.NewPCG(7, 64))
+	for range 15 {
+		p := make([]int, 4)
+		for i := range p {
+			p[i] = rng.IntN(vocab)
+		}
+		ps = append(ps, p)
+	}
+	return ps
 }
 
 // logitsAlong feeds seq one token at a time and returns the logits after

@@ -33,10 +33,17 @@ type Options struct {
 	// reports through Formatter, which it must implement; the manifest's
 	// quant is then "source".
 	Quant tensor.DType
+	// DenseQuant is the format of the matrices every token uses in a model
+	// with routed experts: attention, shared experts, dense FFN layers and
+	// the embedding table. Routed experts, the bulk of such a model and the
+	// part a client fetches on demand, use Quant. Invalid (the zero value)
+	// means q8_0 when Quant is a 4-bit format and the model has routed
+	// experts, else Quant (RATIONALE.md, "Quantisation": 4-bit experts cost
+	// little agreement, 4-bit dense matrices most of it). A model without
+	// routed experts uses Quant throughout and rejects a valid DenseQuant.
+	DenseQuant tensor.DType
 	// EmbedQuant, when valid, is the format of an untied embedding table
-	// instead of Quant (llama.cpp's --token-embedding-type): q8_0 roughly
-	// halves a 4-bit pack's logit error on the synthetic models, at the
-	// price of a larger core shard (RATIONALE.md, "Quantisation").
+	// instead of the dense format (llama.cpp's --token-embedding-type).
 	EmbedQuant tensor.DType
 	// MaxShard caps a shard's size; 0 means DefaultMaxShard.
 	MaxShard int64
@@ -92,6 +99,22 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 	default:
 		return nil, fmt.Errorf("quantisation %v is not a pack format (f32, f16, q8_0, q4_0, q4_k)", o.Quant)
 	}
+	for _, q := range []struct {
+		what string
+		d    tensor.DType
+	}{{"dense", o.DenseQuant}, {"embedding", o.EmbedQuant}} {
+		switch q.d {
+		case tensor.Invalid, tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K:
+		default:
+			return nil, fmt.Errorf("%s quantisation %v is not a pack format (f32, f16, q8_0, q4_0, q4_k)", q.what, q.d)
+		}
+		if q.d != tensor.Invalid && o.Quant == tensor.Invalid {
+			return nil, fmt.Errorf("a %s quantisation needs a pack quantisation: a source's own formats are kept whole", q.what)
+		}
+	}
+	if o.DenseQuant != tensor.Invalid && !hasRoutedExperts(cfg) {
+		return nil, fmt.Errorf("a dense quantisation needs a model with routed experts: every matrix of this %s model is dense and uses the pack quantisation", cfg.Arch)
+	}
 	if err := checkDest(dir, o.Force); err != nil {
 		return nil, err
 	}
@@ -105,11 +128,14 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 			os.RemoveAll(tmp)
 		}
 	}()
-	w := &writer{dir: tmp, o: o, tied: cfg.TiedOutput}
+	w := &writer{dir: tmp, o: o, tied: cfg.TiedOutput, dense: denseQuant(o, cfg)}
 	if o.Quant == tensor.Invalid {
 		w.keep = keep
 	}
 	m := &manifest.Manifest{Format: manifest.Format, Version: manifest.Version, Model: cfg, Quant: quant, ChatTemplate: chatTemplate}
+	if w.keep == nil && w.dense != o.Quant {
+		m.DenseQuant = w.dense.String()
+	}
 	if m.Tokenizer, err = w.tokenizer(tok); err != nil {
 		return nil, err
 	}
@@ -227,10 +253,33 @@ func replace(tmp, dir string) error {
 }
 
 type writer struct {
-	dir  string
-	o    Options
-	tied bool
-	keep Formatter // set when keeping the source's formats
+	dir   string
+	o     Options
+	tied  bool
+	dense tensor.DType // format of the matrices that are not routed experts'
+	keep  Formatter    // set when keeping the source's formats
+}
+
+// denseQuant resolves Options.DenseQuant for cfg.
+func denseQuant(o Options, cfg model.Config) tensor.DType {
+	switch {
+	case !hasRoutedExperts(cfg):
+		return o.Quant
+	case o.DenseQuant != tensor.Invalid:
+		return o.DenseQuant
+	case o.Quant == tensor.Q4_0 || o.Quant == tensor.Q4_K:
+		return tensor.Q8_0
+	}
+	return o.Quant
+}
+
+func hasRoutedExperts(cfg model.Config) bool {
+	for i := range cfg.FFN {
+		if cfg.FFN[i].Sparse() {
+			return true
+		}
+	}
+	return false
 }
 
 // dtypeFor is the storage format of one tensor.
@@ -243,6 +292,9 @@ func (w *writer) dtypeFor(sp model.TensorSpec) tensor.DType {
 	}
 	cols := sp.Shape[1]
 	q := w.o.Quant
+	if sp.Expert < 0 {
+		q = w.dense
+	}
 	if w.keep != nil {
 		// Kept as the source has it, the output head included: the
 		// fallbacks below only catch a format the width cannot hold.
