@@ -21,6 +21,7 @@ func cmdDistill(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("o", "", "output pack directory (required)")
 	tok := fs.String("z", "", "tokenizer file (default: found beside the model)")
 	quant := fs.String("quant", "f32", "weight format: f32, f16, q8_0, q4_0, q4_k")
+	denseQuant := fs.String("dense-quant", "", "format of the matrices every token uses (attention, shared expert, embeddings); routed experts use --quant (default: q8_0 when --quant is 4-bit, else --quant)")
 	force := fs.Bool("force", false, "replace an existing pack at -o")
 	experts := fs.Int("experts", 8, "routed experts per layer")
 	topK := fs.Int("top-k", 2, "experts each token uses")
@@ -90,9 +91,15 @@ check a student on more text with modelpack compare TEACHER PACKDIR
 	default:
 		return fmt.Errorf("--refit-target %q: want local or residual", *refitTarget)
 	}
-	q, err := tensor.ParseDType(*quant)
+	q, err := packFormat("--quant", *quant)
 	if err != nil {
-		return fmt.Errorf("--quant: %w", err)
+		return err
+	}
+	var dq tensor.DType
+	if *denseQuant != "" {
+		if dq, err = packFormat("--dense-quant", *denseQuant); err != nil {
+			return err
+		}
 	}
 	in, err := importer.Open(pos[0], *tok)
 	if err != nil {
@@ -121,7 +128,7 @@ check a student on more text with modelpack compare TEACHER PACKDIR
 	if err != nil {
 		return err
 	}
-	if _, err := pack.Write(*out, pack.ModelSource{M: student}, in.Tokenizer, in.ChatTemplate, pack.Options{Quant: q, Force: *force}); err != nil {
+	if _, err := pack.Write(*out, pack.ModelSource{M: student}, in.Tokenizer, in.ChatTemplate, pack.Options{Quant: q, DenseQuant: dq, Force: *force}); err != nil {
 		return err
 	}
 	if err := rep.WriteText(stdout); err != nil {

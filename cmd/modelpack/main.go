@@ -102,6 +102,19 @@ func parseSize(s string) (int64, error) {
 	return 0, fmt.Errorf("size %q", s)
 }
 
+// packFormat parses a weight format flag and checks that packs store it.
+func packFormat(flag, val string) (tensor.DType, error) {
+	d, err := tensor.ParseDType(val)
+	if err != nil {
+		return d, fmt.Errorf("%s: %w", flag, err)
+	}
+	switch d {
+	case tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K:
+		return d, nil
+	}
+	return d, fmt.Errorf("%s %s: packs store f32, f16, q8_0, q4_0 or q4_k", flag, val)
+}
+
 func cmdImport(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("modelpack import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -128,8 +141,8 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	}
 	q := tensor.Invalid // keep the source's formats
 	if *quant != "" {
-		if q, err = tensor.ParseDType(*quant); err != nil {
-			return fmt.Errorf("--quant: %w", err)
+		if q, err = packFormat("--quant", *quant); err != nil {
+			return err
 		}
 	}
 	var dq, eq tensor.DType
@@ -141,8 +154,8 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		if f.val == "" {
 			continue
 		}
-		if *f.d, err = tensor.ParseDType(f.val); err != nil {
-			return fmt.Errorf("%s: %w", f.flag, err)
+		if *f.d, err = packFormat(f.flag, f.val); err != nil {
+			return err
 		}
 		if q == tensor.Invalid {
 			return fmt.Errorf("%s needs --quant", f.flag)

@@ -90,6 +90,8 @@ func TestErrors(t *testing.T) {
 		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--embed-quant", "q9"}, 1, "--embed-quant"},
 		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--dense-quant", "q8_0"}, 1, "--dense-quant needs --quant"},
 		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--dense-quant", "q9"}, 1, "--dense-quant"},
+		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "bf16"}, 1, "--quant bf16: packs store"},
+		{[]string{"distill", src, "-o", filepath.Join(d, "p"), "--self-generate", "2", "--quant", "q4_0", "--dense-quant", "bf16"}, 1, "--dense-quant bf16: packs store"},
 		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--dense-quant", "q8_0"}, 1, "needs a model with routed experts"},
 		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--calib-self", "2", "--calib", "x"}, 1, "one of --calib FILE and --calib-self N"},
 		{[]string{"import", src, "-o", filepath.Join(d, "p"), "--quant", "q4_0", "--calib", filepath.Join(d, "empty.txt")}, 1, "empty.txt: no tokens"},
