@@ -125,6 +125,10 @@ func TestParseErrors(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	b, _ := Marshal(valid())
 	f.Add(b)
+	mixed := valid()
+	mixed.Quant, mixed.DenseQuant = "q4_0", "q8_0"
+	b, _ = Marshal(mixed)
+	f.Add(b)
 	f.Add([]byte(`{"format":"mode-pack","version":1}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
