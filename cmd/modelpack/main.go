@@ -108,11 +108,10 @@ func packFormat(flag, val string) (tensor.DType, error) {
 	if err != nil {
 		return d, fmt.Errorf("%s: %w", flag, err)
 	}
-	switch d {
-	case tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K:
-		return d, nil
+	if err := pack.CheckFormat(d); err != nil {
+		return d, fmt.Errorf("%s: %w", flag, err)
 	}
-	return d, fmt.Errorf("%s %s: packs store f32, f16, q8_0, q4_0 or q4_k", flag, val)
+	return d, nil
 }
 
 func cmdImport(args []string, stdout, stderr io.Writer) error {

@@ -530,6 +530,42 @@ func TestWriteRefusesAndCleansUp(t *testing.T) {
 	}
 }
 
+// TestWriteOptionErrors: format options a pack cannot honour are refused
+// before anything is written.
+func TestWriteOptionErrors(t *testing.T) {
+	moe, err := hf.Load(synthDir(t, "olmoe", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dense, err := hf.Load(synthDir(t, "llama", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		m    *model.Model
+		o    pack.Options
+		want string
+	}{
+		{"bf16 quant", moe, pack.Options{Quant: tensor.BF16}, "quantisation: bf16 is not a pack format"},
+		{"bf16 dense", moe, pack.Options{Quant: tensor.Q4_0, DenseQuant: tensor.BF16}, "dense quantisation: bf16 is not a pack format"},
+		{"bf16 embedding", moe, pack.Options{Quant: tensor.Q4_0, EmbedQuant: tensor.BF16}, "embedding quantisation: bf16"},
+		{"dense model", dense, pack.Options{Quant: tensor.Q4_0, DenseQuant: tensor.Q8_0}, "needs a model with routed experts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent := t.TempDir()
+			_, err := pack.Write(filepath.Join(parent, "p"), pack.ModelSource{M: tt.m}, pack.Tokenizer{Kind: "hf", File: []byte("{}")}, "", tt.o)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one mentioning %q", err, tt.want)
+			}
+			if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+				t.Errorf("a refused write left %v behind", entries)
+			}
+		})
+	}
+}
+
 type failing struct {
 	pack.Source
 	name string

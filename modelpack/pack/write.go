@@ -63,6 +63,15 @@ type Options struct {
 	Quantizer func(t *tensor.Tensor, to tensor.DType) (*tensor.Tensor, error)
 }
 
+// CheckFormat reports whether packs store matrices in format d.
+func CheckFormat(d tensor.DType) error {
+	switch d {
+	case tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K:
+		return nil
+	}
+	return fmt.Errorf("%v is not a pack format (f32, f16, q8_0, q4_0, q4_k)", d)
+}
+
 // Formatter is implemented by a Source that knows which format each of its
 // tensors is best kept in: a GGUF source keeps its quantised blocks rather
 // than having them requantised.
@@ -89,27 +98,24 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 	}
 	keep, _ := src.(Formatter)
 	quant := o.Quant.String()
-	switch o.Quant {
-	case tensor.Invalid:
+	if o.Quant == tensor.Invalid {
 		if keep == nil {
 			return nil, fmt.Errorf("no quantisation given and the source cannot keep its own formats (it has no Format method)")
 		}
 		quant = "source"
-	case tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K:
-	default:
-		return nil, fmt.Errorf("quantisation %v is not a pack format (f32, f16, q8_0, q4_0, q4_k)", o.Quant)
 	}
 	for _, q := range []struct {
 		what string
 		d    tensor.DType
-	}{{"dense", o.DenseQuant}, {"embedding", o.EmbedQuant}} {
-		switch q.d {
-		case tensor.Invalid, tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K:
-		default:
-			return nil, fmt.Errorf("%s quantisation %v is not a pack format (f32, f16, q8_0, q4_0, q4_k)", q.what, q.d)
+	}{{"quantisation", o.Quant}, {"dense quantisation", o.DenseQuant}, {"embedding quantisation", o.EmbedQuant}} {
+		if q.d == tensor.Invalid {
+			continue
 		}
-		if q.d != tensor.Invalid && o.Quant == tensor.Invalid {
-			return nil, fmt.Errorf("a %s quantisation needs a pack quantisation: a source's own formats are kept whole", q.what)
+		if err := CheckFormat(q.d); err != nil {
+			return nil, fmt.Errorf("%s: %w", q.what, err)
+		}
+		if o.Quant == tensor.Invalid {
+			return nil, fmt.Errorf("a %s needs a pack quantisation: a source's own formats are kept whole", q.what)
 		}
 	}
 	if o.DenseQuant != tensor.Invalid && !hasRoutedExperts(cfg) {
