@@ -37,6 +37,8 @@ func TestPipeline(t *testing.T) {
 			t.Fatalf("modelpack %v: exit %d\n%s%s", s, code, out, errOut)
 		} else if s[0] == "inspect" && !strings.Contains(out, "experts are") {
 			t.Errorf("inspect output lacks the expert share:\n%s", out)
+		} else if s[0] == "inspect" && !strings.Contains(out, "bits per weight (shard bytes, padding included): core ") {
+			t.Errorf("inspect output lacks bits per weight:\n%s", out)
 		} else if s[0] == "inspect" && !strings.Contains(out, "quant q4_0 experts, q8_0 dense matrices") {
 			t.Errorf("inspect output does not name the dense format:\n%s", out)
 		} else if s[0] == "import" && s[2] == "-o" && s[3] == p && !strings.Contains(out, "quant q4_0 experts, q8_0 dense matrices") {

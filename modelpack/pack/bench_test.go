@@ -106,7 +106,7 @@ func BenchmarkImport(b *testing.B) {
 func BenchmarkNoiseFloor(b *testing.B) {
 	for _, arch := range synth.Arches() {
 		b.Run(arch, func(b *testing.B) {
-			src := synthDir(b, arch, func(o *synth.Options) { o.Dim = 256 })
+			src := synthDir(b, arch, agreementShape)
 			ref, err := hf.Load(src)
 			if err != nil {
 				b.Fatal(err)

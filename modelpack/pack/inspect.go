@@ -33,9 +33,13 @@ func Inspect(w io.Writer, m *manifest.Manifest) error {
 
 	var core, layer, expert int64
 	perLayer := map[int][]int64{}
+	weights := map[string]int64{} // weights stored per shard kind, for bits per weight
 	fmt.Fprintln(tw, "\nSHARD\tKIND\tBYTES\tTENSORS")
 	for _, s := range m.Shards {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", s.ID, s.Kind, s.Size, len(s.Tensors))
+		for _, t := range s.Tensors {
+			weights[s.Kind] += elems(t)
+		}
 		switch s.Kind {
 		case manifest.KindCore:
 			core += s.Size
@@ -66,5 +70,27 @@ func Inspect(w io.Writer, m *manifest.Manifest) error {
 	all := core + layer + expert
 	fmt.Fprintf(w, "\nbytes: core %d, layers %d, experts %d, total %d; experts are %.1f%% of the pack\n",
 		core, layer, expert, all, 100*float64(expert)/float64(max(all, 1)))
+	bpw := func(bytes, n int64) string {
+		if n == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", 8*float64(bytes)/float64(n))
+	}
+	fmt.Fprintf(w, "bits per weight (shard bytes, padding included): core %s, layers %s, experts %s, all %s\n",
+		bpw(core, weights[manifest.KindCore]), bpw(layer, weights[manifest.KindLayer]), bpw(expert, weights[manifest.KindExpert]),
+		bpw(all, weights[manifest.KindCore]+weights[manifest.KindLayer]+weights[manifest.KindExpert]))
 	return nil
+}
+
+// elems is the number of values t stores: its rows in this piece times the
+// rest of its shape.
+func elems(t manifest.Tensor) int64 {
+	n := int64(1)
+	for i, d := range t.Shape {
+		if i == 0 && t.Rows > 0 {
+			d = t.Rows
+		}
+		n *= int64(d)
+	}
+	return n
 }
