@@ -190,8 +190,26 @@ func invFromChol(l []float64, n int) []float64 {
 // Quantizer returns a pack.Options.Quantizer that runs Quantize with the
 // statistics of each tensor's name (plain rounding for a tensor without
 // any).
+//
+// A matrix wider than its statistics is taken to have inputs that are
+// always zero past them: the pack writer widens FFNs of odd width with zero
+// neurons (pack.paddedSource), whose down-projection inputs are zero.
 func (s *Stats) Quantizer(damp float64) func(*tensor.Tensor, tensor.DType) (*tensor.Tensor, error) {
 	return func(t *tensor.Tensor, to tensor.DType) (*tensor.Tensor, error) {
-		return Quantize(t, to, s.Get(t.Name), damp)
+		h := s.Get(t.Name)
+		if h != nil && h.N < t.Cols() {
+			h = h.widened(t.Cols())
+		}
+		return Quantize(t, to, h, damp)
 	}
+}
+
+// widened returns h (as Get returns it, symmetric) for n ≥ h.N inputs, the
+// extra ones always zero.
+func (h *Hessian) widened(n int) *Hessian {
+	w := &Hessian{N: n, Sum: make([]float64, n*n), Rows: h.Rows, full: true}
+	for i := range h.N {
+		copy(w.Sum[i*n:i*n+h.N], h.Sum[i*h.N:(i+1)*h.N])
+	}
+	return w
 }

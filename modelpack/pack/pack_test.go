@@ -249,7 +249,7 @@ func TestQuantizedAgreement(t *testing.T) {
 				// "Quantisation"): q8_0 97.9-99.2%; 4-bit experts with
 				// q8_0 dense matrices 91.4-96.7%; every matrix 4-bit
 				// 77.9-88.3% (the dense llama's q4_0 86.1%), stories260K's
-				// q4_0 84.9%, with GPTQ 87.9%.
+				// q4_0 84.0%, with GPTQ 85.8%.
 				bound := 0.9
 				if v.q != tensor.Q8_0 && (v.pure || !sparse) {
 					bound = 0.7
@@ -257,7 +257,7 @@ func TestQuantizedAgreement(t *testing.T) {
 				if rate < bound {
 					t.Errorf("agreement %.1f%% < %.0f%%", 100*rate, 100*bound)
 				}
-				// 0.84 with this calibration sample.
+				// 0.83 with this calibration sample.
 				if plain := rms[variant{q: v.q}]; v.gptq && !(rms[v] < 0.95*plain) {
 					t.Errorf("GPTQ logit RMS error %.4f is not below 95%% of plain rounding's %.4f", rms[v], plain)
 				}
@@ -540,6 +540,67 @@ func TestWriteRefusesAndCleansUp(t *testing.T) {
 	}
 	if m, errs := pack.Verify(p); len(errs) != 0 || m.Quant != "q8_0" {
 		t.Fatalf("replaced pack: %v, %v", m, errs)
+	}
+}
+
+// TestGPTQWidenedExperts: GPTQ quantises experts the writer widened with
+// zero neurons (olmoe's 48-wide experts become 64, so their down
+// projections are q4_0 instead of f16), taking the extra inputs as zero:
+// the pack loads, and its logit error stays near plain rounding's.
+func TestGPTQWidenedExperts(t *testing.T) {
+	m, err := hf.Load(synthDir(t, "olmoe", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calib, err := distill.SelfGenerate(context.Background(), m, 16, 64, 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := gptq.Collect(context.Background(), m, calib, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := append(slices.Clone(prompt), greedy(t, m, engine.Options{}, prompt, 64)...)
+	ref := logitsAlong(t, m, nil, seq)
+	errs := map[bool]float64{}
+	for _, withGPTQ := range []bool{false, true} {
+		o := pack.Options{Quant: tensor.Q4_0}
+		if withGPTQ {
+			o.Quantizer = stats.Quantizer(0)
+		}
+		dir := filepath.Join(t.TempDir(), "pack")
+		mf, err := pack.Write(dir, pack.ModelSource{M: m}, pack.Tokenizer{Kind: "hf", File: []byte("{}")}, "", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := mf.Model.FFN[0].ExpertWidths[0]; w != 64 {
+			t.Fatalf("expert width %d in the pack, want 48 widened to 64", w)
+		}
+		for _, sh := range mf.Shards {
+			for _, mt := range sh.Tensors {
+				if strings.HasSuffix(mt.Name, ".down") && mt.DType != "q4_0" {
+					t.Errorf("%s stored as %s, want q4_0", mt.Name, mt.DType)
+				}
+			}
+		}
+		mf.Tokenizer.Kind = "skip"
+		p, err := loader.LoadWeights(context.Background(), mf, &shard.Fetcher{Src: shard.NewDir(dir)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := logitsAlong(t, p.Model, p, seq)
+		sq, n := 0.0, 0
+		for i := range got {
+			for j := range got[i] {
+				d := float64(got[i][j] - ref[i][j])
+				sq, n = sq+d*d, n+1
+			}
+		}
+		errs[withGPTQ] = math.Sqrt(sq / float64(n))
+	}
+	t.Logf("logit RMS error: plain rounding %.4f, GPTQ %.4f", errs[false], errs[true])
+	if !(errs[true] < 1.1*errs[false]) {
+		t.Errorf("GPTQ on widened experts: logit RMS error %.4f, plain rounding %.4f", errs[true], errs[false])
 	}
 }
 

@@ -138,6 +138,11 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 	if o.Quant == tensor.Invalid {
 		w.keep = keep
 	}
+	if w.keep == nil {
+		if p := padFFNs(src, cfg, o.Quant, w.dense); p != nil {
+			src, cfg = p, p.cfg
+		}
+	}
 	m := &manifest.Manifest{Format: manifest.Format, Version: manifest.Version, Model: cfg, Quant: quant, ChatTemplate: chatTemplate}
 	if w.keep == nil && w.dense != o.Quant {
 		m.DenseQuant = w.dense.String()
