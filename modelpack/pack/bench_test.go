@@ -26,7 +26,7 @@ import (
 func BenchmarkLazyFetch(b *testing.B) {
 	src := synthDir(b, "olmoe", func(o *synth.Options) {
 		o.Layers, o.Experts, o.TopK = 16, 64, 8
-		o.Dim, o.Heads, o.KVHeads, o.ExpertFFN = 128, 4, 4, 128
+		o.Dim, o.Heads, o.KVHeads, o.FFN = 128, 4, 4, 128 // OLMoE experts are FFN wide
 		o.MaxSeq = 256
 	})
 	dir, m := writePack(b, src, pack.Options{Quant: tensor.Q4_0})

@@ -194,6 +194,12 @@ func (o *Options) check() error {
 	if qwen && o.ExpertFFN == 0 || o.Arch == "qwen2_moe" && o.SharedFFN == 0 {
 		return fmt.Errorf("synth: %s needs ExpertFFN and (qwen2_moe) SharedFFN", o.Arch)
 	}
+	if !qwen && o.ExpertFFN != 0 {
+		// Mixtral's and OLMoE's configs have no moe_intermediate_size: their
+		// experts are FFN wide. Ignoring it would build another model than
+		// the one asked for.
+		return fmt.Errorf("synth: %s has no separate expert width (ExpertFFN %d): its experts are FFN wide (mode: ExpertWidths)", o.Arch, o.ExpertFFN)
+	}
 	return nil
 }
 

@@ -336,6 +336,7 @@ func TestOptionErrors(t *testing.T) {
 		{"dense layer out of range", func(o *Options) { o.Arch, o.DenseLayers = "qwen3_moe", []int{9} }, "DenseLayers entry 9"},
 		{"olmoe head_dim", func(o *Options) { o.Arch, o.HeadDim = "olmoe", 32 }, "HeadDim = Dim/Heads"},
 		{"mode width count", func(o *Options) { o.Arch, o.Experts, o.ExpertWidths = "mode", 3, []int{8, 8} }, "2 ExpertWidths for 3 Experts"},
+		{"expert width outside qwen", func(o *Options) { o.Arch, o.ExpertFFN = "olmoe", 64 }, "olmoe has no separate expert width"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
