@@ -28,7 +28,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const usage = `modelpack makes and checks MoDE packs.
 
 Usage:
-  modelpack import SRC -o PACKDIR [--quant f32|f16|q8_0|q4_0|q4_k] [--max-shard 64MiB] [-z TOKENIZER] [--force]
+  modelpack import SRC -o PACKDIR [--quant f32|f16|q8_0|q4_0|q4_k] [--dense-quant F] [--max-shard 64MiB] [-z TOKENIZER] [--force]
   modelpack distill SRC -o PACKDIR --experts 8 --top-k 4 [--balanced] [--shared N] [--calib FILE | --self-generate N] [--seed S] [--train-steps N ...] [--report FILE]
   modelpack compare TEACHER STUDENT (--self-generate N [--seed S] | --calib FILE) [--json FILE]
   modelpack synth --arch {llama,mixtral,qwen2_moe,qwen3_moe,olmoe,mode} [--seed N] [sizes...] -o DIR
@@ -36,7 +36,8 @@ Usage:
   modelpack verify PACKDIR|MANIFEST|URL
   modelpack inspect PACKDIR|MANIFEST|URL
 
-SRC is an HF model directory, a GGUF file or a llama2.c checkpoint.
+SRC is an HF model directory, a GGUF file or a llama2.c checkpoint; import
+also takes a pack directory (loaded whole), to store a pack in other formats.
 `
 
 var errUsage = errors.New("usage")

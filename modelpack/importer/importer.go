@@ -2,6 +2,7 @@ package importer
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"github.com/moderuntime/mode/modelpack/hf"
 	"github.com/moderuntime/mode/modelpack/llama2c"
 	"github.com/moderuntime/mode/modelpack/pack"
+	"github.com/moderuntime/mode/runtime/loader"
+	"github.com/moderuntime/mode/runtime/shard"
 	"github.com/moderuntime/mode/runtime/tokenizer"
 )
 
@@ -20,7 +23,7 @@ type Input struct {
 	Source       pack.Source
 	Tokenizer    pack.Tokenizer
 	ChatTemplate string
-	Kind         string // "hf", "gguf" or "llama2c"
+	Kind         string // "hf", "gguf", "llama2c" or "pack"
 	close        func() error
 }
 
@@ -40,6 +43,9 @@ func Open(src, tokPath string) (*Input, error) {
 		return nil, err
 	}
 	if st.IsDir() {
+		if _, err := os.Stat(filepath.Join(src, "manifest.json")); err == nil {
+			return openPack(src, tokPath)
+		}
 		return openHF(src, tokPath)
 	}
 	f, err := os.Open(src)
@@ -117,4 +123,33 @@ func openLlama2C(path, tokPath string) (*Input, error) {
 		return nil, fmt.Errorf("%s: %w", tokPath, err)
 	}
 	return &Input{Source: pack.ModelSource{M: m}, Tokenizer: pack.Tokenizer{Kind: "llama2c", File: b, AddBOS: true}, Kind: "llama2c"}, nil
+}
+
+// openPack opens a pack directory as a source, to store it again in other
+// formats (a distilled f32 student at q4_0, say). The pack is loaded whole,
+// every shard hash-checked, so unlike the other sources it must fit in
+// memory.
+func openPack(dir, tokPath string) (*Input, error) {
+	if tokPath != "" {
+		return nil, fmt.Errorf("%s: a tokenizer file does not apply to a pack: its tokenizer is in the manifest", dir)
+	}
+	p, err := loader.Open(context.Background(), dir, shard.HTTPOptions{})
+	if err != nil {
+		return nil, err
+	}
+	m, err := p.Whole()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	file, config, err := p.TokenizerFiles()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	mt := p.Manifest.Tokenizer
+	return &Input{
+		Source:       pack.ModelSource{M: m},
+		Tokenizer:    pack.Tokenizer{Kind: mt.Kind, File: file, Config: config, AddBOS: mt.AddBOS},
+		ChatTemplate: p.Manifest.ChatTemplate,
+		Kind:         "pack",
+	}, nil
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/moderuntime/mode/runtime/loader"
-	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/shard"
 )
 
@@ -31,22 +30,8 @@ func Pack(ctx context.Context, location string, o shard.HTTPOptions) (*Loaded, e
 	if err != nil {
 		return nil, err
 	}
-	c := &p.Model.Config
-	w := model.Weights{}
-	for k, v := range p.Model.Weights {
-		w[k] = v
-	}
-	for l := range c.Layers {
-		for e := range c.FFN[l].ExpertWidths {
-			gate, up, down, err := p.LoadExpert(l, e)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", location, err)
-			}
-			w[model.ExpertName(l, e, "gate")], w[model.ExpertName(l, e, "up")], w[model.ExpertName(l, e, "down")] = gate, up, down
-		}
-	}
-	m := &model.Model{Config: *c, Weights: w}
-	if err := m.Validate(false); err != nil {
+	m, err := p.Whole()
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", location, err)
 	}
 	return &Loaded{Model: m, Tokenizer: p.Tokenizer, AddBOS: p.AddBOS, ChatTemplate: p.Manifest.ChatTemplate}, nil

@@ -311,22 +311,55 @@ func (p *Pack) fetch(s *manifest.Shard) ([]byte, error) {
 }
 
 func (p *Pack) tokenizer() (tokenizer.Tokenizer, error) {
-	mt := &p.Manifest.Tokenizer
-	file := func(name, sum string, size int64) ([]byte, error) {
-		s := &manifest.Shard{ID: "tokenizer file " + name, SHA256: sum, Size: size, Pieces: []manifest.Piece{{File: name, Length: size}}}
-		return p.fetcher.Fetch(p.ctx, s)
-	}
-	b, err := file(mt.File, mt.SHA256, mt.Size)
+	b, cfg, err := p.TokenizerFiles()
 	if err != nil {
 		return nil, err
 	}
-	var cfg []byte
+	return tokenizer.Load(p.Manifest.Tokenizer.Kind, b, cfg, p.Manifest.Model.Vocab)
+}
+
+// TokenizerFiles fetches the pack's tokenizer file and, when it has one,
+// its tokenizer config, hash-checked, as stored.
+func (p *Pack) TokenizerFiles() (file, config []byte, err error) {
+	mt := &p.Manifest.Tokenizer
+	fetch := func(name, sum string, size int64) ([]byte, error) {
+		s := &manifest.Shard{ID: "tokenizer file " + name, SHA256: sum, Size: size, Pieces: []manifest.Piece{{File: name, Length: size}}}
+		return p.fetcher.Fetch(p.ctx, s)
+	}
+	if file, err = fetch(mt.File, mt.SHA256, mt.Size); err != nil {
+		return nil, nil, err
+	}
 	if mt.Config != "" {
-		if cfg, err = file(mt.Config, mt.ConfigSHA256, mt.ConfigSize); err != nil {
-			return nil, err
+		if config, err = fetch(mt.Config, mt.ConfigSHA256, mt.ConfigSize); err != nil {
+			return nil, nil, err
 		}
 	}
-	return tokenizer.Load(mt.Kind, b, cfg, p.Manifest.Model.Vocab)
+	return file, config, nil
+}
+
+// Whole returns the model with every routed expert loaded, each
+// hash-checked like a lazy fetch, for tools that compute over the full
+// model rather than stream it.
+func (p *Pack) Whole() (*model.Model, error) {
+	c := &p.Model.Config
+	w := model.Weights{}
+	for k, v := range p.Model.Weights {
+		w[k] = v
+	}
+	for l := range c.Layers {
+		for e := range c.FFN[l].ExpertWidths {
+			gate, up, down, err := p.LoadExpert(l, e)
+			if err != nil {
+				return nil, err
+			}
+			w[model.ExpertName(l, e, "gate")], w[model.ExpertName(l, e, "up")], w[model.ExpertName(l, e, "down")] = gate, up, down
+		}
+	}
+	m := &model.Model{Config: *c, Weights: w}
+	if err := m.Validate(false); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // part is one manifest entry of a tensor with the bytes of its shard.
