@@ -38,13 +38,9 @@ func (p *paddedSource) Read(name string, row0, rows int) (*tensor.Tensor, error)
 	}
 	from, to := wd[0], wd[1]
 	if strings.HasSuffix(name, ".down") { // [dim, width]: each row widened with zero columns
-		t, err := p.Source.Read(name, row0, rows)
+		v, err := p.readF32(name, row0, rows)
 		if err != nil {
 			return nil, err
-		}
-		v, err := t.Float32s()
-		if err != nil {
-			return nil, fmt.Errorf("tensor %s: %w", name, err)
 		}
 		if len(v)%from != 0 {
 			return nil, fmt.Errorf("tensor %s: %d values are not rows of %d", name, len(v), from)
@@ -65,13 +61,9 @@ func (p *paddedSource) Read(name string, row0, rows int) (*tensor.Tensor, error)
 	}
 	out := make([]float32, rows*p.dim)
 	if have := min(row0+rows, from) - row0; have > 0 {
-		t, err := p.Source.Read(name, row0, have)
+		v, err := p.readF32(name, row0, have)
 		if err != nil {
 			return nil, err
-		}
-		v, err := t.Float32s()
-		if err != nil {
-			return nil, fmt.Errorf("tensor %s: %w", name, err)
 		}
 		if len(v) != have*p.dim {
 			return nil, fmt.Errorf("tensor %s: %d values for %d rows of %d", name, len(v), have, p.dim)
@@ -79,6 +71,19 @@ func (p *paddedSource) Read(name string, row0, rows int) (*tensor.Tensor, error)
 		copy(out, v)
 	}
 	return tensor.FromF32(name, []int{rows, p.dim}, out), nil
+}
+
+// readF32 reads rows of a source tensor as float32 values.
+func (p *paddedSource) readF32(name string, row0, rows int) ([]float32, error) {
+	t, err := p.Source.Read(name, row0, rows)
+	if err != nil {
+		return nil, err
+	}
+	v, err := t.Float32s()
+	if err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	return v, nil
 }
 
 // padFFNs returns src with every FFN widened that a block format would
