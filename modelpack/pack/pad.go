@@ -119,18 +119,13 @@ func padFFNs(src Source, cfg model.Config, expert, dense tensor.DType) *paddedSo
 	return p
 }
 
-// ffnBytes is the stored size of an FFN of the given width in format q,
-// each matrix in the first format of q's fallbacks its width allows.
+// ffnBytes is the stored size of an FFN of the given width when format q
+// is asked for, each matrix in the format the writer picks for its width.
 func ffnBytes(dim, width int, q tensor.DType) int {
 	n := 0
 	for _, shape := range [][2]int{{width, dim}, {width, dim}, {dim, width}} {
-		for _, d := range fallbacks(q) {
-			if tensor.CanQuantize(d, shape[1]) {
-				b, _ := tensor.MatrixBytes(d, shape[0], shape[1])
-				n += b
-				break
-			}
-		}
+		b, _ := tensor.MatrixBytes(storedFormat(q, shape[1]), shape[0], shape[1])
+		n += b
 	}
 	return n
 }

@@ -315,12 +315,7 @@ func (w *writer) dtypeFor(sp model.TensorSpec) tensor.DType {
 	} else if sp.Name == model.NameEmbed && w.o.EmbedQuant != tensor.Invalid && !w.tied {
 		q = w.o.EmbedQuant
 	}
-	for _, d := range fallbacks(q) {
-		if tensor.CanQuantize(d, cols) {
-			return d
-		}
-	}
-	return tensor.F32
+	return storedFormat(q, cols)
 }
 
 // head reports whether name is the output head (the embedding table when
@@ -329,16 +324,27 @@ func (w *writer) head(name string) bool {
 	return name == model.NameOutput || (w.tied && name == model.NameEmbed)
 }
 
-func fallbacks(q tensor.DType) []tensor.DType {
+// storedFormat is the format a matrix of cols columns is stored in when q
+// is asked for: q, or the first of its fallbacks whose blocks the width
+// holds.
+func storedFormat(q tensor.DType, cols int) tensor.DType {
+	var fallbacks []tensor.DType
 	switch q {
 	case tensor.Q4_K:
-		return []tensor.DType{tensor.Q4_K, tensor.Q4_0, tensor.Q8_0, tensor.F16}
+		fallbacks = []tensor.DType{tensor.Q4_K, tensor.Q4_0, tensor.Q8_0, tensor.F16}
 	case tensor.Q4_0:
-		return []tensor.DType{tensor.Q4_0, tensor.Q8_0, tensor.F16}
+		fallbacks = []tensor.DType{tensor.Q4_0, tensor.Q8_0, tensor.F16}
 	case tensor.Q8_0:
-		return []tensor.DType{tensor.Q8_0, tensor.F16}
+		fallbacks = []tensor.DType{tensor.Q8_0, tensor.F16}
+	default:
+		fallbacks = []tensor.DType{q}
 	}
-	return []tensor.DType{q}
+	for _, d := range fallbacks {
+		if tensor.CanQuantize(d, cols) {
+			return d
+		}
+	}
+	return tensor.F32
 }
 
 func (w *writer) writeFile(data []byte, ext string) (name, sum string, err error) {
