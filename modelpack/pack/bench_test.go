@@ -137,7 +137,7 @@ func BenchmarkNoiseFloor(b *testing.B) {
 				p, _ := openPack(b, dir)
 				return agreement(p.Model, p)
 			}
-			sparse := slices.ContainsFunc(ref.Config.FFN, func(f model.FFN) bool { return f.Sparse() })
+			sparse := ref.Config.HasRoutedExperts()
 			all4 := pack.Options{Quant: tensor.Q4_0}
 			if sparse {
 				all4.DenseQuant = tensor.Q4_0

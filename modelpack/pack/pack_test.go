@@ -167,7 +167,7 @@ func TestQuantizedAgreement(t *testing.T) {
 	}
 	for _, sub := range subjects {
 		ref := sub.src.(pack.ModelSource).M
-		sparse := slices.ContainsFunc(ref.Config.FFN, func(f model.FFN) bool { return f.Sparse() })
+		sparse := ref.Config.HasRoutedExperts()
 		// 64 greedy tokens after each of several prompts: one sequence
 		// measures agreement only to about ±4 points.
 		var seqs [][]int

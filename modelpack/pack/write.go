@@ -118,7 +118,7 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 			return nil, fmt.Errorf("a %s needs a pack quantisation: a source's own formats are kept whole", q.what)
 		}
 	}
-	if o.DenseQuant != tensor.Invalid && !hasRoutedExperts(cfg) {
+	if o.DenseQuant != tensor.Invalid && !cfg.HasRoutedExperts() {
 		return nil, fmt.Errorf("a dense quantisation needs a model with routed experts: every matrix of this %s model is dense and uses the pack quantisation", cfg.Arch)
 	}
 	if err := checkDest(dir, o.Force); err != nil {
@@ -274,7 +274,7 @@ type writer struct {
 // denseQuant resolves Options.DenseQuant for cfg.
 func denseQuant(o Options, cfg model.Config) tensor.DType {
 	switch {
-	case !hasRoutedExperts(cfg):
+	case !cfg.HasRoutedExperts():
 		return o.Quant
 	case o.DenseQuant != tensor.Invalid:
 		return o.DenseQuant
@@ -282,15 +282,6 @@ func denseQuant(o Options, cfg model.Config) tensor.DType {
 		return tensor.Q8_0
 	}
 	return o.Quant
-}
-
-func hasRoutedExperts(cfg model.Config) bool {
-	for i := range cfg.FFN {
-		if cfg.FFN[i].Sparse() {
-			return true
-		}
-	}
-	return false
 }
 
 // dtypeFor is the storage format of one tensor.

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // RopeStyle says which pairs of a head's dimensions RoPE rotates together.
@@ -95,6 +96,11 @@ type FFN struct {
 
 // Sparse reports whether the layer routes.
 func (f *FFN) Sparse() bool { return f.Router != nil && len(f.ExpertWidths) > 0 }
+
+// HasRoutedExperts reports whether any layer routes.
+func (c *Config) HasRoutedExperts() bool {
+	return slices.ContainsFunc(c.FFN, func(f FFN) bool { return f.Sparse() })
+}
 
 // Config is everything about a model except its weights.
 type Config struct {
