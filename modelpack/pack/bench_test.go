@@ -111,26 +111,10 @@ func BenchmarkNoiseFloor(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var seqs [][]int
-			var want []int
-			for _, p := range agreementPrompts(ref.Config.Vocab) {
-				seq := append(p, greedy(b, ref, engine.Options{}, p, 64)...)
-				seqs = append(seqs, seq)
-				for _, l := range logitsAlong(b, ref, nil, seq) {
-					want = append(want, argmax(l))
-				}
-			}
+			seqs, want := agreementSeqs(b, ref)
 			agreement := func(m *model.Model, src engine.ExpertSource) float64 {
-				agree, i := 0, 0
-				for _, seq := range seqs {
-					for _, l := range logitsAlong(b, m, src, seq) {
-						if argmax(l) == want[i] {
-							agree++
-						}
-						i++
-					}
-				}
-				return 100 * float64(agree) / float64(i)
+				rate, _ := logitError(logitsAlongAll(b, m, src, seqs), want)
+				return 100 * rate
 			}
 			packed := func(o pack.Options) float64 {
 				dir, _ := writePack(b, src, o)

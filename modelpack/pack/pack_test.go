@@ -168,15 +168,7 @@ func TestQuantizedAgreement(t *testing.T) {
 	for _, sub := range subjects {
 		ref := sub.src.(pack.ModelSource).M
 		sparse := ref.Config.HasRoutedExperts()
-		// 64 greedy tokens after each of several prompts: one sequence
-		// measures agreement only to about ±4 points.
-		var seqs [][]int
-		var refLogits [][]float32
-		for _, p := range agreementPrompts(ref.Config.Vocab) {
-			seq := append(p, greedy(t, ref, engine.Options{}, p, 64)...)
-			seqs = append(seqs, seq)
-			refLogits = append(refLogits, logitsAlong(t, ref, nil, seq)...)
-		}
+		seqs, refLogits := agreementSeqs(t, ref)
 		// All-4-bit variants first: the others' errors are compared with theirs.
 		variants := []variant{{q: tensor.Q8_0}, {q: tensor.Q4_0}, {q: tensor.Q4_K}}
 		if sparse {
@@ -227,23 +219,9 @@ func TestQuantizedAgreement(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var got [][]float32
-				for _, seq := range seqs {
-					got = append(got, logitsAlong(t, p.Model, p, seq)...)
-				}
-				agree, sq, n := 0, 0.0, 0
-				for i := range got {
-					if argmax(got[i]) == argmax(refLogits[i]) {
-						agree++
-					}
-					for j := range got[i] {
-						d := float64(got[i][j] - refLogits[i][j])
-						sq += d * d
-						n++
-					}
-				}
-				rate := float64(agree) / float64(len(got))
-				rms[v] = math.Sqrt(sq / float64(n))
+				got := logitsAlongAll(t, p.Model, p, seqs)
+				var rate float64
+				rate, rms[v] = logitError(got, refLogits)
 				t.Logf("%s %s: greedy agreement %.1f%% of %d positions, logit RMS error %.4f", sub.name, name, 100*rate, len(got), rms[v])
 				// Measured on these 1024 positions (RATIONALE.md,
 				// "Quantisation"): q8_0 97.9-99.2%; 4-bit experts with
@@ -329,6 +307,45 @@ func agreementShape(o *synth.Options) {
 	for i, w := range o.ExpertWidths {
 		o.ExpertWidths[i] = up(w)
 	}
+}
+
+// agreementSeqs are TestQuantizedAgreement's sequences: 64 greedy tokens of
+// ref after each of agreementPrompts (one sequence measures agreement only
+// to about ±4 points), with ref's logits along them.
+func agreementSeqs(tb testing.TB, ref *model.Model) ([][]int, [][]float32) {
+	tb.Helper()
+	var seqs [][]int
+	for _, p := range agreementPrompts(ref.Config.Vocab) {
+		seqs = append(seqs, append(p, greedy(tb, ref, engine.Options{}, p, 64)...))
+	}
+	return seqs, logitsAlongAll(tb, ref, nil, seqs)
+}
+
+// logitsAlongAll is logitsAlong over each sequence, one after another.
+func logitsAlongAll(tb testing.TB, m *model.Model, src engine.ExpertSource, seqs [][]int) [][]float32 {
+	tb.Helper()
+	var out [][]float32
+	for _, seq := range seqs {
+		out = append(out, logitsAlong(tb, m, src, seq)...)
+	}
+	return out
+}
+
+// logitError compares logits with a reference's, position by position: the
+// share of positions whose argmax agrees, and the RMS of the differences.
+func logitError(got, ref [][]float32) (agreement, rms float64) {
+	agree, sq, n := 0, 0.0, 0
+	for i := range got {
+		if argmax(got[i]) == argmax(ref[i]) {
+			agree++
+		}
+		for j := range got[i] {
+			d := float64(got[i][j] - ref[i][j])
+			sq += d * d
+			n++
+		}
+	}
+	return float64(agree) / float64(len(got)), math.Sqrt(sq / float64(n))
 }
 
 // agreementPrompts are TestQuantizedAgreement's prompts: the package's
@@ -588,15 +605,7 @@ func TestGPTQWidenedExperts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := logitsAlong(t, p.Model, p, seq)
-		sq, n := 0.0, 0
-		for i := range got {
-			for j := range got[i] {
-				d := float64(got[i][j] - ref[i][j])
-				sq, n = sq+d*d, n+1
-			}
-		}
-		errs[withGPTQ] = math.Sqrt(sq / float64(n))
+		_, errs[withGPTQ] = logitError(logitsAlong(t, p.Model, p, seq), ref)
 	}
 	t.Logf("logit RMS error: plain rounding %.4f, GPTQ %.4f", errs[false], errs[true])
 	if !(errs[true] < 1.1*errs[false]) {
