@@ -133,7 +133,7 @@ func openPack(dir, tokPath string) (*Input, error) {
 	if tokPath != "" {
 		return nil, fmt.Errorf("%s: a tokenizer file does not apply to a pack: its tokenizer is in the manifest", dir)
 	}
-	p, err := loader.Open(context.Background(), dir, shard.HTTPOptions{})
+	p, err := loader.OpenWeights(context.Background(), dir, shard.HTTPOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -65,6 +65,19 @@ type Stats struct {
 // Open reads the manifest at location (a pack directory, a manifest path
 // or an http(s) URL) and loads everything except routed experts.
 func Open(ctx context.Context, location string, o shard.HTTPOptions) (*Pack, error) {
+	p, err := OpenWeights(ctx, location, o)
+	if err != nil {
+		return nil, err
+	}
+	if p.Tokenizer, err = p.tokenizer(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// OpenWeights is Open without the tokenizer, for tools that compute or
+// that copy the tokenizer's files (TokenizerFiles) rather than tokenize.
+func OpenWeights(ctx context.Context, location string, o shard.HTTPOptions) (*Pack, error) {
 	src, name, err := shard.Open(location, o)
 	if err != nil {
 		return nil, err
@@ -77,7 +90,7 @@ func Open(ctx context.Context, location string, o shard.HTTPOptions) (*Pack, err
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", location, err)
 	}
-	return Load(ctx, m, &shard.Fetcher{Src: src, HTTP: o})
+	return LoadWeights(ctx, m, &shard.Fetcher{Src: src, HTTP: o})
 }
 
 // Load loads a parsed manifest through f: the tokenizer and the weights.
