@@ -31,22 +31,16 @@ func Inspect(w io.Writer, m *manifest.Manifest) error {
 	}
 	tw.Flush()
 
-	var core, layer, expert int64
+	bytes, weights := map[string]int64{}, map[string]int64{} // per shard kind
 	perLayer := map[int][]int64{}
-	weights := map[string]int64{} // weights stored per shard kind, for bits per weight
 	fmt.Fprintln(tw, "\nSHARD\tKIND\tBYTES\tTENSORS")
 	for _, s := range m.Shards {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", s.ID, s.Kind, s.Size, len(s.Tensors))
+		bytes[s.Kind] += s.Size
 		for _, t := range s.Tensors {
 			weights[s.Kind] += elems(t)
 		}
-		switch s.Kind {
-		case manifest.KindCore:
-			core += s.Size
-		case manifest.KindLayer:
-			layer += s.Size
-		case manifest.KindExpert:
-			expert += s.Size
+		if s.Kind == manifest.KindExpert {
 			perLayer[s.Layer] = append(perLayer[s.Layer], s.Size)
 		}
 	}
@@ -67,6 +61,7 @@ func Inspect(w io.Writer, m *manifest.Manifest) error {
 			fmt.Fprintf(w, "  layer %3d: %d / %d / %d, %d experts\n", l, mn, sum/int64(len(v)), mx, len(v))
 		}
 	}
+	core, layer, expert := bytes[manifest.KindCore], bytes[manifest.KindLayer], bytes[manifest.KindExpert]
 	all := core + layer + expert
 	fmt.Fprintf(w, "\nbytes: core %d, layers %d, experts %d, total %d; experts are %.1f%% of the pack\n",
 		core, layer, expert, all, 100*float64(expert)/float64(max(all, 1)))
