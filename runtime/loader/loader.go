@@ -65,14 +65,7 @@ type Stats struct {
 // Open reads the manifest at location (a pack directory, a manifest path
 // or an http(s) URL) and loads everything except routed experts.
 func Open(ctx context.Context, location string, o shard.HTTPOptions) (*Pack, error) {
-	p, err := OpenWeights(ctx, location, o)
-	if err != nil {
-		return nil, err
-	}
-	if p.Tokenizer, err = p.tokenizer(); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return withTokenizer(OpenWeights(ctx, location, o))
 }
 
 // OpenWeights is Open without the tokenizer, for tools that compute or
@@ -96,7 +89,11 @@ func OpenWeights(ctx context.Context, location string, o shard.HTTPOptions) (*Pa
 // Load loads a parsed manifest through f: the tokenizer and the weights.
 // ctx bounds every later expert fetch too.
 func Load(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*Pack, error) {
-	p, err := LoadWeights(ctx, m, f)
+	return withTokenizer(LoadWeights(ctx, m, f))
+}
+
+// withTokenizer adds the tokenizer to a pack whose weights loaded.
+func withTokenizer(p *Pack, err error) (*Pack, error) {
 	if err != nil {
 		return nil, err
 	}
