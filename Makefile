@@ -1,6 +1,7 @@
 # mode: see README.md. `make demo` and `make test` work on a fresh Debian
-# machine: they install what they need (scripts/ensure-*.sh; the tokenizer
-# reference test installs its npm packages itself).
+# machine: they install what they need (scripts/ensure-*.sh; the tests that
+# use npm packages, the tokenizer reference and TypeScript check, install
+# them themselves with npm ci).
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
@@ -12,7 +13,7 @@ MODE_CACHE ?= $(HOME)/.cache/mode
 TEST_TIMEOUT ?= 25m
 BENCH_TMP ?= /tmp/mode-bench
 
-.PHONY: all build wasm wasi ui bench-web test vet demo bench bench-import-large fuzz clean tools ensure-vulkan
+.PHONY: all build wasm wasi ui precompress bench-web test vet demo bench bench-cpu bench-import-large test-llamacpp fuzz soak clean tools ensure-vulkan
 
 all: build
 
@@ -23,7 +24,7 @@ tools:
 ensure-vulkan:
 	@scripts/ensure-vulkan.sh
 
-build: tools wasi wasm ui
+build: tools wasi wasm ui precompress
 	$(GO) build -o $(BIN)/mode ./cmd/mode
 	$(GO) build -o $(BIN)/modelpack ./cmd/modelpack
 	$(GO) build -o $(BIN)/devserver ./cmd/devserver
@@ -33,20 +34,49 @@ vet: tools
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# The browser builds are stripped (-s -w: no symbol table or DWARF; panics
+# still name functions) and built without local paths (-trimpath).
+WASM_FLAGS := -trimpath -ldflags='-s -w'
+
 # The browser runtime: mode.wasm runs in a Web Worker (see web/).
 wasm: tools
-	GOOS=js GOARCH=wasm $(GO) build -o $(BIN)/mode.wasm ./cmd/wasm
+	GOOS=js GOARCH=wasm $(GO) build $(WASM_FLAGS) -o $(BIN)/mode.wasm ./cmd/wasm
 
-# e2e/ drives headless Chromium, which ensure-chromium.sh installs.
+# .br and .gz beside each browser wasm, which the devserver hands to
+# clients that accept them (Chromium sends br only over HTTPS, so
+# http://127.0.0.1 gets the .gz). Brotli's best level costs most of a
+# minute of CPU per wasm, so `make test` does not ask for it and files
+# whose siblings are up to date are skipped.
+precompress: wasm ui
+	$(GO) run ./internal/cmd/precompress $(BIN)/mode.wasm web/ui/ui.wasm
+
+# e2e/ drives headless Chromium, which ensure-chromium.sh installs; the
+# tokenizer and chat reference tests and the TypeScript check need node.
+# The runtime's tests run twice: with the amd64 assembly kernels and with
+# -tags purego, the pure-Go kernels the wasm builds run. e2e runs with
+# purego too, so that its native engine computes the browser's bits.
+# Then the race detector over the packages that run goroutines (the CPU
+# worker pool, shard downloads, the loader's prefetch, the worker's
+# session), and a short run of every fuzz target.
+# The smoke run counts executions rather than seconds: a duration -fuzztime
+# races Go's fuzz coordinator against its own deadline (go.dev/issue/75804,
+# unfixed in go1.26) and fails with a bare "context deadline exceeded" on a
+# loaded machine; a count has no deadline to race.
+FUZZ_SMOKE ?= 50000x
 test: tools vet ensure-vulkan wasm
 	@scripts/ensure-chromium.sh
-	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	@scripts/ensure-node.sh
+	$(GO) test -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/e2e$$')
+	$(GO) test -tags purego -timeout $(TEST_TIMEOUT) ./runtime/... ./e2e
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./runtime/... ./cmd/wasm
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE)
 
 # Distils the default dense model (stories260K from ../shared, or a copy
 # downloaded into $(MODE_CACHE)) into a Mixture of Distilled Experts pack —
 # 8 experts of natural widths, top-4, a 32-neuron shared expert —, generates
 # from it on the command line, then serves the chat page on 127.0.0.1 with
-# that pack (until Ctrl-C; DEMO_SECONDS when not on a terminal).
+# that pack (until Ctrl-C; DEMO_SECONDS when not on a terminal), on
+# DEMO_ADDR or, when that port is taken, a free one; it prints the URL.
 # DEMO_TRAIN is a short KL fine-tuning (75 s on 2 cores) that
 # takes held-out greedy agreement to 83% (64.6% without it, measured
 # before the sampler fix; docs/distill-stories260K.md); DEMO_TRAIN= skips it.
@@ -62,21 +92,26 @@ demo: build
 	  echo && echo "mode run -m $(BIN)/packs/stories260K-mode -p 'Once upon a time' -n 200" && \
 	  $(BIN)/mode run -m $(BIN)/packs/stories260K-mode -p "Once upon a time" -n 200
 	@echo
-	@echo "Chat with the distilled model in a browser: http://$(DEMO_ADDR)/ui/  (minimal page: http://$(DEMO_ADDR)/)"
-	@if [ -t 1 ]; then \
-	  echo "serving until Ctrl-C"; \
-	  $(BIN)/devserver --addr $(DEMO_ADDR) --web web --wasm $(BIN)/mode.wasm --models $(BIN)/packs; \
-	else \
-	  echo "not a terminal: serving for $(DEMO_SECONDS) s"; \
-	  timeout $(DEMO_SECONDS) $(BIN)/devserver --addr $(DEMO_ADDR) --web web --wasm $(BIN)/mode.wasm --models $(BIN)/packs || [ $$? = 124 ]; \
-	fi
+	@addr=$(DEMO_ADDR); \
+	  if (exec 3<>/dev/tcp/$${addr%:*}/$${addr##*:}) 2>/dev/null; then \
+	    echo "$$addr is taken: serving on a free port instead"; addr=$${addr%:*}:0; \
+	  fi; \
+	  serve="$(BIN)/devserver --addr $$addr --web web --wasm $(BIN)/mode.wasm --models $(BIN)/packs"; \
+	  if [ -t 1 ]; then echo "serving until Ctrl-C"; \
+	  else echo "not a terminal: serving for $(DEMO_SECONDS) s"; serve="timeout $(DEMO_SECONDS) $$serve"; fi; \
+	  $$serve | while IFS= read -r line; do \
+	    echo "$$line"; \
+	    case "$$line" in "listening on "*) u=$${line#listening on }; \
+	      echo "Chat with the distilled model in a browser: $${u}ui/  (minimal page: $$u)";; esac; \
+	  done; \
+	  rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || [ $$rc = 124 ]
 
 # The vugu chat page: generate the components, then build its wasm into
 # web/ui/ (served at /ui/ by the devserver).
 ui: tools
 	$(GO) tool vugugen -skip-go-mod -skip-main ui
 	gofmt -w ui/*_gen.go
-	GOOS=js GOARCH=wasm $(GO) build -o web/ui/ui.wasm ./cmd/ui
+	GOOS=js GOARCH=wasm $(GO) build $(WASM_FLAGS) -o web/ui/ui.wasm ./cmd/ui
 
 # The wasip1 build of mode that `mode run --wasm` runs under wazero, so CI
 # tests the exact wasm build without a browser.
@@ -84,7 +119,7 @@ wasi: tools
 	GOOS=wasip1 GOARCH=wasm $(GO) build -o $(BIN)/mode.wasip1.wasm ./cmd/mode
 
 # Speed, as ratios against baselines measured in the same run.
-bench: build
+bench: build bench-cpu
 	@model=$$(scripts/default-model.sh "$(SHARED)" "$(MODE_CACHE)") && \
 	  $(BIN)/mode bench -m "$$model" --prompt-tokens 128 --decode-tokens 256
 	$(BIN)/mode bench --synth mixtral --prompt-tokens 64 --decode-tokens 32
@@ -94,13 +129,44 @@ bench: build
 	$(GO) test -run '^$$' -bench 'MatVec|DecodeCost|Attention|Route|Prefill' -benchtime 10x ./webgpu
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./modelpack/distill
 	$(MAKE) bench-import-large
+	$(MAKE) soak
+
+# The devserver under load on loopback for SOAK_SECONDS: 64 clients asking
+# for random byte ranges (every answer checked) while 100 more connect and
+# say nothing, send headers a byte a second, never read or read a byte at
+# a time; it prints requests, errors, and the server's peak and final file
+# descriptors and resident memory, and fails on an error or past bounds.
+SOAK_SECONDS ?= 60
+soak: tools
+	MODE_SOAK=1 SOAK_SECONDS=$(SOAK_SECONDS) $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 10m ./cmd/devserver
+
+# mode against llama.cpp (node-llama-cpp's prebuilt binaries) on the same
+# weights in the same run: synthetic Mixtral (d=512, 8 layers, 8 experts x
+# 1408, top-2) in f32, q8_0 and q4_0, and OLMoE (d=1024, 16 layers, 64
+# experts x 512, top-8) in q8_0 and q4_0 — its f32 GGUF is 6.8 GB, too
+# slow to write, import and load twice per run on 2 cores
+# (BENCH_OLMOE_TYPES="f32 q8_0 q4_0" adds it). Prefill and decode tok/s,
+# ratios, peak RSS, and decode as % of the measured memory-bandwidth limit.
+bench-cpu: build
+	BIN=$(BIN) scripts/bench-cpu.sh
+
+# llama.cpp's greedy tokens equal mode's on GGUFs `modelpack synth --gguf`
+# writes: the check that the export means what llama.cpp reads. Not in
+# `make test`: it installs node-llama-cpp (scripts/ensure-llamacpp.sh).
+test-llamacpp: tools
+	scripts/ensure-llamacpp.sh
+	MODE_TEST_LLAMACPP=1 $(GO) test -count=1 -run '^TestLlamaCppGreedy$$' -v ./cmd/mode
 
 # Lazy routed-expert loading vs downloading the whole pack first, in headless
 # Chromium (WebGPU on SwiftShader when there is an adapter, else the CPU),
-# over a throttled link (100 Mbit/s, 20 ms).
+# over a throttled link (100 Mbit/s, 20 ms); then the CPU path with its
+# SIMD128 kernels against the pure-Go ones and against wllama (llama.cpp
+# in wasm, scripts/wllama's pinned @wllama/wllama) on the same GGUFs, 1
+# and 2 threads (TestBenchWebCPU).
 bench-web: tools wasm
 	@scripts/ensure-chromium.sh
-	MODE_BENCH_WEB=1 $(GO) test -count=1 -run '^TestBenchWeb$$' -v -timeout 20m ./e2e
+	scripts/ensure-wllama.sh
+	MODE_BENCH_WEB=1 $(GO) test -count=1 -run '^TestBenchWeb(CPU)?$$' -v -timeout 60m ./e2e
 
 # Import of a ~6 GB synthetic f32 checkpoint: throughput and peak RSS
 # (streamed tensor by tensor, so RSS stays far below the model's size).
@@ -111,12 +177,18 @@ bench-import-large: build
 	$(BIN)/modelpack import $(BENCH_TMP)/src -o $(BENCH_TMP)/pack --quant q4_0 --stats
 	rm -rf $(BENCH_TMP)
 
-# Short runs of every fuzz target; seeds live in each package's testdata/fuzz.
-FUZZTIME ?= 20s
+# Runs of every fuzz target, FUZZTIME each (a count such as 1000000x, or a
+# duration); seeds live in each package's testdata/fuzz. The packages are
+# those whose tests define a Fuzz function. Minimising a newly interesting
+# input is capped at FUZZMINIMIZE so that one large input cannot hold a
+# worker for the default minute.
+FUZZTIME ?= 200000x
+FUZZMINIMIZE ?= 2s
 fuzz: tools
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	@for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v node_modules | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$dir $$f"; \
+	    ( set -o pipefail; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$dir 2>&1 | grep -v '^fuzz: elapsed' ) || exit 1; \
 	  done; done
 
 clean:

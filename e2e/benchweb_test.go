@@ -28,7 +28,9 @@ import (
 //   - whole pack: every shard is downloaded before the model loads (the
 //     eager load option), as a runtime without lazy loading would.
 //
-// It also reports the prefetch hit rate and the decode speed on the
+// and, from the same checkpoint as a bf16 hub repository served by
+// devserver --hf, hf:test/olmoe16 converted to q4_0 in the worker. It also
+// reports the prefetch hit rate and the decode speed on the
 // adapter "auto" picks (WebGPU when the browser has one, else the CPU).
 // It is a measurement, not a check: run it with `make bench-web`
 // (MODE_BENCH_WEB=1); `make test` skips it.
@@ -42,15 +44,26 @@ func TestBenchWeb(t *testing.T) {
 
 	pack := filepath.Join(tmp, "packs", "olmoe16")
 	const layers, experts, topK = 16, 64, 8
-	synthPack(t, tmp, "olmoe", pack, func(o *synth.Options) {
+	shape := func(o *synth.Options) {
 		o.Layers, o.Experts, o.TopK = layers, experts, topK
 		o.Dim, o.FFN = 64, 64 // small enough for SwiftShader; whole q4_0 blocks
-	}, tensor.Q4_0)
+		o.DType = tensor.BF16 // as checkpoints on the hub are
+	}
+	synthPack(t, tmp, "olmoe", pack, shape, tensor.Q4_0)
+	// The same checkpoint as a two-file hub repository, for hf: (converted
+	// to q4_0 in the worker, as the pack was at import).
+	hub := filepath.Join(tmp, "hub")
+	o := synth.Default("olmoe")
+	shape(&o)
+	o.Files = 2
+	if err := synth.Write(filepath.Join(hub, "test", "olmoe16"), o); err != nil {
+		t.Fatal(err)
+	}
 	prompt, promptTokens := promptOf(t, pack, 32)
 	packSize := dirSize(t, pack)
 
 	base := startServer(t, server, "--addr", "127.0.0.1:0", "--web", filepath.Join(root, "web"),
-		"--wasm", wasm, "--models", filepath.Join(tmp, "packs"), "--throttle", "100mbit", "--latency", "20ms")
+		"--wasm", wasm, "--models", filepath.Join(tmp, "packs"), "--hf", hub, "--throttle", "100mbit", "--latency", "20ms")
 	b := openBrowserWith(t, chromium, base+"index.html", true)
 
 	const decodeTokens = 16
@@ -58,11 +71,22 @@ func TestBenchWeb(t *testing.T) {
 	whole := benchVisit(t, b, "/packs/olmoe16/manifest.json", prompt, "auto", true, decodeTokens)
 	// The same lazy load on the CPU backend, to tell network from compute.
 	onCPU := benchVisit(t, b, "/packs/olmoe16/manifest.json", prompt, "cpu", false, decodeTokens)
-	if lazy.Error != "" || whole.Error != "" || onCPU.Error != "" {
-		t.Fatalf("lazy: %s; whole pack: %s; lazy on cpu: %s", lazy.Error, whole.Error, onCPU.Error)
+	hf := benchVisit(t, b, "hf:test/olmoe16", prompt, "auto", false, decodeTokens)
+	// hf: with Cache Storage: a first visit keeps the converted shards,
+	// a second takes them from there (no download, no conversion).
+	hfKeep := benchVisitCache(t, b, "hf:test/olmoe16", prompt, "auto", false, decodeTokens, "cache-storage")
+	hfAgain := benchVisitCache(t, b, "hf:test/olmoe16", prompt, "auto", false, decodeTokens, "cache-storage")
+	if lazy.Error != "" || whole.Error != "" || onCPU.Error != "" || hf.Error != "" || hfKeep.Error != "" || hfAgain.Error != "" {
+		t.Fatalf("lazy: %s; whole pack: %s; lazy on cpu: %s; hf: %s; hf: kept: %s, again: %s", lazy.Error, whole.Error, onCPU.Error, hf.Error, hfKeep.Error, hfAgain.Error)
+	}
+	if hfAgain.Text != hf.Text {
+		t.Errorf("hf: from Cache Storage generated different text:\n%q\n%q", hfAgain.Text, hf.Text)
 	}
 	if lazy.Text != whole.Text {
 		t.Errorf("lazy and whole-pack loads generated different text:\n%q\n%q", lazy.Text, whole.Text)
+	}
+	if hf.Text != lazy.Text {
+		t.Errorf("hf: and the pack generated different text:\n%q\n%q", hf.Text, lazy.Text)
 	}
 
 	fmt.Printf("\nbench-web: OLMoE-shaped pack, %d layers, %d experts, top-%d, q4_0, %.1f MB on disk; prompt %d tokens; devserver --throttle 100mbit --latency 20ms; backend %s\n",
@@ -77,6 +101,12 @@ func TestBenchWeb(t *testing.T) {
 	fmt.Printf("%-34s %12.2f %12.2f\n", "decode tokens/s ("+lazy.Backend+")", lazy.Stats.Decode, whole.Stats.Decode)
 	fmt.Printf("%-34s %12.2f %12.2f\n", "MB downloaded in all", mb(lazy.Stats.BytesFetched), mb(whole.Stats.BytesFetched))
 	fmt.Println("ratio: whole pack / lazy (above 1: lazy is better)")
+	fmt.Printf("hf:test/olmoe16 (the same checkpoint, bf16 in 2 safetensors files, converted to q4_0 in the worker), lazy+prefetch: time to first token %.0f ms (%.2fx the pack's), %.2f MB before it (%.2fx), %.2f MB in all (%.2fx), decode %.2f tokens/s\n",
+		hf.TTFT, hf.TTFT/lazy.TTFT, mb(hf.FirstBytes), float64(hf.FirstBytes)/float64(max(lazy.FirstBytes, 1)),
+		mb(hf.Stats.BytesFetched), float64(hf.Stats.BytesFetched)/float64(max(lazy.Stats.BytesFetched, 1)), hf.Stats.Decode)
+	fmt.Printf("hf:test/olmoe16 second visit (Cache Storage holds the converted shards): time to first token %.0f ms (%.2fx the first visit's, %.2fx the pack's), %.2f MB of weights downloaded before it, %.2f MB in all (the first visit: %.2f), %d tensors converted (the first visit: %d)\n",
+		hfAgain.TTFT, hfAgain.TTFT/hfKeep.TTFT, hfAgain.TTFT/lazy.TTFT, mb(hfAgain.FirstBytes), mb(hfAgain.Stats.BytesFetched), mb(hfKeep.Stats.BytesFetched),
+		hfAgain.Stats.Conversions, hfKeep.Stats.Conversions)
 	fmt.Printf("lazy+prefetch on the cpu backend: time to first token %.0f ms (load %.0f ms), %.2f MB before it, prefetch hit rate %.0f%%, decode %.2f tokens/s\n",
 		onCPU.TTFT, onCPU.LoadMS, mb(onCPU.FirstBytes), 100*ratio(onCPU.Stats.PrefetchHits, onCPU.Stats.Prefetched), onCPU.Stats.Decode)
 }
@@ -88,6 +118,7 @@ type benchStats struct {
 	Prefetched    int     `json:"prefetched"`
 	PrefetchHits  int     `json:"prefetchHits"`
 	Decode        float64 `json:"decodeTokensPerSecond"`
+	Conversions   int     `json:"conversions"`
 }
 
 type benchRun struct {
@@ -105,10 +136,16 @@ type benchRun struct {
 // generates the first token and reads the stats, then decodes n tokens.
 func benchVisit(t *testing.T, b *browser, manifestURL, prompt, backend string, eager bool, n int) benchRun {
 	t.Helper()
+	return benchVisitCache(t, b, manifestURL, prompt, backend, eager, n, "none")
+}
+
+// benchVisitCache is benchVisit with the cache option given.
+func benchVisitCache(t *testing.T, b *browser, manifestURL, prompt, backend string, eager bool, n int, cache string) benchRun {
+	t.Helper()
 	js := fmt.Sprintf(`(async () => {
 		try {
 			const t0 = performance.now();
-			const e = await mode.create({model: %q, backend: %q, cache: "none", eager: %v});
+			const e = await mode.create({model: %q, hfEndpoint: "/hf", backend: %q, cache: %q, eager: %v});
 			const t1 = performance.now();
 			await e.completions.create({prompt: %q, temperature: 0, max_tokens: 1});
 			const t2 = performance.now();
@@ -121,7 +158,7 @@ func benchVisit(t *testing.T, b *browser, manifestURL, prompt, backend string, e
 		} catch (err) {
 			return {error: String(err.message ?? err)};
 		}
-	})()`, manifestURL, backend, eager, prompt, prompt, n)
+	})()`, manifestURL, backend, cache, eager, prompt, prompt, n)
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Minute)
 	defer cancel()
 	r, err := chromedp.Run(ctx, chromedp.Evaluate[benchRun](js, chromedp.EvalAwaitPromise))

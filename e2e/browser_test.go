@@ -6,6 +6,8 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -21,12 +23,12 @@ import (
 
 	"github.com/moderuntime/mode/internal/shared"
 	"github.com/moderuntime/mode/modelpack/importer"
-	"github.com/moderuntime/mode/modelpack/manifest"
 	"github.com/moderuntime/mode/modelpack/pack"
 	"github.com/moderuntime/mode/modelpack/synth"
 	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
 	"github.com/moderuntime/mode/runtime/loader"
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/routing"
 	"github.com/moderuntime/mode/runtime/shard"
 	"github.com/moderuntime/mode/runtime/tensor"
@@ -184,14 +186,37 @@ func goBuild(t *testing.T, dir string, env []string, out, pkg string) {
 
 func packModel(t *testing.T, src, dir string, q tensor.DType) {
 	t.Helper()
+	packModelTemplate(t, src, dir, q, nil)
+}
+
+// packModelTemplate is packModel with the chat template tmpl instead of
+// the model's own (nil keeps it).
+func packModelTemplate(t *testing.T, src, dir string, q tensor.DType, tmpl *string) {
+	t.Helper()
 	in, err := importer.Open(src, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	if _, err := pack.Write(dir, in.Source, in.Tokenizer, in.ChatTemplate, pack.Options{Quant: q}); err != nil {
+	chat := in.ChatTemplate
+	if tmpl != nil {
+		chat = *tmpl
+	}
+	if _, err := pack.Write(dir, in.Source, in.Tokenizer, chat, pack.Options{Quant: q}); err != nil {
 		t.Fatalf("packing %s: %v", src, err)
 	}
+}
+
+// pinned is the URL path of the manifest in pack directory dir, served
+// at path, with its sha256 pinned ("…/manifest.json#sha256=HEX").
+func pinned(t *testing.T, dir, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return path + "#sha256=" + hex.EncodeToString(sum[:])
 }
 
 func readManifest(t *testing.T, dir string) *manifest.Manifest {
@@ -240,11 +265,15 @@ type predictor struct {
 	predicted map[[2]int]bool
 }
 
-func (p *predictor) Prefetch(layer int, experts []int) {
+// The engine prefetches only through a Prefetcher: a method that stops
+// matching it would silently predict nothing.
+var _ engine.Prefetcher = (*predictor)(nil)
+
+func (p *predictor) Prefetch(ctx context.Context, layer int, experts []int) {
 	for _, x := range experts {
 		p.predicted[[2]int{layer, x}] = true
 	}
-	p.Pack.Prefetch(layer, experts)
+	p.Pack.Prefetch(ctx, layer, experts)
 }
 
 // native generates greedily with the CPU engine on the pack, with prefetch
@@ -252,6 +281,17 @@ func (p *predictor) Prefetch(layer int, experts []int) {
 // pairs and the pairs prefetched. The engine is deterministic, so the
 // browser prefetches the same experts.
 func native(t *testing.T, dir, prompt string, n int) ([]int, map[[2]int]bool, map[[2]int]bool) {
+	t.Helper()
+	return nativeOn(t, cpu.Options{}, dir, prompt, n)
+}
+
+// nativeOn is native on a CPU backend of options o. The browser's CPU
+// path is the fast path in pure Go; so is this package's native engine
+// when its tests run with -tags purego (make test does), and the two then
+// compute the same bits: the Go compiler fuses no multiply-adds on amd64
+// (GOAMD64=v1) or wasm. WebGPU computes in the exact path's order, so its
+// tests compare with cpu.Options{Exact: true}.
+func nativeOn(t *testing.T, o cpu.Options, dir, prompt string, n int) ([]int, map[[2]int]bool, map[[2]int]bool) {
 	t.Helper()
 	pk, err := loader.Open(context.Background(), dir, shard.HTTPOptions{})
 	if err != nil {
@@ -266,7 +306,7 @@ func native(t *testing.T, dir, prompt string, n int) ([]int, map[[2]int]bool, ma
 		}
 	}
 	pred := &predictor{Pack: pk, predicted: map[[2]int]bool{}}
-	e, err := engine.New(cpu.New(cpu.Options{}), pk.Model, engine.Options{Experts: pred, Trace: trace, Prefetch: true})
+	e, err := engine.New(cpu.New(o), pk.Model, engine.Options{Experts: pred, Trace: trace, Prefetch: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +438,14 @@ func openBrowser(t *testing.T, chromium, page string) *browser {
 // eval runs an async JavaScript expression and decodes its value.
 func eval[T any](t *testing.T, b *browser, js string) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 90*time.Second)
+	return evalFor[T](t, b, js, 90*time.Second)
+}
+
+// evalFor is eval with its own limit, for scripts that generate many
+// tokens on a software adapter.
+func evalFor[T any](t *testing.T, b *browser, js string, limit time.Duration) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, limit)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
 	if err != nil {

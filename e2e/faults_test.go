@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/runtime/manifest"
 )
 
 // faultRun is one visit that may fail.

@@ -7,8 +7,8 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/moderuntime/mode/modelpack/manifest"
 	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 
@@ -180,18 +180,10 @@ func TestStorage(t *testing.T) {
 			for _, h := range b.storedHashes(t, cache) {
 				stored[pathOf[h]] = true
 			}
-			// Needed but not stored: what the next visit downloads. A
-			// prefetch-only expert predicted near the end may still be in
-			// flight when the visit unloads, so whether it was fetched,
-			// stored or counted is a race: it is optional either way.
-			var gone, optional []string
+			var gone []string // needed but not stored: what the next visit downloads
 			for _, s := range m.Shards {
 				p := "/packs/olmoe/" + s.Pieces[0].File
 				if !slices.Contains(needed2, p) || stored[p] {
-					continue
-				}
-				if k := [2]int{s.Layer, s.Expert}; s.Kind == manifest.KindExpert && !routed2[k] {
-					optional = append(optional, p)
 					continue
 				}
 				gone = append(gone, p)
@@ -200,17 +192,15 @@ func TestStorage(t *testing.T) {
 				}
 			}
 			sort.Strings(gone)
-			if len(gone) == 0 || st.StorageSkipped < len(gone) || st.StorageSkipped > len(gone)+len(optional) {
-				t.Errorf("%d routed shards (and %d predicted ones) of the second prompt are not stored; the stats say %d skipped", len(gone), len(optional), st.StorageSkipped)
+			if len(gone) == 0 || len(gone) != st.StorageSkipped {
+				t.Errorf("%d shards of the second prompt are not stored; the stats say %d skipped", len(gone), st.StorageSkipped)
 			}
 
 			mark := log.len(t)
 			again := b.storageVisit(t, url, cache, budgetMB, prompt2, n)
 			checkIDs(t, again.IDs, want2)
-			f := log.shardsSince(t, mark, all)
-			required := slices.DeleteFunc(slices.Clone(f), func(p string) bool { return slices.Contains(optional, p) })
-			if !slices.Equal(required, gone) {
-				t.Errorf("visiting again fetched %d shards %v,\nwant the %d routed ones not stored: %v\n(and any of the %d predicted ones: %v)", len(f), f, len(gone), gone, len(optional), optional)
+			if f := log.shardsSince(t, mark, all); !slices.Equal(f, gone) {
+				t.Errorf("visiting again fetched %d shards %v,\nwant only the %d not stored: %v", len(f), f, len(gone), gone)
 			}
 		})
 	}

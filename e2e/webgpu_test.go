@@ -12,6 +12,8 @@ import (
 
 	"github.com/moderuntime/mode/internal/shared"
 	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/cpu"
+	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 
@@ -33,19 +35,69 @@ func TestWebGPU(t *testing.T) {
 	synthPack(t, tmp, "olmoe", olmoe, func(o *synth.Options) {
 		o.Layers, o.Experts, o.TopK, o.FFN = 3, 16, 4, 64 // FFN 64: every matrix is whole q4_0 blocks
 	}, tensor.Q4_0)
+	// Granite with its shared expert: the four multipliers and the
+	// attention divisor go through the WGSL scale kernel and attention.
+	granite := filepath.Join(packs, "granitemoeshared")
+	synthPack(t, tmp, "granitemoeshared", granite, func(o *synth.Options) {
+		o.Layers, o.FFN, o.SharedFFN = 3, 64, 64
+	}, tensor.Q4_0)
+	// DeepSeek-V3-shaped: multi-head latent attention (q bottleneck,
+	// latent cache), noaux_tc group routing with its selection bias, a
+	// dense first layer and shared experts, YaRN's softmax correction.
+	deepseek := filepath.Join(packs, "deepseek_v3")
+	synthPack(t, tmp, "deepseek_v3", deepseek, nil, tensor.Q4_0)
+	// Experts of mixed depth and activation (model.ExpertArch), widths the
+	// q8_0 pack widens (16, 40) in first and later blocks alike.
+	deep := filepath.Join(packs, "mode-deep")
+	synthPack(t, tmp, "mode", deep, func(o *synth.Options) {
+		o.Layers, o.TopK = 3, 3
+		o.ExpertWidths = []int{32, 96, 64, 16, 40, 24}
+		o.Experts = len(o.ExpertWidths)
+		o.ExpertArch = []model.ExpertArch{{Extra: []int{24}}, {Act: model.ActGELUTanh}, {Act: model.ActReLU2, Extra: []int{16, 40}},
+			{}, {Act: model.ActGELUTanh, Extra: []int{72}}, {Act: model.ActSiLU}}
+	}, tensor.Q8_0)
+	// gpt-oss: MXFP4 experts (kept MXFP4 in the pack), sinks, biases, a
+	// sliding window of 8 on even layers (the prompt and reply pass it),
+	// YaRN and the clamped SwiGLU; the dense matrices in q8_0.
+	gptOss := filepath.Join(packs, "gpt_oss")
+	synthPack(t, tmp, "gpt_oss", gptOss, nil, tensor.Q8_0)
 	base := startServer(t, server, "--addr", "127.0.0.1:0", "--web", filepath.Join(root, "web"),
 		"--wasm", wasm, "--models", packs)
 
 	gpu := openBrowserWith(t, chromium, base+"index.html", true)
+	t.Run("mixed-architecture experts on the cpu equal native", func(t *testing.T) {
+		want, _, _ := native(t, deep, "the cat sat on", 24)
+		got := gpu.visit(t, "/packs/mode-deep/manifest.json", "cpu", "the cat sat on", 24)
+		if got.Error != "" {
+			t.Fatalf("backend cpu: %s: %s", got.Code, got.Error)
+		}
+		if !slices.Equal(got.IDs, want) {
+			t.Errorf("browser cpu generated %v\n             native %v", got.IDs, want)
+		}
+	})
+	t.Run("gpt-oss on the cpu equals native", func(t *testing.T) {
+		want, _, _ := native(t, gptOss, "the cat sat on", 20)
+		got := gpu.visit(t, "/packs/gpt_oss/manifest.json", "cpu", "the cat sat on", 20)
+		if got.Error != "" {
+			t.Fatalf("backend cpu: %s: %s", got.Code, got.Error)
+		}
+		if !slices.Equal(got.IDs, want) {
+			t.Errorf("browser cpu generated %v\n             native %v", got.IDs, want)
+		}
+	})
 	for _, tt := range []struct {
 		name, dir, manifest, prompt string
 		n                           int
 	}{
+		{"gpt-oss q8_0 mxfp4", gptOss, "/packs/gpt_oss/manifest.json", "the cat sat on", 20},
 		{"stories260K q8_0", stories, "/packs/stories260K/manifest.json", "Once upon a time", 40},
 		{"olmoe q4_0", olmoe, "/packs/olmoe/manifest.json", "the cat sat on", 16},
+		{"granitemoeshared q4_0", granite, "/packs/granitemoeshared/manifest.json", "the cat sat on", 16},
+		{"deepseek_v3 q4_0", deepseek, "/packs/deepseek_v3/manifest.json", "the cat sat on", 16},
+		{"mixed-architecture experts q8_0", deep, "/packs/mode-deep/manifest.json", "the cat sat on", 24},
 	} {
 		t.Run(tt.name+" greedy on webgpu equals native", func(t *testing.T) {
-			want, _, _ := native(t, tt.dir, tt.prompt, tt.n)
+			want, _, _ := nativeOn(t, cpu.Options{Exact: true}, tt.dir, tt.prompt, tt.n)
 			got := gpu.visit(t, tt.manifest, "webgpu", tt.prompt, tt.n)
 			if got.Error != "" {
 				t.Fatalf("backend webgpu: %s: %s", got.Code, got.Error)
@@ -59,6 +111,17 @@ func TestWebGPU(t *testing.T) {
 			t.Logf("webgpu: prefill %.0f tok/s, decode %.1f tok/s", got.Stats.Prefill, got.Stats.Decode)
 		})
 	}
+
+	t.Run("auto takes the cpu on a software adapter and says why", func(t *testing.T) {
+		auto := gpu.visit(t, "/packs/stories260K/manifest.json", "auto", "Once upon a time", 8)
+		if auto.Error != "" {
+			t.Fatalf("backend auto: %s: %s", auto.Code, auto.Error)
+		}
+		if auto.Backend != "cpu" || !strings.Contains(auto.Note, "software renderer") || !strings.Contains(strings.ToLower(auto.Note), "swiftshader") {
+			t.Errorf("backend auto on SwiftShader: backend %q, note %q; want cpu, naming the software adapter", auto.Backend, auto.Note)
+		}
+		t.Logf("auto: %s", auto.Note)
+	})
 
 	t.Run("without an adapter auto falls back to cpu", func(t *testing.T) {
 		plain := openBrowserWith(t, chromium, base+"index.html", false)

@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,9 +46,13 @@ func startHost(t *testing.T, widgetBase string) string {
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		q := r.URL.Query()
+		model := q.Get("model") // a path under the widget's origin
+		if model == "" {
+			model = "packs/stories260K/manifest.json"
+		}
 		hostPage.Execute(w, map[string]any{
 			"Widget": q.Get("widget") != "0", "Aggressive": q.Get("aggressive") == "1",
-			"Src": widgetBase + "widget.js", "Model": widgetBase + "packs/stories260K/manifest.json",
+			"Src": widgetBase + "widget.js", "Model": widgetBase + model,
 		})
 	})}
 	go func() {
@@ -152,5 +158,44 @@ func TestWidget(t *testing.T) {
 		}
 		t.Logf("inside the widget under hostile CSS: %+v", got)
 		screenshot(t, b, site.artefacts, "widget-hostile.png")
+	})
+
+	shadow := `document.querySelector("mode-widget").shadowRoot`
+	// visit opens the host page with the widget on model and asks it
+	// something; it returns the reply, the status line and the load note.
+	visit := func(t *testing.T, model string) (reply, status, note string) {
+		t.Helper()
+		do(t, b, "open the host page on "+model, chromedp.Navigate(host+"?model="+url.QueryEscape(model)))
+		waitFor(t, b, "the widget", `window.modeWidget !== undefined && document.querySelector("mode-widget") !== null`, 10*time.Second)
+		reply = eval[string](t, b, `modeWidget.ask("Once upon a time").catch((e) => "error: " + e.message)`)
+		status = eval[string](t, b, shadow+`.querySelector(".status").textContent`)
+		note = eval[string](t, b, `(() => { const n = `+shadow+`.querySelector(".note"); return n.hidden ? "" : n.textContent; })()`)
+		return reply, status, note
+	}
+
+	t.Run("a broken chat template is a load note", func(t *testing.T) {
+		reply, status, note := visit(t, "packs/badtemplate/manifest.json")
+		if strings.HasPrefix(reply, "error: ") {
+			t.Fatalf("the widget failed on a pack with a broken template: %s (status %q)", reply, status)
+		}
+		if !strings.Contains(note, "chat template does not parse") || !strings.Contains(note, "format instead") {
+			t.Errorf("the widget's note is %q, want it to say the template does not parse and which format is used", note)
+		}
+		screenshot(t, b, site.artefacts, "widget-template-note.png")
+	})
+
+	t.Run("a pinned manifest URL", func(t *testing.T) {
+		p := strings.TrimPrefix(pinned(t, filepath.Join(site.packs, "stories260K"), "/packs/stories260K/manifest.json"), "/")
+		reply, status, note := visit(t, p)
+		if strings.HasPrefix(reply, "error: ") || strings.TrimSpace(reply) == "" {
+			t.Errorf("the widget on a pinned URL answered %q (status %q)", reply, status)
+		}
+		if note != "" {
+			t.Errorf("a pack with a working template shows the note %q", note)
+		}
+		reply, status, _ = visit(t, "packs/stories260K/manifest.json#sha256="+strings.Repeat("ab", 32))
+		if !strings.HasPrefix(reply, "error: ") || !strings.Contains(status, "pins") {
+			t.Errorf("a wrong pin: reply %q, status %q; want the pin mismatch", reply, status)
+		}
 	})
 }

@@ -9,6 +9,14 @@
 // instead of one per head, and prefill uses the same kernels with each
 // token's own causal limit pos0+t. The kv include (bindings 2 and 3, read
 // through k_at and v_at) is kv_f32 or, for an f16 cache, kv_f16.
+//
+// gpt-oss (HF modeling_gpt_oss.py's eager_attention_forward and its
+// sliding-window mask): with window > 0 a token at pos sees only
+// positions pos-window+1..pos; the cache of such a layer is a ring of
+// `ring` positions, position i at slot i mod ring (ring is the cache's
+// length otherwise, so the modulo changes nothing); with has_sinks the
+// head's sink logit joins the softmax's maximum and denominator in
+// attn_reduce and gets no value.
 
 struct P {
   t: u32,
@@ -22,6 +30,10 @@ struct P {
   dst_stride: u32,
   nsplit: u32,
   scale: u32, // f32 bits: sqrt(head_dim), the divisor of the scores
+  window: u32,
+  ring: u32,
+  has_sinks: u32,
+  sinks_off: u32,
 }
 
 const CH: u32 = 64u;
@@ -31,6 +43,15 @@ const CH: u32 = 64u;
 //#include kv
 @group(0) @binding(4) var<storage, read_write> part: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(6) var<storage, read_write> sinks: array<f32>;
+
+// first_pos is the first position a token at pos attends to.
+fn first_pos(pos: u32) -> u32 {
+  if (p.window > 0u && pos + 1u > p.window) {
+    return pos + 1u - p.window;
+  }
+  return 0u;
+}
 
 var<workgroup> sc: array<f32, CH>;
 var<workgroup> red: array<f32, CH>;
@@ -51,11 +72,14 @@ fn attn_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let koff = (h / (p.heads / p.kv_heads)) * p.head_dim;
   let qo = p.q_off + t * p.q_stride + h * p.head_dim;
   let i = lo + lid;
+  let first = first_pos(pos);
+  let ok = i < hi && i >= first;
   var score = neg_inf();
-  if (i < hi) {
+  if (ok) {
+    let slot = i % p.ring;
     var d = 0.0;
     for (var x = 0u; x < p.head_dim; x++) {
-      d += q[qo + x] * k_at(i * kvd + koff + x);
+      d += q[qo + x] * k_at(slot * kvd + koff + x);
     }
     score = d / bitcast<f32>(p.scale);
   }
@@ -70,7 +94,7 @@ fn attn_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let m = red[0];
   workgroupBarrier();
   var e = 0.0;
-  if (i < hi) {
+  if (ok) {
     e = exp(score - m);
   }
   sc[lid] = e;
@@ -94,7 +118,7 @@ fn attn_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   for (var x = lid; x < p.head_dim; x += CH) {
     var a = 0.0;
     for (var j = 0u; j < n; j++) {
-      a += sc[j] * v_at((lo + j) * kvd + koff + x);
+      a += sc[j] * v_at(((lo + j) % p.ring) * kvd + koff + x);
     }
     part[b + 2u + x] = a;
   }
@@ -110,6 +134,11 @@ fn attn_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     mx = max(mx, part[part_base(t, h, s)]);
   }
   var l = 0.0;
+  if (p.has_sinks != 0u) {
+    let sink = sinks[p.sinks_off + h];
+    mx = max(mx, sink);
+    l = exp(sink - mx);
+  }
   for (var s = 0u; s < used; s++) {
     let b = part_base(t, h, s);
     l += part[b + 1u] * exp(part[b] - mx);

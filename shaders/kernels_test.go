@@ -119,6 +119,147 @@ func TestMatMul(t *testing.T) {
 	}
 }
 
+// TestMatVec runs the decode matrix-vector kernel (main, with bias and
+// the residual add, and gate_up) against its twins for every format and
+// lane count, with row counts that do not fill a workgroup, rows whose
+// units do not divide among the lanes (96 columns), tokens past the first
+// and matrices at nonzero base words. Bound as TestMatMul's: the kernel
+// sums lanes' strided partials and blocks' sums before scaling, the twin
+// element by element.
+func TestMatVec(t *testing.T) {
+	d := dev(t)
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, f := range shaders.Formats {
+		for _, c := range []struct{ rows, cols, T, L int }{{37, 512, 1, 16}, {37, 512, 2, 1}, {70, 96, 1, 4}, {5, 256, 1, 64}, {64, 1024, 1, 8}, {9, 72, 1, 1}, {11, 172, 1, 16}} {
+			if c.cols%shaders.MatVecUnit(f) != 0 || f == tensor.Q4_K && c.cols%256 != 0 {
+				continue
+			}
+			t.Run(fmt.Sprintf("%v/%dx%d/T=%d/L=%d", f, c.rows, c.cols, c.T, c.L), func(t *testing.T) {
+				w := append([]uint32{1, 2, 3}, weights(t, r, f, c.rows, c.cols)...)
+				w2 := append([]uint32{9}, weights(t, r, f, c.rows, c.cols)...)
+				x := randn(r, c.T*c.cols+4, 1)
+				bias := shaders.Bits(randn(r, c.rows+3, 0.1))
+				res := randn(r, 7+c.T*(c.rows+3), 1)
+				per := shaders.MatVecGroupRows(shaders.MatVec, c.L)
+				nx, ny := shaders.Grid((c.rows + per - 1) / per)
+				p := shaders.MatMulParams{Rows: uint32(c.rows), Cols: uint32(c.cols), T: uint32(c.T), XOff: 4, XStride: uint32(c.cols),
+					DstOff: 5, DstStride: uint32(c.rows) + 2, WBase: 3, HasBias: true, BiasOff: 1, Row0: 2, NX: nx,
+					AddRes: true, ResOff: 6, ResStride: uint32(c.rows) + 3, W2Base: 1}
+				grid := [3]uint32{nx, ny, uint32(c.T)}
+				spec := shaders.Spec{Format: f, L: c.L}
+				want := make([]float32, 5+c.T*int(p.DstStride))
+				wantRes := append([]float32(nil), res...)
+				shaders.MatVecTwin(f, p, w, x, want, bias, wantRes)
+				got, gotRes := make([]uint32, len(want)), shaders.Bits(res)
+				if err := d.Run(shaders.MatVec, spec, grid, p.Words(), w, shaders.Bits(x), got, bias, gotRes, w2); err != nil {
+					t.Fatal(err)
+				}
+				near(t, "matvec", shaders.Floats(got), want, 1e-5)
+				near(t, "matvec residual", shaders.Floats(gotRes), wantRes, 1e-5)
+
+				clear(want)
+				clear(got)
+				per = shaders.MatVecGroupRows(shaders.MatVecGU, c.L)
+				nx, ny = shaders.Grid((c.rows + per - 1) / per)
+				p.NX = nx
+				grid = [3]uint32{nx, ny, uint32(c.T)}
+				shaders.MatVecGateUpTwin(f, p, w, w2, x, want)
+				if err := d.Run(shaders.MatVecGU, spec, grid, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
+					t.Fatal(err)
+				}
+				near(t, "matvec gate_up", shaders.Floats(got), want, 1e-5)
+			})
+		}
+	}
+}
+
+// TestMatVecRagged runs matvec's main and gate_up against their twins on
+// random shapes: row counts that leave the last workgroup's four-row lanes
+// partly past the matrix, widths of any whole number of units (including
+// fewer units than lanes), every lane count, random base words and
+// offsets. Bound as TestMatVec's.
+func TestMatVecRagged(t *testing.T) {
+	d := dev(t)
+	r := rand.New(rand.NewPCG(21, 22))
+	lanes := []int{1, 2, 4, 8, 16, 64}
+	for _, f := range shaders.Formats {
+		unit := shaders.MatVecUnit(f)
+		for i := range 6 {
+			rows, cols, l := 1+r.IntN(300), unit*(1+r.IntN(max(1, 1536/unit))), lanes[r.IntN(len(lanes))]
+			base, xoff := uint32(r.IntN(5)), 4*uint32(r.IntN(3))
+			t.Run(fmt.Sprintf("%v/%d/%dx%d/L=%d", f, i, rows, cols, l), func(t *testing.T) {
+				w := append(make([]uint32, base), weights(t, r, f, rows, cols)...)
+				w2 := append(make([]uint32, base+1), weights(t, r, f, rows, cols)...)
+				x := randn(r, cols+int(xoff), 1)
+				bias := shaders.Bits(randn(r, rows, 0.1))
+				per := shaders.MatVecGroupRows(shaders.MatVec, l)
+				nx, ny := shaders.Grid((rows + per - 1) / per)
+				p := shaders.MatMulParams{Rows: uint32(rows), Cols: uint32(cols), T: 1, XOff: xoff, XStride: uint32(cols),
+					DstStride: uint32(rows), WBase: base, HasBias: r.IntN(2) == 1, NX: nx, W2Base: base + 1}
+				want := make([]float32, rows)
+				shaders.MatVecTwin(f, p, w, x, want, bias, nil)
+				got := make([]uint32, rows)
+				spec := shaders.Spec{Format: f, L: l}
+				if err := d.Run(shaders.MatVec, spec, [3]uint32{nx, ny, 1}, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
+					t.Fatal(err)
+				}
+				near(t, "matvec", shaders.Floats(got), want, 1e-5)
+				clear(want)
+				clear(got)
+				shaders.MatVecGateUpTwin(f, p, w, w2, x, want)
+				if err := d.Run(shaders.MatVecGU, spec, [3]uint32{nx, ny, 1}, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
+					t.Fatal(err)
+				}
+				near(t, "matvec gate_up", shaders.Floats(got), want, 1e-5)
+			})
+		}
+	}
+}
+
+// TestMatVecMulti runs matvec_multi against its twin with three matrices
+// (q, k and v shapes whose rows straddle workgroups), two, and one, for
+// every format and both lane counts the backend uses.
+func TestMatVecMulti(t *testing.T) {
+	d := dev(t)
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, f := range shaders.Formats {
+		for _, c := range []struct{ rows [3]int }{{[3]int{37, 13, 13}}, {[3]int{20, 9, 0}}, {[3]int{5, 0, 0}}} {
+			for _, cols := range []int{256, 512, 1280} {
+				t.Run(fmt.Sprintf("%v/%v/cols=%d", f, c.rows, cols), func(t *testing.T) {
+					l := 1
+					if cols > 256 {
+						l = shaders.MatVecWide
+					}
+					p := shaders.MatVecMultiParams{Cols: uint32(cols), XOff: 4, Base: [3]uint32{2, 1, 0}}
+					var ws [3][]uint32
+					var want, got [3][]float32
+					var gotw [3][]uint32
+					total := 0
+					for i, n := range c.rows {
+						ws[i] = append(make([]uint32, p.Base[i]), weights(t, r, f, max(n, 1), cols)...)
+						p.Rows[i], p.DstOff[i] = uint32(n), uint32(i+1)
+						want[i] = make([]float32, n+i+1)
+						gotw[i] = make([]uint32, n+i+1)
+						total += n
+					}
+					x := randn(r, cols+4, 1)
+					nx, ny := shaders.Grid(shaders.MatVecMultiGroups(p.Rows, l))
+					p.NX = nx
+					shaders.MatVecMultiTwin(f, p, ws, x, want)
+					if err := d.Run(shaders.MatVecMulti, shaders.Spec{Format: f, L: l}, [3]uint32{nx, ny, 1}, p.Words(),
+						ws[0], shaders.Bits(x), gotw[0], ws[1], ws[2], gotw[1], gotw[2]); err != nil {
+						t.Fatal(err)
+					}
+					for i := range 3 {
+						got[i] = shaders.Floats(gotw[i])
+						near(t, fmt.Sprintf("matrix %d", i), got[i], want[i], 1e-5)
+					}
+				})
+			}
+		}
+	}
+}
+
 // diff is the largest |got−want| relative to max(1, |want|).
 func diff(got, want []float32) float64 {
 	worst := 0.0

@@ -1,12 +1,16 @@
 //#include common
 //#include weights
-//#include format
+//#include mv
+//#include moe_io
+//#include moe_slots
 
 // Routed experts of one layer. An expert's gate, up and down matrices lie
 // wherever the backend put them: in a page of the expert pool shared by all
 // layers, or in a weight buffer of their own. table holds 8 words per
-// expert: gate key, gate base, up key, up base, down key, down base, width,
-// 0 (width 0: not resident). A key is (buffer id << 3) | format code: one
+// expert: gate key, gate base, up key, up base, down key, down base, width
+// (0: not resident), activation (0 silu, 1 gelu_tanh, 2 relu2). A deeper
+// expert's later blocks have tables of their own in the same layout (width
+// 0 where an expert has no such block); see moe_block.wgsl. A key is (buffer id << 3) | format code: one
 // dispatch binds one buffer as w, is specialised to one format, and works
 // only on the matrices whose key equals p.key, so a layer's experts may be
 // spread over several bindings and formats (one dispatch per key). routes
@@ -14,61 +18,32 @@
 // empty slot.
 //
 // moe_gu computes g[slot][i] = gate_i·x and u[slot][i] = up_i·x for each
-// (token, rank) slot; the backend then applies swiglu (g = silu(g)·u) and
-// moe_down computes y[slot][j] = down_j·g[slot]; moe_combine.wgsl adds the
-// slots to dst in rank order. A workgroup owns one (slot, row): whether
-// this dispatch has work there is the same for all its invocations, and
-// workgroupUniformLoad lets the compiler see that, so idle workgroups
-// return before the reduction's barriers.
+// (token, rank) slot (x is the slot's token's row, or with x_slot the
+// slot's own row: a later block's input); the backend then applies the
+// gated activation (g = act(g)·u: ffn.wgsl's swiglu when every expert is
+// silu, else moe_block.wgsl's moe_act) and moe_down.wgsl's moe_down
+// computes y[slot][j] = down_j·g[slot]; moe_combine.wgsl adds the slots to
+// dst in rank order. A workgroup owns one row tile of one slot (see
+// moe_io.wgsl): whether this dispatch has work there is the same for all
+// its invocations, and workgroupUniformLoad lets the compiler see that, so
+// idle workgroups return before the reduction's barrier.
 
-struct P {
-  t: u32,
-  k: u32,
-  d: u32,
-  x_off: u32,
-  x_stride: u32,
-  routes_off: u32,
-  maxw: u32,
-  key: u32,
-  nx: u32,
-}
-
-const WG: u32 = 64u;
-const NONE: u32 = 0xffffffffu;
-
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> table: array<u32>;
-@group(0) @binding(3) var<storage, read_write> routes: array<u32>;
-@group(0) @binding(4) var<storage, read_write> x: array<f32>;
-@group(0) @binding(5) var<storage, read_write> g: array<f32>;
-@group(0) @binding(6) var<storage, read_write> u: array<f32>;
-
-var<workgroup> red: array<f32, 128>;
-var<workgroup> work: u32;
-
-// slot_expert is the expert of a (token, rank) slot; slot_width is its
-// width, 0 for an empty slot or an expert that is not resident.
-fn slot_expert(slot: u32) -> u32 {
-  return routes[p.routes_off + 2u * slot];
-}
-
-fn slot_width(e: u32) -> u32 {
-  if (e == NONE) {
-    return 0u;
-  }
-  return table[8u * e + 6u];
+// x4 is x[c..c+4]: four loads, since x's offsets and strides need not be
+// multiples of four here.
+fn x4(c: u32) -> vec4<f32> {
+  return vec4<f32>(x[c], x[c + 1u], x[c + 2u], x[c + 3u]);
 }
 
 @compute @workgroup_size(64)
 fn moe_gu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = wid.x + wid.y * p.nx;
+  let tile = wid.x + wid.y * p.nx;
   let slot = wid.z;
+  let z = wid.z >> 31u; // 0, see moe_io.wgsl
   let e = slot_expert(slot);
   let width = slot_width(e);
   if (lid == 0u) {
     var m = 0u;
-    if (i < width) {
+    if (tile * TILE < width) {
       m = select(0u, 1u, table[8u * e] == p.key) | select(0u, 2u, table[8u * e + 2u] == p.key);
     }
     work = m;
@@ -77,83 +52,58 @@ fn moe_gu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
   if (mask == 0u) {
     return;
   }
-  let t = slot / p.k;
+  let lane = lid % L;
+  let rv = rows4(tile * TILE + lid / L);
+  let rc = min(rv, vec4<u32>(width - 1u));
+  var xrow = slot / p.k;
+  if (p.x_slot + z != 0u) {
+    xrow = slot;
+  }
+  let xb = p.x_off + xrow * p.x_stride;
   let gm = Mat(table[8u * e + 1u], width, p.d);
   let um = Mat(table[8u * e + 3u], width, p.d);
-  var gs = 0.0;
-  var us = 0.0;
-  let nch = (p.d + 31u) / 32u;
-  for (var ch = lid; ch < nch; ch += WG) {
-    let c0 = ch * 32u;
-    let n = min(32u, p.d - c0);
-    let xb = p.x_off + t * p.x_stride + c0;
-    if ((mask & 1u) != 0u) {
-      var gv = w_chunk(gm, i, ch);
-      for (var j = 0u; j < n; j++) {
-        gs += gv[j] * x[xb + j];
+  var gs = vec4<f32>(0.0);
+  var us = vec4<f32>(0.0);
+  if (rv.x < width) {
+    let n = whole_units(p.d) + z;
+    for (var k = lane; k < n; k += L) {
+      if ((mask & 1u) != 0u) {
+        gs += unit_dot4(gm, rc, k, xb);
+      }
+      if ((mask & 2u) != 0u) {
+        us += unit_dot4(um, rc, k, xb);
       }
     }
-    if ((mask & 2u) != 0u) {
-      var uv = w_chunk(um, i, ch);
-      for (var j = 0u; j < n; j++) {
-        us += uv[j] * x[xb + j];
+    for (var c = n * unit_cols() + lane; c < p.d + z; c += L) {
+      let xv = x[xb + c];
+      if ((mask & 1u) != 0u) {
+        gs += col4(gm, rc, c) * xv;
+      }
+      if ((mask & 2u) != 0u) {
+        us += col4(um, rc, c) * xv;
       }
     }
   }
-  red[lid] = gs;
-  red[WG + lid] = us;
-  workgroupBarrier();
-  for (var st = WG / 2u; st > 0u; st >>= 1u) {
-    if (lid < st) {
-      red[lid] += red[lid + st];
-      red[WG + lid] += red[WG + lid + st];
-    }
-    workgroupBarrier();
-  }
-  if (lid == 0u) {
-    if ((mask & 1u) != 0u) {
-      g[slot * p.maxw + i] = red[0];
-    }
-    if ((mask & 2u) != 0u) {
-      u[slot * p.maxw + i] = red[WG];
-    }
-  }
-}
-
-// moe_down: g holds silu(gate·x)·(up·x) per slot; writes y (bound as u,
-// D values per slot).
-@compute @workgroup_size(64)
-fn moe_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let j = wid.x + wid.y * p.nx;
-  let slot = wid.z;
-  let e = slot_expert(slot);
-  let width = slot_width(e);
-  if (lid == 0u) {
-    work = select(0u, 1u, j < p.d && width > 0u && table[8u * e + 4u] == p.key);
-  }
-  if (workgroupUniformLoad(&work) == 0u) {
+  gs = reduce(lid, gs, 0u);
+  us = reduce(lid, us, 1u);
+  if (lane != 0u) {
     return;
   }
-  let dm = Mat(table[8u * e + 5u], p.d, width);
-  var s = 0.0;
-  let nch = (width + 31u) / 32u;
-  for (var ch = lid; ch < nch; ch += WG) {
-    var dv = w_chunk(dm, j, ch);
-    let c0 = ch * 32u;
-    let n = min(32u, width - c0);
-    for (var c = 0u; c < n; c++) {
-      s += dv[c] * g[slot * p.maxw + c0 + c];
+  let code = table[8u * e + 7u];
+  for (var i = 0u; i < 4u; i++) {
+    if (rv[i] >= width) {
+      break;
     }
-  }
-  red[lid] = s;
-  workgroupBarrier();
-  for (var st = WG / 2u; st > 0u; st >>= 1u) {
-    if (lid < st) {
-      red[lid] += red[lid + st];
+    let o = slot * p.maxw + rv[i];
+    if (p.swiglu + z != 0u) {
+      g[o] = act(code, gs[i]) * us[i];
+      continue;
     }
-    workgroupBarrier();
-  }
-  if (lid == 0u) {
-    u[slot * p.d + j] = red[0];
+    if ((mask & 1u) != 0u) {
+      g[o] = gs[i];
+    }
+    if ((mask & 2u) != 0u) {
+      u[o] = us[i];
+    }
   }
 }

@@ -11,6 +11,10 @@ struct P {
   routes_off: u32,
   dst_off: u32,
   dst_stride: u32,
+  init: u32,    // start from 0, not dst (no shared experts)
+  add_res: u32, // also add the result into res (the engine's residual Add)
+  res_off: u32,
+  res_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -18,6 +22,7 @@ struct P {
 @group(0) @binding(2) var<storage, read_write> routes: array<u32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(5) var<storage, read_write> res: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -27,7 +32,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   let o = p.dst_off + t * p.dst_stride + j;
-  var acc = dst[o];
+  var acc = 0.0;
+  if (p.init == 0u) {
+    acc = dst[o];
+  }
   for (var k = 0u; k < p.k; k++) {
     let slot = t * p.k + k;
     let e = routes[p.routes_off + 2u * slot];
@@ -36,4 +44,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
   dst[o] = acc;
+  if (p.add_res != 0u) {
+    let ro = p.res_off + t * p.res_stride + j;
+    res[ro] = res[ro] + acc;
+  }
 }

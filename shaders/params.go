@@ -23,26 +23,35 @@ func (p EmbedParams) Words() []uint32 {
 	return []uint32{p.N, p.Cols, p.Rows, p.Row0, p.WBase, p.IdsOff, p.DstOff, p.DstStride}
 }
 
-// MatMulParams: dst[t][Row0+r] = W[r]·x[t] (+ bias[Row0+r]).
+// MatMulParams: dst[t][Row0+r] = W[r]·x[t] (+ bias[Row0+r]). The matvec
+// kernel also adds the result into res[ResOff+t·ResStride+Row0+r] when
+// AddRes, and its gate_up entry reads the up matrix at W2Base.
 type MatMulParams struct {
 	Rows, Cols, T, XOff, XStride, DstOff, DstStride, WBase uint32
 	HasBias                                                bool
 	BiasOff, Row0, NX                                      uint32
+	AddRes                                                 bool
+	ResOff, ResStride, W2Base                              uint32
 }
 
 func (p MatMulParams) Words() []uint32 {
-	return []uint32{p.Rows, p.Cols, p.T, p.XOff, p.XStride, p.DstOff, p.DstStride, p.WBase, b2u(p.HasBias), p.BiasOff, p.Row0, p.NX}
+	return []uint32{p.Rows, p.Cols, p.T, p.XOff, p.XStride, p.DstOff, p.DstStride, p.WBase, b2u(p.HasBias), p.BiasOff, p.Row0, p.NX,
+		b2u(p.AddRes), p.ResOff, p.ResStride, p.W2Base}
 }
 
 // RMSNormParams: each group of Group values of each row.
+// in_place2 also normalises a second tensor (Group2, XOff2, XStride2,
+// WOff2) in the workgroups past Groups1.
 type RMSNormParams struct {
 	Rows, Cols, Group, XOff, XStride, DstOff, DstStride uint32
 	Eps                                                 float32
 	WOff                                                uint32
+	Groups1, Group2, XOff2, XStride2, WOff2             uint32
 }
 
 func (p RMSNormParams) Words() []uint32 {
-	return []uint32{p.Rows, p.Cols, p.Group, p.XOff, p.XStride, p.DstOff, p.DstStride, f32bits(p.Eps), p.WOff}
+	return []uint32{p.Rows, p.Cols, p.Group, p.XOff, p.XStride, p.DstOff, p.DstStride, f32bits(p.Eps), p.WOff,
+		p.Groups1, p.Group2, p.XOff2, p.XStride2, p.WOff2}
 }
 
 // RoPEParams: rotate each head of rows rows at positions Pos0+t.
@@ -57,10 +66,46 @@ func (p RoPEParams) Words() []uint32 {
 	return []uint32{p.Rows, p.Cols, p.HeadDim, p.Pos0, p.XOff, p.XStride, b2u(p.Interleaved), f32bits(p.AttnFactor), p.InvOff}
 }
 
+// MatVecMultiParams: out_i[DstOff[i]+r] = W_i[r]·x for the three matrices
+// of matvec_multi (Rows[i] = 0: none).
+type MatVecMultiParams struct {
+	Rows, Base, DstOff [3]uint32
+	Cols, XOff, NX     uint32
+}
+
+func (p MatVecMultiParams) Words() []uint32 {
+	return append(append(append(append([]uint32(nil), p.Rows[:]...), p.Base[:]...), p.DstOff[:]...), p.Cols, p.XOff, p.NX)
+}
+
+// KVStoreParams: kvstore.wgsl's rope_store and store for Rows tokens at
+// positions Pos0+t.
+type KVStoreParams struct {
+	Rows, HeadDim, Pos0                 uint32
+	Interleaved                         bool
+	AttnFactor                          float32
+	InvOff, QOff, QStride, QCols        uint32
+	KOff, KStride, VOff, VStride, KVDim uint32
+	F16                                 bool
+}
+
+func (p KVStoreParams) Words() []uint32 {
+	return []uint32{p.Rows, p.HeadDim, p.Pos0, b2u(p.Interleaved), f32bits(p.AttnFactor), p.InvOff, p.QOff, p.QStride, p.QCols,
+		p.KOff, p.KStride, p.VOff, p.VStride, p.KVDim, b2u(p.F16)}
+}
+
 // CopyParams: N values from src to dst.
 type CopyParams struct{ N, SrcOff, DstOff, NX uint32 }
 
 func (p CopyParams) Words() []uint32 { return []uint32{p.N, p.SrcOff, p.DstOff, p.NX} }
+
+// ScaleParams: x *= S over N values from Off.
+type ScaleParams struct {
+	N, Off uint32
+	S      float32
+	NX     uint32
+}
+
+func (p ScaleParams) Words() []uint32 { return []uint32{p.N, p.Off, math.Float32bits(p.S), p.NX} }
 
 // AddParams: dst += x over N values.
 type AddParams struct{ N, DstOff, XOff, NX uint32 }
@@ -68,13 +113,25 @@ type AddParams struct{ N, DstOff, XOff, NX uint32 }
 func (p AddParams) Words() []uint32 { return []uint32{p.N, p.DstOff, p.XOff, p.NX} }
 
 // AttnParams: attention of T query rows at positions Pos0.. over the cache.
+// Window > 0 limits each token to its last Window positions; Ring is the
+// cache's length in positions (position i at slot i mod Ring; 0 reads as
+// unbounded, for callers that predate rings); with HasSinks, sinks[SinksOff+h]
+// is head h's sink logit.
 type AttnParams struct {
 	T, Heads, KVHeads, HeadDim, Pos0, QOff, QStride, DstOff, DstStride, NSplit uint32
 	Scale                                                                      float32
+	Window, Ring                                                               uint32
+	HasSinks                                                                   bool
+	SinksOff                                                                   uint32
 }
 
 func (p AttnParams) Words() []uint32 {
-	return []uint32{p.T, p.Heads, p.KVHeads, p.HeadDim, p.Pos0, p.QOff, p.QStride, p.DstOff, p.DstStride, p.NSplit, f32bits(p.Scale)}
+	ring := p.Ring
+	if ring == 0 {
+		ring = 1 << 31
+	}
+	return []uint32{p.T, p.Heads, p.KVHeads, p.HeadDim, p.Pos0, p.QOff, p.QStride, p.DstOff, p.DstStride, p.NSplit, f32bits(p.Scale),
+		p.Window, ring, b2u(p.HasSinks), p.SinksOff}
 }
 
 // AttnSplit is the number of cache positions one attn_partial workgroup
@@ -89,10 +146,16 @@ type RouteParams struct {
 	Norm                       bool
 	Scale                      float32
 	RoutesOff                  uint32
+	// Groups > 1 limits each token to the experts of its TopKGroups best
+	// groups, scored by their best selection score or (Top2) the sum of
+	// their two best (model.Router's n_group, topk_group, group_score).
+	Groups, TopKGroups uint32
+	Top2               bool
 }
 
 func (p RouteParams) Words() []uint32 {
-	return []uint32{p.T, p.LogitsOff, p.LogitsStride, b2u(p.Sigmoid), b2u(p.HasBias), p.BiasOff, b2u(p.Norm), f32bits(p.Scale), p.RoutesOff}
+	return []uint32{p.T, p.LogitsOff, p.LogitsStride, b2u(p.Sigmoid), b2u(p.HasBias), p.BiasOff, b2u(p.Norm), f32bits(p.Scale), p.RoutesOff,
+		p.Groups, p.TopKGroups, b2u(p.Top2)}
 }
 
 // NoExpert marks an empty slot of a routes buffer.
@@ -100,35 +163,65 @@ const NoExpert = 0xffffffff
 
 // MoEParams: moe_gu and moe_down over the routed experts of T tokens, K
 // slots each, for the matrices whose table key is Key.
+// SwiGLU: moe_gu applies the activation itself (every gate and up has
+// Key). moe_down_sum also combines as MoECombineParams (DstOff, DstStride,
+// Init, AddRes, ResOff, ResStride). XSlot: moe_gu reads one x row per slot
+// (a later block's input). Accum: moe_down adds to its output. Eps:
+// moe_norm's epsilon.
 type MoEParams struct {
 	T, K, D, XOff, XStride, RoutesOff, MaxW, Key, NX uint32
+	SwiGLU                                           bool
+	DstOff, DstStride                                uint32
+	Init, AddRes                                     bool
+	ResOff, ResStride                                uint32
+	XSlot, Accum                                     bool
+	Eps                                              float32
 }
 
 func (p MoEParams) Words() []uint32 {
-	return []uint32{p.T, p.K, p.D, p.XOff, p.XStride, p.RoutesOff, p.MaxW, p.Key, p.NX}
+	return []uint32{p.T, p.K, p.D, p.XOff, p.XStride, p.RoutesOff, p.MaxW, p.Key, p.NX, b2u(p.SwiGLU),
+		p.DstOff, p.DstStride, b2u(p.Init), b2u(p.AddRes), p.ResOff, p.ResStride,
+		b2u(p.XSlot), b2u(p.Accum), f32bits(p.Eps)}
 }
 
-// MoECombineParams: add T tokens' K slots of D values to dst.
+// MoEActParams: moe_act and moe_bias over TK slots (moe_act.wgsl).
+type MoEActParams struct {
+	TK, MaxW, D      uint32
+	HasBias          bool
+	GBOff, UBOff, BW uint32
+	Clamped          bool
+	Alpha, Limit     float32
+}
+
+func (p MoEActParams) Words() []uint32 {
+	return []uint32{p.TK, p.MaxW, p.D, b2u(p.HasBias), p.GBOff, p.UBOff, p.BW, b2u(p.Clamped), f32bits(p.Alpha), f32bits(p.Limit)}
+}
+
+// MoECombineParams: add T tokens' K slots of D values to dst (to zero
+// when Init), and the result into res too when AddRes.
 type MoECombineParams struct {
 	T, K, D, RoutesOff, DstOff, DstStride uint32
+	Init, AddRes                          bool
+	ResOff, ResStride                     uint32
 }
 
 func (p MoECombineParams) Words() []uint32 {
-	return []uint32{p.T, p.K, p.D, p.RoutesOff, p.DstOff, p.DstStride}
+	return []uint32{p.T, p.K, p.D, p.RoutesOff, p.DstOff, p.DstStride, b2u(p.Init), b2u(p.AddRes), p.ResOff, p.ResStride}
 }
 
-// MoEEntry is one expert's entry in the MoE kernels' table: where its
-// matrices are (key and base word of each) and its width, 0 when the
-// expert is not resident.
+// MoEEntry is one expert's entry in the MoE kernels' table (of its first
+// block, or of a later one): where its matrices are (key and base word of
+// each), its width, 0 when the expert is not resident (or has no such
+// block), and its activation's code (ActCode).
 type MoEEntry struct {
-	GateKey, GateBase, UpKey, UpBase, DownKey, DownBase, Width uint32
+	GateKey, GateBase, UpKey, UpBase, DownKey, DownBase, Width, Act uint32
 }
 
 // MoETableWords is the table of entries as the kernels read it.
 func MoETableWords(es []MoEEntry) []uint32 {
 	w := make([]uint32, 0, 8*len(es))
 	for _, e := range es {
-		w = append(w, e.GateKey, e.GateBase, e.UpKey, e.UpBase, e.DownKey, e.DownBase, e.Width, 0)
+		w = append(w, e.GateKey, e.GateBase, e.UpKey, e.UpBase, e.DownKey, e.DownBase, e.Width, e.Act)
 	}
 	return w
 }
@@ -174,4 +267,16 @@ type SampleParams struct {
 
 func (p SampleParams) Words() []uint32 {
 	return []uint32{p.N, p.Off, uint32(p.Seed), uint32(p.Seed >> 32), p.Draw, f32bits(p.Temp), f32bits(p.TopP), f32bits(p.MinP)}
+}
+
+// MLAAttnParams: mla_attn over T query rows of Heads heads at positions
+// Pos0.. (offsets and ScStride in words).
+type MLAAttnParams struct {
+	T, Heads, Nope, Rope, V, Pos0        uint32
+	QOff, KVOff, PEOff, OutOff, ScStride uint32
+	Div                                  float32
+}
+
+func (p MLAAttnParams) Words() []uint32 {
+	return []uint32{p.T, p.Heads, p.Nope, p.Rope, p.V, p.Pos0, p.QOff, p.KVOff, p.PEOff, p.OutOff, p.ScStride, f32bits(p.Div)}
 }

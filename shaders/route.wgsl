@@ -3,7 +3,10 @@
 // route turns one token's router logits into its top-K experts in one
 // invocation: softmax or sigmoid scores, optional selection bias (used to
 // choose, not to weight), top-K with ties to the lower index, optional
-// renormalisation and scaling, as runtime/routing.Select. Output per token:
+// renormalisation and scaling, as runtime/routing.Select; with groups > 1
+// only the experts of the topk_groups best of groups equal groups are
+// candidates, a group scoring its best selection score or (top2) the sum
+// of its two best, as routing.LimitGroups (DeepSeek). Output per token:
 // K pairs (expert, weight bits). E and K are specialised into the text.
 
 struct P {
@@ -16,6 +19,9 @@ struct P {
   norm: u32,
   scale: u32, // f32 bits
   routes_off: u32,
+  groups: u32,
+  topk_groups: u32,
+  top2: u32,
 }
 
 const E: u32 = {{E}}u;
@@ -58,6 +64,43 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     sel[i] = sc[i];
     if (p.has_bias != 0u) {
       sel[i] += bitcast<f32>(bias[p.bias_off + i]);
+    }
+  }
+  if (p.groups > 1u) {
+    let size = E / p.groups;
+    var gs: array<f32, E>;
+    var keep: array<bool, E>;
+    for (var g = 0u; g < p.groups; g++) {
+      let g0 = g * size;
+      var a = sel[g0];
+      var b = -3.0e38;
+      for (var i = g0 + 1u; i < g0 + size; i++) {
+        let v = sel[i];
+        if (v > a) {
+          b = a;
+          a = v;
+        } else if (v > b) {
+          b = v;
+        }
+      }
+      gs[g] = a;
+      if (p.top2 != 0u) {
+        gs[g] = a + b;
+      }
+    }
+    for (var k = 0u; k < p.topk_groups; k++) {
+      var best = p.groups;
+      for (var g = 0u; g < p.groups; g++) {
+        if (!keep[g] && (best == p.groups || gs[g] > gs[best])) {
+          best = g;
+        }
+      }
+      keep[best] = true;
+    }
+    for (var i = 0u; i < E; i++) {
+      if (!keep[i / size]) {
+        taken[i] = true; // outside the chosen groups: never a candidate
+      }
     }
   }
   var ids: array<u32, K>;

@@ -37,19 +37,33 @@ var (
 	Embed       = Kernel{File: "embed.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, Read, ReadWrite}, Format: true}
 	MatMul      = Kernel{File: "matmul.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read}, Format: true}
 	MatVecRows  = Kernel{File: "matvec_rows.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read}, Format: true}
+	MatVec      = Kernel{File: "matvec.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read}, Format: true}
+	MatVecGU    = Kernel{File: "matvec.wgsl", Entry: "gate_up", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read}, Format: true}
+	MatVecMulti = Kernel{File: "matvec_multi.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, Read, ReadWrite, ReadWrite}, Format: true}
+	RoPEStore   = Kernel{File: "kvstore.wgsl", Entry: "rope_store", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	KVStore     = Kernel{File: "kvstore.wgsl", Entry: "store", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
 	GEMM        = Kernel{File: "gemm.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read}, Format: true}
 	RMSNorm     = Kernel{File: "rmsnorm.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite}}
+	RMSNormIP   = Kernel{File: "rmsnorm.wgsl", Entry: "in_place", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite}}
+	RMSNormIP2  = Kernel{File: "rmsnorm.wgsl", Entry: "in_place2", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite}}
 	RoPE        = Kernel{File: "rope.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite}}
 	Copy        = Kernel{File: "copy.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
 	PackF16     = Kernel{File: "pack_f16.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
 	Add         = Kernel{File: "add.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	AttnPartial = Kernel{File: "attention.wgsl", Entry: "attn_partial", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	AttnReduce  = Kernel{File: "attention.wgsl", Entry: "attn_reduce", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	Scale       = Kernel{File: "scale.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite}}
+	AttnPartial = Kernel{File: "attention.wgsl", Entry: "attn_partial", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	AttnReduce  = Kernel{File: "attention.wgsl", Entry: "attn_reduce", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
 	Route       = Kernel{File: "route.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, Read, ReadWrite}}
-	MoEGateUp   = Kernel{File: "moe.wgsl", Entry: "moe_gu", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
-	MoEDown     = Kernel{File: "moe.wgsl", Entry: "moe_down", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
-	MoECombine  = Kernel{File: "moe_combine.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite}}
+	MLAAttn     = Kernel{File: "mla_attn.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	MoEGateUp   = Kernel{File: "moe.wgsl", Entry: "moe_gu", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
+	MoEDown     = Kernel{File: "moe_down.wgsl", Entry: "moe_down", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
+	MoEDownSum  = Kernel{File: "moe_down.wgsl", Entry: "moe_down_sum", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
+	MoEBlockAct = Kernel{File: "moe_block.wgsl", Entry: "moe_act", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	MoENorm     = Kernel{File: "moe_block.wgsl", Entry: "moe_norm", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	MoECombine  = Kernel{File: "moe_combine.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
 	SwiGLU      = Kernel{File: "ffn.wgsl", Entry: "swiglu", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	MoEAct      = Kernel{File: "moe_act.wgsl", Entry: "moe_act", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	MoEBias     = Kernel{File: "moe_act.wgsl", Entry: "moe_bias", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
 	Accum       = Kernel{File: "ffn.wgsl", Entry: "accum", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
 	Argmax      = Kernel{File: "argmax.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
 	Sample      = Kernel{File: "sample.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
@@ -69,6 +83,8 @@ type Spec struct {
 	// GEMM. The text then starts with `enable f16;`, which compiles only on
 	// a device created with the shader-f16 feature; Format must be F16.
 	F16 bool
+	// L: MatVec lanes per row, a power of two from 1 to 64.
+	L int
 }
 
 // Key identifies the pipeline of k specialised by s.
@@ -78,6 +94,9 @@ func (k Kernel) Key(s Spec) string {
 		key += "/" + s.Format.String()
 	}
 	key = fmt.Sprintf("%s/%d/%d/%d", key, s.TT, s.E, s.K)
+	if s.L != 0 {
+		key += fmt.Sprintf("/L%d", s.L)
+	}
 	if s.KVF16 {
 		key += "/kvf16"
 	}
@@ -87,8 +106,59 @@ func (k Kernel) Key(s Spec) string {
 	return key
 }
 
+// MatVecLanes are the lanes per row the backends run MatVec with: 1 for
+// short rows, MatVecWide for the others.
+var MatVecLanes = []int{1, MatVecWide}
+
+// MatVecWide is MatVec's lanes per row of more than 256 columns.
+const MatVecWide = 8
+
+// MatVecGroupRows is the rows one workgroup of k (MatVec, MatVecGU or
+// MatVecMulti) with l lanes per row computes: each lane takes four rows.
+func MatVecGroupRows(k Kernel, l int) int {
+	return 4 * 64 / l
+}
+
+// MatVecMultiGroups is the workgroups of a MatVecMulti dispatch with l lanes
+// per row over matrices of rows[i] rows: each matrix starts a workgroup.
+func MatVecMultiGroups(rows [3]uint32, l int) int {
+	per := uint32(MatVecGroupRows(MatVecMulti, l))
+	n := 0
+	for _, r := range rows {
+		n += int((r + per - 1) / per)
+	}
+	return n
+}
+
+// MoETileRows is the rows one workgroup of MoEGateUp, MoEDown or
+// MoEDownSum computes (moe_io.wgsl's TILE: four rows per group of
+// MoELanes lanes).
+const MoETileRows = 4 * 64 / MoELanes
+
+// MoELanes is the lanes the MoE matrix kernels give a row group.
+const MoELanes = 8
+
+// MoETiles is the workgroups (before Grid) an MoE matrix kernel needs per
+// slot (per token for MoEDownSum) over rows rows.
+func MoETiles(rows int) int { return (rows + MoETileRows - 1) / MoETileRows }
+
+// MatVecUnit is the columns of one matvec unit of format d: a row's width
+// must be a multiple of it (and its words a whole number, which the block
+// formats' widths always are).
+func MatVecUnit(d tensor.DType) int {
+	switch d {
+	case tensor.F32:
+		return 4
+	case tensor.F16:
+		return 8
+	case tensor.Q4_K:
+		return 256
+	}
+	return 32
+}
+
 // Formats are the weight formats the kernels read.
-var Formats = []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K}
+var Formats = []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.MXFP4}
 
 // Source returns the WGSL text of k specialised by s.
 func Source(k Kernel, s Spec) (string, error) {
@@ -124,6 +194,28 @@ func Source(k Kernel, s Spec) (string, error) {
 				file = name + "_f16.wgsl"
 			}
 		}
+		if name == "mv" {
+			f := formatFile(s.Format)
+			if !k.Format || f == "" {
+				return "", fmt.Errorf("shaders: %s: no matvec units for weight format %v", k.File, s.Format)
+			}
+			inc, err := files.ReadFile("mv_" + strings.TrimPrefix(f, "fmt_"))
+			if err != nil {
+				return "", fmt.Errorf("shaders: %s: %w", k.File, err)
+			}
+			// Once for w and once per other weight array the kernel
+			// declares (w2, w3): WGSL
+			// cannot pass a storage array to a function, so each matrix
+			// gets its own copy.
+			for _, a := range []string{"w", "w2", "w3"} {
+				if a != "w" && !strings.Contains(string(text), "var<storage, read> "+a+": array<u32>;") {
+					continue
+				}
+				b.WriteString(strings.NewReplacer("{{S}}", strings.TrimPrefix(a, "w"), "W[", a+"[").Replace(string(inc)))
+				b.WriteString("\n")
+			}
+			continue
+		}
 		if name == "format" {
 			if !k.Format {
 				return "", fmt.Errorf("shaders: %s includes a format but is not marked Format", k.File)
@@ -146,7 +238,11 @@ func Source(k Kernel, s Spec) (string, error) {
 	if tt > 8 {
 		return "", fmt.Errorf("shaders: %d tokens per workgroup; at most 8", tt)
 	}
-	r := strings.NewReplacer("{{TT}}", strconv.Itoa(tt), "{{E}}", strconv.Itoa(max(s.E, 1)), "{{K}}", strconv.Itoa(max(s.K, 1)))
+	l := max(s.L, 1)
+	if l > 64 || l&(l-1) != 0 {
+		return "", fmt.Errorf("shaders: %d lanes per row; a power of two up to 64", l)
+	}
+	r := strings.NewReplacer("{{L}}", strconv.Itoa(l), "{{TT}}", strconv.Itoa(tt), "{{E}}", strconv.Itoa(max(s.E, 1)), "{{K}}", strconv.Itoa(max(s.K, 1)))
 	return r.Replace(b.String()), nil
 }
 
@@ -177,6 +273,8 @@ func formatFile(d tensor.DType) string {
 		return "fmt_q4_0.wgsl"
 	case tensor.Q4_K:
 		return "fmt_q4_k.wgsl"
+	case tensor.MXFP4:
+		return "fmt_mxfp4.wgsl"
 	}
 	return ""
 }

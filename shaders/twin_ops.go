@@ -122,6 +122,13 @@ func AddTwin(p AddParams, dst, x []float32) {
 	}
 }
 
+// ScaleTwin is scale.wgsl.
+func ScaleTwin(p ScaleParams, x []float32) {
+	for i := range p.N {
+		x[p.Off+i] *= p.S
+	}
+}
+
 // ArgmaxTwin is argmax.wgsl.
 func ArgmaxTwin(p ArgmaxParams, v []float32) uint32 {
 	best := uint32(0)
@@ -184,5 +191,76 @@ func GEMMTwin(f tensor.DType, p MatMulParams, w []uint32, x, dst []float32, bias
 			}
 			dst[p.DstOff+t*p.DstStride+p.Row0+r] = acc
 		}
+	}
+}
+
+// MatVecTwin is matvec.wgsl's main: MatMulTwin, then, when p.AddRes, the
+// result added into res.
+func MatVecTwin(f tensor.DType, p MatMulParams, w []uint32, x, dst []float32, bias []uint32, res []float32) {
+	MatMulTwin(f, p, w, x, dst, bias)
+	if !p.AddRes {
+		return
+	}
+	for t := range p.T {
+		for r := range p.Rows {
+			res[p.ResOff+t*p.ResStride+p.Row0+r] += dst[p.DstOff+t*p.DstStride+p.Row0+r]
+		}
+	}
+}
+
+// MatVecGateUpTwin is matvec.wgsl's gate_up: silu(g)·u for g = gate·x (the
+// matrix at WBase of w) and u = up·x (at W2Base of w2).
+func MatVecGateUpTwin(f tensor.DType, p MatMulParams, w, w2 []uint32, x, dst []float32) {
+	q := p
+	q.HasBias = false
+	g := make([]float32, len(dst))
+	MatMulTwin(f, q, w, x, g, nil)
+	q.WBase = p.W2Base
+	up := make([]float32, len(dst))
+	MatMulTwin(f, q, w2, x, up, nil)
+	for t := range p.T {
+		for r := range p.Rows {
+			i := p.DstOff + t*p.DstStride + p.Row0 + r
+			v := g[i]
+			dst[i] = v * float32(1/(1+math.Exp(float64(-v)))) * up[i]
+		}
+	}
+}
+
+// KVStoreTwin is kvstore.wgsl: with rope, rope_store (q and k rotated as
+// RoPETwin does, then k and v stored as f32 bits); otherwise store (k and
+// v stored as f32 bits, or as f16 pairs when p.F16).
+func KVStoreTwin(p KVStoreParams, rope bool, inv []uint32, q, k, v []float32, kc, vc []uint32) {
+	if rope {
+		rp := RoPEParams{Rows: p.Rows, HeadDim: p.HeadDim, Pos0: p.Pos0, Interleaved: p.Interleaved, AttnFactor: p.AttnFactor, InvOff: p.InvOff}
+		rp.Cols, rp.XOff, rp.XStride = p.QCols, p.QOff, p.QStride
+		RoPETwin(rp, inv, q)
+		rp.Cols, rp.XOff, rp.XStride = p.KVDim, p.KOff, p.KStride
+		RoPETwin(rp, inv, k)
+	}
+	for t := range p.Rows {
+		pos := p.Pos0 + t
+		ks, vs := k[p.KOff+t*p.KStride:][:p.KVDim], v[p.VOff+t*p.VStride:][:p.KVDim]
+		if rope || !p.F16 {
+			copy(kc[pos*p.KVDim:], Bits(ks))
+			copy(vc[pos*p.KVDim:], Bits(vs))
+			continue
+		}
+		for j := range p.KVDim / 2 {
+			w := pos*p.KVDim/2 + j
+			kc[w] = uint32(tensor.F32ToF16(ks[2*j])) | uint32(tensor.F32ToF16(ks[2*j+1]))<<16
+			vc[w] = uint32(tensor.F32ToF16(vs[2*j])) | uint32(tensor.F32ToF16(vs[2*j+1]))<<16
+		}
+	}
+}
+
+// MatVecMultiTwin is matvec_multi.wgsl: each matrix i with rows is
+// MatMulTwin of one token into outs[i].
+func MatVecMultiTwin(f tensor.DType, p MatVecMultiParams, ws [3][]uint32, x []float32, outs [3][]float32) {
+	for i := range 3 {
+		if p.Rows[i] == 0 {
+			continue
+		}
+		MatMulTwin(f, MatMulParams{Rows: p.Rows[i], Cols: p.Cols, T: 1, XOff: p.XOff, DstOff: p.DstOff[i], WBase: p.Base[i]}, ws[i], x, outs[i], nil)
 	}
 }

@@ -19,6 +19,19 @@ func halfAt(w []uint32, h uint32) float32 {
 	return tensor.F16ToF32(uint16(v))
 }
 
+// e2m1 is fmt_mxfp4.wgsl's e2m1: the value of an FP4 code.
+func e2m1(c uint32) float32 {
+	e, m := (c>>1)&3, float32(c&1)
+	v := m * 0.5
+	if e > 0 {
+		v = (1 + m*0.5) * float32(math.Exp2(float64(e)-1))
+	}
+	if c&8 != 0 {
+		v = -v
+	}
+	return v
+}
+
 func byteAt(w []uint32, wb, i uint32) uint32 { return (w[wb+i>>2] >> (8 * (i & 3))) & 0xff }
 
 // WChunk is the twin of the format snippets' w_chunk: elements
@@ -61,6 +74,19 @@ func WChunk(f tensor.DType, w []uint32, m Mat, r, ch uint32) [32]float32 {
 				q := (v >> (8 * k)) & 0xff
 				o[4*i+k] = d * (float32(q&15) - 8)
 				o[4*i+k+16] = d * (float32(q>>4) - 8)
+			}
+		}
+	case tensor.MXFP4:
+		nb := m.Rows * (m.Cols / 32)
+		b := r*(m.Cols/32) + ch
+		d := tensor.E8M0(uint8(byteAt(w, m.Base, b)))
+		qb := m.Base + (nb+3)/4 + 4*b
+		for i := range uint32(4) {
+			v := w[qb+i]
+			for k := range uint32(4) {
+				q := (v >> (8 * k)) & 0xff
+				o[8*i+2*k] = d * e2m1(q&15)
+				o[8*i+2*k+1] = d * e2m1(q>>4)
 			}
 		}
 	case tensor.Q4_K:

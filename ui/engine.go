@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/vugu/vugu/js"
 )
@@ -16,11 +15,6 @@ import (
 // Every function here blocks on JS promises: call them on goroutines of
 // their own, never inside a js.FuncOf callback or a vugu event handler
 // (a blocked callback stops the JS event loop that would settle them).
-
-// shardCache is the Cache Storage cache in which cmd/wasm keeps shards,
-// keyed by "/__mode_cache__/sha256/<hex>". The map reads it only until the
-// worker reports per-expert state itself.
-const shardCache = "mode-shards-v1"
 
 // await waits for p (a promise or a plain value) to settle.
 func await(p js.Value) (js.Value, error) {
@@ -56,6 +50,9 @@ func arg(a []js.Value) js.Value {
 func jsError(v js.Value) error {
 	if v.Type() == js.TypeObject {
 		if m := v.Get("message"); m.Type() == js.TypeString {
+			if c := v.Get("code"); c.Type() == js.TypeString {
+				return &ModeError{Code: c.String(), Message: m.String()}
+			}
 			return errors.New(m.String())
 		}
 	}
@@ -83,12 +80,30 @@ func fromJS(v js.Value, out any) error {
 // Engine is a loaded model.
 type Engine struct {
 	v js.Value
+	Info
+}
+
+// Info is what the worker says of a model it loaded (engine.info in
+// mode.js).
+type Info struct {
+	// Backend is what runs the model ("cpu" or "webgpu") and BackendNote
+	// why that one.
+	Backend     string `json:"backend"`
+	BackendNote string `json:"backendNote"`
+	// ChatTemplate names the chat format; ChatTemplateNote says why the
+	// pack's own template is not used (it could not be parsed, say).
+	ChatTemplate     string `json:"chatTemplate"`
+	ChatTemplateNote string `json:"chatTemplateNote"`
+	// ExpertBytes is the size of all routed experts' shards.
+	ExpertBytes int64 `json:"expertBytes"`
 }
 
 type loadOptions struct {
 	Model          string  `json:"model"`
+	HFEndpoint     string  `json:"hfEndpoint,omitempty"`
 	ExpertBudgetMB float64 `json:"expertBudgetMB"`
 	Cache          string  `json:"cache"`
+	Backend        string  `json:"backend"`
 }
 
 // Load creates an engine for s; progress is called (on its own goroutine,
@@ -102,7 +117,7 @@ func Load(s Settings, progress func(Progress)) (*Engine, error) {
 	if s.Cache {
 		cache = "cache-storage"
 	}
-	opts, err := toJS(loadOptions{Model: s.Model, ExpertBudgetMB: s.ExpertBudgetMB, Cache: cache})
+	opts, err := toJS(loadOptions{Model: s.Model, HFEndpoint: s.HFEndpoint, ExpertBudgetMB: s.ExpertBudgetMB, Cache: cache, Backend: s.backend()})
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +151,13 @@ func Load(s Settings, progress func(Progress)) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", s.Model, err)
 	}
-	return &Engine{v: v}, nil
+	e := &Engine{v: v}
+	if info := v.Get("info"); info.Truthy() {
+		if err := fromJS(info, &e.Info); err != nil {
+			return nil, fmt.Errorf("loading %s: engine.info: %w", s.Model, err)
+		}
+	}
+	return e, nil
 }
 
 type chatRequest struct {
@@ -147,30 +168,45 @@ type chatRequest struct {
 	MaxTokens   int       `json:"max_tokens"`
 }
 
+// Reply is how a reply ended: its finish reason, and what the session
+// changed to serve it (from the final chunk).
+type Reply struct {
+	Finish  string
+	Note    string // for people: messages left out, max tokens clamped
+	Dropped int    // how many of the oldest messages sent were left out
+}
+
 // Chat streams the reply to messages, calling delta for each piece of
-// text, and returns the finish reason.
-func (e *Engine) Chat(messages []Message, s Settings, delta func(string)) (string, error) {
+// text.
+func (e *Engine) Chat(messages []Message, s Settings, delta func(string)) (Reply, error) {
+	var r Reply
 	req, err := toJS(chatRequest{Messages: messages, Stream: true, Temperature: s.Temperature, TopP: s.TopP, MaxTokens: s.MaxTokens})
 	if err != nil {
-		return "", err
+		return r, err
 	}
 	stream, err := await(e.v.Get("chat").Get("completions").Call("create", req))
 	if err != nil {
-		return "", err
+		return r, err
 	}
 	// JS values cannot be indexed by a symbol from Go: Reflect.get can.
 	g := js.Global()
 	iter := g.Get("Reflect").Call("get", stream, g.Get("Symbol").Get("asyncIterator")).Call("call", stream)
-	finish := ""
 	for {
-		r, err := await(iter.Call("next"))
+		next, err := await(iter.Call("next"))
 		if err != nil {
-			return finish, err
+			return r, err
 		}
-		if r.Get("done").Truthy() {
-			return finish, nil
+		if next.Get("done").Truthy() {
+			return r, nil
 		}
-		choices := r.Get("value").Get("choices")
+		chunk := next.Get("value")
+		if n := chunk.Get("note"); n.Type() == js.TypeString {
+			r.Note = n.String()
+		}
+		if d := chunk.Get("dropped_messages"); d.Type() == js.TypeNumber {
+			r.Dropped = d.Int()
+		}
+		choices := chunk.Get("choices")
 		if choices.Type() != js.TypeObject || choices.Length() == 0 {
 			continue
 		}
@@ -181,7 +217,7 @@ func (e *Engine) Chat(messages []Message, s Settings, delta func(string)) (strin
 			}
 		}
 		if f := c.Get("finish_reason"); f.Type() == js.TypeString {
-			finish = f.String()
+			r.Finish = f.String()
 		}
 	}
 }
@@ -240,39 +276,6 @@ func ListPacks(url string) ([]Pack, error) {
 	return ps, nil
 }
 
-// FetchLayout reads where a pack's experts are from its manifest.
-func FetchLayout(manifestURL string) (Layout, error) {
-	t, err := fetchText(manifestURL)
-	if err != nil {
-		return Layout{}, err
-	}
-	return ParseLayout([]byte(t))
-}
-
-// CachedHashes lists the content hashes in the runtime's Cache Storage.
-func CachedHashes() (map[string]bool, error) {
-	caches := js.Global().Get("caches")
-	if !caches.Truthy() {
-		return nil, errors.New("no Cache Storage here")
-	}
-	c, err := await(caches.Call("open", shardCache))
-	if err != nil {
-		return nil, err
-	}
-	keys, err := await(c.Call("keys"))
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for i := range keys.Length() {
-		u := keys.Index(i).Get("url").String()
-		if _, sum, ok := strings.Cut(u, "/__mode_cache__/sha256/"); ok {
-			out[sum] = true
-		}
-	}
-	return out, nil
-}
-
 // CopyText puts s on the clipboard.
 func CopyText(s string) error {
 	cb := js.Global().Get("navigator").Get("clipboard")
@@ -284,7 +287,8 @@ func CopyText(s string) error {
 }
 
 // Store keeps the conversation and settings in localStorage, so that they
-// survive a reload.
+// survive a reload, and the draft under a key of its own, so that typing
+// does not rewrite the whole conversation.
 type Store struct {
 	key string
 }
@@ -332,5 +336,38 @@ func (s *Store) Save(v Saved) (err error) {
 		}
 	}()
 	ls.Call("setItem", s.key, string(b))
+	return nil
+}
+
+func (s *Store) draftKey() string { return s.key + ".draft" }
+
+// LoadDraft returns the message being written when the page was left.
+func (s *Store) LoadDraft() string {
+	ls := js.Global().Get("localStorage")
+	if !ls.Truthy() {
+		return ""
+	}
+	if v := ls.Call("getItem", s.draftKey()); v.Type() == js.TypeString {
+		return v.String()
+	}
+	return ""
+}
+
+// SaveDraft keeps the message being written; an empty one is removed.
+func (s *Store) SaveDraft(d string) (err error) {
+	ls := js.Global().Get("localStorage")
+	if !ls.Truthy() {
+		return errors.New("no localStorage")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("saving the draft: %v", r)
+		}
+	}()
+	if d == "" {
+		ls.Call("removeItem", s.draftKey())
+	} else {
+		ls.Call("setItem", s.draftKey(), d)
+	}
 	return nil
 }

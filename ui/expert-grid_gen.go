@@ -50,9 +50,9 @@ func (c *ExpertGrid) Build(vgin *vugu.BuildIn) (vgout *vugu.BuildOut) {
 				_ = vgparent
 				vgn = &vugu.VGNode{Type: vugu.VGNodeType(1), Data: "\n    "}
 				vgparent.AppendChild(vgn)
-				vgn = &vugu.VGNode{Type: vugu.VGNodeType(3), Namespace: "", Data: "ul", Attr: []vugu.VGAttribute{{Namespace: "", Key: "class", Val: "legend"}, vugu.VGAttribute{Namespace: "", Key: "aria-label", Val: "Legend"}}}
+				vgn = &vugu.VGNode{Type: vugu.VGNodeType(3), Namespace: "", Data: "ul", Attr: []vugu.VGAttribute{{Namespace: "", Key: "class", Val: "legend"}, vugu.VGAttribute{Namespace: "", Key: "id", Val: "map-legend"}, vugu.VGAttribute{Namespace: "", Key: "aria-label", Val: "Legend"}}}
 				vgparent.AppendChild(vgn)
-				vgn.SetInnerHTML(vugu.HTML("\n      \x3Cli\x3E\x3Cspan class=\"cell none\" aria-hidden=\"true\"\x3E\x3C/span\x3Enot fetched\x3C/li\x3E\n      \x3Cli\x3E\x3Cspan class=\"cell cached\" aria-hidden=\"true\"\x3E\x3C/span\x3Ecached\x3C/li\x3E\n      \x3Cli\x3E\x3Cspan class=\"cell resident\" aria-hidden=\"true\"\x3E\x3C/span\x3Ein memory (GPU on webgpu)\x3C/li\x3E\n      \x3Cli\x3E\x3Cspan class=\"cell routed\" aria-hidden=\"true\"\x3E\x3C/span\x3Erouted for this token\x3C/li\x3E\n    "))
+				vgn.SetInnerHTML(vugu.HTML("\n      \x3Cli title=\"This expert\x26#39;s weights have not been downloaded.\"\x3E\x3Cspan class=\"cell none\" aria-hidden=\"true\"\x3E\x3C/span\x3Enot downloaded\x3C/li\x3E\n      \x3Cli title=\"Downloaded and kept in this browser\x26#39;s shard cache on disk (Cache Storage): using it needs no network, only loading into memory.\"\x3E\x3Cspan class=\"cell cached\" aria-hidden=\"true\"\x3E\x3C/span\x3Edownloaded (on disk)\x3C/li\x3E\n      \x3Cli title=\"In the engine\x26#39;s expert cache (GPU memory on WebGPU): ready to compute.\"\x3E\x3Cspan class=\"cell resident\" aria-hidden=\"true\"\x3E\x3C/span\x3Ein memory\x3C/li\x3E\n      \x3Cli title=\"Used for the last token the page sampled.\"\x3E\x3Cspan class=\"cell routed\" aria-hidden=\"true\"\x3E\x3C/span\x3Erouted for the last token\x3C/li\x3E\n      \x3Cli title=\"The ring grows with how many of the last tokens sampled used the expert.\"\x3E\x3Cspan class=\"cell none heat3\" aria-hidden=\"true\"\x3E\x3C/span\x3Ering: used by recent tokens\x3C/li\x3E\n      \x3Cli title=\"Per layer: the share of expert lookups that found the expert already in memory.\"\x3E\x3Cspan class=\"hit-key\" aria-hidden=\"true\"\x3E%\x3C/span\x3Eexpert cache hit rate of the layer\x3C/li\x3E\n    "))
 				vgn = &vugu.VGNode{Type: vugu.VGNodeType(1), Data: "\n    "}
 				vgparent.AppendChild(vgn)
 				vgn = &vugu.VGNode{Type: vugu.VGNodeType(3), Namespace: "", Data: "div", Attr: []vugu.VGAttribute{{Namespace: "", Key: "class", Val: "grid"}, vugu.VGAttribute{Namespace: "", Key: "id", Val: "expert-grid"}, vugu.VGAttribute{Namespace: "", Key: "role", Val: "img"}}}
@@ -87,24 +87,23 @@ func (c *ExpertGrid) Build(vgin *vugu.BuildIn) (vgout *vugu.BuildOut) {
 							}
 							vgn = &vugu.VGNode{Type: vugu.VGNodeType(1), Data: "\n        "}
 							vgparent.AppendChild(vgn)
-							for x, st := range c.Map.Cells[l] {
+							for x := range c.Map.Cells[l] {
 								var vgiterkey interface{} = x
 								_ = vgiterkey
 								x := x
 								_ = x
-								st := st
-								_ = st
 								vgn = &vugu.VGNode{Type: vugu.VGNodeType(3), Namespace: "", Data: "span", Attr: []vugu.VGAttribute{{Namespace: "", Key: "aria-hidden", Val: "true"}}}
 								vgparent.AppendChild(vgn)
-								vgn.AddAttrInterface("class", "cell "+st.Name())
+								vgn.AddAttrInterface("class", c.CellClass(l, x))
 								vgn.AddAttrInterface("data-expert", x)
 								vgn.AddAttrInterface("data-layer", l)
-								vgn.AddAttrInterface("title", c.CellTitle(l, x, st))
+								vgn.AddAttrInterface("title", c.CellTitle(l, x))
 							}
 							vgn = &vugu.VGNode{Type: vugu.VGNodeType(1), Data: "\n        "}
 							vgparent.AppendChild(vgn)
 							vgn = &vugu.VGNode{Type: vugu.VGNodeType(3), Namespace: "", Data: "span", Attr: []vugu.VGAttribute{{Namespace: "", Key: "class", Val: "hit"}, vugu.VGAttribute{Namespace: "", Key: "aria-hidden", Val: "true"}}}
 							vgparent.AppendChild(vgn)
+							vgn.AddAttrInterface("title", c.HitTitle(l))
 							{
 								b, err := vjson.Marshal(HitText(c.Map.HitRate, l))
 								if err != nil {

@@ -30,16 +30,25 @@ type Root struct {
 	// toggles this instead of letting the browser toggle "open".
 	SettingsOpen bool
 
-	Busy     bool // generating
-	Loading  bool // loading a model
-	Progress Progress
-	Stats    Stats
-	Map      ExpertMap
+	// LoadError is the error chain of the last "Load model" that failed,
+	// shown folded under the model panel.
+	LoadError   string
+	LoadDetails bool
+
+	Busy    bool // generating
+	Loading bool // loading a model
+	Startup Startup
+	Stats   Stats
+	Map     ExpertMap
+	routes  RouteWindow
+
+	// draftRev counts the changes Go made to Draft, so that the text area
+	// is written only then (syncDraft).
+	draftRev int
+	log      logView
 
 	engine    *Engine
 	engineKey string
-	layout    Layout
-	cached    map[string]bool
 }
 
 // Init restores the saved conversation and lists the packs.
@@ -48,6 +57,8 @@ func (c *Root) Init(ctx vugu.InitCtx) {
 	c.store = NewStore(storageKey)
 	saved := c.store.Load()
 	c.Settings, c.Messages = saved.Settings, saved.Messages
+	c.Draft, c.draftRev = c.store.LoadDraft(), 1
+	c.log.force = true // open at the newest message
 	for i := range c.Messages {
 		// A reply cut short by the reload is kept as it was when saved.
 		if c.Messages[i].Role == "assistant" && c.Messages[i].Finish == "" && c.Messages[i].Error == "" {
@@ -55,7 +66,8 @@ func (c *Root) Init(ctx vugu.InitCtx) {
 		}
 	}
 	c.Status = "Choose a model in Settings, or just type: the first message loads it."
-	c.Map = BuildMap(Layout{}, nil, Stats{})
+	c.routes.Size = 8
+	c.Map = BuildMap(Stats{}, nil)
 	go c.listPacks()
 }
 
@@ -82,8 +94,35 @@ func (c *Root) listPacks() {
 
 func (c *Root) save() {
 	if err := c.store.Save(Saved{Settings: c.Settings, Messages: c.Messages}); err != nil {
-		c.Status = err.Error()
+		c.Status = Explain(err.Error())
 	}
+}
+
+func (c *Root) saveDraft() {
+	if err := c.store.SaveDraft(c.Draft); err != nil {
+		c.Status = Explain(err.Error())
+	}
+}
+
+// ToggleDetails opens or closes the details of message i's error. Like
+// the settings, the state lives here: vugu drops the "open" attribute
+// the browser sets on its own at the next render.
+func (c *Root) ToggleDetails(i int) {
+	if i >= 0 && i < len(c.Messages) {
+		c.Messages[i].ShowDetails = !c.Messages[i].ShowDetails
+	}
+}
+
+// MessageClass is the class list of message m in the log.
+func MessageClass(m Message) string {
+	cls := "msg " + m.Role
+	if m.OutOfContext {
+		cls += " out-of-context"
+	}
+	if m.Error != "" {
+		cls += " failed"
+	}
+	return cls
 }
 
 // OnKey sends on Enter; Shift+Enter (and Enter while composing text with
@@ -97,9 +136,12 @@ func (c *Root) OnKey(e vugu.DOMEvent) {
 	c.Send()
 }
 
-// OnInput keeps Draft equal to the text area, so that clearing Draft
-// clears it.
-func (c *Root) OnInput(e vugu.DOMEvent) { c.Draft = e.PropString("target", "value") }
+// OnInput keeps Draft equal to the text area, and saved: a reload, or a
+// page that stopped, must not lose what someone wrote or pasted.
+func (c *Root) OnInput(e vugu.DOMEvent) {
+	c.Draft = e.PropString("target", "value")
+	c.saveDraft()
+}
 
 // Send adds the draft as a user message and generates a reply.
 func (c *Root) Send() {
@@ -108,7 +150,10 @@ func (c *Root) Send() {
 	}
 	c.Messages = append(c.Messages, Message{Role: "user", Content: c.Draft})
 	c.Draft = ""
-	c.generate()
+	c.draftRev++
+	c.log.force = true
+	c.generate() // saves the conversation, with the message, first
+	c.saveDraft()
 }
 
 // Regenerate replaces the last reply with a new one.
@@ -155,7 +200,7 @@ func (c *Root) Stop() {
 	c.Status = "Stopping…"
 	go func() {
 		if err := e.Interrupt(); err != nil {
-			c.update(func() { c.Status = "Stop failed: " + err.Error() })
+			c.update(func() { c.Status = "Stop failed: " + Explain(err.Error()) })
 		}
 	}()
 }
@@ -170,7 +215,7 @@ func (c *Root) Copy(i int) {
 		err := CopyText(text)
 		c.update(func() {
 			if err != nil {
-				c.Status = "Could not copy: " + err.Error()
+				c.Status = "Could not copy: " + err.Error() // the browser's words are plain here
 			} else {
 				c.Status = "Copied to the clipboard."
 			}
@@ -180,39 +225,82 @@ func (c *Root) Copy(i int) {
 
 // generate appends an empty assistant turn and fills it from the engine.
 func (c *Root) generate() {
-	msgs := history(c.Messages)
+	msgs, at := history(c.Messages)
 	c.Messages = append(c.Messages, Message{Role: "assistant"})
 	c.Busy = true
 	c.save()
-	go c.run(msgs, len(c.Messages)-1, c.Settings)
+	go c.run(msgs, at, len(c.Messages)-1, c.Settings)
 }
 
-// run loads the engine if needed and streams a reply into message i. No
-// one else changes c.Messages while c.Busy is set, so i stays valid.
-func (c *Root) run(msgs []Message, i int, s Settings) {
+// run loads the engine if needed and streams a reply into message i; at
+// says where the messages sent are in c.Messages. No one else changes
+// c.Messages while c.Busy is set, so the indices stay valid.
+func (c *Root) run(msgs []Message, at []int, i int, s Settings) {
 	e, err := c.ensureEngine(s)
 	if err != nil {
 		c.update(func() {
 			c.Messages[i].Error = err.Error()
-			c.Busy, c.Status = false, err.Error()
+			c.Busy, c.Status = false, Explain(err.Error())
 			c.save()
 		})
 		return
 	}
-	c.update(func() { c.Status = "Generating…" })
+	c.update(func() {
+		c.Status = "Generating…"
+		// A mixture of experts fetches the experts its first tokens route
+		// to while it generates: until the first text, that is what the
+		// answer waits for.
+		if c.Startup.Stage == StageLoaded && c.Stats.ExpertsTotal > 0 {
+			c.Startup.Stage, c.Startup.Stats = StageExperts, c.Startup.AtReady
+		}
+	})
 	stop := c.poll(e, 300*time.Millisecond)
-	finish, err := e.Chat(msgs, s, func(d string) {
-		c.update(func() { c.Messages[i].Content += d })
+	// A small model streams hundreds of tokens a second: rendering each
+	// one kept the page's thread so busy that a click on Stop waited
+	// until the reply had ended. Text arriving within renderEvery of the
+	// last render waits for the next one (or the final render below).
+	var rendered time.Time
+	r, err := e.Chat(msgs, s, func(d string) {
+		c.env.Lock()
+		c.Messages[i].Content += d
+		c.Startup.Stage = StageIdle
+		if time.Since(rendered) < renderEvery {
+			c.env.UnlockOnly()
+			return
+		}
+		rendered = time.Now()
+		c.env.UnlockRender()
 	})
 	stop()
-	c.refresh(e)
+	died := workerDied(err)
+	if died {
+		// The worker is gone, and with it the model: forget the engine
+		// and start a new one now, so that the next message finds it.
+		c.update(func() { c.engine, c.engineKey = nil, "" })
+		go func() {
+			_, lerr := c.ensureEngine(s)
+			c.update(func() {
+				if lerr != nil {
+					c.Status = "The engine stopped and could not be started again: " + Explain(lerr.Error())
+				} else {
+					c.Status = "The engine stopped unexpectedly and was started again: send your message again (or Regenerate)."
+				}
+			})
+		}()
+	} else {
+		c.refresh(e)
+	}
 	c.update(func() {
 		m := &c.Messages[i]
-		m.Finish = finish
+		m.Finish, m.Note, m.Dropped = r.Finish, r.Note, r.Dropped
+		finish := r.Finish
 		switch {
+		case died:
+			m.Error = err.Error()
+			c.Status = "The engine stopped unexpectedly; starting it again…"
 		case err != nil:
 			m.Error = err.Error()
-			c.Status = "Generation failed: " + err.Error()
+			c.Status = Explain(err.Error())
 		case finish == "abort":
 			c.Status = "Stopped."
 		case finish == "length":
@@ -220,10 +308,20 @@ func (c *Root) run(msgs []Message, i int, s Settings) {
 		default:
 			c.Status = "Done."
 		}
+		if err == nil {
+			markContext(c.Messages, at, r.Dropped)
+		}
+		if c.Startup.Stage == StageExperts {
+			c.Startup.Stage = StageIdle // a reply without text, or an error
+		}
 		c.Busy = false
 		c.save()
 	})
 }
+
+// renderEvery is the shortest time between two renders of a streaming
+// reply: 20 a second reads as smooth text.
+const renderEvery = 50 * time.Millisecond
 
 // ensureEngine returns the engine s calls for, loading it (and unloading
 // the previous one) when the model, budget or cache setting changed.
@@ -235,46 +333,58 @@ func (c *Root) ensureEngine(s Settings) (*Engine, error) {
 		return e, nil
 	}
 	if s.Model == "" {
-		return nil, fmt.Errorf("no model chosen: pick one or enter a manifest URL in Settings")
+		return nil, fmt.Errorf("no model chosen: pick one or enter a manifest URL or hf:ORG/REPO in Settings")
 	}
 	if e != nil {
 		e.Unload() // a failure leaves nothing to clean up that we could
 	}
 	c.update(func() {
-		c.engine, c.Loading, c.Progress, c.Stats = nil, true, Progress{}, Stats{}
+		c.engine, c.Loading, c.Stats, c.LoadError = nil, true, Stats{}, ""
+		c.Startup = Startup{Stage: StageManifest}
+		c.routes.Reset()
+		c.Map = BuildMap(Stats{}, nil)
 		c.Status = "Loading " + s.Model + "…"
 	})
-	e, err := Load(s, func(p Progress) { c.update(func() { c.Progress = p }) })
-	layout, lerr := FetchLayout(s.Model)
+	e, err := Load(s, func(p Progress) {
+		c.update(func() {
+			c.Startup.Load = p
+			if p.Phase != "" && p.Phase != "manifest" {
+				c.Startup.Stage = StageWeights
+			}
+		})
+	})
 	c.update(func() {
 		c.Loading = false
 		if err == nil {
 			c.engine, c.engineKey = e, s.engineKey()
 		}
-		if lerr == nil {
-			c.layout = layout
-		} else {
-			c.layout = Layout{}
-		}
 	})
 	if err != nil {
+		c.update(func() { c.Startup = Startup{} })
 		return nil, err
 	}
 	c.refresh(e)
+	c.update(func() {
+		c.Startup = Startup{Stage: StageLoaded, AtReady: c.Stats, ExpertBytes: e.ExpertBytes}
+	})
 	return e, nil
 }
 
-// refresh reads stats and the cache and redraws the map.
+// refresh reads stats and redraws the map.
 func (c *Root) refresh(e *Engine) {
 	st, err := e.Stats()
 	if err != nil {
 		return // the next refresh will tell; a stats failure must not end a chat
 	}
-	cached, _ := CachedHashes()
 	c.update(func() {
 		c.Stats = st
-		c.cached = cached
-		c.Map = BuildMap(c.layout, c.cached, st)
+		if st.ExpertMap != nil {
+			c.routes.Add(st.ExpertMap.LastRouted)
+		}
+		c.Map = BuildMap(st, &c.routes)
+		if c.Startup.Stage == StageExperts {
+			c.Startup.Stats = st
+		}
 	})
 }
 
@@ -312,6 +422,12 @@ func (c *Root) OnModelURL(e vugu.DOMEvent) {
 	c.save()
 }
 
+// OnHFEndpoint sets the hub hf: models are read from.
+func (c *Root) OnHFEndpoint(e vugu.DOMEvent) {
+	c.Settings.HFEndpoint = strings.TrimSpace(e.PropString("target", "value"))
+	c.save()
+}
+
 func (c *Root) OnNumber(e vugu.DOMEvent, field string) {
 	v, err := strconv.ParseFloat(e.PropString("target", "value"), 64)
 	if err != nil || v < 0 {
@@ -331,6 +447,43 @@ func (c *Root) OnNumber(e vugu.DOMEvent, field string) {
 	c.save()
 }
 
+// OnBackend takes the backend setting; the next message loads the model
+// again on it.
+func (c *Root) OnBackend(e vugu.DOMEvent) {
+	c.Settings.Backend = e.PropString("target", "value")
+	c.save()
+}
+
+// BackendLine says what runs the model and why, once one is loaded.
+func (c *Root) BackendLine() string {
+	if c.engine == nil || c.engine.Backend == "" {
+		return ""
+	}
+	line := "Running on " + map[string]string{"cpu": "the CPU", "webgpu": "WebGPU"}[c.engine.Backend]
+	if c.engine.BackendNote != "" {
+		line += ": " + c.engine.BackendNote
+	}
+	return line
+}
+
+// LoadNote is what the worker said went differently from what the pack
+// asked for, for people: a chat template that does not parse and was
+// replaced by a guessed format. "" when nothing did.
+func (c *Root) LoadNote() string {
+	if c.engine == nil || c.engine.ChatTemplateNote == "" {
+		return ""
+	}
+	return "Note: " + c.engine.ChatTemplateNote + "."
+}
+
+// BackendNote is the backend note alone (hover text).
+func (c *Root) BackendNote() string {
+	if c.engine == nil {
+		return ""
+	}
+	return c.engine.BackendNote
+}
+
 func (c *Root) OnCache(e vugu.DOMEvent) {
 	c.Settings.Cache = e.PropBool("target", "checked")
 	c.save()
@@ -348,7 +501,8 @@ func (c *Root) LoadNow() {
 		c.update(func() {
 			c.Busy = false
 			if err != nil {
-				c.Status = err.Error()
+				c.Status = Explain(err.Error())
+				c.LoadError = err.Error()
 			} else {
 				c.Status = "Model loaded."
 			}
@@ -360,9 +514,7 @@ func (c *Root) LoadNow() {
 
 func (c *Root) PackSelected(p Pack) bool { return p.Manifest == c.Settings.Model }
 
-func (c *Root) ShowProgress() bool {
-	return c.Loading || (c.Progress.Phase != "" && c.Progress.Phase != "ready")
-}
+func (c *Root) ShowProgress() bool { return c.Startup.Visible() }
 
 func (c *Root) Num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
@@ -371,17 +523,4 @@ func RoleName(m Message) string {
 		return "You"
 	}
 	return "Model"
-}
-
-// Note is the small print under an assistant turn.
-func Note(m Message) string {
-	switch {
-	case m.Error != "":
-		return "error: " + m.Error
-	case m.Finish == "abort":
-		return "stopped"
-	case m.Finish == "length":
-		return "cut at max tokens"
-	}
-	return ""
 }

@@ -18,7 +18,11 @@ export class ModeError extends Error {
 
 /**
  * create starts a worker and loads a pack.
- * options: model (manifest URL, required), onProgress(p), expertBudgetMB,
+ * options: model (manifest URL, or hf:ORG/REPO[@REVISION] for a Hugging Face
+ * repository read as it is, indexed and converted on load; required),
+ * hfEndpoint (the hub for hf: models, default https://huggingface.co),
+ * quant (hf: only: "q4_0" default = 4-bit routed experts and q8_0 the rest,
+ * or "q8_0", "f16", "f32", "q4_k", "source"), onProgress(p), expertBudgetMB,
  * cache ("cache-storage" | "opfs" | "none": where shards persist across
  * visits, keyed by content hash; "opfs" is the Origin Private File System),
  * storageBudgetMB (the most the cache keeps; default 0: 80% of the quota
@@ -26,23 +30,37 @@ export class ModeError extends Error {
  * room, and what cannot fit is fetched again next visit, never an error),
  * backend ("cpu" | "webgpu" | "auto"),
  * eager (download every shard, experts included, before loading: the
- * whole-pack baseline for benchmarks), workerURL, wasmURL, wasmExecURL.
+ * whole-pack baseline for benchmarks), simd (false: the CPU path keeps its
+ * pure-Go kernels even where WebAssembly SIMD128 works; for comparisons),
+ * workerURL, wasmURL, wasmExecURL.
  *
- * engine.info.backend says what runs the model ("webgpu" or "cpu"); when
- * "auto" fell back to the CPU, engine.info.backendNote says why. backend
+ * engine.info.kernels says which kernels the CPU path runs ("simd128" or
+ * "go") and engine.info.kernelsNote why.
+ *
+ * engine.info.backend says what runs the model ("webgpu" or "cpu") and
+ * engine.info.backendNote why: "auto" takes WebGPU only on a hardware
+ * adapter, since on a software renderer (SwiftShader, lavapipe) the CPU
+ * path is faster; "webgpu" forces it. backend
  * "webgpu" without WebGPU rejects with code "unavailable".
+ * engine.info.chatTemplate names the chat format; when the pack's own
+ * template could not be parsed, engine.info.chatTemplateNote says so.
  */
 export async function create(options = {}) {
-  if (!options.model) throw new ModeError({ code: "bad_request", message: "create: model (a manifest URL) is required" });
+  if (!options.model) throw new ModeError({ code: "bad_request", message: "create: model (a manifest URL or hf:ORG/REPO) is required" });
   const base = import.meta.url;
   const workerURL = new URL(options.workerURL ?? "worker.js", base);
   workerURL.searchParams.set("wasm", new URL(options.wasmURL ?? "mode.wasm", base).href);
   workerURL.searchParams.set("exec", new URL(options.wasmExecURL ?? "wasm_exec.js", base).href);
-  const worker = new Worker(workerURL, { type: "module" });
+  if (options.simd === false) workerURL.searchParams.set("simd", "0");
+  const { worker, done } = startWorker(workerURL);
   const engine = new Engine(worker, workerURL.origin + workerURL.pathname);
   try {
     engine.info = await engine._call("load", {
-      model: new URL(options.model, location.href).href,
+      // hf:ORG/REPO[@REVISION] names a Hugging Face repository, read from
+      // hfEndpoint (default the public hub); anything else is a manifest URL.
+      model: String(options.model).startsWith("hf:") ? String(options.model) : new URL(options.model, location.href).href,
+      hfEndpoint: options.hfEndpoint ? new URL(options.hfEndpoint, location.href).href.replace(/\/$/, "") : "",
+      quant: options.quant ?? "",
       expertBudgetMB: options.expertBudgetMB ?? 0,
       cache: options.cache ?? "cache-storage",
       storageBudgetMB: options.storageBudgetMB ?? 0,
@@ -55,8 +73,27 @@ export async function create(options = {}) {
   } catch (err) {
     worker.terminate();
     throw err;
+  } finally {
+    done();
   }
   return engine;
+}
+
+// startWorker runs the module worker at url. A worker's script must have
+// the page's origin, so for an engine hosted elsewhere (mode.js imported
+// from another site) the worker starts from a same-origin blob: URL whose
+// only line imports worker.js: module workers may import cross-origin
+// scripts that are served with CORS. worker.js reads its parameters from
+// import.meta.url, so they and its relative URLs still refer to the
+// engine's origin, not to the blob.
+function startWorker(url) {
+  if (url.origin === location.origin) return { worker: new Worker(url, { type: "module" }), done() {} };
+  const code = `import ${JSON.stringify(url.href)};\n`;
+  const blobURL = URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
+  // Revoked once the engine loaded or failed: by then the worker has long
+  // read its script, while revoking at once would race the worker's fetch
+  // in browsers that read the blob lazily.
+  return { worker: new Worker(blobURL, { type: "module" }), done: () => URL.revokeObjectURL(blobURL) };
 }
 
 class Engine {
@@ -73,7 +110,7 @@ class Engine {
       code: "worker_failed",
       message: e.message
         ? `worker error: ${e.message}`
-        : `could not start the worker from ${workerURL}: the server may be unreachable; check the connection and try again`,
+        : `could not start the worker from ${workerURL}: the server may be unreachable (or, for a page of another origin, not send CORS headers); check the connection and try again`,
     });
     this.chat = { completions: { create: (p) => this.#generate("chat", p) } };
     this.completions = { create: (p) => this.#generate("complete", p) };

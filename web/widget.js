@@ -53,6 +53,8 @@
     h2 { margin: 0; font-size: 15px; font-weight: 600; }
     .close { padding: 2px 10px; font-size: 18px; line-height: 1; }
     .status { margin: 0; padding: 4px 12px; min-height: 1.4em; font-size: 12px; color: #5d5d66; }
+    .note { margin: 0; padding: 4px 12px; font-size: 12px; color: #7a4b00; background: #fff6e0; }
+    .note[hidden] { display: none; }
     ol { list-style: none; margin: 0; padding: 8px 12px; flex: 1; overflow-y: auto; display: flex; flex-direction: column; gap: 8px; }
     li { padding: 6px 10px; border-radius: 8px; background: #fff; border: 1px solid #e0e0e6; white-space: pre-wrap;
       overflow-wrap: anywhere; max-width: 100%; }
@@ -79,13 +81,17 @@
   const launcher = el("button", { type: "button", className: "launcher", "aria-expanded": "false", "aria-controls": "panel" }, title);
   const closeBtn = el("button", { type: "button", className: "close", "aria-label": "Close the chat" }, "×");
   const status = el("p", { className: "status", role: "status", "aria-live": "polite" });
+  // What the engine did differently from what the pack asked for (a chat
+  // template that does not parse, replaced by a guessed format).
+  const note = el("p", { className: "note", role: "note" });
+  note.hidden = true;
   const log = el("ol", { className: "log", role: "log", "aria-label": "Conversation" });
   const input = el("textarea", { id: "input", rows: 2, placeholder: "Message (Enter sends)" });
   const send = el("button", { type: "submit", className: "send" }, "Send");
   const stop = el("button", { type: "button", className: "stop", disabled: true }, "Stop");
   const form = el("form", {}, el("label", { className: "vh", for: "input" }, "Message (Enter sends, Shift+Enter adds a line)"), input, send, stop);
   const panel = el("section", { id: "panel", className: "panel", role: "dialog", "aria-label": title, hidden: true },
-    el("header", {}, el("h2", {}, title), closeBtn), status, log, form);
+    el("header", {}, el("h2", {}, title), closeBtn), status, note, log, form);
   shadow.append(style, el("div", { className: "root" }, panel, launcher));
 
   // The engine: a hidden iframe of the script's origin, started on first use.
@@ -136,6 +142,12 @@
         const pct = p.total > 0 ? Math.round((100 * p.bytes) / p.total) : 0;
         status.textContent = `Loading the model: ${pct}% (${p.shards}/${p.shardsTotal} shards)`;
       }
+    }).then((done) => {
+      if (done.note) {
+        note.textContent = `Note: ${done.note}.`; // text, never HTML
+        note.hidden = false;
+      }
+      return done;
     });
   }
 

@@ -61,7 +61,7 @@ func TestGreedyGenerate(t *testing.T) {
 		}
 		return out
 	}
-	ce, err := engine.New(cpu.New(cpu.Options{}), m, engine.Options{MaxSeq: 64})
+	ce, err := engine.New(cpu.New(cpu.Options{Exact: true}), m, engine.Options{MaxSeq: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestSampledGenerate(t *testing.T) {
 	if !gpu.CanSample(p) {
 		t.Fatal("the kernel should handle these parameters")
 	}
-	ce, _ := engine.New(cpu.New(cpu.Options{}), m, engine.Options{MaxSeq: 64})
+	ce, _ := engine.New(cpu.New(cpu.Options{Exact: true}), m, engine.Options{MaxSeq: 64})
 	ge, _ := engine.New(gpu, m, engine.Options{MaxSeq: 64})
 	if c, g := gen(ce), gen(ge); !slices.Equal(c, g) {
 		t.Fatalf("gpu %v\ncpu %v", g, c)
@@ -124,13 +124,13 @@ func TestBindGroupReuse(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, id := range []int{1, 2, 3} {
-				if _, err := e.ForwardArgmax([]int{id}); err != nil {
+				if _, err := e.ForwardArgmax(context.Background(), []int{id}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			before := g.Stats()
 			for _, id := range []int{4, 5, 6, 7, 8} {
-				if _, err := e.ForwardArgmax([]int{id}); err != nil {
+				if _, err := e.ForwardArgmax(context.Background(), []int{id}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -2,6 +2,7 @@ package webgpu
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/cogentcore/webgpu/wgpu"
 	"github.com/moderuntime/mode/runtime/backend"
@@ -13,13 +14,18 @@ import (
 // Sync as one submission, and any error met while recording or running
 // them is reported there.
 type Backend struct {
-	d       *Device
-	own     bool // Close closes d
-	s       *stream
-	zero    *buffer // bound where a kernel's optional input is absent
-	bufs    []*buffer
-	experts expertPool                    // every resident routed expert's matrices
-	tables  map[*backend.FFN]*expertTable // per sparse layer
+	d    *Device
+	own  bool // Close closes d
+	s    *stream
+	zero *buffer // bound where a kernel's optional input is absent
+	// spare is bound where a kernel's optional read-write binding is
+	// unused (matvec's residual): never bound anywhere else, so it
+	// aliases nothing; spare2 and spare3 likewise, for matvec_multi's
+	// unused outputs.
+	spare, spare2, spare3 *buffer
+	bufs                  []*buffer
+	experts               expertPool                    // every resident routed expert's matrices
+	tables                map[*backend.FFN]*expertTable // per sparse layer
 	// weightBytes counts the device bytes of weights with buffers of their
 	// own (everything but pooled experts).
 	weightBytes int64
@@ -29,6 +35,25 @@ type Backend struct {
 	// gemm says when MatMul uses the tiled gemm kernel (gemmAuto);
 	// benchmarks change it to time the kernels against each other.
 	gemm int
+	// oldMatVec sends decode products to the kernels matvec replaced
+	// (matmul, matvec_rows) and turns off every fusion: the dispatches
+	// before matvec; benchmarks set it to compare in the same run.
+	oldMatVec bool
+	// narrow runs matvec with one lane per row at every width (see
+	// matVecLanes), whose SIMD lanes on a CPU adapter are then
+	// neighbouring rows that share each x load. Off: on lavapipe it won
+	// BenchmarkMatVec at 2048² but lost whole-model decode (Mixtral-shaped
+	// 5.4 tok/s against 9.2 with 8 lanes; small products then fill too
+	// few workgroups for the cores). Kept for benchmarks.
+	narrow bool
+	// last is the matvec dispatch recorded last, which Add may fuse with.
+	last lastMatVec
+	// lastNorm is the in-place rmsnorm dispatch recorded last.
+	lastNorm lastNorm
+	// lastComb is the moe_combine dispatch recorded last.
+	lastComb lastCombine
+	// ropes are the last two rope dispatches recorded, oldest first.
+	ropes [2]lastRoPE
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -44,7 +69,16 @@ func New(d *Device) (*Backend, error) {
 		s.release()
 		return nil, err
 	}
-	return &Backend{d: d, s: s, zero: z, tables: map[*backend.FFN]*expertTable{}, f16: d.F16}, nil
+	b := &Backend{d: d, s: s, zero: z, tables: map[*backend.FFN]*expertTable{}, f16: d.F16}
+	for _, sp := range []**buffer{&b.spare, &b.spare2, &b.spare3} {
+		if *sp, err = d.newBuffer("spare", 256, wgpu.BufferUsageStorage|wgpu.BufferUsageCopyDst); err != nil {
+			b.releaseSpares()
+			z.Release()
+			s.release()
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // Open acquires a device with o and returns a backend that owns it.
@@ -79,30 +113,38 @@ func (x *buf) Cols() int { return x.cols }
 
 type kv struct {
 	seq, dim int
+	lens     []int // positions each layer holds: seq, or a sliding window's ring
 	k, v     []*buffer
 	f16      bool // k and v hold f16 pairs packed in u32 words
 }
 
 func (c *kv) Len() int { return c.seq }
 
-// Upload puts t on the device. A routed expert's matrix (by its canonical
-// name) goes into the expert pool, written straight into a free extent;
-// anything else gets buffers of its own.
+// Upload puts t on the device in buffers of its own.
 func (b *Backend) Upload(t *tensor.Tensor) (backend.Weight, error) {
-	if isRoutedExpert(t.Name) && len(t.Shape) == 2 {
-		w, err := b.uploadExpert(t)
-		if err != nil {
-			return nil, err
-		}
-		return w, nil
-	}
 	return b.uploadOwn(t)
+}
+
+// UploadExpert puts a routed expert's matrix into the expert pool, written
+// straight into a free extent (backend.ExpertUploader): the engine says
+// which tensors are experts.
+func (b *Backend) UploadExpert(t *tensor.Tensor) (backend.Weight, error) {
+	if len(t.Shape) != 2 {
+		return nil, fmt.Errorf("webgpu: expert matrix %s has shape %v, want 2-D", t.Name, t.Shape)
+	}
+	return b.uploadExpert(t)
 }
 
 func (b *Backend) uploadOwn(t *tensor.Tensor) (backend.Weight, error) {
 	w, err := b.d.uploadWeight(t)
 	if err != nil {
 		return nil, err
+	}
+	if len(t.Shape) == 1 && strings.Contains(t.Name, ".blocks.") {
+		if w.host, err = t.Float32s(); err != nil {
+			w.free()
+			return nil, fmt.Errorf("webgpu: upload %s: %w", t.Name, err)
+		}
 	}
 	b.weightBytes += w.bytes
 	return w, nil
@@ -173,12 +215,43 @@ func (b *Backend) NewKVF16(layers, maxSeq, kvDim int) (backend.KV, error) {
 }
 
 func (b *Backend) newKV(layers, maxSeq, kvDim int, f16 bool) (backend.KV, error) {
-	c := &kv{seq: maxSeq, dim: kvDim, f16: f16}
-	words := maxSeq * kvDim
-	if f16 {
-		words /= 2
+	seqs := make([]int, layers)
+	for l := range seqs {
+		seqs[l] = maxSeq
 	}
-	for range layers {
+	return b.NewRingKV(seqs, kvDim, f16)
+}
+
+// Supports reports the optional features the WebGPU kernels implement:
+// gpt-oss's (attention.wgsl's window, ring and sinks, moe_act.wgsl,
+// fmt_mxfp4.wgsl).
+func (b *Backend) Supports(f backend.Feature) bool {
+	switch f {
+	case backend.FeatureSinks, backend.FeatureSlidingWindow, backend.FeatureExpertBias, backend.FeatureClampedSwiGLU, backend.FeatureMXFP4,
+		backend.FeatureGroupRouting, backend.FeatureMLA:
+		return true
+	}
+	return false
+}
+
+// NewRingKV allocates seqs[l] positions for layer l (backend.RingKVer):
+// Attention stores position p at slot p mod seqs[l].
+func (b *Backend) NewRingKV(seqs []int, kvDim int, f16 bool) (backend.KV, error) {
+	if f16 && kvDim%2 != 0 {
+		return nil, fmt.Errorf("webgpu: f16 KV cache needs an even kv dim, got %d", kvDim)
+	}
+	c := &kv{dim: kvDim, f16: f16, lens: append([]int(nil), seqs...)}
+	for _, n := range seqs {
+		c.seq = max(c.seq, n)
+	}
+	for _, n := range seqs {
+		if n <= 0 {
+			return nil, fmt.Errorf("webgpu: KV cache of %d positions", n)
+		}
+		words := n * kvDim
+		if f16 {
+			words /= 2
+		}
 		k, err := b.newF32("kv", words)
 		if err != nil {
 			return nil, err
@@ -255,16 +328,25 @@ func (b *Backend) String() string {
 	return fmt.Sprintf("webgpu (%s; %d-byte bindings)", arith, b.d.MaxBinding)
 }
 
+func (b *Backend) releaseSpares() {
+	for _, sp := range []*buffer{b.spare, b.spare2, b.spare3} {
+		if sp != nil {
+			sp.Release()
+		}
+	}
+}
+
 func (b *Backend) Close() error {
 	err := b.s.sync()
 	for _, t := range b.tables {
-		t.buf.Release()
+		t.release()
 	}
 	b.experts.releaseAll()
 	for _, x := range b.bufs {
 		x.Release()
 	}
 	b.zero.Release()
+	b.releaseSpares()
 	b.s.release()
 	b.bufs, b.tables = nil, nil
 	if b.own {

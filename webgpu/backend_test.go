@@ -1,7 +1,9 @@
 package webgpu_test
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -32,16 +34,16 @@ func argmax(v []float32) int { return testmodel.Argmax(v) }
 // compare runs greedy decoding of steps tokens after prompt on the CPU and
 // the WebGPU backend, feeding both the CPU's choice, and returns the
 // largest logit difference. Tokens must agree.
-func compare(t *testing.T, m *model.Model, gpu *webgpu.Backend, o engine.Options, prompt []int, steps int) float64 {
+func compare(t *testing.T, m *model.Model, gpu backend.Backend, o engine.Options, prompt []int, steps int) float64 {
 	t.Helper()
 	d, _ := compareEngine(t, m, gpu, o, prompt, steps)
 	return d
 }
 
 // compareEngine is compare, also returning the WebGPU backend's engine.
-func compareEngine(t *testing.T, m *model.Model, gpu *webgpu.Backend, o engine.Options, prompt []int, steps int) (float64, *engine.Engine) {
+func compareEngine(t *testing.T, m *model.Model, gpu backend.Backend, o engine.Options, prompt []int, steps int) (float64, *engine.Engine) {
 	t.Helper()
-	ec, err := engine.New(cpu.New(cpu.Options{}), m, o)
+	ec, err := engine.New(cpu.New(cpu.Options{Exact: true}), m, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func family(name string) model.Config {
 // logits of magnitude ~1-10 (f32 kernels summing in a different order).
 func TestFamilies(t *testing.T) {
 	gpu := newBackend(t, webgpu.Options{})
-	for _, name := range []string{"llama", "yarn-rope", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "mode"} {
+	for _, name := range []string{"llama", "yarn-rope", "yarn-mscale-rope", "yarn-notrunc-rope", "dynamic-rope", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "granitemoeshared", "mode", "mode-deep"} {
 		t.Run(name, func(t *testing.T) {
 			m := testmodel.Random(family(name), 7)
 			diff := compare(t, m, gpu, engine.Options{MaxBatch: 8}, []int{0, 5, 17, 42, 3}, 12)
@@ -112,12 +114,12 @@ func TestOneSubmissionPerToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Forward([]int{0, 1, 2}); err != nil { // warm up: pools, pipelines
+	if _, err := e.Forward(context.Background(), []int{0, 1, 2}); err != nil { // warm up: pools, pipelines
 		t.Fatal(err)
 	}
 	for i := range 3 {
 		n := webgpu.Submissions(gpu)
-		if _, err := e.Forward([]int{7 + i}); err != nil {
+		if _, err := e.Forward(context.Background(), []int{7 + i}); err != nil {
 			t.Fatal(err)
 		}
 		if d := webgpu.Submissions(gpu) - n; d != 1 {
@@ -314,5 +316,78 @@ func TestF16ArithModel(t *testing.T) {
 	}
 	if diff < 1e-4 {
 		t.Errorf("max logit difference %.3g: as small as f32 rounding, so no f16 arithmetic ran", diff)
+	}
+}
+
+// TestDeepExpertsMatchNaive compares the WebGPU backend's logits for a
+// model whose experts differ in depth (1 to 3 blocks) and activation
+// (SiLU, GELU-tanh, ReLU²) with testmodel's float64 reference, at every
+// position of a decode and after a 5-token prefill (moe_norm, moe_gu over
+// per-slot rows, moe_act, moe_down adding into y), with top_k = all
+// experts so that every architecture is in every token's output. Bound
+// 1e-4 relative to max(1, |logit|): f32 kernels against exact arithmetic,
+// as the CPU's TestFamiliesMatchNaive.
+func TestDeepExpertsMatchNaive(t *testing.T) {
+	gpu := newBackend(t, webgpu.Options{})
+	ids := []int{0, 5, 17, 42, 3, 96, 11, 64}
+	m := testmodel.Random(testmodel.Family("mode-deep", true), 7)
+	want := testmodel.Logits(m, ids)
+	check := func(what string, got []float32, want []float64) {
+		t.Helper()
+		var maxDiff, maxAbs float64
+		for i, w := range want {
+			maxDiff = max(maxDiff, math.Abs(float64(got[i])-w))
+			maxAbs = max(maxAbs, math.Abs(w))
+		}
+		t.Logf("%s: max |logit diff| %.3g", what, maxDiff)
+		if maxDiff > 1e-4*max(1, maxAbs) {
+			t.Errorf("%s: logits differ from the float64 reference by %.3g (max |logit| %.3g)", what, maxDiff, maxAbs)
+		}
+	}
+	e, err := engine.New(gpu, m, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, id := range ids {
+		got, err := e.Forward(context.Background(), []int{id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("decode pos %d", p), got, want[p])
+	}
+	e2, err := engine.New(gpu, m, engine.Options{MaxBatch: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e2.Forward(context.Background(), ids[:5])
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("prefill", got, want[4])
+}
+
+// TestDeepExpertsEvicted runs the mixed-architecture family under an
+// expert budget that holds about a third of its routed experts' bytes, so
+// the engine keeps loading and evicting experts of every depth and the
+// per-block tables and norm banks are rewritten (and shrink when the
+// deepest resident expert goes) between layers; tokens and logits must
+// stay those of the CPU.
+func TestDeepExpertsEvicted(t *testing.T) {
+	gpu := newBackend(t, webgpu.Options{})
+	m := testmodel.Random(testmodel.Family("mode-deep", false), 9)
+	var routed int64
+	for _, sp := range m.Config.Spec() {
+		if sp.Expert >= 0 {
+			routed += int64(len(m.Weights[sp.Name].Data))
+		}
+	}
+	diff, e := compareEngine(t, m, gpu, engine.Options{MaxBatch: 8, ExpertBudget: routed / 3}, []int{0, 5, 17, 42, 3}, 16)
+	st := e.Stats()
+	t.Logf("max |logit diff| %.3g; %d expert loads, %d evictions", diff, st.ExpertsLoaded, st.ExpertEvictions)
+	if st.ExpertEvictions == 0 {
+		t.Fatalf("no evictions under a budget of %d of %d bytes: the test needs them", routed/3, routed)
+	}
+	if diff > 1e-4 {
+		t.Errorf("max logit difference %.3g > 1e-4", diff)
 	}
 }

@@ -1,11 +1,13 @@
 package webgpu
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/moderuntime/mode/runtime/engine"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tensor"
+	"github.com/moderuntime/mode/shaders"
 )
 
 // Software adapters are slow in absolute terms, so the matrix-vector
@@ -63,6 +66,18 @@ func timeOps(b *testing.B, g *Backend, n int, op func()) float64 {
 
 const benchRows, benchCols = 2048, 2048
 
+// BenchmarkAdapter names the adapter (in the log) and reports the copy
+// kernel's bandwidth, the baseline of the matrix-vector ratios.
+func BenchmarkAdapter(b *testing.B) {
+	g := benchBackend(b)
+	soft := ""
+	if g.d.Adapter.Software {
+		soft = " (software)"
+	}
+	b.Logf("adapter: %s%s; f16 arithmetic: %v; %d-byte bindings", g.d.Adapter.Name, soft, g.f16, g.d.MaxBinding)
+	b.ReportMetric(copyGBs(b, g), "copyGB/s")
+}
+
 func copyGBs(b *testing.B, g *Backend) float64 {
 	n := benchRows * benchCols / 2 // 8 MiB each way
 	src, err := g.newF32("src", n)
@@ -77,34 +92,104 @@ func copyGBs(b *testing.B, g *Backend) float64 {
 	return float64(8*n) / sec / 1e9
 }
 
+// BenchmarkMatVec times the decode matrix-vector product of each format at
+// decode sizes (square 512 to 4096) and reports weight bytes read per
+// second, their ratio to the copy kernel's bandwidth, and the speedup over
+// the kernels matvec replaced (matmul's decode specialisation,
+// matvec_rows). Each of b.N rounds times the copy kernel, matvec and the
+// old kernels back to back (several ops between syncs, so that a round of
+// a small matrix reads about as many bytes as the copy moves and the sync
+// does not dominate), and the metrics are the medians of the rounds'
+// values: on a shared machine the copy's bandwidth alone moves severalfold
+// within a minute, and a ratio of two timings taken seconds apart is
+// mostly that noise.
 func BenchmarkMatVec(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 1))
-	w := make([]float32, benchRows*benchCols)
-	for i := range w {
-		w[i] = float32(r.NormFloat64() / 45)
+	for _, n := range []int{2048, 512, 4096} {
+		r := rand.New(rand.NewPCG(1, 1))
+		w := make([]float32, n*n)
+		for i := range w {
+			w[i] = float32(r.NormFloat64() / math.Sqrt(float64(n)))
+		}
+		src := tensor.FromF32("w", []int{n, n}, w)
+		xv := make([]float32, n)
+		for i := range xv {
+			xv[i] = float32(r.NormFloat64())
+		}
+		for _, f := range []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K} {
+			b.Run(fmt.Sprintf("%v/%dx%d", f, n, n), func(b *testing.B) {
+				g := benchBackend(b)
+				q, err := tensor.Quantize(src, f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				wt, err := g.Upload(q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				x, _ := g.NewBuf(1, n)
+				if err := g.d.write(x.(*buf).b, 0, wordBytes(shaders.Bits(xv))); err != nil {
+					b.Fatal(err)
+				}
+				y, _ := g.NewBuf(1, n)
+				cn := benchRows * benchCols / 2 // 8 MiB each way
+				cs, err := g.newF32("src", cn)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cd, err := g.newF32("dst", cn)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ops := min(max(4, 8*cn/len(q.Data)), 256)
+				mv := func() { g.MatMul(y, x, wt, nil) }
+				cp := func() { g.copyRows(cs, cd, 0, 0, cn) }
+				var gbs, base, ratio, speedup []float64
+				b.ResetTimer()
+				for range b.N {
+					c := roundTime(b, g, 4, cp)
+					sec := roundTime(b, g, ops, mv)
+					g.oldMatVec = true
+					old := roundTime(b, g, ops, mv)
+					g.oldMatVec = false
+					gbs = append(gbs, float64(len(q.Data))/sec/1e9)
+					base = append(base, float64(8*cn)/c/1e9)
+					ratio = append(ratio, gbs[len(gbs)-1]/base[len(base)-1])
+					speedup = append(speedup, old/sec)
+				}
+				b.ReportMetric(median(gbs), "GB/s")
+				b.ReportMetric(median(base), "copyGB/s")
+				b.ReportMetric(median(ratio), "ratio")
+				b.ReportMetric(median(speedup), "speedup")
+			})
+		}
 	}
-	src := tensor.FromF32("w", []int{benchRows, benchCols}, w)
-	for _, f := range []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K} {
-		b.Run(f.String(), func(b *testing.B) {
-			g := benchBackend(b)
-			base := copyGBs(b, g)
-			q, err := tensor.Quantize(src, f)
-			if err != nil {
-				b.Fatal(err)
-			}
-			wt, err := g.Upload(q)
-			if err != nil {
-				b.Fatal(err)
-			}
-			x, _ := g.NewBuf(1, benchCols)
-			y, _ := g.NewBuf(1, benchRows)
-			sec := timeOps(b, g, 4, func() { g.MatMul(y, x, wt, nil) })
-			gbs := float64(len(q.Data)) / sec / 1e9
-			b.ReportMetric(gbs, "GB/s")
-			b.ReportMetric(base, "copyGB/s")
-			b.ReportMetric(gbs/base, "ratio")
-		})
+}
+
+// roundTime records n ops (after one untimed op and a sync, so pipelines
+// exist) and syncs, returning seconds per op.
+func roundTime(b *testing.B, g *Backend, n int, op func()) float64 {
+	b.Helper()
+	op()
+	if err := g.Sync(); err != nil {
+		b.Fatal(err)
 	}
+	start := time.Now()
+	for range n {
+		op()
+	}
+	if err := g.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start).Seconds() / float64(n)
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func BenchmarkAttention(b *testing.B) {
@@ -161,7 +246,7 @@ func BenchmarkDecode(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := e.Forward([]int{1}); err != nil {
+	if _, err := e.Forward(context.Background(), []int{1}); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
@@ -170,7 +255,7 @@ func BenchmarkDecode(b *testing.B) {
 		if e.Pos() >= e.MaxSeq() {
 			e.Reset()
 		}
-		if _, err := e.Forward([]int{1 + i%300}); err != nil {
+		if _, err := e.Forward(context.Background(), []int{1 + i%300}); err != nil {
 			b.Fatal(err)
 		}
 		n++
@@ -197,7 +282,7 @@ func BenchmarkDecodeCost(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := e.ForwardArgmax([]int{1, 2, 3, 4}); err != nil {
+			if _, err := e.ForwardArgmax(context.Background(), []int{1, 2, 3, 4}); err != nil {
 				b.Fatal(err)
 			}
 			before := g.Stats()
@@ -207,7 +292,7 @@ func BenchmarkDecodeCost(b *testing.B) {
 				if e.Pos() >= e.MaxSeq() {
 					e.Reset()
 				}
-				if _, err := e.ForwardArgmax([]int{5 + i%50}); err != nil {
+				if _, err := e.ForwardArgmax(context.Background(), []int{5 + i%50}); err != nil {
 					b.Fatal(err)
 				}
 				n++
@@ -290,6 +375,7 @@ func benchPrefill(b *testing.B, n int, formats []tensor.DType, batches []int) {
 				b.ReportMetric(old*1e3, "matmul_ms")
 				b.ReportMetric(tiled*1e3, "gemm_ms")
 				b.ReportMetric(tiled/old, "gemm/matmul")
+				b.ReportMetric(2*float64(rows*cols*T)/tiled/1e9, "gemm_GFLOP/s")
 			})
 		}
 	}
@@ -326,4 +412,135 @@ func BenchmarkMatVecF16Arith(b *testing.B) {
 	b.ReportMetric(f32*1e3, "f32path_ms")
 	b.ReportMetric(f16*1e3, "f16arith_ms")
 	b.ReportMetric(f16/f32, "f16/f32")
+}
+
+// BenchmarkDecodeSynth decodes greedily on synthetic Mixtral- and
+// OLMoE-shaped models with every matrix in q4_0 (the shapes of `mode bench
+// --synth mixtral` and scripts/bench-cpu.sh) and reports tokens/s and
+// dispatches per token, and the speedup over the same decode with the
+// kernels and dispatches before matvec and fusion (oldMatVec). BENCH_GPU_LAYERS caps the layer count (the full
+// OLMoE shape is 0.9 GB of q4_0, slow to build on a small machine); the
+// layer count is part of the name.
+func BenchmarkDecodeSynth(b *testing.B) {
+	maxLayers := 0
+	if s := os.Getenv("BENCH_GPU_LAYERS"); s != "" {
+		if _, err := fmt.Sscan(s, &maxLayers); err != nil {
+			b.Fatalf("BENCH_GPU_LAYERS=%q: %v", s, err)
+		}
+	}
+	for _, name := range []string{"mixtral", "olmoe"} {
+		cfg := synthShape(name, maxLayers)
+		b.Run(fmt.Sprintf("%s/layers=%d/q4_0", name, cfg.Layers), func(b *testing.B) {
+			m, err := synthModel(cfg, tensor.Q4_0, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			g := benchBackend(b)
+			e, err := engine.New(g, m, engine.Options{MaxSeq: 256})
+			if err != nil {
+				b.Fatal(err)
+			}
+			// decode times n tokens from a fresh cache and returns tokens/s
+			// and dispatches per token.
+			decode := func(n int) (float64, float64) {
+				e.Reset()
+				if _, err := e.ForwardArgmax(context.Background(), []int{1, 2, 3, 4}); err != nil {
+					b.Fatal(err)
+				}
+				before := g.Stats()
+				start := time.Now()
+				for i := range n {
+					if e.Pos() >= e.MaxSeq() {
+						e.Reset()
+					}
+					if _, err := e.ForwardArgmax(context.Background(), []int{5 + i%50}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				el := time.Since(start)
+				return float64(n) / el.Seconds(), float64(g.Stats().Dispatches-before.Dispatches) / float64(n)
+			}
+			decode(1) // pipelines
+			b.ResetTimer()
+			tps, disp := decode(b.N)
+			// The same tokens with the kernels and dispatches before
+			// matvec and fusion, in the same run.
+			g.oldMatVec = true
+			oldTPS, oldDisp := decode(b.N)
+			g.oldMatVec = false
+			b.ReportMetric(disp, "dispatches/token")
+			b.ReportMetric(oldDisp, "old_dispatches/token")
+			b.ReportMetric(float64(activeBytes(m))/1e6, "active_MB/token")
+			b.ReportMetric(tps, "tok/s")
+			b.ReportMetric(tps/oldTPS, "speedup")
+		})
+	}
+}
+
+// synthShape is a Mixtral-shaped (d=512, 8 layers, 8 experts of 1408,
+// top-2, vocab 32000) or OLMoE-shaped (d=1024, 16 layers, 16 heads, 64
+// experts of 512, top-8, full q/k norm, vocab 50304) config, with at most
+// maxLayers layers when maxLayers > 0.
+func synthShape(name string, maxLayers int) model.Config {
+	var c model.Config
+	var widths []int
+	var r model.Router
+	switch name {
+	case "mixtral":
+		c = testmodel.Config(512, 8, 8, 2, 32000)
+		widths, r = slicesRepeat(1408, 8), model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}
+	case "olmoe":
+		c = testmodel.Config(1024, 16, 16, 16, 50304)
+		c.QKNorm = model.QKNormFull
+		widths, r = slicesRepeat(512, 64), model.Router{Scoring: model.Softmax, TopK: 8}
+	default:
+		panic("synthShape: " + name)
+	}
+	c.Arch, c.MaxSeq = name+"-synth", 1024
+	if maxLayers > 0 {
+		c.Layers = min(c.Layers, maxLayers)
+	}
+	for range c.Layers {
+		rr := r
+		c.FFN = append(c.FFN, model.FFN{ExpertWidths: widths, Router: &rr})
+	}
+	return c
+}
+
+func slicesRepeat(v, n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
+}
+
+// synthModel is testmodel.Random's distribution with every matrix
+// quantised to f as it is made, so only one f32 tensor is alive at a time.
+func synthModel(cfg model.Config, f tensor.DType, seed uint64) (*model.Model, error) {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	w := model.Weights{}
+	for _, sp := range cfg.Spec() {
+		n := 1
+		for _, d := range sp.Shape {
+			n *= d
+		}
+		v := make([]float32, n)
+		std, mean := 1/math.Sqrt(float64(sp.Shape[len(sp.Shape)-1])), 0.0
+		if len(sp.Shape) == 1 {
+			std, mean = 0.1, 1 // norm weights
+		}
+		for i := range v {
+			v[i] = float32(mean + std*r.NormFloat64())
+		}
+		t := tensor.FromF32(sp.Name, sp.Shape, v)
+		if len(sp.Shape) == 2 && sp.Shape[0] > 1 && sp.Shape[1]%32 == 0 {
+			var err error
+			if t, err = tensor.Quantize(t, f); err != nil {
+				return nil, err
+			}
+		}
+		w[sp.Name] = t
+	}
+	return &model.Model{Config: cfg, Weights: w}, nil
 }

@@ -3,6 +3,7 @@ package webgpu
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +42,8 @@ type Device struct {
 	// F16Note says why not, when the adapter was asked for it.
 	F16     bool
 	F16Note string
+	// Adapter describes the adapter the device runs on.
+	Adapter AdapterInfo
 
 	timeout time.Duration
 	pipes   pipelineCache
@@ -48,6 +51,55 @@ type Device struct {
 	mu     sync.Mutex
 	lost   error  // set when the device reports itself lost
 	nextID uint32 // the id of the next buffer
+}
+
+// AdapterInfo is what the platform tells of an adapter.
+type AdapterInfo struct {
+	// Name is the adapter's most specific description (device,
+	// description, architecture or vendor, whichever is known).
+	Name string
+	// Software says the adapter runs on the CPU: a fallback adapter, or a
+	// known software renderer (SwiftShader, lavapipe/llvmpipe, WARP).
+	// The CPU backend is faster than WebGPU on such an adapter.
+	Software bool
+}
+
+// softwareRenderers are substrings of the names software adapters give.
+var softwareRenderers = []string{"swiftshader", "llvmpipe", "lavapipe", "softpipe", "microsoft basic render", "warp"}
+
+// isHexID says whether s is a bare PCI-style id such as "0x10005": what
+// wgpu-native v22 reports as the name and vendor of lavapipe, which names
+// nothing.
+func isHexID(s string) bool {
+	h, ok := strings.CutPrefix(s, "0x")
+	if !ok || h == "" {
+		return false
+	}
+	return strings.Trim(h, "0123456789abcdefABCDEF") == ""
+}
+
+// adapterInfo describes an adapter from what the platform reports.
+func adapterInfo(fallback bool, names ...string) AdapterInfo {
+	info := AdapterInfo{Software: fallback}
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if n == "" || isHexID(n) {
+			continue
+		}
+		if info.Name == "" {
+			info.Name = n
+		}
+		low := strings.ToLower(n)
+		for _, sw := range softwareRenderers {
+			if strings.Contains(low, sw) {
+				info.Software = true
+			}
+		}
+	}
+	if info.Name == "" {
+		info.Name = "unnamed adapter"
+	}
+	return info
 }
 
 // ErrNoAdapter is returned by Open when no WebGPU adapter is available.
@@ -167,4 +219,18 @@ func (d *Device) wait(what string, done func() bool) error {
 		sleep = min(2*sleep, 2*time.Millisecond)
 	}
 	return d.lostErr()
+}
+
+// checkWrite refuses a host-to-device write that WebGPU would reject:
+// out of the buffer's bounds, or a size or offset that is not a multiple
+// of 4. Checking here turns what would be a validation error (a lost
+// device under the browser, a panic from a JS exception) into an error.
+func checkWrite(b *buffer, off uint64, n int) error {
+	if off%4 != 0 || n%4 != 0 {
+		return fmt.Errorf("webgpu: writing %d bytes at %d: offset and size must be multiples of 4", n, off)
+	}
+	if off > b.size || uint64(n) > b.size-off {
+		return fmt.Errorf("webgpu: writing %d bytes at %d overruns a %d-byte buffer", n, off, b.size)
+	}
+	return nil
 }

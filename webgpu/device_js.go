@@ -29,6 +29,7 @@ func (d *Device) request(f16 bool) error {
 	if !ok || !ad.Truthy() {
 		return fmt.Errorf("%w: requestAdapter returned no adapter", ErrNoAdapter)
 	}
+	d.Adapter = jsAdapterInfo(ad)
 	lim := ad.Get("limits")
 	want := map[string]any{}
 	for _, name := range []string{
@@ -68,6 +69,24 @@ func (d *Device) request(f16 bool) error {
 	return nil
 }
 
+// jsAdapterInfo reads GPUAdapter.info (Chrome 127 on), where Chrome
+// names SwiftShader in architecture/description, and isFallbackAdapter,
+// on the info (newer) or the adapter (older).
+func jsAdapterInfo(ad js.Value) AdapterInfo {
+	info := ad.Get("info")
+	str := func(v js.Value, k string) string {
+		if !v.Truthy() {
+			return ""
+		}
+		if s := v.Get(k); s.Type() == js.TypeString {
+			return s.String()
+		}
+		return ""
+	}
+	fallback := ad.Get("isFallbackAdapter").Truthy() || (info.Truthy() && info.Get("isFallbackAdapter").Truthy())
+	return adapterInfo(fallback, str(info, "description"), str(info, "device"), str(info, "architecture"), str(info, "vendor"))
+}
+
 // describe is the message of a JS error-like value.
 func describe(v js.Value) string {
 	if v.Type() == js.TypeObject {
@@ -82,4 +101,63 @@ func endPass(p *wgpu.ComputePassEncoder) error {
 	p.End()
 	p.Release()
 	return nil
+}
+
+// write copies data to b at byte offset off: it fills a new buffer mapped
+// at creation, copies that into b with a submission of its own, and
+// destroys it (WebGPU keeps it alive until the copy has run). Queue order
+// puts the copy before every submission made after it, as
+// GPUQueue.writeBuffer would.
+//
+// cogentcore/webgpu's Queue.WriteBuffer is not used under js: it passes
+// writeBuffer a Uint8ClampedArray over the wasm memory's ArrayBuffer, and
+// when the Go heap grows memory between taking that ArrayBuffer and the
+// call (syscall/js allocates while converting the arguments), the old
+// ArrayBuffer is detached: the view is empty and writeBuffer throws
+// "Number of bytes to write is too large", or constructing the view throws
+// "Cannot perform Construct on a detached ArrayBuffer". Either exception
+// was a Go panic that ended the worker mid-reply. Here the bytes go
+// through js.CopyBytesToJS, which takes the memory's current buffer inside
+// JavaScript, so no view of wasm memory outlives a single call.
+func (d *Device) write(b *buffer, off uint64, data []byte) (err error) {
+	if err := checkWrite(b, off, len(data)); err != nil {
+		return err
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	defer catchJS("writing a buffer", &err)
+	st, err := d.dev.CreateBufferInit(&wgpu.BufferInitDescriptor{Label: "upload", Contents: data, Usage: wgpu.BufferUsageCopySrc})
+	if err != nil {
+		return fmt.Errorf("webgpu: staging %d bytes: %w", len(data), err)
+	}
+	defer st.Destroy()
+	enc, err := d.dev.CreateCommandEncoder(nil)
+	if err != nil {
+		return fmt.Errorf("webgpu: command encoder: %w", err)
+	}
+	if err := enc.CopyBufferToBuffer(st, 0, b.Buffer, off, uint64(len(data))); err != nil {
+		return fmt.Errorf("webgpu: upload copy: %w", err)
+	}
+	cmd, err := enc.Finish(nil)
+	if err != nil {
+		return fmt.Errorf("webgpu: finishing upload: %w", err)
+	}
+	d.queue.Submit(cmd)
+	return d.lostErr()
+}
+
+// catchJS turns a JavaScript exception thrown by a WebGPU call, which
+// syscall/js raises as a panic, into *err, so that a failing call is an
+// error the engine reports instead of the end of the worker.
+func catchJS(what string, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	je, ok := r.(js.Error)
+	if !ok {
+		panic(r)
+	}
+	*err = fmt.Errorf("webgpu: %s: %s", what, describe(je.Value))
 }

@@ -34,6 +34,8 @@ func (d *Device) request(f16 bool) error {
 		return fmt.Errorf("webgpu: requesting device: %w", err)
 	}
 	d.dev = dev
+	ai := d.adapter.GetInfo()
+	d.Adapter = adapterInfo(ai.AdapterType == wgpu.AdapterTypeCPU, ai.Name, ai.DriverDescription, ai.Architecture, ai.VendorName)
 	if len(feats) > 0 {
 		d.F16, d.F16Note = d.probeF16()
 	} else if f16 {
@@ -82,3 +84,17 @@ func endPass(p *wgpu.ComputePassEncoder) error {
 	p.Release()
 	return err
 }
+
+// write copies data to b at byte offset off through the queue: the write
+// is ordered before every submission made after it. len(data) and off
+// must be multiples of 4.
+func (d *Device) write(b *buffer, off uint64, data []byte) error {
+	if err := checkWrite(b, off, len(data)); err != nil {
+		return err
+	}
+	return d.queue.WriteBuffer(b.Buffer, off, data)
+}
+
+// catchJS is a no-op natively, where WebGPU calls return errors; under js
+// it turns a JavaScript exception into *err.
+func catchJS(string, *error) {}

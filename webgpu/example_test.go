@@ -1,6 +1,7 @@
 package webgpu_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 
@@ -26,7 +27,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	logits, err := e.Forward([]int{0, 5, 17})
+	logits, err := e.Forward(context.Background(), []int{0, 5, 17})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package webgpu
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/cogentcore/webgpu/wgpu"
 	"github.com/moderuntime/mode/runtime/backend"
@@ -48,58 +47,56 @@ type extent struct {
 // minPage is the smallest page, in bytes.
 const minPage = 1 << 20
 
-// isRoutedExpert says whether name is a routed expert's gate, up or down
-// matrix in the canonical naming ("layers.L.experts.E.part"), which is how
-// the engine's expert sources name them. Matrices under other names are
-// uploaded as ordinary weights; the MoE op reads them in place too, one
-// dispatch per buffer.
-func isRoutedExpert(name string) bool {
-	f := strings.Split(name, ".")
-	if len(f) != 5 || f[0] != "layers" || f[2] != "experts" {
-		return false
-	}
-	switch f[4] {
-	case "gate", "up", "down":
-		return true
-	}
-	return false
-}
-
 // alloc returns an extent of n words, adding a page when none has room.
 func (p *expertPool) alloc(d *Device, n uint64) (extent, error) {
 	for _, pg := range p.pages {
-		for i, s := range pg.free {
-			if s.n < n {
-				continue
-			}
-			e := extent{pg: pg, off: s.off, n: n}
-			if s.n == n {
-				pg.free = append(pg.free[:i], pg.free[i+1:]...)
-			} else {
-				pg.free[i] = span{s.off + n, s.n - n}
-			}
-			p.used += 4 * n
+		if e, ok := p.allocIn(pg, n); ok {
 			return e, nil
 		}
 	}
-	need := 4 * n
+	pg, err := p.newPage(d, 4*n)
+	if err != nil {
+		return extent{}, err
+	}
+	e, _ := p.allocIn(pg, n)
+	return e, nil
+}
+
+// allocIn returns the first extent of n free words in pg, if any.
+func (p *expertPool) allocIn(pg *poolPage, n uint64) (extent, bool) {
+	for i, s := range pg.free {
+		if s.n < n {
+			continue
+		}
+		e := extent{pg: pg, off: s.off, n: n}
+		if s.n == n {
+			pg.free = append(pg.free[:i], pg.free[i+1:]...)
+		} else {
+			pg.free[i] = span{s.off + n, s.n - n}
+		}
+		p.used += 4 * n
+		return e, true
+	}
+	return extent{}, false
+}
+
+// newPage adds an empty page of at least need bytes: as large as all
+// earlier pages together, eight times need or minPage, whichever is
+// largest, within the binding limit.
+func (p *expertPool) newPage(d *Device, need uint64) (*poolPage, error) {
 	limit := min(d.MaxBinding, d.MaxBuffer) &^ 3
 	if need > limit {
-		return extent{}, fmt.Errorf("a %d-byte expert matrix exceeds the %d-byte binding limit", need, limit)
+		return nil, fmt.Errorf("a %d-byte expert matrix exceeds the %d-byte binding limit", need, limit)
 	}
 	size := max(need, min(limit, max(p.capacity, 8*need, minPage)))
 	b, err := d.newBuffer("experts", size, wgpu.BufferUsageStorage|wgpu.BufferUsageCopyDst|wgpu.BufferUsageCopySrc)
 	if err != nil {
-		return extent{}, err
+		return nil, err
 	}
-	pg := &poolPage{buf: b}
-	if w := b.size / 4; w > n {
-		pg.free = []span{{n, w - n}}
-	}
+	pg := &poolPage{buf: b, free: []span{{0, b.size / 4}}}
 	p.pages = append(p.pages, pg)
 	p.capacity += b.size
-	p.used += need
-	return extent{pg: pg, off: 0, n: n}, nil
+	return pg, nil
 }
 
 // release returns e to its page, merging it with free neighbours.
@@ -154,7 +151,7 @@ func (b *Backend) uploadExpert(t *tensor.Tensor) (backend.Weight, error) {
 			return nil, err
 		}
 	}
-	if err := b.d.queue.WriteBuffer(e.pg.buf.Buffer, 4*e.off, data); err != nil {
+	if err := b.d.write(e.pg.buf, 4*e.off, data); err != nil {
 		b.experts.release(e)
 		return nil, fmt.Errorf("webgpu: writing %s: %w", t.Name, err)
 	}

@@ -1,11 +1,13 @@
 package webgpu_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/moderuntime/mode/internal/testmodel"
+	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/engine"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tensor"
@@ -137,7 +139,7 @@ func TestExpertBudgetOnDevice(t *testing.T) {
 		t.Fatalf("no evictions under a budget of %d experts: the test does not exercise reuse", 20)
 	}
 	for i := range 12 {
-		if _, err := eg.Forward([]int{20 + i}); err != nil {
+		if _, err := eg.Forward(context.Background(), []int{20 + i}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -158,22 +160,20 @@ func TestExpertBudgetOnDevice(t *testing.T) {
 	}
 }
 
-// TestExpertsUnpooled: expert matrices whose tensors do not carry the
-// canonical names stay in buffers of their own, and the MoE kernels read
-// them there in place (one dispatch per buffer): still one copy, still
-// equal to the CPU backend.
+// plainBackend hides every optional interface of the backend it wraps,
+// backend.ExpertUploader included.
+type plainBackend struct{ backend.Backend }
+
+// TestExpertsUnpooled: expert matrices uploaded as ordinary weights —
+// their names canonical, but not through backend.ExpertUploader — stay in
+// buffers of their own (the backend goes by the call, not by the name),
+// and the MoE kernels read them there in place (one dispatch per buffer):
+// still one copy, still equal to the CPU backend.
 func TestExpertsUnpooled(t *testing.T) {
 	gpu := newBackend(t, webgpu.Options{})
 	m := testmodel.Random(family("mixtral"), 4)
-	for name, w := range m.Weights {
-		if strings.Contains(name, ".experts.") {
-			c := *w
-			c.Name = "renamed " + name
-			m.Weights[name] = &c
-		}
-	}
 	experts, other := deviceBytes(m)
-	diff := compare(t, m, gpu, engine.Options{MaxBatch: 8}, []int{0, 5, 17}, 6)
+	diff := compare(t, m, plainBackend{gpu}, engine.Options{MaxBatch: 8}, []int{0, 5, 17}, 6)
 	st := gpu.Stats()
 	t.Logf("pool %d B, own buffers %d B; max |logit diff| %.3g", st.ExpertBytes, st.WeightBytes, diff)
 	if st.ExpertBytes != 0 || st.WeightBytes != experts+other {
@@ -181,5 +181,37 @@ func TestExpertsUnpooled(t *testing.T) {
 	}
 	if diff > 1e-4 {
 		t.Errorf("max logit difference %.3g > 1e-4", diff)
+	}
+}
+
+// TestExpertsGathered: OLMoE-layout layers whose 64 f32 experts are uploaded
+// one after another land in pool pages shared by both layers, the first
+// ones small, so a layer's experts straddle pages. The backend gathers
+// each layer's experts into one page, after which a decode step runs two
+// MoE dispatches per sparse layer (moe_gu with swiglu, moe_down_sum with
+// the combine and the residual add) and no moe_combine or swiglu, and the
+// tokens still equal the CPU backend's.
+func TestExpertsGathered(t *testing.T) {
+	gpu := newBackend(t, webgpu.Options{})
+	m := olmoeSized(t, tensor.F32, tensor.F32) // 1.5 MB of experts per layer; the first pages are 1 MiB
+	diff, e := compareEngine(t, m, gpu, engine.Options{}, []int{3, 1, 4}, 6)
+	if diff > 1e-4 {
+		t.Errorf("max logit difference %.3g > 1e-4", diff)
+	}
+	moeDispatches := func() int { return webgpu.Dispatches(gpu, "moe.wgsl") + webgpu.Dispatches(gpu, "moe_down.wgsl") }
+	moe, comb, ffn := moeDispatches(), webgpu.Dispatches(gpu, "moe_combine.wgsl"), webgpu.Dispatches(gpu, "ffn.wgsl")
+	if _, err := e.ForwardArgmax(context.Background(), []int{7}); err != nil {
+		t.Fatal(err)
+	}
+	layers := len(m.Config.FFN)
+	moe, comb, ffn = moeDispatches()-moe, webgpu.Dispatches(gpu, "moe_combine.wgsl")-comb, webgpu.Dispatches(gpu, "ffn.wgsl")-ffn
+	t.Logf("one decode step: %d moe, %d moe_combine, %d ffn dispatches for %d sparse layers; %d expert pages",
+		moe, comb, ffn, layers, gpu.Stats().ExpertPages)
+	if moe != 2*layers || comb != 0 || ffn != 0 {
+		t.Errorf("one decode step ran %d moe, %d moe_combine and %d ffn dispatches for %d sparse layers, want %d, 0, 0",
+			moe, comb, ffn, layers, 2*layers)
+	}
+	if gpu.Stats().ExpertPages < 2 {
+		t.Errorf("%d expert pages: the test needs a layer's experts to start out in several", gpu.Stats().ExpertPages)
 	}
 }

@@ -30,9 +30,31 @@ func (b *Backend) Embed(dst backend.Buf, table backend.Weight, ids []int) {
 
 func (b *Backend) RMSNorm(dst, x backend.Buf, w backend.Weight, eps float32) {
 	d, s, g := dst.(*buf), x.(*buf), w.(*weight)
+	if s.b == d.b && s.off == d.off && s.cols == d.cols && !b.oldMatVec {
+		// In place (the q/k norms): WebGPU forbids binding one buffer to
+		// two writable bindings of a dispatch, so in_place binds it once.
+		p := shaders.RMSNormParams{Rows: u(s.rows), Cols: u(s.cols), Group: u(g.cols), XOff: u(s.off), XStride: u(s.cols),
+			DstOff: u(d.off), DstStride: u(d.cols), Eps: eps}
+		l, n := b.lastNorm, len(b.s.ops)
+		if n > 0 && l.op == n-1 && l.submits == b.s.submits && l.p.Rows == p.Rows && l.p.Eps == eps && l.x != s.b && l.p.Groups1 == 0 {
+			// The previous dispatch normalised another tensor in place
+			// (the q norm before this k norm): one in_place2 for both.
+			b.s.ops = b.s.ops[:n-1]
+			b.s.byFile[shaders.RMSNormIP.File]--
+			p2 := l.p
+			p2.Groups1, p2.Group2, p2.XOff2, p2.XStride2 = p2.Cols/p2.Group, p.Group, p.XOff, p.XStride
+			b.s.run(shaders.RMSNormIP2, shaders.Spec{}, [3]uint32{p2.Groups1 + p.Cols/p.Group, p.Rows, 1}, p2.Words(),
+				bufArg(l.w), bufArg(l.x), bufArg(b.spare), bufArg(g.pages[0].buf), bufArg(s.b))
+			b.lastNorm = lastNorm{op: -1}
+			return
+		}
+		b.s.run(shaders.RMSNormIP, shaders.Spec{}, [3]uint32{u(s.cols / g.cols), u(s.rows), 1}, p.Words(),
+			bufArg(g.pages[0].buf), bufArg(s.b), bufArg(b.spare))
+		b.lastNorm = lastNorm{op: len(b.s.ops) - 1, submits: b.s.submits, p: p, w: g.pages[0].buf, x: s.b}
+		return
+	}
 	if s.b == d.b {
-		// In place (the q/k norms): WebGPU forbids binding one buffer to two
-		// writable bindings of a dispatch, so normalise from a copy.
+		// Overlapping views: normalise from a copy.
 		tmp, err := b.scratch(s.rows, s.cols)
 		if err != nil {
 			b.s.fail(err)
@@ -46,6 +68,14 @@ func (b *Backend) RMSNorm(dst, x backend.Buf, w backend.Weight, eps float32) {
 		DstOff: u(d.off), DstStride: u(d.cols), Eps: eps}
 	b.s.run(shaders.RMSNorm, shaders.Spec{}, [3]uint32{u(s.cols / g.cols), u(s.rows), 1}, p.Words(),
 		bufArg(g.pages[0].buf), bufArg(s.b), bufArg(d.b))
+}
+
+// lastNorm is a recorded in-place rmsnorm dispatch the next in-place one
+// may join (see lastMatVec for op and submits).
+type lastNorm struct {
+	op, submits int
+	p           shaders.RMSNormParams
+	w, x        *buffer
 }
 
 // MatMul runs one dispatch per page of w. Batches useGEMM picks go to the
@@ -63,6 +93,15 @@ func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 		bb = bias.(*weight).pages[0].buf
 	}
 	spec := shaders.Spec{Format: m.format, F16: b.f16 && m.format == tensor.F16 && m.cols%2 == 0}
+	if b.useMatVec(s, m, spec) {
+		if bias == nil && b.fuseMulti(d, s, m) {
+			return
+		}
+		for _, pg := range m.pages {
+			b.matVec(shaders.MatVec, d, s, m, pg, bb, bias != nil, pg.buf)
+		}
+		return
+	}
 	for _, pg := range m.pages {
 		k, sp := shaders.MatMul, spec
 		var groups, z int
@@ -83,6 +122,139 @@ func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 			DstOff: u(d.off), DstStride: u(d.cols), WBase: pg.base, HasBias: bias != nil, Row0: u(pg.row0), NX: nx}
 		b.s.run(k, sp, [3]uint32{nx, ny, u(z)}, p.Words(), bufArg(pg.buf), bufArg(s.b), bufArg(d.b), bufArg(bb))
 	}
+}
+
+// useMatVec says whether x through w goes to the matvec kernel: a decode
+// step (one token, at an offset and width that are multiples of four)
+// through rows of whole matvec units (see
+// shaders.MatVecUnit), unless f16 arithmetic is on (matvec has only the
+// f32 path).
+func (b *Backend) useMatVec(x *buf, w *weight, spec shaders.Spec) bool {
+	// matvec reads x in aligned quads (see matvec.wgsl).
+	return !b.oldMatVec && x.rows == 1 && x.off%4 == 0 && x.cols%4 == 0 && w.cols%shaders.MatVecUnit(w.format) == 0 && !spec.F16
+}
+
+// matVecLanes is matvec's lanes per row for rows of cols columns: one for
+// short rows (no barrier, which on a CPU adapter is a context switch) and
+// when b.narrow, MatVecWide otherwise.
+func (b *Backend) matVecLanes(cols int) int {
+	if cols <= shortRow || b.narrow {
+		return 1
+	}
+	return shaders.MatVecWide
+}
+
+// lastMatVec is a recorded matvec dispatch Add may redo with the residual
+// add fused in: op is its index in the stream and submits the stream's
+// submission count when it was recorded (a flush in between ends it).
+type lastMatVec struct {
+	op, submits int
+	k           shaders.Kernel
+	dst, x      *buf
+	w           *weight
+	pg          page
+	bias        *buffer
+	hasBias     bool
+	w2          *buffer
+	res         bool // the residual add is fused in
+	// group is the products of a matvec_multi dispatch (k MatVecMulti),
+	// in its order.
+	group []mvPart
+}
+
+// mvPart is one product of a matvec_multi dispatch.
+type mvPart struct {
+	dst *buf
+	w   *weight
+}
+
+// fuseMulti records dst = w·x by redoing the last dispatch, when it is a
+// one-page matvec of the same x with no bias and no residual, or a
+// matvec_multi of fewer than three, as a matvec_multi that includes this
+// product (the q, k and v projections become one dispatch). It reports
+// whether it did.
+func (b *Backend) fuseMulti(d, x *buf, w *weight) bool {
+	l := b.last
+	n := len(b.s.ops)
+	if b.oldMatVec || b.s.err != nil || n == 0 || l.op != n-1 || l.submits != b.s.submits || len(w.pages) != 1 ||
+		*l.x != *x || l.w.format != w.format || l.w.cols != w.cols || len(l.w.pages) != 1 {
+		return false
+	}
+	var group []mvPart
+	switch {
+	case l.k.File == shaders.MatVec.File && l.k.Entry == shaders.MatVec.Entry && !l.hasBias && !l.res:
+		group = []mvPart{{l.dst, l.w}}
+	case l.k.File == shaders.MatVecMulti.File && len(l.group) < 3:
+		group = l.group
+	default:
+		return false
+	}
+	if d.b == x.b {
+		return false
+	}
+	for _, g := range group {
+		if g.dst.b == d.b {
+			return false // two writable bindings of one buffer
+		}
+	}
+	group = append(append([]mvPart(nil), group...), mvPart{d, w})
+	b.s.ops = b.s.ops[:n-1]
+	b.s.byFile[l.k.File]--
+	p := shaders.MatVecMultiParams{Cols: u(w.cols), XOff: u(x.off)}
+	bufs := [3]*buffer{b.spare, b.spare2, b.spare3}
+	ws := [3]*buffer{group[0].w.pages[0].buf, group[0].w.pages[0].buf, group[0].w.pages[0].buf}
+	for i, g := range group {
+		p.Rows[i], p.Base[i], p.DstOff[i] = u(g.w.rows), g.w.pages[0].base, u(g.dst.off)
+		bufs[i], ws[i] = g.dst.b, g.w.pages[0].buf
+	}
+	l2 := b.matVecLanes(w.cols)
+	nx, ny := shaders.Grid(shaders.MatVecMultiGroups(p.Rows, l2))
+	p.NX = nx
+	b.s.run(shaders.MatVecMulti, shaders.Spec{Format: w.format, L: l2}, [3]uint32{nx, ny, 1}, p.Words(),
+		bufArg(ws[0]), bufArg(x.b), bufArg(bufs[0]), bufArg(ws[1]), bufArg(ws[2]), bufArg(bufs[1]), bufArg(bufs[2]))
+	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: shaders.MatVecMulti, x: x, w: w, group: group}
+	return true
+}
+
+// matVec records k over page pg of w for the one token of x. For gate_up
+// (MatVecGU) w2 holds the up matrix at the same page layout.
+func (b *Backend) matVec(k shaders.Kernel, d, x *buf, w *weight, pg page, bias *buffer, hasBias bool, w2 *buffer) {
+	b.matVecRes(k, d, x, w, pg, bias, hasBias, w2, pg.base, nil)
+}
+
+func (b *Backend) matVecRes(k shaders.Kernel, d, x *buf, w *weight, pg page, bias *buffer, hasBias bool, w2 *buffer, w2Base uint32, res *buf) {
+	l := b.matVecLanes(w.cols)
+	nx, ny := shaders.Grid(ceilDiv(pg.rows, shaders.MatVecGroupRows(k, l)))
+	p := shaders.MatMulParams{Rows: u(pg.rows), Cols: u(w.cols), T: 1, XOff: u(x.off), XStride: u(x.cols),
+		DstOff: u(d.off), DstStride: u(d.cols), WBase: pg.base, HasBias: hasBias, Row0: u(pg.row0), NX: nx, W2Base: w2Base}
+	rb := b.spare
+	if res != nil {
+		p.AddRes, p.ResOff, p.ResStride, rb = true, u(res.off), u(res.cols), res.b
+	}
+	b.s.run(k, shaders.Spec{Format: w.format, L: l}, [3]uint32{nx, ny, 1}, p.Words(),
+		bufArg(pg.buf), bufArg(x.b), bufArg(d.b), bufArg(bias), bufArg(rb), bufArg(w2))
+	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: k, dst: d, x: x, w: w, pg: pg, bias: bias, hasBias: hasBias, w2: w2, res: res != nil}
+}
+
+// fuseAdd records dst += x by redoing the last dispatch, when it is a
+// one-page matvec main that wrote exactly x and nothing was recorded
+// since, as that matvec with the add fused in: the same sums, so the same
+// bits as Add after it. It reports whether it did.
+func (b *Backend) fuseAdd(dst, x *buf) bool {
+	l := b.last
+	n := len(b.s.ops)
+	if b.oldMatVec || b.s.err != nil || l.k.Entry != shaders.MatVec.Entry || l.k.File != shaders.MatVec.File ||
+		l.submits != b.s.submits || l.op != n-1 || n == 0 || len(l.w.pages) != 1 {
+		return false
+	}
+	if *l.dst != *x || x.rows != 1 || x.cols != l.w.rows || dst.rows*dst.cols != x.cols ||
+		dst.b == x.b || dst.b == l.x.b || dst.b == l.pg.buf {
+		return false
+	}
+	b.s.ops = b.s.ops[:n-1] // its params stay in the arena, unused, until the flush
+	b.s.byFile[l.k.File]--
+	b.matVecRes(l.k, l.dst, l.x, l.w, l.pg, l.bias, l.hasBias, l.w2, l.pg.base, &buf{b: dst.b, off: dst.off, rows: 1, cols: dst.cols})
+	return true
 }
 
 // shortRow is the widest row matvec_rows takes (see matvec_rows.wgsl).
@@ -121,6 +293,26 @@ func (b *Backend) RoPE(x backend.Buf, headDim, pos0 int, r *backend.Rope) {
 		Interleaved: r.Interleaved, AttnFactor: r.AttnFactor}
 	grid := [3]uint32{u(ceilDiv(s.cols/2, 64)), u(s.rows), 1}
 	b.s.run(shaders.RoPE, shaders.Spec{}, grid, p.Words(), hostArg(shaders.Bits(r.InvFreq)), bufArg(s.b))
+	b.ropes[0], b.ropes[1] = b.ropes[1], lastRoPE{op: len(b.s.ops) - 1, submits: b.s.submits, x: *s, headDim: headDim, pos0: pos0, r: r}
+}
+
+// lastRoPE is a recorded rope dispatch Attention may redo inside
+// rope_store (see lastMatVec for op and submits).
+type lastRoPE struct {
+	op, submits int
+	x           buf
+	headDim     int
+	pos0        int
+	r           *backend.Rope
+}
+
+// fusedRoPE says whether the last two dispatches recorded are RoPE(q) and
+// then RoPE(k) at pos0 that rope_store can redo with the cache store.
+func (b *Backend) fusedRoPE(q, k *buf, headDim, pos0 int) bool {
+	n := len(b.s.ops)
+	rq, rk := b.ropes[0], b.ropes[1]
+	return !b.oldMatVec && b.s.err == nil && n >= 2 && rq.op == n-2 && rk.op == n-1 && rq.submits == b.s.submits && rk.submits == b.s.submits &&
+		rq.x == *q && rk.x == *k && rq.r == rk.r && rq.headDim == headDim && rk.headDim == headDim && rq.pos0 == pos0 && rk.pos0 == pos0
 }
 
 // copyRows records dst[dstOff:] = src[srcOff:] for n floats.
@@ -145,12 +337,48 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 	out, qb, kb, vb, c := dst.(*buf), q.(*buf), k.(*buf), v.(*buf), cache.(*kv)
 	kvDim := s.KVHeads * s.HeadDim
 	T := qb.rows
-	store := b.copyRows
-	if c.f16 {
-		store = b.packF16
+	kp := shaders.KVStoreParams{Rows: u(T), HeadDim: u(s.HeadDim), Pos0: u(s.Pos0), QOff: u(qb.off), QStride: u(qb.cols), QCols: u(qb.cols),
+		KOff: u(kb.off), KStride: u(kb.cols), VOff: u(vb.off), VStride: u(vb.cols), KVDim: u(kvDim), F16: c.f16}
+	distinct := qb.b != kb.b && qb.b != vb.b && kb.b != vb.b && kb.cols == kvDim && vb.cols == kvDim
+	ring := c.lens[s.Layer]
+	switch {
+	case ring < c.seq:
+		// A sliding-window layer's ring: position p at slot p mod ring,
+		// the batch's rows in at most two runs.
+		store := b.copyRows
+		if c.f16 {
+			store = b.packF16
+		}
+		start := s.Pos0 % ring
+		n1 := min(T, ring-start)
+		store(kb.b, c.k[s.Layer], kb.off, start*kvDim, n1*kvDim)
+		store(vb.b, c.v[s.Layer], vb.off, start*kvDim, n1*kvDim)
+		if n1 < T {
+			store(kb.b, c.k[s.Layer], kb.off+n1*kvDim, 0, (T-n1)*kvDim)
+			store(vb.b, c.v[s.Layer], vb.off+n1*kvDim, 0, (T-n1)*kvDim)
+		}
+	case distinct && !c.f16 && b.fusedRoPE(qb, kb, s.HeadDim, s.Pos0):
+		// Redo both rotations inside rope_store: one dispatch for what
+		// was rope, rope, copy, copy.
+		r := b.ropes[1].r
+		n := len(b.s.ops)
+		b.s.ops = b.s.ops[:n-2]
+		b.s.byFile[shaders.RoPE.File] -= 2
+		kp.Interleaved, kp.AttnFactor = r.Interleaved, r.AttnFactor
+		jobs := qb.cols/2 + kvDim/2 + kvDim
+		b.s.run(shaders.RoPEStore, shaders.Spec{}, [3]uint32{u(ceilDiv(jobs, 64)), u(T), 1}, kp.Words(), hostArg(shaders.Bits(r.InvFreq)),
+			bufArg(qb.b), bufArg(kb.b), bufArg(vb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]))
+	case distinct && !b.oldMatVec:
+		b.s.run(shaders.KVStore, shaders.Spec{}, [3]uint32{u(ceilDiv(kvDim, 64)), u(T), 1}, kp.Words(), hostArg(nil),
+			bufArg(b.spare), bufArg(kb.b), bufArg(vb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]))
+	default:
+		store := b.copyRows
+		if c.f16 {
+			store = b.packF16
+		}
+		store(kb.b, c.k[s.Layer], kb.off, s.Pos0*kvDim, T*kvDim)
+		store(vb.b, c.v[s.Layer], vb.off, s.Pos0*kvDim, T*kvDim)
 	}
-	store(kb.b, c.k[s.Layer], kb.off, s.Pos0*kvDim, T*kvDim)
-	store(vb.b, c.v[s.Layer], vb.off, s.Pos0*kvDim, T*kvDim)
 	nsplit := ceilDiv(s.Pos0+T, shaders.AttnSplit)
 	part, err := b.scratch(T*s.Heads*nsplit, s.HeadDim+2)
 	if err != nil {
@@ -160,8 +388,13 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 	defer b.s.pool.put(part.b)
 	p := shaders.AttnParams{T: u(T), Heads: u(s.Heads), KVHeads: u(s.KVHeads), HeadDim: u(s.HeadDim), Pos0: u(s.Pos0),
 		QOff: u(qb.off), QStride: u(qb.cols), DstOff: u(out.off), DstStride: u(out.cols), NSplit: u(nsplit),
-		Scale: float32(math.Sqrt(float64(s.HeadDim)))}
-	args := []arg{bufArg(qb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]), bufArg(part.b), bufArg(out.b)}
+		Scale: s.ScoreDivisor(), Window: u(s.Window), Ring: u(ring)}
+	sinks := b.spare
+	if s.Sinks != nil {
+		pg := s.Sinks.(*weight).pages[0]
+		sinks, p.HasSinks, p.SinksOff = pg.buf, true, pg.base
+	}
+	args := []arg{bufArg(qb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]), bufArg(part.b), bufArg(out.b), bufArg(sinks)}
 	b.s.run(shaders.AttnPartial, shaders.Spec{KVF16: c.f16}, [3]uint32{u(nsplit), u(s.Heads), u(T)}, p.Words(), args...)
 	// attn_reduce only combines the partials, so one pipeline serves both
 	// cache formats.
@@ -170,10 +403,22 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 
 func (b *Backend) Add(dst, x backend.Buf) {
 	d, s := dst.(*buf), x.(*buf)
+	if b.fuseAdd(d, s) || b.fuseCombineAdd(d, s) {
+		return
+	}
 	n := d.rows * d.cols
 	nx, ny := shaders.Grid(ceilDiv(n, 256))
 	p := shaders.AddParams{N: u(n), DstOff: u(d.off), XOff: u(s.off), NX: nx}
 	b.s.run(shaders.Add, shaders.Spec{}, [3]uint32{nx, ny, 1}, p.Words(), bufArg(d.b), bufArg(s.b))
+}
+
+// Scale records x *= s.
+func (b *Backend) Scale(x backend.Buf, s float32) {
+	d := x.(*buf)
+	n := d.rows * d.cols
+	nx, ny := shaders.Grid(ceilDiv(n, 256))
+	p := shaders.ScaleParams{N: u(n), Off: u(d.off), S: s, NX: nx}
+	b.s.run(shaders.Scale, shaders.Spec{}, [3]uint32{nx, ny, 1}, p.Words(), bufArg(d.b))
 }
 
 // ffnStep records swiglu or accum over rows×cols.

@@ -50,7 +50,7 @@ func (d *Device) upload(label string, words []uint32) (*buffer, error) {
 		return nil, err
 	}
 	if len(words) > 0 {
-		if err := d.queue.WriteBuffer(b.Buffer, 0, wordBytes(words)); err != nil {
+		if err := d.write(b, 0, wordBytes(words)); err != nil {
 			b.Release()
 			return nil, fmt.Errorf("webgpu: writing %s: %w", label, err)
 		}

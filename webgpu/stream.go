@@ -15,7 +15,7 @@ import (
 // Each dispatch's params, and small host data such as token ids or
 // inverse frequencies, go to a host copy of the arena buffer at 256-byte
 // aligned slots (the minimum binding-offset alignment). A flush writes the
-// arena with Queue.WriteBuffer before submitting; queue order guarantees
+// arena (Device.write) before submitting; queue order guarantees
 // that the previous submission has consumed the old contents by then.
 type stream struct {
 	d     *Device
@@ -162,10 +162,11 @@ func (s *stream) run(k shaders.Kernel, spec shaders.Spec, grid [3]uint32, params
 
 // flush submits the recorded dispatches followed by whatever copy adds
 // (readback copies).
-func (s *stream) flush(copy func(*wgpu.CommandEncoder) error) error {
+func (s *stream) flush(copy func(*wgpu.CommandEncoder) error) (err error) {
 	if len(s.ops) == 0 && copy == nil {
 		return nil
 	}
+	defer catchJS("submitting", &err)
 	defer func() {
 		s.ops, s.data = s.ops[:0], s.data[:0]
 		if len(s.groups) > maxGroups {
@@ -199,7 +200,7 @@ func (s *stream) flush(copy func(*wgpu.CommandEncoder) error) error {
 	}
 	defer cmd.Release()
 	if len(s.data) > 0 {
-		if err := s.d.queue.WriteBuffer(s.arena.Buffer, 0, s.data); err != nil {
+		if err := s.d.write(s.arena, 0, s.data); err != nil {
 			return fmt.Errorf("webgpu: writing params: %w", err)
 		}
 	}
@@ -211,10 +212,16 @@ func (s *stream) flush(copy func(*wgpu.CommandEncoder) error) error {
 
 // read copies size bytes at off of b to the host, submitting everything
 // recorded before it.
-func (s *stream) read(b *buffer, off, size uint64) ([]byte, error) {
+func (s *stream) read(b *buffer, off, size uint64) (out []byte, err error) {
 	if s.err != nil {
 		return nil, s.err
 	}
+	defer func() {
+		if err != nil {
+			s.fail(err)
+		}
+	}()
+	defer catchJS("reading back", &err) // runs first: recover works only in the deferred call itself
 	st, err := s.pool.get("staging", size, wgpu.BufferUsageMapRead|wgpu.BufferUsageCopyDst)
 	if err != nil {
 		return nil, err
@@ -247,7 +254,7 @@ func (s *stream) read(b *buffer, off, size uint64) ([]byte, error) {
 		s.fail(fmt.Errorf("webgpu: mapping readback: %v", status))
 		return nil, s.err
 	}
-	out := make([]byte, size)
+	out = make([]byte, size)
 	copy(out, st.GetMappedRange(0, uint(size))) // the mapping ends at Unmap
 	st.Unmap()
 	return out, nil

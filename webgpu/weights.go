@@ -21,6 +21,9 @@ type weight struct {
 	// pooled is where a routed expert's matrix lies in the expert pool
 	// (one page, at a base word); nil for a weight with buffers of its own.
 	pooled *extent
+	// host keeps a deeper expert's block norm on the host too: the MoE op
+	// gathers a layer's norms of one block into one buffer (moe_norm).
+	host []float32
 }
 
 // page is rows [row0, row0+rows) of a weight as a matrix of their own,
@@ -44,7 +47,7 @@ func prepare(t *tensor.Tensor) (*weight, []byte, error) {
 	w := &weight{shape: append([]int(nil), t.Shape...), rows: t.Rows(), cols: t.Cols(), format: t.DType}
 	keep := w.rows > 1
 	switch t.DType {
-	case tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K:
+	case tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.MXFP4:
 	default:
 		keep = false
 	}
@@ -85,7 +88,7 @@ func (d *Device) uploadWeight(t *tensor.Tensor) (*weight, error) {
 			w.free()
 			return nil, err
 		}
-		if err := d.queue.WriteBuffer(b.Buffer, 0, pad4(pd)); err != nil {
+		if err := d.write(b, 0, pad4(pd)); err != nil {
 			b.Release()
 			w.free()
 			return nil, fmt.Errorf("webgpu: writing %s: %w", t.Name, err)
@@ -134,6 +137,13 @@ func rowRange(f tensor.DType, data []byte, rows, cols, r0, n int) []byte {
 		out := make([]byte, align4(len(scales)), align4(len(scales))+qb*n*bpr)
 		copy(out, scales)
 		return append(out, qs[qb*r0*bpr:qb*(r0+n)*bpr]...)
+	case tensor.MXFP4:
+		bpr, nb := cols/32, rows*cols/32
+		scales := data[r0*bpr : (r0+n)*bpr]
+		qs := data[align4(nb):]
+		out := make([]byte, align4(len(scales)), align4(len(scales))+16*n*bpr)
+		copy(out, scales)
+		return append(out, qs[16*r0*bpr:16*(r0+n)*bpr]...)
 	case tensor.Q4_K:
 		spr, ns := cols/256, rows*cols/256
 		var out []byte

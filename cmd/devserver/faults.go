@@ -16,6 +16,12 @@ type fault struct {
 	Corrupt  bool   `json:"corrupt,omitempty"`   // flip a bit of the body
 	Times    int    `json:"times,omitempty"`     // how many requests it hits; 0 means every one
 	DownMS   int    `json:"down_ms,omitempty"`   // drop every connection for this long
+	// Range limits the fault to requests with this exact Range header
+	// (one weight range of a file whose header reads must go through).
+	Range string `json:"range,omitempty"`
+	// ETag replaces the answer's ETag: a CDN edge or proxy serving another
+	// version of the file than the one the client indexed.
+	ETag string `json:"etag,omitempty"`
 }
 
 type faultSet struct {
@@ -55,12 +61,13 @@ func (s *faultSet) down() bool {
 	return time.Now().Before(s.downUntil)
 }
 
-// match returns the first fault for name and uses up one of its times.
-func (s *faultSet) match(name string) *fault {
+// match returns the first fault for name and the request's Range header,
+// and uses up one of its times.
+func (s *faultSet) match(name, rg string) *fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, f := range s.list {
-		if !strings.Contains(name, f.Path) {
+		if !strings.Contains(name, f.Path) || f.Range != "" && f.Range != rg {
 			continue
 		}
 		if f.Times > 0 {
@@ -84,9 +91,21 @@ type faulty struct {
 	f       *fault
 	written int64
 	flipped bool
+	headed  bool
+}
+
+func (w *faulty) WriteHeader(code int) {
+	if !w.headed && w.f.ETag != "" {
+		w.Header().Set("ETag", w.f.ETag)
+	}
+	w.headed = true
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *faulty) Write(b []byte) (int, error) {
+	if !w.headed {
+		w.WriteHeader(http.StatusOK)
+	}
 	if w.f.Corrupt && !w.flipped && len(b) > 0 {
 		c := append([]byte(nil), b...)
 		c[len(c)/2] ^= 0x01

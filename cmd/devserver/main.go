@@ -23,6 +23,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.web, "web", "web", "directory of the page, worker and widget")
 	fs.StringVar(&c.wasm, "wasm", "bin/mode.wasm", "the wasm build (a .gz or .br beside it is served to clients that accept it)")
 	fs.StringVar(&c.models, "models", "", "directory whose subdirectories are packs, served under /packs/NAME/")
+	fs.StringVar(&c.hf, "hf", "", "directory of ORG/REPO model repositories served in the Hugging Face Hub's layout under /hf/ (endpoint http://ADDR/hf)")
 	throttle := fs.String("throttle", "", "bandwidth shared by all responses, e.g. 50mbit, 2MB (per second)")
 	fs.DurationVar(&c.latency, "latency", 0, "delay before each response, e.g. 40ms")
 	logPath := fs.String("log", "", "file for one JSON line per pack request (- for stderr)")
@@ -67,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "listening on http://%s/\n", ln.Addr())
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(s, defaultTimeouts)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	go func() {

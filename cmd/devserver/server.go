@@ -15,11 +15,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
 type config struct {
 	web, wasm, models string
+	hf                string // directory of ORG/REPO checkpoints served in the hub's layout
 	bytesPerSec       int64
 	latency           time.Duration
 	log               io.Writer
@@ -28,16 +30,21 @@ type config struct {
 
 type server struct {
 	c        config
-	web      *os.Root // nil when the directory does not exist
-	models   *os.Root // nil without --models
-	wasmExec string   // path of Go's wasm_exec.js
+	web      *os.Root  // nil when the directory does not exist
+	models   *os.Root  // nil without --models
+	hub      *hubRepos // nil without --hf
+	wasmExec string    // path of Go's wasm_exec.js
 	limiter  *limiter
 	faults   *faultSet
 	logMu    sync.Mutex
+	// chunkTimeout bounds each write of a response body (0: none), so a
+	// client that stops reading is dropped while a slow, throttled
+	// download of any size still completes.
+	chunkTimeout time.Duration
 }
 
 func newServer(c config) (*server, error) {
-	s := &server{c: c, faults: &faultSet{}}
+	s := &server{c: c, faults: &faultSet{}, chunkTimeout: defaultTimeouts.chunk}
 	if c.web != "" {
 		if r, err := os.OpenRoot(c.web); err == nil {
 			s.web = r
@@ -52,6 +59,13 @@ func newServer(c config) (*server, error) {
 		}
 		s.models = r
 	}
+	if c.hf != "" {
+		r, err := os.OpenRoot(c.hf)
+		if err != nil {
+			return nil, fmt.Errorf("--hf %s: %w", c.hf, err)
+		}
+		s.hub = &hubRepos{root: r, seen: map[string]hubFile{}, cdn: map[string]string{}}
+	}
 	if c.bytesPerSec > 0 {
 		s.limiter = newLimiter(c.bytesPerSec)
 	}
@@ -65,6 +79,9 @@ func (s *server) Close() error {
 	}
 	if s.models != nil {
 		s.models.Close()
+	}
+	if s.hub != nil {
+		s.hub.root.Close()
 	}
 	return nil
 }
@@ -86,22 +103,38 @@ func findWasmExec() string {
 	return ""
 }
 
+// maxPathBytes bounds a request's path: every name this server serves is
+// short, and a long one would only reach the file system to fail there.
+const maxPathBytes = 1024
+
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.chunkTimeout > 0 {
+		w = &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.chunkTimeout}
+	}
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", "Content-Range, Content-Length, ETag, Accept-Ranges, Content-Encoding")
+	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Embedder-Policy", "require-corp")
+	if len(r.URL.Path) > maxPathBytes {
+		http.Error(w, "path too long", http.StatusRequestURITooLong)
+		return
+	}
+	if r.URL.Path == "/__faults" && s.c.faults {
+		// A test-control endpoint: same-origin only, so no page elsewhere
+		// can switch faults on (no CORS headers, no preflight).
+		s.faults.handle(w, r)
+		return
+	}
+	// Everything else is a model, the wasm or a static asset, which any
+	// origin may fetch.
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", "Content-Range, Content-Length, ETag, Accept-Ranges, Content-Encoding")
 	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	if r.Method == http.MethodOptions {
 		h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", "Range, If-None-Match, If-Range, Content-Type")
 		h.Set("Access-Control-Max-Age", "86400")
 		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	if r.URL.Path == "/__faults" && s.c.faults {
-		s.faults.handle(w, r)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -132,6 +165,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.listPacks(w)
 	case strings.HasPrefix(p, "/packs/"):
 		s.servePack(w, r, strings.TrimPrefix(p, "/packs/"))
+	case s.hub != nil && strings.HasPrefix(p, hfPrefix):
+		s.served(w, r, p, func(w http.ResponseWriter) { s.serveHub(w, r, strings.TrimPrefix(p, hfPrefix)) })
+	case s.hub != nil && strings.HasPrefix(p, hfCDNPrefix):
+		s.served(w, r, p, func(w http.ResponseWriter) { s.serveHubCDN(w, r, strings.TrimPrefix(p, hfCDNPrefix)) })
 	default:
 		name := strings.TrimPrefix(p, "/")
 		if name == "" || strings.HasSuffix(name, "/") {
@@ -140,6 +177,15 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.web == nil {
 			http.NotFound(w, r)
 			return
+		}
+		if path.Ext(name) == ".wasm" {
+			s.servePrecompressed(w, r, s.web, name) // web/ui/ui.wasm
+			return
+		}
+		if name == "index.html" || name == "ui/index.html" {
+			if csp, err := pageCSP(s.web, name); err == nil {
+				h.Set("Content-Security-Policy", csp)
+			}
 		}
 		s.serveFile(w, r, s.web, name, "no-cache")
 	}
@@ -180,7 +226,7 @@ func (s *server) serveFile(w http.ResponseWriter, r *http.Request, root *os.Root
 		f, err = root.Open(c)
 	}
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENAMETOOLONG) {
 			http.NotFound(w, r)
 		} else {
 			http.Error(w, "cannot open the file", http.StatusForbidden)
@@ -202,6 +248,15 @@ func (s *server) serveFile(w http.ResponseWriter, r *http.Request, root *os.Root
 	}
 	if ct := contentType(name); ct != "" {
 		h.Set("Content-Type", ct)
+	}
+	if rg := r.Header.Get("Range"); rg != "" {
+		rs, err := parseRange(rg, st.Size())
+		if err != nil {
+			h.Set("Content-Range", fmt.Sprintf("bytes */%d", st.Size()))
+			http.Error(w, "range not satisfiable: "+err.Error(), http.StatusRequestedRangeNotSatisfiable)
+			return nil
+		}
+		r.Header.Set("Range", formatRanges(rs))
 	}
 	http.ServeContent(w, r, st.Name(), st.ModTime(), f)
 	return &fileInfo{size: st.Size()}
@@ -230,22 +285,62 @@ func contentType(name string) string {
 // serveWasm serves the wasm build, precompressed when a .br or .gz sibling
 // exists and the client accepts it.
 func (s *server) serveWasm(w http.ResponseWriter, r *http.Request) {
+	s.servePrecompressed(w, r, nil, s.c.wasm)
+}
+
+// servePrecompressed serves name from root (an absolute path when root is
+// nil) or, when the client accepts it, its .br or .gz sibling with the
+// matching Content-Encoding. Content-Type stays that of name, and Vary
+// says the answer depends on Accept-Encoding, so that no cache hands the
+// encoded bytes to a client that did not ask for them.
+func (s *server) servePrecompressed(w http.ResponseWriter, r *http.Request, root *os.Root, name string) {
 	h := w.Header()
-	h.Set("Content-Type", "application/wasm")
 	h.Add("Vary", "Accept-Encoding")
-	accept := r.Header.Get("Accept-Encoding")
+	if ct := contentType(name); ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	stat := func(p string) (fs.FileInfo, error) {
+		if root == nil {
+			return os.Stat(p)
+		}
+		c, ok := cleanName(p)
+		if !ok {
+			return nil, fs.ErrInvalid
+		}
+		return root.Stat(c)
+	}
+	plain, err := stat(name)
 	for _, enc := range []struct{ ext, name string }{{".br", "br"}, {".gz", "gzip"}} {
-		if !strings.Contains(accept, enc.name) {
+		if err != nil || !accepts(r.Header.Get("Accept-Encoding"), enc.name) {
 			continue
 		}
-		if _, err := os.Stat(s.c.wasm + enc.ext); err == nil {
-			h.Set("Content-Encoding", enc.name)
-			r.Header.Del("Range") // a range of the encoded bytes would not be what the client means
-			s.serveFile(w, r, nil, s.c.wasm+enc.ext, "no-cache")
-			return
+		// A sibling older than the file was left by an earlier build (a
+		// plain `go build` does not precompress): its bytes are stale.
+		if st, err := stat(name + enc.ext); err != nil || st.ModTime().Before(plain.ModTime()) {
+			continue
 		}
+		h.Set("Content-Encoding", enc.name)
+		// A range of the encoded bytes would not be what the client means;
+		// the Content-Type set above stays (.br and .gz have none of their own).
+		r.Header.Del("Range")
+		s.serveFile(w, r, root, name+enc.ext, "no-cache")
+		return
 	}
-	s.serveFile(w, r, nil, s.c.wasm, "no-cache")
+	s.serveFile(w, r, root, name, "no-cache")
+}
+
+// accepts reports whether an Accept-Encoding header value accepts coding
+// (listed, and not with q=0).
+func accepts(header, coding string) bool {
+	for _, part := range strings.Split(header, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(name), coding) {
+			continue
+		}
+		q := strings.ReplaceAll(params, " ", "")
+		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+	}
+	return false
 }
 
 type packEntry struct {
@@ -275,17 +370,31 @@ func (s *server) listPacks(w http.ResponseWriter) {
 // servePack serves a file of a pack, logging the request. Shards are named
 // by their content hash, so they can be cached forever.
 func (s *server) servePack(w http.ResponseWriter, r *http.Request, name string) {
+	s.served(w, r, "/packs/"+name, func(out http.ResponseWriter) {
+		if s.models == nil {
+			http.NotFound(out, r)
+			return
+		}
+		cache := "no-cache"
+		if strings.Contains(name, "/shards/") {
+			cache = "public, max-age=31536000, immutable"
+			w.Header().Set("ETag", `"`+path.Base(name)+`"`)
+		}
+		s.serveFile(out, r, s.models, name, cache)
+	})
+}
+
+// served runs serve for a model file at URL path p with what every model
+// file gets: a log line, the injected faults whose path p contains, and
+// the throttle.
+func (s *server) served(w http.ResponseWriter, r *http.Request, p string, serve func(http.ResponseWriter)) {
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	start := time.Now()
 	defer func() {
-		s.logRequest(r, name, rec, time.Since(start))
+		s.logRequest(r, p, rec, time.Since(start))
 	}()
-	if s.models == nil {
-		http.NotFound(rec, r)
-		return
-	}
 	var out http.ResponseWriter = rec
-	if f := s.faults.match(name); f != nil {
+	if f := s.faults.match(strings.TrimPrefix(p, "/packs/"), r.Header.Get("Range")); f != nil {
 		if f.Status != 0 {
 			http.Error(rec, "injected failure", f.Status)
 			return
@@ -295,12 +404,7 @@ func (s *server) servePack(w http.ResponseWriter, r *http.Request, name string) 
 	if s.limiter != nil {
 		out = &throttled{ResponseWriter: out, l: s.limiter, ctx: r.Context()}
 	}
-	cache := "no-cache"
-	if strings.Contains(name, "/shards/") {
-		cache = "public, max-age=31536000, immutable"
-		w.Header().Set("ETag", `"`+path.Base(name)+`"`)
-	}
-	s.serveFile(out, r, s.models, name, cache)
+	serve(out)
 }
 
 type logLine struct {
@@ -315,7 +419,7 @@ func (s *server) logRequest(r *http.Request, name string, rec *recorder, d time.
 	if s.c.log == nil {
 		return
 	}
-	b, _ := json.Marshal(logLine{Path: "/packs/" + name, Range: r.Header.Get("Range"), Bytes: rec.bytes, Status: rec.status,
+	b, _ := json.Marshal(logLine{Path: name, Range: r.Header.Get("Range"), Bytes: rec.bytes, Status: rec.status,
 		MS: float64(d.Microseconds()) / 1000})
 	s.logMu.Lock()
 	defer s.logMu.Unlock()

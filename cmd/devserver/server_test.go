@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 type syncBuf struct {
@@ -170,6 +171,14 @@ func TestFaults(t *testing.T) {
 	if _, b := get(t, url, nil); bytes.Equal(b, shard) || len(b) != len(shard) {
 		t.Error("corrupt fault did not change exactly the content")
 	}
+	// a fault for one range leaves the others alone; etag replaces the ETag
+	post(`{"path":"abc123","range":"bytes=10-19","etag":"\"other\"","times":1}`)
+	if resp, _ := get(t, url, map[string]string{"Range": "bytes=0-9"}); resp.Header.Get("ETag") == `"other"` {
+		t.Error("a fault for bytes=10-19 hit bytes=0-9")
+	}
+	if resp, b := get(t, url, map[string]string{"Range": "bytes=10-19"}); resp.Header.Get("ETag") != `"other"` || !bytes.Equal(b, shard[10:20]) {
+		t.Errorf("etag fault: ETag %q", resp.Header.Get("ETag"))
+	}
 	post(`{"down_ms":300}`)
 	if resp, _ := get(t, url, nil); resp != nil {
 		t.Error("server answered while down")
@@ -207,5 +216,94 @@ func TestRunFlags(t *testing.T) {
 	}
 	if code := run([]string{"--models", "/nonexistent/dir"}, &o, &e); code != 1 || !strings.Contains(e.String(), "/nonexistent/dir") {
 		t.Errorf("bad models dir: exit %d, %q", code, e.String())
+	}
+}
+
+// TestCrossOriginAssets checks the headers a page of another origin needs
+// to run the engine (docs/js-api.md, e2e TestCrossOrigin): CORS on
+// mode.js, worker.js, wasm_exec.js, the wasm builds and packs, and the
+// right Content-Type, Content-Encoding and Vary on precompressed wasm.
+func TestCrossOriginAssets(t *testing.T) {
+	d := t.TempDir()
+	files := map[string]string{
+		"web/mode.js": "export {}", "web/worker.js": "// worker", "web/ui/ui.wasm": "\x00asm-ui", "web/ui/ui.wasm.br": "br-bytes",
+		"bin/mode.wasm": "\x00asm", "bin/mode.wasm.br": "br-bytes", "bin/mode.wasm.gz": "gz-bytes",
+		"models/p/manifest.json": "{}", "models/p/shards/abc": "shard",
+	}
+	// One modification time for all: written in map order, a sibling could
+	// otherwise be nanoseconds older than its wasm, which means stale.
+	now := time.Now()
+	for p, b := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(d, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(d, p), []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(filepath.Join(d, p), now, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A sibling older than its wasm is stale: it must not be served.
+	old := now.Add(-time.Hour)
+	os.WriteFile(filepath.Join(d, "web/ui/ui.wasm.gz"), []byte("stale"), 0o644)
+	if err := os.Chtimes(filepath.Join(d, "web/ui/ui.wasm.gz"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(config{web: filepath.Join(d, "web"), wasm: filepath.Join(d, "bin/mode.wasm"), models: filepath.Join(d, "models")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	const js, wasm = "text/javascript; charset=utf-8", "application/wasm"
+	tests := []struct {
+		path, accept        string
+		contentType, coding string
+		body                string
+	}{
+		{"/mode.js", "", js, "", "export {}"},
+		{"/worker.js", "", js, "", "// worker"},
+		{"/wasm_exec.js", "", js, "", ""},
+		{"/mode.wasm", "", wasm, "", "\x00asm"},
+		{"/mode.wasm", "gzip, deflate", wasm, "gzip", "gz-bytes"},
+		{"/mode.wasm", "gzip, deflate, br, zstd", wasm, "br", "br-bytes"},
+		{"/mode.wasm", "br;q=0, gzip", wasm, "gzip", "gz-bytes"},
+		{"/ui/ui.wasm", "gzip", wasm, "", "\x00asm-ui"}, // its .gz is stale
+		{"/ui/ui.wasm", "br", wasm, "br", "br-bytes"},
+		{"/packs/p/manifest.json", "", "application/json", "", "{}"},
+		{"/packs/p/shards/abc", "", "application/octet-stream", "", "shard"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path+" "+tt.accept, func(t *testing.T) {
+			hdr := map[string]string{"Origin": "http://another.example"}
+			if tt.accept != "" {
+				hdr["Accept-Encoding"] = tt.accept
+			}
+			resp, body := get(t, srv.URL+tt.path, hdr)
+			if resp == nil {
+				t.Fatal("no response")
+			}
+			if resp.StatusCode == http.StatusNotFound && tt.path == "/wasm_exec.js" && s.wasmExec == "" {
+				t.Fatal("no Go toolchain's wasm_exec.js to serve")
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+				t.Errorf("Access-Control-Allow-Origin %q, want *: a page of another origin cannot use it", got)
+			}
+			if got := resp.Header.Get("Content-Type"); got != tt.contentType {
+				t.Errorf("Content-Type %q, want %q", got, tt.contentType)
+			}
+			if got := resp.Header.Get("Content-Encoding"); got != tt.coding {
+				t.Errorf("Content-Encoding %q, want %q", got, tt.coding)
+			}
+			if strings.HasSuffix(tt.path, ".wasm") && !strings.Contains(resp.Header.Get("Vary"), "Accept-Encoding") {
+				t.Errorf("Vary %q lacks Accept-Encoding", resp.Header.Get("Vary"))
+			}
+			if tt.body != "" && string(body) != tt.body {
+				t.Errorf("body %q, want %q", body, tt.body)
+			}
+		})
 	}
 }

@@ -1,10 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	goruntime "runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moderuntime/mode/internal/rss"
@@ -13,6 +20,7 @@ import (
 	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
 	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/shard"
 )
 
 // synthetic models for benchmarks, built in memory from a seed.
@@ -35,15 +43,61 @@ var benchSynth = map[string]func() model.Config{
 func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mode bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("m", "", "model: llama2.c checkpoint or HF directory")
+	path := fs.String("m", "", "model: a pack, llama2.c checkpoint, GGUF or HF directory")
 	synth := fs.String("synth", "", "benchmark a synthetic in-memory model instead: mixtral")
-	promptN := fs.Int("prompt-tokens", 64, "prompt length for prefill")
+	prompts := fs.String("prompt-tokens", "64", "prompt lengths for prefill, comma-separated (one without --peer)")
 	decodeN := fs.Int("decode-tokens", 64, "tokens to decode")
 	threads := fs.Int("threads", 0, "CPU threads (0: all cores)")
 	baseline := fs.Bool("baseline", true, "also run the single-threaded naive loop and print the ratio")
+	ggufPath := fs.String("gguf", "", "--peer: the GGUF the pack given by -m was imported from")
+	peer := fs.String("peer", "", "compare with another runtime on the same weights: llama.cpp (node-llama-cpp)")
+	script := fs.String("peer-script", "scripts/llamacpp/bench.mjs", "--peer llama.cpp: the node script that drives it")
+	runs := fs.Int("runs", 3, "--peer: runs per side and prompt length")
+	jsonOut := fs.Bool("json", false, "run once on -m with --prompt-ids and print the timings as JSON (what --peer runs per run)")
+	promptIDs := fs.String("prompt-ids", "", "--json: the prompt as comma-separated token ids")
+	exact := fs.Bool("exact", false, "--json: run the CPU backend's exact path (run.c's summation order) instead of the fast one; --peer: also run it, as a third side")
+	wasm := fs.String("wasm", "", "the wasip1 build of mode: with --json, run the side under wazero; with -m PACK alone, compare it with native, interleaved (decode ratio to native)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	lengths, err := parseInts(*prompts)
+	if err != nil {
+		return fmt.Errorf("--prompt-tokens: %w", err)
+	}
+	if *decodeN < 1 {
+		return fmt.Errorf("--decode-tokens must be >= 1")
+	}
+	ctx := context.Background()
+	switch {
+	case *jsonOut && *wasm != "":
+		return benchJSONWasm(*wasm, *path, args, stdout, stderr)
+	case *jsonOut:
+		ids, err := parseInts(*promptIDs)
+		if err != nil || *path == "" {
+			return fmt.Errorf("--json needs -m MODEL and --prompt-ids: %v", err)
+		}
+		return benchJSON(ctx, *path, ids, *decodeN, *threads, *exact, stdout)
+	case *wasm != "":
+		if *path == "" || *peer != "" || len(lengths) != 1 || *runs < 1 {
+			fmt.Fprintln(stderr, "mode bench --wasm FILE: give -m PACK and one --prompt-tokens length")
+			return errUsage
+		}
+		return compareWasm(ctx, *wasm, *path, lengths[0], *decodeN, *threads, *runs, stdout, stderr)
+	case *peer != "":
+		if *peer != "llama.cpp" {
+			return fmt.Errorf("--peer %q: known: llama.cpp", *peer)
+		}
+		if *path == "" || *ggufPath == "" || *threads < 1 || *runs < 1 {
+			fmt.Fprintln(stderr, "mode bench --peer llama.cpp: give -m PACK --gguf FILE --threads N (the pack imported from the GGUF, so both run the same weights)")
+			return errUsage
+		}
+		return comparePeer(ctx, peerOptions{pack: *path, gguf: *ggufPath, script: *script, threads: *threads, decode: *decodeN,
+			prompts: lengths, runs: *runs, exact: *exact}, stdout, stderr)
+	}
+	if len(lengths) != 1 {
+		return fmt.Errorf("--prompt-tokens: one length without --peer")
+	}
+	promptN := lengths[0]
 	var m *model.Model
 	name := *path
 	switch {
@@ -54,7 +108,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		}
 		m, name = testmodel.Random(mk(), 1), *synth+" (synthetic)"
 	case *path != "":
-		ld, err := load.Open(*path, "")
+		ld, err := load.Any(ctx, *path, "")
 		if err != nil {
 			return err
 		}
@@ -63,26 +117,19 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "mode bench: give -m MODEL or --synth NAME")
 		return errUsage
 	}
-	if *promptN < 1 || *decodeN < 1 {
-		return fmt.Errorf("--prompt-tokens and --decode-tokens must be >= 1")
-	}
-	if *promptN+*decodeN > m.Config.MaxSeq {
-		return fmt.Errorf("%d prompt + %d decode tokens pass the context of %d", *promptN, *decodeN, m.Config.MaxSeq)
+	if promptN+*decodeN > m.Config.MaxSeq {
+		return fmt.Errorf("%d prompt + %d decode tokens pass the context of %d", promptN, *decodeN, m.Config.MaxSeq)
 	}
 	total, active := m.Config.Params()
 	fmt.Fprintf(stdout, "model %s: %d layers, dim %d, %.1fM params (%.1fM active per token)\n",
 		name, m.Config.Layers, m.Config.Dim, float64(total)/1e6, float64(active)/1e6)
+	prompt := make([]int, promptN)
+	for i := range prompt {
+		prompt[i] = (i*7919 + 13) % m.Config.Vocab
+	}
 	measure := func(o cpu.Options) (engine.Result, error) {
-		e, err := engine.New(cpu.New(o), m, engine.Options{MaxSeq: *promptN + *decodeN})
-		if err != nil {
-			return engine.Result{}, err
-		}
-		prompt := make([]int, *promptN)
-		for i := range prompt {
-			prompt[i] = (i*7919 + 13) % m.Config.Vocab
-		}
-		return e.Generate(context.Background(), prompt, engine.GenerateOptions{MaxTokens: *decodeN, Stop: []int{}},
-			func(int) error { return nil })
+		r, _, err := generate(ctx, m, o, prompt, *decodeN)
+		return r, err
 	}
 	fast, err := measure(cpu.Options{Threads: *threads})
 	if err != nil {
@@ -108,5 +155,142 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "peak RSS unavailable: %v\n", err)
 	}
+	return nil
+}
+
+// generate runs a greedy generation of n tokens after prompt on a fresh
+// engine and returns its timings and tokens.
+func generate(ctx context.Context, m *model.Model, o cpu.Options, prompt []int, n int) (engine.Result, []int, error) {
+	e, err := engine.New(cpu.New(o), m, engine.Options{MaxSeq: len(prompt) + n, ShareWeights: true})
+	if err != nil {
+		return engine.Result{}, nil, err
+	}
+	var toks []int
+	r, err := e.Generate(ctx, prompt, engine.GenerateOptions{MaxTokens: n, Stop: []int{}},
+		func(t int) error { toks = append(toks, t); return nil })
+	return r, toks, err
+}
+
+// benchJSON is one side of `mode bench --peer`: it loads the model whole,
+// warms up with a short generation (as llama-bench does), then times one
+// greedy generation and prints it with the process's peak RSS.
+func benchJSON(ctx context.Context, path string, prompt []int, n, threads int, exact bool, stdout io.Writer) error {
+	anyModel := load.Any
+	if isPack(path) {
+		anyModel = func(ctx context.Context, path, _ string) (*load.Loaded, error) {
+			return load.Pack(ctx, path, shard.HTTPOptions{}) // through the host, in a wasip1 guest
+		}
+	}
+	ld, err := anyModel(ctx, path, "")
+	if err != nil {
+		return err
+	}
+	m := ld.Model
+	if len(prompt)+n > m.Config.MaxSeq {
+		return fmt.Errorf("%d prompt + %d decode tokens pass the context of %d", len(prompt), n, m.Config.MaxSeq)
+	}
+	for _, t := range prompt {
+		if t < 0 || t >= m.Config.Vocab {
+			return fmt.Errorf("--prompt-ids: %d outside the vocabulary of %d", t, m.Config.Vocab)
+		}
+	}
+	o := cpu.Options{Threads: threads, Exact: exact}
+	if _, _, err := generate(ctx, m, o, prompt[:min(len(prompt), 8)], 2); err != nil {
+		return err
+	}
+	r, toks, err := generate(ctx, m, o, prompt, n)
+	if err != nil {
+		return err
+	}
+	peak, err := rss.Peak()
+	if err != nil && goruntime.GOARCH != "wasm" {
+		return err // a wasm guest has no RSS of its own: its host reports it
+	}
+	run := sideRun{PrefillMS: ms(r.Prefill), DecodeMS: ms(r.Decode), PrefillTokens: r.Prompt, DecodeEvals: r.Generated - 1, Tokens: toks}
+	return json.NewEncoder(stdout).Encode(sideReport{Runs: []sideRun{run}, MaxRSSBytes: peak})
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// parseInts parses comma-separated non-negative integers.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not a list of non-negative integers", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// benchJSONWasm is benchJSON in the wasip1 build under wazero: the guest
+// prints the timings, and the host's peak RSS (guest memory, compiled
+// code and all) replaces the guest's, which it cannot see.
+func benchJSONWasm(wasm, path string, args []string, stdout, stderr io.Writer) error {
+	var out bytes.Buffer
+	if err := runUnderWasm(wasm, path, "bench", args, nil, &out, stderr); err != nil {
+		return err
+	}
+	var rep sideReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		return fmt.Errorf("the wasm guest's output is not the benchmark's JSON: %w", err)
+	}
+	rep.MaxRSSBytes, _ = rss.Peak()
+	return json.NewEncoder(stdout).Encode(rep)
+}
+
+// compareWasm runs `mode bench --json` natively and under wazero (the
+// wasip1 build at wasm, its SIMD128 kernels loaded unless
+// MODE_WASM_SIMD=off) on the same pack and thread count, a fresh process
+// per side and run, interleaved, and prints the medians and the ratios
+// wasm/native. A wasip1 guest is single-threaded, whatever --threads says
+// to the native side.
+func compareWasm(ctx context.Context, wasm, pack string, promptN, decode, threads, runs int, stdout, stderr io.Writer) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	m, err := readManifest(ctx, pack)
+	if err != nil {
+		return err
+	}
+	ids := joinInts(benchPrompt(promptN, m.Model.Vocab))
+	base := []string{"bench", "--json", "-m", pack, "--threads", strconv.Itoa(threads), "--prompt-ids", ids, "--decode-tokens", strconv.Itoa(decode)}
+	var native, guest []sideRun
+	var nativeRSS, guestRSS []int64
+	for r := range runs {
+		sides := []func() error{
+			func() error {
+				rep, err := runSide(ctx, self, base, stderr)
+				native, nativeRSS = append(native, rep.Runs...), append(nativeRSS, rep.MaxRSSBytes)
+				return err
+			},
+			func() error {
+				rep, err := runSide(ctx, self, append(base, "--wasm", wasm), stderr)
+				guest, guestRSS = append(guest, rep.Runs...), append(guestRSS, rep.MaxRSSBytes)
+				return err
+			},
+		}
+		if r%2 == 1 {
+			slices.Reverse(sides)
+		}
+		for _, run := range sides {
+			if err := run(); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "model %s (%s): prompt %d tokens, %d decoded; native %d threads, wasm (wazero) 1 thread; %d runs per side, interleaved, medians\n",
+		pack, m.QuantSummary(), promptN, decode, threads, runs)
+	np, nd := median(native, sideRun.prefillTPS), median(native, sideRun.decodeTPS)
+	gp, gd := median(guest, sideRun.prefillTPS), median(guest, sideRun.decodeTPS)
+	fmt.Fprintf(stdout, "%-10s %12s %12s %10s\n", "side", "prefill t/s", "decode t/s", "peak RSS")
+	fmt.Fprintf(stdout, "%-10s %12.1f %12.2f %10s\n", "native", np, nd, mib(medianInt(nativeRSS)))
+	fmt.Fprintf(stdout, "%-10s %12.1f %12.2f %10s\n", "wasm", gp, gd, mib(medianInt(guestRSS)))
+	fmt.Fprintf(stdout, "%-10s %11.2fx %11.2fx\n", "wasm/nat", gp/np, gd/nd)
+	same := len(native) > 0 && len(guest) > 0 && slices.Equal(native[0].Tokens, guest[0].Tokens)
+	fmt.Fprintf(stdout, "greedy tokens equal: %v\n", same)
 	return nil
 }

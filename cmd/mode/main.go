@@ -7,21 +7,23 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 const usage = `mode runs Mixture-of-Experts language models.
 
 Usage:
   mode run   -m MODEL [-z TOKENIZER] [-p PROMPT] [-n N] [--temp T] [--top-p P] [--seed S] [--ids]
+  mode chat  -m MODEL [--system S] [-n N] [--temp T] [--seed S] [--ctx N]
   mode bench -m MODEL [--prompt-tokens N] [--decode-tokens N]
+  mode bench -m PACK --gguf FILE --peer llama.cpp --threads N [--prompt-tokens 32,128] [--decode-tokens N] [--runs R]
 
 MODEL is a llama2.c checkpoint (.bin) or an HF model directory.
-Run 'mode run -h' or 'mode bench -h' for every flag.
+Run 'mode run -h', 'mode chat -h' or 'mode bench -h' for every flag.
 `
 
 // run is main without the process: it returns the exit status.
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -30,6 +32,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		err = cmdRun(args[1:], stdout, stderr)
+	case "chat":
+		err = cmdChat(args[1:], stdin, stdout, stderr)
 	case "bench":
 		err = cmdBench(args[1:], stdout, stderr)
 	case "-h", "--help", "help":

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,8 +16,13 @@ import (
 )
 
 func runMode(args ...string) (code int, stdout, stderr string) {
+	return runModeIn("", args...)
+}
+
+// runModeIn runs mode with stdin as its standard input.
+func runModeIn(stdin string, args ...string) (code int, stdout, stderr string) {
 	var o, e bytes.Buffer
-	code = run(args, &o, &e)
+	code = run(args, strings.NewReader(stdin), &o, &e)
 	return code, o.String(), e.String()
 }
 
@@ -73,6 +81,19 @@ func TestRunPack(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "fetched") {
 		t.Errorf("no fetch report on stderr: %q", errOut)
+	}
+	// -m may pin the manifest's sha256.
+	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(raw)
+	if code, got, errOut := runMode("run", "-m", dir+"#sha256="+hex.EncodeToString(sum[:]), "-p", "Tom had a dog", "-n", "25", "--ids"); code != 0 || got != want {
+		t.Fatalf("pinned: exit %d, output %q (%s)", code, got, errOut)
+	}
+	wrong := strings.Repeat("f", 64)
+	if code, _, errOut := runMode("run", "-m", dir+"#sha256="+wrong, "-p", "x", "-n", "1"); code != 1 || !strings.Contains(errOut, "but the location pins "+wrong) {
+		t.Fatalf("wrong pin: exit %d, stderr %q", code, errOut)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	goruntime "runtime"
 
 	"github.com/moderuntime/mode/internal/progress"
+	"github.com/moderuntime/mode/internal/wasmsimd"
+	"github.com/moderuntime/mode/modelpack/hfrepo"
 	"github.com/moderuntime/mode/modelpack/load"
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/cpu"
@@ -27,30 +29,84 @@ import (
 var errUsage = errors.New("usage")
 
 type runFlags struct {
-	model, tok, prompt, backend string
-	wasm                        string
-	n, threads                  int
-	budgetMB                    int64
-	prefetch, kvF16             bool
-	missing                     string
-	ids                         bool
-	p                           sample.Params
+	engineFlags
+	prompt string
+	wasm   string
+	n      int
+	ids    bool
+	p      sample.Params
+}
+
+// engineFlags say how to open a model on an engine; run and chat share them.
+type engineFlags struct {
+	model, tok, backend, missing string
+	hfEndpoint, quant            string
+	threads, maxSeq              int
+	budgetMB                     int64
+	prefetch, kvF16              bool
+}
+
+func (f *engineFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.model, "m", "", "model: pack directory or manifest URL, llama2.c checkpoint, HF directory, or hf:ORG/REPO[@REVISION] (required)")
+	fs.StringVar(&f.hfEndpoint, "hf-endpoint", hfrepo.DefaultEndpoint, "the hub an hf: model is read from (files at ENDPOINT/ORG/REPO/resolve/REVISION/FILE)")
+	fs.StringVar(&f.quant, "quant", "", "convert weights on load: source, f32, f16, q8_0, q4_0 or q4_k for routed experts, q8_0 for the rest with a 4-bit choice, as packs do (default: q4_0 for hf:, as stored otherwise; not for packs)")
+	fs.StringVar(&f.tok, "z", "", "tokenizer file (default: found beside the model)")
+	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: cpu or webgpu")
+	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
+	fs.IntVar(&f.maxSeq, "ctx", 0, "context length in tokens (0: the model's, at most 4096)")
+	fs.StringVar(&f.missing, "missing", "exact", "a routed expert not loaded yet: exact waits for it, fast uses the best ready expert meanwhile")
+	fs.BoolVar(&f.prefetch, "prefetch", true, "with a pack: predict the next layer's experts and fetch them early")
+	fs.Int64Var(&f.budgetMB, "expert-budget", 0, "MiB of routed experts kept loaded, evicting the least recently used (0: no limit)")
+	fs.BoolVar(&f.kvF16, "kv-f16", false, "keep the KV cache in f16 (half the memory, k and v rounded)")
+}
+
+// start opens the model and an engine for it; the caller closes the
+// pack, when there is one, and then the backend.
+func (f *engineFlags) start(ctx context.Context) (*engine.Engine, *load.Loaded, *loader.Pack, backend.Backend, error) {
+	if f.maxSeq < 0 {
+		return nil, nil, nil, nil, fmt.Errorf("--ctx %d: must be >= 0", f.maxSeq)
+	}
+	opts := engine.Options{MaxSeq: f.maxSeq, ExpertBudget: f.budgetMB << 20, Prefetch: f.prefetch, KVF16: f.kvF16}
+	switch f.missing {
+	case "exact":
+	case "fast":
+		opts.Missing = engine.MissingFast
+	default:
+		return nil, nil, nil, nil, fmt.Errorf("--missing %q: want exact or fast", f.missing)
+	}
+	ld, pk, err := f.open(ctx)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	b, err := newBackend(f.backend, f.threads)
+	if err != nil {
+		if pk != nil {
+			pk.Close()
+		}
+		return nil, nil, nil, nil, err
+	}
+	if pk != nil {
+		opts.Experts = pk
+	}
+	opts.ShareWeights = true // the loaded model is the engine's alone
+	e, err := engine.New(b, ld.Model, opts)
+	if err != nil {
+		if pk != nil {
+			pk.Close()
+		}
+		b.Close()
+		return nil, nil, nil, nil, fmt.Errorf("%s: %w", f.model, err)
+	}
+	return e, ld, pk, b, nil
 }
 
 func parseRun(args []string, stderr io.Writer) (*runFlags, error) {
 	fs := flag.NewFlagSet("mode run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := &runFlags{}
-	fs.StringVar(&f.model, "m", "", "model: pack directory or manifest URL, llama2.c checkpoint, or HF directory (required)")
-	fs.StringVar(&f.tok, "z", "", "tokenizer file (default: found beside the model)")
+	f.engineFlags.register(fs)
 	fs.StringVar(&f.prompt, "p", "", "prompt text")
 	fs.IntVar(&f.n, "n", 256, "number of tokens to generate (0: until the context is full)")
-	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: cpu or webgpu")
-	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
-	fs.StringVar(&f.missing, "missing", "exact", "a routed expert not loaded yet: exact waits for it, fast uses the best ready expert meanwhile")
-	fs.BoolVar(&f.prefetch, "prefetch", true, "with a pack: predict the next layer's experts and fetch them early")
-	fs.Int64Var(&f.budgetMB, "expert-budget", 0, "MiB of routed experts kept loaded, evicting the least recently used (0: no limit)")
-	fs.BoolVar(&f.kvF16, "kv-f16", false, "keep the KV cache in f16 (half the memory, k and v rounded)")
 	fs.BoolVar(&f.ids, "ids", false, "print the generated token ids on the last line")
 	fs.StringVar(&f.wasm, "wasm", "", "run the wasip1 build of mode (this file) under wazero instead; MODEL must be a pack")
 	temp := fs.Float64("temp", 0, "temperature (0: greedy)")
@@ -60,20 +116,8 @@ func parseRun(args []string, stderr io.Writer) (*runFlags, error) {
 	rep := fs.Float64("repeat-penalty", 0, "repetition penalty (0 or 1: off)")
 	fs.IntVar(&f.p.RepeatWindow, "repeat-window", 64, "ids the repetition penalty looks back at")
 	seed := fs.Uint64("seed", 0, "sampling seed")
-	if err := fs.Parse(args); err != nil {
-		return nil, errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "mode run: unexpected argument %q\n", fs.Arg(0))
-		return nil, errUsage
-	}
-	if f.model == "" {
-		fmt.Fprintln(stderr, "mode run: -m MODEL is required")
-		fs.Usage()
-		return nil, errUsage
-	}
-	if f.n < 0 {
-		return nil, fmt.Errorf("-n %d: must be >= 0", f.n)
+	if err := parseCommand(fs, args, &f.model, &f.n, stderr); err != nil {
+		return nil, err
 	}
 	f.p.Temperature, f.p.TopP, f.p.TopK, f.p.MinP = float32(*temp), float32(*topP), *topK, float32(*minP)
 	f.p.RepetitionPenalty, f.p.Seed = float32(*rep), *seed
@@ -93,49 +137,61 @@ func newBackend(name string, threads int) (backend.Backend, error) {
 	return nil, fmt.Errorf("--backend %q: want cpu or webgpu", name)
 }
 
+// parseCommand parses args into fs and checks what run and chat share: no
+// positional arguments, a model (the -m flag's value once parsed, so model
+// points at it), and -n (n) not negative.
+func parseCommand(fs *flag.FlagSet, args []string, model *string, n *int, stderr io.Writer) error {
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return errUsage
+	}
+	if *model == "" {
+		fmt.Fprintf(stderr, "%s: -m MODEL is required\n", fs.Name())
+		fs.Usage()
+		return errUsage
+	}
+	if *n < 0 {
+		return fmt.Errorf("-n %d: must be >= 0", *n)
+	}
+	return nil
+}
+
+// runUnderWasm runs the subcommand cmd with args, less --wasm, in the
+// wasip1 build of mode at wasm under wazero; the model must be a pack.
+func runUnderWasm(wasm, model, cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if !isPack(model) {
+		return fmt.Errorf("--wasm runs packs: make one with `modelpack import %s -o PACKDIR`", model)
+	}
+	code, err := runWasm(context.Background(), wasm, append([]string{cmd}, withoutFlag(args, "wasm")...), stdin, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitCode(code)
+	}
+	return nil
+}
+
 func cmdRun(args []string, stdout, stderr io.Writer) error {
 	f, err := parseRun(args, stderr)
 	if err != nil {
 		return err
 	}
 	if f.wasm != "" {
-		if !isPack(f.model) {
-			return fmt.Errorf("--wasm runs packs: make one with `modelpack import %s -o PACKDIR`", f.model)
-		}
-		code, err := runWasm(context.Background(), f.wasm, append([]string{"run"}, withoutFlag(args, "wasm")...), stdout, stderr)
-		if err != nil {
-			return err
-		}
-		if code != 0 {
-			return exitCode(code)
-		}
-		return nil
+		return runUnderWasm(f.wasm, f.model, "run", args, nil, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	ld, pk, err := open(ctx, f.model, f.tok)
-	if err != nil {
-		return err
-	}
-	b, err := newBackend(f.backend, f.threads)
+	e, ld, pk, b, err := f.start(ctx)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	opts := engine.Options{ExpertBudget: f.budgetMB << 20, Prefetch: f.prefetch, KVF16: f.kvF16}
-	switch f.missing {
-	case "exact":
-	case "fast":
-		opts.Missing = engine.MissingFast
-	default:
-		return fmt.Errorf("--missing %q: want exact or fast", f.missing)
-	}
 	if pk != nil {
-		opts.Experts = pk
-	}
-	e, err := engine.New(b, ld.Model, opts)
-	if err != nil {
-		return fmt.Errorf("%s: %w", f.model, err)
+		defer pk.Close() // before the backend: no fetch outlives the engine
 	}
 	prompt := ld.Tokenizer.Encode(f.prompt)
 	if ld.AddBOS {
@@ -172,6 +228,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			progress.Bytes(ps.Bytes), ps.Shards, ps.ExpertFetches, ps.TotalExperts, progress.Bytes(ps.ExpertBytes),
 			progress.Bytes(expertBytes(pk)), 100*es.HitRate(), es.ExpertEvictions, ps.Prefetched, ps.PrefetchHits, es.Substitutions)
 	}
+	if goruntime.GOARCH == "wasm" {
+		// which kernels the guest ran: the host's SIMD128 ones or pure Go
+		_, note := wasmsimd.Ready()
+		fmt.Fprintf(stderr, "kernels: %s\n", note)
+	}
 	if f.ids {
 		fmt.Fprintln(stdout, strings.Join(ids, " "))
 	}
@@ -199,6 +260,53 @@ func withoutFlag(args []string, name string) []string {
 type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("the wasm guest exited with status %d", int(e)) }
+
+// open loads -m: an hf: repository or a pack lazily, anything else
+// through modelpack/load, converted as --quant says.
+func (f *engineFlags) open(ctx context.Context) (*load.Loaded, *loader.Pack, error) {
+	quant := hfrepo.Quant{}
+	if f.quant != "" {
+		q, err := hfrepo.ParseQuant(f.quant)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--quant: %w", err)
+		}
+		quant = q
+	}
+	if hfrepo.IsLocation(f.model) {
+		loc, err := hfrepo.ParseLocation(f.model)
+		if err != nil {
+			return nil, nil, err
+		}
+		if f.tok != "" {
+			return nil, nil, errors.New("-z does not apply to an hf: repository: its tokenizer.json is used")
+		}
+		if f.quant == "" {
+			quant = hfrepo.DefaultQuant
+		}
+		pk, _, err := hfrepo.Open(ctx, loc, hfrepo.Options{Endpoint: f.hfEndpoint, Quant: quant})
+		if err != nil {
+			return nil, nil, err
+		}
+		return &load.Loaded{Model: pk.Model, Tokenizer: pk.Tokenizer, AddBOS: pk.AddBOS, ChatTemplate: pk.Manifest.ChatTemplate}, pk, nil
+	}
+	if f.quant != "" && isPack(f.model) {
+		return nil, nil, errors.New("--quant does not apply to a pack: its formats were chosen at import")
+	}
+	ld, pk, err := open(ctx, f.model, f.tok)
+	if err != nil || f.quant == "" {
+		return ld, pk, err
+	}
+	if conv := quant.Converter(ld.Model.Config); conv != nil {
+		for name, t := range ld.Model.Weights {
+			c, err := conv(t)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: tensor %s: %w", f.model, name, err)
+			}
+			ld.Model.Weights[name] = c
+		}
+	}
+	return ld, pk, nil
+}
 
 // open loads MODEL: a pack (directory with manifest.json, a manifest path
 // or an http(s) URL) lazily, anything else through modelpack/load.

@@ -18,13 +18,16 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/moderuntime/mode/internal/wasmsimd"
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/shard"
 )
 
 // runWasm runs `mode ARGS` compiled for wasip1 (wasmPath) under wazero, so
-// CI can test the exact wasm build without a browser. The guest reads packs
+// CI can test the exact wasm build without a browser; stdin may be nil
+// (empty). The guest reads packs
 // through the host functions of host below; clocks are real.
-func runWasm(ctx context.Context, wasmPath string, args []string, stdout, stderr io.Writer) (int, error) {
+func runWasm(ctx context.Context, wasmPath string, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	code, err := os.ReadFile(wasmPath)
 	if err != nil {
 		return 1, fmt.Errorf("--wasm: %w (build it with `make wasi`)", err)
@@ -48,12 +51,20 @@ func runWasm(ctx context.Context, wasmPath string, args []string, stdout, stderr
 		Instantiate(ctx); err != nil {
 		return 1, err
 	}
+	if err := instantiateSIMDHost(ctx, rt, os.Getenv("MODE_WASM_SIMD") != "off"); err != nil {
+		return 1, err
+	}
 	mod, err := rt.CompileModule(ctx, code)
 	if err != nil {
 		return 1, fmt.Errorf("%s: %w", wasmPath, err)
 	}
-	mc := wazero.NewModuleConfig().WithArgs(append([]string{"mode"}, args...)...).
-		WithStdout(stdout).WithStderr(stderr).
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	// The guest's instance gets the name its SIMD kernels import its
+	// memory from (internal/wasmsimd).
+	mc := wazero.NewModuleConfig().WithName(wasmsimd.GuestModule).WithArgs(append([]string{"mode"}, args...)...).
+		WithStdin(stdin).WithStdout(stdout).WithStderr(stderr).
 		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
 	_, err = rt.InstantiateModule(ctx, mod, mc)
 	var exit *sys.ExitError
@@ -130,6 +141,11 @@ func (h *host) read(ctx context.Context, m api.Module, ptr, n uint32, off, lengt
 			}
 			src = h.remote
 		}
+	}
+	if off == 0 && length < 0 {
+		// The guest reads a file of unknown size only for the manifest:
+		// bound it as shard.ReadManifest does natively.
+		return h.result(shard.ReadFile(ctx, src, file, manifest.MaxSize))
 	}
 	return h.result(src.Read(ctx, file, off, length))
 }

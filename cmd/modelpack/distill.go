@@ -7,11 +7,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/moderuntime/mode/modelpack/distill"
 	"github.com/moderuntime/mode/modelpack/importer"
 	"github.com/moderuntime/mode/modelpack/load"
 	"github.com/moderuntime/mode/modelpack/pack"
+	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 
@@ -37,6 +41,10 @@ func cmdDistill(args []string, stdout, stderr io.Writer) error {
 	sequential := fs.Bool("sequential", false, "fit each layer's router and refit on the partly distilled student's hidden states")
 	refitTarget := fs.String("refit-target", "local", "what a refitted layer reproduces: local (the dense FFN on the same inputs) or residual (the teacher's residual stream; needs --sequential)")
 	ridge := fs.Float64("refit-ridge", 1e-3, "ridge of the refit towards the teacher's down columns, relative to the mean activation energy")
+	expertAct := fs.String("expert-act", "", "activation per routed expert index, comma-separated (silu, gelu_tanh, relu2; one value: every expert; default silu)")
+	expertDepth := fs.String("expert-depth", "", "blocks per routed expert index, comma-separated (one value: every expert; default 1); added blocks start at zero")
+	deepen := fs.Int("deepen", 0, "give a second block to the N experts of each layer with the highest reconstruction error after clustering and refit (starts at zero: train with --train-experts)")
+	deepenWidth := fs.Int("deepen-width", 0, "width of each added block (0: its expert's width)")
 	steps := fs.Int("train-steps", 0, "fine-tuning steps (0: none)")
 	lr := fs.Float64("lr", 1e-3, "fine-tuning learning rate")
 	cosine := fs.Bool("cosine", false, "decay the learning rate to 0 on a cosine (after a 5% warm-up)")
@@ -45,11 +53,16 @@ func cmdDistill(args []string, stdout, stderr io.Writer) error {
 	argmaxW := fs.Float64("argmax-weight", 0, "weight of the cross-entropy of the teacher's most likely next token (trains greedy agreement directly)")
 	lb := fs.Float64("lb-weight", 0.01, "weight of the load-balancing loss")
 	z := fs.Float64("z-weight", 0.001, "weight of the router z-loss")
+	auxScale := fs.Float64("aux-logit-scale", 0, "multiply the router logits the load-balancing and z-losses see by this (0: 1); fitted routers' logits are at most 1e-4, at which both losses are constants: 1e4 makes them measure the routing")
 	trainExperts := fs.Bool("train-experts", false, "also fine-tune the experts")
 	trainAll := fs.Bool("train-all", false, "fine-tune every weight: routers, experts, attention, norms, embeddings and head")
 	routerLR := fs.Float64("router-lr", 0, "routers' learning rate relative to their initial RMS weight (0: --lr like the rest; negative: freeze the routers)")
 	denseRouter := fs.Bool("router-dense", false, "fine-tuning: run every expert on every token so routers also learn from the experts they did not select (slower steps)")
 	emaDecay := fs.Float64("ema", 0, "store an exponential moving average of the fine-tuned weights with this decay per step (e.g. 0.999; 0: the last step's weights)")
+	ecLayers := fs.Int("expert-choice-layers", 0, "fine-tuning: route the first N layers by expert choice (each expert takes its top tokens of each sequence); inference routes by token choice")
+	ecAux := fs.Float64("expert-choice-aux", 0, "weight of the token-choice auxiliary loss of the expert-choice layers (router softmax, at --aux-logit-scale, against the experts that took each token)")
+	ecAnneal := fs.Float64("expert-choice-anneal", 0, "fraction of the last fine-tuning steps routed by token choice everywhere (hand-over to inference routing)")
+	expertClip := fs.Float64("expert-clip", 0, "clip each expert's gradient norm to this, separately per expert (0: no clip; needs --train-experts or --train-all)")
 	batch := fs.Int("batch", 8, "sequences per fine-tuning step")
 	fresh := fs.Int("fresh", 0, "fine-tune on this many new sequences sampled from the teacher (disjoint from the held-out ones) instead of the calibration sequences")
 	report := fs.String("report", "", "report JSON file (default: PACKDIR/distill-report.json)")
@@ -91,6 +104,11 @@ check a student on more text with modelpack compare TEACHER PACKDIR
 	default:
 		return fmt.Errorf("--refit-target %q: want local or residual", *refitTarget)
 	}
+	arch, err := archOptions(*expertAct, *expertDepth, *experts)
+	if err != nil {
+		return err
+	}
+	arch.Deepen, arch.Width = *deepen, *deepenWidth
 	q, err := packFormat("--quant", *quant)
 	if err != nil {
 		return err
@@ -121,8 +139,10 @@ check a student on more text with modelpack compare TEACHER PACKDIR
 	student, rep, err := distill.Distill(teacher, train, held, distill.Options{
 		Experts: *experts, TopK: *topK, Balanced: *balanced, Shared: *shared, Seed: *seed, WeightsOnly: *weightsOnly,
 		Refit: distill.RefitOptions{Iters: *refit, Sequential: *sequential, Target: target, Ridge: *ridge},
-		Train: distill.TrainOptions{Steps: *steps, LR: *lr, Cosine: *cosine, LMWeight: *lm, KLWeight: *kl, ArgmaxWeight: *argmaxW, LBWeight: *lb, ZWeight: *z,
-			Experts: *trainExperts, All: *trainAll, RouterLR: *routerLR, Batch: *batch, Fresh: *fresh, EMA: *emaDecay, DenseRouter: *denseRouter},
+		Arch:  arch,
+		Train: distill.TrainOptions{Steps: *steps, LR: *lr, Cosine: *cosine, LMWeight: *lm, KLWeight: *kl, ArgmaxWeight: *argmaxW, LBWeight: *lb, ZWeight: *z, AuxLogitScale: *auxScale,
+			Experts: *trainExperts, All: *trainAll, RouterLR: *routerLR, Batch: *batch, Fresh: *fresh, EMA: *emaDecay, DenseRouter: *denseRouter,
+			ExpertChoiceLayers: *ecLayers, ExpertChoiceAux: *ecAux, ExpertChoiceAnneal: *ecAnneal, ExpertClip: *expertClip},
 		Threads: *threads, Log: stderr,
 	})
 	if err != nil {
@@ -147,4 +167,31 @@ check a student on more text with modelpack compare TEACHER PACKDIR
 	}
 	fmt.Fprintf(stdout, "wrote %s and %s\n", *out, path)
 	return nil
+}
+
+// archOptions parses --expert-act and --expert-depth: comma-separated
+// values by routed expert index, or one value for every expert.
+func archOptions(acts, depths string, experts int) (distill.ArchOptions, error) {
+	var o distill.ArchOptions
+	list := func(s string) []string {
+		if s == "" {
+			return nil
+		}
+		f := strings.Split(s, ",")
+		if len(f) == 1 {
+			f = slices.Repeat(f, max(experts, 1))
+		}
+		return f
+	}
+	for _, a := range list(acts) {
+		o.Acts = append(o.Acts, model.Activation(strings.TrimSpace(a)))
+	}
+	for i, d := range list(depths) {
+		n, err := strconv.Atoi(strings.TrimSpace(d))
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("--expert-depth: entry %d %q is not a depth >= 1", i, d)
+		}
+		o.Depths = append(o.Depths, n)
+	}
+	return o, nil
 }

@@ -46,15 +46,43 @@ func TestDistill(t *testing.T) {
 	p2 := filepath.Join(d, "pack2")
 	code, out, errOut = runMP("distill", src, "-o", p2, "--experts", "4", "--top-k", "2", "--self-generate", "10", "--seq-len", "16",
 		"--refit", "2", "--sequential", "--refit-target", "residual", "--refit-ridge", "1e-2",
-		"--train-steps", "2", "--lm-weight", "0", "--argmax-weight", "0.5", "--fresh", "6", "--batch", "3", "--cosine", "--train-all", "--router-lr", "0.01")
+		"--train-steps", "2", "--lm-weight", "0", "--argmax-weight", "0.5", "--fresh", "6", "--batch", "3", "--cosine", "--train-all", "--router-lr", "0.01",
+		"--expert-choice-layers", "1", "--expert-choice-aux", "0.1", "--expert-choice-anneal", "0.5", "--aux-logit-scale", "1e4", "--expert-clip", "1")
 	if code != 0 {
 		t.Fatalf("distill with refit and fresh training: exit %d\n%s%s", code, out, errOut)
 	}
 	if !strings.Contains(errOut, "refit FFN error") || !strings.Contains(errOut, "fresh teacher samples") {
 		t.Errorf("log lacks the refit or fresh-sample lines:\n%s", errOut)
 	}
+	// Expert choice in layer 0 for the first of the two steps, the hand-over measured.
+	if !strings.Contains(out, "expert choice in the first 1 layers for 1 of 2 steps") || !strings.Contains(out, "held-out with expert choice in the first 1 layers") ||
+		!strings.Contains(out, "per-expert gradient clip 1") {
+		t.Errorf("report lacks the expert-choice or clipping lines:\n%s", out)
+	}
 	if code, out, errOut := runMP("verify", p2); code != 0 {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Experts of other architectures: explicit activations and depths and
+	// the deepen rule, trained, written as a pack that verifies and loads.
+	p3 := filepath.Join(d, "pack3")
+	code, out, errOut = runMP("distill", src, "-o", p3, "--experts", "4", "--top-k", "2", "--calib", text, "--seq-len", "32",
+		"--expert-act", "silu,gelu_tanh,relu2,silu", "--expert-depth", "1,1,2,1", "--deepen", "1", "--deepen-width", "8",
+		"--train-steps", "2", "--train-experts", "--quant", "q8_0")
+	if code != 0 {
+		t.Fatalf("distill with expert architectures: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "gelu_tanh blocks") || !strings.Contains(out, "(deepened)") || !strings.Contains(errOut, "expert calibration errors") {
+		t.Errorf("report lacks the per-expert architecture lines:\n%s\n%s", out, errOut)
+	}
+	if code, out, errOut := runMP("verify", p3); code != 0 {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, bad := range [][]string{{"--expert-act", "swish"}, {"--expert-depth", "1,0"}, {"--expert-act", "silu,silu,silu,silu,silu"}} {
+		args := append([]string{"distill", src, "-o", filepath.Join(d, "bad"), "--experts", "4", "--top-k", "2", "--calib", text, "--seq-len", "32"}, bad...)
+		if code, _, errOut := runMP(args...); code == 0 || !strings.Contains(errOut, bad[0]) {
+			t.Errorf("%v: exit %d, stderr %q: want a failure naming %s", bad, code, errOut, bad[0])
+		}
 	}
 
 	// compare: the distilled pack against its teacher on fresh samples, the

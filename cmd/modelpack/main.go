@@ -13,12 +13,13 @@ import (
 
 	"github.com/moderuntime/mode/internal/progress"
 	"github.com/moderuntime/mode/internal/rss"
+	"github.com/moderuntime/mode/modelpack/gguf"
 	"github.com/moderuntime/mode/modelpack/gptq"
 	"github.com/moderuntime/mode/modelpack/importer"
 	"github.com/moderuntime/mode/modelpack/load"
-	"github.com/moderuntime/mode/modelpack/manifest"
 	"github.com/moderuntime/mode/modelpack/pack"
 	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/shard"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
@@ -31,7 +32,9 @@ Usage:
   modelpack import SRC -o PACKDIR [--quant f32|f16|q8_0|q4_0|q4_k] [--dense-quant F] [--max-shard 64MiB] [-z TOKENIZER] [--force]
   modelpack distill SRC -o PACKDIR --experts 8 --top-k 4 [--balanced] [--shared N] [--calib FILE | --self-generate N] [--seed S] [--train-steps N ...] [--report FILE]
   modelpack compare TEACHER STUDENT (--self-generate N [--seed S] | --calib FILE) [--json FILE]
-  modelpack synth --arch {llama,mixtral,qwen2_moe,qwen3_moe,olmoe,mode} [--seed N] [sizes...] -o DIR
+  modelpack pareto [-md FILE] [-svg FILE] REPORT.json...   (quality per FLOP of distill reports; scripts/distill-sweep.sh)
+  modelpack synth --arch {llama,mixtral,qwen2_moe,qwen3_moe,olmoe,granitemoe,granitemoeshared,gpt_oss,deepseek_v2,deepseek_v3,deepseek2,mode} [--seed N] [sizes...] [--dtype bf16] [--files N] -o DIR
+  modelpack synth --arch {llama,mixtral,olmoe,granitemoe,granitemoeshared,gpt_oss} [--seed N] [sizes...] --gguf FILE [--gguf-type f32|f16|q8_0|q4_0]
   modelpack index SRC -o manifest.json [--base-url URL]
   modelpack verify PACKDIR|MANIFEST|URL
   modelpack inspect PACKDIR|MANIFEST|URL
@@ -49,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]func([]string, io.Writer, io.Writer) error{
 		"import": cmdImport, "synth": cmdSynth, "distill": cmdDistill, "verify": cmdVerify, "inspect": cmdInspect, "index": cmdIndex,
-		"compare": cmdCompare,
+		"compare": cmdCompare, "pareto": cmdPareto,
 	}
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
@@ -176,7 +179,8 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		q = tensor.F16
 	}
 	start := time.Now()
-	o := pack.Options{Quant: q, DenseQuant: dq, EmbedQuant: eq, MaxShard: cap, Force: *force}
+	o := pack.Options{Quant: q, DenseQuant: dq, EmbedQuant: eq, MaxShard: cap, Force: *force,
+		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, "modelpack import: "+format+"\n", args...) }}
 	if *calib != "" || *calibSelf != 0 {
 		if *calib != "" && *calibSelf != 0 {
 			return fmt.Errorf("give one of --calib FILE and --calib-self N")
@@ -273,11 +277,7 @@ func cmdInspect(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: modelpack inspect PACKDIR|MANIFEST|URL")
 		return errUsage
 	}
-	src, name, err := shard.Open(args[0], shard.HTTPOptions{})
-	if err != nil {
-		return err
-	}
-	b, err := src.Read(context.Background(), name, 0, -1)
+	_, b, err := shard.ReadManifest(context.Background(), args[0], shard.HTTPOptions{})
 	if err != nil {
 		return err
 	}
@@ -375,23 +375,34 @@ func cmdSynth(args []string, stdout, stderr io.Writer) error {
 	layers := fs.Int("layers", 0, "layers")
 	heads := fs.Int("heads", 0, "attention heads")
 	kvHeads := fs.Int("kv-heads", 0, "key/value heads")
-	ffn := fs.Int("ffn", 0, "FFN width (mixtral, olmoe: each routed expert's)")
-	expertFFN := fs.Int("expert-ffn", 0, "routed expert width (qwen2_moe, qwen3_moe)")
+	ffn := fs.Int("ffn", 0, "FFN width (mixtral, olmoe, granitemoe: each routed expert's)")
+	expertFFN := fs.Int("expert-ffn", 0, "routed expert width (qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3)")
 	experts := fs.Int("experts", 0, "routed experts per layer")
 	topK := fs.Int("top-k", 0, "experts per token")
-	shared := fs.Int("shared-ffn", 0, "shared expert width (qwen2_moe, mode)")
+	shared := fs.Int("shared-ffn", 0, "shared expert width (qwen2_moe, granitemoeshared, mode; deepseek: a multiple of --expert-ffn)")
 	widths := fs.String("expert-widths", "", "mode: comma-separated per-expert widths, e.g. 32,96,64,16")
 	vocab := fs.Int("vocab", 0, "vocabulary size")
 	maxSeq := fs.Int("max-seq", 0, "context length")
 	dtype := fs.String("dtype", "f32", "stored format: f32, f16, bf16")
+	files := fs.Int("files", 0, "split the weights into this many safetensors files with model.safetensors.index.json (0 or 1: one model.safetensors)")
+	maxShard := fs.Int64("max-shard-bytes", 0, "split the weights into safetensors files of at most this many bytes (0: no limit)")
+	window := fs.Int("window", 0, "gpt_oss: sliding_window of the even layers")
+	mxfp4 := fs.Bool("mxfp4", true, "gpt_oss: store the experts as MXFP4 blocks and scales, as OpenAI releases them (false: dequantised in --dtype)")
+	ggufOut := fs.String("gguf", "", "write a GGUF file llama.cpp loads instead of an HF directory (llama, mixtral, olmoe, granitemoe, granitemoeshared, gpt_oss)")
+	ggufType := fs.String("gguf-type", "f32", "--gguf: format of every matrix: f32, f16, q8_0, q4_0")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 || *arch == "" || *out == "" {
-		fmt.Fprintln(stderr, "usage: modelpack synth --arch ARCH -o DIR [flags]")
+	if len(pos) != 0 || *arch == "" || (*out == "") == (*ggufOut == "") {
+		fmt.Fprintln(stderr, "usage: modelpack synth --arch ARCH (-o DIR | --gguf FILE) [flags]")
 		fs.PrintDefaults()
 		return errUsage
+	}
+	if *arch == "deepseek2" {
+		// llama.cpp's name for the family: the variant with every part
+		// (q bottleneck, noaux_tc routing with its bias)
+		*arch = "deepseek_v3"
 	}
 	o := synth.Default(*arch)
 	o.Arch, o.Seed = *arch, *seed
@@ -411,6 +422,11 @@ func cmdSynth(args []string, stdout, stderr io.Writer) error {
 	set(&o.SharedFFN, *shared)
 	set(&o.Vocab, *vocab)
 	set(&o.MaxSeq, *maxSeq)
+	o.Files, o.MaxShardBytes = *files, *maxShard
+	set(&o.Window, *window)
+	if o.Arch == "gpt_oss" {
+		o.MXFP4 = *mxfp4
+	}
 	if *widths != "" {
 		o.ExpertWidths = nil
 		for _, w := range strings.Split(*widths, ",") {
@@ -423,6 +439,17 @@ func cmdSynth(args []string, stdout, stderr io.Writer) error {
 	}
 	if o.DType, err = tensor.ParseDType(*dtype); err != nil {
 		return fmt.Errorf("--dtype: %w", err)
+	}
+	if *ggufOut != "" {
+		typ, ok := map[string]gguf.GGMLType{"f32": gguf.TypeF32, "f16": gguf.TypeF16, "q8_0": gguf.TypeQ8_0, "q4_0": gguf.TypeQ4_0}[*ggufType]
+		if !ok {
+			return fmt.Errorf("--gguf-type %q: want f32, f16, q8_0 or q4_0", *ggufType)
+		}
+		if err := synth.WriteGGUF(*ggufOut, o, typ); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s model to %s (%s)\n", *arch, *ggufOut, typ)
+		return nil
 	}
 	if err := synth.Write(*out, o); err != nil {
 		return err

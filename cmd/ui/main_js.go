@@ -20,7 +20,11 @@ func main() {
 }
 
 // run renders the root component into the element at mount and re-renders
-// after every event until the page goes away.
+// after every event until the page goes away. A render that fails is
+// reported and the loop goes on: the next one starts again from the mount
+// point, and ending here would leave the page's listeners calling into an
+// exited program, so that a click on Send would submit the form and reload
+// the page.
 func run(mount string) error {
 	r, err := domrender.New(mount)
 	if err != nil {
@@ -34,7 +38,7 @@ func run(mount string) error {
 	root := &ui.Root{}
 	for ok := true; ok; ok = r.EventWait() {
 		if err := r.Render(env.RunBuild(root)); err != nil {
-			return fmt.Errorf("rendering: %w", err)
+			fmt.Fprintln(os.Stderr, "mode ui: rendering:", err)
 		}
 	}
 	return nil

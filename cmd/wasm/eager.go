@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/shard"
 )
 

@@ -49,7 +49,13 @@ func withCode(code string, err error) error { return &codedError{code, err} }
 
 // loadParams are the options of mode.create.
 type loadParams struct {
-	Model          string  `json:"model"` // manifest URL, absolute (the page resolves it)
+	Model string `json:"model"` // manifest URL, absolute (the page resolves it), or hf:ORG/REPO[@REVISION]
+	// HFEndpoint is the hub an hf: model is read from ("" is the public
+	// one), absolute.
+	HFEndpoint string `json:"hfEndpoint"`
+	// Quant is the format an hf: model's weights are converted to as they
+	// load (hfrepo.ParseQuant; "" is 4-bit routed experts, q8_0 the rest).
+	Quant          string  `json:"quant"`
 	ExpertBudgetMB float64 `json:"expertBudgetMB"`
 	Cache          string  `json:"cache"` // "cache-storage" (default), "opfs" or "none"
 	// StorageBudgetMB caps the bytes the cache keeps; 0 means 80% of the
@@ -72,16 +78,25 @@ type loadParams struct {
 
 // loadResult describes the loaded model.
 type loadResult struct {
-	Model        string `json:"model"`
-	Backend      string `json:"backend"`               // what runs the model: "cpu" or "webgpu"
-	BackendNote  string `json:"backendNote,omitempty"` // why "auto" did not get WebGPU
-	Cache        string `json:"cache"`                 // what persistence is in use: "cache-storage", "opfs" or "none"
-	CacheNote    string `json:"cacheNote,omitempty"`
+	Model       string `json:"model"`
+	Backend     string `json:"backend"`               // what runs the model: "cpu" or "webgpu"
+	BackendNote string `json:"backendNote,omitempty"` // why "auto" did not get WebGPU
+	Cache       string `json:"cache"`                 // what persistence is in use: "cache-storage", "opfs" or "none"
+	CacheNote   string `json:"cacheNote,omitempty"`
+	// Kernels names the CPU path's kernels: "simd128" (internal/wasmsimd)
+	// or runtime/vec's ("go" in a wasm build); KernelsNote says why.
+	Kernels      string `json:"kernels"`
+	KernelsNote  string `json:"kernelsNote,omitempty"`
 	ChatTemplate string `json:"chatTemplate"` // the template family used for chat
-	Vocab        int    `json:"vocab"`
-	ContextLen   int    `json:"contextLength"`
-	Experts      int    `json:"experts"`
-	Stats        stats  `json:"stats"`
+	// ChatTemplateNote says why the pack's own template is not used.
+	ChatTemplateNote string `json:"chatTemplateNote,omitempty"`
+	Vocab            int    `json:"vocab"`
+	ContextLen       int    `json:"contextLength"`
+	Experts          int    `json:"experts"`
+	// ExpertBytes is the size of all routed experts' shards: what the
+	// whole pack would cost beyond the up-front weights.
+	ExpertBytes int64 `json:"expertBytes"`
+	Stats       stats `json:"stats"`
 }
 
 // progress is sent while a model loads. Before the first shard arrives
@@ -96,51 +111,13 @@ type progress struct {
 	ETASeconds  float64 `json:"etaSeconds"`
 }
 
-// message is one chat message.
-type message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
-// genParams are the parameters of chat.completions.create and
-// completions.create, with OpenAI's names. Pointers tell "absent" from 0.
-type genParams struct {
-	Messages    []message `json:"messages"`
-	Prompt      *string   `json:"prompt"`
-	Stream      bool      `json:"stream"`
-	Temperature *float64  `json:"temperature"`
-	TopP        *float64  `json:"top_p"`
-	MaxTokens   int       `json:"max_tokens"`
-	Seed        *uint64   `json:"seed"`
-	Stop        stopList  `json:"stop"`
-	// ReturnTokenIDs adds prompt_token_ids and token_ids to the result
-	// (as vLLM does), for tests that compare against a reference.
-	ReturnTokenIDs bool `json:"return_token_ids"`
-}
-
-// stopList is OpenAI's stop: a string or a list of strings.
-type stopList []string
-
-func (s *stopList) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*s = stopList{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return err
-	}
-	*s = many
-	return nil
-}
-
 // expertMap is the per-expert state behind the chat page's expert map:
 // expert indices per layer.
 type expertMap struct {
 	Layers     int       `json:"layers"`
 	Experts    int       `json:"experts"`    // per layer (the widest layer)
 	Fetched    [][]int   `json:"fetched"`    // fetched (network or Cache Storage) since load
+	Cached     [][]int   `json:"cached"`     // every shard of it in the persistent store (Cache Storage or OPFS)
 	Resident   [][]int   `json:"resident"`   // in the engine's expert cache
 	LastRouted [][]int   `json:"lastRouted"` // routed for the most recent token
 	HitRate    []float64 `json:"layerHitRate"`
@@ -162,18 +139,26 @@ type stats struct {
 	StorageSkipped   int   `json:"storageSkipped"`   // shards not kept: they did not fit
 	StorageBytes     int64 `json:"storageBytes"`     // held by the store's indexed entries
 	// The engine's routed-expert cache.
-	ExpertsResident      int     `json:"expertsResident"`
-	ExpertsTotal         int     `json:"expertsTotal"`
-	ExpertBytesResident  int64   `json:"expertBytesResident"`
-	ExpertHitRate        float64 `json:"expertCacheHitRate"`
-	ExpertEvictions      int     `json:"expertEvictions"`
-	ExpertFetches        int     `json:"expertFetches"`
-	Prefetched           int     `json:"prefetched"`     // experts fetched ahead of use
-	PrefetchHits         int     `json:"prefetchHits"`   // of those, used when routed to
-	PrefetchWasted       int64   `json:"prefetchWasted"` // bytes of prefetches dropped unused
-	Substitutions        int     `json:"substitutions"`  // routed slots given to a ready expert ("fast")
+	ExpertsResident     int     `json:"expertsResident"`
+	ExpertsTotal        int     `json:"expertsTotal"`
+	ExpertBytesResident int64   `json:"expertBytesResident"`
+	ExpertHitRate       float64 `json:"expertCacheHitRate"`
+	ExpertEvictions     int     `json:"expertEvictions"`
+	ExpertFetches       int     `json:"expertFetches"`
+	Prefetched          int     `json:"prefetched"`     // experts fetched ahead of use
+	PrefetchHits        int     `json:"prefetchHits"`   // of those, used when routed to
+	PrefetchWasted      int64   `json:"prefetchWasted"` // bytes of prefetches dropped unused
+	Substitutions       int     `json:"substitutions"`  // routed slots given to a ready expert ("fast")
+	// An hf: model's tensors converted to the session's format, and its
+	// shards taken converted from the store (neither fetched nor converted).
+	Conversions          int     `json:"conversions"`
+	ConvertedFromCache   int     `json:"convertedFromCache"`
 	PrefillTokensPerSec  float64 `json:"prefillTokensPerSecond"`
 	DecodeTokensPerSec   float64 `json:"decodeTokensPerSecond"`
 	LastPromptTokens     int     `json:"lastPromptTokens"`
 	LastCompletionTokens int     `json:"lastCompletionTokens"`
+	// Of the last prompt's tokens, those whose KV cache entries were
+	// reused from the request before, and those computed.
+	LastCachedTokens    int `json:"lastCachedTokens"`
+	LastPrefilledTokens int `json:"lastPrefilledTokens"`
 }

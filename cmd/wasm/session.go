@@ -6,18 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/internal/wasmsimd"
+	"github.com/moderuntime/mode/modelpack/hfrepo"
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
 	"github.com/moderuntime/mode/runtime/loader"
-	"github.com/moderuntime/mode/runtime/sample"
+	"github.com/moderuntime/mode/runtime/manifest"
+	chatsession "github.com/moderuntime/mode/runtime/session"
 	"github.com/moderuntime/mode/runtime/shard"
+	"github.com/moderuntime/mode/runtime/tensor"
 	"github.com/moderuntime/mode/runtime/tokenizer"
+	"github.com/moderuntime/mode/runtime/vec"
 )
 
 // env is what a session needs from its platform.
@@ -42,7 +45,7 @@ type env struct {
 	logf func(format string, args ...any)
 	// gpu opens a WebGPU backend, or says why there is none; nil where the
 	// platform has no WebGPU at all.
-	gpu func() (backend.Backend, error)
+	gpu func() (backend.Backend, gpuInfo, error)
 }
 
 // session holds at most one loaded model and runs one generation at a time.
@@ -60,14 +63,16 @@ type loaded struct {
 	name    string
 	pack    *loader.Pack
 	src     *cachingSource
+	conv    *convertedStore // an hf: model's converted shards; nil if not kept
 	eng     *engine.Engine
-	format  chatFormat
+	chat    *chatsession.Session
 	cancel  context.CancelFunc // ends expert fetches on unload
 	b       backend.Backend    // closed on unload
 	backend string
 
-	gen  sync.Mutex // one generation at a time; guards eng and last
-	last engine.Result
+	gen       sync.Mutex // one generation at a time; guards eng, chat, last and lastUsage
+	last      engine.Result
+	lastUsage chatsession.Usage
 
 	snapMu sync.Mutex
 	snap   stats // refreshed while generating, so stats() need not wait
@@ -97,8 +102,12 @@ func (s *session) handle(ctx context.Context, r request, send func(reply)) {
 	if err != nil {
 		code := "internal"
 		var ce *codedError
-		if errors.As(err, &ce) {
+		var se *chatsession.Error
+		switch {
+		case errors.As(err, &ce):
 			code = ce.code
+		case errors.As(err, &se):
+			code = se.Code
 		}
 		send(reply{ID: r.ID, Type: "error", Error: &errorMsg{Code: code, Message: err.Error()}})
 		return
@@ -115,7 +124,7 @@ func (s *session) dispatch(ctx context.Context, r request, send func(typ string,
 		}
 		return s.load(ctx, p, func(p progress) { send("progress", p) })
 	case "chat", "complete":
-		var p genParams
+		var p chatsession.Request
 		if err := decode(r.Params, &p); err != nil {
 			return nil, err
 		}
@@ -141,21 +150,41 @@ func decode(raw json.RawMessage, v any) error {
 	return nil
 }
 
+// gpuInfo is what openWebGPU tells of the adapter besides the backend.
+type gpuInfo struct {
+	Adapter  string // the adapter's name
+	Software bool   // a software renderer (SwiftShader, lavapipe, …) or a fallback adapter
+}
+
 // newBackend opens the compute backend name asks for and returns it with
-// its name and, when "auto" had to settle for the CPU, a note saying why.
+// its name and a note saying why that one: "auto" takes WebGPU only on a
+// hardware adapter, since on a software renderer the CPU path is many
+// times faster (e2e measured 3–30 tokens/s on SwiftShader against 100–300
+// on the CPU for the same packs); "webgpu" forces it anyway.
 // gpu may be nil: the platform has no WebGPU.
-func newBackend(name string, threads int, gpu func() (backend.Backend, error)) (b backend.Backend, got, note string, err error) {
+func newBackend(name string, threads int, gpu func() (backend.Backend, gpuInfo, error)) (b backend.Backend, got, note string, err error) {
 	switch name {
 	case "cpu":
-		return cpu.New(cpu.Options{Threads: threads}), "cpu", "", nil
+		return cpu.New(cpu.Options{Threads: threads}), "cpu", "the CPU backend was asked for", nil
 	case "webgpu", "auto", "":
 	default:
 		return nil, "", "", withCode("bad_request", fmt.Errorf(`backend %q: want "cpu", "webgpu" or "auto"`, name))
 	}
 	why := "this build has no WebGPU"
 	if gpu != nil {
-		if b, err = gpu(); err == nil {
-			return b, "webgpu", "", nil
+		var info gpuInfo
+		if b, info, err = gpu(); err == nil {
+			switch {
+			case name == "webgpu" && info.Software:
+				return b, "webgpu", fmt.Sprintf("WebGPU on %s, a software renderer, as asked: the CPU backend is usually faster there", info.Adapter), nil
+			case name == "webgpu":
+				return b, "webgpu", fmt.Sprintf("WebGPU on %s, as asked", info.Adapter), nil
+			case !info.Software:
+				return b, "webgpu", fmt.Sprintf("WebGPU on %s, a hardware adapter", info.Adapter), nil
+			}
+			b.Close()
+			return cpu.New(cpu.Options{Threads: threads}), "cpu",
+				fmt.Sprintf("running on the CPU: WebGPU's only adapter, %s, is a software renderer, slower than the CPU path (choose the webgpu backend to use it anyway)", info.Adapter), nil
 		}
 		why = err.Error()
 	}
@@ -222,16 +251,71 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	}()
 
 	report(progress{Phase: "manifest", ETASeconds: -1})
-	raw, src, err := openManifest(ctx, p.Model, s.env.http)
-	if err != nil {
-		return nil, withCode("load_failed", err)
+	var m *manifest.Manifest
+	var src shard.Source
+	var repo *hfrepo.Repo // for an hf: location
+	var convert func(*tensor.Tensor) (*tensor.Tensor, error)
+	q := hfrepo.DefaultQuant
+	if hfrepo.IsLocation(p.Model) {
+		loc, err := hfrepo.ParseLocation(p.Model)
+		if err != nil {
+			return nil, withCode("bad_request", err)
+		}
+		if p.Quant != "" {
+			if q, err = hfrepo.ParseQuant(p.Quant); err != nil {
+				return nil, withCode("bad_request", err)
+			}
+		}
+		if repo, err = hfrepo.Index(ctx, loc, hfrepo.Options{Endpoint: p.HFEndpoint, HTTP: s.env.http, Quant: q}); err != nil {
+			return nil, withCode("load_failed", err)
+		}
+		m = repo.Manifest
+		// Ranges must come from the version of each file the index read.
+		if src, err = shard.NewHTTP(repo.Base, repo.HTTP(s.env.http)); err != nil {
+			return nil, withCode("load_failed", err)
+		}
+		convert = q.Converter(m.Model)
+	} else {
+		if p.Quant != "" {
+			return nil, withCode("bad_request", errors.New("quant applies to hf: models only: a pack's formats were chosen at import"))
+		}
+		raw, psrc, err := openManifest(ctx, p.Model, s.env.http)
+		if err != nil {
+			return nil, withCode("load_failed", err)
+		}
+		if m, err = manifest.Parse(raw); err != nil {
+			return nil, withCode("load_failed", fmt.Errorf("%s: %w", p.Model, err))
+		}
+		src = psrc
 	}
-	m, err := manifest.Parse(raw)
-	if err != nil {
-		return nil, withCode("load_failed", fmt.Errorf("%s: %w", p.Model, err))
+	// An hf: repository's shards are kept only when the URLs name a
+	// commit (under a branch name the bytes may change): converted to the
+	// session's formats when it converts, so a second visit neither
+	// fetches nor converts; else as fetched, by URL and range.
+	so := storeOptions{store: store, budget: int64(p.StorageBudgetMB * (1 << 20)), estimate: s.env.estimate}
+	var conv *convertedStore
+	if repo != nil && repo.Pinned {
+		if convert != nil {
+			conv = newConvertedStore(m, repo.Base, q.Formats(m.Model))
+			so.converted, so.keep = true, conv.upfront(m)
+		} else {
+			so.ranges = true
+		}
 	}
-	cs := newCachingSource(src, storeOptions{store: store, budget: int64(p.StorageBudgetMB * (1 << 20)), estimate: s.env.estimate}, m, s.env.logf)
+	cs := newCachingSource(src, so, m, s.env.logf)
+	var kept loader.ConvertedStore
+	if conv != nil && cs.store == nil {
+		conv = nil // no storage (cache "none", a private window)
+	}
+	if conv != nil {
+		conv.c = cs
+		kept = conv
+	}
 	total, n := upfront(m)
+	// Say at once what is to come: the first shard (the core, the largest)
+	// can take long, and until it is in the page would still be showing
+	// "reading the manifest".
+	report(progress{Phase: "weights", Total: total, ShardsTotal: n, ETASeconds: -1})
 	cs.onProgress(func(st sourceStats) {
 		report(progress{Phase: "weights", Bytes: st.UpfrontBytes, Total: total, Shards: st.UpfrontShards,
 			ShardsTotal: n, FromCache: st.UpfrontHits, ETASeconds: eta(st, total)})
@@ -250,13 +334,23 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 			return nil, withCode("load_failed", fmt.Errorf("downloading %s: %w", p.Model, err))
 		}
 	}
-	pk, err := loader.Load(pctx, m, &shard.Fetcher{Src: src2, HTTP: s.env.http})
+	var pk *loader.Pack
+	if repo != nil {
+		// The tokenizer's files were read while indexing: no second fetch.
+		pk, err = loader.LoadWith(pctx, m, &shard.Fetcher{Src: src2, HTTP: s.env.http}, loader.Options{Convert: convert, Converted: kept})
+		if err == nil {
+			pk.Tokenizer, err = tokenizer.Load("hf", repo.Tokenizer, repo.TokenizerConfig, m.Model.Vocab)
+		}
+	} else {
+		pk, err = loader.Load(pctx, m, &shard.Fetcher{Src: src2, HTTP: s.env.http})
+	}
 	if err != nil {
 		cancel()
 		return nil, withCode("load_failed", fmt.Errorf("loading %s: %w", p.Model, err))
 	}
 	cs.onProgress(nil)
-	opts := engine.Options{Experts: pk, ExpertBudget: int64(p.ExpertBudgetMB * (1 << 20)), Prefetch: p.Prefetch == nil || *p.Prefetch}
+	opts := engine.Options{Experts: pk, ExpertBudget: int64(p.ExpertBudgetMB * (1 << 20)), Prefetch: p.Prefetch == nil || *p.Prefetch,
+		ShareWeights: true} // the pack's weights are the engine's alone
 	switch p.MissingExperts {
 	case "", "exact":
 	case "fast":
@@ -268,9 +362,18 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	eng, err := engine.New(b, pk.Model, opts)
 	if err != nil {
 		cancel()
+		pk.Close()
 		return nil, withCode("load_failed", fmt.Errorf("%s: %w", p.Model, err))
 	}
-	l := &loaded{name: p.Model, pack: pk, src: cs, eng: eng, format: formatFor(m.ChatTemplate, tokenText(pk.Tokenizer, m.Model.BOS), tokenText(pk.Tokenizer, firstOr(m.Model.EOS, -1))), cancel: cancel, b: b, backend: backendName}
+	l := &loaded{name: p.Model, pack: pk, src: cs, conv: conv, eng: eng, cancel: cancel, b: b, backend: backendName}
+	// A request without a seed gets the session's next one, so the first
+	// is 0 as it always was and a regenerated reply differs.
+	if l.chat, err = chatsession.New(eng, chatsession.Options{Tokenizer: pk.Tokenizer, AddBOS: pk.AddBOS,
+		ChatTemplate: m.ChatTemplate, Model: p.Model, Tick: l.tick(s.env.yield)}); err != nil {
+		cancel()
+		pk.Close()
+		return nil, withCode("load_failed", fmt.Errorf("%s: %w", p.Model, err))
+	}
 	ok = true
 	first := l.refresh()
 	s.mu.Lock()
@@ -282,22 +385,25 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	if store == nil {
 		note = storeNote
 	}
+	kernels := vec.Impl() // "go" in every wasm build
+	simd, kernelsNote := wasmsimd.Ready()
+	if simd {
+		kernels = wasmsimd.ImplSIMD
+	}
 	return &loadResult{
-		Model: p.Model, Backend: backendName, BackendNote: backendNote, Cache: cacheMode, CacheNote: note, ChatTemplate: l.format.Name,
-		Vocab: m.Model.Vocab, ContextLen: eng.MaxSeq(), Experts: eng.Stats().ExpertsTotal, Stats: first,
+		Model: p.Model, Backend: backendName, BackendNote: backendNote, Cache: cacheMode, CacheNote: note,
+		Kernels: kernels, KernelsNote: kernelsNote, ChatTemplate: l.chat.Template(), ChatTemplateNote: l.chat.TemplateNote(),
+		Vocab: m.Model.Vocab, ContextLen: eng.MaxSeq(), Experts: eng.Stats().ExpertsTotal, ExpertBytes: expertBytes(m), Stats: first,
 	}, nil
 }
 
 // openManifest reads the manifest at url and returns the source for the
 // pack's files.
 func openManifest(ctx context.Context, url string, o shard.HTTPOptions) ([]byte, shard.Source, error) {
-	src, name, err := shard.Open(url, o)
+	// url passes unchanged: a "#sha256=HEX" pin on it is checked here.
+	src, b, err := shard.ReadManifest(ctx, url, o)
 	if err != nil {
-		return nil, nil, err
-	}
-	b, err := src.Read(ctx, name, 0, -1)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading manifest %s: %w (is the URL right and the server up?)", url, err)
+		return nil, nil, fmt.Errorf("%w (is the URL right and the server up?)", err)
 	}
 	return b, src, nil
 }
@@ -347,9 +453,11 @@ func (s *session) unload() {
 func (l *loaded) close(logf func(format string, args ...any)) {
 	l.cancel()
 	// Wait for a running generation to notice, so its engine is not used
-	// after unload returns.
+	// after unload returns, and for the pack's prefetches to end, so none
+	// stores a shard or counts bytes after it.
 	l.gen.Lock()
 	defer l.gen.Unlock()
+	l.pack.Close()
 	if err := l.b.Close(); err != nil {
 		// Nothing to do about it but say so: the model is gone either way.
 		logf("closing the %s backend: %v", l.backend, err)
@@ -388,51 +496,53 @@ func (l *loaded) stats() stats {
 		ExpertsResident: es.ExpertsResident, ExpertsTotal: es.ExpertsTotal, ExpertBytesResident: es.ExpertBytesResident,
 		ExpertHitRate: es.HitRate(), ExpertEvictions: es.ExpertEvictions, ExpertFetches: ps.ExpertFetches,
 		Prefetched: ps.Prefetched, PrefetchHits: ps.PrefetchHits, PrefetchWasted: ps.PrefetchWasted, Substitutions: es.Substitutions,
+		Conversions: ps.Conversions, ConvertedFromCache: ps.ConvertedHits,
 		PrefillTokensPerSec: l.last.PrefillTokensPerSecond(), DecodeTokensPerSec: l.last.DecodeTokensPerSecond(),
-		LastPromptTokens: l.last.Prompt, LastCompletionTokens: l.last.Generated,
+		LastPromptTokens: l.lastUsage.Prompt, LastCompletionTokens: l.lastUsage.Completion,
+		LastCachedTokens: l.lastUsage.Prompt - l.lastUsage.PrefilledTokens, LastPrefilledTokens: l.lastUsage.PrefilledTokens,
 	}
 	if n := cs.Hits + cs.Misses; n > 0 {
 		st.ShardHitRate = float64(cs.Hits) / float64(n)
 	}
 	if em := l.eng.ExpertMap(); slices.Max(em.Experts) > 0 {
 		st.ExpertMap = &expertMap{Layers: len(em.Experts), Experts: slices.Max(em.Experts), Fetched: l.pack.Fetched(),
-			Resident: em.Resident, LastRouted: em.LastRouted, HitRate: em.HitRate}
+			Cached: l.cached(len(em.Experts)), Resident: em.Resident, LastRouted: em.LastRouted, HitRate: em.HitRate}
 	}
 	return st
 }
 
-// generate runs chat (messages) or completion (prompt) and returns the
-// OpenAI-shaped result; with Stream set it also sends chunks.
-func (s *session) generate(ctx context.Context, chat bool, p genParams, chunk func(any)) (any, error) {
+// cached lists, per layer, the experts whose every shard the persistent
+// store holds, so the page need not read the worker's storage itself.
+func (l *loaded) cached(layers int) [][]int {
+	out := make([][]int, layers)
+	all := map[[2]int]bool{} // (layer, expert) → every shard stored so far
+	for _, s := range l.pack.Manifest.Shards {
+		if s.Kind != manifest.KindExpert || s.Layer < 0 || s.Layer >= layers {
+			continue
+		}
+		k := [2]int{s.Layer, s.Expert}
+		ok, seen := all[k]
+		all[k] = (ok || !seen) && (l.conv != nil && l.conv.stored(&s) || l.src.shardStored(&s))
+	}
+	for k, ok := range all {
+		if ok {
+			out[k[0]] = append(out[k[0]], k[1])
+		}
+	}
+	for _, xs := range out {
+		slices.Sort(xs)
+	}
+	return out
+}
+
+// generate runs chat (messages) or completion (prompt) through the
+// model's chat session and returns the OpenAI-shaped result; with Stream
+// set it also sends chunks.
+func (s *session) generate(ctx context.Context, chat bool, r chatsession.Request, chunk func(any)) (any, error) {
 	l, err := s.current()
 	if err != nil {
 		return nil, err
 	}
-	text, stopText, stopIDs, err := l.prompt(chat, p)
-	if err != nil {
-		return nil, err
-	}
-	sp := sample.Params{Temperature: 1, TopP: 1}
-	if p.Temperature != nil {
-		sp.Temperature = float32(*p.Temperature)
-	}
-	if p.TopP != nil {
-		sp.TopP = float32(*p.TopP)
-	}
-	if p.Seed != nil {
-		sp.Seed = *p.Seed
-	}
-	if err := sp.Validate(); err != nil {
-		return nil, withCode("bad_request", err)
-	}
-	smp, err := sample.New(sp)
-	if err != nil {
-		return nil, withCode("bad_request", err)
-	}
-	if p.MaxTokens < 0 {
-		return nil, withCode("bad_request", fmt.Errorf("max_tokens is %d: want 1 or more (or leave it out)", p.MaxTokens))
-	}
-
 	l.gen.Lock()
 	defer l.gen.Unlock()
 	gctx, cancel := context.WithCancel(ctx)
@@ -449,211 +559,33 @@ func (s *session) generate(ctx context.Context, chat bool, p genParams, chunk fu
 		s.cancelGn = nil
 		s.mu.Unlock()
 	}()
-
-	prompt := l.encode(text, chat)
-	if len(prompt) == 0 {
-		return nil, withCode("bad_request", errors.New("the prompt is empty and the model has no BOS token to start from"))
-	}
-	if len(prompt) >= l.eng.MaxSeq() {
-		return nil, withCode("bad_request", fmt.Errorf("the prompt is %d tokens; the context holds %d: shorten it", len(prompt), l.eng.MaxSeq()))
-	}
-	l.eng.Reset()
-	dec := l.pack.Tokenizer.NewStream()
-	if a, ok := l.pack.Tokenizer.(interface{ NewStreamAfter(int) *tokenizer.Stream }); ok {
-		dec = a.NewStreamAfter(prompt[len(prompt)-1])
-	}
-	stop := stopper{stops: append(stopText, p.Stop...)}
-	out := newResponse(chat, l.name)
-	var ids []int
-	var full []byte
-	hitStop := false
-	lastYield := time.Now()
-	emit := func(piece string) {
-		if piece == "" {
-			return
-		}
-		full = append(full, piece...)
-		if p.Stream {
-			chunk(out.chunk(piece, nil))
-		}
-	}
-	res, err := l.eng.Generate(gctx, prompt, engine.GenerateOptions{MaxTokens: p.MaxTokens, Sampler: smp, Stop: stopIDs},
-		func(id int) error {
-			ids = append(ids, id)
-			piece, stopped := stop.push(dec.Push(id))
-			emit(piece)
-			if stopped {
-				hitStop = true
-				return errStop
-			}
-			// Go on js runs the page's messages only when every goroutine
-			// waits; give it a moment now and then so interrupt gets in.
-			if time.Since(lastYield) > 25*time.Millisecond {
-				l.refresh()
-				s.env.yield()
-				lastYield = time.Now()
-			}
-			return nil
-		})
-	finish := res.StopReason
-	switch {
-	case hitStop:
-		finish = "stop"
-	case errors.Is(err, context.Canceled):
-		finish = "abort"
-	case err != nil:
-		return nil, withCode("generate_failed", err)
-	}
-	if !hitStop {
-		piece, _ := stop.push(dec.Flush())
-		emit(piece + stop.flush())
-	}
-	l.last = res
-	l.refresh()
-	u := usage{Prompt: len(prompt), Completion: len(ids), Total: len(prompt) + len(ids)}
-	if p.Stream {
-		c := out.chunk("", &finish)
-		c.Usage = &u
-		chunk(c)
-	}
-	r := out.final(string(full), finish, u)
-	if p.ReturnTokenIDs {
-		r.PromptTokenIDs = prompt
-		r.Choices[0].TokenIDs = ids
-	}
-	return r, nil
-}
-
-var errStop = errors.New("stop string reached")
-
-// tokenText is the text of token id, "" when there is none.
-func tokenText(t interface{ Token(int) string }, id int) string {
-	if id < 0 {
-		return ""
-	}
-	return t.Token(id)
-}
-
-func firstOr(ids []int, def int) int {
-	if len(ids) == 0 {
-		return def
-	}
-	return ids[0]
-}
-
-// prompt returns the prompt text, the stop strings and the stop ids
-// (nil: the model's EOS) for a request.
-func (l *loaded) prompt(chat bool, p genParams) (text string, stopText []string, stopIDs []int, err error) {
-	if !chat {
-		if p.Prompt == nil {
-			return "", nil, nil, withCode("bad_request", errors.New("prompt is missing"))
-		}
-		return *p.Prompt, nil, nil, nil
-	}
-	if text, err = l.format.render(p.Messages); err != nil {
-		return "", nil, nil, withCode("bad_request", err)
-	}
-	stopIDs = append(stopIDs, l.pack.Model.Config.EOS...)
-	for _, st := range l.format.Stop {
-		if ids := l.pack.Tokenizer.Encode(st); len(ids) == 1 && l.pack.Tokenizer.Token(ids[0]) == st {
-			stopIDs = append(stopIDs, ids[0])
-		} else {
-			stopText = append(stopText, st)
-		}
-	}
-	return text, stopText, stopIDs, nil
-}
-
-// encode tokenizes a prompt, with BOS when the pack (or the chat format)
-// starts with it. A Jinja template writes its own bos_token text, so a chat
-// prompt it rendered gets no second one (as apply_chat_template does).
-func (l *loaded) encode(text string, chat bool) []int {
-	ids := l.pack.Tokenizer.Encode(text)
-	bos := l.pack.Model.Config.BOS
-	if chat && l.format.tpl != nil {
-		return ids
-	}
-	if bos >= 0 && (l.pack.AddBOS || (chat && l.format.BOS)) {
-		ids = append([]int{bos}, ids...)
-	}
-	return ids
-}
-
-// The OpenAI shapes.
-
-type usage struct {
-	Prompt     int `json:"prompt_tokens"`
-	Completion int `json:"completion_tokens"`
-	Total      int `json:"total_tokens"`
-}
-
-type choice struct {
-	Index        int       `json:"index"`
-	Message      *message  `json:"message,omitempty"` // chat
-	Delta        *delta    `json:"delta,omitempty"`   // chat chunk
-	Text         *string   `json:"text,omitempty"`    // completion (and its chunks)
-	FinishReason *string   `json:"finish_reason"`
-	TokenIDs     []int     `json:"token_ids,omitempty"`
-	Logprobs     *struct{} `json:"logprobs"`
-}
-
-type delta struct {
-	Role    string `json:"role,omitempty"`
-	Content string `json:"content,omitempty"`
-}
-
-type completion struct {
-	ID             string   `json:"id"`
-	Object         string   `json:"object"`
-	Created        int64    `json:"created"`
-	Model          string   `json:"model"`
-	Choices        []choice `json:"choices"`
-	Usage          *usage   `json:"usage,omitempty"`
-	PromptTokenIDs []int    `json:"prompt_token_ids,omitempty"`
-}
-
-// response builds the objects of one generation.
-type response struct {
-	chat    bool
-	id      string
-	model   string
-	created int64
-	first   bool
-}
-
-func newResponse(chat bool, model string) *response {
-	now := time.Now()
-	prefix := "cmpl-"
+	run := l.chat.Complete
 	if chat {
-		prefix = "chatcmpl-"
+		run = l.chat.Chat
 	}
-	return &response{chat: chat, id: prefix + strconv.FormatInt(now.UnixNano(), 36), model: model, created: now.Unix(), first: true}
+	c, err := run(gctx, r, func(c *chatsession.Completion) { chunk(c) })
+	// The experts this reply predicted but did not use are still coming:
+	// let them land (an interrupt ends them), so the stats count, and the
+	// store holds, all that the reply fetched.
+	l.pack.Wait(gctx)
+	if err != nil {
+		return nil, err
+	}
+	l.last, l.lastUsage = l.chat.Last(), *c.Usage
+	l.refresh()
+	return c, nil
 }
 
-func (r *response) chunk(text string, finish *string) *completion {
-	c := choice{FinishReason: finish}
-	obj := "text_completion"
-	if r.chat {
-		obj = "chat.completion.chunk"
-		c.Delta = &delta{Content: text}
-		if r.first {
-			c.Delta.Role = "assistant"
+// tick runs after every generated token. Go on js runs the page's
+// messages only when every goroutine waits: now and then it gives them a
+// moment, so interrupt gets in, and refreshes the stats the page polls.
+func (l *loaded) tick(yield func()) func() {
+	last := time.Now()
+	return func() {
+		if time.Since(last) > 25*time.Millisecond {
+			l.refresh()
+			yield()
+			last = time.Now()
 		}
-	} else {
-		c.Text = &text
 	}
-	r.first = false
-	return &completion{ID: r.id, Object: obj, Created: r.created, Model: r.model, Choices: []choice{c}}
-}
-
-func (r *response) final(text, finish string, u usage) *completion {
-	c := choice{FinishReason: &finish}
-	obj := "text_completion"
-	if r.chat {
-		obj = "chat.completion"
-		c.Message = &message{Role: "assistant", Content: text}
-	} else {
-		c.Text = &text
-	}
-	return &completion{ID: r.id, Object: obj, Created: r.created, Model: r.model, Choices: []choice{c}, Usage: &u}
 }

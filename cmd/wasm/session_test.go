@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -17,77 +18,9 @@ import (
 	"github.com/moderuntime/mode/modelpack/synth"
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/cpu"
+	chatsession "github.com/moderuntime/mode/runtime/session"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
-
-func TestStopper(t *testing.T) {
-	tests := []struct {
-		stops   []string
-		pieces  []string
-		want    string
-		stopped bool
-	}{
-		{nil, []string{"ab", "cd"}, "abcd", false},
-		{[]string{"."}, []string{"one", " two.", " three"}, "one two", true},
-		{[]string{"\nUser:"}, []string{"hi", "\nUs", "er: x"}, "hi", true},
-		{[]string{"\nUser:"}, []string{"hi", "\nUs", "ually"}, "hi\nUsually", false},
-		{[]string{"xyz", "yq"}, []string{"axy", "q"}, "ax", true},
-	}
-	for _, tt := range tests {
-		s := stopper{stops: tt.stops}
-		var got strings.Builder
-		stopped := false
-		for _, p := range tt.pieces {
-			out, st := s.push(p)
-			got.WriteString(out)
-			if st {
-				stopped = true
-				break
-			}
-		}
-		if !stopped {
-			got.WriteString(s.flush())
-		}
-		if got.String() != tt.want || stopped != tt.stopped {
-			t.Errorf("stops %q, pieces %q: got %q (stopped %v), want %q (stopped %v)", tt.stops, tt.pieces, got.String(), stopped, tt.want, tt.stopped)
-		}
-	}
-}
-
-func TestChatFormats(t *testing.T) {
-	msgs := []message{{"system", "Be brief."}, {"user", "Hi"}}
-	tests := []struct {
-		template, name, want string
-	}{
-		{"", "plain", "System: Be brief.\nUser: Hi\nAssistant:"},
-		{"{% for m in messages %}<|im_start|>{{ m.role }}...", "chatml", "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
-		{"{% unparseable %}<|start_header_id|>...", "llama3", "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-		{"{% unknown jinja %}", "plain", "System: Be brief.\nUser: Hi\nAssistant:"},
-		// real templates render through runtime/chat
-		{"{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}" +
-			"{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}", "jinja",
-			"<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
-		{"{{ bos_token }}{% for m in messages %}[{{ m.role | upper }}] {{ m.content | trim }}{{ eos_token }}{% endfor %}", "jinja",
-			"<s>[SYSTEM] Be brief.</s>[USER] Hi</s>"},
-	}
-	for _, tt := range tests {
-		f := formatFor(tt.template, "<s>", "</s>")
-		got, err := f.render(msgs)
-		if err != nil || f.Name != tt.name || got != tt.want {
-			t.Errorf("template %q: format %s, render %q, %v; want %s, %q", tt.template, f.Name, got, err, tt.name, tt.want)
-		}
-	}
-	if _, err := plainFormat.render([]message{{"robot", "x"}}); err == nil {
-		t.Error("role robot: no error")
-	}
-	strict := formatFor("{% if messages[0].role != 'user' %}{{ raise_exception('Conversation must start with a user message') }}{% endif %}", "", "")
-	if _, err := strict.render(msgs); err == nil || !strings.Contains(err.Error(), "must start with a user") {
-		t.Errorf("a template's raise_exception: %v", err)
-	}
-	if f := formatFor("{{ bos_token }}<|im_start|>{% for m in messages %}{{ m.content }}{% endfor %}", "", ""); f.Name != "jinja" || len(f.Stop) != 1 || f.Stop[0] != "<|im_end|>" {
-		t.Errorf("ChatML-family Jinja template: format %s, stops %q", f.Name, f.Stop)
-	}
-}
 
 // mapStore is a blobStore in memory.
 type mapStore struct {
@@ -169,14 +102,19 @@ func TestSessionPersistsShards(t *testing.T) {
 	for visit, wantRequests := range []bool{true, false} {
 		s := newSession(env{store: store})
 		before := shardRequests()
-		if _, e, _, progress := call(s, "load", loadParams{Model: url}); e != nil || progress == 0 {
+		loadRes, e, _, progress := call(s, "load", loadParams{Model: url})
+		if e != nil || progress == 0 {
 			t.Fatalf("visit %d: load: %+v, %d progress messages", visit, e, progress)
+		}
+		var lr loadResult
+		if err := json.Unmarshal(loadRes, &lr); err != nil || lr.ExpertBytes <= 0 {
+			t.Errorf("visit %d: load result %s (%v): want expertBytes", visit, loadRes, err)
 		}
 		res, e, _, _ := call(s, "complete", gen)
 		if e != nil {
 			t.Fatalf("visit %d: complete: %+v", visit, e)
 		}
-		var c completion
+		var c chatsession.Completion
 		if err := json.Unmarshal(res, &c); err != nil {
 			t.Fatal(err)
 		}
@@ -187,6 +125,16 @@ func TestSessionPersistsShards(t *testing.T) {
 		}
 		if got := shardRequests() - before; (got > 0) != wantRequests {
 			t.Errorf("visit %d: %d shard requests", visit, got)
+		}
+		// The page learns from the worker which experts are stored: with no
+		// budget, every one fetched so far.
+		raw, _, _, _ := call(s, "stats", nil)
+		var st stats
+		if err := json.Unmarshal(raw, &st); err != nil || st.ExpertMap == nil {
+			t.Fatalf("visit %d: stats %s (%v)", visit, raw, err)
+		}
+		if em := st.ExpertMap; !reflect.DeepEqual(em.Cached, em.Fetched) || len(slices.Concat(em.Cached...)) == 0 {
+			t.Errorf("visit %d: the store holds experts %v; fetched %v", visit, em.Cached, em.Fetched)
 		}
 		s.unload()
 	}
@@ -222,37 +170,58 @@ func TestSessionStreamAndStop(t *testing.T) {
 	if _, e, _, _ := call(s, "load", loadParams{Model: url, Cache: "none"}); e != nil {
 		t.Fatal(e)
 	}
-	whole, e, _, _ := call(s, "chat", map[string]any{"messages": []message{{"user", "hi"}}, "temperature": 0, "max_tokens": 5})
+	whole, e, _, _ := call(s, "chat", map[string]any{"messages": []chatsession.Message{{Role: "user", Content: "hi"}}, "temperature": 0, "max_tokens": 5})
 	if e != nil {
 		t.Fatal(e)
 	}
-	streamed, e, chunks, _ := call(s, "chat", map[string]any{"messages": []message{{"user", "hi"}}, "temperature": 0, "max_tokens": 5, "stream": true})
+	streamed, e, chunks, _ := call(s, "chat", map[string]any{"messages": []chatsession.Message{{Role: "user", Content: "hi"}}, "temperature": 0, "max_tokens": 5, "stream": true})
 	if e != nil {
 		t.Fatal(e)
 	}
-	if string(whole[strings.Index(string(whole), `"choices"`):]) != string(streamed[strings.Index(string(streamed), `"choices"`):]) || chunks < 2 {
+	var w, st chatsession.Completion
+	if err := errors.Join(json.Unmarshal(whole, &w), json.Unmarshal(streamed, &st)); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(w.Choices, st.Choices) || chunks < 2 {
 		t.Errorf("stream (%d chunks) %s\nwhole %s", chunks, streamed, whole)
+	}
+	// The same messages again reuse the cache of all but the prompt's last
+	// id, and the page sees it in usage and stats.
+	if u := st.Usage; u.PromptDetails == nil || u.PromptDetails.CachedTokens != u.Prompt-1 || u.PrefilledTokens != 1 {
+		t.Errorf("repeated request: usage %s", streamed)
+	}
+	if got := s.stats(); got.LastCachedTokens != st.Usage.Prompt-1 || got.LastPrefilledTokens != 1 || got.LastPromptTokens != st.Usage.Prompt {
+		t.Errorf("stats after a repeated request: %d cached, %d prefilled of %d", got.LastCachedTokens, got.LastPrefilledTokens, got.LastPromptTokens)
 	}
 }
 
 func TestNewBackend(t *testing.T) {
-	noAdapter := func() (backend.Backend, error) { return nil, errors.New("no adapter") }
-	gpu := func() (backend.Backend, error) { return cpu.New(cpu.Options{}), nil } // stands in for WebGPU
+	type gpuFunc = func() (backend.Backend, gpuInfo, error)
+	noAdapter := func() (backend.Backend, gpuInfo, error) { return nil, gpuInfo{}, errors.New("no adapter") }
+	// A CPU backend stands in for WebGPU on a hardware and a software adapter.
+	gpu := func() (backend.Backend, gpuInfo, error) {
+		return cpu.New(cpu.Options{}), gpuInfo{Adapter: "Radeon"}, nil
+	}
+	soft := func() (backend.Backend, gpuInfo, error) {
+		return cpu.New(cpu.Options{}), gpuInfo{Adapter: "swiftshader", Software: true}, nil
+	}
 	tests := []struct {
 		name, ask string
-		gpu       func() (backend.Backend, error)
+		gpu       gpuFunc
 		want      string // backend, or the error code
-		note      bool
+		note      string // a word the note must hold
 	}{
-		{"cpu", "cpu", gpu, "cpu", false},
-		{"auto takes webgpu", "auto", gpu, "webgpu", false},
-		{"default is auto", "", gpu, "webgpu", false},
-		{"auto without adapter", "auto", noAdapter, "cpu", true},
-		{"auto without webgpu", "auto", nil, "cpu", true},
-		{"webgpu", "webgpu", gpu, "webgpu", false},
-		{"webgpu without adapter", "webgpu", noAdapter, "unavailable", false},
-		{"webgpu without webgpu", "webgpu", nil, "unavailable", false},
-		{"unknown", "tpu", gpu, "bad_request", false},
+		{"cpu", "cpu", gpu, "cpu", "asked"},
+		{"auto takes webgpu", "auto", gpu, "webgpu", "Radeon, a hardware adapter"},
+		{"default is auto", "", gpu, "webgpu", "hardware"},
+		{"auto skips a software adapter", "auto", soft, "cpu", "swiftshader, is a software renderer"},
+		{"auto without adapter", "auto", noAdapter, "cpu", "no adapter"},
+		{"auto without webgpu", "auto", nil, "cpu", "no WebGPU"},
+		{"webgpu", "webgpu", gpu, "webgpu", "as asked"},
+		{"webgpu forced on a software adapter", "webgpu", soft, "webgpu", "software renderer, as asked"},
+		{"webgpu without adapter", "webgpu", noAdapter, "unavailable", ""},
+		{"webgpu without webgpu", "webgpu", nil, "unavailable", ""},
+		{"unknown", "tpu", gpu, "bad_request", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -268,8 +237,8 @@ func TestNewBackend(t *testing.T) {
 				return
 			}
 			defer b.Close()
-			if got != tt.want || (note != "") != tt.note {
-				t.Errorf("got %q, note %q; want %q, note %v", got, note, tt.want, tt.note)
+			if got != tt.want || !strings.Contains(note, tt.note) {
+				t.Errorf("got %q, note %q; want %q, a note with %q", got, note, tt.want, tt.note)
 			}
 		})
 	}

@@ -278,6 +278,15 @@ func (s *shardStore) save(ctx context.Context) {
 	s.saved = time.Now()
 }
 
+// holds reports whether the index knows sum: stored by this visit or an
+// earlier one (the index is advisory, so a shard another tab stored may
+// be missing from it).
+func (s *shardStore) holds(sum string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idx != nil && s.idx.Entries[sum] != nil
+}
+
 // storeStats are the store's counters for the page.
 type storeStats struct {
 	Evictions, Skipped int

@@ -1,13 +1,14 @@
 package testmodel
 
 import (
+	"context"
 	"fmt"
 	"math"
 )
 
 // Forwarder is what DecodeDiff drives: an engine.Engine.
 type Forwarder interface {
-	Forward(ids []int) ([]float32, error)
+	Forward(ctx context.Context, ids []int) ([]float32, error)
 }
 
 // DecodeDiff runs prompt, then steps-1 decode steps, on a and b, feeding
@@ -19,11 +20,11 @@ func DecodeDiff(a, b Forwarder, prompt []int, steps int, check func(step int, wa
 	var worst float64
 	in := prompt
 	for s := range steps {
-		want, err := a.Forward(in)
+		want, err := a.Forward(context.Background(), in)
 		if err != nil {
 			return worst, fmt.Errorf("step %d: %w", s, err)
 		}
-		got, err := b.Forward(in)
+		got, err := b.Forward(context.Background(), in)
 		if err != nil {
 			return worst, fmt.Errorf("step %d: %w", s, err)
 		}

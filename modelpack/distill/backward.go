@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/routing"
 )
 
@@ -20,7 +21,32 @@ type grads struct {
 	finalNorm, embed, output []float32
 }
 
-type expertGrad struct{ gate, up, down []float32 }
+// expertGrad is an expert's gradients; a later block's has norm too.
+type expertGrad struct {
+	gate, up, down, norm []float32
+	more                 []expertGrad
+}
+
+// flat lists the gradients in expertParams' order.
+func (g *expertGrad) flat() [][]float32 {
+	out := [][]float32{g.gate, g.up, g.down}
+	for i := range g.more {
+		m := &g.more[i]
+		out = append(out, m.norm, m.gate, m.up, m.down)
+	}
+	return out
+}
+
+// expertParams lists e's parameters: the first block's gate, up and down,
+// then each later block's norm, gate, up and down.
+func expertParams(e *expert) [][]float32 {
+	out := [][]float32{e.gate, e.up, e.down}
+	for i := range e.more {
+		m := &e.more[i]
+		out = append(out, m.norm, m.gate, m.up, m.down)
+	}
+	return out
+}
 
 // layerGrad is the gradient of a layer's attention and norms; the biases
 // are nil without attention biases.
@@ -88,7 +114,14 @@ func (lg *layerGrad) flat() [][]float32 {
 }
 
 func newExpertGrad(e expert) expertGrad {
-	return expertGrad{make([]float32, len(e.gate)), make([]float32, len(e.up)), make([]float32, len(e.down))}
+	g := expertGrad{gate: make([]float32, len(e.gate)), up: make([]float32, len(e.up)), down: make([]float32, len(e.down))}
+	if e.norm != nil {
+		g.norm = make([]float32, len(e.norm))
+	}
+	for _, m := range e.more {
+		g.more = append(g.more, newExpertGrad(m))
+	}
+	return g
 }
 
 // flat lists the gradient slices in the order params lists the parameters:
@@ -103,10 +136,10 @@ func (g *grads) flat() [][]float32 {
 			continue
 		}
 		for _, e := range g.experts[l] {
-			out = append(out, e.gate, e.up, e.down)
+			out = append(out, e.flat()...)
 		}
 		for _, e := range g.shared[l] {
-			out = append(out, e.gate, e.up, e.down)
+			out = append(out, e.flat()...)
 		}
 	}
 	if g.layers == nil {
@@ -130,11 +163,11 @@ func (n *net) params(sc trainScope) [][]float32 {
 		if !sc.experts && !sc.all {
 			continue
 		}
-		for _, e := range ly.experts {
-			out = append(out, e.gate, e.up, e.down)
+		for i := range ly.experts {
+			out = append(out, expertParams(&ly.experts[i])...)
 		}
-		for _, e := range ly.shared {
-			out = append(out, e.gate, e.up, e.down)
+		for i := range ly.shared {
+			out = append(out, expertParams(&ly.shared[i])...)
 		}
 	}
 	if !sc.all {
@@ -158,13 +191,14 @@ func (g *grads) zero() {
 
 // lossWeights are the coefficients of the training loss
 // L = lm·L_LM + kl·KL(p_teacher‖p_student) + am·L_argmax + lb·E·Σ f_i·P_i +
-// z·mean(lse²), where L_argmax is the cross-entropy of the teacher's most
-// likely next token.
-type lossWeights struct{ lm, kl, am, lb, z float32 }
+// z·mean(lse²) + ec·L_ec, where L_argmax is the cross-entropy of the
+// teacher's most likely next token and L_ec the token-choice auxiliary
+// loss of the expert-choice layers (ecAuxBack).
+type lossWeights struct{ lm, kl, am, lb, z, ec float32 }
 
 // lossParts is the unscaled sum of each loss term over the positions or
 // (layer, sequence) pairs it is averaged over.
-type lossParts struct{ lm, kl, am, lb, z float64 }
+type lossParts struct{ lm, kl, am, lb, z, ec float64 }
 
 // outputLoss computes the LM, KL and teacher-argmax terms at every position
 // but the last (which has no next token) and returns dL/dlogits scaled by
@@ -223,8 +257,8 @@ func logSoftmax(dst []float64, x []float32) []float64 {
 
 // backward propagates dlogits through the network recorded in tr and adds
 // the parameter gradients to g. The router auxiliary losses of each layer
-// are added with weight w.lb·auxScale and w.z·auxScale; their unscaled
-// values are returned.
+// are added with weight w.lb·auxScale, w.z·auxScale and w.ec·auxScale;
+// their unscaled values are returned.
 func (n *net) backward(tr *trace, dlogits []float32, g *grads, w lossWeights, auxScale float32) lossParts {
 	c := &n.cfg
 	D, T, QD, KD := c.Dim, tr.T, c.QDim(), c.KVDim()
@@ -254,6 +288,7 @@ func (n *net) backward(tr *trace, dlogits []float32, g *grads, w lossWeights, au
 		a := n.ffnBack(l, ly, lc, dx, dh, g, w, auxScale, T)
 		aux.lb += a.lb
 		aux.z += a.z
+		aux.ec += a.ec
 		dxMid := rmsBack(lc.xMid, ly.ffnNorm, lc.rms2, dh, lg.ffnNorm, T, D)
 		for i := range dxMid {
 			dxMid[i] += dx[i]
@@ -309,7 +344,7 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 		for t := range rows {
 			rows[t], ones[t] = t, 1
 		}
-		expertBack(&ly.shared[s], &lc.sharedAct[s], eg, rows, ones, dout, lc.h, dh, D)
+		expertBack(&ly.shared[s], &lc.sharedAct[s], eg, rows, ones, dout, lc.h, dh, D, n.cfg.NormEps)
 	}
 	if ly.route == nil {
 		return lossParts{}
@@ -360,16 +395,35 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 		if g.experts != nil {
 			eg = &g.experts[l][e]
 		}
-		expertBack(&ly.experts[e], &lc.expertAct[e], eg, rows[e], weights[e], dout, lc.h, dh, D)
+		expertBack(&ly.experts[e], &lc.expertAct[e], eg, rows[e], weights[e], dout, lc.h, dh, D, n.cfg.NormEps)
 	}
 	var aux lossParts
 	if w.lb != 0 || w.z != 0 {
+		// The auxiliary losses see the logits times tau (layer.auxTau):
+		// selection depends only on their order, and the fitted routers'
+		// logits are so small that at scale 1 every score is 1/E, the
+		// load-balancing loss is 1 and the z-loss ln(E)² whatever the
+		// routing.
+		tau := ly.auxTau
+		scores, logits := lc.scores, lc.logits
+		if tau != 0 && tau != 1 {
+			logits = make([]float32, T*E)
+			for i, v := range lc.logits {
+				logits[i] = tau * v
+			}
+			scores = make([]float32, T*E)
+			for t := 0; t < T; t++ {
+				routing.Softmax(scores[t*E:(t+1)*E], logits[t*E:(t+1)*E])
+			}
+		} else {
+			tau = 1
+		}
 		// P_i is the mean softmax probability, f_i the share of the T·k
 		// assignments: uniform routing gives E·Σ f_i·P_i = 1.
 		P := make([]float64, E)
 		for t := 0; t < T; t++ {
 			for e := 0; e < E; e++ {
-				P[e] += float64(lc.scores[t*E+e]) / float64(T)
+				P[e] += float64(scores[t*E+e]) / float64(T)
 			}
 		}
 		cf := make([]float32, E)
@@ -379,9 +433,9 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 			cf[e] = w.lb * auxScale * float32(float64(E)*f/float64(T))
 		}
 		for t := 0; t < T; t++ {
-			p := lc.scores[t*E : (t+1)*E]
+			p := scores[t*E : (t+1)*E]
 			row := dl[t*E : (t+1)*E]
-			lse := logSumExp(lc.logits[t*E : (t+1)*E])
+			lse := logSumExp(logits[t*E : (t+1)*E])
 			aux.z += lse * lse / float64(T)
 			zc := w.z * auxScale * float32(2*lse/float64(T))
 			var s float32
@@ -389,9 +443,12 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 				s += cf[e] * p[e]
 			}
 			for e := range p {
-				row[e] += p[e]*(cf[e]-s) + zc*p[e]
+				row[e] += tau * (p[e]*(cf[e]-s) + zc*p[e])
 			}
 		}
+	}
+	if ly.expertChoice && w.ec != 0 {
+		aux.ec = ecAuxBack(lc.choices, lc.logits, dl, T, E, ly.auxTau, w.ec*auxScale)
 	}
 	matmulBack(dh, g.router[l], lc.h, ly.router, dl, T, D, E)
 	if ds != nil && g.router[l] != nil {
@@ -445,18 +502,73 @@ func logSumExp(x []float32) float64 {
 // given dout, adding to dh and, when eg is not nil, to the expert's
 // gradients. The rows are gathered so that the products run as small
 // matrix products.
-func expertBack(e *expert, a *ffnAct, eg *expertGrad, rows []int, weights []float32, dout, h, dh []float32, D int) {
-	W, n := e.width, len(rows)
+//
+// A deeper expert's output is s_d − h with s_0 = h and s_b = s_{b−1} +
+// B_b(n_b(s_{b−1})) (n_1 the identity), so with G = dL/d(output) the
+// gradient of s_d is G, each block adds its input gradient on the way
+// down, and dh gains dL/ds_0 − G.
+func expertBack(e *expert, a *ffnAct, eg *expertGrad, rows []int, weights []float32, dout, h, dh []float32, D int, eps float32) {
+	n := len(rows)
 	if n == 0 {
 		return
 	}
-	dy, hs, as := make([]float32, n*D), make([]float32, n*D), make([]float32, n*W)
+	gather := func(x []float32, w int) []float32 {
+		out := make([]float32, n*w)
+		for r, t := range rows {
+			copy(out[r*w:(r+1)*w], x[t*w:(t+1)*w])
+		}
+		return out
+	}
+	dy := make([]float32, n*D)
 	for r, t := range rows {
 		w := weights[r]
 		for i, v := range dout[t*D : (t+1)*D] {
 			dy[r*D+i] = w * v
 		}
-		copy(hs[r*D:(r+1)*D], h[t*D:(t+1)*D])
+	}
+	if len(e.more) == 0 {
+		dhs := blockBack(e, a, eg, rows, dy, gather(h, D), D)
+		for r, t := range rows {
+			axpy(dh[t*D:(t+1)*D], 1, dhs[r*D:(r+1)*D])
+		}
+		return
+	}
+	gs := slices.Clone(dy)
+	for b := len(e.more) - 1; b >= 0; b-- {
+		bl, ba := &e.more[b], &a.more[b]
+		var bg *expertGrad
+		var dNorm []float32
+		if eg != nil {
+			bg = &eg.more[b]
+			dNorm = bg.norm
+		}
+		dxn := blockBack(bl, &ba.act, bg, rows, gs, gather(ba.xn, D), D)
+		inv := make([]float32, n)
+		for r, t := range rows {
+			inv[r] = ba.inv[t]
+		}
+		din := rmsBack(gather(ba.in, D), bl.norm, inv, dxn, dNorm, n, D)
+		for i, v := range din {
+			gs[i] += v
+		}
+	}
+	dxs := blockBack(e, a, eg, rows, gs, gather(h, D), D)
+	for r, t := range rows {
+		o := dh[t*D : (t+1)*D]
+		for i := range o {
+			o[i] += gs[r*D+i] + dxs[r*D+i] - dy[r*D+i]
+		}
+	}
+}
+
+// blockBack backpropagates one gated block whose output gradient, gathered
+// for the tokens rows, is dy [n, dim] and whose gathered inputs are xs,
+// adding to the block's gradients in eg when not nil, and returns the
+// gradient of xs.
+func blockBack(e *expert, a *ffnAct, eg *expertGrad, rows []int, dy, xs []float32, D int) []float32 {
+	W, n := e.width, len(rows)
+	as := make([]float32, n*W)
+	for r, t := range rows {
 		copy(as[r*W:(r+1)*W], a.a[t*W:(t+1)*W])
 	}
 	var dDown, dGate, dUp []float32
@@ -466,20 +578,25 @@ func expertBack(e *expert, a *ffnAct, eg *expertGrad, rows []int, weights []floa
 	da := make([]float32, n*W)
 	matmulBack(da, dDown, as, e.down, dy, n, W, D)
 	dg, du := da, make([]float32, n*W) // dg overwrites da in place
+	silu := e.act == "" || e.act == model.ActSiLU
 	for r, t := range rows {
 		gr, ur, sr := a.g[t*W:(t+1)*W], a.u[t*W:(t+1)*W], a.s[t*W:(t+1)*W]
 		for j := 0; j < W; j++ {
 			s, d := sr[j], da[r*W+j]
-			du[r*W+j] = d * gr[j] * s
-			dg[r*W+j] = d * ur[j] * s * (1 + gr[j]*(1-s))
+			if silu {
+				du[r*W+j] = d * gr[j] * s
+				dg[r*W+j] = d * ur[j] * s * (1 + gr[j]*(1-s))
+				continue
+			}
+			f, _ := actF(e.act, gr[j])
+			du[r*W+j] = d * f
+			dg[r*W+j] = d * ur[j] * s // s holds act'(g)
 		}
 	}
-	dhs := make([]float32, n*D)
-	matmulBack(dhs, dGate, hs, e.gate, dg, n, D, W)
-	matmulBack(dhs, dUp, hs, e.up, du, n, D, W)
-	for r, t := range rows {
-		axpy(dh[t*D:(t+1)*D], 1, dhs[r*D:(r+1)*D])
-	}
+	dxs := make([]float32, n*D)
+	matmulBack(dxs, dGate, xs, e.gate, dg, n, D, W)
+	matmulBack(dxs, dUp, xs, e.up, du, n, D, W)
+	return dxs
 }
 
 // attentionBack returns the gradients of the rotated q and k and of v given

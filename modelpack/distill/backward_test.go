@@ -3,6 +3,7 @@ package distill
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/moderuntime/mode/internal/testmodel"
@@ -66,27 +67,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p, gp := params[c.i], flat[c.i]
-			v := make([]float32, len(p))
-			var want float64
-			for j := range v {
-				v[j] = float32(r.NormFloat64())
-				want += float64(v[j]) * float64(gp[j])
-			}
-			const h = 1e-3
-			orig := append([]float32(nil), p...)
-			shift := func(s float32) float64 {
-				for j := range p {
-					p[j] = orig[j] + s*v[j]
-				}
-				return loss(scratch)
-			}
-			got := (shift(h) - shift(-h)) / (2 * h)
-			copy(p, orig)
-			if err := math.Abs(got-want) / math.Max(math.Abs(want), 1e-3); err > 0.02 {
-				t.Errorf("directional derivative: backward %.6g, finite difference %.6g (relative error %.3g)", want, got, err)
-			} else {
-				t.Logf("backward %.6g, finite difference %.6g", want, got)
-			}
+			checkDirectional(t, r, p, gp, 1e-3, func() float64 { return loss(scratch) })
 		})
 	}
 }
@@ -171,5 +152,169 @@ func TestUnselectedBack(t *testing.T) {
 		if math.Abs(float64(dl[e]-want[e])) > 1e-6 {
 			t.Errorf("expert %d: logit gradient %v, want %v", e, dl[e], want[e])
 		}
+	}
+}
+
+// TestDeepExpertGradients checks the gradients of experts of other
+// architectures (model.ExpertArch) against central finite differences of
+// the loss: a depth-2 SiLU expert, a depth-3 GELU-tanh expert, a depth-1
+// ReLU² expert and a plain one in every layer, top-4 routing so that
+// every token uses all of them. Covered are the later blocks' norms,
+// gates, ups and downs, the first blocks' matrices of the GELU and ReLU²
+// experts, and weights upstream of the experts (ffn norm, wq), whose
+// gradients pass through every block's input gradient. Bound: 2%
+// relative, as TestGradientsMatchFiniteDifferences.
+func TestDeepExpertGradients(t *testing.T) {
+	teacher := denseTeacher(40)
+	cfg := moeConfig(teacher.Config)
+	for l := range cfg.FFN {
+		cfg.FFN[l].Router.TopK, cfg.FFN[l].Router.ScalingFactor = 4, 4
+		cfg.FFN[l].ExpertArch = []model.ExpertArch{{Extra: []int{10}}, {Act: model.ActGELUTanh, Extra: []int{6, 12}}, {Act: model.ActReLU2}, {}}
+	}
+	sn := mustNet(t, testmodel.Random(cfg, 13))
+	ids := randomSeqs(1, 10, cfg.Vocab, 4)[0]
+	tl := mustNet(t, teacher).forward(ids).logits
+	lw := lossWeights{lm: 1, kl: 0.7, am: 0.4}
+	scale := 1 / float32(len(ids)-1)
+	loss := func(g *grads) float64 {
+		tr := sn.forward(ids)
+		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
+		sn.backward(tr, d, g, lw, 1)
+		return (float64(lw.lm)*lp.lm + float64(lw.kl)*lp.kl + float64(lw.am)*lp.am) * float64(scale)
+	}
+	sc := trainScope{experts: true, all: true}
+	g := newGrads(sn, sc)
+	loss(g)
+	scratch := newGrads(sn, sc)
+	params, flat := sn.params(sc), g.flat()
+	if len(params) != len(flat) {
+		t.Fatalf("%d parameters, %d gradients", len(params), len(flat))
+	}
+	index := func(p []float32) int {
+		for i, q := range params {
+			if &q[0] == &p[0] {
+				return i
+			}
+		}
+		t.Fatal("parameter not found")
+		return -1
+	}
+	e0, e1, e2 := &sn.layers[1].experts[0], &sn.layers[0].experts[1], &sn.layers[2].experts[2]
+	cases := []struct {
+		name string
+		p    []float32
+	}{
+		{"silu block 2 norm", e0.more[0].norm},
+		{"silu block 2 gate", e0.more[0].gate},
+		{"silu block 2 up", e0.more[0].up},
+		{"silu block 2 down", e0.more[0].down},
+		{"silu block 1 gate", e0.gate},
+		{"gelu block 1 gate", e1.gate},
+		{"gelu block 1 up", e1.up},
+		{"gelu block 2 norm", e1.more[0].norm},
+		{"gelu block 3 gate", e1.more[1].gate},
+		{"gelu block 3 down", e1.more[1].down},
+		{"relu2 gate", e2.gate},
+		{"relu2 down", e2.down},
+		{"ffn norm layer 0", sn.layers[0].ffnNorm},
+		{"wq layer 1", sn.layers[1].wq},
+		{"router layer 1", sn.layers[1].router},
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			i := index(c.p)
+			p, gp := params[i], flat[i]
+			checkDirectional(t, r, p, gp, 1e-3, func() float64 { return loss(scratch) })
+		})
+	}
+}
+
+// TestAuxLogitScaleGradients: with the auxiliary losses on scaled logits
+// (TrainOptions.AuxLogitScale), the router gradients still match finite
+// differences of the loss, the losses read other values than at scale 1,
+// and the forward pass (selection, weights, logits) is unchanged.
+func TestAuxLogitScaleGradients(t *testing.T) {
+	sn, cfg, ids, tl := gradientFixture(t)
+	lw := lossWeights{kl: 1, lb: 0.5, z: 0.3}
+	L := len(sn.layers)
+	scale, auxScale := 1/float32(len(ids)-1), 1/float32(L)
+	var last lossParts
+	loss := func(g *grads) float64 {
+		tr := sn.forward(ids)
+		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
+		aux := sn.backward(tr, d, g, lw, auxScale)
+		last = aux
+		return float64(lw.kl)*lp.kl*float64(scale) + (float64(lw.lb)*aux.lb+float64(lw.z)*aux.z)*float64(auxScale)
+	}
+	sc := trainScope{}
+	plainLogits := sn.forward(ids).logits
+	loss(newGrads(sn, sc))
+	plain := last
+	for l := range sn.layers {
+		sn.layers[l].auxTau = 300
+	}
+	if got := sn.forward(ids).logits; !slices.Equal(got, plainLogits) {
+		t.Fatal("the aux logit scale changed the forward pass")
+	}
+	g := newGrads(sn, sc)
+	loss(g)
+	if last.lb == plain.lb || last.z == plain.z {
+		t.Errorf("aux losses at scale 300 (lb %v, z %v) equal those at scale 1 (%v, %v)", last.lb, last.z, plain.lb, plain.z)
+	}
+	scratch := newGrads(sn, sc)
+	params, flat := sn.params(sc), g.flat()
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range params {
+		p, gp := params[i], flat[i]
+		v := make([]float32, len(p))
+		var want float64
+		for j := range v {
+			v[j] = float32(r.NormFloat64())
+			want += float64(v[j]) * float64(gp[j])
+		}
+		const h = 1e-4
+		orig := append([]float32(nil), p...)
+		shift := func(s float32) float64 {
+			for j := range p {
+				p[j] = orig[j] + s*v[j]
+			}
+			return loss(scratch)
+		}
+		got := (shift(h) - shift(-h)) / (2 * h)
+		copy(p, orig)
+		if err := math.Abs(got-want) / math.Max(math.Abs(want), 1e-3); err > 0.02 {
+			t.Errorf("router %d: backward %.6g, finite difference %.6g (relative error %.3g)", i, want, got, err)
+		} else {
+			t.Logf("router %d: backward %.6g, finite difference %.6g", i, want, got)
+		}
+	}
+}
+
+// checkDirectional holds the backward pass's gradient gp of the parameters
+// p to a central finite difference of loss (which reads p) along a random
+// direction drawn from r, at step h: within 2% relative (1e-3 absolute for
+// small derivatives). p is restored afterwards.
+func checkDirectional(t *testing.T, r *rand.Rand, p, gp []float32, h float32, loss func() float64) {
+	t.Helper()
+	v := make([]float32, len(p))
+	var want float64
+	for j := range v {
+		v[j] = float32(r.NormFloat64())
+		want += float64(v[j]) * float64(gp[j])
+	}
+	orig := append([]float32(nil), p...)
+	defer copy(p, orig)
+	shift := func(s float32) float64 {
+		for j := range p {
+			p[j] = orig[j] + s*v[j]
+		}
+		return loss()
+	}
+	got := (shift(h) - shift(-h)) / float64(2*h)
+	if err := math.Abs(got-want) / math.Max(math.Abs(want), 1e-3); err > 0.02 {
+		t.Errorf("directional derivative: backward %.6g, finite difference %.6g (relative error %.3g)", want, got, err)
+	} else {
+		t.Logf("backward %.6g, finite difference %.6g", want, got)
 	}
 }

@@ -204,7 +204,7 @@ func sampleSeq(e *engine.Engine, c *model.Config, seqLen int, seed uint64) ([]in
 	V := c.Vocab
 	ids := []int{c.BOS}
 	logits := make([]float32, seqLen*V)
-	l, err := e.Forward(ids)
+	l, err := e.Forward(context.Background(), ids)
 	for err == nil && len(ids) < seqLen {
 		copy(logits[(len(ids)-1)*V:len(ids)*V], l)
 		id := s.Sample(l, ids)
@@ -213,7 +213,7 @@ func sampleSeq(e *engine.Engine, c *model.Config, seqLen int, seed uint64) ([]in
 		}
 		ids = append(ids, id)
 		if len(ids) < seqLen {
-			l, err = e.Forward([]int{id})
+			l, err = e.Forward(context.Background(), []int{id})
 		}
 	}
 	if err != nil {

@@ -1,6 +1,7 @@
 package distill
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -104,7 +105,7 @@ func (d *decoder) run(ids []int) ([]float32, [][][]routing.Choice, error) {
 	}
 	logits := make([]float32, 0, len(ids)*d.vocab)
 	for _, id := range ids {
-		l, err := d.e.Forward([]int{id})
+		l, err := d.e.Forward(context.Background(), []int{id})
 		if err != nil {
 			return nil, nil, err
 		}

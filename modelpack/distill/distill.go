@@ -24,7 +24,9 @@ type Options struct {
 	WeightsOnly bool
 	// Refit refines routing and down projections in closed form after
 	// clustering, before training.
-	Refit   RefitOptions
+	Refit RefitOptions
+	// Arch gives experts other depths and activations.
+	Arch    ArchOptions
 	Train   TrainOptions
 	Threads int       // goroutines; 0 means GOMAXPROCS
 	Log     io.Writer // progress lines; nil for none
@@ -72,6 +74,21 @@ func Distill(teacher *model.Model, train, heldout [][]int, o Options) (*model.Mo
 			return nil, nil, err
 		}
 	}
+	if o.Arch.enabled() {
+		parallel(c.Layers, o.Threads, func(_, l int) {
+			plans[l].expertErr = expertErrors(tn, cal, &plans[l], l, o)
+		})
+		for l := range plans {
+			planArch(&plans[l], o.Arch)
+			var deep []string
+			for e, a := range plans[l].arch {
+				if !a.Plain() {
+					deep = append(deep, fmt.Sprintf("%d:%s%v", e, a.Activation(), plans[l].BlockWidths(e)))
+				}
+			}
+			logf("layer %d: expert calibration errors %.4f; other architectures %v", l, plans[l].expertErr, deep)
+		}
+	}
 	student := build(teacher, plans, o)
 	if err := student.Validate(false); err != nil {
 		return nil, nil, fmt.Errorf("student: %w", err)
@@ -95,7 +112,7 @@ func Distill(teacher *model.Model, train, heldout [][]int, o Options) (*model.Mo
 		}
 		sn.store(student, trainScope{experts: o.Train.Experts, all: o.Train.All})
 	}
-	run, err := netPasses(tn, student)
+	run, err := netPasses(tn, student, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -103,10 +120,26 @@ func Distill(teacher *model.Model, train, heldout [][]int, o Options) (*model.Mo
 	if err != nil {
 		return nil, nil, err
 	}
+	if n := o.Train.ExpertChoiceLayers; n > 0 && o.Train.Steps > 0 {
+		if run, err = netPasses(tn, student, n); err != nil {
+			return nil, nil, err
+		}
+		ec, err := evaluate(&tn.cfg, &student.Config, heldout, o.Threads, run)
+		if err != nil {
+			return nil, nil, err
+		}
+		rep.ExpertChoice = &RoutingEval{Layers: n, KL: ec.KL, Top1Agreement: ec.Top1Agreement, StudentPerplexity: ec.StudentPerplexity}
+	}
 	rep.Experts, rep.TopK, rep.Balanced, rep.Shared, rep.Seed = o.Experts, o.TopK, o.Balanced, o.Shared, o.Seed
 	rep.CalibrationTokens = tokens(train)
 	rep.Train = tr
 	for l, p := range plans {
+		for e := range rep.Layers[l].Experts {
+			if p.expertErr != nil {
+				rep.Layers[l].Experts[e].CalibError = p.expertErr[e]
+				rep.Layers[l].Experts[e].Deepened = p.deepened[e]
+			}
+		}
 		rep.Layers[l].RouterFitTop1 = p.fitTop1
 		if p.refit != nil {
 			rep.Layers[l].RefitErrorBefore, rep.Layers[l].RefitErrorAfter = p.refit[0], p.refit[1]
@@ -135,6 +168,9 @@ func check(teacher *model.Model, train, heldout [][]int, o Options) error {
 	}
 	if o.Shared < 0 {
 		return fmt.Errorf("--shared %d: must not be negative", o.Shared)
+	}
+	if err := o.Arch.check(o.Experts); err != nil {
+		return err
 	}
 	for l, f := range c.FFN {
 		if f.Sparse() || len(f.ExpertWidths) > 0 {
@@ -252,6 +288,20 @@ type layerPlan struct {
 	// refit holds the FFN reconstruction error relative to the target's
 	// mean square before and after the refit; nil without one.
 	refit *[2]float64
+	// With ArchOptions: each expert's share of the calibration error
+	// (expertErrors), its architecture and whether the rule deepened it.
+	expertErr []float64
+	arch      []model.ExpertArch
+	deepened  []bool
+}
+
+// BlockWidths returns expert e's block widths as planned.
+func (p *layerPlan) BlockWidths(e int) []int {
+	w := []int{len(p.experts[e])}
+	if e < len(p.arch) {
+		w = append(w, p.arch[e].Extra...)
+	}
+	return w
 }
 
 func (p *layerPlan) widths() []int {
@@ -405,6 +455,12 @@ func build(teacher *model.Model, plans []layerPlan, o Options) *model.Model {
 		for e, neurons := range p.experts {
 			put(func(s string) string { return model.ExpertName(l, e, s) }, neurons)
 		}
+		if p.arch != nil {
+			f.ExpertArch = p.arch
+			for e, a := range p.arch {
+				addBlocks(w, &c, l, e, a, o.Seed)
+			}
+		}
 		rn := model.LayerName(l, "router")
 		w[rn] = tensor.FromF32(rn, []int{len(p.experts), c.Dim}, p.router)
 		c.FFN[l] = f
@@ -470,6 +526,12 @@ func (n *net) store(m *model.Model, sc trainScope) {
 			put(model.ExpertName(l, e, "gate"), []int{ex.width, c.Dim}, ex.gate)
 			put(model.ExpertName(l, e, "up"), []int{ex.width, c.Dim}, ex.up)
 			put(model.ExpertName(l, e, "down"), []int{c.Dim, ex.width}, ex.down)
+			for b, bl := range ex.more {
+				put(model.BlockName(l, e, b+1, "norm"), []int{c.Dim}, bl.norm)
+				put(model.BlockName(l, e, b+1, "gate"), []int{bl.width, c.Dim}, bl.gate)
+				put(model.BlockName(l, e, b+1, "up"), []int{bl.width, c.Dim}, bl.up)
+				put(model.BlockName(l, e, b+1, "down"), []int{c.Dim, bl.width}, bl.down)
+			}
 		}
 		for s, ex := range ly.shared {
 			put(model.SharedName(l, s, "gate"), []int{ex.width, c.Dim}, ex.gate)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,7 +42,7 @@ func TestAllExpertsEqualsTeacher(t *testing.T) {
 				t.Fatal(err)
 			}
 			for p, id := range ids {
-				got, err := e.Forward([]int{id})
+				got, err := e.Forward(context.Background(), []int{id})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -180,5 +181,99 @@ func TestStories260K(t *testing.T) {
 	t.Logf("top-4 of 8: agreement %.3f, KL %.3f, ppl teacher %.3f student %.3f", rep.Top1Agreement, rep.KL, rep.TeacherPerplexity, rep.StudentPerplexity)
 	if rep.Top1Agreement < 0.3 || rep.TeacherPerplexity > 10 {
 		t.Errorf("agreement %.3f, teacher perplexity %.3f: the pipeline is broken", rep.Top1Agreement, rep.TeacherPerplexity)
+	}
+}
+
+// TestDistillArch: the deepen rule gives a second block to the experts
+// with the highest calibration error, zero-initialised so that the
+// untrained student's held-out figures are exactly those of the plain
+// student; explicit depths and activations land in the config; training
+// grows the new blocks; the report lists every expert's architecture,
+// utilisation and cost, the deeper ones costing more.
+func TestDistillArch(t *testing.T) {
+	teacher := denseTeacher(48)
+	seqs := randomSeqs(10, 24, 97, 2)
+	base := Options{Experts: 4, TopK: 2, Seed: 3}
+	_, plain, err := Distill(teacher, seqs[:8], seqs[8:], base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deep := base
+	deep.Arch = ArchOptions{Deepen: 1, Width: 16}
+	student, rep, err := Distill(teacher, seqs[:8], seqs[8:], deep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.KL != plain.KL || rep.Top1Agreement != plain.Top1Agreement || rep.StudentPerplexity != plain.StudentPerplexity {
+		t.Errorf("zero-initialised blocks changed the student: KL %v agreement %v perplexity %v, plain %v %v %v",
+			rep.KL, rep.Top1Agreement, rep.StudentPerplexity, plain.KL, plain.Top1Agreement, plain.StudentPerplexity)
+	}
+	if !(rep.StudentFLOPs > plain.StudentFLOPs) {
+		t.Errorf("deeper experts cost %v FLOPs per token, plain %v", rep.StudentFLOPs, plain.StudentFLOPs)
+	}
+	for l, lr := range rep.Layers {
+		f := &student.Config.FFN[l]
+		deepened, worst := 0, 0
+		for e, x := range lr.Experts {
+			if x.CalibError > lr.Experts[worst].CalibError {
+				worst = e
+			}
+			if x.Deepened {
+				deepened++
+				if !slices.Equal(x.BlockWidths, []int{f.ExpertWidths[e], 16}) || f.Arch(e).Depth() != 2 {
+					t.Errorf("layer %d expert %d: deepened, but blocks %v, config %+v", l, e, x.BlockWidths, f.Arch(e))
+				}
+			}
+			if p, fl := expertCost(&student.Config, l, e); x.Params != p || x.FLOPs != fl || x.Params <= 0 {
+				t.Errorf("layer %d expert %d: cost %d params %v FLOPs, want %d %v", l, e, x.Params, x.FLOPs, p, fl)
+			}
+		}
+		if deepened != 1 || !lr.Experts[worst].Deepened {
+			t.Errorf("layer %d: %d experts deepened, the one with the highest error (%d) deepened %v", l, deepened, worst, lr.Experts[worst].Deepened)
+		}
+	}
+	var text strings.Builder
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "(deepened)") || !strings.Contains(text.String(), "FLOPs per use") {
+		t.Errorf("report text lacks the per-expert lines:\n%s", text.String())
+	}
+
+	// Explicit architectures, then training: the zero blocks must grow.
+	ex := base
+	ex.Arch = ArchOptions{Acts: []model.Activation{"", model.ActGELUTanh, model.ActReLU2}, Depths: []int{2, 1, 3}}
+	ex.Train = TrainOptions{Steps: 3, LR: 1e-2, KLWeight: 1, Experts: true, Batch: 4}
+	student, rep, err = Distill(teacher, seqs[:8], seqs[8:], ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := student.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	want := []model.ExpertArch{{Extra: []int{0}}, {Act: model.ActGELUTanh}, {Act: model.ActReLU2, Extra: []int{0, 0}}, {}}
+	for l := range student.Config.FFN {
+		f := &student.Config.FFN[l]
+		for e, w := range want {
+			a := f.Arch(e)
+			if a.Activation() != w.Activation() || a.Depth() != w.Depth() {
+				t.Errorf("layer %d expert %d: arch %+v, want act %s depth %d", l, e, a, w.Activation(), w.Depth())
+			}
+		}
+		down, err := student.Weights[model.BlockName(l, 0, 1, "down")].Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Max(down) == 0 && slices.Min(down) == 0 {
+			t.Errorf("layer %d: the added block's down projection is still zero after training", l)
+		}
+	}
+	if rep.Layers[0].Experts[2].Act != model.ActReLU2 || len(rep.Layers[0].Experts[2].BlockWidths) != 3 {
+		t.Errorf("report expert 2: %+v", rep.Layers[0].Experts[2])
+	}
+	bad := base
+	bad.Arch = ArchOptions{Acts: []model.Activation{"swish"}}
+	if _, _, err := Distill(teacher, seqs[:8], seqs[8:], bad); err == nil || !strings.Contains(err.Error(), `"swish"`) {
+		t.Errorf("activation swish: error %v", err)
 	}
 }

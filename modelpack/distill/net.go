@@ -3,16 +3,24 @@ package distill
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/routing"
 )
 
-// expert is one SwiGLU block: gate and up are [width, dim], down is
-// [dim, width], all row-major float32.
+// expert is one gated block: gate and up are [width, dim], down is
+// [dim, width], all row-major float32, with act its activation ("" is
+// silu). A deeper expert (model.ExpertArch) has more blocks, each with the
+// RMSNorm weight norm [dim] of its input: block b runs on norm(h + the
+// outputs of blocks before it) and the expert's output is the sum of its
+// blocks' outputs.
 type expert struct {
 	width          int
 	gate, up, down []float32
+	act            model.Activation
+	norm           []float32 // a later block's; nil for a first block
+	more           []expert  // later blocks
 }
 
 // layer holds one decoder layer's weights in float32.
@@ -23,6 +31,13 @@ type layer struct {
 	shared, experts   []expert
 	router            []float32 // [len(experts), dim]; nil for a dense layer
 	route             *model.Router
+	// auxTau scales the router logits the load-balancing and z-losses see
+	// during training (TrainOptions.AuxLogitScale); 0 is 1.
+	auxTau float32
+	// expertChoice routes the layer by expert choice (each expert takes
+	// its top-C tokens of the sequence) while it is set; training sets it
+	// for TrainOptions.ExpertChoiceLayers, inference never does.
+	expertChoice bool
 }
 
 // net is a model decoded to float32 for the distiller's own forward and
@@ -59,6 +74,13 @@ func newNet(m *model.Model) (*net, error) {
 	c := m.Config
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if c.EmbedScale != 0 || c.AttnScale != 0 || c.ResidualScale != 0 || c.LogitScale != 0 {
+		return nil, fmt.Errorf("Granite's multipliers (embedding %v, attention %v, residual %v, logits %v) are not supported by the distiller",
+			c.EmbedScale, c.AttnScale, c.ResidualScale, c.LogitScale)
+	}
+	if c.MLA != nil {
+		return nil, fmt.Errorf("multi-head latent attention (DeepSeek) is not supported by the distiller")
 	}
 	if c.QKNorm != model.QKNormNone {
 		return nil, fmt.Errorf("qk_norm %q is not supported by the distiller", c.QKNorm)
@@ -146,6 +168,19 @@ func newNet(m *model.Model) (*net, error) {
 				if err != nil {
 					return nil, err
 				}
+				arch := f.Arch(e)
+				ex.act = arch.Act
+				for b, bw := range arch.Extra {
+					bl, err := expertOf(func(p string) string { return model.BlockName(l, e, b+1, p) }, bw)
+					if err != nil {
+						return nil, err
+					}
+					if bl.norm, err = get(model.BlockName(l, e, b+1, "norm")); err != nil {
+						return nil, err
+					}
+					bl.act = arch.Act
+					ex.more = append(ex.more, bl)
+				}
 				ly.experts = append(ly.experts, ex)
 			}
 		}
@@ -166,9 +201,21 @@ type layerCache struct {
 }
 
 // ffnAct is one expert's activations: g and u are [T, width] (rows of
-// tokens that did not use the expert stay zero), s is sigmoid(g), a the
-// neuron activations silu(g)·u and y its output [T, dim].
-type ffnAct struct{ g, u, s, a, y []float32 }
+// tokens that did not use the expert stay zero), s is sigmoid(g) for silu
+// and act'(g) otherwise, a the neuron activations act(g)·u and y its
+// output [T, dim] (a deeper expert's: the sum of its blocks'). more holds
+// the later blocks' activations.
+type ffnAct struct {
+	g, u, s, a, y []float32
+	more          []blockAct
+}
+
+// blockAct is a later block's: in = h + the earlier blocks' outputs, xn
+// its norm with inverse RMS inv [T], act the block's own activations on xn.
+type blockAct struct {
+	in, xn, inv []float32
+	act         ffnAct
+}
 
 // trace is a forward pass over one sequence: the logits and, when kept, the
 // per-layer caches.
@@ -241,7 +288,7 @@ func (n *net) ffn(ly *layer, lc *layerCache, T int) []float32 {
 		all[t] = true
 	}
 	for _, e := range ly.shared {
-		a := runExpert(&e, lc.h, all, T, D)
+		a := runExpert(&e, lc.h, all, T, D, n.cfg.NormEps)
 		lc.sharedAct = append(lc.sharedAct, a)
 		for i, v := range a.y {
 			out[i] += v
@@ -262,7 +309,14 @@ func (n *net) ffn(ly *layer, lc *layerCache, T int) []float32 {
 	for t := 0; t < T; t++ {
 		row := lc.logits[t*E : (t+1)*E]
 		routing.Softmax(lc.scores[t*E:(t+1)*E], row)
-		lc.choices[t] = routing.Select(nil, row, nil, ly.route, scratch)
+		if !ly.expertChoice {
+			lc.choices[t] = routing.Select(nil, row, nil, ly.route, scratch)
+		}
+	}
+	if ly.expertChoice {
+		lc.choices = expertChoice(lc.logits, lc.scores, T, E, ecCapacity(T, ly.route.TopK, E), ly.route.Scale())
+	}
+	for t := 0; t < T; t++ {
 		for _, ch := range lc.choices[t] {
 			used[ch.Expert][t] = true
 		}
@@ -270,7 +324,7 @@ func (n *net) ffn(ly *layer, lc *layerCache, T int) []float32 {
 
 	lc.expertAct = make([]ffnAct, E)
 	for e := range ly.experts {
-		lc.expertAct[e] = runExpert(&ly.experts[e], lc.h, used[e], T, D)
+		lc.expertAct[e] = runExpert(&ly.experts[e], lc.h, used[e], T, D, n.cfg.NormEps)
 		if n.allRows {
 			// The skipped rows run separately so that the selected rows'
 			// products, and so the output, are bit for bit the same.
@@ -278,7 +332,7 @@ func (n *net) ffn(ly *layer, lc *layerCache, T int) []float32 {
 			for t, u := range used[e] {
 				skipped[t] = !u
 			}
-			y := runExpert(&ly.experts[e], lc.h, skipped, T, D).y
+			y := runExpert(&ly.experts[e], lc.h, skipped, T, D, n.cfg.NormEps).y
 			for t, s := range skipped {
 				if s {
 					copy(lc.expertAct[e].y[t*D:(t+1)*D], y[t*D:(t+1)*D])
@@ -295,8 +349,50 @@ func (n *net) ffn(ly *layer, lc *layerCache, T int) []float32 {
 	return out
 }
 
-// runExpert computes the SwiGLU block for the rows marked in rows.
-func runExpert(e *expert, h []float32, rows []bool, T, D int) ffnAct {
+// runExpert computes the expert for the rows marked in rows: its first
+// block on h, then each later block on the norm of h plus the sum so far.
+func runExpert(e *expert, h []float32, rows []bool, T, D int, eps float32) ffnAct {
+	a := runBlock(e, h, rows, T, D)
+	if len(e.more) == 0 {
+		return a
+	}
+	acc := slices.Clone(a.y)
+	for b := range e.more {
+		bl := &e.more[b]
+		in := make([]float32, T*D)
+		for i := range in {
+			in[i] = h[i] + acc[i]
+		}
+		xn, inv := rmsNorm(in, bl.norm, T, D, eps)
+		ba := runBlock(bl, xn, rows, T, D)
+		for i, v := range ba.y {
+			acc[i] += v
+		}
+		a.more = append(a.more, blockAct{in: in, xn: xn, inv: inv, act: ba})
+	}
+	a.y = acc
+	return a
+}
+
+// actF returns a non-silu activation's value and derivative at x:
+// GELU-tanh as x·sigmoid(2√(2/π)(x+0.044715x³)), ReLU² as max(x, 0)².
+func actF(a model.Activation, x float32) (f, d float32) {
+	switch a {
+	case model.ActGELUTanh:
+		const c = 1.5957691216057308
+		z := c * (x + 0.044715*x*x*x)
+		s := sigmoid(z)
+		return x * s, s + x*s*(1-s)*c*(1+3*0.044715*x*x)
+	case model.ActReLU2:
+		r := max(x, 0)
+		return r * r, 2 * r
+	}
+	s := sigmoid(x)
+	return x * s, s * (1 + x*(1-s))
+}
+
+// runBlock computes one gated block for the rows marked in rows.
+func runBlock(e *expert, h []float32, rows []bool, T, D int) ffnAct {
 	W := e.width
 	a := ffnAct{g: make([]float32, T*W), u: make([]float32, T*W), s: make([]float32, T*W), a: make([]float32, T*W), y: make([]float32, T*D)}
 	// Gather the rows, run them as matrix products, scatter the results.
@@ -320,9 +416,17 @@ func runExpert(e *expert, h []float32, rows []bool, T, D int) ffnAct {
 	for r, t := range idx {
 		gr, ur, ar := g[r*W:(r+1)*W], u[r*W:(r+1)*W], act[r*W:(r+1)*W]
 		s := a.s[t*W : (t+1)*W]
-		for j, x := range gr {
-			s[j] = sigmoid(x)
-			ar[j] = x * s[j] * ur[j]
+		if e.act == "" || e.act == model.ActSiLU {
+			for j, x := range gr {
+				s[j] = sigmoid(x)
+				ar[j] = x * s[j] * ur[j]
+			}
+		} else {
+			for j, x := range gr {
+				f, d := actF(e.act, x)
+				s[j] = d
+				ar[j] = f * ur[j]
+			}
 		}
 		copy(a.g[t*W:(t+1)*W], gr)
 		copy(a.u[t*W:(t+1)*W], ur)

@@ -1,6 +1,7 @@
 package distill
 
 import (
+	"context"
 	"math"
 	"testing"
 
@@ -11,13 +12,18 @@ import (
 )
 
 // TestForwardMatchesReference: the distiller's own forward pass agrees with
-// the float64 reference on a dense and on a routed model, and with the
-// engine that will run the pack.
+// the float64 reference on a dense model, a routed one and one whose
+// experts differ in depth and activation, and with the engine that will
+// run the pack.
 func TestForwardMatchesReference(t *testing.T) {
 	teacher := denseTeacher(40)
 	moe := moeConfig(teacher.Config)
+	deep := moeConfig(teacher.Config)
+	for l := range deep.FFN {
+		deep.FFN[l].ExpertArch = []model.ExpertArch{{Extra: []int{10}}, {Act: model.ActGELUTanh, Extra: []int{6, 12}}, {Act: model.ActReLU2}, {}}
+	}
 	ids := randomSeqs(1, 12, 97, 3)[0]
-	for name, m := range map[string]*model.Model{"dense": teacher, "moe": testmodel.Random(moe, 5)} {
+	for name, m := range map[string]*model.Model{"dense": teacher, "moe": testmodel.Random(moe, 5), "deep": testmodel.Random(deep, 5)} {
 		t.Run(name, func(t *testing.T) {
 			got := mustNet(t, m).forward(ids).logits
 			matchesReference(t, got, m, ids)
@@ -25,7 +31,7 @@ func TestForwardMatchesReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			last, err := e.Forward(ids)
+			last, err := e.Forward(context.Background(), ids)
 			if err != nil {
 				t.Fatal(err)
 			}

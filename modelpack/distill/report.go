@@ -43,10 +43,25 @@ type Report struct {
 	StudentFLOPs float64 `json:"student_flops_per_token"`
 	FLOPsRatio   float64 `json:"flops_ratio"`
 
+	// ExpertChoice is the held-out comparison of the same student with
+	// its first TrainOptions.ExpertChoiceLayers layers routed by expert
+	// choice over each sequence, as in training (non-causal: a token's
+	// experts depend on later tokens), against which the figures above,
+	// by token choice as at inference, measure the hand-over.
+	ExpertChoice *RoutingEval `json:"expert_choice_heldout,omitempty"`
+
 	Refit   *RefitOptions `json:"refit,omitempty"`
 	Layers  []LayerReport `json:"layers"`
 	Train   *TrainReport  `json:"train,omitempty"`
 	Seconds float64       `json:"seconds"`
+}
+
+// RoutingEval is a student's held-out figures under another routing.
+type RoutingEval struct {
+	Layers            int     `json:"layers"`
+	KL                float64 `json:"kl_teacher_student"`
+	Top1Agreement     float64 `json:"top1_agreement"`
+	StudentPerplexity float64 `json:"student_perplexity"`
 }
 
 // MarginBucket is the held-out positions whose teacher margin is in
@@ -98,6 +113,24 @@ type LayerReport struct {
 	// before and after the least-squares refit (0 without one).
 	RefitErrorBefore float64 `json:"refit_error_before,omitempty"`
 	RefitErrorAfter  float64 `json:"refit_error_after,omitempty"`
+	// Experts describes each routed expert.
+	Experts []ExpertReport `json:"experts,omitempty"`
+}
+
+// ExpertReport is one routed expert: its architecture, its share of the
+// routed assignments on the held-out text, and what one use of it costs.
+type ExpertReport struct {
+	Act         model.Activation `json:"act"`
+	BlockWidths []int            `json:"block_widths"`
+	Utilisation float64          `json:"utilisation"`
+	Params      int64            `json:"params"`
+	FLOPs       float64          `json:"flops_per_use"` // 2 per multiply-add, plus the later blocks' norms and adds
+	// CalibError is the expert's share of the layer's FFN reconstruction
+	// error on the calibration tokens routed to it, before its
+	// architecture changed (distill with ArchOptions only); Deepened says
+	// the "highest error gets a second block" rule chose it.
+	CalibError float64 `json:"calibration_error,omitempty"`
+	Deepened   bool    `json:"deepened,omitempty"`
 }
 
 // pass is one sequence run through teacher and student: their logits,
@@ -108,11 +141,16 @@ type pass struct {
 	teacherChoices, studentChoices [][][]routing.Choice
 }
 
-// netPasses runs sequences through the distiller's own networks.
-func netPasses(tn *net, student *model.Model) (func(w int, ids []int) (pass, error), error) {
+// netPasses runs sequences through the distiller's own networks, the
+// student's first ecLayers layers routed by expert choice over each
+// sequence (as during training) instead of by token choice.
+func netPasses(tn *net, student *model.Model, ecLayers int) (func(w int, ids []int) (pass, error), error) {
 	sn, err := newNet(student)
 	if err != nil {
 		return nil, fmt.Errorf("student: %w", err)
+	}
+	for l := range sn.layers {
+		sn.layers[l].expertChoice = l < ecLayers && sn.layers[l].route != nil
 	}
 	return func(_ int, ids []int) (pass, error) {
 		tt, st := tn.forward(ids), sn.forward(ids)
@@ -133,7 +171,8 @@ func evaluate(teacher, c *model.Config, heldout [][]int, threads int, run func(w
 		kl, nllT, nllS   float64
 		ctx              float64
 		counts           [][]float64 // [layer][expert]
-		routedWidthToken float64     // summed over layers and tokens
+		routedWidthToken float64     // summed over layers and tokens, in FLOPs/(6·dim)
+		routedParams     float64     // parameters of the routed experts used, summed likewise
 		routedTeacher    float64     // the same for the teacher
 		tokens           int
 		mPos, mAgree     []int // per margin bucket
@@ -184,7 +223,9 @@ func evaluate(teacher, c *model.Config, heldout [][]int, threads int, run func(w
 			for _, tc := range cs {
 				for _, ch := range tc {
 					s.counts[l][ch.Expert]++
-					s.routedWidthToken += float64(widths[ch.Expert])
+					p, f := expertCost(c, l, ch.Expert)
+					s.routedWidthToken += f / (6 * float64(c.Dim))
+					s.routedParams += float64(p)
 				}
 			}
 		}
@@ -199,7 +240,7 @@ func evaluate(teacher, c *model.Config, heldout [][]int, threads int, run func(w
 	for b := 0; b+1 < len(marginEdges); b++ {
 		r.ByMargin = append(r.ByMargin, MarginBucket{From: marginEdges[b], To: min(1, marginEdges[b+1])})
 	}
-	var kl, nllT, nllS, ctx, routed, routedT float64
+	var kl, nllT, nllS, ctx, routed, routedT, routedP float64
 	agree, toks := 0, 0
 	for l := range r.Layers {
 		f := &c.FFN[l]
@@ -219,6 +260,7 @@ func evaluate(teacher, c *model.Config, heldout [][]int, threads int, run func(w
 		ctx += s.ctx
 		toks += s.tokens
 		routed += s.routedWidthToken
+		routedP += s.routedParams
 		routedT += s.routedTeacher
 		for b := range r.ByMargin {
 			r.ByMargin[b].Positions += s.mPos[b]
@@ -258,6 +300,12 @@ func evaluate(teacher, c *model.Config, heldout [][]int, threads int, run func(w
 		} else {
 			r.Layers[l].EntropyFraction = 1
 		}
+		f := &c.FFN[l]
+		for e := range u {
+			p, fl := expertCost(c, l, e)
+			r.Layers[l].Experts = append(r.Layers[l].Experts, ExpertReport{Act: f.Arch(e).Activation(), BlockWidths: f.BlockWidths(e),
+				Utilisation: u[e], Params: p, FLOPs: fl})
+		}
 	}
 	r.TeacherParams, _ = teacher.Params()
 	r.TotalParams, r.ActiveParams = c.Params()
@@ -275,7 +323,7 @@ func evaluate(teacher, c *model.Config, heldout [][]int, threads int, run func(w
 	if c.TiedOutput {
 		nonRouted += int64(c.Vocab) * int64(c.Dim)
 	}
-	r.MeanActiveParams = float64(nonRouted) + 3*float64(c.Dim)*meanRouted
+	r.MeanActiveParams = float64(nonRouted) + routedP/float64(toks)
 	meanCtx := ctx / float64(toks)
 	r.TeacherFLOPs = flops(teacher, meanCtx, routedT/float64(toks))
 	r.StudentFLOPs = flops(c, meanCtx, meanRouted)
@@ -338,6 +386,16 @@ func (r *Report) WriteText(w io.Writer) error {
 			ew.printf(", FFN error %.3f -> %.3f after refit", lr.RefitErrorBefore, lr.RefitErrorAfter)
 		}
 		ew.printf("\n")
+		for e, x := range lr.Experts {
+			ew.printf("  expert %d: %s blocks %v, utilisation %.3f, %d params, %.0f FLOPs per use", e, x.Act, x.BlockWidths, x.Utilisation, x.Params, x.FLOPs)
+			if x.CalibError > 0 {
+				ew.printf(", calibration error share %.4f", x.CalibError)
+			}
+			if x.Deepened {
+				ew.printf(" (deepened)")
+			}
+			ew.printf("\n")
+		}
 	}
 	on := "held-out"
 	if r.CalibrationTokens == 0 {
@@ -360,6 +418,16 @@ func (r *Report) WriteText(w io.Writer) error {
 			data = fmt.Sprintf("fresh teacher samples (%d dropped as equal to a held-out sequence)", t.Dropped)
 		}
 		ew.printf("training data: %d sequences, %d tokens of %s\n", t.Sequences, t.Tokens, data)
+		if t.ExpertChoiceLayers > 0 {
+			ew.printf("expert choice in the first %d layers for %d of %d steps (aux weight %g)\n", t.ExpertChoiceLayers, t.ECSteps, t.Steps, t.ExpertChoiceAux)
+		}
+		if t.ExpertClip > 0 {
+			ew.printf("per-expert gradient clip %g: %d expert gradients scaled down\n", t.ExpertClip, t.Clipped)
+		}
+	}
+	if ec := r.ExpertChoice; ec != nil {
+		ew.printf("held-out with expert choice in the first %d layers (as trained): top-1 agreement %.4f, KL %.5f, perplexity %.4f; token choice (inference) loses %.4f agreement\n",
+			ec.Layers, ec.Top1Agreement, ec.KL, ec.StudentPerplexity, ec.Top1Agreement-r.Top1Agreement)
 	}
 	if r.Seconds > 0 {
 		ew.printf("time %.1fs\n", r.Seconds)

@@ -25,7 +25,14 @@ type TrainOptions struct {
 	ArgmaxWeight float64
 	LBWeight     float64 // weight of the load-balancing loss E·Σ f_i·P_i
 	ZWeight      float64 // weight of the router z-loss mean(logsumexp(logits)²)
-	Experts      bool    // also train the experts, not only the routers
+	// AuxLogitScale multiplies the router logits the load-balancing loss
+	// and the z-loss are computed on (0: 1). Fitted routers give logits of
+	// at most 1e-4 (unitLogit), at which every softmax score is 1/E and
+	// both losses are constants; 1e4 brings the largest calibration logit
+	// to 1, where they measure and change the routing. Selection and the
+	// routed weights still use the logits as they are.
+	AuxLogitScale float64
+	Experts       bool // also train the experts, not only the routers
 	// All trains every weight of the student: routers, experts, attention,
 	// norms, embeddings and head.
 	All bool
@@ -61,24 +68,55 @@ type TrainOptions struct {
 	// experts' gradients stay exact; the unselected experts' forward pass
 	// is the cost.
 	DenseRouter bool
+	// ExpertChoiceLayers routes the first N layers by expert choice while
+	// training: in each sequence every expert takes its top C =
+	// T·top_k/E tokens by router score (expertChoice), so every expert
+	// trains on the same number of tokens whatever the router's balance.
+	// Inference always routes by token choice (top_k per token on the same
+	// logits); ExpertChoiceAux and ExpertChoiceAnneal make that hand-over
+	// cheap.
+	ExpertChoiceLayers int
+	// ExpertChoiceAux weighs the token-choice auxiliary loss of the
+	// expert-choice layers: the cross-entropy of the router's per-token
+	// softmax (over logits times AuxLogitScale) against the experts that
+	// took the token (ecAuxBack).
+	ExpertChoiceAux float64
+	// ExpertChoiceAnneal, in [0, 1], is the fraction of the last steps
+	// that route every layer by token choice, so that the experts and
+	// later layers adapt to the routing inference will use.
+	ExpertChoiceAnneal float64
+	// ExpertClip, when positive, clips each expert's gradient (routed and
+	// shared, all of its blocks together) to this L2 norm per step,
+	// separately for each expert (clipExperts). Needs Experts or All.
+	ExpertClip float64
 }
 
 // TrainReport summarises a training run.
 type TrainReport struct {
-	Steps        int     `json:"steps"`
-	LR           float64 `json:"lr"`
-	Cosine       bool    `json:"cosine,omitempty"`
-	LMWeight     float64 `json:"lm_weight"`
-	KLWeight     float64 `json:"kl_weight"`
-	ArgmaxWeight float64 `json:"argmax_weight,omitempty"`
-	LBWeight     float64 `json:"lb_weight"`
-	ZWeight      float64 `json:"z_weight"`
-	Experts      bool    `json:"train_experts"`
-	All          bool    `json:"train_all,omitempty"`
-	RouterLR     float64 `json:"router_lr,omitempty"`
-	EMA          float64 `json:"ema,omitempty"`
-	DenseRouter  bool    `json:"dense_router,omitempty"`
-	Batch        int     `json:"batch"`
+	Steps         int     `json:"steps"`
+	LR            float64 `json:"lr"`
+	Cosine        bool    `json:"cosine,omitempty"`
+	LMWeight      float64 `json:"lm_weight"`
+	KLWeight      float64 `json:"kl_weight"`
+	ArgmaxWeight  float64 `json:"argmax_weight,omitempty"`
+	LBWeight      float64 `json:"lb_weight"`
+	ZWeight       float64 `json:"z_weight"`
+	AuxLogitScale float64 `json:"aux_logit_scale,omitempty"`
+	Experts       bool    `json:"train_experts"`
+	All           bool    `json:"train_all,omitempty"`
+	RouterLR      float64 `json:"router_lr,omitempty"`
+	EMA           float64 `json:"ema,omitempty"`
+	DenseRouter   bool    `json:"dense_router,omitempty"`
+	// ExpertChoice* and ExpertClip echo the options; ECSteps is how many
+	// steps routed by expert choice and Clipped how many (step, expert)
+	// gradients the per-expert clip scaled down.
+	ExpertChoiceLayers int     `json:"expert_choice_layers,omitempty"`
+	ExpertChoiceAux    float64 `json:"expert_choice_aux,omitempty"`
+	ExpertChoiceAnneal float64 `json:"expert_choice_anneal,omitempty"`
+	ECSteps            int     `json:"expert_choice_steps,omitempty"`
+	ExpertClip         float64 `json:"expert_clip,omitempty"`
+	Clipped            int     `json:"expert_clipped,omitempty"`
+	Batch              int     `json:"batch"`
 	// Sequences and Tokens describe the training data: the calibration
 	// sequences, or the fresh teacher samples.
 	Sequences int     `json:"sequences"`
@@ -155,7 +193,10 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 		B = 8
 	}
 	B = min(B, data.n)
-	lw := lossWeights{lm: float32(o.LMWeight), kl: float32(o.KLWeight), am: float32(o.ArgmaxWeight), lb: float32(o.LBWeight), z: float32(o.ZWeight)}
+	if err := o.checkExpertChoice(len(sn.layers)); err != nil {
+		return nil, err
+	}
+	lw := lossWeights{lm: float32(o.LMWeight), kl: float32(o.KLWeight), am: float32(o.ArgmaxWeight), lb: float32(o.LBWeight), z: float32(o.ZWeight), ec: float32(o.ExpertChoiceAux)}
 	nw := workers(B, threads)
 	gw := make([]*grads, nw)
 	sc := trainScope{experts: o.Experts, all: o.All}
@@ -177,12 +218,30 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 	opt := newAdam(params, lrs)
 	V := sn.cfg.Vocab
 	rep := &TrainReport{Steps: o.Steps, LR: o.LR, Cosine: o.Cosine, LMWeight: o.LMWeight, KLWeight: o.KLWeight, ArgmaxWeight: o.ArgmaxWeight,
-		LBWeight: o.LBWeight, ZWeight: o.ZWeight, Experts: o.Experts, All: o.All, RouterLR: o.RouterLR, EMA: o.EMA, DenseRouter: o.DenseRouter, Batch: B}
+		LBWeight: o.LBWeight, ZWeight: o.ZWeight, AuxLogitScale: o.AuxLogitScale, Experts: o.Experts, All: o.All, RouterLR: o.RouterLR, EMA: o.EMA, DenseRouter: o.DenseRouter, Batch: B,
+		ExpertChoiceLayers: o.ExpertChoiceLayers, ExpertChoiceAux: o.ExpertChoiceAux, ExpertChoiceAnneal: o.ExpertChoiceAnneal, ExpertClip: o.ExpertClip}
 	if o.EMA < 0 || o.EMA >= 1 {
 		return nil, fmt.Errorf("training: EMA decay %v is not in [0, 1)", o.EMA)
 	}
 	sn.allRows = o.DenseRouter
 	defer func() { sn.allRows = false }()
+	if o.AuxLogitScale < 0 || math.IsInf(o.AuxLogitScale, 0) || math.IsNaN(o.AuxLogitScale) {
+		return nil, fmt.Errorf("training: aux logit scale %v must be a positive number (0: 1)", o.AuxLogitScale)
+	}
+	for l := range sn.layers {
+		sn.layers[l].auxTau = float32(o.AuxLogitScale)
+	}
+	defer func() {
+		for l := range sn.layers {
+			sn.layers[l].auxTau = 0
+			sn.layers[l].expertChoice = false
+		}
+	}()
+	// The last ExpertChoiceAnneal of the steps route by token choice.
+	ecUntil := 0
+	if o.ExpertChoiceLayers > 0 {
+		ecUntil = o.Steps - int(math.Round(o.ExpertChoiceAnneal*float64(o.Steps)))
+	}
 	var avg *ema
 	if o.EMA > 0 {
 		avg = newEMA(params, lrs, o.EMA)
@@ -207,6 +266,13 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 		wg.Wait()
 	}
 	for step := 0; step < o.Steps; step++ {
+		ec := step < ecUntil
+		if ec {
+			rep.ECSteps++
+		}
+		for l := range sn.layers {
+			sn.layers[l].expertChoice = ec && l < o.ExpertChoiceLayers && sn.layers[l].route != nil
+		}
 		each(func(w, j int) {
 			ids[j], teach[j], errs[j] = data.get(w, (step*B+j)%data.n)
 		})
@@ -236,7 +302,7 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 			st := sn.forward(ids[j])
 			d, lp := outputLoss(st.logits, teach[j], ids[j], V, lw, scale)
 			aux := sn.backward(st, d, gw[w], lw, auxScale)
-			lp.lb, lp.z = aux.lb, aux.z
+			lp.lb, lp.z, lp.ec = aux.lb, aux.z, aux.ec
 			parts[j] = lp
 		})
 		var sum lossParts
@@ -246,8 +312,9 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 			sum.am += p.am
 			sum.lb += p.lb
 			sum.z += p.z
+			sum.ec += p.ec
 		}
-		loss := (o.LMWeight*sum.lm+o.KLWeight*sum.kl+o.ArgmaxWeight*sum.am)/float64(positions) + (o.LBWeight*sum.lb+o.ZWeight*sum.z)/float64(B*L)
+		loss := (o.LMWeight*sum.lm+o.KLWeight*sum.kl+o.ArgmaxWeight*sum.am)/float64(positions) + (o.LBWeight*sum.lb+o.ZWeight*sum.z+o.ExpertChoiceAux*sum.ec)/float64(B*L)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return nil, fmt.Errorf("training diverged at step %d (loss %v); lower --lr", step, loss)
 		}
@@ -263,14 +330,22 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 				}
 			}
 		}
+		rep.Clipped += clipExperts(gw[0], o.ExpertClip)
 		opt.step(params, g, lrFactor(step, o.Steps, o.Cosine))
 		if avg != nil {
 			avg.update(params)
 		}
 
 		if step%10 == 0 || step == o.Steps-1 {
-			logf("step %d/%d: loss %.4f (lm %.4f, kl %.4f, argmax %.4f, lb %.3f, z %.3f)", step+1, o.Steps, loss,
-				sum.lm/float64(positions), sum.kl/float64(positions), sum.am/float64(positions), sum.lb/float64(B*L), sum.z/float64(B*L))
+			ecs := ""
+			switch {
+			case ec && o.ExpertChoiceAux != 0:
+				ecs = fmt.Sprintf(", expert choice aux %.3f", sum.ec/float64(B*L))
+			case ec:
+				ecs = ", expert choice"
+			}
+			logf("step %d/%d: loss %.4f (lm %.4f, kl %.4f, argmax %.4f, lb %.3f, z %.3f%s)", step+1, o.Steps, loss,
+				sum.lm/float64(positions), sum.kl/float64(positions), sum.am/float64(positions), sum.lb/float64(B*L), sum.z/float64(B*L), ecs)
 		}
 	}
 	if avg != nil {
@@ -379,4 +454,25 @@ func (a *adam) step(params, g [][]float32, factor float64) {
 			p[j] -= lr * m[j] / (float32(math.Sqrt(float64(v[j]))) + eps)
 		}
 	}
+}
+
+// checkExpertChoice rejects expert-choice and clipping options that
+// cannot apply to a student of L layers.
+func (o *TrainOptions) checkExpertChoice(L int) error {
+	if o.ExpertChoiceLayers < 0 || o.ExpertChoiceLayers > L {
+		return fmt.Errorf("training: --expert-choice-layers %d outside 0..%d (the student's layers)", o.ExpertChoiceLayers, L)
+	}
+	if !(o.ExpertChoiceAux >= 0) || math.IsInf(o.ExpertChoiceAux, 0) {
+		return fmt.Errorf("training: --expert-choice-aux %v must be a non-negative number", o.ExpertChoiceAux)
+	}
+	if !(o.ExpertChoiceAnneal >= 0 && o.ExpertChoiceAnneal <= 1) {
+		return fmt.Errorf("training: --expert-choice-anneal %v is not a fraction in [0, 1]", o.ExpertChoiceAnneal)
+	}
+	if !(o.ExpertClip >= 0) || math.IsInf(o.ExpertClip, 0) {
+		return fmt.Errorf("training: --expert-clip %v must be a non-negative number", o.ExpertClip)
+	}
+	if o.ExpertClip > 0 && !o.Experts && !o.All {
+		return fmt.Errorf("training: --expert-clip %v clips the experts' gradients, but the experts are not trained (add --train-experts or --train-all)", o.ExpertClip)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -21,7 +22,7 @@ const (
 
 // Architectures lists the general.architecture values Config understands.
 func Architectures() []string {
-	return []string{"llama", "olmoe", "qwen2", "qwen2moe", "qwen3", "qwen3moe"}
+	return []string{"deepseek2", "gpt-oss", "granitemoe", "llama", "olmoe", "qwen2", "qwen2moe", "qwen3", "qwen3moe"}
 }
 
 // archRules is what llama.cpp hard-codes per architecture rather than
@@ -39,11 +40,27 @@ func rulesFor(arch string) (archRules, bool) {
 		// llama.cpp's "normal" RoPE rotates adjacent pairs; the converter
 		// permutes HF's q and k rows so that this equals HF's rotate_half.
 		return archRules{rope: model.RopeInterleaved, normTopK: true}, true
+	case "granitemoe":
+		// llama.cpp's granitemoe is llama's graph (adjacent-pair RoPE on
+		// permuted q/k) with Granite's four multipliers; its routing
+		// softmaxes the top-k logits, which is softmax then renormalise.
+		// GraniteMoeShared converts to the same architecture plus
+		// ffn_*_shexp tensors.
+		return archRules{rope: model.RopeInterleaved, normTopK: true}, true
+	case "deepseek2":
+		// normal (adjacent-pair) RoPE on the rope dimensions; the router's
+		// normalisation is in metadata (deepSeekRouter)
+		return archRules{rope: model.RopeInterleaved}, true
 	case "qwen2", "qwen3":
 		return archRules{rope: model.RopeHalf}, true
 	case "qwen2moe", "olmoe":
 		return archRules{rope: model.RopeHalf, normTopK: false}, true
 	case "qwen3moe":
+		return archRules{rope: model.RopeHalf, normTopK: true}, true
+	case "gpt-oss":
+		// llama.cpp's LLM_ARCH_OPENAI_MOE: NeoX RoPE, and
+		// LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT, a softmax over the
+		// top-k logits, which is softmax then renormalise.
 		return archRules{rope: model.RopeHalf, normTopK: true}, true
 	}
 	return archRules{}, false
@@ -92,7 +109,12 @@ func config(f *File) (model.Config, error) {
 	if c.Layers > maxLayers {
 		return c, keyError(m.key("block_count"), "%d exceeds %d", c.Layers, maxLayers)
 	}
-	if err := attention(m, &c); err != nil {
+	if arch == "deepseek2" {
+		err = deepSeekAttention(f, m, &c)
+	} else {
+		err = attention(m, &c)
+	}
+	if err != nil {
 		return c, err
 	}
 	embd, ok := f.Tensor("token_embd.weight")
@@ -125,6 +147,16 @@ func config(f *File) (model.Config, error) {
 	if err := layerOptions(f, &c); err != nil {
 		return c, err
 	}
+	if arch == "granitemoe" {
+		if err := graniteScales(m, &c); err != nil {
+			return c, err
+		}
+	}
+	if arch == "gpt-oss" {
+		if err := gptOss(f, m, &c); err != nil {
+			return c, err
+		}
+	}
 	_, hasOutput := f.Tensor("output.weight")
 	c.TiedOutput = !hasOutput
 	if c.BOS, c.EOS, err = specialTokens(m, c.Vocab); err != nil {
@@ -137,6 +169,32 @@ func config(f *File) (model.Config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// graniteScales reads the multipliers llama.cpp's granite graph requires
+// (llama-model.cpp reads all four with get_key, which fails when one is
+// absent): embedding_scale, attention.scale, residual_scale and
+// logit_scale, which the converter copies from config.json's
+// embedding_multiplier, attention_multiplier, residual_multiplier and
+// logits_scaling.
+func graniteScales(m meta, c *model.Config) error {
+	for _, s := range []struct {
+		key string
+		dst *float32
+	}{{"embedding_scale", &c.EmbedScale}, {"attention.scale", &c.AttnScale}, {"residual_scale", &c.ResidualScale}, {"logit_scale", &c.LogitScale}} {
+		v, ok, err := m.float(m.key(s.key))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return keyError(m.key(s.key), "is missing")
+		}
+		if !(v > 0) || math.IsInf(v, 0) || v > math.MaxFloat32 {
+			return keyError(m.key(s.key), "%v must be a positive finite number", v)
+		}
+		*s.dst = float32(v)
+	}
+	return nil
 }
 
 // attention reads head counts and the head size.
@@ -228,4 +286,31 @@ func specialTokens(m meta, vocab int) (int, []int, error) {
 		}
 	}
 	return bos, eos, nil
+}
+
+// gptOss reads what llama.cpp's gpt-oss graph adds to attention: the
+// output bias and the sinks (required there; Sources checks every layer
+// has them), and the sliding window, which llama.cpp applies to the even
+// layers (hparams.set_swa_pattern(2): layer il slides when il%2 < 1), as
+// GptOssConfig's default layer_types does. The converter writes the
+// window under attention.sliding_window; the pattern is not in the file.
+func gptOss(f *File, m meta, c *model.Config) error {
+	_, c.AttnOutBias = f.Tensor("blk.0.attn_output.bias")
+	_, c.Sinks = f.Tensor("blk.0.attn_sinks.weight")
+	if !c.AttnBias || !c.AttnOutBias || !c.Sinks {
+		return fmt.Errorf("gpt-oss needs attn_q/k/v/output biases and attn_sinks (layer 0 has q bias %v, output bias %v, sinks %v)", c.AttnBias, c.AttnOutBias, c.Sinks)
+	}
+	w, err := m.positive(m.key("attention.sliding_window"))
+	if err != nil {
+		return err
+	}
+	c.SlidingWindow = w
+	c.LayerTypes = make([]string, c.Layers)
+	for l := range c.LayerTypes {
+		c.LayerTypes[l] = model.LayerFull
+		if l%2 == 0 {
+			c.LayerTypes[l] = model.LayerSliding
+		}
+	}
+	return nil
 }

@@ -178,6 +178,11 @@ func TestConfigErrors(t *testing.T) {
 		}}, []string{"qwen3moe.rope.scaling.attn_factor", "not supported"}},
 		{"linear without factor", spec{arch: "llama", set: kvs{"llama.rope.scaling.type": Scalar("linear")}}, []string{"rope.scale_linear", "at least 1"}},
 		{"eot outside vocab", spec{arch: "qwen2", set: kvs{"tokenizer.ggml.eot_token_id": Scalar(int32(16))}}, []string{"tokenizer.ggml.eot_token_id", "16 outside"}},
+		{"granite scale missing", spec{arch: "granitemoe", experts: 4}, []string{"key granitemoe.embedding_scale: is missing"}},
+		{"granite scale negative", spec{arch: "granitemoe", experts: 4, set: kvs{
+			"granitemoe.embedding_scale": Scalar(float32(12)), "granitemoe.attention.scale": Scalar(float32(0.25)),
+			"granitemoe.residual_scale": Scalar(float32(0.22)), "granitemoe.logit_scale": Scalar(float32(-6)),
+		}}, []string{"key granitemoe.logit_scale: -6 must be a positive finite number"}},
 		{"top k", spec{arch: "olmoe", experts: 1}, []string{"olmoe.expert_used_count", "exceeds the 1 experts"}},
 		{"rope freqs", spec{arch: "llama", extraT: []WTensor{{Name: ropeFreqsTensor, Type: TypeF32, Dims: []int{tHead / 2}, Values: []float32{1, 3}}}}, []string{ropeFreqsTensor, "divisor 1 is 3", "not supported"}},
 	}

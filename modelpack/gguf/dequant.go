@@ -10,7 +10,7 @@ import (
 
 // DequantizeF32 decodes a tensor to float32 in element order (Dims[0]
 // fastest, i.e. row-major in Shape order). It handles F32, F16, BF16, Q4_0,
-// Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K, computing
+// Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K and MXFP4, computing
 // what ggml's dequantize_row_* functions compute.
 func DequantizeF32(raw RawTensor) ([]float32, error) {
 	n, err := raw.check()
@@ -44,6 +44,8 @@ func dequantizers(t GGMLType) (blockDecoder, bool) {
 		}, true
 	case TypeQ4_0:
 		return dequantQ4_0, true
+	case TypeMXFP4:
+		return dequantMXFP4, true
 	case TypeQ4_1:
 		return dequantQ4_1, true
 	case TypeQ5_0:

@@ -105,7 +105,7 @@ func feedForward(f *File, m meta, rules archRules, c *model.Config) ([]model.FFN
 			return nil, fmt.Errorf("layer %d: routed experts: %w", l, err)
 		}
 		widthKey := m.key("expert_feed_forward_length")
-		if _, ok := f.Get(widthKey); !ok && (m.arch == "llama" || m.arch == "olmoe") {
+		if _, ok := f.Get(widthKey); !ok && (m.arch == "llama" || m.arch == "olmoe" || m.arch == "granitemoe") {
 			widthKey = m.key("feed_forward_length") // these state the expert width there
 		}
 		if err := agree(m, widthKey, l, w); err != nil {
@@ -115,6 +115,11 @@ func feedForward(f *File, m meta, rules archRules, c *model.Config) ([]model.FFN
 			ExpertWidths: repeat(w, experts),
 			Router:       &model.Router{Scoring: model.Softmax, TopK: topK, NormTopK: rules.normTopK},
 		}
+		if m.arch == "deepseek2" {
+			if err := deepSeekRouter(f, m, layer.Router); err != nil {
+				return nil, err
+			}
+		}
 		if _, ok := f.Tensor(p + "ffn_gate_shexp.weight"); ok {
 			sw, err := matrix(f, p+"ffn_gate_shexp.weight", c.Dim, 0)
 			if err != nil {
@@ -123,14 +128,33 @@ func feedForward(f *File, m meta, rules archRules, c *model.Config) ([]model.FFN
 			if err := agree(m, m.key("expert_shared_feed_forward_length"), l, sw); err != nil {
 				return nil, err
 			}
+			if n, ok, err := m.int(m.key("expert_shared_count")); err != nil {
+				return nil, err
+			} else if ok && n*w != sw {
+				return nil, keyError(m.key("expert_shared_count"), "%d experts of width %d are not layer %d's shared width %d", n, w, l, sw)
+			}
 			layer.SharedWidths = []int{sw}
 			layer.Router.Fallback = model.FallbackShared
 		}
 		_, layer.SharedGate = f.Tensor(p + "ffn_gate_inp_shexp.weight")
+		if m.arch == "gpt-oss" {
+			// llama.cpp's gpt-oss: a biased router, biased experts and
+			// ggml_swiglu_oai with the alpha and limit its graph hard-codes
+			// (1.702 and 7, GptOssExperts' alpha and swiglu_limit).
+			layer.Router.LogitBias, layer.ExpertBias = true, true
+			layer.Act, layer.Alpha, layer.Limit = model.ActSwiGLUClamped, gptOssAlpha, gptOssLimit
+		}
 		ffn[l] = layer
 	}
 	return ffn, nil
 }
+
+// gpt-oss's activation constants, which llama.cpp's graph hard-codes
+// rather than reading from the file.
+const (
+	gptOssAlpha = 1.702
+	gptOssLimit = 7
+)
 
 func repeat(x, n int) []int {
 	s := make([]int, n)

@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"bytes"
+	"github.com/moderuntime/mode/internal/testmodel"
 	"slices"
 	"testing"
 )
@@ -18,6 +19,11 @@ func FuzzReader(f *testing.F) {
 		{Name: "k", Type: TypeQ4_K, Dims: []int{256}, Data: make([]byte, 144)},
 	}))
 	f.Add(spec{arch: "llama"}.model(f))
+	f.Add(gptOssFile(f, gptOssConfig(), TypeQ8_0)) // gpt-oss: sinks, biases, MXFP4 experts
+	ds := testmodel.Family("deepseek_v3", false)
+	ds.RopeScale.Mscale = ds.RopeScale.MscaleAllDim
+	ds.Layers, ds.FFN = 2, ds.FFN[:2] // a dense and a sparse layer
+	f.Add(deepSeekGGUF(f, testmodel.Random(ds, 1)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := NewReader(bytes.NewReader(data), int64(len(data)), "fuzz.gguf")
 		if err != nil {

@@ -102,6 +102,18 @@ func layerSuffix(suffix string) (string, bool) {
 		return "attn_k.bias", true
 	case "bv":
 		return "attn_v.bias", true
+	case "bo":
+		return "attn_output.bias", true
+	case "sinks":
+		return "attn_sinks.weight", true // the converter appends .weight
+	case "router_logit_bias":
+		return "ffn_gate_inp.bias", true
+	case "expert_gate_bias":
+		return "ffn_gate_exps.bias", true
+	case "expert_up_bias":
+		return "ffn_up_exps.bias", true
+	case "expert_down_bias":
+		return "ffn_down_exps.bias", true
 	case "q_norm":
 		return "attn_q_norm.weight", true
 	case "k_norm":
@@ -110,6 +122,20 @@ func layerSuffix(suffix string) (string, bool) {
 		return "ffn_norm.weight", true
 	case "router":
 		return "ffn_gate_inp.weight", true
+	case "router_bias": // deepseek2's noaux_tc selection bias
+		return "exp_probs_b.bias", true
+	case "wq_a":
+		return "attn_q_a.weight", true
+	case "q_a_norm":
+		return "attn_q_a_norm.weight", true
+	case "wq_b":
+		return "attn_q_b.weight", true
+	case "wkv_a":
+		return "attn_kv_a_mqa.weight", true
+	case "kv_a_norm":
+		return "attn_kv_a_norm.weight", true
+	case "wkv_b":
+		return "attn_kv_b.weight", true
 	case "shared_gate":
 		return "ffn_gate_inp_shexp.weight", true
 	case "shared.0.gate", "shared.0.up", "shared.0.down":
@@ -151,6 +177,11 @@ func ggufName(f *File, c *model.Config, sp model.TensorSpec) (string, int, error
 			return prefix + "ffn_" + part + "_shexp.weight", -1, nil
 		}
 		return prefix + "ffn_" + part + ".weight", -1, nil
+	}
+	if suffix == "ffn_norm.weight" && c.Arch == "gpt-oss" {
+		// gpt-oss's post_attention_layernorm is llama.cpp's
+		// LLM_TENSOR_ATTN_POST_NORM there, not FFN_NORM.
+		suffix = "post_attention_norm.weight"
 	}
 	return prefix + suffix, -1, nil
 }

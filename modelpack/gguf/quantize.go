@@ -11,7 +11,8 @@ import (
 // Quantize encodes values in type t: F32, F16, BF16, or Q8_0 and Q4_0
 // with the semantics of llama.cpp's reference quantize_row_q8_0_ref and
 // quantize_row_q4_0_ref, so that files written here match what
-// llama.cpp's own tools write. len(values) must be a whole number of
+// llama.cpp's own tools write; MXFP4 as our pack's quantiser does (see
+// quantMXFP4). len(values) must be a whole number of
 // blocks; quantised types reject NaN and Inf.
 func Quantize(t GGMLType, values []float32) ([]byte, error) {
 	switch t {
@@ -31,9 +32,9 @@ func Quantize(t GGMLType, values []float32) ([]byte, error) {
 			binary.LittleEndian.PutUint16(b[2*i:], conv(x))
 		}
 		return b, nil
-	case TypeQ8_0, TypeQ4_0:
+	case TypeQ8_0, TypeQ4_0, TypeMXFP4:
 	default:
-		return nil, fmt.Errorf("quantising to %s is not supported (f32, f16, bf16, q8_0, q4_0)", t)
+		return nil, fmt.Errorf("quantising to %s is not supported (f32, f16, bf16, q8_0, q4_0, mxfp4)", t)
 	}
 	if len(values)%32 != 0 {
 		return nil, fmt.Errorf("%d values are not a whole number of %s blocks of 32", len(values), t)
@@ -42,6 +43,9 @@ func Quantize(t GGMLType, values []float32) ([]byte, error) {
 		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
 			return nil, fmt.Errorf("element %d is %v, which %s cannot encode", i, x, t)
 		}
+	}
+	if t == TypeMXFP4 {
+		return quantMXFP4(values)
 	}
 	bb := t.BlockBytes()
 	out := make([]byte, len(values)/32*bb)

@@ -79,6 +79,11 @@ func rope(f *File, m meta, c *model.Config) error {
 				*b.dst = v
 			}
 		}
+		if m.arch == "deepseek2" {
+			if err := deepSeekYarn(m, s); err != nil {
+				return err
+			}
+		}
 		// The engine scales cos/sin by 0.1*ln(factor)+1 as llama.cpp does
 		// by default; these keys would change that.
 		for _, k := range []struct {
@@ -87,7 +92,7 @@ func rope(f *File, m meta, c *model.Config) error {
 		}{{"rope.scaling.attn_factor", 1}, {"rope.scaling.yarn_log_multiplier", 0}, {"rope.scaling.yarn_attn_factor", 1}, {"rope.scaling.yarn_ext_factor", 1}} {
 			if v, ok, err := m.float(m.key(k.key)); err != nil {
 				return err
-			} else if ok && v != k.def {
+			} else if ok && v != k.def && !(m.arch == "deepseek2" && k.key == "rope.scaling.yarn_log_multiplier") {
 				return keyError(m.key(k.key), "%v is not supported (only the default %v)", v, k.def)
 			}
 		}

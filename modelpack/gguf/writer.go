@@ -8,15 +8,18 @@ import (
 	"math"
 )
 
-// WTensor is one tensor to write. Exactly one of Values and Data is set:
-// Values are encoded in Type by Quantize (F32, F16, BF16, Q8_0, Q4_0);
-// Data is written as is and may be any known type.
+// WTensor is one tensor to write. Exactly one of Values, Data and Fill is
+// set: Values are encoded in Type by Quantize (F32, F16, BF16, Q8_0, Q4_0);
+// Data is written as is and may be any known type; Fill returns the values
+// when the tensor's turn comes, so that a file larger than memory is
+// written holding one tensor at a time.
 type WTensor struct {
 	Name   string
 	Type   GGMLType
 	Dims   []int // ggml order: Dims[0] is the row length
 	Values []float32
 	Data   []byte
+	Fill   func() ([]float32, error)
 }
 
 // Write writes a GGUF v3 file holding kv and tensors, in the given orders,
@@ -48,18 +51,32 @@ func write(w io.Writer, kv []KV, tensors []WTensor) error {
 			align = int64(a)
 		}
 	}
+	// Eager tensors are encoded now, so that a bad one fails before
+	// anything is written; lazy ones only have their sizes checked.
 	data := make([][]byte, len(tensors))
+	sizes := make([]int, len(tensors))
 	names := map[string]bool{}
 	for i, t := range tensors {
 		if names[t.Name] {
 			return fmt.Errorf("tensor %q given twice", t.Name)
 		}
 		names[t.Name] = true
+		if t.Fill != nil {
+			if t.Values != nil || t.Data != nil {
+				return fmt.Errorf("tensor %q: set exactly one of Values, Data and Fill", t.Name)
+			}
+			n, err := dataSize(t.Name, t.Type, t.Dims)
+			if err != nil {
+				return err
+			}
+			sizes[i] = n
+			continue
+		}
 		b, err := encodeTensor(t)
 		if err != nil {
 			return fmt.Errorf("tensor %q: %w", t.Name, err)
 		}
-		data[i] = b
+		data[i], sizes[i] = b, len(b)
 	}
 	bw := &countWriter{w: bufio.NewWriter(w)}
 	bw.u32(magic)
@@ -80,17 +97,50 @@ func write(w io.Writer, kv []KV, tensors []WTensor) error {
 		}
 		bw.u32(uint32(t.Type))
 		bw.u64(uint64(off))
-		off = alignUp(off+int64(len(data[i])), align)
+		off = alignUp(off+int64(sizes[i]), align)
 	}
 	bw.pad(align)
-	for _, b := range data {
+	for i, b := range data {
+		if tensors[i].Fill != nil {
+			v, err := tensors[i].Fill()
+			if err != nil {
+				return fmt.Errorf("tensor %q: %w", tensors[i].Name, err)
+			}
+			t := tensors[i]
+			t.Fill, t.Values = nil, v
+			if b, err = encodeTensor(t); err != nil {
+				return fmt.Errorf("tensor %q: %w", t.Name, err)
+			}
+		}
 		bw.write(b)
 		bw.pad(align)
+		if bw.err != nil {
+			return bw.err
+		}
 	}
 	if bw.err != nil {
 		return bw.err
 	}
 	return bw.w.Flush()
+}
+
+// dataSize is the number of bytes a tensor of typ and dims takes.
+func dataSize(name string, typ GGMLType, dims []int) (int, error) {
+	tr, ok := traits(typ)
+	if !ok {
+		return 0, fmt.Errorf("tensor %q: unknown ggml type %d", name, uint32(typ))
+	}
+	n := 1
+	for _, d := range dims {
+		if d <= 0 || n > (1<<62)/d {
+			return 0, fmt.Errorf("tensor %q: bad dimensions %v", name, dims)
+		}
+		n *= d
+	}
+	if len(dims) == 0 || len(dims) > maxDims || dims[0]%tr.blockElems != 0 {
+		return 0, fmt.Errorf("tensor %q: dimensions %v are not whole %s blocks of %d", name, dims, typ, tr.blockElems)
+	}
+	return n / tr.blockElems * tr.blockBytes, nil
 }
 
 // encodeTensor validates a tensor's shape and returns its bytes.

@@ -127,7 +127,7 @@ func Collect(ctx context.Context, m *model.Model, seqs [][]int, threads int) (*S
 			if id < 0 || id >= m.Config.Vocab {
 				return nil, fmt.Errorf("gptq: calibration sequence %d: token %d outside the vocabulary of %d", i, id, m.Config.Vocab)
 			}
-			if _, err := e.Forward([]int{id}); err != nil {
+			if _, err := e.Forward(context.Background(), []int{id}); err != nil {
 				return nil, fmt.Errorf("gptq: calibration sequence %d: %w", i, err)
 			}
 		}
@@ -236,7 +236,9 @@ func (r *recorder) fail(err error) {
 	}
 }
 
-// expert records one expert's inputs for the rows with nonzero w.
+// expert records the inputs of one expert's first block for the rows with
+// nonzero w. A deeper expert's later blocks are not recorded: their
+// matrices get no statistics and are rounded as without calibration.
 func (r *recorder) expert(ex *backend.Expert, xs []float32, D int, w []float32) {
 	gate, err := r.weights(ex.Gate)
 	if err != nil {
@@ -257,7 +259,16 @@ func (r *recorder) expert(ex *backend.Expert, xs []float32, D int, w []float32) 
 		x := xs[t*D : (t+1)*D]
 		for i := range F {
 			g := dot(gate[i*D:(i+1)*D], x)
-			hs[t*F+i] = g / (1 + float32(math.Exp(float64(-g)))) * dot(up[i*D:(i+1)*D], x)
+			var a float32
+			switch ex.Act {
+			case model.ActGELUTanh:
+				a = cpu.GELUTanh(g)
+			case model.ActReLU2:
+				a = cpu.ReLU2(g)
+			default:
+				a = g / (1 + float32(math.Exp(float64(-g))))
+			}
+			hs[t*F+i] = a * dot(up[i*D:(i+1)*D], x)
 		}
 	}
 	r.stats.add(r.names[ex.Gate], xs, D, w)

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/moderuntime/mode/runtime/model"
+
+	"github.com/moderuntime/mode/internal/jsondepth"
 )
 
 // NameMap maps a checkpoint's tensor names to canonical names.
@@ -16,7 +18,7 @@ type NameMap map[string]string
 
 // ModelTypes lists the model_type values Load understands.
 func ModelTypes() []string {
-	return []string{"llama", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "mode"}
+	return []string{"llama", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "granitemoeshared", "gpt_oss", "deepseek_v2", "deepseek_v3", "mode"}
 }
 
 // Limits on config values beyond those model.Config.Validate enforces,
@@ -30,7 +32,8 @@ const (
 // the map from the checkpoint's tensor names to canonical ones. The config
 // assumes an untied output head unless tie_word_embeddings says otherwise;
 // Load also ties it when the checkpoint has no lm_head.weight, as
-// transformers then does.
+// transformers then does. gpt_oss's routed experts and their gate/up biases
+// are not in the map: Open cuts them out of the checkpoint's fused tensors.
 func LoadConfig(configJSON []byte) (model.Config, NameMap, error) {
 	p, err := parseConfig(configJSON)
 	if err != nil {
@@ -52,11 +55,31 @@ type plan struct {
 	// zeroOnly holds tensors transformers has but model.Config cannot
 	// represent; they are accepted only when all zero, which is exact.
 	zeroOnly map[string]string // name -> what it is
+	// parts holds canonical tensors that are rows of a fused checkpoint
+	// tensor (Granite's experts); they are not in names.
+	parts map[string]Part
+	// derived holds canonical tensors cut out of a checkpoint's fused
+	// tensors (gpt-oss's experts), and sources the fused tensors they
+	// come from; resolve fills both.
+	derived map[string]derivedRef
+	sources map[string]bool
+	arch    string
+	// ignorePrefixes are name prefixes of checkpoint tensors with no place
+	// in the model that carry nothing it uses: DeepSeek-V3's
+	// multi-token-prediction layers after the last decoder layer.
+	ignorePrefixes []string
+}
+
+func (p *plan) ignoredPrefix(name string) bool {
+	return slices.ContainsFunc(p.ignorePrefixes, func(pre string) bool { return strings.HasPrefix(name, pre) })
 }
 
 // parseConfig dispatches on model_type. Its errors start with
 // "config.json:" and name the offending key.
 func parseConfig(raw []byte) (*plan, error) {
+	if err := jsondepth.Check(raw, jsondepth.Max); err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
 	var head struct {
 		ModelType     string          `json:"model_type"`
 		Architectures []string        `json:"architectures"`
@@ -93,9 +116,19 @@ func parseConfig(raw []byte) (*plan, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config.json: %w", err)
 	}
-	p := &plan{cfg: cfg, names: hfNames(head.ModelType, &cfg), ignore: map[string]bool{}, zeroOnly: map[string]string{}}
+	p := &plan{cfg: cfg, names: hfNames(head.ModelType, &cfg), ignore: map[string]bool{}, zeroOnly: map[string]string{}, arch: head.ModelType}
+	if isGranite(head.ModelType) {
+		p.parts = graniteParts(&cfg)
+	}
 	if cfg.TiedOutput {
 		p.ignore["lm_head.weight"] = true
+	}
+	if n := h.DS.NextNPredictions; isDeepSeek(head.ModelType) && n != nil && *n > 0 && *n <= maxLayers {
+		// modeling_deepseek.py does not build them (load-time warnings
+		// only): they serve speculative decoding, not the next token.
+		for i := range *n {
+			p.ignorePrefixes = append(p.ignorePrefixes, fmt.Sprintf("model.layers.%d.", cfg.Layers+i))
+		}
 	}
 	p.ignore["model.rotary_emb.inv_freq"] = true
 	for l := range cfg.Layers {

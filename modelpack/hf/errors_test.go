@@ -178,7 +178,7 @@ func TestFindPaths(t *testing.T) {
 	dir := synthDir(t, "llama", nil)
 	p := hf.FindPaths(dir)
 	if p.Config != filepath.Join(dir, "config.json") || p.Tokenizer != filepath.Join(dir, "tokenizer.json") ||
-		p.TokenizerConfig != filepath.Join(dir, "tokenizer_config.json") || p.GenerationConfig != "" {
+		p.TokenizerConfig != filepath.Join(dir, "tokenizer_config.json") || p.GenerationConfig != filepath.Join(dir, "generation_config.json") {
 		t.Errorf("%+v", p)
 	}
 }

@@ -2,6 +2,7 @@ package hf
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 
 	"github.com/moderuntime/mode/runtime/model"
@@ -42,7 +43,32 @@ type hfConfig struct {
 	SharedIntermediate *int  `json:"shared_expert_intermediate_size"`
 	DecoderSparseStep  *int  `json:"decoder_sparse_step"`
 	MLPOnlyLayers      []int `json:"mlp_only_layers"`
+
+	// Granite (GraniteMoeConfig, GraniteMoeSharedConfig)
+	EmbeddingMultiplier *float64 `json:"embedding_multiplier"`
+	AttentionMultiplier *float64 `json:"attention_multiplier"`
+	ResidualMultiplier  *float64 `json:"residual_multiplier"`
+	LogitsScaling       *float64 `json:"logits_scaling"`
+	SharedIntermediateG *int     `json:"shared_intermediate_size"`
+	// gpt_oss
+	LayerTypes         []string        `json:"layer_types"`
+	SwigluLimit        *float64        `json:"swiglu_limit"`
+	ExpertsPerTokenAlt *int            `json:"experts_per_token"` // the original release's spelling
+	Quantization       json.RawMessage `json:"quantization_config"`
+	// DeepSeek-V2/V3
+	DS deepSeekFields `json:"-"`
 }
+
+// UnmarshalJSON reads the shared keys and DeepSeek's from one object.
+func (h *hfConfig) UnmarshalJSON(raw []byte) error {
+	type plain hfConfig // without this method
+	if err := json.Unmarshal(raw, (*plain)(h)); err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, &h.DS)
+}
+
+func isGranite(arch string) bool { return arch == "granitemoe" || arch == "granitemoeshared" }
 
 // defaults are the transformers config-class defaults that matter when a
 // key is absent.
@@ -66,6 +92,14 @@ func defaultsFor(arch string) defaults {
 		return defaults{1e-6, 32768, 10000, 8, "null", "null"}
 	case "olmoe":
 		return defaults{1e-5, 4096, 10000, 8, "null", "50279"}
+	case "granitemoe", "granitemoeshared":
+		return defaults{1e-6, 2048, 10000, 2, "1", "2"}
+	case "gpt_oss": // GptOssConfig
+		return defaults{1e-5, 131072, 150000, 4, "null", "null"}
+	case "deepseek_v2": // DeepseekV2Config
+		return defaults{1e-6, 2048, 10000, 0, "100000", "100001"}
+	case "deepseek_v3": // DeepseekV3Config
+		return defaults{1e-6, 4096, 10000, 0, "0", "1"}
 	}
 	panic("hf: no defaults for " + arch) // parseConfig admits only known types
 }
@@ -127,6 +161,11 @@ func (h *hfConfig) modelConfig(arch string) (model.Config, error) {
 	if c.RopeTheta, c.RopeScale, err = h.rope(d.ropeTheta, maxPos); err != nil {
 		return c, err
 	}
+	if s := c.RopeScale; s != nil && s.Type == "dynamic" && s.Factor > 1 && c.MaxSeq == maxPos {
+		// dynamic NTK exists to run past the trained context: allow
+		// factor × it (bounded as every context is).
+		c.MaxSeq = int(min(s.Factor*float64(s.OrigMaxPosition), 1<<24))
+	}
 	if h.HiddenAct != nil && *h.HiddenAct != "silu" && *h.HiddenAct != "swish" {
 		return c, keyError("hidden_act", "%q is not supported (the feed-forward blocks are SwiGLU: silu)", *h.HiddenAct)
 	}
@@ -136,7 +175,22 @@ func (h *hfConfig) modelConfig(arch string) (model.Config, error) {
 	if arch == "olmoe" && h.ClipQKV != nil {
 		return c, keyError("clip_qkv", "%v is not supported (query/key/value clipping)", *h.ClipQKV)
 	}
+	if isGranite(arch) {
+		if err := h.graniteMultipliers(&c); err != nil {
+			return c, err
+		}
+	}
 	c.AttnBias = h.attnBias(arch)
+	if arch == "gpt_oss" {
+		if err := h.gptOss(&c); err != nil {
+			return c, err
+		}
+	}
+	if isDeepSeek(arch) {
+		if err := h.deepSeek(arch, &c); err != nil {
+			return c, err
+		}
+	}
 	switch arch {
 	case "qwen3_moe":
 		c.QKNorm = model.QKNormHead
@@ -156,20 +210,44 @@ func (h *hfConfig) attnBias(arch string) bool {
 	switch arch {
 	case "qwen2_moe": // Qwen2 attention: q/k/v biased unless qkv_bias is false
 		return h.QKVBias == nil || *h.QKVBias
-	case "llama", "qwen3_moe", "olmoe":
+	case "llama", "qwen3_moe", "olmoe", "granitemoe", "granitemoeshared":
 		return h.AttentionBias != nil && *h.AttentionBias
+	case "gpt_oss": // GptOssConfig: attention_bias defaults to true
+		return h.AttentionBias == nil || *h.AttentionBias
 	}
 	return false // Mixtral's projections never have biases
 }
 
-// outputBias reports whether o_proj has a bias: in Llama, Qwen3-MoE and
-// OLMoE attention_bias applies to all four projections.
+// outputBias reports whether o_proj has a bias: in Llama, Qwen3-MoE,
+// OLMoE and Granite attention_bias applies to all four projections.
 func (h *hfConfig) outputBias(arch string) bool {
 	switch arch {
-	case "llama", "qwen3_moe", "olmoe":
+	case "llama", "qwen3_moe", "olmoe", "granitemoe", "granitemoeshared":
 		return h.AttentionBias != nil && *h.AttentionBias
 	}
 	return false
+}
+
+// graniteMultipliers reads Granite's four multipliers with
+// GraniteMoeConfig's defaults of 1.0 — attention_multiplier too, which
+// then replaces 1/√head_dim by 1, as GraniteMoeAttention does.
+func (h *hfConfig) graniteMultipliers(c *model.Config) error {
+	for _, m := range []struct {
+		key string
+		v   *float64
+		dst *float32
+	}{{"embedding_multiplier", h.EmbeddingMultiplier, &c.EmbedScale}, {"attention_multiplier", h.AttentionMultiplier, &c.AttnScale},
+		{"residual_multiplier", h.ResidualMultiplier, &c.ResidualScale}, {"logits_scaling", h.LogitsScaling, &c.LogitScale}} {
+		v := 1.0
+		if m.v != nil {
+			v = *m.v
+		}
+		if !(v > 0) || v > math.MaxFloat32 {
+			return keyError(m.key, "%v must be a positive finite number", v)
+		}
+		*m.dst = float32(v)
+	}
+	return nil
 }
 
 // limitToSlidingWindow caps MaxSeq at an active sliding window. Within the
@@ -263,6 +341,9 @@ func (h *hfConfig) ffn(arch string, d defaults, layers int) ([]model.FFN, error)
 		}
 		return ffn, nil
 	}
+	if isDeepSeek(arch) {
+		return h.deepSeekFFN(arch, layers)
+	}
 	experts, err := h.expertCount(arch)
 	if err != nil {
 		return nil, err
@@ -281,16 +362,30 @@ func (h *hfConfig) ffn(arch string, d defaults, layers int) ([]model.FFN, error)
 	}
 	norm := h.NormTopKProb != nil && *h.NormTopKProb // false in every config class that has the key
 	switch arch {
-	case "mixtral", "olmoe":
+	case "gpt_oss":
+		return h.gptOssFFN(layers, experts, topK)
+	case "mixtral", "olmoe", "granitemoe", "granitemoeshared":
 		width, err := required("intermediate_size", h.IntermediateSize)
 		if err != nil {
 			return nil, err
 		}
-		if arch == "mixtral" {
-			norm = true // Mixtral always renormalises the top-k weights
+		if arch == "mixtral" || isGranite(arch) {
+			// Mixtral always renormalises the top-k weights; Granite's
+			// GraniteMoeTopKGating softmaxes the top-k logits, the same.
+			norm = true
+		}
+		shared := 0
+		if arch == "granitemoeshared" && h.SharedIntermediateG != nil && *h.SharedIntermediateG != 0 {
+			if shared, err = positive("shared_intermediate_size", *h.SharedIntermediateG); err != nil {
+				return nil, err
+			}
 		}
 		for l := range ffn {
 			ffn[l] = model.FFN{ExpertWidths: repeat(width, experts), Router: router(norm, 0)}
+			if shared > 0 { // GraniteMoeSharedMLP, ungated, added to the routed sum
+				ffn[l].SharedWidths = []int{shared}
+				ffn[l].Router.Fallback = model.FallbackShared
+			}
 		}
 		return ffn, nil
 	}
@@ -345,7 +440,7 @@ func (h *hfConfig) ffn(arch string, d defaults, layers int) ([]model.FFN, error)
 // other spelling as an alias.
 func (h *hfConfig) expertCount(arch string) (int, error) {
 	key, v, alias, av := "num_experts", h.NumExperts, "num_local_experts", h.NumLocalExperts
-	if arch == "mixtral" {
+	if arch == "mixtral" || arch == "gpt_oss" || isGranite(arch) {
 		key, v, alias, av = alias, av, key, v
 	}
 	if v == nil {

@@ -39,10 +39,13 @@ func Load(dir string) (*model.Model, error) {
 // Source streams an HF checkpoint's tensors by canonical name, one at a
 // time, so a model larger than memory can be packed.
 type Source struct {
-	dir    string
-	cfg    model.Config
-	st     *safetensors.Dir
-	hfName map[string]string // canonical -> checkpoint name
+	dir     string
+	cfg     model.Config
+	st      *safetensors.Dir
+	hfName  map[string]string // canonical -> checkpoint name
+	parts   map[string]Part   // canonical -> rows of a fused checkpoint tensor
+	derived map[string]derivedRef
+	last    rawRows // the fused rows read last: gate and up share them
 }
 
 // Open reads config.json and the safetensors headers and checks every
@@ -79,6 +82,12 @@ func (s *Source) Close() error { return s.st.Close() }
 // Read returns rows [row0, row0+rows) of the canonical tensor name (all of
 // it when rows is 0) in its stored format, checked to be finite.
 func (s *Source) Read(name string, row0, rows int) (*tensor.Tensor, error) {
+	if pt, ok := s.parts[name]; ok {
+		return s.readPart(name, pt, row0, rows)
+	}
+	if d, ok := s.derived[name]; ok {
+		return s.readDerived(name, d, row0, rows)
+	}
 	h, ok := s.hfName[name]
 	if !ok {
 		return nil, fmt.Errorf("hf: %s: the model has no tensor %s", s.dir, name)
@@ -118,7 +127,7 @@ func (p *plan) open(st *safetensors.Dir) (*Source, error) {
 			return nil, err
 		}
 	}
-	return &Source{cfg: p.cfg, st: st, hfName: hfName}, nil
+	return &Source{cfg: p.cfg, st: st, hfName: hfName, parts: p.parts, derived: p.derived}, nil
 }
 
 func checkZero(file, name, what string, t *tensor.Tensor) error {
@@ -139,13 +148,19 @@ func (p *plan) resolve(names []string, info func(string) (safetensors.Info, bool
 	for _, n := range names {
 		present[n] = true
 	}
+	if p.arch == "gpt_oss" {
+		if err := p.resolveGptOss(present, info); err != nil {
+			return nil, nil, err
+		}
+	}
 	if !p.native && !p.cfg.TiedOutput && !present["lm_head.weight"] {
 		// transformers ties a missing head to the embeddings.
 		p.cfg.TiedOutput = true
 		delete(p.names, "lm_head.weight")
 	}
+	fused := p.partSources()
 	for _, n := range names {
-		if _, ok := p.names[n]; !ok && !p.ignore[n] && p.zeroOnly[n] == "" {
+		if _, ok := p.names[n]; !ok && !p.ignore[n] && !p.ignoredPrefix(n) && p.zeroOnly[n] == "" && fused[n] == nil && !p.sources[n] {
 			inf, _ := info(n)
 			return nil, nil, fmt.Errorf("%s: tensor %q has no place in the %s model config.json describes", filepath.Base(inf.File), n, p.cfg.Arch)
 		}
@@ -157,7 +172,25 @@ func (p *plan) resolve(names []string, info func(string) (safetensors.Info, bool
 	for h, c := range p.names {
 		hfName[c] = h
 	}
+	for h, shape := range fused {
+		if !present[h] {
+			return nil, nil, fmt.Errorf("missing tensor %q (shape %v)", h, shape)
+		}
+		inf, _ := info(h)
+		if !slices.Equal(inf.Shape, shape) {
+			return nil, nil, fmt.Errorf("%s: tensor %q: shape %v, want %v", filepath.Base(inf.File), h, inf.Shape, shape)
+		}
+		if _, err := inf.TensorDType(); err != nil {
+			return nil, nil, err
+		}
+	}
 	for _, sp := range p.cfg.Spec() {
+		if _, ok := p.parts[sp.Name]; ok {
+			continue
+		}
+		if _, ok := p.derived[sp.Name]; ok {
+			continue // checked by resolveGptOss
+		}
 		h := hfName[sp.Name]
 		if !present[h] {
 			return nil, nil, fmt.Errorf("missing tensor %q (%s, shape %v)", h, sp.Name, sp.Shape)
@@ -203,9 +236,16 @@ func Resolve(configJSON []byte, infos []safetensors.Info) (*Resolved, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(p.derived) > 0 {
+		return nil, fmt.Errorf("config.json: model_type %s stores its experts fused (gate_up_proj), which an index cannot point into: import the model instead", p.arch)
+	}
 	r := &Resolved{Config: p.cfg, Tensors: map[string]safetensors.Info{}}
 	for c, h := range hfName {
 		r.Tensors[c] = byName[h]
+	}
+	for c, pt := range p.parts {
+		in := byName[pt.Tensor]
+		r.Tensors[c] = sub(in, pt.Row0, pt.Rows, []int{pt.Rows, pt.Shape[len(pt.Shape)-1]})
 	}
 	for _, n := range zero {
 		r.ZeroOnly = append(r.ZeroOnly, byName[n])

@@ -7,7 +7,8 @@ import (
 )
 
 // hfNames lists every tensor the transformers implementation of arch has
-// for cfg, mapped to its canonical name. It covers exactly cfg.Spec().
+// for cfg, mapped to its canonical name. With graniteParts for Granite's
+// fused experts, it covers exactly cfg.Spec().
 func hfNames(arch string, c *model.Config) NameMap {
 	m := NameMap{
 		"model.embed_tokens.weight": model.NameEmbed,
@@ -21,6 +22,10 @@ func hfNames(arch string, c *model.Config) NameMap {
 		layer := func(hf, suffix string) { m[p+hf] = model.LayerName(l, suffix) }
 		layer("input_layernorm.weight", "attn_norm")
 		layer("post_attention_layernorm.weight", "ffn_norm")
+		if c.MLA != nil {
+			deepSeekNames(m, l, c)
+			continue
+		}
 		for _, x := range []string{"q", "k", "v", "o"} {
 			layer("self_attn."+x+"_proj.weight", "w"+x)
 		}
@@ -29,6 +34,12 @@ func hfNames(arch string, c *model.Config) NameMap {
 				layer("self_attn."+x+"_proj.bias", "b"+x)
 			}
 		}
+		if c.AttnOutBias {
+			layer("self_attn.o_proj.bias", "bo")
+		}
+		if c.Sinks {
+			layer("self_attn.sinks", "sinks")
+		}
 		if c.QKNorm != model.QKNormNone {
 			layer("self_attn.q_norm.weight", "q_norm")
 			layer("self_attn.k_norm.weight", "k_norm")
@@ -36,6 +47,18 @@ func hfNames(arch string, c *model.Config) NameMap {
 		f := &c.FFN[l]
 		if !f.Sparse() { // a dense MLP is the layer's one shared expert
 			mlp(m, p+"mlp.", "%s_proj.weight", func(part string) string { return model.SharedName(l, 0, part) })
+			continue
+		}
+		if isGranite(arch) {
+			// the experts are rows of fused tensors: see graniteParts
+			layer("block_sparse_moe.router.layer.weight", "router")
+			continue
+		}
+		if arch == "gpt_oss" {
+			// The experts' fused tensors are cut up by resolve (gptoss.go).
+			layer("mlp.router.weight", "router")
+			layer("mlp.router.bias", "router_logit_bias")
+			layer("mlp.experts.down_proj_bias", "expert_down_bias")
 			continue
 		}
 		if arch == "mixtral" {

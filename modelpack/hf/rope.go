@@ -120,8 +120,11 @@ func (r ropeFields) scaling(maxPos int) (*model.RopeScaling, error) {
 	case "yarn":
 		known = append(known, "factor", "beta_fast", "beta_slow", "original_max_position_embeddings", "attention_factor", "mscale", "mscale_all_dim", "truncate")
 		s, err = r.yarn(maxPos)
+	case "dynamic":
+		known = append(known, "factor", "original_max_position_embeddings")
+		s, err = r.dynamic(maxPos)
 	default:
-		return nil, keyError(r.key, "type %q is not supported (linear, llama3, yarn)", typ)
+		return nil, keyError(r.key, "type %q is not supported (linear, llama3, yarn, dynamic)", typ)
 	}
 	if err != nil {
 		return nil, err
@@ -137,25 +140,36 @@ func (r ropeFields) scaling(maxPos int) (*model.RopeScaling, error) {
 	return s, nil
 }
 
-// yarn reads YaRN parameters with transformers' defaults: beta_fast 32,
-// beta_slow 1, original_max_position_embeddings = max_position_embeddings,
-// and factor = max/original when factor is absent.
+// yarn reads YaRN parameters as transformers' _compute_yarn_parameters
+// does: beta_fast 32 and beta_slow 1 by default (0 too),
+// original_max_position_embeddings = max_position_embeddings when absent,
+// and factor = max/original when absent. transformers 4.5x replaces the
+// factor by max_position_embeddings/original_max_position_embeddings when
+// the latter is given, older versions keep the factor: when the two differ
+// the model's positions depend on the transformers version, so the config
+// is refused rather than run one way.
 func (r ropeFields) yarn(maxPos int) (*model.RopeScaling, error) {
 	s := &model.RopeScaling{Type: "yarn", BetaFast: 32, BetaSlow: 1, OrigMaxPosition: maxPos}
+	hasOrig := false
 	if v, ok, err := r.float("original_max_position_embeddings"); err != nil {
 		return nil, err
 	} else if ok {
-		if v < 1 || v != math.Trunc(v) {
+		if v < 1 || v != math.Trunc(v) || v > 1<<30 {
 			return nil, keyError(r.key+".original_max_position_embeddings", "%v must be a positive integer", v)
 		}
-		s.OrigMaxPosition = int(v)
+		s.OrigMaxPosition, hasOrig = int(v), true
 	}
+	ratio := float64(maxPos) / float64(s.OrigMaxPosition)
 	factor, ok, err := r.float("factor")
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		factor = float64(maxPos) / float64(s.OrigMaxPosition)
+	switch {
+	case !ok:
+		factor = ratio
+	case hasOrig && math.Abs(factor-ratio) > 1e-9*factor:
+		return nil, keyError(r.key+".factor", "%v disagrees with max_position_embeddings/original_max_position_embeddings = %d/%d = %v, which transformers 4.5x uses instead (older versions use the factor); set max_position_embeddings to factor × original_max_position_embeddings",
+			factor, maxPos, s.OrigMaxPosition, ratio)
 	}
 	s.Factor = factor
 	for _, f := range []struct {
@@ -165,22 +179,57 @@ func (r ropeFields) yarn(maxPos int) (*model.RopeScaling, error) {
 		if v, ok, err := r.float(f.name); err != nil {
 			return nil, err
 		} else if ok && v != 0 { // transformers reads 0 as "use the default"
+			if !(v > 0) || math.IsInf(v, 0) {
+				return nil, keyError(r.key+"."+f.name, "%v must be positive", v)
+			}
 			*f.dst = v
 		}
 	}
-	// The engine derives the attention factor from factor alone, as the
-	// YaRN paper does; an explicit one, or DeepSeek's mscale pair, would be
-	// ignored, so refuse them.
-	for _, name := range []string{"attention_factor", "mscale", "mscale_all_dim"} {
-		if r.has(name) {
-			return nil, keyError(r.key+"."+name, "is not supported for yarn")
+	for _, f := range []struct {
+		name string
+		dst  *float64
+	}{{"attention_factor", &s.AttnFactor}, {"mscale", &s.Mscale}, {"mscale_all_dim", &s.MscaleAllDim}} {
+		v, ok, err := r.float(f.name)
+		if err != nil {
+			return nil, err
 		}
+		if !ok {
+			continue
+		}
+		switch {
+		case f.name == "attention_factor" && !(v > 0), !(v >= 0), math.IsInf(v, 0):
+			return nil, keyError(r.key+"."+f.name, "%v is out of range", v)
+		}
+		*f.dst = v
 	}
 	if r.has("truncate") {
 		var truncate bool
-		if err := json.Unmarshal(r.fields["truncate"], &truncate); err != nil || !truncate {
-			return nil, keyError(r.key+".truncate", "%s is not supported (only true)", r.fields["truncate"])
+		if err := json.Unmarshal(r.fields["truncate"], &truncate); err != nil {
+			return nil, keyError(r.key+".truncate", "%s is not true or false", r.fields["truncate"])
 		}
+		s.NoTruncate = !truncate
+	}
+	return s, nil
+}
+
+// dynamic reads dynamic NTK scaling (transformers'
+// _compute_dynamic_ntk_parameters): the base grows with the sequence
+// length past max_position_embeddings (original_max_position_embeddings
+// when given), which is the point of the type, so the context becomes
+// factor × that.
+func (r ropeFields) dynamic(maxPos int) (*model.RopeScaling, error) {
+	f, err := r.need("factor")
+	if err != nil {
+		return nil, err
+	}
+	s := &model.RopeScaling{Type: "dynamic", Factor: f, OrigMaxPosition: maxPos}
+	if v, ok, err := r.float("original_max_position_embeddings"); err != nil {
+		return nil, err
+	} else if ok {
+		if v < 1 || v != math.Trunc(v) || v > 1<<30 {
+			return nil, keyError(r.key+".original_max_position_embeddings", "%v must be a positive integer", v)
+		}
+		s.OrigMaxPosition = int(v)
 	}
 	return s, nil
 }

@@ -11,7 +11,7 @@ import (
 	"sync"
 
 	"github.com/moderuntime/mode/modelpack/gguf"
-	"github.com/moderuntime/mode/modelpack/pack"
+	"github.com/moderuntime/mode/modelpack/source"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tensor"
 	"github.com/moderuntime/mode/runtime/tokenizer"
@@ -79,6 +79,8 @@ func keepFormat(t gguf.GGMLType, cols int) tensor.DType {
 		return tensor.Q8_0
 	case gguf.TypeQ4_0:
 		return tensor.Q4_0
+	case gguf.TypeMXFP4:
+		return tensor.MXFP4 // the same codes and scales (gguf.MXFP4Blocks)
 	case gguf.TypeQ4_K, gguf.TypeQ4_1:
 		if tensor.CanQuantize(tensor.Q4_K, cols) {
 			return tensor.Q4_K
@@ -105,7 +107,7 @@ func wide(cols int) tensor.DType {
 // cost is holding those three stacks in memory.
 const maxCached = 3
 
-// ggufSource is a pack.Source reading a GGUF file tensor by tensor. It is
+// ggufSource is a source.Source reading a GGUF file tensor by tensor. It is
 // safe for concurrent use.
 type ggufSource struct {
 	path  string
@@ -123,7 +125,19 @@ type ggufTensor struct {
 	format tensor.DType
 }
 
-var _ pack.Formatter = (*ggufSource)(nil)
+var (
+	_ source.Formatter = (*ggufSource)(nil)
+	_ source.Fixed     = (*ggufSource)(nil)
+)
+
+// FixedFormat keeps MXFP4 tensors (gpt-oss's experts) MXFP4 whatever
+// quantisation the pack asks for, as the HF source keeps the checkpoint's.
+func (s *ggufSource) FixedFormat(name string) (tensor.DType, bool) {
+	if s.where[name].format == tensor.MXFP4 {
+		return tensor.MXFP4, true
+	}
+	return tensor.Invalid, false
+}
 
 func (s *ggufSource) Config() model.Config { return s.cfg }
 
@@ -132,8 +146,8 @@ func (s *ggufSource) Config() model.Config { return s.cfg }
 func (s *ggufSource) Format(name string) tensor.DType { return s.where[name].format }
 
 // Read returns rows [row0, row0+rows) of name (all of it when rows is 0).
-// F32, F16 and BF16 come as stored and Q8_0 and Q4_0 re-laid out as q8_0
-// and q4_0, bit for bit; every other type comes dequantised to f32, so that
+// F32, F16 and BF16 come as stored and Q8_0, Q4_0 and MXFP4 re-laid out
+// as q8_0, q4_0 and mxfp4, bit for bit; every other type comes dequantised to f32, so that
 // pack.Write quantises it once, to whatever format it is asked for. The
 // tensor may share memory with the source's cache and must not be modified.
 func (s *ggufSource) Read(name string, row0, rows int) (*tensor.Tensor, error) {
@@ -228,6 +242,12 @@ func toTensor(name string, raw gguf.RawTensor, shape []int) (*tensor.Tensor, err
 			return nil, err
 		}
 		return tensor.Q4_0FromBlocks(name, rows, cols, scales, q)
+	case gguf.TypeMXFP4:
+		scales, blocks, err := gguf.MXFP4Blocks(raw)
+		if err != nil {
+			return nil, err
+		}
+		return tensor.MXFP4FromBlocks(name, rows, cols, scales, blocks)
 	}
 	v, err := gguf.DequantizeF32(raw)
 	if err != nil {
@@ -248,30 +268,30 @@ const (
 // convertVocab turns a GGUF vocabulary into tokenizer files the runtime
 // loads: a llama2.c tokenizer.bin for SentencePiece ("llama") vocabularies,
 // a tokenizer.json and tokenizer_config.json for byte-level BPE ("gpt2").
-func convertVocab(v *gguf.Vocab, cfg model.Config) (pack.Tokenizer, error) {
+func convertVocab(v *gguf.Vocab, cfg model.Config) (source.Tokenizer, error) {
 	switch v.Model {
 	case "llama":
 		b, err := llama2cFile(v, cfg.Vocab)
 		if err != nil {
-			return pack.Tokenizer{}, err
+			return source.Tokenizer{}, err
 		}
 		addBOS := v.AddBOS == nil || *v.AddBOS // SentencePiece models add BOS unless told not to
-		return pack.Tokenizer{Kind: "llama2c", File: b, AddBOS: addBOS && cfg.BOS >= 0}, nil
+		return source.Tokenizer{Kind: "llama2c", File: b, AddBOS: addBOS && cfg.BOS >= 0}, nil
 	case "gpt2":
 		tj, tc, err := hfFiles(v)
 		if err != nil {
-			return pack.Tokenizer{}, err
+			return source.Tokenizer{}, err
 		}
 		tok, err := tokenizer.LoadHF(tj, tc)
 		if err != nil {
-			return pack.Tokenizer{}, fmt.Errorf("the converted tokenizer.json does not load: %w", err)
+			return source.Tokenizer{}, fmt.Errorf("the converted tokenizer.json does not load: %w", err)
 		}
 		if tok.VocabSize() > cfg.Vocab {
-			return pack.Tokenizer{}, fmt.Errorf("%d tokens but the model's vocabulary is %d", tok.VocabSize(), cfg.Vocab)
+			return source.Tokenizer{}, fmt.Errorf("%d tokens but the model's vocabulary is %d", tok.VocabSize(), cfg.Vocab)
 		}
-		return pack.Tokenizer{Kind: "hf", File: tj, Config: tc, AddBOS: tok.AddsBOS() && cfg.BOS >= 0}, nil
+		return source.Tokenizer{Kind: "hf", File: tj, Config: tc, AddBOS: tok.AddsBOS() && cfg.BOS >= 0}, nil
 	}
-	return pack.Tokenizer{}, fmt.Errorf("tokenizer model %q is not supported (llama, gpt2)", v.Model)
+	return source.Tokenizer{}, fmt.Errorf("tokenizer model %q is not supported (llama, gpt2)", v.Model)
 }
 
 // llama2cFile writes v in llama2.c's tokenizer.bin format, as llama2.c's
@@ -328,7 +348,9 @@ func llama2cFile(v *gguf.Vocab, vocab int) ([]byte, error) {
 // tokenizer.ggml.pre, as their tokenizer.json files spell them.
 const (
 	llama3Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
-	qwen2Pattern  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	// o200k (gpt-oss, GPT-4o): llama.cpp's "gpt-4o" pre-tokenizer.
+	o200kPattern = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	qwen2Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 )
 
 // hfFiles builds a minimal tokenizer.json (BPE model, byte-level pre-
@@ -359,8 +381,10 @@ func hfFiles(v *gguf.Vocab) (tokenizerJSON, configJSON []byte, err error) {
 		ignoreMerges = true // as Llama 3's tokenizer.json, and llama.cpp for this pre-tokenizer
 	case "qwen2":
 		pre = obj{"type": "Sequence", "pretokenizers": []obj{split(qwen2Pattern), byteLevel(false)}}
+	case "gpt-4o":
+		pre = obj{"type": "Sequence", "pretokenizers": []obj{split(o200kPattern), byteLevel(false)}}
 	default:
-		return nil, nil, fmt.Errorf("byte-level BPE pre-tokenizer %q (tokenizer.ggml.pre) is not supported (gpt-2, llama-bpe, qwen2)", v.Pre)
+		return nil, nil, fmt.Errorf("byte-level BPE pre-tokenizer %q (tokenizer.ggml.pre) is not supported (gpt-2, llama-bpe, qwen2, gpt-4o)", v.Pre)
 	}
 	vocab := make(map[string]int, len(v.Tokens))
 	var added []obj

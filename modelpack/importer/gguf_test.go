@@ -237,11 +237,17 @@ func packTensor(t testing.TB, p *loader.Pack, sp model.TensorSpec) *tensor.Tenso
 	if sp.Expert < 0 {
 		t.Fatalf("pack has no tensor %s", sp.Name)
 	}
-	g, u, d, err := p.LoadExpert(sp.Layer, sp.Expert)
+	ts, err := p.LoadExpert(context.Background(), sp.Layer, sp.Expert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[string]*tensor.Tensor{"gate": g, "up": u, "down": d}[sp.Name[strings.LastIndexByte(sp.Name, '.')+1:]]
+	for i, es := range p.Model.Config.ExpertSpec(sp.Layer, sp.Expert) {
+		if es.Name == sp.Name {
+			return ts[i]
+		}
+	}
+	t.Fatalf("expert has no tensor %s", sp.Name)
+	return nil
 }
 
 // importPack opens path with Open, packs it with o and loads the pack.
@@ -364,14 +370,15 @@ func TestGGUFKeepsBlocks(t *testing.T) {
 	}
 }
 
-// generate returns n greedy tokens after prompt.
+// generate returns n greedy tokens after prompt, on the exact CPU path
+// (the tests compare packs with f32 models to the last bits).
 func generate(t testing.TB, m *model.Model, src engine.ExpertSource, prompt []int, n int) []int {
 	t.Helper()
 	o := engine.Options{}
 	if src != nil {
 		o.Experts = src
 	}
-	e, err := engine.New(cpu.New(cpu.Options{}), m, o)
+	e, err := engine.New(cpu.New(cpu.Options{Exact: true}), m, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,18 +398,18 @@ func logitsAlong(t testing.TB, m *model.Model, src engine.ExpertSource, seq []in
 	if src != nil {
 		o.Experts = src
 	}
-	e, err := engine.New(cpu.New(cpu.Options{}), m, o)
+	e, err := engine.New(cpu.New(cpu.Options{Exact: true}), m, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := e.Forward(seq[:start])
+	l, err := e.Forward(context.Background(), seq[:start])
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out [][]float32
 	for i := start; i < len(seq); i++ {
 		out = append(out, slices.Clone(l))
-		if l, err = e.Forward(seq[i : i+1]); err != nil {
+		if l, err = e.Forward(context.Background(), seq[i:i+1]); err != nil {
 			t.Fatal(err)
 		}
 	}

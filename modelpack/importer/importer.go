@@ -9,10 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"unicode/utf8"
 
 	"github.com/moderuntime/mode/modelpack/hf"
 	"github.com/moderuntime/mode/modelpack/llama2c"
-	"github.com/moderuntime/mode/modelpack/pack"
+	"github.com/moderuntime/mode/modelpack/source"
 	"github.com/moderuntime/mode/runtime/loader"
 	"github.com/moderuntime/mode/runtime/shard"
 	"github.com/moderuntime/mode/runtime/tokenizer"
@@ -20,8 +21,8 @@ import (
 
 // Input is an opened model ready to pack.
 type Input struct {
-	Source       pack.Source
-	Tokenizer    pack.Tokenizer
+	Source       source.Source
+	Tokenizer    source.Tokenizer
 	ChatTemplate string
 	Kind         string // "hf", "gguf", "llama2c" or "pack"
 	close        func() error
@@ -89,13 +90,50 @@ func openHF(dir, tokPath string) (*Input, error) {
 		s.Close()
 		return nil, fmt.Errorf("%s: tokenizer has %d tokens but the model's vocab_size is %d", tokPath, tok.VocabSize(), cfg.Vocab)
 	}
+	tmpl, err := chatTemplateFile(filepath.Join(filepath.Dir(tokPath), "chat_template.jinja"))
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if tmpl == "" {
+		tmpl = tok.ChatTemplate()
+	}
 	return &Input{
 		Source:       s,
-		Tokenizer:    pack.Tokenizer{Kind: "hf", File: tj, Config: tc, AddBOS: tok.AddsBOS() && cfg.BOS >= 0},
-		ChatTemplate: tok.ChatTemplate(),
+		Tokenizer:    source.Tokenizer{Kind: "hf", File: tj, Config: tc, AddBOS: tok.AddsBOS() && cfg.BOS >= 0},
+		ChatTemplate: tmpl,
 		Kind:         "hf",
 		close:        s.Close,
 	}, nil
+}
+
+// maxTemplate bounds chat_template.jinja; real templates are tens of KB.
+const maxTemplate = 4 << 20
+
+// chatTemplateFile reads chat_template.jinja, which newer HF repositories
+// (gpt-oss's among them) ship instead of tokenizer_config.json's
+// chat_template; transformers prefers it when both exist, and so does
+// this. "" when there is none.
+func chatTemplateFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("chat template: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTemplate+1))
+	if err != nil {
+		return "", fmt.Errorf("chat template: %w", err)
+	}
+	if len(b) > maxTemplate {
+		return "", fmt.Errorf("chat template %s is larger than %d bytes", path, maxTemplate)
+	}
+	if !utf8.Valid(b) {
+		return "", fmt.Errorf("chat template %s is not UTF-8", path)
+	}
+	return string(b), nil
 }
 
 func openLlama2C(path, tokPath string) (*Input, error) {
@@ -122,7 +160,7 @@ func openLlama2C(path, tokPath string) (*Input, error) {
 	if _, err := tokenizer.LoadLlama2C(bytes.NewReader(b), m.Config.Vocab); err != nil {
 		return nil, fmt.Errorf("%s: %w", tokPath, err)
 	}
-	return &Input{Source: pack.ModelSource{M: m}, Tokenizer: pack.Tokenizer{Kind: "llama2c", File: b, AddBOS: true}, Kind: "llama2c"}, nil
+	return &Input{Source: source.ModelSource{M: m}, Tokenizer: source.Tokenizer{Kind: "llama2c", File: b, AddBOS: true}, Kind: "llama2c"}, nil
 }
 
 // openPack opens a pack directory as a source, to store it again in other
@@ -137,7 +175,8 @@ func openPack(dir, tokPath string) (*Input, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := p.Whole()
+	defer p.Close() // loaded whole below: nothing is fetched after
+	m, err := p.Whole(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
@@ -147,8 +186,8 @@ func openPack(dir, tokPath string) (*Input, error) {
 	}
 	mt := p.Manifest.Tokenizer
 	return &Input{
-		Source:       pack.ModelSource{M: m},
-		Tokenizer:    pack.Tokenizer{Kind: mt.Kind, File: file, Config: config, AddBOS: mt.AddBOS},
+		Source:       source.ModelSource{M: m},
+		Tokenizer:    source.Tokenizer{Kind: mt.Kind, File: file, Config: config, AddBOS: mt.AddBOS},
 		ChatTemplate: p.Manifest.ChatTemplate,
 		Kind:         "pack",
 	}, nil

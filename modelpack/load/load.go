@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/moderuntime/mode/modelpack/importer"
-	"github.com/moderuntime/mode/modelpack/pack"
+	"github.com/moderuntime/mode/modelpack/source"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tokenizer"
 )
@@ -44,9 +44,9 @@ func Open(path, tokPath string) (*Loaded, error) {
 }
 
 // Model reads every tensor of src into memory, or returns the model a
-// pack.ModelSource already holds.
-func Model(src pack.Source) (*model.Model, error) {
-	if ms, ok := src.(pack.ModelSource); ok {
+// source.ModelSource already holds.
+func Model(src source.Source) (*model.Model, error) {
+	if ms, ok := src.(source.ModelSource); ok {
 		return ms.M, nil
 	}
 	cfg := src.Config()

@@ -13,8 +13,11 @@ import (
 
 // IsPack reports whether location names a pack rather than a source model:
 // an http(s) URL, a manifest (.json) path or a directory holding
-// manifest.json.
+// manifest.json, any of them with a pinned hash (shard.PinPrefix).
 func IsPack(location string) bool {
+	if strings.Contains(location, shard.PinPrefix) {
+		return true // only a pack is pinned; a malformed pin is the loader's to report
+	}
 	if strings.HasPrefix(location, "http://") || strings.HasPrefix(location, "https://") || strings.HasSuffix(location, ".json") {
 		return true
 	}
@@ -30,7 +33,8 @@ func Pack(ctx context.Context, location string, o shard.HTTPOptions) (*Loaded, e
 	if err != nil {
 		return nil, err
 	}
-	m, err := p.Whole()
+	defer p.Close() // the model is whole: the pack fetches nothing more
+	m, err := p.Whole(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", location, err)
 	}

@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 
 	"github.com/moderuntime/mode/modelpack/importer"
-	"github.com/moderuntime/mode/modelpack/manifest"
 	"github.com/moderuntime/mode/modelpack/pack"
 	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 

@@ -8,15 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/moderuntime/mode/modelpack/hf"
-	"github.com/moderuntime/mode/modelpack/manifest"
 	"github.com/moderuntime/mode/modelpack/safetensors"
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/shard"
 	"github.com/moderuntime/mode/runtime/tensor"
 	"github.com/moderuntime/mode/runtime/tokenizer"
 )
+
+// maxConfigBytes bounds config.json, a few kilobytes in real models.
+const maxConfigBytes = 16 << 20
 
 // IndexOptions configures Index.
 type IndexOptions struct {
@@ -35,8 +39,7 @@ type IndexOptions struct {
 // straight from an existing model repository with Range requests. Every
 // shard is read once to compute its sha256.
 func Index(ctx context.Context, src shard.Source, o IndexOptions) (*manifest.Manifest, error) {
-	read := func(file string) ([]byte, error) { return src.Read(ctx, file, 0, -1) }
-	cfgJSON, err := read("config.json")
+	cfgJSON, err := shard.ReadFile(ctx, src, "config.json", maxConfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("config.json: %w", err)
 	}
@@ -81,8 +84,8 @@ func Index(ctx context.Context, src shard.Source, o IndexOptions) (*manifest.Man
 	for _, sp := range specs {
 		total += res.Tensors[sp.Name].Size()
 	}
-	for _, g := range groupSpecs(specs) {
-		s := manifest.Shard{ID: groupID(g[0]), Kind: groupKind(g[0]), Layer: g[0].Layer, Expert: g[0].Expert}
+	for _, g := range manifest.Groups(specs) {
+		s := manifest.Shard{ID: manifest.GroupID(g[0]), Kind: manifest.GroupKind(g[0]), Layer: g[0].Layer, Expert: g[0].Expert}
 		h := sha256.New()
 		for _, sp := range g {
 			in := res.Tensors[sp.Name]
@@ -112,7 +115,7 @@ func Index(ctx context.Context, src shard.Source, o IndexOptions) (*manifest.Man
 // safetensorsFiles lists the checkpoint's files: the index's, or the
 // single model.safetensors.
 func safetensorsFiles(ctx context.Context, src shard.Source) ([]string, error) {
-	raw, err := src.Read(ctx, safetensors.IndexFile, 0, -1)
+	raw, err := shard.ReadFile(ctx, src, safetensors.IndexFile, safetensors.MaxIndexBytes)
 	if err != nil {
 		if _, err2 := src.Read(ctx, safetensors.SingleFile, 0, 8); err2 != nil {
 			return nil, fmt.Errorf("neither %s nor %s could be read: %v; %v", safetensors.IndexFile, safetensors.SingleFile, err, err2)
@@ -131,15 +134,18 @@ func safetensorsFiles(ctx context.Context, src shard.Source) ([]string, error) {
 	return slices.Compact(files), nil
 }
 
+// maxTemplate bounds chat_template.jinja; real templates are tens of KB.
+const maxTemplate = 4 << 20
+
 func indexTokenizer(ctx context.Context, src shard.Source, base string, cfg model.Config) (manifest.Tokenizer, string, error) {
 	mt := manifest.Tokenizer{Kind: "hf", File: base + "tokenizer.json"}
-	tj, err := src.Read(ctx, "tokenizer.json", 0, -1)
+	tj, err := shard.ReadFile(ctx, src, "tokenizer.json", manifest.MaxFileSize)
 	if err != nil {
 		return mt, "", fmt.Errorf("tokenizer.json: %w", err)
 	}
 	h := sha256.Sum256(tj)
 	mt.SHA256, mt.Size = hex.EncodeToString(h[:]), int64(len(tj))
-	tc, err := src.Read(ctx, "tokenizer_config.json", 0, -1)
+	tc, err := shard.ReadFile(ctx, src, "tokenizer_config.json", manifest.MaxFileSize)
 	var chat string
 	if err == nil {
 		h := sha256.Sum256(tc)
@@ -150,6 +156,11 @@ func indexTokenizer(ctx context.Context, src shard.Source, base string, cfg mode
 		if json.Unmarshal(tc, &c) == nil {
 			json.Unmarshal(c.ChatTemplate, &chat) // a string template; named templates are left out
 		}
+	}
+	// chat_template.jinja (gpt-oss's harmony template is there) wins over
+	// tokenizer_config.json's, as in transformers.
+	if t, err := shard.ReadFile(ctx, src, "chat_template.jinja", maxTemplate); err == nil && utf8.Valid(t) {
+		chat = string(t)
 	}
 	tok, err := tokenizer.LoadHF(tj, tc)
 	if err != nil {

@@ -11,18 +11,19 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moderuntime/mode/internal/shared"
 	"github.com/moderuntime/mode/modelpack/distill"
 	"github.com/moderuntime/mode/modelpack/gptq"
 	"github.com/moderuntime/mode/modelpack/hf"
 	"github.com/moderuntime/mode/modelpack/llama2c"
-	"github.com/moderuntime/mode/modelpack/manifest"
 	"github.com/moderuntime/mode/modelpack/pack"
 	"github.com/moderuntime/mode/modelpack/synth"
 	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
 	"github.com/moderuntime/mode/runtime/loader"
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/routing"
 	"github.com/moderuntime/mode/runtime/shard"
@@ -260,8 +261,11 @@ func TestQuantizedAgreement(t *testing.T) {
 func checkFormats(t *testing.T, mf *manifest.Manifest, q tensor.DType, mixed, embed8 bool) {
 	t.Helper()
 	want := func(name string, shape []int) tensor.DType {
-		if len(shape) < 2 || shape[0] == 1 || strings.HasSuffix(name, ".router") {
+		if len(shape) < 2 || shape[0] == 1 || strings.HasSuffix(name, ".router") || strings.HasSuffix(name, "_bias") {
 			return tensor.F32
+		}
+		if mf.Model.Arch == "gpt_oss" && strings.Contains(name, ".experts.") {
+			return tensor.MXFP4 // kept as the MXFP4 checkpoint has them
 		}
 		d := q
 		fourBit := q == tensor.Q4_0 || q == tensor.Q4_K
@@ -377,13 +381,13 @@ func logitsAlong(t testing.TB, m *model.Model, src engine.ExpertSource, seq []in
 	}
 	var out [][]float32
 	start := len(seq) - 64
-	l, err := e.Forward(seq[:start])
+	l, err := e.Forward(context.Background(), seq[:start])
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := start; i < len(seq); i++ {
 		out = append(out, slices.Clone(l))
-		if l, err = e.Forward(seq[i : i+1]); err != nil {
+		if l, err = e.Forward(context.Background(), seq[i:i+1]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -699,4 +703,254 @@ func TestVerify(t *testing.T) {
 func sharedModels(t testing.TB) string {
 	t.Helper()
 	return shared.Models(t)
+}
+
+// TestVerifyStaysInThePack: verify reads no file outside the pack, whatever
+// the manifest names, and does not hang on a device linked from inside.
+func TestVerifyStaysInThePack(t *testing.T) {
+	src := synthDir(t, "olmoe", nil)
+	dir, m := writePack(t, src, pack.Options{Quant: tensor.Q8_0})
+	rewrite := func(edit func(*manifest.Manifest)) {
+		t.Helper()
+		mm := *m
+		edit(&mm)
+		b, err := manifest.Marshal(&mm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rewrite(func(mm *manifest.Manifest) { mm.Tokenizer.File = "../../../../../../../../etc/passwd" })
+	if _, errs := pack.Verify(dir); len(errs) != 1 || !strings.Contains(errs[0].Error(), "relative path inside the pack") {
+		t.Fatalf("escaping tokenizer path: %v", errs)
+	}
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero to link to")
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero")); err != nil {
+		t.Skipf("cannot make a symlink: %v", err)
+	}
+	rewrite(func(mm *manifest.Manifest) { mm.Tokenizer.File = "zero" })
+	done := make(chan []error, 1)
+	go func() { _, errs := pack.Verify(dir); done <- errs }()
+	select {
+	case errs := <-done:
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "not a regular file") {
+			t.Fatalf("tokenizer linked to /dev/zero: %v", errs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("verify hangs on a tokenizer linked to /dev/zero")
+	}
+}
+
+// TestWriteRemovesStalePartials: temporary directories a killed import
+// into the same destination left behind are removed, and said so; a
+// recent one (an import running beside this one), another destination's
+// and anything not of the naming pattern are kept.
+func TestWriteRemovesStalePartials(t *testing.T) {
+	m, err := hf.Load(synthDir(t, "llama", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	mk := func(name string, stale bool) string {
+		p := filepath.Join(parent, name)
+		if err := os.MkdirAll(filepath.Join(p, "shards"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if stale {
+			os.Chtimes(filepath.Join(p, "shards"), old, old)
+			os.Chtimes(p, old, old)
+		}
+		return p
+	}
+	gone := []string{mk(".p.partial-0123456789ab", true), mk(".p.partial-ba9876543210.old", true)}
+	kept := []string{
+		mk(".p.partial-aaaaaaaaaaaa", false), // recent: maybe another import's
+		mk(".q.partial-0123456789ab", true),  // another destination
+		mk(".p.partial-xyz", true),           // not our pattern
+		mk("p.partial-0123456789ab", true),   // not hidden: not ours
+		mk("keep", true),
+	}
+	victim := filepath.Join(parent, "victim")
+	os.WriteFile(victim, []byte("x"), 0o644)
+	if err := os.Symlink(victim, filepath.Join(parent, ".p.partial-cccccccccccc")); err != nil {
+		t.Fatal(err)
+	}
+	var said []string
+	o := pack.Options{Quant: tensor.F16, Logf: func(f string, a ...any) { said = append(said, fmt.Sprintf(f, a...)) }}
+	if _, err := pack.Write(filepath.Join(parent, "p"), pack.ModelSource{M: m}, pack.Tokenizer{Kind: "hf", File: []byte("{}")}, "", o); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range gone {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s is still there", p)
+		}
+		if !strings.Contains(strings.Join(said, "\n"), "removed "+p+", left by an import that did not finish") {
+			t.Errorf("removing %s was not reported: %q", p, said)
+		}
+	}
+	for _, p := range append(kept, victim, filepath.Join(parent, ".p.partial-cccccccccccc")) {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	if len(said) != len(gone) {
+		t.Errorf("reported %q", said)
+	}
+}
+
+// TestVerifyHugeManifest: a manifest's size is checked before it is read.
+func TestVerifyHugeManifest(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(5 << 30); err != nil {
+		t.Skipf("no sparse files here: %v", err)
+	}
+	f.Close()
+	start := time.Now()
+	_, errs := pack.Verify(dir)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "5368709120 bytes, more than the 67108864 accepted") {
+		t.Fatalf("errors %v", errs)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v", d)
+	}
+}
+
+// mixedArch is a mode model whose experts differ in depth and activation.
+func mixedArch(o *synth.Options) {
+	o.ExpertWidths = []int{32, 96, 64, 16, 40, 24}
+	o.Experts = len(o.ExpertWidths)
+	o.ExpertArch = []model.ExpertArch{{Extra: []int{24}}, {Act: model.ActGELUTanh}, {Act: model.ActReLU2, Extra: []int{16, 40}},
+		{}, {Act: model.ActGELUTanh, Extra: []int{72}}, {Act: model.ActSiLU}}
+}
+
+// TestMixedArchRoundTrip: packs of a model with experts of mixed depth and
+// activation round-trip through the writer and the loader: the f32 pack's
+// tensors are the source's bit for bit and it generates the source's
+// tokens; 4-bit packs (whose odd-width blocks are widened with zero
+// neurons, later blocks included) load, keep every expert's architecture
+// and agree with the source's greedy tokens on most positions.
+func TestMixedArchRoundTrip(t *testing.T) {
+	src := synthDir(t, "mode", mixedArch)
+	want, err := hf.Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(want.Config.FFN[0].ExpertArch, []model.ExpertArch{{Extra: []int{24}}, {Act: model.ActGELUTanh}, {Act: model.ActReLU2, Extra: []int{16, 40}},
+		{}, {Act: model.ActGELUTanh, Extra: []int{72}}, {Act: model.ActSiLU}}, func(a, b model.ExpertArch) bool { return a.Act == b.Act && slices.Equal(a.Extra, b.Extra) }) {
+		t.Fatalf("source model's expert_arch %+v", want.Config.FFN[0].ExpertArch)
+	}
+	exp := greedy(t, want, engine.Options{}, prompt, 24)
+	for _, q := range []tensor.DType{tensor.F32, tensor.Q8_0, tensor.Q4_0} {
+		t.Run(q.String(), func(t *testing.T) {
+			dir, m := writePack(t, src, pack.Options{Quant: q})
+			for l, f := range m.Model.FFN {
+				if len(f.ExpertArch) != len(f.ExpertWidths) {
+					t.Fatalf("layer %d: manifest has %d expert_arch entries for %d experts", l, len(f.ExpertArch), len(f.ExpertWidths))
+				}
+				for e, a := range f.ExpertArch {
+					if w := want.Config.FFN[l].Arch(e); a.Activation() != w.Activation() || a.Depth() != w.Depth() {
+						t.Errorf("layer %d expert %d: manifest %+v, source %+v", l, e, a, w)
+					}
+				}
+			}
+			p, _ := openPack(t, dir)
+			got := greedy(t, p.Model, engine.Options{Experts: p}, prompt, 24)
+			if q == tensor.F32 {
+				whole, err := p.Whole(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for name, wt := range want.Weights {
+					a, _ := wt.Float32s()
+					b, err := whole.Weights[name].Float32s()
+					if err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					if !slices.Equal(a, b) {
+						t.Fatalf("tensor %s differs after the round trip", name)
+					}
+				}
+				if !slices.Equal(got, exp) {
+					t.Fatalf("pack tokens %v\nsource tokens %v", got, exp)
+				}
+				return
+			}
+			// Teacher-forced on the source's continuation, so that one early
+			// difference does not count for every later position.
+			ids := append(slices.Clone(prompt), exp...)
+			argmaxes := func(m *model.Model, o engine.Options) []int {
+				e, err := engine.New(cpu.New(cpu.Options{}), m, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []int
+				for _, id := range ids {
+					lg, err := e.Forward(context.Background(), []int{id})
+					if err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, slices.Index(lg, slices.Max(lg)))
+				}
+				return out
+			}
+			a, b := argmaxes(want, engine.Options{}), argmaxes(p.Model, engine.Options{Experts: p})
+			same := 0
+			for i := range a {
+				if a[i] == b[i] {
+					same++
+				}
+			}
+			t.Logf("%v: %d of %d teacher-forced greedy choices equal the source's", q, same, len(a))
+			if min := map[tensor.DType]float64{tensor.Q8_0: 0.9, tensor.Q4_0: 0.7}[q]; float64(same) < min*float64(len(a)) {
+				t.Errorf("%v pack agrees on %d of %d positions, want at least %.0f%%", q, same, len(a), 100*min)
+			}
+		})
+	}
+}
+
+// TestRefusesUnknownArch: a manifest naming an activation or a depth the
+// kernels do not implement is refused with a message naming the manifest
+// and the field.
+func TestRefusesUnknownArch(t *testing.T) {
+	src := synthDir(t, "mode", mixedArch)
+	dir, _ := writePack(t, src, pack.Options{Quant: tensor.F32})
+	path := filepath.Join(dir, "manifest.json")
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		edit func(*model.ExpertArch)
+		want string
+	}{
+		{func(a *model.ExpertArch) { a.Act = "swish" }, `layer 0: expert_arch[2].act "swish" is not one the kernels implement`},
+		{func(a *model.ExpertArch) { a.Extra = make([]int, 8) }, `layer 0: expert_arch[2] has depth 9, more than the 8 supported`},
+		{func(a *model.ExpertArch) { a.Extra[1] = -40 }, `layer 0: expert_arch[2].extra_widths: width -40 out of range`},
+	} {
+		m, err := manifest.Parse(orig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.edit(&m.Model.FFN[0].ExpertArch[2])
+		b, err := manifest.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = loader.Open(context.Background(), dir, shard.HTTPOptions{})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "manifest") {
+			t.Errorf("error %v, want one naming the manifest and %q", err, c.want)
+		}
+	}
 }

@@ -112,6 +112,12 @@ func padFFNs(src Source, cfg model.Config, expert, dense tensor.DType) *paddedSo
 		f := &p.cfg.FFN[l]
 		f.SharedWidths = widen(f.SharedWidths, dense, func(i int, part string) string { return model.SharedName(l, i, part) })
 		f.ExpertWidths = widen(f.ExpertWidths, expert, func(i int, part string) string { return model.ExpertName(l, i, part) })
+		// Later blocks of deeper experts are FFNs of their own width too; a
+		// zero neuron adds act(0)·0 = 0 whatever the activation.
+		f.ExpertArch = slices.Clone(f.ExpertArch)
+		for e := range f.ExpertArch {
+			f.ExpertArch[e].Extra = widen(f.ExpertArch[e].Extra, expert, func(i int, part string) string { return model.BlockName(l, e, i+1, part) })
+		}
 	}
 	if len(p.width) == 0 {
 		return nil

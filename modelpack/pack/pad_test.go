@@ -165,7 +165,7 @@ func run(t *testing.T, m *model.Model, prompt []int) ([]int, []float32) {
 		func(id int) error { ids = append(ids, id); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	l, err := e.Forward(ids[len(ids)-1:])
+	l, err := e.Forward(context.Background(), ids[len(ids)-1:])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,14 +9,14 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/shard"
 )
 
 // ReadManifest reads and validates dir/manifest.json.
 func ReadManifest(dir string) (*manifest.Manifest, error) {
-	p := filepath.Join(dir, "manifest.json")
-	b, err := os.ReadFile(p)
+	p := filepath.Join(dir, shard.ManifestName)
+	b, err := shard.ReadFile(context.Background(), shard.NewDir(dir), shard.ManifestName, manifest.MaxSize)
 	if err != nil {
 		return nil, err
 	}
@@ -65,11 +65,7 @@ func Verify(dir string) (*manifest.Manifest, []error) {
 // shard and file it names through the shard sources and checking sizes and
 // hashes. It returns every problem found.
 func VerifyRemote(ctx context.Context, location string, o shard.HTTPOptions) (*manifest.Manifest, []error) {
-	src, name, err := shard.Open(location, o)
-	if err != nil {
-		return nil, []error{err}
-	}
-	b, err := src.Read(ctx, name, 0, -1)
+	src, b, err := shard.ReadManifest(ctx, location, o)
 	if err != nil {
 		return nil, []error{err}
 	}
@@ -93,15 +89,27 @@ func VerifyRemote(ctx context.Context, location string, o shard.HTTPOptions) (*m
 	return m, errs
 }
 
+// checkFile hashes one file the manifest names. The name goes through the
+// check every local reader shares (shard.LocalPath), so a manifest cannot
+// make verify read outside the pack, and at most size+1 bytes are read, so
+// a device or a growing file cannot make it hang.
 func checkFile(dir, file, sum string, size int64) error {
-	p := filepath.Join(dir, filepath.FromSlash(file))
+	p, err := shard.LocalPath(dir, file)
+	if err != nil {
+		return err
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return err
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", p)
+	}
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, err := io.Copy(h, io.LimitReader(f, size+1))
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}

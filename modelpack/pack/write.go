@@ -10,10 +10,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"time"
 
-	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
@@ -61,6 +63,9 @@ type Options struct {
 	// in a plain format named by their tensor's canonical name and must
 	// return them in format to with the same shape.
 	Quantizer func(t *tensor.Tensor, to tensor.DType) (*tensor.Tensor, error)
+	// Logf, when set, is told what Write did besides writing: the stale
+	// temporary directories of killed imports it removed.
+	Logf func(format string, args ...any)
 }
 
 // CheckFormat reports whether packs store matrices in format d.
@@ -70,13 +75,6 @@ func CheckFormat(d tensor.DType) error {
 		return nil
 	}
 	return fmt.Errorf("%v is not a pack format (f32, f16, q8_0, q4_0, q4_k)", d)
-}
-
-// Formatter is implemented by a Source that knows which format each of its
-// tensors is best kept in: a GGUF source keeps its quantised blocks rather
-// than having them requantised.
-type Formatter interface {
-	Format(name string) tensor.DType
 }
 
 // Write packs src into dir. It writes into a temporary directory beside
@@ -124,6 +122,11 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 	if err := checkDest(dir, o.Force); err != nil {
 		return nil, err
 	}
+	for _, stale := range removeStalePartials(dir, time.Now()) {
+		if o.Logf != nil {
+			o.Logf("removed %s, left by an import that did not finish", stale)
+		}
+	}
 	tmp, err := tempDir(dir)
 	if err != nil {
 		return nil, err
@@ -135,10 +138,15 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 		}
 	}()
 	w := &writer{dir: tmp, o: o, tied: cfg.TiedOutput, dense: denseQuant(o, cfg)}
+	if f, ok := src.(Fixed); ok && anyFixed(f, cfg) {
+		w.fixed = f
+	}
 	if o.Quant == tensor.Invalid {
 		w.keep = keep
 	}
-	if w.keep == nil {
+	if w.keep == nil && w.fixed == nil && !hasExpertBias(cfg) {
+		// Widening FFNs with zero neurons keeps the function only for
+		// SwiGLU without biases, and cannot widen a fixed format.
 		if p := padFFNs(src, cfg, o.Quant, w.dense); p != nil {
 			src, cfg = p, p.cfg
 		}
@@ -160,7 +168,7 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 		total += int64(n)
 	}
 	var written int64
-	for _, gs := range groupSpecs(specs) {
+	for _, gs := range manifest.Groups(specs) {
 		g := w.newGroup(gs[0])
 		for _, sp := range gs {
 			n, err := g.add(src, sp)
@@ -223,6 +231,60 @@ func checkDest(dir string, force bool) error {
 	return nil
 }
 
+// partialName matches the temporary directories tempDir and replace make
+// for a destination named NAME: ".NAME.partial-" then 12 hex digits, with
+// ".old" for a pack moved aside. Nothing else is ever removed.
+func partialName(name string) *regexp.Regexp {
+	return regexp.MustCompile(`^\.` + regexp.QuoteMeta(name) + `\.partial-[0-9a-f]{12}(\.old)?$`)
+}
+
+// staleAfter is how long a temporary directory must have been left alone
+// before another import removes it: an import running beside this one
+// adds a shard file every few seconds, so its directory stays younger.
+const staleAfter = 10 * time.Minute
+
+// removeStalePartials removes the temporary directories that killed
+// imports into dir left beside it, and returns their paths. Errors are
+// ignored: a directory that cannot be removed is only clutter, as before.
+func removeStalePartials(dir string, now time.Time) []string {
+	parent, name := filepath.Split(filepath.Clean(dir))
+	if parent == "" {
+		parent = "."
+	}
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return nil
+	}
+	re := partialName(name)
+	var removed []string
+	for _, e := range entries {
+		if !e.IsDir() || !re.MatchString(e.Name()) {
+			continue // a symlink or a file of that name is not ours
+		}
+		p := filepath.Join(parent, e.Name())
+		if lastChange(p).After(now.Add(-staleAfter)) {
+			continue
+		}
+		if os.RemoveAll(p) == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed
+}
+
+// lastChange is the latest modification time of a temporary pack
+// directory and of its shards directory, where a running import adds
+// files.
+func lastChange(p string) time.Time {
+	var t time.Time
+	for _, q := range []string{p, filepath.Join(p, "shards")} {
+		if fi, err := os.Lstat(q); err == nil && fi.ModTime().After(t) {
+			t = fi.ModTime()
+		}
+	}
+	return t
+}
+
 func tempDir(dir string) (string, error) {
 	parent := filepath.Dir(filepath.Clean(dir))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -269,6 +331,23 @@ type writer struct {
 	tied  bool
 	dense tensor.DType // format of the matrices that are not routed experts'
 	keep  Formatter    // set when keeping the source's formats
+	fixed Fixed        // set when the source has tensors of a fixed format
+}
+
+// anyFixed reports whether f fixes the format of any tensor of cfg.
+func anyFixed(f Fixed, cfg model.Config) bool {
+	for _, sp := range cfg.Spec() {
+		if _, ok := f.FixedFormat(sp.Name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// hasExpertBias reports whether any layer's experts have biases or a
+// non-SwiGLU activation, which zero neurons would not leave unchanged.
+func hasExpertBias(c model.Config) bool {
+	return slices.ContainsFunc(c.FFN, func(f model.FFN) bool { return f.ExpertBias || f.Act != model.ActSwiGLU })
 }
 
 // denseQuant resolves Options.DenseQuant for cfg.
@@ -286,8 +365,13 @@ func denseQuant(o Options, cfg model.Config) tensor.DType {
 
 // dtypeFor is the storage format of one tensor.
 func (w *writer) dtypeFor(sp model.TensorSpec) tensor.DType {
-	if len(sp.Shape) < 2 || sp.Shape[0] == 1 {
-		return tensor.F32 // norms, biases, the shared-expert gate
+	if len(sp.Shape) < 2 || sp.Shape[0] == 1 || strings.HasSuffix(sp.Name, "_bias") {
+		return tensor.F32 // norms, biases (gpt-oss's expert biases are [experts, width]), the shared-expert gate
+	}
+	if w.fixed != nil {
+		if d, ok := w.fixed.FixedFormat(sp.Name); ok {
+			return d
+		}
 	}
 	if strings.HasSuffix(sp.Name, ".router") {
 		return tensor.F32 // routing decisions are sensitive and routers small
@@ -385,7 +469,7 @@ type group struct {
 func (w *writer) newGroup(sp model.TensorSpec) *group { return &group{w: w, spec: sp} }
 
 func (g *group) id() string {
-	id := groupID(g.spec)
+	id := manifest.GroupID(g.spec)
 	if n := len(g.shards); n > 0 {
 		id += fmt.Sprintf(".%d", n)
 	}
@@ -509,7 +593,7 @@ func (g *group) flush() error {
 		return err
 	}
 	g.shards = append(g.shards, manifest.Shard{
-		ID: g.id(), Kind: groupKind(g.spec), Layer: g.spec.Layer, Expert: g.spec.Expert,
+		ID: g.id(), Kind: manifest.GroupKind(g.spec), Layer: g.spec.Layer, Expert: g.spec.Expert,
 		SHA256: sum, Size: int64(len(g.buf)),
 		Pieces:  []manifest.Piece{{File: name, Offset: 0, Length: int64(len(g.buf))}},
 		Tensors: g.cur,

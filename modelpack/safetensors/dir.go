@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/moderuntime/mode/runtime/tensor"
 )
@@ -48,7 +50,7 @@ func OpenDir(dir string) (*Dir, error) {
 		return d, nil
 	}
 	index := filepath.Join(dir, IndexFile)
-	raw, err := os.ReadFile(index)
+	raw, err := readIndex(index)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("safetensors: %s: neither %s nor %s exists", dir, SingleFile, IndexFile)
 	}
@@ -67,9 +69,35 @@ func OpenDir(dir string) (*Dir, error) {
 	return d, nil
 }
 
+// MaxIndexBytes bounds model.safetensors.index.json. The largest real ones
+// (thousands of tensors) are a few megabytes.
+const MaxIndexBytes = 64 << 20
+
+// readIndex reads an index file after checking its size, so a huge or
+// endless file costs nothing.
+func readIndex(index string) ([]byte, error) {
+	f, err := os.Open(index)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > MaxIndexBytes {
+		return nil, fmt.Errorf("%s: %d bytes and mode %v: want a regular file of at most %d bytes", index, fi.Size(), fi.Mode(), MaxIndexBytes)
+	}
+	return io.ReadAll(io.LimitReader(f, MaxIndexBytes+1))
+}
+
 // ParseIndex returns the weight_map of a model.safetensors.index.json after checking that it is
-// well-formed and names only files inside the directory.
+// well-formed and names only files inside the directory. The key is
+// "weight_map" exactly: encoding/json would also take "Weight_Map".
 func ParseIndex(index string, raw []byte) (map[string]string, error) {
+	if len(raw) > MaxIndexBytes {
+		return nil, fmt.Errorf("safetensors: %s: %d bytes, more than the %d accepted", index, len(raw), MaxIndexBytes)
+	}
 	if err := checkJSON(raw); err != nil {
 		var dup *duplicateKeyError
 		if errors.As(err, &dup) && len(dup.path) == 1 && dup.path[0] == "weight_map" {
@@ -77,23 +105,28 @@ func ParseIndex(index string, raw []byte) (map[string]string, error) {
 		}
 		return nil, fmt.Errorf("safetensors: %s: invalid JSON: %w", index, err)
 	}
-	var doc struct {
-		WeightMap map[string]string `json:"weight_map"`
-	}
+	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("safetensors: %s: %w", index, err)
 	}
-	if len(doc.WeightMap) == 0 {
+	var weightMap map[string]string
+	if wm, ok := doc["weight_map"]; ok {
+		if err := json.Unmarshal(wm, &weightMap); err != nil {
+			return nil, fmt.Errorf("safetensors: %s: weight_map: %w", index, err)
+		}
+	}
+	if len(weightMap) == 0 {
 		return nil, fmt.Errorf("safetensors: %s: weight_map is missing or empty", index)
 	}
-	for name, file := range doc.WeightMap {
+	for name, file := range weightMap {
 		// A shard path must stay inside the directory: an index must not
-		// make us open arbitrary files.
-		if !filepath.IsLocal(file) || filepath.Base(file) != file {
+		// make us open arbitrary files. A backslash is a separator on
+		// Windows and in some URL parsers, so it is refused on every OS.
+		if !filepath.IsLocal(file) || filepath.Base(file) != file || file == "." || strings.ContainsAny(file, `/\`) {
 			return nil, fmt.Errorf("safetensors: %s: tensor %q: shard %q is not a file name in the directory", index, name, file)
 		}
 	}
-	return doc.WeightMap, nil
+	return weightMap, nil
 }
 
 func (d *Dir) openShards(index string, weightMap map[string]string) error {
@@ -188,4 +221,13 @@ func (d *Dir) ReadRows(name string, row0, rows int) (*tensor.Tensor, error) {
 		return nil, fmt.Errorf("safetensors: %s: no tensor %q", d.path, name)
 	}
 	return r.ReadRows(name, row0, rows)
+}
+
+// ReadU8Rows is Reader.ReadU8Rows on the named tensor's shard.
+func (d *Dir) ReadU8Rows(name string, row0, rows int) ([]byte, error) {
+	r, ok := d.owner[name]
+	if !ok {
+		return nil, fmt.Errorf("safetensors: %s: no tensor %q", d.path, name)
+	}
+	return r.ReadU8Rows(name, row0, rows)
 }

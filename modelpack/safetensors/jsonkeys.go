@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/moderuntime/mode/internal/jsondepth"
 )
 
 // duplicateKeyError reports an object key that occurs twice. encoding/json
@@ -28,6 +30,11 @@ func (e *duplicateKeyError) Error() string {
 // a duplicated object key at any depth, or anything after the value other
 // than white space.
 func checkJSON(data []byte) error {
+	// The walk keeps a frame per level: bound the levels before walking
+	// (10 MB of "[" cost 835 MB).
+	if err := jsondepth.Check(data, jsondepth.Max); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // the walk only needs tokens; avoid float parsing work
 	type frame struct {

@@ -117,3 +117,28 @@ func (r *Reader) ReadRows(name string, row0, rows int) (*tensor.Tensor, error) {
 	shape[0] = rows
 	return &tensor.Tensor{Name: name, DType: dt, Shape: shape, Data: data}, nil
 }
+
+// ReadU8Rows loads rows [row0, row0+rows) of a U8 tensor (rows counted
+// along the first dimension; all of it when rows is 0) as raw bytes: the
+// *_blocks and *_scales tensors of MXFP4 checkpoints.
+func (r *Reader) ReadU8Rows(name string, row0, rows int) ([]byte, error) {
+	info, ok := r.h.infos[name]
+	if !ok {
+		return nil, fmt.Errorf("safetensors: %s: no tensor %q", r.name, name)
+	}
+	if info.DType != "U8" {
+		return nil, fmt.Errorf("safetensors: %s: tensor %q is %s, want U8", r.name, name, info.DType)
+	}
+	if rows == 0 && len(info.Shape) > 0 {
+		row0, rows = 0, info.Shape[0]
+	}
+	if len(info.Shape) < 1 || row0 < 0 || rows <= 0 || row0+rows > info.Shape[0] {
+		return nil, fmt.Errorf("safetensors: %s: tensor %q: rows [%d, %d) outside shape %v", r.name, name, row0, row0+rows, info.Shape)
+	}
+	rowBytes := info.Size() / int64(info.Shape[0])
+	data := make([]byte, int64(rows)*rowBytes)
+	if err := readFull(r.r, data, info.FileOffset+int64(row0)*rowBytes); err != nil {
+		return nil, fmt.Errorf("safetensors: %s: tensor %q: %w", r.name, name, err)
+	}
+	return data, nil
+}

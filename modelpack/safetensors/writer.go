@@ -25,6 +25,7 @@ type Writer struct {
 	tensors map[string]*tensor.Tensor
 	lazy    map[string]func() ([]byte, error)
 	sizes   map[string]int64 // byte length of lazy tensors
+	u8      map[string]bool  // tensors stored as raw U8 bytes (AddU8)
 	closed  bool
 }
 
@@ -76,6 +77,30 @@ func (w *Writer) SetMetadata(key, value string) {
 	w.meta[key] = value
 }
 
+// AddU8 queues a tensor of dtype U8, one byte per element: how MXFP4
+// checkpoints store their *_blocks and *_scales. data is not copied.
+func (w *Writer) AddU8(name string, shape []int, data []byte) error {
+	n := 1
+	for _, d := range shape {
+		if d < 0 || (d > 0 && n > math.MaxInt32/d) {
+			return fmt.Errorf("safetensors: tensor %q: bad shape %v", name, shape)
+		}
+		n *= d
+	}
+	if len(data) != n {
+		return fmt.Errorf("safetensors: tensor %q: U8%v needs %d bytes, has %d", name, shape, n, len(data))
+	}
+	if w.u8 == nil {
+		w.u8 = map[string]bool{}
+	}
+	if err := w.add(&tensor.Tensor{Name: name, Shape: shape, Data: data}, int64(n)); err != nil {
+		return err
+	}
+	delete(w.sizes, name)
+	w.u8[name] = true
+	return nil
+}
+
 // Add queues a tensor. Its data is not copied, so it must not change until
 // Close returns.
 func (w *Writer) Add(t *tensor.Tensor) error {
@@ -93,7 +118,8 @@ func (w *Writer) add(t *tensor.Tensor, size int64) error {
 	if _, dup := w.tensors[t.Name]; dup {
 		return fmt.Errorf("safetensors: tensor %q added twice", t.Name)
 	}
-	if _, ok := dtypeName(t.DType); !ok {
+	_, ok := dtypeName(t.DType)
+	if !ok && !(t.DType == tensor.Invalid && size >= 0 && w.u8 != nil) { // AddU8's raw bytes
 		return fmt.Errorf("safetensors: tensor %q: dtype %v cannot be stored (only f32, f16 and bf16)", t.Name, t.DType)
 	}
 	n := int64(1)
@@ -106,7 +132,7 @@ func (w *Writer) add(t *tensor.Tensor, size int64) error {
 		}
 		n *= int64(d)
 	}
-	want := n * int64(t.DType.ElemSize())
+	want := n * int64(max(t.DType.ElemSize(), 1))
 	if size < 0 && int64(len(t.Data)) != want {
 		return fmt.Errorf("safetensors: tensor %q: %v%v needs %d bytes, has %d", t.Name, t.DType, t.Shape, want, len(t.Data))
 	}
@@ -140,6 +166,9 @@ func (w *Writer) Close() error {
 	for _, name := range names {
 		t := w.tensors[name]
 		dt, _ := dtypeName(t.DType)
+		if w.u8[name] {
+			dt = "U8"
+		}
 		shape := append([]int{}, t.Shape...) // a scalar must be [] rather than null
 		n := int64(len(t.Data))
 		if sz, ok := w.sizes[name]; ok {

@@ -3,6 +3,7 @@ package synth
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/moderuntime/mode/modelpack/safetensors"
+	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 
@@ -44,8 +46,8 @@ func TestDeterministic(t *testing.T) {
 				t.Fatal(err)
 			}
 			fa, fb := readDir(t, a), readDir(t, b)
-			if len(fa) != 4 {
-				t.Errorf("wrote %d files, want config, weights and two tokenizer files", len(fa))
+			if len(fa) != 5 {
+				t.Errorf("wrote %d files, want config, generation config, weights and two tokenizer files", len(fa))
 			}
 			for name, data := range fa {
 				if !bytes.Equal(data, fb[name]) {
@@ -286,8 +288,8 @@ func TestSharded(t *testing.T) {
 	if err := Write(dir, o); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(readDir(t, dir)); n != 4 {
-		t.Errorf("%d files after rewriting, want 4", n)
+	if n := len(readDir(t, dir)); n != 5 {
+		t.Errorf("%d files after rewriting, want 5", n)
 	}
 }
 
@@ -296,9 +298,9 @@ func TestWeightStatistics(t *testing.T) {
 		spec     tensorSpec
 		mean, sd float64
 	}{
-		{tensorSpec{"w", []int{512, 256}, initLinear}, 0, 1.0 / 16},
-		{tensorSpec{"n", []int{256}, initNorm}, 1, 0.05},
-		{tensorSpec{"e", []int{64, 256}, initEmbed}, 0, 1},
+		{tensorSpec{name: "w", shape: []int{512, 256}, init: initLinear}, 0, 1.0 / 16},
+		{tensorSpec{name: "n", shape: []int{256}, init: initNorm}, 1, 0.05},
+		{tensorSpec{name: "e", shape: []int{64, 256}, init: initEmbed}, 0, 1},
 	} {
 		v, err := generate(tt.spec, 1, tensor.F32, 2).Float32s()
 		if err != nil {
@@ -331,7 +333,8 @@ func TestOptionErrors(t *testing.T) {
 		{"kv heads", func(o *Options) { o.KVHeads = 3 }, "not a multiple of KVHeads 3"},
 		{"small vocab", func(o *Options) { o.Vocab = 100 }, "Vocab 100"},
 		{"quantised dtype", func(o *Options) { o.DType = tensor.Q8_0 }, "DType q8_0"},
-		{"widths outside mode", func(o *Options) { o.ExpertWidths = []int{8} }, "ExpertWidths applies to arch mode only"},
+		{"widths outside mode", func(o *Options) { o.ExpertWidths = []int{8} }, "ExpertWidths and ExpertArch apply to arch mode only"},
+		{"arch outside mode", func(o *Options) { o.ExpertArch = []model.ExpertArch{{Act: model.ActReLU2}} }, "ExpertWidths and ExpertArch apply to arch mode only"},
 		{"sigmoid outside mode", func(o *Options) { o.Arch, o.Scoring = "olmoe", "sigmoid" }, "softmax"},
 		{"dense layer out of range", func(o *Options) { o.Arch, o.DenseLayers = "qwen3_moe", []int{9} }, "DenseLayers entry 9"},
 		{"olmoe head_dim", func(o *Options) { o.Arch, o.HeadDim = "olmoe", 32 }, "HeadDim = Dim/Heads"},
@@ -393,5 +396,67 @@ func TestRoutingVaries(t *testing.T) {
 	}
 	if used < o.Experts-1 {
 		t.Errorf("only %d of %d experts are ever the first choice: %v", used, o.Experts, first)
+	}
+}
+
+// TestFiles: every MoE family writes a bf16 checkpoint in exactly two
+// files named as transformers names them, with an index that lists every
+// tensor, generation_config.json beside it, and the same tensors as the
+// single-file checkpoint.
+func TestFiles(t *testing.T) {
+	for _, arch := range []string{"mixtral", "qwen2_moe", "qwen3_moe", "olmoe"} {
+		t.Run(arch, func(t *testing.T) {
+			o := Default(arch)
+			o.DType, o.Files = tensor.BF16, 2
+			dir := t.TempDir()
+			if err := Write(dir, o); err != nil {
+				t.Fatal(err)
+			}
+			files := readDir(t, dir)
+			for _, want := range []string{"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", safetensors.IndexFile,
+				"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"} {
+				if _, ok := files[want]; !ok {
+					t.Errorf("no %s in %v", want, slices.Sorted(maps.Keys(files)))
+				}
+			}
+			if len(files) != 7 {
+				t.Errorf("%d files, want 7", len(files))
+			}
+			var gen map[string]any
+			if err := json.Unmarshal(files["generation_config.json"], &gen); err != nil || gen["eos_token_id"] == nil {
+				t.Errorf("generation_config.json: %v %v", gen, err)
+			}
+			d, err := safetensors.OpenDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			o.Files = 0
+			single := t.TempDir()
+			if err := Write(single, o); err != nil {
+				t.Fatal(err)
+			}
+			s, err := safetensors.OpenDir(single)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if !slices.Equal(d.Names(), s.Names()) {
+				t.Fatal("two-file and single checkpoints name different tensors")
+			}
+			for _, name := range s.Names() {
+				a, err := d.Read(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := s.Read(name)
+				if a.DType != tensor.BF16 || !bytes.Equal(a.Data, b.Data) {
+					t.Errorf("tensor %s: %v, or bytes differ from the single file", name, a.DType)
+				}
+			}
+		})
+	}
+	if err := Write(t.TempDir(), Options{Arch: "olmoe", Files: 2, MaxShardBytes: 1 << 20}); err == nil {
+		t.Error("Files with MaxShardBytes accepted")
 	}
 }

@@ -14,8 +14,9 @@ import (
 const maxBytes = 64 << 30
 
 // Write writes the model opts describes into dir, creating it if needed:
-// config.json, the weights (model.safetensors, or shards and
-// model.safetensors.index.json), tokenizer.json and tokenizer_config.json.
+// config.json, generation_config.json, the weights (model.safetensors, or
+// shards and model.safetensors.index.json), tokenizer.json and
+// tokenizer_config.json.
 // Checkpoint files of an earlier Write in dir are replaced.
 func Write(dir string, opts Options) error {
 	o, err := opts.resolve()
@@ -61,6 +62,7 @@ func Write(dir string, opts Options) error {
 		{"config.json", config},
 		{"tokenizer.json", tok.tokenizerJSON()},
 		{"tokenizer_config.json", tok.config(o.MaxSeq)},
+		{"generation_config.json", generationConfig(tok.bos, tok.eos)},
 	} {
 		if err := writeJSON(filepath.Join(dir, f.name), f.v); err != nil {
 			return err
@@ -72,6 +74,16 @@ func Write(dir string, opts Options) error {
 			desc: &tensor.Tensor{Name: s.name, DType: o.DType, Shape: s.shape},
 			fill: func() ([]byte, error) { return generate(s, o.Seed, o.DType, o.Layers).Data, nil },
 		}
+		if s.mxfp4 != "" {
+			ts[i].u8 = true
+			ts[i].fill = func() ([]byte, error) { return generateMXFP4(s, o.Seed, o.Layers) }
+		}
 	}
-	return writeWeights(dir, ts, o.MaxShardBytes)
+	return writeWeights(dir, ts, o.MaxShardBytes, o.Files)
+}
+
+// generationConfig is generation_config.json as transformers writes it
+// from a model config: the special token ids.
+func generationConfig(bos, eos int) map[string]any {
+	return map[string]any{"_from_model_config": true, "bos_token_id": bos, "eos_token_id": eos}
 }

@@ -1,6 +1,8 @@
 package backend
 
 import (
+	"math"
+
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/routing"
 	"github.com/moderuntime/mode/runtime/sample"
@@ -32,10 +34,30 @@ type KV interface {
 // the chosen experts and their weights. It may live on the device.
 type Routes interface{}
 
-// Expert is one SwiGLU expert: down(silu(gate·x) * (up·x)). Gate and Up are
-// [width, dim], Down is [dim, width]; widths may differ between experts.
+// Expert is one gated expert: down(act(gate·x) * (up·x)), act silu unless
+// Act says otherwise. Gate and Up are [width, dim], Down is [dim, width];
+// widths may differ between experts. A deeper expert (model.ExpertArch)
+// has More blocks after this first one, each applied to
+// RMSNorm(x + the blocks' outputs so far) with its own norm; the expert's
+// output is the sum of its blocks' outputs in block order.
 type Expert struct {
 	Gate, Up, Down Weight
+	Act            model.Activation // "" is silu; all blocks use it
+	More           []Block
+}
+
+// Block is a block of an expert after the first: Norm is [dim].
+type Block struct {
+	Norm, Gate, Up, Down Weight
+}
+
+// Weights lists all of e's weights, first block first.
+func (e *Expert) Weights() []Weight {
+	ws := []Weight{e.Gate, e.Up, e.Down}
+	for _, b := range e.More {
+		ws = append(ws, b.Norm, b.Gate, b.Up, b.Down)
+	}
+	return ws
 }
 
 // FFN is a layer's feed-forward block as the MoE op sees it. Routed experts
@@ -45,6 +67,15 @@ type FFN struct {
 	Experts    []*Expert
 	Shared     []*Expert
 	SharedGate Weight // [1, dim] or nil: the shared output is scaled by sigmoid(SharedGate·x)
+	// Act is every expert's activation (model.ActSwiGLU or
+	// model.ActSwiGLUClamped with Alpha and Limit).
+	Act          model.Activation
+	Alpha, Limit float32
+	// GateBias and UpBias [experts, width] and DownBias [experts, dim],
+	// or nil: row e is added to routed expert e's projections.
+	GateBias, UpBias, DownBias Weight
+	// NormEps is the epsilon of the RMSNorms inside deeper experts.
+	NormEps float32
 }
 
 // RouteSpec is what Route needs besides the logits.
@@ -60,6 +91,23 @@ type RouteSpec struct {
 type AttnSpec struct {
 	Layer, Heads, KVHeads, HeadDim int
 	Pos0                           int // position of the batch's first row
+	// Divisor divides the scores q·k; 0 means √HeadDim. Granite sets
+	// 1/attention_multiplier (model.Config.AttnDivisor).
+	Divisor float32
+	// Window > 0 limits each row to the last Window positions, its own
+	// included (sliding-window attention); 0 attends to the whole context.
+	Window int
+	// Sinks [Heads] or nil: a learned logit per head that joins each
+	// softmax denominator and then is dropped (gpt-oss).
+	Sinks Weight
+}
+
+// ScoreDivisor returns Divisor, or √HeadDim when it is 0.
+func (s AttnSpec) ScoreDivisor() float32 {
+	if s.Divisor != 0 {
+		return s.Divisor
+	}
+	return float32(math.Sqrt(float64(s.HeadDim)))
 }
 
 // Rope describes RoPE for one model: per-pair inverse frequencies and the
@@ -101,6 +149,9 @@ type Backend interface {
 	Attention(dst, q, k, v Buf, kv KV, s AttnSpec)
 	// Add computes dst += x.
 	Add(dst, x Buf)
+	// Scale computes x *= s (Granite's embedding, residual and logit
+	// multipliers).
+	Scale(x Buf, s float32)
 	// Route selects experts for each row of the router logits.
 	Route(logits Buf, s RouteSpec) Routes
 	// ReadRoutes returns the choices of Routes on the host (a sync point on
@@ -120,12 +171,100 @@ type Backend interface {
 	Close() error
 }
 
+// Adopter is a Backend that can make a weight of a tensor's own memory
+// instead of a copy: the caller hands the memory over and must not change
+// it afterwards. A backend whose weights live in host memory (the CPU's)
+// would otherwise hold every weight twice, once as the loaded tensor and
+// once as its copy.
+type Adopter interface {
+	Adopt(t *tensor.Tensor) (Weight, error)
+}
+
+// ExpertUploader is a Backend that keeps routed experts' matrices apart
+// from other weights — WebGPU packs them into a pool of pages that the
+// MoE kernels index and that evictions free for the next upload. The
+// engine uploads every routed expert's gate, up and down matrix through
+// it (and every other weight through Upload), so the backend learns what
+// a tensor is from the call, never from its name. t is 2-D.
+type ExpertUploader interface {
+	UploadExpert(t *tensor.Tensor) (Weight, error)
+}
+
 // KVFormatter is a Backend that can hold its KV cache in f16: k and v are
 // rounded to f16 (nearest even) when stored and read back as f32, halving
 // the cache's memory. The engine uses it when asked for an f16 cache.
 type KVFormatter interface {
 	// NewKVF16 is NewKV with an f16 cache; kvDim must be even.
 	NewKVF16(layers, maxSeq, kvDim int) (KV, error)
+}
+
+// Feature is an optional part of a model's forward pass that not every
+// backend implements.
+type Feature string
+
+const (
+	FeatureSinks         Feature = "attention sinks"
+	FeatureSlidingWindow Feature = "sliding-window attention with a ring KV cache"
+	FeatureExpertBias    Feature = "expert biases"
+	FeatureClampedSwiGLU Feature = "the clamped SwiGLU activation"
+	FeatureMXFP4         Feature = "MXFP4 weights"
+	FeatureMLA           Feature = "multi-head latent attention"
+	FeatureGroupRouting  Feature = "group-limited expert routing"
+)
+
+// MLASpec describes one layer's multi-head latent attention (model.MLA).
+type MLASpec struct {
+	Layer, Heads                 int
+	NopeDim, RopeDim, VDim, Rank int
+	Pos0                         int // position of the batch's first row
+	// Divisor divides the scores q·k; 0 means √(NopeDim+RopeDim).
+	Divisor float32
+	// KVNorm [Rank] is kv_a_layernorm's weight, with Eps.
+	KVNorm Weight
+	Eps    float32
+	// KVB [Heads·(NopeDim+VDim), Rank] is kv_b_proj: head h's k_nope is
+	// rows h·(NopeDim+VDim).. times the latent, its value the next VDim.
+	KVB Weight
+	// Rope rotates q's and the shared key's RopeDim dimensions.
+	Rope *Rope
+	// Absorb computes from the cached latent directly, with kv_b's key
+	// rows absorbed into the query (q_nope·KB_h) and its value rows into
+	// the output (VB_h·Σ p·latent), instead of expanding every cached
+	// position's k_nope and v. Both are the same attention; absorbed is
+	// cheaper for one row (decode), expanded for many (prefill).
+	Absorb bool
+}
+
+// MLAer is a Backend that implements multi-head latent attention
+// (FeatureMLA) with a cache of the compressed latent and the shared
+// rotated key, Rank+RopeDim floats per position.
+type MLAer interface {
+	NewMLAKV(layers, maxSeq, rank, ropeDim int) (KV, error)
+	// MLAAttention takes q [T, Heads·(NopeDim+RopeDim)] (each head
+	// [nope | rope]) and ckv [T, Rank+RopeDim] (kv_a_proj_with_mqa's
+	// output: latent, then the shared key). It normalises the latent with
+	// KVNorm, rotates the shared key and q's rope dimensions (q in place),
+	// stores the latent and the key at positions Pos0.. of the layer's
+	// cache (ckv's latent is left normalised), and writes causal attention
+	// over the cache to dst [T, Heads·VDim].
+	MLAAttention(dst, q, ckv Buf, kv KV, s MLASpec)
+}
+
+// Featurer is a Backend that implements some Features. The engine refuses
+// a model that needs a feature its backend does not report, rather than
+// compute it another way.
+type Featurer interface {
+	Supports(f Feature) bool
+}
+
+// RingKVer is a Backend whose KV cache can hold a different number of
+// positions per layer (FeatureSlidingWindow). Position p of a layer of n
+// positions is stored at slot p mod n: a sliding-window layer needs only
+// the window plus a batch, not the whole context.
+type RingKVer interface {
+	// NewRingKV allocates seqs[l] positions for layer l, in f16 when f16
+	// is set (kvDim must then be even).
+	NewRingKV(seqs []int, kvDim int, f16 bool) (KV, error)
 }
 
 // Argmaxer is a Backend that finds the largest logit on the device, so

@@ -49,7 +49,10 @@ type (
 		name string
 	}
 	listExpr struct{ items []expr }
-	dictExpr struct{ keys, vals []expr }
+	dictExpr struct {
+		pos        pos
+		keys, vals []expr
+	}
 	attrExpr struct {
 		pos  pos
 		obj  expr

@@ -72,14 +72,14 @@ func (r *renderer) evalCall(e *callExpr, sc *scope) (any, error) {
 	}
 	switch f := fn.(type) {
 	case builtin:
-		return callBuiltin(a, string(f))
+		return r.callBuiltin(a, string(f))
 	case *macro:
 		return r.callMacro(a, f)
 	}
 	return nil, errAt(e.pos, "cannot call %s: not a function", typeName(fn))
 }
 
-func callBuiltin(a args, name string) (any, error) {
+func (r *renderer) callBuiltin(a args, name string) (any, error) {
 	switch name {
 	case "namespace", "dict":
 		d := newDict()
@@ -97,11 +97,26 @@ func callBuiltin(a args, name string) (any, error) {
 		return d, nil
 	case "raise_exception":
 		msg, _ := a.arg(0, "message")
-		return nil, errAt(a.pos, "raise_exception: %s", toString(msg))
+		s, err := toString(msg)
+		if err != nil {
+			return nil, errAt(a.pos, "raise_exception: %v", err)
+		}
+		return nil, errAt(a.pos, "raise_exception: %s", s)
 	case "strftime_now":
-		// Rendering must be deterministic; the caller should pass the date
-		// as a variable instead.
-		return nil, errAt(a.pos, "strftime_now is not supported: pass the date as a variable")
+		if r.now.IsZero() {
+			// Render is deterministic; RenderAt supplies the time.
+			return nil, errAt(a.pos, "strftime_now needs the time: render with RenderAt")
+		}
+		f, _ := a.arg(0, "format")
+		fs, ok := f.(string)
+		if !ok {
+			return nil, errAt(a.pos, "strftime_now expects a format string, got %s", typeName(f))
+		}
+		s, err := strftime(fs, r.now)
+		if err != nil {
+			return nil, errAt(a.pos, "strftime_now: %v", err)
+		}
+		return s, nil
 	case "range":
 		var b [3]int64
 		b[2] = 1
@@ -250,7 +265,9 @@ func stringMethod(a args, s, name string) (any, error) {
 		}
 		parts := make([]string, len(items))
 		for i, it := range items {
-			parts[i] = toString(it)
+			if parts[i], err = toString(it); err != nil {
+				return nil, errAt(a.pos, "join: %v", err)
+			}
 		}
 		return strings.Join(parts, s), nil
 	}

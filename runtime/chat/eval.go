@@ -37,7 +37,11 @@ func (r *renderer) eval(e expr, sc *scope) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			d.set(toString(k), v)
+			ks, err := toString(k)
+			if err != nil {
+				return nil, errAt(e.pos, "dict key: %v", err)
+			}
+			d.set(ks, v)
 		}
 		return d, nil
 	case *attrExpr:

@@ -31,7 +31,11 @@ func applyFilter(a args, name string, v any) (any, error) {
 		}
 		return v, nil
 	case "string":
-		return toString(v), nil
+		s, err := toString(v)
+		if err != nil {
+			return nil, errAt(a.pos, "string: %v", err)
+		}
+		return s, nil
 	case "tojson":
 		indent := -1
 		if n, ok := a.arg(0, "indent"); ok {
@@ -40,7 +44,9 @@ func applyFilter(a args, name string, v any) (any, error) {
 			}
 		}
 		var b strings.Builder
-		writeJSON(&b, v, indent, 0)
+		if err := writeJSON(&b, v, indent, 0); err != nil {
+			return nil, errAt(a.pos, "tojson: %v", err)
+		}
 		return b.String(), nil
 	case "int":
 		switch x := v.(type) {
@@ -149,11 +155,14 @@ func sequenceFilter(a args, name string, v any, items []any) (any, error) {
 		parts := make([]string, len(items))
 		for i, it := range items {
 			if hasAttr {
-				it = getAttr(it, toString(attr))
+				it = getAttr(it, plain(attr))
 			}
-			parts[i] = toString(it)
+			var err error
+			if parts[i], err = toString(it); err != nil {
+				return nil, errAt(a.pos, "join: %v", err)
+			}
 		}
-		return strings.Join(parts, toString(sep)), nil
+		return strings.Join(parts, plain(sep)), nil
 	case "map":
 		attr, ok := a.kw.get("attribute")
 		if !ok {
@@ -161,7 +170,7 @@ func sequenceFilter(a args, name string, v any, items []any) (any, error) {
 		}
 		out := make([]any, len(items))
 		for i, it := range items {
-			out[i] = getAttr(it, toString(attr))
+			out[i] = getAttr(it, plain(attr))
 			if _, undef := out[i].(undefined); undef {
 				if d, ok := a.kw.get("default"); ok {
 					out[i] = d
@@ -173,11 +182,11 @@ func sequenceFilter(a args, name string, v any, items []any) (any, error) {
 		attr, _ := a.arg(0, "attribute")
 		test := "truthy"
 		if t, ok := a.positional, len(a.positional) > 1; ok {
-			test = toString(t[1])
+			test = plain(t[1])
 		}
 		var out []any
 		for _, it := range items {
-			val := getAttr(it, toString(attr))
+			val := getAttr(it, plain(attr))
 			ok := truthy(val)
 			if test != "truthy" {
 				var err error
@@ -214,5 +223,17 @@ func capitalize(s string) string {
 	for i, r := range s {
 		return string(unicode.ToUpper(r)) + strings.ToLower(s[i+len(string(r)):])
 	}
+	return s
+}
+
+// plain is the string form of a value used as an attribute or test name or
+// a separator. A list or dict is never a name: it gives "" rather than
+// being printed.
+func plain(v any) string {
+	switch v.(type) {
+	case []any, *dict:
+		return ""
+	}
+	s, _ := toString(v) // a scalar cannot fail
 	return s
 }

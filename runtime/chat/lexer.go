@@ -36,6 +36,12 @@ type lexer struct {
 	off    int
 	toks   []token
 	lineAt []int // offsets of line starts, for positions
+	// last is the offset and position posOf found last: tokens come in
+	// order, so counting columns on from it keeps a long line linear
+	// (counting from the line's start each time made a 1 MB one-line
+	// template quadratic).
+	lastOff int
+	last    pos
 }
 
 func (l *lexer) posOf(off int) pos {
@@ -48,7 +54,13 @@ func (l *lexer) posOf(off int) pos {
 			hi = mid
 		}
 	}
-	return pos{line: lo + 1, col: utf8.RuneCountInString(l.src[l.lineAt[lo]:off]) + 1}
+	if l.last.line == lo+1 && l.lastOff <= off {
+		l.last.col += utf8.RuneCountInString(l.src[l.lastOff:off])
+	} else {
+		l.last = pos{line: lo + 1, col: utf8.RuneCountInString(l.src[l.lineAt[lo]:off]) + 1}
+	}
+	l.lastOff = off
+	return l.last
 }
 
 func lex(src string) ([]token, error) {

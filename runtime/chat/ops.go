@@ -58,10 +58,9 @@ func (e opError) Error() string { return string(e) }
 
 func binary(op string, l, r any) (any, error) {
 	switch op {
-	case "==":
-		return equal(l, r), nil
-	case "!=":
-		return !equal(l, r), nil
+	case "==", "!=":
+		eq, err := equal(l, r)
+		return eq == (op == "=="), err
 	case "in", "not in":
 		in, err := contains(r, l)
 		if err != nil {
@@ -69,7 +68,18 @@ func binary(op string, l, r any) (any, error) {
 		}
 		return in == (op == "in"), nil
 	case "~":
-		return toString(l) + toString(r), nil
+		ls, err := toString(l)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := toString(r)
+		if err != nil {
+			return nil, err
+		}
+		if len(ls)+len(rs) > maxOutput {
+			return nil, errValueSize
+		}
+		return ls + rs, nil
 	case "<", ">", "<=", ">=":
 		c, ok := compare(l, r)
 		if !ok {
@@ -81,13 +91,13 @@ func binary(op string, l, r any) (any, error) {
 		if ls, ok := l.(string); ok {
 			switch r.(type) {
 			case string, int64, float64, bool:
-				return ls + toString(r), nil
+				return ls + plain(r), nil
 			}
 		}
 		if rs, ok := r.(string); ok {
 			switch l.(type) {
 			case int64, float64, bool:
-				return toString(l) + rs, nil
+				return plain(l) + rs, nil
 			}
 		}
 		if ll, ok := l.([]any); ok {
@@ -199,8 +209,8 @@ func contains(container, item any) (bool, error) {
 		return strings.Contains(c, s), nil
 	case []any:
 		for _, e := range c {
-			if equal(e, item) {
-				return true, nil
+			if eq, err := equal(e, item); eq || err != nil {
+				return eq, err
 			}
 		}
 		return false, nil

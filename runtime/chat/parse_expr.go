@@ -27,6 +27,10 @@ func (p *parser) parseTuple() (expr, error) {
 }
 
 func (p *parser) parseExpr() (expr, error) {
+	defer p.unnest()
+	if err := p.nest(); err != nil {
+		return nil, err
+	}
 	yes, err := p.parseOr()
 	if err != nil {
 		return nil, err
@@ -84,6 +88,10 @@ func (p *parser) parseAnd() (expr, error) { return p.binaryLevel(p.parseNot, opI
 
 func (p *parser) parseNot() (expr, error) {
 	if p.isName("not") {
+		defer p.unnest()
+		if err := p.nest(); err != nil {
+			return nil, err
+		}
 		t := p.next()
 		x, err := p.parseNot()
 		if err != nil {
@@ -138,6 +146,10 @@ func (p *parser) parsePow() (expr, error) {
 
 func (p *parser) parseUnary(withFilter bool) (expr, error) {
 	if p.isOp("-") || p.isOp("+") {
+		defer p.unnest()
+		if err := p.nest(); err != nil {
+			return nil, err
+		}
 		t := p.next()
 		x, err := p.parseUnary(false)
 		if err != nil {
@@ -233,7 +245,7 @@ func (p *parser) parseList(closer string) ([]expr, error) {
 }
 
 func (p *parser) parseDict() (expr, error) {
-	d := &dictExpr{}
+	d := &dictExpr{pos: p.peek().pos}
 	for !p.isOp("}") {
 		k, err := p.parseExpr()
 		if err != nil {

@@ -3,9 +3,23 @@ package chat
 import "fmt"
 
 type parser struct {
-	toks []token
-	i    int
+	toks  []token
+	i     int
+	depth int // expressions and blocks open, bounded by maxNesting
 }
+
+// nest enters one more level of expression or block; the recursive
+// descent would otherwise overflow the stack on "((((...". Pair it with
+// unnest.
+func (p *parser) nest() error {
+	p.depth++
+	if p.depth > maxNesting {
+		return errAt(p.peek().pos, "expressions or blocks nested deeper than %d", maxNesting)
+	}
+	return nil
+}
+
+func (p *parser) unnest() { p.depth-- }
 
 func (p *parser) peek() token { return p.toks[p.i] }
 func (p *parser) next() token {
@@ -103,6 +117,10 @@ func (p *parser) parseBody(stops ...string) ([]node, string, error) {
 
 // parseBlock parses a body that must be closed by one of stops.
 func (p *parser) parseBlock(open token, stops ...string) ([]node, string, error) {
+	defer p.unnest()
+	if err := p.nest(); err != nil {
+		return nil, "", err
+	}
 	body, stop, err := p.parseBody(stops...)
 	if err != nil {
 		return nil, "", err

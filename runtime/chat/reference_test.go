@@ -142,6 +142,10 @@ var conversations = map[string][]Message{
 		{"user", "Again"}, {"assistant", "<think>\nhmm\n</think>\n\nDone."},
 	},
 	"tool_like": {{"user", "<tool_response>x</tool_response>"}, {"user", "real question"}},
+	// harmony: a developer message, and an assistant reply that carries
+	// channel tags (gpt-oss's template refuses it).
+	"developer":    {{"developer", "Answer in French."}, {"user", "Hi"}, {"assistant", "Bonjour"}, {"user", "Bye"}},
+	"channel_tags": {{"user", "Hi"}, {"assistant", "<|channel|>final<|message|>Hello"}, {"user", "Bye"}},
 }
 
 func TestReferenceHFJinja(t *testing.T) {
@@ -149,7 +153,14 @@ func TestReferenceHFJinja(t *testing.T) {
 		t.Skip("needs node")
 	}
 	dir := jsrefDir(t)
+	gptOss, err := os.ReadFile(filepath.Join("testdata", "gpt-oss.jinja"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	templates := append(realTemplates(t, dir),
+		// openai/gpt-oss-20b's chat_template.jinja (the harmony format);
+		// the @lenml package's tokenizer_config.json has none.
+		refTemplate{"gpt-oss", string(gptOss), "<|startoftext|>", "<|return|>"},
 		refTemplate{"chatml", chatML, nil, nil},
 		refTemplate{"mistral", mistral, "<s>", "</s>"},
 		refTemplate{"constructs", constructs, "<s>", "</s>"})
@@ -199,7 +210,8 @@ func TestReferenceHFJinja(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			got, err := tp.Render(j.msgs, j.vars)
+			// Both render strftime_now with today's date (gpt-oss prints it).
+			got, err := tp.RenderAt(j.msgs, j.vars, time.Now())
 			want := res[i]
 			if want.Output == nil {
 				if err == nil {
@@ -227,7 +239,7 @@ var extraVars = map[string]map[string]any{
 		"function": map[string]any{
 			"name": "get_weather", "description": "Weather for a \"city\" — today",
 			"parameters": map[string]any{"type": "object", "required": []any{"city"},
-				"properties": map[string]any{"city": map[string]any{"type": "string"}}},
+				"properties": map[string]any{"city": map[string]any{"type": "string", "description": "City name"}}},
 		},
 	}}},
 }

@@ -41,7 +41,11 @@ func (r *renderer) execNode(n node, sc *scope) error {
 		if err != nil {
 			return err
 		}
-		return r.write(n.pos, toString(v))
+		s, err := toString(v)
+		if err != nil {
+			return errAt(n.pos, "%v", err)
+		}
+		return r.write(n.pos, s)
 	case *ifNode:
 		for i, c := range n.conds {
 			v, err := r.eval(c, sc)

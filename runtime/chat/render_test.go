@@ -3,6 +3,7 @@ package chat
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func render(t *testing.T, src string, msgs []Message, vars map[string]any) (string, error) {
@@ -87,7 +88,7 @@ func TestErrors(t *testing.T) {
 		{"stray endif", "{% endif %}", "unknown or unsupported statement \"endif\""},
 		{"unterminated string", "{{ 'abc }}", "unterminated string literal"},
 		{"set attr on non-namespace", "{% set x = 1 %}{% set x.a = 2 %}", "only namespace() objects"},
-		{"strftime_now", "{{ strftime_now('%Y') }}", "strftime_now is not supported"},
+		{"strftime_now", "{{ strftime_now('%Y') }}", "strftime_now needs the time"},
 		{"call non-function", "{{ x() }}", "cannot call undefined"},
 		{"undefined arithmetic", "{{ 'a' + x }}", "unsupported operand types"},
 		{"output cap", "{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}", "exceeds"},
@@ -101,5 +102,29 @@ func TestErrors(t *testing.T) {
 				t.Fatalf("got error %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestStrftimeNow(t *testing.T) {
+	tpl, err := Parse(`{{ strftime_now("%Y-%m-%d") }}|{{ strftime_now("%d %b %Y") }}|{{ strftime_now("%A %B %j %I%p %H:%M:%S %y %%") }}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 5, 14, 7, 9, 0, time.UTC)
+	got, err := tpl.RenderAt(nil, nil, now)
+	if want := "2026-03-05|05 Mar 2026|Thursday March 064 02PM 14:07:09 26 %"; err != nil || got != want {
+		t.Errorf("RenderAt = %q, %v; want %q", got, err, want)
+	}
+	if _, err := tpl.Render(nil, nil); err == nil || !strings.Contains(err.Error(), "RenderAt") {
+		t.Errorf("Render with strftime_now: %v, want an error naming RenderAt", err)
+	}
+	for _, bad := range []string{`{{ strftime_now("%Q") }}`, `{{ strftime_now("%") }}`, `{{ strftime_now(3) }}`} {
+		tp, err := Parse(bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tp.RenderAt(nil, nil, now); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
 	}
 }

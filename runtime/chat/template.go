@@ -3,6 +3,7 @@ package chat
 import (
 	"bytes"
 	"errors"
+	"time"
 )
 
 // Message is one chat turn.
@@ -20,6 +21,8 @@ const (
 	maxOutput     = 32 << 20 // bytes of rendered output, and of any one value
 	maxIterations = 1 << 20  // loop iterations over one render
 	maxCallDepth  = 64       // nested macro calls
+	maxValueDepth = 128      // nesting of a value printed, serialised or compared
+	maxNesting    = 100      // nesting of expressions and blocks in the source
 )
 
 // Parse parses a Jinja chat template.
@@ -42,8 +45,17 @@ func Parse(src string) (*Template, error) {
 // Render applies the template to messages. vars supplies the other
 // variables templates read: add_generation_prompt (bool), bos_token and
 // eos_token (strings), and any others such as tools or enable_thinking.
+// strftime_now is refused, so that the output depends on the arguments
+// alone; RenderAt answers it.
 func (t *Template) Render(messages []Message, vars map[string]any) (string, error) {
-	r := &renderer{}
+	return t.RenderAt(messages, vars, time.Time{})
+}
+
+// RenderAt is Render with strftime_now(format) formatting now, as
+// transformers' apply_chat_template formats the current time (gpt-oss's
+// and Llama 3.1's templates print the date). A zero now refuses it.
+func (t *Template) RenderAt(messages []Message, vars map[string]any, now time.Time) (string, error) {
+	r := &renderer{now: now}
 	root := newScope(nil)
 	for k, v := range vars {
 		root.vars[k] = fromGo(v)
@@ -60,6 +72,7 @@ func (t *Template) Render(messages []Message, vars map[string]any) (string, erro
 }
 
 type renderer struct {
+	now        time.Time // strftime_now's time; zero: refused
 	out        bytes.Buffer
 	iterations int
 	depth      int

@@ -77,10 +77,12 @@ func runTest(p pos, name string, v any, args []any) (bool, error) {
 	case "odd", "even":
 		n, ok := v.(int64)
 		return ok && (n%2 != 0) == (name == "odd"), nil
-	case "eq", "equalto", "==", "sameas":
-		return equal(v, arg()), nil
-	case "ne", "!=":
-		return !equal(v, arg()), nil
+	case "eq", "equalto", "==", "sameas", "ne", "!=":
+		eq, err := equal(v, arg())
+		if err != nil {
+			return false, errAt(p, "%v", err)
+		}
+		return eq == (name != "ne" && name != "!="), nil
 	case "in":
 		return contains(arg(), v)
 	case "lower", "upper":

@@ -145,28 +145,38 @@ func typeName(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-// toString renders a value for output, matching @huggingface/jinja.
-func toString(v any) string {
+// toString renders a value for output, matching @huggingface/jinja. Only
+// a list or dict can fail: nested past maxValueDepth (a namespace holding
+// itself has no end) or longer than maxOutput.
+func toString(v any) (string, error) {
 	switch x := v.(type) {
 	case nil, undefined:
-		return ""
+		return "", nil
 	case string:
-		return x
+		return x, nil
 	case bool:
-		return strconv.FormatBool(x)
+		return strconv.FormatBool(x), nil
 	case int64:
-		return strconv.FormatInt(x, 10)
+		return strconv.FormatInt(x, 10), nil
 	case float64:
-		return formatFloat(x)
+		return formatFloat(x), nil
 	case []any, *dict:
 		var b strings.Builder
-		writeJSON(&b, v, -1, 0)
-		return b.String()
+		if err := writeJSON(&b, v, -1, 0); err != nil {
+			return "", err
+		}
+		return b.String(), nil
 	case *macro:
-		return "<macro " + x.node.name + ">"
+		return "<macro " + x.node.name + ">", nil
 	}
-	return fmt.Sprint(v)
+	return fmt.Sprint(v), nil
 }
+
+// Errors of values too deep or too large to print or compare.
+var (
+	errValueDepth = opError(fmt.Sprintf("value nested deeper than %d levels (does it contain itself?)", maxValueDepth))
+	errValueSize  = opError(fmt.Sprintf("value exceeds %d bytes", maxOutput))
+)
 
 // formatFloat prints like Python's repr: integral floats keep ".0".
 func formatFloat(f float64) string {
@@ -186,11 +196,18 @@ func formatFloat(f float64) string {
 
 // writeJSON writes v as Python's json.dumps(ensure_ascii=False) would:
 // ", " and ": " separators, or newlines and indent when indent >= 0.
-func writeJSON(b *strings.Builder, v any, indent, depth int) {
+// It stops with an error past maxValueDepth levels or maxOutput bytes.
+func writeJSON(b *strings.Builder, v any, indent, depth int) error {
+	if depth > maxValueDepth {
+		return errValueDepth
+	}
+	if b.Len() > maxOutput {
+		return errValueSize
+	}
 	nl := func(d int) {
 		if indent >= 0 {
 			b.WriteByte('\n')
-			b.WriteString(strings.Repeat(" ", indent*d))
+			b.WriteString(strings.Repeat(" ", min(indent*d, maxOutput-b.Len()+1)))
 		}
 	}
 	sep := ", "
@@ -205,7 +222,7 @@ func writeJSON(b *strings.Builder, v any, indent, depth int) {
 	case []any:
 		if len(x) == 0 {
 			b.WriteString("[]")
-			return
+			return nil
 		}
 		b.WriteByte('[')
 		for i, e := range x {
@@ -213,14 +230,16 @@ func writeJSON(b *strings.Builder, v any, indent, depth int) {
 				b.WriteString(sep)
 			}
 			nl(depth + 1)
-			writeJSON(b, e, indent, depth+1)
+			if err := writeJSON(b, e, indent, depth+1); err != nil {
+				return err
+			}
 		}
 		nl(depth)
 		b.WriteByte(']')
 	case *dict:
 		if len(x.keys) == 0 {
 			b.WriteString("{}")
-			return
+			return nil
 		}
 		b.WriteByte('{')
 		for i, k := range x.keys {
@@ -230,13 +249,20 @@ func writeJSON(b *strings.Builder, v any, indent, depth int) {
 			nl(depth + 1)
 			writeJSONString(b, k)
 			b.WriteString(": ")
-			writeJSON(b, x.vals[k], indent, depth+1)
+			if err := writeJSON(b, x.vals[k], indent, depth+1); err != nil {
+				return err
+			}
 		}
 		nl(depth)
 		b.WriteByte('}')
 	default:
-		b.WriteString(toString(v))
+		s, err := toString(v) // a scalar: cannot fail
+		if err != nil {
+			return err
+		}
+		b.WriteString(s)
 	}
+	return nil
 }
 
 func writeJSONString(b *strings.Builder, s string) {
@@ -268,51 +294,61 @@ func writeJSONString(b *strings.Builder, s string) {
 	b.WriteByte('"')
 }
 
-func equal(a, b any) bool {
+// equal compares values as Jinja's ==. Lists and dicts compare element by
+// element, to at most maxValueDepth levels.
+func equal(a, b any) (bool, error) { return equalAt(a, b, 0) }
+
+func equalAt(a, b any, depth int) (bool, error) {
+	if depth > maxValueDepth {
+		return false, errValueDepth
+	}
 	switch x := a.(type) {
 	case int64:
 		switch y := b.(type) {
 		case int64:
-			return x == y
+			return x == y, nil
 		case float64:
-			return float64(x) == y
+			return float64(x) == y, nil
 		}
 	case float64:
 		switch y := b.(type) {
 		case int64:
-			return x == float64(y)
+			return x == float64(y), nil
 		case float64:
-			return x == y
+			return x == y, nil
 		}
 	case []any:
 		y, ok := b.([]any)
 		if !ok || len(x) != len(y) {
-			return false
+			return false, nil
 		}
 		for i := range x {
-			if !equal(x[i], y[i]) {
-				return false
+			if eq, err := equalAt(x[i], y[i], depth+1); !eq || err != nil {
+				return false, err
 			}
 		}
-		return true
+		return true, nil
 	case *dict:
 		y, ok := b.(*dict)
 		if !ok || len(x.keys) != len(y.keys) {
-			return false
+			return false, nil
 		}
 		for _, k := range x.keys {
 			yv, ok := y.vals[k]
-			if !ok || !equal(x.vals[k], yv) {
-				return false
+			if !ok {
+				return false, nil
+			}
+			if eq, err := equalAt(x.vals[k], yv, depth+1); !eq || err != nil {
+				return false, err
 			}
 		}
-		return true
+		return true, nil
 	case *macro:
-		return a == b
+		return a == b, nil
 	}
 	switch b.(type) {
 	case []any, *dict, *macro:
-		return false
+		return false, nil
 	}
-	return a == b
+	return a == b, nil
 }

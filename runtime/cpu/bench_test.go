@@ -1,30 +1,92 @@
 package cpu
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/moderuntime/mode/internal/cputime"
+	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/tensor"
 )
 
-// BenchmarkMatVec multiplies a 4096×4096 weight in each format by one
-// token, the shape of decoding; the throughput is of the weight's stored
-// bytes, which bound decoding speed once the kernel keeps up with memory.
+// BenchmarkMatVec multiplies a weight in each format by one token, the
+// shape of decoding, on the exact and the fast path; the throughput is of
+// the weight's stored bytes, which bound decoding speed once the kernel
+// keeps up with memory. act8 is the fast path with 8-bit activations
+// (NewAct8), for q8_0 and q4_0 decode. The shapes are the Mixtral-shaped synthetic
+// model's down projection (512 outputs of 1408) and a 1024×512 matrix.
 func BenchmarkMatVec(b *testing.B) {
-	const n = 4096
+	benchMul(b, 1)
+}
+
+// BenchmarkMatMul is BenchmarkMatVec for a 64-token prefill batch.
+func BenchmarkMatMul(b *testing.B) {
+	benchMul(b, 64)
+}
+
+func benchMul(b *testing.B, tokens int) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, d := range formats {
-		b.Run(d.String(), func(b *testing.B) {
-			q, _ := quantized(b, r, d, n, n)
-			be := New(Options{})
-			w, err := be.Upload(q)
-			if err != nil {
-				b.Fatal(err)
+	for _, shape := range [][2]int{{512, 1408}, {1024, 512}} {
+		out, in := shape[0], shape[1]
+		for _, d := range formats {
+			if !tensor.CanQuantize(d, in) {
+				continue // q4_k's 256-element super-blocks do not divide 1408
 			}
-			x, _ := be.NewBuf(1, n)
-			copy(x.(*buf).f, randomF32(r, n, 1))
-			dst, _ := be.NewBuf(1, n)
-			b.SetBytes(w.Bytes())
+			q, _ := quantized(b, r, d, out, in)
+			x := randomF32(r, tokens*in, 1)
+			for _, path := range []string{"exact", "fast", "act8"} {
+				if path == "act8" && (tokens > 1 || d != tensor.Q8_0 && d != tensor.Q4_0) {
+					continue // 8-bit activations are for decode's q8_0 and q4_0
+				}
+				b.Run(fmt.Sprintf("%dx%d/%v/%s", out, in, d, path), func(b *testing.B) {
+					be := New(Options{Exact: path == "exact"})
+					if path == "act8" {
+						be = NewAct8(Options{})
+					}
+					defer be.Close()
+					w, err := be.Upload(q)
+					if err != nil {
+						b.Fatal(err)
+					}
+					xb, _ := be.NewBuf(tokens, in)
+					copy(xb.(*buf).f, x)
+					dst, _ := be.NewBuf(tokens, out)
+					b.SetBytes(w.Bytes())
+					b.ReportAllocs()
+					c0 := cputime.Now()
+					for b.Loop() {
+						be.MatMul(dst, xb, w, nil)
+					}
+					b.ReportMetric(float64(cputime.Now()-c0)/float64(b.N), "cpu-ns/op")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkAttention is one decode step's attention at position 1000 with
+// Mixtral-shaped heads (8 query heads, 2 KV heads, head dim 64), on the
+// exact and the fast path.
+func BenchmarkAttention(b *testing.B) {
+	const heads, kvHeads, hd, pos = 8, 2, 64, 1000
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, exact := range []bool{true, false} {
+		b.Run(fmt.Sprintf("exact=%v", exact), func(b *testing.B) {
+			be := New(Options{Exact: exact})
+			defer be.Close()
+			c, _ := be.NewKV(1, pos+1, kvHeads*hd)
+			for l, f := range [][]float32{c.(*kv).k[0], c.(*kv).v[0]} {
+				copy(f, randomF32(r, len(f), float64(l+1)))
+			}
+			q, _ := be.NewBuf(1, heads*hd)
+			k, _ := be.NewBuf(1, kvHeads*hd)
+			v, _ := be.NewBuf(1, kvHeads*hd)
+			out, _ := be.NewBuf(1, heads*hd)
+			copy(q.(*buf).f, randomF32(r, heads*hd, 1))
+			b.ReportAllocs()
 			for b.Loop() {
-				be.MatMul(dst, x, w, nil)
+				be.Attention(out, q, k, v, c, backend.AttnSpec{Heads: heads, KVHeads: kvHeads, HeadDim: hd, Pos0: pos})
 			}
 		})
 	}

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
+	"slices"
+	"unsafe"
 
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/routing"
@@ -13,9 +14,37 @@ import (
 )
 
 // Backend is the CPU implementation of backend.Backend.
+//
+// A Backend runs one op at a time (the engine calls it from one goroutine):
+// the worker pool and the scratch memory the ops reuse are its own.
 type Backend struct {
-	threads int
-	naive   bool
+	threads    int
+	naive      bool
+	exact      bool
+	generalMoE bool // tests: the fast path's MoE one expert at a time, without moeFast
+
+	pool    *pool     // nil with one thread
+	scratch []scratch // per worker of the pool
+	xq      tensor.Q16Rows
+	xq8     tensor.Q8Rows // decode's activations in 8 bits, with act8
+	act8    bool          // 8-bit activations for decode (tests only: see NewAct8)
+	mul     mulTask
+	quant   quantTask
+	attn    attnTask
+	rope    []float32 // cos then sin, for RoPE
+	moe     moeScratch
+
+	routeScratch []float32
+	mlaKV        []float32    // MLAAttention's expanded k_nope and v
+	freeRoutes   []*cpuRoutes // consumed by MoE, for Route to reuse
+}
+
+// scratch is one worker's memory, kept between ops so that steady-state
+// decoding allocates nothing.
+type scratch struct {
+	row []float32 // one decoded f16 weight row
+	att []float32 // one head's attention scores
+	kv  []float32 // one f16 cache row decoded
 }
 
 // Options configures a Backend.
@@ -23,12 +52,22 @@ type Options struct {
 	// Threads is the number of goroutines a large op is split across;
 	// 0 means GOMAXPROCS.
 	Threads int
+	// Exact computes every product in run.c's order, with each product
+	// and sum rounded to float32 in turn, so that greedy output equals
+	// llama2.c's bit for bit. Without it, matrix products of quantised
+	// weights quantise the activations to 16 bits and multiply in
+	// integers, and f32 dot products are reassociated for SIMD: faster,
+	// within the error bounds RATIONALE.md derives ("Exact and fast CPU
+	// paths").
+	Exact bool
 	// Naive computes matrix products with the plain one-row-at-a-time loop
-	// on one goroutine: the baseline benchmarks compare against.
+	// on one goroutine: the baseline benchmarks compare against. It
+	// implies Exact.
 	Naive bool
 }
 
-// New returns a CPU backend.
+// New returns a CPU backend. Its worker goroutines stop at Close, or when
+// the Backend is garbage collected.
 func New(o Options) *Backend {
 	t := o.Threads
 	if t <= 0 {
@@ -37,7 +76,13 @@ func New(o Options) *Backend {
 	if o.Naive {
 		t = 1
 	}
-	return &Backend{threads: t, naive: o.Naive}
+	b := &Backend{threads: t, naive: o.Naive, exact: o.Exact || o.Naive, scratch: make([]scratch, t)}
+	b.mul.b, b.attn.b = b, b
+	if t > 1 {
+		b.pool = newPool(t)
+		runtime.AddCleanup(b, (*pool).stop, b.pool)
+	}
+	return b
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -71,6 +116,8 @@ func (w *weight) Bytes() int64 {
 type buf struct {
 	rows, cols int
 	f          []float32
+	off        int    // of a view: its first row in the parent
+	views      []*buf // views of this buf handed out, reused by View
 }
 
 func (x *buf) Rows() int           { return x.rows }
@@ -79,6 +126,7 @@ func (x *buf) row(i int) []float32 { return x.f[i*x.cols : (i+1)*x.cols] }
 
 type kv struct {
 	seq, dim int
+	lens     []int       // positions each layer holds: seq, or a sliding window's ring
 	k, v     [][]float32 // per layer, seq*dim; nil in an f16 cache
 	k16, v16 [][]uint16  // per layer, seq*dim f16 bits; nil in an f32 cache
 }
@@ -127,20 +175,39 @@ func (c *kv) Len() int { return c.seq }
 // Upload copies t into a weight: f16, q8_0, q4_0 and q4_k matrices keep
 // their format, everything else becomes float32 (see weight).
 func (b *Backend) Upload(t *tensor.Tensor) (backend.Weight, error) {
+	return b.upload(t, false)
+}
+
+// Adopt is Upload without the copy (backend.Adopter): matrices in f16 or a
+// block format, and f32 data aligned for float32, become weights in place.
+// Other formats (bf16, vectors of f16) are converted, as Upload does.
+func (b *Backend) Adopt(t *tensor.Tensor) (backend.Weight, error) {
+	return b.upload(t, true)
+}
+
+func (b *Backend) upload(t *tensor.Tensor, adopt bool) (backend.Weight, error) {
 	if err := t.Check(); err != nil {
 		return nil, fmt.Errorf("cpu: upload: %w", err)
 	}
 	w := &weight{shape: append([]int(nil), t.Shape...), rows: t.Rows(), cols: t.Cols()}
 	switch t.DType {
-	case tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K:
+	case tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.MXFP4:
 		if w.rows > 1 {
 			own := *t
-			own.Data = bytes.Clone(t.Data) // the caller may reuse t's memory
+			if !adopt {
+				own.Data = bytes.Clone(t.Data) // the caller may reuse t's memory
+			}
 			m, err := tensor.NewMatrix(&own)
 			if err != nil {
 				return nil, fmt.Errorf("cpu: upload: %w", err)
 			}
 			w.m = m
+			return w, nil
+		}
+	}
+	if adopt && t.DType == tensor.F32 {
+		if f, ok := f32View(t.Data, t.Elems()); ok {
+			w.f = f
 			return w, nil
 		}
 	}
@@ -150,6 +217,17 @@ func (b *Backend) Upload(t *tensor.Tensor) (backend.Weight, error) {
 	}
 	w.f = f
 	return w, nil
+}
+
+// f32View is n little-endian float32 values of data as a []float32 that
+// shares its memory, when data is aligned for float32 and long enough.
+// Every platform the runtime builds for (amd64, arm64, wasm) is little-
+// endian, as the pack format is.
+func f32View(data []byte, n int) ([]float32, bool) {
+	if n == 0 || len(data) < 4*n || uintptr(unsafe.Pointer(&data[0]))%4 != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&data[0])), n), true
 }
 
 func (b *Backend) Free(w backend.Weight) {
@@ -165,28 +243,59 @@ func (b *Backend) NewBuf(rows, cols int) (backend.Buf, error) {
 	return &buf{rows: rows, cols: cols, f: make([]float32, rows*cols)}, nil
 }
 
+// View returns the same view for the same rows of a buf, so that the
+// engine's views in every step allocate nothing once made.
 func (b *Backend) View(x backend.Buf, row0, n int) backend.Buf {
 	p := x.(*buf)
-	return &buf{rows: n, cols: p.cols, f: p.f[row0*p.cols : (row0+n)*p.cols]}
+	for _, v := range p.views {
+		if v.off == row0 && v.rows == n {
+			return v
+		}
+	}
+	v := &buf{rows: n, cols: p.cols, f: p.f[row0*p.cols : (row0+n)*p.cols], off: row0}
+	if len(p.views) < 8 { // the engine uses a few views per buf; don't grow without end
+		p.views = append(p.views, v)
+	}
+	return v
 }
 
 func (b *Backend) NewKV(layers, maxSeq, kvDim int) (backend.KV, error) {
-	c := &kv{seq: maxSeq, dim: kvDim}
-	for range layers {
-		c.k = append(c.k, make([]float32, maxSeq*kvDim))
-		c.v = append(c.v, make([]float32, maxSeq*kvDim))
-	}
-	return c, nil
+	return b.NewRingKV(slices.Repeat([]int{maxSeq}, layers), kvDim, false)
 }
 
 // NewKVF16 allocates a cache that holds k and v as f16 (backend.KVFormatter).
 func (b *Backend) NewKVF16(layers, maxSeq, kvDim int) (backend.KV, error) {
-	c := &kv{seq: maxSeq, dim: kvDim}
-	for range layers {
-		c.k16 = append(c.k16, make([]uint16, maxSeq*kvDim))
-		c.v16 = append(c.v16, make([]uint16, maxSeq*kvDim))
+	return b.NewRingKV(slices.Repeat([]int{maxSeq}, layers), kvDim, true)
+}
+
+// NewRingKV allocates seqs[l] positions for layer l (backend.RingKVer):
+// Attention stores position p at slot p mod seqs[l].
+func (b *Backend) NewRingKV(seqs []int, kvDim int, f16 bool) (backend.KV, error) {
+	c := &kv{dim: kvDim, lens: slices.Clone(seqs)}
+	for _, n := range seqs {
+		if n <= 0 {
+			return nil, fmt.Errorf("cpu: KV cache of %d positions", n)
+		}
+		c.seq = max(c.seq, n)
+		if f16 {
+			c.k16 = append(c.k16, make([]uint16, n*kvDim))
+			c.v16 = append(c.v16, make([]uint16, n*kvDim))
+		} else {
+			c.k = append(c.k, make([]float32, n*kvDim))
+			c.v = append(c.v, make([]float32, n*kvDim))
+		}
 	}
 	return c, nil
+}
+
+// Supports reports the optional features the CPU implements.
+func (b *Backend) Supports(f backend.Feature) bool {
+	switch f {
+	case backend.FeatureSinks, backend.FeatureSlidingWindow, backend.FeatureExpertBias, backend.FeatureClampedSwiGLU, backend.FeatureMXFP4,
+		backend.FeatureMLA, backend.FeatureGroupRouting:
+		return true
+	}
+	return false
 }
 
 func (b *Backend) Embed(dst backend.Buf, table backend.Weight, ids []int) {
@@ -245,19 +354,25 @@ func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 func (b *Backend) RoPE(x backend.Buf, headDim, pos0 int, r *backend.Rope) {
 	s := x.(*buf)
 	half := headDim / 2
-	cos := make([]float32, half)
-	sin := make([]float32, half)
+	b.rope = grow(b.rope, 2*half)
+	cos, sin := b.rope[:half], b.rope[half:]
 	for t := 0; t < s.rows; t++ {
-		pos := float32(pos0 + t)
-		for i, f := range r.InvFreq {
-			a := float64(pos * f)
-			cos[i] = float32(math.Cos(a)) * r.AttnFactor
-			sin[i] = float32(math.Sin(a)) * r.AttnFactor
-		}
+		ropeAngles(cos, sin, pos0+t, r)
 		row := s.row(t)
 		for h := 0; h+headDim <= len(row); h += headDim {
 			rope(row[h:h+headDim], cos, sin, r.Interleaved)
 		}
+	}
+}
+
+// ropeAngles fills cos and sin for position pos, scaled by the attention
+// factor.
+func ropeAngles(cos, sin []float32, pos int, r *backend.Rope) {
+	p := float32(pos)
+	for i, f := range r.InvFreq {
+		a := float64(p * f)
+		cos[i] = float32(math.Cos(a)) * r.AttnFactor
+		sin[i] = float32(math.Sin(a)) * r.AttnFactor
 	}
 }
 
@@ -277,43 +392,102 @@ func rope(v, cos, sin []float32, interleaved bool) {
 func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backend.AttnSpec) {
 	out, qb, kb, vb, c := dst.(*buf), q.(*buf), k.(*buf), v.(*buf), cache.(*kv)
 	kvDim := s.KVHeads * s.HeadDim
+	ring := c.lens[s.Layer]
 	for t := 0; t < kb.rows; t++ {
-		p := s.Pos0 + t
+		p := (s.Pos0 + t) % ring
 		c.store(s.Layer, false, p*kvDim, kb.row(t)[:kvDim])
 		c.store(s.Layer, true, p*kvDim, vb.row(t)[:kvDim])
 	}
+	var sinks []float32
+	if s.Sinks != nil {
+		sinks = s.Sinks.(*weight).f
+	}
 	group := s.Heads / s.KVHeads
-	scale := float32(math.Sqrt(float64(s.HeadDim)))
+	scale := s.ScoreDivisor()
 	n := qb.rows * s.Heads
 	work := n * (s.Pos0 + qb.rows) * s.HeadDim
+	if s.Window > 0 {
+		work = n * min(s.Window, s.Pos0+qb.rows) * s.HeadDim
+	}
+	if !b.exact {
+		j := &b.attn
+		j.out, j.q, j.c, j.s, j.kvDim, j.group, j.scale, j.sinks = out, qb, c, s, kvDim, group, scale, sinks
+		b.split(n, work, 1, j)
+		j.out, j.q, j.c, j.sinks = nil, nil, nil, nil
+		return
+	}
 	b.parallel(n, work, func(lo, hi int) {
 		att := make([]float32, s.Pos0+qb.rows)
 		tmp := make([]float32, s.HeadDim) // an f16 cache row decoded
 		for j := lo; j < hi; j++ {
 			t, h := j/s.Heads, j%s.Heads
 			p := s.Pos0 + t
+			first := window(p, s.Window)
 			qh := qb.row(t)[h*s.HeadDim : (h+1)*s.HeadDim]
 			koff := (h / group) * s.HeadDim
-			sc := att[:p+1]
+			sc := att[:p-first+1]
 			for i := range sc {
-				kt := c.row(s.Layer, false, i*kvDim+koff, s.HeadDim, tmp)
+				kt := c.row(s.Layer, false, ((first+i)%ring)*kvDim+koff, s.HeadDim, tmp)
 				var d float32
 				for x := range qh {
 					d += float32(qh[x] * kt[x])
 				}
 				sc[i] = d / scale
 			}
-			routing.Softmax(sc, sc)
+			softmaxSink(sc, sinks, h)
 			o := out.row(t)[h*s.HeadDim : (h+1)*s.HeadDim]
 			clear(o)
 			for i, a := range sc {
-				vt := c.row(s.Layer, true, i*kvDim+koff, s.HeadDim, tmp)
+				vt := c.row(s.Layer, true, ((first+i)%ring)*kvDim+koff, s.HeadDim, tmp)
 				for x := range o {
 					o[x] += float32(a * vt[x])
 				}
 			}
 		}
 	})
+}
+
+// Scale multiplies every value of x by s.
+func (b *Backend) Scale(x backend.Buf, s float32) {
+	d := x.(*buf)
+	for i := range d.f[:d.rows*d.cols] {
+		d.f[i] *= s
+	}
+}
+
+// window is the first position a row at position p attends to: 0, or the
+// start of its sliding window of w positions.
+func window(p, w int) int {
+	if w > 0 {
+		return max(0, p-w+1)
+	}
+	return 0
+}
+
+// softmaxSink is routing.Softmax over x in place, or with sinks, the
+// softmax over x and head h's sink logit with the sink's share dropped
+// (eager_attention_forward in HF's modeling_gpt_oss.py): the maximum
+// includes the sink, and its exponential is added to the sum last.
+func softmaxSink(x, sinks []float32, h int) {
+	if sinks == nil {
+		routing.Softmax(x, x)
+		return
+	}
+	sink := sinks[h]
+	m := sink
+	for _, v := range x {
+		m = max(m, v)
+	}
+	var sum float32
+	for i, v := range x {
+		e := float32(math.Exp(float64(v - m)))
+		x[i] = e
+		sum += e
+	}
+	sum += float32(math.Exp(float64(sink - m)))
+	for i := range x {
+		x[i] /= sum
+	}
 }
 
 func (b *Backend) Add(dst, x backend.Buf) {
@@ -323,32 +497,60 @@ func (b *Backend) Add(dst, x backend.Buf) {
 	}
 }
 
-// cpuRoutes is the host-side routing of a batch.
-type cpuRoutes [][]routing.Choice
+// cpuRoutes is the host-side routing of a batch (a pointer, so that it
+// goes into a backend.Routes without an allocation).
+type cpuRoutes struct {
+	c    [][]routing.Choice
+	read bool // handed to the host by ReadRoutes, which may keep it
+}
 
+// recycleRoutes keeps the memory of Routes that MoE has consumed for the
+// next Route, unless ReadRoutes has given it to the host, which may keep
+// it (a Trace callback, say). The engine reads routes only when it must
+// (lazy experts, tracing, capacity), so plain decoding recycles them all.
+func (b *Backend) recycleRoutes(r *cpuRoutes) {
+	if r.read || len(b.freeRoutes) >= 4 || slices.Contains(b.freeRoutes, r) {
+		return
+	}
+	b.freeRoutes = append(b.freeRoutes, r)
+}
+
+// Route reuses the memory of Routes that MoE has consumed (see
+// recycleRoutes), so decoding allocates nothing per sparse layer.
 func (b *Backend) Route(logits backend.Buf, s backend.RouteSpec) backend.Routes {
 	l := logits.(*buf)
 	var bias []float32
 	if s.Bias != nil {
 		bias = s.Bias.(*weight).f
 	}
-	scratch := make([]float32, 2*l.cols)
-	out := make(cpuRoutes, l.rows)
-	for t := range out {
-		out[t] = routing.Select(nil, l.row(t), bias, s.Rule, scratch)
+	b.routeScratch = grow(b.routeScratch, 3*l.cols)
+	var out *cpuRoutes
+	if n := len(b.freeRoutes); n > 0 {
+		out, b.freeRoutes = b.freeRoutes[n-1], b.freeRoutes[:n-1]
+	} else {
+		out = new(cpuRoutes)
+	}
+	if cap(out.c) < l.rows {
+		out.c = append(out.c[:cap(out.c)], make([][]routing.Choice, l.rows-cap(out.c))...)
+	}
+	out.c = out.c[:l.rows]
+	for t := range out.c {
+		out.c[t] = routing.Select(out.c[t][:0], l.row(t), bias, s.Rule, b.routeScratch)
 	}
 	if s.Capacity > 0 {
-		routing.ApplyCapacity(out, s.Capacity, s.Rule.Fallback, l.cols)
+		routing.ApplyCapacity(out.c, s.Capacity, s.Rule.Fallback, l.cols)
 	}
 	return out
 }
 
 func (b *Backend) ReadRoutes(r backend.Routes) ([][]routing.Choice, error) {
-	return r.(cpuRoutes), nil
+	rt := r.(*cpuRoutes)
+	rt.read = true
+	return rt.c, nil
 }
 
 func (b *Backend) WriteRoutes(r backend.Routes, choices [][]routing.Choice) error {
-	rt := r.(cpuRoutes)
+	rt := r.(*cpuRoutes).c
 	if len(choices) != len(rt) {
 		return fmt.Errorf("cpu: routes for %d tokens, %d given", len(rt), len(choices))
 	}
@@ -376,32 +578,45 @@ func (b *Backend) Argmax(x backend.Buf) (int, error) {
 	return best, nil
 }
 
-func (b *Backend) Sync() error  { return nil }
-func (b *Backend) Close() error { return nil }
+func (b *Backend) Sync() error { return nil }
 
-// parallel splits [0, n) across the backend's goroutines when the op is
-// large enough to repay starting them: work counts multiply-adds, and
-// 2^17 of them (tens of microseconds) is where two goroutines began to win
-// over one on `mode bench` for stories260K and the Mixtral-shaped model.
-func (b *Backend) parallel(n, work int, fn func(lo, hi int)) {
-	const minWork = 1 << 17
-	t := b.threads
-	if t > n {
-		t = n
+// Close stops the worker goroutines. The Backend must not be used after.
+func (b *Backend) Close() error {
+	if b.pool != nil {
+		b.pool.stop()
 	}
-	if t <= 1 || work < minWork {
-		fn(0, n)
+	return nil
+}
+
+// minWork is the op size, in multiply-adds, below which an op runs on the
+// calling goroutine alone: 2^17 of them (tens of microseconds) is where two
+// goroutines began to win over one on `mode bench` for stories260K and the
+// Mixtral-shaped model.
+const minWork = 1 << 17
+
+// parallel splits [0, n) across the pool in one chunk per goroutine when
+// the op is large enough to repay the hand-off; work counts multiply-adds.
+// The exact path's kernels give the same results however they are split.
+func (b *Backend) parallel(n, work int, fn func(lo, hi int)) {
+	b.split(n, work, (n+b.threads-1)/b.threads, funcTask(fn))
+}
+
+// split runs t over [0, n) in chunks of chunk items across the pool, or on
+// the calling goroutine alone when the op is small or there is no pool.
+func (b *Backend) split(n, work, chunk int, t task) {
+	if b.pool == nil || work < minWork || n <= 1 {
+		t.run(0, 0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	chunk := (n + t - 1) / t
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
+	b.pool.run(n, max(chunk, 1), t)
+}
+
+// grow returns s resized to n, reallocated when too small with room to
+// double, so that memory growing by a row per step (attention scores)
+// reallocates only now and then. The contents are not kept.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n, max(n, 2*cap(s)))
 	}
-	wg.Wait()
+	return s[:n]
 }

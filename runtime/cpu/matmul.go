@@ -9,8 +9,13 @@ package cpu
 // sums in input order (the explicit float32 conversions forbid fused
 // multiply-adds), so the result equals a naive loop's bit for bit.
 //
-// Weights kept in f16 or a block format go to matmulMatrix.
+// Weights kept in f16 or a block format go to matmulMatrix; without
+// Options.Exact, every product goes to matmulFast.
 func (b *Backend) matmul(dst []float32, dstStride int, x []float32, rows, cols int, w *weight) {
+	if !b.exact {
+		b.matmulFast(dst, dstStride, x, rows, cols, w)
+		return
+	}
 	if w.m != nil {
 		b.matmulMatrix(dst, dstStride, x, rows, cols, w.m)
 		return

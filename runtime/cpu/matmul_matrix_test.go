@@ -40,8 +40,8 @@ func quantized(t testing.TB, r *rand.Rand, d tensor.DType, rows, cols int) (*ten
 // TestMatMulFormats compares MatMul over a weight in each format with a
 // float64 product of its dequantised values, for an output count that is
 // not a multiple of four (so the tail rows run too), several tokens and a
-// bias; on one goroutine, several, and the naive loop, which must all agree
-// bit for bit.
+// bias; on the exact path on one goroutine, several, and the naive loop,
+// which must all agree bit for bit.
 func TestMatMulFormats(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	const out, in, tokens = 13, 512, 5
@@ -51,7 +51,7 @@ func TestMatMulFormats(t *testing.T) {
 		t.Run(d.String(), func(t *testing.T) {
 			q, deq := quantized(t, r, d, out, in)
 			var first []float32
-			for _, o := range []Options{{Threads: 1}, {Threads: 3}, {Naive: true}} {
+			for _, o := range []Options{{Threads: 1, Exact: true}, {Threads: 3, Exact: true}, {Naive: true}} {
 				b := New(o)
 				w, err := b.Upload(q)
 				if err != nil {
@@ -182,14 +182,15 @@ func TestUploadErrors(t *testing.T) {
 }
 
 // TestExpertFormats runs a SwiGLU expert whose matrices are quantised and
-// compares it with the same expert over the dequantised matrices in f32.
+// compares it with the same expert over the dequantised matrices in f32, on
+// the exact path.
 func TestExpertFormats(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	const dim, width, tokens = 256, 512, 3
 	x := randomF32(r, tokens*dim, 1)
 	for _, d := range formats[1:] {
 		t.Run(d.String(), func(t *testing.T) {
-			b := New(Options{Threads: 2})
+			b := New(Options{Threads: 2, Exact: true})
 			var qe, fe backend.Expert
 			for _, p := range []struct {
 				q, f       *backend.Weight
@@ -202,8 +203,8 @@ func TestExpertFormats(t *testing.T) {
 				}
 				*p.f = up(t, b, []int{p.rows, p.cols}, deq...)
 			}
-			got := b.expert(x, tokens, dim, &qe)
-			want := b.expert(x, tokens, dim, &fe)
+			got := append([]float32(nil), b.expert(x, tokens, dim, &qe, &backend.FFN{NormEps: 1e-5}, -1)...) // scratch, reused by the next call
+			want := b.expert(x, tokens, dim, &fe, &backend.FFN{NormEps: 1e-5}, -1)
 			for i := range want {
 				if diff := math.Abs(float64(got[i] - want[i])); diff > 1e-4*(1+math.Abs(float64(want[i]))) {
 					t.Fatalf("output %d = %v, f32 over the dequantised weights gives %v", i, got[i], want[i])

@@ -1,12 +1,15 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/routing"
+	"github.com/moderuntime/mode/runtime/tensor"
 )
 
 // Options configures an Engine.
@@ -43,6 +46,48 @@ type Options struct {
 	// the cost of rounding k and v; the backend must be a
 	// backend.KVFormatter.
 	KVF16 bool
+	// ShareWeights lets a backend that keeps weights in host memory (a
+	// backend.Adopter: the CPU) use the model's weight memory instead of a
+	// copy, halving what a loaded model costs; the caller must not change
+	// the model's weights afterwards. Routed experts loaded from an
+	// ExpertSource are always adopted: they belong to the engine.
+	ShareWeights bool
+	// MLA chooses how multi-head latent attention is computed (model.MLA):
+	// MLAAuto absorbs kv_b into the query and output for a single row
+	// (decode) and expands the cached latent to keys and values for a
+	// batch (prefill); the others force one way, for tests.
+	MLA MLAMode
+}
+
+// MLAMode says how multi-head latent attention is computed.
+type MLAMode int
+
+const (
+	MLAAuto MLAMode = iota
+	MLAExpanded
+	MLAAbsorbed
+)
+
+// uploadTo uploads t to b, handing its memory over when adopt is set and
+// b can take it (backend.Adopter).
+func uploadTo(b backend.Backend, t *tensor.Tensor, adopt bool) (backend.Weight, error) {
+	if a, ok := b.(backend.Adopter); ok && adopt {
+		return a.Adopt(t)
+	}
+	return b.Upload(t)
+}
+
+// uploadExpertTo uploads a routed expert's matrix t to b: adopted like
+// uploadTo, else through the backend's expert upload when it has one
+// (backend.ExpertUploader), else as any weight.
+func uploadExpertTo(b backend.Backend, t *tensor.Tensor, adopt bool) (backend.Weight, error) {
+	if a, ok := b.(backend.Adopter); ok && adopt {
+		return a.Adopt(t)
+	}
+	if u, ok := b.(backend.ExpertUploader); ok {
+		return u.UploadExpert(t)
+	}
+	return b.Upload(t)
 }
 
 // MissingPolicy says how a routed expert that is not loaded is handled.
@@ -63,6 +108,9 @@ type Engine struct {
 	b    backend.Backend
 	opt  Options
 	rope backend.Rope
+	// ropeSeq is the sequence length rope's frequencies were computed for
+	// under dynamic NTK scaling (0: the unscaled ones).
+	ropeSeq int
 
 	embed, finalNorm, output backend.Weight
 	layers                   []layer
@@ -73,7 +121,9 @@ type Engine struct {
 	x, h, q, k, v, att, o, ffn backend.Buf
 	routerLogits               map[int]backend.Buf // by expert count
 	final, logits              backend.Buf
-	logitsHost                 []float32
+	// MLA's: q's bottleneck, kv_a_proj_with_mqa's output
+	mqa, mckv  backend.Buf
+	logitsHost []float32
 
 	experts    ExpertSource
 	prefetcher Prefetcher // nil unless Options.Prefetch and the source supports it
@@ -92,8 +142,13 @@ type layer struct {
 	bq, bk, bv         backend.Weight
 	qNorm, kNorm       backend.Weight
 	router, routerBias backend.Weight
-	rule               *model.Router
-	ffn                backend.FFN
+	routerLogitBias    backend.Weight
+	bo, sinks          backend.Weight
+	// multi-head latent attention (model.MLA)
+	wqA, qANorm, wqB, wkvA, kvANorm, wkvB backend.Weight
+	window                                int // 0: full attention
+	rule                                  *model.Router
+	ffn                                   backend.FFN
 }
 
 // Stats counts what the engine has done since New.
@@ -136,6 +191,9 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 		return nil, err
 	}
 	c := m.Config
+	if err := checkFeatures(b, &c); err != nil {
+		return nil, err
+	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 128
 	}
@@ -145,7 +203,7 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 	o.MaxSeq = min(o.MaxSeq, c.MaxSeq)
 	e := &Engine{cfg: c, m: m, b: b, opt: o, experts: o.Experts}
 	if e.experts == nil {
-		e.experts = weightsSource{m.Weights}
+		e.experts = weightsSource{&m.Config, m.Weights}
 	}
 	if pf, ok := e.experts.(Prefetcher); ok && o.Prefetch {
 		e.prefetcher = pf
@@ -164,8 +222,19 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 		if !ok {
 			return nil
 		}
+		if isExpertBias(name) && t.DType != tensor.F32 {
+			// The MoE kernels index bias rows as f32: a quantised copy
+			// (an [experts, width] matrix a writer took for weights) is
+			// decoded here once.
+			f, ferr := t.Float32s()
+			if ferr != nil {
+				err = fmt.Errorf("decoding %s: %w", name, ferr)
+				return nil
+			}
+			t = tensor.FromF32(name, t.Shape, f)
+		}
 		var w backend.Weight
-		w, err = b.Upload(t)
+		w, err = uploadTo(b, t, o.ShareWeights)
 		if err != nil {
 			err = fmt.Errorf("uploading %s: %w", name, err)
 		}
@@ -187,6 +256,11 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 			bq: up(n("bq")), bk: up(n("bk")), bv: up(n("bv")),
 			qNorm: up(n("q_norm")), kNorm: up(n("k_norm")),
 			router: up(n("router")), routerBias: up(n("router_bias")),
+			routerLogitBias: up(n("router_logit_bias")),
+			bo:              up(n("bo")), sinks: up(n("sinks")),
+			window: c.Window(l),
+			wqA:    up(n("wq_a")), qANorm: up(n("q_a_norm")), wqB: up(n("wq_b")),
+			wkvA: up(n("wkv_a")), kvANorm: up(n("kv_a_norm")), wkvB: up(n("wkv_b")),
 		}
 		f := &c.FFN[l]
 		for s := range f.SharedWidths {
@@ -194,6 +268,9 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 				Gate: up(model.SharedName(l, s, "gate")), Up: up(model.SharedName(l, s, "up")), Down: up(model.SharedName(l, s, "down"))})
 		}
 		ly.ffn.SharedGate = up(n("shared_gate"))
+		ly.ffn.Act, ly.ffn.Alpha, ly.ffn.Limit = f.Act, f.Alpha, f.Limit
+		ly.ffn.GateBias, ly.ffn.UpBias, ly.ffn.DownBias = up(n("expert_gate_bias")), up(n("expert_up_bias")), up(n("expert_down_bias"))
+		ly.ffn.NormEps = c.NormEps
 		if f.Sparse() {
 			ly.rule = f.Router
 			ly.ffn.Experts = make([]*backend.Expert, len(f.ExpertWidths))
@@ -217,7 +294,8 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 			for x := range all {
 				all[x] = x
 			}
-			if err := e.ensure(l, all); err != nil {
+			// the model's own weights: nothing to wait for
+			if err := e.ensure(context.Background(), l, all); err != nil {
 				return nil, err
 			}
 		}
@@ -234,8 +312,20 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 		r, c int
 	}{
 		{&e.x, B, c.Dim}, {&e.h, B, c.Dim}, {&e.q, B, c.QDim()}, {&e.k, B, c.KVDim()}, {&e.v, B, c.KVDim()},
-		{&e.att, B, c.QDim()}, {&e.o, B, c.Dim}, {&e.ffn, B, c.Dim}, {&e.pre, B, c.Dim},
+		{&e.att, B, c.AttnOutDim()}, {&e.o, B, c.Dim}, {&e.ffn, B, c.Dim}, {&e.pre, B, c.Dim},
 		{&e.final, 1, c.Dim}, {&e.logits, 1, c.Vocab},
+	}
+	if m := c.MLA; m != nil {
+		bufs = append(bufs, []struct {
+			p    *backend.Buf
+			r, c int
+		}{{&e.mckv, B, m.KVLoraRank + m.RopeDim}}...)
+		if m.QLoraRank > 0 {
+			bufs = append(bufs, struct {
+				p    *backend.Buf
+				r, c int
+			}{&e.mqa, B, m.QLoraRank})
+		}
 	}
 	for _, s := range bufs {
 		if *s.p, err = b.NewBuf(s.r, s.c); err != nil {
@@ -249,8 +339,92 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 	return e, nil
 }
 
+// isExpertBias reports whether a canonical name is a layer's expert biases.
+func isExpertBias(name string) bool {
+	for _, s := range []string{".expert_gate_bias", ".expert_up_bias", ".expert_down_bias"} {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkFeatures refuses a model that needs an op b does not implement.
+func checkFeatures(b backend.Backend, c *model.Config) error {
+	var need []backend.Feature
+	if c.Sinks {
+		need = append(need, backend.FeatureSinks)
+	}
+	for l := range c.Layers {
+		if c.Window(l) > 0 {
+			need = append(need, backend.FeatureSlidingWindow)
+			break
+		}
+	}
+	for _, f := range c.FFN {
+		if f.ExpertBias {
+			need = append(need, backend.FeatureExpertBias)
+		}
+		if f.Act == model.ActSwiGLUClamped {
+			need = append(need, backend.FeatureClampedSwiGLU)
+		}
+	}
+	if c.MLA != nil {
+		need = append(need, backend.FeatureMLA)
+	}
+	for _, f := range c.FFN {
+		if f.Router != nil && f.Router.Groups > 0 {
+			need = append(need, backend.FeatureGroupRouting)
+			break
+		}
+	}
+	fb, _ := b.(backend.Featurer)
+	for _, f := range need {
+		if fb == nil || !fb.Supports(f) {
+			return fmt.Errorf("engine: the %s model needs %s, which backend %s does not implement", c.Arch, f, b.Name())
+		}
+	}
+	return nil
+}
+
+// ringLen is how many positions layer l's cache holds: a sliding-window
+// layer needs the window and, for a batch, the batch's other rows
+// (window-1+MaxBatch), not the whole context.
+func ringLen(c *model.Config, o Options, l int) int {
+	if w := c.Window(l); w > 0 {
+		return min(o.MaxSeq, w-1+o.MaxBatch)
+	}
+	return o.MaxSeq
+}
+
 // newKV allocates the cache in the format o asks for.
 func newKV(b backend.Backend, c model.Config, o Options) (backend.KV, error) {
+	if m := c.MLA; m != nil {
+		ml, ok := b.(backend.MLAer)
+		if !ok {
+			return nil, fmt.Errorf("engine: backend %s has no multi-head latent attention", b.Name())
+		}
+		if o.KVF16 {
+			return nil, fmt.Errorf("engine: the f16 KV cache is not implemented for multi-head latent attention")
+		}
+		return ml.NewMLAKV(c.Layers, o.MaxSeq, m.KVLoraRank, m.RopeDim)
+	}
+	seqs := make([]int, c.Layers)
+	ring := false
+	for l := range seqs {
+		seqs[l] = ringLen(&c, o, l)
+		ring = ring || seqs[l] < o.MaxSeq
+	}
+	if ring {
+		r, ok := b.(backend.RingKVer)
+		if !ok {
+			return nil, fmt.Errorf("engine: backend %s has no ring KV cache for sliding-window layers", b.Name())
+		}
+		if o.KVF16 && c.KVDim()%2 != 0 {
+			return nil, fmt.Errorf("engine: f16 KV cache needs an even kv dim, got %d", c.KVDim())
+		}
+		return r.NewRingKV(seqs, c.KVDim(), o.KVF16)
+	}
 	if !o.KVF16 {
 		return b.NewKV(c.Layers, o.MaxSeq, c.KVDim())
 	}
@@ -280,10 +454,53 @@ func (e *Engine) Stats() Stats { return e.stats }
 // Reset empties the context; weights stay loaded.
 func (e *Engine) Reset() { e.pos = 0 }
 
+// Truncate keeps the first n tokens of the context and drops the rest, so
+// the next Forward continues at position n. Entries of the KV cache past n
+// need no clearing: attention reads only positions before the current one,
+// and the next tokens overwrite them. A caller that keeps the ids it fed
+// can so reuse the cache of their longest common prefix with a new prompt.
+func (e *Engine) Truncate(n int) error {
+	if n < 0 || n > e.pos {
+		return fmt.Errorf("truncate to %d tokens: the context holds %d", n, e.pos)
+	}
+	if !e.CanTruncate(n) {
+		return fmt.Errorf("truncate to %d tokens: a sliding-window layer's ring has overwritten the positions before %d that position %d needs", n, e.pos, n)
+	}
+	e.pos = n
+	return nil
+}
+
+// CanTruncate reports whether Truncate(n) can keep n tokens: a
+// sliding-window layer's cache is a ring, and the window before position n
+// may have been overwritten since. Truncate(0) always can.
+func (e *Engine) CanTruncate(n int) bool {
+	if n < 0 || n > e.pos {
+		return false
+	}
+	if n == 0 || n == e.pos {
+		return true
+	}
+	for l := range e.layers {
+		w := e.layers[l].window
+		if w == 0 {
+			continue
+		}
+		// The ring holds positions pos-R..pos-1; position n needs n-w+1..n-1.
+		if r := ringLen(&e.cfg, e.opt, l); max(0, n-w+1) < e.pos-r {
+			return false
+		}
+	}
+	return true
+}
+
 // Forward appends ids to the context and returns the logits that predict the
 // token after the last of them. The slice is reused by the next call.
-func (e *Engine) Forward(ids []int) ([]float32, error) {
-	if _, err := e.forward(ids, nil); err != nil {
+// ctx bounds the expert fetches the step waits for and the prefetches it
+// starts; when it ends, Forward returns an error wrapping ctx's, and the
+// context holds the batches that completed before it (Pos says how many
+// tokens).
+func (e *Engine) Forward(ctx context.Context, ids []int) ([]float32, error) {
+	if _, err := e.forward(ctx, ids, nil); err != nil {
 		return nil, err
 	}
 	return e.logitsHost, nil
@@ -292,8 +509,8 @@ func (e *Engine) Forward(ids []int) ([]float32, error) {
 // ForwardArgmax is Forward followed by greedy selection, computed on the
 // backend when it can (backend.Argmaxer), so a GPU decode step reads back
 // one token id instead of the logits.
-func (e *Engine) ForwardArgmax(ids []int) (int, error) {
-	return e.forward(ids, e.argmax)
+func (e *Engine) ForwardArgmax(ctx context.Context, ids []int) (int, error) {
+	return e.forward(ctx, ids, e.argmax)
 }
 
 // argmax picks the largest logit, on the backend when it can.
@@ -309,7 +526,7 @@ func (e *Engine) argmax(logits backend.Buf) (int, error) {
 
 // forward runs ids; with pick nil it reads the last row's logits into
 // logitsHost, else it returns pick's choice from them.
-func (e *Engine) forward(ids []int, pick func(backend.Buf) (int, error)) (int, error) {
+func (e *Engine) forward(ctx context.Context, ids []int, pick func(backend.Buf) (int, error)) (int, error) {
 	if len(ids) == 0 {
 		return 0, errors.New("forward: no tokens")
 	}
@@ -321,11 +538,28 @@ func (e *Engine) forward(ids []int, pick func(backend.Buf) (int, error)) (int, e
 			return 0, fmt.Errorf("forward: token id %d outside vocab of %d", id, e.cfg.Vocab)
 		}
 	}
+	if e.cfg.DynamicRope() {
+		// transformers recomputes dynamic NTK frequencies once per forward
+		// call from its last position (dynamic_rope_update), and keys
+		// already cached keep the rotation they were stored with; so does
+		// this, per Forward rather than per batch.
+		seq := e.pos + len(ids)
+		if seq <= e.cfg.RopeScale.OrigMaxPosition {
+			seq = 0
+		}
+		if seq != e.ropeSeq {
+			e.rope.InvFreq, e.rope.AttnFactor = e.cfg.RopeFreqsAt(seq)
+			e.ropeSeq = seq
+		}
+	}
 	var n, best int
 	for start := 0; start < len(ids); start += n {
 		n = min(e.opt.MaxBatch, len(ids)-start)
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("forward: %d of %d tokens done: %w", start, len(ids), err)
+		}
 		var err error
-		if best, err = e.step(ids[start:start+n], start+n == len(ids), pick); err != nil {
+		if best, err = e.step(ctx, ids[start:start+n], start+n == len(ids), pick); err != nil {
 			return 0, err
 		}
 	}
@@ -337,44 +571,65 @@ func (e *Engine) forward(ids []int, pick func(backend.Buf) (int, error)) (int, e
 // step runs one batch through every layer; when last is set it also
 // computes the logits of the batch's last row, and with pick returns its
 // choice from them instead of reading them.
-func (e *Engine) step(ids []int, last bool, pick func(backend.Buf) (int, error)) (int, error) {
+func (e *Engine) step(ctx context.Context, ids []int, last bool, pick func(backend.Buf) (int, error)) (int, error) {
 	c, b := &e.cfg, e.b
 	T := len(ids)
 	view := func(x backend.Buf) backend.Buf { return b.View(x, 0, T) }
 	x, h, q, k, v := view(e.x), view(e.h), view(e.q), view(e.k), view(e.v)
 	att, o, ffn := view(e.att), view(e.o), view(e.ffn)
 	b.Embed(x, e.embed, ids)
+	// Granite's multipliers (modeling_granitemoe.py): embeddings ×
+	// embedding_multiplier, each block's output × residual_multiplier
+	// before its residual add, logits ÷ logits_scaling.
+	if s := c.EmbedScale; s != 0 && s != 1 {
+		b.Scale(x, s)
+	}
+	res := c.ResidualScale
+	if res == 1 {
+		res = 0
+	}
 	for l := range e.layers {
 		ly := &e.layers[l]
 		b.RMSNorm(h, x, ly.attnNorm, c.NormEps)
-		b.MatMul(q, h, ly.wq, ly.bq)
-		b.MatMul(k, h, ly.wk, ly.bk)
-		b.MatMul(v, h, ly.wv, ly.bv)
-		if ly.qNorm != nil {
-			b.RMSNorm(q, q, ly.qNorm, c.NormEps)
-			b.RMSNorm(k, k, ly.kNorm, c.NormEps)
+		if c.MLA != nil {
+			e.mla(l, h, q, att)
+		} else {
+			b.MatMul(q, h, ly.wq, ly.bq)
+			b.MatMul(k, h, ly.wk, ly.bk)
+			b.MatMul(v, h, ly.wv, ly.bv)
+			if ly.qNorm != nil {
+				b.RMSNorm(q, q, ly.qNorm, c.NormEps)
+				b.RMSNorm(k, k, ly.kNorm, c.NormEps)
+			}
+			b.RoPE(q, c.HeadDim, e.pos, &e.rope)
+			b.RoPE(k, c.HeadDim, e.pos, &e.rope)
+			b.Attention(att, q, k, v, e.kv, backend.AttnSpec{Layer: l, Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, Pos0: e.pos,
+				Divisor: c.AttnDivisor(), Window: ly.window, Sinks: ly.sinks})
 		}
-		b.RoPE(q, c.HeadDim, e.pos, &e.rope)
-		b.RoPE(k, c.HeadDim, e.pos, &e.rope)
-		b.Attention(att, q, k, v, e.kv, backend.AttnSpec{Layer: l, Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, Pos0: e.pos})
-		b.MatMul(o, att, ly.wo, nil)
+		b.MatMul(o, att, ly.wo, ly.bo)
+		if res != 0 {
+			b.Scale(o, res)
+		}
 		b.Add(x, o)
 		b.RMSNorm(h, x, ly.ffnNorm, c.NormEps)
 		var routes backend.Routes
 		if ly.rule != nil {
 			var err error
-			if routes, err = e.route(l, h); err != nil {
+			if routes, err = e.route(ctx, l, h); err != nil {
 				return 0, err
 			}
 		}
 		// Predict the next layer's experts once this layer's are secured, so
 		// their fetch overlaps this layer's FFN and the next attention.
 		if e.prefetcher != nil && l+1 < len(e.layers) && e.layers[l+1].rule != nil {
-			if err := e.prefetch(l+1, x); err != nil {
+			if err := e.prefetch(ctx, l+1, x); err != nil {
 				return 0, err
 			}
 		}
 		b.MoE(ffn, h, routes, &ly.ffn)
+		if res != 0 {
+			b.Scale(ffn, res)
+		}
 		b.Add(x, ffn)
 	}
 	e.pos += T
@@ -383,6 +638,9 @@ func (e *Engine) step(ids []int, last bool, pick func(backend.Buf) (int, error))
 	}
 	b.RMSNorm(e.final, b.View(x, T-1, 1), e.finalNorm, c.NormEps)
 	b.MatMul(e.logits, e.final, e.output, nil)
+	if s := c.LogitScale; s != 0 && s != 1 {
+		b.Scale(e.logits, 1/s)
+	}
 	if pick != nil {
 		return pick(e.logits)
 	}
@@ -393,13 +651,13 @@ func (e *Engine) step(ids []int, last bool, pick func(backend.Buf) (int, error))
 // layer before it — normalised with layer l's FFN norm and scored by layer
 // l's router, the "pre-gating" of Pre-gated MoE — and asks the source to
 // start fetching the predicted experts that are not resident.
-func (e *Engine) prefetch(l int, x backend.Buf) error {
+func (e *Engine) prefetch(ctx context.Context, l int, x backend.Buf) error {
 	ly := &e.layers[l]
 	n := len(ly.ffn.Experts)
 	tmp := e.b.View(e.pre, 0, x.Rows())
 	e.b.RMSNorm(tmp, x, ly.ffnNorm, e.cfg.NormEps)
 	logits := e.b.View(e.routerLogits[n], 0, x.Rows())
-	e.b.MatMul(logits, tmp, ly.router, nil)
+	e.b.MatMul(logits, tmp, ly.router, ly.routerLogitBias)
 	choices, err := e.b.ReadRoutes(e.b.Route(logits, backend.RouteSpec{Rule: ly.rule, Bias: ly.routerBias}))
 	if err != nil {
 		return fmt.Errorf("layer %d: reading predicted routes: %w", l, err)
@@ -415,7 +673,7 @@ func (e *Engine) prefetch(l int, x backend.Buf) error {
 		}
 	}
 	if len(want) > 0 {
-		e.prefetcher.Prefetch(l, want)
+		e.prefetcher.Prefetch(ctx, l, want)
 		e.stats.Prefetches += len(want)
 	}
 	return nil
@@ -436,7 +694,7 @@ func (e *Engine) ready(l, x int) bool {
 // keeping the slot's weight, and asks the source to fetch the missing
 // experts in the background. A slot with no ready expert to take it keeps
 // its expert, which is then waited for.
-func (e *Engine) substitute(l int, logits backend.Buf, choices [][]routing.Choice) (bool, error) {
+func (e *Engine) substitute(ctx context.Context, l int, logits backend.Buf, choices [][]routing.Choice) (bool, error) {
 	n := len(e.layers[l].ffn.Experts)
 	var missing []int
 	isMissing := make([]bool, n)
@@ -452,7 +710,7 @@ func (e *Engine) substitute(l int, logits backend.Buf, choices [][]routing.Choic
 		return false, nil
 	}
 	if pf, ok := e.experts.(Prefetcher); ok {
-		pf.Prefetch(l, missing)
+		pf.Prefetch(ctx, l, missing)
 	}
 	host := make([]float32, logits.Rows()*n)
 	if err := e.b.Read(logits, host); err != nil {
@@ -495,11 +753,11 @@ func chosen(cs []routing.Choice, x int) bool {
 
 // route runs layer l's router over h and makes sure every expert it picked
 // is on the backend.
-func (e *Engine) route(l int, h backend.Buf) (backend.Routes, error) {
+func (e *Engine) route(ctx context.Context, l int, h backend.Buf) (backend.Routes, error) {
 	ly := &e.layers[l]
 	n := len(ly.ffn.Experts)
 	logits := e.b.View(e.routerLogits[n], 0, h.Rows())
-	e.b.MatMul(logits, h, ly.router, nil)
+	e.b.MatMul(logits, h, ly.router, ly.routerLogitBias)
 	capacity := ly.rule.Capacity(h.Rows(), n)
 	routes := e.b.Route(logits, backend.RouteSpec{Rule: ly.rule, Bias: ly.routerBias, Capacity: capacity})
 	if !e.opt.LazyExperts && e.opt.Trace == nil && capacity == 0 {
@@ -510,7 +768,7 @@ func (e *Engine) route(l int, h backend.Buf) (backend.Routes, error) {
 		return nil, fmt.Errorf("layer %d: reading routes: %w", l, err)
 	}
 	if e.opt.Missing == MissingFast {
-		changed, err := e.substitute(l, logits, choices)
+		changed, err := e.substitute(ctx, l, logits, choices)
 		if err != nil {
 			return nil, err
 		}
@@ -531,7 +789,7 @@ func (e *Engine) route(l int, h backend.Buf) (backend.Routes, error) {
 			}
 		}
 	}
-	if err := e.ensure(l, need); err != nil {
+	if err := e.ensure(ctx, l, need); err != nil {
 		return nil, err
 	}
 	if len(choices) > 0 {
@@ -545,4 +803,34 @@ func (e *Engine) route(l int, h backend.Buf) (backend.Routes, error) {
 		e.opt.Trace(l, e.pos, choices)
 	}
 	return routes, nil
+}
+
+// mla runs layer l's multi-head latent attention (DeepseekV2Attention in
+// modeling_deepseek.py) on the normed rows h, writing [T, heads·v_head_dim]
+// to att: q straight or through its bottleneck, kv_a_proj_with_mqa, then
+// the backend's MLAAttention (latent norm, RoPE on the rope parts,
+// attention over the latent cache).
+func (e *Engine) mla(l int, h, q, att backend.Buf) {
+	c, b, ly, m := &e.cfg, e.b, &e.layers[l], e.cfg.MLA
+	T := h.Rows()
+	ckv := b.View(e.mckv, 0, T)
+	if ly.wqA != nil {
+		qa := b.View(e.mqa, 0, T)
+		b.MatMul(qa, h, ly.wqA, nil)
+		b.RMSNorm(qa, qa, ly.qANorm, c.NormEps)
+		b.MatMul(q, qa, ly.wqB, nil)
+	} else {
+		b.MatMul(q, h, ly.wq, nil)
+	}
+	b.MatMul(ckv, h, ly.wkvA, nil)
+	absorb := T == 1
+	switch e.opt.MLA {
+	case MLAExpanded:
+		absorb = false
+	case MLAAbsorbed:
+		absorb = true
+	}
+	b.(backend.MLAer).MLAAttention(att, q, ckv, e.kv, backend.MLASpec{Layer: l, Heads: c.Heads,
+		NopeDim: m.NopeDim, RopeDim: m.RopeDim, VDim: m.VDim, Rank: m.KVLoraRank, Pos0: e.pos,
+		Divisor: c.AttnDivisor(), KVNorm: ly.kvANorm, Eps: c.NormEps, KVB: ly.wkvB, Rope: &e.rope, Absorb: absorb})
 }

@@ -1,24 +1,31 @@
 package engine
 
 import (
+	"context"
 	"fmt"
+	"slices"
 
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 
-// ExpertSource supplies a routed expert's gate, up and down tensors on
-// demand, e.g. by fetching its shard from a pack.
+// ExpertSource supplies a routed expert's tensors on demand, e.g. by
+// fetching its shard from a pack: one per entry of the config's
+// ExpertSpec(layer, expert), in that order (gate, up, down for a plain
+// expert). LoadExpert gives up when ctx ends, with an error that wraps
+// ctx's.
 type ExpertSource interface {
-	LoadExpert(layer, expert int) (gate, up, down *tensor.Tensor, err error)
+	LoadExpert(ctx context.Context, layer, expert int) ([]*tensor.Tensor, error)
 }
 
 // Prefetcher is an ExpertSource that can start fetching experts before
 // they are needed. Prefetch must not block; a later LoadExpert of a
-// prefetched expert waits for (or reuses) that fetch.
+// prefetched expert waits for (or reuses) that fetch. A prefetch ends
+// with ctx: the engine passes the context of the Forward that predicted
+// it, so an interrupted generation leaves no download behind.
 type Prefetcher interface {
-	Prefetch(layer int, experts []int)
+	Prefetch(ctx context.Context, layer int, experts []int)
 }
 
 // Readier is an ExpertSource that can say, without blocking, whether an
@@ -28,23 +35,26 @@ type Readier interface {
 }
 
 // weightsSource serves experts from a fully loaded model: always ready.
-type weightsSource struct{ w model.Weights }
+type weightsSource struct {
+	c *model.Config
+	w model.Weights
+}
 
 func (s weightsSource) Ready(l, e int) bool {
 	_, ok := s.w[model.ExpertName(l, e, "gate")]
 	return ok
 }
 
-func (s weightsSource) LoadExpert(l, e int) (g, u, d *tensor.Tensor, err error) {
-	get := func(part string) *tensor.Tensor {
-		name := model.ExpertName(l, e, part)
-		t := s.w[name]
-		if t == nil && err == nil {
-			err = fmt.Errorf("expert %d of layer %d: tensor %s is not loaded", e, l, name)
+func (s weightsSource) LoadExpert(_ context.Context, l, e int) ([]*tensor.Tensor, error) {
+	var ts []*tensor.Tensor
+	for _, sp := range s.c.ExpertSpec(l, e) {
+		t := s.w[sp.Name]
+		if t == nil {
+			return nil, fmt.Errorf("expert %d of layer %d: tensor %s is not loaded", e, l, sp.Name)
 		}
-		return t
+		ts = append(ts, t)
 	}
-	return get("gate"), get("up"), get("down"), err
+	return ts, nil
 }
 
 type expertKey struct{ layer, expert int }
@@ -94,7 +104,7 @@ type expertCache struct {
 
 // ensure makes every expert in need resident on the backend, loading misses
 // from the source and evicting cold experts beyond the budget.
-func (e *Engine) ensure(l int, need []int) error {
+func (e *Engine) ensure(ctx context.Context, l int, need []int) error {
 	c := &e.cache
 	clear(c.inFlight)
 	for _, x := range need {
@@ -111,20 +121,23 @@ func (e *Engine) ensure(l int, need []int) error {
 		}
 		e.stats.ExpertMisses++
 		e.layerMisses[l]++
-		g, u, d, err := e.experts.LoadExpert(l, x)
+		ts, err := e.experts.LoadExpert(ctx, l, x)
 		if err != nil {
 			return err
 		}
-		want := c.weightBytes(g, u, d)
+		want := c.weightBytes(ts...)
 		if err := e.evictFor(want); err != nil {
 			return err
 		}
-		ex, err := e.upload(l, x, g, u, d)
+		ex, err := e.upload(l, x, ts)
 		if err != nil {
 			return err
 		}
 		e.layers[l].ffn.Experts[x] = ex
-		n := ex.Gate.Bytes() + ex.Up.Bytes() + ex.Down.Bytes()
+		var n int64
+		for _, w := range ex.Weights() {
+			n += w.Bytes()
+		}
 		c.size[k], c.lastUse[k] = n, c.clock
 		c.bytes += n
 		e.stats.ExpertsLoaded++
@@ -163,9 +176,9 @@ func (e *Engine) evictFor(want int64) error {
 			return nil
 		}
 		ex := e.layers[victim.layer].ffn.Experts[victim.expert]
-		e.b.Free(ex.Gate)
-		e.b.Free(ex.Up)
-		e.b.Free(ex.Down)
+		for _, w := range ex.Weights() {
+			e.b.Free(w)
+		}
 		e.layers[victim.layer].ffn.Experts[victim.expert] = nil
 		c.bytes -= c.size[victim]
 		e.stats.ExpertEvictions++
@@ -180,20 +193,47 @@ func less(a, b expertKey) bool {
 	return a.layer < b.layer || (a.layer == b.layer && a.expert < b.expert)
 }
 
-// upload checks the expert's shapes against the config and puts it on the
+// upload checks the expert's tensors against the config and puts it on the
 // backend.
-func (e *Engine) upload(l, x int, ts ...*tensor.Tensor) (*backend.Expert, error) {
-	w := e.cfg.FFN[l].ExpertWidths[x]
-	shapes := [][]int{{w, e.cfg.Dim}, {w, e.cfg.Dim}, {e.cfg.Dim, w}}
-	var ws [3]backend.Weight
+func (e *Engine) upload(l, x int, ts []*tensor.Tensor) (*backend.Expert, error) {
+	spec := e.cfg.ExpertSpec(l, x)
+	if len(ts) != len(spec) {
+		return nil, fmt.Errorf("expert %d of layer %d: %d tensors, its architecture has %d", x, l, len(ts), len(spec))
+	}
+	ws := make([]backend.Weight, len(ts))
+	// An ExpertSource's tensors are the engine's to keep; the model's own
+	// weights only when the caller shares them.
+	adopt := true
+	if _, fromModel := e.experts.(weightsSource); fromModel {
+		adopt = e.opt.ShareWeights
+	}
 	for i, t := range ts {
-		if len(t.Shape) != 2 || t.Shape[0] != shapes[i][0] || t.Shape[1] != shapes[i][1] {
-			return nil, fmt.Errorf("expert %d of layer %d: tensor %s has shape %v, want %v", x, l, t.Name, t.Shape, shapes[i])
+		if t == nil || !slices.Equal(t.Shape, spec[i].Shape) {
+			for _, w := range ws[:i] {
+				e.b.Free(w)
+			}
+			if t == nil {
+				return nil, fmt.Errorf("expert %d of layer %d: tensor %s missing", x, l, spec[i].Name)
+			}
+			return nil, fmt.Errorf("expert %d of layer %d: tensor %s has shape %v, want %v", x, l, t.Name, t.Shape, spec[i].Shape)
 		}
 		var err error
-		if ws[i], err = e.b.Upload(t); err != nil {
+		// Matrices go through the backend's expert upload (its expert
+		// pool on WebGPU); a deep block's norm vector is an ordinary weight.
+		up := uploadExpertTo
+		if len(t.Shape) != 2 {
+			up = uploadTo
+		}
+		if ws[i], err = up(e.b, t, adopt); err != nil {
+			for _, w := range ws[:i] {
+				e.b.Free(w)
+			}
 			return nil, fmt.Errorf("uploading %s: %w", t.Name, err)
 		}
 	}
-	return &backend.Expert{Gate: ws[0], Up: ws[1], Down: ws[2]}, nil
+	ex := &backend.Expert{Gate: ws[0], Up: ws[1], Down: ws[2], Act: e.cfg.FFN[l].Arch(x).Act}
+	for i := 3; i+4 <= len(ws); i += 4 {
+		ex.More = append(ex.More, backend.Block{Norm: ws[i], Gate: ws[i+1], Up: ws[i+2], Down: ws[i+3]})
+	}
+	return ex, nil
 }

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -13,44 +14,59 @@ import (
 
 func family(name string, topAll bool) model.Config { return testmodel.Family(name, topAll) }
 
-var families = testmodel.Families
+var families = append(append(append([]string(nil), testmodel.Families...), testmodel.GptOssFamilies...), testmodel.DeepSeekFamilies...)
 
 // TestFamiliesMatchNaive compares the engine's logits with testmodel's
 // float64 reference at every position, decoding one token at a time and
 // prefilling in batches, for every family; and, with top_k = n_experts and
-// renormalisation, against the dense weighted sum over all experts.
+// renormalisation, against the dense weighted sum over all experts. The
+// models are f32, so the fast path differs from the exact one only by
+// reassociated sums and must meet the same bound.
 func TestFamiliesMatchNaive(t *testing.T) {
 	ids := []int{0, 5, 17, 42, 3, 96, 11, 64, 8, 30, 2, 71}
 	for _, name := range families {
 		for _, topAll := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/topAll=%v", name, topAll), func(t *testing.T) {
-				cfg := family(name, topAll)
-				m := testmodel.Random(cfg, 7)
-				want := testmodel.Logits(m, ids)
+			for _, exact := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%s/topAll=%v/exact=%v", name, topAll, exact), func(t *testing.T) {
+					cfg := family(name, topAll)
+					m := testmodel.Random(cfg, 7)
+					want := testmodel.Logits(m, ids)
+					wantDecode := testmodel.DecodeLogits(m, ids) // differs under dynamic NTK RoPE only
 
-				// decode: one token per forward, every position checked
-				e, err := engine.New(cpu.New(cpu.Options{}), m, engine.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for p, id := range ids {
-					got, err := e.Forward([]int{id})
+					// decode: one token per forward, every position checked
+					e, err := engine.New(cpu.New(cpu.Options{Exact: exact}), m, engine.Options{})
 					if err != nil {
 						t.Fatal(err)
 					}
-					checkClose(t, fmt.Sprintf("decode pos %d", p), got, want[p])
-				}
-				// prefill: batches of 5 rows, the last row's logits checked
-				e2, err := engine.New(cpu.New(cpu.Options{}), m, engine.Options{MaxBatch: 5, LazyExperts: true})
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := e2.Forward(ids)
-				if err != nil {
-					t.Fatal(err)
-				}
-				checkClose(t, "prefill", got, want[len(ids)-1])
-			})
+					for p, id := range ids {
+						got, err := e.Forward(context.Background(), []int{id})
+						if err != nil {
+							t.Fatal(err)
+						}
+						checkClose(t, fmt.Sprintf("decode pos %d", p), got, wantDecode[p])
+					}
+					// prefill: batches of 5 rows, the last row's logits checked
+					e2, err := engine.New(cpu.New(cpu.Options{Exact: exact}), m, engine.Options{MaxBatch: 5, LazyExperts: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := e2.Forward(context.Background(), ids)
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkClose(t, "prefill", got, want[len(ids)-1])
+					// prefill ending at every position: a prompt of each
+					// length in one call (its own reference under dynamic NTK)
+					for n := 1; n < len(ids); n++ {
+						e2.Reset()
+						got, err := e2.Forward(context.Background(), ids[:n])
+						if err != nil {
+							t.Fatal(err)
+						}
+						checkClose(t, fmt.Sprintf("prefill of %d", n), got, testmodel.Logits(m, ids[:n])[n-1])
+					}
+				})
+			}
 		}
 	}
 }

@@ -2,12 +2,13 @@ package engine
 
 import (
 	"context"
-
+	"errors"
 	"fmt"
-	"github.com/moderuntime/mode/runtime/backend"
-	"github.com/moderuntime/mode/runtime/sample"
 	"slices"
 	"time"
+
+	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/sample"
 )
 
 // Sampler picks the next token from logits; history is the context so far.
@@ -79,7 +80,10 @@ func (e *Engine) devicePick(s Sampler) func(backend.Buf) (int, error) {
 
 // Generate feeds prompt (appended to the current context) and then samples
 // tokens, calling emit with each until a stop token, MaxTokens, a full
-// context, ctx's cancellation or an error from emit.
+// context, ctx's cancellation or an error from emit. ctx reaches every
+// expert fetch the generation waits for, so cancelling it also stops a
+// stalled download; the error then wraps ctx's and StopReason is
+// "cancelled".
 func (e *Engine) Generate(ctx context.Context, prompt []int, o GenerateOptions, emit func(id int) error) (Result, error) {
 	res := Result{Prompt: len(prompt)}
 	if len(prompt) == 0 {
@@ -102,9 +106,12 @@ func (e *Engine) Generate(ctx context.Context, prompt []int, o GenerateOptions, 
 	forward := func(ids []int) error {
 		var err error
 		if pick != nil {
-			next, err = e.forward(ids, pick)
+			next, err = e.forward(ctx, ids, pick)
 		} else {
-			logits, err = e.Forward(ids)
+			logits, err = e.Forward(ctx, ids)
+		}
+		if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			res.StopReason = "cancelled"
 		}
 		return err
 	}

@@ -19,12 +19,12 @@ import (
 // returns the largest logit difference.
 func kvDiff(t *testing.T, m *model.Model, o engine.Options, prompt []int, steps int) float64 {
 	t.Helper()
-	ref, err := engine.New(cpu.New(cpu.Options{}), m, o)
+	ref, err := engine.New(cpu.New(cpu.Options{Exact: true}), m, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.KVF16 = true
-	half, err := engine.New(cpu.New(cpu.Options{}), m, o)
+	half, err := engine.New(cpu.New(cpu.Options{Exact: true}), m, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,10 +78,10 @@ func TestCapacity(t *testing.T) {
 		var l []float32
 		if batch == 1 {
 			for _, id := range ids {
-				l, err = e.Forward([]int{id})
+				l, err = e.Forward(context.Background(), []int{id})
 			}
 		} else {
-			l, err = e.Forward(ids)
+			l, err = e.Forward(context.Background(), ids)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -102,13 +102,13 @@ func TestForwardErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Forward([]int{97}); err == nil || !strings.Contains(err.Error(), "outside vocab") {
+	if _, err := e.Forward(context.Background(), []int{97}); err == nil || !strings.Contains(err.Error(), "outside vocab") {
 		t.Errorf("out-of-vocab id: %v", err)
 	}
-	if _, err := e.Forward([]int{1, 2, 3, 4, 5}); !errors.Is(err, engine.ErrContextFull) {
+	if _, err := e.Forward(context.Background(), []int{1, 2, 3, 4, 5}); !errors.Is(err, engine.ErrContextFull) {
 		t.Errorf("overlong prompt: %v", err)
 	}
-	if _, err := e.Forward(nil); err == nil {
+	if _, err := e.Forward(context.Background(), nil); err == nil {
 		t.Error("empty forward succeeded")
 	}
 	res, err := e.Generate(context.Background(), []int{0, 1}, engine.GenerateOptions{Stop: []int{}}, func(int) error { return nil })
@@ -179,7 +179,7 @@ func TestExpertMap(t *testing.T) {
 		t.Fatalf("before any token: %+v", before)
 	}
 	for _, id := range []int{0, 5, 9, 5, 9} {
-		if _, err := e.Forward([]int{id}); err != nil {
+		if _, err := e.Forward(context.Background(), []int{id}); err != nil {
 			t.Fatal(err)
 		}
 	}

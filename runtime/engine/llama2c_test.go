@@ -46,7 +46,7 @@ func TestLlama2CGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e, err := engine.New(cpu.New(cpu.Options{Threads: threads}), m, engine.Options{MaxBatch: 8})
+			e, err := engine.New(cpu.New(cpu.Options{Threads: threads, Exact: true}), m, engine.Options{MaxBatch: 8})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/shard"
 	"github.com/moderuntime/mode/runtime/tensor"
@@ -20,15 +20,22 @@ type Pack struct {
 	Tokenizer tokenizer.Tokenizer
 	AddBOS    bool
 
+	// ctx bounds every fetch of the pack's lifetime; Close cancels it.
 	ctx     context.Context
+	close   context.CancelCauseFunc
 	fetcher *shard.Fetcher
+	convert func(*tensor.Tensor) (*tensor.Tensor, error)
+	kept    ConvertedStore               // nil: converted shards are not kept
 	experts map[[2]int][]*manifest.Shard // (layer, expert) -> its shards
+	wg      sync.WaitGroup               // the goroutines Prefetch starts
 
 	mu       sync.Mutex
+	closed   bool // no goroutine may start once set
 	stats    Stats
 	inFlight map[[2]int]*prefetch // prefetched experts not yet loaded
 	order    [][2]int             // prefetch order, to drop the oldest beyond maxPrefetchBytes
 	pending  int64                // bytes of the experts in inFlight
+	running  map[*prefetch]bool   // prefetches whose goroutine has not returned, dropped ones too
 	fetched  map[[2]int]bool      // experts fetched since Open
 }
 
@@ -60,10 +67,18 @@ type Stats struct {
 	Prefetched     int
 	PrefetchHits   int
 	PrefetchWasted int64
+
+	// Conversions counts tensors Options.Convert turned into another
+	// format; ConvertedHits the shards taken already converted from
+	// Options.Converted, which were neither fetched nor converted.
+	Conversions   int
+	ConvertedHits int
 }
 
 // Open reads the manifest at location (a pack directory, a manifest path
-// or an http(s) URL) and loads everything except routed experts.
+// or an http(s) URL, optionally pinning the manifest's sha256 as
+// shard.ReadManifest describes) and loads everything except routed
+// experts.
 func Open(ctx context.Context, location string, o shard.HTTPOptions) (*Pack, error) {
 	return withTokenizer(OpenWeights(ctx, location, o))
 }
@@ -71,13 +86,9 @@ func Open(ctx context.Context, location string, o shard.HTTPOptions) (*Pack, err
 // OpenWeights is Open without the tokenizer, for tools that compute or
 // that copy the tokenizer's files (TokenizerFiles) rather than tokenize.
 func OpenWeights(ctx context.Context, location string, o shard.HTTPOptions) (*Pack, error) {
-	src, name, err := shard.Open(location, o)
+	src, b, err := shard.ReadManifest(ctx, location, o)
 	if err != nil {
 		return nil, err
-	}
-	b, err := src.Read(ctx, name, 0, -1)
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest %s: %w", location, err)
 	}
 	m, err := manifest.Parse(b)
 	if err != nil {
@@ -87,7 +98,7 @@ func OpenWeights(ctx context.Context, location string, o shard.HTTPOptions) (*Pa
 }
 
 // Load loads a parsed manifest through f: the tokenizer and the weights.
-// ctx bounds every later expert fetch too.
+// ctx bounds every later expert fetch too; Close ends them sooner.
 func Load(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*Pack, error) {
 	return withTokenizer(LoadWeights(ctx, m, f))
 }
@@ -105,8 +116,47 @@ func withTokenizer(p *Pack, err error) (*Pack, error) {
 
 // LoadWeights is Load without the tokenizer, for tools that only compute.
 func LoadWeights(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*Pack, error) {
-	p := &Pack{Manifest: m, ctx: ctx, fetcher: f, experts: map[[2]int][]*manifest.Shard{}, AddBOS: m.Tokenizer.AddBOS,
-		inFlight: map[[2]int]*prefetch{}, fetched: map[[2]int]bool{}}
+	return LoadWith(ctx, m, f, Options{})
+}
+
+// Options change how LoadWith builds tensors.
+type Options struct {
+	// Convert, when set, is applied to every tensor once its bytes are in
+	// (the always-used ones at load, each routed expert's when it is
+	// fetched), so a source stored in bf16 can run quantised.
+	Convert func(*tensor.Tensor) (*tensor.Tensor, error)
+	// Converted, with Convert, keeps shards' converted tensors, so a shard
+	// it holds is neither fetched nor converted again (on a later visit).
+	// Only shards whose tensors are whole (no row chunks) are kept.
+	Converted ConvertedStore
+}
+
+// ConvertedStore keeps the converted tensors of shards, by shard. Its
+// implementation decides what identifies a shard's conversion (where the
+// bytes came from and the formats asked for) and checks what it stored.
+type ConvertedStore interface {
+	// Get returns s's tensors as converted before, in s.Tensors order, or
+	// false.
+	Get(ctx context.Context, s *manifest.Shard) ([]*tensor.Tensor, bool)
+	// Put keeps s's converted tensors; failing to is not an error (the
+	// store is an optimisation), so it reports none.
+	Put(ctx context.Context, s *manifest.Shard, ts []*tensor.Tensor)
+}
+
+// LoadWith is LoadWeights with options; the caller adds a tokenizer.
+func LoadWith(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher, o Options) (*Pack, error) {
+	p := &Pack{Manifest: m, fetcher: f, experts: map[[2]int][]*manifest.Shard{}, AddBOS: m.Tokenizer.AddBOS,
+		inFlight: map[[2]int]*prefetch{}, running: map[*prefetch]bool{}, fetched: map[[2]int]bool{}, convert: o.Convert}
+	if o.Convert != nil {
+		p.kept = o.Converted
+	}
+	p.ctx, p.close = context.WithCancelCause(ctx)
+	ok := false
+	defer func() {
+		if !ok {
+			p.close(errClosed)
+		}
+	}()
 	w := model.Weights{}
 	parts := map[string][]part{}
 	for i := range m.Shards {
@@ -120,16 +170,16 @@ func LoadWeights(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*
 			p.experts[k] = append(p.experts[k], s)
 			continue
 		}
-		data, err := p.fetch(s)
+		ps, err := p.load(p.ctx, s)
 		if err != nil {
 			return nil, err
 		}
-		for _, t := range s.Tensors {
-			parts[t.Name] = append(parts[t.Name], part{t, data})
+		for _, pt := range ps {
+			parts[pt.t.Name] = append(parts[pt.t.Name], pt)
 		}
 	}
 	for name, ps := range parts {
-		t, err := assemble(name, ps)
+		t, err := p.assemble(name, ps)
 		if err != nil {
 			return nil, err
 		}
@@ -139,44 +189,104 @@ func LoadWeights(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher) (*
 	if err := p.Model.Validate(true); err != nil {
 		return nil, fmt.Errorf("pack: %w", err)
 	}
+	ok = true
 	return p, nil
 }
 
+// errClosed is the cause of the pack's context once Close ran.
+var errClosed = fmt.Errorf("the pack is closed: %w", context.Canceled)
+
+// Close ends the pack's fetches — a LoadExpert waiting for one returns an
+// error wrapping context.Canceled — and waits for the goroutines Prefetch
+// started to return, so none outlives an unload. The model and tokenizer
+// stay usable; LoadExpert and Prefetch fetch nothing more. Close is safe
+// to call more than once and concurrently with the pack's other methods.
+func (p *Pack) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.close(errClosed)
+	p.wg.Wait()
+	return nil
+}
+
+// Wait returns once every prefetch started so far has finished, or when
+// ctx ends. A caller that reports what a generation fetched waits first,
+// so that the downloads the generation predicted are counted (and stored
+// by a caching source) before it answers.
+func (p *Pack) Wait(ctx context.Context) error {
+	p.mu.Lock()
+	pending := make([]*prefetch, 0, len(p.running))
+	for pf := range p.running {
+		pending = append(pending, pf)
+	}
+	p.mu.Unlock()
+	for _, pf := range pending {
+		select {
+		case <-pf.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// bind returns a context that ends when ctx or the pack's does.
+func (p *Pack) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(p.ctx, func() { cancel(context.Cause(p.ctx)) })
+	return c, func() { stop(); cancel(context.Canceled) }
+}
+
 // LoadExpert fetches a routed expert's shards (engine.ExpertSource), or
-// takes them from a prefetch.
-func (p *Pack) LoadExpert(layer, expert int) (gate, up, down *tensor.Tensor, err error) {
+// takes them from a prefetch: one tensor per entry of the config's
+// ExpertSpec(layer, expert). It gives up when ctx ends or the pack is
+// closed, with an error wrapping context.Canceled (or ctx's error).
+func (p *Pack) LoadExpert(ctx context.Context, layer, expert int) ([]*tensor.Tensor, error) {
+	c := &p.Manifest.Model
+	if layer < 0 || layer >= len(c.FFN) || expert < 0 || expert >= len(c.FFN[layer].ExpertWidths) {
+		return nil, fmt.Errorf("pack has no expert %d in layer %d", expert, layer)
+	}
+	ctx, cancel := p.bind(ctx)
+	defer cancel()
 	k := [2]int{layer, expert}
 	p.mu.Lock()
 	pf := p.inFlight[k]
-	if pf != nil {
-		delete(p.inFlight, k)
-		p.pending -= pf.bytes
-	}
 	p.mu.Unlock()
 	var parts map[string][]part
+	var err error
 	if pf != nil {
-		<-pf.done
+		// Wait for the prefetch, leaving it in flight meanwhile so that
+		// a LoadExpert cut short by ctx does not lose its download.
+		select {
+		case <-pf.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("expert %d of layer %d: %w", expert, layer, context.Cause(ctx))
+		}
+		p.mu.Lock()
+		if p.inFlight[k] == pf {
+			delete(p.inFlight, k)
+			p.pending -= pf.bytes
+		}
 		if pf.err == nil {
-			p.mu.Lock()
 			p.stats.PrefetchHits++
-			p.mu.Unlock()
 			parts = pf.parts
 		}
+		p.mu.Unlock()
 	}
 	if parts == nil {
-		if parts, err = p.fetchExpert(k); err != nil {
-			return nil, nil, nil, err
+		if parts, err = p.fetchExpert(ctx, k); err != nil {
+			return nil, err
 		}
 	}
-	get := func(pt string) *tensor.Tensor {
-		name := model.ExpertName(layer, expert, pt)
-		t, e := assemble(name, parts[name])
-		if e != nil && err == nil {
-			err = e
+	spec := c.ExpertSpec(layer, expert)
+	ts := make([]*tensor.Tensor, len(spec))
+	for i, sp := range spec {
+		if ts[i], err = p.assemble(sp.Name, parts[sp.Name]); err != nil {
+			return nil, err
 		}
-		return t
 	}
-	return get("gate"), get("up"), get("down"), err
+	return ts, nil
 }
 
 // Fetched lists, per layer, the experts whose shards have been fetched
@@ -195,19 +305,19 @@ func (p *Pack) Fetched() [][]int {
 }
 
 // fetchExpert reads all shards of one expert.
-func (p *Pack) fetchExpert(k [2]int) (map[string][]part, error) {
+func (p *Pack) fetchExpert(ctx context.Context, k [2]int) (map[string][]part, error) {
 	shards := p.experts[k]
 	if len(shards) == 0 {
 		return nil, fmt.Errorf("pack has no shard for expert %d of layer %d", k[1], k[0])
 	}
 	parts := map[string][]part{}
 	for _, s := range shards {
-		data, err := p.fetch(s)
+		ps, err := p.load(ctx, s)
 		if err != nil {
 			return nil, err
 		}
-		for _, t := range s.Tensors {
-			parts[t.Name] = append(parts[t.Name], part{t, data})
+		for _, pt := range ps {
+			parts[pt.t.Name] = append(parts[pt.t.Name], pt)
 		}
 	}
 	p.mu.Lock()
@@ -218,12 +328,16 @@ func (p *Pack) fetchExpert(k [2]int) (map[string][]part, error) {
 }
 
 // Prefetch starts fetching experts of a layer in the background
-// (engine.Prefetcher). Experts already being prefetched are skipped; past
+// (engine.Prefetcher), each until it is done, ctx ends or the pack is
+// closed. Experts already being prefetched are skipped; past
 // maxPrefetchBytes of unused prefetches the oldest is dropped and counted
 // as waste.
-func (p *Pack) Prefetch(layer int, experts []int) {
+func (p *Pack) Prefetch(ctx context.Context, layer int, experts []int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
 	for _, x := range experts {
 		k := [2]int{layer, x}
 		if _, ok := p.inFlight[k]; ok || len(p.experts[k]) == 0 {
@@ -237,9 +351,17 @@ func (p *Pack) Prefetch(layer int, experts []int) {
 		p.pending += pf.bytes
 		p.order = append(p.order, k)
 		p.stats.Prefetched++
+		fctx, cancel := p.bind(ctx)
+		p.running[pf] = true
+		p.wg.Add(1)
 		go func() {
-			defer close(pf.done)
-			pf.parts, pf.err = p.fetchExpert(k)
+			defer p.wg.Done()
+			defer cancel()
+			pf.parts, pf.err = p.fetchExpert(fctx, k)
+			close(pf.done)
+			p.mu.Lock()
+			delete(p.running, pf)
+			p.mu.Unlock()
 		}()
 	}
 	for p.pending > maxPrefetchBytes && len(p.order) > 0 {
@@ -248,7 +370,7 @@ func (p *Pack) Prefetch(layer int, experts []int) {
 		if pf, ok := p.inFlight[old]; ok {
 			delete(p.inFlight, old)
 			p.pending -= pf.bytes
-			go func() { <-pf.done; p.mu.Lock(); p.stats.PrefetchWasted += pf.bytes; p.mu.Unlock() }()
+			p.stats.PrefetchWasted += pf.bytes
 		}
 	}
 	// order keeps keys already consumed; trim them so it cannot grow forever
@@ -304,8 +426,74 @@ func (p *Pack) Stats() Stats {
 	return p.stats
 }
 
-func (p *Pack) fetch(s *manifest.Shard) ([]byte, error) {
-	data, err := p.fetcher.Fetch(p.ctx, s)
+// load returns the parts of shard s's tensors: its fetched bytes, or,
+// when the pack keeps converted shards, its tensors already converted,
+// taken from the store or converted now and stored. Converting here
+// rather than when the tensor is assembled also moves the work of a
+// prefetched expert off the path of the token that uses it.
+func (p *Pack) load(ctx context.Context, s *manifest.Shard) ([]part, error) {
+	keep := p.kept != nil && wholeTensors(s)
+	if keep {
+		if ts, ok := p.kept.Get(ctx, s); ok && matches(s, ts) {
+			p.mu.Lock()
+			p.stats.ConvertedHits++
+			p.mu.Unlock()
+			out := make([]part, len(ts))
+			for i, t := range ts {
+				out[i] = part{t: s.Tensors[i], ready: t}
+			}
+			return out, nil
+		}
+	}
+	data, err := p.fetch(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]part, len(s.Tensors))
+	for i, t := range s.Tensors {
+		out[i] = part{t: t, data: data}
+	}
+	if !keep {
+		return out, nil
+	}
+	ts := make([]*tensor.Tensor, len(out))
+	for i := range out {
+		if ts[i], err = p.assemble(out[i].t.Name, out[i:i+1]); err != nil {
+			return nil, err
+		}
+		out[i].ready = ts[i]
+	}
+	p.kept.Put(ctx, s, ts)
+	return out, nil
+}
+
+// wholeTensors reports whether each of s's tensors is whole in s.
+func wholeTensors(s *manifest.Shard) bool {
+	for _, t := range s.Tensors {
+		if t.Rows > 0 {
+			return false
+		}
+	}
+	return len(s.Tensors) > 0
+}
+
+// matches checks tensors a ConvertedStore returned against the shard's
+// names and shapes and their own formats, so a store that went wrong
+// costs a fetch, never a wrong model.
+func matches(s *manifest.Shard, ts []*tensor.Tensor) bool {
+	if len(ts) != len(s.Tensors) {
+		return false
+	}
+	for i, t := range ts {
+		if t == nil || t.Name != s.Tensors[i].Name || !slices.Equal(t.Shape, s.Tensors[i].Shape) || t.Check() != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *Pack) fetch(ctx context.Context, s *manifest.Shard) ([]byte, error) {
+	data, err := p.fetcher.Fetch(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +538,7 @@ func (p *Pack) TokenizerFiles() (file, config []byte, err error) {
 // Whole returns the model with every routed expert loaded, each
 // hash-checked like a lazy fetch, for tools that compute over the full
 // model rather than stream it.
-func (p *Pack) Whole() (*model.Model, error) {
+func (p *Pack) Whole(ctx context.Context) (*model.Model, error) {
 	c := &p.Model.Config
 	w := model.Weights{}
 	for k, v := range p.Model.Weights {
@@ -358,11 +546,13 @@ func (p *Pack) Whole() (*model.Model, error) {
 	}
 	for l := range c.Layers {
 		for e := range c.FFN[l].ExpertWidths {
-			gate, up, down, err := p.LoadExpert(l, e)
+			ts, err := p.LoadExpert(ctx, l, e)
 			if err != nil {
 				return nil, err
 			}
-			w[model.ExpertName(l, e, "gate")], w[model.ExpertName(l, e, "up")], w[model.ExpertName(l, e, "down")] = gate, up, down
+			for i, sp := range c.ExpertSpec(l, e) {
+				w[sp.Name] = ts[i]
+			}
 		}
 	}
 	m := &model.Model{Config: *c, Weights: w}
@@ -372,10 +562,34 @@ func (p *Pack) Whole() (*model.Model, error) {
 	return m, nil
 }
 
-// part is one manifest entry of a tensor with the bytes of its shard.
+// assemble is assemble with the pack's conversion applied, or the tensor
+// load converted already.
+func (p *Pack) assemble(name string, ps []part) (*tensor.Tensor, error) {
+	if len(ps) == 1 && ps[0].ready != nil {
+		return ps[0].ready, nil
+	}
+	t, err := assemble(name, ps)
+	if err != nil || p.convert == nil {
+		return t, err
+	}
+	c, err := p.convert(t)
+	if err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	if c.DType != t.DType {
+		p.mu.Lock()
+		p.stats.Conversions++
+		p.mu.Unlock()
+	}
+	return c, nil
+}
+
+// part is one manifest entry of a tensor with the bytes of its shard, or
+// the tensor already converted (ready).
 type part struct {
-	t    manifest.Tensor
-	data []byte
+	t     manifest.Tensor
+	data  []byte
+	ready *tensor.Tensor
 }
 
 // assemble builds a tensor from its entries: one whole entry, or row

@@ -28,7 +28,10 @@ func TestValidate(t *testing.T) {
 		{"eps", func(c *Config) { c.NormEps = 0 }, "norm_eps"},
 		{"theta NaN", func(c *Config) { c.RopeTheta = math.NaN() }, "rope_theta"},
 		{"rope style", func(c *Config) { c.RopeStyle = "spiral" }, "rope_style"},
-		{"rope type", func(c *Config) { c.RopeScale = &RopeScaling{Type: "dynamic", Factor: 2} }, `"dynamic" is not supported`},
+		{"rope type", func(c *Config) { c.RopeScale = &RopeScaling{Type: "longrope", Factor: 2} }, `rope_scaling type "longrope" is not supported (linear, llama3, yarn, dynamic)`},
+		{"dynamic without original context", func(c *Config) { c.RopeScale = &RopeScaling{Type: "dynamic", Factor: 2} }, `dynamic rope_scaling needs original_max_position_embeddings > 0`},
+		{"yarn negative mscale", func(c *Config) { c.RopeScale = &RopeScaling{Type: "yarn", Factor: 2, Mscale: -1} }, `rope_scaling mscale -1 must be a finite number >= 0`},
+		{"granite multiplier", func(c *Config) { c.ResidualScale = float32(math.Inf(1)) }, `residual_multiplier +Inf must be a positive finite number`},
 		{"rope factor", func(c *Config) { c.RopeScale = &RopeScaling{Type: "linear", Factor: 0.5} }, "factor 0.5"},
 		{"llama3 fields", func(c *Config) { c.RopeScale = &RopeScaling{Type: "llama3", Factor: 8} }, "llama3 rope_scaling needs"},
 		{"qk norm", func(c *Config) { c.QKNorm = "sideways" }, "qk_norm"},
@@ -47,6 +50,32 @@ func TestValidate(t *testing.T) {
 		}, "has none"},
 		{"shared gate without shared", func(c *Config) { c.FFN[1].SharedGate = true }, "shared_gate without"},
 		{"capacity NaN", func(c *Config) { c.FFN[1].Router.CapacityFactor = math.NaN() }, "capacity_factor"},
+		{"too many experts", func(c *Config) { c.FFN[1].ExpertWidths = make([]int, MaxExperts+1) }, "more than the 16384"},
+		{"too many shared", func(c *Config) { c.FFN[0].SharedWidths = make([]int, MaxShared+1) }, "65 shared experts"},
+		{"n_group does not divide", func(c *Config) {
+			c.FFN[1].Router.Groups, c.FFN[1].Router.TopKGroups, c.FFN[1].Router.GroupScore = 2, 1, GroupMax
+		}, "n_group 2 does not divide the 3 routed experts"},
+		{"topk_group", func(c *Config) {
+			c.FFN[1].Router.Groups, c.FFN[1].Router.TopKGroups, c.FFN[1].Router.GroupScore = 3, 4, GroupMax
+		}, "topk_group 4 out of range 1..3"},
+		{"top_k beyond the groups", func(c *Config) {
+			c.FFN[1].Router.Groups, c.FFN[1].Router.TopKGroups, c.FFN[1].Router.GroupScore = 3, 1, GroupMax
+		}, "top_k 2 is more than the 1 experts"},
+		{"unknown group score", func(c *Config) {
+			c.FFN[1].Router.Groups, c.FFN[1].Router.TopKGroups, c.FFN[1].Router.GroupScore = 1, 1, "median"
+		}, `group_score "median" is not supported`},
+		{"group score without groups", func(c *Config) { c.FFN[1].Router.GroupScore = GroupMax }, "need n_group > 0"},
+		{"mla head_dim", func(c *Config) {
+			c.KVHeads, c.MLA = 2, &MLA{KVLoraRank: 4, NopeDim: 4, RopeDim: 2, VDim: 4}
+		}, "mla head_dim 4 is not qk_nope_head_dim 4 + qk_rope_head_dim 2"},
+		{"mla odd rope", func(c *Config) {
+			c.KVHeads, c.MLA = 2, &MLA{KVLoraRank: 4, NopeDim: 1, RopeDim: 3, VDim: 4}
+		}, "mla qk_rope_head_dim 3 must be even"},
+		{"mla kv heads", func(c *Config) { c.MLA = &MLA{KVLoraRank: 4, NopeDim: 2, RopeDim: 2, VDim: 4} }, "mla n_kv_heads 1 must equal n_heads 2"},
+		{"mla zero rank", func(c *Config) { c.KVHeads, c.MLA = 2, &MLA{NopeDim: 2, RopeDim: 2, VDim: 4} }, "mla kv_lora_rank 0 out of range"},
+		{"mla with biases", func(c *Config) {
+			c.KVHeads, c.AttnBias, c.MLA = 2, true, &MLA{KVLoraRank: 4, NopeDim: 2, RopeDim: 2, VDim: 4}
+		}, "attention_bias is not supported with multi-head latent attention"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,5 +154,25 @@ func TestParamsAndSpec(t *testing.T) {
 	}
 	if !names["layers.1.experts.1.down"] || !names["layers.0.shared.0.gate"] || names["layers.0.router"] {
 		t.Errorf("spec names wrong: %v", names)
+	}
+}
+
+// TestSpecLen checks that the count agrees with the list for every
+// combination of the options that add tensors.
+func TestSpecLen(t *testing.T) {
+	for _, tied := range []bool{false, true} {
+		for _, bias := range []bool{false, true} {
+			for _, qk := range []QKNorm{QKNormNone, QKNormHead, QKNormFull} {
+				for _, sel := range []bool{false, true} {
+					c := base()
+					c.TiedOutput, c.AttnBias, c.QKNorm = tied, bias, qk
+					c.FFN[0].SharedGate = true
+					c.FFN[1].Router.SelectionBias = sel
+					if got, want := c.SpecLen(), len(c.Spec()); got != want {
+						t.Errorf("tied %v bias %v qk %q selection bias %v: SpecLen %d, len(Spec) %d", tied, bias, qk, sel, got, want)
+					}
+				}
+			}
+		}
 	}
 }

@@ -9,12 +9,29 @@ import "math"
 // The base frequencies are computed in float32 as both llama2.c
 // (1/powf(theta, 2i/d)) and HF (1/(theta ** (arange(0, d, 2)/d))) do; the
 // scaling follows HF's _compute_*_rope_parameters.
-func (c *Config) RopeFreqs() (inv []float32, attnFactor float32) {
-	half := c.HeadDim / 2
+func (c *Config) RopeFreqs() (inv []float32, attnFactor float32) { return c.RopeFreqsAt(0) }
+
+// DynamicRope reports whether the frequencies depend on the sequence
+// length (dynamic NTK scaling), so RopeFreqsAt must be asked per forward.
+func (c *Config) DynamicRope() bool { return c.RopeScale != nil && c.RopeScale.Type == "dynamic" }
+
+// RopeFreqsAt is RopeFreqs for a forward pass whose last position is
+// seqLen-1. Only dynamic NTK scaling depends on it: as transformers'
+// _compute_dynamic_ntk_parameters, past original_max_position_embeddings
+// (orig) the base becomes theta·(factor·seqLen/orig − (factor−1))^(d/(d−2));
+// below it nothing changes.
+func (c *Config) RopeFreqsAt(seqLen int) (inv []float32, attnFactor float32) {
+	hd := c.RopeDim()
+	half := hd / 2
 	inv = make([]float32, half)
+	theta := c.RopeTheta
+	if s := c.RopeScale; s != nil && s.Type == "dynamic" && seqLen > s.OrigMaxPosition {
+		d := float64(hd)
+		theta *= math.Pow(s.Factor*float64(seqLen)/float64(s.OrigMaxPosition)-(s.Factor-1), d/(d-2))
+	}
 	for i := range inv {
-		e := float32(2*i) / float32(c.HeadDim)
-		inv[i] = 1 / float32(math.Pow(c.RopeTheta, float64(e)))
+		e := float32(2*i) / float32(hd)
+		inv[i] = 1 / float32(math.Pow(theta, float64(e)))
 	}
 	attnFactor = 1
 	s := c.RopeScale
@@ -51,10 +68,10 @@ func (c *Config) RopeFreqs() (inv []float32, attnFactor float32) {
 // yarn follows HF's _compute_yarn_parameters: a linear ramp between
 // extrapolated (original) and interpolated (divided by factor) frequencies
 // over the dimensions whose wavelength falls between beta_fast and beta_slow
-// rotations in the original context, and cos/sin scaled by
-// 0.1*ln(factor)+1.
+// rotations in the original context (rounded outwards unless NoTruncate),
+// and cos/sin scaled by yarnAttnFactor.
 func yarn(c *Config, s *RopeScaling) ([]float32, float32) {
-	d := float64(c.HeadDim)
+	d := float64(c.RopeDim())
 	base := c.RopeTheta
 	orig := float64(s.OrigMaxPosition)
 	if orig <= 0 {
@@ -70,12 +87,15 @@ func yarn(c *Config, s *RopeScaling) ([]float32, float32) {
 	corr := func(rot float64) float64 {
 		return d * math.Log(orig/(rot*2*math.Pi)) / (2 * math.Log(base))
 	}
-	low := math.Max(math.Floor(corr(fast)), 0)
-	high := math.Min(math.Ceil(corr(slow)), d-1)
+	low, high := corr(fast), corr(slow)
+	if !s.NoTruncate {
+		low, high = math.Floor(low), math.Ceil(high)
+	}
+	low, high = math.Max(low, 0), math.Min(high, d-1)
 	if low == high {
 		high += 0.001
 	}
-	half := c.HeadDim / 2
+	half := c.RopeDim() / 2
 	inv := make([]float32, half)
 	for i := range inv {
 		pf := math.Pow(base, float64(2*i)/d)
@@ -85,9 +105,25 @@ func yarn(c *Config, s *RopeScaling) ([]float32, float32) {
 		ef := 1 - ramp
 		inv[i] = float32(inter*(1-ef) + extra*ef)
 	}
-	af := float32(1)
-	if s.Factor > 1 {
-		af = float32(0.1*math.Log(s.Factor) + 1)
+	return inv, float32(yarnAttnFactor(s))
+}
+
+// yarnAttnFactor follows _compute_yarn_parameters' attention_factor.
+func yarnAttnFactor(s *RopeScaling) float64 {
+	if s.AttnFactor > 0 {
+		return s.AttnFactor
 	}
-	return inv, af
+	if s.Mscale > 0 && s.MscaleAllDim > 0 {
+		return yarnMscale(s.Factor, s.Mscale) / yarnMscale(s.Factor, s.MscaleAllDim)
+	}
+	return yarnMscale(s.Factor, 1)
+}
+
+// yarnMscale is get_mscale (yarn_get_mscale in DeepSeek's code):
+// 0.1·m·ln(scale)+1, or 1 when scale <= 1.
+func yarnMscale(scale, m float64) float64 {
+	if scale <= 1 {
+		return 1
+	}
+	return 0.1*m*math.Log(scale) + 1
 }

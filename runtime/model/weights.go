@@ -42,6 +42,34 @@ func ExpertName(layer, expert int, part string) string {
 	return fmt.Sprintf("layers.%d.experts.%d.%s", layer, expert, part)
 }
 
+// BlockName returns the name of part ("norm", "gate", "up" or "down") of
+// block b (0-based) of a routed expert: block 0 is ExpertName's gate, up
+// and down (it has no norm of its own), later blocks are
+// "layers.L.experts.E.blocks.B.part".
+func BlockName(layer, expert, block int, part string) string {
+	if block == 0 {
+		return ExpertName(layer, expert, part)
+	}
+	return fmt.Sprintf("layers.%d.experts.%d.blocks.%d.%s", layer, expert, block, part)
+}
+
+// ExpertSpec lists routed expert e of layer l's tensors in the order the
+// engine and the backends take them: per block, its norm (blocks after the
+// first), gate, up and down.
+func (c *Config) ExpertSpec(l, e int) []TensorSpec {
+	f := &c.FFN[l]
+	var s []TensorSpec
+	for b, w := range f.BlockWidths(e) {
+		if b > 0 {
+			s = append(s, TensorSpec{BlockName(l, e, b, "norm"), []int{c.Dim}, l, e})
+		}
+		for _, p := range expertParts(c.Dim, w) {
+			s = append(s, TensorSpec{BlockName(l, e, b, p.part), p.shape, l, e})
+		}
+	}
+	return s
+}
+
 // SharedName returns the name of a shared expert's gate, up or down matrix.
 func SharedName(layer, shared int, part string) string {
 	return fmt.Sprintf("layers.%d.shared.%d.%s", layer, shared, part)
@@ -60,14 +88,24 @@ func (c *Config) Spec() []TensorSpec {
 	for l := 0; l < c.Layers; l++ {
 		add := func(suffix string, shape ...int) { s = append(s, TensorSpec{LayerName(l, suffix), shape, l, -1}) }
 		add("attn_norm", c.Dim)
-		add("wq", c.QDim(), c.Dim)
-		add("wk", c.KVDim(), c.Dim)
-		add("wv", c.KVDim(), c.Dim)
-		add("wo", c.Dim, c.QDim())
+		if m := c.MLA; m != nil {
+			s = append(s, c.mlaSpec(l)...)
+		} else {
+			add("wq", c.QDim(), c.Dim)
+			add("wk", c.KVDim(), c.Dim)
+			add("wv", c.KVDim(), c.Dim)
+			add("wo", c.Dim, c.QDim())
+		}
 		if c.AttnBias {
 			add("bq", c.QDim())
 			add("bk", c.KVDim())
 			add("bv", c.KVDim())
+		}
+		if c.AttnOutBias {
+			add("bo", c.Dim)
+		}
+		if c.Sinks {
+			add("sinks", c.Heads)
 		}
 		switch c.QKNorm {
 		case QKNormHead:
@@ -92,13 +130,91 @@ func (c *Config) Spec() []TensorSpec {
 			if f.Router.SelectionBias {
 				add("router_bias", len(f.ExpertWidths))
 			}
-			for e, w := range f.ExpertWidths {
-				for _, p := range expertParts(c.Dim, w) {
-					s = append(s, TensorSpec{ExpertName(l, e, p.part), p.shape, l, e})
-				}
+			if f.Router.LogitBias {
+				add("router_logit_bias", len(f.ExpertWidths))
+			}
+			if f.ExpertBias {
+				add("expert_gate_bias", len(f.ExpertWidths), f.ExpertWidths[0])
+				add("expert_up_bias", len(f.ExpertWidths), f.ExpertWidths[0])
+				add("expert_down_bias", len(f.ExpertWidths), c.Dim)
+			}
+			for e := range f.ExpertWidths {
+				s = append(s, c.ExpertSpec(l, e)...)
 			}
 		}
 	}
+	return s
+}
+
+// SpecLen is len(c.Spec()) computed without building the list, so a caller
+// can compare it with what it was given before paying for the names.
+func (c *Config) SpecLen() int {
+	n := 2 // embeddings, final norm
+	if !c.TiedOutput {
+		n++
+	}
+	perLayer := 6 // attn_norm, wq, wk, wv, wo, ffn_norm
+	if c.MLA != nil {
+		perLayer = 2 + len(c.mlaSpec(0))
+	}
+	if c.AttnBias {
+		perLayer += 3
+	}
+	if c.QKNorm == QKNormHead || c.QKNorm == QKNormFull {
+		perLayer += 2
+	}
+	if c.AttnOutBias {
+		perLayer++
+	}
+	if c.Sinks {
+		perLayer++
+	}
+	for l := 0; l < c.Layers && l < len(c.FFN); l++ {
+		f := &c.FFN[l]
+		n += perLayer + 3*len(f.SharedWidths)
+		if f.SharedGate {
+			n++
+		}
+		if f.Sparse() {
+			n += 1 + 3*len(f.ExpertWidths)
+			for _, a := range f.ExpertArch {
+				n += 4 * len(a.Extra)
+			}
+			if f.Router.SelectionBias {
+				n++
+			}
+			if f.Router.LogitBias {
+				n++
+			}
+			if f.ExpertBias {
+				n += 3
+			}
+		}
+	}
+	return n
+}
+
+// mlaSpec lists layer l's multi-head latent attention tensors, fused as
+// the checkpoints (HF and GGUF alike) store them: wq (q_proj) or wq_a,
+// q_a_norm and wq_b (q_a_proj, q_a_layernorm, q_b_proj), each head's rows
+// [nope | rope]; wkv_a (kv_a_proj_with_mqa), rows [latent | shared rope
+// key]; kv_a_norm over the latent; wkv_b (kv_b_proj), each head's rows
+// [k_nope | v]; wo (o_proj).
+func (c *Config) mlaSpec(l int) []TensorSpec {
+	m := c.MLA
+	var s []TensorSpec
+	add := func(suffix string, shape ...int) { s = append(s, TensorSpec{LayerName(l, suffix), shape, l, -1}) }
+	if m.QLoraRank > 0 {
+		add("wq_a", m.QLoraRank, c.Dim)
+		add("q_a_norm", m.QLoraRank)
+		add("wq_b", c.Heads*c.HeadDim, m.QLoraRank)
+	} else {
+		add("wq", c.Heads*c.HeadDim, c.Dim)
+	}
+	add("wkv_a", m.KVLoraRank+m.RopeDim, c.Dim)
+	add("kv_a_norm", m.KVLoraRank)
+	add("wkv_b", c.Heads*(m.NopeDim+m.VDim), m.KVLoraRank)
+	add("wo", c.Dim, c.Heads*m.VDim)
 	return s
 }
 
@@ -153,8 +269,8 @@ func squeeze(s []int) []int {
 }
 
 // Params counts total parameters and the parameters active for one token
-// (shared experts plus the top_k widest routed experts, an upper bound when
-// widths differ).
+// (shared experts plus the top_k largest routed experts, an upper bound when
+// sizes differ).
 func (c *Config) Params() (total, active int64) {
 	for _, sp := range c.Spec() {
 		n := int64(1)
@@ -173,10 +289,18 @@ func (c *Config) Params() (total, active int64) {
 		if !f.Sparse() {
 			continue
 		}
-		w := slices.Clone(f.ExpertWidths)
+		w := make([]int64, len(f.ExpertWidths))
+		for e := range w {
+			for b, x := range f.BlockWidths(e) {
+				w[e] += 3 * int64(x) * int64(c.Dim)
+				if b > 0 {
+					w[e] += int64(c.Dim)
+				}
+			}
+		}
 		slices.Sort(w)
 		for _, x := range w[len(w)-f.Router.TopK:] {
-			active += 3 * int64(x) * int64(c.Dim)
+			active += x
 		}
 	}
 	return total, active

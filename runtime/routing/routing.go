@@ -54,7 +54,9 @@ func Sigmoid(x float32) float32 { return 1 / (1 + float32(math.Exp(float64(-x)))
 // Select appends to dst the TopK experts of one token given its router
 // logits. bias, when non-nil, is added to the scores to choose experts but
 // the weights come from the unbiased scores (DeepSeek-V3's selection bias).
-// Ties go to the lower expert index. scratch must hold 2*len(logits).
+// Ties go to the lower expert index. With r.Groups > 0 only the experts of
+// the token's r.TopKGroups best groups are candidates (LimitGroups).
+// scratch must hold 3*len(logits).
 func Select(dst []Choice, logits, bias []float32, r *model.Router, scratch []float32) []Choice {
 	n := len(logits)
 	scores, sel := scratch[:n], scratch[n:2*n]
@@ -64,6 +66,9 @@ func Select(dst []Choice, logits, bias []float32, r *model.Router, scratch []flo
 		for i := range sel {
 			sel[i] += bias[i]
 		}
+	}
+	if r.Groups > 0 {
+		LimitGroups(sel, r, scratch[2*n:3*n])
 	}
 	start := len(dst)
 	for k := 0; k < r.TopK; k++ {
@@ -158,4 +163,66 @@ next:
 		out = append(out, c)
 	}
 	return out
+}
+
+// LimitGroups sets to -Inf the selection scores of every expert outside
+// the r.TopKGroups best of r.Groups equal groups, as DeepSeek's MoEGate
+// does before its top-k (modeling_deepseek.py): a group scores its largest
+// selection score (model.GroupMax, topk_method group_limited_greedy) or the
+// sum of its two largest (model.GroupTop2Sum, noaux_tc, where the selection
+// scores include e_score_correction_bias). Ties go to the lower group.
+// The reference masks with 0.0 where this masks with -Inf: the two differ
+// only when fewer than top_k experts of the chosen groups score above 0,
+// which sigmoid and softmax scores never do without a negative selection
+// bias; -Inf keeps the choice within the chosen groups, as the method
+// intends. scratch must hold r.Groups values.
+func LimitGroups(sel []float32, r *model.Router, scratch []float32) {
+	g := r.Groups
+	size := len(sel) / g
+	gs := scratch[:g]
+	for i := range gs {
+		grp := sel[i*size : (i+1)*size]
+		switch r.GroupScore {
+		case model.GroupTop2Sum:
+			a, b := float32(math.Inf(-1)), float32(math.Inf(-1)) // a >= b
+			for _, v := range grp {
+				if v > a {
+					a, b = v, a
+				} else if v > b {
+					b = v
+				}
+			}
+			gs[i] = a + b
+		default: // model.GroupMax
+			m := grp[0]
+			for _, v := range grp[1:] {
+				m = max(m, v)
+			}
+			gs[i] = m
+		}
+	}
+	// Mark the TopKGroups best groups by setting their score to +Inf,
+	// then mask every group not marked.
+	for k := 0; k < r.TopKGroups; k++ {
+		best := -1
+		for i, v := range gs {
+			if math.IsInf(float64(v), 1) {
+				continue
+			}
+			if best < 0 || v > gs[best] {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		gs[best] = float32(math.Inf(1))
+	}
+	for i, v := range gs {
+		if !math.IsInf(float64(v), 1) {
+			for j := i * size; j < (i+1)*size; j++ {
+				sel[j] = float32(math.Inf(-1))
+			}
+		}
+	}
 }

@@ -19,6 +19,7 @@ func logOf(p ...float64) []float32 {
 func TestSelectHandWorked(t *testing.T) {
 	// softmax(ln[1,2,3,4]) = [0.1, 0.2, 0.3, 0.4]
 	probs := logOf(1, 2, 3, 4)
+	probs8 := logOf(0.1, 0.2, 0.12, 0.13, 0.25, 0.02, 0.1, 0.08)
 	tests := []struct {
 		name   string
 		logits []float32
@@ -41,10 +42,26 @@ func TestSelectHandWorked(t *testing.T) {
 			[]Choice{{0, 0.25}, {1, 0.25}}},
 		{"top_k = experts", probs, nil, model.Router{Scoring: model.Softmax, TopK: 4, NormTopK: true},
 			[]Choice{{3, 0.4}, {2, 0.3}, {1, 0.2}, {0, 0.1}}},
+		// Groups of two: {.1 .2} {.12 .13} {.25 .02} {.1 .08}; greedy top 3
+		// would be 4, 1, 3.
+		{"group max, 2 of 4 groups (group_limited_greedy)", probs8, nil,
+			model.Router{Scoring: model.Softmax, TopK: 3, Groups: 4, TopKGroups: 2, GroupScore: model.GroupMax},
+			[]Choice{{4, 0.25}, {1, 0.2}, {0, 0.1}}},
+		{"group max, 1 group", probs8, nil,
+			model.Router{Scoring: model.Softmax, TopK: 2, Groups: 4, TopKGroups: 1, GroupScore: model.GroupMax},
+			[]Choice{{4, 0.25}, {5, 0.02}}},
+		{"group top-2 sum, 1 group", probs8, nil,
+			model.Router{Scoring: model.Softmax, TopK: 2, Groups: 4, TopKGroups: 1, GroupScore: model.GroupTop2Sum},
+			[]Choice{{1, 0.2}, {0, 0.1}}},
+		// The bias lifts group 1's top-2 sum to .45: it is chosen, and its
+		// experts weigh by their unbiased scores (noaux_tc).
+		{"group top-2 sum with selection bias (noaux_tc)", probs8, []float32{0, 0, 0.2, 0, 0, 0, 0, 0},
+			model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true, ScalingFactor: 2.5, Groups: 4, TopKGroups: 1, GroupScore: model.GroupTop2Sum},
+			[]Choice{{2, 2.5 * 0.12 / 0.25}, {3, 2.5 * 0.13 / 0.25}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Select(nil, tt.logits, tt.bias, &tt.r, make([]float32, 2*len(tt.logits)))
+			got := Select(nil, tt.logits, tt.bias, &tt.r, make([]float32, 3*len(tt.logits)))
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}

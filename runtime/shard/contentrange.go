@@ -7,6 +7,10 @@ import (
 	"strings"
 )
 
+// ParseContentRange is parseContentRange, for clients that read ranges
+// with their own requests.
+func ParseContentRange(s string) (first, last, total int64, err error) { return parseContentRange(s) }
+
 // parseContentRange parses a 206 response's Content-Range,
 // "bytes first-last/total" with total "*" when unknown (returned as -1).
 // The unsatisfied form "bytes */total" is an error: it belongs to a 416,

@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/shard"
 )
 

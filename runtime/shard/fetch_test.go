@@ -2,6 +2,7 @@ package shard
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -11,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/moderuntime/mode/modelpack/manifest"
+	"github.com/moderuntime/mode/runtime/manifest"
 )
 
 func piece(file string, off, n int64) manifest.Piece {
@@ -139,6 +140,23 @@ func TestMergePieces(t *testing.T) {
 	for _, tt := range tests {
 		if got := mergePieces(tt.in); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestFetchNamesTensors: a failed read of a shard laid out one tensor per
+// piece names the tensors of the range and the file.
+func TestFetchNamesTensors(t *testing.T) {
+	s := &manifest.Shard{ID: "layer.0.expert.1", Unverified: true, Size: 30,
+		Tensors: []manifest.Tensor{{Name: "a", Length: 10}, {Name: "b", Offset: 10, Length: 20}},
+		Pieces:  []manifest.Piece{piece("dir/m.safetensors", 100, 10), piece("dir/m.safetensors", 110, 20)}}
+	_, err := Fetch(context.Background(), NewDir(t.TempDir()), s)
+	if err == nil {
+		t.Fatal("no error for a missing file")
+	}
+	for _, w := range []string{"layer.0.expert.1", "tensor a, b", "bytes 100-129 of m.safetensors"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
 		}
 	}
 }

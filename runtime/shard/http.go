@@ -29,6 +29,14 @@ type HTTPOptions struct {
 	Backoff time.Duration
 	// Logf, if set, is told about retries, resumes and restarts.
 	Logf func(format string, args ...any)
+	// ETag, if set, gives the ETag answers for a URL must carry, "" for
+	// any: the one the caller saw when it read the file's layout (an hf:
+	// repository's safetensors header). Ranges of a file that is not
+	// content-addressed per range cannot be hash-checked, but an answer
+	// naming another version of the file can be refused: it is refetched
+	// like a failed read, then an error. (Weak and strong tags compare by
+	// their opaque part; an answer without an ETag is not refused.)
+	ETag func(url string) string
 }
 
 // HTTPStats counts what an HTTP source did since it was made.
@@ -66,6 +74,7 @@ type HTTP struct {
 	backoff time.Duration
 	maxWait time.Duration // a field so tests can shorten Retry-After waits
 	logf    func(format string, args ...any)
+	etag    func(url string) string // nil: no ETag is expected
 
 	mu    sync.Mutex
 	cache map[string]cachedBody // URL → last whole-file body with an ETag
@@ -103,6 +112,7 @@ func newHTTP(base *url.URL, o HTTPOptions) (*HTTP, error) {
 		backoff: o.Backoff,
 		maxWait: maxWait,
 		logf:    o.Logf,
+		etag:    o.ETag,
 		cache:   map[string]cachedBody{},
 	}
 	if h.client == nil {

@@ -409,3 +409,61 @@ func TestDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPExpectedETag: with HTTPOptions.ETag, an answer naming another
+// version of the file is fetched again, then refused; the same tag (weak
+// or strong) or none passes.
+func TestHTTPExpectedETag(t *testing.T) {
+	data := testData(1000, 3)
+	for _, c := range []struct {
+		name, sent, want string
+		bad              int // answers with the wrong tag before right ones; -1 all
+		err              string
+	}{
+		{"same", `"v1"`, `"v1"`, 0, ""},
+		{"weak and strong", `W/"v1"`, `"v1"`, 0, ""},
+		{"none sent", ``, `"v1"`, 0, ""},
+		{"none expected", `"v2"`, ``, 0, ""},
+		{"changed once", `"v2"`, `"v1"`, 1, ""},
+		{"changed", `"v2"`, `"v1"`, -1, `the answer has ETag "v2", but the file had ETag "v1" when it was indexed`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var mu sync.Mutex
+			reqs := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				reqs++
+				tag := c.sent
+				if c.bad > 0 && reqs > c.bad {
+					tag = c.want // the edge caught up
+				}
+				mu.Unlock()
+				if tag != "" {
+					w.Header().Set("ETag", tag)
+				}
+				http.ServeContent(w, r, "f", time.Time{}, bytes.NewReader(data))
+			}))
+			defer srv.Close()
+			h, err := NewHTTP(srv.URL+"/", HTTPOptions{Retries: 2, Backoff: time.Millisecond, ETag: func(string) string { return c.want }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := h.Read(context.Background(), "f", 100, 200)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("error %v, want %q", err, c.err)
+				}
+				if reqs != 3 {
+					t.Errorf("%d requests, want 3 (two retries)", reqs)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(b, data[100:300]) {
+				t.Fatalf("%v", err)
+			}
+			if want := 1 + max(c.bad, 0); reqs != want {
+				t.Errorf("%d requests, want %d", reqs, want)
+			}
+		})
+	}
+}

@@ -74,11 +74,19 @@ func (d dir) path(file string) (string, error) {
 	if isURL(file) {
 		return "", fmt.Errorf("read %s: a URL needs an HTTP source (use a Fetcher, which routes URL pieces to one)", file)
 	}
+	return LocalPath(d.root, file)
+}
+
+// LocalPath maps a file name from a manifest ("/"-separated, relative to
+// the pack) to a path below root, refusing a name that is empty, absolute
+// or climbs out of root. It is the check every reader of a local pack
+// shares, so no manifest can make one read /etc/passwd or /dev/zero.
+func LocalPath(root, file string) (string, error) {
 	local := filepath.FromSlash(file)
 	if !filepath.IsLocal(local) {
-		return "", fmt.Errorf("read %q: path is empty, absolute or escapes the directory %s", file, d.root)
+		return "", fmt.Errorf("read %q: path is empty, absolute or escapes the directory %s", file, root)
 	}
-	return filepath.Join(d.root, local), nil
+	return filepath.Join(root, local), nil
 }
 
 // isURL reports whether a file name is an absolute http(s) URL rather than

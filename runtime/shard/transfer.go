@@ -13,6 +13,10 @@ import (
 	"unicode/utf8"
 )
 
+// maxFreeResumes is how many times one read resumes a cut body at once;
+// later cuts count as failures, retried with backoff up to the limit.
+const maxFreeResumes = 16
+
 // transfer is one HTTP Read: the bytes received so far and what the next
 // request has to ask for.
 type transfer struct {
@@ -28,6 +32,9 @@ type transfer struct {
 	// tag is the ETag (weak or strong) to cache a whole-file body under;
 	// cleared when a resume could not be checked with If-Range.
 	tag string
+	// limit, when > 0, bounds a read to the end of the file: a longer
+	// file is an error and no more than limit+1 of its bytes are held.
+	limit int64
 }
 
 // whole reports whether the read is of a whole file, the kind of read the
@@ -45,7 +52,7 @@ func (t *transfer) remaining() int64 {
 // run makes attempts until the bytes are in, an error is final, the
 // retries are spent or ctx ends.
 func (t *transfer) run(ctx context.Context) ([]byte, error) {
-	failures := 0
+	failures, resumes := 0, 0
 	for {
 		before := len(t.buf)
 		body, f := t.attempt(ctx)
@@ -58,8 +65,11 @@ func (t *transfer) run(ctx context.Context) ([]byte, error) {
 		if !f.retry {
 			return nil, f.err
 		}
-		if len(t.buf) > before {
+		if len(t.buf) > before && resumes < maxFreeResumes {
 			// Bytes arrived, so the server is up: ask for the rest at once.
+			// Only so often: a server that sends a few bytes per answer
+			// must not keep a read going forever.
+			resumes++
 			t.h.logf("%v; resuming at byte %d", f.err, t.off+int64(len(t.buf)))
 			continue
 		}
@@ -117,6 +127,9 @@ func (t *transfer) attempt(ctx context.Context) ([]byte, *failure) {
 	}
 	defer resp.Body.Close()
 
+	if f := t.unexpectedETag(resp); f != nil {
+		return nil, f
+	}
 	var f *failure
 	switch {
 	case resp.StatusCode == http.StatusNotModified && revalidate:
@@ -171,6 +184,9 @@ func (t *transfer) full(resp *http.Response, ranged bool) *failure {
 	switch {
 	case !ranged:
 		t.began(resp)
+		if t.limit > 0 && resp.ContentLength > t.limit {
+			return permanent(fmt.Errorf("GET %s: %d bytes, more than the %d accepted", t.url, resp.ContentLength, t.limit))
+		}
 		return t.appendBody(resp.Body, resp.ContentLength, true)
 	case len(t.buf) > 0 && t.etag != "" && resp.Header.Get("ETag") != t.etag:
 		// A 200 to If-Range: the file changed since the bytes we hold.
@@ -199,6 +215,24 @@ func (t *transfer) full(resp *http.Response, ranged bool) *failure {
 	return t.appendBody(resp.Body, n, false)
 }
 
+// unexpectedETag refuses a 200 or 206 answer whose ETag is not the one
+// the caller expects for the URL (HTTPOptions.ETag): its bytes belong to
+// another version of the file. It is retried, since a CDN edge or proxy
+// with a stale copy may answer right the next time.
+func (t *transfer) unexpectedETag(resp *http.Response) *failure {
+	if t.h.etag == nil || (resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent) {
+		return nil
+	}
+	want, got := t.h.etag(t.url), resp.Header.Get("ETag")
+	if want == "" || got == "" || opaqueTag(want) == opaqueTag(got) {
+		return nil
+	}
+	return temporary(fmt.Errorf("GET %s: the answer has ETag %s, but the file had ETag %s when it was indexed: its bytes changed on the server", t.url, got, want), 0)
+}
+
+// opaqueTag is an ETag without its weakness mark.
+func opaqueTag(e string) string { return strings.TrimPrefix(e, "W/") }
+
 // began records the validators of the response that begins t.buf.
 func (t *transfer) began(resp *http.Response) {
 	t.tag = resp.Header.Get("ETag")
@@ -225,37 +259,49 @@ func (t *transfer) appendBody(r io.Reader, n int64, strict bool) *failure {
 	start := len(t.buf)
 	var err error
 	if n >= 0 && t.want >= 0 {
-		// n derives from the caller's length, so it is safe to allocate.
+		// n derives from the caller's length, which comes from a manifest
+		// that may lie too: memory grows as the bytes arrive, never to n
+		// up front.
 		if int64(int(n)) != n {
 			return permanent(fmt.Errorf("GET %s: %d bytes do not fit in memory on this platform", t.url, n))
 		}
-		t.buf = slices.Grow(t.buf, int(n))[:start+int(n)]
-		var got int
-		got, err = io.ReadFull(r, t.buf[start:])
-		t.buf = t.buf[:start+got]
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+		t.buf, err = appendN(t.buf, r, int(n))
 		if err == nil && strict {
 			var extra [1]byte
 			if m, _ := io.ReadFull(r, extra[:]); m > 0 {
-				t.h.bytes.Add(int64(got + m))
+				t.h.bytes.Add(int64(len(t.buf) - start + m))
 				return permanent(fmt.Errorf("GET %s: the server sent more than the %d bytes asked for", t.url, n))
 			}
 		}
 	} else {
 		// Any n comes from the server: let memory grow only with the bytes
-		// that arrive, and stop one past n.
-		lr := r
+		// that arrive, and stop one past n, or one past the limit.
+		lr, most := r, -1
+		stop := int64(-1)
 		if n >= 0 {
-			lr = io.LimitReader(r, n+1)
+			stop = n
 		}
-		t.buf, err = appendAll(t.buf, lr)
-		if got := int64(len(t.buf) - start); n >= 0 && got > n {
+		if t.limit > 0 && (stop < 0 || stop > t.limit-int64(start)) {
+			stop = max(t.limit-int64(start), 0)
+		}
+		if stop >= 0 {
+			lr = io.LimitReader(r, stop+1)
+			if int64(int(stop+1)) == stop+1 {
+				most = start + int(stop+1)
+			}
+		}
+		t.buf, err = appendAll(t.buf, lr, most)
+		got := int64(len(t.buf) - start)
+		switch {
+		case n >= 0 && got > n:
 			t.h.bytes.Add(got)
 			t.buf = t.buf[:start]
 			return permanent(fmt.Errorf("GET %s: the server sent more than the %d bytes it announced", t.url, n))
-		} else if err == nil && n >= 0 && got < n {
+		case t.limit > 0 && int64(len(t.buf)) > t.limit:
+			t.h.bytes.Add(got)
+			t.buf = t.buf[:start]
+			return permanent(fmt.Errorf("GET %s: more than the %d bytes accepted", t.url, t.limit))
+		case err == nil && n >= 0 && got < n:
 			err = io.ErrUnexpectedEOF
 		}
 	}
@@ -267,11 +313,41 @@ func (t *transfer) appendBody(r io.Reader, n int64, strict bool) *failure {
 	return nil
 }
 
-// appendAll is io.ReadAll appending to b.
-func appendAll(b []byte, r io.Reader) ([]byte, error) {
+// appendN appends n bytes of r to b, or fewer and an error. The buffer
+// doubles as bytes arrive (from 64 KiB, never past len(b)+n), so a server
+// that announces a large body and sends little costs little.
+func appendN(b []byte, r io.Reader, n int) ([]byte, error) {
+	end := len(b) + n
+	for len(b) < end {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(max(cap(b), 64<<10), end-len(b)))
+		}
+		m, err := r.Read(b[len(b):min(cap(b), end)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			if len(b) < end {
+				return b, io.ErrUnexpectedEOF
+			}
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+// appendAll is io.ReadAll appending to b. The buffer doubles (append
+// grows large slices by a quarter, which allocates five times what it
+// holds by the end) and, when most >= 0, never past a capacity of most.
+func appendAll(b []byte, r io.Reader, most int) ([]byte, error) {
 	for {
 		if len(b) == cap(b) {
-			b = slices.Grow(b, 4096)
+			grow := max(cap(b), 4096)
+			if most >= 0 {
+				grow = max(min(grow, most-len(b)), 1)
+			}
+			b = slices.Grow(b, grow)
 		}
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]

@@ -9,5 +9,8 @@
 // can read each array as u32 words. Matrix views a matrix in f16 or a block
 // format for CPU kernels that compute row dot products from the stored form
 // directly: this package is the one place that knows the layouts and the
-// dequantisation arithmetic.
+// dequantisation arithmetic. Its Dot and Dot4 sum in a fixed order (the
+// CPU's exact path); MulQuantized is the fast path's product of block rows
+// with activations quantised once per op (Q16Rows), computed in integers by
+// package vec.
 package tensor

@@ -1,6 +1,10 @@
 package tensor
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/moderuntime/mode/runtime/vec"
+)
 
 // Matrix is a read-only view of a tensor stored in f16 or a block format,
 // split into the arrays of its layout, for kernels that compute from the
@@ -23,7 +27,7 @@ type Matrix struct {
 // q4_k.
 func NewMatrix(t *Tensor) (*Matrix, error) {
 	switch t.DType {
-	case F16, Q8_0, Q4_0, Q4_K:
+	case F16, Q8_0, Q4_0, Q4_K, MXFP4:
 	default:
 		return nil, fmt.Errorf("tensor %s: %v is not a format kernels compute from directly", t.Name, t.DType)
 	}
@@ -67,19 +71,27 @@ func BlockSums(dst, x []float32) {
 	}
 }
 
+// HalfRows is the stored f16 values (two bytes each, little-endian) of
+// rows i0 ≤ i < i1 of an f16 matrix, for kernels that decode as they read.
+func (m *Matrix) HalfRows(i0, i1 int) []byte {
+	if m.dtype != F16 {
+		panic("tensor: HalfRows of a " + m.dtype.String() + " matrix")
+	}
+	return m.f16[2*i0*m.cols : 2*i1*m.cols]
+}
+
 // DequantizeRow decodes row i into dst[:Cols].
 func (m *Matrix) DequantizeRow(i int, dst []float32) {
 	dst = dst[:m.cols]
 	switch m.dtype {
 	case F16:
-		w := m.f16[2*i*m.cols:]
-		for j := range dst {
-			dst[j] = F16ToF32(uint16(w[2*j]) | uint16(w[2*j+1])<<8)
-		}
+		vec.HalfToFloat(dst, m.f16[2*i*m.cols:2*(i+1)*m.cols])
 	case Q8_0:
 		dequantQ8_0(dst, m.a.scales[2*i*m.nb:], m.a.qs[qk*i*m.nb:])
 	case Q4_0:
 		dequantQ4_0(dst, m.a.scales[2*i*m.nb:], m.a.qs[qk/2*i*m.nb:])
+	case MXFP4:
+		dequantMXFP4(dst, m.a.scales[i*m.nb:], m.a.qs[qk/2*i*m.nb:])
 	case Q4_K:
 		dequantQ4_K(dst, m.a.scales[4*i*m.nb:], m.a.sub[8*i*m.nb:], m.a.mins[8*i*m.nb:], m.a.qs[qkK/2*i*m.nb:])
 	}
@@ -100,6 +112,8 @@ func (m *Matrix) Dot(i int, x, xsum []float32) float32 {
 		return dotQ4_0(m.a.scales[2*i*m.nb:], m.a.qs[qk/2*i*m.nb:], x)
 	case Q4_K:
 		return dotQ4_K(m.a.scales[4*i*m.nb:], m.a.sub[8*i*m.nb:], m.a.mins[8*i*m.nb:], m.a.qs[qkK/2*i*m.nb:], x, xsum)
+	case MXFP4:
+		return dotMXFP4(m.a.scales[i*m.nb:], m.a.qs[qk/2*i*m.nb:], x)
 	}
 	panic("tensor: Dot of " + m.dtype.String())
 }
@@ -117,6 +131,9 @@ func (m *Matrix) Dot4(i int, x, xsum []float32) (a0, a1, a2, a3 float32) {
 		return dot4Q4_0(m.a.scales[2*i*m.nb:], m.a.qs[qk/2*i*m.nb:], x)
 	case Q4_K:
 		return dot4Q4_K(m.a.scales[4*i*m.nb:], m.a.sub[8*i*m.nb:], m.a.mins[8*i*m.nb:], m.a.qs[qkK/2*i*m.nb:], x, xsum)
+	case MXFP4:
+		// Four rows of the one-row sum: the same bits as Dot.
+		return m.Dot(i, x, xsum), m.Dot(i+1, x, xsum), m.Dot(i+2, x, xsum), m.Dot(i+3, x, xsum)
 	}
 	panic("tensor: Dot4 of " + m.dtype.String())
 }

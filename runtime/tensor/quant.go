@@ -92,7 +92,7 @@ func BlockSize(d DType) int {
 	switch d {
 	case F32, F16, BF16:
 		return 1
-	case Q8_0, Q4_0:
+	case Q8_0, Q4_0, MXFP4:
 		return qk
 	case Q4_K:
 		return qkK
@@ -130,6 +130,8 @@ func ByteSize(d DType, rows, cols int) (int, error) {
 		return align4(2*(n/qk)) + qk*(n/qk), nil
 	case Q4_0:
 		return align4(2*(n/qk)) + qk/2*(n/qk), nil
+	case MXFP4:
+		return align4(n/qk) + qk/2*(n/qk), nil
 	}
 	return q4kBytes * (n / qkK), nil
 }
@@ -154,6 +156,8 @@ func splitArrays(d DType, data []byte, nblocks int) blockArrays {
 	case Q8_0, Q4_0:
 		s := align4(2 * nblocks)
 		return blockArrays{scales: data[:2*nblocks], qs: data[s:]}
+	case MXFP4:
+		return blockArrays{scales: data[:nblocks], qs: data[align4(nblocks):]}
 	case Q4_K:
 		o1, o2, o3 := 4*nblocks, 12*nblocks, 20*nblocks
 		return blockArrays{scales: data[:o1], sub: data[o1:o2], mins: data[o2:o3], qs: data[o3:]}
@@ -212,6 +216,8 @@ func Quantize(t *Tensor, to DType) (*Tensor, error) {
 		quantize = quantizeQ4_0
 	case Q4_K:
 		quantize = quantizeQ4_K
+	case MXFP4:
+		quantize = quantizeMXFP4
 	}
 	inParallel(nblocks, func(lo, hi int) { quantize(a, x, lo, hi) })
 	return out, nil

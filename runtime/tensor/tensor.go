@@ -16,12 +16,13 @@ const (
 	F32
 	F16
 	BF16
-	Q8_0 // blocks of 32: f16 scale, 32 int8
-	Q4_0 // blocks of 32: f16 scale, 32 4-bit values
-	Q4_K // super-blocks of 256: f16 scale and min, 8 u8 sub-scales and sub-mins, 256 4-bit values
+	Q8_0  // blocks of 32: f16 scale, 32 int8
+	Q4_0  // blocks of 32: f16 scale, 32 4-bit values
+	Q4_K  // super-blocks of 256: f16 scale and min, 8 u8 sub-scales and sub-mins, 256 4-bit values
+	MXFP4 // blocks of 32: e8m0 scale, 32 FP4 (e2m1) values
 )
 
-var dtypeNames = [...]string{Invalid: "invalid", F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0", Q4_0: "q4_0", Q4_K: "q4_k"}
+var dtypeNames = [...]string{Invalid: "invalid", F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0", Q4_0: "q4_0", Q4_K: "q4_k", MXFP4: "mxfp4"}
 
 func (d DType) String() string {
 	if int(d) < len(dtypeNames) {
@@ -100,6 +101,9 @@ func (t *Tensor) Check() error {
 	if len(t.Data) != want {
 		return fmt.Errorf("tensor %s: %v%v needs %d bytes, has %d", t.Name, t.DType, t.Shape, want, len(t.Data))
 	}
+	if t.DType == MXFP4 {
+		return checkMXFP4(t)
+	}
 	return nil
 }
 
@@ -117,7 +121,7 @@ func FromF32(name string, shape []int, v []float32) *Tensor {
 func (t *Tensor) Float32s() ([]float32, error) {
 	n := t.Elems()
 	switch t.DType {
-	case Q8_0, Q4_0, Q4_K:
+	case Q8_0, Q4_0, Q4_K, MXFP4:
 		m, err := NewMatrix(t)
 		if err != nil {
 			return nil, err

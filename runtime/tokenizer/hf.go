@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/moderuntime/mode/internal/jsondepth"
 )
 
 // maxConfigDepth bounds the nesting of Sequence components in tokenizer.json.
@@ -68,6 +70,12 @@ type hfFile struct {
 // post_processor only informs AddsBOS. Anything else, including a regular
 // expression the engine cannot run exactly, is reported as an error.
 func LoadHF(tokenizerJSON, tokenizerConfigJSON []byte) (*HF, error) {
+	if err := jsondepth.Check(tokenizerJSON, jsondepth.Max); err != nil {
+		return nil, fmt.Errorf("tokenizer: tokenizer.json: %w", err)
+	}
+	if err := jsondepth.Check(tokenizerConfigJSON, jsondepth.Max); err != nil {
+		return nil, fmt.Errorf("tokenizer: tokenizer_config.json: %w", err)
+	}
 	var f hfFile
 	if err := json.Unmarshal(tokenizerJSON, &f); err != nil {
 		return nil, fmt.Errorf("tokenizer: parsing tokenizer.json: %w", err)

@@ -373,3 +373,15 @@ func TestHFConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// TestHFDeepJSON: tokenizer.json and its config are refused past the
+// nesting bound, naming the file.
+func TestHFDeepJSON(t *testing.T) {
+	deep := []byte(`{"model":` + strings.Repeat("[", 1<<20) + `}`)
+	if _, err := LoadHF(deep, nil); err == nil || !strings.Contains(err.Error(), "tokenizer.json: JSON nests deeper") {
+		t.Errorf("deep tokenizer.json: %v", err)
+	}
+	if _, err := LoadHF([]byte(`{}`), deep); err == nil || !strings.Contains(err.Error(), "tokenizer_config.json: JSON nests deeper") {
+		t.Errorf("deep tokenizer_config.json: %v", err)
+	}
+}

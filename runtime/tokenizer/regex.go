@@ -15,29 +15,32 @@ import (
 // engine here is a small backtracking matcher with Oniguruma's leftmost-first
 // semantics. It deliberately supports only what those patterns need —
 // literals, classes with ranges and \p{..}, alternation, groups, (?i:...),
-// lookahead, and quantifiers on single-character atoms — and rejects anything
-// else at load time, so an unsupported file fails loudly instead of
-// tokenizing differently from the reference.
+// lookahead, quantifiers on single-character atoms, and bounded quantifiers
+// (?, {n,m}) on groups, which the o200k pattern of gpt-oss uses for its
+// optional contractions "(?i:'s|'t|...)?" — and rejects anything else at
+// load time, so an unsupported file fails loudly instead of tokenizing
+// differently from the reference.
 
 // reNode is a node of a parsed pattern.
 type reNode struct {
 	kind reKind
 	set  runeSet   // reChar, and the atom of reRepeat
-	subs []*reNode // reSeq, reAlt, reLook (one sub)
-	min  int       // reRepeat
-	max  int       // reRepeat; -1 means unbounded
-	lazy bool      // reRepeat
+	subs []*reNode // reSeq, reAlt, reLook and reGroupRepeat (one sub)
+	min  int       // reRepeat, reGroupRepeat
+	max  int       // reRepeat, reGroupRepeat; -1 means unbounded (reRepeat only)
+	lazy bool      // reRepeat, reGroupRepeat
 	neg  bool      // reLook: negative lookahead
 }
 
 type reKind uint8
 
 const (
-	reChar   reKind = iota // one character from set
-	reSeq                  // subs in order
-	reAlt                  // first sub that leads to a match
-	reRepeat               // set repeated min..max times
-	reLook                 // lookahead assertion on subs[0]
+	reChar        reKind = iota // one character from set
+	reSeq                       // subs in order
+	reAlt                       // first sub that leads to a match
+	reRepeat                    // set repeated min..max times
+	reLook                      // lookahead assertion on subs[0]
+	reGroupRepeat               // subs[0] repeated min..max times, max bounded
 )
 
 // Limits that keep hostile patterns from exhausting memory or the stack.
@@ -45,6 +48,10 @@ const (
 	reMaxDepth  = 64
 	reMaxRepeat = 100000 // Oniguruma's ONIG_MAX_REPEAT_NUM
 	reMaxLen    = 1 << 16
+	// reMaxGroupRepeat bounds a quantifier on a group: each iteration is
+	// a level of recursion in the matcher, so an unbounded one (* or + on
+	// a group) is refused, and {n,m} may not go beyond this.
+	reMaxGroupRepeat = 64
 )
 
 // regex is a compiled pattern.
@@ -269,10 +276,17 @@ func (p *reParser) parseQuantifier(atom *reNode) (*reNode, error) {
 	if !single && atom.kind == reSeq && len(atom.subs) == 1 && atom.subs[0].kind == reChar {
 		atom, single = atom.subs[0], true
 	}
-	if !single {
-		return nil, fmt.Errorf("at offset %d: quantifier on a group or repetition is not supported", start)
+	var n *reNode
+	switch {
+	case single:
+		n = &reNode{kind: reRepeat, set: atom.set, min: min, max: max}
+	case atom.kind == reLook:
+		return nil, fmt.Errorf("at offset %d: quantifier on a lookahead is not supported", start)
+	case max < 0 || max > reMaxGroupRepeat:
+		return nil, fmt.Errorf("at offset %d: quantifier on a group or repetition must be bounded by at most %d repeats ('?' or {n,m}); '*', '+' and {n,} are not supported", start, reMaxGroupRepeat)
+	default:
+		n = &reNode{kind: reGroupRepeat, subs: []*reNode{atom}, min: min, max: max}
 	}
-	n := &reNode{kind: reRepeat, set: atom.set, min: min, max: max}
 	if !p.eof() {
 		switch p.peek() {
 		case '?':

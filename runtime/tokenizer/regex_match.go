@@ -85,6 +85,8 @@ func (m *reMatcher) match(n *reNode, pos int, k func(int) bool) bool {
 		return false
 	case reRepeat:
 		return m.matchRepeat(n, pos, k)
+	case reGroupRepeat:
+		return m.matchGroupRepeat(n, pos, 0, k)
 	case reLook:
 		found := m.match(n.subs[0], pos, func(int) bool { return true })
 		if m.steps > m.budget {
@@ -161,4 +163,34 @@ func (m *reMatcher) matchRepeat(n *reNode, pos int, k func(int) bool) bool {
 		count--
 	}
 	return false
+}
+
+// matchGroupRepeat matches iterations count.. of a quantified group at pos:
+// greedy tries one more iteration before handing pos to k, lazy the other
+// way round, backtracking into each iteration's alternatives as Oniguruma
+// does. An iteration that matches empty ends the loop (Oniguruma's check
+// for empty loops), except while the minimum is still to be reached, so a
+// bounded loop cannot spin in place.
+func (m *reMatcher) matchGroupRepeat(n *reNode, pos, count int, k func(int) bool) bool {
+	more := func() bool {
+		if count >= n.max {
+			return false
+		}
+		return m.match(n.subs[0], pos, func(q int) bool {
+			if q == pos && count+1 >= n.min {
+				return k(q)
+			}
+			return m.matchGroupRepeat(n, q, count+1, k)
+		})
+	}
+	if n.lazy {
+		if count >= n.min && k(pos) {
+			return true
+		}
+		return m.steps <= m.budget && more()
+	}
+	if more() {
+		return true
+	}
+	return count >= n.min && m.steps <= m.budget && k(pos)
 }

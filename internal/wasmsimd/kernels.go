@@ -1,0 +1,663 @@
+package wasmsimd
+
+// Module returns the kernel module's binary. It imports its memory as
+// (memModule, memField): the host hands it the Go instance's own memory,
+// so the kernels compute on the engine's buffers in place.
+//
+// Each kernel is a whole matrix product over a range of weight rows,
+// rather than one dot product, so that one call from Go (through the host)
+// covers thousands of blocks and the cost of crossing instances vanishes.
+func Module(memModule, memField string) []byte {
+	m := &module{memImport: [2]string{memModule, memField}, funcs: kernels()}
+	return m.encode()
+}
+
+// testModule is Module with a memory of its own, exported as "mem", for
+// the tests to fill.
+func testModule(pages uint32) []byte {
+	m := &module{memPages: pages, funcs: kernels()}
+	return m.encode()
+}
+
+// The kernels, by export name. Every kernel has the signature
+//
+//	(dst, ds, wd, wq, xd, xq, rows, nb, trows i32)
+//
+// and sets the f32 dst[t·ds + i] (dst a byte address, ds in elements) to
+// weight row i times activation row t for i < rows, t < trows: weight row
+// i's f16 scales start at wd + 2·nb·i and its quants at wq + QB·nb·i (QB
+// bytes per 32-element block: 32 for q8_0, 16 for q4_0); activation row
+// t's f32 scales start at xd + 4·nb·t and its int16 quants at
+// xq + 64·nb·t (tensor.Q16Rows' layout). Each result has the bits of
+// vec.DotQ8_0 / vec.DotQ4_0 for that row pair.
+const (
+	KernelQ8_0 = "q8_0"
+	KernelQ4_0 = "q4_0"
+)
+
+func kernels() []*fn {
+	return []*fn{blockKernel(KernelQ8_0, 32), blockKernel(KernelQ4_0, 16), q4kKernel(),
+		floatKernel(KernelF32, false), floatKernel(KernelF16, true), scoresKernel(), weightedSumKernel()}
+}
+
+// KernelQ4_K has the signature
+//
+//	(dst, ds, dm, sc, mn, qs, xd, g, xq, rows, nb, trows i32)
+//
+// with nb 32-element sub-blocks per row (a multiple of 8: whole
+// super-blocks) and sets dst[t·ds + i] as the others do, to the bits of
+// vec.DotQ4_K: weight row i's f16 (d, dmin) pairs start at dm + 4·(nb/8)·i,
+// its u8 sub-block scales and minimums at sc + nb·i and mn + nb·i, its
+// nibbles at qs + 16·nb·i; activation row t's scales, sums d·Σq and quants
+// at xd + 4·nb·t, g + 4·nb·t and xq + 64·nb·t.
+const KernelQ4_K = "q4_k"
+
+// q4kKernel assembles KernelQ4_K, summing as vec's dotQ4_KGo: per
+// super-block, each sub-block's eight integer lanes (q4_0's lanes, the
+// nibbles unsigned) times xd·sc into eight f32 lane sums sq; then d·sq
+// into the row's lanes and dmin·(mn·g), lane s for sub-block s, into a
+// second set; the result hsum8 of the first less hsum8 of the second.
+func q4kKernel() *fn {
+	f := &fn{name: KernelQ4_K, params: []valType{i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32}}
+	const (
+		dst, ds, dm, sc, mn, qs, xd, g, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+	)
+	i, t, b, s, nbs, eight := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
+	pdm, psc, pmn, pqs, pxd, pg, pxq := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
+	h, u := f.local(i32), f.local(i32)
+	fs := f.local(f32)
+	lo, hi, mlo, mhi, sqlo, sqhi, w0, w1, mask, m8 := f.local(v128), f.local(v128), f.local(v128), f.local(v128),
+		f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+
+	f.i32Const(0x0f)
+	f.i8x16Splat()
+	f.set(mask)
+	f.i32Const(8)
+	f.set(eight)
+	f.get(nb)
+	f.i32Const(3)
+	f.i32ShrU()
+	f.set(nbs)
+
+	forLoop := func(ctr, limit uint32, body func()) {
+		f.i32Const(0)
+		f.set(ctr)
+		f.block()
+		f.loop()
+		f.get(ctr)
+		f.get(limit)
+		f.i32GeU()
+		f.brIf(1)
+		body()
+		f.inc(ctr, 1)
+		f.br(0)
+		f.end()
+		f.end()
+	}
+	// to = base + (nb·idx·num) >> shift
+	rowPtr := func(base uint32, num int32, shift int32, idx uint32, to uint32) {
+		f.get(base)
+		f.get(nb)
+		f.get(idx)
+		f.i32Mul()
+		f.i32Const(num)
+		f.i32Mul()
+		if shift != 0 {
+			f.i32Const(shift)
+			f.i32ShrU()
+		}
+		f.i32Add()
+		f.set(to)
+	}
+
+	forLoop(i, rows, func() {
+		forLoop(t, trows, func() {
+			rowPtr(dm, 4, 3, i, pdm)
+			rowPtr(sc, 1, 0, i, psc)
+			rowPtr(mn, 1, 0, i, pmn)
+			rowPtr(qs, 16, 0, i, pqs)
+			rowPtr(xd, 4, 0, t, pxd)
+			rowPtr(g, 4, 0, t, pg)
+			rowPtr(xq, 64, 0, t, pxq)
+			for _, l := range []uint32{lo, hi, mlo, mhi} {
+				f.v128Zero()
+				f.set(l)
+			}
+			forLoop(b, nbs, func() {
+				f.v128Zero()
+				f.set(sqlo)
+				f.v128Zero()
+				f.set(sqhi)
+				// lanes l < 8 of the minimums, before the sub-block
+				// loop moves the pointers: mn[l] as f32 times g[l]
+				f.get(pmn)
+				f.v128Load64Zero(0)
+				f.i16x8ExtendLowI8x16U()
+				f.set(m8)
+				minLanes := func(acc uint32, high bool, goff uint32) {
+					f.get(acc)
+					f.get(m8)
+					if high {
+						f.simd(0xaa) // i32x4.extend_high_i16x8_u
+					} else {
+						f.simd(0xa9) // i32x4.extend_low_i16x8_u
+					}
+					f.f32x4ConvertI32x4S()
+					f.get(pg)
+					f.v128Load(goff)
+					f.f32x4Mul()
+					f.get(pdm)
+					f.i32Load16U(2)
+					f.set(h)
+					f.half(h, u)
+					f.f32x4Splat()
+					f.f32x4Mul()
+					f.f32x4Add()
+					f.set(acc)
+				}
+				minLanes(mlo, false, 0)
+				minLanes(mhi, true, 16)
+
+				forLoop(s, eight, func() {
+					// fs = xd[k]·sc[k]
+					f.get(pxd)
+					f.f32Load(0)
+					f.get(psc)
+					f.i32Load8U(0)
+					f.f32ConvertI32U()
+					f.f32Mul()
+					f.set(fs)
+					f.get(pqs)
+					f.v128Load(0)
+					f.tee(w1)
+					f.get(mask)
+					f.v128And()
+					f.set(w0)
+					f.get(w1)
+					f.i32Const(4)
+					f.i8x16ShrU()
+					f.set(w1)
+					lanes := func(acc uint32, high bool, xoff uint32) {
+						f.get(acc)
+						f.quantDot(w0, w1, high, f.loadAt(pxq, xoff), f.loadAt(pxq, xoff+32))
+						f.get(fs)
+						f.f32x4Splat()
+						f.f32x4Mul()
+						f.f32x4Add()
+						f.set(acc)
+					}
+					lanes(sqlo, false, 0)
+					lanes(sqhi, true, 16)
+					f.inc(pxd, 4)
+					f.inc(psc, 1)
+					f.inc(pqs, 16)
+					f.inc(pxq, 64)
+				})
+				// acc += d·sq
+				f.get(pdm)
+				f.i32Load16U(0)
+				f.set(h)
+				f.half(h, u)
+				f.f32x4Splat()
+				f.set(w0)
+				f.get(lo)
+				f.get(w0)
+				f.get(sqlo)
+				f.f32x4Mul()
+				f.f32x4Add()
+				f.set(lo)
+				f.get(hi)
+				f.get(w0)
+				f.get(sqhi)
+				f.f32x4Mul()
+				f.f32x4Add()
+				f.set(hi)
+				f.inc(pdm, 4)
+				f.inc(pmn, 8)
+				f.inc(pg, 32)
+			})
+			// dst[t·ds + i] = hsum8(lo‖hi) − hsum8(mlo‖mhi)
+			f.get(dst)
+			f.get(t)
+			f.get(ds)
+			f.i32Mul()
+			f.get(i)
+			f.i32Add()
+			f.i32Const(2)
+			f.i32Shl()
+			f.i32Add()
+			f.get(lo)
+			f.get(hi)
+			f.f32x4Add()
+			f.set(lo)
+			f.hsum4(lo)
+			f.get(mlo)
+			f.get(mhi)
+			f.f32x4Add()
+			f.set(mlo)
+			f.hsum4(mlo)
+			f.f32Sub()
+			f.f32Store(0)
+		})
+	})
+	return f
+}
+
+// blockKernel assembles the q8_0 (qb = 32) or q4_0 (qb = 16) kernel.
+//
+// It sums as runtime/vec's Go twin does, bit for bit: each block's 32
+// integer products go into eight i32 lanes, lane k holding elements 2k,
+// 2k+1, 2k+16 and 2k+17 — i32x4.dot_i16x8_s of elements 0..7 plus that
+// of 16..23 gives lanes 0..3, of 8..15 plus 24..31 lanes 4..7 —, exact
+// since each is below 2^24; each lane converted to f32, multiplied by the
+// block's scale product d = f16(wd)·xd and added to its f32 accumulator
+// (a rounded multiply, then a rounded add: SIMD128 has no fused
+// multiply-add); at the end the upper four accumulators are added onto
+// the lower four and those summed as (s0+s2)+(s1+s3): vec's hsum8.
+func blockKernel(name string, qb int32) *fn {
+	f := &fn{name: name, params: []valType{i32, i32, i32, i32, i32, i32, i32, i32, i32}}
+	const (
+		dst, ds, wd, wq, xd, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8
+	)
+	i, t, b := f.local(i32), f.local(i32), f.local(i32)
+	pw, pq, pxd, pxq := f.local(i32), f.local(i32), f.local(i32), f.local(i32)
+	h, u := f.local(i32), f.local(i32)
+	d := f.local(f32)
+	lo, hi, w0, w1 := f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+	mask, eight := f.local(v128), f.local(v128)
+
+	if qb == 16 {
+		f.i32Const(0x0f)
+		f.i8x16Splat()
+		f.set(mask)
+		f.i32Const(8)
+		f.i8x16Splat()
+		f.set(eight)
+	}
+
+	f.i32Const(0)
+	f.set(i)
+	quadRows(f, qb, i, t, b, mask, eight)
+
+	// for ; i < rows; i++: the rows left over, one at a time
+	f.block()
+	f.loop()
+	f.get(i)
+	f.get(rows)
+	f.i32GeU()
+	f.brIf(1)
+
+	// for t := 0; t < trows; t++
+	f.i32Const(0)
+	f.set(t)
+	f.block()
+	f.loop()
+	f.get(t)
+	f.get(trows)
+	f.i32GeU()
+	f.brIf(1)
+
+	// Row pointers.
+	rowPtr := func(base uint32, perBlock int32, idx uint32, dstLocal uint32) {
+		f.get(base)
+		f.get(nb)
+		f.get(idx)
+		f.i32Mul()
+		f.i32Const(perBlock)
+		f.i32Mul()
+		f.i32Add()
+		f.set(dstLocal)
+	}
+	rowPtr(wd, 2, i, pw)
+	rowPtr(wq, qb, i, pq)
+	rowPtr(xd, 4, t, pxd)
+	rowPtr(xq, 64, t, pxq)
+	f.v128Zero()
+	f.set(lo)
+	f.v128Zero()
+	f.set(hi)
+
+	// for b := 0; b < nb; b++
+	f.i32Const(0)
+	f.set(b)
+	f.block()
+	f.loop()
+	f.get(b)
+	f.get(nb)
+	f.i32GeU()
+	f.brIf(1)
+
+	// d = half(wd[b]) · xd[b]
+	f.get(pw)
+	f.i32Load16U(0)
+	f.set(h)
+	f.half(h, u)
+	f.get(pxd)
+	f.f32Load(0)
+	f.f32Mul()
+	f.set(d)
+
+	// The block's weights as 16 i8 for elements 0..15 (w0) and 16..31 (w1).
+	f.get(pq)
+	f.blockQuants(qb, pq, w0, w1, mask, eight)
+
+	// acc += d · f32(lanes), for lanes 0..3 (lo) and 4..7 (hi)
+	lanes := func(acc uint32, high bool, xoff uint32) {
+		f.get(acc)
+		f.quantDot(w0, w1, high, f.loadAt(pxq, xoff), f.loadAt(pxq, xoff+32))
+		f.get(d)
+		f.f32x4Splat()
+		f.f32x4Mul()
+		f.f32x4Add()
+		f.set(acc)
+	}
+	lanes(lo, false, 0)
+	lanes(hi, true, 16)
+
+	f.inc(pw, 2)
+	f.inc(pq, qb)
+	f.inc(pxd, 4)
+	f.inc(pxq, 64)
+	f.inc(b, 1)
+	f.br(0)
+	f.end()
+	f.end()
+
+	// dst[t·ds + i] = hsum8(lo ‖ hi)
+	f.get(dst)
+	f.get(t)
+	f.get(ds)
+	f.i32Mul()
+	f.get(i)
+	f.i32Add()
+	f.i32Const(2)
+	f.i32Shl()
+	f.i32Add()
+	f.get(lo)
+	f.get(hi)
+	f.f32x4Add()
+	f.set(lo)
+	f.hsum4(lo)
+	f.f32Store(0)
+
+	f.inc(t, 1)
+	f.br(0)
+	f.end()
+	f.end()
+
+	f.inc(i, 1)
+	f.br(0)
+	f.end()
+	f.end()
+	return f
+}
+
+// quadRows emits the loop over whole groups of four weight rows for
+// blockKernel (leaving i at the first row after them): each row summed
+// exactly as the one-row loop sums it, but the activation block's quants
+// loaded once for the four rows and the four f16 scales decoded in one
+// vector (halfLanes) and multiplied by the activation's scale in one
+// f32x4.mul — the same rounded products, lane by lane.
+func quadRows(f *fn, qb int32, i, t, b, mask, eight uint32) {
+	const dst, ds, wd, wq, xd, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8
+	rows4, pw, pq, pxd, pxq, sw, sq := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
+	var acc [8]uint32
+	for k := range acc {
+		acc[k] = f.local(v128)
+	}
+	x0, x1, x2, x3, w0, w1, dv, hv, scratch := f.local(v128), f.local(v128), f.local(v128), f.local(v128),
+		f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+	hc := f.newHalfConsts()
+	f.get(rows)
+	f.i32Const(^3)
+	f.i32And()
+	f.set(rows4)
+	f.get(nb)
+	f.i32Const(2)
+	f.i32Mul()
+	f.set(sw)
+	f.get(nb)
+	f.i32Const(qb)
+	f.i32Mul()
+	f.set(sq)
+	f.whileLt(i, rows4, func() {
+		f.forLoop(t, trows, func() {
+			// pw = wd + sw·i, pq = wq + sq·i, pxd = xd + 4·nb·t, pxq = xq + 64·nb·t
+			for _, p := range []struct {
+				to, base, stride uint32
+				idx              uint32
+				scale            int32
+			}{{pw, wd, sw, i, 1}, {pq, wq, sq, i, 1}, {pxd, xd, nb, t, 4}, {pxq, xq, nb, t, 64}} {
+				f.get(p.base)
+				f.get(p.stride)
+				f.get(p.idx)
+				f.i32Mul()
+				if p.scale != 1 {
+					f.i32Const(p.scale)
+					f.i32Mul()
+				}
+				f.i32Add()
+				f.set(p.to)
+			}
+			for _, a := range acc {
+				f.v128Zero()
+				f.set(a)
+			}
+			f.forLoop(b, nb, func() {
+				// hv = the four rows' f16 scale bits, decoded; dv = hv·xd[b]
+				f.get(pw)
+				f.i32Load16U(0)
+				f.i32x4Splat()
+				for r := int32(1); r < 4; r++ {
+					f.get(pw)
+					f.get(sw)
+					if r > 1 {
+						f.i32Const(r)
+						f.i32Mul()
+					}
+					f.i32Add()
+					f.i32Load16U(0)
+					f.simd(0x1c) // i32x4.replace_lane
+					f.op(byte(r))
+				}
+				f.set(hv)
+				f.halfLanes(hv, scratch, hc)
+				f.get(hv)
+				f.get(pxd)
+				f.f32Load(0)
+				f.f32x4Splat()
+				f.f32x4Mul()
+				f.set(dv)
+				for k, x := range []uint32{x0, x1, x2, x3} {
+					f.get(pxq)
+					f.v128Load(uint32(16 * k))
+					f.set(x)
+				}
+				for r := range 4 {
+					// the row's weights as 16 i8 for elements 0..15 (w0) and 16..31 (w1)
+					f.get(pq)
+					if r > 0 {
+						f.get(sq)
+						if r > 1 {
+							f.i32Const(int32(r))
+							f.i32Mul()
+						}
+						f.i32Add()
+					}
+					f.blockQuants(qb, scratch0(f), w0, w1, mask, eight)
+					for half, a := range []uint32{acc[2*r], acc[2*r+1]} {
+						hi := half == 1
+						xa, xb := x0, x2
+						if hi {
+							xa, xb = x1, x3
+						}
+						f.get(a)
+						f.quantDot(w0, w1, hi, func() { f.get(xa) }, func() { f.get(xb) })
+						f.get(dv)
+						f.f32x4ExtractLane(byte(r))
+						f.f32x4Splat()
+						f.f32x4Mul()
+						f.f32x4Add()
+						f.set(a)
+					}
+				}
+				f.inc(pw, 2)
+				f.inc(pq, qb)
+				f.inc(pxd, 4)
+				f.inc(pxq, 64)
+			})
+			// dst[t·ds + i + r] = hsum8(acc[2r] ‖ acc[2r+1])
+			for r := range 4 {
+				f.get(dst)
+				f.get(t)
+				f.get(ds)
+				f.i32Mul()
+				f.get(i)
+				f.i32Add()
+				f.i32Const(2)
+				f.i32Shl()
+				f.i32Add()
+				f.get(acc[2*r])
+				f.get(acc[2*r+1])
+				f.f32x4Add()
+				f.set(acc[2*r])
+				f.hsum4(acc[2*r])
+				f.f32Store(uint32(4 * r))
+			}
+		})
+		f.inc(i, 4)
+	})
+}
+
+// quantDot pushes four f32 lanes: lane k is the sum of the products of
+// w0's and w1's signed quants (elements 2k, 2k+1 of the low eight, or of
+// the high eight when high) with the 16-bit activation quants xa and xb
+// push, the pairing of blocks.go's lanes.
+func (f *fn) quantDot(w0, w1 uint32, high bool, xa, xb func()) {
+	for _, p := range []struct {
+		w uint32
+		x func()
+	}{{w0, xa}, {w1, xb}} {
+		f.get(p.w)
+		if high {
+			f.i16x8ExtendHighI8x16S()
+		} else {
+			f.i16x8ExtendLowI8x16S()
+		}
+		p.x()
+		f.i32x4DotI16x8S()
+	}
+	f.i32x4Add()
+	f.f32x4ConvertI32x4S()
+}
+
+// loadAt returns what pushes the v128 at offset off from the address in
+// local p.
+func (f *fn) loadAt(p, off uint32) func() {
+	return func() {
+		f.get(p)
+		f.v128Load(off)
+	}
+}
+
+// blockQuants takes the address of a block's quants from the stack and
+// sets w0 and w1 to its 32 quants as signed bytes, elements 0..15 and
+// 16..31: q8_0's (qb 32) loaded as they are, q4_0's (qb 16: byte j holds
+// element j in the low nibble and j+16 in the high, each stored +8)
+// unpacked with mask (0x0f lanes) and eight. addr is an i32 local it may
+// use to hold the address.
+func (f *fn) blockQuants(qb int32, addr, w0, w1, mask, eight uint32) {
+	if qb == 32 {
+		f.tee(addr)
+		f.v128Load(0)
+		f.set(w0)
+		f.get(addr)
+		f.v128Load(16)
+		f.set(w1)
+		return
+	}
+	f.v128Load(0)
+	f.tee(w1)
+	f.get(mask)
+	f.v128And()
+	f.get(eight)
+	f.i8x16Sub()
+	f.set(w0)
+	f.get(w1)
+	f.i32Const(4)
+	f.i8x16ShrU()
+	f.get(eight)
+	f.i8x16Sub()
+	f.set(w1)
+}
+
+// scratch0 is an i32 scratch local of f's, made on first use.
+func scratch0(f *fn) uint32 {
+	if f.scratchI32 == 0 {
+		f.scratchI32 = f.local(i32)
+	}
+	return f.scratchI32
+}
+
+// inc adds c to local l.
+func (f *fn) inc(l uint32, c int32) {
+	f.get(l)
+	f.i32Const(c)
+	f.i32Add()
+	f.set(l)
+}
+
+// hsum4 pushes (s0+s2)+(s1+s3) of the f32x4 in local s.
+func (f *fn) hsum4(s uint32) {
+	f.get(s)
+	f.f32x4ExtractLane(0)
+	f.get(s)
+	f.f32x4ExtractLane(2)
+	f.f32Add()
+	f.get(s)
+	f.f32x4ExtractLane(1)
+	f.get(s)
+	f.f32x4ExtractLane(3)
+	f.f32Add()
+	f.f32Add()
+}
+
+// half pushes the f32 value of the binary16 bits in local h, with the
+// bits runtime/vec's half gives (u scratch). A finite f16 is its bits
+// moved into an f32's places (magnitude shifted up 13, the sign to bit
+// 31), which reads as the value times 2^-112, times 2^112: exact for
+// normals, subnormals (an f32 subnormal times a power of two, which
+// WebAssembly computes exactly: it never flushes them) and zeros. An
+// all-ones exponent (Inf, NaN) takes vec's bits directly: the magnitude
+// rebased by 224<<23.
+func (f *fn) half(h, u uint32) {
+	// u = (h&0x7fff)<<13 | (h&0x8000)<<16
+	f.get(h)
+	f.i32Const(0x7fff)
+	f.i32And()
+	f.i32Const(13)
+	f.i32Shl()
+	f.get(h)
+	f.i32Const(0x8000)
+	f.i32And()
+	f.i32Const(16)
+	f.i32Shl()
+	f.i32Or()
+	f.tee(u)
+	// Inf/NaN: u + 224<<23 (the sign bit is untouched: no carry reaches it)
+	f.i32Const(224 << 23)
+	f.i32Add()
+	// finite: bits(f32(u) · 2^112)
+	f.get(u)
+	f.f32ReinterpretI32()
+	f.f32Const(0x1p112)
+	f.f32Mul()
+	f.i32ReinterpretF32()
+	f.get(h)
+	f.i32Const(0x7c00)
+	f.i32And()
+	f.i32Const(0x7c00)
+	f.i32Eq()
+	f.sel()
+	f.f32ReinterpretI32()
+}

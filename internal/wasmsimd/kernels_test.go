@@ -1,0 +1,229 @@
+package wasmsimd
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/moderuntime/mode/runtime/vec"
+)
+
+// kernelHost runs the kernel module under wazero (SIMD128 on, as its
+// compiler and interpreter both implement it) over a memory of its own.
+type kernelHost struct {
+	mod api.Module
+	mem api.Memory
+	top uint32 // next free byte
+}
+
+func newKernelHost(t testing.TB, pages uint32) *kernelHost {
+	t.Helper()
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { rt.Close(ctx) })
+	mod, err := rt.Instantiate(ctx, testModule(pages))
+	if err != nil {
+		t.Fatalf("instantiating the kernel module: %v", err)
+	}
+	return &kernelHost{mod: mod, mem: mod.ExportedMemory("mem"), top: 16}
+}
+
+// put copies b into memory at the next free address plus skew bytes (to
+// exercise unaligned loads) and returns that address.
+func (h *kernelHost) put(t testing.TB, b []byte, skew uint32) uint32 {
+	t.Helper()
+	p := h.top + skew
+	if !h.mem.Write(p, b) {
+		t.Fatalf("write of %d bytes at %d out of range", len(b), p)
+	}
+	h.top = (p + uint32(len(b)) + 15) &^ 15
+	return p
+}
+
+func f32Bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+func i16Bytes(v []int16) []byte {
+	b := make([]byte, 2*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint16(b[2*i:], uint16(x))
+	}
+	return b
+}
+
+// randHalfs returns n f16 scales: finite, of every exponent including
+// subnormals and zero, either sign.
+func randHalfs(r *rand.Rand, n int) []byte {
+	b := make([]byte, 2*n)
+	for i := range n {
+		h := uint16(r.IntN(0x7c00)) | uint16(r.IntN(2))<<15
+		if r.IntN(3) > 0 { // mostly scales of realistic size
+			h = uint16(0x1000+r.IntN(0x2000)) | uint16(r.IntN(2))<<15
+		}
+		binary.LittleEndian.PutUint16(b[2*i:], h)
+	}
+	return b
+}
+
+// TestKernelsMatchGo checks every kernel against runtime/vec's dot
+// products, bit for bit, on random weights and activations of ragged
+// sizes: whole and partial groups of rows, one to three activation rows,
+// an output stride wider than the rows, unaligned buffers.
+func TestKernelsMatchGo(t *testing.T) {
+	h := newKernelHost(t, 64)
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, kc := range []struct {
+		name string
+		qb   int
+		dot  func(wd, wq []byte, xd []float32, xq []int16) float32
+	}{
+		{KernelQ8_0, 32, vec.DotQ8_0},
+		{KernelQ4_0, 16, vec.DotQ4_0},
+	} {
+		for _, sz := range []struct{ rows, nb, trows int }{
+			{1, 1, 1}, {3, 1, 2}, {4, 2, 1}, {5, 3, 3}, {7, 16, 1}, {9, 11, 2}, {2, 0, 1}, {0, 4, 1}, {13, 44, 3},
+		} {
+			h.top = 16
+			rows, nb, trows := sz.rows, sz.nb, sz.trows
+			wd := randHalfs(r, rows*nb)
+			wq := make([]byte, rows*nb*kc.qb)
+			for i := range wq {
+				wq[i] = byte(r.IntN(256))
+			}
+			xd := make([]float32, trows*nb)
+			for i := range xd {
+				xd[i] = float32(r.NormFloat64()) / 32767
+			}
+			xq := make([]int16, trows*nb*32)
+			for i := range xq {
+				xq[i] = int16(r.IntN(65535) - 32767)
+			}
+			ds := rows + 3
+			pdst := h.put(t, make([]byte, 4*ds*trows), 0)
+			pwd := h.put(t, wd, 2)
+			pwq := h.put(t, wq, 1)
+			pxd := h.put(t, f32Bytes(xd), 4)
+			pxq := h.put(t, i16Bytes(xq), 2)
+			_, err := h.mod.ExportedFunction(kc.name).Call(context.Background(),
+				uint64(pdst), uint64(ds), uint64(pwd), uint64(pwq), uint64(pxd), uint64(pxq),
+				uint64(rows), uint64(nb), uint64(trows))
+			if err != nil {
+				t.Fatalf("%s %+v: %v", kc.name, sz, err)
+			}
+			out, _ := h.mem.Read(pdst, uint32(4*ds*trows))
+			for i := range rows {
+				for tr := range trows {
+					want := kc.dot(wd[2*nb*i:], wq[kc.qb*nb*i:], xd[nb*tr:nb*(tr+1)], xq[32*nb*tr:])
+					got := math.Float32frombits(binary.LittleEndian.Uint32(out[4*(tr*ds+i):]))
+					if math.Float32bits(got) != math.Float32bits(want) {
+						t.Errorf("%s %+v row %d act %d: SIMD %v (%#x), Go %v (%#x)", kc.name, sz, i, tr,
+							got, math.Float32bits(got), want, math.Float32bits(want))
+					}
+				}
+			}
+			// Outputs outside the rows stay untouched.
+			for tr := range trows {
+				for i := rows; i < ds; i++ {
+					if v := binary.LittleEndian.Uint32(out[4*(tr*ds+i):]); v != 0 {
+						t.Errorf("%s %+v: wrote %#x beyond the rows at [%d][%d]", kc.name, sz, v, tr, i)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestHalf checks the kernels' f16 decoding on every finite f16 bit
+// pattern and ±Inf, through a q8_0 block of weight 1 at element 0 against an
+// activation of 1 with scale 1: the result is the scale itself.
+func TestHalf(t *testing.T) {
+	h := newKernelHost(t, 64)
+	const n = 0x7c01 // finite magnitudes and Inf; the sign is tested by doubling up
+	wd := make([]byte, 0, 4*n)
+	for s := range 2 {
+		for v := range n {
+			wd = binary.LittleEndian.AppendUint16(wd, uint16(v)|uint16(s)<<15)
+		}
+	}
+	rows := 2 * n
+	wq := make([]byte, 32*rows)
+	for i := range rows {
+		wq[32*i] = 1
+	}
+	xq := make([]int16, 32)
+	xq[0] = 1
+	pdst := h.put(t, make([]byte, 4*rows), 0)
+	pwd := h.put(t, wd, 0)
+	pwq := h.put(t, wq, 0)
+	pxd := h.put(t, f32Bytes([]float32{1}), 0)
+	pxq := h.put(t, i16Bytes(xq), 0)
+	if _, err := h.mod.ExportedFunction(KernelQ8_0).Call(context.Background(),
+		uint64(pdst), uint64(rows), uint64(pwd), uint64(pwq), uint64(pxd), uint64(pxq), uint64(rows), 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := h.mem.Read(pdst, uint32(4*rows))
+	for i := range rows {
+		want := vec.DotQ8_0(wd[2*i:2*i+2], wq[32*i:32*i+32], []float32{1}, xq)
+		got := binary.LittleEndian.Uint32(out[4*i:])
+		if got != math.Float32bits(want) {
+			t.Fatalf("f16 %#04x: SIMD %#x, Go %#x", binary.LittleEndian.Uint16(wd[2*i:]), got, math.Float32bits(want))
+		}
+	}
+}
+
+// TestQ4_KMatchesGo is TestKernelsMatchGo for the q4_k kernel.
+func TestQ4_KMatchesGo(t *testing.T) {
+	h := newKernelHost(t, 64)
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, sz := range []struct{ rows, nb, trows int }{
+		{1, 8, 1}, {3, 16, 2}, {5, 8, 3}, {2, 0, 1}, {9, 64, 2},
+	} {
+		h.top = 16
+		rows, nb, trows := sz.rows, sz.nb, sz.trows
+		dm := randHalfs(r, rows*nb/8*2)
+		sc, mn := make([]byte, rows*nb), make([]byte, rows*nb)
+		for i := range sc {
+			sc[i], mn[i] = byte(r.IntN(64)), byte(r.IntN(64))
+		}
+		qs := make([]byte, 16*rows*nb)
+		for i := range qs {
+			qs[i] = byte(r.IntN(256))
+		}
+		xd, g := make([]float32, trows*nb), make([]float32, trows*nb)
+		for i := range xd {
+			xd[i], g[i] = float32(r.NormFloat64())/32767, float32(r.NormFloat64())
+		}
+		xq := make([]int16, trows*nb*32)
+		for i := range xq {
+			xq[i] = int16(r.IntN(65535) - 32767)
+		}
+		ds := rows + 2
+		pdst := h.put(t, make([]byte, 4*ds*trows), 0)
+		args := []uint64{uint64(pdst), uint64(ds), uint64(h.put(t, dm, 2)), uint64(h.put(t, sc, 1)), uint64(h.put(t, mn, 3)),
+			uint64(h.put(t, qs, 1)), uint64(h.put(t, f32Bytes(xd), 4)), uint64(h.put(t, f32Bytes(g), 8)), uint64(h.put(t, i16Bytes(xq), 2)),
+			uint64(rows), uint64(nb), uint64(trows)}
+		if _, err := h.mod.ExportedFunction(KernelQ4_K).Call(context.Background(), args...); err != nil {
+			t.Fatalf("%+v: %v", sz, err)
+		}
+		out, _ := h.mem.Read(pdst, uint32(4*ds*trows))
+		for i := range rows {
+			for tr := range trows {
+				want := vec.DotQ4_K(dm[4*nb/8*i:], sc[nb*i:], mn[nb*i:], qs[16*nb*i:], xd[nb*tr:nb*(tr+1)], g[nb*tr:nb*(tr+1)], xq[32*nb*tr:])
+				got := binary.LittleEndian.Uint32(out[4*(tr*ds+i):])
+				if got != math.Float32bits(want) {
+					t.Errorf("%+v row %d act %d: SIMD %v, Go %v", sz, i, tr, math.Float32frombits(got), want)
+				}
+			}
+		}
+	}
+}

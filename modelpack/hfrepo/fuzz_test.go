@@ -1,0 +1,102 @@
+package hfrepo
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moderuntime/mode/modelpack/safetensors"
+	"github.com/moderuntime/mode/modelpack/synth"
+)
+
+// FuzzParseLocation: any string parses to a location that round-trips
+// and whose URL stays inside the endpoint, or is refused.
+func FuzzParseLocation(f *testing.F) {
+	for _, s := range []string{"hf:allenai/OLMoE-1B-7B-0125-Instruct", "hf:a/b@refs/pr/1", "hf:a/b@" + testCommit, "hf:/", "hf:a/b@../../x", "hf:a/b@%2e%2e"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseLocation(s)
+		if err != nil {
+			return
+		}
+		if l2, err := ParseLocation(l.String()); err != nil || l2 != l {
+			t.Fatalf("%q: %+v does not round-trip (%q: %+v, %v)", s, l, l.String(), l2, err)
+		}
+		base := resolveBase("https://h.example", l.Repo, l.Revision)
+		rest := strings.TrimPrefix(base, "https://h.example/")
+		if strings.Count(rest, "/") != 4 || strings.Contains(rest, "..") || strings.ContainsAny(rest, "?#") {
+			t.Fatalf("%q: resolve base %q leaves its place", s, base)
+		}
+	})
+}
+
+// roundTrip serves files in the hub's layout from memory, without a
+// network, so the fuzzer runs fast.
+type roundTrip map[string][]byte
+
+func (m roundTrip) RoundTrip(r *http.Request) (*http.Response, error) {
+	name := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	w := httptest.NewRecorder()
+	w.Header().Set("X-Repo-Commit", testCommit)
+	if b, ok := m[name]; ok {
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+	} else {
+		http.NotFound(w, r)
+	}
+	resp := w.Result()
+	resp.Request = r
+	return resp, nil
+}
+
+// FuzzIndexHeader: whatever bytes a server hands out as model.safetensors,
+// Index either builds a manifest whose every piece lies inside the file or
+// fails with an error naming the repository; it never panics, and reads
+// only the header.
+func FuzzIndexHeader(f *testing.F) {
+	dir := f.TempDir()
+	o := synth.Default("olmoe")
+	o.Layers, o.Experts, o.TopK = 1, 2, 1
+	if err := synth.Write(dir, o); err != nil {
+		f.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, n := range []string{"config.json", "tokenizer.json", "tokenizer_config.json", safetensors.SingleFile} {
+		b, err := readFile(dir, n)
+		if err != nil {
+			f.Fatal(err)
+		}
+		files[n] = b
+	}
+	good := files[safetensors.SingleFile]
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add(rawSafetensors([]rawTensor{{name: "x", dtype: "BF16", shape: []int{4}, data: make([]byte, 8), end: 1 << 40}}))
+	f.Add([]byte("\xff\xff\xff\xff\xff\xff\xff\x7f{}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m := roundTrip{}
+		for k, v := range files {
+			m[k] = v
+		}
+		m[safetensors.SingleFile] = b
+		r, err := Index(context.Background(), Location{Repo: "test/fuzz", Revision: "main"},
+			Options{Endpoint: "http://hub.invalid", HTTP: httpOptions(&http.Client{Transport: m})})
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "hf:test/fuzz: ") {
+				t.Fatalf("error does not name the repository: %v", err)
+			}
+			return
+		}
+		for _, s := range r.Manifest.Shards {
+			for _, p := range s.Pieces {
+				if p.Offset < 0 || p.Length < 0 || p.Offset+p.Length > int64(len(b)) {
+					t.Fatalf("shard %s: piece [%d, +%d) outside the %d-byte file", s.ID, p.Offset, p.Length, len(b))
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,224 @@
+package cpu
+
+import (
+	"github.com/moderuntime/mode/internal/wasmsimd"
+	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/tensor"
+	"github.com/moderuntime/mode/runtime/vec"
+)
+
+// matmulFast is matmul without Options.Exact. Activations multiplying a
+// q8_0, q4_0 or q4_k weight are quantised to 16 bits once per op
+// (tensor.Q16Rows) and the products computed in integers; f16 rows are
+// decoded to f32 once per op and, like f32 rows, multiplied with vec's
+// tile kernels, four rows by three tokens at a time (mulRows).
+//
+// Work is split by output rows in chunks claimed by the pool's goroutines;
+// each weight row is read once for all tokens. Every result is computed in
+// the same order whatever the split and the number of tokens, so the fast
+// path is as reproducible as the exact one across thread counts and
+// batching, just not equal to it.
+func (b *Backend) matmulFast(dst []float32, dstStride int, x []float32, rows, cols int, w *weight) {
+	j := &b.mul
+	j.act8 = b.act8 && rows == 1 && w.m != nil && w.m.CanMulQuantized8()
+	if j.act8 {
+		// One token: quantising on the calling goroutine costs less than
+		// handing the blocks to the pool.
+		b.xq8.Quantize(x, rows, cols)
+	} else if w.quantised() {
+		// Quantised once per op, on every goroutine of the pool when
+		// there are tokens enough to share (prefill): on one it took an
+		// eighth of a prefill's time.
+		b.xq.Resize(rows, cols)
+		q := &b.quant
+		q.xq, q.x = &b.xq, x[:rows*cols]
+		nb := rows * cols / 32
+		b.split(nb, 8*rows*cols, (nb/(4*b.threads) + 1), q)
+		q.xq, q.x = nil, nil
+	}
+	j.dst, j.stride, j.x, j.rows, j.cols, j.w = dst, dstStride, x, rows, cols, w
+	// About four chunks per goroutine, in whole groups of four rows: enough
+	// for the atomic counter to even out uneven goroutines, few enough that
+	// claiming costs nothing.
+	out := w.rows
+	chunk := (out/(4*b.threads) + 3) &^ 3
+	b.split(out, rows*out*cols, chunk, j)
+	j.dst, j.x, j.w = nil, nil, nil
+}
+
+// quantTask quantises the activations of one matmulFast, by blocks.
+type quantTask struct {
+	xq *tensor.Q16Rows
+	x  []float32
+}
+
+func (q *quantTask) run(_, lo, hi int) { q.xq.QuantizeBlocks(q.x, lo, hi) }
+
+// mulTask is one matmulFast; it lives in the Backend so that handing it to
+// the pool allocates nothing.
+type mulTask struct {
+	b                  *Backend
+	dst, x             []float32
+	stride, rows, cols int
+	w                  *weight
+	act8               bool // multiply by b.xq8, not b.xq
+}
+
+func (j *mulTask) run(worker, lo, hi int) {
+	if j.act8 {
+		j.w.m.MulQuantized8(j.dst, j.stride, &j.b.xq8, lo, hi)
+		return
+	}
+	j.b.mulRange(worker, j.dst, j.stride, j.x, &j.b.xq, j.rows, j.cols, j.w, lo, hi)
+}
+
+// quantised reports whether the fast path multiplies w with activations
+// quantised by tensor.Q16Rows (every block format) rather than in f32.
+func (w *weight) quantised() bool { return w.m != nil && w.m.DType() != tensor.F16 }
+
+// mulRange computes outputs lo..hi (lo a multiple of four) of w times the
+// rows tokens of x (row stride cols) into dst (row stride stride): from xq,
+// x quantised, when w is in a block format, else from x with the SIMD128
+// kernels where a wasm host loaded them, or the f32 tile kernels (f16 rows
+// decoded into worker's scratch first).
+func (b *Backend) mulRange(worker int, dst []float32, stride int, x []float32, xq *tensor.Q16Rows, rows, cols int, w *weight, lo, hi int) {
+	m := w.m
+	if w.quantised() {
+		m.MulQuantized(dst, stride, xq, lo, hi)
+		return
+	}
+	if simd() {
+		// One SIMD128 kernel call for the whole range, f16 rows decoded
+		// as they are read.
+		d, xs := dst[lo:], x[:rows*cols]
+		if m == nil {
+			wasmsimd.MulF32(d, stride, w.f[lo*cols:hi*cols], xs, hi-lo, cols, rows)
+		} else {
+			wasmsimd.MulF16(d, stride, m.HalfRows(lo, hi), xs, hi-lo, cols, rows)
+		}
+		return
+	}
+	s := &b.scratch[worker]
+	for i := lo; i < hi; i += 4 {
+		n := min(4, hi-i)
+		if m == nil {
+			mulRows(dst, stride, x, rows, cols, w.f[i*cols:], i, n)
+			continue
+		}
+		// f16: decode the rows once for all tokens.
+		s.row = grow(s.row, 4*cols)
+		for r := range n {
+			m.DequantizeRow(i+r, s.row[r*cols:(r+1)*cols])
+		}
+		mulRows(dst, stride, x, rows, cols, s.row, i, n)
+	}
+}
+
+// mulRows computes outputs i..i+n (n ≤ 4) for every token from the f32
+// weight rows w (row stride cols): four rows by three tokens at a time,
+// then four rows by one, or one output at a time for fewer than four rows.
+// The vec kernels sum each output the same way whatever the tile.
+func mulRows(dst []float32, stride int, x []float32, rows, cols int, w []float32, i, n int) {
+	if n < 4 {
+		for r := range n {
+			for t := range rows {
+				dst[t*stride+i+r] = vec.DotLanes(w[r*cols:(r+1)*cols], x[t*cols:(t+1)*cols])
+			}
+		}
+		return
+	}
+	t := 0
+	var o12 [12]float32
+	for ; t+3 <= rows; t += 3 {
+		vec.Dot4x3(&o12, w, cols, x[t*cols:], cols, cols)
+		for k := range 3 {
+			copy(dst[(t+k)*stride+i:(t+k)*stride+i+4], o12[4*k:4*k+4])
+		}
+	}
+	var o4 [4]float32
+	for ; t < rows; t++ {
+		vec.Dot4x1(&o4, w, cols, x[t*cols:(t+1)*cols], cols)
+		copy(dst[t*stride+i:t*stride+i+4], o4[:])
+	}
+}
+
+// attnTask is Attention without Options.Exact: the scores and the
+// weighted sum of values use vec's kernels, reassociated and vectorised,
+// instead of run.c's in-order sums (vec.Scores and vec.WeightedSum over an
+// f32 cache in one call per head, vec.Dot and vec.Axpy per decoded row of
+// an f16 one). Items are (token, head) pairs.
+type attnTask struct {
+	b            *Backend
+	out, q       *buf
+	c            *kv
+	s            backend.AttnSpec
+	kvDim, group int
+	scale        float32
+	sinks        []float32
+}
+
+func (j *attnTask) run(worker, lo, hi int) {
+	sc := &j.b.scratch[worker]
+	s, hd := j.s, j.s.HeadDim
+	ring := j.c.lens[s.Layer]
+	sc.att = grow(sc.att, j.c.seq) // the whole context: allocated once
+	sc.kv = grow(sc.kv, hd)
+	for n := lo; n < hi; n++ {
+		t, h := n/s.Heads, n%s.Heads
+		p := s.Pos0 + t
+		first := window(p, s.Window)
+		qh := j.q.row(t)[h*hd : (h+1)*hd]
+		koff := (h / j.group) * hd
+		att := sc.att[:p-first+1]
+		o := j.out.row(t)[h*hd : (h+1)*hd]
+		if j.c.k16 == nil {
+			// The cache rows are f32 at stride kvDim: one kernel call per
+			// contiguous run of slots, two when the window wraps the ring.
+			s0 := first % ring
+			n1 := min(len(att), ring-s0)
+			k, v := j.c.k[s.Layer], j.c.v[s.Layer]
+			scores(att[:n1], qh, k[s0*j.kvDim+koff:], j.kvDim)
+			scores(att[n1:], qh, k[koff:], j.kvDim)
+			for i := range att {
+				att[i] /= j.scale
+			}
+			softmaxFast(att, j.sinks, h)
+			weightedSum(o, att[:n1], v[s0*j.kvDim+koff:], j.kvDim)
+			for i, a := range att[n1:] {
+				vec.Axpy(o, a, v[i*j.kvDim+koff:i*j.kvDim+koff+hd])
+			}
+			continue
+		}
+		for i := range att {
+			att[i] = vec.Dot(qh, j.c.row(s.Layer, false, ((first+i)%ring)*j.kvDim+koff, hd, sc.kv)) / j.scale
+		}
+		softmaxFast(att, j.sinks, h)
+		clear(o)
+		for i, a := range att {
+			vec.Axpy(o, a, j.c.row(s.Layer, true, ((first+i)%ring)*j.kvDim+koff, hd, sc.kv))
+		}
+	}
+}
+
+// softmaxFast is softmaxSink with vec.Exp and one reciprocal: each weight
+// is within 2^-21 + 3 float32 roundings of softmaxSink's, relative.
+func softmaxFast(x, sinks []float32, h int) {
+	if len(x) == 0 {
+		return
+	}
+	m := x[0]
+	if sinks != nil {
+		m = max(m, sinks[h])
+	}
+	for _, v := range x {
+		m = max(m, v)
+	}
+	sum := vec.ExpShift(x, x, m)
+	if sinks != nil {
+		sum += vec.Exp(sinks[h] - m)
+	}
+	inv := 1 / sum
+	for i := range x {
+		x[i] *= inv
+	}
+}

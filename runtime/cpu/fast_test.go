@@ -1,0 +1,104 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// u is float32's unit roundoff.
+const u = 0x1p-24
+
+// TestMatMulFast compares the fast path's MatMul with the exact path's for
+// every format, with output counts that are not multiples of four and
+// widths that are not multiples of the SIMD width or of the kernels'
+// unrolling, and checks that the fast path gives the same bits on one
+// goroutine and three, and batched or one token at a time.
+//
+// The bound is derived (RATIONALE.md, "Exact and fast CPU paths"): for the
+// block formats the activations are rounded to 16-bit blocks, |x − x̂| ≤ d/2
+// with d = max|x|/32767 over the block, which moves the product by at most
+// Σ_j |w_j|·d_j/2; both paths then round in float32, each within
+// (cols+8)·u·Σ|w|·(|x|+d). f32 and f16 weights are not quantised, so
+// only the rounding term applies.
+func TestMatMulFast(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	const out, tokens = 13, 5
+	for _, tc := range []struct {
+		d   tensor.DType
+		ins []int
+	}{
+		{tensor.F32, []int{1, 7, 37, 301}},
+		{tensor.F16, []int{5, 37, 301}},
+		{tensor.Q8_0, []int{32, 96, 544}},
+		{tensor.Q4_0, []int{32, 96, 544}},
+		{tensor.Q4_K, []int{256, 768}},
+	} {
+		for _, in := range tc.ins {
+			t.Run(fmt.Sprintf("%v/%d", tc.d, in), func(t *testing.T) {
+				q, deq := quantized(t, r, tc.d, out, in)
+				x := randomF32(r, tokens*in, 1)
+				mul := func(o Options, x []float32, n int) []float32 {
+					b := New(o)
+					defer b.Close()
+					w, err := b.Upload(q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					xb, _ := b.NewBuf(n, in)
+					copy(xb.(*buf).f, x)
+					dst, _ := b.NewBuf(n, out)
+					b.MatMul(dst, xb, w, nil)
+					return dst.(*buf).f
+				}
+				exact := mul(Options{Threads: 1, Exact: true}, x, tokens)
+				fast := mul(Options{Threads: 1}, x, tokens)
+				if f3 := mul(Options{Threads: 3}, x, tokens); !equal(f3, fast) {
+					t.Errorf("three goroutines differ from one")
+				}
+				for tk := range tokens {
+					if one := mul(Options{Threads: 1}, x[tk*in:(tk+1)*in], 1); !equal(one, fast[tk*out:(tk+1)*out]) {
+						t.Errorf("token %d alone differs from the batch", tk)
+					}
+				}
+				quantised := tc.d != tensor.F32 && tc.d != tensor.F16
+				var worst float64
+				for tk := range tokens {
+					xt := x[tk*in : (tk+1)*in]
+					for i := range out {
+						var quant, mag float64
+						for j := range in {
+							var d float64
+							if quantised {
+								d = blockScale(xt, j)
+							}
+							wj := math.Abs(float64(deq[i*in+j]))
+							quant += wj * d / 2
+							mag += wj * (math.Abs(float64(xt[j])) + d)
+						}
+						bound := quant*(1+0x1p-15) + 2*float64(in+8)*u*mag
+						diff := math.Abs(float64(fast[tk*out+i]) - float64(exact[tk*out+i]))
+						if diff > bound {
+							t.Errorf("token %d row %d: fast %v, exact %v: diff %.3g > bound %.3g", tk, i, fast[tk*out+i], exact[tk*out+i], diff, bound)
+						}
+						worst = max(worst, diff/bound)
+					}
+				}
+				t.Logf("largest diff / bound %.3f", worst)
+			})
+		}
+	}
+}
+
+// blockScale is the activation scale of the 32-element block of x holding
+// x[j]: max|x|/32767 over the block.
+func blockScale(x []float32, j int) float64 {
+	var amax float32
+	for _, v := range x[j/32*32 : j/32*32+32] {
+		amax = max(amax, float32(math.Abs(float64(v))))
+	}
+	return float64(amax / 32767)
+}

@@ -1,0 +1,303 @@
+package cpu
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/moderuntime/mode/runtime/backend"
+	"github.com/moderuntime/mode/runtime/model"
+	"github.com/moderuntime/mode/runtime/routing"
+	"github.com/moderuntime/mode/runtime/tensor"
+	"github.com/moderuntime/mode/runtime/vec"
+)
+
+// moeFast is the routed part of MoE on the fast path, for layers whose
+// experts are single gated blocks (no deeper blocks). All the experts the
+// batch uses run together, in two parallel phases for one token, four for a batch, whatever their
+// number:
+//
+//  0. (more than one token) each expert's tokens are gathered and
+//     quantised once for its gate and up projections;
+//  1. gate and up of every expert, split in items of (expert, 64 rows):
+//     the item that computes rows r0..r1 of both applies the activation to
+//     them and quantises them for the down projection, so no other phase is
+//     needed between the two products; the experts with the most tokens go
+//     first, so the last items to be claimed are small;
+//  2. down of every expert, split by output rows: an item computes its rows
+//     for every expert and token, then adds them into the output in each
+//     token's rank order. For a batch, that is two phases: down in items
+//     of (expert, 64 output rows), then the sums, split by output rows.
+//
+// The split of a decode step used to be three or six hand-offs between the
+// goroutines per expert (24 to 48 for OLMoE's top-8 per layer), each with
+// too little work, about 300 KB of weights, for the second goroutine to
+// wake up in time to share it; now it is two per layer, each over all the
+// experts' bytes. Every output is still summed in the same order whatever
+// the split or the batch: the products are MulQuantized's or mulRows',
+// which do not depend on the row range, and each (token, rank) result is
+// added in rank order, as the general path does.
+func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choice, K int, f *backend.FFN) bool {
+	m := &b.moe
+	order := m.order
+	for _, e := range order {
+		if len(f.Experts[e].More) > 0 {
+			return false
+		}
+	}
+	j := &m.job
+	j.b, j.f, j.x, j.T, j.D, j.K, j.routes, j.out = b, f, x, T, D, K, routes, d.f
+	if cap(j.exps) < len(order) {
+		j.exps = make([]moeExp, len(order), len(f.Experts))
+		m.xqs = make([]tensor.Q16Rows, len(f.Experts))
+		m.hqs = make([]tensor.Q16Rows, len(f.Experts))
+	}
+	j.exps = j.exps[:len(order)]
+	var nx, nh, ny int
+	var quantX bool
+	for i, e := range order {
+		ex := f.Experts[e]
+		gate := ex.Gate.(*weight)
+		s := m.byExpert[e]
+		m.byExpert[e] = s[:0] // the slots stay readable until the next MoE
+		j.exps[i] = moeExp{e: e, n: len(s), width: gate.rows, gate: gate, up: ex.Up.(*weight), down: ex.Down.(*weight), act: ex.Act, slots: s}
+		quantX = quantX || gate.quantised() || j.exps[i].up.quantised()
+		nx += len(s) * D
+		nh += len(s) * gate.rows
+		ny += len(s) * D
+	}
+	j.quantX = quantX
+	if T > 1 {
+		m.fx = grow(m.fx, nx)
+	} else if quantX {
+		b.xq.Quantize(x[:D], 1, D)
+	}
+	m.h1, m.h3, m.y = grow(m.h1, nh), grow(m.h3, nh), grow(m.y, ny)
+	m.ys = grow(m.ys, T*K)
+	// Largest first: phase 1 hands out its items in this order.
+	slices.SortStableFunc(j.exps, func(a, c moeExp) int { return cmp.Compare(c.n*c.width, a.n*a.width) })
+	nx, nh, ny = 0, 0, 0
+	items, itemsD, work0, work1, work2 := 0, 0, 0, 0, 0
+	j.c1 = 64
+	for i := range j.exps {
+		e := &j.exps[i]
+		n, w := e.n, e.width
+		if T > 1 {
+			e.x = m.fx[nx : nx+n*D]
+			nx += n * D
+			if quantX {
+				e.xq = &m.xqs[i]
+				e.xq.Resize(n, D)
+			}
+			work0 += 8 * n * D
+		} else {
+			e.x, e.xq = x[:D], &b.xq
+		}
+		e.h1, e.h3 = m.h1[nh:nh+n*w], m.h3[nh:nh+n*w]
+		nh += n * w
+		if e.down.quantised() {
+			e.hq = &m.hqs[i]
+			e.hq.Resize(n, w)
+		} else {
+			e.hq = nil
+		}
+		e.y = m.y[ny : ny+n*D]
+		ny += n * D
+		for r, sl := range e.slots {
+			m.ys[sl] = e.y[r*D : (r+1)*D]
+		}
+		e.item0 = items
+		items += (w + j.c1 - 1) / j.c1
+		e.item0d = itemsD
+		itemsD += (D + j.c1 - 1) / j.c1
+		work1 += 2 * n * w * D
+		work2 += n * w * D
+	}
+	j.items = items
+	if T > 1 {
+		j.phase = 0
+		b.split(len(j.exps), work0, 1, j)
+	}
+	j.phase = 1
+	b.split(items, work1, 1, j)
+	chunk := max(4, (D/(8*b.threads)+3)&^3)
+	if T == 1 {
+		j.phase = 2
+		b.split(D, work2, chunk, j)
+	} else {
+		// A batch's down projections in items of (expert, 64 rows), as
+		// phase 1's: by output rows alone, an item was every expert's
+		// rows for all the batch's tokens, a sixteenth of the layer, and
+		// the goroutine left with the last waited long for the other.
+		j.phase = 3
+		b.split(itemsD, work2, 1, j)
+		j.phase = 4
+		b.split(D, T*K*D, chunk, j)
+	}
+	for i := range j.exps {
+		j.exps[i] = moeExp{}
+	}
+	j.f, j.x, j.routes, j.out = nil, nil, nil, nil
+	clear(m.ys)
+	return true
+}
+
+// moeExp is one expert's share of a moeTask.
+type moeExp struct {
+	e, n, width    int // expert, tokens, hidden width
+	gate, up, down *weight
+	act            model.Activation
+	slots          []int     // the (token, rank) slots routed here, t·K+k
+	x              []float32 // its tokens' inputs, n×D
+	xq             *tensor.Q16Rows
+	h1, h3         []float32 // n×width: gate (then the activation), up
+	hq             *tensor.Q16Rows
+	y              []float32 // n×D: the down projection
+	item0, item0d  int       // its first item of phase 1, of phase 3
+}
+
+// moeTask is one moeFast call's phases (see moeFast); it lives in the
+// Backend so that handing it to the pool allocates nothing.
+type moeTask struct {
+	b         *Backend
+	f         *backend.FFN
+	x         []float32
+	T, D, K   int
+	routes    [][]routing.Choice
+	out       []float32
+	exps      []moeExp
+	quantX    bool
+	phase, c1 int
+	items     int
+}
+
+func (j *moeTask) run(worker, lo, hi int) {
+	switch j.phase {
+	case 0:
+		for _, e := range j.exps[lo:hi] {
+			for r, sl := range e.slots {
+				t := sl / j.K
+				copy(e.x[r*j.D:(r+1)*j.D], j.x[t*j.D:(t+1)*j.D])
+			}
+			if j.quantX {
+				e.xq.QuantizeBlocks(e.x, 0, e.n*j.D/32)
+			}
+		}
+	case 1:
+		i := 0
+		for it := lo; it < hi; it++ {
+			for i+1 < len(j.exps) && j.exps[i+1].item0 <= it {
+				i++
+			}
+			e := &j.exps[i]
+			r0 := (it - e.item0) * j.c1
+			j.gateUp(worker, e, r0, min(r0+j.c1, e.width))
+		}
+	case 2:
+		j.down(worker, lo, hi)
+		j.combine(lo, hi)
+	case 3:
+		i := 0
+		for it := lo; it < hi; it++ {
+			for i+1 < len(j.exps) && j.exps[i+1].item0d <= it {
+				i++
+			}
+			e := &j.exps[i]
+			r0 := (it - e.item0d) * j.c1
+			j.downExpert(worker, e, r0, min(r0+j.c1, j.D))
+		}
+	case 4:
+		j.combine(lo, hi)
+	}
+}
+
+// gateUp computes rows r0..r1 of expert e's gate and up projections for
+// all its tokens, the activation of them, and, when the down projection is
+// quantised, their quantisation (r0 and r1 are then multiples of 32, since
+// the width of a block-format matrix is).
+func (j *moeTask) gateUp(worker int, e *moeExp, r0, r1 int) {
+	b, f, w, D := j.b, j.f, e.width, j.D
+	b.mulRange(worker, e.h1, w, e.x, e.xq, e.n, D, e.gate, r0, r1)
+	b.mulRange(worker, e.h3, w, e.x, e.xq, e.n, D, e.up, r0, r1)
+	for t := range e.n {
+		h1, h3 := e.h1[t*w+r0:t*w+r1], e.h3[t*w+r0:t*w+r1]
+		if f.GateBias != nil {
+			gb := f.GateBias.(*weight).f[e.e*w+r0 : e.e*w+r1]
+			ub := f.UpBias.(*weight).f[e.e*w+r0 : e.e*w+r1]
+			for i := range h1 {
+				h1[i] += gb[i]
+				h3[i] += ub[i]
+			}
+		}
+		activate(h1, h3, e.act, f, true)
+		if e.hq != nil {
+			e.hq.QuantizeBlocks(e.h1, (t*w+r0)/32, (t*w+r1)/32)
+		}
+	}
+}
+
+// down computes output rows lo..hi of every expert's down projection for
+// all its tokens.
+func (j *moeTask) down(worker, lo, hi int) {
+	for i := range j.exps {
+		j.downExpert(worker, &j.exps[i], lo, hi)
+	}
+}
+
+// downExpert computes output rows lo..hi of expert e's down projection for
+// all its tokens.
+func (j *moeTask) downExpert(worker int, e *moeExp, lo, hi int) {
+	D := j.D
+	j.b.mulRange(worker, e.y, D, e.h1, e.hq, e.n, e.width, e.down, lo, hi)
+	if j.f.DownBias != nil {
+		db := j.f.DownBias.(*weight).f[e.e*D+lo : e.e*D+hi]
+		for t := range e.n {
+			y := e.y[t*D+lo : t*D+hi]
+			for i, v := range db {
+				y[i] += v
+			}
+		}
+	}
+}
+
+// combine adds output rows lo..hi of every (token, rank) result into its
+// token's output, in rank order.
+func (j *moeTask) combine(lo, hi int) {
+	D := j.D
+	ys := j.b.moe.ys
+	for t, cs := range j.routes {
+		out := j.out[t*D+lo : t*D+hi]
+		for k, c := range cs {
+			y := ys[t*j.K+k][lo:hi]
+			for i, v := range y {
+				out[i] += float32(c.Weight * v)
+			}
+		}
+	}
+}
+
+// activate sets h1 to act(h1) ⊙ h3 for a block of activation act in layer
+// f. SwiGLU's sigmoid uses vec.Exp on the fast path (within 2^-21 of e^x,
+// RATIONALE.md) and math.Exp, as run.c, on the exact one.
+func activate(h1, h3 []float32, act model.Activation, f *backend.FFN, fast bool) {
+	switch {
+	case f.Act == model.ActSwiGLUClamped:
+		alpha, limit := f.Alpha, f.Limit
+		for i, g := range h1 {
+			h1[i] = clampedSwiGLU(g, h3[i], alpha, limit)
+		}
+	case act == model.ActGELUTanh:
+		for i, v := range h1 {
+			h1[i] = GELUTanh(v) * h3[i]
+		}
+	case act == model.ActReLU2:
+		for i, v := range h1 {
+			h1[i] = ReLU2(v) * h3[i]
+		}
+	case fast:
+		vec.SiLUMul(h1, h3)
+	default:
+		for i, v := range h1 {
+			h1[i] = float32(v*routing.Sigmoid(v)) * h3[i]
+		}
+	}
+}

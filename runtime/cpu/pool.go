@@ -1,0 +1,219 @@
+package cpu
+
+import (
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+// task is one op split into items that workers claim in chunks; worker
+// numbers a goroutine of the pool (0 is the caller), so a task can keep
+// scratch memory per worker.
+type task interface {
+	run(worker, lo, hi int)
+}
+
+// funcTask adapts a closure, for the ops that are not worth a dedicated
+// task type (the exact path).
+type funcTask func(lo, hi int)
+
+func (f funcTask) run(_, lo, hi int) { f(lo, hi) }
+
+// pool is a fixed set of goroutines, started once. An op is published by
+// bumping an epoch counter; the caller works too, and everyone claims
+// chunks of items from an atomic counter until none are left, so a slow or
+// descheduled goroutine delays the op by at most one chunk. Nothing is
+// allocated per op.
+//
+// The caller waits only for the helpers that joined the op: one that has
+// not when every item is claimed is left out of it. On a busy machine the
+// system may not run a woken helper for milliseconds; waiting for it to
+// find that nothing is left made ops stall.
+//
+// Between ops a helper spins on the epoch for up to spinFor before it
+// parks on its channel, and the caller spins the same while the helpers
+// finish. A decode step is hundreds of ops of tens of microseconds with a
+// few microseconds of serial work between them: waking a parked goroutine
+// (a futex and the Go scheduler) took about as long as the op, so the
+// second goroutine often arrived after the caller had done all the work.
+// Spinning is bounded, so an idle engine costs nothing, and is off when
+// there are more goroutines than Ps (a spinning helper would then hold
+// the P the caller needs).
+//
+// A pool runs one op at a time: a Backend's ops are called from one
+// goroutine.
+type pool struct {
+	wake   []chan struct{} // one per helper goroutine; closed to stop it
+	state  []atomic.Int32  // per helper: running or parked
+	joined []atomic.Uint64 // per helper: the last op it took part in or was left out of
+	spin   bool
+
+	// The op in progress, written before the epoch is bumped, which
+	// orders them before the helpers' reads.
+	t            task
+	items, chunk int
+	next         atomic.Int64
+	epoch        atomic.Uint64
+	pending      atomic.Int32 // helpers not yet done with the op
+	stopped      atomic.Bool
+
+	callerParked atomic.Bool
+	done         chan struct{} // wakes a parked caller
+
+	ops atomic.Int64 // ops run, for tests and benchmarks counting hand-offs
+}
+
+const (
+	running = iota
+	parked
+)
+
+// spinFor is how long a helper waits for the next op, and the caller for
+// the helpers, before parking: longer than the serial work between two
+// ops of a decode step, short against any pause of the engine.
+const spinFor = 100 * time.Microsecond
+
+// newPool starts threads−1 helper goroutines.
+func newPool(threads int) *pool {
+	p := &pool{done: make(chan struct{}, 1), spin: threads <= runtime.GOMAXPROCS(0)}
+	p.state = make([]atomic.Int32, threads-1)
+	p.joined = make([]atomic.Uint64, threads-1)
+	for w := 1; w < threads; w++ {
+		c := make(chan struct{}, 1)
+		p.wake = append(p.wake, c)
+	}
+	for w := 1; w < threads; w++ {
+		go p.helper(w, p.wake[w-1])
+	}
+	return p
+}
+
+func (p *pool) helper(worker int, wake chan struct{}) {
+	st, joined := &p.state[worker-1], &p.joined[worker-1]
+	var seen uint64
+	for {
+		e, ok := p.waitEpoch(seen, st, wake)
+		if !ok || p.stopped.Load() {
+			return
+		}
+		seen = e
+		// Take part in op e unless the caller, done with it, has left
+		// this goroutine out (joined is then e already).
+		if !joined.CompareAndSwap(e-1, e) {
+			continue
+		}
+		p.work(worker)
+		if p.pending.Add(-1) == 0 && p.callerParked.CompareAndSwap(true, false) {
+			p.done <- struct{}{}
+		}
+	}
+}
+
+// waitEpoch spins, then parks, until the epoch passes seen; false when
+// the pool is stopped while parked.
+func (p *pool) waitEpoch(seen uint64, st *atomic.Int32, wake chan struct{}) (uint64, bool) {
+	if p.spin {
+		var t0 time.Time
+		for i := 0; ; i++ {
+			if e := p.epoch.Load(); e != seen {
+				return e, true
+			}
+			if i&63 == 63 {
+				if t0.IsZero() {
+					t0 = time.Now()
+				} else if time.Since(t0) > spinFor {
+					break
+				}
+				runtime.Gosched()
+			}
+		}
+	}
+	// Announce the park before the last look at the epoch: either run
+	// sees parked and sends, or this sees the new epoch.
+	st.Store(parked)
+	if e := p.epoch.Load(); e != seen {
+		if st.CompareAndSwap(parked, running) {
+			return e, true
+		}
+		// run has claimed the wake-up and sends it: take it.
+		_, ok := <-wake
+		return p.epoch.Load(), ok
+	}
+	_, ok := <-wake
+	return p.epoch.Load(), ok
+}
+
+// run calls t.run over [0, items) in chunks of chunk items, on every
+// goroutine of the pool, and returns when all are done.
+func (p *pool) run(items, chunk int, t task) {
+	p.t, p.items, p.chunk = t, items, chunk
+	p.next.Store(0)
+	p.pending.Store(int32(len(p.wake)))
+	p.ops.Add(1)
+	p.epoch.Add(1)
+	for i := range p.state {
+		if p.state[i].Load() == parked && p.state[i].CompareAndSwap(parked, running) {
+			p.wake[i] <- struct{}{}
+		}
+	}
+	p.work(0)
+	// Every item is claimed: leave out the helpers that have not yet
+	// joined the op (descheduled, or still waking), rather than wait for
+	// the system to run them only to find nothing left.
+	e := p.epoch.Load()
+	for i := range p.joined {
+		if p.joined[i].CompareAndSwap(e-1, e) {
+			p.pending.Add(-1)
+		}
+	}
+	p.wait()
+	p.t = nil
+}
+
+// wait returns when every helper is done with the op.
+func (p *pool) wait() {
+	if p.spin {
+		var t0 time.Time
+		for i := 0; ; i++ {
+			if p.pending.Load() == 0 {
+				return
+			}
+			if i&63 == 63 {
+				if t0.IsZero() {
+					t0 = time.Now()
+				} else if time.Since(t0) > spinFor {
+					break
+				}
+				runtime.Gosched()
+			}
+		}
+	}
+	p.callerParked.Store(true)
+	if p.pending.Load() == 0 && p.callerParked.CompareAndSwap(true, false) {
+		return
+	}
+	<-p.done
+}
+
+func (p *pool) work(worker int) {
+	for {
+		hi := int(p.next.Add(int64(p.chunk)))
+		lo := hi - p.chunk
+		if lo >= p.items {
+			return
+		}
+		p.t.run(worker, lo, min(hi, p.items))
+	}
+}
+
+// stop ends the helper goroutines.
+func (p *pool) stop() {
+	if p.stopped.Swap(true) {
+		return
+	}
+	p.epoch.Add(1)
+	for _, c := range p.wake {
+		close(c)
+	}
+	p.wake = nil
+}

@@ -1,0 +1,84 @@
+package cpu
+
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countTask counts how often each item is run.
+type countTask struct{ seen []atomic.Int32 }
+
+func (c *countTask) run(_, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		c.seen[i].Add(1)
+	}
+}
+
+// slowTask counts like its countTask after outlasting the pool's spinning.
+type slowTask struct{ c *countTask }
+
+func (s slowTask) run(w, lo, hi int) {
+	time.Sleep(2 * spinFor)
+	s.c.run(w, lo, hi)
+}
+
+// TestPool: every item of every op runs exactly once, whatever the chunk
+// size and whether the goroutines spun or parked between ops, ops are
+// reused without allocating, and stop ends the goroutines; with as many
+// goroutines as Ps (which spin) and more (which do not).
+func TestPool(t *testing.T) {
+	for _, threads := range []int{2, runtime.GOMAXPROCS(0) + 1} {
+		t.Run(fmt.Sprint(threads), func(t *testing.T) { testPool(t, threads) })
+	}
+}
+
+func testPool(t *testing.T, threads int) {
+	before := runtime.NumGoroutine()
+	p := newPool(threads)
+	if n := runtime.NumGoroutine() - before; n != threads-1 {
+		t.Errorf("%d helper goroutines, want %d", n, threads-1)
+	}
+	t.Logf("spinning: %v", p.spin)
+	for _, tc := range []struct{ items, chunk int }{{1, 1}, {10, 3}, {100, 4}, {7, 100}} {
+		c := &countTask{seen: make([]atomic.Int32, tc.items)}
+		for range 50 {
+			p.run(tc.items, tc.chunk, c)
+		}
+		for i := range c.seen {
+			if n := c.seen[i].Load(); n != 50 {
+				t.Fatalf("items %d chunk %d: item %d ran %d times in 50 ops", tc.items, tc.chunk, i, n)
+			}
+		}
+	}
+	// Ops far enough apart that the helpers park between them, and the
+	// caller while they finish (a task slower than spinFor).
+	c := &countTask{seen: make([]atomic.Int32, 64)}
+	for range 5 {
+		time.Sleep(3 * spinFor)
+		p.run(64, 4, c)
+		p.run(2, 1, slowTask{c})
+	}
+	for i := range c.seen {
+		want := int32(5)
+		if i < 2 {
+			want = 10
+		}
+		if n := c.seen[i].Load(); n != want {
+			t.Fatalf("after parking: item %d ran %d times, want %d", i, n, want)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() { p.run(64, 4, c) }); a != 0 {
+		t.Errorf("%v allocations per op", a)
+	}
+	p.stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after stop, %d before the pool", n, before)
+	}
+}

@@ -1,0 +1,138 @@
+package tensor
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// u is float32's unit roundoff.
+const u = 0x1p-24
+
+// TestQuantizeQ16Rows checks the activation quantiser's error bound,
+// |x − d·q| ≤ d/2 (plus the rounding of x/d: a few units of 32767·u), and
+// d·Σq per block.
+func TestQuantizeQ16Rows(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const rows, cols = 3, 96
+	x := make([]float32, rows*cols)
+	for i := range x {
+		x[i] = float32(r.NormFloat64() * math.Exp(2*r.NormFloat64()))
+	}
+	x[5] = 0
+	for j := 32; j < 64; j++ {
+		x[j] = 0 // an all-zero block: scale 0
+	}
+	var q Q16Rows
+	q.Quantize(x, rows, cols)
+	for b := range rows * cols / qk {
+		d := q.d[b]
+		var s int32
+		for j := qk * b; j < qk*(b+1); j++ {
+			if e := math.Abs(float64(x[j]) - float64(d)*float64(q.qs[j])); e > float64(d)*(0.5+65536*u) || q.qs[j] == -32768 {
+				t.Fatalf("x[%d] = %v quantised to %d×%v: error %.3g > d/2", j, x[j], q.qs[j], d, e)
+			}
+			s += int32(q.qs[j])
+		}
+		if g := d * float32(s); g != q.g[b] {
+			t.Fatalf("block %d: d·Σq %v, want %v", b, q.g[b], g)
+		}
+	}
+}
+
+// TestMulQuantized compares MulQuantized with the exact Dot for every block format,
+// on row counts that are not multiples of four and widths that are not
+// multiples of the kernels' unrolling, several activation rows at once
+// (through the tile kernels and the one-token ones, which must agree bit
+// for bit with each token multiplied alone).
+//
+// The bound is derived, not tuned: MulQuantized computes Σ w·x̂ for the
+// quantised x̂, |x − x̂| ≤ d/2 per element (d its block's scale), so the
+// quantisation moves the result by at most Σ_j |w_j|·d_j/2. Both sums
+// then round in float32: Dot over about cols+blocks operations, MulQuantized
+// over a few per block, each within (ops)·u·Σ|w|·(|x|+d) — counted
+// generously as 2·(cols+8)·u·Σ|w_j|·(|x_j|+d_j).
+func TestMulQuantized(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, tc := range []struct {
+		d          DType
+		rows, cols int
+	}{
+		{Q8_0, 7, 32}, {Q8_0, 5, 96}, {Q8_0, 13, 544},
+		{Q4_0, 7, 32}, {Q4_0, 5, 96}, {Q4_0, 13, 544},
+		{Q4_K, 3, 256}, {Q4_K, 6, 768},
+	} {
+		t.Run(fmt.Sprintf("%v/%dx%d", tc.d, tc.rows, tc.cols), func(t *testing.T) {
+			w := make([]float32, tc.rows*tc.cols)
+			for i := range w {
+				w[i] = float32(r.NormFloat64() / math.Sqrt(float64(tc.cols)))
+			}
+			qt, err := Quantize(FromF32("w", []int{tc.rows, tc.cols}, w), tc.d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := NewMatrix(qt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Nine tokens: two of the four-token tiles and one left over.
+			const tokens = 9
+			x := make([]float32, tokens*tc.cols)
+			for i := range x {
+				x[i] = float32(r.NormFloat64())
+			}
+			var q Q16Rows
+			q.Quantize(x, tokens, tc.cols)
+			got := make([]float32, tokens*tc.rows)
+			m.MulQuantized(got, tc.rows, &q, 0, tc.rows)
+			// The same rows again in two ranges: the split must not matter.
+			split := make([]float32, tokens*tc.rows)
+			m.MulQuantized(split, tc.rows, &q, 0, 2)
+			m.MulQuantized(split, tc.rows, &q, 2, tc.rows)
+
+			// Each token alone (the decode kernels) must give the batch's
+			// (the tiles') bits.
+			var q1 Q16Rows
+			one := make([]float32, tc.rows)
+			for tk := range tokens {
+				q1.Quantize(x[tk*tc.cols:(tk+1)*tc.cols], 1, tc.cols)
+				m.MulQuantized(one, tc.rows, &q1, 0, tc.rows)
+				for i, v := range one {
+					if g := got[tk*tc.rows+i]; math.Float32bits(g) != math.Float32bits(v) {
+						t.Fatalf("token %d row %d: %v in a batch of %d, %v alone", tk, i, g, tokens, v)
+					}
+				}
+			}
+
+			row := make([]float32, tc.cols)
+			xsum := make([]float32, tc.cols/qk)
+			var worst float64
+			for tk := range tokens {
+				xt := x[tk*tc.cols : (tk+1)*tc.cols]
+				BlockSums(xsum, xt)
+				for i := range tc.rows {
+					m.DequantizeRow(i, row)
+					exact := m.Dot(i, xt, xsum)
+					var quant, mag float64
+					for j, wj := range row {
+						d := float64(q.d[(tk*tc.cols+j)/qk])
+						quant += math.Abs(float64(wj)) * d / 2
+						mag += math.Abs(float64(wj)) * (math.Abs(float64(xt[j])) + d)
+					}
+					bound := quant + 2*float64(tc.cols+8)*u*mag
+					g := got[tk*tc.rows+i]
+					if g != split[tk*tc.rows+i] {
+						t.Fatalf("token %d row %d: %v computed whole, %v split", tk, i, g, split[tk*tc.rows+i])
+					}
+					diff := math.Abs(float64(g) - float64(exact))
+					if diff > bound {
+						t.Errorf("token %d row %d: fast %v, exact %v: diff %.3g > bound %.3g", tk, i, g, exact, diff, bound)
+					}
+					worst = max(worst, diff/bound)
+				}
+			}
+			t.Logf("largest diff / bound: %.3f", worst)
+		})
+	}
+}

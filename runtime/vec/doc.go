@@ -1,0 +1,16 @@
+// Package vec holds the inner loops of the CPU backend's fast path: f32 dot
+// products (alone and in tiles of several rows and tokens) and axpy, f16
+// decoding, and dot products of q8_0, q4_0 and q4_k weight rows with
+// activations quantised to int16 in blocks of 32, multiplied in integers
+// and scaled once per block: one weight row at a time, four, or (for
+// prefill) tiles of two rows by four tokens that unpack each weight block
+// once for the four; the quantiser of those activations; and a float32 exp
+// (Exp, ExpShift, SiLUMul) for the fast path's softmax and SiLU, pure Go
+// everywhere.
+//
+// On amd64 with AVX2 and FMA they run in assembly, chosen at run time; the
+// pure-Go versions serve everything else (wasm, other architectures, or any
+// build with the purego tag). The integer kernels are exact, so the two
+// versions agree bit for bit (the Go code sums in the assembly's lanes); the
+// f32 kernels differ by rounding (the assembly fuses multiply-adds).
+package vec

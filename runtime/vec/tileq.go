@@ -1,0 +1,149 @@
+package vec
+
+// The tile kernels below are the matrix-matrix form of DotQ8_0 and
+// DotQ4_0 that prefill uses: two weight rows by four activation rows, each
+// weight block unpacked once for the four activation rows (where a
+// one-token kernel unpacks it once per token), with eight outputs' lanes
+// in flight. Every output is summed in DotQ8_0's lanes and order, so it is
+// bit for bit what the one-row kernel gives: how a product is tiled never
+// changes its result.
+
+// DotQ8_0x2x4 sets out[4r+t] to DotQ8_0 of weight row r (scales at
+// wd[r·sd:], quants at wq[r·sq:]) and activation row t (scales at
+// xd[t·xs:], quants at xq[32·t·xs:]) over n blocks, for r < 2 and t < 4.
+func DotQ8_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	wd, wq, xd, xq = wd[:sd+2*n], wq[:sq+BlockSize*n], xd[:3*xs+n], xq[:BlockSize*(3*xs+n)]
+	if n == 0 {
+		*out = [8]float32{}
+		return
+	}
+	dotQ8_0x2x4(out, wd, sd, wq, sq, xd, xq, xs, n)
+}
+
+// DotQ4_0x2x4 is DotQ8_0x2x4 for q4_0 weights (16 bytes per block).
+func DotQ4_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	wd, wq, xd, xq = wd[:sd+2*n], wq[:sq+BlockSize/2*n], xd[:3*xs+n], xq[:BlockSize*(3*xs+n)]
+	if n == 0 {
+		*out = [8]float32{}
+		return
+	}
+	dotQ4_0x2x4(out, wd, sd, wq, sq, xd, xq, xs, n)
+}
+
+// dotQ8_0x2x4Go widens each weight block once and runs it against the four
+// activation rows, lane by lane as dotQ8_0Go.
+func dotQ8_0x2x4Go(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	var acc [8][8]float32
+	var w [2][BlockSize]int32
+	for b := range n {
+		for r := range 2 {
+			q := (*[BlockSize]byte)(wq[r*sq+BlockSize*b:])
+			for j, v := range q {
+				w[r][j] = int32(int8(v))
+			}
+		}
+		tileBlock(&acc, &w, wd, sd, xd, xq, xs, b)
+	}
+	for o := range out {
+		out[o] = hsum8(&acc[o])
+	}
+}
+
+// dotQ4_0x2x4Go is dotQ8_0x2x4Go for q4_0 blocks.
+func dotQ4_0x2x4Go(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	var acc [8][8]float32
+	var w [2][BlockSize]int32
+	for b := range n {
+		for r := range 2 {
+			q := (*[BlockSize / 2]byte)(wq[r*sq+BlockSize/2*b:])
+			for j, v := range q {
+				w[r][j], w[r][j+BlockSize/2] = int32(v&15)-8, int32(v>>4)-8
+			}
+		}
+		tileBlock(&acc, &w, wd, sd, xd, xq, xs, b)
+	}
+	for o := range out {
+		out[o] = hsum8(&acc[o])
+	}
+}
+
+// tileBlock adds block b's products of the two unpacked weight rows w and
+// the four activation rows to the outputs' lanes acc[4r+t].
+func tileBlock(acc *[8][8]float32, w *[2][BlockSize]int32, wd []byte, sd int, xd []float32, xq []int16, xs, b int) {
+	w0, w1 := halfAt(wd, b), halfAt(wd[sd:], b)
+	for t := range 4 {
+		dx := xd[t*xs+b]
+		x := (*[BlockSize]int16)(xq[BlockSize*(t*xs+b):])
+		for r, wr := range w {
+			d := float32(w0 * dx)
+			if r == 1 {
+				d = float32(w1 * dx)
+			}
+			a := &acc[4*r+t]
+			for k := range a {
+				i, j := 2*k, 2*k+BlockSize/2
+				s := wr[i]*int32(x[i]) + wr[i+1]*int32(x[i+1]) + wr[j]*int32(x[j]) + wr[j+1]*int32(x[j+1])
+				a[k] += float32(d * float32(s))
+			}
+		}
+	}
+}
+
+// DotQ4_Kx2x4 sets out[4r+t] to DotQ4_K of weight row r (dm[r·sdm:],
+// sc[r·ssc:], mn[r·ssc:], qs[r·sqs:]) and activation row t (xd[t·xs:],
+// g[t·xs:], xq[32·t·xs:]) over n sub-blocks (a multiple of 8), for r < 2
+// and t < 4, bit for bit. The pure-Go kernel unpacks each weight block
+// once for the four tokens; on amd64 the one-row assembly, which is faster
+// still, runs for each output.
+func DotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n int) {
+	n &^= 7
+	dm, sc, mn, qs = dm[:sdm+n/2], sc[:ssc+n], mn[:ssc+n], qs[:sqs+BlockSize/2*n]
+	xd, g, xq = xd[:3*xs+n], g[:3*xs+n], xq[:BlockSize*(3*xs+n)]
+	if n == 0 {
+		*out = [8]float32{}
+		return
+	}
+	dotQ4_Kx2x4(out, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n)
+}
+
+func dotQ4_Kx2x4Go(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n int) {
+	var acc, accm [8][8]float32
+	var w [2][BlockSize]int32
+	for b := range n / 8 {
+		var sq [8][8]float32
+		for s := range 8 {
+			k := 8*b + s
+			for r := range 2 {
+				q := (*[BlockSize / 2]byte)(qs[r*sqs+BlockSize/2*k:])
+				for j, v := range q {
+					w[r][j], w[r][j+BlockSize/2] = int32(v&15), int32(v>>4)
+				}
+			}
+			for t := range 4 {
+				x := (*[BlockSize]int16)(xq[BlockSize*(t*xs+k):])
+				for r := range 2 {
+					f := float32(xd[t*xs+k] * float32(sc[r*ssc+k]))
+					wr, a := &w[r], &sq[4*r+t]
+					for l := range a {
+						i, j := 2*l, 2*l+BlockSize/2
+						L := wr[i]*int32(x[i]) + wr[i+1]*int32(x[i+1]) + wr[j]*int32(x[j]) + wr[j+1]*int32(x[j+1])
+						a[l] += float32(f * float32(L))
+					}
+				}
+			}
+		}
+		for r := range 2 {
+			d, dmin := halfAt(dm[r*sdm:], 2*b), halfAt(dm[r*sdm:], 2*b+1)
+			for t := range 4 {
+				o := 4*r + t
+				for l := range 8 {
+					acc[o][l] += float32(d * sq[o][l])
+					accm[o][l] += float32(dmin * float32(float32(mn[r*ssc+8*b+l])*g[t*xs+8*b+l]))
+				}
+			}
+		}
+	}
+	for o := range out {
+		out[o] = hsum8(&acc[o]) - hsum8(&accm[o])
+	}
+}

@@ -1,0 +1,260 @@
+package vec
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestDotQTiles checks that the 2×4 tile kernels give every output the
+// bits of the one-row kernels (and so, through TestDotQ, of the pure-Go
+// sums), and that their pure-Go twins do too, for block counts around the
+// groups of eight, weight rows and activation rows at strides longer than
+// a row, and the extreme quants.
+func TestDotQTiles(t *testing.T) { eachImpl(t, testDotQTiles) }
+
+// eachImpl runs f with the AVX-512 kernels off, then on where the machine
+// has them, so that the AVX2 ones are tested there too.
+func eachImpl(t *testing.T, f func(t *testing.T)) {
+	defer useAVX512(canAVX512)
+	useAVX512(false)
+	t.Run("base", f)
+	if canAVX512 {
+		useAVX512(true)
+		t.Run("avx512", f)
+	}
+}
+
+func testDotQTiles(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, nb := range []int{1, 2, 7, 8, 9, 16, 17, 44} {
+		for trial := range 5 {
+			sd, sq8, sq4 := 2*nb+6, BlockSize*nb+32, BlockSize/2*nb+16
+			xs := nb + 3 // activation row stride in blocks
+			wd := make([]byte, 2*sd)
+			for i := 0; i < len(wd); i += 2 {
+				h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
+				wd[i], wd[i+1] = byte(h), byte(h>>8)
+			}
+			wq := make([]byte, 2*sq8)
+			for i := range wq {
+				wq[i] = byte(r.IntN(256))
+			}
+			xd := make([]float32, 4*xs)
+			xq := make([]int16, BlockSize*4*xs)
+			for b := range xd {
+				xd[b] = float32(math.Exp(3 * r.NormFloat64()))
+			}
+			for i := range xq {
+				xq[i] = int16(r.IntN(65535) - 32767)
+			}
+			if trial == 0 {
+				for i := range 4 {
+					wq[i], wq[sq8+i] = 0x80, 0x7f
+					xq[i], xq[BlockSize*xs+i] = 32767, -32767
+				}
+			}
+			for _, k := range []struct {
+				name      string
+				sq        int
+				tile, go_ func(*[8]float32, []byte, int, []byte, int, []float32, []int16, int, int)
+				one       func(wd, wq []byte, xd []float32, xq []int16) float32
+			}{
+				{"q8_0", sq8, DotQ8_0x2x4, dotQ8_0x2x4Go, DotQ8_0},
+				{"q4_0", sq4, DotQ4_0x2x4, dotQ4_0x2x4Go, DotQ4_0},
+			} {
+				var got, goGot [8]float32
+				k.tile(&got, wd, sd, wq, k.sq, xd, xq, xs, nb)
+				k.go_(&goGot, wd, sd, wq, k.sq, xd, xq, xs, nb)
+				for row := range 2 {
+					for tok := range 4 {
+						want := k.one(wd[row*sd:], wq[row*k.sq:], xd[tok*xs:tok*xs+nb], xq[BlockSize*tok*xs:])
+						o := 4*row + tok
+						if math.Float32bits(got[o]) != math.Float32bits(want) || math.Float32bits(goGot[o]) != math.Float32bits(want) {
+							t.Fatalf("%s nb=%d trial %d row %d token %d: tile %v (pure Go %v), one row %v", k.name, nb, trial, row, tok, got[o], goGot[o], want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkDotQTile(b *testing.B) {
+	defer useAVX512(canAVX512)
+	for _, on := range []bool{false, true} {
+		useAVX512(on)
+		b.Run(Impl(), benchDotQTile)
+	}
+}
+
+func benchDotQTile(b *testing.B) {
+	const nb, toks = 44, 64
+	wd := make([]byte, 2*4*nb)
+	wq := make([]byte, 4*BlockSize*nb)
+	xd := make([]float32, toks*nb)
+	xq := make([]int16, toks*BlockSize*nb)
+	for i := range xd {
+		xd[i] = 1
+	}
+	b.Run("q4_0/x4", func(b *testing.B) {
+		var o [4]float32
+		for b.Loop() {
+			for t := range toks {
+				DotQ4_0x4(&o, wd, 2*nb, wq, BlockSize/2*nb, xd[t*nb:(t+1)*nb], xq[t*BlockSize*nb:])
+			}
+		}
+	})
+	b.Run("q4_0/x2x4", func(b *testing.B) {
+		var o [8]float32
+		for b.Loop() {
+			for t := 0; t < toks; t += 4 {
+				DotQ4_0x2x4(&o, wd, 2*nb, wq, BlockSize/2*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
+				DotQ4_0x2x4(&o, wd[4*nb:], 2*nb, wq[BlockSize*nb:], BlockSize/2*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
+			}
+		}
+	})
+	b.Run("q8_0/x4", func(b *testing.B) {
+		var o [4]float32
+		for b.Loop() {
+			for t := range toks {
+				DotQ8_0x4(&o, wd, 2*nb, wq, BlockSize*nb, xd[t*nb:(t+1)*nb], xq[t*BlockSize*nb:])
+			}
+		}
+	})
+	b.Run("q8_0/x2x4", func(b *testing.B) {
+		var o [8]float32
+		for b.Loop() {
+			for t := 0; t < toks; t += 4 {
+				DotQ8_0x2x4(&o, wd, 2*nb, wq, BlockSize*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
+				DotQ8_0x2x4(&o, wd[4*nb:], 2*nb, wq[2*BlockSize*nb:], BlockSize*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
+			}
+		}
+	})
+}
+
+// TestQuantizeQ16 compares the dispatched activation quantiser with the
+// pure-Go one bit for bit, on blocks of wide dynamic range, an all-zero
+// block, and values that round to ±32767 exactly.
+func TestQuantizeQ16(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, nb := range []int{1, 2, 3, 17, 44} {
+		x := make([]float32, BlockSize*nb)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * math.Exp(3*r.NormFloat64()))
+		}
+		if nb > 2 {
+			clear(x[BlockSize : 2*BlockSize])
+			x[2*BlockSize], x[2*BlockSize+1] = 3, -3 // the extremes of their block
+		}
+		q, d, g := make([]int16, len(x)), make([]float32, nb), make([]float32, nb)
+		gq, gd, gg := make([]int16, len(x)), make([]float32, nb), make([]float32, nb)
+		QuantizeQ16(q, d, g, x)
+		quantizeQ16Go(gq, gd, gg, x)
+		for b := range nb {
+			if math.Float32bits(d[b]) != math.Float32bits(gd[b]) || math.Float32bits(g[b]) != math.Float32bits(gg[b]) {
+				t.Fatalf("nb=%d block %d: d %v g %v, pure Go %v %v", nb, b, d[b], g[b], gd[b], gg[b])
+			}
+		}
+		for i := range q {
+			if q[i] != gq[i] {
+				t.Fatalf("nb=%d: q[%d] = %d, pure Go %d (x %v)", nb, i, q[i], gq[i], x[i])
+			}
+		}
+	}
+}
+
+// TestDotQ4_KTile checks the q4_k 2×4 tile (and its pure-Go twin) against
+// the one-row kernel, bit for bit, with rows and tokens at longer strides.
+func TestDotQ4_KTile(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	for _, nsb := range []int{1, 2, 3} {
+		n := 8 * nsb
+		sdm, ssc, sqs, xs := 4*nsb+4, n+8, BlockSize/2*n+16, n+8
+		dm := make([]byte, 2*sdm)
+		for i := 0; i < len(dm); i += 2 {
+			h := uint16(r.IntN(0x7800))
+			dm[i], dm[i+1] = byte(h), byte(h>>8)
+		}
+		sc, mn, qs := make([]byte, 2*ssc), make([]byte, 2*ssc), make([]byte, 2*sqs)
+		for _, b := range [][]byte{sc, mn, qs} {
+			for i := range b {
+				b[i] = byte(r.IntN(256))
+			}
+		}
+		xd, g := make([]float32, 4*xs), make([]float32, 4*xs)
+		xq := make([]int16, BlockSize*4*xs)
+		for i := range xq {
+			xq[i] = int16(r.IntN(65535) - 32767)
+		}
+		for k := range xd {
+			xd[k] = float32(math.Exp(2 * r.NormFloat64()))
+			var s int32
+			for _, v := range xq[BlockSize*k : BlockSize*(k+1)] {
+				s += int32(v)
+			}
+			g[k] = xd[k] * float32(s)
+		}
+		var got, goGot [8]float32
+		DotQ4_Kx2x4(&got, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n)
+		dotQ4_Kx2x4Go(&goGot, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n)
+		for row := range 2 {
+			for tok := range 4 {
+				want := DotQ4_K(dm[row*sdm:], sc[row*ssc:], mn[row*ssc:], qs[row*sqs:], xd[tok*xs:tok*xs+n], g[tok*xs:], xq[BlockSize*tok*xs:])
+				o := 4*row + tok
+				if math.Float32bits(got[o]) != math.Float32bits(want) || math.Float32bits(goGot[o]) != math.Float32bits(want) {
+					t.Fatalf("n=%d row %d token %d: tile %v (pure Go %v), one row %v", n, row, tok, got[o], goGot[o], want)
+				}
+			}
+		}
+	}
+}
+
+// TestDotQx4N checks the many-group kernels against the four-row ones
+// group by group, bit for bit.
+func TestDotQx4N(t *testing.T) { eachImpl(t, testDotQx4N) }
+
+func testDotQx4N(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, nb := range []int{1, 8, 9, 17} {
+		for _, groups := range []int{1, 2, 5} {
+			rows := 4 * groups
+			sd, sq := 2*nb+2, BlockSize*nb+8
+			wd, wq := make([]byte, rows*sd), make([]byte, rows*sq)
+			for i := 0; i < len(wd); i += 2 {
+				h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
+				wd[i], wd[i+1] = byte(h), byte(h>>8)
+			}
+			for i := range wq {
+				wq[i] = byte(r.IntN(256))
+			}
+			xd, xq := make([]float32, nb), make([]int16, BlockSize*nb)
+			for i := range xd {
+				xd[i] = float32(math.Exp(2 * r.NormFloat64()))
+			}
+			for i := range xq {
+				xq[i] = int16(r.IntN(65535) - 32767)
+			}
+			got := make([]float32, rows)
+			var want [4]float32
+			DotQ8_0x4N(got, wd, sd, wq, sq, xd, xq, groups)
+			for g := range groups {
+				DotQ8_0x4(&want, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
+				for k := range 4 {
+					if math.Float32bits(got[4*g+k]) != math.Float32bits(want[k]) {
+						t.Fatalf("q8_0 nb=%d groups=%d row %d: %v, four rows %v", nb, groups, 4*g+k, got[4*g+k], want[k])
+					}
+				}
+			}
+			DotQ4_0x4N(got, wd, sd, wq, sq, xd, xq, groups)
+			for g := range groups {
+				DotQ4_0x4(&want, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
+				for k := range 4 {
+					if math.Float32bits(got[4*g+k]) != math.Float32bits(want[k]) {
+						t.Fatalf("q4_0 nb=%d groups=%d row %d: %v, four rows %v", nb, groups, 4*g+k, got[4*g+k], want[k])
+					}
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,263 @@
+//go:build amd64 && !purego
+
+package vec
+
+import "golang.org/x/sys/cpu"
+
+// hasAVX2 selects the assembly kernels; they use AVX2, FMA and F16C
+// (which x/sys/cpu does not report: CPUID leaf 1, ECX bit 29).
+var hasAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpuid1ECX()&(1<<29) != 0
+
+// hasAVX512 selects, for the q8_0 and q4_0 kernels of four rows and of
+// tiles, assembly that runs two rows per 512-bit register with VNNI's
+// multiply-add (same bits as the AVX2 kernels). A variable so that the
+// tests can run the AVX2 kernels on machines that have both.
+var hasAVX512 = hasAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VNNI
+
+func cpuid1ECX() uint32
+
+func dotQ8_0(wd, wq []byte, xd []float32, xq []int16) float32 {
+	if hasAVX2 {
+		return dotQ8_0AVX2(&wd[0], &wq[0], &xd[0], &xq[0], len(xd))
+	}
+	return dotQ8_0Go(wd, wq, xd, xq)
+}
+
+func dotQ4_0(wd, wq []byte, xd []float32, xq []int16) float32 {
+	if hasAVX2 {
+		return dotQ4_0AVX2(&wd[0], &wq[0], &xd[0], &xq[0], len(xd))
+	}
+	return dotQ4_0Go(wd, wq, xd, xq)
+}
+
+func halfToFloat(dst []float32, src []byte) {
+	if hasAVX2 {
+		halfToFloatAVX2(&dst[0], &src[0], len(dst))
+		return
+	}
+	halfToFloatGo(dst, src)
+}
+
+//go:noescape
+func dotQ8_0AVX2(wd, wq *byte, xd *float32, xq *int16, nb int) float32
+
+//go:noescape
+func dotQ4_0AVX2(wd, wq *byte, xd *float32, xq *int16, nb int) float32
+
+//go:noescape
+func halfToFloatAVX2(dst *float32, src *byte, n int)
+
+func dot(a, b []float32) float32 {
+	if hasAVX2 {
+		return dotAVX2(&a[0], &b[0], len(a))
+	}
+	return dotGo(a, b)
+}
+
+func axpy(y []float32, a float32, x []float32) {
+	if hasAVX2 {
+		axpyAVX2(&y[0], &x[0], len(y), a)
+		return
+	}
+	axpyGo(y, a, x)
+}
+
+//go:noescape
+func dotAVX2(a, b *float32, n int) float32
+
+//go:noescape
+func axpyAVX2(y, x *float32, n int, a float32)
+
+// Impl names the kernels in use: "avx512" (AVX-512 with VNNI for the
+// quantised kernels of several rows, AVX2 for the rest), "avx2" or "go".
+func Impl() string {
+	if hasAVX512 {
+		return "avx512"
+	}
+	if hasAVX2 {
+		return "avx2"
+	}
+	return "go"
+}
+
+func dotQ8_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16) {
+	if hasAVX512 {
+		dotQ8_0x4NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd), 1)
+		return
+	}
+	if hasAVX2 {
+		dotQ8_0x4AVX2(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd))
+		return
+	}
+	dotQ8_0x4Go(out, wd, sd, wq, sq, xd, xq)
+}
+
+func dotQ4_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16) {
+	if hasAVX512 {
+		dotQ4_0x4NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd), 1)
+		return
+	}
+	if hasAVX2 {
+		dotQ4_0x4AVX2(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd))
+		return
+	}
+	dotQ4_0x4Go(out, wd, sd, wq, sq, xd, xq)
+}
+
+//go:noescape
+func dotQ8_0x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb int)
+
+//go:noescape
+func dotQ4_0x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb int)
+
+func dotLanes(a, b []float32) float32 {
+	if hasAVX2 {
+		var out [4]float32
+		dotTileAVX2(&out[0], &a[0], 0, 1, &b[0], 0, 1, len(a))
+		return out[0]
+	}
+	return dotLanesGo(a, b)
+}
+
+func dot4x1(out *[4]float32, w []float32, ws int, x []float32, n int) {
+	if hasAVX2 {
+		dotTileAVX2(&out[0], &w[0], 4*ws, 4, &x[0], 0, 1, n)
+		return
+	}
+	dot4x1Go(out, w, ws, x, n)
+}
+
+func dot4x3(out *[12]float32, w []float32, ws int, x []float32, xs, n int) {
+	if hasAVX2 {
+		dotTileAVX2(&out[0], &w[0], 4*ws, 4, &x[0], 4*xs, 3, n)
+		return
+	}
+	dot4x3Go(out, w, ws, x, xs, n)
+}
+
+// dotTileAVX2 computes out[4t+r] for rows r < rows (1 or 4, at byte
+// stride ws) and activation rows t < cols (1 or 3, at byte stride xs).
+//
+//go:noescape
+func dotTileAVX2(out *float32, w *float32, ws, rows int, x *float32, xs, cols, n int)
+
+func dotQ4_K(dm, sc, mn, qs []byte, xd, g []float32, xq []int16) float32 {
+	if hasAVX2 {
+		return dotQ4_KAVX2(&dm[0], &sc[0], &mn[0], &qs[0], &xd[0], &g[0], &xq[0], len(xd)/8)
+	}
+	return dotQ4_KGo(dm, sc, mn, qs, xd, g, xq)
+}
+
+//go:noescape
+func dotQ4_KAVX2(dm, sc, mn, qs *byte, xd, xg *float32, xq *int16, nb int) float32
+
+// The attention kernels' assembly handles rows that are whole chunks of
+// eight; other head sizes take the Go loops.
+func scores(dst, q, k []float32, stride int) {
+	if hasAVX2 && len(q)%8 == 0 {
+		scoresAVX2(&dst[0], &q[0], &k[0], 4*stride, len(dst), len(q)/8)
+		return
+	}
+	scoresLoop(dst, q, k, stride)
+}
+
+func weightedSum(o, a, v []float32, stride int) {
+	if hasAVX2 && len(o)%8 == 0 {
+		weightedSumAVX2(&o[0], &a[0], &v[0], 4*stride, len(a), len(o)/8)
+		return
+	}
+	weightedSumLoop(o, a, v, stride)
+}
+
+//go:noescape
+func scoresAVX2(dst, q, k *float32, stride, n, chunks int)
+
+//go:noescape
+func weightedSumAVX2(o, a, v *float32, stride, n, chunks int)
+
+func dotQ8_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	if hasAVX512 {
+		dotQ8_0x2x4AVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n)
+		return
+	}
+	if hasAVX2 {
+		dotQ8_0x2x4AVX2(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n)
+		return
+	}
+	dotQ8_0x2x4Go(out, wd, sd, wq, sq, xd, xq, xs, n)
+}
+
+func dotQ4_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	if hasAVX512 {
+		dotQ4_0x2x4AVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n)
+		return
+	}
+	if hasAVX2 {
+		dotQ4_0x2x4AVX2(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n)
+		return
+	}
+	dotQ4_0x2x4Go(out, wd, sd, wq, sq, xd, xq, xs, n)
+}
+
+//go:noescape
+func dotQ8_0x2x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
+
+//go:noescape
+func dotQ4_0x2x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
+
+func quantizeQ16(q []int16, d, g, x []float32) {
+	if hasAVX2 {
+		quantizeQ16AVX2(&q[0], &d[0], &g[0], &x[0], len(d))
+		return
+	}
+	quantizeQ16Go(q, d, g, x)
+}
+
+//go:noescape
+func quantizeQ16AVX2(q *int16, d, gs, x *float32, nb int)
+
+//go:noescape
+func dotQ8_0x4NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, groups int)
+
+func dotQ8_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
+	if hasAVX512 {
+		dotQ8_0x4NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd), groups)
+		return
+	}
+	dotQ8_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
+}
+
+//go:noescape
+func dotQ4_0x4NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, groups int)
+
+func dotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
+	if hasAVX512 {
+		dotQ4_0x4NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd), groups)
+		return
+	}
+	dotQ4_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
+}
+
+//go:noescape
+func dotQ8_0x2x4AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
+
+//go:noescape
+func dotQ4_0x2x4AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
+
+// canAVX512 is whether the machine has what the AVX-512 kernels need;
+// useAVX512 turns them on or off (for the tests).
+var canAVX512 = hasAVX512
+
+func useAVX512(on bool) { hasAVX512 = on && canAVX512 }
+
+func dotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n int) {
+	if !hasAVX2 {
+		dotQ4_Kx2x4Go(out, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n)
+		return
+	}
+	for r := range 2 {
+		for t := range 4 {
+			out[4*r+t] = dotQ4_KAVX2(&dm[r*sdm], &sc[r*ssc], &mn[r*ssc], &qs[r*sqs], &xd[t*xs], &g[t*xs], &xq[BlockSize*t*xs], n/8)
+		}
+	}
+}

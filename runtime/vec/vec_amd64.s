@@ -1,0 +1,1672 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// PFDIST is how far ahead of the blocks in use the four-row decode
+// kernels ask for each weight row's bytes: decode streams weights from
+// memory, and with the hardware prefetcher alone the kernels waited on it.
+// PF4 prefetches one cache line of each of the four rows (SI, R11 the row
+// stride, R12 three); the kernels issue it once per 64 bytes of a row, at
+// the start of each group of eight blocks (asking once per block cost
+// more than it saved on rows of 256 bytes).
+#define PFDIST 512
+
+#define PF4(OFF) \
+	PREFETCHT0 OFF(SI) \
+	PREFETCHT0 OFF(SI)(R11*1) \
+	PREFETCHT0 OFF(SI)(R11*2) \
+	PREFETCHT0 OFF(SI)(R12*1)
+
+// PFQ8 and PFQ4 prefetch the group of eight blocks PFDIST bytes ahead in
+// the four rows: 256 bytes of q8_0 quants, 128 of q4_0.
+#define PFQ8 \
+	PF4(PFDIST) \
+	PF4(PFDIST+64) \
+	PF4(PFDIST+128) \
+	PF4(PFDIST+192)
+
+#define PFQ4 \
+	PF4(PFDIST) \
+	PF4(PFDIST+64)
+
+// HSUMPS leaves the sum of the eight float32 lanes of Y in the low lane
+// of X (the same register), in hsum8's order, using T as scratch.
+#define HSUMPS(Y, X, T) \
+	VEXTRACTF128 $1, Y, T \
+	VADDPS       T, X, X  \
+	VPERMILPS    $0x4e, X, T \
+	VADDPS       T, X, X  \
+	VPERMILPS    $0xb1, X, T \
+	VADDPS       T, X, X
+
+// BLOCKSCALE sets Y to eight copies of f16 wd[0] times xd[0] and advances
+// both, using AX and X as scratch.
+#define BLOCKSCALE(Y, X) \
+	MOVWLZX   (R8), AX \
+	VMOVD     AX, X \
+	VCVTPH2PS X, X \
+	VMULSS    (R9), X, X \
+	VBROADCASTSS X, Y \
+	ADDQ      $2, R8 \
+	ADDQ      $4, R9
+
+// ROWSCALE sets Y8 to eight copies of the f16 scale at WD times xd[0]
+// (R9), the scale product of one row's block, using AX.
+#define ROWSCALE(WD) \
+	MOVWLZX      WD, AX \
+	VMOVD        AX, X8 \
+	VCVTPH2PS    X8, X8 \
+	VMULSS       (R9), X8, X8 \
+	VBROADCASTSS X8, Y8
+
+// ACCUMULATE converts the eight int32 lane sums in Y6, scales them by Y8
+// and adds them to ACC.
+#define ACCUMULATE(ACC) \
+	VCVTDQ2PS Y6, Y6 \
+	VMULPS    Y8, Y6, Y6 \
+	VADDPS    Y6, ACC, ACC
+
+// ROWQ8 sets Y6 to the eight int32 lane sums of one q8_0 row's block
+// (quants at W, W16 = W+16) times the activations' block in Y4:Y5.
+#define ROWQ8(W, W16) \
+	VPMOVSXBW W, Y6 \
+	VPMOVSXBW W16, Y7 \
+	VPMADDWD  Y4, Y6, Y6 \
+	VPMADDWD  Y5, Y7, Y7 \
+	VPADDD    Y7, Y6, Y6
+
+// ROWQ4 is ROWQ8 for a q4_0 row's block, 16 bytes of nibbles at W: each
+// byte widened to a word holds element j in its low nibble and j+16 in
+// its high one, so a mask (Y14: 0x000f words) gives elements 0..15 and a
+// shift elements 16..31, less 8 (Y13: 8 in every word).
+#define ROWQ4(W) \
+	VPMOVZXBW W, Y6 \
+	VPSRLW    $4, Y6, Y7 \
+	VPAND     Y14, Y6, Y6 \
+	VPSUBW    Y13, Y6, Y6 \
+	VPSUBW    Y13, Y7, Y7 \
+	VPMADDWD  Y4, Y6, Y6 \
+	VPMADDWD  Y5, Y7, Y7 \
+	VPADDD    Y7, Y6, Y6
+
+// SCALES8 stores, for the four rows, the scale products of the next eight
+// blocks (eight f16 weight scales at once times the activations' eight
+// xd) at 0, 32, 64 and 96(SP); lane for lane the same IEEE products
+// ROWSCALE computes one at a time.
+#define SCALES8 \
+	VMOVUPS   (R9), Y9 \
+	VCVTPH2PS (R8), Y8 \
+	VMULPS    Y9, Y8, Y8 \
+	VMOVUPS   Y8, 0(SP) \
+	VCVTPH2PS (R8)(R10*1), Y8 \
+	VMULPS    Y9, Y8, Y8 \
+	VMOVUPS   Y8, 32(SP) \
+	VCVTPH2PS (R8)(R10*2), Y8 \
+	VMULPS    Y9, Y8, Y8 \
+	VMOVUPS   Y8, 64(SP) \
+	VCVTPH2PS (R8)(R13*1), Y8 \
+	VMULPS    Y9, Y8, Y8 \
+	VMOVUPS   Y8, 96(SP)
+
+// X4PROLOGUE loads the four-row kernels' arguments: DI out, R8 wd (R10 its
+// row stride, R13 three strides), SI wq (R11 its row stride, R12 three),
+// R9 xd, DX xq, R14 whole groups of eight blocks, CX the blocks after.
+#define X4PROLOGUE \
+	MOVQ   out+0(FP), DI \
+	MOVQ   wd+8(FP), R8 \
+	MOVQ   sd+16(FP), R10 \
+	MOVQ   wq+24(FP), SI \
+	MOVQ   sq+32(FP), R11 \
+	MOVQ   xd+40(FP), R9 \
+	MOVQ   xq+48(FP), DX \
+	MOVQ   nb+56(FP), CX \
+	LEAQ   (R10)(R10*2), R13 \
+	LEAQ   (R11)(R11*2), R12 \
+	MOVQ   CX, R14 \
+	SHRQ   $3, R14 \
+	ANDQ   $7, CX \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3
+
+// X4EPILOGUE sums each row's lanes and stores the four results.
+#define X4EPILOGUE \
+	HSUMPS(Y0, X0, X6) \
+	HSUMPS(Y1, X1, X6) \
+	HSUMPS(Y2, X2, X6) \
+	HSUMPS(Y3, X3, X6) \
+	VMOVSS X0, (DI) \
+	VMOVSS X1, 4(DI) \
+	VMOVSS X2, 8(DI) \
+	VMOVSS X3, 12(DI) \
+	VZEROUPPER
+
+// The 2×4 tile kernels below compute DotQ8_0/DotQ4_0 for two weight rows
+// and four activation rows at once: each weight block is unpacked to int16
+// once (Y8:Y9 row 0, Y10:Y11 row 1) and multiplied by the four activation
+// blocks read from memory, the eight lane accumulators of row r, token t in
+// Y(4r+t). Per output the lanes are what the one-row kernel computes, so
+// the bits are the same.
+//
+// Registers: SI wq (R11 its row stride), R8 wd (R10 its row stride), R9 xd
+// and DX xq of token 0 (token t at t·DI bytes of xd and t·R12 of xq, R13
+// three times R12), R14 whole groups of eight blocks, CX the blocks after,
+// BX the block within a group. The scale products of a group's eight
+// blocks, row r, token t, are at (4r+t)·32(SP).
+
+// TILEPROLOGUE loads the arguments and clears the accumulators.
+#define TILEPROLOGUE \
+	MOVQ   wd+8(FP), R8 \
+	MOVQ   sd+16(FP), R10 \
+	MOVQ   wq+24(FP), SI \
+	MOVQ   sq+32(FP), R11 \
+	MOVQ   xd+40(FP), R9 \
+	MOVQ   xq+48(FP), DX \
+	MOVQ   xs+56(FP), DI \
+	MOVQ   nb+64(FP), CX \
+	SHLQ   $2, DI \
+	MOVQ   DI, R12 \
+	SHLQ   $4, R12 \
+	LEAQ   (R12)(R12*2), R13 \
+	MOVQ   CX, R14 \
+	SHRQ   $3, R14 \
+	ANDQ   $7, CX \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3 \
+	VXORPS Y4, Y4, Y4 \
+	VXORPS Y5, Y5, Y5 \
+	VXORPS Y6, Y6, Y6 \
+	VXORPS Y7, Y7, Y7
+
+// TILESCALES8 stores the scale products of the next eight blocks: the two
+// rows' f16 scales converted eight at a time, times each token's eight xd.
+#define TILESCALES8 \
+	VCVTPH2PS (R8), Y8 \
+	VCVTPH2PS (R8)(R10*1), Y9 \
+	MOVQ      R9, AX \
+	VMULPS    (AX), Y8, Y10 \
+	VMULPS    (AX), Y9, Y11 \
+	VMOVUPS   Y10, 0(SP) \
+	VMOVUPS   Y11, 128(SP) \
+	ADDQ      DI, AX \
+	VMULPS    (AX), Y8, Y10 \
+	VMULPS    (AX), Y9, Y11 \
+	VMOVUPS   Y10, 32(SP) \
+	VMOVUPS   Y11, 160(SP) \
+	ADDQ      DI, AX \
+	VMULPS    (AX), Y8, Y10 \
+	VMULPS    (AX), Y9, Y11 \
+	VMOVUPS   Y10, 64(SP) \
+	VMOVUPS   Y11, 192(SP) \
+	ADDQ      DI, AX \
+	VMULPS    (AX), Y8, Y10 \
+	VMULPS    (AX), Y9, Y11 \
+	VMOVUPS   Y10, 96(SP) \
+	VMOVUPS   Y11, 224(SP)
+
+// TILESCALE1 stores the scale products of one block (the same IEEE
+// products, one at a time) in the first slot of each output's eight.
+#define TILESCALE1 \
+	MOVWLZX   (R8), AX \
+	VMOVD     AX, X8 \
+	VCVTPH2PS X8, X8 \
+	MOVWLZX   (R8)(R10*1), AX \
+	VMOVD     AX, X9 \
+	VCVTPH2PS X9, X9 \
+	MOVQ      R9, AX \
+	VMULSS    (AX), X8, X10 \
+	VMULSS    (AX), X9, X11 \
+	VMOVSS    X10, 0(SP) \
+	VMOVSS    X11, 128(SP) \
+	ADDQ      DI, AX \
+	VMULSS    (AX), X8, X10 \
+	VMULSS    (AX), X9, X11 \
+	VMOVSS    X10, 32(SP) \
+	VMOVSS    X11, 160(SP) \
+	ADDQ      DI, AX \
+	VMULSS    (AX), X8, X10 \
+	VMULSS    (AX), X9, X11 \
+	VMOVSS    X10, 64(SP) \
+	VMOVSS    X11, 192(SP) \
+	ADDQ      DI, AX \
+	VMULSS    (AX), X8, X10 \
+	VMULSS    (AX), X9, X11 \
+	VMOVSS    X10, 96(SP) \
+	VMOVSS    X11, 224(SP)
+
+// TILEMAC multiplies the unpacked weights WLO:WHI by one token's block
+// (at XQ, XQ32 = XQ+32), scales the lane sums by the product at SC and adds
+// them to ACC.
+#define TILEMAC(WLO, WHI, XQ, XQ32, SC, ACC) \
+	VPMADDWD     XQ, WLO, Y12 \
+	VPMADDWD     XQ32, WHI, Y13 \
+	VPADDD       Y13, Y12, Y12 \
+	VCVTDQ2PS    Y12, Y12 \
+	VBROADCASTSS SC, Y13 \
+	VMULPS       Y13, Y12, Y12 \
+	VADDPS       Y12, ACC, ACC
+
+// TILEBLOCK runs the eight outputs' products for one block whose weights
+// are unpacked, then advances xq to the next block.
+#define TILEBLOCK \
+	TILEMAC(Y8, Y9, (DX), 32(DX), 0(SP)(BX*4), Y0) \
+	TILEMAC(Y10, Y11, (DX), 32(DX), 128(SP)(BX*4), Y4) \
+	TILEMAC(Y8, Y9, (DX)(R12*1), 32(DX)(R12*1), 32(SP)(BX*4), Y1) \
+	TILEMAC(Y10, Y11, (DX)(R12*1), 32(DX)(R12*1), 160(SP)(BX*4), Y5) \
+	TILEMAC(Y8, Y9, (DX)(R12*2), 32(DX)(R12*2), 64(SP)(BX*4), Y2) \
+	TILEMAC(Y10, Y11, (DX)(R12*2), 32(DX)(R12*2), 192(SP)(BX*4), Y6) \
+	TILEMAC(Y8, Y9, (DX)(R13*1), 32(DX)(R13*1), 96(SP)(BX*4), Y3) \
+	TILEMAC(Y10, Y11, (DX)(R13*1), 32(DX)(R13*1), 224(SP)(BX*4), Y7) \
+	ADDQ $64, DX
+
+// UNPACKQ8 widens the two rows' q8_0 block at SI to int16.
+#define UNPACKQ8 \
+	VPMOVSXBW (SI), Y8 \
+	VPMOVSXBW 16(SI), Y9 \
+	VPMOVSXBW (SI)(R11*1), Y10 \
+	VPMOVSXBW 16(SI)(R11*1), Y11
+
+// UNPACKQ4 widens the two rows' q4_0 block at SI to int16 less 8, as ROWQ4
+// (Y14: 0x000f words, Y15: 8 words).
+#define UNPACKQ4 \
+	VPMOVZXBW (SI), Y8 \
+	VPSRLW    $4, Y8, Y9 \
+	VPAND     Y14, Y8, Y8 \
+	VPSUBW    Y15, Y8, Y8 \
+	VPSUBW    Y15, Y9, Y9 \
+	VPMOVZXBW (SI)(R11*1), Y10 \
+	VPSRLW    $4, Y10, Y11 \
+	VPAND     Y14, Y10, Y10 \
+	VPSUBW    Y15, Y10, Y10 \
+	VPSUBW    Y15, Y11, Y11
+
+// TILEEPILOGUE sums each output's lanes and stores out[4r+t].
+#define TILEEPILOGUE \
+	MOVQ   out+0(FP), DI \
+	HSUMPS(Y0, X0, X12) \
+	HSUMPS(Y1, X1, X12) \
+	HSUMPS(Y2, X2, X12) \
+	HSUMPS(Y3, X3, X12) \
+	HSUMPS(Y4, X4, X12) \
+	HSUMPS(Y5, X5, X12) \
+	HSUMPS(Y6, X6, X12) \
+	HSUMPS(Y7, X7, X12) \
+	VMOVSS X0, (DI) \
+	VMOVSS X1, 4(DI) \
+	VMOVSS X2, 8(DI) \
+	VMOVSS X3, 12(DI) \
+	VMOVSS X4, 16(DI) \
+	VMOVSS X5, 20(DI) \
+	VMOVSS X6, 24(DI) \
+	VMOVSS X7, 28(DI) \
+	VZEROUPPER
+
+// The AVX-512 kernels below (with VNNI's VPDPWSSD) run two weight rows in
+// one 512-bit register: row r's int16 weights in half r, the activation
+// block broadcast to both halves, so that each half holds exactly the
+// eight lanes the AVX2 kernels hold for that row, summed and scaled in the
+// same order: the bits are the same. The scale products come from a table
+// of sixteen (eight blocks of each row) by VPERMPS with Z15, which holds
+// the block index in its low half and 8 plus it in its high half (Z12:
+// block 0; Z11: ones, to step it).
+
+// PAIRQ4 widens the q4_0 blocks of two rows (16 bytes at W0 and W1) to
+// int16 less 8: Z6 the low nibbles (elements 0..15) of row 0 then row 1,
+// Z7 the high nibbles (Z14: 0x000f words, Z13: 8 words).
+#define PAIRQ4(W0, W1) \
+	VMOVDQU     W0, X6 \
+	VINSERTI128 $1, W1, Y6, Y6 \
+	VPMOVZXBW   Y6, Z6 \
+	VPSRLW      $4, Z6, Z7 \
+	VPANDD      Z14, Z6, Z6 \
+	VPSUBW      Z13, Z6, Z6 \
+	VPSUBW      Z13, Z7, Z7
+
+// PAIRQ8 widens the q8_0 blocks of two rows (32 bytes at W0 and W1) to
+// int16: Z6 elements 0..15 of row 0 then row 1, Z7 elements 16..31.
+#define PAIRQ8(W0, W0H, W1, W1H) \
+	VMOVDQU     W0, X6 \
+	VINSERTI128 $1, W1, Y6, Y6 \
+	VPMOVSXBW   Y6, Z6 \
+	VMOVDQU     W0H, X7 \
+	VINSERTI128 $1, W1H, Y7, Y7 \
+	VPMOVSXBW   Y7, Z7
+
+// PAIRMAC multiplies the pair's widened block by the activation block in
+// Z4 (elements 0..15, both halves) and Z5 (16..31), scales the lane sums by
+// the products that Z15 picks from SCTAB and adds them to ACC.
+#define PAIRMAC(SCTAB, ACC) \
+	VPMADDWD  Z4, Z6, Z20 \
+	VPDPWSSD  Z5, Z7, Z20 \
+	VCVTDQ2PS Z20, Z20 \
+	VPERMPS   SCTAB, Z15, Z21 \
+	VMULPS    Z21, Z20, Z20 \
+	VADDPS    Z20, ACC, ACC
+
+// PAIRCONSTS sets Z11 (ones), Z12 (0 then 8), Z13 (8 words), Z14 (0x000f
+// words), using AX.
+#define PAIRCONSTS \
+	MOVL          $1, AX \
+	VPBROADCASTD  AX, Z11 \
+	MOVL          $8, AX \
+	VPBROADCASTD  AX, Y12 \
+	VPXORD        Z20, Z20, Z20 \
+	VINSERTI64X4  $1, Y12, Z20, Z12 \
+	MOVL          $0x00080008, AX \
+	VPBROADCASTD  AX, Z13 \
+	MOVL          $0x000f000f, AX \
+	VPBROADCASTD  AX, Z14
+
+// X4SCALES8Z sets Z9 to the scale products of the next eight blocks of
+// rows 0 and 1, Z10 of rows 2 and 3 (registers as X4PROLOGUE), and Z15 to
+// block 0.
+#define X4SCALES8Z \
+	VMOVUPS       (R9), Y4 \
+	VCVTPH2PS     (R8), Y9 \
+	VMULPS        Y4, Y9, Y9 \
+	VCVTPH2PS     (R8)(R10*1), Y5 \
+	VMULPS        Y4, Y5, Y5 \
+	VINSERTF64X4  $1, Y5, Z9, Z9 \
+	VCVTPH2PS     (R8)(R10*2), Y10 \
+	VMULPS        Y4, Y10, Y10 \
+	VCVTPH2PS     (R8)(R13*1), Y5 \
+	VMULPS        Y4, Y5, Y5 \
+	VINSERTF64X4  $1, Y5, Z10, Z10 \
+	VMOVDQA64     Z12, Z15
+
+// X4SCALE1Z is X4SCALES8Z for one block, the products broadcast.
+#define X4SCALE1Z \
+	ROWSCALE((R8)) \
+	VMOVAPS      Y8, Y9 \
+	ROWSCALE((R8)(R10*1)) \
+	VINSERTF64X4 $1, Y8, Z9, Z9 \
+	ROWSCALE((R8)(R10*2)) \
+	VMOVAPS      Y8, Y10 \
+	ROWSCALE((R8)(R13*1)) \
+	VINSERTF64X4 $1, Y8, Z10, Z10 \
+	VMOVDQA64    Z12, Z15
+
+// X4EPILOGUEZ splits the pairs' accumulators into rows and stores them.
+#define X4EPILOGUEZ \
+	VEXTRACTF64X4 $1, Z0, Y2 \
+	VEXTRACTF64X4 $1, Z1, Y3 \
+	HSUMPS(Y0, X0, X6) \
+	HSUMPS(Y2, X2, X6) \
+	HSUMPS(Y1, X1, X6) \
+	HSUMPS(Y3, X3, X6) \
+	VMOVSS X0, (DI) \
+	VMOVSS X2, 4(DI) \
+	VMOVSS X1, 8(DI) \
+	VMOVSS X3, 12(DI) \
+	VZEROUPPER
+
+// TILESCALES8Z sets Z16+t to the scale products of the next eight blocks
+// of the two rows and token t (registers as TILEPROLOGUE), Z15 to block 0.
+#define TILESCALES8Z \
+	VCVTPH2PS     (R8), Y8 \
+	VCVTPH2PS     (R8)(R10*1), Y9 \
+	MOVQ          R9, AX \
+	VMULPS        (AX), Y8, Y16 \
+	VMULPS        (AX), Y9, Y10 \
+	VINSERTF64X4  $1, Y10, Z16, Z16 \
+	ADDQ          DI, AX \
+	VMULPS        (AX), Y8, Y17 \
+	VMULPS        (AX), Y9, Y10 \
+	VINSERTF64X4  $1, Y10, Z17, Z17 \
+	ADDQ          DI, AX \
+	VMULPS        (AX), Y8, Y18 \
+	VMULPS        (AX), Y9, Y10 \
+	VINSERTF64X4  $1, Y10, Z18, Z18 \
+	ADDQ          DI, AX \
+	VMULPS        (AX), Y8, Y19 \
+	VMULPS        (AX), Y9, Y10 \
+	VINSERTF64X4  $1, Y10, Z19, Z19 \
+	VMOVDQA64     Z12, Z15
+
+// TILESCALE1TOK sets Z(TAB) to token t's (xd at AX) products for one block,
+// broadcast (X8, X9: the rows' scales).
+#define TILESCALE1TOK(TABY, TABZ) \
+	VMULSS        (AX), X8, X10 \
+	VBROADCASTSS  X10, TABY \
+	VMULSS        (AX), X9, X10 \
+	VBROADCASTSS  X10, Y10 \
+	VINSERTF64X4  $1, Y10, TABZ, TABZ
+
+// TILESCALE1Z is TILESCALES8Z for one block.
+#define TILESCALE1Z \
+	MOVWLZX   (R8), AX \
+	VMOVD     AX, X8 \
+	VCVTPH2PS X8, X8 \
+	MOVWLZX   (R8)(R10*1), AX \
+	VMOVD     AX, X9 \
+	VCVTPH2PS X9, X9 \
+	MOVQ      R9, AX \
+	TILESCALE1TOK(Y16, Z16) \
+	ADDQ      DI, AX \
+	TILESCALE1TOK(Y17, Z17) \
+	ADDQ      DI, AX \
+	TILESCALE1TOK(Y18, Z18) \
+	ADDQ      DI, AX \
+	TILESCALE1TOK(Y19, Z19) \
+	VMOVDQA64 Z12, Z15
+
+// TILETOKZ runs the pair's unpacked block (Z6, Z7) against token t's
+// block at XQ.
+#define TILETOKZ(XQ, XQ32, SCTAB, ACC) \
+	VBROADCASTI64X4 XQ, Z4 \
+	VBROADCASTI64X4 XQ32, Z5 \
+	PAIRMAC(SCTAB, ACC)
+
+// TILEBLOCKZ runs one unpacked block against the four tokens, then steps
+// xq and the block index.
+#define TILEBLOCKZ \
+	TILETOKZ((DX), 32(DX), Z16, Z0) \
+	TILETOKZ((DX)(R12*1), 32(DX)(R12*1), Z17, Z1) \
+	TILETOKZ((DX)(R12*2), 32(DX)(R12*2), Z18, Z2) \
+	TILETOKZ((DX)(R13*1), 32(DX)(R13*1), Z19, Z3) \
+	VPADDD Z11, Z15, Z15 \
+	ADDQ   $64, DX
+
+// TILEEPILOGUEZ stores out[4r+t] from the halves of Z(t).
+#define TILEEPILOGUEZ \
+	MOVQ          out+0(FP), DI \
+	VEXTRACTF64X4 $1, Z0, Y4 \
+	VEXTRACTF64X4 $1, Z1, Y5 \
+	VEXTRACTF64X4 $1, Z2, Y6 \
+	VEXTRACTF64X4 $1, Z3, Y7 \
+	HSUMPS(Y0, X0, X12) \
+	HSUMPS(Y1, X1, X12) \
+	HSUMPS(Y2, X2, X12) \
+	HSUMPS(Y3, X3, X12) \
+	HSUMPS(Y4, X4, X12) \
+	HSUMPS(Y5, X5, X12) \
+	HSUMPS(Y6, X6, X12) \
+	HSUMPS(Y7, X7, X12) \
+	VMOVSS X0, (DI) \
+	VMOVSS X1, 4(DI) \
+	VMOVSS X2, 8(DI) \
+	VMOVSS X3, 12(DI) \
+	VMOVSS X4, 16(DI) \
+	VMOVSS X5, 20(DI) \
+	VMOVSS X6, 24(DI) \
+	VMOVSS X7, 28(DI) \
+	VZEROUPPER
+
+// func dotAVX2(a, b *float32, n int) float32
+TEXT ·dotAVX2(SB), NOSPLIT, $0-28
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DX
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+loop32:
+	CMPQ CX, $32
+	JL   loop8
+	VMOVUPS     (SI), Y4
+	VMOVUPS     32(SI), Y5
+	VMOVUPS     64(SI), Y6
+	VMOVUPS     96(SI), Y7
+	VFMADD231PS (DX), Y4, Y0
+	VFMADD231PS 32(DX), Y5, Y1
+	VFMADD231PS 64(DX), Y6, Y2
+	VFMADD231PS 96(DX), Y7, Y3
+	ADDQ        $128, SI
+	ADDQ        $128, DX
+	SUBQ        $32, CX
+	JMP         loop32
+
+loop8:
+	CMPQ CX, $8
+	JL   reduce
+	VMOVUPS     (SI), Y4
+	VFMADD231PS (DX), Y4, Y0
+	ADDQ        $32, SI
+	ADDQ        $32, DX
+	SUBQ        $8, CX
+	JMP         loop8
+
+reduce:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+
+tail:
+	TESTQ CX, CX
+	JZ    done
+	VMOVSS      (SI), X1
+	VFMADD231SS (DX), X1, X0
+	ADDQ        $4, SI
+	ADDQ        $4, DX
+	DECQ        CX
+	JMP         tail
+
+done:
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func axpyAVX2(y, x *float32, n int, a float32)
+TEXT ·axpyAVX2(SB), NOSPLIT, $0-28
+	MOVQ         y+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS a+24(FP), Y0
+
+loop8:
+	CMPQ CX, $8
+	JL   tail
+	VMOVUPS     (DI), Y1
+	VFMADD231PS (SI), Y0, Y1
+	VMOVUPS     Y1, (DI)
+	ADDQ        $32, DI
+	ADDQ        $32, SI
+	SUBQ        $8, CX
+	JMP         loop8
+
+tail:
+	TESTQ CX, CX
+	JZ    done
+	VMOVSS      (DI), X1
+	VFMADD231SS (SI), X0, X1
+	VMOVSS      X1, (DI)
+	ADDQ        $4, DI
+	ADDQ        $4, SI
+	DECQ        CX
+	JMP         tail
+
+done:
+	VZEROUPPER
+	RET
+
+// func cpuid1ECX() uint32
+TEXT ·cpuid1ECX(SB), NOSPLIT, $0-4
+	MOVL  $1, AX
+	XORL  CX, CX
+	CPUID
+	MOVL  CX, ret+0(FP)
+	RET
+
+// func dotQ8_0AVX2(wd, wq *byte, xd *float32, xq *int16, nb int) float32
+//
+// Per block: the 32 int8 weights widened to two vectors of 16 int16,
+// multiplied by x and added in pairs (VPMADDWD), the halves added into
+// eight int32 lanes, converted, scaled by wd·xd and accumulated.
+TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-44
+	MOVQ   wd+0(FP), R8
+	MOVQ   wq+8(FP), SI
+	MOVQ   xd+16(FP), R9
+	MOVQ   xq+24(FP), DX
+	MOVQ   nb+32(FP), CX
+	VXORPS Y0, Y0, Y0
+
+loop:
+	VPMOVSXBW (SI), Y1
+	VPMOVSXBW 16(SI), Y2
+	VPMADDWD  (DX), Y1, Y1
+	VPMADDWD  32(DX), Y2, Y2
+	VPADDD    Y2, Y1, Y1
+	VCVTDQ2PS Y1, Y1
+	BLOCKSCALE(Y4, X4)
+	VMULPS    Y4, Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	ADDQ      $32, SI
+	ADDQ      $64, DX
+	DECQ      CX
+	JNZ       loop
+	HSUMPS(Y0, X0, X1)
+	VMOVSS    X0, ret+40(FP)
+	VZEROUPPER
+	RET
+
+// func dotQ4_0AVX2(wd, wq *byte, xd *float32, xq *int16, nb int) float32
+//
+// As dotQ8_0AVX2, the weights being the nibbles (low: elements 0..15,
+// high: 16..31) less 8.
+TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-44
+	MOVQ         wd+0(FP), R8
+	MOVQ         wq+8(FP), SI
+	MOVQ         xd+16(FP), R9
+	MOVQ         xq+24(FP), DX
+	MOVQ         nb+32(FP), CX
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, X14
+	MOVL         $0x08080808, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, X13
+	VXORPS       Y0, Y0, Y0
+
+loop:
+	VMOVDQU   (SI), X1
+	VPSRLW    $4, X1, X2
+	VPAND     X14, X1, X1
+	VPAND     X14, X2, X2
+	VPSUBB    X13, X1, X1
+	VPSUBB    X13, X2, X2
+	VPMOVSXBW X1, Y1
+	VPMOVSXBW X2, Y2
+	VPMADDWD  (DX), Y1, Y1
+	VPMADDWD  32(DX), Y2, Y2
+	VPADDD    Y2, Y1, Y1
+	VCVTDQ2PS Y1, Y1
+	BLOCKSCALE(Y4, X4)
+	VMULPS    Y4, Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	ADDQ      $16, SI
+	ADDQ      $64, DX
+	DECQ      CX
+	JNZ       loop
+	HSUMPS(Y0, X0, X1)
+	VMOVSS    X0, ret+40(FP)
+	VZEROUPPER
+	RET
+
+// func halfToFloatAVX2(dst *float32, src *byte, n int)
+TEXT ·halfToFloatAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+
+loop8:
+	CMPQ      CX, $8
+	JL        tail
+	VCVTPH2PS (SI), Y0
+	VMOVUPS   Y0, (DI)
+	ADDQ      $16, SI
+	ADDQ      $32, DI
+	SUBQ      $8, CX
+	JMP       loop8
+
+tail:
+	TESTQ     CX, CX
+	JZ        done
+	MOVWLZX   (SI), AX
+	VMOVD     AX, X0
+	VCVTPH2PS X0, X0
+	VMOVSS    X0, (DI)
+	ADDQ      $2, SI
+	ADDQ      $4, DI
+	DECQ      CX
+	JMP       tail
+
+done:
+	VZEROUPPER
+	RET
+
+// func dotQ8_0x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb int)
+//
+// Four rows of dotQ8_0AVX2 in Y0..Y3, sharing the activation loads; row r
+// is at wd + r·sd and wq + r·sq. Blocks go in groups of eight whose scale
+// products are computed eight at a time (SCALES8), then one by one.
+TEXT ·dotQ8_0x4AVX2(SB), NOSPLIT, $128-64
+	X4PROLOGUE
+	TESTQ R14, R14
+	JZ    tail
+
+group:
+	PFQ8
+	SCALES8
+	XORQ BX, BX
+
+inner:
+	VMOVDQU      (DX), Y4
+	VMOVDQU      32(DX), Y5
+	ROWQ8((SI), 16(SI))
+	VBROADCASTSS 0(SP)(BX*4), Y8
+	ACCUMULATE(Y0)
+	ROWQ8((SI)(R11*1), 16(SI)(R11*1))
+	VBROADCASTSS 32(SP)(BX*4), Y8
+	ACCUMULATE(Y1)
+	ROWQ8((SI)(R11*2), 16(SI)(R11*2))
+	VBROADCASTSS 64(SP)(BX*4), Y8
+	ACCUMULATE(Y2)
+	ROWQ8((SI)(R12*1), 16(SI)(R12*1))
+	VBROADCASTSS 96(SP)(BX*4), Y8
+	ACCUMULATE(Y3)
+	ADDQ         $32, SI
+	ADDQ         $64, DX
+	INCQ         BX
+	CMPQ         BX, $8
+	JL           inner
+	ADDQ         $16, R8
+	ADDQ         $32, R9
+	DECQ         R14
+	JNZ          group
+
+tail:
+	TESTQ CX, CX
+	JZ    done
+	VMOVDQU (DX), Y4
+	VMOVDQU 32(DX), Y5
+	ROWQ8((SI), 16(SI))
+	ROWSCALE((R8))
+	ACCUMULATE(Y0)
+	ROWQ8((SI)(R11*1), 16(SI)(R11*1))
+	ROWSCALE((R8)(R10*1))
+	ACCUMULATE(Y1)
+	ROWQ8((SI)(R11*2), 16(SI)(R11*2))
+	ROWSCALE((R8)(R10*2))
+	ACCUMULATE(Y2)
+	ROWQ8((SI)(R12*1), 16(SI)(R12*1))
+	ROWSCALE((R8)(R13*1))
+	ACCUMULATE(Y3)
+	ADDQ    $32, SI
+	ADDQ    $2, R8
+	ADDQ    $4, R9
+	ADDQ    $64, DX
+	DECQ    CX
+	JMP     tail
+
+done:
+	X4EPILOGUE
+	RET
+
+// func dotQ4_0x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb int)
+TEXT ·dotQ4_0x4AVX2(SB), NOSPLIT, $128-64
+	X4PROLOGUE
+	MOVL         $0x000f000f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL         $0x00080008, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13
+	TESTQ        R14, R14
+	JZ           tail
+
+group:
+	PFQ4
+	SCALES8
+	XORQ BX, BX
+
+inner:
+	VMOVDQU      (DX), Y4
+	VMOVDQU      32(DX), Y5
+	ROWQ4((SI))
+	VBROADCASTSS 0(SP)(BX*4), Y8
+	ACCUMULATE(Y0)
+	ROWQ4((SI)(R11*1))
+	VBROADCASTSS 32(SP)(BX*4), Y8
+	ACCUMULATE(Y1)
+	ROWQ4((SI)(R11*2))
+	VBROADCASTSS 64(SP)(BX*4), Y8
+	ACCUMULATE(Y2)
+	ROWQ4((SI)(R12*1))
+	VBROADCASTSS 96(SP)(BX*4), Y8
+	ACCUMULATE(Y3)
+	ADDQ         $16, SI
+	ADDQ         $64, DX
+	INCQ         BX
+	CMPQ         BX, $8
+	JL           inner
+	ADDQ         $16, R8
+	ADDQ         $32, R9
+	DECQ         R14
+	JNZ          group
+
+tail:
+	TESTQ CX, CX
+	JZ    done
+	VMOVDQU (DX), Y4
+	VMOVDQU 32(DX), Y5
+	ROWQ4((SI))
+	ROWSCALE((R8))
+	ACCUMULATE(Y0)
+	ROWQ4((SI)(R11*1))
+	ROWSCALE((R8)(R10*1))
+	ACCUMULATE(Y1)
+	ROWQ4((SI)(R11*2))
+	ROWSCALE((R8)(R10*2))
+	ACCUMULATE(Y2)
+	ROWQ4((SI)(R12*1))
+	ROWSCALE((R8)(R13*1))
+	ACCUMULATE(Y3)
+	ADDQ    $16, SI
+	ADDQ    $2, R8
+	ADDQ    $4, R9
+	ADDQ    $64, DX
+	DECQ    CX
+	JMP     tail
+
+done:
+	X4EPILOGUE
+	RET
+
+// func dotTileAVX2(out *float32, w *float32, ws, rows int, x *float32, xs, cols, n int)
+//
+// One 8-lane accumulator per output, fused multiply-adds over the chunks
+// of eight, hsum8, then the tail in order with scalar fused multiply-adds
+// (see tile.go). The 4×3 tile keeps its twelve accumulators in Y0..Y11
+// (row r, column t in Y(3r+t)), the three activation chunks in Y12..Y14
+// and one weight chunk at a time in Y15.
+TEXT ·dotTileAVX2(SB), NOSPLIT, $0-64
+	MOVQ out+0(FP), DI
+	MOVQ w+8(FP), SI
+	MOVQ ws+16(FP), R8
+	MOVQ x+32(FP), DX
+	MOVQ xs+40(FP), R9
+	MOVQ n+56(FP), CX
+	LEAQ (R8)(R8*2), R10
+	MOVQ CX, BX
+	ANDQ $7, BX
+	SHRQ $3, CX
+	MOVQ rows+24(FP), AX
+	CMPQ AX, $1
+	JEQ  t11
+	MOVQ cols+48(FP), AX
+	CMPQ AX, $1
+	JEQ  t41
+
+	// 4×3
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	TESTQ  CX, CX
+	JZ     h43
+
+l43:
+	VMOVUPS     (DX), Y12
+	VMOVUPS     (DX)(R9*1), Y13
+	VMOVUPS     (DX)(R9*2), Y14
+	VMOVUPS     (SI), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VMOVUPS     (SI)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VMOVUPS     (SI)(R8*2), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VMOVUPS     (SI)(R10*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ        $32, SI
+	ADDQ        $32, DX
+	DECQ        CX
+	JNZ         l43
+
+h43:
+	HSUMPS(Y0, X0, X15)
+	HSUMPS(Y1, X1, X15)
+	HSUMPS(Y2, X2, X15)
+	HSUMPS(Y3, X3, X15)
+	HSUMPS(Y4, X4, X15)
+	HSUMPS(Y5, X5, X15)
+	HSUMPS(Y6, X6, X15)
+	HSUMPS(Y7, X7, X15)
+	HSUMPS(Y8, X8, X15)
+	HSUMPS(Y9, X9, X15)
+	HSUMPS(Y10, X10, X15)
+	HSUMPS(Y11, X11, X15)
+
+r43:
+	TESTQ       BX, BX
+	JZ          s43
+	VMOVSS      (DX), X12
+	VMOVSS      (DX)(R9*1), X13
+	VMOVSS      (DX)(R9*2), X14
+	VMOVSS      (SI), X15
+	VFMADD231SS X12, X15, X0
+	VFMADD231SS X13, X15, X1
+	VFMADD231SS X14, X15, X2
+	VMOVSS      (SI)(R8*1), X15
+	VFMADD231SS X12, X15, X3
+	VFMADD231SS X13, X15, X4
+	VFMADD231SS X14, X15, X5
+	VMOVSS      (SI)(R8*2), X15
+	VFMADD231SS X12, X15, X6
+	VFMADD231SS X13, X15, X7
+	VFMADD231SS X14, X15, X8
+	VMOVSS      (SI)(R10*1), X15
+	VFMADD231SS X12, X15, X9
+	VFMADD231SS X13, X15, X10
+	VFMADD231SS X14, X15, X11
+	ADDQ        $4, SI
+	ADDQ        $4, DX
+	DECQ        BX
+	JMP         r43
+
+s43:
+	VMOVSS X0, 0(DI)
+	VMOVSS X3, 4(DI)
+	VMOVSS X6, 8(DI)
+	VMOVSS X9, 12(DI)
+	VMOVSS X1, 16(DI)
+	VMOVSS X4, 20(DI)
+	VMOVSS X7, 24(DI)
+	VMOVSS X10, 28(DI)
+	VMOVSS X2, 32(DI)
+	VMOVSS X5, 36(DI)
+	VMOVSS X8, 40(DI)
+	VMOVSS X11, 44(DI)
+	VZEROUPPER
+	RET
+
+	// 4×1
+t41:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ  CX, CX
+	JZ     h41
+
+l41:
+	VMOVUPS     (DX), Y12
+	VMOVUPS     (SI), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VMOVUPS     (SI)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y1
+	VMOVUPS     (SI)(R8*2), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VMOVUPS     (SI)(R10*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	ADDQ        $32, SI
+	ADDQ        $32, DX
+	DECQ        CX
+	JNZ         l41
+
+h41:
+	HSUMPS(Y0, X0, X15)
+	HSUMPS(Y1, X1, X15)
+	HSUMPS(Y2, X2, X15)
+	HSUMPS(Y3, X3, X15)
+
+r41:
+	TESTQ       BX, BX
+	JZ          s41
+	VMOVSS      (DX), X12
+	VMOVSS      (SI), X15
+	VFMADD231SS X12, X15, X0
+	VMOVSS      (SI)(R8*1), X15
+	VFMADD231SS X12, X15, X1
+	VMOVSS      (SI)(R8*2), X15
+	VFMADD231SS X12, X15, X2
+	VMOVSS      (SI)(R10*1), X15
+	VFMADD231SS X12, X15, X3
+	ADDQ        $4, SI
+	ADDQ        $4, DX
+	DECQ        BX
+	JMP         r41
+
+s41:
+	VMOVSS X0, 0(DI)
+	VMOVSS X1, 4(DI)
+	VMOVSS X2, 8(DI)
+	VMOVSS X3, 12(DI)
+	VZEROUPPER
+	RET
+
+	// 1×1
+t11:
+	VXORPS Y0, Y0, Y0
+	TESTQ  CX, CX
+	JZ     h11
+
+l11:
+	VMOVUPS     (DX), Y12
+	VFMADD231PS (SI), Y12, Y0
+	ADDQ        $32, SI
+	ADDQ        $32, DX
+	DECQ        CX
+	JNZ         l11
+
+h11:
+	HSUMPS(Y0, X0, X15)
+
+r11:
+	TESTQ       BX, BX
+	JZ          s11
+	VMOVSS      (DX), X12
+	VFMADD231SS (SI), X12, X0
+	ADDQ        $4, SI
+	ADDQ        $4, DX
+	DECQ        BX
+	JMP         r11
+
+s11:
+	VMOVSS X0, 0(DI)
+	VZEROUPPER
+	RET
+
+// func dotQ4_KAVX2(dm, sc, mn, qs *byte, xd, xg *float32, xq *int16, nb int) float32
+//
+// Y0: the row's lane sums; Y1: the minimums' lane sums; Y3: a
+// super-block's lane sums; the eight xd·sc of a super-block at 0(SP).
+TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $32-68
+	MOVQ         dm+0(FP), R8
+	MOVQ         sc+8(FP), R11
+	MOVQ         mn+16(FP), R12
+	MOVQ         qs+24(FP), SI
+	MOVQ         xd+32(FP), R9
+	MOVQ         xg+40(FP), R10
+	MOVQ         xq+48(FP), DX
+	MOVQ         nb+56(FP), CX
+	MOVL         $0x000f000f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+
+superblock:
+	VPMOVZXBD (R11), Y2
+	VCVTDQ2PS Y2, Y2
+	VMULPS    (R9), Y2, Y2
+	VMOVUPS   Y2, 0(SP)
+	VXORPS    Y3, Y3, Y3
+	XORQ      BX, BX
+
+sub:
+	VPMOVZXBW    (SI), Y6
+	VPSRLW       $4, Y6, Y7
+	VPAND        Y14, Y6, Y6
+	VPMADDWD     (DX), Y6, Y6
+	VPMADDWD     32(DX), Y7, Y7
+	VPADDD       Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 0(SP)(BX*4), Y8
+	VMULPS       Y8, Y6, Y6
+	VADDPS       Y6, Y3, Y3
+	ADDQ         $16, SI
+	ADDQ         $64, DX
+	INCQ         BX
+	CMPQ         BX, $8
+	JL           sub
+
+	MOVWLZX      (R8), AX
+	VMOVD        AX, X8
+	VCVTPH2PS    X8, X8
+	VBROADCASTSS X8, Y8
+	VMULPS       Y8, Y3, Y3
+	VADDPS       Y3, Y0, Y0
+	VPMOVZXBD    (R12), Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       (R10), Y2, Y2
+	MOVWLZX      2(R8), AX
+	VMOVD        AX, X8
+	VCVTPH2PS    X8, X8
+	VBROADCASTSS X8, Y8
+	VMULPS       Y8, Y2, Y2
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $4, R8
+	ADDQ         $8, R11
+	ADDQ         $8, R12
+	ADDQ         $32, R9
+	ADDQ         $32, R10
+	DECQ         CX
+	JNZ          superblock
+
+	HSUMPS(Y0, X0, X6)
+	HSUMPS(Y1, X1, X6)
+	VSUBSS X1, X0, X0
+	VMOVSS X0, ret+64(FP)
+	VZEROUPPER
+	RET
+
+// func scoresAVX2(dst, q, k *float32, stride, n, chunks int)
+//
+// Per cache row (stride bytes apart): one 8-lane accumulator of fused
+// multiply-adds over the chunks, then hsum8. The rows are independent, so
+// the processor overlaps one row's chain of additions with the next's.
+TEXT ·scoresAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ k+16(FP), DX
+	MOVQ stride+24(FP), R8
+	MOVQ n+32(FP), CX
+	MOVQ chunks+40(FP), R9
+
+row:
+	VXORPS Y0, Y0, Y0
+	MOVQ   SI, R10
+	MOVQ   DX, R11
+	MOVQ   R9, BX
+
+chunk:
+	VMOVUPS     (R10), Y1
+	VFMADD231PS (R11), Y1, Y0
+	ADDQ        $32, R10
+	ADDQ        $32, R11
+	DECQ        BX
+	JNZ         chunk
+	HSUMPS(Y0, X0, X1)
+	VMOVSS      X0, (DI)
+	ADDQ        $4, DI
+	ADDQ        R8, DX
+	DECQ        CX
+	JNZ         row
+	VZEROUPPER
+	RET
+
+// func weightedSumAVX2(o, a, v *float32, stride, n, chunks int)
+//
+// o is built 32 values (four accumulators) at a time, then 8 at a time,
+// each pass running over all the rows: o[j] = fma(a[i], v[i][j], o[j]) in
+// order of i, from zero — what a loop of Axpy gives.
+TEXT ·weightedSumAVX2(SB), NOSPLIT, $0-48
+	MOVQ o+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ v+16(FP), DX
+	MOVQ stride+24(FP), R8
+	MOVQ chunks+40(FP), R9
+
+four:
+	CMPQ   R9, $4
+	JL     one
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   SI, R10
+	MOVQ   DX, R11
+	MOVQ   n+32(FP), CX
+
+four_row:
+	VBROADCASTSS (R10), Y4
+	VFMADD231PS  (R11), Y4, Y0
+	VFMADD231PS  32(R11), Y4, Y1
+	VFMADD231PS  64(R11), Y4, Y2
+	VFMADD231PS  96(R11), Y4, Y3
+	ADDQ         $4, R10
+	ADDQ         R8, R11
+	DECQ         CX
+	JNZ          four_row
+	VMOVUPS      Y0, (DI)
+	VMOVUPS      Y1, 32(DI)
+	VMOVUPS      Y2, 64(DI)
+	VMOVUPS      Y3, 96(DI)
+	ADDQ         $128, DI
+	ADDQ         $128, DX
+	SUBQ         $4, R9
+	JMP          four
+
+one:
+	TESTQ  R9, R9
+	JZ     done
+	VXORPS Y0, Y0, Y0
+	MOVQ   SI, R10
+	MOVQ   DX, R11
+	MOVQ   n+32(FP), CX
+
+one_row:
+	VBROADCASTSS (R10), Y4
+	VFMADD231PS  (R11), Y4, Y0
+	ADDQ         $4, R10
+	ADDQ         R8, R11
+	DECQ         CX
+	JNZ          one_row
+	VMOVUPS      Y0, (DI)
+	ADDQ         $32, DI
+	ADDQ         $32, DX
+	DECQ         R9
+	JMP          one
+
+done:
+	VZEROUPPER
+	RET
+
+// func dotQ8_0x2x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
+TEXT ·dotQ8_0x2x4AVX2(SB), NOSPLIT, $256-72
+	TILEPROLOGUE
+	TESTQ R14, R14
+	JZ    tail
+
+group:
+	TILESCALES8
+	XORQ BX, BX
+
+inner:
+	UNPACKQ8
+	TILEBLOCK
+	ADDQ $32, SI
+	INCQ BX
+	CMPQ BX, $8
+	JL   inner
+	ADDQ $16, R8
+	ADDQ $32, R9
+	DECQ R14
+	JNZ  group
+
+tail:
+	TESTQ CX, CX
+	JZ    done
+	TILESCALE1
+	XORQ  BX, BX
+	UNPACKQ8
+	TILEBLOCK
+	ADDQ  $32, SI
+	ADDQ  $2, R8
+	ADDQ  $4, R9
+	DECQ  CX
+	JMP   tail
+
+done:
+	TILEEPILOGUE
+	RET
+
+// func dotQ4_0x2x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
+TEXT ·dotQ4_0x2x4AVX2(SB), NOSPLIT, $256-72
+	TILEPROLOGUE
+	MOVL         $0x000f000f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL         $0x00080008, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	TESTQ        R14, R14
+	JZ           tail
+
+group:
+	TILESCALES8
+	XORQ BX, BX
+
+inner:
+	UNPACKQ4
+	TILEBLOCK
+	ADDQ $16, SI
+	INCQ BX
+	CMPQ BX, $8
+	JL   inner
+	ADDQ $16, R8
+	ADDQ $32, R9
+	DECQ R14
+	JNZ  group
+
+tail:
+	TESTQ CX, CX
+	JZ    done
+	TILESCALE1
+	XORQ  BX, BX
+	UNPACKQ4
+	TILEBLOCK
+	ADDQ  $16, SI
+	ADDQ  $2, R8
+	ADDQ  $4, R9
+	DECQ  CX
+	JMP   tail
+
+done:
+	TILEEPILOGUE
+	RET
+
+// func quantizeQ16AVX2(q *int16, d, gs, x *float32, nb int)
+//
+// Per block: max|x| over four vectors, d = max/32767 and 1/d in scalar
+// (as the Go code), x·(1/d) converted with VCVTPS2DQ (round to nearest
+// even, the default MXCSR mode), packed to int16 with signed saturation and
+// raised to at least −32767; Σq by VPMADDWD against ones, exact in int32.
+TEXT ·quantizeQ16AVX2(SB), NOSPLIT, $0-40
+	MOVQ         q+0(FP), DI
+	MOVQ         d+8(FP), R8
+	MOVQ         gs+16(FP), R9
+	MOVQ         x+24(FP), SI
+	MOVQ         nb+32(FP), CX
+	MOVL         $0x7fffffff, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15 // abs mask
+	MOVL         $0x80018001, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14 // −32767 words
+	MOVL         $0x00010001, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13 // ones
+	MOVL         $0x46fffe00, AX // 32767.0
+	VMOVD        AX, X12
+	MOVL         $0x3f800000, AX // 1.0
+	VMOVD        AX, X11
+
+block:
+	VMOVUPS      (SI), Y0
+	VMOVUPS      32(SI), Y1
+	VMOVUPS      64(SI), Y2
+	VMOVUPS      96(SI), Y3
+	VANDPS       Y15, Y0, Y4
+	VANDPS       Y15, Y1, Y5
+	VANDPS       Y15, Y2, Y6
+	VANDPS       Y15, Y3, Y7
+	VMAXPS       Y5, Y4, Y4
+	VMAXPS       Y7, Y6, Y6
+	VMAXPS       Y6, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VMAXPS       X5, X4, X4
+	VPERMILPS    $0x4e, X4, X5
+	VMAXPS       X5, X4, X4
+	VPERMILPS    $0xb1, X4, X5
+	VMAXPS       X5, X4, X4
+	VDIVSS       X12, X4, X4 // d
+	VXORPS       X5, X5, X5
+	VUCOMISS     X5, X4
+	JEQ          zero
+	VDIVSS       X4, X11, X5 // 1/d
+
+zero:
+	VBROADCASTSS X5, Y5
+	VMULPS       Y5, Y0, Y0
+	VMULPS       Y5, Y1, Y1
+	VMULPS       Y5, Y2, Y2
+	VMULPS       Y5, Y3, Y3
+	VCVTPS2DQ    Y0, Y0
+	VCVTPS2DQ    Y1, Y1
+	VCVTPS2DQ    Y2, Y2
+	VCVTPS2DQ    Y3, Y3
+	VPACKSSDW    Y1, Y0, Y0
+	VPACKSSDW    Y3, Y2, Y2
+	VPERMQ       $0xd8, Y0, Y0
+	VPERMQ       $0xd8, Y2, Y2
+	VPMAXSW      Y14, Y0, Y0
+	VPMAXSW      Y14, Y2, Y2
+	VMOVDQU      Y0, (DI)
+	VMOVDQU      Y2, 32(DI)
+	VPMADDWD     Y13, Y0, Y0
+	VPMADDWD     Y13, Y2, Y2
+	VPADDD       Y2, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VCVTDQ2PS    X0, X0
+	VMULSS       X0, X4, X0
+	VMOVSS       X4, (R8)
+	VMOVSS       X0, (R9)
+	ADDQ         $128, SI
+	ADDQ         $64, DI
+	ADDQ         $4, R8
+	ADDQ         $4, R9
+	DECQ         CX
+	JNZ          block
+	VZEROUPPER
+	RET
+
+// func dotQ4_0x2x4AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
+TEXT ·dotQ4_0x2x4AVX512(SB), NOSPLIT, $0-72
+	TILEPROLOGUE
+	PAIRCONSTS
+	TESTQ R14, R14
+	JZ    tail
+
+group:
+	TILESCALES8Z
+	MOVQ $8, BX
+
+inner:
+	PAIRQ4((SI), (SI)(R11*1))
+	TILEBLOCKZ
+	ADDQ $16, SI
+	DECQ BX
+	JNZ  inner
+	ADDQ $16, R8
+	ADDQ $32, R9
+	DECQ R14
+	JNZ  group
+
+tail:
+	TESTQ CX, CX
+	JZ    done
+	TILESCALE1Z
+	PAIRQ4((SI), (SI)(R11*1))
+	TILEBLOCKZ
+	ADDQ $16, SI
+	ADDQ $2, R8
+	ADDQ $4, R9
+	DECQ CX
+	JMP  tail
+
+done:
+	TILEEPILOGUEZ
+	RET
+
+// func dotQ8_0x2x4AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
+TEXT ·dotQ8_0x2x4AVX512(SB), NOSPLIT, $0-72
+	TILEPROLOGUE
+	PAIRCONSTS
+	TESTQ R14, R14
+	JZ    tail
+
+group:
+	TILESCALES8Z
+	MOVQ $8, BX
+
+inner:
+	PAIRQ8((SI), 16(SI), (SI)(R11*1), 16(SI)(R11*1))
+	TILEBLOCKZ
+	ADDQ $32, SI
+	DECQ BX
+	JNZ  inner
+	ADDQ $16, R8
+	ADDQ $32, R9
+	DECQ R14
+	JNZ  group
+
+tail:
+	TESTQ CX, CX
+	JZ    done
+	TILESCALE1Z
+	PAIRQ8((SI), 16(SI), (SI)(R11*1), 16(SI)(R11*1))
+	TILEBLOCKZ
+	ADDQ $32, SI
+	ADDQ $2, R8
+	ADDQ $4, R9
+	DECQ CX
+	JMP  tail
+
+done:
+	TILEEPILOGUEZ
+	RET
+
+// func dotQ4_0x4NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, groups int)
+//
+// groups consecutive groups of four rows (row r at wd + r·sd, wq + r·sq),
+// out[4g+r] for group g: one call for a whole matrix-vector product, so
+// that the Go loop around it does not show in decode's profile. The row
+// starts and the group count live at 0, 8 and 16(SP).
+TEXT ·dotQ4_0x4NAVX512(SB), NOSPLIT, $24-72
+	MOVQ out+0(FP), DI
+	MOVQ wd+8(FP), R8
+	MOVQ sd+16(FP), R10
+	MOVQ wq+24(FP), SI
+	MOVQ sq+32(FP), R11
+	LEAQ (R10)(R10*2), R13
+	LEAQ (R11)(R11*2), R12
+	MOVQ R8, 0(SP)
+	MOVQ SI, 8(SP)
+	MOVQ groups+64(FP), AX
+	MOVQ AX, 16(SP)
+	PAIRCONSTS
+
+rowgroup:
+	MOVQ   0(SP), R8
+	MOVQ   8(SP), SI
+	MOVQ   xd+40(FP), R9
+	MOVQ   xq+48(FP), DX
+	MOVQ   nb+56(FP), CX
+	MOVQ   CX, R14
+	SHRQ   $3, R14
+	ANDQ   $7, CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	TESTQ  R14, R14
+	JZ     tail
+
+group:
+	PFQ4
+	X4SCALES8Z
+	MOVQ $8, BX
+
+inner:
+	VBROADCASTI64X4 (DX), Z4
+	VBROADCASTI64X4 32(DX), Z5
+	PAIRQ4((SI), (SI)(R11*1))
+	PAIRMAC(Z9, Z0)
+	PAIRQ4((SI)(R11*2), (SI)(R12*1))
+	PAIRMAC(Z10, Z1)
+	VPADDD Z11, Z15, Z15
+	ADDQ   $16, SI
+	ADDQ   $64, DX
+	DECQ   BX
+	JNZ    inner
+	ADDQ   $16, R8
+	ADDQ   $32, R9
+	DECQ   R14
+	JNZ    group
+
+tail:
+	TESTQ CX, CX
+	JZ    store
+	X4SCALE1Z
+	VBROADCASTI64X4 (DX), Z4
+	VBROADCASTI64X4 32(DX), Z5
+	PAIRQ4((SI), (SI)(R11*1))
+	PAIRMAC(Z9, Z0)
+	PAIRQ4((SI)(R11*2), (SI)(R12*1))
+	PAIRMAC(Z10, Z1)
+	ADDQ $16, SI
+	ADDQ $2, R8
+	ADDQ $4, R9
+	ADDQ $64, DX
+	DECQ CX
+	JMP  tail
+
+store:
+	VEXTRACTF64X4 $1, Z0, Y2
+	VEXTRACTF64X4 $1, Z1, Y3
+	HSUMPS(Y0, X0, X6)
+	HSUMPS(Y2, X2, X6)
+	HSUMPS(Y1, X1, X6)
+	HSUMPS(Y3, X3, X6)
+	VMOVSS X0, (DI)
+	VMOVSS X2, 4(DI)
+	VMOVSS X1, 8(DI)
+	VMOVSS X3, 12(DI)
+	ADDQ   $16, DI
+	MOVQ   0(SP), R8
+	LEAQ   (R8)(R10*4), R8
+	MOVQ   R8, 0(SP)
+	MOVQ   8(SP), SI
+	LEAQ   (SI)(R11*4), SI
+	MOVQ   SI, 8(SP)
+	DECQ   16(SP)
+	JNZ    rowgroup
+	VZEROUPPER
+	RET
+
+// func dotQ8_0x4NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, groups int)
+//
+// groups consecutive groups of four rows (row r at wd + r·sd, wq + r·sq),
+// out[4g+r] for group g: one call for a whole matrix-vector product, so
+// that the Go loop around it does not show in decode's profile. The row
+// starts and the group count live at 0, 8 and 16(SP).
+TEXT ·dotQ8_0x4NAVX512(SB), NOSPLIT, $24-72
+	MOVQ out+0(FP), DI
+	MOVQ wd+8(FP), R8
+	MOVQ sd+16(FP), R10
+	MOVQ wq+24(FP), SI
+	MOVQ sq+32(FP), R11
+	LEAQ (R10)(R10*2), R13
+	LEAQ (R11)(R11*2), R12
+	MOVQ R8, 0(SP)
+	MOVQ SI, 8(SP)
+	MOVQ groups+64(FP), AX
+	MOVQ AX, 16(SP)
+	PAIRCONSTS
+
+rowgroup:
+	MOVQ   0(SP), R8
+	MOVQ   8(SP), SI
+	MOVQ   xd+40(FP), R9
+	MOVQ   xq+48(FP), DX
+	MOVQ   nb+56(FP), CX
+	MOVQ   CX, R14
+	SHRQ   $3, R14
+	ANDQ   $7, CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	TESTQ  R14, R14
+	JZ     tail
+
+group:
+	PFQ8
+	X4SCALES8Z
+	MOVQ $8, BX
+
+inner:
+	VBROADCASTI64X4 (DX), Z4
+	VBROADCASTI64X4 32(DX), Z5
+	PAIRQ8((SI), 16(SI), (SI)(R11*1), 16(SI)(R11*1))
+	PAIRMAC(Z9, Z0)
+	PAIRQ8((SI)(R11*2), 16(SI)(R11*2), (SI)(R12*1), 16(SI)(R12*1))
+	PAIRMAC(Z10, Z1)
+	VPADDD Z11, Z15, Z15
+	ADDQ   $32, SI
+	ADDQ   $64, DX
+	DECQ   BX
+	JNZ    inner
+	ADDQ   $16, R8
+	ADDQ   $32, R9
+	DECQ   R14
+	JNZ    group
+
+tail:
+	TESTQ CX, CX
+	JZ    store
+	X4SCALE1Z
+	VBROADCASTI64X4 (DX), Z4
+	VBROADCASTI64X4 32(DX), Z5
+	PAIRQ8((SI), 16(SI), (SI)(R11*1), 16(SI)(R11*1))
+	PAIRMAC(Z9, Z0)
+	PAIRQ8((SI)(R11*2), 16(SI)(R11*2), (SI)(R12*1), 16(SI)(R12*1))
+	PAIRMAC(Z10, Z1)
+	ADDQ $32, SI
+	ADDQ $2, R8
+	ADDQ $4, R9
+	ADDQ $64, DX
+	DECQ CX
+	JMP  tail
+
+store:
+	VEXTRACTF64X4 $1, Z0, Y2
+	VEXTRACTF64X4 $1, Z1, Y3
+	HSUMPS(Y0, X0, X6)
+	HSUMPS(Y2, X2, X6)
+	HSUMPS(Y1, X1, X6)
+	HSUMPS(Y3, X3, X6)
+	VMOVSS X0, (DI)
+	VMOVSS X2, 4(DI)
+	VMOVSS X1, 8(DI)
+	VMOVSS X3, 12(DI)
+	ADDQ   $16, DI
+	MOVQ   0(SP), R8
+	LEAQ   (R8)(R10*4), R8
+	MOVQ   R8, 0(SP)
+	MOVQ   8(SP), SI
+	LEAQ   (SI)(R11*4), SI
+	MOVQ   SI, 8(SP)
+	DECQ   16(SP)
+	JNZ    rowgroup
+	VZEROUPPER
+	RET

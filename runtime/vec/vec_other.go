@@ -1,0 +1,62 @@
+//go:build !amd64 || purego
+
+package vec
+
+func dot(a, b []float32) float32               { return dotGo(a, b) }
+func axpy(y []float32, a float32, x []float32) { axpyGo(y, a, x) }
+
+// Impl names the kernels in use: "avx2" or "go".
+func Impl() string { return "go" }
+
+func dotQ8_0(wd, wq []byte, xd []float32, xq []int16) float32 { return dotQ8_0Go(wd, wq, xd, xq) }
+func dotQ4_0(wd, wq []byte, xd []float32, xq []int16) float32 { return dotQ4_0Go(wd, wq, xd, xq) }
+func halfToFloat(dst []float32, src []byte)                   { halfToFloatGo(dst, src) }
+
+func dotQ8_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16) {
+	dotQ8_0x4Go(out, wd, sd, wq, sq, xd, xq)
+}
+
+func dotQ4_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16) {
+	dotQ4_0x4Go(out, wd, sd, wq, sq, xd, xq)
+}
+
+func dotLanes(a, b []float32) float32 { return dotLanesGo(a, b) }
+
+func dot4x1(out *[4]float32, w []float32, ws int, x []float32, n int) { dot4x1Go(out, w, ws, x, n) }
+
+func dot4x3(out *[12]float32, w []float32, ws int, x []float32, xs, n int) {
+	dot4x3Go(out, w, ws, x, xs, n)
+}
+
+func dotQ4_K(dm, sc, mn, qs []byte, xd, g []float32, xq []int16) float32 {
+	return dotQ4_KGo(dm, sc, mn, qs, xd, g, xq)
+}
+
+func scores(dst, q, k []float32, stride int)    { scoresLoop(dst, q, k, stride) }
+func weightedSum(o, a, v []float32, stride int) { weightedSumLoop(o, a, v, stride) }
+
+func dotQ8_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	dotQ8_0x2x4Go(out, wd, sd, wq, sq, xd, xq, xs, n)
+}
+
+func dotQ4_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	dotQ4_0x2x4Go(out, wd, sd, wq, sq, xd, xq, xs, n)
+}
+
+func quantizeQ16(q []int16, d, g, x []float32) { quantizeQ16Go(q, d, g, x) }
+
+const canAVX512 = false
+
+func useAVX512(bool) {}
+
+func dotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n int) {
+	dotQ4_Kx2x4Go(out, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n)
+}
+
+func dotQ8_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
+	dotQ8_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
+}
+
+func dotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
+	dotQ4_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
+}

@@ -1,0 +1,268 @@
+package vec
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestDot checks Dot and Axpy against float64 sums over lengths that are
+// not multiples of the vector width. The reassociated float32 sum of n
+// products differs from the exact sum by at most about n·u·Σ|a·b|
+// (u = 2^-24, the unit roundoff; γ_n bound of a summation tree of depth
+// ≤ n, with one more rounding per product).
+func TestDot(t *testing.T) {
+	t.Logf("kernels: %s", Impl())
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 5, 8, 31, 33, 64, 100, 257} {
+		a, b := make([]float32, n), make([]float32, n)
+		for i := range a {
+			a[i], b[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
+		}
+		var want, mag float64
+		for i := range a {
+			want += float64(a[i]) * float64(b[i])
+			mag += math.Abs(float64(a[i]) * float64(b[i]))
+		}
+		bound := float64(n+1) * 0x1p-24 * mag
+		for name, got := range map[string]float32{"Dot": Dot(a, b), "dotGo": dotGo(a, b)} {
+			if d := math.Abs(float64(got) - want); d > bound {
+				t.Errorf("%s n=%d: %v, want %v (diff %.3g > bound %.3g)", name, n, got, want, d, bound)
+			}
+		}
+		y := make([]float32, n)
+		copy(y, b)
+		Axpy(y, 0.5, a)
+		for i := range y {
+			w := float64(b[i]) + 0.5*float64(a[i])
+			if d := math.Abs(float64(y[i]) - w); d > 0x1p-23*(math.Abs(float64(b[i]))+math.Abs(0.5*float64(a[i]))) {
+				t.Fatalf("Axpy n=%d: y[%d] = %v, want %v", n, i, y[i], w)
+			}
+		}
+	}
+}
+
+// TestDotQ compares the dispatched q8_0 and q4_0 row kernels with the
+// pure-Go ones, which sum in the assembly's lanes: they must agree bit for
+// bit, for block counts around any unrolling and with random f16 weight
+// scales over a wide range. (Their accuracy against the exact kernels is
+// tested in runtime/tensor, on the same Go code under -tags purego.)
+func TestDotQ(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, nb := range []int{1, 2, 3, 5, 16, 44} {
+		for trial := range 20 {
+			wd := make([]byte, 2*nb)
+			xd := make([]float32, nb)
+			for b := range nb {
+				h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15 // finite f16, either sign
+				wd[2*b], wd[2*b+1] = byte(h), byte(h>>8)
+				xd[b] = float32(math.Exp(4 * r.NormFloat64()))
+			}
+			wq := make([]byte, BlockSize*nb)
+			xq := make([]int16, BlockSize*nb)
+			for i := range wq {
+				wq[i] = byte(r.IntN(256))
+				xq[i] = int16(r.IntN(65535) - 32767)
+			}
+			if trial == 0 { // the extremes: −128 and 127 against ±32767
+				wq[0], wq[1], wq[2], wq[3] = 0x80, 0x80, 0x7f, 0x7f
+				xq[0], xq[1], xq[2], xq[3] = 32767, -32767, 32767, -32767
+			}
+			if g, w := DotQ8_0(wd, wq, xd, xq), dotQ8_0Go(wd, wq, xd, xq); math.Float32bits(g) != math.Float32bits(w) {
+				t.Fatalf("q8_0 nb=%d trial %d: %v, pure Go %v", nb, trial, g, w)
+			}
+			if g, w := DotQ4_0(wd, wq, xd, xq), dotQ4_0Go(wd, wq, xd, xq); math.Float32bits(g) != math.Float32bits(w) {
+				t.Fatalf("q4_0 nb=%d trial %d: %v, pure Go %v", nb, trial, g, w)
+			}
+		}
+	}
+}
+
+// TestHalfToFloat decodes every f16 value, in runs of lengths that leave
+// tails, and compares with the scalar conversion (NaNs by class only: the
+// hardware quiets signalling NaNs).
+func TestHalfToFloat(t *testing.T) {
+	src := make([]byte, 2<<16)
+	for h := range 1 << 16 {
+		src[2*h], src[2*h+1] = byte(h), byte(h>>8)
+	}
+	dst := make([]float32, 1<<16)
+	for lo := 0; lo < 1<<16; {
+		n := min(1+lo%13, 1<<16-lo)
+		HalfToFloat(dst[lo:], src[2*lo:2*(lo+n)])
+		lo += n
+	}
+	for h := range 1 << 16 {
+		want := half(uint16(h))
+		if g := dst[h]; math.Float32bits(g) != math.Float32bits(want) && !(g != g && want != want) {
+			t.Fatalf("f16 %#04x: %v, want %v", h, g, want)
+		}
+	}
+}
+
+// TestDotQx4 checks that the four-row kernels give, for every row, the
+// bits of the one-row kernels (and, through TestDotQ, of the pure-Go
+// sums), with rows at strides longer than a row.
+func TestDotQx4(t *testing.T) { eachImpl(t, testDotQx4) }
+
+func testDotQx4(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, nb := range []int{1, 3, 7, 8, 9, 16, 17, 44} {
+		sd, sq8, sq4 := 2*nb+6, BlockSize*nb+32, BlockSize/2*nb+16
+		wd := make([]byte, 4*sd)
+		for i := 0; i < len(wd); i += 2 {
+			h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
+			wd[i], wd[i+1] = byte(h), byte(h>>8)
+		}
+		wq := make([]byte, 4*sq8)
+		for i := range wq {
+			wq[i] = byte(r.IntN(256))
+		}
+		xd := make([]float32, nb)
+		xq := make([]int16, BlockSize*nb)
+		for b := range xd {
+			xd[b] = float32(math.Exp(2 * r.NormFloat64()))
+		}
+		for i := range xq {
+			xq[i] = int16(r.IntN(65535) - 32767)
+		}
+		var got, goGot [4]float32
+		DotQ8_0x4(&got, wd, sd, wq, sq8, xd, xq)
+		dotQ8_0x4Go(&goGot, wd, sd, wq, sq8, xd, xq)
+		for row := range 4 {
+			want := DotQ8_0(wd[row*sd:], wq[row*sq8:], xd, xq)
+			if math.Float32bits(got[row]) != math.Float32bits(want) || math.Float32bits(goGot[row]) != math.Float32bits(want) {
+				t.Fatalf("q8_0 nb=%d row %d: %v (pure Go %v), one row at a time %v", nb, row, got[row], goGot[row], want)
+			}
+		}
+		DotQ4_0x4(&got, wd, sd, wq, sq4, xd, xq)
+		dotQ4_0x4Go(&goGot, wd, sd, wq, sq4, xd, xq)
+		for row := range 4 {
+			want := DotQ4_0(wd[row*sd:], wq[row*sq4:], xd, xq)
+			if math.Float32bits(got[row]) != math.Float32bits(want) || math.Float32bits(goGot[row]) != math.Float32bits(want) {
+				t.Fatalf("q4_0 nb=%d row %d: %v (pure Go %v), one row at a time %v", nb, row, got[row], goGot[row], want)
+			}
+		}
+	}
+}
+
+// TestDotTiles checks that every tile kernel gives each output the bits
+// DotLanes gives it alone, so that tiling does not change a product, and
+// that DotLanes is within the reassociation bound of the exact sum, over
+// lengths around the eight-lane chunks.
+func TestDotTiles(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, n := range []int{1, 7, 8, 9, 31, 64, 301} {
+		ws, xs := n+3, n+5
+		w, x := make([]float32, 4*ws), make([]float32, 3*xs)
+		for i := range w {
+			w[i] = float32(r.NormFloat64())
+		}
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		var o4 [4]float32
+		var o12 [12]float32
+		Dot4x3(&o12, w, ws, x, xs, n)
+		for tk := range 3 {
+			xt := x[tk*xs : tk*xs+n]
+			Dot4x1(&o4, w, ws, xt, n)
+			for row := range 4 {
+				wr := w[row*ws : row*ws+n]
+				want := DotLanes(wr, xt)
+				if math.Float32bits(o12[4*tk+row]) != math.Float32bits(want) || math.Float32bits(o4[row]) != math.Float32bits(want) {
+					t.Fatalf("n=%d row %d token %d: 4×3 %v, 4×1 %v, alone %v", n, row, tk, o12[4*tk+row], o4[row], want)
+				}
+				var exact, mag float64
+				for j := range wr {
+					exact += float64(wr[j]) * float64(xt[j])
+					mag += math.Abs(float64(wr[j]) * float64(xt[j]))
+				}
+				if d := math.Abs(float64(want) - exact); d > float64(n+1)*0x1p-24*mag {
+					t.Fatalf("n=%d: DotLanes %v, exact %v", n, want, exact)
+				}
+			}
+		}
+	}
+}
+
+// TestDotQ4_K compares the dispatched q4_k row kernel with the pure-Go
+// one, which sums in the assembly's lanes: bit for bit.
+func TestDotQ4_K(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, nb := range []int{1, 2, 5} {
+		for trial := range 20 {
+			n := 8 * nb
+			dm := make([]byte, 4*nb)
+			for i := 0; i < len(dm); i += 2 {
+				h := uint16(r.IntN(0x7800)) // finite, positive f16
+				dm[i], dm[i+1] = byte(h), byte(h>>8)
+			}
+			sc, mn, qs := make([]byte, n), make([]byte, n), make([]byte, BlockSize/2*n)
+			for _, b := range [][]byte{sc, mn, qs} {
+				for i := range b {
+					b[i] = byte(r.IntN(256))
+				}
+			}
+			xd, g := make([]float32, n), make([]float32, n)
+			xq := make([]int16, BlockSize*n)
+			for i := range xq {
+				xq[i] = int16(r.IntN(65535) - 32767)
+			}
+			for k := range xd {
+				xd[k] = float32(math.Exp(2 * r.NormFloat64()))
+				var s int32
+				for _, v := range xq[BlockSize*k : BlockSize*(k+1)] {
+					s += int32(v)
+				}
+				g[k] = xd[k] * float32(s)
+			}
+			got, want := DotQ4_K(dm, sc, mn, qs, xd, g, xq), dotQ4_KGo(dm, sc, mn, qs, xd, g, xq)
+			if math.Float32bits(got) != math.Float32bits(want) {
+				t.Fatalf("nb=%d trial %d: %v, pure Go %v", nb, trial, got, want)
+			}
+		}
+	}
+}
+
+// TestAttentionKernels checks Scores against Dot row by row (within the
+// reassociation bound) and WeightedSum against a loop of Axpy (bit for
+// bit: the same fused steps in the same order), for head sizes that are
+// and are not whole chunks of eight, and cache rows at a longer stride.
+func TestAttentionKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, hd := range []int{8, 12, 40, 64, 72} {
+		const n = 37
+		stride := 3*hd + 8
+		q, k := make([]float32, hd), make([]float32, n*stride)
+		for i := range q {
+			q[i] = float32(r.NormFloat64())
+		}
+		for i := range k {
+			k[i] = float32(r.NormFloat64())
+		}
+		sc := make([]float32, n)
+		Scores(sc, q, k, stride)
+		for i, got := range sc {
+			row := k[i*stride : i*stride+hd]
+			var exact, mag float64
+			for j := range q {
+				exact += float64(q[j]) * float64(row[j])
+				mag += math.Abs(float64(q[j]) * float64(row[j]))
+			}
+			if d := math.Abs(float64(got) - exact); d > float64(hd+1)*0x1p-24*mag {
+				t.Fatalf("hd=%d: score %d = %v, exact %v", hd, i, got, exact)
+			}
+		}
+		o, want := make([]float32, hd), make([]float32, hd)
+		WeightedSum(o, sc, k, stride)
+		for i, a := range sc {
+			Axpy(want, a, k[i*stride:i*stride+hd])
+		}
+		for j := range o {
+			if math.Float32bits(o[j]) != math.Float32bits(want[j]) {
+				t.Fatalf("hd=%d: o[%d] = %v, Axpy loop %v", hd, j, o[j], want[j])
+			}
+		}
+	}
+}

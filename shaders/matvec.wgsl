@@ -1,0 +1,181 @@
+//#include common
+//#include weights
+//#include mv
+
+// matvec is the decode matrix-vector product, dst[t][row0+r] = W[r]·x[t]
+// (+ bias), for rows of whole units (MatVecUnit). A workgroup of 64
+// invocations owns 4·64/L rows: L lanes share a group of four rows (RW
+// apart), reading them in the units its format defines (four f32, eight
+// f16, one block of q8_0 or q4_0, two q4_k sub-blocks: see the mv_*
+// includes), lane i taking units i, i+L, i+2L, ..., so neighbouring lanes
+// read neighbouring words (coalesced on a GPU) and dequantise in registers
+// with shifts and masks: no chunk array, whose dynamic indexing a CPU
+// adapter spills to memory. Each quad of x a lane loads serves its four
+// rows, and per-block terms (Σx for the q4 offsets) are computed once for
+// them. The L partial sums meet in workgroup memory behind a single
+// barrier and lane 0 adds them in lane order; with L = 1 (short rows)
+// there is no barrier at all. L is specialised ({{L}}).
+//
+// Two entry points: main, which can also add its result into a residual
+// stream (res[res_off + row0 + r] += value; the engine's Add after the
+// output projection), and gate_up, which computes a SwiGLU hidden row
+// silu(gate·x)·(up·x) from two matrices (w at w_base, w2 at w2_base) in
+// one pass, so the gate and up products and the swiglu step are one
+// dispatch.
+
+// The parameters of matrix_io.wgsl plus matvec's own, and its bindings,
+// with x read as vec4: the backend binds x only at offsets and strides
+// that are multiples of four, and units start at multiples of four, so
+// each quad of x is one load (one bounds check) instead of four.
+struct P {
+  rows: u32,
+  cols: u32,
+  t: u32,
+  x_off: u32,
+  x_stride: u32,
+  dst_off: u32,
+  dst_stride: u32,
+  w_base: u32,
+  has_bias: u32,
+  bias_off: u32,
+  row0: u32,
+  nx: u32,
+  add_res: u32,  // also add the result into res
+  res_off: u32,
+  res_stride: u32,
+  w2_base: u32,  // gate_up: the up matrix in w2
+}
+
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read_write> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<u32>;
+
+// x4 is x[c..c+4] for c a multiple of four.
+fn x4(c: u32) -> vec4<f32> {
+  return x[c >> 2u];
+}
+
+@group(0) @binding(5) var<storage, read_write> res: array<f32>;
+@group(0) @binding(6) var<storage, read> w2: array<u32>;
+
+const L: u32 = {{L}}u;
+const RW: u32 = 64u / L; // row slots per workgroup; each lane takes four rows
+
+var<workgroup> part: array<vec4<f32>, 128>;
+
+// rows4 is the four rows of the lane whose first row is r0, RW apart, and
+// the same clamped to the matrix (rows past the end read the last row's
+// weights, which keeps the loops uniform; their sums are dropped).
+fn rows4(r0: u32) -> vec4<u32> {
+  return vec4<u32>(r0) + vec4<u32>(0u, RW, 2u * RW, 3u * RW);
+}
+
+// reduce sums the L lanes' partials of each of the four rows in lane
+// order; the result is valid in lane 0. Called in uniform control flow.
+fn reduce(lid: u32, v: vec4<f32>, slot: u32) -> vec4<f32> {
+  if (L == 1u) {
+    return v;
+  }
+  part[slot * 64u + lid] = v;
+  workgroupBarrier();
+  var s = vec4<f32>(0.0);
+  if (lid % L == 0u) {
+    s = part[slot * 64u + lid];
+    for (var i = 1u; i < L; i++) {
+      s += part[slot * 64u + lid + i];
+    }
+  }
+  return s;
+}
+
+// main: each lane takes four rows, RW apart, so that each quad of x it
+// loads serves all four (a workgroup owns 4·RW rows).
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let lane = lid % L;
+  let rv = rows4((wid.x + wid.y * p.nx) * 4u * RW + lid / L);
+  let rc = min(rv, vec4<u32>(p.rows - 1u));
+  let t = wid.z;
+  let m = Mat(p.w_base, p.rows, p.cols);
+  let xb = p.x_off + t * p.x_stride;
+  var a = vec4<f32>(0.0);
+  if (rv.x < p.rows) {
+    let n = units(p.cols) + (wid.z >> 31u);
+    for (var k = lane; k < n; k += L) {
+      a += unit_dot4(m, rc, k, xb);
+    }
+  }
+  a = reduce(lid, a, 0u);
+  if (lane != 0u) {
+    return;
+  }
+  if (rv.x < p.rows) {
+    store(t, rv.x, a.x);
+  }
+  if (rv.y < p.rows) {
+    store(t, rv.y, a.y);
+  }
+  if (rv.z < p.rows) {
+    store(t, rv.z, a.z);
+  }
+  if (rv.w < p.rows) {
+    store(t, rv.w, a.w);
+  }
+}
+
+// store writes row r's result (with its bias, and into res when add_res).
+// Its conditions mix the uniform flags with r (r != 0xffffffff always
+// holds) and the unit loops' bounds add wid.z >> 31 (always 0): lavapipe
+// (Mesa 22.3) re-specialises a shader on every dispatch whose uniform
+// values feed its branches or loop bounds ("inlinable uniforms"), which
+// cost q4_k's matvec 6-9 ms of CPU per dispatch whatever its size (25x
+// the arithmetic at 512²); a bound or condition that is not uniform-only
+// is not inlined. The same in matvec_multi.wgsl and the MoE kernels.
+fn store(t: u32, r: u32, v: f32) {
+  var acc = v;
+  if ((p.has_bias & select(0u, 1u, r != 0xffffffffu)) != 0u) {
+    acc += bitcast<f32>(bias[p.bias_off + p.row0 + r]);
+  }
+  dst[p.dst_off + t * p.dst_stride + p.row0 + r] = acc;
+  if ((p.add_res & select(0u, 1u, r != 0xffffffffu)) != 0u) {
+    let o = p.res_off + t * p.res_stride + p.row0 + r;
+    res[o] = res[o] + acc;
+  }
+}
+
+fn swiglu_store(t: u32, r: u32, g: f32, u: f32) {
+  if (r < p.rows) {
+    dst[p.dst_off + t * p.dst_stride + p.row0 + r] = (g * sigmoid(g)) * u;
+  }
+}
+
+@compute @workgroup_size(64)
+fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let lane = lid % L;
+  let rv = rows4((wid.x + wid.y * p.nx) * 4u * RW + lid / L);
+  let rc = min(rv, vec4<u32>(p.rows - 1u));
+  let t = wid.z;
+  var g = vec4<f32>(0.0);
+  var u = vec4<f32>(0.0);
+  if (rv.x < p.rows) {
+    let xb = p.x_off + t * p.x_stride;
+    let gm = Mat(p.w_base, p.rows, p.cols);
+    let um = Mat(p.w2_base, p.rows, p.cols);
+    let n = units(p.cols) + (wid.z >> 31u);
+    for (var k = lane; k < n; k += L) {
+      g += unit_dot4(gm, rc, k, xb);
+      u += unit_dot42(um, rc, k, xb);
+    }
+  }
+  g = reduce(lid, g, 0u);
+  u = reduce(lid, u, 1u);
+  if (lane != 0u) {
+    return;
+  }
+  swiglu_store(t, rv.x, g.x, u.x);
+  swiglu_store(t, rv.y, g.y, u.y);
+  swiglu_store(t, rv.z, g.z, u.z);
+  swiglu_store(t, rv.w, g.w, u.w);
+}

@@ -1,0 +1,44 @@
+package shaders
+
+import "github.com/moderuntime/mode/runtime/tensor"
+
+// Variant is one kernel specialised by one Spec: one pipeline the
+// backends may compile.
+type Variant struct {
+	Kernel Kernel
+	Spec   Spec
+}
+
+// Variants lists every specialisation the backends compile, so that
+// validators (standalone WGSL compilers, a browser's) can check them all.
+// Route and Sample are specialised on sizes at run time; one
+// representative size each stands for them (the size only bounds loops).
+func Variants() []Variant {
+	var out []Variant
+	add := func(ks []Kernel, specs ...Spec) {
+		for _, k := range ks {
+			for _, s := range specs {
+				out = append(out, Variant{k, s})
+			}
+		}
+	}
+	var formats, matmul []Spec
+	for _, f := range Formats {
+		formats = append(formats, Spec{Format: f})
+		matmul = append(matmul, Spec{Format: f, TT: 1}, Spec{Format: f, TT: 8})
+	}
+	f16 := Spec{Format: tensor.F16, F16: true}
+	add([]Kernel{Embed, MoEGateUp, MoEDown, MoEDownSum}, formats...)
+	add([]Kernel{MatMul}, append(matmul, Spec{Format: tensor.F16, TT: 1, F16: true}, Spec{Format: tensor.F16, TT: 8, F16: true})...)
+	add([]Kernel{MatVecRows, GEMM}, append(formats, f16)...)
+	for _, f := range Formats {
+		for _, l := range MatVecLanes {
+			add([]Kernel{MatVec, MatVecGU, MatVecMulti}, Spec{Format: f, L: l})
+		}
+	}
+	add([]Kernel{AttnPartial, AttnReduce}, Spec{}, Spec{KVF16: true})
+	add([]Kernel{Route}, Spec{E: 64, K: 8})
+	add([]Kernel{Sample}, Spec{K: 40})
+	add([]Kernel{RoPEStore, KVStore, RMSNorm, RMSNormIP, RMSNormIP2, RoPE, Copy, PackF16, Add, Scale, SwiGLU, Accum, Argmax, MoECombine, MoEAct, MoEBias, MoEBlockAct, MoENorm, MLAAttn}, Spec{})
+	return out
+}
