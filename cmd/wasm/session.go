@@ -296,7 +296,7 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	var conv *convertedStore
 	if repo != nil && repo.Pinned {
 		if convert != nil {
-			conv = newConvertedStore(m, repo.Base, q.Formats(m.Model))
+			conv = newConvertedStore(m, repo.Base, q.ManifestFormats(m))
 			so.converted, so.keep = true, conv.upfront(m)
 		} else {
 			so.ranges = true
@@ -337,7 +337,7 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	var pk *loader.Pack
 	if repo != nil {
 		// The tokenizer's files were read while indexing: no second fetch.
-		pk, err = loader.LoadWith(pctx, m, &shard.Fetcher{Src: src2, HTTP: s.env.http}, loader.Options{Convert: convert, Converted: kept})
+		pk, err = loader.LoadWith(pctx, m, &shard.Fetcher{Src: src2, HTTP: s.env.http}, loader.Options{Convert: convert, Converted: kept, Rearrange: repo.Rearrange})
 		if err == nil {
 			pk.Tokenizer, err = tokenizer.Load("hf", repo.Tokenizer, repo.TokenizerConfig, m.Model.Vocab)
 		}

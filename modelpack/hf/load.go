@@ -210,8 +210,13 @@ func (p *plan) resolve(names []string, info func(string) (safetensors.Info, bool
 // canonical tensor, where it is.
 type Resolved struct {
 	Config model.Config
-	// Tensors maps canonical names to the checkpoint's tensor info.
+	// Tensors maps canonical names to the checkpoint's tensor info, for
+	// the tensors stored as they are or as rows of a fused tensor.
 	Tensors map[string]safetensors.Info
+	// Fused holds the canonical tensors that must be rearranged out of
+	// fused checkpoint tensors (gpt-oss's experts and their biases), which
+	// Tensors leaves out.
+	Fused []Fused
 	// ZeroOnly lists tensors the config cannot represent; they must be
 	// checked to be all zero (CheckZero) before the layout is used.
 	ZeroOnly []safetensors.Info
@@ -236,10 +241,12 @@ func Resolve(configJSON []byte, infos []safetensors.Info) (*Resolved, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(p.derived) > 0 {
-		return nil, fmt.Errorf("config.json: model_type %s stores its experts fused (gate_up_proj), which an index cannot point into: import the model instead", p.arch)
-	}
 	r := &Resolved{Config: p.cfg, Tensors: map[string]safetensors.Info{}}
+	if len(p.derived) > 0 {
+		if r.Fused, err = p.fusedGroups(byName); err != nil {
+			return nil, err
+		}
+	}
 	for c, h := range hfName {
 		r.Tensors[c] = byName[h]
 	}

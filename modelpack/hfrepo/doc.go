@@ -9,7 +9,10 @@
 // that ignores Range) before any weight is downloaded. runtime/loader then
 // fetches the always-used tensors and, on first use, each routed expert's
 // byte ranges, and converts them to the session's format (Quant) as they
-// arrive. With no per-tensor hash to check, each range answer must carry
+// arrive. Tensors a checkpoint stores fused (gpt-oss's experts: gate and
+// up interleaved, input-major or MXFP4) are fetched as each expert's
+// contiguous slice of the fused tensors and rearranged on arrival
+// (Repo.Rearrange). With no per-tensor hash to check, each range answer must carry
 // the ETag its file's header came with (Repo.ETag), so bytes of another
 // version of a file never mix in; whole small files are checked against
 // the hub's X-Linked-Etag or git-sha1 ETag.

@@ -66,6 +66,10 @@ type Repo struct {
 	// none (gpt-oss ships its harmony template there, not in
 	// tokenizer_config.json); transformers prefers it, and so does this.
 	ChatTemplate []byte
+	// fused lists, by shard ID, the bytes of each shard that hold tensors
+	// in a checkpoint's fused layout (gpt-oss's experts), which Rearrange
+	// turns into the manifest's.
+	fused map[string][]fusedRegion
 	// etags holds, by URL, the ETag of the answers that carried each
 	// safetensors file's header: ranges of the file read later must carry
 	// the same (ETag), so bytes of another version never mix in.
@@ -82,6 +86,48 @@ func (r *Repo) ETag(url string) string { return r.etags[normalURL(url)] }
 func (r *Repo) HTTP(o shard.HTTPOptions) shard.HTTPOptions {
 	o.ETag = r.ETag
 	return o
+}
+
+// fusedRegion is bytes [offset, offset+f.Size()) of a shard holding the
+// tensors of f as the checkpoint stores them.
+type fusedRegion struct {
+	offset int64
+	f      *hf.Fused
+}
+
+// Rearrange turns the fetched bytes of shard s into the layout its
+// manifest entry lists: the same bytes, but those of tensors the
+// checkpoint stores fused (gpt-oss's experts: interleaved, input-major)
+// are rearranged. data is not modified: a caching source may hold it.
+// It suits loader.Options.Rearrange.
+func (r *Repo) Rearrange(s *manifest.Shard, data []byte) ([]byte, error) {
+	regs := r.fused[s.ID]
+	if len(regs) == 0 {
+		return data, nil
+	}
+	out := bytes.Clone(data)
+	for _, g := range regs {
+		end := g.offset + g.f.Size()
+		if g.offset < 0 || end > int64(len(data)) {
+			return nil, fmt.Errorf("%s: shard %s: fused tensors %v at bytes [%d, %d) of %d", r.Location, s.ID, g.f.Names, g.offset, end, len(data))
+		}
+		b, err := g.f.Unfuse(data[g.offset:end])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.Location, err)
+		}
+		copy(out[g.offset:end], b)
+	}
+	return out, nil
+}
+
+// matrixRows is the rows of shape viewed as a matrix of its last
+// dimension as columns.
+func matrixRows(shape []int) int {
+	n := 1
+	for _, d := range shape[:len(shape)-1] {
+		n *= d
+	}
+	return n
 }
 
 // normalURL is u as shard.HTTP prints the URLs it fetches.
@@ -108,7 +154,7 @@ func Open(ctx context.Context, loc Location, o Options) (*loader.Pack, *Repo, er
 		return nil, nil, err
 	}
 	m := r.Manifest
-	pk, err := loader.LoadWith(ctx, m, &shard.Fetcher{Src: src, HTTP: ho}, loader.Options{Convert: o.Quant.Converter(m.Model)})
+	pk, err := loader.LoadWith(ctx, m, &shard.Fetcher{Src: src, HTTP: ho}, loader.Options{Convert: o.Quant.Converter(m.Model), Rearrange: r.Rearrange})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", loc, err)
 	}
@@ -237,16 +283,66 @@ func Index(ctx context.Context, loc Location, o Options) (*Repo, error) {
 	if err := r.tokenizer(m); err != nil {
 		return nil, err
 	}
+	// Where each canonical tensor stored fused is: its group and place.
+	fusedAt := map[string]int{}
+	for i, f := range res.Fused {
+		for _, n := range f.Names {
+			fusedAt[n] = i
+		}
+	}
+	r.fused = map[string][]fusedRegion{}
 	for _, grp := range manifest.Groups(c.Spec()) {
 		s := manifest.Shard{ID: manifest.GroupID(grp[0]), Kind: manifest.GroupKind(grp[0]), Layer: grp[0].Layer, Expert: grp[0].Expert, Unverified: true}
 		// In file order, so that tensors stored one after another (an
-		// expert's gate, up and down usually are) are one Range request.
+		// expert's gate, up and down usually are) are one Range request;
+		// a fused group's tensors are together, where its first source is.
+		where := func(sp model.TensorSpec) (string, int64) {
+			if i, ok := fusedAt[sp.Name]; ok {
+				in := res.Fused[i].Sources[0]
+				return in.File, in.FileOffset
+			}
+			in := res.Tensors[sp.Name]
+			return in.File, in.FileOffset
+		}
 		grp = slices.Clone(grp)
 		slices.SortStableFunc(grp, func(a, b model.TensorSpec) int {
-			ia, ib := res.Tensors[a.Name], res.Tensors[b.Name]
-			return cmp.Or(strings.Compare(ia.File, ib.File), cmp.Compare(ia.FileOffset, ib.FileOffset))
+			fa, oa := where(a)
+			fb, ob := where(b)
+			return cmp.Or(strings.Compare(fa, fb), cmp.Compare(oa, ob))
 		})
+		specs := map[string]model.TensorSpec{}
 		for _, sp := range grp {
+			specs[sp.Name] = sp
+		}
+		done := map[int]bool{}
+		for _, sp := range grp {
+			if i, ok := fusedAt[sp.Name]; ok {
+				if done[i] {
+					continue
+				}
+				done[i] = true
+				f := &res.Fused[i]
+				reg := fusedRegion{offset: s.Size, f: f}
+				off := s.Size
+				for _, n := range f.Names {
+					shape := specs[n].Shape
+					size, err := tensor.MatrixBytes(f.DType, matrixRows(shape), shape[len(shape)-1])
+					if err != nil {
+						return nil, fail(f.Sources[0].File, fmt.Errorf("tensor %s: %w", n, err))
+					}
+					s.Tensors = append(s.Tensors, manifest.Tensor{Name: n, DType: f.DType.String(), Shape: shape, Offset: off, Length: int64(size)})
+					off += int64(size)
+				}
+				for _, in := range f.Sources {
+					s.Pieces = append(s.Pieces, manifest.Piece{File: r.Base + url.PathEscape(in.File), Offset: in.FileOffset, Length: in.Size()})
+					s.Size += in.Size()
+				}
+				if off != s.Size {
+					return nil, fail(f.Sources[0].File, fmt.Errorf("tensors %v are %d bytes, stored fused in %d", f.Names, off-reg.offset, s.Size-reg.offset))
+				}
+				r.fused[s.ID] = append(r.fused[s.ID], reg)
+				continue
+			}
 			in := res.Tensors[sp.Name]
 			dt, err := in.TensorDType()
 			if err != nil {

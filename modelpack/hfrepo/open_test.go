@@ -23,6 +23,9 @@ import (
 	"github.com/moderuntime/mode/modelpack/pack"
 	"github.com/moderuntime/mode/modelpack/safetensors"
 	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/cpu"
+	"github.com/moderuntime/mode/runtime/engine"
+	"github.com/moderuntime/mode/runtime/loader"
 	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/shard"
@@ -65,9 +68,9 @@ func TestParseLocation(t *testing.T) {
 	}
 }
 
-// TestIndexLikePackIndex: for every family an index can point into (not
-// gpt-oss, whose fused gate_up_proj experts are refused with a sentence
-// saying to import the model), indexing a two-file bf16 repository over the hub
+// TestIndexLikePackIndex: for every family modelpack index can point into
+// (not gpt-oss, whose fused experts need rearranging: TestOpenGptOss),
+// indexing a two-file bf16 repository over the hub
 // layout gives the manifest modelpack index writes for the same directory
 // (the same config, shards and tensors at the same byte ranges), with
 // every piece at the commit the server named, from only the small files
@@ -329,8 +332,7 @@ func TestFormatsLikeImport(t *testing.T) {
 }
 
 // TestChatTemplateJinja: a repository's chat_template.jinja (newer
-// repositories ship their template so, gpt-oss's among them, though its
-// fused experts need an import) is the manifest's chat template, over the
+// repositories ship their template so, gpt-oss's among them) is the manifest's chat template, over the
 // hub and through modelpack index alike.
 func TestChatTemplateJinja(t *testing.T) {
 	dir, files := synthRepo(t, "mixtral", nil)
@@ -490,4 +492,104 @@ func TestCheckWhole(t *testing.T) {
 			t.Errorf("%s: %v", c.name, err)
 		}
 	}
+}
+
+// TestOpenGptOss: gpt-oss, whose experts are stored fused (gate and up
+// interleaved in gate_up_proj, input-major in bf16 or MXFP4 rows with
+// their scales), opens as hf: with each expert's slice of the fused
+// tensors fetched on first use, one range per source tensor: its tensors
+// are those reading the whole files gives, converted alike, and it
+// generates the greedy tokens of the pack `modelpack import` writes from
+// the same files at the same quantisation.
+func TestOpenGptOss(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		mxfp4  bool
+		quant  Quant
+		pack   tensor.DType // modelpack import --quant
+		ranges int          // requests for one expert
+	}{
+		{"bf16 source", false, Quant{}, tensor.F32, 2},
+		{"bf16 q4_0", false, DefaultQuant, tensor.Q4_0, 2},
+		{"mxfp4 source", true, Quant{}, tensor.F32, 4},
+		{"mxfp4 q4_0", true, DefaultQuant, tensor.Q4_0, 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, files := synthRepo(t, "gpt_oss", func(o *synth.Options) { o.MXFP4 = tt.mxfp4 })
+			h := newHub(t, "test/gpt-oss", files)
+			pk, _, err := Open(context.Background(), Location{Repo: "test/gpt-oss", Revision: "main"}, Options{Endpoint: h.endpoint(), Quant: tt.quant})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := pk.Stats().ExpertFetches; n != 0 {
+				t.Errorf("%d experts fetched at load", n)
+			}
+			before := len(h.rangesSeen())
+			if _, err := pk.LoadExpert(context.Background(), 1, 3); err != nil {
+				t.Fatal(err)
+			}
+			if seen := h.rangesSeen()[before:]; len(seen) != tt.ranges {
+				t.Errorf("one expert took %d requests (%v), want %d: one per fused tensor", len(seen), seen, tt.ranges)
+			}
+			got, err := pk.Whole(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := hf.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conv := tt.quant.Converter(want.Config)
+			for _, sp := range want.Config.Spec() {
+				w := want.Weights[sp.Name]
+				if conv != nil {
+					if w, err = conv(w); err != nil {
+						t.Fatal(err)
+					}
+				}
+				g := got.Weights[sp.Name]
+				if g == nil || g.DType != w.DType || !slices.Equal(g.Shape, w.Shape) || !bytes.Equal(g.Data, w.Data) {
+					t.Errorf("%s: %v, local %v %v, or bytes differ", sp.Name, g, w.DType, w.Shape)
+				}
+			}
+			if tt.mxfp4 {
+				if d := got.Weights[model.ExpertName(0, 1, "up")].DType; d != tensor.MXFP4 {
+					t.Errorf("MXFP4 expert loaded as %v", d)
+				}
+			}
+			in, err := importer.Open(dir, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pdir := filepath.Join(t.TempDir(), "p")
+			_, err = pack.Write(pdir, in.Source, in.Tokenizer, in.ChatTemplate, pack.Options{Quant: tt.pack})
+			in.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			imp, err := loader.Open(context.Background(), pdir, shard.HTTPOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			prompt := []int{3, 50, 7, 99, 12}
+			gotIDs := greedy(t, pk.Model, engine.Options{Experts: pk}, prompt, 16)
+			if wantIDs := greedy(t, imp.Model, engine.Options{Experts: imp}, prompt, 16); !slices.Equal(gotIDs, wantIDs) {
+				t.Errorf("hf: generates %v, the imported pack %v", gotIDs, wantIDs)
+			}
+		})
+	}
+}
+
+func greedy(t *testing.T, m *model.Model, o engine.Options, prompt []int, n int) []int {
+	t.Helper()
+	e, err := engine.New(cpu.New(cpu.Options{}), m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	if _, err := e.Generate(context.Background(), prompt, engine.GenerateOptions{MaxTokens: n, Stop: []int{}},
+		func(id int) error { out = append(out, id); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/moderuntime/mode/runtime/manifest"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
@@ -64,7 +65,10 @@ func (q Quant) Converter(cfg model.Config) func(*tensor.Tensor) (*tensor.Tensor,
 		if !ok {
 			return nil, fmt.Errorf("no format for tensor %s: it is not one of the model's", t.Name)
 		}
-		if t.DType == d {
+		if t.DType == d || t.DType == tensor.MXFP4 {
+			// MXFP4 experts (gpt-oss as released) are kept as stored, as
+			// a pack keeps them (pack.Fixed): already 4-bit, and any
+			// other format would only lose precision.
 			return t, nil
 		}
 		if tensor.BlockSize(t.DType) > 1 {
@@ -78,6 +82,23 @@ func (q Quant) Converter(cfg model.Config) func(*tensor.Tensor) (*tensor.Tensor,
 		}
 		return tensor.Quantize(t, d)
 	}
+}
+
+// ManifestFormats is Formats for the tensors m lists, with those stored
+// MXFP4 kept so (see Converter): what m's tensors load as.
+func (q Quant) ManifestFormats(m *manifest.Manifest) map[string]tensor.DType {
+	out := q.Formats(m.Model)
+	if q.Experts == tensor.Invalid {
+		return out
+	}
+	for _, s := range m.Shards {
+		for _, t := range s.Tensors {
+			if t.DType == tensor.MXFP4.String() {
+				out[t.Name] = tensor.MXFP4
+			}
+		}
+	}
+	return out
 }
 
 // Formats is the format q gives each of cfg's tensors.
@@ -97,7 +118,9 @@ func (q Quant) Formats(cfg model.Config) map[string]tensor.DType {
 }
 
 func (q Quant) format(sp model.TensorSpec, dense tensor.DType, tied bool) tensor.DType {
-	if len(sp.Shape) < 2 || sp.Shape[0] == 1 || strings.HasSuffix(sp.Name, ".router") {
+	if len(sp.Shape) < 2 || sp.Shape[0] == 1 || strings.HasSuffix(sp.Name, ".router") || strings.HasSuffix(sp.Name, "_bias") {
+		// norms, routers, biases (gpt-oss's expert biases are [experts,
+		// width]): as modelpack import's writer.dtypeFor
 		return tensor.F32
 	}
 	d := q.Experts

@@ -62,6 +62,10 @@ func Index(ctx context.Context, src shard.Source, o IndexOptions) (*manifest.Man
 	if err != nil {
 		return nil, err
 	}
+	if len(res.Fused) > 0 {
+		// A manifest on disk has no way to say how to rearrange bytes.
+		return nil, fmt.Errorf("config.json: model_type %s stores its experts fused (gate_up_proj), which an index cannot point into: import the model, or load it as hf:ORG/REPO", res.Config.Arch)
+	}
 	for _, in := range res.ZeroOnly {
 		b, err := src.Read(ctx, in.File, in.FileOffset, in.Size())
 		if err != nil {

@@ -93,3 +93,16 @@ func TestIndex(t *testing.T) {
 		}
 	})
 }
+
+// TestIndexRefusesFused: a checkpoint whose experts are stored fused
+// (gpt-oss, bf16 or MXFP4) is refused in a sentence saying what to do
+// instead: a manifest on disk cannot say how to rearrange the bytes.
+func TestIndexRefusesFused(t *testing.T) {
+	for _, mx := range []bool{false, true} {
+		src := synthDir(t, "gpt_oss", func(o *synth.Options) { o.MXFP4 = mx })
+		_, err := pack.Index(context.Background(), shard.NewDir(src), pack.IndexOptions{})
+		if err == nil || !strings.Contains(err.Error(), "gate_up_proj") || !strings.Contains(err.Error(), "hf:") {
+			t.Errorf("MXFP4 %v: %v, want a refusal naming gate_up_proj and hf:", mx, err)
+		}
+	}
+}

@@ -21,13 +21,14 @@ type Pack struct {
 	AddBOS    bool
 
 	// ctx bounds every fetch of the pack's lifetime; Close cancels it.
-	ctx     context.Context
-	close   context.CancelCauseFunc
-	fetcher *shard.Fetcher
-	convert func(*tensor.Tensor) (*tensor.Tensor, error)
-	kept    ConvertedStore               // nil: converted shards are not kept
-	experts map[[2]int][]*manifest.Shard // (layer, expert) -> its shards
-	wg      sync.WaitGroup               // the goroutines Prefetch starts
+	ctx       context.Context
+	close     context.CancelCauseFunc
+	fetcher   *shard.Fetcher
+	convert   func(*tensor.Tensor) (*tensor.Tensor, error)
+	rearrange func(*manifest.Shard, []byte) ([]byte, error)
+	kept      ConvertedStore               // nil: converted shards are not kept
+	experts   map[[2]int][]*manifest.Shard // (layer, expert) -> its shards
+	wg        sync.WaitGroup               // the goroutines Prefetch starts
 
 	mu       sync.Mutex
 	closed   bool // no goroutine may start once set
@@ -125,6 +126,11 @@ type Options struct {
 	// (the always-used ones at load, each routed expert's when it is
 	// fetched), so a source stored in bf16 can run quantised.
 	Convert func(*tensor.Tensor) (*tensor.Tensor, error)
+	// Rearrange, when set, is applied to every shard's bytes once they
+	// are fetched, before its tensors are cut out of them: an hf:
+	// repository storing tensors fused (gpt-oss's experts) lists them at
+	// their offsets in the rearranged bytes. It must not modify data.
+	Rearrange func(s *manifest.Shard, data []byte) ([]byte, error)
 	// Converted, with Convert, keeps shards' converted tensors, so a shard
 	// it holds is neither fetched nor converted again (on a later visit).
 	// Only shards whose tensors are whole (no row chunks) are kept.
@@ -146,7 +152,7 @@ type ConvertedStore interface {
 // LoadWith is LoadWeights with options; the caller adds a tokenizer.
 func LoadWith(ctx context.Context, m *manifest.Manifest, f *shard.Fetcher, o Options) (*Pack, error) {
 	p := &Pack{Manifest: m, fetcher: f, experts: map[[2]int][]*manifest.Shard{}, AddBOS: m.Tokenizer.AddBOS,
-		inFlight: map[[2]int]*prefetch{}, running: map[*prefetch]bool{}, fetched: map[[2]int]bool{}, convert: o.Convert}
+		inFlight: map[[2]int]*prefetch{}, running: map[*prefetch]bool{}, fetched: map[[2]int]bool{}, convert: o.Convert, rearrange: o.Rearrange}
 	if o.Convert != nil {
 		p.kept = o.Converted
 	}
@@ -448,6 +454,11 @@ func (p *Pack) load(ctx context.Context, s *manifest.Shard) ([]part, error) {
 	data, err := p.fetch(ctx, s)
 	if err != nil {
 		return nil, err
+	}
+	if p.rearrange != nil {
+		if data, err = p.rearrange(s, data); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]part, len(s.Tensors))
 	for i, t := range s.Tensors {
