@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moderuntime/mode/modelpack/hf"
+	"github.com/moderuntime/mode/modelpack/hfrepo"
 	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/loader"
 	chatsession "github.com/moderuntime/mode/runtime/session"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
@@ -25,17 +30,25 @@ import (
 // a second visit reads only the small files and the headers and converts
 // nothing, a damaged entry is fetched again, a new commit fetches the
 // weights again, and a server that does not say the commit gets nothing
-// cached.
+// cached. gpt-oss, whose experts are stored fused (bf16 interleaved and
+// input-major, or MXFP4), is rearranged on arrival and cached alike.
 func TestSessionCachesHFRanges(t *testing.T) {
-	for _, quant := range []string{"", "source"} {
-		t.Run("quant="+quant, func(t *testing.T) { testSessionCachesHFRanges(t, quant) })
+	for _, arch := range []struct {
+		name  string
+		mxfp4 bool
+	}{{"olmoe", false}, {"gpt_oss", false}, {"gpt_oss", true}} {
+		for _, quant := range []string{"", "source"} {
+			t.Run(fmt.Sprintf("%s/mxfp4=%v/quant=%s", arch.name, arch.mxfp4, quant), func(t *testing.T) {
+				testSessionCachesHFRanges(t, arch.name, arch.mxfp4, quant)
+			})
+		}
 	}
 }
 
-func testSessionCachesHFRanges(t *testing.T, quant string) {
+func testSessionCachesHFRanges(t *testing.T, arch string, mxfp4 bool, quant string) {
 	dir := filepath.Join(t.TempDir(), "m")
-	o := synth.Default("olmoe")
-	o.DType, o.Files, o.FFN = tensor.BF16, 2, 64
+	o := synth.Default(arch)
+	o.DType, o.Files, o.FFN, o.MXFP4 = tensor.BF16, 2, 64, mxfp4
 	if err := synth.Write(dir, o); err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +119,13 @@ func testSessionCachesHFRanges(t *testing.T, quant string) {
 		defer mu.Unlock()
 		return weightReads - before
 	}
+	// with no store, what loads is what reading the files gives
+	cs := newSession(env{})
+	if _, e, _, _ := call(cs, "load", loadParams{Model: "hf:test/m", HFEndpoint: srv.URL, Quant: quant}); e != nil {
+		t.Fatalf("load: %+v", e)
+	}
+	checkWeights(t, cs.model.pack, dir, quant)
+	cs.unload()
 	n := visit("first visit")
 	if n == 0 {
 		t.Fatal("the first visit read no weights")
@@ -170,6 +190,38 @@ func testSessionCachesHFRanges(t *testing.T, quant string) {
 	}
 	if _, e, _, _ := call(newSession(env{store: store}), "load", loadParams{Model: "hf:test/m", HFEndpoint: srv.URL, Quant: "q3"}); e == nil || e.Code != "bad_request" {
 		t.Errorf("quant q3: %+v", e)
+	}
+}
+
+// checkWeights checks that the pack loaded holds the tensors reading the
+// whole checkpoint in dir gives, converted alike.
+func checkWeights(t *testing.T, pk *loader.Pack, dir, quant string) {
+	t.Helper()
+	got, err := pk.Whole(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := hf.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := hfrepo.DefaultQuant
+	if quant != "" {
+		if q, err = hfrepo.ParseQuant(quant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conv := q.Converter(want.Config)
+	for _, sp := range want.Config.Spec() {
+		w := want.Weights[sp.Name]
+		if conv != nil {
+			if w, err = conv(w); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if g := got.Weights[sp.Name]; g == nil || g.DType != w.DType || !bytes.Equal(g.Data, w.Data) {
+			t.Errorf("%s: %v, reading the checkpoint %v, or bytes differ", sp.Name, g, w.DType)
+		}
 	}
 }
 

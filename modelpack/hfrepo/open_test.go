@@ -332,8 +332,9 @@ func TestFormatsLikeImport(t *testing.T) {
 }
 
 // TestChatTemplateJinja: a repository's chat_template.jinja (newer
-// repositories ship their template so, gpt-oss's among them) is the manifest's chat template, over the
-// hub and through modelpack index alike.
+// repositories ship their template so, gpt-oss's among them) is the
+// manifest's chat template, over the hub and through modelpack index
+// alike.
 func TestChatTemplateJinja(t *testing.T) {
 	dir, files := synthRepo(t, "mixtral", nil)
 	const tpl = "{% for m in messages %}<|start|>{{ m.role }}<|message|>{{ m.content }}<|end|>{% endfor %}<|start|>assistant"
