@@ -299,16 +299,21 @@ func le64(b []byte) uint64 {
 	return n
 }
 
-// TestFormatsLikeImport: the formats Quant gives each tensor are those
-// `modelpack import --quant` stores, for models whose widths need no
-// padding, so an hf: model computes what the pack does.
+// TestFormatsLikeImport: the formats Quant gives each tensor an hf:
+// repository lists are those `modelpack import --quant` stores, for models
+// whose widths need no padding, so an hf: model computes what the pack
+// does: gpt-oss's expert biases stay f32 and its MXFP4 experts MXFP4.
 func TestFormatsLikeImport(t *testing.T) {
 	for _, q := range []tensor.DType{tensor.Q4_0, tensor.Q8_0, tensor.F16} {
-		for _, arch := range []string{"mixtral", "qwen2_moe", "olmoe"} {
-			dir, _ := synthRepo(t, arch, func(o *synth.Options) {
-				if arch != "qwen2_moe" {
+		for _, c := range []struct {
+			arch  string
+			mxfp4 bool
+		}{{"mixtral", false}, {"qwen2_moe", false}, {"olmoe", false}, {"gpt_oss", false}, {"gpt_oss", true}} {
+			dir, files := synthRepo(t, c.arch, func(o *synth.Options) {
+				if c.arch != "qwen2_moe" {
 					o.FFN = 64
 				}
+				o.MXFP4 = c.mxfp4
 			})
 			in, err := importer.Open(dir, "")
 			if err != nil {
@@ -319,11 +324,16 @@ func TestFormatsLikeImport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			formats := Quant{Experts: q}.Formats(m.Model)
+			h := newHub(t, "test/m", files)
+			r, err := Index(context.Background(), Location{Repo: "test/m", Revision: "main"}, Options{Endpoint: h.endpoint()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			formats := Quant{Experts: q}.ManifestFormats(r.Manifest)
 			for _, s := range m.Shards {
 				for _, tn := range s.Tensors {
 					if got := formats[tn.Name].String(); got != tn.DType {
-						t.Errorf("%s %v: %s is %s in the pack, %s here", arch, q, tn.Name, tn.DType, got)
+						t.Errorf("%s MXFP4 %v %v: %s is %s in the pack, %s here", c.arch, c.mxfp4, q, tn.Name, tn.DType, got)
 					}
 				}
 			}
