@@ -145,33 +145,55 @@ func ranges(t *testing.T, s *manifest.Shard, base string) []string {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// TestOpenConverts: for every MoE family, a repository opened with a
-// Quant holds the tensors the local directory converted with the same
-// Quant holds, bit for bit, in the formats packs use (4-bit experts, q8_0
-// attention and head, f32 norms and routers); routed experts come only
-// when asked for, each in one Range request.
+// TestOpenConverts: for every family the HF reader supports, a
+// repository opened with a Quant holds the tensors the local directory
+// converted with the same Quant holds, bit for bit, in the formats packs
+// use (4-bit experts, q8_0 attention and head, f32 norms and routers);
+// routed experts come only when asked for, each in as few Range requests
+// as its checkpoint allows: one where gate, up and down lie one after
+// another, one per fused tensor where they are slices of fused tensors
+// (Granite's input_linear and output_linear, gpt-oss's gate_up_proj and
+// down_proj, and their scales for MXFP4), which other experts' bytes
+// separate.
 func TestOpenConverts(t *testing.T) {
-	for _, arch := range []string{"mixtral", "qwen2_moe", "qwen3_moe", "olmoe"} {
-		t.Run(arch, func(t *testing.T) {
-			dir, files := synthRepo(t, arch, func(o *synth.Options) {
-				if arch == "olmoe" || arch == "mixtral" {
-					o.FFN = 64
-				}
-			})
-			h := newHub(t, "test/"+arch, files)
-			pk, _, err := Open(context.Background(), Location{Repo: "test/" + arch, Revision: "main"}, Options{Endpoint: h.endpoint(), Quant: DefaultQuant})
+	ffn64 := func(o *synth.Options) { o.FFN = 64 }
+	for _, tt := range []struct {
+		name, arch string
+		edit       func(*synth.Options)
+		query      string // the layer's query matrix: wq, or MLA's wq_a with q_lora_rank
+		requests   int    // for one routed expert; 0 for a dense model
+	}{
+		{"llama", "llama", nil, "wq", 0},
+		{"mixtral", "mixtral", ffn64, "wq", 1},
+		{"qwen2_moe", "qwen2_moe", nil, "wq", 1},
+		{"qwen3_moe", "qwen3_moe", nil, "wq", 1},
+		{"olmoe", "olmoe", ffn64, "wq", 1},
+		{"granitemoe", "granitemoe", nil, "wq", 2},
+		{"granitemoeshared", "granitemoeshared", nil, "wq", 2},
+		{"deepseek_v2", "deepseek_v2", nil, "wq", 1},
+		{"deepseek_v3", "deepseek_v3", nil, "wq_a", 1},
+		{"gpt_oss bf16", "gpt_oss", func(o *synth.Options) { o.MXFP4 = false }, "wq", 2},
+		{"gpt_oss mxfp4", "gpt_oss", nil, "wq", 4},
+		{"mode", "mode", nil, "wq", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, files := synthRepo(t, tt.arch, tt.edit)
+			h := newHub(t, "test/"+tt.arch, files)
+			pk, _, err := Open(context.Background(), Location{Repo: "test/" + tt.arch, Revision: "main"}, Options{Endpoint: h.endpoint(), Quant: DefaultQuant})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if n := pk.Stats().ExpertFetches; n != 0 {
 				t.Errorf("%d experts fetched at load", n)
 			}
-			before := len(h.rangesSeen())
-			if _, err := pk.LoadExpert(context.Background(), 1, 3); err != nil {
-				t.Fatal(err)
-			}
-			if seen := h.rangesSeen()[before:]; len(seen) != 1 {
-				t.Errorf("one expert took %d requests (%v), want its gate, up and down merged into one", len(seen), seen)
+			if tt.requests > 0 {
+				before := len(h.rangesSeen())
+				if _, err := pk.LoadExpert(context.Background(), 1, 3); err != nil {
+					t.Fatal(err)
+				}
+				if seen := h.rangesSeen()[before:]; len(seen) != tt.requests {
+					t.Errorf("one expert took %d requests (%v), want %d", len(seen), seen, tt.requests)
+				}
 			}
 			got, err := pk.Whole(context.Background())
 			if err != nil {
@@ -188,16 +210,30 @@ func TestOpenConverts(t *testing.T) {
 					t.Fatal(err)
 				}
 				g := got.Weights[sp.Name]
-				if g.DType != w.DType || !bytes.Equal(g.Data, w.Data) {
-					t.Errorf("%s: %v, local %v, or bytes differ", sp.Name, g.DType, w.DType)
+				if g == nil || g.DType != w.DType || !bytes.Equal(g.Data, w.Data) {
+					t.Errorf("%s: missing, or not the local %v, or bytes differ", sp.Name, w.DType)
 				}
 			}
-			for name, d := range map[string]tensor.DType{
-				model.ExpertName(1, 1, "up"): tensor.Q4_0, "layers.0.wq": tensor.Q8_0, "layers.0.attn_norm": tensor.F32,
-				"layers.1.router": tensor.F32, model.NameOutput: tensor.Q8_0,
-			} {
-				if got.Weights[name] == nil || got.Weights[name].DType != d {
-					t.Errorf("%s: %v, want %v", name, got.Weights[name], d)
+			// q8_0 for the matrices every token uses beside 4-bit experts;
+			// a dense model's are its experts' format
+			dense := tensor.Q8_0
+			if tt.requests == 0 {
+				dense = tensor.Q4_0
+			}
+			formats := map[string]tensor.DType{"layers.0." + tt.query: dense, "layers.0.attn_norm": tensor.F32}
+			if !got.Config.TiedOutput {
+				formats[model.NameOutput] = tensor.Q8_0
+			}
+			if tt.requests > 0 {
+				up := tensor.Q4_0
+				if tt.name == "gpt_oss mxfp4" {
+					up = tensor.MXFP4 // kept as stored, as import keeps it
+				}
+				formats[model.ExpertName(1, 1, "up")], formats["layers.1.router"] = up, tensor.F32
+			}
+			for name, d := range formats {
+				if g := got.Weights[name]; g == nil || g.DType != d {
+					t.Errorf("%s: missing or not %v", name, d)
 				}
 			}
 		})
@@ -560,7 +596,7 @@ func TestOpenGptOss(t *testing.T) {
 				}
 				g := got.Weights[sp.Name]
 				if g == nil || g.DType != w.DType || !slices.Equal(g.Shape, w.Shape) || !bytes.Equal(g.Data, w.Data) {
-					t.Errorf("%s: %v, local %v %v, or bytes differ", sp.Name, g, w.DType, w.Shape)
+					t.Errorf("%s: missing, or not the local %v %v, or bytes differ", sp.Name, w.DType, w.Shape)
 				}
 			}
 			if tt.mxfp4 {
