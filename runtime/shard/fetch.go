@@ -97,6 +97,13 @@ func checkShard(s *manifest.Shard) ([]byte, error) {
 // maxReserve is the most read reserves before a piece has arrived.
 const maxReserve = 64 << 20
 
+// maxRunsInFlight bounds the ranges of one shard read at once. An hf:
+// expert whose tensors are slices of fused checkpoint tensors (Granite,
+// gpt-oss) is 2 to 4 ranges that other experts' bytes separate: read
+// together they cost one round trip, not one each. An HTTP source's own
+// connection limit still applies.
+const maxRunsInFlight = 4
+
 // read concatenates the pieces of s.
 func (f *Fetcher) read(ctx context.Context, s *manifest.Shard) ([]byte, error) {
 	runs := mergePieces(s.Pieces)
@@ -108,14 +115,69 @@ func (f *Fetcher) read(ctx context.Context, s *manifest.Shard) ([]byte, error) {
 	if int64(int(s.Size)) != s.Size {
 		return nil, fmt.Errorf("%d bytes do not fit in memory on this platform", s.Size)
 	}
+	if s.Size <= maxReserve {
+		return f.readRuns(ctx, s, runs)
+	}
 	// The size is the manifest's word: reserve at most a pack shard's
 	// worth up front and let the rest grow with the bytes that arrive.
-	out := make([]byte, 0, min(s.Size, maxReserve))
+	out := make([]byte, 0, maxReserve)
 	for _, p := range runs {
 		b, err := f.readPiece(ctx, p)
 		if err != nil {
 			return nil, tensorsErr(s, p, err)
 		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+// readRuns reads the runs of a shard of at most maxReserve bytes up to
+// maxRunsInFlight at a time and concatenates them. Larger shards (an
+// index's core, a whole embedding table) are read one run after another,
+// so that their bytes are not held twice.
+func (f *Fetcher) readRuns(ctx context.Context, s *manifest.Shard, runs []manifest.Piece) ([]byte, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bufs := make([][]byte, len(runs))
+	errs := make([]error, len(runs))
+	sem := make(chan struct{}, maxRunsInFlight)
+	var wg sync.WaitGroup
+	for i, p := range runs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			errs[i] = context.Cause(ctx)
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			bufs[i], errs[i] = f.readPiece(ctx, p)
+			if errs[i] != nil {
+				cancel() // the shard fails: stop the others
+			}
+		}()
+	}
+	wg.Wait()
+	// The first run that failed in shard order is reported, unless it
+	// failed only because another did and cancelled it.
+	first := -1
+	for i, err := range errs {
+		if err != nil && first < 0 {
+			first = i
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, tensorsErr(s, runs[i], err)
+		}
+	}
+	if first >= 0 {
+		return nil, tensorsErr(s, runs[first], errs[first])
+	}
+	out := make([]byte, 0, s.Size)
+	for _, b := range bufs {
 		out = append(out, b...)
 	}
 	return out, nil

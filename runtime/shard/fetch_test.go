@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/moderuntime/mode/runtime/manifest"
 )
@@ -158,5 +161,89 @@ func TestFetchNamesTensors(t *testing.T) {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not say %q", err, w)
 		}
+	}
+}
+
+// barrierSource answers a Read only once want Reads are in flight
+// together, or fails after a while: reads made one after another fail.
+type barrierSource struct {
+	mu      sync.Mutex
+	waiting int
+	now     int // reads in flight
+	most    int
+	want    int
+	all     chan struct{}
+	data    []byte
+	fail    map[int64]error // by offset
+}
+
+func (b *barrierSource) Read(ctx context.Context, file string, off, n int64) ([]byte, error) {
+	if err := b.fail[off]; err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.waiting++
+	b.now++
+	b.most = max(b.most, b.now)
+	if b.waiting == b.want {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	defer func() { b.mu.Lock(); b.now--; b.mu.Unlock() }()
+	select {
+	case <-b.all:
+		return b.data[off : off+n], nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(5 * time.Second):
+		return nil, errors.New("the other ranges were not read at the same time")
+	}
+}
+
+// TestFetchRunsTogether: the ranges of a shard that do not continue one
+// another (an hf: expert's slices of fused tensors) are read at the same
+// time, up to maxRunsInFlight, and concatenated in order; a failed range
+// is reported by its tensors, not as the cancellation it caused.
+func TestFetchRunsTogether(t *testing.T) {
+	data := testData(400, 3)
+	for _, tt := range []struct {
+		name   string
+		pieces []manifest.Piece
+		want   int // reads in flight together
+		fail   int64
+		err    string
+	}{
+		{"two", []manifest.Piece{piece("m", 0, 100), piece("m", 200, 50)}, 2, -1, ""},
+		{"four", []manifest.Piece{piece("m", 300, 10), piece("m", 0, 100), piece("m", 200, 50), piece("m", 120, 30)}, 4, -1, ""},
+		{"five, four at a time", []manifest.Piece{piece("m", 0, 10), piece("m", 20, 10), piece("m", 40, 10), piece("m", 60, 10), piece("m", 80, 10)}, 4, -1, ""},
+		// a waits for b, which fails and cancels it
+		{"one fails", []manifest.Piece{piece("m", 0, 100), piece("m", 200, 50)}, 2, 200, "tensor b (bytes 200-249 of m): gone"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var want []byte
+			s := &manifest.Shard{ID: "layer.0.expert.1", Unverified: true, Pieces: tt.pieces}
+			for i, p := range tt.pieces {
+				s.Tensors = append(s.Tensors, manifest.Tensor{Name: string(rune('a' + i)), Offset: s.Size, Length: p.Length})
+				s.Size += p.Length
+				want = append(want, data[p.Offset:p.Offset+p.Length]...)
+			}
+			src := &barrierSource{want: tt.want, all: make(chan struct{}), data: data, fail: map[int64]error{tt.fail: errors.New("gone")}}
+			got, err := Fetch(context.Background(), src, s)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one saying %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Error("bytes differ from the pieces' in order")
+			}
+			if src.most != tt.want {
+				t.Errorf("%d reads in flight at most, want %d", src.most, tt.want)
+			}
+		})
 	}
 }
