@@ -16,6 +16,9 @@
 //	deepseek_v2, deepseek_v3 DeepseekV2/V3ForCausalLM (multi-head latent
 //	           attention, dense first layers, shared experts, MoEGate's
 //	           greedy / group_limited_greedy / noaux_tc)
+//	gpt_oss    GptOssForCausalLM (sinks, sliding layers, biased experts
+//	           fused in gate_up_proj/down_proj, bf16 or MXFP4: an index
+//	           sees them as Fused groups, rearranged once fetched)
 //	mode       the native form: config.json's "mode" object is a model.Config
 //	           and tensors carry canonical names
 //
