@@ -53,33 +53,42 @@ func (m roundTrip) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// FuzzIndexHeader: whatever bytes a server hands out as model.safetensors,
-// Index either builds a manifest whose every piece lies inside the file or
-// fails with an error naming the repository; it never panics, and reads
-// only the header.
+// FuzzIndexHeader: whatever bytes a server hands out as model.safetensors
+// of an OLMoE or a gpt-oss repository (whose experts are fused), Index
+// either builds a manifest whose every piece lies inside the file or fails
+// with an error naming the repository; it never panics, and reads only the
+// header. Rearranging any shard's bytes never panics either.
 func FuzzIndexHeader(f *testing.F) {
-	dir := f.TempDir()
-	o := synth.Default("olmoe")
-	o.Layers, o.Experts, o.TopK = 1, 2, 1
-	if err := synth.Write(dir, o); err != nil {
-		f.Fatal(err)
-	}
-	files := map[string][]byte{}
-	for _, n := range []string{"config.json", "tokenizer.json", "tokenizer_config.json", safetensors.SingleFile} {
-		b, err := readFile(dir, n)
-		if err != nil {
+	repos := map[bool]map[string][]byte{}
+	for _, gptOss := range []bool{false, true} {
+		dir := f.TempDir()
+		o := synth.Default("olmoe")
+		o.Layers, o.Experts, o.TopK = 1, 2, 1
+		if gptOss {
+			o = synth.Default("gpt_oss")
+			o.Layers, o.Experts, o.TopK, o.FFN = 1, 2, 1, 32
+		}
+		if err := synth.Write(dir, o); err != nil {
 			f.Fatal(err)
 		}
-		files[n] = b
+		files := map[string][]byte{}
+		for _, n := range []string{"config.json", "tokenizer.json", "tokenizer_config.json", safetensors.SingleFile} {
+			b, err := readFile(dir, n)
+			if err != nil {
+				f.Fatal(err)
+			}
+			files[n] = b
+		}
+		repos[gptOss] = files
+		good := files[safetensors.SingleFile]
+		f.Add(gptOss, good)
+		f.Add(gptOss, good[:len(good)/2])
 	}
-	good := files[safetensors.SingleFile]
-	f.Add(good)
-	f.Add(good[:len(good)/2])
-	f.Add(rawSafetensors([]rawTensor{{name: "x", dtype: "BF16", shape: []int{4}, data: make([]byte, 8), end: 1 << 40}}))
-	f.Add([]byte("\xff\xff\xff\xff\xff\xff\xff\x7f{}"))
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Add(false, rawSafetensors([]rawTensor{{name: "x", dtype: "BF16", shape: []int{4}, data: make([]byte, 8), end: 1 << 40}}))
+	f.Add(true, []byte("\xff\xff\xff\xff\xff\xff\xff\x7f{}"))
+	f.Fuzz(func(t *testing.T, gptOss bool, b []byte) {
 		m := roundTrip{}
-		for k, v := range files {
+		for k, v := range repos[gptOss] {
 			m[k] = v
 		}
 		m[safetensors.SingleFile] = b
@@ -95,6 +104,12 @@ func FuzzIndexHeader(f *testing.F) {
 			for _, p := range s.Pieces {
 				if p.Offset < 0 || p.Length < 0 || p.Offset+p.Length > int64(len(b)) {
 					t.Fatalf("shard %s: piece [%d, +%d) outside the %d-byte file", s.ID, p.Offset, p.Length, len(b))
+				}
+			}
+			if s.Size <= 1<<20 {
+				data := make([]byte, s.Size)
+				for _, short := range [][]byte{data, data[:len(data)/2]} {
+					r.Rearrange(&s, short) // an error is fine, a panic is not
 				}
 			}
 		}
