@@ -52,6 +52,10 @@ type cachingSource struct {
 	mu       sync.Mutex
 	st       sourceStats
 	progress func(sourceStats)
+	// reporting serialises progress calls: the ranges of one shard are
+	// read together (shard.Fetcher), and the session's reply callback is
+	// not for concurrent use.
+	reporting sync.Mutex
 }
 
 // sourceStats counts what a cachingSource did.
@@ -186,9 +190,14 @@ func (c *cachingSource) count(ct content, n int64, known, hit bool) {
 			c.st.UpfrontHits++
 		}
 	}
-	st, report := c.st, c.progress
+	report := c.progress
 	c.mu.Unlock()
 	if report != nil && ct.upfront && known {
+		c.reporting.Lock()
+		defer c.reporting.Unlock()
+		c.mu.Lock()
+		st := c.st // the latest, so reports never go backwards
+		c.mu.Unlock()
 		report(st)
 	}
 }
