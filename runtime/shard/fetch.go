@@ -136,45 +136,27 @@ func (f *Fetcher) read(ctx context.Context, s *manifest.Shard) ([]byte, error) {
 // index's core, a whole embedding table) are read one run after another,
 // so that their bytes are not held twice.
 func (f *Fetcher) readRuns(ctx context.Context, s *manifest.Shard, runs []manifest.Piece) ([]byte, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// A failed range does not cancel the others: they are at most
+	// maxReserve bytes, the requests made stay those a sequential read
+	// makes, and the error reported is the first in shard order.
 	bufs := make([][]byte, len(runs))
 	errs := make([]error, len(runs))
 	sem := make(chan struct{}, maxRunsInFlight)
 	var wg sync.WaitGroup
 	for i, p := range runs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			errs[i] = context.Cause(ctx)
-			break
-		}
+		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			bufs[i], errs[i] = f.readPiece(ctx, p)
-			if errs[i] != nil {
-				cancel() // the shard fails: stop the others
-			}
 		}()
 	}
 	wg.Wait()
-	// The first run that failed in shard order is reported, unless it
-	// failed only because another did and cancelled it.
-	first := -1
 	for i, err := range errs {
-		if err != nil && first < 0 {
-			first = i
-		}
-		if err != nil && !errors.Is(err, context.Canceled) {
+		if err != nil {
 			return nil, tensorsErr(s, runs[i], err)
 		}
-	}
-	if first >= 0 {
-		return nil, tensorsErr(s, runs[first], errs[first])
 	}
 	out := make([]byte, 0, s.Size)
 	for _, b := range bufs {
