@@ -325,7 +325,11 @@ func Index(ctx context.Context, loc Location, o Options) (*Repo, error) {
 				reg := fusedRegion{offset: s.Size, f: f}
 				off := s.Size
 				for _, n := range f.Names {
-					shape := specs[n].Shape
+					sp, ok := specs[n]
+					if !ok {
+						return nil, fail(f.Sources[0].File, fmt.Errorf("tensor %s, stored fused with %v, belongs to another shard than %s", n, f.Names, s.ID))
+					}
+					shape := sp.Shape
 					size, err := tensor.MatrixBytes(f.DType, matrixRows(shape), shape[len(shape)-1])
 					if err != nil {
 						return nil, fail(f.Sources[0].File, fmt.Errorf("tensor %s: %w", n, err))
