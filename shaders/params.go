@@ -138,6 +138,14 @@ func (p AttnParams) Words() []uint32 {
 // covers.
 const AttnSplit = 64
 
+// AttnSingleSplits is the most splits (positions up to AttnSingleSplits ×
+// AttnSplit per token) AttnSingle takes in one dispatch; AttnSingleDim is
+// the widest head it takes.
+const (
+	AttnSingleSplits = 16
+	AttnSingleDim    = 256
+)
+
 // RouteParams: route T tokens.
 type RouteParams struct {
 	T, LogitsOff, LogitsStride uint32

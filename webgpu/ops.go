@@ -332,7 +332,10 @@ func (b *Backend) packF16(src, dst *buffer, srcOff, dstOff, n int) {
 
 // Attention stores k and v with the copy kernel (pack_f16 for an f16
 // cache), then runs the two flash-decoding passes, specialised to read the
-// cache's format; the partials live in pooled scratch.
+// cache's format; the partials live in pooled scratch. Contexts of at most
+// AttnSingleSplits splits (1024 positions) take attn_single instead, both
+// passes in one workgroup per (head, token): a dispatch fewer per layer,
+// at the cost of fewer workgroups, which matters only past that length.
 func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backend.AttnSpec) {
 	out, qb, kb, vb, c := dst.(*buf), q.(*buf), k.(*buf), v.(*buf), cache.(*kv)
 	kvDim := s.KVHeads * s.HeadDim
@@ -380,12 +383,6 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 		store(vb.b, c.v[s.Layer], vb.off, s.Pos0*kvDim, T*kvDim)
 	}
 	nsplit := ceilDiv(s.Pos0+T, shaders.AttnSplit)
-	part, err := b.scratch(T*s.Heads*nsplit, s.HeadDim+2)
-	if err != nil {
-		b.s.fail(err)
-		return
-	}
-	defer b.s.pool.put(part.b)
 	p := shaders.AttnParams{T: u(T), Heads: u(s.Heads), KVHeads: u(s.KVHeads), HeadDim: u(s.HeadDim), Pos0: u(s.Pos0),
 		QOff: u(qb.off), QStride: u(qb.cols), DstOff: u(out.off), DstStride: u(out.cols), NSplit: u(nsplit),
 		Scale: s.ScoreDivisor(), Window: u(s.Window), Ring: u(ring)}
@@ -394,6 +391,18 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 		pg := s.Sinks.(*weight).pages[0]
 		sinks, p.HasSinks, p.SinksOff = pg.buf, true, pg.base
 	}
+	if !b.oldMatVec && nsplit <= shaders.AttnSingleSplits && s.HeadDim <= shaders.AttnSingleDim {
+		// Both passes in one dispatch (attn_single): no partials.
+		b.s.run(shaders.AttnSingle, shaders.Spec{KVF16: c.f16}, [3]uint32{u(s.Heads), u(T), 1}, p.Words(),
+			bufArg(qb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]), bufArg(b.spare2), bufArg(out.b), bufArg(sinks))
+		return
+	}
+	part, err := b.scratch(T*s.Heads*nsplit, s.HeadDim+2)
+	if err != nil {
+		b.s.fail(err)
+		return
+	}
+	defer b.s.pool.put(part.b)
 	args := []arg{bufArg(qb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]), bufArg(part.b), bufArg(out.b), bufArg(sinks)}
 	b.s.run(shaders.AttnPartial, shaders.Spec{KVF16: c.f16}, [3]uint32{u(nsplit), u(s.Heads), u(T)}, p.Words(), args...)
 	// attn_reduce only combines the partials, so one pipeline serves both
