@@ -34,6 +34,7 @@ func Variants() []Variant {
 	for _, f := range Formats {
 		for _, l := range MatVecLanes {
 			add([]Kernel{MatVec, MatVecGU, MatVecMulti}, Spec{Format: f, L: l})
+			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm}, Spec{Format: f, L: l, Norm: true})
 		}
 	}
 	add([]Kernel{AttnPartial, AttnReduce, AttnSingle}, Spec{}, Spec{KVF16: true})
