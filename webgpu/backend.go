@@ -50,6 +50,9 @@ type Backend struct {
 	last lastMatVec
 	// lastNorm is the in-place rmsnorm dispatch recorded last.
 	lastNorm lastNorm
+	// lastOut is the one-row rmsnorm dispatch recorded last, which the
+	// next matvec may take in (normfuse.go).
+	lastOut lastOut
 	// lastComb is the moe_combine dispatch recorded last.
 	lastComb lastCombine
 	// ropes are the last two rope dispatches recorded, oldest first.

@@ -53,6 +53,10 @@ func (b *Backend) RMSNorm(dst, x backend.Buf, w backend.Weight, eps float32) {
 		b.lastNorm = lastNorm{op: len(b.s.ops) - 1, submits: b.s.submits, p: p, w: g.pages[0].buf, x: s.b}
 		return
 	}
+	if pd := b.s.pend; pd != nil && *d == pd.h && s.b != pd.h.b {
+		b.s.pend = nil // this norm rewrites what the pending one would have written
+	}
+	fusable := s.b != d.b && g.cols == s.cols
 	if s.b == d.b {
 		// Overlapping views: normalise from a copy.
 		tmp, err := b.scratch(s.rows, s.cols)
@@ -68,6 +72,9 @@ func (b *Backend) RMSNorm(dst, x backend.Buf, w backend.Weight, eps float32) {
 		DstOff: u(d.off), DstStride: u(d.cols), Eps: eps}
 	b.s.run(shaders.RMSNorm, shaders.Spec{}, [3]uint32{u(s.cols / g.cols), u(s.rows), 1}, p.Words(),
 		bufArg(g.pages[0].buf), bufArg(s.b), bufArg(d.b))
+	if fusable && b.s.err == nil {
+		b.noteNorm(s, d, g.pages[0].buf, 0, eps)
+	}
 }
 
 // lastNorm is a recorded in-place rmsnorm dispatch the next in-place one
@@ -96,6 +103,13 @@ func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 	if b.useMatVec(s, m, spec) {
 		if bias == nil && b.fuseMulti(d, s, m) {
 			return
+		}
+		if len(m.pages) == 1 {
+			if nm := b.normFor(s, d.b); nm != nil {
+				pg := m.pages[0]
+				b.matVecRes(shaders.MatVec, d, s, m, pg, bb, bias != nil, pg.buf, pg.base, nil, nm)
+				return
+			}
 		}
 		for _, pg := range m.pages {
 			b.matVec(shaders.MatVec, d, s, m, pg, bb, bias != nil, pg.buf)
@@ -156,7 +170,8 @@ type lastMatVec struct {
 	bias        *buffer
 	hasBias     bool
 	w2          *buffer
-	res         bool // the residual add is fused in
+	res         bool    // the residual add is fused in
+	norm        *mvNorm // the RMSNorm before it is fused in (x is the norm's output)
 	// group is the products of a matvec_multi dispatch (k MatVecMulti),
 	// in its order.
 	group []mvPart
@@ -184,12 +199,15 @@ func (b *Backend) fuseMulti(d, x *buf, w *weight) bool {
 	switch {
 	case l.k.File == shaders.MatVec.File && l.k.Entry == shaders.MatVec.Entry && !l.hasBias && !l.res:
 		group = []mvPart{{l.dst, l.w}}
+		if l.norm != nil && l.dst.b == l.norm.h.b {
+			return false
+		}
 	case l.k.File == shaders.MatVecMulti.File && len(l.group) < 3:
 		group = l.group
 	default:
 		return false
 	}
-	if d.b == x.b {
+	if d.b == x.b || l.norm != nil && (d.b == l.norm.x.b || d.b == l.norm.h.b) {
 		return false
 	}
 	for _, g := range group {
@@ -210,19 +228,34 @@ func (b *Backend) fuseMulti(d, x *buf, w *weight) bool {
 	l2 := b.matVecLanes(w.cols)
 	nx, ny := shaders.Grid(shaders.MatVecMultiGroups(p.Rows, l2))
 	p.NX = nx
-	b.s.run(shaders.MatVecMulti, shaders.Spec{Format: w.format, L: l2}, [3]uint32{nx, ny, 1}, p.Words(),
-		bufArg(ws[0]), bufArg(x.b), bufArg(bufs[0]), bufArg(ws[1]), bufArg(ws[2]), bufArg(bufs[1]), bufArg(bufs[2]))
-	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: shaders.MatVecMulti, x: x, w: w, group: group}
+	args := []arg{bufArg(ws[0]), bufArg(x.b), bufArg(bufs[0]), bufArg(ws[1]), bufArg(ws[2]), bufArg(bufs[1]), bufArg(bufs[2])}
+	k, spec := shaders.MatVecMulti, shaders.Spec{Format: w.format, L: l2}
+	if nm := l.norm; nm != nil {
+		// The norm goes in too, but its output is no longer written: it
+		// waits aside (pend) for a reader.
+		k, spec.Norm = shaders.MatVecMultiNorm, true
+		p.XOff, p.NOff, p.Eps = u(nm.x.off), nm.base, nm.eps
+		args[1] = bufArg(nm.x.b)
+		args = append(args, bufArg(nm.w))
+	}
+	b.s.run(k, spec, [3]uint32{nx, ny, 1}, p.Words(), args...)
+	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: shaders.MatVecMulti, x: x, w: w, group: group, norm: l.norm}
+	if nm := l.norm; nm != nil && b.s.err == nil {
+		b.s.pend = &pendNorm{h: *nm.h, at: len(b.s.ops) - 1, submits: b.s.submits, d: nm.d}
+	}
 	return true
 }
 
 // matVec records k over page pg of w for the one token of x. For gate_up
 // (MatVecGU) w2 holds the up matrix at the same page layout.
 func (b *Backend) matVec(k shaders.Kernel, d, x *buf, w *weight, pg page, bias *buffer, hasBias bool, w2 *buffer) {
-	b.matVecRes(k, d, x, w, pg, bias, hasBias, w2, pg.base, nil)
+	b.matVecRes(k, d, x, w, pg, bias, hasBias, w2, pg.base, nil, nil)
 }
 
-func (b *Backend) matVecRes(k shaders.Kernel, d, x *buf, w *weight, pg page, bias *buffer, hasBias bool, w2 *buffer, w2Base uint32, res *buf) {
+// matVecRes is matVec adding into res when it is not nil, and with the
+// RMSNorm nm fused in when that is not nil (x is then nm's output, which
+// the dispatch writes too).
+func (b *Backend) matVecRes(k shaders.Kernel, d, x *buf, w *weight, pg page, bias *buffer, hasBias bool, w2 *buffer, w2Base uint32, res *buf, nm *mvNorm) {
 	l := b.matVecLanes(w.cols)
 	nx, ny := shaders.Grid(ceilDiv(pg.rows, shaders.MatVecGroupRows(k, l)))
 	p := shaders.MatMulParams{Rows: u(pg.rows), Cols: u(w.cols), T: 1, XOff: u(x.off), XStride: u(x.cols),
@@ -231,9 +264,19 @@ func (b *Backend) matVecRes(k shaders.Kernel, d, x *buf, w *weight, pg page, bia
 	if res != nil {
 		p.AddRes, p.ResOff, p.ResStride, rb = true, u(res.off), u(res.cols), res.b
 	}
-	b.s.run(k, shaders.Spec{Format: w.format, L: l}, [3]uint32{nx, ny, 1}, p.Words(),
-		bufArg(pg.buf), bufArg(x.b), bufArg(d.b), bufArg(bias), bufArg(rb), bufArg(w2))
-	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: k, dst: d, x: x, w: w, pg: pg, bias: bias, hasBias: hasBias, w2: w2, res: res != nil}
+	kr, spec, xb := k, shaders.Spec{Format: w.format, L: l}, x.b
+	var extra []arg
+	if nm != nil {
+		kr, spec.Norm, xb = shaders.MatVecNorm, true, nm.x.b
+		if k.Entry == shaders.MatVecGU.Entry {
+			kr = shaders.MatVecGUNorm
+		}
+		p.XOff, p.XStride, p.NOff, p.Eps, p.HOff = u(nm.x.off), u(nm.x.cols), nm.base, nm.eps, u(nm.h.off)
+		extra = []arg{bufArg(nm.w), bufArg(nm.h.b)}
+	}
+	b.s.run(kr, spec, [3]uint32{nx, ny, 1}, p.Words(),
+		append([]arg{bufArg(pg.buf), bufArg(xb), bufArg(d.b), bufArg(bias), bufArg(rb), bufArg(w2)}, extra...)...)
+	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: k, dst: d, x: x, w: w, pg: pg, bias: bias, hasBias: hasBias, w2: w2, res: res != nil, norm: nm}
 }
 
 // fuseAdd records dst += x by redoing the last dispatch, when it is a
@@ -248,12 +291,12 @@ func (b *Backend) fuseAdd(dst, x *buf) bool {
 		return false
 	}
 	if *l.dst != *x || x.rows != 1 || x.cols != l.w.rows || dst.rows*dst.cols != x.cols ||
-		dst.b == x.b || dst.b == l.x.b || dst.b == l.pg.buf {
+		dst.b == x.b || dst.b == l.x.b || dst.b == l.pg.buf || l.norm != nil && (dst.b == l.norm.x.b || dst.b == l.norm.h.b) {
 		return false
 	}
 	b.s.ops = b.s.ops[:n-1] // its params stay in the arena, unused, until the flush
 	b.s.byFile[l.k.File]--
-	b.matVecRes(l.k, l.dst, l.x, l.w, l.pg, l.bias, l.hasBias, l.w2, l.pg.base, &buf{b: dst.b, off: dst.off, rows: 1, cols: dst.cols})
+	b.matVecRes(l.k, l.dst, l.x, l.w, l.pg, l.bias, l.hasBias, l.w2, l.pg.base, &buf{b: dst.b, off: dst.off, rows: 1, cols: dst.cols}, l.norm)
 	return true
 }
 
