@@ -34,7 +34,7 @@ type lastOut struct {
 // noteNorm records that the dispatch just recorded normalised the row x
 // into h with w, for normFor.
 func (b *Backend) noteNorm(x, h *buf, w *buffer, base uint32, eps float32) {
-	if b.oldMatVec || x.rows != 1 || x.off%4 != 0 || x.cols%4 != 0 || x.b == h.b {
+	if b.oldMatVec || b.unfused || x.rows != 1 || x.off%4 != 0 || x.cols%4 != 0 || x.b == h.b {
 		b.lastOut = lastOut{op: -1}
 		return
 	}

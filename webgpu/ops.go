@@ -434,7 +434,7 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 		pg := s.Sinks.(*weight).pages[0]
 		sinks, p.HasSinks, p.SinksOff = pg.buf, true, pg.base
 	}
-	if !b.oldMatVec && nsplit <= shaders.AttnSingleSplits && s.HeadDim <= shaders.AttnSingleDim {
+	if !b.oldMatVec && !b.unfused && nsplit <= shaders.AttnSingleSplits && s.HeadDim <= shaders.AttnSingleDim {
 		// Both passes in one dispatch (attn_single): no partials.
 		b.s.run(shaders.AttnSingle, shaders.Spec{KVF16: c.f16}, [3]uint32{u(s.Heads), u(T), 1}, p.Words(),
 			bufArg(qb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]), bufArg(b.spare2), bufArg(out.b), bufArg(sinks))
