@@ -39,7 +39,6 @@ struct P {
   sinks_off: u32,
 }
 
-const CH: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> q: array<f32>;
@@ -48,16 +47,8 @@ const CH: u32 = 64u;
 @group(0) @binding(5) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(6) var<storage, read_write> sinks: array<f32>;
 
-// first_pos is the first position a token at pos attends to.
-fn first_pos(pos: u32) -> u32 {
-  if (p.window > 0u && pos + 1u > p.window) {
-    return pos + 1u - p.window;
-  }
-  return 0u;
-}
+//#include attend
 
-var<workgroup> sc: array<f32, CH>;
-var<workgroup> red: array<f32, CH>;
 
 fn part_base(t: u32, h: u32, s: u32) -> u32 {
   return ((t * p.heads + h) * p.nsplit + s) * (p.head_dim + 2u);
@@ -157,102 +148,19 @@ fn attn_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   }
 }
 
-// SINGLE is the most splits attn_single covers: their scores stay in
-// workgroup memory between its two passes.
-const SINGLE: u32 = 16u;
-
-var<workgroup> scores: array<f32, 1024>; // SINGLE * CH
-var<workgroup> smax: array<f32, SINGLE>;
-var<workgroup> oacc: array<f32, 256>; // head_dim ≤ 256; lane x owns x, x+CH, ...
-
 // attn_single is attn_partial over every split of (head, token) followed
-// by attn_reduce, in one workgroup: pass one scores each split's
-// positions and keeps its maximum m_s (attn_partial's tree), pass two
-// takes each split's exp-sum l_s and value sum as attn_partial does and
-// folds them in with weight exp(m_s - max) in split order, as
-// attn_reduce does. part is unused.
+// by attn_reduce, in one workgroup (attend.wgsl). part is unused.
 @compute @workgroup_size(64)
 fn attn_single(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wid.x;
   let t = wid.y;
-  let pos = p.pos0 + t;
-  let used = pos / CH + 1u;
-  let kvd = p.kv_heads * p.head_dim;
-  let koff = (h / (p.heads / p.kv_heads)) * p.head_dim;
-  let qo = p.q_off + t * p.q_stride + h * p.head_dim;
-  let first = first_pos(pos);
-  for (var s = 0u; s < used; s++) {
-    let lo = s * CH;
-    let hi = min(lo + CH, pos + 1u);
-    let i = lo + lid;
-    var score = neg_inf();
-    if (i < hi && i >= first) {
-      let slot = i % p.ring;
-      var d = 0.0;
-      for (var x = 0u; x < p.head_dim; x++) {
-        d += q[qo + x] * k_at(slot * kvd + koff + x);
-      }
-      score = d / bitcast<f32>(p.scale);
-    }
-    scores[s * CH + lid] = score;
-    red[lid] = score;
-    workgroupBarrier();
-    for (var st = CH / 2u; st > 0u; st >>= 1u) {
-      if (lid < st) {
-        red[lid] = max(red[lid], red[lid + st]);
-      }
-      workgroupBarrier();
-    }
-    if (lid == 0u) {
-      smax[s] = red[0];
-    }
-    workgroupBarrier();
-  }
-  var mx = neg_inf();
-  for (var s = 0u; s < used; s++) {
-    mx = max(mx, smax[s]);
-  }
-  var l = 0.0;
-  if (p.has_sinks != 0u) {
-    let sink = sinks[p.sinks_off + h];
-    mx = max(mx, sink);
-    l = exp(sink - mx);
-  }
-  for (var x = lid; x < p.head_dim; x += CH) {
-    oacc[x] = 0.0;
-  }
-  for (var s = 0u; s < used; s++) {
-    let lo = s * CH;
-    let hi = min(lo + CH, pos + 1u);
-    let i = lo + lid;
-    let m = smax[s];
-    var e = 0.0;
-    if (i < hi && i >= first) {
-      e = exp(scores[s * CH + lid] - m);
-    }
-    sc[lid] = e;
-    red[lid] = e;
-    workgroupBarrier();
-    for (var st = CH / 2u; st > 0u; st >>= 1u) {
-      if (lid < st) {
-        red[lid] += red[lid + st];
-      }
-      workgroupBarrier();
-    }
-    let w = exp(m - mx);
-    l += red[0] * w;
-    let n = hi - lo; // hi > lo: s < used
-    for (var x = lid; x < p.head_dim; x += CH) {
-      var a = 0.0;
-      for (var j = 0u; j < n; j++) {
-        a += sc[j] * v_at(((lo + j) % p.ring) * kvd + koff + x);
-      }
-      oacc[x] += a * w;
-    }
-    workgroupBarrier(); // sc and red are rewritten by the next split
-  }
-  let o = p.dst_off + t * p.dst_stride + h * p.head_dim;
-  for (var x = lid; x < p.head_dim; x += CH) {
-    dst[o + x] = oacc[x] / l;
-  }
+  a_kvd = p.kv_heads * p.head_dim;
+  a_koff = (h / (p.heads / p.kv_heads)) * p.head_dim;
+  a_qo = p.q_off + t * p.q_stride + h * p.head_dim;
+  attend(h, t, lid);
 }
+
+// The hooks of attend: q, k and v of the head, from the bindings.
+fn sq(x: u32) -> f32 { return q[a_qo + x]; }
+fn sk(i: u32, x: u32) -> f32 { return k_at((i % p.ring) * a_kvd + a_koff + x); }
+fn sv(i: u32, x: u32) -> f32 { return v_at((i % p.ring) * a_kvd + a_koff + x); }

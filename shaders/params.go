@@ -143,6 +143,19 @@ func (p AttnParams) Words() []uint32 {
 		p.Window, ring, b2u(p.HasSinks), p.SinksOff}
 }
 
+// AttnRoPEParams: attn_rope, the attention of one token with its rotation
+// and cache store; T must be 1 and Ring the cache's length.
+type AttnRoPEParams struct {
+	AttnParams
+	Interleaved bool
+	AttnFactor  float32
+	KOff, VOff  uint32
+}
+
+func (p AttnRoPEParams) Words() []uint32 {
+	return append(p.AttnParams.Words(), b2u(p.Interleaved), f32bits(p.AttnFactor), p.KOff, p.VOff)
+}
+
 // AttnSplit is the number of cache positions one attn_partial workgroup
 // covers.
 const AttnSplit = 64
