@@ -1,6 +1,10 @@
 package webgpu
 
-import "github.com/moderuntime/mode/shaders"
+import (
+	"slices"
+
+	"github.com/moderuntime/mode/shaders"
+)
 
 // Fusing a one-row RMSNorm into the matvec that reads its output (the
 // norms before the q/k/v, router, gate/up and head projections): RMSNorm
@@ -10,9 +14,9 @@ import "github.com/moderuntime/mode/shaders"
 // (shaders.Spec.Norm), which also writes the normalised row, so later
 // readers of it see what the norm would have written. matvec_multi has no
 // binding left for that row (eight storage bindings at most), so when q,
-// k and v join, the norm's dispatch is kept aside (stream.pend) and put
-// back at its place if anything binds the row's buffer before another
-// norm overwrites it, or at the flush.
+// k and v join, the norm's dispatch is kept aside (pendOp) and put back at
+// its place if anything binds the row's buffer before an op overwrites
+// it, or at the flush.
 
 // mvNorm is an RMSNorm a matvec applies on the way in: it reads the raw
 // row x, the norm's weight at w[base:], and writes the normalised row h.
@@ -63,29 +67,64 @@ func (b *Backend) normFor(x *buf, writable ...*buffer) *mvNorm {
 	return &nm
 }
 
-// pendNorm is a norm dispatch a matvec_multi took in without writing its
-// output h: it goes back into the stream at index at (before the
-// matvec_multi, which does not touch h) when anything binds h's buffer
-// again, unless an RMSNorm rewrites h first.
-type pendNorm struct {
-	h           buf
+// pendOp is a dispatch taken out of the stream whose output another
+// dispatch made unnecessary for the kernels that follow, but not for
+// others: a norm a matvec_multi took in without writing its output, the
+// rope of k attn_rope did without writing k back. It goes back in at
+// index at when anything binds its output's buffer again (stream.run), or
+// at the flush, and is dropped when an op overwrites the output first
+// (stream.overwritten).
+type pendOp struct {
+	out         buf // what it writes
 	at, submits int
 	d           dispatch
+	file        string
 }
 
-// materialize puts the pending norm dispatch back at its place.
-func (s *stream) materialize() {
-	p := s.pend
-	if p == nil {
-		return
+// materialize puts the pending dispatches writing to buffer b (all of
+// them when b is nil) back at their places.
+func (s *stream) materialize(b *buffer) {
+	for i := 0; i < len(s.pend); {
+		p := s.pend[i]
+		if b != nil && p.out.b != b {
+			i++
+			continue
+		}
+		s.pend = append(s.pend[:i], s.pend[i+1:]...)
+		if p.submits != s.submits || s.err != nil {
+			continue
+		}
+		at := min(p.at, len(s.ops))
+		s.ops = append(s.ops, dispatch{})
+		copy(s.ops[at+1:], s.ops[at:])
+		s.ops[at] = p.d
+		s.byFile[p.file]++
+		for j := range s.pend {
+			if s.pend[j].at >= at {
+				s.pend[j].at++
+			}
+		}
 	}
-	s.pend = nil
-	if p.submits != s.submits || s.err != nil {
-		return
+}
+
+// pending reports whether a pending dispatch writes to b.
+func (s *stream) pending(b *buffer) bool {
+	for _, p := range s.pend {
+		if p.out.b == b {
+			return true
+		}
 	}
-	at := min(p.at, len(s.ops))
-	s.ops = append(s.ops, dispatch{})
-	copy(s.ops[at+1:], s.ops[at:])
-	s.ops[at] = p.d
-	s.byFile[shaders.RMSNorm.File]++
+	return false
+}
+
+// overwritten drops the pending dispatches whose output is exactly v, which
+// an op about to be recorded writes in full, unless that op also reads
+// v's buffer (reads).
+func (s *stream) overwritten(v *buf, reads ...*buffer) {
+	for _, r := range reads {
+		if r == v.b {
+			return
+		}
+	}
+	s.pend = slices.DeleteFunc(s.pend, func(p pendOp) bool { return p.out == *v })
 }

@@ -17,6 +17,9 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 func (b *Backend) Embed(dst backend.Buf, table backend.Weight, ids []int) {
 	d, w := dst.(*buf), table.(*weight)
+	if len(ids) == d.rows {
+		b.s.overwritten(d) // all of d is written
+	}
 	words := make([]uint32, len(ids))
 	for i, id := range ids {
 		words[i] = u(id)
@@ -53,9 +56,7 @@ func (b *Backend) RMSNorm(dst, x backend.Buf, w backend.Weight, eps float32) {
 		b.lastNorm = lastNorm{op: len(b.s.ops) - 1, submits: b.s.submits, p: p, w: g.pages[0].buf, x: s.b}
 		return
 	}
-	if pd := b.s.pend; pd != nil && *d == pd.h && s.b != pd.h.b {
-		b.s.pend = nil // this norm rewrites what the pending one would have written
-	}
+	b.s.overwritten(d, s.b)
 	fusable := s.b != d.b && g.cols == s.cols
 	if s.b == d.b {
 		// Overlapping views: normalise from a copy.
@@ -95,6 +96,9 @@ type lastNorm struct {
 // shader-f16.
 func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 	d, s, m := dst.(*buf), x.(*buf), w.(*weight)
+	if d.rows*d.cols == s.rows*m.rows {
+		b.s.overwritten(d, s.b) // every path writes all of d
+	}
 	bb := b.zero
 	if bias != nil {
 		bb = bias.(*weight).pages[0].buf
@@ -241,7 +245,8 @@ func (b *Backend) fuseMulti(d, x *buf, w *weight) bool {
 	b.s.run(k, spec, [3]uint32{nx, ny, 1}, p.Words(), args...)
 	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: shaders.MatVecMulti, x: x, w: w, group: group, norm: l.norm}
 	if nm := l.norm; nm != nil && b.s.err == nil {
-		b.s.pend = &pendNorm{h: *nm.h, at: len(b.s.ops) - 1, submits: b.s.submits, d: nm.d}
+		b.s.overwritten(nm.h) // the pending norm of the dispatch this one replaces
+		b.s.pend = append(b.s.pend, pendOp{out: *nm.h, at: len(b.s.ops) - 1, submits: b.s.submits, d: nm.d, file: shaders.RMSNorm.File})
 	}
 	return true
 }
@@ -403,6 +408,25 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 			store(kb.b, c.k[s.Layer], kb.off+n1*kvDim, 0, (T-n1)*kvDim)
 			store(vb.b, c.v[s.Layer], vb.off+n1*kvDim, 0, (T-n1)*kvDim)
 		}
+	case distinct && !c.f16 && T == 1 && b.single(s, 1) && out.b != qb.b && out.b != kb.b && out.b != vb.b &&
+		b.fusedRoPE(qb, kb, s.HeadDim, s.Pos0):
+		// Both rotations, the store and attention in one dispatch
+		// (attn_rope), which leaves k unrotated: the rope of k waits aside
+		// for any reader of k (pendOp), right after attn_rope.
+		r := b.ropes[1].r
+		n := len(b.s.ops)
+		ropeK := b.s.ops[n-1]
+		b.s.ops = b.s.ops[:n-2]
+		b.s.byFile[shaders.RoPE.File] -= 2
+		p := shaders.AttnRoPEParams{AttnParams: b.attnParams(out, qb, s, ring), Interleaved: r.Interleaved, AttnFactor: r.AttnFactor,
+			KOff: u(kb.off), VOff: u(vb.off)}
+		sinks := b.sinks(&p.AttnParams, s)
+		b.s.run(shaders.AttnRoPE, shaders.Spec{}, [3]uint32{u(s.Heads), 1, 1}, p.Words(), bufArg(qb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]),
+			bufArg(kb.b), bufArg(vb.b), bufArg(out.b), bufArg(sinks), hostArg(shaders.Bits(r.InvFreq)))
+		if b.s.err == nil {
+			b.s.pend = append(b.s.pend, pendOp{out: *kb, at: len(b.s.ops), submits: b.s.submits, d: ropeK, file: shaders.RoPE.File})
+		}
+		return
 	case distinct && !c.f16 && b.fusedRoPE(qb, kb, s.HeadDim, s.Pos0):
 		// Redo both rotations inside rope_store: one dispatch for what
 		// was rope, rope, copy, copy.
@@ -425,16 +449,10 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 		store(kb.b, c.k[s.Layer], kb.off, s.Pos0*kvDim, T*kvDim)
 		store(vb.b, c.v[s.Layer], vb.off, s.Pos0*kvDim, T*kvDim)
 	}
-	nsplit := ceilDiv(s.Pos0+T, shaders.AttnSplit)
-	p := shaders.AttnParams{T: u(T), Heads: u(s.Heads), KVHeads: u(s.KVHeads), HeadDim: u(s.HeadDim), Pos0: u(s.Pos0),
-		QOff: u(qb.off), QStride: u(qb.cols), DstOff: u(out.off), DstStride: u(out.cols), NSplit: u(nsplit),
-		Scale: s.ScoreDivisor(), Window: u(s.Window), Ring: u(ring)}
-	sinks := b.spare
-	if s.Sinks != nil {
-		pg := s.Sinks.(*weight).pages[0]
-		sinks, p.HasSinks, p.SinksOff = pg.buf, true, pg.base
-	}
-	if !b.oldMatVec && !b.unfused && nsplit <= shaders.AttnSingleSplits && s.HeadDim <= shaders.AttnSingleDim {
+	p := b.attnParams(out, qb, s, ring)
+	nsplit := int(p.NSplit)
+	sinks := b.sinks(&p, s)
+	if b.single(s, T) {
 		// Both passes in one dispatch (attn_single): no partials.
 		b.s.run(shaders.AttnSingle, shaders.Spec{KVF16: c.f16}, [3]uint32{u(s.Heads), u(T), 1}, p.Words(),
 			bufArg(qb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]), bufArg(b.spare2), bufArg(out.b), bufArg(sinks))
@@ -451,6 +469,31 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 	// attn_reduce only combines the partials, so one pipeline serves both
 	// cache formats.
 	b.s.run(shaders.AttnReduce, shaders.Spec{}, [3]uint32{u(s.Heads), u(T), 1}, p.Words(), args...)
+}
+
+// attnParams are attention's params for q's rows into out.
+func (b *Backend) attnParams(out, q *buf, s backend.AttnSpec, ring int) shaders.AttnParams {
+	T := q.rows
+	return shaders.AttnParams{T: u(T), Heads: u(s.Heads), KVHeads: u(s.KVHeads), HeadDim: u(s.HeadDim), Pos0: u(s.Pos0),
+		QOff: u(q.off), QStride: u(q.cols), DstOff: u(out.off), DstStride: u(out.cols), NSplit: u(ceilDiv(s.Pos0+T, shaders.AttnSplit)),
+		Scale: s.ScoreDivisor(), Window: u(s.Window), Ring: u(ring)}
+}
+
+// sinks returns the buffer to bind for s's sinks, setting p's fields.
+func (b *Backend) sinks(p *shaders.AttnParams, s backend.AttnSpec) *buffer {
+	if s.Sinks == nil {
+		return b.spare
+	}
+	pg := s.Sinks.(*weight).pages[0]
+	p.HasSinks, p.SinksOff = true, pg.base
+	return pg.buf
+}
+
+// single says whether attention of T rows from s.Pos0 goes to
+// attn_single (or attn_rope): both passes in one workgroup per (head,
+// token), for contexts of at most AttnSingleSplits splits.
+func (b *Backend) single(s backend.AttnSpec, T int) bool {
+	return !b.oldMatVec && !b.unfused && s.HeadDim <= shaders.AttnSingleDim && ceilDiv(s.Pos0+T, shaders.AttnSplit) <= shaders.AttnSingleSplits
 }
 
 func (b *Backend) Add(dst, x backend.Buf) {

@@ -24,9 +24,9 @@ type stream struct {
 	data  []byte // host copy of the arena; len is the used part
 	ops   []dispatch
 	err   error // the first error; ops after it are dropped
-	// pend is a dispatch taken out of ops that goes back in when its
-	// output is bound again (see normfuse.go).
-	pend *pendNorm
+	// pend are dispatches taken out of ops that go back in when their
+	// output is bound again (see pendOp).
+	pend []pendOp
 
 	// groups caches bind groups by pipeline and bound ranges: a decode step
 	// binds the same buffers at the same arena offsets every token, so in
@@ -96,11 +96,10 @@ func (s *stream) run(k shaders.Kernel, spec shaders.Spec, grid [3]uint32, params
 	if s.err != nil {
 		return
 	}
-	if s.pend != nil {
+	if len(s.pend) > 0 {
 		for _, a := range args {
-			if a.buf == s.pend.h.b {
-				s.materialize()
-				break
+			if a.buf != nil && s.pending(a.buf) {
+				s.materialize(a.buf)
 			}
 		}
 	}
@@ -174,7 +173,7 @@ func (s *stream) run(k shaders.Kernel, spec shaders.Spec, grid [3]uint32, params
 // flush submits the recorded dispatches followed by whatever copy adds
 // (readback copies).
 func (s *stream) flush(copy func(*wgpu.CommandEncoder) error) (err error) {
-	s.materialize()
+	s.materialize(nil)
 	if len(s.ops) == 0 && copy == nil {
 		return nil
 	}
