@@ -18,6 +18,18 @@ import (
 // its place if anything binds the row's buffer before an op overwrites
 // it, or at the flush.
 
+// normFuseMaxGroups is the most workgroups a matvec may have to take a
+// norm in. Each workgroup recomputes the row's sum of squares: a read of
+// the row and six barriers, which on lavapipe cost more than the
+// dispatch saved once there are many workgroups. Measured with
+// BenchmarkFusion: the Mixtral shape's head (32000 rows, 1000 workgroups)
+// with the final norm taken in made decode 2.4x slower; with the norm only
+// in matvecs of at most 64 workgroups (its q/k/v, 16; router, 1) decode
+// was 1.06x faster than unfused. Shapes here have nothing between 16 and
+// 1000 workgroups, so the bound is not tuned finer than that; a GPU, where
+// barriers are cheap, may want a larger one (not measured).
+const normFuseMaxGroups = 64
+
 // mvNorm is an RMSNorm a matvec applies on the way in: it reads the raw
 // row x, the norm's weight at w[base:], and writes the normalised row h.
 type mvNorm struct {
@@ -47,12 +59,13 @@ func (b *Backend) noteNorm(x, h *buf, w *buffer, base uint32, eps float32) {
 }
 
 // normFor returns the rmsnorm dispatch recorded last when it wrote
-// exactly x and none of the writable buffers (besides x's) are the norm's
-// input, and removes it from the stream; nil otherwise.
-func (b *Backend) normFor(x *buf, writable ...*buffer) *mvNorm {
+// exactly x, the matvec taking it in has at most normFuseMaxGroups
+// workgroups and none of its writable buffers are the norm's, and removes
+// it from the stream; nil otherwise.
+func (b *Backend) normFor(x *buf, groups int, writable ...*buffer) *mvNorm {
 	l := b.lastOut
 	n := len(b.s.ops)
-	if b.oldMatVec || b.s.err != nil || n == 0 || l.op != n-1 || l.submits != b.s.submits || *l.n.h != *x {
+	if groups > normFuseMaxGroups || b.oldMatVec || b.s.err != nil || n == 0 || l.op != n-1 || l.submits != b.s.submits || *l.n.h != *x {
 		return nil
 	}
 	for _, w := range writable {

@@ -19,7 +19,7 @@ import (
 // or overwritten by another norm first. Every value read must match the
 // CPU backend doing the same ops (bound 1e-5, the f32 kernels' usual), and
 // the norm dispatches that remain must be only those whose output is
-// needed.
+// needed, or whose reader has too many workgroups to take it in.
 func TestNormFusion(t *testing.T) {
 	const D = 64
 	r := rand.New(rand.NewPCG(41, 42))
@@ -35,7 +35,8 @@ func TestNormFusion(t *testing.T) {
 	}
 	tensors := map[string]*tensor.Tensor{
 		"nw": mat("nw", 1, D, 1), "nw2": mat("nw2", 1, D, 1), "x": mat("x", 1, D, 2), "x2": mat("x2", 1, D, 1),
-		"wq": mat("wq", 32, D, 0.2), "wk": mat("wk", 16, D, 0.2), "wv": mat("wv", 16, D, 0.2), "wo": mat("wo", 24, D, 0.2),
+		"wbig": mat("wbig", 65*256, D, 0.2), // 65 workgroups of 256 rows
+		"wq":   mat("wq", 32, D, 0.2), "wk": mat("wk", 16, D, 0.2), "wv": mat("wv", 16, D, 0.2), "wo": mat("wo", 24, D, 0.2),
 	}
 	type bufs struct{ x, x2, h, q, k, v, o backend.Buf }
 	// run does the ops of case c on be and returns h, q and o as read
@@ -60,6 +61,10 @@ func TestNormFusion(t *testing.T) {
 		be.Embed(b.x, w["x"], []int{0}) // a one-row table: x = its row
 		be.Embed(b.x2, w["x2"], []int{0})
 		be.RMSNorm(b.h, b.x, w["nw"], 1e-5)
+		if c == "many-groups" {
+			big, _ := be.NewBuf(1, 65*256)
+			be.MatMul(big, b.h, w["wbig"], nil) // too many workgroups to take the norm in
+		}
 		be.MatMul(b.q, b.h, w["wq"], nil)
 		if c != "one" {
 			be.MatMul(b.k, b.h, w["wk"], nil)
@@ -87,7 +92,7 @@ func TestNormFusion(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		norms int // rmsnorm dispatches submitted
-	}{{"one", 0}, {"read", 1}, {"later-use", 1}, {"overwritten", 0}} {
+	}{{"one", 0}, {"read", 1}, {"later-use", 1}, {"overwritten", 0}, {"many-groups", 1}} {
 		t.Run(c.name, func(t *testing.T) {
 			gpu := newBackend(t, webgpu.Options{})
 			hw, qw, ow := run(t, cpu.New(cpu.Options{Exact: true}), c.name)

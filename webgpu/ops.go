@@ -109,7 +109,7 @@ func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 			return
 		}
 		if len(m.pages) == 1 {
-			if nm := b.normFor(s, d.b); nm != nil {
+			if nm := b.normFor(s, ceilDiv(m.rows, shaders.MatVecGroupRows(shaders.MatVec, b.matVecLanes(m.cols))), d.b); nm != nil {
 				pg := m.pages[0]
 				b.matVecRes(shaders.MatVec, d, s, m, pg, bb, bias != nil, pg.buf, pg.base, nil, nm)
 				return
