@@ -40,7 +40,7 @@ type Backend struct {
 	// before matvec; benchmarks set it to compare in the same run.
 	oldMatVec bool
 	// unfused turns off what came after oldMatVec's comparison point: the
-	// RMSNorm taken into matvecs (normfuse.go) and attn_single;
+	// RMSNorm taken into matvecs (normfuse.go), attn_single and attn_rope;
 	// BenchmarkFusion sets it to compare in the same run.
 	unfused bool
 	// narrow runs matvec with one lane per row at every width (see

@@ -546,7 +546,7 @@ func synthModel(cfg model.Config, f tensor.DType, seed uint64) (*model.Model, er
 }
 
 // BenchmarkFusion decodes greedily with and without the RMSNorm taken
-// into matvecs and attn_single (Backend.unfused), alternating the two in
+// into matvecs, attn_single and attn_rope (Backend.unfused), alternating the two in
 // rounds of FUSION_TOKENS (default 32) tokens from a fresh cache, so that
 // both see the same machine load, and reports each one's tokens/s and
 // dispatches per token and the ratio of their tokens/s (above 1: fused
