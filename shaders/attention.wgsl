@@ -7,7 +7,10 @@
 // attn_reduce rescales and combines the splits of each (head, token). A
 // decode step over a long context thus spreads across many workgroups
 // instead of one per head, and prefill uses the same kernels with each
-// token's own causal limit pos0+t. The kv include (bindings 2 and 3, read
+// token's own causal limit pos0+t. attn_single does both passes in one
+// dispatch, one workgroup per (head, token), for contexts of at most
+// SINGLE splits (shaders.AttnSingleSplits): the same arithmetic in the
+// same order, so the same values, with one dispatch fewer per layer. The kv include (bindings 2 and 3, read
 // through k_at and v_at) is kv_f32 or, for an f16 cache, kv_f16.
 //
 // gpt-oss (HF modeling_gpt_oss.py's eager_attention_forward and its
@@ -36,7 +39,6 @@ struct P {
   sinks_off: u32,
 }
 
-const CH: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> q: array<f32>;
@@ -45,16 +47,8 @@ const CH: u32 = 64u;
 @group(0) @binding(5) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(6) var<storage, read_write> sinks: array<f32>;
 
-// first_pos is the first position a token at pos attends to.
-fn first_pos(pos: u32) -> u32 {
-  if (p.window > 0u && pos + 1u > p.window) {
-    return pos + 1u - p.window;
-  }
-  return 0u;
-}
+//#include attend
 
-var<workgroup> sc: array<f32, CH>;
-var<workgroup> red: array<f32, CH>;
 
 fn part_base(t: u32, h: u32, s: u32) -> u32 {
   return ((t * p.heads + h) * p.nsplit + s) * (p.head_dim + 2u);
@@ -153,3 +147,20 @@ fn attn_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     dst[o + x] = a / l;
   }
 }
+
+// attn_single is attn_partial over every split of (head, token) followed
+// by attn_reduce, in one workgroup (attend.wgsl). part is unused.
+@compute @workgroup_size(64)
+fn attn_single(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.x;
+  let t = wid.y;
+  a_kvd = p.kv_heads * p.head_dim;
+  a_koff = (h / (p.heads / p.kv_heads)) * p.head_dim;
+  a_qo = p.q_off + t * p.q_stride + h * p.head_dim;
+  attend(h, t, lid);
+}
+
+// The hooks of attend: q, k and v of the head, from the bindings.
+fn sq(x: u32) -> f32 { return q[a_qo + x]; }
+fn sk(i: u32, x: u32) -> f32 { return k_at((i % p.ring) * a_kvd + a_koff + x); }
+fn sv(i: u32, x: u32) -> f32 { return v_at((i % p.ring) * a_kvd + a_koff + x); }

@@ -21,7 +21,9 @@
 // output projection), and gate_up, which computes a SwiGLU hidden row
 // silu(gate·x)·(up·x) from two matrices (w at w_base, w2 at w2_base) in
 // one pass, so the gate and up products and the swiglu step are one
-// dispatch.
+// dispatch. Specialised with Spec.Norm, both read x through an RMSNorm
+// (xn_on.wgsl), so that the norm before a projection is no dispatch of
+// its own.
 
 // The parameters of matrix_io.wgsl plus matvec's own, and its bindings,
 // with x read as vec4: the backend binds x only at offsets and strides
@@ -44,6 +46,9 @@ struct P {
   res_off: u32,
   res_stride: u32,
   w2_base: u32,  // gate_up: the up matrix in w2
+  n_off: u32,    // Spec.Norm: the norm's weight in nw, its eps, and h
+  eps: u32,
+  h_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -52,13 +57,15 @@ struct P {
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<u32>;
 
-// x4 is x[c..c+4] for c a multiple of four.
-fn x4(c: u32) -> vec4<f32> {
-  return x[c >> 2u];
-}
-
 @group(0) @binding(5) var<storage, read_write> res: array<f32>;
 @group(0) @binding(6) var<storage, read> w2: array<u32>;
+// Spec.Norm: x is the raw row and the norm applied on the way in
+// (xn_on.wgsl); otherwise unused.
+@group(0) @binding(7) var<storage, read> nw: array<u32>;
+@group(0) @binding(8) var<storage, read_write> h: array<f32>;
+
+// x4 is x[c..c+4] for c a multiple of four.
+//#include xnorm
 
 const L: u32 = {{L}}u;
 const RW: u32 = 64u / L; // row slots per workgroup; each lane takes four rows
@@ -100,6 +107,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let t = wid.z;
   let m = Mat(p.w_base, p.rows, p.cols);
   let xb = p.x_off + t * p.x_stride;
+  norm_begin(lid, xb, p.cols);
+  norm_write_h(wid.x + wid.y * p.nx == 0u, lid, xb, p.cols);
   var a = vec4<f32>(0.0);
   if (rv.x < p.rows) {
     let n = units(p.cols) + (wid.z >> 31u);
@@ -157,10 +166,12 @@ fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   let rv = rows4((wid.x + wid.y * p.nx) * 4u * RW + lid / L);
   let rc = min(rv, vec4<u32>(p.rows - 1u));
   let t = wid.z;
+  let xb = p.x_off + t * p.x_stride;
+  norm_begin(lid, xb, p.cols);
+  norm_write_h(wid.x + wid.y * p.nx == 0u, lid, xb, p.cols);
   var g = vec4<f32>(0.0);
   var u = vec4<f32>(0.0);
   if (rv.x < p.rows) {
-    let xb = p.x_off + t * p.x_stride;
     let gm = Mat(p.w_base, p.rows, p.cols);
     let um = Mat(p.w2_base, p.rows, p.cols);
     let n = units(p.cols) + (wid.z >> 31u);

@@ -22,6 +22,9 @@ struct P {
   cols: u32,
   x_off: u32,
   nx: u32,
+  n_off: u32, // Spec.Norm: see matvec.wgsl
+  eps: u32,
+  h_off: u32, // unused: h is not bound (eight storage bindings at most)
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -33,10 +36,15 @@ struct P {
 @group(0) @binding(6) var<storage, read_write> out1: array<f32>;
 @group(0) @binding(7) var<storage, read_write> out2: array<f32>;
 
-// x4 is x[c..c+4] for c a multiple of four (x_off is one; see matvec).
-fn x4(c: u32) -> vec4<f32> {
-  return x[c >> 2u];
-}
+@group(0) @binding(8) var<storage, read> nw: array<u32>;
+// h is declared for xn_on.wgsl's norm_write_h, which this kernel never
+// calls: a backend fusing the norm in here keeps the norm's own dispatch
+// aside for whoever reads h next.
+@group(0) @binding(9) var<storage, read_write> h: array<f32>;
+
+// x4 is x[c..c+4] for c a multiple of four (x_off is one; see matvec),
+// through the RMSNorm with Spec.Norm.
+//#include xnorm
 
 const L: u32 = {{L}}u;
 const RW: u32 = 64u / L;
@@ -52,6 +60,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let lane = lid % L;
   let g0 = (p.rows0 + PER - 1u) / PER;
   let g1 = (p.rows1 + PER - 1u) / PER;
+  norm_begin(lid, p.x_off, p.cols);
   var wg = wid.x + wid.y * p.nx;
   var which = 0u;
   var rows = p.rows0;

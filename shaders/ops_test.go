@@ -13,6 +13,7 @@ import (
 	"github.com/moderuntime/mode/runtime/sample"
 	"github.com/moderuntime/mode/runtime/tensor"
 	"github.com/moderuntime/mode/shaders"
+	"github.com/moderuntime/mode/webgpu"
 )
 
 // TestRMSNorm: whole rows and per-head groups. Bound 1e-5: the kernel's
@@ -171,7 +172,29 @@ func TestAttention(t *testing.T) {
 				t.Fatal(err)
 			}
 			near(t, "attention", shaders.Floats(got), want, 1e-5)
+			checkSingle(t, d, shaders.Spec{}, p, bufs, got)
 		})
+	}
+}
+
+// checkSingle runs attn_single over the inputs of a two-pass run (bufs:
+// q, k, v, part, dst, sinks) whose output was two, and requires the same
+// bits: attn_single does the two passes' arithmetic in their order.
+func checkSingle(t *testing.T, d *webgpu.Device, spec shaders.Spec, p shaders.AttnParams, bufs [][]uint32, two []uint32) {
+	t.Helper()
+	if p.NSplit > shaders.AttnSingleSplits || p.HeadDim > shaders.AttnSingleDim {
+		t.Fatalf("case outside attn_single's range")
+	}
+	got := make([]uint32, len(two))
+	in := append([][]uint32(nil), bufs...)
+	in[3], in[4] = []uint32{0}, got
+	if err := d.Run(shaders.AttnSingle, spec, [3]uint32{p.Heads, p.T, 1}, p.Words(), in...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range two {
+		if got[i] != two[i] {
+			t.Fatalf("attn_single: value %d is %g, two passes give %g", i, math.Float32frombits(got[i]), math.Float32frombits(two[i]))
+		}
 	}
 }
 
@@ -225,6 +248,7 @@ func TestAttentionF16(t *testing.T) {
 				t.Fatal(err)
 			}
 			near(t, "attention-f16", shaders.Floats(got), want, 1e-5)
+			checkSingle(t, d, spec, p, bufs, got)
 		})
 	}
 }

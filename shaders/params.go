@@ -32,11 +32,17 @@ type MatMulParams struct {
 	BiasOff, Row0, NX                                      uint32
 	AddRes                                                 bool
 	ResOff, ResStride, W2Base                              uint32
+	// MatVecNorm, MatVecGUNorm: x is normalised on the way in by the
+	// RMSNorm whose weight is at NOff with Eps, and the normalised row
+	// written to h at HOff.
+	NOff uint32
+	Eps  float32
+	HOff uint32
 }
 
 func (p MatMulParams) Words() []uint32 {
 	return []uint32{p.Rows, p.Cols, p.T, p.XOff, p.XStride, p.DstOff, p.DstStride, p.WBase, b2u(p.HasBias), p.BiasOff, p.Row0, p.NX,
-		b2u(p.AddRes), p.ResOff, p.ResStride, p.W2Base}
+		b2u(p.AddRes), p.ResOff, p.ResStride, p.W2Base, p.NOff, f32bits(p.Eps), p.HOff}
 }
 
 // RMSNormParams: each group of Group values of each row.
@@ -71,10 +77,13 @@ func (p RoPEParams) Words() []uint32 {
 type MatVecMultiParams struct {
 	Rows, Base, DstOff [3]uint32
 	Cols, XOff, NX     uint32
+	// MatVecMultiNorm: x normalised on the way in (see MatMulParams).
+	NOff uint32
+	Eps  float32
 }
 
 func (p MatVecMultiParams) Words() []uint32 {
-	return append(append(append(append([]uint32(nil), p.Rows[:]...), p.Base[:]...), p.DstOff[:]...), p.Cols, p.XOff, p.NX)
+	return append(append(append(append([]uint32(nil), p.Rows[:]...), p.Base[:]...), p.DstOff[:]...), p.Cols, p.XOff, p.NX, p.NOff, f32bits(p.Eps), 0)
 }
 
 // KVStoreParams: kvstore.wgsl's rope_store and store for Rows tokens at
@@ -134,9 +143,30 @@ func (p AttnParams) Words() []uint32 {
 		p.Window, ring, b2u(p.HasSinks), p.SinksOff}
 }
 
+// AttnRoPEParams: attn_rope, the attention of one token with its rotation
+// and cache store; T must be 1 and Ring the cache's length.
+type AttnRoPEParams struct {
+	AttnParams
+	Interleaved bool
+	AttnFactor  float32
+	KOff, VOff  uint32
+}
+
+func (p AttnRoPEParams) Words() []uint32 {
+	return append(p.AttnParams.Words(), b2u(p.Interleaved), f32bits(p.AttnFactor), p.KOff, p.VOff)
+}
+
 // AttnSplit is the number of cache positions one attn_partial workgroup
 // covers.
 const AttnSplit = 64
+
+// AttnSingleSplits is the most splits (positions up to AttnSingleSplits ×
+// AttnSplit per token) AttnSingle takes in one dispatch; AttnSingleDim is
+// the widest head it takes.
+const (
+	AttnSingleSplits = 16
+	AttnSingleDim    = 256
+)
 
 // RouteParams: route T tokens.
 type RouteParams struct {

@@ -40,33 +40,41 @@ var (
 	MatVec      = Kernel{File: "matvec.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read}, Format: true}
 	MatVecGU    = Kernel{File: "matvec.wgsl", Entry: "gate_up", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read}, Format: true}
 	MatVecMulti = Kernel{File: "matvec_multi.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, Read, ReadWrite, ReadWrite}, Format: true}
-	RoPEStore   = Kernel{File: "kvstore.wgsl", Entry: "rope_store", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	KVStore     = Kernel{File: "kvstore.wgsl", Entry: "store", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	GEMM        = Kernel{File: "gemm.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read}, Format: true}
-	RMSNorm     = Kernel{File: "rmsnorm.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite}}
-	RMSNormIP   = Kernel{File: "rmsnorm.wgsl", Entry: "in_place", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite}}
-	RMSNormIP2  = Kernel{File: "rmsnorm.wgsl", Entry: "in_place2", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite}}
-	RoPE        = Kernel{File: "rope.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite}}
-	Copy        = Kernel{File: "copy.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	PackF16     = Kernel{File: "pack_f16.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	Add         = Kernel{File: "add.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	Scale       = Kernel{File: "scale.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite}}
-	AttnPartial = Kernel{File: "attention.wgsl", Entry: "attn_partial", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	AttnReduce  = Kernel{File: "attention.wgsl", Entry: "attn_reduce", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	Route       = Kernel{File: "route.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, Read, ReadWrite}}
-	MLAAttn     = Kernel{File: "mla_attn.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	MoEGateUp   = Kernel{File: "moe.wgsl", Entry: "moe_gu", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
-	MoEDown     = Kernel{File: "moe_down.wgsl", Entry: "moe_down", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
-	MoEDownSum  = Kernel{File: "moe_down.wgsl", Entry: "moe_down_sum", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
-	MoEBlockAct = Kernel{File: "moe_block.wgsl", Entry: "moe_act", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	MoENorm     = Kernel{File: "moe_block.wgsl", Entry: "moe_norm", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	MoECombine  = Kernel{File: "moe_combine.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	SwiGLU      = Kernel{File: "ffn.wgsl", Entry: "swiglu", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	MoEAct      = Kernel{File: "moe_act.wgsl", Entry: "moe_act", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	MoEBias     = Kernel{File: "moe_act.wgsl", Entry: "moe_bias", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	Accum       = Kernel{File: "ffn.wgsl", Entry: "accum", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	Argmax      = Kernel{File: "argmax.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	Sample      = Kernel{File: "sample.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	// The same three with an RMSNorm on the way in (Spec.Norm): the norm's
+	// weight in binding 7 (8 for MatVecMultiNorm) and, but for
+	// MatVecMultiNorm, the normalised row written to binding 8.
+	MatVecNorm      = Kernel{File: "matvec.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read, Read, ReadWrite}, Format: true}
+	MatVecGUNorm    = Kernel{File: "matvec.wgsl", Entry: "gate_up", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read, Read, ReadWrite}, Format: true}
+	MatVecMultiNorm = Kernel{File: "matvec_multi.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, Read, ReadWrite, ReadWrite, Read}, Format: true}
+	RoPEStore       = Kernel{File: "kvstore.wgsl", Entry: "rope_store", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	KVStore         = Kernel{File: "kvstore.wgsl", Entry: "store", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	GEMM            = Kernel{File: "gemm.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read}, Format: true}
+	RMSNorm         = Kernel{File: "rmsnorm.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite}}
+	RMSNormIP       = Kernel{File: "rmsnorm.wgsl", Entry: "in_place", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite}}
+	RMSNormIP2      = Kernel{File: "rmsnorm.wgsl", Entry: "in_place2", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite}}
+	RoPE            = Kernel{File: "rope.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite}}
+	Copy            = Kernel{File: "copy.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	PackF16         = Kernel{File: "pack_f16.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	Add             = Kernel{File: "add.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	Scale           = Kernel{File: "scale.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite}}
+	AttnPartial     = Kernel{File: "attention.wgsl", Entry: "attn_partial", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	AttnSingle      = Kernel{File: "attention.wgsl", Entry: "attn_single", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	AttnRoPE        = Kernel{File: "attn_rope.wgsl", Entry: "attn_rope", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read}}
+	AttnReduce      = Kernel{File: "attention.wgsl", Entry: "attn_reduce", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	Route           = Kernel{File: "route.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, Read, ReadWrite}}
+	MLAAttn         = Kernel{File: "mla_attn.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	MoEGateUp       = Kernel{File: "moe.wgsl", Entry: "moe_gu", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
+	MoEDown         = Kernel{File: "moe_down.wgsl", Entry: "moe_down", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
+	MoEDownSum      = Kernel{File: "moe_down.wgsl", Entry: "moe_down_sum", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
+	MoEBlockAct     = Kernel{File: "moe_block.wgsl", Entry: "moe_act", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	MoENorm         = Kernel{File: "moe_block.wgsl", Entry: "moe_norm", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	MoECombine      = Kernel{File: "moe_combine.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	SwiGLU          = Kernel{File: "ffn.wgsl", Entry: "swiglu", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	MoEAct          = Kernel{File: "moe_act.wgsl", Entry: "moe_act", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	MoEBias         = Kernel{File: "moe_act.wgsl", Entry: "moe_bias", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	Accum           = Kernel{File: "ffn.wgsl", Entry: "accum", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	Argmax          = Kernel{File: "argmax.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	Sample          = Kernel{File: "sample.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
 )
 
 // Spec is what a kernel's text is specialised on. Fields a kernel does not
@@ -85,6 +93,10 @@ type Spec struct {
 	F16 bool
 	// L: MatVec lanes per row, a power of two from 1 to 64.
 	L int
+	// Norm: MatVec, MatVecGU and MatVecMulti read x through an RMSNorm
+	// (xn_on.wgsl instead of xn_off.wgsl); use the *Norm kernels, whose
+	// bindings include the norm's.
+	Norm bool
 }
 
 // Key identifies the pipeline of k specialised by s.
@@ -102,6 +114,9 @@ func (k Kernel) Key(s Spec) string {
 	}
 	if s.F16 {
 		key += "/f16arith"
+	}
+	if s.Norm {
+		key += "/norm"
 	}
 	return key
 }
@@ -185,6 +200,12 @@ func Source(k Kernel, s Spec) (string, error) {
 			file = "kv_f32.wgsl"
 			if s.KVF16 {
 				file = "kv_f16.wgsl"
+			}
+		}
+		if name == "xnorm" {
+			file = "xn_off.wgsl"
+			if s.Norm {
+				file = "xn_on.wgsl"
 			}
 		}
 		if name == "dot" || name == "tile" {

@@ -264,3 +264,14 @@ func MatVecMultiTwin(f tensor.DType, p MatVecMultiParams, ws [3][]uint32, x []fl
 		MatMulTwin(f, MatMulParams{Rows: p.Rows[i], Cols: p.Cols, T: 1, XOff: p.XOff, DstOff: p.DstOff[i], WBase: p.Base[i]}, ws[i], x, outs[i], nil)
 	}
 }
+
+// NormRowTwin is xn_on.wgsl's view of x for the *Norm matvec kernels
+// (Spec.Norm): the one row of cols values at xOff normalised as
+// RMSNormTwin does with the weight at nOff of nw, returned as a row
+// starting at xOff (zeros before it) so that the kernel's params serve
+// the plain twins unchanged.
+func NormRowTwin(nw []uint32, nOff uint32, eps float32, x []float32, xOff, cols uint32) []float32 {
+	out := make([]float32, xOff+cols)
+	RMSNormTwin(RMSNormParams{Rows: 1, Cols: cols, Group: cols, XOff: xOff, XStride: cols, DstOff: xOff, DstStride: cols, Eps: eps, WOff: nOff}, nw, x, out)
+	return out
+}

@@ -34,11 +34,13 @@ func Variants() []Variant {
 	for _, f := range Formats {
 		for _, l := range MatVecLanes {
 			add([]Kernel{MatVec, MatVecGU, MatVecMulti}, Spec{Format: f, L: l})
+			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm}, Spec{Format: f, L: l, Norm: true})
 		}
 	}
-	add([]Kernel{AttnPartial, AttnReduce}, Spec{}, Spec{KVF16: true})
+	add([]Kernel{AttnPartial, AttnReduce, AttnSingle}, Spec{}, Spec{KVF16: true})
 	add([]Kernel{Route}, Spec{E: 64, K: 8})
 	add([]Kernel{Sample}, Spec{K: 40})
+	add([]Kernel{AttnRoPE}, Spec{})
 	add([]Kernel{RoPEStore, KVStore, RMSNorm, RMSNormIP, RMSNormIP2, RoPE, Copy, PackF16, Add, Scale, SwiGLU, Accum, Argmax, MoECombine, MoEAct, MoEBias, MoEBlockAct, MoENorm, MLAAttn}, Spec{})
 	return out
 }

@@ -39,6 +39,10 @@ type Backend struct {
 	// (matmul, matvec_rows) and turns off every fusion: the dispatches
 	// before matvec; benchmarks set it to compare in the same run.
 	oldMatVec bool
+	// unfused turns off what came after oldMatVec's comparison point: the
+	// RMSNorm taken into matvecs (normfuse.go), attn_single and attn_rope;
+	// BenchmarkFusion sets it to compare in the same run.
+	unfused bool
 	// narrow runs matvec with one lane per row at every width (see
 	// matVecLanes), whose SIMD lanes on a CPU adapter are then
 	// neighbouring rows that share each x load. Off: on lavapipe it won
@@ -50,6 +54,9 @@ type Backend struct {
 	last lastMatVec
 	// lastNorm is the in-place rmsnorm dispatch recorded last.
 	lastNorm lastNorm
+	// lastOut is the one-row rmsnorm dispatch recorded last, which the
+	// next matvec may take in (normfuse.go).
+	lastOut lastOut
 	// lastComb is the moe_combine dispatch recorded last.
 	lastComb lastCombine
 	// ropes are the last two rope dispatches recorded, oldest first.

@@ -544,3 +544,78 @@ func synthModel(cfg model.Config, f tensor.DType, seed uint64) (*model.Model, er
 	}
 	return &model.Model{Config: cfg, Weights: w}, nil
 }
+
+// BenchmarkFusion decodes greedily with and without the RMSNorm taken
+// into matvecs, attn_single and attn_rope (Backend.unfused), alternating the two in
+// rounds of FUSION_TOKENS (default 32) tokens from a fresh cache, so that
+// both see the same machine load, and reports each one's tokens/s and
+// dispatches per token and the ratio of their tokens/s (above 1: fused
+// is faster): stories260K, the synthetic OLMoE family and, at q4_0, the
+// Mixtral shape of BenchmarkDecodeSynth cut to BENCH_GPU_LAYERS layers
+// (default 2). b.N is the number of rounds.
+func BenchmarkFusion(b *testing.B) {
+	stories, err := llama2c.Load(filepath.Join(shared.Models(b), "stories260K", "stories260K.bin"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	layers, tokens := 2, 32
+	for env, p := range map[string]*int{"BENCH_GPU_LAYERS": &layers, "FUSION_TOKENS": &tokens} {
+		if s := os.Getenv(env); s != "" {
+			if _, err := fmt.Sscan(s, p); err != nil {
+				b.Fatalf("%s=%q: %v", env, s, err)
+			}
+		}
+	}
+	mixtral, err := synthModel(synthShape("mixtral", layers), tensor.Q4_0, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		m    *model.Model
+	}{{"stories260K", stories}, {"olmoe-synthetic", testmodel.Random(testmodel.Family("olmoe", false), 1)},
+		{fmt.Sprintf("mixtral/layers=%d/q4_0", layers), mixtral}} {
+		b.Run(c.name, func(b *testing.B) {
+			g := benchBackend(b)
+			e, err := engine.New(g, c.m, engine.Options{MaxSeq: 256})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var el [2]time.Duration
+			var disp [2]int
+			round := func(unfused bool) {
+				g.unfused = unfused
+				e.Reset()
+				if _, err := e.ForwardArgmax(context.Background(), []int{1, 2, 3, 4}); err != nil {
+					b.Fatal(err)
+				}
+				v := 0
+				if unfused {
+					v = 1
+				}
+				d0, start := g.Stats().Dispatches, time.Now()
+				for i := range tokens {
+					if _, err := e.ForwardArgmax(context.Background(), []int{5 + i%50}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				el[v] += time.Since(start)
+				disp[v] += g.Stats().Dispatches - d0
+			}
+			round(false) // pipelines
+			round(true)
+			el, disp = [2]time.Duration{}, [2]int{}
+			b.ResetTimer()
+			for i := range b.N {
+				round(i%2 == 1)
+				round(i%2 == 0)
+			}
+			n := float64(b.N * tokens)
+			b.ReportMetric(float64(disp[0])/n, "dispatches/token")
+			b.ReportMetric(float64(disp[1])/n, "unfused_dispatches/token")
+			b.ReportMetric(n/el[0].Seconds(), "tok/s")
+			b.ReportMetric(n/el[1].Seconds(), "unfused_tok/s")
+			b.ReportMetric(el[1].Seconds()/el[0].Seconds(), "speedup")
+		})
+	}
+}

@@ -381,7 +381,8 @@ func (b *Backend) sharedExpert(d, x *buf, e *backend.Expert, gate backend.Weight
 	if spec := (shaders.Spec{Format: gw.format}); b.useMatVec(x, gw, spec) && uw.format == gw.format &&
 		uw.cols == gw.cols && len(gw.pages) == 1 && len(uw.pages) == 1 {
 		// One dispatch for gate, up and swiglu.
-		b.matVecRes(shaders.MatVecGU, h1, x, gw, gw.pages[0], b.zero, false, uw.pages[0].buf, uw.pages[0].base, nil)
+		// With the norm before it when that wrote x just now.
+		b.matVecRes(shaders.MatVecGU, h1, x, gw, gw.pages[0], b.zero, false, uw.pages[0].buf, uw.pages[0].base, nil, b.normFor(x, ceilDiv(gw.rows, shaders.MatVecGroupRows(shaders.MatVecGU, b.matVecLanes(gw.cols))), h1.b))
 	} else {
 		b.MatMul(h1, x, e.Gate, nil)
 		b.MatMul(h3, x, e.Up, nil)

@@ -17,6 +17,9 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 func (b *Backend) Embed(dst backend.Buf, table backend.Weight, ids []int) {
 	d, w := dst.(*buf), table.(*weight)
+	if len(ids) == d.rows {
+		b.s.overwritten(d) // all of d is written
+	}
 	words := make([]uint32, len(ids))
 	for i, id := range ids {
 		words[i] = u(id)
@@ -53,6 +56,8 @@ func (b *Backend) RMSNorm(dst, x backend.Buf, w backend.Weight, eps float32) {
 		b.lastNorm = lastNorm{op: len(b.s.ops) - 1, submits: b.s.submits, p: p, w: g.pages[0].buf, x: s.b}
 		return
 	}
+	b.s.overwritten(d, s.b)
+	fusable := s.b != d.b && g.cols == s.cols
 	if s.b == d.b {
 		// Overlapping views: normalise from a copy.
 		tmp, err := b.scratch(s.rows, s.cols)
@@ -68,6 +73,9 @@ func (b *Backend) RMSNorm(dst, x backend.Buf, w backend.Weight, eps float32) {
 		DstOff: u(d.off), DstStride: u(d.cols), Eps: eps}
 	b.s.run(shaders.RMSNorm, shaders.Spec{}, [3]uint32{u(s.cols / g.cols), u(s.rows), 1}, p.Words(),
 		bufArg(g.pages[0].buf), bufArg(s.b), bufArg(d.b))
+	if fusable && b.s.err == nil {
+		b.noteNorm(s, d, g.pages[0].buf, 0, eps)
+	}
 }
 
 // lastNorm is a recorded in-place rmsnorm dispatch the next in-place one
@@ -88,6 +96,9 @@ type lastNorm struct {
 // shader-f16.
 func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 	d, s, m := dst.(*buf), x.(*buf), w.(*weight)
+	if d.rows*d.cols == s.rows*m.rows {
+		b.s.overwritten(d, s.b) // every path writes all of d
+	}
 	bb := b.zero
 	if bias != nil {
 		bb = bias.(*weight).pages[0].buf
@@ -96,6 +107,13 @@ func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 	if b.useMatVec(s, m, spec) {
 		if bias == nil && b.fuseMulti(d, s, m) {
 			return
+		}
+		if len(m.pages) == 1 {
+			if nm := b.normFor(s, ceilDiv(m.rows, shaders.MatVecGroupRows(shaders.MatVec, b.matVecLanes(m.cols))), d.b); nm != nil {
+				pg := m.pages[0]
+				b.matVecRes(shaders.MatVec, d, s, m, pg, bb, bias != nil, pg.buf, pg.base, nil, nm)
+				return
+			}
 		}
 		for _, pg := range m.pages {
 			b.matVec(shaders.MatVec, d, s, m, pg, bb, bias != nil, pg.buf)
@@ -156,7 +174,8 @@ type lastMatVec struct {
 	bias        *buffer
 	hasBias     bool
 	w2          *buffer
-	res         bool // the residual add is fused in
+	res         bool    // the residual add is fused in
+	norm        *mvNorm // the RMSNorm before it is fused in (x is the norm's output)
 	// group is the products of a matvec_multi dispatch (k MatVecMulti),
 	// in its order.
 	group []mvPart
@@ -184,12 +203,15 @@ func (b *Backend) fuseMulti(d, x *buf, w *weight) bool {
 	switch {
 	case l.k.File == shaders.MatVec.File && l.k.Entry == shaders.MatVec.Entry && !l.hasBias && !l.res:
 		group = []mvPart{{l.dst, l.w}}
+		if l.norm != nil && l.dst.b == l.norm.h.b {
+			return false
+		}
 	case l.k.File == shaders.MatVecMulti.File && len(l.group) < 3:
 		group = l.group
 	default:
 		return false
 	}
-	if d.b == x.b {
+	if d.b == x.b || l.norm != nil && (d.b == l.norm.x.b || d.b == l.norm.h.b) {
 		return false
 	}
 	for _, g := range group {
@@ -210,19 +232,35 @@ func (b *Backend) fuseMulti(d, x *buf, w *weight) bool {
 	l2 := b.matVecLanes(w.cols)
 	nx, ny := shaders.Grid(shaders.MatVecMultiGroups(p.Rows, l2))
 	p.NX = nx
-	b.s.run(shaders.MatVecMulti, shaders.Spec{Format: w.format, L: l2}, [3]uint32{nx, ny, 1}, p.Words(),
-		bufArg(ws[0]), bufArg(x.b), bufArg(bufs[0]), bufArg(ws[1]), bufArg(ws[2]), bufArg(bufs[1]), bufArg(bufs[2]))
-	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: shaders.MatVecMulti, x: x, w: w, group: group}
+	args := []arg{bufArg(ws[0]), bufArg(x.b), bufArg(bufs[0]), bufArg(ws[1]), bufArg(ws[2]), bufArg(bufs[1]), bufArg(bufs[2])}
+	k, spec := shaders.MatVecMulti, shaders.Spec{Format: w.format, L: l2}
+	if nm := l.norm; nm != nil {
+		// The norm goes in too, but its output is no longer written: it
+		// waits aside (pend) for a reader.
+		k, spec.Norm = shaders.MatVecMultiNorm, true
+		p.XOff, p.NOff, p.Eps = u(nm.x.off), nm.base, nm.eps
+		args[1] = bufArg(nm.x.b)
+		args = append(args, bufArg(nm.w))
+	}
+	b.s.run(k, spec, [3]uint32{nx, ny, 1}, p.Words(), args...)
+	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: shaders.MatVecMulti, x: x, w: w, group: group, norm: l.norm}
+	if nm := l.norm; nm != nil && b.s.err == nil {
+		b.s.overwritten(nm.h) // the pending norm of the dispatch this one replaces
+		b.s.pend = append(b.s.pend, pendOp{out: *nm.h, at: len(b.s.ops) - 1, submits: b.s.submits, d: nm.d, file: shaders.RMSNorm.File})
+	}
 	return true
 }
 
 // matVec records k over page pg of w for the one token of x. For gate_up
 // (MatVecGU) w2 holds the up matrix at the same page layout.
 func (b *Backend) matVec(k shaders.Kernel, d, x *buf, w *weight, pg page, bias *buffer, hasBias bool, w2 *buffer) {
-	b.matVecRes(k, d, x, w, pg, bias, hasBias, w2, pg.base, nil)
+	b.matVecRes(k, d, x, w, pg, bias, hasBias, w2, pg.base, nil, nil)
 }
 
-func (b *Backend) matVecRes(k shaders.Kernel, d, x *buf, w *weight, pg page, bias *buffer, hasBias bool, w2 *buffer, w2Base uint32, res *buf) {
+// matVecRes is matVec adding into res when it is not nil, and with the
+// RMSNorm nm fused in when that is not nil (x is then nm's output, which
+// the dispatch writes too).
+func (b *Backend) matVecRes(k shaders.Kernel, d, x *buf, w *weight, pg page, bias *buffer, hasBias bool, w2 *buffer, w2Base uint32, res *buf, nm *mvNorm) {
 	l := b.matVecLanes(w.cols)
 	nx, ny := shaders.Grid(ceilDiv(pg.rows, shaders.MatVecGroupRows(k, l)))
 	p := shaders.MatMulParams{Rows: u(pg.rows), Cols: u(w.cols), T: 1, XOff: u(x.off), XStride: u(x.cols),
@@ -231,9 +269,19 @@ func (b *Backend) matVecRes(k shaders.Kernel, d, x *buf, w *weight, pg page, bia
 	if res != nil {
 		p.AddRes, p.ResOff, p.ResStride, rb = true, u(res.off), u(res.cols), res.b
 	}
-	b.s.run(k, shaders.Spec{Format: w.format, L: l}, [3]uint32{nx, ny, 1}, p.Words(),
-		bufArg(pg.buf), bufArg(x.b), bufArg(d.b), bufArg(bias), bufArg(rb), bufArg(w2))
-	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: k, dst: d, x: x, w: w, pg: pg, bias: bias, hasBias: hasBias, w2: w2, res: res != nil}
+	kr, spec, xb := k, shaders.Spec{Format: w.format, L: l}, x.b
+	var extra []arg
+	if nm != nil {
+		kr, spec.Norm, xb = shaders.MatVecNorm, true, nm.x.b
+		if k.Entry == shaders.MatVecGU.Entry {
+			kr = shaders.MatVecGUNorm
+		}
+		p.XOff, p.XStride, p.NOff, p.Eps, p.HOff = u(nm.x.off), u(nm.x.cols), nm.base, nm.eps, u(nm.h.off)
+		extra = []arg{bufArg(nm.w), bufArg(nm.h.b)}
+	}
+	b.s.run(kr, spec, [3]uint32{nx, ny, 1}, p.Words(),
+		append([]arg{bufArg(pg.buf), bufArg(xb), bufArg(d.b), bufArg(bias), bufArg(rb), bufArg(w2)}, extra...)...)
+	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: k, dst: d, x: x, w: w, pg: pg, bias: bias, hasBias: hasBias, w2: w2, res: res != nil, norm: nm}
 }
 
 // fuseAdd records dst += x by redoing the last dispatch, when it is a
@@ -248,12 +296,12 @@ func (b *Backend) fuseAdd(dst, x *buf) bool {
 		return false
 	}
 	if *l.dst != *x || x.rows != 1 || x.cols != l.w.rows || dst.rows*dst.cols != x.cols ||
-		dst.b == x.b || dst.b == l.x.b || dst.b == l.pg.buf {
+		dst.b == x.b || dst.b == l.x.b || dst.b == l.pg.buf || l.norm != nil && (dst.b == l.norm.x.b || dst.b == l.norm.h.b) {
 		return false
 	}
 	b.s.ops = b.s.ops[:n-1] // its params stay in the arena, unused, until the flush
 	b.s.byFile[l.k.File]--
-	b.matVecRes(l.k, l.dst, l.x, l.w, l.pg, l.bias, l.hasBias, l.w2, l.pg.base, &buf{b: dst.b, off: dst.off, rows: 1, cols: dst.cols})
+	b.matVecRes(l.k, l.dst, l.x, l.w, l.pg, l.bias, l.hasBias, l.w2, l.pg.base, &buf{b: dst.b, off: dst.off, rows: 1, cols: dst.cols}, l.norm)
 	return true
 }
 
@@ -332,7 +380,10 @@ func (b *Backend) packF16(src, dst *buffer, srcOff, dstOff, n int) {
 
 // Attention stores k and v with the copy kernel (pack_f16 for an f16
 // cache), then runs the two flash-decoding passes, specialised to read the
-// cache's format; the partials live in pooled scratch.
+// cache's format; the partials live in pooled scratch. Contexts of at most
+// AttnSingleSplits splits (1024 positions) take attn_single instead, both
+// passes in one workgroup per (head, token): a dispatch fewer per layer,
+// at the cost of fewer workgroups, which matters only past that length.
 func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backend.AttnSpec) {
 	out, qb, kb, vb, c := dst.(*buf), q.(*buf), k.(*buf), v.(*buf), cache.(*kv)
 	kvDim := s.KVHeads * s.HeadDim
@@ -357,6 +408,25 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 			store(kb.b, c.k[s.Layer], kb.off+n1*kvDim, 0, (T-n1)*kvDim)
 			store(vb.b, c.v[s.Layer], vb.off+n1*kvDim, 0, (T-n1)*kvDim)
 		}
+	case distinct && !c.f16 && T == 1 && b.single(s, 1) && out.b != qb.b && out.b != kb.b && out.b != vb.b &&
+		b.fusedRoPE(qb, kb, s.HeadDim, s.Pos0):
+		// Both rotations, the store and attention in one dispatch
+		// (attn_rope), which leaves k unrotated: the rope of k waits aside
+		// for any reader of k (pendOp), right after attn_rope.
+		r := b.ropes[1].r
+		n := len(b.s.ops)
+		ropeK := b.s.ops[n-1]
+		b.s.ops = b.s.ops[:n-2]
+		b.s.byFile[shaders.RoPE.File] -= 2
+		p := shaders.AttnRoPEParams{AttnParams: b.attnParams(out, qb, s, ring), Interleaved: r.Interleaved, AttnFactor: r.AttnFactor,
+			KOff: u(kb.off), VOff: u(vb.off)}
+		sinks := b.sinks(&p.AttnParams, s)
+		b.s.run(shaders.AttnRoPE, shaders.Spec{}, [3]uint32{u(s.Heads), 1, 1}, p.Words(), bufArg(qb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]),
+			bufArg(kb.b), bufArg(vb.b), bufArg(out.b), bufArg(sinks), hostArg(shaders.Bits(r.InvFreq)))
+		if b.s.err == nil {
+			b.s.pend = append(b.s.pend, pendOp{out: *kb, at: len(b.s.ops), submits: b.s.submits, d: ropeK, file: shaders.RoPE.File})
+		}
+		return
 	case distinct && !c.f16 && b.fusedRoPE(qb, kb, s.HeadDim, s.Pos0):
 		// Redo both rotations inside rope_store: one dispatch for what
 		// was rope, rope, copy, copy.
@@ -379,26 +449,51 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 		store(kb.b, c.k[s.Layer], kb.off, s.Pos0*kvDim, T*kvDim)
 		store(vb.b, c.v[s.Layer], vb.off, s.Pos0*kvDim, T*kvDim)
 	}
-	nsplit := ceilDiv(s.Pos0+T, shaders.AttnSplit)
+	p := b.attnParams(out, qb, s, ring)
+	nsplit := int(p.NSplit)
+	sinks := b.sinks(&p, s)
+	if b.single(s, T) {
+		// Both passes in one dispatch (attn_single): no partials.
+		b.s.run(shaders.AttnSingle, shaders.Spec{KVF16: c.f16}, [3]uint32{u(s.Heads), u(T), 1}, p.Words(),
+			bufArg(qb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]), bufArg(b.spare2), bufArg(out.b), bufArg(sinks))
+		return
+	}
 	part, err := b.scratch(T*s.Heads*nsplit, s.HeadDim+2)
 	if err != nil {
 		b.s.fail(err)
 		return
 	}
 	defer b.s.pool.put(part.b)
-	p := shaders.AttnParams{T: u(T), Heads: u(s.Heads), KVHeads: u(s.KVHeads), HeadDim: u(s.HeadDim), Pos0: u(s.Pos0),
-		QOff: u(qb.off), QStride: u(qb.cols), DstOff: u(out.off), DstStride: u(out.cols), NSplit: u(nsplit),
-		Scale: s.ScoreDivisor(), Window: u(s.Window), Ring: u(ring)}
-	sinks := b.spare
-	if s.Sinks != nil {
-		pg := s.Sinks.(*weight).pages[0]
-		sinks, p.HasSinks, p.SinksOff = pg.buf, true, pg.base
-	}
 	args := []arg{bufArg(qb.b), bufArg(c.k[s.Layer]), bufArg(c.v[s.Layer]), bufArg(part.b), bufArg(out.b), bufArg(sinks)}
 	b.s.run(shaders.AttnPartial, shaders.Spec{KVF16: c.f16}, [3]uint32{u(nsplit), u(s.Heads), u(T)}, p.Words(), args...)
 	// attn_reduce only combines the partials, so one pipeline serves both
 	// cache formats.
 	b.s.run(shaders.AttnReduce, shaders.Spec{}, [3]uint32{u(s.Heads), u(T), 1}, p.Words(), args...)
+}
+
+// attnParams are attention's params for q's rows into out.
+func (b *Backend) attnParams(out, q *buf, s backend.AttnSpec, ring int) shaders.AttnParams {
+	T := q.rows
+	return shaders.AttnParams{T: u(T), Heads: u(s.Heads), KVHeads: u(s.KVHeads), HeadDim: u(s.HeadDim), Pos0: u(s.Pos0),
+		QOff: u(q.off), QStride: u(q.cols), DstOff: u(out.off), DstStride: u(out.cols), NSplit: u(ceilDiv(s.Pos0+T, shaders.AttnSplit)),
+		Scale: s.ScoreDivisor(), Window: u(s.Window), Ring: u(ring)}
+}
+
+// sinks returns the buffer to bind for s's sinks, setting p's fields.
+func (b *Backend) sinks(p *shaders.AttnParams, s backend.AttnSpec) *buffer {
+	if s.Sinks == nil {
+		return b.spare
+	}
+	pg := s.Sinks.(*weight).pages[0]
+	p.HasSinks, p.SinksOff = true, pg.base
+	return pg.buf
+}
+
+// single says whether attention of T rows from s.Pos0 goes to
+// attn_single (or attn_rope): both passes in one workgroup per (head,
+// token), for contexts of at most AttnSingleSplits splits.
+func (b *Backend) single(s backend.AttnSpec, T int) bool {
+	return !b.oldMatVec && !b.unfused && s.HeadDim <= shaders.AttnSingleDim && ceilDiv(s.Pos0+T, shaders.AttnSplit) <= shaders.AttnSingleSplits
 }
 
 func (b *Backend) Add(dst, x backend.Buf) {

@@ -24,6 +24,9 @@ type stream struct {
 	data  []byte // host copy of the arena; len is the used part
 	ops   []dispatch
 	err   error // the first error; ops after it are dropped
+	// pend are dispatches taken out of ops that go back in when their
+	// output is bound again (see pendOp).
+	pend []pendOp
 
 	// groups caches bind groups by pipeline and bound ranges: a decode step
 	// binds the same buffers at the same arena offsets every token, so in
@@ -92,6 +95,13 @@ func (s *stream) alloc(words []uint32) uint64 {
 func (s *stream) run(k shaders.Kernel, spec shaders.Spec, grid [3]uint32, params []uint32, args ...arg) {
 	if s.err != nil {
 		return
+	}
+	if len(s.pend) > 0 {
+		for _, a := range args {
+			if a.buf != nil && s.pending(a.buf) {
+				s.materialize(a.buf)
+			}
+		}
 	}
 	if len(args)+1 != len(k.Bindings) {
 		s.fail(fmt.Errorf("webgpu: %s: %d bindings, want %d", k.Key(spec), len(args)+1, len(k.Bindings)))
@@ -163,6 +173,7 @@ func (s *stream) run(k shaders.Kernel, spec shaders.Spec, grid [3]uint32, params
 // flush submits the recorded dispatches followed by whatever copy adds
 // (readback copies).
 func (s *stream) flush(copy func(*wgpu.CommandEncoder) error) (err error) {
+	s.materialize(nil)
 	if len(s.ops) == 0 && copy == nil {
 		return nil
 	}

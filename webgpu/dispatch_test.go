@@ -1,0 +1,66 @@
+package webgpu_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/moderuntime/mode/internal/shared"
+	"github.com/moderuntime/mode/modelpack/llama2c"
+	"github.com/moderuntime/mode/runtime/engine"
+	"github.com/moderuntime/mode/webgpu"
+)
+
+// TestDispatchesPerToken counts a stories260K decode step's dispatches by
+// kernel file: per layer q/k/v with the attention norm (matvec_multi),
+// attn_rope, the output projection with the residual add and gate_up with
+// the FFN norm and down with the residual add (matvec), and around them
+// embed, the head with the final norm (matvec), argmax and the rope of the
+// last layer's k that attn_rope leaves undone (see RATIONALE.md).
+func TestDispatchesPerToken(t *testing.T) {
+	m, err := llama2c.Load(filepath.Join(shared.Models(t), "stories260K", "stories260K.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpu := newBackend(t, webgpu.Options{})
+	e, err := engine.New(gpu, m, engine.Options{MaxSeq: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ForwardArgmax(context.Background(), []int{1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	files := []string{"embed.wgsl", "rmsnorm.wgsl", "matvec_multi.wgsl", "attn_rope.wgsl", "rope.wgsl", "kvstore.wgsl", "attention.wgsl", "matvec.wgsl", "argmax.wgsl"}
+	count := func() map[string]int {
+		c := map[string]int{}
+		for _, f := range files {
+			c[f] = webgpu.Dispatches(gpu, f)
+		}
+		return c
+	}
+	before, d0 := count(), gpu.Stats().Dispatches
+	if _, err := e.ForwardArgmax(context.Background(), []int{5}); err != nil {
+		t.Fatal(err)
+	}
+	after := count()
+	L := m.Config.Layers
+	want := map[string]int{"embed.wgsl": 1, "matvec_multi.wgsl": L, "attn_rope.wgsl": L, "rope.wgsl": 1,
+		"matvec.wgsl": 3*L + 1, "argmax.wgsl": 1}
+	var got []string
+	for _, f := range files {
+		got = append(got, fmt.Sprintf("%s=%d", f, after[f]-before[f]))
+		if after[f]-before[f] != want[f] {
+			t.Errorf("%s: %d dispatches, want %d", f, after[f]-before[f], want[f])
+		}
+	}
+	total := 0
+	for _, n := range want {
+		total += n
+	}
+	if n := gpu.Stats().Dispatches - d0; n != total {
+		t.Errorf("%d dispatches per token, want %d", n, total)
+	}
+	t.Logf("stories260K (%d layers): %d dispatches per token: %v", L, gpu.Stats().Dispatches-d0, slices.Clip(got))
+}
