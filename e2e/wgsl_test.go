@@ -63,7 +63,7 @@ func TestWGSLInChromium(t *testing.T) {
 	}
 	// Batches of variants, each its own evaluation and time budget: all of
 	// them at once outlast eval's timeout on a loaded machine.
-	const batch = 20
+	const batch = 10
 	var r result
 	for from := 0; from < len(srcs); from += batch {
 		part := eval[result](t, b, fmt.Sprintf(`(async () => {
