@@ -1,7 +1,7 @@
 # mode: see README.md. `make demo` and `make test` work on a fresh Debian
-# machine: they install what they need (scripts/ensure-*.sh; the tests that
-# use npm packages, the tokenizer reference and TypeScript check, install
-# them themselves with npm ci).
+# machine: they install what they need (scripts/ensure-*.sh; ensure-node.sh
+# also installs the npm packages the tokenizer and chat reference tests
+# share, which tests run in parallel would otherwise install together).
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
