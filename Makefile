@@ -182,6 +182,12 @@ bench-import-large: build
 # those whose tests define a Fuzz function. Minimising a newly interesting
 # input is capped at FUZZMINIMIZE so that one large input cannot hold a
 # worker for the default minute.
+# `make fuzz FUZZTIME=1000000x` is long: measured one target at a time
+# (-parallel 1, on 2 shared cores) most targets run 1M inputs in 1-4
+# minutes, but the slow ones run 400-5,000 inputs a second:
+# FuzzValidateDims (~450/s, ~40 min), hfrepo FuzzIndexHeader (~600/s,
+# ~30 min), tokenizer FuzzLoadLlama2C (~1,400/s), gguf FuzzReader and
+# tokenizer FuzzEncodeDecode (~2,000-3,000/s): about 2.5 hours in all.
 FUZZTIME ?= 200000x
 FUZZMINIMIZE ?= 2s
 fuzz: tools
