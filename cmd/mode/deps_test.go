@@ -55,15 +55,19 @@ var writerFiles = map[string][]string{
 
 // TestNoWritersLinked: the mode binary holds none of the functions of the
 // safetensors and GGUF writers (the linker drops what nothing calls; this
-// fails once something in mode does). The wasm build is not checked this
+// fails once something in mode does). It builds without inlining so that
+// every writer function mode calls keeps a symbol. The wasm build is not checked this
 // way (go tool nm cannot read it); TestLayering keeps the pack writer out
 // of it.
 func TestNoWritersLinked(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds mode")
 	}
+	// -l (for this module's packages, where writers and their callers are):
+	// an inlined function leaves no symbol, so a small writer (NewWriter,
+	// SetMetadata) called from mode would pass unseen with inlining on.
 	bin := filepath.Join(t.TempDir(), "mode")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-gcflags=github.com/moderuntime/mode/...=-l", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	out, err := exec.Command("go", "tool", "nm", bin).Output()
