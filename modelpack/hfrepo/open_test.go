@@ -178,42 +178,8 @@ func TestOpenConverts(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir, files := synthRepo(t, tt.arch, tt.edit)
-			h := newHub(t, "test/"+tt.arch, files)
-			pk, _, err := Open(context.Background(), Location{Repo: "test/" + tt.arch, Revision: "main"}, Options{Endpoint: h.endpoint(), Quant: DefaultQuant})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := pk.Stats().ExpertFetches; n != 0 {
-				t.Errorf("%d experts fetched at load", n)
-			}
-			if tt.requests > 0 {
-				before := len(h.rangesSeen())
-				if _, err := pk.LoadExpert(context.Background(), 1, 3); err != nil {
-					t.Fatal(err)
-				}
-				if seen := h.rangesSeen()[before:]; len(seen) != tt.requests {
-					t.Errorf("one expert took %d requests (%v), want %d", len(seen), seen, tt.requests)
-				}
-			}
-			got, err := pk.Whole(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := hf.Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conv := DefaultQuant.Converter(want.Config)
-			for _, sp := range want.Config.Spec() {
-				w, err := conv(want.Weights[sp.Name])
-				if err != nil {
-					t.Fatal(err)
-				}
-				g := got.Weights[sp.Name]
-				if g == nil || g.DType != w.DType || !bytes.Equal(g.Data, w.Data) {
-					t.Errorf("%s: missing, or not the local %v, or bytes differ", sp.Name, w.DType)
-				}
-			}
+			_, got := openFetchingOne(t, newHub(t, "test/"+tt.arch, files), "test/"+tt.arch, DefaultQuant, tt.requests)
+			checkLikeLocal(t, dir, DefaultQuant, got)
 			// q8_0 for the matrices every token uses beside 4-bit experts;
 			// a dense model's are its experts' format
 			dense := tensor.Q8_0
@@ -563,42 +529,8 @@ func TestOpenGptOss(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir, files := synthRepo(t, "gpt_oss", func(o *synth.Options) { o.MXFP4 = tt.mxfp4 })
-			h := newHub(t, "test/gpt-oss", files)
-			pk, _, err := Open(context.Background(), Location{Repo: "test/gpt-oss", Revision: "main"}, Options{Endpoint: h.endpoint(), Quant: tt.quant})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := pk.Stats().ExpertFetches; n != 0 {
-				t.Errorf("%d experts fetched at load", n)
-			}
-			before := len(h.rangesSeen())
-			if _, err := pk.LoadExpert(context.Background(), 1, 3); err != nil {
-				t.Fatal(err)
-			}
-			if seen := h.rangesSeen()[before:]; len(seen) != tt.ranges {
-				t.Errorf("one expert took %d requests (%v), want %d: one per fused tensor", len(seen), seen, tt.ranges)
-			}
-			got, err := pk.Whole(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := hf.Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conv := tt.quant.Converter(want.Config)
-			for _, sp := range want.Config.Spec() {
-				w := want.Weights[sp.Name]
-				if conv != nil {
-					if w, err = conv(w); err != nil {
-						t.Fatal(err)
-					}
-				}
-				g := got.Weights[sp.Name]
-				if g == nil || g.DType != w.DType || !slices.Equal(g.Shape, w.Shape) || !bytes.Equal(g.Data, w.Data) {
-					t.Errorf("%s: missing, or not the local %v %v, or bytes differ", sp.Name, w.DType, w.Shape)
-				}
-			}
+			pk, got := openFetchingOne(t, newHub(t, "test/gpt-oss", files), "test/gpt-oss", tt.quant, tt.ranges)
+			checkLikeLocal(t, dir, tt.quant, got)
 			if tt.mxfp4 {
 				if d := got.Weights[model.ExpertName(0, 1, "up")].DType; d != tensor.MXFP4 {
 					t.Errorf("MXFP4 expert loaded as %v", d)
@@ -624,6 +556,58 @@ func TestOpenGptOss(t *testing.T) {
 				t.Errorf("hf: generates %v, the imported pack %v", gotIDs, wantIDs)
 			}
 		})
+	}
+}
+
+// openFetchingOne opens repo on h with quantisation q, checks that no
+// expert was fetched at load and, for a model with routed experts
+// (requests > 0), that expert (1, 3) costs that many requests; it returns
+// the pack and the whole model.
+func openFetchingOne(t *testing.T, h *hub, repo string, q Quant, requests int) (*loader.Pack, *model.Model) {
+	t.Helper()
+	pk, _, err := Open(context.Background(), Location{Repo: repo, Revision: "main"}, Options{Endpoint: h.endpoint(), Quant: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := pk.Stats().ExpertFetches; n != 0 {
+		t.Errorf("%d experts fetched at load", n)
+	}
+	if requests > 0 {
+		before := len(h.rangesSeen())
+		if _, err := pk.LoadExpert(context.Background(), 1, 3); err != nil {
+			t.Fatal(err)
+		}
+		if seen := h.rangesSeen()[before:]; len(seen) != requests {
+			t.Errorf("one expert took %d requests (%v), want %d", len(seen), seen, requests)
+		}
+	}
+	got, err := pk.Whole(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pk, got
+}
+
+// checkLikeLocal: every tensor of got is the one the whole-file reader
+// finds in dir, converted by q as the importer would.
+func checkLikeLocal(t *testing.T, dir string, q Quant, got *model.Model) {
+	t.Helper()
+	want, err := hf.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := q.Converter(want.Config)
+	for _, sp := range want.Config.Spec() {
+		w := want.Weights[sp.Name]
+		if conv != nil {
+			if w, err = conv(w); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g := got.Weights[sp.Name]
+		if g == nil || g.DType != w.DType || !slices.Equal(g.Shape, w.Shape) || !bytes.Equal(g.Data, w.Data) {
+			t.Errorf("%s: missing, or not the local %v %v, or bytes differ", sp.Name, w.DType, w.Shape)
+		}
 	}
 }
 
