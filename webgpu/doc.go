@@ -10,5 +10,9 @@
 // expert pool: routed experts' matrices written straight into extents of
 // shared pages, found by the MoE kernels through a per-layer table, so that
 // each expert is on the device once and a layer's experts may exceed one
-// binding. The kernels themselves are in package shaders.
+// binding. When it records a decoded token it fuses neighbouring ops to
+// save dispatches (a norm into the matvec that reads it, rope and cache
+// store into attention), setting aside and replaying the work a fused
+// kernel cannot also do; Backend.unfused turns that off for comparison.
+// The kernels themselves are in package shaders.
 package webgpu
