@@ -29,6 +29,40 @@
 	PF4(PFDIST) \
 	PF4(PFDIST+64)
 
+// The AVX-512 matrix-vector kernels (dotQ8_0x4NAVX512, dotQ4_0x4NAVX512)
+// prefetch the next group of four rows instead: the same eight blocks of
+// rows r+4..r+7 (AX = SI + 4 row strides) and their scales, once per group
+// of eight blocks. Their rows are consecutive rows of one matrix, often
+// short (512 columns: 256 bytes of q4_0 quants, which the in-row distance
+// above overshoots into rows being read already), and by the time the
+// kernel reaches the next four rows their bytes have arrived.
+#define PFNEXT4(OFF) \
+	PREFETCHT0 OFF(AX) \
+	PREFETCHT0 OFF(AX)(R11*1) \
+	PREFETCHT0 OFF(AX)(R11*2) \
+	PREFETCHT0 OFF(AX)(R12*1)
+
+#define PFNEXTSCALES \
+	LEAQ       (R8)(R10*4), AX \
+	PREFETCHT0 (AX) \
+	PREFETCHT0 (AX)(R10*1) \
+	PREFETCHT0 (AX)(R10*2) \
+	PREFETCHT0 (AX)(R13*1)
+
+#define PFNEXTQ4 \
+	LEAQ (SI)(R11*4), AX \
+	PFNEXT4(0) \
+	PFNEXT4(64) \
+	PFNEXTSCALES
+
+#define PFNEXTQ8 \
+	LEAQ (SI)(R11*4), AX \
+	PFNEXT4(0) \
+	PFNEXT4(64) \
+	PFNEXT4(128) \
+	PFNEXT4(192) \
+	PFNEXTSCALES
+
 // HSUMPS leaves the sum of the eight float32 lanes of Y in the low lane
 // of X (the same register), in hsum8's order, using T as scratch.
 #define HSUMPS(Y, X, T) \
@@ -1514,7 +1548,7 @@ rowgroup:
 	JZ     tail
 
 group:
-	PFQ4
+	PFNEXTQ4
 	X4SCALES8Z
 	MOVQ $8, BX
 
@@ -1610,7 +1644,7 @@ rowgroup:
 	JZ     tail
 
 group:
-	PFQ8
+	PFNEXTQ8
 	X4SCALES8Z
 	MOVQ $8, BX
 
