@@ -211,12 +211,12 @@ func TestDotQ4_KTile(t *testing.T) {
 }
 
 // TestDotQx4N checks the many-group kernels against the four-row ones
-// group by group, bit for bit.
+// and the pure-Go sums group by group, bit for bit.
 func TestDotQx4N(t *testing.T) { eachImpl(t, testDotQx4N) }
 
 func testDotQx4N(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
-	for _, nb := range []int{1, 8, 9, 17} {
+	for _, nb := range []int{1, 8, 9, 17, 44} {
 		for _, groups := range []int{1, 2, 5} {
 			rows := 4 * groups
 			sd, sq := 2*nb+2, BlockSize*nb+8
@@ -248,10 +248,12 @@ func testDotQx4N(t *testing.T) {
 			}
 			DotQ4_0x4N(got, wd, sd, wq, sq, xd, xq, groups)
 			for g := range groups {
+				var goWant [4]float32
 				DotQ4_0x4(&want, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
+				dotQ4_0x4Go(&goWant, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
 				for k := range 4 {
-					if math.Float32bits(got[4*g+k]) != math.Float32bits(want[k]) {
-						t.Fatalf("q4_0 nb=%d groups=%d row %d: %v, four rows %v", nb, groups, 4*g+k, got[4*g+k], want[k])
+					if math.Float32bits(got[4*g+k]) != math.Float32bits(want[k]) || want[k] != goWant[k] {
+						t.Fatalf("q4_0 nb=%d groups=%d row %d: %v, four rows %v, pure Go %v", nb, groups, 4*g+k, got[4*g+k], want[k], goWant[k])
 					}
 				}
 			}
