@@ -102,10 +102,23 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 		// the tokens left over go through the four-row kernels. All give
 		// the same bits.
 		var o8 [8]float32
+		var o16 [16]float32
 		end := i0 + (i1-i0)&^3
 		for rb := i0; rb < end; rb += 64 {
 			re := min(rb+64, end)
 			t := 0
+			// q4_0 takes eight tokens at a time first: its 2×8 tile
+			// unpacks each weight block once for the eight.
+			for ; m.dtype == Q4_0 && t+8 <= x.rows; t += 8 {
+				xq, xd := x.qs[t*m.cols:], x.d[t*n:]
+				for r := rb; r < re; r += 2 {
+					vec.DotQ4_0x2x8(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk/2*r*n:], qk/2*n, xd, xq, n, n)
+					for k := range 8 {
+						dst[(t+k)*stride+r] = o16[k]
+						dst[(t+k)*stride+r+1] = o16[8+k]
+					}
+				}
+			}
 			for ; t+4 <= x.rows; t += 4 {
 				xq, xd := x.qs[t*m.cols:], x.d[t*n:]
 				for r := rb; r < re; r += 2 {

@@ -67,12 +67,27 @@ func expInto(dst, x []float32, m float32, neg bool) float32 {
 // ExpShift sets dst[i] = Exp(x[i] − m) and returns their sum, added in
 // order: the body of a softmax whose maximum is m.
 func ExpShift(dst, x []float32, m float32) float32 {
-	return expInto(dst, x, m, false)
+	dst = dst[:len(x)]
+	// The assembly's Exps have expInto's bits; the sum stays in order.
+	if n := expShiftN(dst, x, m); n < len(x) {
+		expInto(dst[n:], x[n:], m, false)
+	}
+	var sum float32
+	for _, e := range dst {
+		sum += e
+	}
+	return sum
 }
 
 // SiLUMul sets g[i] = SiLU(g[i])·u[i] = g[i]/(1 + Exp(−g[i]))·u[i], the
 // gated activation of a SwiGLU block.
 func SiLUMul(g, u []float32) {
+	u = u[:len(g)]
+	n := siluMulN(g, u) // the assembly, with siluMulGo's bits
+	siluMulGo(g[n:], u[n:])
+}
+
+func siluMulGo(g, u []float32) {
 	u = u[:len(g)]
 	var e [64]float32
 	for o := 0; o < len(g); o += len(e) {

@@ -2,6 +2,7 @@ package vec
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -89,4 +90,53 @@ func BenchmarkExp(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestExpKernels: the assembly behind ExpShift and SiLUMul gives expInto's
+// and siluMulGo's bits, on lengths that are not multiples of eight and on
+// arguments spanning the clamps, zeros, infinities and subnormals.
+func TestExpKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	special := []float32{0, float32(math.Copysign(0, -1)), 88.72, -87.33, 88.73, -87.34, 1e-40, -1e-40,
+		float32(math.Inf(1)), float32(math.Inf(-1)), 100, -100, 0.5, -0.5}
+	for _, n := range []int{1, 7, 8, 9, 63, 64, 65, 1408} {
+		x := make([]float32, n)
+		u := make([]float32, n)
+		for i := range x {
+			switch i % 3 {
+			case 0:
+				x[i] = float32(r.NormFloat64() * 4)
+			case 1:
+				x[i] = float32(r.Float64()*200 - 100)
+			default:
+				x[i] = special[r.IntN(len(special))]
+			}
+			u[i] = float32(r.NormFloat64())
+		}
+		const m = 1.25
+		want := make([]float32, n)
+		var wsum float32
+		expInto(want, x, m, false)
+		for _, e := range want {
+			wsum += e
+		}
+		got := make([]float32, n)
+		gsum := ExpShift(got, x, m)
+		for i := range x {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("n=%d: ExpShift(%v) = %v (%#x), Go %v (%#x)", n, x[i], got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+			}
+		}
+		if math.Float32bits(gsum) != math.Float32bits(wsum) {
+			t.Errorf("n=%d: ExpShift sum %v, in-order Go sum %v", n, gsum, wsum)
+		}
+		g, gw := append([]float32(nil), x...), append([]float32(nil), x...)
+		SiLUMul(g, u)
+		siluMulGo(gw, u)
+		for i := range x {
+			if math.Float32bits(g[i]) != math.Float32bits(gw[i]) {
+				t.Fatalf("n=%d: SiLUMul(%v)·%v = %v, Go %v", n, x[i], u[i], g[i], gw[i])
+			}
+		}
+	}
 }

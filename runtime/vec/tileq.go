@@ -30,6 +30,31 @@ func DotQ4_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []flo
 	dotQ4_0x2x4(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
 
+// DotQ4_0x2x8 is DotQ4_0x2x4 for eight activation rows (token t's blocks
+// at t·xs blocks of xd and xq): out[8r+t] for weight row r and token t,
+// each the one-row kernel's bits. Where the machine has AVX-512 one kernel
+// unpacks each weight block once for the eight (prefill's products);
+// elsewhere it is two 2×4 tiles.
+func DotQ4_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	wd, wq, xd, xq = wd[:sd+2*n], wq[:sq+BlockSize/2*n], xd[:7*xs+n], xq[:BlockSize*(7*xs+n)]
+	if n == 0 {
+		*out = [16]float32{}
+		return
+	}
+	dotQ4_0x2x8(out, wd, sd, wq, sq, xd, xq, xs, n)
+}
+
+// dotQ4_0x2x8Loop is DotQ4_0x2x8 as two 2×4 tiles.
+func dotQ4_0x2x8Loop(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	var o [8]float32
+	for h := range 2 {
+		dotQ4_0x2x4(&o, wd, sd, wq, sq, xd[4*h*xs:], xq[BlockSize*4*h*xs:], xs, n)
+		for r := range 2 {
+			copy(out[8*r+4*h:8*r+4*h+4], o[4*r:4*r+4])
+		}
+	}
+}
+
 // dotQ8_0x2x4Go widens each weight block once and runs it against the four
 // activation rows, lane by lane as dotQ8_0Go.
 func dotQ8_0x2x4Go(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {

@@ -211,12 +211,12 @@ func TestDotQ4_KTile(t *testing.T) {
 }
 
 // TestDotQx4N checks the many-group kernels against the four-row ones
-// group by group, bit for bit.
+// and the pure-Go sums group by group, bit for bit.
 func TestDotQx4N(t *testing.T) { eachImpl(t, testDotQx4N) }
 
 func testDotQx4N(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
-	for _, nb := range []int{1, 8, 9, 17} {
+	for _, nb := range []int{1, 8, 9, 17, 44} {
 		for _, groups := range []int{1, 2, 5} {
 			rows := 4 * groups
 			sd, sq := 2*nb+2, BlockSize*nb+8
@@ -248,10 +248,63 @@ func testDotQx4N(t *testing.T) {
 			}
 			DotQ4_0x4N(got, wd, sd, wq, sq, xd, xq, groups)
 			for g := range groups {
+				var goWant [4]float32
 				DotQ4_0x4(&want, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
+				dotQ4_0x4Go(&goWant, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
 				for k := range 4 {
-					if math.Float32bits(got[4*g+k]) != math.Float32bits(want[k]) {
-						t.Fatalf("q4_0 nb=%d groups=%d row %d: %v, four rows %v", nb, groups, 4*g+k, got[4*g+k], want[k])
+					if math.Float32bits(got[4*g+k]) != math.Float32bits(want[k]) || want[k] != goWant[k] {
+						t.Fatalf("q4_0 nb=%d groups=%d row %d: %v, four rows %v, pure Go %v", nb, groups, 4*g+k, got[4*g+k], want[k], goWant[k])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestDotQ4_0x2x8 checks that the 2×8 tile gives every output the bits of
+// the one-row kernel and of the pure-Go sums, for block counts around the
+// groups of eight, rows and tokens at strides longer than a row, and the
+// extreme quants.
+func TestDotQ4_0x2x8(t *testing.T) { eachImpl(t, testDotQ4_0x2x8) }
+
+func testDotQ4_0x2x8(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	for _, nb := range []int{1, 2, 7, 8, 9, 16, 17, 32, 44} {
+		for trial := range 4 {
+			sd, sq := 2*nb+6, BlockSize/2*nb+16
+			xs := nb + 3
+			wd := make([]byte, 2*sd)
+			for i := 0; i < len(wd); i += 2 {
+				h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
+				wd[i], wd[i+1] = byte(h), byte(h>>8)
+			}
+			wq := make([]byte, 2*sq)
+			for i := range wq {
+				wq[i] = byte(r.IntN(256))
+			}
+			xd := make([]float32, 8*xs)
+			xq := make([]int16, BlockSize*8*xs)
+			for b := range xd {
+				xd[b] = float32(math.Exp(3 * r.NormFloat64()))
+			}
+			for i := range xq {
+				xq[i] = int16(r.IntN(65535) - 32767)
+			}
+			if trial == 0 {
+				for i := range 16 {
+					wq[i], wq[sq+i] = 0x00, 0xff
+					xq[i], xq[BlockSize*7*xs+i] = 32767, -32767
+				}
+			}
+			var got [16]float32
+			DotQ4_0x2x8(&got, wd, sd, wq, sq, xd, xq, xs, nb)
+			for row := range 2 {
+				for tok := range 8 {
+					w, x := wq[row*sq:], xq[BlockSize*tok*xs:]
+					want := DotQ4_0(wd[row*sd:], w, xd[tok*xs:tok*xs+nb], x)
+					goWant := dotQ4_0Go(wd[row*sd:row*sd+2*nb], w[:BlockSize/2*nb], xd[tok*xs:tok*xs+nb], x[:BlockSize*nb])
+					if o := got[8*row+tok]; math.Float32bits(o) != math.Float32bits(want) || want != goWant {
+						t.Fatalf("nb=%d trial %d row %d token %d: 2×8 tile %v, one row %v, pure Go %v", nb, trial, row, tok, o, want, goWant)
 					}
 				}
 			}

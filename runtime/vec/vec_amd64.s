@@ -29,6 +29,40 @@
 	PF4(PFDIST) \
 	PF4(PFDIST+64)
 
+// The AVX-512 matrix-vector kernels (dotQ8_0x4NAVX512, dotQ4_0x4NAVX512)
+// prefetch the next group of four rows instead: the same eight blocks of
+// rows r+4..r+7 (AX = SI + 4 row strides) and their scales, once per group
+// of eight blocks. Their rows are consecutive rows of one matrix, often
+// short (512 columns: 256 bytes of q4_0 quants, which the in-row distance
+// above overshoots into rows being read already), and by the time the
+// kernel reaches the next four rows their bytes have arrived.
+#define PFNEXT4(OFF) \
+	PREFETCHT0 OFF(AX) \
+	PREFETCHT0 OFF(AX)(R11*1) \
+	PREFETCHT0 OFF(AX)(R11*2) \
+	PREFETCHT0 OFF(AX)(R12*1)
+
+#define PFNEXTSCALES \
+	LEAQ       (R8)(R10*4), AX \
+	PREFETCHT0 (AX) \
+	PREFETCHT0 (AX)(R10*1) \
+	PREFETCHT0 (AX)(R10*2) \
+	PREFETCHT0 (AX)(R13*1)
+
+#define PFNEXTQ4 \
+	LEAQ (SI)(R11*4), AX \
+	PFNEXT4(0) \
+	PFNEXT4(64) \
+	PFNEXTSCALES
+
+#define PFNEXTQ8 \
+	LEAQ (SI)(R11*4), AX \
+	PFNEXT4(0) \
+	PFNEXT4(64) \
+	PFNEXT4(128) \
+	PFNEXT4(192) \
+	PFNEXTSCALES
+
 // HSUMPS leaves the sum of the eight float32 lanes of Y in the low lane
 // of X (the same register), in hsum8's order, using T as scratch.
 #define HSUMPS(Y, X, T) \
@@ -1479,6 +1513,181 @@ done:
 	TILEEPILOGUEZ
 	RET
 
+// The 2×8 tile kernel below is dotQ4_0x2x4AVX512 for eight activation
+// rows: each pair of weight blocks, unpacked once (Z8, Z9), runs against
+// eight tokens instead of four, which halves the unpacking per product
+// (prefill, where the weights stay in cache and the kernel is bound by the
+// instructions it issues). Token t's accumulators are Z(t), its scale
+// table Z(16+t); tokens 4..7's activations are at BX as tokens 0..3's at
+// DX; Z24, Z25 the activation block, Z26, Z27 scratch. Per output the
+// lanes and their order are the 2×4 kernel's, so the bits are the same.
+
+// PAIRQ4T is PAIRQ4 into Z8 (elements 0..15 of both rows) and Z9.
+#define PAIRQ4T(W0, W1) \
+	VMOVDQU     W0, X8 \
+	VINSERTI128 $1, W1, Y8, Y8 \
+	VPMOVZXBW   Y8, Z8 \
+	VPSRLW      $4, Z8, Z9 \
+	VPANDD      Z14, Z8, Z8 \
+	VPSUBW      Z13, Z8, Z8 \
+	VPSUBW      Z13, Z9, Z9
+
+// TOKT is TILETOKZ with the 2×8 kernel's registers.
+#define TOKT(XQ, XQ32, SCTAB, ACC) \
+	VBROADCASTI64X4 XQ, Z24 \
+	VBROADCASTI64X4 XQ32, Z25 \
+	VPMADDWD        Z24, Z8, Z26 \
+	VPDPWSSD        Z25, Z9, Z26 \
+	VCVTDQ2PS       Z26, Z26 \
+	VPERMPS         SCTAB, Z15, Z27 \
+	VMULPS          Z27, Z26, Z26 \
+	VADDPS          Z26, ACC, ACC
+
+// TILEBLOCKT runs the unpacked block against the eight tokens, then steps
+// xq and the block index.
+#define TILEBLOCKT \
+	TOKT((DX), 32(DX), Z16, Z0) \
+	TOKT((DX)(R12*1), 32(DX)(R12*1), Z17, Z1) \
+	TOKT((DX)(R12*2), 32(DX)(R12*2), Z18, Z2) \
+	TOKT((DX)(R13*1), 32(DX)(R13*1), Z19, Z3) \
+	TOKT((BX), 32(BX), Z20, Z4) \
+	TOKT((BX)(R12*1), 32(BX)(R12*1), Z21, Z5) \
+	TOKT((BX)(R12*2), 32(BX)(R12*2), Z22, Z6) \
+	TOKT((BX)(R13*1), 32(BX)(R13*1), Z23, Z7) \
+	VPADDD Z11, Z15, Z15 \
+	ADDQ   $64, DX \
+	ADDQ   $64, BX
+
+// TILESCALES8TOK sets TAB to the products of the next eight blocks of the
+// two rows (Y10, Y27: their scales) and the token whose xd is at AX, then
+// steps AX to the next token.
+#define TILESCALES8TOK(TABY, TABZ) \
+	VMULPS       (AX), Y10, TABY \
+	VMULPS       (AX), Y27, Y26 \
+	VINSERTF64X4 $1, Y26, TABZ, TABZ \
+	ADDQ         DI, AX
+
+#define TILESCALES8T \
+	VCVTPH2PS (R8), Y10 \
+	VCVTPH2PS (R8)(R10*1), Y27 \
+	MOVQ      R9, AX \
+	TILESCALES8TOK(Y16, Z16) \
+	TILESCALES8TOK(Y17, Z17) \
+	TILESCALES8TOK(Y18, Z18) \
+	TILESCALES8TOK(Y19, Z19) \
+	TILESCALES8TOK(Y20, Z20) \
+	TILESCALES8TOK(Y21, Z21) \
+	TILESCALES8TOK(Y22, Z22) \
+	TILESCALES8TOK(Y23, Z23) \
+	VMOVDQA64 Z12, Z15
+
+// TILESCALE1T is TILESCALES8T for one block.
+#define TILESCALE1T \
+	MOVWLZX   (R8), AX \
+	VMOVD     AX, X8 \
+	VCVTPH2PS X8, X8 \
+	MOVWLZX   (R8)(R10*1), AX \
+	VMOVD     AX, X9 \
+	VCVTPH2PS X9, X9 \
+	MOVQ      R9, AX \
+	TILESCALE1TOK(Y16, Z16) \
+	ADDQ      DI, AX \
+	TILESCALE1TOK(Y17, Z17) \
+	ADDQ      DI, AX \
+	TILESCALE1TOK(Y18, Z18) \
+	ADDQ      DI, AX \
+	TILESCALE1TOK(Y19, Z19) \
+	ADDQ      DI, AX \
+	TILESCALE1TOK(Y20, Z20) \
+	ADDQ      DI, AX \
+	TILESCALE1TOK(Y21, Z21) \
+	ADDQ      DI, AX \
+	TILESCALE1TOK(Y22, Z22) \
+	ADDQ      DI, AX \
+	TILESCALE1TOK(Y23, Z23) \
+	VMOVDQA64 Z12, Z15
+
+// HSTORE8 sums the eight lanes of Y0..Y7 and stores them at OFF(DI) on.
+#define HSTORE8(OFF) \
+	HSUMPS(Y0, X0, X12) \
+	HSUMPS(Y1, X1, X12) \
+	HSUMPS(Y2, X2, X12) \
+	HSUMPS(Y3, X3, X12) \
+	HSUMPS(Y4, X4, X12) \
+	HSUMPS(Y5, X5, X12) \
+	HSUMPS(Y6, X6, X12) \
+	HSUMPS(Y7, X7, X12) \
+	VMOVSS X0, OFF+0(DI) \
+	VMOVSS X1, OFF+4(DI) \
+	VMOVSS X2, OFF+8(DI) \
+	VMOVSS X3, OFF+12(DI) \
+	VMOVSS X4, OFF+16(DI) \
+	VMOVSS X5, OFF+20(DI) \
+	VMOVSS X6, OFF+24(DI) \
+	VMOVSS X7, OFF+28(DI)
+
+// func dotQ4_0x2x8AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
+//
+// out[8r+t] for rows r < 2 and tokens t < 8 (token t's blocks at t·xs
+// blocks of xd and xq).
+TEXT ·dotQ4_0x2x8AVX512(SB), NOSPLIT, $0-72
+	TILEPROLOGUE
+	VXORPS Y7, Y7, Y7
+	PAIRCONSTS
+	LEAQ   (DX)(R12*4), BX
+	TESTQ  R14, R14
+	JZ     tail
+
+group:
+	TILESCALES8T
+	MOVQ $8, AX
+
+inner:
+	PAIRQ4T((SI), (SI)(R11*1))
+	TILEBLOCKT
+	ADDQ $16, SI
+	DECQ AX
+	JNZ  inner
+	ADDQ $16, R8
+	ADDQ $32, R9
+	DECQ R14
+	JNZ  group
+
+tail:
+	TESTQ CX, CX
+	JZ    done
+	TILESCALE1T
+	PAIRQ4T((SI), (SI)(R11*1))
+	TILEBLOCKT
+	ADDQ $16, SI
+	ADDQ $2, R8
+	ADDQ $4, R9
+	DECQ CX
+	JMP  tail
+
+done:
+	MOVQ          out+0(FP), DI
+	VEXTRACTF64X4 $1, Z0, Y16
+	VEXTRACTF64X4 $1, Z1, Y17
+	VEXTRACTF64X4 $1, Z2, Y18
+	VEXTRACTF64X4 $1, Z3, Y19
+	VEXTRACTF64X4 $1, Z4, Y20
+	VEXTRACTF64X4 $1, Z5, Y21
+	VEXTRACTF64X4 $1, Z6, Y22
+	VEXTRACTF64X4 $1, Z7, Y23
+	HSTORE8(0)
+	VMOVAPS       Y16, Y0
+	VMOVAPS       Y17, Y1
+	VMOVAPS       Y18, Y2
+	VMOVAPS       Y19, Y3
+	VMOVAPS       Y20, Y4
+	VMOVAPS       Y21, Y5
+	VMOVAPS       Y22, Y6
+	VMOVAPS       Y23, Y7
+	HSTORE8(32)
+	VZEROUPPER
+	RET
+
 // func dotQ4_0x4NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, groups int)
 //
 // groups consecutive groups of four rows (row r at wd + r·sd, wq + r·sq),
@@ -1514,7 +1723,7 @@ rowgroup:
 	JZ     tail
 
 group:
-	PFQ4
+	PFNEXTQ4
 	X4SCALES8Z
 	MOVQ $8, BX
 
@@ -1610,7 +1819,7 @@ rowgroup:
 	JZ     tail
 
 group:
-	PFQ8
+	PFNEXTQ8
 	X4SCALES8Z
 	MOVQ $8, BX
 
