@@ -147,7 +147,13 @@ func TestFastAgreement(t *testing.T) {
 				continue // no matrix of the dim-32 families is 256 wide
 			}
 			t.Run(mc.name+"/"+d.String(), func(t *testing.T) {
-				const seqs = 16
+				seqs := 16
+				if raceEnabled {
+					// The same decode under the race detector, one sequence
+					// per model and format: the statistics below are
+					// asserted by the passes without -race.
+					seqs = 1
+				}
 				seqLen := m.Config.MaxSeq
 				agree, total := 0, 0
 				var worst float64
@@ -177,6 +183,9 @@ func TestFastAgreement(t *testing.T) {
 					worst = max(worst, w)
 				}
 				t.Logf("greedy agreement %d/%d, max |logit diff| %.3g", agree, total, worst)
+				if raceEnabled {
+					return
+				}
 				if total < 1024 {
 					t.Fatalf("only %d positions", total)
 				}
