@@ -115,12 +115,12 @@ func (f *Fetcher) read(ctx context.Context, s *manifest.Shard) ([]byte, error) {
 	if int64(int(s.Size)) != s.Size {
 		return nil, fmt.Errorf("%d bytes do not fit in memory on this platform", s.Size)
 	}
-	if s.Size <= maxReserve {
+	if s.Size <= maxReserve && len(runs) > 1 {
 		return f.readRuns(ctx, s, runs)
 	}
 	// The size is the manifest's word: reserve at most a pack shard's
 	// worth up front and let the rest grow with the bytes that arrive.
-	out := make([]byte, 0, maxReserve)
+	out := make([]byte, 0, min(s.Size, maxReserve))
 	for _, p := range runs {
 		b, err := f.readPiece(ctx, p)
 		if err != nil {
@@ -134,7 +134,8 @@ func (f *Fetcher) read(ctx context.Context, s *manifest.Shard) ([]byte, error) {
 // readRuns reads the runs of a shard of at most maxReserve bytes up to
 // maxRunsInFlight at a time and concatenates them. Larger shards (an
 // index's core, a whole embedding table) are read one run after another,
-// so that their bytes are not held twice.
+// so that their bytes are not held twice, and so is a shard of one run,
+// which has nothing to overlap.
 func (f *Fetcher) readRuns(ctx context.Context, s *manifest.Shard, runs []manifest.Piece) ([]byte, error) {
 	// A failed range does not cancel the others: they are at most
 	// maxReserve bytes, the requests made stay those a sequential read
