@@ -72,20 +72,10 @@ func (p *plan) partSources() map[string][]int {
 	return src
 }
 
-// matrixRows is the number of rows of a tensor of shape viewed as a
-// matrix of its last dimension as columns.
-func matrixRows(shape []int) int {
-	n := 1
-	for _, d := range shape[:len(shape)-1] {
-		n *= d
-	}
-	return n
-}
-
 // sub is the info of rows [row0, row0+rows) of the tensor in, viewed as a
 // matrix, as if it were a tensor of its own of the given shape.
 func sub(in safetensors.Info, row0, rows int, shape []int) safetensors.Info {
-	rowBytes := in.Size() / int64(matrixRows(in.Shape))
+	rowBytes := in.Size() / int64(tensor.MatrixRows(in.Shape))
 	off := int64(row0) * rowBytes
 	out := in
 	out.Shape = slices.Clone(shape)
@@ -105,7 +95,7 @@ func (s *Source) readPart(name string, pt Part, row0, rows int) (*tensor.Tensor,
 	}
 	r0 := pt.Row0 + row0
 	// the leading-dimension slabs that hold the rows
-	inner := matrixRows(pt.Shape) / pt.Shape[0]
+	inner := tensor.MatrixRows(pt.Shape) / pt.Shape[0]
 	lead0, lead1 := r0/inner, (r0+rows-1)/inner+1
 	t, err := s.st.ReadRows(pt.Tensor, lead0, lead1-lead0)
 	if err != nil {

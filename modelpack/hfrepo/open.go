@@ -120,16 +120,6 @@ func (r *Repo) Rearrange(s *manifest.Shard, data []byte) ([]byte, error) {
 	return out, nil
 }
 
-// matrixRows is the rows of shape viewed as a matrix of its last
-// dimension as columns.
-func matrixRows(shape []int) int {
-	n := 1
-	for _, d := range shape[:len(shape)-1] {
-		n *= d
-	}
-	return n
-}
-
 // normalURL is u as shard.HTTP prints the URLs it fetches.
 func normalURL(u string) string {
 	p, err := url.Parse(u)
@@ -330,7 +320,7 @@ func Index(ctx context.Context, loc Location, o Options) (*Repo, error) {
 						return nil, fail(f.Sources[0].File, fmt.Errorf("tensor %s, stored fused with %v, belongs to another shard than %s", n, f.Names, s.ID))
 					}
 					shape := sp.Shape
-					size, err := tensor.MatrixBytes(f.DType, matrixRows(shape), shape[len(shape)-1])
+					size, err := tensor.MatrixBytes(f.DType, tensor.MatrixRows(shape), shape[len(shape)-1])
 					if err != nil {
 						return nil, fail(f.Sources[0].File, fmt.Errorf("tensor %s: %w", n, err))
 					}

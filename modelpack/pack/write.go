@@ -161,7 +161,7 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 	specs := cfg.Spec()
 	var total int64
 	for _, sp := range specs {
-		n, err := tensor.MatrixBytes(w.dtypeFor(sp), rowsOf(sp.Shape), sp.Shape[len(sp.Shape)-1])
+		n, err := tensor.MatrixBytes(w.dtypeFor(sp), tensor.MatrixRows(sp.Shape), sp.Shape[len(sp.Shape)-1])
 		if err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", sp.Name, err)
 		}
@@ -200,13 +200,6 @@ func Write(dir string, src Source, tok Tokenizer, chatTemplate string, o Options
 	}
 	done = true
 	return m, nil
-}
-
-func rowsOf(shape []int) int {
-	if len(shape) < 2 {
-		return 1
-	}
-	return shape[0]
 }
 
 // checkDest refuses to overwrite anything but an existing pack, and that
@@ -480,7 +473,7 @@ func (g *group) id() string {
 // not fit a shard whole. It returns the bytes it added.
 func (g *group) add(src Source, sp model.TensorSpec) (int64, error) {
 	d := g.w.dtypeFor(sp)
-	rows, cols := rowsOf(sp.Shape), sp.Shape[len(sp.Shape)-1]
+	rows, cols := tensor.MatrixRows(sp.Shape), sp.Shape[len(sp.Shape)-1]
 	full, err := tensor.MatrixBytes(d, rows, cols)
 	if err != nil {
 		return 0, fmt.Errorf("tensor %s: %w", sp.Name, err)
@@ -519,7 +512,7 @@ const defaultReadSlice = 32 << 20
 // slice source bytes, converts each to format d, and joins them; it also
 // returns the RMS error the conversion introduced over all the rows.
 func readConverted(src Source, sp model.TensorSpec, r0, n int, d tensor.DType, slice int64, quantizer func(*tensor.Tensor, tensor.DType) (*tensor.Tensor, error)) (*tensor.Tensor, float64, error) {
-	rows, cols := rowsOf(sp.Shape), sp.Shape[len(sp.Shape)-1]
+	rows, cols := tensor.MatrixRows(sp.Shape), sp.Shape[len(sp.Shape)-1]
 	step := max(1, int(slice/int64(4*cols))) // 4: the widest source element, f32
 	var parts []*tensor.Tensor
 	var sq float64

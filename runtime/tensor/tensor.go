@@ -73,11 +73,17 @@ func (t *Tensor) Elems() int {
 }
 
 // Rows and Cols view the tensor as a matrix; a vector is one row.
-func (t *Tensor) Rows() int {
-	if len(t.Shape) < 2 {
-		return 1
+func (t *Tensor) Rows() int { return MatrixRows(t.Shape) }
+
+// MatrixRows is the number of rows of a tensor of shape viewed as a matrix
+// whose columns are its last dimension: the product of the others (1 for a
+// vector).
+func MatrixRows(shape []int) int {
+	n := 1
+	for _, d := range shape[:max(len(shape)-1, 0)] {
+		n *= d
 	}
-	return t.Elems() / t.Shape[len(t.Shape)-1]
+	return n
 }
 
 func (t *Tensor) Cols() int {
