@@ -66,57 +66,25 @@ func (f *Fused) Unfuse(b []byte) ([]byte, error) {
 	}
 	out := make([]byte, 0, len(b))
 	es := f.DType.ElemSize()
-	switch f.layout {
-	case interleavedInputMajor, inputMajor, interleavedColumns:
-		for i, name := range f.Names {
-			part := len(f.Names)
-			o := make([]byte, len(b)/part)
-			switch f.layout {
-			case interleavedInputMajor: // [in, part·n] → [n, in], columns i, i+part, …
-				in, n := f.rows, f.cols/part
-				for r := range n {
-					col := r*part + i
-					for k := range in {
-						copy(o[(r*in+k)*es:(r*in+k+1)*es], b[(k*f.cols+col)*es:])
-					}
-				}
-			case inputMajor: // [in, out] → [out, in]
-				for r := range f.cols {
-					for k := range f.rows {
-						copy(o[(r*f.rows+k)*es:(r*f.rows+k+1)*es], b[(k*f.cols+r)*es:])
-					}
-				}
-			case interleavedColumns: // [rows, part·n] → [rows, n], columns i, i+part, …
-				n := f.cols / part
-				for r := range f.rows {
-					for c := range n {
-						copy(o[(r*n+c)*es:(r*n+c+1)*es], b[(r*f.cols+c*part+i)*es:])
-					}
-				}
-			}
-			t := &tensor.Tensor{Name: name, DType: f.DType, Shape: f.Shapes[i], Data: o}
-			if j, v, bad := firstNonFinite(t); bad {
-				return nil, fmt.Errorf("%s: tensor %q: %s: element %d is %v", f.file(), f.Sources[0].Name, name, j, v)
-			}
-			out = append(out, o...)
-		}
-	case mxfp4Interleaved, mxfp4Rows:
-		rows, g := f.rows, f.cols/32
-		scales, blocks := b[:rows*g], b[rows*g:]
-		part := len(f.Names)
-		for i, name := range f.Names {
-			n := rows / part
-			sc, bl := make([]byte, 0, n*g), make([]byte, 0, n*g*16)
-			for r := i; r < rows; r += part {
-				sc = append(sc, scales[r*g:(r+1)*g]...)
-				bl = append(bl, blocks[r*g*16:(r+1)*g*16]...)
-			}
-			t, err := tensor.MXFP4FromBlocks(name, n, f.cols, sc, bl)
-			if err != nil {
+	part := len(f.Names) // gate and up alternate in a stored row or column
+	for i, name := range f.Names {
+		var t *tensor.Tensor
+		switch f.layout {
+		case interleavedInputMajor, inputMajor: // [in, part·n] → [n, in]
+			t = &tensor.Tensor{Name: name, DType: f.DType, Shape: f.Shapes[i], Data: transposeColumns(b, es, f.rows, f.cols, i, part)}
+		case interleavedColumns: // [rows, part·n] → [rows, n]
+			t = &tensor.Tensor{Name: name, DType: f.DType, Shape: f.Shapes[i], Data: pickColumns(b, es, f.rows, f.cols, i, part)}
+		case mxfp4Interleaved, mxfp4Rows: // scales [rows, G], blocks [rows, G, 16]
+			g := f.cols / 32
+			var err error
+			if t, err = pickMXFP4Rows(name, b[:f.rows*g], b[f.rows*g:], f.rows, f.cols, i, part); err != nil {
 				return nil, fmt.Errorf("%s: tensor %q: %w", f.file(), f.Sources[0].Name, err)
 			}
-			out = append(out, t.Data...)
 		}
+		if j, v, bad := firstNonFinite(t); bad { // dense dtypes only
+			return nil, fmt.Errorf("%s: tensor %q: %s: element %d is %v", f.file(), f.Sources[0].Name, name, j, v)
+		}
+		out = append(out, t.Data...)
 	}
 	if len(out) != len(b) {
 		return nil, fmt.Errorf("%s: fused tensors %v: %d bytes made of %d", f.file(), f.Names, len(out), len(b))

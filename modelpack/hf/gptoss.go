@@ -235,7 +235,9 @@ func (s *Source) derive(name string, d derivedRef) (*tensor.Tensor, error) {
 		if i, v, bad := firstNonFinite(src); bad {
 			return nil, fmt.Errorf("%s: tensor %q: element %d is %v", file, d.src, i, v)
 		}
-		return everyOther(name, src, src.Shape[0], src.Shape[1], d.parity), nil
+		rows, cols := src.Shape[0], src.Shape[1]
+		data := pickColumns(src.Data, src.DType.ElemSize(), rows, cols, d.parity, 2)
+		return &tensor.Tensor{Name: name, DType: src.DType, Shape: []int{rows, cols / 2}, Data: data}, nil
 	}
 	if s.last.src != d.src || s.last.expert != d.expert {
 		s.last = rawRows{src: d.src, expert: d.expert}
@@ -258,54 +260,21 @@ func (s *Source) derive(name string, d derivedRef) (*tensor.Tensor, error) {
 		}
 	}
 	r := &s.last
+	step, first := 1, 0 // down: every row or column
+	if d.parity >= 0 {  // gate or up: every other one
+		step, first = 2, d.parity
+	}
 	if d.scales != "" {
-		// [outRows, G, 16] blocks and [outRows, G] scales; gate/up take
-		// every other row.
+		// [outRows, G, 16] blocks and [outRows, G] scales.
 		G := info.Shape[2]
-		out := len(r.scales) / G
-		step, first := 1, 0
-		if d.parity >= 0 {
-			step, first = 2, d.parity
-		}
-		n := out / step
-		bl, sc := make([]byte, 0, n*G*16), make([]byte, 0, n*G)
-		for i := first; i < out; i += step {
-			bl = append(bl, r.blocks[i*G*16:(i+1)*G*16]...)
-			sc = append(sc, r.scales[i*G:(i+1)*G]...)
-		}
-		t, err := tensor.MXFP4FromBlocks(name, n, 32*G, sc, bl)
+		t, err := pickMXFP4Rows(name, r.scales, r.blocks, len(r.scales)/G, 32*G, first, step)
 		if err != nil {
 			return nil, fmt.Errorf("%s: tensor %q: expert %d: %w", file, d.src, d.expert, err)
 		}
 		return t, nil
 	}
-	// [1, in, out] input-major: transpose, taking every other output
-	// column for gate/up.
+	// [1, in, out] input-major: transposed.
 	in, out := r.t.Shape[1], r.t.Shape[2]
-	step, first := 1, 0
-	if d.parity >= 0 {
-		step, first = 2, d.parity
-	}
-	n := out / step
 	es := r.t.DType.ElemSize()
-	data := make([]byte, n*in*es)
-	for o := range n {
-		col := first + o*step
-		for i := range in {
-			copy(data[(o*in+i)*es:(o*in+i+1)*es], r.t.Data[(i*out+col)*es:(i*out+col+1)*es])
-		}
-	}
-	return &tensor.Tensor{Name: name, DType: r.t.DType, Shape: []int{n, in}, Data: data}, nil
-}
-
-// everyOther takes columns parity, parity+2, … of a [rows, cols] tensor.
-func everyOther(name string, t *tensor.Tensor, rows, cols, parity int) *tensor.Tensor {
-	es := t.DType.ElemSize()
-	data := make([]byte, 0, rows*cols/2*es)
-	for r := range rows {
-		for c := parity; c < cols; c += 2 {
-			data = append(data, t.Data[(r*cols+c)*es:(r*cols+c+1)*es]...)
-		}
-	}
-	return &tensor.Tensor{Name: name, DType: t.DType, Shape: []int{rows, cols / 2}, Data: data}
+	return &tensor.Tensor{Name: name, DType: r.t.DType, Shape: []int{out / step, in}, Data: transposeColumns(r.t.Data, es, in, out, first, step)}, nil
 }
