@@ -103,14 +103,12 @@ func (s *stream) materialize(b *buffer) {
 			i++
 			continue
 		}
-		s.pend = append(s.pend[:i], s.pend[i+1:]...)
+		s.pend = slices.Delete(s.pend, i, i+1)
 		if p.submits != s.submits || s.err != nil {
 			continue
 		}
 		at := min(p.at, len(s.ops))
-		s.ops = append(s.ops, dispatch{})
-		copy(s.ops[at+1:], s.ops[at:])
-		s.ops[at] = p.d
+		s.ops = slices.Insert(s.ops, at, p.d)
 		s.byFile[p.file]++
 		for j := range s.pend {
 			if s.pend[j].at >= at {
