@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -39,7 +40,10 @@ import (
 // engine routed to (from its routing trace), each once; a revision that
 // moved is refused, as are a missing repository and one with only .bin
 // weights, each in one line naming the repository and file; connections
-// cut mid-range are resumed.
+// cut mid-range are resumed. For every family synth writes (gpt-oss with
+// bf16 and with MXFP4 experts), `mode run -m hf:` generates the ids
+// `mode run` does on the same directory, which are those the in-process
+// engine traceLocal runs generates (TestBrowserHF's reference).
 func TestHFNative(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -68,6 +72,12 @@ func TestHFNative(t *testing.T) {
 		os.WriteFile(filepath.Join(bin, f), b, 0o644)
 	}
 	os.WriteFile(filepath.Join(bin, "pytorch_model.bin"), bytes.Repeat([]byte{1}, 4096), 0o644)
+	families := hfFamilies()
+	for _, f := range families {
+		if err := synth.Write(filepath.Join(hub, "test", f.repo), f.options()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	logFile := filepath.Join(tmp, "requests.log")
 	base := startServer(t, server, "--addr", "127.0.0.1:0", "--web", filepath.Join(tmp, "noweb"), "--hf", hub, "--log", logFile, "--faults")
 	endpoint := base + "hf"
@@ -157,6 +167,25 @@ func TestHFNative(t *testing.T) {
 	t.Logf("%d answers cut at 20000 bytes, resumed", cuts)
 	inject(t, base, "")
 
+	for _, f := range families {
+		t.Run(f.repo, func(t *testing.T) {
+			local := filepath.Join(hub, "test", f.repo)
+			got, e, err := run("-m", "hf:test/"+f.repo, "--hf-endpoint", endpoint)
+			if err != nil {
+				t.Fatalf("mode run hf: %v\n%s", err, e)
+			}
+			want, e, err := run("-m", local, "--quant", "q4_0")
+			if err != nil {
+				t.Fatalf("mode run %s: %v\n%s", local, err, e)
+			}
+			_, in := traceLocal(t, local, prompt, n)
+			if len(got) == 0 || !slices.Equal(got, want) || !slices.Equal(want, in) {
+				t.Errorf("hf: generated %v, the local directory at q4_0 %v, in process %v", got, want, in)
+			}
+			t.Logf("ids %v", got)
+		})
+	}
+
 	// a pinned commit loads; once the repository changes, it is gone
 	commit := commitOf(t, logFile)
 	if ids, e, err := run("-m", "hf:test/olmoe-tiny@"+commit, "--hf-endpoint", endpoint); err != nil || !slices.Equal(ids, got) {
@@ -177,6 +206,32 @@ func TestHFNative(t *testing.T) {
 }
 
 const manifestIndex = "model.safetensors.index.json"
+
+// hfFamily is a synthesized repository of one family: two bf16
+// safetensors files and the index, as real sharded checkpoints are.
+type hfFamily struct {
+	repo, arch string
+	mxfp4      bool // gpt_oss's experts as OpenAI releases them
+}
+
+func (f hfFamily) options() synth.Options {
+	o := synth.Default(f.arch)
+	o.DType, o.Files, o.MXFP4 = tensor.BF16, 2, f.mxfp4
+	return o
+}
+
+// hfFamilies is every family synth writes, gpt_oss in both expert layouts.
+func hfFamilies() []hfFamily {
+	var out []hfFamily
+	for _, a := range synth.Arches() {
+		if a == "gpt_oss" {
+			out = append(out, hfFamily{"gpt-oss-bf16", a, false}, hfFamily{"gpt-oss-mxfp4", a, true})
+			continue
+		}
+		out = append(out, hfFamily{strings.ReplaceAll(a, "_", "-"), a, false})
+	}
+	return out
+}
 
 // traceLocal runs the directory at q4_0 in process and returns the routed
 // (layer, expert) pairs and the ids.
@@ -232,6 +287,13 @@ func expectedRequests(t *testing.T, dir string, routed map[[2]int]bool) []string
 	if err != nil {
 		t.Fatal(err)
 	}
+	return expectedFrom(t, dir, m, routed)
+}
+
+// expectedFrom is expectedRequests from the manifest m whose pieces point
+// into dir's files (by name, or by URLs ending in their names).
+func expectedFrom(t *testing.T, dir string, m *manifest.Manifest, routed map[[2]int]bool) []string {
+	t.Helper()
 	var out []string
 	files, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
 	for _, f := range files {
@@ -259,7 +321,7 @@ func expectedRequests(t *testing.T, dir string, routed map[[2]int]bool) []string
 			runs = append(runs, p)
 		}
 		for _, r := range runs {
-			out = append(out, fmt.Sprintf("%s bytes=%d-%d", r.File, r.Offset, r.Offset+r.Length-1))
+			out = append(out, fmt.Sprintf("%s bytes=%d-%d", path.Base(r.File), r.Offset, r.Offset+r.Length-1))
 		}
 	}
 	slices.Sort(out)
@@ -285,28 +347,33 @@ func commitOf(t *testing.T, logFile string) string {
 // the same directory at the same quantisation, fetching only the small
 // JSON files, the header ranges, the always-used tensors and the routed
 // experts (from the native routing trace); a reload takes the weights
-// from Cache Storage (only the headers are read again), and a new commit
-// fetches them again. A range answered once cut short, or once from
-// another version of the file (altered bytes under another ETag than its
-// header came with), is fetched again and the ids do not change; a range
-// that stays altered fails the request with an error naming the file and
-// the tensors.
+// from Cache Storage (only the small files and the headers are read
+// again), and a new commit fetches them again. The same holds for
+// gpt-oss in both expert layouts (bf16 input-major with gate and up
+// interleaved, and MXFP4), whose experts are rearranged in the worker.
+// For olmoe-tiny, a range answered once cut short, or once from another
+// version of the file (altered bytes under another ETag than its header
+// came with), is fetched again and the ids do not change; a range that
+// stays altered fails the request with an error naming the file and the
+// tensors.
 func TestBrowserHF(t *testing.T) {
 	chromium := findChromium(t)
 	rb := buildRuntime(t)
 	hub := filepath.Join(rb.tmp, "hub")
-	dir := filepath.Join(hub, "test", "olmoe-tiny")
-	o := synth.Default("olmoe")
-	o.DType, o.Files, o.FFN, o.Experts, o.TopK, o.Layers = tensor.BF16, 2, 64, 16, 2, 3
-	if err := synth.Write(dir, o); err != nil {
-		t.Fatal(err)
+	repos := []hfFamily{{"olmoe-tiny", "olmoe", false}, {"gpt-oss-bf16", "gpt_oss", false}, {"gpt-oss-mxfp4", "gpt_oss", true}}
+	for _, r := range repos {
+		o := r.options()
+		// more experts than the 8 tokens route to, so that lazy fetching shows
+		o.FFN, o.Experts, o.TopK, o.Layers = 64, 16, 2, 3
+		if err := synth.Write(filepath.Join(hub, "test", r.repo), o); err != nil {
+			t.Fatal(err)
+		}
 	}
 	logFile := filepath.Join(rb.tmp, "requests.log")
 	base := startServer(t, rb.server, "--addr", "127.0.0.1:0", "--web", filepath.Join(rb.root, "web"),
 		"--wasm", rb.wasm, "--hf", hub, "--log", logFile, "--faults")
 	br := openBrowser(t, chromium, base+"index.html")
 	const prompt, n = "the cat sat on the mat", 8
-	routed, want := traceLocal(t, dir, prompt, n)
 	type result = hfResult
 	visitCache := func(model, cache string) result {
 		return eval[result](t, br, fmt.Sprintf(`(async () => {
@@ -324,62 +391,115 @@ func TestBrowserHF(t *testing.T) {
 	}
 	visit := func(model string) result { return visitCache(model, "cache-storage") }
 	log := &requestLog{path: logFile}
-	// cdnSince lists the ranges fetched after the first mark log lines.
-	cdnSince := func(mark int) []string {
-		var cdn []string
+	// since lists the ranges fetched from the CDN and the files read
+	// whole through the resolve URL of repo after the first mark log
+	// lines, and complains of any other request for repo's files.
+	since := func(t *testing.T, mark int, repo string) (cdn, small []string) {
+		resolve := "/hf/test/" + repo + "/resolve/"
+		redirects := 0
 		for _, ln := range log.lines(t)[mark:] {
-			if strings.HasPrefix(ln.Path, "/hf-cdn/") {
-				cdn = append(cdn, filepath.Base(ln.Path)+" "+ln.Range)
+			file := filepath.Base(ln.Path)
+			switch {
+			case strings.HasPrefix(ln.Path, "/hf-cdn/") && ln.Status == 206:
+				cdn = append(cdn, file+" "+ln.Range)
+			case strings.HasPrefix(ln.Path, resolve) && ln.Status == 302 && strings.HasSuffix(file, ".safetensors"):
+				redirects++
+			case strings.HasPrefix(ln.Path, resolve) && ln.Status == 200 && ln.Range == "":
+				small = append(small, file)
+			case strings.HasPrefix(ln.Path, resolve) && ln.Status == 404 && file == "chat_template.jinja":
+				// asked for; these repositories have their template in tokenizer_config.json
+			case strings.HasPrefix(ln.Path, "/hf"):
+				t.Errorf("unexpected request %+v", ln)
 			}
 		}
+		if redirects != len(cdn) {
+			t.Errorf("%d resolve redirects for %d ranges", redirects, len(cdn))
+		}
 		slices.Sort(cdn)
-		return cdn
+		slices.Sort(small)
+		return cdn, small
 	}
-	expected := expectedRequests(t, dir, routed)
-	var headers []string
-	for _, e := range expected {
-		if strings.Contains(e, " bytes=0-7") || strings.Contains(e, " bytes=8-") { // no weight starts at byte 8: the header is there
-			headers = append(headers, e)
-		}
-	}
-	for _, v := range []struct {
-		name   string
-		edit   func()
-		want   []string
-		reload bool // converted shards and experts come from storage
-	}{
-		{"first visit", nil, expected, false},
-		{"reload", nil, headers, true},
-		{"new revision", func() {
-			p := filepath.Join(dir, "generation_config.json")
-			b, _ := os.ReadFile(p)
-			os.WriteFile(p, bytes.Replace(b, []byte("{"), []byte(`{"comment": "revision 2", `), 1), 0o644)
-		}, expected, false},
-	} {
-		if v.edit != nil {
-			v.edit()
-		}
-		mark := log.len(t)
-		got := visit("hf:test/olmoe-tiny")
-		if got.Error != "" || !slices.Equal(got.IDs, want) {
-			t.Fatalf("%s: browser %v %s, native %v", v.name, got.IDs, got.Error, want)
-		}
-		if cdn := cdnSince(mark); !slices.Equal(cdn, v.want) {
-			t.Errorf("%s: ranges fetched:\n%s\nwant:\n%s", v.name, strings.Join(cdn, "\n"), strings.Join(v.want, "\n"))
-		}
-		// A reload converts nothing: every shard comes converted from
-		// storage, and the Experts panel shows the routed ones cached.
-		if v.reload && (got.Conversions != 0 || got.ConvertedFromCache == 0 || got.CachedExperts != len(routed)) ||
-			!v.reload && (got.Conversions == 0 || got.ConvertedFromCache != 0) {
-			t.Errorf("%s: %d tensors converted, %d shards converted from storage, %d experts shown cached (%d routed)",
-				v.name, got.Conversions, got.ConvertedFromCache, got.CachedExperts, len(routed))
-		}
+	smallFiles := []string{"config.json", "generation_config.json", manifestIndex, "tokenizer.json", "tokenizer_config.json"}
+	var faultWant []int
+	var faultExpected, faultHeaders []string
+	for _, r := range repos {
+		t.Run(r.repo, func(t *testing.T) {
+			dir := filepath.Join(hub, "test", r.repo)
+			model := "hf:test/" + r.repo
+			routed, want := traceLocal(t, dir, prompt, n)
+			if len(routed) >= 3*16 {
+				t.Fatalf("every expert was routed to (%d); the test shows nothing about lazy fetching", len(routed))
+			}
+			var expected []string
+			if r.arch == "gpt_oss" {
+				// modelpack index refuses gpt-oss (its fused experts are
+				// rearranged on arrival): the ranges are those of the
+				// manifest hfrepo.Index builds, whose tensors
+				// hfrepo.TestOpenGptOss checks against the whole-file reader.
+				repo, err := hfrepo.Index(context.Background(), hfrepo.Location{Repo: "test/" + r.repo, Revision: "main"}, hfrepo.Options{Endpoint: base + "hf"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				expected = expectedFrom(t, dir, repo.Manifest, routed)
+			} else {
+				expected = expectedRequests(t, dir, routed)
+			}
+			var headers []string
+			for _, e := range expected {
+				if strings.Contains(e, " bytes=0-7") || strings.Contains(e, " bytes=8-") { // no weight starts at byte 8: the header is there
+					headers = append(headers, e)
+				}
+			}
+			for _, v := range []struct {
+				name   string
+				edit   func()
+				want   []string
+				reload bool // converted shards and experts come from storage
+			}{
+				{"first visit", nil, expected, false},
+				{"reload", nil, headers, true},
+				{"new revision", func() {
+					p := filepath.Join(dir, "generation_config.json")
+					b, _ := os.ReadFile(p)
+					os.WriteFile(p, bytes.Replace(b, []byte("{"), []byte(`{"comment": "revision 2", `), 1), 0o644)
+				}, expected, false},
+			} {
+				if v.edit != nil {
+					v.edit()
+				}
+				mark := log.len(t)
+				got := visit(model)
+				if got.Error != "" || !slices.Equal(got.IDs, want) {
+					t.Fatalf("%s: browser %v %s, native %v", v.name, got.IDs, got.Error, want)
+				}
+				cdn, small := since(t, mark, r.repo)
+				if !slices.Equal(cdn, v.want) {
+					t.Errorf("%s: ranges fetched:\n%s\nwant:\n%s", v.name, strings.Join(cdn, "\n"), strings.Join(v.want, "\n"))
+				}
+				if !slices.Equal(small, smallFiles) {
+					t.Errorf("%s: files read whole: %v, want %v", v.name, small, smallFiles)
+				}
+				// A reload converts nothing: every shard comes converted from
+				// storage, and the Experts panel shows the routed ones cached.
+				if v.reload && (got.Conversions != 0 || got.ConvertedFromCache == 0 || got.CachedExperts != len(routed)) ||
+					!v.reload && (got.Conversions == 0 || got.ConvertedFromCache != 0) {
+					t.Errorf("%s: %d tensors converted, %d shards converted from storage, %d experts shown cached (%d routed)",
+						v.name, got.Conversions, got.ConvertedFromCache, got.CachedExperts, len(routed))
+				}
+			}
+			if r.repo == "olmoe-tiny" {
+				faultWant, faultExpected, faultHeaders = want, expected, headers
+			}
+			t.Logf("browser ids %v from %d ranged requests (%d experts routed), %d on reload", want, len(expected), len(routed), len(headers))
+		})
 	}
 	if r := visit("hf:test/nothere"); r.Error == "" || !strings.Contains(r.Error, "hf:test/nothere") || !strings.Contains(r.Error, "config.json") {
 		t.Errorf("a missing repository: %+v", r)
 	}
-	checkRangeFaults(t, base, dir, log, func() result { return visitCache("hf:test/olmoe-tiny", "none") }, headers, expected, want)
-	t.Logf("browser ids %v from %d ranged requests, %d on reload", want, len(expected), len(headers))
+	if faultWant == nil {
+		t.Fatal("olmoe-tiny failed: no range faults checked")
+	}
+	checkRangeFaults(t, base, filepath.Join(hub, "test", "olmoe-tiny"), log, func() result { return visitCache("hf:test/olmoe-tiny", "none") }, faultHeaders, faultExpected, faultWant)
 }
 
 // checkRangeFaults injects faults on one weight range (not a header read)
