@@ -14,7 +14,7 @@ import (
 // fetching its shard from a pack: one per entry of the config's
 // ExpertSpec(layer, expert), in that order (gate, up, down for a plain
 // expert). LoadExpert gives up when ctx ends, with an error that wraps
-// ctx's.
+// ctx's. The engine calls it for several experts of a layer at once.
 type ExpertSource interface {
 	LoadExpert(ctx context.Context, layer, expert int) ([]*tensor.Tensor, error)
 }
@@ -102,14 +102,24 @@ type expertCache struct {
 	inFlight map[expertKey]bool // needed by the layer being computed: never evicted
 }
 
+// expertFetchWindow is how many of a layer's missing experts ensure loads
+// from the source at once. Each load is one or more requests to the
+// network (a pack's shards, an hf: repository's ranges), which one after
+// another would cost a round trip each; the window bounds the experts
+// held on the host, fetched but not yet uploaded.
+const expertFetchWindow = 4
+
 // ensure makes every expert in need resident on the backend, loading misses
-// from the source and evicting cold experts beyond the budget.
+// from the source (up to expertFetchWindow at once, uploaded in need's
+// order) and evicting cold experts beyond the budget.
 func (e *Engine) ensure(ctx context.Context, l int, need []int) error {
 	c := &e.cache
 	clear(c.inFlight)
 	for _, x := range need {
 		c.inFlight[expertKey{l, x}] = true
 	}
+	loads := e.startLoads(ctx, l, need)
+	defer loads.stop()
 	for _, x := range need {
 		k := expertKey{l, x}
 		c.clock++
@@ -121,7 +131,7 @@ func (e *Engine) ensure(ctx context.Context, l int, need []int) error {
 		}
 		e.stats.ExpertMisses++
 		e.layerMisses[l]++
-		ts, err := e.experts.LoadExpert(ctx, l, x)
+		ts, err := loads.wait(x)
 		if err != nil {
 			return err
 		}
@@ -146,6 +156,74 @@ func (e *Engine) ensure(ctx context.Context, l int, need []int) error {
 	e.stats.ExpertsResident = len(c.size)
 	e.stats.ExpertBytesResident = c.bytes
 	return nil
+}
+
+// expertLoads are the loads ensure runs for one layer's misses, started
+// in their order, at most expertFetchWindow ahead of the one waited for.
+type expertLoads struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	src     ExpertSource
+	layer   int
+	misses  []int       // the experts to load, in order
+	at      map[int]int // expert → index in misses
+	started int
+	done    []chan struct{}
+	ts      [][]*tensor.Tensor
+	errs    []error
+}
+
+// startLoads starts loading the experts of need that are not resident.
+// A single miss is loaded by wait itself, with no goroutine.
+func (e *Engine) startLoads(ctx context.Context, l int, need []int) *expertLoads {
+	ctx, cancel := context.WithCancel(ctx)
+	ls := &expertLoads{ctx: ctx, cancel: cancel, src: e.experts, layer: l, at: map[int]int{}}
+	for _, x := range need {
+		if _, dup := ls.at[x]; !dup && e.layers[l].ffn.Experts[x] == nil {
+			ls.at[x] = len(ls.misses)
+			ls.misses = append(ls.misses, x)
+		}
+	}
+	ls.done = make([]chan struct{}, len(ls.misses))
+	ls.ts, ls.errs = make([][]*tensor.Tensor, len(ls.misses)), make([]error, len(ls.misses))
+	if len(ls.misses) > 1 {
+		ls.startUpTo(expertFetchWindow)
+	}
+	return ls
+}
+
+func (ls *expertLoads) startUpTo(n int) {
+	for ; ls.started < min(n, len(ls.misses)); ls.started++ {
+		i := ls.started
+		ls.done[i] = make(chan struct{})
+		go func() {
+			defer close(ls.done[i])
+			ls.ts[i], ls.errs[i] = ls.src.LoadExpert(ls.ctx, ls.layer, ls.misses[i])
+		}()
+	}
+}
+
+// wait returns expert x's tensors, keeping the window of loads after it
+// going. An expert ensure did not count as missing is loaded directly.
+func (ls *expertLoads) wait(x int) ([]*tensor.Tensor, error) {
+	i, ok := ls.at[x]
+	if !ok || len(ls.misses) == 1 {
+		return ls.src.LoadExpert(ls.ctx, ls.layer, x)
+	}
+	ls.startUpTo(i + expertFetchWindow)
+	<-ls.done[i]
+	ts, err := ls.ts[i], ls.errs[i]
+	ls.ts[i] = nil // uploaded next: the host copy is not kept here
+	return ts, err
+}
+
+// stop cancels the loads still running (after an error) and waits for
+// them, so that none outlives ensure.
+func (ls *expertLoads) stop() {
+	ls.cancel()
+	for i := range ls.started {
+		<-ls.done[i]
+	}
 }
 
 func (c *expertCache) weightBytes(ts ...*tensor.Tensor) int64 {

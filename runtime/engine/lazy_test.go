@@ -3,15 +3,19 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/moderuntime/mode/internal/testmodel"
 	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/routing"
+	"github.com/moderuntime/mode/runtime/tensor"
 )
 
 type pair struct{ layer, expert int }
@@ -196,5 +200,107 @@ func TestExpertMap(t *testing.T) {
 	}
 	if em.HitRate[0] <= 0 || em.HitRate[0] >= 1 {
 		t.Errorf("layer 0 hit rate %v after repeated tokens", em.HitRate[0])
+	}
+}
+
+// slowSource serves a model's experts after a delay, counting how many
+// loads run at once, and fails the experts in fail.
+type slowSource struct {
+	m     *model.Model
+	delay time.Duration
+	fail  map[pair]bool
+
+	mu              sync.Mutex
+	running, most   int
+	loads, canceled int
+}
+
+func (s *slowSource) LoadExpert(ctx context.Context, l, x int) ([]*tensor.Tensor, error) {
+	s.mu.Lock()
+	s.running++
+	s.most = max(s.most, s.running)
+	s.loads++
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); s.running--; s.mu.Unlock() }()
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		s.mu.Lock()
+		s.canceled++
+		s.mu.Unlock()
+		return nil, ctx.Err()
+	}
+	if s.fail[pair{l, x}] {
+		return nil, fmt.Errorf("expert %d of layer %d: no such shard", x, l)
+	}
+	var ts []*tensor.Tensor
+	for _, sp := range s.m.Config.ExpertSpec(l, x) {
+		ts = append(ts, s.m.Weights[sp.Name])
+	}
+	return ts, nil
+}
+
+// TestLazyLoadsTogether: a layer's missing experts are loaded from the
+// source several at once (at most 4) and the tokens do not change; when
+// one fails, the error names it and no load outlives Generate.
+func TestLazyLoadsTogether(t *testing.T) {
+	cfg := family("olmoe", false)
+	m := testmodel.Random(cfg, 3)
+	prompt := []int{0, 9, 4, 17, 42, 3}
+	gen := func(o engine.Options) ([]int, error) {
+		e, err := engine.New(cpu.New(cpu.Options{}), m, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int
+		_, err = e.Generate(context.Background(), prompt, engine.GenerateOptions{MaxTokens: 4, Stop: []int{}},
+			func(id int) error { out = append(out, id); return nil })
+		return out, err
+	}
+	want, err := gen(engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &slowSource{m: m, delay: 20 * time.Millisecond}
+	got, err := gen(engine.Options{Experts: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("loading together: tokens %v, eager %v", got, want)
+	}
+	if src.most < 2 || src.most > 4 {
+		t.Errorf("at most %d loads ran at once (%d in all), want 2 to 4", src.most, src.loads)
+	}
+	t.Logf("%d loads, at most %d at once", src.loads, src.most)
+
+	// the prefill routes layer 0's tokens to several experts: fail one
+	var first []int
+	e, err := engine.New(cpu.New(cpu.Options{}), m, engine.Options{LazyExperts: true, Trace: func(l, _ int, r [][]routing.Choice) {
+		for _, cs := range r {
+			for _, c := range cs {
+				if l == 0 && !slices.Contains(first, c.Expert) {
+					first = append(first, c.Expert)
+				}
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Forward(context.Background(), prompt); err != nil {
+		t.Fatal(err)
+	}
+	if len(first) < 3 {
+		t.Fatalf("the prefill routes layer 0 to %v: too few to fail one among others", first)
+	}
+	bad := &slowSource{m: m, delay: 20 * time.Millisecond, fail: map[pair]bool{{0, first[1]}: true}}
+	if _, err := gen(engine.Options{Experts: bad}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("expert %d of layer 0", first[1])) {
+		t.Errorf("a failing expert: %v", err)
+	}
+	bad.mu.Lock()
+	defer bad.mu.Unlock()
+	if bad.running != 0 {
+		t.Errorf("%d loads still running after Generate returned", bad.running)
 	}
 }
