@@ -229,3 +229,118 @@ func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestSessionHFStorageBudget: an hf: model's converted shards are kept
+// under storageBudgetMB like a pack's: with room for the up-front shards
+// and three experts, a visit keeps those and skips the rest (the output
+// unchanged), the next visit fetches only the skipped experts, and a
+// prompt routed elsewhere evicts the earlier visit's experts, never going
+// over the budget.
+func TestSessionHFStorageBudget(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "m")
+	o := synth.Default("olmoe")
+	o.DType, o.Files, o.FFN, o.Experts, o.Layers = tensor.BF16, 2, 64, 16, 3
+	if err := synth.Write(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	commit := strings.Repeat("c", 40)
+	var mu sync.Mutex
+	weightReads := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, "/test/m/resolve/")
+		if ok {
+			_, name, ok = strings.Cut(name, "/")
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if !ok || err != nil || strings.Contains(name, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		if rg := r.Header.Get("Range"); strings.HasSuffix(name, ".safetensors") && !strings.HasPrefix(rg, "bytes=0-7") &&
+			rg != "bytes=8-"+itoa(7+int64(binary.LittleEndian.Uint64(b))) {
+			mu.Lock()
+			weightReads++
+			mu.Unlock()
+		}
+		w.Header().Set("X-Repo-Commit", commit)
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+	}))
+	defer srv.Close()
+	type visitResult struct {
+		ids   []int
+		st    stats
+		reads int
+	}
+	visit := func(name string, store blobStore, budgetMB float64, prompt string) visitResult {
+		t.Helper()
+		mu.Lock()
+		before := weightReads
+		mu.Unlock()
+		s := newSession(env{store: store})
+		defer s.unload()
+		if _, e, _, _ := call(s, "load", loadParams{Model: "hf:test/m", HFEndpoint: srv.URL, StorageBudgetMB: budgetMB}); e != nil {
+			t.Fatalf("%s: load: %+v", name, e)
+		}
+		res, e, _, _ := call(s, "complete", map[string]any{"prompt": prompt, "temperature": 0, "max_tokens": 6, "return_token_ids": true})
+		if e != nil {
+			t.Fatalf("%s: complete: %+v", name, e)
+		}
+		var c chatsession.Completion
+		if err := json.Unmarshal(res, &c); err != nil {
+			t.Fatal(err)
+		}
+		var r visitResult
+		raw, _, _, _ := call(s, "stats", nil)
+		if err := json.Unmarshal(raw, &r.st); err != nil {
+			t.Fatal(err)
+		}
+		r.ids = c.Choices[0].TokenIDs
+		mu.Lock()
+		r.reads = weightReads - before
+		mu.Unlock()
+		return r
+	}
+	cached := func(r visitResult) int { return len(slices.Concat(r.st.ExpertMap.Cached...)) }
+	// Unlimited, two prompts routed to different numbers of experts give
+	// the size of an expert's entry and of the up-front ones (every
+	// expert of this model is the same size).
+	const p1, p2 = "the cat", "a dog ran to the park and then home"
+	all1 := visit("unlimited, prompt 1", &delStore{m: map[string][]byte{}}, 0, p1)
+	all2 := visit("unlimited, prompt 2", &delStore{m: map[string][]byte{}}, 0, p2)
+	k1, k2 := cached(all1), cached(all2)
+	if k1 == k2 || k1 <= 4 || k1 >= o.Layers*o.Experts {
+		t.Fatalf("prompts routed to %d and %d experts: cannot size the entries (want two different counts, the first above 4 and below all)", k1, k2)
+	}
+	expert := (all1.st.StorageBytes - all2.st.StorageBytes) / int64(k1-k2)
+	up := all1.st.StorageBytes - int64(k1)*expert
+	const room = 3
+	limit := up + room*expert + expert/2
+	budgetMB := float64(limit) / (1 << 20)
+	t.Logf("entries: %d bytes up front, %d per expert; prompts route to %d and %d experts; budget %d bytes", up, expert, k1, k2, limit)
+
+	store := &delStore{m: map[string][]byte{}}
+	first := visit("first visit", store, budgetMB, p1)
+	if !slices.Equal(first.ids, all1.ids) {
+		t.Errorf("first visit under the budget generated %v, unlimited %v", first.ids, all1.ids)
+	}
+	if first.st.StorageSkipped != k1-room || first.st.StorageBytes > limit || cached(first) != room {
+		t.Errorf("first visit: %d skipped, %d experts kept, %d bytes stored; want %d skipped, %d kept, at most %d bytes",
+			first.st.StorageSkipped, cached(first), first.st.StorageBytes, k1-room, room, limit)
+	}
+	again := visit("second visit", store, budgetMB, p1)
+	if !slices.Equal(again.ids, all1.ids) {
+		t.Errorf("second visit generated %v, want %v", again.ids, all1.ids)
+	}
+	// one range per expert: olmoe's gate, up and down lie one after another
+	if again.reads != k1-room || again.st.StorageEvictions != 0 || again.st.Conversions == 0 {
+		t.Errorf("second visit: %d weight ranges fetched, %d evictions, %d conversions; want the %d skipped experts' ranges, none evicted, those converted",
+			again.reads, again.st.StorageEvictions, again.st.Conversions, k1-room)
+	}
+	other := visit("another prompt", store, budgetMB, p2)
+	if !slices.Equal(other.ids, all2.ids) {
+		t.Errorf("another prompt generated %v, unlimited %v", other.ids, all2.ids)
+	}
+	if other.st.StorageEvictions == 0 || other.st.StorageBytes > limit {
+		t.Errorf("another prompt: %d evictions, %d bytes stored; want evictions, at most %d bytes", other.st.StorageEvictions, other.st.StorageBytes, limit)
+	}
+}
