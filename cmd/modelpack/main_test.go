@@ -19,7 +19,7 @@ func runMP(args ...string) (int, string, string) {
 // and verify's exit status reports a corrupted shard.
 func TestPipeline(t *testing.T) {
 	d := t.TempDir()
-	src, p := filepath.Join(d, "src"), filepath.Join(d, "pack")
+	src, p, src2 := filepath.Join(d, "src"), filepath.Join(d, "pack"), filepath.Join(d, "src2")
 	steps := [][]string{
 		{"synth", "--arch", "mode", "--expert-widths", "32,96,64,16", "--seed", "3", "-o", src},
 		{"import", src, "-o", p, "--quant", "q4_0", "--stats"},
@@ -31,6 +31,10 @@ func TestPipeline(t *testing.T) {
 		{"inspect", p},
 		{"index", src, "-o", filepath.Join(src, "manifest.json")},
 		{"verify", filepath.Join(src, "manifest.json")},
+		// a sharded bf16 checkpoint, as hf: tests serve them
+		{"synth", "--arch", "olmoe", "--dtype", "bf16", "--files", "2", "-o", src2},
+		{"index", src2, "-o", filepath.Join(src2, "manifest.json")},
+		{"verify", filepath.Join(src2, "manifest.json")},
 	}
 	for _, s := range steps {
 		if code, out, errOut := runMP(s...); code != 0 {
@@ -50,6 +54,9 @@ func TestPipeline(t *testing.T) {
 		} else if slices.Contains(s, "--stats") && !strings.Contains(out, "peak RSS") {
 			t.Errorf("import --stats output: %s", out)
 		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(src2, "model-0000?-of-00002.safetensors")); len(files) != 2 {
+		t.Errorf("synth --files 2 wrote %v", files)
 	}
 	shards, _ := filepath.Glob(filepath.Join(p, "shards", "*"))
 	var victim string
