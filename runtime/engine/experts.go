@@ -165,25 +165,28 @@ type expertLoads struct {
 	cancel  context.CancelFunc
 	src     ExpertSource
 	layer   int
-	misses  []int       // the experts to load, in order
-	at      map[int]int // expert → index in misses
+	misses  []int // the experts to load, in order
 	started int
 	done    []chan struct{}
 	ts      [][]*tensor.Tensor
 	errs    []error
 }
 
-// startLoads starts loading the experts of need that are not resident.
-// A single miss is loaded by wait itself, with no goroutine.
+// startLoads starts loading the experts of need that are not resident;
+// nil when all are (the usual decode step: nothing is allocated). A
+// single miss is loaded by wait itself, with no goroutine.
 func (e *Engine) startLoads(ctx context.Context, l int, need []int) *expertLoads {
-	ctx, cancel := context.WithCancel(ctx)
-	ls := &expertLoads{ctx: ctx, cancel: cancel, src: e.experts, layer: l, at: map[int]int{}}
+	var misses []int
 	for _, x := range need {
-		if _, dup := ls.at[x]; !dup && e.layers[l].ffn.Experts[x] == nil {
-			ls.at[x] = len(ls.misses)
-			ls.misses = append(ls.misses, x)
+		if e.layers[l].ffn.Experts[x] == nil && !slices.Contains(misses, x) {
+			misses = append(misses, x)
 		}
 	}
+	if len(misses) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	ls := &expertLoads{ctx: ctx, cancel: cancel, src: e.experts, layer: l, misses: misses}
 	ls.done = make([]chan struct{}, len(ls.misses))
 	ls.ts, ls.errs = make([][]*tensor.Tensor, len(ls.misses)), make([]error, len(ls.misses))
 	if len(ls.misses) > 1 {
@@ -206,8 +209,8 @@ func (ls *expertLoads) startUpTo(n int) {
 // wait returns expert x's tensors, keeping the window of loads after it
 // going. An expert ensure did not count as missing is loaded directly.
 func (ls *expertLoads) wait(x int) ([]*tensor.Tensor, error) {
-	i, ok := ls.at[x]
-	if !ok || len(ls.misses) == 1 {
+	i := slices.Index(ls.misses, x)
+	if i < 0 || len(ls.misses) == 1 {
 		return ls.src.LoadExpert(ls.ctx, ls.layer, x)
 	}
 	ls.startUpTo(i + expertFetchWindow)
@@ -220,6 +223,9 @@ func (ls *expertLoads) wait(x int) ([]*tensor.Tensor, error) {
 // stop cancels the loads still running (after an error) and waits for
 // them, so that none outlives ensure.
 func (ls *expertLoads) stop() {
+	if ls == nil {
+		return
+	}
 	ls.cancel()
 	for i := range ls.started {
 		<-ls.done[i]
