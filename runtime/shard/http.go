@@ -37,6 +37,15 @@ type HTTPOptions struct {
 	// like a failed read, then an error. (Weak and strong tags compare by
 	// their opaque part; an answer without an ETag is not refused.)
 	ETag func(url string) string
+	// ETagChanged, if set, is called when an answer's ETag is not the one
+	// ETag gave for url, before the answer is counted as a failure: the
+	// caller may read the file's layout again (an hf: index kept from an
+	// earlier visit names the ETag the CDN sent then, and the CDN may have
+	// moved the file since) and report whether ETag may now answer
+	// otherwise. If so, the read is tried again at once, without a retry
+	// used up; only once per read, so a caller that always says yes cannot
+	// keep it going.
+	ETagChanged func(ctx context.Context, url, got string) bool
 }
 
 // HTTPStats counts what an HTTP source did since it was made.
@@ -75,6 +84,7 @@ type HTTP struct {
 	maxWait time.Duration // a field so tests can shorten Retry-After waits
 	logf    func(format string, args ...any)
 	etag    func(url string) string // nil: no ETag is expected
+	changed func(ctx context.Context, url, got string) bool
 
 	mu    sync.Mutex
 	cache map[string]cachedBody // URL → last whole-file body with an ETag
@@ -113,6 +123,7 @@ func newHTTP(base *url.URL, o HTTPOptions) (*HTTP, error) {
 		maxWait: maxWait,
 		logf:    o.Logf,
 		etag:    o.ETag,
+		changed: o.ETagChanged,
 		cache:   map[string]cachedBody{},
 	}
 	if h.client == nil {

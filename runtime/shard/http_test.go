@@ -2,6 +2,7 @@ package shard
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -412,20 +413,29 @@ func TestDelay(t *testing.T) {
 
 // TestHTTPExpectedETag: with HTTPOptions.ETag, an answer naming another
 // version of the file is fetched again, then refused; the same tag (weak
-// or strong) or none passes.
+// or strong) or none passes. With HTTPOptions.ETagChanged, the refused
+// tag is reported once per read: when the caller then expects it, the
+// read is tried again at once and succeeds; when the caller says yes but
+// still expects the old tag, the retries follow as without it.
 func TestHTTPExpectedETag(t *testing.T) {
 	data := testData(1000, 3)
 	for _, c := range []struct {
 		name, sent, want string
 		bad              int // answers with the wrong tag before right ones; -1 all
 		err              string
+		// relearn, when set, is ETagChanged's answer; the expected tag
+		// becomes what it was told when relearn is "adopt"
+		relearn string
+		reqs    int // requests wanted, when not 1 + bad
 	}{
-		{"same", `"v1"`, `"v1"`, 0, ""},
-		{"weak and strong", `W/"v1"`, `"v1"`, 0, ""},
-		{"none sent", ``, `"v1"`, 0, ""},
-		{"none expected", `"v2"`, ``, 0, ""},
-		{"changed once", `"v2"`, `"v1"`, 1, ""},
-		{"changed", `"v2"`, `"v1"`, -1, `the answer has ETag "v2", but the file had ETag "v1" when it was indexed`},
+		{"same", `"v1"`, `"v1"`, 0, "", "", 0},
+		{"weak and strong", `W/"v1"`, `"v1"`, 0, "", "", 0},
+		{"none sent", ``, `"v1"`, 0, "", "", 0},
+		{"none expected", `"v2"`, ``, 0, "", "", 0},
+		{"changed once", `"v2"`, `"v1"`, 1, "", "", 0},
+		{"changed", `"v2"`, `"v1"`, -1, `the answer has ETag "v2", but the file had ETag "v1" when it was indexed`, "", 3},
+		{"changed, read again", `"v2"`, `"v1"`, -1, "", "adopt", 2},
+		{"changed, read again, still changed", `"v2"`, `"v1"`, -1, `the answer has ETag "v2", but the file had ETag "v1"`, "keep", 4},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -444,24 +454,43 @@ func TestHTTPExpectedETag(t *testing.T) {
 				http.ServeContent(w, r, "f", time.Time{}, bytes.NewReader(data))
 			}))
 			defer srv.Close()
-			h, err := NewHTTP(srv.URL+"/", HTTPOptions{Retries: 2, Backoff: time.Millisecond, ETag: func(string) string { return c.want }})
+			want, asked := c.want, 0
+			o := HTTPOptions{Retries: 2, Backoff: time.Millisecond, ETag: func(string) string { mu.Lock(); defer mu.Unlock(); return want }}
+			if c.relearn != "" {
+				o.ETagChanged = func(_ context.Context, u, got string) bool {
+					mu.Lock()
+					defer mu.Unlock()
+					asked++
+					if u != srv.URL+"/f" || got != c.sent {
+						t.Errorf("ETagChanged(%s, %s)", u, got)
+					}
+					if c.relearn == "adopt" {
+						want = got
+					}
+					return true
+				}
+			}
+			h, err := NewHTTP(srv.URL+"/", o)
 			if err != nil {
 				t.Fatal(err)
 			}
 			b, err := h.Read(context.Background(), "f", 100, 200)
+			if c.relearn != "" && asked != 1 {
+				t.Errorf("ETagChanged called %d times, want once", asked)
+			}
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("error %v, want %q", err, c.err)
 				}
-				if reqs != 3 {
-					t.Errorf("%d requests, want 3 (two retries)", reqs)
+				if reqs != c.reqs {
+					t.Errorf("%d requests, want %d", reqs, c.reqs)
 				}
 				return
 			}
 			if err != nil || !bytes.Equal(b, data[100:300]) {
 				t.Fatalf("%v", err)
 			}
-			if want := 1 + max(c.bad, 0); reqs != want {
+			if want := cmp.Or(c.reqs, 1+max(c.bad, 0)); reqs != want {
 				t.Errorf("%d requests, want %d", reqs, want)
 			}
 		})

@@ -14,6 +14,9 @@ type failure struct {
 	err   error
 	retry bool
 	after time.Duration // the server's Retry-After, 0 if none
+	// etag is the ETag of an answer refused for not being the expected
+	// one (HTTPOptions.ETag), "" for other failures.
+	etag string
 }
 
 func permanent(err error) *failure { return &failure{err: err} }

@@ -53,6 +53,7 @@ func (t *transfer) remaining() int64 {
 // retries are spent or ctx ends.
 func (t *transfer) run(ctx context.Context) ([]byte, error) {
 	failures, resumes := 0, 0
+	asked := false // whether HTTPOptions.ETagChanged was called
 	for {
 		before := len(t.buf)
 		body, f := t.attempt(ctx)
@@ -64,6 +65,13 @@ func (t *transfer) run(ctx context.Context) ([]byte, error) {
 		}
 		if !f.retry {
 			return nil, f.err
+		}
+		if f.etag != "" && t.h.changed != nil && !asked {
+			asked = true
+			if t.h.changed(ctx, t.url, f.etag) {
+				t.h.logf("%v; the expected ETag was read again, trying once more", f.err)
+				continue
+			}
 		}
 		if len(t.buf) > before && resumes < maxFreeResumes {
 			// Bytes arrived, so the server is up: ask for the rest at once.
@@ -227,7 +235,9 @@ func (t *transfer) unexpectedETag(resp *http.Response) *failure {
 	if want == "" || got == "" || opaqueTag(want) == opaqueTag(got) {
 		return nil
 	}
-	return temporary(fmt.Errorf("GET %s: the answer has ETag %s, but the file had ETag %s when it was indexed: its bytes changed on the server", t.url, got, want), 0)
+	f := temporary(fmt.Errorf("GET %s: the answer has ETag %s, but the file had ETag %s when it was indexed: its bytes changed on the server", t.url, got, want), 0)
+	f.etag = got
+	return f
 }
 
 // opaqueTag is an ETag without its weakness mark.
