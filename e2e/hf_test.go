@@ -328,6 +328,22 @@ func expectedFrom(t *testing.T, dir string, m *manifest.Manifest, routed map[[2]
 	return out
 }
 
+// repoCommit is the commit the requests for repo after the first mark
+// log lines name.
+func repoCommit(t *testing.T, log *requestLog, mark int, repo string) string {
+	t.Helper()
+	prefix := "/hf/test/" + repo + "/resolve/"
+	for _, ln := range log.lines(t)[mark:] {
+		if rest, ok := strings.CutPrefix(ln.Path, prefix); ok {
+			if c, _, _ := strings.Cut(rest, "/"); len(c) == 40 {
+				return c
+			}
+		}
+	}
+	t.Fatalf("no request for %s named a commit", repo)
+	return ""
+}
+
 // commitOf is the commit the first request resolved main to.
 func commitOf(t *testing.T, logFile string) string {
 	t.Helper()
@@ -346,9 +362,10 @@ func commitOf(t *testing.T, logFile string) string {
 // to q4_0 in the worker and generates the ids the native engine does on
 // the same directory at the same quantisation, fetching only the small
 // JSON files, the header ranges, the always-used tensors and the routed
-// experts (from the native routing trace); a reload takes the weights
-// from Cache Storage (only the small files and the headers are read
-// again), and a new commit fetches them again. The same holds for
+// experts (from the native routing trace); a reload takes the index and
+// the weights from Cache Storage: of main, with one request (config.json,
+// whose X-Repo-Commit names the commit whose index is kept), of
+// hf:ORG/REPO@COMMIT with none at all; a new commit fetches them again. The same holds for
 // gpt-oss in both expert layouts (bf16 input-major with gate and up
 // interleaved, and MXFP4), whose experts are rearranged in the worker.
 // For olmoe-tiny, a range answered once cut short, or once from another
@@ -450,34 +467,48 @@ func TestBrowserHF(t *testing.T) {
 					headers = append(headers, e)
 				}
 			}
+			commit := "" // what main resolved to on the first visit
 			for _, v := range []struct {
 				name   string
 				edit   func()
+				at     bool // the location names the commit: hf:ORG/REPO@COMMIT
 				want   []string
-				reload bool // converted shards and experts come from storage
+				small  []string // files read whole
+				reload bool     // the index, converted shards and experts come from storage
 			}{
-				{"first visit", nil, expected, false},
-				{"reload", nil, headers, true},
+				{"first visit", nil, false, expected, smallFiles, false},
+				// main is resolved (config.json's X-Repo-Commit) to the
+				// commit whose index is kept: no header is read again
+				{"reload", nil, false, nil, []string{"config.json"}, true},
+				// a location naming the commit needs no request at all
+				{"reload at the commit", nil, true, nil, nil, true},
 				{"new revision", func() {
 					p := filepath.Join(dir, "generation_config.json")
 					b, _ := os.ReadFile(p)
 					os.WriteFile(p, bytes.Replace(b, []byte("{"), []byte(`{"comment": "revision 2", `), 1), 0o644)
-				}, expected, false},
+				}, false, expected, smallFiles, false},
 			} {
 				if v.edit != nil {
 					v.edit()
 				}
 				mark := log.len(t)
-				got := visit(model)
+				m := model
+				if v.at {
+					m += "@" + commit
+				}
+				got := visit(m)
 				if got.Error != "" || !slices.Equal(got.IDs, want) {
 					t.Fatalf("%s: browser %v %s, native %v", v.name, got.IDs, got.Error, want)
+				}
+				if commit == "" {
+					commit = repoCommit(t, log, mark, r.repo)
 				}
 				cdn, small := since(t, mark, r.repo)
 				if !slices.Equal(cdn, v.want) {
 					t.Errorf("%s: ranges fetched:\n%s\nwant:\n%s", v.name, strings.Join(cdn, "\n"), strings.Join(v.want, "\n"))
 				}
-				if !slices.Equal(small, smallFiles) {
-					t.Errorf("%s: files read whole: %v, want %v", v.name, small, smallFiles)
+				if !slices.Equal(small, v.small) {
+					t.Errorf("%s: files read whole: %v, want %v", v.name, small, v.small)
 				}
 				// A reload converts nothing: every shard comes converted from
 				// storage, and the Experts panel shows the routed ones cached.
@@ -490,7 +521,7 @@ func TestBrowserHF(t *testing.T) {
 			if r.repo == "olmoe-tiny" {
 				faultWant, faultExpected, faultHeaders = want, expected, headers
 			}
-			t.Logf("browser ids %v from %d ranged requests (%d experts routed), %d on reload", want, len(expected), len(routed), len(headers))
+			t.Logf("browser ids %v from %d ranged requests (%d experts routed); none on reload", want, len(expected), len(routed))
 		})
 	}
 	if r := visit("hf:test/nothere"); r.Error == "" || !strings.Contains(r.Error, "hf:test/nothere") || !strings.Contains(r.Error, "config.json") {

@@ -71,8 +71,11 @@ type sourceStats struct {
 
 // storeOptions say how a cachingSource persists shards.
 type storeOptions struct {
-	store  blobStore // nil: no persistence
-	budget int64     // bytes; 0: a share of the quota
+	store blobStore // nil: no persistence
+	// shards, if set, is the store over store made already (it keeps the
+	// hf: index too); nil: the source makes its own.
+	shards *shardStore
+	budget int64 // bytes; 0: a share of the quota
 	// ranges keeps spans no hash covers (an hf: repository's), keyed by
 	// URL and range: only when the URLs name a commit.
 	ranges bool
@@ -117,7 +120,14 @@ func newCachingSource(src shard.Source, o storeOptions, m *manifest.Manifest, lo
 				keep[ct.sha256] = true
 			}
 		}
-		c.store = newShardStore(o.store, o.budget, o.estimate, keep, logf)
+		if o.shards != nil {
+			for k := range keep {
+				o.shards.keep[k] = true
+			}
+			c.store = o.shards
+		} else {
+			c.store = newShardStore(o.store, o.budget, o.estimate, keep, logf)
+		}
 	}
 	c.st.Start = time.Now()
 	return c

@@ -27,8 +27,10 @@ import (
 // TestSessionCachesHFRanges: an hf: model's shards are kept in the store,
 // converted to the session's formats (by default) or, with quant
 // "source", as fetched, keyed by URL (which names the commit) and range:
-// a second visit reads only the small files and the headers and converts
-// nothing, a damaged entry is fetched again, a new commit fetches the
+// a second visit of main makes one request (config.json, whose
+// X-Repo-Commit names the commit whose index is kept) and converts
+// nothing; a damaged kept index is indexed again from the network (no
+// weight fetched) and kept again; a damaged entry is fetched again, a new commit fetches the
 // weights again, and a server that does not say the commit gets nothing
 // cached. gpt-oss, whose experts are stored fused (bf16 interleaved and
 // input-major, or MXFP4), is rearranged on arrival and cached alike.
@@ -55,9 +57,11 @@ func testSessionCachesHFRanges(t *testing.T, arch string, mxfp4 bool, quant stri
 	var mu sync.Mutex
 	commit := strings.Repeat("a", 40)
 	weightReads := 0
-	noCommit := false // a mirror that does not say the commit
+	var requests []string // every request's path and range
+	noCommit := false     // a mirror that does not say the commit
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
+		requests = append(requests, strings.TrimSpace(r.URL.Path+" "+r.Header.Get("Range")))
 		c := commit
 		rest, ok := strings.CutPrefix(r.URL.Path, "/test/m/resolve/")
 		rev, name, _ := strings.Cut(rest, "/")
@@ -86,12 +90,18 @@ func testSessionCachesHFRanges(t *testing.T, arch string, mxfp4 bool, quant stri
 	store := &mapStore{m: map[string][]byte{}}
 	gen := map[string]any{"prompt": "the cat", "temperature": 0, "max_tokens": 6, "return_token_ids": true}
 	var first []int
-	var st stats // of the last visit
+	var st stats      // of the last visit
+	var seen []string // the requests of the last visit
 	visit := func(name string) int {
 		t.Helper()
 		mu.Lock()
-		before := weightReads
+		before, mark := weightReads, len(requests)
 		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			seen = slices.Clone(requests[mark:])
+			mu.Unlock()
+		}()
 		s := newSession(env{store: store})
 		defer s.unload()
 		if _, e, _, _ := call(s, "load", loadParams{Model: "hf:test/m", HFEndpoint: srv.URL, Quant: quant}); e != nil {
@@ -134,8 +144,10 @@ func testSessionCachesHFRanges(t *testing.T, arch string, mxfp4 bool, quant stri
 	if converts && (st.Conversions == 0 || st.ConvertedFromCache != 0) || !converts && (st.Conversions != 0 || st.ConvertedFromCache != 0) {
 		t.Errorf("first visit: %d conversions, %d shards converted from the store", st.Conversions, st.ConvertedFromCache)
 	}
-	if got := visit("second visit"); got != 0 {
-		t.Errorf("second visit: %d weight ranges fetched, want 0", got)
+	firstRequests := len(seen)
+	// The index is kept too: resolving main is the one request.
+	if got := visit("second visit"); got != 0 || !slices.Equal(seen, []string{"/test/m/resolve/main/config.json"}) {
+		t.Errorf("second visit: %d weight ranges fetched, requests %q; want only config.json", got, seen)
 	}
 	if st.Conversions != 0 || converts && st.ConvertedFromCache == 0 {
 		t.Errorf("second visit: %d conversions, %d shards converted from the store; want none converted", st.Conversions, st.ConvertedFromCache)
@@ -143,10 +155,30 @@ func testSessionCachesHFRanges(t *testing.T, arch string, mxfp4 bool, quant stri
 	if st.ExpertMap == nil || len(slices.Concat(st.ExpertMap.Cached...)) == 0 {
 		t.Errorf("second visit: the expert map shows no expert cached: %+v", st.ExpertMap)
 	}
+	// damage the kept index: the repository is indexed again (its small
+	// files and headers read), no weight is fetched
+	damage := func(index bool) {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		for k, b := range store.m {
+			if strings.Contains(k, "/sha256/") && len(b) > 64 && bytes.HasPrefix(b, []byte("mode hf index")) == index {
+				b[len(b)/2] ^= 1
+				return
+			}
+		}
+		t.Fatalf("no entry to damage (index %v)", index)
+	}
+	damage(true)
+	if got := visit("damaged index"); got != 0 || len(seen) != firstRequests-n {
+		t.Errorf("after damaging the kept index: %d weight ranges fetched, %d requests; want none, and the %d index reads of the first visit", got, len(seen), firstRequests-n)
+	}
+	if got := visit("index kept again"); got != 0 || len(seen) != 1 {
+		t.Errorf("after indexing again: %d weight ranges fetched, requests %q; want only config.json", got, seen)
+	}
 	// damage one stored range: it alone is fetched again
 	store.mu.Lock()
 	for k, b := range store.m {
-		if strings.Contains(k, "/sha256/") && len(b) > 64 {
+		if strings.Contains(k, "/sha256/") && len(b) > 64 && !bytes.HasPrefix(b, []byte("mode hf index")) {
 			b[len(b)/2] ^= 1
 			break
 		}

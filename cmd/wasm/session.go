@@ -251,6 +251,11 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	}()
 
 	report(progress{Phase: "manifest", ETASeconds: -1})
+	budget := int64(p.StorageBudgetMB * (1 << 20))
+	var shards *shardStore // over store, for the shards and an hf: index
+	if store != nil {
+		shards = newShardStore(store, budget, s.env.estimate, map[string]bool{}, s.env.logf)
+	}
 	var m *manifest.Manifest
 	var src shard.Source
 	var repo *hfrepo.Repo // for an hf: location
@@ -266,7 +271,12 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 				return nil, withCode("bad_request", err)
 			}
 		}
-		if repo, err = hfrepo.Index(ctx, loc, hfrepo.Options{Endpoint: p.HFEndpoint, HTTP: s.env.http, Quant: q}); err != nil {
+		ho := hfrepo.Options{Endpoint: p.HFEndpoint, HTTP: s.env.http, Quant: q}
+		if shards != nil {
+			// A reload of a commit indexed before reads none of its files.
+			ho.Keep = keptIndexes{s: shards, logf: s.env.logf}
+		}
+		if repo, err = hfrepo.Index(ctx, loc, ho); err != nil {
 			return nil, withCode("load_failed", err)
 		}
 		m = repo.Manifest
@@ -292,7 +302,7 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	// commit (under a branch name the bytes may change): converted to the
 	// session's formats when it converts, so a second visit neither
 	// fetches nor converts; else as fetched, by URL and range.
-	so := storeOptions{store: store, budget: int64(p.StorageBudgetMB * (1 << 20)), estimate: s.env.estimate}
+	so := storeOptions{store: store, shards: shards, budget: budget, estimate: s.env.estimate}
 	var conv *convertedStore
 	if repo != nil && repo.Pinned {
 		if convert != nil {

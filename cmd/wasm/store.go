@@ -131,6 +131,23 @@ func (s *shardStore) forget(sum string) {
 	}
 }
 
+// drop deletes the entry for sum, when the store can delete, and forgets
+// it.
+func (s *shardStore) drop(ctx context.Context, sum string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.b.(deleter); ok {
+		if err := d.Delete(ctx, cacheKey(sum)); err != nil {
+			s.logf("storage: deleting %s: %v", sum, err)
+		}
+	}
+	idx := s.index(ctx)
+	if idx.Entries[sum] != nil {
+		delete(idx.Entries, sum)
+		s.save(ctx)
+	}
+}
+
 // put stores b (whose hash is sum) if it fits in the budget, evicting cold
 // expert shards to make room. It reports whether b was stored.
 func (s *shardStore) put(ctx context.Context, sum string, b []byte, expert bool) (bool, error) {

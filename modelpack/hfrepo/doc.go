@@ -15,5 +15,8 @@
 // (Repo.Rearrange). With no per-tensor hash to check, each range answer must carry
 // the ETag its file's header came with (Repo.ETag), so bytes of another
 // version of a file never mix in; whole small files are checked against
-// the hub's X-Linked-Etag or git-sha1 ETag.
+// the hub's X-Linked-Etag or git-sha1 ETag. With Options.Keep the answers
+// an index was built from are kept per commit and replayed, through the
+// same checks, on the next Index of that commit: no request for a location
+// naming the commit, one (config.json, for X-Repo-Commit) for a branch.
 package hfrepo

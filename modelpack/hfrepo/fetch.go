@@ -33,18 +33,99 @@ type answer struct {
 	etag string
 }
 
-// getter reads files of one repository at one revision.
+// getter reads files of one repository at one revision, and records
+// what it read so that the index can be kept (see Keeper).
 type getter struct {
 	client *http.Client
 	base   string // ENDPOINT/ORG/REPO/resolve/REVISION/
 	tries  int
+	// replay answers requests made before: an index kept from an earlier
+	// visit, or config.json read to resolve a branch. A nil answer is a
+	// file that was not found.
+	replay map[request]*answer
+	// offline makes a request replay does not answer an error
+	// (errIncomplete) instead of a request to the server.
+	offline bool
+	log     []recorded // every answer, in order, each request once
+	logged  map[request]bool
 }
+
+// request is one read of a file: n bytes at off, or all of it (n < 0).
+type request struct {
+	file   string
+	off, n int64
+}
+
+// recorded is an answer the index was built from; a nil answer is a
+// file that was not found.
+type recorded struct {
+	request
+	a *answer
+}
+
+// errIncomplete is a request a kept index holds no answer for.
+var errIncomplete = errors.New("not in the kept index")
 
 // get reads n bytes of file at off, or the whole file (at most limit
 // bytes) when n < 0. A ranged read must be answered 206 with exactly those
 // bytes: a server that answers 200 is refused without reading its body,
-// since that would download the whole file.
+// since that would download the whole file. A replayed answer is held to
+// the same sizes as one from the network.
 func (g *getter) get(ctx context.Context, file string, off, n, limit int64) (*answer, error) {
+	k := request{file, off, n}
+	if a, ok := g.replay[k]; ok {
+		if a == nil {
+			g.note(k, nil)
+			return nil, fmt.Errorf("%w (as kept from an earlier visit)", errNotFound)
+		}
+		if err := a.fits(off, n, limit); err != nil {
+			return nil, fmt.Errorf("the answer kept from an earlier visit: %w", err)
+		}
+		g.note(k, a)
+		return a, nil
+	}
+	if g.offline {
+		return nil, fmt.Errorf("bytes %d+%d: %w", off, n, errIncomplete)
+	}
+	a, err := g.fetch(ctx, file, off, n, limit)
+	if err == nil {
+		g.note(k, a)
+	} else if errors.Is(err, errNotFound) {
+		g.note(k, nil)
+	}
+	return a, err
+}
+
+func (g *getter) note(k request, a *answer) {
+	if g.logged[k] {
+		return
+	}
+	if g.logged == nil {
+		g.logged = map[request]bool{}
+	}
+	g.logged[k] = true
+	g.log = append(g.log, recorded{k, a})
+}
+
+// fits checks a replayed answer against what a network answer to the same
+// request must be.
+func (a *answer) fits(off, n, limit int64) error {
+	size := int64(len(a.body))
+	switch {
+	case n >= 0 && size != n:
+		return fmt.Errorf("%d bytes for a range of %d", size, n)
+	case n >= 0 && a.total >= 0 && a.total < off+n:
+		return fmt.Errorf("bytes %d+%d of a %d-byte file", off, n, a.total)
+	case n < 0 && (size > limit || a.total != size):
+		return fmt.Errorf("%d bytes (file size %d), at most %d accepted", size, a.total, limit)
+	case a.linkedSize < -1 || a.total < -1:
+		return fmt.Errorf("size %d, linked size %d", a.total, a.linkedSize)
+	}
+	return nil
+}
+
+// fetch is get over the network, retried.
+func (g *getter) fetch(ctx context.Context, file string, off, n, limit int64) (*answer, error) {
 	var err error
 	for try := 0; try < max(g.tries, 1); try++ {
 		if try > 0 {

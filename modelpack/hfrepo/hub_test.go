@@ -33,6 +33,10 @@ type hub struct {
 	mu          sync.Mutex
 	files       map[string][]byte
 	ranges      []string // "FILE RANGE" of every ranged request for a file's bytes
+	requests    []string // "PATH RANGE" of every request
+	// etagSalt is added to the CDN's ETags: the files moved to other
+	// storage under the same commit.
+	etagSalt string
 	// alter, when set, may change a CDN answer to the ranged request for
 	// name: its ETag header and body (cut or altered). It returns false
 	// to answer normally.
@@ -51,6 +55,7 @@ func newHub(t *testing.T, repo string, files map[string][]byte) *hub {
 func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.requests = append(h.requests, strings.TrimSpace(r.URL.Path+" "+r.Header.Get("Range")))
 	if name, ok := strings.CutPrefix(r.URL.Path, "/cdn/"); ok {
 		b, ok := h.files[name]
 		if !ok {
@@ -62,7 +67,7 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// Like the hub's CDN: the ETag is the file's sha256.
 		sum := sha256.Sum256(b)
-		w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
+		w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:])+h.etagSalt+`"`)
 		if h.alter != nil && h.alter(name, r.Header.Get("Range"), w, b) {
 			return
 		}
@@ -104,6 +109,14 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *hub) endpoint() string { return h.srv.URL }
+
+// requestsSince returns the requests after the first n and how many
+// there are in all.
+func (h *hub) requestsSince(n int) ([]string, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.requests[n:]...), len(h.requests)
+}
 
 func (h *hub) rangesSeen() []string {
 	h.mu.Lock()

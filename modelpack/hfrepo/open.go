@@ -10,10 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/moderuntime/mode/modelpack/hf"
@@ -45,6 +45,10 @@ type Options struct {
 	HTTP shard.HTTPOptions
 	// Quant is the format weights are converted to as they load.
 	Quant Quant
+	// Keep, if set, keeps built indexes across visits (the browser's
+	// storage): a location naming a commit whose index is kept is opened
+	// with no request at all, a branch or tag with one (to resolve it).
+	Keep Keeper
 }
 
 // Repo is an indexed repository: the manifest modelpack index would write,
@@ -72,19 +76,36 @@ type Repo struct {
 	fused map[string][]fusedRegion
 	// etags holds, by URL, the ETag of the answers that carried each
 	// safetensors file's header: ranges of the file read later must carry
-	// the same (ETag), so bytes of another version never mix in.
+	// the same (ETag), so bytes of another version never mix in. A kept
+	// index's are replaced when the CDN has moved on (etagChanged).
+	mu    sync.RWMutex
 	etags map[string]string
+
+	endpoint string
+	// FromKept says the index was built from one kept by Options.Keep on
+	// an earlier visit, without reading the repository's files again.
+	FromKept bool
+	keep     *keptIndex // how the index is kept; nil: not kept
 }
 
 // ETag returns the ETag answers for url, a safetensors file of the
 // repository, must carry: the one its header came with, or "" when the
 // server sent none. It suits shard.HTTPOptions.ETag.
-func (r *Repo) ETag(url string) string { return r.etags[normalURL(url)] }
+func (r *Repo) ETag(url string) string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.etags[normalURL(url)]
+}
 
 // HTTP returns o with ETag set to r.ETag, for the source reading the
-// weights' ranges.
+// weights' ranges, and, for an index kept from an earlier visit,
+// ETagChanged set to read the headers again once when the CDN's tag is no
+// longer the kept one.
 func (r *Repo) HTTP(o shard.HTTPOptions) shard.HTTPOptions {
 	o.ETag = r.ETag
+	if r.FromKept {
+		o.ETagChanged = r.keep.etagChanged
+	}
 	return o
 }
 
@@ -154,22 +175,12 @@ func Open(ctx context.Context, loc Location, o Options) (*loader.Pack, *Repo, er
 	return pk, r, nil
 }
 
-// Index reads the repository's config, tokenizer and safetensors headers
-// and builds its manifest without reading any weight (but the few a
-// config cannot describe unless they are zero, which it checks).
-func Index(ctx context.Context, loc Location, o Options) (*Repo, error) {
-	endpoint := o.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%s: endpoint %q is not an http(s) URL", loc, endpoint)
-	}
-	client := o.HTTP.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	g := &getter{client: client, base: resolveBase(endpoint, loc.Repo, loc.Revision), tries: 3}
+// build reads the repository's config, tokenizer and safetensors headers
+// through g and builds its manifest without reading any weight (but the
+// few a config cannot describe unless they are zero, which it checks).
+// g's base is the location's revision; its answers may be replayed (a
+// kept index), and then go through the same checks.
+func build(ctx context.Context, loc Location, endpoint string, g *getter, q Quant) (*Repo, error) {
 	fail := func(file string, err error) error {
 		return fmt.Errorf("%s: %s: %w", loc, file, err)
 	}
@@ -178,10 +189,7 @@ func Index(ctx context.Context, loc Location, o Options) (*Repo, error) {
 	// cannot mix two versions.
 	cfg, err := g.get(ctx, "config.json", 0, -1, maxConfigBytes)
 	if err != nil {
-		if errors.Is(err, errNotFound) {
-			return nil, fail("config.json", fmt.Errorf("%w: check the repository id, revision and endpoint", err))
-		}
-		return nil, fail("config.json", err)
+		return nil, configError(loc, err)
 	}
 	r := &Repo{Location: loc, Commit: loc.Revision, Pinned: validCommit(loc.Revision), etags: map[string]string{}}
 	if c := cfg.commit; c != "" {
@@ -269,7 +277,7 @@ func Index(ctx context.Context, loc Location, o Options) (*Repo, error) {
 			return nil, fail(in.File, err)
 		}
 	}
-	m := &manifest.Manifest{Format: manifest.Format, Version: manifest.Version, Model: c, Quant: o.Quant.String()}
+	m := &manifest.Manifest{Format: manifest.Format, Version: manifest.Version, Model: c, Quant: q.String()}
 	if err := r.tokenizer(m); err != nil {
 		return nil, err
 	}
@@ -355,7 +363,16 @@ func Index(ctx context.Context, loc Location, o Options) (*Repo, error) {
 		return nil, fmt.Errorf("%s: %w", loc, err)
 	}
 	r.Manifest = m
+	r.endpoint = endpoint
 	return r, nil
+}
+
+// configError is the error for config.json, the first file read.
+func configError(loc Location, err error) error {
+	if errors.Is(err, errNotFound) {
+		err = fmt.Errorf("%w: check the repository id, revision and endpoint", err)
+	}
+	return fmt.Errorf("%s: config.json: %w", loc, err)
 }
 
 // weightFiles lists the safetensors files: the index's, or
