@@ -678,7 +678,12 @@ type hfResult struct {
 // backend (SwiftShader in Chromium, as TestWebGPU), generates the ids the
 // exact CPU path does natively at the same quantisation (q4_0 experts,
 // q8_0 the rest): the tensors converted in the worker upload and run on
-// the GPU like a pack's.
+// the GPU like a pack's. Quantised on load, the model fits a GPU expert
+// budget (expertBudgetMB) below the bf16 bytes of the experts the prompt
+// routes to and above the q4_0 bytes of all of them: it generates the
+// same ids with every routed expert resident and none evicted, while the
+// same budget with the experts kept at 16 bits (quant "f16", the size
+// of the checkpoint's bf16) has to evict.
 func TestWebGPUHF(t *testing.T) {
 	chromium := findChromium(t)
 	rb := buildRuntime(t)
@@ -714,4 +719,73 @@ func TestWebGPUHF(t *testing.T) {
 		t.Errorf("webgpu generated %v\n        native %v", got.IDs, want)
 	}
 	t.Logf("hf: on webgpu: %v", got.IDs)
+
+	routed, _ := traceLocalOn(t, cpu.Options{Exact: true}, dir, prompt, n)
+	all4, one16 := expertSizes(t, dir)
+	routed16 := one16 * int64(len(routed)) // every expert of this model is the same size
+	budget := (routed16 + all4) / 2
+	if routed16 <= budget || all4 > budget {
+		t.Fatalf("the routed experts are %d bytes at bf16, all experts %d at q4_0: no budget between them (%d)", routed16, all4, budget)
+	}
+	for _, c := range []struct {
+		quant string
+		fits  bool
+	}{{"", true}, {"f16", false}} {
+		got := eval[gpuVisit](t, gpu, fmt.Sprintf(`(async () => {
+			try {
+				const e = await mode.create({model: "hf:test/olmoe-tiny", hfEndpoint: "/hf", backend: "webgpu", cache: "none",
+					prefetch: false, expertBudgetMB: %v, quant: %q || undefined});
+				const r = await e.completions.create({prompt: %q, temperature: 0, max_tokens: %d, return_token_ids: true});
+				const stats = await e.stats();
+				await e.unload();
+				return {ids: r.choices[0].token_ids, backend: e.info.backend, stats};
+			} catch (err) {
+				return {code: err.code ?? "", error: String(err.message ?? err)};
+			}
+		})()`, float64(budget)/(1<<20), c.quant, prompt, n))
+		st := got.Stats
+		switch {
+		case got.Error != "":
+			t.Errorf("quant %q, budget %d bytes: %s: %s", c.quant, budget, got.Code, got.Error)
+		case got.Backend != "webgpu":
+			t.Errorf("quant %q: backend %q", c.quant, got.Backend)
+		case c.fits && (!slices.Equal(got.IDs, want) || st.ExpertEvictions != 0 || st.ExpertsResident != len(routed) || st.ExpertBytesResident > budget):
+			t.Errorf("q4_0 experts under a %d-byte budget: ids %v (native %v), %d evictions, %d experts resident (%d routed), %d bytes",
+				budget, got.IDs, want, st.ExpertEvictions, st.ExpertsResident, len(routed), st.ExpertBytesResident)
+		case !c.fits && st.ExpertEvictions == 0:
+			t.Errorf("f16 experts under a %d-byte budget: no expert evicted (%d resident, %d bytes)", budget, st.ExpertsResident, st.ExpertBytesResident)
+		}
+		t.Logf("quant %q under an expert budget of %d bytes (routed experts: %d at bf16, all experts %d at q4_0): %d experts resident, %d bytes, %d evictions",
+			c.quant, budget, routed16, all4, st.ExpertsResident, st.ExpertBytesResident, st.ExpertEvictions)
+	}
+}
+
+// expertSizes returns the bytes of all routed experts of the checkpoint
+// in dir converted to hfrepo.DefaultQuant, and of one expert as stored
+// (bf16).
+func expertSizes(t *testing.T, dir string) (all4, one16 int64) {
+	t.Helper()
+	ld, err := load.Open(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := hfrepo.DefaultQuant.Converter(ld.Model.Config)
+	for _, sp := range ld.Model.Config.Spec() {
+		if sp.Expert < 0 {
+			continue
+		}
+		w := ld.Model.Weights[sp.Name]
+		if w.DType != tensor.BF16 {
+			t.Fatalf("%s is %v, not the checkpoint's bf16", sp.Name, w.DType)
+		}
+		c, err := conv(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all4 += int64(len(c.Data))
+		if sp.Layer == 0 && sp.Expert == 0 {
+			one16 += int64(len(w.Data))
+		}
+	}
+	return all4, one16
 }

@@ -178,6 +178,10 @@ type gpuVisit struct {
 		Backend string  `json:"backend"`
 		Prefill float64 `json:"prefillTokensPerSecond"`
 		Decode  float64 `json:"decodeTokensPerSecond"`
+		// the engine's routed-expert cache, bounded by expertBudgetMB
+		ExpertsResident     int   `json:"expertsResident"`
+		ExpertBytesResident int64 `json:"expertBytesResident"`
+		ExpertEvictions     int   `json:"expertEvictions"`
 	} `json:"stats"`
 	Code  string `json:"code"`
 	Error string `json:"error"`
