@@ -129,3 +129,49 @@ func FuzzIndexHeader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzKeptIndex: whatever bytes storage hands back as a kept index, Index
+// built from them either gives a valid manifest at the commit it was
+// kept for or fails; it never panics and makes no request (the replay is
+// offline).
+func FuzzKeptIndex(f *testing.F) {
+	dir := f.TempDir()
+	o := synth.Default("olmoe")
+	o.Layers, o.Experts, o.TopK = 1, 2, 1
+	o.Dim, o.Heads, o.KVHeads, o.FFN, o.Vocab, o.MaxSeq = 8, 2, 1, 8, 300, 16
+	if err := synth.Write(dir, o); err != nil {
+		f.Fatal(err)
+	}
+	files := roundTrip{}
+	for _, n := range []string{"config.json", "tokenizer.json", "tokenizer_config.json", safetensors.SingleFile} {
+		b, err := readFile(dir, n)
+		if err != nil {
+			f.Fatal(err)
+		}
+		files[n] = b
+	}
+	kp := &mapKeeper{m: map[string][]byte{}}
+	const endpoint = "http://hub.invalid"
+	loc := Location{Repo: "test/fuzz", Revision: testCommit}
+	if _, err := Index(context.Background(), loc, Options{Endpoint: endpoint, Keep: kp, HTTP: httpOptions(&http.Client{Transport: files})}); err != nil {
+		f.Fatal(err)
+	}
+	for _, b := range kp.m {
+		f.Add(b)
+		f.Add(b[:len(b)/2])
+	}
+	f.Add([]byte(keptMagic + "\x02\x00\x00\x00[]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k := &keptIndex{keep: kp, loc: loc, endpoint: endpoint, quant: DefaultQuant, logf: t.Logf}
+		r, err := k.open(context.Background(), b, testCommit)
+		if err != nil {
+			return
+		}
+		if r.Commit != testCommit || !r.FromKept {
+			t.Fatalf("commit %s, kept %v", r.Commit, r.FromKept)
+		}
+		if err := r.Manifest.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
