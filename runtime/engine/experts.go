@@ -131,7 +131,7 @@ func (e *Engine) ensure(ctx context.Context, l int, need []int) error {
 		}
 		e.stats.ExpertMisses++
 		e.layerMisses[l]++
-		ts, err := loads.wait(x)
+		ts, err := loads.wait(ctx, e.experts, l, x)
 		if err != nil {
 			return err
 		}
@@ -207,8 +207,12 @@ func (ls *expertLoads) startUpTo(n int) {
 }
 
 // wait returns expert x's tensors, keeping the window of loads after it
-// going. An expert ensure did not count as missing is loaded directly.
-func (ls *expertLoads) wait(x int) ([]*tensor.Tensor, error) {
+// going. An expert ensure did not count as missing (ls is nil when it
+// counted none) is loaded directly from src.
+func (ls *expertLoads) wait(ctx context.Context, src ExpertSource, l, x int) ([]*tensor.Tensor, error) {
+	if ls == nil {
+		return src.LoadExpert(ctx, l, x)
+	}
 	i := slices.Index(ls.misses, x)
 	if i < 0 || len(ls.misses) == 1 {
 		return ls.src.LoadExpert(ls.ctx, ls.layer, x)
