@@ -79,6 +79,10 @@ func (b *Backend) SetPeers(ps []Peer) {
 // output is wrong without the peers' shares.
 func (b *Backend) PeerErr() error { return b.peerErr }
 
+// SplitExperts is the number of routed experts split between b and its
+// peers so far (evicted ones included).
+func (b *Backend) SplitExperts() int { return int(b.nextShare) }
+
 // peerState is the main instance's side of its peers.
 type peerState struct {
 	peers     []Peer

@@ -1,0 +1,137 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/moderuntime/mode/modelpack/synth"
+	"github.com/moderuntime/mode/runtime/tensor"
+)
+
+// TestWorkers runs the CPU path on more than one Web Worker: on the
+// devserver's cross-origin isolated page, the greedy tokens of synthetic
+// MoE packs with 2 workers (routed experts split between two mode.wasm
+// instances, cpu.Peer) equal those with 1 worker and the native engine's,
+// and experts were in fact split; the default is 2 workers there. A page
+// served without COOP/COEP (a proxy that drops them) still generates the
+// same tokens, on one worker, and says why.
+func TestWorkers(t *testing.T) {
+	chromium := findChromium(t)
+	rb := buildRuntime(t)
+	packs := filepath.Join(rb.tmp, "packs")
+	synthPack(t, rb.tmp, "mixtral", filepath.Join(packs, "mixtral-q4_0"), nil, tensor.Q4_0)
+	// a shared expert beside the split routed ones
+	synthPack(t, rb.tmp, "qwen2_moe", filepath.Join(packs, "qwen2moe-q8_0"), func(o *synth.Options) { o.ExpertFFN = 64 }, tensor.Q8_0)
+	// q4_k cuts on super-blocks of 256
+	synthPack(t, rb.tmp, "mixtral", filepath.Join(packs, "mixtral-q4_k"), func(o *synth.Options) { o.Dim, o.FFN = 256, 512 }, tensor.Q4_K)
+
+	base := startServer(t, rb.server, "--addr", "127.0.0.1:0", "--web", filepath.Join(rb.root, "web"),
+		"--wasm", rb.wasm, "--models", packs)
+	b := openBrowser(t, chromium, base+"index.html")
+	if !eval[bool](t, b, "self.crossOriginIsolated === true") {
+		t.Fatal("the devserver's page is not cross-origin isolated: the test needs COOP/COEP")
+	}
+	cores := eval[int](t, b, "navigator.hardwareConcurrency")
+	const prompt, n = "the cat sat on the mat and then", 24
+	for _, name := range []string{"mixtral-q4_0", "qwen2moe-q8_0", "mixtral-q4_k"} {
+		t.Run(name, func(t *testing.T) {
+			want, _, _ := native(t, filepath.Join(packs, name), prompt, n)
+			url := "/packs/" + name + "/manifest.json"
+			one := workersRun(t, b, url, 1, prompt, n)
+			two := workersRun(t, b, url, 2, prompt, n)
+			if !slices.Equal(one.IDs, want) {
+				t.Errorf("1 worker generated %v\n             native %v", one.IDs, want)
+			}
+			if !slices.Equal(two.IDs, one.IDs) {
+				t.Errorf("2 workers generated %v\n       1 worker  %v", two.IDs, one.IDs)
+			}
+			if one.Workers != 1 || one.Stats.Split != 0 {
+				t.Errorf("threads 1: %d workers (%s), %d experts split; want 1 and none", one.Workers, one.Note, one.Stats.Split)
+			}
+			if two.Workers != 2 || two.Stats.Workers != 2 || two.Stats.Split == 0 {
+				t.Errorf("threads 2: %d workers (%s; stats %d), %d experts split; want 2 and some split", two.Workers, two.Note, two.Stats.Workers, two.Stats.Split)
+			}
+		})
+	}
+	t.Run("default", func(t *testing.T) {
+		r := workersRun(t, b, "/packs/mixtral-q4_0/manifest.json", 0, prompt, 4)
+		if w := min(2, cores); r.Workers != w {
+			t.Errorf("default on an isolated page with %d cores: %d workers (%s), want %d", cores, r.Workers, r.Note, w)
+		}
+	})
+
+	t.Run("without cross-origin isolation", func(t *testing.T) {
+		page := startUnisolated(t, base)
+		u := openBrowser(t, chromium, page+"index.html")
+		if eval[bool](t, u, "self.crossOriginIsolated === true") {
+			t.Fatal("the proxied page is still cross-origin isolated: the check would prove nothing")
+		}
+		want, _, _ := native(t, filepath.Join(packs, "mixtral-q4_0"), prompt, n)
+		for _, threads := range []int{0, 2} {
+			r := workersRun(t, u, "/packs/mixtral-q4_0/manifest.json", threads, prompt, n)
+			if r.Workers != 1 || r.Stats.Split != 0 || !strings.Contains(r.Note, "not cross-origin isolated") {
+				t.Errorf("threads %d: %d workers, %d experts split, note %q; want 1 worker and a note saying the page is not cross-origin isolated",
+					threads, r.Workers, r.Stats.Split, r.Note)
+			}
+			if !slices.Equal(r.IDs, want) {
+				t.Errorf("threads %d: generated %v\n        native %v", threads, r.IDs, want)
+			}
+		}
+	})
+}
+
+type workersResult struct {
+	IDs     []int  `json:"ids"`
+	Workers int    `json:"workers"`
+	Note    string `json:"note"`
+	Stats   struct {
+		Workers int     `json:"workers"`
+		Split   int     `json:"expertsSplit"`
+		Prefill float64 `json:"prefillTokensPerSecond"`
+		Decode  float64 `json:"decodeTokensPerSecond"`
+	} `json:"stats"`
+}
+
+// workersRun loads url on the CPU path with threads workers (0: the
+// default), generates n tokens greedily and unloads.
+func workersRun(t *testing.T, b *browser, url string, threads int, prompt string, n int) workersResult {
+	t.Helper()
+	r := eval[workersResult](t, b, fmt.Sprintf(`(async () => {
+		const e = await mode.create({model: %q, backend: "cpu", cache: "none", threads: %d});
+		try {
+			const r = await e.completions.create({prompt: %q, temperature: 0, max_tokens: %d, return_token_ids: true});
+			return {ids: r.choices[0].token_ids, workers: e.info.workers, note: e.info.workersNote ?? "", stats: await e.stats()};
+		} finally {
+			await e.unload();
+		}
+	})()`, url, threads, prompt, n))
+	t.Logf("threads %d: %d workers (%s), %d experts split; prefill %.0f tok/s, decode %.0f tok/s",
+		threads, r.Workers, r.Note, r.Stats.Split, r.Stats.Prefill, r.Stats.Decode)
+	return r
+}
+
+// startUnisolated serves base through a proxy that drops the COOP and
+// COEP headers: the same pages, not cross-origin isolated.
+func startUnisolated(t *testing.T, base string) string {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.ModifyResponse = func(r *http.Response) error {
+		r.Header.Del("Cross-Origin-Opener-Policy")
+		r.Header.Del("Cross-Origin-Embedder-Policy")
+		return nil
+	}
+	s := httptest.NewServer(p)
+	t.Cleanup(s.Close)
+	return s.URL + "/"
+}
