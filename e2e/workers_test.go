@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/moderuntime/mode/modelpack/synth"
@@ -26,11 +27,15 @@ func TestWorkers(t *testing.T) {
 	chromium := findChromium(t)
 	rb := buildRuntime(t)
 	packs := filepath.Join(rb.tmp, "packs")
-	synthPack(t, rb.tmp, "mixtral", filepath.Join(packs, "mixtral-q4_0"), nil, tensor.Q4_0)
+	// Experts of 512 × 256, large enough to be split (runtime/cpu's
+	// minSplit); q4_k's cut falls on a super-block of 256.
+	wide := func(o *synth.Options) { o.Dim, o.FFN = 256, 512 }
+	synthPack(t, rb.tmp, "mixtral", filepath.Join(packs, "mixtral-q4_0"), wide, tensor.Q4_0)
 	// a shared expert beside the split routed ones
-	synthPack(t, rb.tmp, "qwen2_moe", filepath.Join(packs, "qwen2moe-q8_0"), func(o *synth.Options) { o.ExpertFFN = 64 }, tensor.Q8_0)
-	// q4_k cuts on super-blocks of 256
-	synthPack(t, rb.tmp, "mixtral", filepath.Join(packs, "mixtral-q4_k"), func(o *synth.Options) { o.Dim, o.FFN = 256, 512 }, tensor.Q4_K)
+	synthPack(t, rb.tmp, "qwen2_moe", filepath.Join(packs, "qwen2moe-q8_0"), func(o *synth.Options) { o.Dim, o.ExpertFFN = 256, 512 }, tensor.Q8_0)
+	synthPack(t, rb.tmp, "mixtral", filepath.Join(packs, "mixtral-q4_k"), wide, tensor.Q4_K)
+	// the synthetic default (96 × 64) is too small to repay an exchange
+	synthPack(t, rb.tmp, "mixtral", filepath.Join(packs, "mixtral-small"), nil, tensor.Q4_0)
 
 	base := startServer(t, rb.server, "--addr", "127.0.0.1:0", "--web", filepath.Join(rb.root, "web"),
 		"--wasm", rb.wasm, "--models", packs)
@@ -60,6 +65,13 @@ func TestWorkers(t *testing.T) {
 			}
 		})
 	}
+	t.Run("experts too small to split", func(t *testing.T) {
+		want, _, _ := native(t, filepath.Join(packs, "mixtral-small"), prompt, n)
+		r := workersRun(t, b, "/packs/mixtral-small/manifest.json", 2, prompt, n)
+		if r.Workers != 2 || r.Stats.Split != 0 || !slices.Equal(r.IDs, want) {
+			t.Errorf("%d workers, %d experts split, generated %v; want 2, none split (all too small) and the native %v", r.Workers, r.Stats.Split, r.IDs, want)
+		}
+	})
 	t.Run("default", func(t *testing.T) {
 		r := workersRun(t, b, "/packs/mixtral-q4_0/manifest.json", 0, prompt, 4)
 		if w := min(2, cores); r.Workers != w {
@@ -67,8 +79,25 @@ func TestWorkers(t *testing.T) {
 		}
 	})
 
+	t.Run("a peer that cannot start", func(t *testing.T) {
+		// The second fetch of mode.wasm, the peer's, fails: the engine
+		// runs on one worker and says why.
+		page := startProxy(t, base, false, func(r *http.Request, n int) bool {
+			return strings.HasSuffix(r.URL.Path, "/mode.wasm") && n == 2
+		})
+		p := openBrowser(t, chromium, page+"index.html")
+		want, _, _ := native(t, filepath.Join(packs, "mixtral-q4_0"), prompt, n)
+		r := workersRun(t, p, "/packs/mixtral-q4_0/manifest.json", 2, prompt, n)
+		if r.Workers != 1 || !strings.Contains(r.Note, "one worker: ") || !strings.Contains(r.Note, "mode.wasm") {
+			t.Errorf("%d workers, note %q; want 1 and a note naming the peer's failure", r.Workers, r.Note)
+		}
+		if !slices.Equal(r.IDs, want) {
+			t.Errorf("generated %v\n   native %v", r.IDs, want)
+		}
+	})
+
 	t.Run("without cross-origin isolation", func(t *testing.T) {
-		page := startUnisolated(t, base)
+		page := startProxy(t, base, true, nil)
 		u := openBrowser(t, chromium, page+"index.html")
 		if eval[bool](t, u, "self.crossOriginIsolated === true") {
 			t.Fatal("the proxied page is still cross-origin isolated: the check would prove nothing")
@@ -117,9 +146,11 @@ func workersRun(t *testing.T, b *browser, url string, threads int, prompt string
 	return r
 }
 
-// startUnisolated serves base through a proxy that drops the COOP and
-// COEP headers: the same pages, not cross-origin isolated.
-func startUnisolated(t *testing.T, base string) string {
+// startProxy serves base through a proxy that drops the COOP and COEP
+// headers when unisolated (the same pages, not cross-origin isolated),
+// and answers 404 to the n-th request with the same path when fail
+// says so.
+func startProxy(t *testing.T, base string, unisolated bool, fail func(r *http.Request, n int) bool) string {
 	t.Helper()
 	u, err := url.Parse(base)
 	if err != nil {
@@ -127,11 +158,27 @@ func startUnisolated(t *testing.T, base string) string {
 	}
 	p := httputil.NewSingleHostReverseProxy(u)
 	p.ModifyResponse = func(r *http.Response) error {
-		r.Header.Del("Cross-Origin-Opener-Policy")
-		r.Header.Del("Cross-Origin-Embedder-Policy")
+		if unisolated {
+			r.Header.Del("Cross-Origin-Opener-Policy")
+			r.Header.Del("Cross-Origin-Embedder-Policy")
+		}
 		return nil
 	}
-	s := httptest.NewServer(p)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.URL.Path]++
+		n := seen[r.URL.Path]
+		mu.Unlock()
+		if fail != nil && fail(r, n) {
+			w.Header().Set("Cross-Origin-Opener-Policy", "same-origin")
+			w.Header().Set("Cross-Origin-Embedder-Policy", "require-corp")
+			http.NotFound(w, r)
+			return
+		}
+		p.ServeHTTP(w, r)
+	}))
 	t.Cleanup(s.Close)
 	return s.URL + "/"
 }

@@ -109,7 +109,7 @@ self.modePeers = {
           p.worker.onmessage = (e) => {
             const m = e.data;
             if (m?.type === "ready") { clearTimeout(timer); resolve(); }
-            if (m?.type === "fatal") { clearTimeout(timer); peerFailed(p, m.error?.message ?? "it failed"); reject(new Error(p.dead)); }
+            if (m?.type === "fatal") { clearTimeout(timer); peerFailed(p, `expert worker ${k + 1}: ${m.error?.message ?? "it failed"}`); reject(new Error(p.dead)); }
           };
           p.worker.onerror = (e) => {
             clearTimeout(timer);

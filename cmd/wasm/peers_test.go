@@ -43,7 +43,7 @@ func (p *memPeer) Wait() ([]byte, error) {
 // generation with worker_failed when the peer stops answering.
 func TestSessionWorkers(t *testing.T) {
 	o := synth.Default("olmoe")
-	o.FFN = 128 // wide enough to cut on q8_0's blocks
+	o.Dim, o.FFN = 256, 512 // experts large enough to split (cpu's minSplit)
 	url, _ := servePackOf(t, o)
 	gen := map[string]any{"prompt": "the cat sat", "temperature": 0, "max_tokens": 8, "return_token_ids": true}
 	complete := func(s *session) ([]int, *errorMsg) {

@@ -29,7 +29,8 @@ import (
 // The main instance splits an expert the first time a layer is routed to
 // it, sending each peer its share (Peer.Send), and asks for the peers' sums
 // before computing its own, so they run meanwhile. An expert that cannot
-// be split on block boundaries (too narrow), a deeper expert (model.
+// be split on block boundaries (too narrow), one too small to repay the
+// exchange (minSplit), a deeper expert (model.
 // ExpertArch: its later blocks read the whole first block's output) and a
 // layer with expert biases stay whole on the main instance.
 //
@@ -70,7 +71,7 @@ const (
 // the exact path ignores it.
 func (b *Backend) SetPeers(ps []Peer) {
 	if !b.exact {
-		b.peers = ps
+		b.peers, b.minSplit = ps, minSplit
 	}
 }
 
@@ -86,6 +87,7 @@ func (b *Backend) SplitExperts() int { return int(b.nextShare) }
 // peerState is the main instance's side of its peers.
 type peerState struct {
 	peers     []Peer
+	minSplit  int // minSplit, or less in tests
 	peerErr   error
 	nextShare int32
 	req       []byte // the opMoE request, reused
@@ -143,11 +145,19 @@ func (b *Backend) splitExpert(ex *backend.Expert, f *backend.FFN) uint32 {
 	return uint32(id)
 }
 
+// minSplit is the fewest weights (width × dim) of an expert's gate for it
+// to be split: a layer asks its peers only when one of its routed experts
+// is split, and below this the exchange (two wake-ups of a thread, some
+// 0.1 ms on an idle machine, milliseconds on a loaded one) costs more than
+// half the expert's products save. 2^17 is a 512-wide expert of a 256-wide
+// model; Mixtral-shaped experts (1408 × 512) are 5.5 times that.
+const minSplit = 1 << 17
+
 // cuts returns where ex's hidden units are cut between b and its peers,
 // W+1 increasing offsets from 0 to the width, or nil if ex stays whole.
 func (b *Backend) cuts(ex *backend.Expert, f *backend.FFN) []int {
 	g, u, d := ex.Gate.(*weight), ex.Up.(*weight), ex.Down.(*weight)
-	if len(ex.More) > 0 || f.GateBias != nil || f.UpBias != nil || f.DownBias != nil ||
+	if g.rows*g.cols < b.minSplit || len(ex.More) > 0 || f.GateBias != nil || f.UpBias != nil || f.DownBias != nil ||
 		u.rows != g.rows || d.cols != g.rows || d.rows != g.cols {
 		return nil
 	}

@@ -182,6 +182,12 @@ func TestPeersAgree(t *testing.T) {
 					}
 					b.SetPeers(peers)
 					f := c.layer(t, b)
+					for _, e := range f.Experts {
+						if sh := e.Gate.Shape(); sh[0]*sh[1] < minSplit && b.cuts(e, f) != nil {
+							t.Fatalf("an expert of %v weights was split: below minSplit (%d), it must stay whole", e.Gate.Shape(), minSplit)
+						}
+					}
+					b.minSplit = 0 // the case's experts are small, to keep the test quick
 					split := map[int]bool{}
 					for _, cs := range c.routes {
 						for _, ch := range cs {
@@ -248,6 +254,7 @@ func TestPeersFail(t *testing.T) {
 	p := &localPeer{s: s}
 	b := New(Options{Threads: 1})
 	b.SetPeers([]Peer{p})
+	b.minSplit = 0
 	f := c.layer(t, b)
 	c.run(b, f)
 	if err := b.Sync(); err != nil {
@@ -282,6 +289,7 @@ func TestPeerServerBadMessages(t *testing.T) {
 	rec := &recorder{}
 	b := New(Options{Threads: 1})
 	b.SetPeers([]Peer{rec})
+	b.minSplit = 0
 	c.run(b, c.layer(t, b))
 	sent = rec.msgs
 	if len(sent) < 2 {
