@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/moderuntime/mode/modelpack/synth"
 	"github.com/moderuntime/mode/runtime/tensor"
@@ -20,9 +24,12 @@ import (
 // devserver's cross-origin isolated page, the greedy tokens of synthetic
 // MoE packs with 2 workers (routed experts split between two mode.wasm
 // instances, cpu.Peer) equal those with 1 worker and the native engine's,
-// and experts were in fact split; the default is 2 workers there. A page
-// served without COOP/COEP (a proxy that drops them) still generates the
-// same tokens, on one worker, and says why.
+// and experts were in fact split (too small ones not); the default is 2
+// workers there. A peer that stops answering fails the generation with
+// worker_failed after the engine's 60 s wait, never a hang; one that
+// cannot start leaves one worker and a note. A page served without
+// COOP/COEP (a proxy that drops them) still generates the same tokens, on
+// one worker, and says why.
 func TestWorkers(t *testing.T) {
 	chromium := findChromium(t)
 	rb := buildRuntime(t)
@@ -76,6 +83,27 @@ func TestWorkers(t *testing.T) {
 		r := workersRun(t, b, "/packs/mixtral-q4_0/manifest.json", 0, prompt, 4)
 		if w := min(2, cores); r.Workers != w {
 			t.Errorf("default on an isolated page with %d cores: %d workers (%s), want %d", cores, r.Workers, r.Note, w)
+		}
+	})
+
+	t.Run("a peer that stops answering", func(t *testing.T) {
+		// Once loaded, the engine worker's messages to its peer are made
+		// to vanish (in that worker, through Chromium's DevTools): the
+		// next generation must fail with an error naming the worker after
+		// the engine's wait times out, not hang.
+		const load = `(async () => { window.stalled = await mode.create({model: "/packs/mixtral-q4_0/manifest.json", backend: "cpu", cache: "none", threads: 2}); return window.stalled.info.workers; })()`
+		if w := eval[int](t, b, load); w != 2 {
+			t.Fatalf("%d workers, want 2", w)
+		}
+		engineWorker(t, b, "self.modePeers.send = () => ''; true")
+		start := time.Now()
+		got := evalFor[string](t, b, `window.stalled.completions.create({prompt: "the cat", temperature: 0, max_tokens: 4}).then(() => "generated", (e) => e.code + ": " + e.message)`, 3*time.Minute)
+		t.Logf("after %.0f s: %s", time.Since(start).Seconds(), got)
+		if !strings.HasPrefix(got, "worker_failed: ") || !strings.Contains(got, "expert worker 1: did not answer") {
+			t.Errorf("got %q, want worker_failed: ... expert worker 1: did not answer ...", got)
+		}
+		if u := eval[string](t, b, `window.stalled.unload().then(() => "unloaded", (e) => String(e))`); u != "unloaded" {
+			t.Errorf("unload after the failure: %s", u)
 		}
 	})
 
@@ -144,6 +172,29 @@ func workersRun(t *testing.T, b *browser, url string, threads int, prompt string
 	t.Logf("threads %d: %d workers (%s), %d experts split; prefill %.0f tok/s, decode %.0f tok/s",
 		threads, r.Workers, r.Note, r.Stats.Split, r.Stats.Prefill, r.Stats.Decode)
 	return r
+}
+
+// engineWorker evaluates js in b's engine worker (worker.js in the
+// engine role), found among the browser's DevTools targets.
+func engineWorker(t *testing.T, b *browser, js string) {
+	t.Helper()
+	ts, err := chromedp.Targets(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range ts {
+		if x.Type != "worker" || !strings.Contains(x.URL, "/worker.js?") || strings.Contains(x.URL, "role=peer") {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+		defer cancel()
+		wctx, _ := chromedp.NewContext(ctx, chromedp.WithTargetID(x.TargetID)) // not cancelled: that would close the worker
+		if _, err := chromedp.Run(wctx, chromedp.Evaluate[bool](js)); err != nil {
+			t.Fatalf("in the engine worker: %v", err)
+		}
+		return
+	}
+	t.Fatal("no engine worker among the browser's targets")
 }
 
 // startProxy serves base through a proxy that drops the COOP and COEP

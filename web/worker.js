@@ -109,12 +109,12 @@ self.modePeers = {
           p.worker.onmessage = (e) => {
             const m = e.data;
             if (m?.type === "ready") { clearTimeout(timer); resolve(); }
-            if (m?.type === "fatal") { clearTimeout(timer); peerFailed(p, `expert worker ${k + 1}: ${m.error?.message ?? "it failed"}`); reject(new Error(p.dead)); }
+            if (m?.type === "fatal") { clearTimeout(timer); peerFailed(p, m.error?.message ?? "it failed"); reject(new Error(`expert worker ${k + 1}: ${p.dead}`)); }
           };
           p.worker.onerror = (e) => {
             clearTimeout(timer);
-            peerFailed(p, `expert worker ${k + 1} failed: ${e.message || "its script could not be loaded"}`);
-            reject(new Error(p.dead));
+            peerFailed(p, `it failed: ${e.message || "its script could not be loaded"}`);
+            reject(new Error(`expert worker ${k + 1}: ${p.dead}`));
           };
         });
         p.worker.postMessage({ type: "init", ctl: p.ctl, data: p.data });
@@ -127,10 +127,11 @@ self.modePeers = {
     peers.push(...started);
     return { workers: want, note: `${want} workers (cross-origin isolated, ${cores} cores): routed experts are split between them` };
   },
-  // send posts message u8 to peer k; "" or why it cannot.
+  // send posts message u8 to peer k; "" or why it cannot. (The texts
+  // returned to the Go side do not name the peer: it does.)
   send(k, u8) {
     const p = peers[k];
-    if (!p) return `expert worker ${k + 1} is not running`;
+    if (!p) return "not running";
     if (p.dead) return p.dead;
     Atomics.store(p.ctl, 0, 0);
     p.worker.postMessage({ type: "msg", bytes: u8 }, [u8.buffer]);
@@ -140,14 +141,14 @@ self.modePeers = {
   // error's text.
   wait(k, ms) {
     const p = peers[k];
-    if (!p) return `expert worker ${k + 1} is not running`;
+    if (!p) return "not running";
     if (p.dead) return p.dead;
     const r = Atomics.wait(p.ctl, 0, 0, ms);
     switch (Atomics.load(p.ctl, 0)) {
       case 1: return p.ctl[1];
       case 2: peerFailed(p, dec.decode(new Uint8Array(p.data, 0, p.ctl[1]).slice())); return p.dead;
     }
-    peerFailed(p, r === "timed-out" ? `expert worker ${k + 1} did not answer in ${ms / 1000} s` : `expert worker ${k + 1}: wait ended with ${r}`);
+    peerFailed(p, r === "timed-out" ? `did not answer in ${ms / 1000} s` : `waiting for it ended with ${r}`);
     return p.dead;
   },
   // answer is peer k's answer, n bytes, in shared memory.
@@ -178,9 +179,9 @@ if (role === "peer") {
     try {
       r = handle(u8, out);
     } catch (err) {
-      r = `the expert worker failed: ${err?.message ?? err}${lastWords()}`;
+      r = `it failed: ${err?.message ?? err}${lastWords()}`;
     }
-    if (typeof r === "string") return answerError(`expert worker: ${r}`);
+    if (typeof r === "string") return answerError(r);
     if (r >= 0) {
       ctl[1] = r;
       Atomics.store(ctl, 0, 1);
@@ -281,11 +282,11 @@ try {
   instance = result.instance;
   go.run(instance).then(
     () => {
-      self.modePeerDied?.(`the expert worker exited${lastWords()}`);
+      self.modePeerDied?.(`it exited${lastWords()}`);
       fatal(`the mode runtime exited${lastWords()}; create the engine again`);
     },
     (err) => {
-      self.modePeerDied?.(`the expert worker crashed: ${err?.message ?? err}`);
+      self.modePeerDied?.(`it crashed: ${err?.message ?? err}`);
       fatal(`the mode runtime crashed: ${err?.message ?? err}; create the engine again`);
     },
   );

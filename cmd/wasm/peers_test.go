@@ -32,7 +32,7 @@ func (p *memPeer) Send(m []byte) error {
 
 func (p *memPeer) Wait() ([]byte, error) {
 	if p.dead {
-		return nil, errors.New("expert worker 1 did not answer in 60 s")
+		return nil, errors.New("did not answer in 60 s")
 	}
 	return p.answer, p.err
 }
