@@ -60,16 +60,18 @@ func startPeers(ctx context.Context, want, answerBytes int) ([]cpu.Peer, string,
 	if ctl.IsUndefined() {
 		return nil, "one worker: this host of mode.wasm starts no expert workers", nil
 	}
+	stop := func() { ctl.Call("stop") }
 	v, err := await(ctx, ctl.Call("start", want, answerBytes))
 	if err != nil {
-		return nil, fmt.Sprintf("one worker: starting expert workers failed: %v", err), nil
+		// Any that start after all are stopped with the model.
+		return nil, fmt.Sprintf("one worker: starting expert workers failed: %v", err), stop
 	}
 	n, note := v.Get("workers").Int(), v.Get("note").String()
 	var ps []cpu.Peer
 	for k := range n - 1 {
 		ps = append(ps, &jsPeer{k: k, ctl: ctl})
 	}
-	return ps, note, func() { ctl.Call("stop") }
+	return ps, note, stop
 }
 
 // runPeer serves as an expert peer: web/worker.js hands each message from

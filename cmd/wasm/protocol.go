@@ -32,7 +32,7 @@ type reply struct {
 // errorMsg is an error the page can show to a person: Message says what
 // went wrong and, where there is one, what to do about it.
 type errorMsg struct {
-	Code    string `json:"code"` // bad_request, not_loaded, busy, unavailable, load_failed, generate_failed
+	Code    string `json:"code"` // bad_request, not_loaded, busy, unavailable, load_failed, generate_failed, worker_failed
 	Message string `json:"message"`
 }
 

@@ -331,6 +331,27 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	// can take long, and until it is in the page would still be showing
 	// "reading the manifest".
 	report(progress{Phase: "weights", Total: total, ShardsTotal: n, ETASeconds: -1})
+	// The peers' workers start (fetch and compile mode.wasm) while the
+	// weights load.
+	peersCh := make(chan peerStart, 1)
+	go func() {
+		var r peerStart
+		r.workers, r.note, r.stop = s.startPeers(ctx, p, b, backendName, m.Model.Dim)
+		peersCh <- r
+	}()
+	var peers *peerStart
+	joinPeers := func() peerStart {
+		if peers == nil {
+			r := <-peersCh
+			peers = &r
+		}
+		return *peers
+	}
+	defer func() {
+		if stop := joinPeers().stop; !ok && stop != nil {
+			stop()
+		}
+	}()
 	cs.onProgress(func(st sourceStats) {
 		report(progress{Phase: "weights", Bytes: st.UpfrontBytes, Total: total, Shards: st.UpfrontShards,
 			ShardsTotal: n, FromCache: st.UpfrontHits, ETASeconds: eta(st, total)})
@@ -364,12 +385,8 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 		return nil, withCode("load_failed", fmt.Errorf("loading %s: %w", p.Model, err))
 	}
 	cs.onProgress(nil)
-	workers, workersNote, stopPeers := s.startPeers(ctx, p, b, backendName, m.Model.Dim)
-	defer func() {
-		if !ok && stopPeers != nil {
-			stopPeers()
-		}
-	}()
+	ps := joinPeers()
+	workers, workersNote, stopPeers := ps.workers, ps.note, ps.stop
 	opts := engine.Options{MaxBatch: maxBatch, Experts: pk, ExpertBudget: int64(p.ExpertBudgetMB * (1 << 20)), Prefetch: p.Prefetch == nil || *p.Prefetch,
 		ShareWeights: true} // the pack's weights are the engine's alone
 	switch p.MissingExperts {
@@ -486,6 +503,13 @@ func (l *loaded) close(logf func(format string, args ...any)) {
 	if l.stopPeers != nil {
 		l.stopPeers()
 	}
+}
+
+// peerStart is what startPeers returned.
+type peerStart struct {
+	workers int
+	note    string
+	stop    func()
 }
 
 // maxWorkers bounds the workers a page may ask for.

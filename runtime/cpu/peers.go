@@ -389,14 +389,18 @@ func (s *PeerServer) drop(id uint32) {
 // allocate): 2^26 floats, 256 MiB.
 const maxPeerRows = 1 << 26
 
+// maxPeerK bounds a request's experts per token.
+const maxPeerK = 1 << 16
+
 func (s *PeerServer) moe(r *reader) ([]byte, error) {
 	T, D, K := int(r.u32()), int(r.u32()), int(r.u32())
 	act := model.Activation(r.bytes(int(r.u8())))
 	alpha, limit := math.Float32frombits(r.u32()), math.Float32frombits(r.u32())
-	if r.err == nil && (T <= 0 || D <= 0 || K < 0 || T*D > maxPeerRows || T*K > maxPeerRows || len(r.b)-r.off != 8*T*K+4*T*D) {
+	if r.err == nil && (T <= 0 || D <= 0 || K > maxPeerK || T > maxPeerRows || D > maxPeerRows || T*D > maxPeerRows || len(r.b)-r.off != 8*T*K+4*T*D) {
 		return nil, fmt.Errorf("request for %d tokens of %d values and %d experts each: %d bytes follow, want %d", T, D, K, len(r.b)-r.off, 8*T*K+4*T*D)
 	}
 	clear(s.local)
+	clear(s.ffn.Experts) // keeps no dropped share alive
 	s.ffn = backend.FFN{Experts: s.ffn.Experts[:0], Act: act, Alpha: alpha, Limit: limit}
 	if cap(s.routes.c) < T {
 		s.routes.c = make([][]routing.Choice, T)

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -318,6 +319,18 @@ func TestPeerServerBadMessages(t *testing.T) {
 	}
 	if _, err := s.Handle([]byte{99}); err == nil {
 		t.Error("an unknown op: no error")
+	}
+	// Sizes that would overflow or ask for huge memory are refused
+	// before anything is allocated.
+	for _, tdk := range [][3]uint32{{1 << 31, 1 << 31, 2}, {1 << 20, 1 << 20, 1}, {1, 64, 1 << 30}, {0, 64, 2}} {
+		m := []byte{opMoE}
+		for _, v := range tdk {
+			m = binary.LittleEndian.AppendUint32(m, v)
+		}
+		m = append(m, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+		if _, err := s.Handle(m); err == nil {
+			t.Errorf("a request for T, D, K = %v: no error", tdk)
+		}
 	}
 }
 
