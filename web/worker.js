@@ -56,8 +56,9 @@ const peers = [];
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-// peerURL is this module's URL in the peer role, started from a blob:
-// URL when this module was (a page of another origin: see mode.js).
+// startPeer starts this module again in the peer role, from a blob: URL
+// when this worker's origin is not the module's (a page of another origin
+// started it so: see mode.js).
 function startPeer() {
   const u = new URL(here);
   u.searchParams.set("role", "peer");
