@@ -27,7 +27,9 @@ import (
 // and experts were in fact split (too small ones not); the default is 2
 // workers there. A peer that stops answering fails the generation with
 // worker_failed after the engine's 60 s wait, never a hang; one that
-// cannot start leaves one worker and a note. A page served without
+// cannot start leaves one worker and a note. An isolated page of another
+// origin (engine and peers started from blob: URLs) gets 2 workers too.
+// A page served without
 // COOP/COEP (a proxy that drops them) still generates the same tokens, on
 // one worker, and says why.
 func TestWorkers(t *testing.T) {
@@ -121,6 +123,29 @@ func TestWorkers(t *testing.T) {
 		}
 		if !slices.Equal(r.IDs, want) {
 			t.Errorf("generated %v\n   native %v", r.IDs, want)
+		}
+	})
+
+	t.Run("an isolated page of another origin", func(t *testing.T) {
+		// mode.js imported from the devserver into an isolated page on
+		// another port: the engine worker starts from a blob: URL, and so
+		// do its peers.
+		host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cross-Origin-Opener-Policy", "same-origin")
+			w.Header().Set("Cross-Origin-Embedder-Policy", "require-corp")
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprintf(w, `<!doctype html><title>another site</title><link rel="icon" href="data:,">
+<script type="module">import * as mode from %q; window.mode = mode;</script>`, base+"mode.js")
+		}))
+		t.Cleanup(host.Close)
+		h := openBrowser(t, chromium, host.URL+"/")
+		if !eval[bool](t, h, "self.crossOriginIsolated === true") {
+			t.Fatal("the host page is not cross-origin isolated")
+		}
+		want, _, _ := native(t, filepath.Join(packs, "mixtral-q4_0"), prompt, n)
+		r := workersRun(t, h, base+"packs/mixtral-q4_0/manifest.json", 2, prompt, n)
+		if r.Workers != 2 || r.Stats.Split == 0 || !slices.Equal(r.IDs, want) {
+			t.Errorf("%d workers (%s), %d experts split, generated %v; want 2, some split and the native %v", r.Workers, r.Note, r.Stats.Split, r.IDs, want)
 		}
 	})
 
