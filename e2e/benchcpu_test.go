@@ -76,10 +76,11 @@ func TestBenchWebCPU(t *testing.T) {
 		name    string
 		simd    bool
 		threads int // wllama's; 0 for mode
+		workers int // mode's (its threads option)
 	}
-	sides := []side{{"mode simd128", true, 0}, {"mode go", false, 0}}
+	sides := []side{{"mode simd128", true, 0, 1}, {"mode simd128 2w", true, 0, 2}, {"mode go", false, 0, 1}}
 	for _, n := range wthreads {
-		sides = append(sides, side{fmt.Sprintf("wllama %dt", n), false, n})
+		sides = append(sides, side{fmt.Sprintf("wllama %dt", n), false, n, 0})
 	}
 
 	rounds, runs := 3, 3
@@ -87,9 +88,9 @@ func TestBenchWebCPU(t *testing.T) {
 		rounds = v
 	}
 	const decode = 32
-	fmt.Printf("\nbench-web cpu: Mixtral-shaped d=512, 8 layers, 8 experts × 1408, top-2, vocab %d, from the project's GGUF writer; prompt %d tokens, %d decoded, greedy; %d rounds × %d warm runs per side, interleaved; medians. wllama %s (@wllama/wllama, llama.cpp in wasm) on the same GGUF, mode on the pack imported from it. mode's CPU path is one thread. Peak MiB: Chromium's resident memory during the side's visits (load included) less the idle browser's.\n",
+	fmt.Printf("\nbench-web cpu: Mixtral-shaped d=512, 8 layers, 8 experts × 1408, top-2, vocab %d, from the project's GGUF writer; prompt %d tokens, %d decoded, greedy; %d rounds × %d warm runs per side, interleaved; medians. wllama %s (@wllama/wllama, llama.cpp in wasm) on the same GGUF, mode on the pack imported from it. mode's CPU path runs on one worker, or on two (2w: routed experts split between two mode.wasm workers). Peak MiB: Chromium's resident memory during the side's visits (load included) less the idle browser's.\n",
 		o.Vocab, promptTokens, decode, rounds, runs, wllamaVersion(t, wdir))
-	fmt.Printf("%-6s %-14s %12s %12s %9s   %s\n", "format", "side", "prefill t/s", "decode t/s", "peak MiB", "mode simd128 / side (prefill, decode)")
+	fmt.Printf("%-6s %-16s %12s %12s %9s   %-22s %s\n", "format", "side", "prefill t/s", "decode t/s", "peak MiB", "mode simd128 / side", "mode at equal threads / side")
 	for _, q := range formats {
 		url := "/packs/mixtral-" + names[q] + "/manifest.json"
 		pre, dec := make([][]float64, len(sides)), make([][]float64, len(sides))
@@ -107,7 +108,7 @@ func TestBenchWebCPU(t *testing.T) {
 					if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool]("window.mode !== undefined")); err != nil {
 						t.Fatalf("the demo page did not load mode.js: %v", err)
 					}
-					v := cpuVisit(t, b, url, prompt, sd.simd, runs, decode)
+					v := cpuVisit(t, b, url, prompt, sd.simd, sd.workers, runs, decode)
 					pre[i] = append(pre[i], v.Prefill...)
 					dec[i] = append(dec[i], v.Decode...)
 				} else {
@@ -127,11 +128,17 @@ func TestBenchWebCPU(t *testing.T) {
 		p0, d0 := median(pre[0]), median(dec[0])
 		for i, sd := range sides {
 			p, d := median(pre[i]), median(dec[i])
-			ratio := ""
+			ratio, equal := "", ""
 			if i > 0 {
 				ratio = fmt.Sprintf("%.2fx, %.2fx", p0/p, d0/d)
 			}
-			fmt.Printf("%-6s %-14s %12.1f %12.1f %9.0f   %s\n", names[q], sd.name, p, d, peak[i], ratio)
+			// wllama on n threads against mode simd128 on n workers
+			for j, m := range sides {
+				if sd.threads > 0 && m.simd && m.workers == sd.threads {
+					equal = fmt.Sprintf("%.2fx, %.2fx", median(pre[j])/p, median(dec[j])/d)
+				}
+			}
+			fmt.Printf("%-6s %-16s %12.1f %12.1f %9.0f   %-22s %s\n", names[q], sd.name, p, d, peak[i], ratio, equal)
 		}
 		if wpromptN != 0 && wpromptN+1 != promptTokens && wpromptN != promptTokens {
 			fmt.Printf("note: wllama evaluated %d prompt tokens, mode %d\n", wpromptN, promptTokens)
@@ -241,22 +248,24 @@ func (m *rssMeter) stop() float64 {
 }
 
 type cpuRun struct {
-	Kernels string    `json:"kernels"`
-	Prefill []float64 `json:"prefill"`
-	Decode  []float64 `json:"decode"`
-	Error   string    `json:"error"`
+	Kernels     string    `json:"kernels"`
+	Workers     int       `json:"workers"`
+	WorkersNote string    `json:"workersNote"`
+	Prefill     []float64 `json:"prefill"`
+	Decode      []float64 `json:"decode"`
+	Error       string    `json:"error"`
 }
 
 // cpuVisit loads the pack whole on the CPU backend, warms up, then
 // generates runs times from prompts that differ in their first word (so
 // the cached prefix does not shorten prefill) and returns each run's rates.
-func cpuVisit(t *testing.T, b *browser, url, prompt string, simd bool, runs, n int) cpuRun {
+func cpuVisit(t *testing.T, b *browser, url, prompt string, simd bool, workers, runs, n int) cpuRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Minute)
 	defer cancel()
 	r, err := chromedp.Run(ctx, chromedp.Evaluate[cpuRun](fmt.Sprintf(`(async () => {
 		try {
-			const e = await mode.create({model: %q, backend: "cpu", cache: "none", eager: true, simd: %v});
+			const e = await mode.create({model: %q, backend: "cpu", cache: "none", eager: true, simd: %v, threads: %d});
 			await e.completions.create({prompt: "warm " + %q, temperature: 0, max_tokens: 4});
 			const prefill = [], decode = [];
 			for (let i = 0; i < %d; i++) {
@@ -265,13 +274,13 @@ func cpuVisit(t *testing.T, b *browser, url, prompt string, simd bool, runs, n i
 				prefill.push(s.prefillTokensPerSecond);
 				decode.push(s.decodeTokensPerSecond);
 			}
-			const kernels = e.info.kernels;
+			const kernels = e.info.kernels, workers = e.info.workers, workersNote = e.info.workersNote ?? "";
 			await e.unload();
-			return {kernels, prefill, decode};
+			return {kernels, workers, workersNote, prefill, decode};
 		} catch (err) {
 			return {error: String(err.message ?? err)};
 		}
-	})()`, url, simd, prompt, runs, prompt, n), chromedp.EvalAwaitPromise))
+	})()`, url, simd, workers, prompt, runs, prompt, n), chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatalf("in the browser: %v", err)
 	}
@@ -280,6 +289,9 @@ func cpuVisit(t *testing.T, b *browser, url, prompt string, simd bool, runs, n i
 	}
 	if want := map[bool]string{true: "simd128", false: "go"}[simd]; r.Kernels != want {
 		t.Fatalf("%s: kernels %q, want %q", url, r.Kernels, want)
+	}
+	if r.Workers != workers {
+		t.Fatalf("%s: %d workers (%s), want %d", url, r.Workers, r.WorkersNote, workers)
 	}
 	return r
 }

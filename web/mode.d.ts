@@ -54,7 +54,14 @@ export interface CreateOptions {
   storageBudgetMB?: number;
   /** Default "auto": WebGPU on a hardware adapter, else the CPU. */
   backend?: "auto" | "cpu" | "webgpu";
-  /** Goroutines a large CPU op is split across; 0 (default) lets the runtime choose. */
+  /**
+   * The cores the CPU path runs on: that many Web Workers, each running
+   * mode.wasm with a share of every routed expert's hidden units. 0
+   * (default): 2 when the page is cross-origin isolated (COOP/COEP headers)
+   * and navigator.hardwareConcurrency ≥ 2, else 1. Without cross-origin
+   * isolation (no SharedArrayBuffer) it is always 1, and info.workersNote
+   * says so.
+   */
   threads?: number;
   /** Fetch each next layer's predicted experts ahead; default true. */
   prefetch?: boolean;
@@ -197,6 +204,10 @@ export interface ExpertMap {
 export interface Stats {
   loaded: boolean;
   backend: "" | "cpu" | "webgpu";
+  /** Web Workers (cores) the model runs on; 0 before a model is loaded. */
+  workers: number;
+  /** Routed experts split between the workers since load. */
+  expertsSplit: number;
   bytesFetched: number;
   bytesFromCache: number;
   shardCacheHits: number;
@@ -240,6 +251,10 @@ export interface EngineInfo {
   kernels: string;
   /** Why the kernels are what they are. */
   kernelsNote?: string;
+  /** How many Web Workers (cores) the model runs on (the threads option). */
+  workers: number;
+  /** Why that many: what threads asked for, cross-origin isolation, cores. */
+  workersNote?: string;
   chatTemplate: string;
   /** Why the pack's own chat template is not used (it could not be parsed, say). */
   chatTemplateNote?: string;

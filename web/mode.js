@@ -32,7 +32,14 @@ export class ModeError extends Error {
  * eager (download every shard, experts included, before loading: the
  * whole-pack baseline for benchmarks), simd (false: the CPU path keeps its
  * pure-Go kernels even where WebAssembly SIMD128 works; for comparisons),
+ * threads (the cores the CPU path runs on: that many Web Workers, each a
+ * mode.wasm holding a share of every routed expert; default 0: 2 when the
+ * page is cross-origin isolated (COOP/COEP) and has two cores, else 1;
+ * without cross-origin isolation always 1),
  * workerURL, wasmURL, wasmExecURL.
+ *
+ * engine.info.workers says how many workers the model runs on and
+ * engine.info.workersNote why.
  *
  * engine.info.kernels says which kernels the CPU path runs ("simd128" or
  * "go") and engine.info.kernelsNote why.
@@ -65,7 +72,9 @@ export async function create(options = {}) {
       cache: options.cache ?? "cache-storage",
       storageBudgetMB: options.storageBudgetMB ?? 0,
       backend: options.backend ?? "auto",
-      threads: options.threads ?? 0,
+      // threads is the cores the CPU path runs on: engine instances in
+      // Web Workers, routed experts split between them (worker.js).
+      workers: options.threads ?? 0,
       prefetch: options.prefetch ?? true,
       missingExperts: options.missingExperts ?? "exact",
       eager: options.eager ?? false,

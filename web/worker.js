@@ -3,7 +3,9 @@
 // JSON text; the Go side posts its replies itself.
 //
 // Query parameters: wasm (URL of mode.wasm), exec (URL of wasm_exec.js),
-// simd ("0": keep the pure-Go kernels even where SIMD128 works).
+// simd ("0": keep the pure-Go kernels even where SIMD128 works), role
+// ("peer": an expert peer, which this worker starts itself for a second
+// core; see modePeers).
 //
 // They and the defaults come from import.meta.url, not self.location: for
 // a page of another origin mode.js starts the worker from a blob: URL that
@@ -20,19 +22,192 @@ const execURL = params.get("exec") || new URL("wasm_exec.js", here).href;
 const nativeFetch = self.fetch.bind(self);
 self.fetch = (input, init) => nativeFetch(input, { ...init, cache: "no-store" });
 
+const role = params.get("role") === "peer" ? "peer" : "engine";
+self.modeRole = role; // read by the Go side: serve requests, or be a peer
+
 // Messages that arrive before the Go side is running wait here.
 const queue = [];
 let handle = null;
-self.onmessage = (e) => {
-  if (handle) handle(JSON.stringify(e.data));
-  else queue.push(e.data);
+if (role === "engine") {
+  self.onmessage = (e) => {
+    if (handle) handle(JSON.stringify(e.data));
+    else queue.push(e.data);
+  };
+  // Called by the Go side once it listens.
+  self.modeRegister = (h) => {
+    handle = h;
+    for (const m of queue.splice(0)) h(JSON.stringify(m));
+  };
+}
+
+// More than one core. Go on js/wasm runs on one thread, so the engine
+// worker starts expert peers: each a Web Worker running mode.wasm in the
+// "peer" role (a cpu.PeerServer), holding a share of every routed
+// expert's hidden units, which it computes for each sparse layer while
+// the engine computes its own share (runtime/cpu/peers.go). The engine's
+// messages (expert shares, requests) go by postMessage, in order; each
+// answer comes back through a SharedArrayBuffer: ctl[0] is 0 while the
+// engine waits, 1 when the answer (ctl[1] bytes of data) is in, 2 when it
+// is an error's text. The engine blocks in Atomics.wait, with a timeout,
+// so a dead or stalled peer is an error, never a hang. Shared memory needs
+// a cross-origin isolated page (COOP and COEP headers); without it the
+// engine runs on one worker and says so.
+const peers = [];
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+// startPeer starts this module again in the peer role, from a blob: URL
+// when this worker's origin is not the module's (a page of another origin
+// started it so: see mode.js).
+function startPeer() {
+  const u = new URL(here);
+  u.searchParams.set("role", "peer");
+  if (u.origin === self.location.origin) return new Worker(u, { type: "module" });
+  const blob = new Blob([`import ${JSON.stringify(u.href)};\n`], { type: "text/javascript" });
+  const url = URL.createObjectURL(blob);
+  const w = new Worker(url, { type: "module" });
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  return w;
+}
+
+function peerFailed(p, message) {
+  if (!p.dead) p.dead = message;
+}
+
+const peerStartMillis = 60000;
+
+self.modePeers = {
+  // start starts want-1 peers (want 0: 2 when the page is cross-origin
+  // isolated and has two cores or more, else 1) whose answers take at
+  // most answerBytes; it resolves to {workers, note}.
+  async start(want, answerBytes) {
+    const cores = navigator.hardwareConcurrency || 1;
+    const shared = self.crossOriginIsolated === true && typeof SharedArrayBuffer === "function";
+    const chosen = want === 0;
+    if (chosen) want = shared && cores >= 2 ? 2 : 1;
+    if (want <= 1) {
+      if (!chosen) return { workers: 1, note: "one worker, as asked" };
+      if (!shared) {
+        return { workers: 1, note: "one worker: the page is not cross-origin isolated (it needs the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp), so workers cannot share memory" };
+      }
+      return { workers: 1, note: `one worker: navigator.hardwareConcurrency is ${cores}` };
+    }
+    if (!shared) {
+      return { workers: 1, note: `one worker, not ${want}: the page is not cross-origin isolated (it needs the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp), so workers cannot share memory` };
+    }
+    const started = [];
+    try {
+      for (let k = 0; k < want - 1; k++) {
+        const p = {
+          worker: startPeer(),
+          ctl: new Int32Array(new SharedArrayBuffer(8)),
+          data: new SharedArrayBuffer(Math.max(answerBytes, 4096)),
+          dead: "",
+        };
+        started.push(p);
+        p.ready = new Promise((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`expert worker ${k + 1} did not start in ${peerStartMillis / 1000} s`)), peerStartMillis);
+          p.worker.onmessage = (e) => {
+            const m = e.data;
+            if (m?.type === "ready") { clearTimeout(timer); resolve(); }
+            if (m?.type === "fatal") { clearTimeout(timer); peerFailed(p, m.error?.message ?? "it failed"); reject(new Error(`expert worker ${k + 1}: ${p.dead}`)); }
+          };
+          p.worker.onerror = (e) => {
+            clearTimeout(timer);
+            peerFailed(p, `it failed: ${e.message || "its script could not be loaded"}`);
+            reject(new Error(`expert worker ${k + 1}: ${p.dead}`));
+          };
+        });
+        p.worker.postMessage({ type: "init", ctl: p.ctl, data: p.data });
+      }
+      await Promise.all(started.map((p) => p.ready));
+    } catch (err) {
+      for (const p of started) p.worker.terminate();
+      return { workers: 1, note: `one worker: ${err?.message ?? err}` };
+    }
+    peers.push(...started);
+    return { workers: want, note: `${want} workers (cross-origin isolated, ${cores} cores): routed experts are split between them` };
+  },
+  // send posts message u8 to peer k; "" or why it cannot. (The texts
+  // returned to the Go side do not name the peer: it does.)
+  send(k, u8) {
+    const p = peers[k];
+    if (!p) return "not running";
+    if (p.dead) return p.dead;
+    Atomics.store(p.ctl, 0, 0);
+    p.worker.postMessage({ type: "msg", bytes: u8 }, [u8.buffer]);
+    return "";
+  },
+  // wait blocks until peer k answered: the answer's length, or an
+  // error's text.
+  wait(k, ms) {
+    const p = peers[k];
+    if (!p) return "not running";
+    if (p.dead) return p.dead;
+    const r = Atomics.wait(p.ctl, 0, 0, ms);
+    switch (Atomics.load(p.ctl, 0)) {
+      case 1: return p.ctl[1];
+      case 2: peerFailed(p, dec.decode(new Uint8Array(p.data, 0, p.ctl[1]).slice())); return p.dead;
+    }
+    peerFailed(p, r === "timed-out" ? `did not answer in ${ms / 1000} s` : `waiting for it ended with ${r}`);
+    return p.dead;
+  },
+  // answer is peer k's answer, n bytes, in shared memory.
+  answer(k, n) { return new Uint8Array(peers[k].data, 0, n); },
+  stop() {
+    for (const p of peers.splice(0)) p.worker.terminate();
+  },
 };
 
-// Called by the Go side once it listens.
-self.modeRegister = (h) => {
-  handle = h;
-  for (const m of queue.splice(0)) h(JSON.stringify(m));
-};
+// The peer role: messages from the engine worker go to the Go side's
+// handler in order; each answer (or error) is put into shared memory and
+// the engine woken. An error is final: every later message answers it.
+if (role === "peer") {
+  let ctl = null, data = null, failure = "";
+  const pending = [];
+  const answerError = (message) => {
+    failure ||= message;
+    const b = enc.encode(failure).slice(0, data.byteLength);
+    new Uint8Array(data).set(b);
+    ctl[1] = b.length;
+    Atomics.store(ctl, 0, 2);
+    Atomics.notify(ctl, 0);
+  };
+  const run = (u8) => {
+    if (failure) return answerError(failure);
+    const out = new Uint8Array(data);
+    let r;
+    try {
+      r = handle(u8, out);
+    } catch (err) {
+      r = `it failed: ${err?.message ?? err}${lastWords()}`;
+    }
+    if (typeof r === "string") return answerError(r);
+    if (r >= 0) {
+      ctl[1] = r;
+      Atomics.store(ctl, 0, 1);
+      Atomics.notify(ctl, 0);
+    }
+  };
+  self.onmessage = (e) => {
+    const m = e.data;
+    if (m.type === "init") {
+      ctl = m.ctl;
+      data = m.data;
+    } else if (m.type === "msg") {
+      if (handle) run(m.bytes);
+      else pending.push(m.bytes);
+    }
+  };
+  self.modePeerRegister = (h) => {
+    handle = h;
+    self.postMessage({ type: "ready" });
+    for (const u8 of pending.splice(0)) run(u8);
+  };
+  self.modePeerDied = (message) => {
+    if (ctl) answerError(message);
+  };
+}
 
 // The Go runtime prints a panic to the console of this worker, which the
 // page cannot see: keep the last lines so that a crash can say what it was.
@@ -107,8 +282,14 @@ try {
   // heap grows (webgpu/device_js.go), so the runtime never uses it.
   instance = result.instance;
   go.run(instance).then(
-    () => fatal(`the mode runtime exited${lastWords()}; create the engine again`),
-    (err) => fatal(`the mode runtime crashed: ${err?.message ?? err}; create the engine again`),
+    () => {
+      self.modePeerDied?.(`it exited${lastWords()}`);
+      fatal(`the mode runtime exited${lastWords()}; create the engine again`);
+    },
+    (err) => {
+      self.modePeerDied?.(`it crashed: ${err?.message ?? err}`);
+      fatal(`the mode runtime crashed: ${err?.message ?? err}; create the engine again`);
+    },
   );
 } catch (err) {
   fatal(`could not start the mode runtime from ${wasmURL}: ${err?.message ?? err} ` +

@@ -3,4 +3,9 @@
 // requests (see protocol.go) with a CPU backend; shards are fetched with
 // the browser's fetch and kept in Cache Storage. Outside js/wasm it builds
 // to a stub so `go build ./...` and the native session tests work.
+//
+// The same mode.wasm also runs as an expert peer (worker.js's role=peer,
+// peers_js.go): a cpu.PeerServer holding shares of the routed experts,
+// which the engine instance starts for a second core and exchanges with
+// by postMessage and a SharedArrayBuffer.
 package main

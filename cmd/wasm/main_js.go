@@ -13,6 +13,10 @@ import (
 )
 
 func main() {
+	if js.Global().Get("modeRole").String() == "peer" {
+		runPeer()
+		return
+	}
 	store, note := openCacheStorage("mode-shards-v1")
 	s := newSession(env{
 		store:     store,
@@ -22,6 +26,7 @@ func main() {
 		yield:   func() { time.Sleep(time.Millisecond) },
 		logf:    func(format string, args ...any) { fmt.Printf("mode: "+format+"\n", args...) },
 		gpu:     openWebGPU,
+		peers:   startPeers,
 	})
 	post := js.Global().Get("postMessage")
 	jsonParse := js.Global().Get("JSON").Get("parse")

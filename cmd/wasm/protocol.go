@@ -32,7 +32,7 @@ type reply struct {
 // errorMsg is an error the page can show to a person: Message says what
 // went wrong and, where there is one, what to do about it.
 type errorMsg struct {
-	Code    string `json:"code"` // bad_request, not_loaded, busy, unavailable, load_failed, generate_failed
+	Code    string `json:"code"` // bad_request, not_loaded, busy, unavailable, load_failed, generate_failed, worker_failed
 	Message string `json:"message"`
 }
 
@@ -64,6 +64,11 @@ type loadParams struct {
 	StorageBudgetMB float64 `json:"storageBudgetMB"`
 	Backend         string  `json:"backend"` // "cpu", "webgpu" or "auto" (default)
 	Threads         int     `json:"threads"`
+	// Workers is how many engine instances (Web Workers, so cores) the
+	// CPU path runs on, routed experts split between them (cpu.Peer);
+	// 0 lets the platform choose (the browser: 2 when the page is
+	// cross-origin isolated and has two cores, else 1).
+	Workers int `json:"workers"`
 	// Prefetch predicts each next layer's experts (pre-gating) and fetches
 	// them while the current layer computes; nil means on.
 	Prefetch *bool `json:"prefetch"`
@@ -85,8 +90,12 @@ type loadResult struct {
 	CacheNote   string `json:"cacheNote,omitempty"`
 	// Kernels names the CPU path's kernels: "simd128" (internal/wasmsimd)
 	// or runtime/vec's ("go" in a wasm build); KernelsNote says why.
-	Kernels      string `json:"kernels"`
-	KernelsNote  string `json:"kernelsNote,omitempty"`
+	Kernels     string `json:"kernels"`
+	KernelsNote string `json:"kernelsNote,omitempty"`
+	// Workers is how many engine instances the model runs on (cpu.Peer:
+	// routed experts split between them); WorkersNote says why that many.
+	Workers      int    `json:"workers"`
+	WorkersNote  string `json:"workersNote,omitempty"`
 	ChatTemplate string `json:"chatTemplate"` // the template family used for chat
 	// ChatTemplateNote says why the pack's own template is not used.
 	ChatTemplateNote string `json:"chatTemplateNote,omitempty"`
@@ -128,6 +137,10 @@ type stats struct {
 	ExpertMap *expertMap `json:"expertMap,omitempty"`
 	Loaded    bool       `json:"loaded"`
 	Backend   string     `json:"backend"` // "cpu" or "webgpu"
+	Workers   int        `json:"workers"` // engine instances the model runs on
+	// ExpertsSplit counts the routed experts split between the workers
+	// since load (cpu.Backend.SplitExperts).
+	ExpertsSplit int `json:"expertsSplit"`
 	// Network and Cache Storage traffic of the shard source.
 	BytesFetched   int64   `json:"bytesFetched"`   // over the network
 	BytesFromCache int64   `json:"bytesFromCache"` // read back from Cache Storage

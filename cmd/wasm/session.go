@@ -46,7 +46,16 @@ type env struct {
 	// gpu opens a WebGPU backend, or says why there is none; nil where the
 	// platform has no WebGPU at all.
 	gpu func() (backend.Backend, gpuInfo, error)
+	// peers starts want-1 more engine instances for the CPU path (want 0:
+	// the platform's choice), whose answers are at most answerBytes, and
+	// says how many instances there are in all and why; stop ends them.
+	// nil where the platform has none (one instance).
+	peers func(ctx context.Context, want, answerBytes int) (ps []cpu.Peer, note string, stop func())
 }
+
+// maxBatch is the most prompt tokens one forward step takes (the
+// engine's MaxBatch): it sizes the peers' answers.
+const maxBatch = 128
 
 // session holds at most one loaded model and runs one generation at a time.
 type session struct {
@@ -69,6 +78,9 @@ type loaded struct {
 	cancel  context.CancelFunc // ends expert fetches on unload
 	b       backend.Backend    // closed on unload
 	backend string
+	workers int
+	// stopPeers ends the peers' workers; nil without peers.
+	stopPeers func()
 
 	gen       sync.Mutex // one generation at a time; guards eng, chat, last and lastUsage
 	last      engine.Result
@@ -220,6 +232,9 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	if p.Threads == 0 {
 		p.Threads = s.env.threads
 	}
+	if p.Workers < 0 || p.Workers > maxWorkers {
+		return nil, withCode("bad_request", fmt.Errorf("workers is %d: want 0 (the platform's choice) to %d", p.Workers, maxWorkers))
+	}
 
 	s.mu.Lock()
 	if s.loading {
@@ -326,6 +341,27 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	// can take long, and until it is in the page would still be showing
 	// "reading the manifest".
 	report(progress{Phase: "weights", Total: total, ShardsTotal: n, ETASeconds: -1})
+	// The peers' workers start (fetch and compile mode.wasm) while the
+	// weights load.
+	peersCh := make(chan peerStart, 1)
+	go func() {
+		var r peerStart
+		r.workers, r.note, r.stop = s.startPeers(ctx, p, b, backendName, m.Model.Dim)
+		peersCh <- r
+	}()
+	var peers *peerStart
+	joinPeers := func() peerStart {
+		if peers == nil {
+			r := <-peersCh
+			peers = &r
+		}
+		return *peers
+	}
+	defer func() {
+		if stop := joinPeers().stop; !ok && stop != nil {
+			stop()
+		}
+	}()
 	cs.onProgress(func(st sourceStats) {
 		report(progress{Phase: "weights", Bytes: st.UpfrontBytes, Total: total, Shards: st.UpfrontShards,
 			ShardsTotal: n, FromCache: st.UpfrontHits, ETASeconds: eta(st, total)})
@@ -359,7 +395,9 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 		return nil, withCode("load_failed", fmt.Errorf("loading %s: %w", p.Model, err))
 	}
 	cs.onProgress(nil)
-	opts := engine.Options{Experts: pk, ExpertBudget: int64(p.ExpertBudgetMB * (1 << 20)), Prefetch: p.Prefetch == nil || *p.Prefetch,
+	ps := joinPeers()
+	workers, workersNote, stopPeers := ps.workers, ps.note, ps.stop
+	opts := engine.Options{MaxBatch: maxBatch, Experts: pk, ExpertBudget: int64(p.ExpertBudgetMB * (1 << 20)), Prefetch: p.Prefetch == nil || *p.Prefetch,
 		ShareWeights: true} // the pack's weights are the engine's alone
 	switch p.MissingExperts {
 	case "", "exact":
@@ -375,7 +413,7 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 		pk.Close()
 		return nil, withCode("load_failed", fmt.Errorf("%s: %w", p.Model, err))
 	}
-	l := &loaded{name: p.Model, pack: pk, src: cs, conv: conv, eng: eng, cancel: cancel, b: b, backend: backendName}
+	l := &loaded{name: p.Model, pack: pk, src: cs, conv: conv, eng: eng, cancel: cancel, b: b, backend: backendName, workers: workers, stopPeers: stopPeers}
 	// A request without a seed gets the session's next one, so the first
 	// is 0 as it always was and a regenerated reply differs.
 	if l.chat, err = chatsession.New(eng, chatsession.Options{Tokenizer: pk.Tokenizer, AddBOS: pk.AddBOS,
@@ -402,7 +440,7 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	}
 	return &loadResult{
 		Model: p.Model, Backend: backendName, BackendNote: backendNote, Cache: cacheMode, CacheNote: note,
-		Kernels: kernels, KernelsNote: kernelsNote, ChatTemplate: l.chat.Template(), ChatTemplateNote: l.chat.TemplateNote(),
+		Kernels: kernels, KernelsNote: kernelsNote, Workers: workers, WorkersNote: workersNote, ChatTemplate: l.chat.Template(), ChatTemplateNote: l.chat.TemplateNote(),
 		Vocab: m.Model.Vocab, ContextLen: eng.MaxSeq(), Experts: eng.Stats().ExpertsTotal, ExpertBytes: expertBytes(m), Stats: first,
 	}, nil
 }
@@ -472,6 +510,37 @@ func (l *loaded) close(logf func(format string, args ...any)) {
 		// Nothing to do about it but say so: the model is gone either way.
 		logf("closing the %s backend: %v", l.backend, err)
 	}
+	if l.stopPeers != nil {
+		l.stopPeers()
+	}
+}
+
+// peerStart is what startPeers returned.
+type peerStart struct {
+	workers int
+	note    string
+	stop    func()
+}
+
+// maxWorkers bounds the workers a page may ask for.
+const maxWorkers = 16
+
+// startPeers gives a CPU backend its peers (cpu.Peer) when the platform
+// has them and more than one worker is wanted; it returns the number of
+// engine instances in all, why, and how to stop the peers (nil if none).
+func (s *session) startPeers(ctx context.Context, p loadParams, b backend.Backend, backendName string, dim int) (int, string, func()) {
+	cb, isCPU := b.(*cpu.Backend)
+	switch {
+	case s.env.peers == nil:
+		return 1, "", nil
+	case !isCPU:
+		return 1, fmt.Sprintf("one worker: the %s backend does not split experts between workers", backendName), nil
+	}
+	ps, note, stop := s.env.peers(ctx, p.Workers, 4*maxBatch*dim)
+	if len(ps) > 0 {
+		cb.SetPeers(ps)
+	}
+	return len(ps) + 1, note, stop
 }
 
 func (s *session) stats() stats {
@@ -500,7 +569,7 @@ func (l *loaded) refresh() stats {
 func (l *loaded) stats() stats {
 	cs, es, ps := l.src.stats(), l.eng.Stats(), l.pack.Stats()
 	st := stats{
-		Loaded: true, Backend: l.backend, BytesFetched: cs.NetBytes, BytesFromCache: cs.CacheBytes,
+		Loaded: true, Backend: l.backend, Workers: l.workers, BytesFetched: cs.NetBytes, BytesFromCache: cs.CacheBytes,
 		ShardCacheHits: cs.Hits, ShardCacheMiss: cs.Misses,
 		StorageEvictions: cs.Store.Evictions, StorageSkipped: cs.Store.Skipped, StorageBytes: cs.Store.Bytes,
 		ExpertsResident: es.ExpertsResident, ExpertsTotal: es.ExpertsTotal, ExpertBytesResident: es.ExpertBytesResident,
@@ -510,6 +579,9 @@ func (l *loaded) stats() stats {
 		PrefillTokensPerSec: l.last.PrefillTokensPerSecond(), DecodeTokensPerSec: l.last.DecodeTokensPerSecond(),
 		LastPromptTokens: l.lastUsage.Prompt, LastCompletionTokens: l.lastUsage.Completion,
 		LastCachedTokens: l.lastUsage.Prompt - l.lastUsage.PrefilledTokens, LastPrefilledTokens: l.lastUsage.PrefilledTokens,
+	}
+	if cb, ok := l.b.(*cpu.Backend); ok {
+		st.ExpertsSplit = cb.SplitExperts()
 	}
 	if n := cs.Hits + cs.Misses; n > 0 {
 		st.ShardHitRate = float64(cs.Hits) / float64(n)
@@ -578,6 +650,10 @@ func (s *session) generate(ctx context.Context, chat bool, r chatsession.Request
 	// let them land (an interrupt ends them), so the stats count, and the
 	// store holds, all that the reply fetched.
 	l.pack.Wait(gctx)
+	if cb, ok := l.b.(*cpu.Backend); ok && cb.PeerErr() != nil {
+		// The model cannot go on without the shares the lost worker held.
+		return nil, withCode("worker_failed", fmt.Errorf("%w: create the engine again (threads: 1 runs on one worker)", cb.PeerErr()))
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -48,8 +48,14 @@ func (s *mapStore) Put(_ context.Context, key string, b []byte) error {
 // requests for shard files.
 func servePack(t *testing.T) (url string, shardRequests func() int) {
 	t.Helper()
+	return servePackOf(t, synth.Default("olmoe"))
+}
+
+// servePackOf is servePack for the synthetic model o.
+func servePackOf(t *testing.T, o synth.Options) (url string, shardRequests func() int) {
+	t.Helper()
 	src := filepath.Join(t.TempDir(), "src")
-	if err := synth.Write(src, synth.Default("olmoe")); err != nil {
+	if err := synth.Write(src, o); err != nil {
 		t.Fatal(err)
 	}
 	in, err := importer.Open(src, "")

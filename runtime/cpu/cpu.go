@@ -37,6 +37,8 @@ type Backend struct {
 	routeScratch []float32
 	mlaKV        []float32    // MLAAttention's expanded k_nope and v
 	freeRoutes   []*cpuRoutes // consumed by MoE, for Route to reuse
+
+	peerState // other instances holding shares of the routed experts (peers.go)
 }
 
 // scratch is one worker's memory, kept between ops so that steady-state
@@ -100,6 +102,10 @@ type weight struct {
 	cols  int
 	f     []float32
 	m     *tensor.Matrix
+	data  []byte // m's stored bytes
+	// share is, on a routed expert's gate, the id of its shares on the
+	// peers (peers.go): 0 not split yet, -1 kept whole.
+	share int32
 }
 
 func (w *weight) Shape() []int { return w.shape }
@@ -201,7 +207,7 @@ func (b *Backend) upload(t *tensor.Tensor, adopt bool) (backend.Weight, error) {
 			if err != nil {
 				return nil, fmt.Errorf("cpu: upload: %w", err)
 			}
-			w.m = m
+			w.m, w.data = m, own.Data
 			return w, nil
 		}
 	}
@@ -232,7 +238,10 @@ func f32View(data []byte, n int) ([]float32, bool) {
 
 func (b *Backend) Free(w backend.Weight) {
 	if w, ok := w.(*weight); ok {
-		w.f, w.m = nil, nil
+		if w.share > 0 {
+			b.dropShare(w.share)
+		}
+		w.f, w.m, w.data = nil, nil, nil
 	}
 }
 
@@ -560,9 +569,11 @@ func (b *Backend) WriteRoutes(r backend.Routes, choices [][]routing.Choice) erro
 	return nil
 }
 
+// Read, Argmax and Sync report a peer's failure (PeerErr): MoE, which
+// has no error to return, goes on without the peers' shares after one.
 func (b *Backend) Read(x backend.Buf, dst []float32) error {
 	copy(dst, x.(*buf).f)
-	return nil
+	return b.peerErr
 }
 
 // Argmax implements backend.Argmaxer.
@@ -575,10 +586,10 @@ func (b *Backend) Argmax(x backend.Buf) (int, error) {
 			best = i
 		}
 	}
-	return best, nil
+	return best, b.peerErr
 }
 
-func (b *Backend) Sync() error { return nil }
+func (b *Backend) Sync() error { return b.peerErr }
 
 // Close stops the worker goroutines. The Backend must not be used after.
 func (b *Backend) Close() error {

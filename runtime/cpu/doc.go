@@ -30,4 +30,13 @@
 // SwiGLU and attention's softmax use vec.Exp. The ops keep their scratch memory in the Backend,
 // so decoding allocates nothing once it has grown; a Backend therefore runs
 // one op at a time. Close stops the pool.
+//
+// Where more goroutines bring no more cores (Go on js/wasm runs on one
+// thread), other instances of the engine can take shares of the routed
+// experts (SetPeers, PeerServer; peers.go): each routed expert's hidden
+// units are split between the instances on the down format's blocks, each
+// computes its share of a sparse layer for the same input and routing,
+// and the main instance adds the peers' sums to its own. That
+// reassociates the down projection's sum, so it is part of the fast path
+// only, within the bound RATIONALE.md states ("More than one core").
 package cpu

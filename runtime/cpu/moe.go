@@ -14,7 +14,19 @@ import (
 // all the tokens routed to it; each result lands in a (token, rank) slot and
 // the slots are summed per token in rank order, so the output does not
 // depend on how tokens were grouped.
+//
+// With peers (SetPeers), the peers are asked for their shares of the
+// routed experts first, computed meanwhile, and added last.
 func (b *Backend) MoE(dst, x backend.Buf, r backend.Routes, f *backend.FFN) {
+	asked := r != nil && len(b.peers) > 0 && b.askPeers(x.(*buf), r.(*cpuRoutes).c, f)
+	b.moeLocal(dst, x, r, f)
+	if asked {
+		b.gatherPeers(dst.(*buf).f)
+	}
+}
+
+// moeLocal is MoE on this instance's own experts (or shares of them).
+func (b *Backend) moeLocal(dst, x backend.Buf, r backend.Routes, f *backend.FFN) {
 	d, s := dst.(*buf), x.(*buf)
 	T, D := s.rows, s.cols
 	m := &b.moe
