@@ -107,12 +107,16 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 		for rb := i0; rb < end; rb += 64 {
 			re := min(rb+64, end)
 			t := 0
-			// q4_0 takes eight tokens at a time first: its 2×8 tile
-			// unpacks each weight block once for the eight.
-			for ; m.dtype == Q4_0 && t+8 <= x.rows; t += 8 {
+			// Eight tokens at a time first: the 2×8 tiles unpack each
+			// weight block once for the eight.
+			for ; t+8 <= x.rows; t += 8 {
 				xq, xd := x.qs[t*m.cols:], x.d[t*n:]
 				for r := rb; r < re; r += 2 {
-					vec.DotQ4_0x2x8(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk/2*r*n:], qk/2*n, xd, xq, n, n)
+					if m.dtype == Q8_0 {
+						vec.DotQ8_0x2x8(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk*r*n:], qk*n, xd, xq, n, n)
+					} else {
+						vec.DotQ4_0x2x8(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk/2*r*n:], qk/2*n, xd, xq, n, n)
+					}
 					for k := range 8 {
 						dst[(t+k)*stride+r] = o16[k]
 						dst[(t+k)*stride+r+1] = o16[8+k]

@@ -44,6 +44,28 @@ func DotQ4_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 	dotQ4_0x2x8(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
 
+// DotQ8_0x2x8 is DotQ4_0x2x8 for q8_0 weights: DotQ8_0x2x4 for eight
+// activation rows, each output the one-row kernel's bits.
+func DotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	wd, wq, xd, xq = wd[:sd+2*n], wq[:sq+BlockSize*n], xd[:7*xs+n], xq[:BlockSize*(7*xs+n)]
+	if n == 0 {
+		*out = [16]float32{}
+		return
+	}
+	dotQ8_0x2x8(out, wd, sd, wq, sq, xd, xq, xs, n)
+}
+
+// dotQ8_0x2x8Loop is DotQ8_0x2x8 as two 2×4 tiles.
+func dotQ8_0x2x8Loop(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	var o [8]float32
+	for h := range 2 {
+		dotQ8_0x2x4(&o, wd, sd, wq, sq, xd[4*h*xs:], xq[BlockSize*4*h*xs:], xs, n)
+		for r := range 2 {
+			copy(out[8*r+4*h:8*r+4*h+4], o[4*r:4*r+4])
+		}
+	}
+}
+
 // dotQ4_0x2x8Loop is DotQ4_0x2x8 as two 2×4 tiles.
 func dotQ4_0x2x8Loop(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
 	var o [8]float32

@@ -114,6 +114,15 @@ func benchDotQTile(b *testing.B) {
 			}
 		}
 	})
+	b.Run("q4_0/x2x8", func(b *testing.B) {
+		var o [16]float32
+		for b.Loop() {
+			for t := 0; t < toks; t += 8 {
+				DotQ4_0x2x8(&o, wd, 2*nb, wq, BlockSize/2*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
+				DotQ4_0x2x8(&o, wd[4*nb:], 2*nb, wq[BlockSize*nb:], BlockSize/2*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
+			}
+		}
+	})
 	b.Run("q8_0/x4", func(b *testing.B) {
 		var o [4]float32
 		for b.Loop() {
@@ -128,6 +137,15 @@ func benchDotQTile(b *testing.B) {
 			for t := 0; t < toks; t += 4 {
 				DotQ8_0x2x4(&o, wd, 2*nb, wq, BlockSize*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
 				DotQ8_0x2x4(&o, wd[4*nb:], 2*nb, wq[2*BlockSize*nb:], BlockSize*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
+			}
+		}
+	})
+	b.Run("q8_0/x2x8", func(b *testing.B) {
+		var o [16]float32
+		for b.Loop() {
+			for t := 0; t < toks; t += 8 {
+				DotQ8_0x2x8(&o, wd, 2*nb, wq, BlockSize*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
+				DotQ8_0x2x8(&o, wd[4*nb:], 2*nb, wq[2*BlockSize*nb:], BlockSize*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
 			}
 		}
 	})
@@ -217,7 +235,7 @@ func TestDotQx4N(t *testing.T) { eachImpl(t, testDotQx4N) }
 func testDotQx4N(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, nb := range []int{1, 8, 9, 17, 44} {
-		for _, groups := range []int{1, 2, 5} {
+		for _, groups := range []int{1, 2, 3, 4, 5} {
 			rows := 4 * groups
 			sd, sq := 2*nb+2, BlockSize*nb+8
 			wd, wq := make([]byte, rows*sd), make([]byte, rows*sq)
@@ -303,6 +321,55 @@ func testDotQ4_0x2x8(t *testing.T) {
 					w, x := wq[row*sq:], xq[BlockSize*tok*xs:]
 					want := DotQ4_0(wd[row*sd:], w, xd[tok*xs:tok*xs+nb], x)
 					goWant := dotQ4_0Go(wd[row*sd:row*sd+2*nb], w[:BlockSize/2*nb], xd[tok*xs:tok*xs+nb], x[:BlockSize*nb])
+					if o := got[8*row+tok]; math.Float32bits(o) != math.Float32bits(want) || want != goWant {
+						t.Fatalf("nb=%d trial %d row %d token %d: 2×8 tile %v, one row %v, pure Go %v", nb, trial, row, tok, o, want, goWant)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestDotQ8_0x2x8 is TestDotQ4_0x2x8 for q8_0 weights (extreme quants
+// −128 and 127).
+func TestDotQ8_0x2x8(t *testing.T) { eachImpl(t, testDotQ8_0x2x8) }
+
+func testDotQ8_0x2x8(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	for _, nb := range []int{1, 2, 7, 8, 9, 16, 17, 32, 44} {
+		for trial := range 4 {
+			sd, sq := 2*nb+6, BlockSize*nb+16
+			xs := nb + 3
+			wd := make([]byte, 2*sd)
+			for i := 0; i < len(wd); i += 2 {
+				h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
+				wd[i], wd[i+1] = byte(h), byte(h>>8)
+			}
+			wq := make([]byte, 2*sq)
+			for i := range wq {
+				wq[i] = byte(r.IntN(256))
+			}
+			xd := make([]float32, 8*xs)
+			xq := make([]int16, BlockSize*8*xs)
+			for b := range xd {
+				xd[b] = float32(math.Exp(3 * r.NormFloat64()))
+			}
+			for i := range xq {
+				xq[i] = int16(r.IntN(65535) - 32767)
+			}
+			if trial == 0 {
+				for i := range 32 {
+					wq[i], wq[sq+i] = 0x80, 0x7f
+					xq[i], xq[BlockSize*7*xs+i] = 32767, -32767
+				}
+			}
+			var got [16]float32
+			DotQ8_0x2x8(&got, wd, sd, wq, sq, xd, xq, xs, nb)
+			for row := range 2 {
+				for tok := range 8 {
+					w, x := wq[row*sq:], xq[BlockSize*tok*xs:]
+					want := DotQ8_0(wd[row*sd:], w, xd[tok*xs:tok*xs+nb], x)
+					goWant := dotQ8_0Go(wd[row*sd:row*sd+2*nb], w[:BlockSize*nb], xd[tok*xs:tok*xs+nb], x[:BlockSize*nb])
 					if o := got[8*row+tok]; math.Float32bits(o) != math.Float32bits(want) || want != goWant {
 						t.Fatalf("nb=%d trial %d row %d token %d: 2×8 tile %v, one row %v, pure Go %v", nb, trial, row, tok, o, want, goWant)
 					}

@@ -272,3 +272,14 @@ func dotQ4_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 
 //go:noescape
 func dotQ4_0x2x8AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
+
+func dotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	if hasAVX512 {
+		dotQ8_0x2x8AVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n)
+		return
+	}
+	dotQ8_0x2x8Loop(out, wd, sd, wq, sq, xd, xq, xs, n)
+}
+
+//go:noescape
+func dotQ8_0x2x8AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)

@@ -32,7 +32,8 @@
 // The AVX-512 matrix-vector kernels (dotQ8_0x4NAVX512, dotQ4_0x4NAVX512)
 // prefetch the next group of four rows instead: the same eight blocks of
 // rows r+4..r+7 (AX = SI + 4 row strides) and their scales, once per group
-// of eight blocks. Their rows are consecutive rows of one matrix, often
+// of eight blocks (q8_0: the quants one line a row every two blocks, see
+// Q8X4BLOCK). Their rows are consecutive rows of one matrix, often
 // short (512 columns: 256 bytes of q4_0 quants, which the in-row distance
 // above overshoots into rows being read already), and by the time the
 // kernel reaches the next four rows their bytes have arrived.
@@ -53,14 +54,6 @@
 	LEAQ (SI)(R11*4), AX \
 	PFNEXT4(0) \
 	PFNEXT4(64) \
-	PFNEXTSCALES
-
-#define PFNEXTQ8 \
-	LEAQ (SI)(R11*4), AX \
-	PFNEXT4(0) \
-	PFNEXT4(64) \
-	PFNEXT4(128) \
-	PFNEXT4(192) \
 	PFNEXTSCALES
 
 // HSUMPS leaves the sum of the eight float32 lanes of Y in the low lane
@@ -1688,6 +1681,76 @@ done:
 	VZEROUPPER
 	RET
 
+// PAIRQ8T is PAIRQ8 into Z8 (elements 0..15 of both rows) and Z9.
+#define PAIRQ8T(W0, W0H, W1, W1H) \
+	VMOVDQU     W0, X8 \
+	VINSERTI128 $1, W1, Y8, Y8 \
+	VPMOVSXBW   Y8, Z8 \
+	VMOVDQU     W0H, X9 \
+	VINSERTI128 $1, W1H, Y9, Y9 \
+	VPMOVSXBW   Y9, Z9
+
+// func dotQ8_0x2x8AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
+//
+// dotQ4_0x2x8AVX512 for q8_0 weights (32 bytes per block, PAIRQ8T).
+TEXT ·dotQ8_0x2x8AVX512(SB), NOSPLIT, $0-72
+	TILEPROLOGUE
+	VXORPS Y7, Y7, Y7
+	PAIRCONSTS
+	LEAQ   (DX)(R12*4), BX
+	TESTQ  R14, R14
+	JZ     tail
+
+group:
+	TILESCALES8T
+	MOVQ $8, AX
+
+inner:
+	PAIRQ8T((SI), 16(SI), (SI)(R11*1), 16(SI)(R11*1))
+	TILEBLOCKT
+	ADDQ $32, SI
+	DECQ AX
+	JNZ  inner
+	ADDQ $16, R8
+	ADDQ $32, R9
+	DECQ R14
+	JNZ  group
+
+tail:
+	TESTQ CX, CX
+	JZ    done
+	TILESCALE1T
+	PAIRQ8T((SI), 16(SI), (SI)(R11*1), 16(SI)(R11*1))
+	TILEBLOCKT
+	ADDQ $32, SI
+	ADDQ $2, R8
+	ADDQ $4, R9
+	DECQ CX
+	JMP  tail
+
+done:
+	MOVQ          out+0(FP), DI
+	VEXTRACTF64X4 $1, Z0, Y16
+	VEXTRACTF64X4 $1, Z1, Y17
+	VEXTRACTF64X4 $1, Z2, Y18
+	VEXTRACTF64X4 $1, Z3, Y19
+	VEXTRACTF64X4 $1, Z4, Y20
+	VEXTRACTF64X4 $1, Z5, Y21
+	VEXTRACTF64X4 $1, Z6, Y22
+	VEXTRACTF64X4 $1, Z7, Y23
+	HSTORE8(0)
+	VMOVAPS       Y16, Y0
+	VMOVAPS       Y17, Y1
+	VMOVAPS       Y18, Y2
+	VMOVAPS       Y19, Y3
+	VMOVAPS       Y20, Y4
+	VMOVAPS       Y21, Y5
+	VMOVAPS       Y22, Y6
+	VMOVAPS       Y23, Y7
+	HSTORE8(32)
+	VZEROUPPER
+	RET
+
 // func dotQ4_0x4NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, groups int)
 //
 // groups consecutive groups of four rows (row r at wd + r·sd, wq + r·sq),
@@ -1784,6 +1847,23 @@ store:
 	VZEROUPPER
 	RET
 
+// Q8X4BLOCK is one block of dotQ8_0x4NAVX512's four rows. Its group loop
+// asks for the next four rows' cache line of every two blocks (64 bytes
+// of q8_0 quants a row) just before them, rather than all sixteen lines of
+// the group of eight blocks at its start (PFNEXTQ4's way): sixteen
+// prefetches at once left the kernel waiting longer on weights streamed
+// from memory (RATIONALE.md, "Exact and fast CPU paths").
+#define Q8X4BLOCK \
+	VBROADCASTI64X4 (DX), Z4 \
+	VBROADCASTI64X4 32(DX), Z5 \
+	PAIRQ8((SI), 16(SI), (SI)(R11*1), 16(SI)(R11*1)) \
+	PAIRMAC(Z9, Z0) \
+	PAIRQ8((SI)(R11*2), 16(SI)(R11*2), (SI)(R12*1), 16(SI)(R12*1)) \
+	PAIRMAC(Z10, Z1) \
+	VPADDD Z11, Z15, Z15 \
+	ADDQ   $32, SI \
+	ADDQ   $64, DX
+
 // func dotQ8_0x4NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, groups int)
 //
 // groups consecutive groups of four rows (row r at wd + r·sd, wq + r·sq),
@@ -1819,22 +1899,17 @@ rowgroup:
 	JZ     tail
 
 group:
-	PFNEXTQ8
+	PFNEXTSCALES
 	X4SCALES8Z
-	MOVQ $8, BX
+	MOVQ $4, BX
 
 inner:
-	VBROADCASTI64X4 (DX), Z4
-	VBROADCASTI64X4 32(DX), Z5
-	PAIRQ8((SI), 16(SI), (SI)(R11*1), 16(SI)(R11*1))
-	PAIRMAC(Z9, Z0)
-	PAIRQ8((SI)(R11*2), 16(SI)(R11*2), (SI)(R12*1), 16(SI)(R12*1))
-	PAIRMAC(Z10, Z1)
-	VPADDD Z11, Z15, Z15
-	ADDQ   $32, SI
-	ADDQ   $64, DX
-	DECQ   BX
-	JNZ    inner
+	LEAQ (SI)(R11*4), AX
+	PFNEXT4(0)
+	Q8X4BLOCK
+	Q8X4BLOCK
+	DECQ BX
+	JNZ  inner
 	ADDQ   $16, R8
 	ADDQ   $32, R9
 	DECQ   R14

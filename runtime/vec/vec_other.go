@@ -64,3 +64,7 @@ func dotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 func dotQ4_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
 	dotQ4_0x2x8Loop(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
+
+func dotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
+	dotQ8_0x2x8Loop(out, wd, sd, wq, sq, xd, xq, xs, n)
+}
