@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The WebGPU backend's numbers on whatever adapter wgpu-native finds (a
 # real GPU, or Mesa lavapipe on a machine without one), in one command:
-# the adapter, the copy kernel's bandwidth, each matrix-vector format's
+# the adapter (and whether matvec's lanes meet through subgroups, or why
+# not), the copy kernel's bandwidth, each matrix-vector format's
 # bandwidth and its ratio to the copy kernel's measured in the same run,
 # the same for a Mixtral-shaped routed-expert layer's decode step,
 # attention and router times, prefill GEMM GFLOP/s, and decode tokens/s for
@@ -11,7 +12,10 @@
 # Environment: BENCH_GPU_LAYERS caps the synthetic models' layers (default:
 # the full shapes; on a software adapter try 2), BENCH_GPU_TIME is go
 # test's -benchtime for the kernel benchmarks (default 1s),
-# BENCH_GPU_TOKENS the tokens each decode benchmark times (default 16).
+# BENCH_GPU_TOKENS the tokens each decode benchmark times (default 16);
+# MODE_WEBGPU_SUBGROUPS=off measures without subgroups where the adapter
+# has them (with them, the matvec lines add sg_speedup, the subgroup
+# path's speed over the workgroup-memory one in the same run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-go.sh
@@ -45,7 +49,7 @@ bench() {
   ' "$OUT"
 }
 
-echo "== adapter and copy kernel"
+echo "== adapter (f16 arithmetic, subgroups) and copy kernel"
 bench '^BenchmarkAdapter$' "$TIME"
 echo "== matrix-vector products (decode): weight GB/s, ratio to the copy kernel"
 bench '^BenchmarkMatVec$' "$TIME"

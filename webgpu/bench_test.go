@@ -74,7 +74,11 @@ func BenchmarkAdapter(b *testing.B) {
 	if g.d.Adapter.Software {
 		soft = " (software)"
 	}
-	b.Logf("adapter: %s%s; f16 arithmetic: %v; %d-byte bindings", g.d.Adapter.Name, soft, g.f16, g.d.MaxBinding)
+	sg := "no (" + g.d.SubgroupsNote + ")"
+	if g.subgroups {
+		sg = fmt.Sprintf("yes, matvec lanes meet through them (smallest subgroup %d)", g.d.SubgroupMin)
+	}
+	b.Logf("adapter: %s%s; f16 arithmetic: %v; subgroups: %s; %d-byte bindings", g.d.Adapter.Name, soft, g.f16, sg, g.d.MaxBinding)
 	b.ReportMetric(copyGBs(b, g), "copyGB/s")
 }
 
@@ -96,7 +100,8 @@ func copyGBs(b *testing.B, g *Backend) float64 {
 // decode sizes (square 512 to 4096) and reports weight bytes read per
 // second, their ratio to the copy kernel's bandwidth, and the speedup over
 // the kernels matvec replaced (matmul's decode specialisation,
-// matvec_rows). Each of b.N rounds times the copy kernel, matvec and the
+// matvec_rows); where the device has subgroups, also the speedup of its
+// lanes meeting through them over workgroup memory (sg_speedup). Each of b.N rounds times the copy kernel, matvec and the
 // old kernels back to back (several ops between syncs, so that a round of
 // a small matrix reads about as many bytes as the copy moves and the sync
 // does not dominate), and the metrics are the medians of the rounds'
@@ -143,7 +148,8 @@ func BenchmarkMatVec(b *testing.B) {
 				ops := min(max(4, 8*cn/len(q.Data)), 256)
 				mv := func() { g.MatMul(y, x, wt, nil) }
 				cp := func() { g.copyRows(cs, cd, 0, 0, cn) }
-				var gbs, base, ratio, speedup []float64
+				var gbs, base, ratio, speedup, sgSpeedup []float64
+				sg := g.subgroups
 				b.ResetTimer()
 				for range b.N {
 					c := roundTime(b, g, 4, cp)
@@ -151,6 +157,11 @@ func BenchmarkMatVec(b *testing.B) {
 					g.oldMatVec = true
 					old := roundTime(b, g, ops, mv)
 					g.oldMatVec = false
+					if sg {
+						g.subgroups = false
+						sgSpeedup = append(sgSpeedup, roundTime(b, g, ops, mv)/sec)
+						g.subgroups = true
+					}
 					gbs = append(gbs, float64(len(q.Data))/sec/1e9)
 					base = append(base, float64(8*cn)/c/1e9)
 					ratio = append(ratio, gbs[len(gbs)-1]/base[len(base)-1])
@@ -160,6 +171,9 @@ func BenchmarkMatVec(b *testing.B) {
 				b.ReportMetric(median(base), "copyGB/s")
 				b.ReportMetric(median(ratio), "ratio")
 				b.ReportMetric(median(speedup), "speedup")
+				if sg {
+					b.ReportMetric(median(sgSpeedup), "sg_speedup")
+				}
 			})
 		}
 	}

@@ -154,12 +154,24 @@ func (b *Backend) useMatVec(x *buf, w *weight, spec shaders.Spec) bool {
 
 // matVecLanes is matvec's lanes per row for rows of cols columns: one for
 // short rows (no barrier, which on a CPU adapter is a context switch) and
-// when b.narrow, MatVecWide otherwise.
+// when b.narrow, MatVecWide otherwise, or the adapter's smallest subgroup
+// if that is narrower and the lanes meet through subgroups (every lane of
+// a row must be in one subgroup; see lanes_sg.wgsl).
 func (b *Backend) matVecLanes(cols int) int {
 	if cols <= shortRow || b.narrow {
 		return 1
 	}
+	if b.subgroups {
+		return min(shaders.MatVecWide, b.d.SubgroupMin)
+	}
 	return shaders.MatVecWide
+}
+
+// matVecSpec is matvec's specialisation for weights in format f with l
+// lanes per row: subgroups where lanes meet (l > 1) and the backend uses
+// them.
+func (b *Backend) matVecSpec(f tensor.DType, l int) shaders.Spec {
+	return shaders.Spec{Format: f, L: l, Subgroups: b.subgroups && l > 1}
 }
 
 // lastMatVec is a recorded matvec dispatch Add may redo with the residual
@@ -233,7 +245,7 @@ func (b *Backend) fuseMulti(d, x *buf, w *weight) bool {
 	nx, ny := shaders.Grid(shaders.MatVecMultiGroups(p.Rows, l2))
 	p.NX = nx
 	args := []arg{bufArg(ws[0]), bufArg(x.b), bufArg(bufs[0]), bufArg(ws[1]), bufArg(ws[2]), bufArg(bufs[1]), bufArg(bufs[2])}
-	k, spec := shaders.MatVecMulti, shaders.Spec{Format: w.format, L: l2}
+	k, spec := shaders.MatVecMulti, b.matVecSpec(w.format, l2)
 	if nm := l.norm; nm != nil {
 		// The norm goes in too, but its output is no longer written: it
 		// waits aside (pend) for a reader.
@@ -269,7 +281,7 @@ func (b *Backend) matVecRes(k shaders.Kernel, d, x *buf, w *weight, pg page, bia
 	if res != nil {
 		p.AddRes, p.ResOff, p.ResStride, rb = true, u(res.off), u(res.cols), res.b
 	}
-	kr, spec, xb := k, shaders.Spec{Format: w.format, L: l}, x.b
+	kr, spec, xb := k, b.matVecSpec(w.format, l), x.b
 	var extra []arg
 	if nm != nil {
 		kr, spec.Norm, xb = shaders.MatVecNorm, true, nm.x.b
