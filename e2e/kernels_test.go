@@ -20,7 +20,8 @@ import (
 // that every matvec case of up to 4 lanes runs both with its lanes meeting
 // through subgroup shuffles and in workgroup memory against the Go twins
 // (TestMatVecSubgroups also against each other), and once with
-// MODE_WEBGPU_SUBGROUPS=off, which must leave the device without them.
+// MODE_WEBGPU_SUBGROUPS=off, which must leave the device without them
+// (TestMatVecMulti and TestMatVecSubgroups, which must skip).
 // This is where the subgroup path runs: natively it cannot (see
 // webgpu.Device.SubgroupsNote).
 func TestKernelsInChromium(t *testing.T) {
@@ -64,10 +65,12 @@ func TestKernelsInChromium(t *testing.T) {
 	if r := os.Getenv("MODE_KERNELS_RUN"); r != "" {
 		run = r // one test, when debugging
 	}
+	// Off, the cases already ran on the workgroup path beside their
+	// subgroup runs: one test shows the switch.
 	for _, c := range []struct {
-		name, env string
-		sg        bool
-	}{{"subgroups", "", true}, {"subgroups off", "off", false}} {
+		name, env, run string
+		sg             bool
+	}{{"subgroups", "", run, true}, {"subgroups off", "off", "^TestMatVec(Multi|Subgroups)$", false}} {
 		t.Run(c.name, func(t *testing.T) {
 			start := time.Now()
 			// Go's stdout reaches the page as console.log lines
@@ -92,7 +95,7 @@ func TestKernelsInChromium(t *testing.T) {
 				} finally {
 					console.log = log;
 				}
-			})()`, run, c.env, c.env), 20*time.Minute)
+			})()`, c.run, c.env, c.env), 20*time.Minute)
 			if r.Code != 0 {
 				t.Fatalf("the shaders tests exited with %d in Chromium:\n%s", r.Code, r.Out)
 			}

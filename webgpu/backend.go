@@ -50,6 +50,10 @@ type Backend struct {
 	// 5.4 tok/s against 9.2 with 8 lanes; small products then fill too
 	// few workgroups for the cores). Kept for benchmarks.
 	narrow bool
+	// matVecTokens overrides matVecBatch, the largest batch MatMul sends
+	// to matvec: n > 0 up to n tokens, n < 0 decode steps only, 0 the
+	// measured rule. Benchmarks and tests set it to compare the paths.
+	matVecTokens int
 	// subgroups says matvec's lanes meet through subgroup operations
 	// (Device.Subgroups); benchmarks and tests clear it to run the
 	// workgroup-memory path on the same device.
