@@ -4,18 +4,19 @@
 // subgroupShuffleXor over log2(L) steps, so the L lanes of a group (slots
 // me with the same me / L, me the local index) must be in one subgroup at
 // subgroup_invocation_ids that differ as their local indices do. WebGPU
-// does not promise that mapping, but every implementation lays a 1-D
-// workgroup out that way, and with every subgroup at least L wide (the
-// backend uses Subgroups only for L up to the adapter's smallest subgroup
-// size) an L-aligned run of local indices then never straddles two
-// subgroups. The butterfly checks it as it goes: each step also shuffles
-// the slot and, where the partner is not slot ^ m, the sum becomes 1e38
-// (not NaN, which WGSL lets a compiler assume away), so a
-// device that maps otherwise gives results every test and the engine's
-// outputs show as wrong rather than sums that are plausibly wrong. (Slots handed out per
-// subgroup from a workgroup atomic would not need the mapping, but
-// SwiftShader returned 0 to every subgroup's atomicAdd in a kernel with
-// no barrier, so it could not be tested where subgroups run here.)
+// does not promise that mapping; SwiftShader lays a 1-D workgroup out that
+// way (local index i is subgroup_invocation_id i % 4), as GPU drivers
+// commonly do, and with every subgroup at least L wide (the backend uses
+// Subgroups only for L up to the adapter's smallest subgroup size) an
+// L-aligned run of local indices then never straddles two subgroups. The
+// butterfly checks it as it goes: each step also shuffles the slot and,
+// where the partner is not slot ^ m, the sum becomes 1e38 (not NaN, which
+// WGSL lets a compiler assume away), so a device that maps otherwise gives
+// results every test and the engine's outputs show as wrong rather than
+// plausibly wrong sums. (Slots handed out per subgroup from a workgroup
+// atomic would not need the mapping, but SwiftShader returned 0 to every
+// subgroup's atomicAdd in a kernel with no barrier, so that could not be
+// tested where subgroups run here.)
 
 // lane_slot is the invocation's place in the workgroup, which decides its
 // rows and lane: its local index, as lanes_wg.wgsl's.

@@ -151,7 +151,7 @@ func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 // f32 path).
 func (b *Backend) useMatVec(x *buf, w *weight, spec shaders.Spec) bool {
 	// matvec reads x in aligned quads (see matvec.wgsl).
-	return !b.oldMatVec && x.rows <= b.matVecBatch(w.format, w.cols) && x.off%4 == 0 && x.cols%4 == 0 && w.cols%shaders.MatVecUnit(w.format) == 0 && !spec.F16
+	return !b.oldMatVec && x.rows <= b.matVecBatch(w.format) && x.off%4 == 0 && x.cols%4 == 0 && w.cols%shaders.MatVecUnit(w.format) == 0 && !spec.F16
 }
 
 // matVecBatch is the largest batch of tokens MatMul sends through weights
@@ -161,18 +161,17 @@ func (b *Backend) useMatVec(x *buf, w *weight, spec shaders.Spec) bool {
 // matvec on a CPU adapter"): caches serve the repeated reads and gemm's
 // staging and barriers cost more than they save, so matvec won at every
 // batch measured (2 to 512 tokens through 1024 columns, 2 to 64 through
-// 256) but for f32 rows over 256 columns past 16 tokens, where gemm was
-// 6-9% faster at 32 to 128. On a GPU the
-// weights' reuse is what gemm is for and nothing was measured: decode
-// only, as before. Backend.matVecTokens overrides it (benchmarks, tests):
-// n > 0 up to n tokens, n < 0 decode only.
-func (b *Backend) matVecBatch(f tensor.DType, cols int) int {
+// 256) but f32's from 32 or 64 tokens. On a GPU the weights' reuse is
+// what gemm is for and nothing was measured: decode only, as before.
+// Backend.matVecTokens overrides it (benchmarks, tests): n > 0 up to n
+// tokens, n < 0 decode only.
+func (b *Backend) matVecBatch(f tensor.DType) int {
 	switch {
 	case b.matVecTokens > 0:
 		return b.matVecTokens
 	case b.matVecTokens < 0 || !b.d.Adapter.Software:
 		return 1
-	case f == tensor.F32 && cols > shortRow:
+	case f == tensor.F32:
 		return 16
 	}
 	return 512
