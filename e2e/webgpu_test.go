@@ -61,6 +61,14 @@ func TestWebGPU(t *testing.T) {
 	// YaRN and the clamped SwiGLU; the dense matrices in q8_0.
 	gptOss := filepath.Join(packs, "gpt_oss")
 	synthPack(t, tmp, "gpt_oss", gptOss, nil, tensor.Q8_0)
+	// Rows of 512 columns: the matvecs run with more than one lane per
+	// row, which on SwiftShader meet through subgroups (4 wide; see
+	// TestKernelsInChromium); every model above has rows of at most 256,
+	// one lane per row.
+	wide := filepath.Join(packs, "mixtral-d512")
+	synthPack(t, tmp, "mixtral", wide, func(o *synth.Options) {
+		o.Dim, o.Layers, o.Experts, o.TopK, o.FFN = 512, 2, 4, 2, 512
+	}, tensor.Q4_0)
 	base := startServer(t, server, "--addr", "127.0.0.1:0", "--web", filepath.Join(root, "web"),
 		"--wasm", wasm, "--models", packs)
 
@@ -95,6 +103,7 @@ func TestWebGPU(t *testing.T) {
 		{"granitemoeshared q4_0", granite, "/packs/granitemoeshared/manifest.json", "the cat sat on", 16},
 		{"deepseek_v3 q4_0", deepseek, "/packs/deepseek_v3/manifest.json", "the cat sat on", 16},
 		{"mixed-architecture experts q8_0", deep, "/packs/mode-deep/manifest.json", "the cat sat on", 24},
+		{"mixtral d512 q4_0 (matvec lanes through subgroups)", wide, "/packs/mixtral-d512/manifest.json", "the cat sat on", 12},
 	} {
 		t.Run(tt.name+" greedy on webgpu equals native", func(t *testing.T) {
 			want, _, _ := nativeOn(t, cpu.Options{Exact: true}, tt.dir, tt.prompt, tt.n)

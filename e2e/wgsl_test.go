@@ -20,14 +20,16 @@ import (
 // limits (SwiftShader allows 256 invocations per workgroup).
 //
 // The f16-arithmetic variants need a device with shader-f16, which
-// SwiftShader does not offer; they are compiled only where the adapter has
-// it, and the test says how many it left out.
+// SwiftShader does not offer, and the subgroup variants one with
+// subgroups, which it does; each is compiled only where the adapter has
+// its feature, and the test says how many it left out.
 func TestWGSLInChromium(t *testing.T) {
 	chromium := findChromium(t)
 	type source struct {
 		Key  string `json:"key"`
 		Code string `json:"code"`
 		F16  bool   `json:"f16"`
+		SG   bool   `json:"sg"`
 	}
 	var srcs []source
 	for _, v := range shaders.Variants() {
@@ -35,7 +37,7 @@ func TestWGSLInChromium(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srcs = append(srcs, source{Key: v.Kernel.Key(v.Spec), Code: code, F16: v.Spec.F16})
+		srcs = append(srcs, source{Key: v.Kernel.Key(v.Spec), Code: code, F16: v.Spec.F16, SG: v.Spec.Subgroups})
 	}
 	body, err := json.Marshal(srcs)
 	if err != nil {
@@ -69,14 +71,14 @@ func TestWGSLInChromium(t *testing.T) {
 		part := eval[result](t, b, fmt.Sprintf(`(async () => {
 		const ad = await navigator.gpu?.requestAdapter();
 		if (!ad) return {fatal: "no WebGPU adapter"};
-		const f16 = ad.features.has("shader-f16");
+		const f16 = ad.features.has("shader-f16"), sg = ad.features.has("subgroups");
 		const want = {};
 		for (const k of ["maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupSizeX", "maxComputeWorkgroupStorageSize", "maxStorageBuffersPerShaderStage"]) want[k] = ad.limits[k];
-		const dev = await ad.requestDevice({requiredFeatures: f16 ? ["shader-f16"] : [], requiredLimits: want});
+		const dev = await ad.requestDevice({requiredFeatures: [...(f16 ? ["shader-f16"] : []), ...(sg ? ["subgroups"] : [])], requiredLimits: want});
 		const srcs = (await (await fetch("/shaders.json")).json()).slice(%d, %d);
 		const out = {adapter: [ad.info?.architecture, ad.info?.description].filter(Boolean).join(" "), compiled: 0, skipped: [], errors: []};
 		for (const s of srcs) {
-			if (s.f16 && !f16) { out.skipped.push(s.key); continue; }
+			if (s.f16 && !f16 || s.sg && !sg) { out.skipped.push(s.key); continue; }
 			dev.pushErrorScope("validation");
 			const mod = dev.createShaderModule({code: s.code, label: s.key});
 			const info = await mod.getCompilationInfo();
@@ -112,10 +114,10 @@ func TestWGSLInChromium(t *testing.T) {
 		t.Errorf("%d compiled, %d skipped, %d failed: %d variants were sent", r.Compiled, len(r.Skipped), len(r.Errors), len(srcs))
 	}
 	for _, k := range r.Skipped {
-		if !strings.HasSuffix(k, "/f16arith") {
-			t.Errorf("%s was not compiled: only f16-arithmetic variants may be left out", k)
+		if !strings.HasSuffix(k, "/f16arith") && !strings.HasSuffix(k, "/sg") {
+			t.Errorf("%s was not compiled: only f16-arithmetic and subgroup variants may be left out", k)
 		}
 	}
-	t.Logf("Tint on %s compiled %d of %d variants; left out for want of shader-f16: %d (%s)",
+	t.Logf("Tint on %s compiled %d of %d variants; left out for want of shader-f16 or subgroups: %d (%s)",
 		r.Adapter, r.Compiled, len(srcs), len(r.Skipped), strings.Join(r.Skipped, ", "))
 }

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # The WebGPU backend's numbers on whatever adapter wgpu-native finds (a
 # real GPU, or Mesa lavapipe on a machine without one), in one command:
-# the adapter, the copy kernel's bandwidth, each matrix-vector format's
+# the adapter (and whether matvec's lanes meet through subgroups, or why
+# not), the copy kernel's bandwidth, each matrix-vector format's
 # bandwidth and its ratio to the copy kernel's measured in the same run,
 # the same for a Mixtral-shaped routed-expert layer's decode step,
-# attention and router times, prefill GEMM GFLOP/s, and decode tokens/s for
+# attention and router times, prefill GEMM GFLOP/s and its time against
+# matmul's and matvec's over the same batch, and decode tokens/s for
 # stories260K (when ../shared/models exists) and synthetic Mixtral- and
 # OLMoE-shaped q4_0 models.
 #
 # Environment: BENCH_GPU_LAYERS caps the synthetic models' layers (default:
 # the full shapes; on a software adapter try 2), BENCH_GPU_TIME is go
 # test's -benchtime for the kernel benchmarks (default 1s),
-# BENCH_GPU_TOKENS the tokens each decode benchmark times (default 16).
+# BENCH_GPU_TOKENS the tokens each decode benchmark times (default 16);
+# MODE_WEBGPU_SUBGROUPS=off measures without subgroups where the adapter
+# has them (with them, the matvec lines add sg_speedup, the subgroup
+# path's speed over the workgroup-memory one in the same run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-go.sh
@@ -45,7 +50,7 @@ bench() {
   ' "$OUT"
 }
 
-echo "== adapter and copy kernel"
+echo "== adapter (f16 arithmetic, subgroups) and copy kernel"
 bench '^BenchmarkAdapter$' "$TIME"
 echo "== matrix-vector products (decode): weight GB/s, ratio to the copy kernel"
 bench '^BenchmarkMatVec$' "$TIME"
@@ -53,8 +58,8 @@ echo "== routed experts, Mixtral-shaped decode step (router + MoE): active exper
 bench '^BenchmarkMoE$' "$TIME"
 echo "== attention (8 heads, 2 KV heads, head 64) and router"
 bench '^BenchmarkAttention$|^BenchmarkRoute$' "$TIME"
-echo "== prefill GEMM, 1024x1024"
-bench '^BenchmarkPrefill$/^1024x1024/(q4_0|q8_0|f32)/T=(32|128)$' "$TIME"
+echo "== prefill, 1024x1024: gemm against matmul and against matvec over the batch (ratios below 1: gemm faster)"
+bench '^BenchmarkPrefill$/^1024x1024/(q4_0|q8_0|f32)/T=(8|32|128)$' "$TIME"
 echo "== decode (stories260K needs ../shared/models; synthetic layers: ${BENCH_GPU_LAYERS/#0/full})"
 bench '^BenchmarkDecodeCost$/^stories260K$' "${TOKENS}x"
 bench '^BenchmarkDecodeSynth$' "${TOKENS}x"

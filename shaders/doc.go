@@ -7,7 +7,10 @@
 // per workgroup are substituted into the text instead, and each
 // specialisation is a separate pipeline. Spec.F16 selects f16-arithmetic
 // variants of the matrix kernels (dot_f16.wgsl, tile_f16.wgsl) for devices
-// whose WGSL compiler has f16. Every kernel's parameters are a
+// whose WGSL compiler has f16; Spec.Subgroups has the lanes of the decode
+// matrix-vector kernels meet through subgroup shuffles (lanes_sg.wgsl)
+// rather than in workgroup memory (lanes_wg.wgsl) on devices with the
+// subgroups feature. Every kernel's parameters are a
 // uniform struct of u32 words built by the *Params types here, so the
 // backend and the tests lay them out the same way.
 //

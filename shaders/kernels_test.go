@@ -123,52 +123,56 @@ func TestMatMul(t *testing.T) {
 // the residual add, and gate_up) against its twins for every format and
 // lane count, with row counts that do not fill a workgroup, rows whose
 // units do not divide among the lanes (96 columns), tokens past the first
-// and matrices at nonzero base words. Bound as TestMatMul's: the kernel
-// sums lanes' strided partials and blocks' sums before scaling, the twin
-// element by element.
+// and matrices at nonzero base words, with the lanes meeting in workgroup
+// memory and, where the device allows (lanePaths), through subgroups.
+// Bound as TestMatMul's: the kernel sums lanes' strided partials and
+// blocks' sums before scaling, the twin element by element.
 func TestMatVec(t *testing.T) {
 	d := dev(t)
+	logPaths(t, d)
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, f := range shaders.Formats {
-		for _, c := range []struct{ rows, cols, T, L int }{{37, 512, 1, 16}, {37, 512, 2, 1}, {70, 96, 1, 4}, {5, 256, 1, 64}, {64, 1024, 1, 8}, {9, 72, 1, 1}, {11, 172, 1, 16}} {
+		for _, c := range []struct{ rows, cols, T, L int }{{37, 512, 1, 16}, {37, 512, 2, 1}, {70, 96, 1, 4}, {5, 256, 1, 64}, {64, 1024, 1, 8}, {9, 72, 1, 1}, {11, 172, 1, 16}, {41, 512, 2, 4}} {
 			if c.cols%shaders.MatVecUnit(f) != 0 || f == tensor.Q4_K && c.cols%256 != 0 {
 				continue
 			}
-			t.Run(fmt.Sprintf("%v/%dx%d/T=%d/L=%d", f, c.rows, c.cols, c.T, c.L), func(t *testing.T) {
-				w := append([]uint32{1, 2, 3}, weights(t, r, f, c.rows, c.cols)...)
-				w2 := append([]uint32{9}, weights(t, r, f, c.rows, c.cols)...)
-				x := randn(r, c.T*c.cols+4, 1)
-				bias := shaders.Bits(randn(r, c.rows+3, 0.1))
-				res := randn(r, 7+c.T*(c.rows+3), 1)
-				per := shaders.MatVecGroupRows(shaders.MatVec, c.L)
-				nx, ny := shaders.Grid((c.rows + per - 1) / per)
-				p := shaders.MatMulParams{Rows: uint32(c.rows), Cols: uint32(c.cols), T: uint32(c.T), XOff: 4, XStride: uint32(c.cols),
-					DstOff: 5, DstStride: uint32(c.rows) + 2, WBase: 3, HasBias: true, BiasOff: 1, Row0: 2, NX: nx,
-					AddRes: true, ResOff: 6, ResStride: uint32(c.rows) + 3, W2Base: 1}
-				grid := [3]uint32{nx, ny, uint32(c.T)}
-				spec := shaders.Spec{Format: f, L: c.L}
-				want := make([]float32, 5+c.T*int(p.DstStride))
-				wantRes := append([]float32(nil), res...)
-				shaders.MatVecTwin(f, p, w, x, want, bias, wantRes)
-				got, gotRes := make([]uint32, len(want)), shaders.Bits(res)
-				if err := d.Run(shaders.MatVec, spec, grid, p.Words(), w, shaders.Bits(x), got, bias, gotRes, w2); err != nil {
-					t.Fatal(err)
-				}
-				near(t, "matvec", shaders.Floats(got), want, 1e-5)
-				near(t, "matvec residual", shaders.Floats(gotRes), wantRes, 1e-5)
+			for _, sg := range lanePaths(d, c.L) {
+				t.Run(fmt.Sprintf("%v/%dx%d/T=%d/L=%d%s", f, c.rows, c.cols, c.T, c.L, pathName(sg)), func(t *testing.T) {
+					w := append([]uint32{1, 2, 3}, weights(t, r, f, c.rows, c.cols)...)
+					w2 := append([]uint32{9}, weights(t, r, f, c.rows, c.cols)...)
+					x := randn(r, c.T*c.cols+4, 1)
+					bias := shaders.Bits(randn(r, c.rows+3, 0.1))
+					res := randn(r, 7+c.T*(c.rows+3), 1)
+					per := shaders.MatVecGroupRows(shaders.MatVec, c.L)
+					nx, ny := shaders.Grid((c.rows + per - 1) / per)
+					p := shaders.MatMulParams{Rows: uint32(c.rows), Cols: uint32(c.cols), T: uint32(c.T), XOff: 4, XStride: uint32(c.cols),
+						DstOff: 5, DstStride: uint32(c.rows) + 2, WBase: 3, HasBias: true, BiasOff: 1, Row0: 2, NX: nx,
+						AddRes: true, ResOff: 6, ResStride: uint32(c.rows) + 3, W2Base: 1}
+					grid := [3]uint32{nx, ny, uint32(c.T)}
+					spec := shaders.Spec{Format: f, L: c.L, Subgroups: sg}
+					want := make([]float32, 5+c.T*int(p.DstStride))
+					wantRes := append([]float32(nil), res...)
+					shaders.MatVecTwin(f, p, w, x, want, bias, wantRes)
+					got, gotRes := make([]uint32, len(want)), shaders.Bits(res)
+					if err := d.Run(shaders.MatVec, spec, grid, p.Words(), w, shaders.Bits(x), got, bias, gotRes, w2); err != nil {
+						t.Fatal(err)
+					}
+					near(t, "matvec", shaders.Floats(got), want, 1e-5)
+					near(t, "matvec residual", shaders.Floats(gotRes), wantRes, 1e-5)
 
-				clear(want)
-				clear(got)
-				per = shaders.MatVecGroupRows(shaders.MatVecGU, c.L)
-				nx, ny = shaders.Grid((c.rows + per - 1) / per)
-				p.NX = nx
-				grid = [3]uint32{nx, ny, uint32(c.T)}
-				shaders.MatVecGateUpTwin(f, p, w, w2, x, want)
-				if err := d.Run(shaders.MatVecGU, spec, grid, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
-					t.Fatal(err)
-				}
-				near(t, "matvec gate_up", shaders.Floats(got), want, 1e-5)
-			})
+					clear(want)
+					clear(got)
+					per = shaders.MatVecGroupRows(shaders.MatVecGU, c.L)
+					nx, ny = shaders.Grid((c.rows + per - 1) / per)
+					p.NX = nx
+					grid = [3]uint32{nx, ny, uint32(c.T)}
+					shaders.MatVecGateUpTwin(f, p, w, w2, x, want)
+					if err := d.Run(shaders.MatVecGU, spec, grid, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
+						t.Fatal(err)
+					}
+					near(t, "matvec gate_up", shaders.Floats(got), want, 1e-5)
+				})
+			}
 		}
 	}
 }
@@ -177,9 +181,11 @@ func TestMatVec(t *testing.T) {
 // random shapes: row counts that leave the last workgroup's four-row lanes
 // partly past the matrix, widths of any whole number of units (including
 // fewer units than lanes), every lane count, random base words and
-// offsets. Bound as TestMatVec's.
+// offsets, on both ways lanes meet where the device allows. Bound as
+// TestMatVec's.
 func TestMatVecRagged(t *testing.T) {
 	d := dev(t)
+	logPaths(t, d)
 	r := rand.New(rand.NewPCG(21, 22))
 	lanes := []int{1, 2, 4, 8, 16, 64}
 	for _, f := range shaders.Formats {
@@ -187,77 +193,110 @@ func TestMatVecRagged(t *testing.T) {
 		for i := range 6 {
 			rows, cols, l := 1+r.IntN(300), unit*(1+r.IntN(max(1, 1536/unit))), lanes[r.IntN(len(lanes))]
 			base, xoff := uint32(r.IntN(5)), 4*uint32(r.IntN(3))
-			t.Run(fmt.Sprintf("%v/%d/%dx%d/L=%d", f, i, rows, cols, l), func(t *testing.T) {
-				w := append(make([]uint32, base), weights(t, r, f, rows, cols)...)
-				w2 := append(make([]uint32, base+1), weights(t, r, f, rows, cols)...)
-				x := randn(r, cols+int(xoff), 1)
-				bias := shaders.Bits(randn(r, rows, 0.1))
-				per := shaders.MatVecGroupRows(shaders.MatVec, l)
-				nx, ny := shaders.Grid((rows + per - 1) / per)
-				p := shaders.MatMulParams{Rows: uint32(rows), Cols: uint32(cols), T: 1, XOff: xoff, XStride: uint32(cols),
-					DstStride: uint32(rows), WBase: base, HasBias: r.IntN(2) == 1, NX: nx, W2Base: base + 1}
-				want := make([]float32, rows)
-				shaders.MatVecTwin(f, p, w, x, want, bias, nil)
-				got := make([]uint32, rows)
-				spec := shaders.Spec{Format: f, L: l}
-				if err := d.Run(shaders.MatVec, spec, [3]uint32{nx, ny, 1}, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
-					t.Fatal(err)
-				}
-				near(t, "matvec", shaders.Floats(got), want, 1e-5)
-				clear(want)
-				clear(got)
-				shaders.MatVecGateUpTwin(f, p, w, w2, x, want)
-				if err := d.Run(shaders.MatVecGU, spec, [3]uint32{nx, ny, 1}, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
-					t.Fatal(err)
-				}
-				near(t, "matvec gate_up", shaders.Floats(got), want, 1e-5)
-			})
+			for _, sg := range lanePaths(d, l) {
+				t.Run(fmt.Sprintf("%v/%d/%dx%d/L=%d%s", f, i, rows, cols, l, pathName(sg)), func(t *testing.T) {
+					w := append(make([]uint32, base), weights(t, r, f, rows, cols)...)
+					w2 := append(make([]uint32, base+1), weights(t, r, f, rows, cols)...)
+					x := randn(r, cols+int(xoff), 1)
+					bias := shaders.Bits(randn(r, rows, 0.1))
+					per := shaders.MatVecGroupRows(shaders.MatVec, l)
+					nx, ny := shaders.Grid((rows + per - 1) / per)
+					p := shaders.MatMulParams{Rows: uint32(rows), Cols: uint32(cols), T: 1, XOff: xoff, XStride: uint32(cols),
+						DstStride: uint32(rows), WBase: base, HasBias: r.IntN(2) == 1, NX: nx, W2Base: base + 1}
+					want := make([]float32, rows)
+					shaders.MatVecTwin(f, p, w, x, want, bias, nil)
+					got := make([]uint32, rows)
+					spec := shaders.Spec{Format: f, L: l, Subgroups: sg}
+					if err := d.Run(shaders.MatVec, spec, [3]uint32{nx, ny, 1}, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
+						t.Fatal(err)
+					}
+					near(t, "matvec", shaders.Floats(got), want, 1e-5)
+					clear(want)
+					clear(got)
+					shaders.MatVecGateUpTwin(f, p, w, w2, x, want)
+					if err := d.Run(shaders.MatVecGU, spec, [3]uint32{nx, ny, 1}, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
+						t.Fatal(err)
+					}
+					near(t, "matvec gate_up", shaders.Floats(got), want, 1e-5)
+				})
+			}
 		}
 	}
 }
 
 // TestMatVecMulti runs matvec_multi against its twin with three matrices
 // (q, k and v shapes whose rows straddle workgroups), two, and one, for
-// every format and both lane counts the backend uses.
+// every format and the lane counts the backend uses (1 for rows of 256,
+// else 8, or 4 where the adapter's subgroups are 4 wide), on both ways
+// lanes meet where the device allows.
 func TestMatVecMulti(t *testing.T) {
 	d := dev(t)
+	logPaths(t, d)
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, f := range shaders.Formats {
 		for _, c := range []struct{ rows [3]int }{{[3]int{37, 13, 13}}, {[3]int{20, 9, 0}}, {[3]int{5, 0, 0}}} {
-			for _, cols := range []int{256, 512, 1280} {
-				t.Run(fmt.Sprintf("%v/%v/cols=%d", f, c.rows, cols), func(t *testing.T) {
-					l := 1
-					if cols > 256 {
-						l = shaders.MatVecWide
-					}
-					p := shaders.MatVecMultiParams{Cols: uint32(cols), XOff: 4, Base: [3]uint32{2, 1, 0}}
-					var ws [3][]uint32
-					var want, got [3][]float32
-					var gotw [3][]uint32
-					total := 0
-					for i, n := range c.rows {
-						ws[i] = append(make([]uint32, p.Base[i]), weights(t, r, f, max(n, 1), cols)...)
-						p.Rows[i], p.DstOff[i] = uint32(n), uint32(i+1)
-						want[i] = make([]float32, n+i+1)
-						gotw[i] = make([]uint32, n+i+1)
-						total += n
-					}
-					x := randn(r, cols+4, 1)
-					nx, ny := shaders.Grid(shaders.MatVecMultiGroups(p.Rows, l))
-					p.NX = nx
-					shaders.MatVecMultiTwin(f, p, ws, x, want)
-					if err := d.Run(shaders.MatVecMulti, shaders.Spec{Format: f, L: l}, [3]uint32{nx, ny, 1}, p.Words(),
-						ws[0], shaders.Bits(x), gotw[0], ws[1], ws[2], gotw[1], gotw[2]); err != nil {
-						t.Fatal(err)
-					}
-					for i := range 3 {
-						got[i] = shaders.Floats(gotw[i])
-						near(t, fmt.Sprintf("matrix %d", i), got[i], want[i], 1e-5)
-					}
-				})
+			for _, cl := range []struct{ cols, l int }{{256, 1}, {512, shaders.MatVecWide}, {1280, shaders.MatVecWide}, {512, 4}} {
+				cols, l := cl.cols, cl.l
+				for _, sg := range lanePaths(d, l) {
+					t.Run(fmt.Sprintf("%v/%v/cols=%d/L=%d%s", f, c.rows, cols, l, pathName(sg)), func(t *testing.T) {
+						p := shaders.MatVecMultiParams{Cols: uint32(cols), XOff: 4, Base: [3]uint32{2, 1, 0}}
+						var ws [3][]uint32
+						var want, got [3][]float32
+						var gotw [3][]uint32
+						total := 0
+						for i, n := range c.rows {
+							ws[i] = append(make([]uint32, p.Base[i]), weights(t, r, f, max(n, 1), cols)...)
+							p.Rows[i], p.DstOff[i] = uint32(n), uint32(i+1)
+							want[i] = make([]float32, n+i+1)
+							gotw[i] = make([]uint32, n+i+1)
+							total += n
+						}
+						x := randn(r, cols+4, 1)
+						nx, ny := shaders.Grid(shaders.MatVecMultiGroups(p.Rows, l))
+						p.NX = nx
+						shaders.MatVecMultiTwin(f, p, ws, x, want)
+						if err := d.Run(shaders.MatVecMulti, shaders.Spec{Format: f, L: l, Subgroups: sg}, [3]uint32{nx, ny, 1}, p.Words(),
+							ws[0], shaders.Bits(x), gotw[0], ws[1], ws[2], gotw[1], gotw[2]); err != nil {
+							t.Fatal(err)
+						}
+						for i := range 3 {
+							got[i] = shaders.Floats(gotw[i])
+							near(t, fmt.Sprintf("matrix %d", i), got[i], want[i], 1e-5)
+						}
+					})
+				}
 			}
 		}
 	}
+}
+
+// lanePaths are the ways matvec's lanes can meet on d with l lanes per
+// row: in workgroup memory (false) always, and through subgroups (true)
+// when the device has them and its smallest subgroup holds l lanes. With
+// one lane there is nothing to meet.
+func lanePaths(d *webgpu.Device, l int) []bool {
+	if l > 1 && d.Subgroups && l <= d.SubgroupMin {
+		return []bool{false, true}
+	}
+	return []bool{false}
+}
+
+func pathName(sg bool) string {
+	if sg {
+		return "/subgroups"
+	}
+	return ""
+}
+
+// logPaths says which ways lanes meet the test runs on d, and why only
+// one where that is so.
+func logPaths(t *testing.T, d *webgpu.Device) {
+	t.Helper()
+	if d.Subgroups {
+		t.Logf("lanes meet in workgroup memory and through subgroups (smallest subgroup %d: subgroup cases for up to %d lanes)", d.SubgroupMin, d.SubgroupMin)
+		return
+	}
+	t.Logf("only the workgroup-memory path runs: no subgroups on this device: %s", d.SubgroupsNote)
 }
 
 // diff is the largest |got−want| relative to max(1, |want|).
@@ -364,6 +403,45 @@ func TestF16Arith(t *testing.T) {
 			if e := diff(shaders.Floats(got), exact); e < 1e-5 {
 				t.Errorf("%s is within %.3g of the f32 result: no f16 rounding happened", c.name, e)
 			}
+		})
+	}
+}
+
+// TestMatVecSubgroups runs matvec with the lanes the backend would use on
+// this device (MatVecWide, or the smallest subgroup if narrower) on both
+// ways lanes meet, for every format on a random ragged shape, and requires
+// both within TestMatVec's bound of the twin and of each other: the
+// subgroup butterfly adds the same lane partials in another order. Where
+// the device has no subgroups it says why and runs nothing more than
+// TestMatVec's workgroup-memory cases already did.
+func TestMatVecSubgroups(t *testing.T) {
+	d := dev(t)
+	if !d.Subgroups {
+		t.Skipf("only the workgroup-memory path can run here (TestMatVec, TestMatVecRagged, TestMatVecMulti, TestMatVecNorm ran it): %s", d.SubgroupsNote)
+	}
+	l := min(shaders.MatVecWide, d.SubgroupMin)
+	r := rand.New(rand.NewPCG(41, 42))
+	for _, f := range shaders.Formats {
+		unit := shaders.MatVecUnit(f)
+		rows, cols := 1+r.IntN(300), unit*(1+r.IntN(max(1, 2048/unit)))
+		t.Run(fmt.Sprintf("%v/%dx%d/L=%d", f, rows, cols, l), func(t *testing.T) {
+			w := weights(t, r, f, rows, cols)
+			x := randn(r, cols, 1)
+			per := shaders.MatVecGroupRows(shaders.MatVec, l)
+			nx, ny := shaders.Grid((rows + per - 1) / per)
+			p := shaders.MatMulParams{Rows: uint32(rows), Cols: uint32(cols), T: 1, XStride: uint32(cols), DstStride: uint32(rows), NX: nx}
+			want := make([]float32, rows)
+			shaders.MatVecTwin(f, p, w, x, want, nil, nil)
+			var got [2][]uint32
+			for i, sg := range []bool{false, true} {
+				got[i] = make([]uint32, rows)
+				if err := d.Run(shaders.MatVec, shaders.Spec{Format: f, L: l, Subgroups: sg}, [3]uint32{nx, ny, 1}, p.Words(),
+					w, shaders.Bits(x), got[i], []uint32{0}, []uint32{0}, []uint32{0}); err != nil {
+					t.Fatal(err)
+				}
+				near(t, "matvec"+pathName(sg), shaders.Floats(got[i]), want, 1e-5)
+			}
+			near(t, "subgroups against workgroup memory", shaders.Floats(got[1]), shaders.Floats(got[0]), 1e-5)
 		})
 	}
 }

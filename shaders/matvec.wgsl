@@ -13,8 +13,10 @@
 // adapter spills to memory. Each quad of x a lane loads serves its four
 // rows, and per-block terms (Σx for the q4 offsets) are computed once for
 // them. The L partial sums meet in workgroup memory behind a single
-// barrier and lane 0 adds them in lane order; with L = 1 (short rows)
-// there is no barrier at all. L is specialised ({{L}}).
+// barrier and lane 0 adds them in lane order (lanes_wg.wgsl), or, with
+// Spec.Subgroups, through subgroup shuffles with no barrier
+// (lanes_sg.wgsl); with L = 1 (short rows) there is no reduction at all.
+// L is specialised ({{L}}).
 //
 // Two entry points: main, which can also add its result into a residual
 // stream (res[res_off + row0 + r] += value; the engine's Add after the
@@ -70,8 +72,6 @@ struct P {
 const L: u32 = {{L}}u;
 const RW: u32 = 64u / L; // row slots per workgroup; each lane takes four rows
 
-var<workgroup> part: array<vec4<f32>, 128>;
-
 // rows4 is the four rows of the lane whose first row is r0, RW apart, and
 // the same clamped to the matrix (rows past the end read the last row's
 // weights, which keeps the loops uniform; their sums are dropped).
@@ -79,30 +79,17 @@ fn rows4(r0: u32) -> vec4<u32> {
   return vec4<u32>(r0) + vec4<u32>(0u, RW, 2u * RW, 3u * RW);
 }
 
-// reduce sums the L lanes' partials of each of the four rows in lane
-// order; the result is valid in lane 0. Called in uniform control flow.
-fn reduce(lid: u32, v: vec4<f32>, slot: u32) -> vec4<f32> {
-  if (L == 1u) {
-    return v;
-  }
-  part[slot * 64u + lid] = v;
-  workgroupBarrier();
-  var s = vec4<f32>(0.0);
-  if (lid % L == 0u) {
-    s = part[slot * 64u + lid];
-    for (var i = 1u; i < L; i++) {
-      s += part[slot * 64u + lid + i];
-    }
-  }
-  return s;
-}
+// lane_slot and lane_sum: the lanes of a row group meet in workgroup
+// memory, or through subgroup operations with Spec.Subgroups.
+//#include lanes
 
 // main: each lane takes four rows, RW apart, so that each quad of x it
 // loads serves all four (a workgroup owns 4·RW rows).
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let lane = lid % L;
-  let rv = rows4((wid.x + wid.y * p.nx) * 4u * RW + lid / L);
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32{{SG_IN}}) {
+  let me = lane_slot(lid{{SG_ARGS}});
+  let lane = me % L;
+  let rv = rows4((wid.x + wid.y * p.nx) * 4u * RW + me / L);
   let rc = min(rv, vec4<u32>(p.rows - 1u));
   let t = wid.z;
   let m = Mat(p.w_base, p.rows, p.cols);
@@ -116,7 +103,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       a += unit_dot4(m, rc, k, xb);
     }
   }
-  a = reduce(lid, a, 0u);
+  a = lane_sum(me, a, 0u);
   if (lane != 0u) {
     return;
   }
@@ -161,9 +148,10 @@ fn swiglu_store(t: u32, r: u32, g: f32, u: f32) {
 }
 
 @compute @workgroup_size(64)
-fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let lane = lid % L;
-  let rv = rows4((wid.x + wid.y * p.nx) * 4u * RW + lid / L);
+fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32{{SG_IN}}) {
+  let me = lane_slot(lid{{SG_ARGS}});
+  let lane = me % L;
+  let rv = rows4((wid.x + wid.y * p.nx) * 4u * RW + me / L);
   let rc = min(rv, vec4<u32>(p.rows - 1u));
   let t = wid.z;
   let xb = p.x_off + t * p.x_stride;
@@ -180,8 +168,8 @@ fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
       u += unit_dot42(um, rc, k, xb);
     }
   }
-  g = reduce(lid, g, 0u);
-  u = reduce(lid, u, 1u);
+  g = lane_sum(me, g, 0u);
+  u = lane_sum(me, u, 1u);
   if (lane != 0u) {
     return;
   }

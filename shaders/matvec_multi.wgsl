@@ -50,14 +50,16 @@ const L: u32 = {{L}}u;
 const RW: u32 = 64u / L;
 const PER: u32 = 4u * RW; // rows per workgroup, as matvec's main
 
-var<workgroup> part: array<vec4<f32>, 64>;
+// lane_slot and lane_sum as matvec's.
+//#include lanes
 
 // main: the workgroups of each matrix follow each other, ceil(rows_i/PER)
 // of them (shaders.MatVecMultiGroups), so a workgroup works on one matrix
 // and its branch is uniform.
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let lane = lid % L;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32{{SG_IN}}) {
+  let me = lane_slot(lid{{SG_ARGS}});
+  let lane = me % L;
   let g0 = (p.rows0 + PER - 1u) / PER;
   let g1 = (p.rows1 + PER - 1u) / PER;
   norm_begin(lid, p.x_off, p.cols);
@@ -73,7 +75,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     wg -= g0;
     rows = p.rows1;
   }
-  let rv = vec4<u32>(wg * PER + lid / L) + vec4<u32>(0u, RW, 2u * RW, 3u * RW);
+  let rv = vec4<u32>(wg * PER + me / L) + vec4<u32>(0u, RW, 2u * RW, 3u * RW);
   let rc = min(rv, vec4<u32>(max(rows, 1u) - 1u));
   var acc = vec4<f32>(0.0);
   if (rv.x < rows) {
@@ -99,15 +101,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
     }
   }
-  if (L > 1u) {
-    part[lid] = acc;
-    workgroupBarrier();
-    if (lane == 0u) {
-      for (var i = 1u; i < L; i++) {
-        acc += part[lid + i];
-      }
-    }
-  }
+  acc = lane_sum(me, acc, 0u);
   if (lane != 0u) {
     return;
   }

@@ -97,6 +97,13 @@ type Spec struct {
 	// (xn_on.wgsl instead of xn_off.wgsl); use the *Norm kernels, whose
 	// bindings include the norm's.
 	Norm bool
+	// Subgroups: the lanes of a MatVec, MatVecGU or MatVecMulti row group
+	// add their partials with subgroup shuffles instead of in workgroup
+	// memory behind a barrier (lanes_sg.wgsl instead of lanes_wg.wgsl).
+	// The text then starts with `enable subgroups;`, which compiles only
+	// on a device created with the subgroups feature, and every subgroup
+	// the device runs must have at least L invocations.
+	Subgroups bool
 }
 
 // Key identifies the pipeline of k specialised by s.
@@ -118,6 +125,9 @@ func (k Kernel) Key(s Spec) string {
 	if s.Norm {
 		key += "/norm"
 	}
+	if s.Subgroups {
+		key += "/sg"
+	}
 	return key
 }
 
@@ -127,6 +137,12 @@ var MatVecLanes = []int{1, MatVecWide}
 
 // MatVecWide is MatVec's lanes per row of more than 256 columns.
 const MatVecWide = 8
+
+// MatVecSubgroupLanes are the lanes per row the backends run MatVec with
+// when its lanes meet through subgroups (Spec.Subgroups): MatVecWide, or
+// fewer where the adapter's smallest subgroup is narrower (SwiftShader's
+// are 4 wide; WebGPU allows no subgroup below 4).
+var MatVecSubgroupLanes = []int{4, MatVecWide}
 
 // MatVecGroupRows is the rows one workgroup of k (MatVec, MatVecGU or
 // MatVecMulti) with l lanes per row computes: each lane takes four rows.
@@ -188,7 +204,11 @@ func Source(k Kernel, s Spec) (string, error) {
 	if s.F16 {
 		b.WriteString("enable f16;\n")
 	}
+	if s.Subgroups {
+		b.WriteString("enable subgroups;\n")
+	}
 	arith := false // whether an include has an f16-arithmetic variant
+	lanes := false // whether the kernel includes lanes (has a subgroup variant)
 	for line := range strings.Lines(string(text)) {
 		name, ok := strings.CutPrefix(strings.TrimSpace(line), "//#include ")
 		if !ok {
@@ -200,6 +220,13 @@ func Source(k Kernel, s Spec) (string, error) {
 			file = "kv_f32.wgsl"
 			if s.KVF16 {
 				file = "kv_f16.wgsl"
+			}
+		}
+		if name == "lanes" {
+			lanes = true
+			file = "lanes_wg.wgsl"
+			if s.Subgroups {
+				file = "lanes_sg.wgsl"
 			}
 		}
 		if name == "xnorm" {
@@ -255,6 +282,9 @@ func Source(k Kernel, s Spec) (string, error) {
 	if s.F16 && !arith {
 		return "", fmt.Errorf("shaders: %s has no f16-arithmetic variant", k.File)
 	}
+	if s.Subgroups && !lanes {
+		return "", fmt.Errorf("shaders: %s has no subgroup variant", k.File)
+	}
 	tt := max(s.TT, 1)
 	if tt > 8 {
 		return "", fmt.Errorf("shaders: %d tokens per workgroup; at most 8", tt)
@@ -263,7 +293,13 @@ func Source(k Kernel, s Spec) (string, error) {
 	if l > 64 || l&(l-1) != 0 {
 		return "", fmt.Errorf("shaders: %d lanes per row; a power of two up to 64", l)
 	}
-	r := strings.NewReplacer("{{L}}", strconv.Itoa(l), "{{TT}}", strconv.Itoa(tt), "{{E}}", strconv.Itoa(max(s.E, 1)), "{{K}}", strconv.Itoa(max(s.K, 1)))
+	// The subgroup builtins exist only under `enable subgroups;`, so the
+	// entry points that include lanes name them through these two.
+	sgIn, sgArgs := "", ""
+	if s.Subgroups {
+		sgIn, sgArgs = ", @builtin(subgroup_invocation_id) sg_i: u32, @builtin(subgroup_size) sg_n: u32", ", sg_i, sg_n"
+	}
+	r := strings.NewReplacer("{{SG_IN}}", sgIn, "{{SG_ARGS}}", sgArgs, "{{L}}", strconv.Itoa(l), "{{TT}}", strconv.Itoa(tt), "{{E}}", strconv.Itoa(max(s.E, 1)), "{{K}}", strconv.Itoa(max(s.K, 1)))
 	return r.Replace(b.String()), nil
 }
 

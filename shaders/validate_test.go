@@ -43,7 +43,17 @@ func TestWGSLValidates(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, tool := range tools {
-			out, err := exec.Command(tool[0], append(tool[1:], file)...).CombinedOutput()
+			f := file
+			if tool[0] == "naga" && v.Spec.Subgroups {
+				// naga 30 parses and validates the subgroup builtins but
+				// not yet the directive that enables them ("the
+				// `subgroups` enable-extension is not yet supported").
+				f = file + ".naga.wgsl"
+				if err := os.WriteFile(f, []byte(strings.Replace(src, "enable subgroups;\n", "", 1)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, err := exec.Command(tool[0], append(tool[1:], f)...).CombinedOutput()
 			if err != nil {
 				t.Errorf("%s rejects %s: %v\n%s", tool[0], key, err, out)
 			}

@@ -36,6 +36,10 @@ func Variants() []Variant {
 			add([]Kernel{MatVec, MatVecGU, MatVecMulti}, Spec{Format: f, L: l})
 			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm}, Spec{Format: f, L: l, Norm: true})
 		}
+		for _, l := range MatVecSubgroupLanes {
+			add([]Kernel{MatVec, MatVecGU, MatVecMulti}, Spec{Format: f, L: l, Subgroups: true})
+			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm}, Spec{Format: f, L: l, Norm: true, Subgroups: true})
+		}
 	}
 	add([]Kernel{AttnPartial, AttnReduce, AttnSingle}, Spec{}, Spec{KVF16: true})
 	add([]Kernel{Route}, Spec{E: 64, K: 8})

@@ -50,6 +50,14 @@ type Backend struct {
 	// 5.4 tok/s against 9.2 with 8 lanes; small products then fill too
 	// few workgroups for the cores). Kept for benchmarks.
 	narrow bool
+	// matVecTokens overrides matVecBatch, the largest batch MatMul sends
+	// to matvec: n > 0 up to n tokens, n < 0 decode steps only, 0 the
+	// measured rule. Benchmarks and tests set it to compare the paths.
+	matVecTokens int
+	// subgroups says matvec's lanes meet through subgroup operations
+	// (Device.Subgroups); benchmarks and tests clear it to run the
+	// workgroup-memory path on the same device.
+	subgroups bool
 	// last is the matvec dispatch recorded last, which Add may fuse with.
 	last lastMatVec
 	// lastNorm is the in-place rmsnorm dispatch recorded last.
@@ -76,7 +84,7 @@ func New(d *Device) (*Backend, error) {
 		s.release()
 		return nil, err
 	}
-	b := &Backend{d: d, s: s, zero: z, tables: map[*backend.FFN]*expertTable{}, f16: d.F16}
+	b := &Backend{d: d, s: s, zero: z, tables: map[*backend.FFN]*expertTable{}, f16: d.F16, subgroups: d.Subgroups}
 	for _, sp := range []**buffer{&b.spare, &b.spare2, &b.spare3} {
 		if *sp, err = d.newBuffer("spare", 256, wgpu.BufferUsageStorage|wgpu.BufferUsageCopyDst); err != nil {
 			b.releaseSpares()
@@ -315,13 +323,15 @@ type Stats struct {
 	ExpertPages int
 	// F16Arith says f16 weights are multiplied in f16 (shader-f16).
 	F16Arith bool
+	// Subgroups says matvec's lanes meet through subgroup operations.
+	Subgroups bool
 }
 
 // Stats returns the counters.
 func (b *Backend) Stats() Stats {
 	return Stats{BindGroups: b.s.created, Submissions: b.s.submits, Dispatches: b.s.dispatches, ReadBytes: b.s.readBytes,
 		WeightBytes: b.weightBytes, ExpertBytes: int64(b.experts.used), ExpertPoolBytes: int64(b.experts.capacity),
-		ExpertPages: len(b.experts.pages), F16Arith: b.f16}
+		ExpertPages: len(b.experts.pages), F16Arith: b.f16, Subgroups: b.subgroups}
 }
 
 // String describes the backend's device and arithmetic.
@@ -332,7 +342,13 @@ func (b *Backend) String() string {
 	} else if b.d.F16Note != "" {
 		arith += ": " + b.d.F16Note
 	}
-	return fmt.Sprintf("webgpu (%s; %d-byte bindings)", arith, b.d.MaxBinding)
+	sg := "matvec lanes meet in workgroup memory"
+	if b.subgroups {
+		sg = fmt.Sprintf("matvec lanes meet through subgroups (smallest %d)", b.d.SubgroupMin)
+	} else if b.d.SubgroupsNote != "" {
+		sg += ": " + b.d.SubgroupsNote
+	}
+	return fmt.Sprintf("webgpu (%s; %s; %d-byte bindings)", arith, sg, b.d.MaxBinding)
 }
 
 func (b *Backend) releaseSpares() {

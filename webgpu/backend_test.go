@@ -237,6 +237,7 @@ func TestPaging(t *testing.T) {
 // TestQuantizedFormats.
 func TestPrefillGEMM(t *testing.T) {
 	gpu := newBackend(t, webgpu.Options{})
+	webgpu.SetMatVecTokens(gpu, -1) // a CPU adapter sends such batches to matvec (TestPrefillMatVec)
 	prompt := make([]int, 40)
 	for i := range prompt {
 		prompt[i] = (7*i + 3) % 97
@@ -274,6 +275,60 @@ func TestPrefillGEMM(t *testing.T) {
 			t.Logf("%d gemm dispatches; max |logit diff| %.3g", n, diff)
 			if n == 0 {
 				t.Error("the 40-token prefill ran no gemm dispatch")
+			}
+			if diff > c.bound {
+				t.Errorf("max logit difference %.3g > %g", diff, c.bound)
+			}
+		})
+	}
+}
+
+// TestPrefillMatVec prefills 6-token prompts with MatMul sending batches
+// of up to 8 tokens to the matvec kernel (one workgroup row per token)
+// instead of matmul, against the CPU backend, with TestPrefillGEMM's
+// models and bounds (f32, and a dim-256 model with dense and sparse
+// layers in q4_0 and q4_k), and requires that no product ran on the
+// kernels the batch would otherwise take (matmul, matvec_rows).
+func TestPrefillMatVec(t *testing.T) {
+	gpu := newBackend(t, webgpu.Options{})
+	webgpu.SetMatVecTokens(gpu, 8)
+	prompt := []int{3, 10, 17, 24, 31, 38}
+	type tc struct {
+		name  string
+		c     model.Config
+		f     tensor.DType
+		bound float64
+	}
+	cases := []tc{{"llama", family("llama"), tensor.F32, 1e-4}}
+	for _, f := range []tensor.DType{tensor.Q4_0, tensor.Q4_K} {
+		c := testmodel.Config(256, 2, 4, 2, 97)
+		r := model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}
+		c.FFN = []model.FFN{{SharedWidths: []int{512}}, {ExpertWidths: []int{256, 256, 256}, Router: &r, SharedWidths: []int{256}}}
+		cases = append(cases, tc{"dim256", c, f, 1e-3})
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s/%v", c.name, c.f), func(t *testing.T) {
+			m := testmodel.Random(c.c, 19)
+			if c.f != tensor.F32 {
+				for n, w := range m.Weights {
+					if len(w.Shape) == 2 && w.Rows() > 1 && tensor.CanQuantize(c.f, w.Cols()) {
+						q, err := tensor.Quantize(w, c.f)
+						if err != nil {
+							t.Fatal(err)
+						}
+						m.Weights[n] = q
+					}
+				}
+			}
+			old := func() int { return webgpu.Dispatches(gpu, "matmul.wgsl") + webgpu.Dispatches(gpu, "matvec_rows.wgsl") }
+			before, mvBefore := old(), webgpu.Dispatches(gpu, "matvec.wgsl")
+			diff := compare(t, m, gpu, engine.Options{MaxBatch: 64, MaxSeq: 64}, prompt, 4)
+			n, mv := old()-before, webgpu.Dispatches(gpu, "matvec.wgsl")-mvBefore
+			t.Logf("%d matvec dispatches; max |logit diff| %.3g", mv, diff)
+			if n != 0 {
+				// Without the setting the prefill's products are matmul
+				// (rows over 256 columns) or matvec_rows dispatches.
+				t.Errorf("%d matmul or matvec_rows dispatches: the 6-token batch did not go to matvec", n)
 			}
 			if diff > c.bound {
 				t.Errorf("max logit difference %.3g > %g", diff, c.bound)

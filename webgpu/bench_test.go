@@ -74,7 +74,11 @@ func BenchmarkAdapter(b *testing.B) {
 	if g.d.Adapter.Software {
 		soft = " (software)"
 	}
-	b.Logf("adapter: %s%s; f16 arithmetic: %v; %d-byte bindings", g.d.Adapter.Name, soft, g.f16, g.d.MaxBinding)
+	sg := "no (" + g.d.SubgroupsNote + ")"
+	if g.subgroups {
+		sg = fmt.Sprintf("yes, matvec lanes meet through them (smallest subgroup %d)", g.d.SubgroupMin)
+	}
+	b.Logf("adapter: %s%s; f16 arithmetic: %v; subgroups: %s; %d-byte bindings", g.d.Adapter.Name, soft, g.f16, sg, g.d.MaxBinding)
 	b.ReportMetric(copyGBs(b, g), "copyGB/s")
 }
 
@@ -96,7 +100,8 @@ func copyGBs(b *testing.B, g *Backend) float64 {
 // decode sizes (square 512 to 4096) and reports weight bytes read per
 // second, their ratio to the copy kernel's bandwidth, and the speedup over
 // the kernels matvec replaced (matmul's decode specialisation,
-// matvec_rows). Each of b.N rounds times the copy kernel, matvec and the
+// matvec_rows); where the device has subgroups, also the speedup of its
+// lanes meeting through them over workgroup memory (sg_speedup). Each of b.N rounds times the copy kernel, matvec and the
 // old kernels back to back (several ops between syncs, so that a round of
 // a small matrix reads about as many bytes as the copy moves and the sync
 // does not dominate), and the metrics are the medians of the rounds'
@@ -143,7 +148,8 @@ func BenchmarkMatVec(b *testing.B) {
 				ops := min(max(4, 8*cn/len(q.Data)), 256)
 				mv := func() { g.MatMul(y, x, wt, nil) }
 				cp := func() { g.copyRows(cs, cd, 0, 0, cn) }
-				var gbs, base, ratio, speedup []float64
+				var gbs, base, ratio, speedup, sgSpeedup []float64
+				sg := g.subgroups
 				b.ResetTimer()
 				for range b.N {
 					c := roundTime(b, g, 4, cp)
@@ -151,6 +157,11 @@ func BenchmarkMatVec(b *testing.B) {
 					g.oldMatVec = true
 					old := roundTime(b, g, ops, mv)
 					g.oldMatVec = false
+					if sg {
+						g.subgroups = false
+						sgSpeedup = append(sgSpeedup, roundTime(b, g, ops, mv)/sec)
+						g.subgroups = true
+					}
 					gbs = append(gbs, float64(len(q.Data))/sec/1e9)
 					base = append(base, float64(8*cn)/c/1e9)
 					ratio = append(ratio, gbs[len(gbs)-1]/base[len(base)-1])
@@ -160,6 +171,9 @@ func BenchmarkMatVec(b *testing.B) {
 				b.ReportMetric(median(base), "copyGB/s")
 				b.ReportMetric(median(ratio), "ratio")
 				b.ReportMetric(median(speedup), "speedup")
+				if sg {
+					b.ReportMetric(median(sgSpeedup), "sg_speedup")
+				}
 			})
 		}
 	}
@@ -338,12 +352,15 @@ func activeBytes(m *model.Model) int64 {
 
 // BenchmarkPrefill times a batched matmul with the tiled gemm kernel and
 // with the 8-tokens-per-workgroup matmul kernel on the same backend, and
-// reports gemm's time as a ratio to matmul's (below 1: gemm is faster).
+// reports gemm's time as a ratio to matmul's (below 1: gemm is faster)
+// and to the decode matvec kernel run over the batch (one workgroup row
+// per token: the weights read once per token), at batches from 2 to 512
+// tokens, the medians of rounds that time all three.
 // Rows of at most shortRow columns are compared with matvec_rows, which
 // MatMul would use for them otherwise.
 func BenchmarkPrefill(b *testing.B) {
-	benchPrefill(b, 1024, []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K}, []int{8, 16, 32, 64, 128})
-	benchPrefill(b, 256, []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K}, []int{8, 16, 64})
+	benchPrefill(b, 1024, []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K}, []int{2, 4, 8, 16, 32, 64, 128, 256, 512})
+	benchPrefill(b, 256, []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K}, []int{2, 4, 8, 16, 32, 64})
 }
 
 func benchPrefill(b *testing.B, n int, formats []tensor.DType, batches []int) {
@@ -368,14 +385,29 @@ func benchPrefill(b *testing.B, n int, formats []tensor.DType, batches []int) {
 				}
 				x, _ := g.NewBuf(T, cols)
 				y, _ := g.NewBuf(T, rows)
-				g.gemm = gemmNever
-				old := timeOps(b, g, 2, func() { g.MatMul(y, x, wt, nil) })
-				g.gemm = gemmAlways
-				tiled := timeOps(b, g, 2, func() { g.MatMul(y, x, wt, nil) })
-				b.ReportMetric(old*1e3, "matmul_ms")
-				b.ReportMetric(tiled*1e3, "gemm_ms")
-				b.ReportMetric(tiled/old, "gemm/matmul")
-				b.ReportMetric(2*float64(rows*cols*T)/tiled/1e9, "gemm_GFLOP/s")
+				// Each of b.N rounds times both kernels back to back and
+				// the metrics are the rounds' medians: on a shared machine
+				// two timings taken seconds apart differ by more than the
+				// kernels do (see BenchmarkMatVec).
+				mm := func() { g.MatMul(y, x, wt, nil) }
+				var olds, tileds, mvs, ratios, mvRatios []float64
+				b.ResetTimer()
+				for range b.N {
+					g.gemm, g.matVecTokens = gemmNever, -1
+					old := roundTime(b, g, 1, mm)
+					g.matVecTokens = T
+					mv := roundTime(b, g, 1, mm)
+					g.gemm, g.matVecTokens = gemmAlways, -1
+					tiled := roundTime(b, g, 1, mm)
+					olds, tileds, mvs = append(olds, old), append(tileds, tiled), append(mvs, mv)
+					ratios, mvRatios = append(ratios, tiled/old), append(mvRatios, tiled/mv)
+				}
+				b.ReportMetric(median(olds)*1e3, "matmul_ms")
+				b.ReportMetric(median(mvs)*1e3, "matvec_ms")
+				b.ReportMetric(median(tileds)*1e3, "gemm_ms")
+				b.ReportMetric(median(ratios), "gemm/matmul")
+				b.ReportMetric(median(mvRatios), "gemm/matvec")
+				b.ReportMetric(2*float64(rows*cols*T)/median(tileds)/1e9, "gemm_GFLOP/s")
 			})
 		}
 	}

@@ -3,6 +3,7 @@ package webgpu
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,17 @@ type Options struct {
 	// unpack2x16float) even when the adapter has shader-f16; the feature is
 	// then not requested.
 	NoF16 bool
+	// NoSubgroups keeps matvec's lanes meeting in workgroup memory even
+	// when the adapter has the subgroups feature; the feature is then not
+	// requested. The environment variable MODE_WEBGPU_SUBGROUPS=off does
+	// the same for every device (tests, benchmarks, `mode run`).
+	NoSubgroups bool
+}
+
+// subgroupsOff says whether subgroups are turned off for o, by the option
+// or by MODE_WEBGPU_SUBGROUPS=off in the environment.
+func subgroupsOff(o Options) bool {
+	return o.NoSubgroups || os.Getenv("MODE_WEBGPU_SUBGROUPS") == "off"
 }
 
 // Device is an acquired WebGPU device and what every backend on it shares:
@@ -42,6 +54,14 @@ type Device struct {
 	// F16Note says why not, when the adapter was asked for it.
 	F16     bool
 	F16Note string
+	// Subgroups says matvec's lanes meet through subgroup operations
+	// (shaders.Spec.Subgroups): the device has the subgroups feature, its
+	// WGSL compiler compiled them, and SubgroupMin, the smallest subgroup
+	// the adapter runs, is known. SubgroupsNote says why not, or that they
+	// were turned off.
+	Subgroups     bool
+	SubgroupMin   int
+	SubgroupsNote string
 	// Adapter describes the adapter the device runs on.
 	Adapter AdapterInfo
 
@@ -120,7 +140,7 @@ func OpenDevice(o Options) (*Device, error) {
 	if d.timeout <= 0 {
 		d.timeout = time.Minute
 	}
-	if err := d.request(!o.NoF16); err != nil {
+	if err := d.request(!o.NoF16, !subgroupsOff(o)); err != nil {
 		ad.Release()
 		inst.Release()
 		return nil, err

@@ -19,8 +19,12 @@ import (
 //
 // The binding hides the adapter's JS object, so a second adapter is
 // requested here; it is the same physical adapter OpenDevice found.
+// subgroups is requested when the adapter has it and sg is set; Chrome
+// reports the adapter's smallest subgroup as info.subgroupMinSize (4,
+// WebGPU's floor, is assumed where it does not).
+//
 // It must run on an ordinary goroutine: it awaits promises.
-func (d *Device) request(f16 bool) error {
+func (d *Device) request(_, sg bool) error {
 	gpu := js.Global().Get("navigator").Get("gpu")
 	if !gpu.Truthy() {
 		return fmt.Errorf("%w: navigator.gpu is missing", ErrNoAdapter)
@@ -40,7 +44,21 @@ func (d *Device) request(f16 bool) error {
 			want[name] = v.Float()
 		}
 	}
-	dev, ok := jsx.Await(ad.Call("requestDevice", map[string]any{"label": "mode", "requiredLimits": want}))
+	var feats []any
+	d.SubgroupsNote = "turned off (Options.NoSubgroups or MODE_WEBGPU_SUBGROUPS=off)"
+	if sg {
+		d.SubgroupsNote = "the adapter has no subgroups feature"
+		if ad.Get("features").Call("has", "subgroups").Truthy() {
+			feats = append(feats, "subgroups")
+			d.Subgroups, d.SubgroupMin, d.SubgroupsNote = true, 4, ""
+			if info := ad.Get("info"); info.Truthy() {
+				if v := info.Get("subgroupMinSize"); v.Type() == js.TypeNumber && v.Int() >= 4 {
+					d.SubgroupMin = v.Int()
+				}
+			}
+		}
+	}
+	dev, ok := jsx.Await(ad.Call("requestDevice", map[string]any{"label": "mode", "requiredLimits": want, "requiredFeatures": feats}))
 	if !ok || !dev.Truthy() {
 		return fmt.Errorf("webgpu: requesting device: %s", describe(dev))
 	}

@@ -13,12 +13,13 @@ import (
 
 // request asks for a device with the adapter's own limits, so that large
 // bindings and buffers are available, and shader-f16 when the adapter has
-// it and f16 is wanted. GetLimits leaves MaxPushConstantSize as garbage in
+// it and f16 is wanted; with sg it finds out whether subgroups work
+// (probeSubgroups). GetLimits leaves MaxPushConstantSize as garbage in
 // cogentcore/webgpu v0.23.0, which makes the request fail at random: it is
 // zeroed. No DeviceLostCallback is passed: v0.23.0 hands C a Go pointer to
 // it, which the cgo pointer checks reject; a lost device shows instead as
 // a failed map or work-done status, which wait and sync report.
-func (d *Device) request(f16 bool) error {
+func (d *Device) request(f16, sg bool) error {
 	lim := d.adapter.GetLimits().Limits
 	lim.MaxPushConstantSize = 0
 	var feats []wgpu.FeatureName
@@ -41,7 +42,35 @@ func (d *Device) request(f16 bool) error {
 	} else if f16 {
 		d.F16Note = "the adapter has no shader-f16"
 	}
+	d.SubgroupsNote = "turned off (Options.NoSubgroups or MODE_WEBGPU_SUBGROUPS=off)"
+	if sg {
+		d.Subgroups, d.SubgroupMin, d.SubgroupsNote = d.probeSubgroups()
+	}
 	return nil
+}
+
+// probeSubgroups compiles matvec's subgroup variant and reports whether
+// it compiled. cogentcore/webgpu v0.23.0 cannot ask for subgroups: its
+// wgpu-native (v22) names no subgroups feature (EnumerateFeatures lists
+// none on lavapipe, whose Vulkan driver has subgroup operations) and its
+// WGSL compiler knows neither `enable subgroups;` nor the subgroup
+// builtins, so on it the probe fails and says so. A binding whose
+// compiler accepts the kernel runs it; it reports no subgroup sizes, so
+// the smallest WebGPU allows, 4, bounds the lanes per row.
+func (d *Device) probeSubgroups() (bool, int, string) {
+	const minSize = 4
+	src, err := shaders.Source(shaders.MatVec, shaders.Spec{Format: tensor.F32, L: minSize, Subgroups: true})
+	if err != nil {
+		return false, 0, err.Error()
+	}
+	wgpu.SetLogLevel(wgpu.LogLevelOff)
+	mod, err := d.dev.CreateShaderModule(&wgpu.ShaderModuleDescriptor{Label: "subgroups probe", WGSLDescriptor: &wgpu.ShaderModuleWGSLDescriptor{Code: src}})
+	wgpu.SetLogLevel(wgpu.LogLevelWarn)
+	if err != nil {
+		return false, 0, "this wgpu-native exposes no subgroups feature and its WGSL compiler rejects subgroup operations: " + firstLine(err.Error())
+	}
+	mod.Release()
+	return true, minSize, ""
 }
 
 // probeF16 compiles the f16-arithmetic matrix-vector kernel and reports

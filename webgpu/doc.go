@@ -2,7 +2,10 @@
 // github.com/cogentcore/webgpu: natively (wgpu-native over Vulkan, Metal,
 // D3D12 or GL; tested on Mesa lavapipe) and under GOOS=js in a browser.
 //
-// It owns device acquisition (sized to the adapter's limits), a pipeline
+// It owns device acquisition (sized to the adapter's limits, with
+// shader-f16 and subgroups where the adapter has them and the WGSL
+// compiler takes them: Device.F16, Device.Subgroups; Options.NoSubgroups
+// or MODE_WEBGPU_SUBGROUPS=off keep the workgroup-memory path), a pipeline
 // cache keyed by kernel and specialisation, a pool of scratch buffers, the
 // recording of ops into one queue submission per forward step, bounded
 // waits for the device (errors surface at Sync and Read, never as a hang),

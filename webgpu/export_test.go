@@ -11,3 +11,6 @@ func Submissions(b *Backend) int { return b.s.submits }
 // Dispatches is the number of dispatches b has recorded of the kernels in
 // a WGSL file.
 func Dispatches(b *Backend, file string) int { return b.s.byFile[file] }
+
+// SetMatVecTokens sets the largest batch b's MatMul sends to matvec.
+func SetMatVecTokens(b *Backend, n int) { b.matVecTokens = n }

@@ -86,7 +86,8 @@ type lastNorm struct {
 	w, x        *buffer
 }
 
-// MatMul runs one dispatch per page of w. Batches useGEMM picks go to the
+// MatMul runs one dispatch per page of w. Decode steps, and on a CPU
+// adapter batches up to matVecBatch tokens, go to matvec. Batches useGEMM picks go to the
 // tiled gemm kernel (64 rows × 32 tokens per workgroup, staged in
 // workgroup memory). Otherwise rows of at most shortRow columns go to
 // matvec_rows, one invocation per row; a batch of one token (decode) uses
@@ -143,23 +144,59 @@ func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 }
 
 // useMatVec says whether x through w goes to the matvec kernel: a decode
-// step (one token, at an offset and width that are multiples of four)
+// step (one token, or up to b.matVecTokens, at an offset and width that
+// are multiples of four)
 // through rows of whole matvec units (see
 // shaders.MatVecUnit), unless f16 arithmetic is on (matvec has only the
 // f32 path).
 func (b *Backend) useMatVec(x *buf, w *weight, spec shaders.Spec) bool {
 	// matvec reads x in aligned quads (see matvec.wgsl).
-	return !b.oldMatVec && x.rows == 1 && x.off%4 == 0 && x.cols%4 == 0 && w.cols%shaders.MatVecUnit(w.format) == 0 && !spec.F16
+	return !b.oldMatVec && x.rows <= b.matVecBatch(w.format) && x.off%4 == 0 && x.cols%4 == 0 && w.cols%shaders.MatVecUnit(w.format) == 0 && !spec.F16
+}
+
+// matVecBatch is the largest batch of tokens MatMul sends through weights
+// in format f to matvec, one workgroup row per token (each token reads
+// the weights again), rather than matmul or gemm. On a CPU adapter, from
+// BenchmarkPrefill on lavapipe (RATIONALE.md, "WebGPU: prefill through
+// matvec on a CPU adapter"): caches serve the repeated reads and gemm's
+// staging and barriers cost more than they save, so matvec won at every
+// batch measured (2 to 512 tokens through 1024 columns, 2 to 64 through
+// 256) but f32's from 32 or 64 tokens. On a GPU the weights' reuse is
+// what gemm is for and nothing was measured: decode only, as before.
+// Backend.matVecTokens overrides it (benchmarks, tests): n > 0 up to n
+// tokens, n < 0 decode only.
+func (b *Backend) matVecBatch(f tensor.DType) int {
+	switch {
+	case b.matVecTokens > 0:
+		return b.matVecTokens
+	case b.matVecTokens < 0 || !b.d.Adapter.Software:
+		return 1
+	case f == tensor.F32:
+		return 16
+	}
+	return 512
 }
 
 // matVecLanes is matvec's lanes per row for rows of cols columns: one for
 // short rows (no barrier, which on a CPU adapter is a context switch) and
-// when b.narrow, MatVecWide otherwise.
+// when b.narrow, MatVecWide otherwise, or the adapter's smallest subgroup
+// if that is narrower and the lanes meet through subgroups (every lane of
+// a row must be in one subgroup; see lanes_sg.wgsl).
 func (b *Backend) matVecLanes(cols int) int {
 	if cols <= shortRow || b.narrow {
 		return 1
 	}
+	if b.subgroups {
+		return min(shaders.MatVecWide, b.d.SubgroupMin)
+	}
 	return shaders.MatVecWide
+}
+
+// matVecSpec is matvec's specialisation for weights in format f with l
+// lanes per row: subgroups where lanes meet (l > 1) and the backend uses
+// them.
+func (b *Backend) matVecSpec(f tensor.DType, l int) shaders.Spec {
+	return shaders.Spec{Format: f, L: l, Subgroups: b.subgroups && l > 1}
 }
 
 // lastMatVec is a recorded matvec dispatch Add may redo with the residual
@@ -195,7 +232,7 @@ type mvPart struct {
 func (b *Backend) fuseMulti(d, x *buf, w *weight) bool {
 	l := b.last
 	n := len(b.s.ops)
-	if b.oldMatVec || b.s.err != nil || n == 0 || l.op != n-1 || l.submits != b.s.submits || len(w.pages) != 1 ||
+	if b.oldMatVec || b.s.err != nil || x.rows != 1 || n == 0 || l.op != n-1 || l.submits != b.s.submits || len(w.pages) != 1 ||
 		*l.x != *x || l.w.format != w.format || l.w.cols != w.cols || len(l.w.pages) != 1 {
 		return false
 	}
@@ -233,7 +270,7 @@ func (b *Backend) fuseMulti(d, x *buf, w *weight) bool {
 	nx, ny := shaders.Grid(shaders.MatVecMultiGroups(p.Rows, l2))
 	p.NX = nx
 	args := []arg{bufArg(ws[0]), bufArg(x.b), bufArg(bufs[0]), bufArg(ws[1]), bufArg(ws[2]), bufArg(bufs[1]), bufArg(bufs[2])}
-	k, spec := shaders.MatVecMulti, shaders.Spec{Format: w.format, L: l2}
+	k, spec := shaders.MatVecMulti, b.matVecSpec(w.format, l2)
 	if nm := l.norm; nm != nil {
 		// The norm goes in too, but its output is no longer written: it
 		// waits aside (pend) for a reader.
@@ -263,13 +300,13 @@ func (b *Backend) matVec(k shaders.Kernel, d, x *buf, w *weight, pg page, bias *
 func (b *Backend) matVecRes(k shaders.Kernel, d, x *buf, w *weight, pg page, bias *buffer, hasBias bool, w2 *buffer, w2Base uint32, res *buf, nm *mvNorm) {
 	l := b.matVecLanes(w.cols)
 	nx, ny := shaders.Grid(ceilDiv(pg.rows, shaders.MatVecGroupRows(k, l)))
-	p := shaders.MatMulParams{Rows: u(pg.rows), Cols: u(w.cols), T: 1, XOff: u(x.off), XStride: u(x.cols),
+	p := shaders.MatMulParams{Rows: u(pg.rows), Cols: u(w.cols), T: u(x.rows), XOff: u(x.off), XStride: u(x.cols),
 		DstOff: u(d.off), DstStride: u(d.cols), WBase: pg.base, HasBias: hasBias, Row0: u(pg.row0), NX: nx, W2Base: w2Base}
 	rb := b.spare
 	if res != nil {
 		p.AddRes, p.ResOff, p.ResStride, rb = true, u(res.off), u(res.cols), res.b
 	}
-	kr, spec, xb := k, shaders.Spec{Format: w.format, L: l}, x.b
+	kr, spec, xb := k, b.matVecSpec(w.format, l), x.b
 	var extra []arg
 	if nm != nil {
 		kr, spec.Norm, xb = shaders.MatVecNorm, true, nm.x.b
@@ -279,7 +316,7 @@ func (b *Backend) matVecRes(k shaders.Kernel, d, x *buf, w *weight, pg page, bia
 		p.XOff, p.XStride, p.NOff, p.Eps, p.HOff = u(nm.x.off), u(nm.x.cols), nm.base, nm.eps, u(nm.h.off)
 		extra = []arg{bufArg(nm.w), bufArg(nm.h.b)}
 	}
-	b.s.run(kr, spec, [3]uint32{nx, ny, 1}, p.Words(),
+	b.s.run(kr, spec, [3]uint32{nx, ny, u(x.rows)}, p.Words(),
 		append([]arg{bufArg(pg.buf), bufArg(xb), bufArg(d.b), bufArg(bias), bufArg(rb), bufArg(w2)}, extra...)...)
 	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: k, dst: d, x: x, w: w, pg: pg, bias: bias, hasBias: hasBias, w2: w2, res: res != nil, norm: nm}
 }
