@@ -117,6 +117,11 @@ func TestWebGPU(t *testing.T) {
 			if !slices.Equal(got.IDs, want) {
 				t.Errorf("webgpu generated %v\n        native %v", got.IDs, want)
 			}
+			// SwiftShader has subgroups: the backend's start-up check
+			// (webgpu.checkSubgroups) must find them sound and keep them.
+			if tt.dir == wide && !strings.Contains(got.Note, "lanes meet through subgroups") {
+				t.Errorf("backend note %q: want matvec lanes meeting through subgroups on SwiftShader", got.Note)
+			}
 			t.Logf("webgpu: prefill %.0f tok/s, decode %.1f tok/s", got.Stats.Prefill, got.Stats.Decode)
 		})
 	}

@@ -85,12 +85,28 @@ func New(d *Device) (*Backend, error) {
 		return nil, err
 	}
 	b := &Backend{d: d, s: s, zero: z, tables: map[*backend.FFN]*expertTable{}, f16: d.F16, subgroups: d.Subgroups}
+	// No dispatch recorded yet that a later one could take in: op 0 would
+	// match the stream's first op.
+	b.last, b.lastOut = lastMatVec{op: -1}, lastOut{op: -1}
+	b.ropes[0].op, b.ropes[1].op = -1, -1
 	for _, sp := range []**buffer{&b.spare, &b.spare2, &b.spare3} {
 		if *sp, err = d.newBuffer("spare", 256, wgpu.BufferUsageStorage|wgpu.BufferUsageCopyDst); err != nil {
 			b.releaseSpares()
 			z.Release()
 			s.release()
 			return nil, err
+		}
+	}
+	if b.subgroups {
+		// Once per device: a device whose subgroups fail the check keeps
+		// workgroup memory for every backend made on it.
+		ok, err := b.checkSubgroups()
+		if !ok {
+			b.subgroups, d.Subgroups = false, false
+			d.SubgroupsNote = "turned off: a check matvec through subgroups gave wrong sums (its subgroups are not laid out along the local index)"
+			if err != nil {
+				d.SubgroupsNote = fmt.Sprintf("turned off: the check matvec through subgroups failed: %v", err)
+			}
 		}
 	}
 	return b, nil

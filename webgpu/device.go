@@ -56,9 +56,10 @@ type Device struct {
 	F16Note string
 	// Subgroups says matvec's lanes meet through subgroup operations
 	// (shaders.Spec.Subgroups): the device has the subgroups feature, its
-	// WGSL compiler compiled them, and SubgroupMin, the smallest subgroup
-	// the adapter runs, is known. SubgroupsNote says why not, or that they
-	// were turned off.
+	// WGSL compiler compiled them, SubgroupMin, the smallest subgroup the
+	// adapter runs, is known, and (once New has run on the device) a check
+	// matvec through them gave exact sums. SubgroupsNote says why not, or
+	// that they were turned off.
 	Subgroups     bool
 	SubgroupMin   int
 	SubgroupsNote string

@@ -14,3 +14,6 @@ func Dispatches(b *Backend, file string) int { return b.s.byFile[file] }
 
 // SetMatVecTokens sets the largest batch b's MatMul sends to matvec.
 func SetMatVecTokens(b *Backend, n int) { b.matVecTokens = n }
+
+// CheckSubgroups runs the start-up subgroup check on b's current path.
+func CheckSubgroups(b *Backend) (bool, error) { return b.checkSubgroups() }

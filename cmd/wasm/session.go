@@ -174,6 +174,16 @@ type gpuInfo struct {
 // times faster (e2e measured 3–30 tokens/s on SwiftShader against 100–300
 // on the CPU for the same packs); "webgpu" forces it anyway.
 // gpu may be nil: the platform has no WebGPU.
+// describe is "; " and what b says of its device and arithmetic (the
+// WebGPU backend: f16 arithmetic, whether matvec's lanes meet through
+// subgroups and why not), or "" when b says nothing.
+func describe(b backend.Backend) string {
+	if s, ok := b.(fmt.Stringer); ok {
+		return "; " + s.String()
+	}
+	return ""
+}
+
 func newBackend(name string, threads int, gpu func() (backend.Backend, gpuInfo, error)) (b backend.Backend, got, note string, err error) {
 	switch name {
 	case "cpu":
@@ -188,11 +198,11 @@ func newBackend(name string, threads int, gpu func() (backend.Backend, gpuInfo, 
 		if b, info, err = gpu(); err == nil {
 			switch {
 			case name == "webgpu" && info.Software:
-				return b, "webgpu", fmt.Sprintf("WebGPU on %s, a software renderer, as asked: the CPU backend is usually faster there", info.Adapter), nil
+				return b, "webgpu", fmt.Sprintf("WebGPU on %s, a software renderer, as asked: the CPU backend is usually faster there%s", info.Adapter, describe(b)), nil
 			case name == "webgpu":
-				return b, "webgpu", fmt.Sprintf("WebGPU on %s, as asked", info.Adapter), nil
+				return b, "webgpu", fmt.Sprintf("WebGPU on %s, as asked%s", info.Adapter, describe(b)), nil
 			case !info.Software:
-				return b, "webgpu", fmt.Sprintf("WebGPU on %s, a hardware adapter", info.Adapter), nil
+				return b, "webgpu", fmt.Sprintf("WebGPU on %s, a hardware adapter%s", info.Adapter, describe(b)), nil
 			}
 			b.Close()
 			return cpu.New(cpu.Options{Threads: threads}), "cpu",
