@@ -203,10 +203,19 @@ func workersRun(t *testing.T, b *browser, url string, threads int, prompt string
 // engine role), found among the browser's DevTools targets.
 func engineWorker(t *testing.T, b *browser, js string) {
 	t.Helper()
+	engineWorkerEval[bool](t, b, js)
+}
+
+// engineWorkerEval is engineWorker returning js's value. A worker of an
+// engine just unloaded may still be listed while it closes: the first
+// engine worker that answers is the one.
+func engineWorkerEval[T any](t *testing.T, b *browser, js string) T {
+	t.Helper()
 	ts, err := chromedp.Targets(b.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var errs []string
 	for _, x := range ts {
 		if x.Type != "worker" || !strings.Contains(x.URL, "/worker.js?") || strings.Contains(x.URL, "role=peer") {
 			continue
@@ -214,12 +223,15 @@ func engineWorker(t *testing.T, b *browser, js string) {
 		ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 		defer cancel()
 		wctx, _ := chromedp.NewContext(ctx, chromedp.WithTargetID(x.TargetID)) // not cancelled: that would close the worker
-		if _, err := chromedp.Run(wctx, chromedp.Evaluate[bool](js)); err != nil {
-			t.Fatalf("in the engine worker: %v", err)
+		v, err := chromedp.Run(wctx, chromedp.Evaluate[T](js))
+		if err == nil {
+			return v
 		}
-		return
+		errs = append(errs, fmt.Sprintf("%s (%s): %v", x.TargetID, x.URL, err))
 	}
-	t.Fatal("no engine worker among the browser's targets")
+	t.Fatalf("no engine worker among the browser's targets answered: %s", strings.Join(errs, "; "))
+	var zero T
+	return zero
 }
 
 // startProxy serves base through a proxy that drops the COOP and COEP
