@@ -63,7 +63,7 @@ func TestBenchWorkers(t *testing.T) {
 	const decode, trips = 32, 2000
 	fmt.Printf("\nbench workers: Mixtral-shaped d=512, 8 layers, 8 experts × 1408, top-2; prompt %d tokens, %d decoded; %d rounds × %d warm runs per side, interleaved; medians. Peak MiB: Chromium's resident memory over the visit (load included) less before it. Exchange: µs per round trip with the peer (one token, no experts), %d in a row.\n",
 		promptTokens, decode, rounds, runs, trips)
-	fmt.Printf("%-6s %-6s %-3s %12s %12s %9s %12s\n", "format", "tree", "w", "prefill t/s", "decode t/s", "peak MiB", "exchange µs")
+	fmt.Printf("%-6s %-6s %-3s %12s %12s %9s %12s  %s\n", "format", "tree", "w", "prefill t/s", "decode t/s", "peak MiB", "exchange µs", "wasm MiB (engine, peers; last visit)")
 	for _, name := range []string{"q4_0", "q8_0"} {
 		type side struct {
 			tree    tree
@@ -74,6 +74,7 @@ func TestBenchWorkers(t *testing.T) {
 			sides = append(sides, side{tr, 1}, side{tr, 2})
 		}
 		pre, dec, trip := make([][]float64, len(sides)), make([][]float64, len(sides)), make([][]float64, len(sides))
+		wasm := make([][]float64, len(sides))
 		peak := make([]float64, len(sides))
 		for r := range rounds {
 			for k := range sides {
@@ -82,14 +83,23 @@ func TestBenchWorkers(t *testing.T) {
 				if err := chromedp.Do(b.ctx, chromedp.Navigate(sd.tree.base+"index.html")); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool]("window.mode !== undefined")); err != nil {
-					t.Fatalf("the demo page did not load mode.js: %v", err)
+				// The new page's context may not exist yet: ask again.
+				for try := 0; ; try++ {
+					_, err := chromedp.Run(b.ctx, chromedp.Poll[bool]("window.mode !== undefined"))
+					if err == nil {
+						break
+					}
+					if try == 10 {
+						t.Fatalf("the demo page did not load mode.js: %v", err)
+					}
+					time.Sleep(200 * time.Millisecond)
 				}
 				mem.start()
 				v := workersVisit(t, b, "/packs/mixtral-"+name+"/manifest.json", prompt, sd.workers, runs, decode, trips)
 				peak[i] = max(peak[i], mem.stop())
 				pre[i] = append(pre[i], v.Prefill...)
 				dec[i] = append(dec[i], v.Decode...)
+				wasm[i] = v.Wasm
 				if v.TripMs > 0 {
 					trip[i] = append(trip[i], v.TripMs*1000/trips)
 				}
@@ -100,7 +110,7 @@ func TestBenchWorkers(t *testing.T) {
 			if len(trip[i]) > 0 {
 				ex = fmt.Sprintf("%.0f", median(trip[i]))
 			}
-			fmt.Printf("%-6s %-6s %-3d %12.1f %12.1f %9.0f %12s\n", name, sd.tree.name, sd.workers, median(pre[i]), median(dec[i]), peak[i], ex)
+			fmt.Printf("%-6s %-6s %-3d %12.1f %12.1f %9.0f %12s  %v\n", name, sd.tree.name, sd.workers, median(pre[i]), median(dec[i]), peak[i], ex, wasm[i])
 		}
 	}
 }
@@ -111,6 +121,7 @@ type workersVisitResult struct {
 	Decode  []float64 `json:"decode"`
 	Error   string    `json:"error"`
 	TripMs  float64
+	Wasm    []float64 // MiB: the engine's wasm memory, then each peer's
 }
 
 // workersVisit loads url whole on the CPU path with the given workers,
@@ -149,6 +160,8 @@ func workersVisit(t *testing.T, b *browser, url, prompt string, workers, runs, n
 	if workers == 2 {
 		r.TripMs = engineWorkerEval[float64](t, b, fmt.Sprintf("self.modePeerRoundTrips(%d, 512)", trips))
 	}
+	// The instances' wasm memories (a tree without modePeers.memory: -1).
+	r.Wasm = engineWorkerEval[[]float64](t, b, "self.modePeers?.memory ? (m => [m.engine, ...m.peers].map(v => v / 1048576))(self.modePeers.memory()) : [-1]")
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any]("window.benchEngine.unload()", chromedp.EvalAwaitPromise)); err != nil {
 		t.Fatalf("unload: %v", err)
 	}

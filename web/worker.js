@@ -57,6 +57,7 @@ if (role === "engine") {
 // memory needs a cross-origin isolated page (COOP and COEP headers);
 // without it the engine runs on one worker and says so.
 const FREE = 0, REQ = 1, ANS = 2, ERR = 3;
+let wasmMemory = null; // this worker's Go instance's memory
 const peers = [];
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -202,6 +203,12 @@ self.modePeers = {
   stop() {
     for (const p of peers.splice(0)) p.worker.terminate();
   },
+  // memory is the size of this instance's wasm memory and of each peer's
+  // (as of its last answer), in bytes: a diagnostic for benchmarks, since
+  // a peer's own thread never returns to where DevTools could ask it.
+  memory() {
+    return { engine: wasmMemory?.buffer.byteLength ?? 0, peers: peers.map((p) => p.ctl[3]) };
+  },
 };
 
 // The peer role: once it has the shared buffers and its Go side has
@@ -236,6 +243,7 @@ if (role === "peer") {
   };
   const settle = (state, n) => {
     ctl[1] = n;
+    ctl[3] = wasmMemory?.buffer.byteLength ?? 0; // for modePeers.memory
     Atomics.store(ctl, 0, state);
     Atomics.notify(ctl, 0);
   };
@@ -331,6 +339,7 @@ try {
   // reads the wasm memory through it, and such views detach when the Go
   // heap grows (webgpu/device_js.go), so the runtime never uses it.
   instance = result.instance;
+  wasmMemory = instance.exports.mem;
   go.run(instance).then(
     () => {
       self.modePeerDied?.(`it exited${lastWords()}`);

@@ -343,7 +343,10 @@ func TestPeerServerBadMessages(t *testing.T) {
 
 type recorder struct{ msgs [][]byte }
 
-func (r *recorder) Send(parts ...[]byte) error { r.msgs = append(r.msgs, bytes.Join(parts, nil)); return nil }
+func (r *recorder) Send(parts ...[]byte) error {
+	r.msgs = append(r.msgs, bytes.Join(parts, nil))
+	return nil
+}
 func (r *recorder) Wait() ([]byte, error) {
 	return nil, errors.New("a recorder does not answer")
 }
