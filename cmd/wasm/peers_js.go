@@ -64,8 +64,10 @@ func (p *jsPeer) Send(parts ...[]byte) error {
 				off = 0
 			}
 			n := min(len(m), p.size-off)
+			// CopyBytesToJS copies to the start of its destination: a
+			// request, in one part, needs no view of its own.
 			dst := p.view
-			if off > 0 || n < p.size {
+			if off > 0 {
 				dst = p.view.Call("subarray", off, off+n)
 			}
 			js.CopyBytesToJS(dst, m[:n])
