@@ -167,8 +167,9 @@ func (b *Backend) splitExpert(ex *backend.Expert, f *backend.FFN) uint32 {
 
 // splitGC is how many bytes of split experts' garbage make the main
 // instance collect: a collection of a heap of weights (no pointers to
-// scan) takes milliseconds, and 32 MiB is some 40 Mixtral-shaped q4_0
-// experts' worth.
+// scan) takes milliseconds, and 32 MiB is some 18 splits of bench-web's
+// 1408 × 512 q4_0 experts (each leaves the whole expert and the peer's
+// half).
 const splitGC = 32 << 20
 
 // minSplit is the fewest weights (width × dim) of an expert's gate for it
