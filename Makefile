@@ -13,7 +13,7 @@ MODE_CACHE ?= $(HOME)/.cache/mode
 TEST_TIMEOUT ?= 25m
 BENCH_TMP ?= /tmp/mode-bench
 
-.PHONY: all build wasm wasi ui precompress bench-web test vet demo bench bench-cpu bench-import-large test-llamacpp fuzz soak clean tools ensure-vulkan
+.PHONY: all build wasm wasi ui precompress bench-web bench-workers test vet demo bench bench-cpu bench-import-large test-llamacpp fuzz soak clean tools ensure-vulkan
 
 all: build
 
@@ -167,6 +167,15 @@ bench-web: tools wasm
 	@scripts/ensure-chromium.sh
 	scripts/ensure-wllama.sh
 	MODE_BENCH_WEB=1 $(GO) test -count=1 -run '^TestBenchWeb(CPU)?$$' -v -timeout 60m ./e2e
+
+# The CPU path on 1 and 2 workers (expert peers) in headless Chromium:
+# tokens/s, peak memory, each instance's wasm memory and the exchange's
+# latency (TestBenchWorkers). BENCH_WORKERS_B=dir measures another source
+# tree of the project beside this one, interleaved (say a `git archive`
+# of an older commit that has modePeerRoundTrips).
+bench-workers: tools
+	@scripts/ensure-chromium.sh
+	MODE_BENCH_WEB=1 MODE_BENCH_WORKERS_B=$(BENCH_WORKERS_B) $(GO) test -tags purego -count=1 -run '^TestBenchWorkers$$' -v -timeout 60m ./e2e
 
 # Import of a ~6 GB synthetic f32 checkpoint: throughput and peak RSS
 # (streamed tensor by tensor, so RSS stays far below the model's size).

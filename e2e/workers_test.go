@@ -28,7 +28,8 @@ import (
 // workers there. A peer that stops answering fails the generation with
 // worker_failed after the engine's 60 s wait, never a hang; one that
 // cannot start leaves one worker and a note. An isolated page of another
-// origin (engine and peers started from blob: URLs) gets 2 workers too.
+// origin (engine and peers started from blob: URLs) gets 2 workers too,
+// and so does an eager load (the pack downloaded whole first).
 // A page served without
 // COOP/COEP (a proxy that drops them) still generates the same tokens, on
 // one worker, and says why.
@@ -74,6 +75,28 @@ func TestWorkers(t *testing.T) {
 			}
 		})
 	}
+	t.Run("eager", func(t *testing.T) {
+		// The pack downloaded whole first, its spans handed over to the
+		// engine as experts are read (cmd/wasm memSource): the same tokens.
+		want, _, _ := native(t, filepath.Join(packs, "mixtral-q4_0"), prompt, n)
+		r := eval[workersResult](t, b, fmt.Sprintf(`(async () => {
+			const e = await mode.create({model: "/packs/mixtral-q4_0/manifest.json", backend: "cpu", cache: "none", eager: true, threads: 2});
+			try {
+				const out = [];
+				for (let i = 0; i < 2; i++) {
+					const r = await e.completions.create({prompt: %q, temperature: 0, max_tokens: %d, return_token_ids: true});
+					out.push(r.choices[0].token_ids);
+				}
+				if (JSON.stringify(out[0]) !== JSON.stringify(out[1])) throw new Error("the second run differs: " + JSON.stringify(out));
+				return {ids: out[0], workers: e.info.workers, note: e.info.workersNote ?? "", stats: await e.stats()};
+			} finally {
+				await e.unload();
+			}
+		})()`, prompt, n))
+		if r.Workers != 2 || r.Stats.Split == 0 || !slices.Equal(r.IDs, want) {
+			t.Errorf("%d workers (%s), %d experts split, generated %v; want 2, some split and the native %v", r.Workers, r.Note, r.Stats.Split, r.IDs, want)
+		}
+	})
 	t.Run("experts too small to split", func(t *testing.T) {
 		want, _, _ := native(t, filepath.Join(packs, "mixtral-small"), prompt, n)
 		r := workersRun(t, b, "/packs/mixtral-small/manifest.json", 2, prompt, n)
@@ -203,10 +226,19 @@ func workersRun(t *testing.T, b *browser, url string, threads int, prompt string
 // engine role), found among the browser's DevTools targets.
 func engineWorker(t *testing.T, b *browser, js string) {
 	t.Helper()
+	engineWorkerEval[bool](t, b, js)
+}
+
+// engineWorkerEval is engineWorker returning js's value. A worker of an
+// engine just unloaded may still be listed while it closes: the first
+// engine worker that answers is the one.
+func engineWorkerEval[T any](t *testing.T, b *browser, js string) T {
+	t.Helper()
 	ts, err := chromedp.Targets(b.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var errs []string
 	for _, x := range ts {
 		if x.Type != "worker" || !strings.Contains(x.URL, "/worker.js?") || strings.Contains(x.URL, "role=peer") {
 			continue
@@ -214,12 +246,15 @@ func engineWorker(t *testing.T, b *browser, js string) {
 		ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 		defer cancel()
 		wctx, _ := chromedp.NewContext(ctx, chromedp.WithTargetID(x.TargetID)) // not cancelled: that would close the worker
-		if _, err := chromedp.Run(wctx, chromedp.Evaluate[bool](js)); err != nil {
-			t.Fatalf("in the engine worker: %v", err)
+		v, err := chromedp.Run(wctx, chromedp.Evaluate[T](js))
+		if err == nil {
+			return v
 		}
-		return
+		errs = append(errs, fmt.Sprintf("%s (%s): %v", x.TargetID, x.URL, err))
 	}
-	t.Fatal("no engine worker among the browser's targets")
+	t.Fatalf("no engine worker among the browser's targets answered: %s", strings.Join(errs, "; "))
+	var zero T
+	return zero
 }
 
 // startProxy serves base through a proxy that drops the COOP and COEP

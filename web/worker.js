@@ -44,14 +44,20 @@ if (role === "engine") {
 // worker starts expert peers: each a Web Worker running mode.wasm in the
 // "peer" role (a cpu.PeerServer), holding a share of every routed
 // expert's hidden units, which it computes for each sparse layer while
-// the engine computes its own share (runtime/cpu/peers.go). The engine's
-// messages (expert shares, requests) go by postMessage, in order; each
-// answer comes back through a SharedArrayBuffer: ctl[0] is 0 while the
-// engine waits, 1 when the answer (ctl[1] bytes of data) is in, 2 when it
-// is an error's text. The engine blocks in Atomics.wait, with a timeout,
-// so a dead or stalled peer is an error, never a hang. Shared memory needs
-// a cross-origin isolated page (COOP and COEP headers); without it the
-// engine runs on one worker and says so.
+// the engine computes its own share (runtime/cpu/peers.go). Messages
+// (expert shares, requests) and answers go through one SharedArrayBuffer
+// per peer, data, a message in chunks of at most its size, and a control
+// word ctl[0]: FREE (the engine may write), REQ (a chunk of ctl[1] bytes
+// of a ctl[2]-byte message is in), ANS (the peer's answer, ctl[1] bytes,
+// is in; the engine sets FREE once it took it) or ERR (an error's text,
+// ctl[1] bytes: final). Both sides block in Atomics.wait, so an exchange
+// needs no event loop turn and no Go callback: the peer's Go side loops
+// waiting for REQ (runPeer), and the engine waits for the peer with a
+// timeout, so a dead or stalled peer is an error, never a hang. Shared
+// memory needs a cross-origin isolated page (COOP and COEP headers);
+// without it the engine runs on one worker and says so.
+const FREE = 0, REQ = 1, ANS = 2, ERR = 3;
+let wasmMemory = null; // this worker's Go instance's memory
 const peers = [];
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -72,6 +78,25 @@ function startPeer() {
 
 function peerFailed(p, message) {
   if (!p.dead) p.dead = message;
+}
+
+// peerError is peer p's error text from the shared buffer, now final.
+function peerError(p) {
+  peerFailed(p, dec.decode(new Uint8Array(p.data, 0, p.ctl[1]).slice()));
+  return p.dead;
+}
+
+// waitWhile blocks while peer p's control word is one of states, for at
+// most ms in all: the word, or "" when the time is up.
+function waitWhile(p, states, ms) {
+  const end = performance.now() + ms;
+  for (;;) {
+    const s = Atomics.load(p.ctl, 0);
+    if (!states.includes(s)) return s;
+    const left = end - performance.now();
+    if (left <= 0) return "";
+    Atomics.wait(p.ctl, 0, s, left);
+  }
 }
 
 const peerStartMillis = 60000;
@@ -95,13 +120,18 @@ self.modePeers = {
     if (!shared) {
       return { workers: 1, note: `one worker, not ${want}: the page is not cross-origin isolated (it needs the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp), so workers cannot share memory` };
     }
+    // A request is an answer's size and the routing (a few bytes a slot)
+    // more; bigger ones (and expert shares) go in chunks.
+    const size = Math.max(1 << 20, answerBytes + (answerBytes >> 2) + 4096);
     const started = [];
     try {
       for (let k = 0; k < want - 1; k++) {
+        const data = new SharedArrayBuffer(size);
         const p = {
           worker: startPeer(),
-          ctl: new Int32Array(new SharedArrayBuffer(8)),
-          data: new SharedArrayBuffer(Math.max(answerBytes, 4096)),
+          ctl: new Int32Array(new SharedArrayBuffer(16)),
+          data,
+          view: new Uint8Array(data),
           dead: "",
         };
         started.push(p);
@@ -128,84 +158,112 @@ self.modePeers = {
     peers.push(...started);
     return { workers: want, note: `${want} workers (cross-origin isolated, ${cores} cores): routed experts are split between them` };
   },
-  // send posts message u8 to peer k; "" or why it cannot. (The texts
-  // returned to the Go side do not name the peer: it does.)
-  send(k, u8) {
+  // view is peer k's shared buffer, which the Go side writes messages
+  // into and reads answers from.
+  view(k) { return peers[k].view; },
+  // claim waits (at most ms) until peer k took the last chunk (or the
+  // engine its answer) and makes the buffer the engine's: "" or why not.
+  // (The texts returned to the Go side do not name the peer: it does.)
+  claim(k, ms) {
     const p = peers[k];
     if (!p) return "not running";
     if (p.dead) return p.dead;
-    Atomics.store(p.ctl, 0, 0);
-    p.worker.postMessage({ type: "msg", bytes: u8 }, [u8.buffer]);
+    switch (waitWhile(p, [REQ], ms)) {
+      case "": peerFailed(p, `did not answer in ${ms / 1000} s`); return p.dead;
+      case ERR: return peerError(p);
+    }
+    Atomics.store(p.ctl, 0, FREE);
     return "";
   },
-  // wait blocks until peer k answered: the answer's length, or an
-  // error's text.
+  // send hands peer k the chunk of n bytes the Go side put in its buffer,
+  // of a message of total bytes: "" or why not.
+  send(k, n, total) {
+    const p = peers[k];
+    if (!p) return "not running";
+    if (p.dead) return p.dead;
+    p.ctl[1] = n;
+    p.ctl[2] = total;
+    Atomics.store(p.ctl, 0, REQ);
+    Atomics.notify(p.ctl, 0);
+    return "";
+  },
+  // wait blocks (at most ms) until peer k answered: the answer's length
+  // (the answer is at the start of its buffer), or an error's text.
   wait(k, ms) {
     const p = peers[k];
     if (!p) return "not running";
     if (p.dead) return p.dead;
-    const r = Atomics.wait(p.ctl, 0, 0, ms);
-    switch (Atomics.load(p.ctl, 0)) {
-      case 1: return p.ctl[1];
-      case 2: peerFailed(p, dec.decode(new Uint8Array(p.data, 0, p.ctl[1]).slice())); return p.dead;
+    switch (waitWhile(p, [FREE, REQ], ms)) {
+      case ANS: return p.ctl[1];
+      case ERR: return peerError(p);
     }
-    peerFailed(p, r === "timed-out" ? `did not answer in ${ms / 1000} s` : `waiting for it ended with ${r}`);
+    peerFailed(p, `did not answer in ${ms / 1000} s`);
     return p.dead;
   },
-  // answer is peer k's answer, n bytes, in shared memory.
-  answer(k, n) { return new Uint8Array(peers[k].data, 0, n); },
   stop() {
     for (const p of peers.splice(0)) p.worker.terminate();
   },
+  // memory is the size of this instance's wasm memory and of each peer's
+  // (as of its last answer), in bytes: a diagnostic for benchmarks, since
+  // a peer's own thread never returns to where DevTools could ask it.
+  memory() {
+    return { engine: wasmMemory?.buffer.byteLength ?? 0, peers: peers.map((p) => p.ctl[3]) };
+  },
 };
 
-// The peer role: messages from the engine worker go to the Go side's
-// handler in order; each answer (or error) is put into shared memory and
-// the engine woken. An error is final: every later message answers it.
+// The peer role: once it has the shared buffers and its Go side has
+// registered, the Go side loops on modePeerLink (runPeer in
+// cmd/wasm/peers_js.go) and this worker's event loop runs no more. A
+// crash or exit of the Go side (seen here, once its loop is gone) is put
+// into the buffer as an error.
 if (role === "peer") {
-  let ctl = null, data = null, failure = "";
-  const pending = [];
-  const answerError = (message) => {
-    failure ||= message;
-    const b = enc.encode(failure).slice(0, data.byteLength);
-    new Uint8Array(data).set(b);
-    ctl[1] = b.length;
-    Atomics.store(ctl, 0, 2);
-    Atomics.notify(ctl, 0);
+  let ctl = null, data = null, start = null;
+  const go = () => {
+    if (!ctl || !start) return;
+    self.modePeerLink = {
+      view: new Uint8Array(data),
+      // next waits for a chunk: its length (the message's in total()).
+      next() {
+        for (;;) {
+          const s = Atomics.load(ctl, 0);
+          if (s === REQ) return ctl[1];
+          // Idle between generations: wake now and then, never needed.
+          Atomics.wait(ctl, 0, s, 10000);
+        }
+      },
+      total() { return ctl[2]; },
+      ack() { settle(FREE, 0); },
+      answer(n) { settle(ANS, n); },
+      fail(n) { settle(ERR, n); },
+    };
+    self.postMessage({ type: "ready" });
+    const s = start;
+    start = null;
+    setTimeout(() => s(), 0);
   };
-  const run = (u8) => {
-    if (failure) return answerError(failure);
-    const out = new Uint8Array(data);
-    let r;
-    try {
-      r = handle(u8, out);
-    } catch (err) {
-      r = `it failed: ${err?.message ?? err}${lastWords()}`;
-    }
-    if (typeof r === "string") return answerError(r);
-    if (r >= 0) {
-      ctl[1] = r;
-      Atomics.store(ctl, 0, 1);
-      Atomics.notify(ctl, 0);
-    }
+  const settle = (state, n) => {
+    ctl[1] = n;
+    ctl[3] = wasmMemory?.buffer.byteLength ?? 0; // for modePeers.memory
+    Atomics.store(ctl, 0, state);
+    Atomics.notify(ctl, 0);
   };
   self.onmessage = (e) => {
     const m = e.data;
     if (m.type === "init") {
       ctl = m.ctl;
       data = m.data;
-    } else if (m.type === "msg") {
-      if (handle) run(m.bytes);
-      else pending.push(m.bytes);
+      go();
     }
   };
-  self.modePeerRegister = (h) => {
-    handle = h;
-    self.postMessage({ type: "ready" });
-    for (const u8 of pending.splice(0)) run(u8);
+  self.modePeerRegister = (f) => {
+    start = f;
+    go();
   };
   self.modePeerDied = (message) => {
-    if (ctl) answerError(message);
+    if (!ctl) return;
+    const b = enc.encode(message).slice(0, data.byteLength);
+    new Uint8Array(data).set(b);
+    settle(ERR, b.length);
   };
 }
 
@@ -281,6 +339,7 @@ try {
   // reads the wasm memory through it, and such views detach when the Go
   // heap grows (webgpu/device_js.go), so the runtime never uses it.
   instance = result.instance;
+  wasmMemory = instance.exports.mem;
   go.run(instance).then(
     () => {
       self.modePeerDied?.(`it exited${lastWords()}`);

@@ -7,5 +7,5 @@
 // The same mode.wasm also runs as an expert peer (worker.js's role=peer,
 // peers_js.go): a cpu.PeerServer holding shares of the routed experts,
 // which the engine instance starts for a second core and exchanges with
-// by postMessage and a SharedArrayBuffer.
+// through a SharedArrayBuffer and Atomics.wait on both sides.
 package main

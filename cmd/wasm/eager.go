@@ -19,11 +19,28 @@ type memSource struct {
 
 	mu sync.Mutex
 	m  map[span][]byte
+	// handOver makes a read give its span away: the reader keeps the
+	// bytes and a later read of it goes to src.
+	handOver bool
+}
+
+// handOverReads makes every later read give its span away. With expert
+// peers the engine replaces each routed expert's matrices by its share of
+// them, so a span kept here would hold the whole expert beside its share
+// for as long as the model is loaded: more memory than one worker takes.
+// An expert evicted and needed again is then read from src.
+func (s *memSource) handOverReads() {
+	s.mu.Lock()
+	s.handOver = true
+	s.mu.Unlock()
 }
 
 func (s *memSource) Read(ctx context.Context, file string, off, n int64) ([]byte, error) {
 	s.mu.Lock()
 	b, ok := s.m[span{file, off, n}]
+	if ok && s.handOver {
+		delete(s.m, span{file, off, n})
+	}
 	s.mu.Unlock()
 	if ok {
 		return b, nil

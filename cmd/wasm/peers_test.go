@@ -22,8 +22,8 @@ type memPeer struct {
 	dead   bool
 }
 
-func (p *memPeer) Send(m []byte) error {
-	a, err := p.s.Handle(bytes.Clone(m))
+func (p *memPeer) Send(parts ...[]byte) error {
+	a, err := p.s.Handle(bytes.Join(parts, nil))
 	if a != nil || err != nil {
 		p.answer, p.err = a, err
 	}

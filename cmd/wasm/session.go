@@ -407,6 +407,9 @@ func (s *session) load(ctx context.Context, p loadParams, report func(progress))
 	cs.onProgress(nil)
 	ps := joinPeers()
 	workers, workersNote, stopPeers := ps.workers, ps.note, ps.stop
+	if mem, ok := src2.(*memSource); ok && workers > 1 {
+		mem.handOverReads()
+	}
 	opts := engine.Options{MaxBatch: maxBatch, Experts: pk, ExpertBudget: int64(p.ExpertBudgetMB * (1 << 20)), Prefetch: p.Prefetch == nil || *p.Prefetch,
 		ShareWeights: true} // the pack's weights are the engine's alone
 	switch p.MissingExperts {

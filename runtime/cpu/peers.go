@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/model"
@@ -41,9 +42,11 @@ import (
 // Peer is another engine instance, running a PeerServer, seen from the
 // main instance.
 type Peer interface {
-	// Send delivers msg (the Backend does not touch it afterwards) to the
-	// peer's PeerServer.Handle; messages arrive in the order sent.
-	Send(msg []byte) error
+	// Send delivers the message made of parts, concatenated, to the
+	// peer's PeerServer.Handle; messages arrive in the order sent. The
+	// parts are the Backend's again when Send returns (it copies them),
+	// so that a share goes out without being gathered into one buffer.
+	Send(parts ...[]byte) error
 	// Wait blocks until the peer has answered the last request sent and
 	// returns the answer, which the Backend reads before the next Send.
 	// It must give up with an error, never hang, when the peer is gone.
@@ -91,6 +94,9 @@ type peerState struct {
 	peerErr   error
 	nextShare int32
 	req       []byte // the opMoE request, reused
+	// splitFreed counts the bytes split experts left for the collector
+	// since it last ran (see splitExpert).
+	splitFreed int64
 }
 
 // splitExpert returns the share id of routed expert ex, splitting it
@@ -123,9 +129,12 @@ func (b *Backend) splitExpert(ex *backend.Expert, f *backend.FFN) uint32 {
 			}
 		}
 		if k > 0 {
-			if err := b.peers[k-1].Send(expertMsg(uint32(id), ex.Act, ts)); err != nil {
+			if err := b.peers[k-1].Send(expertMsg(uint32(id), ex.Act, ts)...); err != nil {
 				b.peerErr = fmt.Errorf("cpu: expert worker %d: %w", k, err)
 				return 0
+			}
+			for _, t := range ts {
+				b.splitFreed += int64(len(t.Data))
 			}
 			continue
 		}
@@ -137,13 +146,31 @@ func (b *Backend) splitExpert(ex *backend.Expert, f *backend.FFN) uint32 {
 				b.peerErr = fmt.Errorf("cpu: splitting an expert: %w", err)
 				return 0
 			}
+			b.splitFreed += w.Bytes()
 			*w = *nw.(*weight)
 		}
 	}
 	b.nextShare = id
 	g.share = id
+	// The whole matrices and the peers' copies are garbage now, and the
+	// first generation splits every expert it routes to: left to itself
+	// the collector would let the heap grow by up to the weights' size
+	// before it runs (its goal is twice the live heap), and wasm memory
+	// never shrinks. Collecting every splitGC bytes keeps the high-water
+	// mark near the weights (RATIONALE.md, "More than one core").
+	if b.splitFreed >= splitGC {
+		b.splitFreed = 0
+		runtime.GC()
+	}
 	return uint32(id)
 }
+
+// splitGC is how many bytes of split experts' garbage make the main
+// instance collect: a collection of a heap of weights (no pointers to
+// scan) takes milliseconds, and 32 MiB is some 18 splits of bench-web's
+// 1408 × 512 q4_0 experts (each leaves the whole expert and the peer's
+// half).
+const splitGC = 32 << 20
 
 // minSplit is the fewest weights (width × dim) of an expert's gate for it
 // to be split: a layer asks its peers only when one of its routed experts
@@ -192,24 +219,43 @@ func (w *weight) tensor() *tensor.Tensor {
 	return tensor.FromF32("expert", []int{w.rows, w.cols}, w.f)
 }
 
-func expertMsg(id uint32, act model.Activation, ts [3]*tensor.Tensor) []byte {
-	n := 1 + 4 + 1 + len(act)
-	for _, t := range ts {
-		n += 13 + len(t.Data)
-	}
-	m := make([]byte, 0, n)
-	m = append(m, opExpert)
+// expertMsg is an opExpert message in parts: each matrix's bytes are a
+// part of their own, sent from where they are.
+func expertMsg(id uint32, act model.Activation, ts [3]*tensor.Tensor) [][]byte {
+	m := []byte{opExpert}
 	m = binary.LittleEndian.AppendUint32(m, id)
 	m = append(m, byte(len(act)))
 	m = append(m, act...)
+	var parts [][]byte
 	for _, t := range ts {
 		m = append(m, byte(t.DType))
 		m = binary.LittleEndian.AppendUint32(m, uint32(t.Rows()))
 		m = binary.LittleEndian.AppendUint32(m, uint32(t.Cols()))
 		m = binary.LittleEndian.AppendUint32(m, uint32(len(t.Data)))
-		m = append(m, t.Data...)
+		parts = append(parts, m, t.Data)
+		m = nil
 	}
-	return m
+	return parts
+}
+
+// PeerRoundTrip sends p a request of one token of d values and no
+// experts, the smallest exchange a layer makes, and waits for its answer:
+// a measure of the exchange's own latency.
+func PeerRoundTrip(p Peer, d int) error {
+	m := []byte{opMoE}
+	for _, v := range []int{1, d, 0} {
+		m = binary.LittleEndian.AppendUint32(m, uint32(v))
+	}
+	m = append(m, 0)
+	m = append(m, make([]byte, 8+4*d)...)
+	if err := p.Send(m); err != nil {
+		return err
+	}
+	a, err := p.Wait()
+	if err == nil && len(a) != 4*d {
+		err = fmt.Errorf("answered %d bytes, want %d", len(a), 4*d)
+	}
+	return err
 }
 
 // dropShare tells the peers that share id is evicted.
@@ -375,6 +421,11 @@ func (s *PeerServer) Handle(msg []byte) ([]byte, error) {
 		return nil, fmt.Errorf("unknown message %d from the main instance", op)
 	}
 }
+
+// Keeps reports whether Handle keeps the memory of a message that starts
+// with byte op (an expert's share), so that a caller reusing its buffers
+// knows which messages need one of their own.
+func Keeps(op byte) bool { return op == opExpert }
 
 func (s *PeerServer) drop(id uint32) {
 	if e := s.experts[id]; e != nil {

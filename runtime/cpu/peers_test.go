@@ -16,7 +16,8 @@ import (
 )
 
 // localPeer is a Peer in the same process: Send hands the message to the
-// server at once (a copy: the Backend reuses its request buffer).
+// server at once (its parts joined into a new buffer: the Backend reuses
+// its request buffer).
 type localPeer struct {
 	s      *PeerServer
 	answer []byte
@@ -24,11 +25,11 @@ type localPeer struct {
 	gone   bool // Send and Wait fail, as a worker that died
 }
 
-func (p *localPeer) Send(m []byte) error {
+func (p *localPeer) Send(parts ...[]byte) error {
 	if p.gone {
 		return errors.New("the worker is gone")
 	}
-	a, err := p.s.Handle(bytes.Clone(m))
+	a, err := p.s.Handle(bytes.Join(parts, nil))
 	if a != nil || err != nil {
 		p.answer, p.err = a, err
 	}
@@ -261,7 +262,13 @@ func TestPeersFail(t *testing.T) {
 	if err := b.Sync(); err != nil {
 		t.Fatalf("a working peer: %v", err)
 	}
+	if err := PeerRoundTrip(p, c.D); err != nil {
+		t.Errorf("a round trip to a working peer: %v", err)
+	}
 	p.gone = true
+	if err := PeerRoundTrip(p, c.D); err == nil {
+		t.Error("a round trip to a dead peer: no error")
+	}
 	out := c.run(b, f)
 	x, _ := b.NewBuf(1, c.D)
 	_, aerr := b.Argmax(x)
@@ -336,7 +343,10 @@ func TestPeerServerBadMessages(t *testing.T) {
 
 type recorder struct{ msgs [][]byte }
 
-func (r *recorder) Send(m []byte) error { r.msgs = append(r.msgs, bytes.Clone(m)); return nil }
+func (r *recorder) Send(parts ...[]byte) error {
+	r.msgs = append(r.msgs, bytes.Join(parts, nil))
+	return nil
+}
 func (r *recorder) Wait() ([]byte, error) {
 	return nil, errors.New("a recorder does not answer")
 }
