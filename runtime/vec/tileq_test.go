@@ -279,66 +279,38 @@ func testDotQx4N(t *testing.T) {
 	}
 }
 
-// TestDotQ4_0x2x8 checks that the 2×8 tile gives every output the bits of
+// tile2x8 is a 2×8 tile kernel and the one-row kernels it must equal, for
+// one weight format: qb bytes of quants per block, lo and hi its extreme
+// quant bytes.
+type tile2x8 struct {
+	name       string
+	qb         int
+	lo, hi     byte
+	seed       uint64
+	tile       func(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int)
+	row, rowGo func(wd, wq []byte, xd []float32, xq []int16) float32
+}
+
+var tiles2x8 = []tile2x8{
+	{"q4_0", BlockSize / 2, 0x00, 0xff, 25, DotQ4_0x2x8, DotQ4_0, dotQ4_0Go},
+	{"q8_0", BlockSize, 0x80, 0x7f, 27, DotQ8_0x2x8, DotQ8_0, dotQ8_0Go},
+}
+
+// TestDotQx2x8 checks that each 2×8 tile gives every output the bits of
 // the one-row kernel and of the pure-Go sums, for block counts around the
 // groups of eight, rows and tokens at strides longer than a row, and the
 // extreme quants.
-func TestDotQ4_0x2x8(t *testing.T) { eachImpl(t, testDotQ4_0x2x8) }
-
-func testDotQ4_0x2x8(t *testing.T) {
-	r := rand.New(rand.NewPCG(25, 26))
-	for _, nb := range []int{1, 2, 7, 8, 9, 16, 17, 32, 44} {
-		for trial := range 4 {
-			sd, sq := 2*nb+6, BlockSize/2*nb+16
-			xs := nb + 3
-			wd := make([]byte, 2*sd)
-			for i := 0; i < len(wd); i += 2 {
-				h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
-				wd[i], wd[i+1] = byte(h), byte(h>>8)
-			}
-			wq := make([]byte, 2*sq)
-			for i := range wq {
-				wq[i] = byte(r.IntN(256))
-			}
-			xd := make([]float32, 8*xs)
-			xq := make([]int16, BlockSize*8*xs)
-			for b := range xd {
-				xd[b] = float32(math.Exp(3 * r.NormFloat64()))
-			}
-			for i := range xq {
-				xq[i] = int16(r.IntN(65535) - 32767)
-			}
-			if trial == 0 {
-				for i := range 16 {
-					wq[i], wq[sq+i] = 0x00, 0xff
-					xq[i], xq[BlockSize*7*xs+i] = 32767, -32767
-				}
-			}
-			var got [16]float32
-			DotQ4_0x2x8(&got, wd, sd, wq, sq, xd, xq, xs, nb)
-			for row := range 2 {
-				for tok := range 8 {
-					w, x := wq[row*sq:], xq[BlockSize*tok*xs:]
-					want := DotQ4_0(wd[row*sd:], w, xd[tok*xs:tok*xs+nb], x)
-					goWant := dotQ4_0Go(wd[row*sd:row*sd+2*nb], w[:BlockSize/2*nb], xd[tok*xs:tok*xs+nb], x[:BlockSize*nb])
-					if o := got[8*row+tok]; math.Float32bits(o) != math.Float32bits(want) || want != goWant {
-						t.Fatalf("nb=%d trial %d row %d token %d: 2×8 tile %v, one row %v, pure Go %v", nb, trial, row, tok, o, want, goWant)
-					}
-				}
-			}
-		}
+func TestDotQx2x8(t *testing.T) {
+	for _, k := range tiles2x8 {
+		t.Run(k.name, func(t *testing.T) { eachImpl(t, func(t *testing.T) { testDotQx2x8(t, k) }) })
 	}
 }
 
-// TestDotQ8_0x2x8 is TestDotQ4_0x2x8 for q8_0 weights (extreme quants
-// −128 and 127).
-func TestDotQ8_0x2x8(t *testing.T) { eachImpl(t, testDotQ8_0x2x8) }
-
-func testDotQ8_0x2x8(t *testing.T) {
-	r := rand.New(rand.NewPCG(27, 28))
+func testDotQx2x8(t *testing.T, k tile2x8) {
+	r := rand.New(rand.NewPCG(k.seed, k.seed+1))
 	for _, nb := range []int{1, 2, 7, 8, 9, 16, 17, 32, 44} {
 		for trial := range 4 {
-			sd, sq := 2*nb+6, BlockSize*nb+16
+			sd, sq := 2*nb+6, k.qb*nb+16
 			xs := nb + 3
 			wd := make([]byte, 2*sd)
 			for i := 0; i < len(wd); i += 2 {
@@ -358,18 +330,18 @@ func testDotQ8_0x2x8(t *testing.T) {
 				xq[i] = int16(r.IntN(65535) - 32767)
 			}
 			if trial == 0 {
-				for i := range 32 {
-					wq[i], wq[sq+i] = 0x80, 0x7f
+				for i := range k.qb {
+					wq[i], wq[sq+i] = k.lo, k.hi
 					xq[i], xq[BlockSize*7*xs+i] = 32767, -32767
 				}
 			}
 			var got [16]float32
-			DotQ8_0x2x8(&got, wd, sd, wq, sq, xd, xq, xs, nb)
+			k.tile(&got, wd, sd, wq, sq, xd, xq, xs, nb)
 			for row := range 2 {
 				for tok := range 8 {
 					w, x := wq[row*sq:], xq[BlockSize*tok*xs:]
-					want := DotQ8_0(wd[row*sd:], w, xd[tok*xs:tok*xs+nb], x)
-					goWant := dotQ8_0Go(wd[row*sd:row*sd+2*nb], w[:BlockSize*nb], xd[tok*xs:tok*xs+nb], x[:BlockSize*nb])
+					want := k.row(wd[row*sd:], w, xd[tok*xs:tok*xs+nb], x)
+					goWant := k.rowGo(wd[row*sd:row*sd+2*nb], w[:k.qb*nb], xd[tok*xs:tok*xs+nb], x[:BlockSize*nb])
 					if o := got[8*row+tok]; math.Float32bits(o) != math.Float32bits(want) || want != goWant {
 						t.Fatalf("nb=%d trial %d row %d token %d: 2×8 tile %v, one row %v, pure Go %v", nb, trial, row, tok, o, want, goWant)
 					}
