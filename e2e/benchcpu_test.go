@@ -40,20 +40,9 @@ func TestBenchWebCPU(t *testing.T) {
 	chromium := findChromium(t)
 	wdir := wllamaDir(t)
 	rb := buildRuntime(t)
-	packs := filepath.Join(rb.tmp, "packs")
-	o := synth.Default("mixtral")
-	o.Dim, o.Layers, o.Heads, o.KVHeads, o.FFN, o.Experts, o.TopK, o.Vocab = 512, 8, 8, 4, 1408, 8, 2, 512
+	packs, ggufs, o := benchMixtral(t, rb)
 	formats := []gguf.GGMLType{gguf.TypeQ4_0, gguf.TypeQ8_0}
 	names := map[gguf.GGMLType]string{gguf.TypeQ4_0: "q4_0", gguf.TypeQ8_0: "q8_0"}
-	ggufs := map[string]string{}
-	for _, q := range formats {
-		g := filepath.Join(rb.tmp, "mixtral-"+names[q]+".gguf")
-		if err := synth.WriteGGUF(g, o, q); err != nil {
-			t.Fatal(err)
-		}
-		packModel(t, g, filepath.Join(packs, "mixtral-"+names[q]), tensor.Invalid) // the GGUF's blocks as they are
-		ggufs[filepath.Base(g)] = g
-	}
 	prompt, promptTokens := promptOf(t, filepath.Join(packs, "mixtral-q4_0"), 54)
 	base := startServer(t, rb.server, "--addr", "127.0.0.1:0", "--web", filepath.Join(rb.root, "web"),
 		"--wasm", rb.wasm, "--models", packs)
@@ -83,10 +72,7 @@ func TestBenchWebCPU(t *testing.T) {
 		sides = append(sides, side{fmt.Sprintf("wllama %dt", n), false, n, 0})
 	}
 
-	rounds, runs := 3, 3
-	if v, err := strconv.Atoi(os.Getenv("MODE_BENCH_WEB_ROUNDS")); err == nil && v > 0 {
-		rounds = v
-	}
+	rounds, runs := benchRounds(), 3
 	const decode = 32
 	fmt.Printf("\nbench-web cpu: Mixtral-shaped d=512, 8 layers, 8 experts × 1408, top-2, vocab %d, from the project's GGUF writer; prompt %d tokens, %d decoded, greedy; %d rounds × %d warm runs per side, interleaved; medians. wllama %s (@wllama/wllama, llama.cpp in wasm) on the same GGUF, mode on the pack imported from it. mode's CPU path runs on one worker, or on two (2w: routed experts split between two mode.wasm workers). Peak MiB: Chromium's resident memory during the side's visits (load included) less the idle browser's.\n",
 		o.Vocab, promptTokens, decode, rounds, runs, wllamaVersion(t, wdir))
@@ -303,4 +289,33 @@ func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// benchMixtral writes bench-web's Mixtral-shaped GGUFs (d=512, 8 layers,
+// 8 experts × 1408, top-2, vocab 512) in q4_0 and q8_0 into rb.tmp and
+// imports each into packs/mixtral-FORMAT keeping its blocks. It returns
+// the packs' directory, the GGUFs by file name and the shape.
+func benchMixtral(t *testing.T, rb runtimeBuild) (string, map[string]string, synth.Options) {
+	t.Helper()
+	packs := filepath.Join(rb.tmp, "packs")
+	o := synth.Default("mixtral")
+	o.Dim, o.Layers, o.Heads, o.KVHeads, o.FFN, o.Experts, o.TopK, o.Vocab = 512, 8, 8, 4, 1408, 8, 2, 512
+	ggufs := map[string]string{}
+	for q, name := range map[gguf.GGMLType]string{gguf.TypeQ4_0: "q4_0", gguf.TypeQ8_0: "q8_0"} {
+		g := filepath.Join(rb.tmp, "mixtral-"+name+".gguf")
+		if err := synth.WriteGGUF(g, o, q); err != nil {
+			t.Fatal(err)
+		}
+		packModel(t, g, filepath.Join(packs, "mixtral-"+name), tensor.Invalid) // the GGUF's blocks as they are
+		ggufs[filepath.Base(g)] = g
+	}
+	return packs, ggufs, o
+}
+
+// benchRounds is MODE_BENCH_WEB_ROUNDS, or 3.
+func benchRounds() int {
+	if v, err := strconv.Atoi(os.Getenv("MODE_BENCH_WEB_ROUNDS")); err == nil && v > 0 {
+		return v
+	}
+	return 3
 }

@@ -5,15 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/moderuntime/mode/modelpack/gguf"
-	"github.com/moderuntime/mode/modelpack/synth"
-	"github.com/moderuntime/mode/runtime/tensor"
 )
 
 // TestBenchWorkers measures the browser's CPU path on 1 and 2 workers
@@ -32,17 +27,7 @@ func TestBenchWorkers(t *testing.T) {
 	}
 	chromium := findChromium(t)
 	rb := buildRuntime(t)
-	packs := filepath.Join(rb.tmp, "packs")
-	o := synth.Default("mixtral")
-	o.Dim, o.Layers, o.Heads, o.KVHeads, o.FFN, o.Experts, o.TopK, o.Vocab = 512, 8, 8, 4, 1408, 8, 2, 512
-	names := map[gguf.GGMLType]string{gguf.TypeQ4_0: "q4_0", gguf.TypeQ8_0: "q8_0"}
-	for q, name := range names {
-		g := filepath.Join(rb.tmp, "mixtral-"+name+".gguf")
-		if err := synth.WriteGGUF(g, o, q); err != nil {
-			t.Fatal(err)
-		}
-		packModel(t, g, filepath.Join(packs, "mixtral-"+name), tensor.Invalid)
-	}
+	packs, _, _ := benchMixtral(t, rb)
 	prompt, promptTokens := promptOf(t, filepath.Join(packs, "mixtral-q4_0"), 54)
 
 	type tree struct{ name, base string }
@@ -56,10 +41,7 @@ func TestBenchWorkers(t *testing.T) {
 	}
 	b := openBrowser(t, chromium, trees[0].base+"index.html")
 	mem := newRSSMeter(t, b)
-	rounds, runs := 3, 3
-	if v, err := strconv.Atoi(os.Getenv("MODE_BENCH_WEB_ROUNDS")); err == nil && v > 0 {
-		rounds = v
-	}
+	rounds, runs := benchRounds(), 3
 	const decode, trips = 32, 2000
 	fmt.Printf("\nbench workers: Mixtral-shaped d=512, 8 layers, 8 experts × 1408, top-2; prompt %d tokens, %d decoded; %d rounds × %d warm runs per side, interleaved; medians. Peak MiB: Chromium's resident memory over the visit (load included) less before it. Exchange: µs per round trip with the peer (one token, no experts), %d in a row.\n",
 		promptTokens, decode, rounds, runs, trips)
