@@ -162,7 +162,9 @@ test-llamacpp: tools
 # over a throttled link (100 Mbit/s, 20 ms); then the CPU path with its
 # SIMD128 kernels against the pure-Go ones and against wllama (llama.cpp
 # in wasm, scripts/wllama's pinned @wllama/wllama) on the same GGUFs, 1
-# and 2 threads (TestBenchWebCPU).
+# and 2 threads (TestBenchWebCPU), Mixtral- and OLMoE-shaped, q4_0 and
+# q8_0. MODE_BENCH_WEB_SHAPES=mixtral (or olmoe) measures one shape,
+# MODE_BENCH_WEB_ROUNDS=N sets the interleaved rounds (default 3).
 bench-web: tools wasm
 	@scripts/ensure-chromium.sh
 	scripts/ensure-wllama.sh

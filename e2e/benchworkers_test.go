@@ -27,7 +27,7 @@ func TestBenchWorkers(t *testing.T) {
 	}
 	chromium := findChromium(t)
 	rb := buildRuntime(t)
-	packs, _, _ := benchMixtral(t, rb)
+	packs, _ := benchPacks(t, rb, benchShapeNamed(t, "mixtral"))
 	prompt, promptTokens := promptOf(t, filepath.Join(packs, "mixtral-q4_0"), 54)
 
 	type tree struct{ name, base string }

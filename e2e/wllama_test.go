@@ -100,11 +100,14 @@ type wllamaRun struct {
 	Threads     int       `json:"threads"`
 	Multithread bool      `json:"multithread"`
 	Version     string    `json:"version"`
+	LoadError   string    `json:"loadError"`
 	Error       string    `json:"error"`
 }
 
-// wllamaVisit opens bench.html in b's tab and runs wllamaBench there.
-func wllamaVisit(t *testing.T, b *browser, page, gguf string, threads int, prompt string, n, runs, vocab int) wllamaRun {
+// wllamaVisit opens bench.html in b's tab and runs wllamaBench there. It
+// returns an error only when wllama could not load the GGUF (say, out of
+// wasm memory); it fails t on anything else.
+func wllamaVisit(t *testing.T, b *browser, page, gguf string, threads int, prompt string, n, runs, vocab int) (wllamaRun, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Minute)
 	defer cancel()
@@ -120,10 +123,13 @@ func wllamaVisit(t *testing.T, b *browser, page, gguf string, threads int, promp
 	if err != nil {
 		t.Fatalf("in the browser: %v", err)
 	}
+	if r.LoadError != "" {
+		return wllamaRun{}, fmt.Errorf("wllama (%d threads) on %s: %s", threads, gguf, r.LoadError)
+	}
 	if r.Error != "" {
 		t.Fatalf("wllama on %s, %d threads: %s", gguf, threads, r.Error)
 	}
-	return r
+	return r, nil
 }
 
 // nonUTF8Bytes lists the ids of synth.SentenceVocab(vocab)'s byte tokens
@@ -171,7 +177,10 @@ func TestWllama(t *testing.T) {
 	b := openBlank(t, chromium)
 	for _, threads := range []int{1, 2} {
 		const n = 8
-		r := wllamaVisit(t, b, base+"bench.html", "/gguf/m.gguf", threads, "the cat sat on the mat", n, 1, o.Vocab)
+		r, err := wllamaVisit(t, b, base+"bench.html", "/gguf/m.gguf", threads, "the cat sat on the mat", n, 1, o.Vocab)
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Logf("wllama %s, %d threads (multithread %v): load %.0f ms, prefill %v tok/s, decode %v tok/s, %q",
 			wllamaVersion(t, dir), r.Threads, r.Multithread, r.LoadMS, r.Prefill, r.Decode, r.Text)
 		if r.Threads != threads {
