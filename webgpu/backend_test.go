@@ -141,15 +141,7 @@ func TestQuantizedFormats(t *testing.T) {
 				c.FFN = append(c.FFN, model.FFN{ExpertWidths: []int{256, 256, 256}, Router: &r, SharedWidths: []int{256}})
 			}
 			m := testmodel.Random(c, 3)
-			for name, w := range m.Weights {
-				if len(w.Shape) == 2 && tensor.CanQuantize(f, w.Cols()) && w.Rows() > 1 {
-					q, err := tensor.Quantize(w, f)
-					if err != nil {
-						t.Fatal(err)
-					}
-					m.Weights[name] = q
-				}
-			}
+			quantizeMatrices(t, m, f)
 			diff := compare(t, m, gpu, engine.Options{MaxBatch: 8}, []int{0, 5, 17}, 6)
 			t.Logf("%v: max |logit diff| %.3g", f, diff)
 			if diff > 1e-3 {
@@ -242,32 +234,12 @@ func TestPrefillGEMM(t *testing.T) {
 	for i := range prompt {
 		prompt[i] = (7*i + 3) % 97
 	}
-	type tc struct {
-		name  string
-		c     model.Config
-		f     tensor.DType
-		bound float64
-	}
-	cases := []tc{{"llama", family("llama"), tensor.F32, 1e-4}, {"qwen2_moe", family("qwen2_moe"), tensor.F32, 1e-4}}
-	for _, f := range []tensor.DType{tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K} {
-		c := testmodel.Config(256, 2, 4, 2, 97)
-		r := model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}
-		c.FFN = []model.FFN{{SharedWidths: []int{512}}, {ExpertWidths: []int{256, 256, 256}, Router: &r, SharedWidths: []int{256}}}
-		cases = append(cases, tc{"dim256", c, f, 1e-3})
-	}
+	cases := prefillCases([]string{"llama", "qwen2_moe"}, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K)
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/%v", c.name, c.f), func(t *testing.T) {
 			m := testmodel.Random(c.c, 17)
 			if c.f != tensor.F32 {
-				for n, w := range m.Weights {
-					if len(w.Shape) == 2 && w.Rows() > 1 && tensor.CanQuantize(c.f, w.Cols()) {
-						q, err := tensor.Quantize(w, c.f)
-						if err != nil {
-							t.Fatal(err)
-						}
-						m.Weights[n] = q
-					}
-				}
+				quantizeMatrices(t, m, c.f)
 			}
 			before := webgpu.Dispatches(gpu, "gemm.wgsl")
 			diff := compare(t, m, gpu, engine.Options{MaxBatch: 64, MaxSeq: 64}, prompt, 4)
@@ -293,32 +265,12 @@ func TestPrefillMatVec(t *testing.T) {
 	gpu := newBackend(t, webgpu.Options{})
 	webgpu.SetMatVecTokens(gpu, 8)
 	prompt := []int{3, 10, 17, 24, 31, 38}
-	type tc struct {
-		name  string
-		c     model.Config
-		f     tensor.DType
-		bound float64
-	}
-	cases := []tc{{"llama", family("llama"), tensor.F32, 1e-4}}
-	for _, f := range []tensor.DType{tensor.Q4_0, tensor.Q4_K} {
-		c := testmodel.Config(256, 2, 4, 2, 97)
-		r := model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}
-		c.FFN = []model.FFN{{SharedWidths: []int{512}}, {ExpertWidths: []int{256, 256, 256}, Router: &r, SharedWidths: []int{256}}}
-		cases = append(cases, tc{"dim256", c, f, 1e-3})
-	}
+	cases := prefillCases([]string{"llama"}, tensor.Q4_0, tensor.Q4_K)
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/%v", c.name, c.f), func(t *testing.T) {
 			m := testmodel.Random(c.c, 19)
 			if c.f != tensor.F32 {
-				for n, w := range m.Weights {
-					if len(w.Shape) == 2 && w.Rows() > 1 && tensor.CanQuantize(c.f, w.Cols()) {
-						q, err := tensor.Quantize(w, c.f)
-						if err != nil {
-							t.Fatal(err)
-						}
-						m.Weights[n] = q
-					}
-				}
+				quantizeMatrices(t, m, c.f)
 			}
 			old := func() int { return webgpu.Dispatches(gpu, "matmul.wgsl") + webgpu.Dispatches(gpu, "matvec_rows.wgsl") }
 			before, mvBefore := old(), webgpu.Dispatches(gpu, "matvec.wgsl")
@@ -444,5 +396,46 @@ func TestDeepExpertsEvicted(t *testing.T) {
 	}
 	if diff > 1e-4 {
 		t.Errorf("max logit difference %.3g > 1e-4", diff)
+	}
+}
+
+// prefillCase is a model the prefill tests run in a weight format, with
+// the bound on its logits' difference from the CPU backend's.
+type prefillCase struct {
+	name  string
+	c     model.Config
+	f     tensor.DType
+	bound float64
+}
+
+// prefillCases is the named families in f32 (bound 1e-4) and, in each of
+// formats, a dim-256 model (q4_k's super-blocks) with a dense and a sparse
+// layer (bound 1e-3), as in TestFamilies and TestQuantizedFormats.
+func prefillCases(families []string, formats ...tensor.DType) []prefillCase {
+	var cases []prefillCase
+	for _, name := range families {
+		cases = append(cases, prefillCase{name, family(name), tensor.F32, 1e-4})
+	}
+	for _, f := range formats {
+		c := testmodel.Config(256, 2, 4, 2, 97)
+		r := model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}
+		c.FFN = []model.FFN{{SharedWidths: []int{512}}, {ExpertWidths: []int{256, 256, 256}, Router: &r, SharedWidths: []int{256}}}
+		cases = append(cases, prefillCase{"dim256", c, f, 1e-3})
+	}
+	return cases
+}
+
+// quantizeMatrices stores every matrix of m with more than one row that f
+// can hold in f.
+func quantizeMatrices(t *testing.T, m *model.Model, f tensor.DType) {
+	t.Helper()
+	for name, w := range m.Weights {
+		if len(w.Shape) == 2 && w.Rows() > 1 && tensor.CanQuantize(f, w.Cols()) {
+			q, err := tensor.Quantize(w, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Weights[name] = q
+		}
 	}
 }
