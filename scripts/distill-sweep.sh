@@ -38,6 +38,7 @@ declare -A grid=(
   [e16k2]="--experts 16 --top-k 2"
   [e16k4]="--experts 16 --top-k 4"
   [e16k4-bal]="--experts 16 --top-k 4 --balanced"
+  [e32k8-bal]="--experts 32 --top-k 8 --balanced"
 )
 POINTS=${SWEEP_POINTS:-$(printf '%s\n' "${!grid[@]}" | sort | tr '\n' ' ')}
 common="--self-generate 400 --holdout 0.5 --seq-len 128 --seed 1 --refit 1 --sequential
