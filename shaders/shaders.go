@@ -132,10 +132,10 @@ func (k Kernel) Key(s Spec) string {
 }
 
 // MatVecLanes are the lanes per row the backends run MatVec with: 1 for
-// short rows, MatVecWide for the others.
+// short rows and on CPU adapters, MatVecWide for the others.
 var MatVecLanes = []int{1, MatVecWide}
 
-// MatVecWide is MatVec's lanes per row of more than 256 columns.
+// MatVecWide is MatVec's lanes per row of more than 256 columns on a GPU.
 const MatVecWide = 8
 
 // MatVecSubgroupLanes are the lanes per row the backends run MatVec with
