@@ -33,12 +33,12 @@ func Variants() []Variant {
 	add([]Kernel{MatVecRows, GEMM}, append(formats, f16)...)
 	for _, f := range Formats {
 		for _, l := range MatVecLanes {
-			add([]Kernel{MatVec, MatVecGU, MatVecMulti}, Spec{Format: f, L: l})
-			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm}, Spec{Format: f, L: l, Norm: true})
+			add([]Kernel{MatVec, MatVecGU, MatVecMulti, MatVecArgmax}, Spec{Format: f, L: l})
+			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm, MatVecArgmaxNorm}, Spec{Format: f, L: l, Norm: true})
 		}
 		for _, l := range MatVecSubgroupLanes {
-			add([]Kernel{MatVec, MatVecGU, MatVecMulti}, Spec{Format: f, L: l, Subgroups: true})
-			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm}, Spec{Format: f, L: l, Norm: true, Subgroups: true})
+			add([]Kernel{MatVec, MatVecGU, MatVecMulti, MatVecArgmax}, Spec{Format: f, L: l, Subgroups: true})
+			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm, MatVecArgmaxNorm}, Spec{Format: f, L: l, Norm: true, Subgroups: true})
 		}
 	}
 	add([]Kernel{AttnPartial, AttnReduce, AttnSingle}, Spec{}, Spec{KVF16: true})

@@ -17,8 +17,9 @@ import (
 // kernel file: per layer q/k/v with the attention norm (matvec_multi),
 // attn_rope, the output projection with the residual add and gate_up with
 // the FFN norm and down with the residual add (matvec), and around them
-// embed, the head with the final norm (matvec), argmax and the rope of the
-// last layer's k that attn_rope leaves undone (see RATIONALE.md).
+// embed, the head with the final norm and argmax (matvec's head_argmax)
+// and the rope of the last layer's k that attn_rope leaves undone (see
+// RATIONALE.md).
 func TestDispatchesPerToken(t *testing.T) {
 	m, err := llama2c.Load(filepath.Join(shared.Models(t), "stories260K", "stories260K.bin"))
 	if err != nil {
@@ -47,7 +48,7 @@ func TestDispatchesPerToken(t *testing.T) {
 	after := count()
 	L := m.Config.Layers
 	want := map[string]int{"embed.wgsl": 1, "matvec_multi.wgsl": L, "attn_rope.wgsl": L, "rope.wgsl": 1,
-		"matvec.wgsl": 3*L + 1, "argmax.wgsl": 1}
+		"matvec.wgsl": 3*L + 1}
 	var got []string
 	for _, f := range files {
 		got = append(got, fmt.Sprintf("%s=%d", f, after[f]-before[f]))
