@@ -51,35 +51,39 @@ var (
 	// in res (binding 5); one workgroup whatever the rows.
 	MatVecArgmax     = Kernel{File: "matvec.wgsl", Entry: "head_argmax", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read}, Format: true}
 	MatVecArgmaxNorm = Kernel{File: "matvec.wgsl", Entry: "head_argmax", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read, Read, ReadWrite}, Format: true}
-	RoPEStore        = Kernel{File: "kvstore.wgsl", Entry: "rope_store", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	KVStore          = Kernel{File: "kvstore.wgsl", Entry: "store", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	GEMM             = Kernel{File: "gemm.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read}, Format: true}
-	RMSNorm          = Kernel{File: "rmsnorm.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite}}
-	RMSNormIP        = Kernel{File: "rmsnorm.wgsl", Entry: "in_place", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite}}
-	RMSNormIP2       = Kernel{File: "rmsnorm.wgsl", Entry: "in_place2", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite}}
-	RoPE             = Kernel{File: "rope.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite}}
-	Copy             = Kernel{File: "copy.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	PackF16          = Kernel{File: "pack_f16.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	Add              = Kernel{File: "add.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	Scale            = Kernel{File: "scale.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite}}
-	AttnPartial      = Kernel{File: "attention.wgsl", Entry: "attn_partial", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	AttnSingle       = Kernel{File: "attention.wgsl", Entry: "attn_single", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	AttnRoPE         = Kernel{File: "attn_rope.wgsl", Entry: "attn_rope", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read}}
-	AttnReduce       = Kernel{File: "attention.wgsl", Entry: "attn_reduce", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	Route            = Kernel{File: "route.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, Read, ReadWrite}}
-	MLAAttn          = Kernel{File: "mla_attn.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	MoEGateUp        = Kernel{File: "moe.wgsl", Entry: "moe_gu", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
-	MoEDown          = Kernel{File: "moe_down.wgsl", Entry: "moe_down", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
-	MoEDownSum       = Kernel{File: "moe_down.wgsl", Entry: "moe_down_sum", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
-	MoEBlockAct      = Kernel{File: "moe_block.wgsl", Entry: "moe_act", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	MoENorm          = Kernel{File: "moe_block.wgsl", Entry: "moe_norm", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	MoECombine       = Kernel{File: "moe_combine.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	SwiGLU           = Kernel{File: "ffn.wgsl", Entry: "swiglu", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	MoEAct           = Kernel{File: "moe_act.wgsl", Entry: "moe_act", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	MoEBias          = Kernel{File: "moe_act.wgsl", Entry: "moe_bias", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
-	Accum            = Kernel{File: "ffn.wgsl", Entry: "accum", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	Argmax           = Kernel{File: "argmax.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
-	Sample           = Kernel{File: "sample.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	// RouterRoute (RouterRouteNorm with Spec.Norm): a decode token's router
+	// product and route in one workgroup (router.wgsl).
+	RouterRoute     = Kernel{File: "router.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite}, Format: true}
+	RouterRouteNorm = Kernel{File: "router.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read, ReadWrite}, Format: true}
+	RoPEStore       = Kernel{File: "kvstore.wgsl", Entry: "rope_store", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	KVStore         = Kernel{File: "kvstore.wgsl", Entry: "store", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	GEMM            = Kernel{File: "gemm.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read}, Format: true}
+	RMSNorm         = Kernel{File: "rmsnorm.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite}}
+	RMSNormIP       = Kernel{File: "rmsnorm.wgsl", Entry: "in_place", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite}}
+	RMSNormIP2      = Kernel{File: "rmsnorm.wgsl", Entry: "in_place2", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite}}
+	RoPE            = Kernel{File: "rope.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite}}
+	Copy            = Kernel{File: "copy.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	PackF16         = Kernel{File: "pack_f16.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	Add             = Kernel{File: "add.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	Scale           = Kernel{File: "scale.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite}}
+	AttnPartial     = Kernel{File: "attention.wgsl", Entry: "attn_partial", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	AttnSingle      = Kernel{File: "attention.wgsl", Entry: "attn_single", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	AttnRoPE        = Kernel{File: "attn_rope.wgsl", Entry: "attn_rope", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read}}
+	AttnReduce      = Kernel{File: "attention.wgsl", Entry: "attn_reduce", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	Route           = Kernel{File: "route.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, Read, ReadWrite}}
+	MLAAttn         = Kernel{File: "mla_attn.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	MoEGateUp       = Kernel{File: "moe.wgsl", Entry: "moe_gu", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
+	MoEDown         = Kernel{File: "moe_down.wgsl", Entry: "moe_down", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
+	MoEDownSum      = Kernel{File: "moe_down.wgsl", Entry: "moe_down_sum", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}, Format: true}
+	MoEBlockAct     = Kernel{File: "moe_block.wgsl", Entry: "moe_act", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	MoENorm         = Kernel{File: "moe_block.wgsl", Entry: "moe_norm", Bindings: []Access{Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	MoECombine      = Kernel{File: "moe_combine.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	SwiGLU          = Kernel{File: "ffn.wgsl", Entry: "swiglu", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	MoEAct          = Kernel{File: "moe_act.wgsl", Entry: "moe_act", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	MoEBias         = Kernel{File: "moe_act.wgsl", Entry: "moe_bias", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
+	Accum           = Kernel{File: "ffn.wgsl", Entry: "accum", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	Argmax          = Kernel{File: "argmax.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
+	Sample          = Kernel{File: "sample.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite}}
 )
 
 // Spec is what a kernel's text is specialised on. Fields a kernel does not

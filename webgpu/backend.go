@@ -40,8 +40,9 @@ type Backend struct {
 	// before matvec; benchmarks set it to compare in the same run.
 	oldMatVec bool
 	// unfused turns off what came after oldMatVec's comparison point: the
-	// RMSNorm taken into matvecs (normfuse.go), attn_single, attn_rope and
-	// head_argmax; BenchmarkFusion sets it to compare in the same run.
+	// RMSNorm taken into matvecs (normfuse.go), attn_single, attn_rope,
+	// head_argmax and router_route; BenchmarkFusion sets it to compare in
+	// the same run.
 	unfused bool
 	// lanes, when not 0, overrides matVecLanes's choice for rows of more
 	// than shortRow columns; benchmarks set it to time one shape against
