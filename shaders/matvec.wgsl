@@ -178,3 +178,69 @@ fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   swiglu_store(t, rv.z, g.z, u.z);
   swiglu_store(t, rv.w, g.w, u.w);
 }
+
+// head_argmax is main over every row in one workgroup, tiles of 4·RW rows
+// in turn, followed by argmax.wgsl over the results: the index of the
+// largest (the lowest among equals) goes to res[p.res_off] as an f32
+// (exact below 2^24 rows), so a greedy decode's head and argmax are one
+// dispatch (the backend uses it for heads of a few workgroups' rows; a
+// larger head is worth its parallel workgroups). The rows' values, which
+// it also stores, are main's bit for bit (the same unit loop and lane
+// sums), and each invocation scans its rows in increasing index with
+// argmax.wgsl's rule before the tree meets them with argmax.wgsl's
+// comparison, so the index is argmax.wgsl's over main's output. No bias,
+// no residual add (res holds the index).
+var<workgroup> hv: array<f32, 64>;
+var<workgroup> hix: array<u32, 64>;
+
+@compute @workgroup_size(64)
+fn head_argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32{{SG_IN}}) {
+  let me = lane_slot(lid{{SG_ARGS}});
+  let lane = me % L;
+  let m = Mat(p.w_base, p.rows, p.cols);
+  let xb = p.x_off;
+  norm_begin(lid, xb, p.cols);
+  norm_write_h(true, lid, xb, p.cols);
+  var best = 0xffffffffu;
+  var bval = 0.0;
+  let tiles = (p.rows + 4u * RW - 1u) / (4u * RW) + (wid.z >> 31u);
+  let n = units(p.cols) + (wid.z >> 31u);
+  for (var tile = 0u; tile < tiles; tile++) {
+    let rv = rows4(tile * 4u * RW + me / L);
+    let rc = min(rv, vec4<u32>(p.rows - 1u));
+    var a = vec4<f32>(0.0);
+    for (var k = lane; k < n; k += L) {
+      a += unit_dot4(m, rc, k, xb);
+    }
+    a = lane_sum(me, a, tile % 2u); // alternate halves: lane 0 may still read the last
+    if (lane == 0u) {
+      for (var c = 0u; c < 4u; c++) {
+        let r = rv[c];
+        if (r < p.rows) {
+          dst[p.dst_off + r] = a[c];
+          if (best == 0xffffffffu || a[c] > bval) {
+            best = r;
+            bval = a[c];
+          }
+        }
+      }
+    }
+  }
+  hv[lid] = bval;
+  hix[lid] = best;
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (lid < st) {
+      let oi = hix[lid + st];
+      let ov = hv[lid + st];
+      if (oi != 0xffffffffu && (hix[lid] == 0xffffffffu || ov > hv[lid] || (ov == hv[lid] && oi < hix[lid]))) {
+        hix[lid] = oi;
+        hv[lid] = ov;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    res[p.res_off] = f32(hix[0]);
+  }
+}

@@ -188,6 +188,21 @@ func (p RouteParams) Words() []uint32 {
 		p.Groups, p.TopKGroups, b2u(p.Top2)}
 }
 
+// RouterParams: router_route (router.wgsl), a token's router product
+// (matvec.wgsl's fields of the same names, one token) and route.wgsl's
+// selection over its logits (Route's fields; T is 1 and LogitsOff where
+// the logits are stored).
+type RouterParams struct {
+	Rows, Cols, XOff, WBase, NOff uint32
+	Eps                           float32
+	HOff                          uint32
+	Route                         RouteParams
+}
+
+func (p RouterParams) Words() []uint32 {
+	return append([]uint32{p.Rows, p.Cols, p.XOff, p.WBase, p.NOff, f32bits(p.Eps), p.HOff}, p.Route.Words()...)
+}
+
 // NoExpert marks an empty slot of a routes buffer.
 const NoExpert = 0xffffffff
 

@@ -46,6 +46,15 @@ var (
 	MatVecNorm      = Kernel{File: "matvec.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read, Read, ReadWrite}, Format: true}
 	MatVecGUNorm    = Kernel{File: "matvec.wgsl", Entry: "gate_up", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read, Read, ReadWrite}, Format: true}
 	MatVecMultiNorm = Kernel{File: "matvec_multi.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, Read, ReadWrite, ReadWrite, Read}, Format: true}
+	// MatVecArgmax (and with Spec.Norm, MatVecArgmaxNorm): main over every
+	// row in one workgroup and the index of the largest result, as an f32,
+	// in res (binding 5); one workgroup whatever the rows.
+	MatVecArgmax     = Kernel{File: "matvec.wgsl", Entry: "head_argmax", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read}, Format: true}
+	MatVecArgmaxNorm = Kernel{File: "matvec.wgsl", Entry: "head_argmax", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read, Read, ReadWrite}, Format: true}
+	// RouterRoute (RouterRouteNorm with Spec.Norm): a decode token's router
+	// product and route in one workgroup (router.wgsl).
+	RouterRoute     = Kernel{File: "router.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite}, Format: true}
+	RouterRouteNorm = Kernel{File: "router.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read, ReadWrite}, Format: true}
 	RoPEStore       = Kernel{File: "kvstore.wgsl", Entry: "rope_store", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
 	KVStore         = Kernel{File: "kvstore.wgsl", Entry: "store", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
 	GEMM            = Kernel{File: "gemm.wgsl", Entry: "main", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, Read}, Format: true}
@@ -132,10 +141,10 @@ func (k Kernel) Key(s Spec) string {
 }
 
 // MatVecLanes are the lanes per row the backends run MatVec with: 1 for
-// short rows, MatVecWide for the others.
+// short rows and on CPU adapters, MatVecWide for the others.
 var MatVecLanes = []int{1, MatVecWide}
 
-// MatVecWide is MatVec's lanes per row of more than 256 columns.
+// MatVecWide is MatVec's lanes per row of more than 256 columns on a GPU.
 const MatVecWide = 8
 
 // MatVecSubgroupLanes are the lanes per row the backends run MatVec with

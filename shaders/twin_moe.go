@@ -8,6 +8,14 @@ import (
 
 func sigmoid(x float32) float32 { return 1 / (1 + float32(math.Exp(float64(-x)))) }
 
+// RouterRouteTwin is router.wgsl: MatMulTwin of the router's rows over x
+// into logits at p.Route.LogitsOff, then RouteTwin over them.
+func RouterRouteTwin(f tensor.DType, e, k int, p RouterParams, w []uint32, x, logits []float32, bias, routes []uint32) {
+	mp := MatMulParams{Rows: p.Rows, Cols: p.Cols, T: 1, XOff: p.XOff, XStride: p.Cols, DstOff: p.Route.LogitsOff, DstStride: p.Rows, WBase: p.WBase}
+	MatMulTwin(f, mp, w, x, logits, nil)
+	RouteTwin(e, k, p.Route, logits, bias, routes)
+}
+
 // RouteTwin is route.wgsl for e experts and k choices per token.
 func RouteTwin(e, k int, p RouteParams, logits []float32, bias, routes []uint32) {
 	sc := make([]float32, e)

@@ -208,6 +208,14 @@ func MatVecTwin(f tensor.DType, p MatMulParams, w []uint32, x, dst []float32, bi
 	}
 }
 
+// MatVecArgmaxTwin is matvec.wgsl's head_argmax for one token (p.T = 1,
+// no bias): MatMulTwin into dst, and argmax.wgsl's index over the rows'
+// values.
+func MatVecArgmaxTwin(f tensor.DType, p MatMulParams, w []uint32, x, dst []float32) uint32 {
+	MatMulTwin(f, p, w, x, dst, nil)
+	return ArgmaxTwin(ArgmaxParams{N: p.Rows, Off: p.DstOff + p.Row0}, dst)
+}
+
 // MatVecGateUpTwin is matvec.wgsl's gate_up: silu(g)·u for g = gate·x (the
 // matrix at WBase of w) and u = up·x (at W2Base of w2).
 func MatVecGateUpTwin(f tensor.DType, p MatMulParams, w, w2 []uint32, x, dst []float32) {

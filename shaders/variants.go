@@ -33,16 +33,26 @@ func Variants() []Variant {
 	add([]Kernel{MatVecRows, GEMM}, append(formats, f16)...)
 	for _, f := range Formats {
 		for _, l := range MatVecLanes {
-			add([]Kernel{MatVec, MatVecGU, MatVecMulti}, Spec{Format: f, L: l})
-			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm}, Spec{Format: f, L: l, Norm: true})
+			add([]Kernel{MatVec, MatVecGU, MatVecMulti, MatVecArgmax}, Spec{Format: f, L: l})
+			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm, MatVecArgmaxNorm}, Spec{Format: f, L: l, Norm: true})
 		}
 		for _, l := range MatVecSubgroupLanes {
-			add([]Kernel{MatVec, MatVecGU, MatVecMulti}, Spec{Format: f, L: l, Subgroups: true})
-			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm}, Spec{Format: f, L: l, Norm: true, Subgroups: true})
+			add([]Kernel{MatVec, MatVecGU, MatVecMulti, MatVecArgmax}, Spec{Format: f, L: l, Subgroups: true})
+			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm, MatVecArgmaxNorm}, Spec{Format: f, L: l, Norm: true, Subgroups: true})
 		}
 	}
 	add([]Kernel{AttnPartial, AttnReduce, AttnSingle}, Spec{}, Spec{KVF16: true})
 	add([]Kernel{Route}, Spec{E: 64, K: 8})
+	for _, f := range Formats {
+		for _, l := range MatVecLanes {
+			add([]Kernel{RouterRoute}, Spec{Format: f, L: l, E: 64, K: 8})
+			add([]Kernel{RouterRouteNorm}, Spec{Format: f, L: l, E: 64, K: 8, Norm: true})
+		}
+		for _, l := range MatVecSubgroupLanes {
+			add([]Kernel{RouterRoute}, Spec{Format: f, L: l, E: 64, K: 8, Subgroups: true})
+			add([]Kernel{RouterRouteNorm}, Spec{Format: f, L: l, E: 64, K: 8, Norm: true, Subgroups: true})
+		}
+	}
 	add([]Kernel{Sample}, Spec{K: 40})
 	add([]Kernel{AttnRoPE}, Spec{})
 	add([]Kernel{RoPEStore, KVStore, RMSNorm, RMSNormIP, RMSNormIP2, RoPE, Copy, PackF16, Add, Scale, SwiGLU, Accum, Argmax, MoECombine, MoEAct, MoEBias, MoEBlockAct, MoENorm, MLAAttn}, Spec{})

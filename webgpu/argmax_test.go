@@ -46,6 +46,73 @@ func TestArgmax(t *testing.T) {
 	}
 }
 
+// TestHeadArgmax: Argmax right after a head's matvec redoes the two as
+// one head_argmax dispatch (fewer dispatches than the head and argmax
+// alone, counted by kernel file), and the index equals the host's argmax
+// of the logits the same dispatch wrote (read back afterwards), which are
+// the matvec's within TestMatVec's bound; heads of ragged sizes in f32
+// and q4_0, with planted equal largest rows, so the lowest index must
+// win, and a head too large to fuse takes the argmax kernel.
+func TestHeadArgmax(t *testing.T) {
+	b := newBackend(t, webgpu.Options{})
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, c := range []struct {
+		rows, cols int
+		f          tensor.DType
+		fused      bool
+	}{{1, 64, tensor.F32, true}, {301, 64, tensor.F32, true}, {512, 64, tensor.F32, true}, {97, 256, tensor.Q4_0, true}, {5000, 64, tensor.F32, false}} {
+		w := make([]float32, c.rows*c.cols)
+		for i := range w {
+			w[i] = float32(r.NormFloat64() * 0.1)
+		}
+		xv := make([]float32, c.cols)
+		for i := range xv {
+			xv[i] = float32(r.NormFloat64())
+		}
+		first := c.rows / 2
+		for _, row := range []int{first, c.rows - 1} {
+			for i := range c.cols {
+				w[row*c.cols+i] = 0.5
+				if xv[i] < 0 {
+					w[row*c.cols+i] = -0.5
+				}
+			}
+		}
+		wt, err := tensor.Quantize(tensor.FromF32("head", []int{c.rows, c.cols}, w), c.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hw, err := b.Upload(wt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		xw, err := b.Upload(tensor.FromF32("x", []int{1, c.cols}, xv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, _ := b.NewBuf(1, c.cols)
+		logits, _ := b.NewBuf(1, c.rows)
+		b.Embed(x, xw, []int{0})
+		before := webgpu.Dispatches(b, "matvec.wgsl") + webgpu.Dispatches(b, "argmax.wgsl")
+		b.MatMul(logits, x, hw, nil)
+		got, err := b.Argmax(logits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := webgpu.Dispatches(b, "matvec.wgsl") + webgpu.Dispatches(b, "argmax.wgsl") - before
+		if want := map[bool]int{true: 1, false: 2}[c.fused]; n != want {
+			t.Errorf("%dx%d %v: %d dispatches for the head and argmax, want %d", c.rows, c.cols, c.f, n, want)
+		}
+		v := make([]float32, c.rows)
+		if err := b.Read(logits, v); err != nil {
+			t.Fatal(err)
+		}
+		if want := (engine.Greedy{}).Sample(v, nil); got != want || got != first {
+			t.Errorf("%dx%d %v: device index %d, host argmax of its logits %d, planted %d", c.rows, c.cols, c.f, got, want, first)
+		}
+	}
+}
+
 // TestGreedyGenerate: Generate with a greedy sampler, which takes the
 // argmax on the device, gives the CPU backend's tokens for stories260K.
 func TestGreedyGenerate(t *testing.T) {

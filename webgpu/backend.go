@@ -40,16 +40,14 @@ type Backend struct {
 	// before matvec; benchmarks set it to compare in the same run.
 	oldMatVec bool
 	// unfused turns off what came after oldMatVec's comparison point: the
-	// RMSNorm taken into matvecs (normfuse.go), attn_single and attn_rope;
-	// BenchmarkFusion sets it to compare in the same run.
+	// RMSNorm taken into matvecs (normfuse.go), attn_single, attn_rope,
+	// head_argmax and router_route; BenchmarkFusion sets it to compare in
+	// the same run.
 	unfused bool
-	// narrow runs matvec with one lane per row at every width (see
-	// matVecLanes), whose SIMD lanes on a CPU adapter are then
-	// neighbouring rows that share each x load. Off: on lavapipe it won
-	// BenchmarkMatVec at 2048² but lost whole-model decode (Mixtral-shaped
-	// 5.4 tok/s against 9.2 with 8 lanes; small products then fill too
-	// few workgroups for the cores). Kept for benchmarks.
-	narrow bool
+	// lanes, when not 0, overrides matVecLanes's choice for rows of more
+	// than shortRow columns; benchmarks set it to time one shape against
+	// another on the same device.
+	lanes int
 	// matVecTokens overrides matVecBatch, the largest batch MatMul sends
 	// to matvec: n > 0 up to n tokens, n < 0 decode steps only, 0 the
 	// measured rule. Benchmarks and tests set it to compare the paths.

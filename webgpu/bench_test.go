@@ -101,8 +101,10 @@ func copyGBs(b *testing.B, g *Backend) float64 {
 // second, their ratio to the copy kernel's bandwidth, and the speedup over
 // the kernels matvec replaced (matmul's decode specialisation,
 // matvec_rows); where the device has subgroups, also the speedup of its
-// lanes meeting through them over workgroup memory (sg_speedup). Each of b.N rounds times the copy kernel, matvec and the
-// old kernels back to back (several ops between syncs, so that a round of
+// lanes meeting through them over workgroup memory (sg_speedup); where
+// matvec runs one lane per row (a CPU adapter), the speedup of that over
+// MatVecWide lanes (wide_speedup). Each of b.N rounds times the copy
+// kernel, matvec and the old kernels back to back (several ops between syncs, so that a round of
 // a small matrix reads about as many bytes as the copy moves and the sync
 // does not dominate), and the metrics are the medians of the rounds'
 // values: on a shared machine the copy's bandwidth alone moves severalfold
@@ -148,8 +150,11 @@ func BenchmarkMatVec(b *testing.B) {
 				ops := min(max(4, 8*cn/len(q.Data)), 256)
 				mv := func() { g.MatMul(y, x, wt, nil) }
 				cp := func() { g.copyRows(cs, cd, 0, 0, cn) }
-				var gbs, base, ratio, speedup, sgSpeedup []float64
+				var gbs, base, ratio, speedup, sgSpeedup, wideSpeedup []float64
 				sg := g.subgroups
+				// On a CPU adapter without subgroups matvec runs one lane
+				// per row; wide_speedup is that over MatVecWide lanes.
+				narrow := g.matVecLanes(n) == 1
 				b.ResetTimer()
 				for range b.N {
 					c := roundTime(b, g, 4, cp)
@@ -162,6 +167,11 @@ func BenchmarkMatVec(b *testing.B) {
 						sgSpeedup = append(sgSpeedup, roundTime(b, g, ops, mv)/sec)
 						g.subgroups = true
 					}
+					if narrow {
+						g.lanes = shaders.MatVecWide
+						wideSpeedup = append(wideSpeedup, roundTime(b, g, ops, mv)/sec)
+						g.lanes = 0
+					}
 					gbs = append(gbs, float64(len(q.Data))/sec/1e9)
 					base = append(base, float64(8*cn)/c/1e9)
 					ratio = append(ratio, gbs[len(gbs)-1]/base[len(base)-1])
@@ -173,6 +183,9 @@ func BenchmarkMatVec(b *testing.B) {
 				b.ReportMetric(median(speedup), "speedup")
 				if sg {
 					b.ReportMetric(median(sgSpeedup), "sg_speedup")
+				}
+				if narrow {
+					b.ReportMetric(median(wideSpeedup), "wide_speedup")
 				}
 			})
 		}

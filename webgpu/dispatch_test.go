@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/moderuntime/mode/internal/shared"
+	"github.com/moderuntime/mode/internal/testmodel"
 	"github.com/moderuntime/mode/modelpack/llama2c"
+	"github.com/moderuntime/mode/runtime/cpu"
 	"github.com/moderuntime/mode/runtime/engine"
 	"github.com/moderuntime/mode/webgpu"
 )
@@ -17,8 +19,9 @@ import (
 // kernel file: per layer q/k/v with the attention norm (matvec_multi),
 // attn_rope, the output projection with the residual add and gate_up with
 // the FFN norm and down with the residual add (matvec), and around them
-// embed, the head with the final norm (matvec), argmax and the rope of the
-// last layer's k that attn_rope leaves undone (see RATIONALE.md).
+// embed, the head with the final norm and argmax (matvec's head_argmax)
+// and the rope of the last layer's k that attn_rope leaves undone (see
+// RATIONALE.md).
 func TestDispatchesPerToken(t *testing.T) {
 	m, err := llama2c.Load(filepath.Join(shared.Models(t), "stories260K", "stories260K.bin"))
 	if err != nil {
@@ -47,7 +50,7 @@ func TestDispatchesPerToken(t *testing.T) {
 	after := count()
 	L := m.Config.Layers
 	want := map[string]int{"embed.wgsl": 1, "matvec_multi.wgsl": L, "attn_rope.wgsl": L, "rope.wgsl": 1,
-		"matvec.wgsl": 3*L + 1, "argmax.wgsl": 1}
+		"matvec.wgsl": 3*L + 1}
 	var got []string
 	for _, f := range files {
 		got = append(got, fmt.Sprintf("%s=%d", f, after[f]-before[f]))
@@ -63,4 +66,59 @@ func TestDispatchesPerToken(t *testing.T) {
 		t.Errorf("%d dispatches per token, want %d", n, total)
 	}
 	t.Logf("stories260K (%d layers): %d dispatches per token: %v", L, gpu.Stats().Dispatches-d0, slices.Clip(got))
+}
+
+// TestRouterRouteDispatch: in a decode step of the synthetic OLMoE and
+// Mixtral families, whose routers fit one matvec workgroup, each sparse
+// layer's router product and route are one router.wgsl dispatch (no
+// route.wgsl), and the greedy tokens equal the CPU backend's
+// (shaders.TestRouterRoute holds the kernel to matvec + route).
+func TestRouterRouteDispatch(t *testing.T) {
+	for _, name := range []string{"olmoe", "mixtral"} {
+		t.Run(name, func(t *testing.T) {
+			m := testmodel.Random(testmodel.Family(name, false), 3)
+			sparse := 0
+			for _, f := range m.Config.FFN {
+				if f.Sparse() {
+					sparse++
+				}
+			}
+			if sparse == 0 {
+				t.Fatalf("%s has no sparse layer", name)
+			}
+			gpu := newBackend(t, webgpu.Options{})
+			ge, err := engine.New(gpu, m, engine.Options{MaxSeq: 64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ce, err := engine.New(cpu.New(cpu.Options{Exact: true}), m, engine.Options{MaxSeq: 64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := []int{1, 2, 3}
+			for step := range 6 {
+				r0, q0 := webgpu.Dispatches(gpu, "router.wgsl"), webgpu.Dispatches(gpu, "route.wgsl")
+				g, err := ge.ForwardArgmax(context.Background(), ids)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := ce.ForwardArgmax(context.Background(), ids)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g != c {
+					t.Fatalf("step %d: gpu token %d, cpu %d", step, g, c)
+				}
+				if len(ids) == 1 {
+					if n := webgpu.Dispatches(gpu, "router.wgsl") - r0; n != sparse {
+						t.Errorf("step %d: %d router_route dispatches, want %d (one per sparse layer)", step, n, sparse)
+					}
+					if n := webgpu.Dispatches(gpu, "route.wgsl") - q0; n != 0 {
+						t.Errorf("step %d: %d route dispatches, want 0", step, n)
+					}
+				}
+				ids = []int{g}
+			}
+		})
+	}
 }

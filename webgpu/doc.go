@@ -15,7 +15,8 @@
 // each expert is on the device once and a layer's experts may exceed one
 // binding. When it records a decoded token it fuses neighbouring ops to
 // save dispatches (a norm into the matvec that reads it, rope and cache
-// store into attention), setting aside and replaying the work a fused
+// store into attention, a small head and the greedy argmax, a one-
+// workgroup router and its top-k), setting aside and replaying the work a fused
 // kernel cannot also do; Backend.unfused turns that off for comparison.
 // The kernels themselves are in package shaders.
 package webgpu

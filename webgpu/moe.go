@@ -41,8 +41,10 @@ func (b *Backend) Route(logits backend.Buf, s backend.RouteSpec) backend.Routes 
 	p := shaders.RouteParams{T: u(l.rows), LogitsOff: u(l.off), LogitsStride: u(l.cols), Sigmoid: s.Rule.Scoring == model.Sigmoid,
 		HasBias: s.Bias != nil, Norm: s.Rule.NormTopK, Scale: s.Rule.Scale(),
 		Groups: u(s.Rule.Groups), TopKGroups: u(s.Rule.TopKGroups), Top2: s.Rule.GroupScore == model.GroupTop2Sum}
-	b.s.run(shaders.Route, shaders.Spec{E: l.cols, K: K}, [3]uint32{u(ceilDiv(l.rows, 64)), 1, 1}, p.Words(),
-		bufArg(l.b), bufArg(bias), bufArg(rb))
+	if !b.fuseRoute(l, p, K, bias, rb) {
+		b.s.run(shaders.Route, shaders.Spec{E: l.cols, K: K}, [3]uint32{u(ceilDiv(l.rows, 64)), 1, 1}, p.Words(),
+			bufArg(l.b), bufArg(bias), bufArg(rb))
+	}
 	r := &routes{b: rb, t: l.rows, k: K}
 	if s.Capacity > 0 && l.rows > 1 {
 		ch, err := b.ReadRoutes(r)
@@ -708,4 +710,42 @@ func (b *Backend) placeIn(pg *poolPage, mats []*weight) ([]extent, bool) {
 		out = append(out, e)
 	}
 	return out, true
+}
+
+// fuseRoute records router_route by redoing the last dispatch, when it is
+// a one-page, one-token matvec main (with or without the RMSNorm taken
+// in) that wrote exactly the logits l, with no bias and no residual add,
+// in one workgroup: the router product and route.wgsl's selection p over
+// its logits in one dispatch, the logits still stored
+// (shaders.TestRouterRoute). A router of several workgroups keeps both
+// dispatches, its workgroups being parallel work. It reports whether it
+// did.
+func (b *Backend) fuseRoute(lg *buf, rp shaders.RouteParams, K int, bias, routes *buffer) bool {
+	l := b.last
+	n := len(b.s.ops)
+	if b.oldMatVec || b.unfused || b.s.err != nil || n == 0 || l.op != n-1 || l.submits != b.s.submits ||
+		l.k.File != shaders.MatVec.File || l.k.Entry != shaders.MatVec.Entry || l.hasBias || l.res || l.dst == nil ||
+		*l.dst != *lg || lg.rows != 1 || l.x.rows != 1 || l.pg.row0 != 0 || l.pg.rows != l.w.rows || l.w.rows != lg.cols {
+		return false
+	}
+	lanes := b.matVecLanes(l.w.cols)
+	if ceilDiv(l.w.rows, shaders.MatVecGroupRows(shaders.MatVec, lanes)) > 1 {
+		return false
+	}
+	b.s.ops = b.s.ops[:n-1]
+	b.s.byFile[l.k.File]--
+	pg := l.pg
+	p := shaders.RouterParams{Rows: u(pg.rows), Cols: u(l.w.cols), XOff: u(l.x.off), WBase: pg.base, Route: rp}
+	k, spec, xb := shaders.RouterRoute, b.matVecSpec(l.w.format, lanes), l.x.b
+	spec.E, spec.K = lg.cols, K
+	var extra []arg
+	if nm := l.norm; nm != nil {
+		k, spec.Norm, xb = shaders.RouterRouteNorm, true, nm.x.b
+		p.XOff, p.NOff, p.Eps, p.HOff = u(nm.x.off), nm.base, nm.eps, u(nm.h.off)
+		extra = []arg{bufArg(nm.w), bufArg(nm.h.b)}
+	}
+	b.s.run(k, spec, [3]uint32{1, 1, 1}, p.Words(),
+		append([]arg{bufArg(pg.buf), bufArg(xb), bufArg(lg.b), bufArg(bias), bufArg(routes)}, extra...)...)
+	b.last = lastMatVec{op: -1}
+	return true
 }

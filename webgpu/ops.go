@@ -178,16 +178,28 @@ func (b *Backend) matVecBatch(f tensor.DType) int {
 }
 
 // matVecLanes is matvec's lanes per row for rows of cols columns: one for
-// short rows (no barrier, which on a CPU adapter is a context switch) and
-// when b.narrow, MatVecWide otherwise, or the adapter's smallest subgroup
-// if that is narrower and the lanes meet through subgroups (every lane of
-// a row must be in one subgroup; see lanes_sg.wgsl).
+// short rows (no barrier, which on a CPU adapter is a context switch);
+// where the lanes meet through subgroups, MatVecWide or the adapter's
+// smallest subgroup if that is narrower (every lane of a row must be in
+// one subgroup; see lanes_sg.wgsl); otherwise one on a CPU adapter and
+// MatVecWide on a GPU. On a CPU adapter an invocation is a SIMD lane, so
+// with one lane per row a SIMD group is neighbouring rows that load the
+// same x quad (one broadcast load, no gather) and there is no barrier:
+// on lavapipe that measured 1.1-1.9x MatVecWide's ratio to the copy
+// kernel at 512² and 2048² for every format, and decoded the Mixtral
+// shape 1.2x faster (RATIONALE.md, "WebGPU: one lane per row on a CPU
+// adapter"). SwiftShader in the browser has subgroups and keeps its
+// lanes. b.lanes overrides the choice past shortRow.
 func (b *Backend) matVecLanes(cols int) int {
-	if cols <= shortRow || b.narrow {
+	switch {
+	case cols <= shortRow:
 		return 1
-	}
-	if b.subgroups {
+	case b.lanes > 0:
+		return b.lanes
+	case b.subgroups:
 		return min(shaders.MatVecWide, b.d.SubgroupMin)
+	case b.d.Adapter.Software:
+		return 1
 	}
 	return shaders.MatVecWide
 }
