@@ -70,7 +70,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	ctx := context.Background()
 	switch {
 	case *jsonOut && *wasm != "":
-		return benchJSONWasm(*wasm, *path, args, stdout, stderr)
+		return benchJSONWasm(*wasm, *path, args, *threads, stdout, stderr)
 	case *jsonOut:
 		ids, err := parseInts(*promptIDs)
 		if err != nil || *path == "" {
@@ -161,7 +161,12 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 // generate runs a greedy generation of n tokens after prompt on a fresh
 // engine and returns its timings and tokens.
 func generate(ctx context.Context, m *model.Model, o cpu.Options, prompt []int, n int) (engine.Result, []int, error) {
-	e, err := engine.New(cpu.New(o), m, engine.Options{MaxSeq: len(prompt) + n, ShareWeights: true})
+	o.Threads = poolThreads(o.Threads)
+	b := cpu.New(o)
+	if ps := guestPeers(); len(ps) > 0 {
+		b.SetPeers(ps) // the exact path ignores them
+	}
+	e, err := engine.New(b, m, engine.Options{MaxSeq: len(prompt) + n, ShareWeights: true})
 	if err != nil {
 		return engine.Result{}, nil, err
 	}
@@ -228,9 +233,9 @@ func parseInts(s string) ([]int, error) {
 // benchJSONWasm is benchJSON in the wasip1 build under wazero: the guest
 // prints the timings, and the host's peak RSS (guest memory, compiled
 // code and all) replaces the guest's, which it cannot see.
-func benchJSONWasm(wasm, path string, args []string, stdout, stderr io.Writer) error {
+func benchJSONWasm(wasm, path string, args []string, threads int, stdout, stderr io.Writer) error {
 	var out bytes.Buffer
-	if err := runUnderWasm(wasm, path, "bench", args, nil, &out, stderr); err != nil {
+	if err := runUnderWasm(wasm, path, "bench", args, threads, nil, &out, stderr); err != nil {
 		return err
 	}
 	var rep sideReport
