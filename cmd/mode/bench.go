@@ -250,8 +250,9 @@ func benchJSONWasm(wasm, path string, args []string, threads int, stdout, stderr
 // wasip1 build at wasm, its SIMD128 kernels loaded unless
 // MODE_WASM_SIMD=off) on the same pack and thread count, a fresh process
 // per side and run, interleaved, and prints the medians and the ratios
-// wasm/native. A wasip1 guest is single-threaded, whatever --threads says
-// to the native side.
+// wasm/native. A wasip1 guest is single-threaded: --threads N gives the
+// wasm side N guests, the first and N-1 expert peers (wasm_peers.go),
+// which split routed experts only.
 func compareWasm(ctx context.Context, wasm, pack string, promptN, decode, threads, runs int, stdout, stderr io.Writer) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -287,8 +288,9 @@ func compareWasm(ctx context.Context, wasm, pack string, promptN, decode, thread
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "model %s (%s): prompt %d tokens, %d decoded; native %d threads, wasm (wazero) 1 thread; %d runs per side, interleaved, medians\n",
-		pack, m.QuantSummary(), promptN, decode, threads, runs)
+	guests := wasmGuests(threads)
+	fmt.Fprintf(stdout, "model %s (%s): prompt %d tokens, %d decoded; native %d threads, wasm (wazero) %d guests of 1 thread (%d expert peers); %d runs per side, interleaved, medians\n",
+		pack, m.QuantSummary(), promptN, decode, threads, guests, guests-1, runs)
 	np, nd := median(native, sideRun.prefillTPS), median(native, sideRun.decodeTPS)
 	gp, gd := median(guest, sideRun.prefillTPS), median(guest, sideRun.decodeTPS)
 	fmt.Fprintf(stdout, "%-10s %12s %12s %10s\n", "side", "prefill t/s", "decode t/s", "peak RSS")

@@ -43,11 +43,8 @@ func runWasm(ctx context.Context, wasmPath string, args []string, threads int, s
 		cache, _ = wazero.NewCompilationCacheWithDir(filepath.Join(dir, "mode", "wazero"))
 	}
 	simd := os.Getenv("MODE_WASM_SIMD") != "off"
-	if threads <= 0 {
-		threads = goruntime.NumCPU()
-	}
 	mp := &mainPeers{}
-	for range min(threads, maxGuests) - 1 {
+	for range wasmGuests(threads) - 1 {
 		mp.links = append(mp.links, newPeerLink())
 	}
 	mp.parts = make([][]byte, len(mp.links))
@@ -94,6 +91,15 @@ func runWasm(ctx context.Context, wasmPath string, args []string, threads int, s
 		return 1, err
 	}
 	return 0, nil
+}
+
+// wasmGuests is how many guests --threads asks for: one per core for 0,
+// at most maxGuests.
+func wasmGuests(threads int) int {
+	if threads <= 0 {
+		threads = goruntime.NumCPU()
+	}
+	return min(threads, maxGuests)
 }
 
 // maxGuests bounds the guests of one run, as cmd/wasm bounds a page's
