@@ -71,7 +71,7 @@ func runWasm(ctx context.Context, wasmPath string, args []string, threads int, s
 	mc := wazero.NewModuleConfig().WithName(wasmsimd.GuestModule).WithArgs(append([]string{"mode"}, args...)...).
 		WithStdin(stdin).WithStdout(stdout).WithStderr(stderr).
 		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
-	_, err = rt.InstantiateModule(ctx, mod, mc)
+	_, err = rt.InstantiateModule(withGuestMemory(ctx), mod, mc)
 	// The peers end at their next message, once done with the one in
 	// hand; one that is not done in seconds is left to the process's end.
 	for _, l := range mp.links {
@@ -158,7 +158,7 @@ func runPeerGuest(ctx context.Context, cache wazero.CompilationCache, code []byt
 	defer rt.Close(ctx)
 	mc := wazero.NewModuleConfig().WithName(wasmsimd.GuestModule).WithArgs("mode", peerCommand).
 		WithStdout(io.Discard).WithStderr(stderr).WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
-	_, err = rt.InstantiateModule(ctx, mod, mc)
+	_, err = rt.InstantiateModule(withGuestMemory(ctx), mod, mc)
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		if exit.ExitCode() == 0 {
