@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -129,6 +130,7 @@ func newGuestRuntime(ctx context.Context, cache wazero.CompilationCache, code []
 			NewFunctionBuilder().WithFunc(h.open).Export("open").
 			NewFunctionBuilder().WithFunc(h.read).Export("read").
 			NewFunctionBuilder().WithFunc(h.take).Export("take").
+			NewFunctionBuilder().WithFunc(h.sha256).Export("sha256").
 			Instantiate(ctx); err != nil {
 			return nil, err
 		}
@@ -250,4 +252,17 @@ func (h *host) take(ctx context.Context, m api.Module, ptr uint32) {
 	defer h.mu.Unlock()
 	m.Memory().Write(ptr, h.pending)
 	h.pending = nil
+}
+
+// sha256(p, n, out) writes the SHA-256 of the guest's n bytes at p to
+// out: the guest's shard checks, natively (runtime/shard sum_wasip1.go).
+func (h *host) sha256(ctx context.Context, m api.Module, p, n, out uint32) {
+	b, ok := m.Memory().Read(p, n)
+	if !ok {
+		panic("mode.sha256: bytes outside guest memory")
+	}
+	sum := sha256.Sum256(b)
+	if !m.Memory().Write(out, sum[:]) {
+		panic("mode.sha256: result outside guest memory")
+	}
 }
