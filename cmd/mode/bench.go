@@ -47,7 +47,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	synth := fs.String("synth", "", "benchmark a synthetic in-memory model instead: mixtral")
 	prompts := fs.String("prompt-tokens", "64", "prompt lengths for prefill, comma-separated (one without --peer)")
 	decodeN := fs.Int("decode-tokens", 64, "tokens to decode")
-	threads := fs.Int("threads", 0, "CPU threads (0: all cores)")
+	threads := fs.Int("threads", 0, "CPU threads (0: all cores); with --wasm, guests: the first and its expert peers")
 	baseline := fs.Bool("baseline", true, "also run the single-threaded naive loop and print the ratio")
 	ggufPath := fs.String("gguf", "", "--peer: the GGUF the pack given by -m was imported from")
 	peer := fs.String("peer", "", "compare with another runtime on the same weights: llama.cpp (node-llama-cpp)")
