@@ -47,7 +47,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	synth := fs.String("synth", "", "benchmark a synthetic in-memory model instead: mixtral")
 	prompts := fs.String("prompt-tokens", "64", "prompt lengths for prefill, comma-separated (one without --peer)")
 	decodeN := fs.Int("decode-tokens", 64, "tokens to decode")
-	threads := fs.Int("threads", 0, "CPU threads (0: all cores)")
+	threads := fs.Int("threads", 0, "CPU threads (0: all cores); with --wasm, guests: the first and its expert peers")
 	baseline := fs.Bool("baseline", true, "also run the single-threaded naive loop and print the ratio")
 	ggufPath := fs.String("gguf", "", "--peer: the GGUF the pack given by -m was imported from")
 	peer := fs.String("peer", "", "compare with another runtime on the same weights: llama.cpp (node-llama-cpp)")
@@ -70,7 +70,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	ctx := context.Background()
 	switch {
 	case *jsonOut && *wasm != "":
-		return benchJSONWasm(*wasm, *path, args, stdout, stderr)
+		return benchJSONWasm(*wasm, *path, args, *threads, stdout, stderr)
 	case *jsonOut:
 		ids, err := parseInts(*promptIDs)
 		if err != nil || *path == "" {
@@ -161,7 +161,12 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 // generate runs a greedy generation of n tokens after prompt on a fresh
 // engine and returns its timings and tokens.
 func generate(ctx context.Context, m *model.Model, o cpu.Options, prompt []int, n int) (engine.Result, []int, error) {
-	e, err := engine.New(cpu.New(o), m, engine.Options{MaxSeq: len(prompt) + n, ShareWeights: true})
+	o.Threads = poolThreads(o.Threads)
+	b := cpu.New(o)
+	if ps := guestPeers(); len(ps) > 0 {
+		b.SetPeers(ps) // the exact path ignores them
+	}
+	e, err := engine.New(b, m, engine.Options{MaxSeq: len(prompt) + n, ShareWeights: true})
 	if err != nil {
 		return engine.Result{}, nil, err
 	}
@@ -228,9 +233,9 @@ func parseInts(s string) ([]int, error) {
 // benchJSONWasm is benchJSON in the wasip1 build under wazero: the guest
 // prints the timings, and the host's peak RSS (guest memory, compiled
 // code and all) replaces the guest's, which it cannot see.
-func benchJSONWasm(wasm, path string, args []string, stdout, stderr io.Writer) error {
+func benchJSONWasm(wasm, path string, args []string, threads int, stdout, stderr io.Writer) error {
 	var out bytes.Buffer
-	if err := runUnderWasm(wasm, path, "bench", args, nil, &out, stderr); err != nil {
+	if err := runUnderWasm(wasm, path, "bench", args, threads, nil, &out, stderr); err != nil {
 		return err
 	}
 	var rep sideReport
@@ -245,8 +250,9 @@ func benchJSONWasm(wasm, path string, args []string, stdout, stderr io.Writer) e
 // wasip1 build at wasm, its SIMD128 kernels loaded unless
 // MODE_WASM_SIMD=off) on the same pack and thread count, a fresh process
 // per side and run, interleaved, and prints the medians and the ratios
-// wasm/native. A wasip1 guest is single-threaded, whatever --threads says
-// to the native side.
+// wasm/native. A wasip1 guest is single-threaded: --threads N gives the
+// wasm side N guests, the first and N-1 expert peers (wasm_peers.go),
+// which split routed experts only.
 func compareWasm(ctx context.Context, wasm, pack string, promptN, decode, threads, runs int, stdout, stderr io.Writer) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -282,8 +288,9 @@ func compareWasm(ctx context.Context, wasm, pack string, promptN, decode, thread
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "model %s (%s): prompt %d tokens, %d decoded; native %d threads, wasm (wazero) 1 thread; %d runs per side, interleaved, medians\n",
-		pack, m.QuantSummary(), promptN, decode, threads, runs)
+	guests := wasmGuests(threads)
+	fmt.Fprintf(stdout, "model %s (%s): prompt %d tokens, %d decoded; native %d threads, wasm (wazero) %d guests of 1 thread (%d expert peers); %d runs per side, interleaved, medians\n",
+		pack, m.QuantSummary(), promptN, decode, threads, guests, guests-1, runs)
 	np, nd := median(native, sideRun.prefillTPS), median(native, sideRun.decodeTPS)
 	gp, gd := median(guest, sideRun.prefillTPS), median(guest, sideRun.decodeTPS)
 	fmt.Fprintf(stdout, "%-10s %12s %12s %10s\n", "side", "prefill t/s", "decode t/s", "peak RSS")

@@ -54,7 +54,7 @@ func cmdChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	if f.wasm != "" {
-		return runUnderWasm(f.wasm, f.model, "chat", args, stdin, stdout, stderr)
+		return runUnderWasm(f.wasm, f.model, "chat", args, f.threads, stdin, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -22,6 +22,11 @@ MODEL is a llama2.c checkpoint (.bin) or an HF model directory.
 Run 'mode run -h', 'mode chat -h' or 'mode bench -h' for every flag.
 `
 
+// wasmPeerCommand is the hidden subcommand that makes the wasip1 build an
+// expert peer of another guest, which `mode run --wasm --threads N`
+// starts (wasm_peers.go).
+const wasmPeerCommand = "wasm-expert-peer"
+
 // run is main without the process: it returns the exit status.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -36,6 +41,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdChat(args[1:], stdin, stdout, stderr)
 	case "bench":
 		err = cmdBench(args[1:], stdout, stderr)
+	case wasmPeerCommand:
+		err = servePeer()
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -52,7 +52,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.quant, "quant", "", "convert weights on load: source, f32, f16, q8_0, q4_0 or q4_k for routed experts, q8_0 for the rest with a 4-bit choice, as packs do (default: q4_0 for hf:, as stored otherwise; not for packs)")
 	fs.StringVar(&f.tok, "z", "", "tokenizer file (default: found beside the model)")
 	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: cpu or webgpu")
-	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
+	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores); with --wasm, guests: the first and its expert peers")
 	fs.IntVar(&f.maxSeq, "ctx", 0, "context length in tokens (0: the model's, at most 4096)")
 	fs.StringVar(&f.missing, "missing", "exact", "a routed expert not loaded yet: exact waits for it, fast uses the best ready expert meanwhile")
 	fs.BoolVar(&f.prefetch, "prefetch", true, "with a pack: predict the next layer's experts and fetch them early")
@@ -130,7 +130,11 @@ func parseRun(args []string, stderr io.Writer) (*runFlags, error) {
 func newBackend(name string, threads int) (backend.Backend, error) {
 	switch name {
 	case "cpu":
-		return cpu.New(cpu.Options{Threads: threads}), nil
+		b := cpu.New(cpu.Options{Threads: poolThreads(threads)})
+		if ps := guestPeers(); len(ps) > 0 {
+			b.SetPeers(ps)
+		}
+		return b, nil
 	case "webgpu":
 		return openWebGPU() // backend_webgpu.go; not in wasm builds
 	}
@@ -160,12 +164,13 @@ func parseCommand(fs *flag.FlagSet, args []string, model *string, n *int, stderr
 }
 
 // runUnderWasm runs the subcommand cmd with args, less --wasm, in the
-// wasip1 build of mode at wasm under wazero; the model must be a pack.
-func runUnderWasm(wasm, model, cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+// wasip1 build of mode at wasm under wazero, on threads guests (the
+// first and its expert peers; 0: one per core); the model must be a pack.
+func runUnderWasm(wasm, model, cmd string, args []string, threads int, stdin io.Reader, stdout, stderr io.Writer) error {
 	if !isPack(model) {
 		return fmt.Errorf("--wasm runs packs: make one with `modelpack import %s -o PACKDIR`", model)
 	}
-	code, err := runWasm(context.Background(), wasm, append([]string{cmd}, withoutFlag(args, "wasm")...), stdin, stdout, stderr)
+	code, err := runWasm(context.Background(), wasm, append([]string{cmd}, withoutFlag(args, "wasm")...), threads, stdin, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -181,7 +186,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if f.wasm != "" {
-		return runUnderWasm(f.wasm, f.model, "run", args, nil, stdout, stderr)
+		return runUnderWasm(f.wasm, f.model, "run", args, f.threads, nil, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -232,6 +237,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		// which kernels the guest ran: the host's SIMD128 ones or pure Go
 		_, note := wasmsimd.Ready()
 		fmt.Fprintf(stderr, "kernels: %s\n", note)
+		if cb, ok := b.(*cpu.Backend); ok {
+			fmt.Fprintf(stderr, "guests: %d (this one and its expert peers); %d routed experts split between them\n",
+				len(guestPeers())+1, cb.SplitExperts())
+		}
 	}
 	if f.ids {
 		fmt.Fprintln(stdout, strings.Join(ids, " "))

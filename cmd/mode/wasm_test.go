@@ -3,12 +3,16 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/moderuntime/mode/modelpack/importer"
 	"github.com/moderuntime/mode/modelpack/pack"
@@ -17,16 +21,44 @@ import (
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 
-// buildWasip1 compiles this command for wasip1, as `make wasi` does.
+// buildWasip1 compiles this command for wasip1, as `make wasi` does,
+// once for the package's tests.
 func buildWasip1(t *testing.T) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "mode.wasip1.wasm")
-	cmd := exec.Command("go", "build", "-o", out, ".")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the wasip1 guest: %v\n%s", err, b)
+	wasip1.once.Do(func() {
+		dir, err := os.MkdirTemp("", "mode-wasip1-")
+		if err != nil {
+			wasip1.err = err
+			return
+		}
+		wasip1.dir = dir
+		out := filepath.Join(dir, "mode.wasip1.wasm")
+		cmd := exec.Command("go", "build", "-o", out, ".")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			wasip1.err = fmt.Errorf("building the wasip1 guest: %v\n%s", err, b)
+			return
+		}
+		wasip1.path = out
+	})
+	if wasip1.err != nil {
+		t.Fatal(wasip1.err)
 	}
-	return out
+	return wasip1.path
+}
+
+var wasip1 struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if wasip1.dir != "" {
+		os.RemoveAll(wasip1.dir)
+	}
+	os.Exit(code)
 }
 
 func packFrom(t *testing.T, src string, q tensor.DType) (string, *manifest.Manifest) {
@@ -153,5 +185,74 @@ func TestWasip1MatchesNative(t *testing.T) {
 				t.Fatalf("errors differ:\nnative %q\nwasip1 %q", nerr, werr)
 			}
 		})
+	}
+}
+
+// TestWasip1Peers: `mode run --wasm --threads 2` splits routed experts
+// between the guest and an expert peer guest, and generates the tokens
+// the single guest and the native CLI generate, in every format whose
+// experts split; a peer that exits is an error naming it, not a hang.
+func TestWasip1Peers(t *testing.T) {
+	wasm := buildWasip1(t)
+	src := filepath.Join(t.TempDir(), "olmoe")
+	o := synth.Default("olmoe")
+	o.Dim, o.FFN = 256, 512 // experts large enough to split (cpu's minSplit), of whole q4_k blocks
+	if err := synth.Write(src, o); err != nil {
+		t.Fatal(err)
+	}
+	var pack string
+	for _, q := range []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K} {
+		pack, _ = packFrom(t, src, q)
+		t.Run(q.String(), func(t *testing.T) {
+			args := []string{"run", "-m", pack, "-p", "the cat sat on the mat", "-n", "16", "--ids"}
+			nc, nout, nerr := runMode(args...)
+			oc, oout, oerr := runMode(append(args, "--wasm", wasm, "--threads", "1")...)
+			pc, pout, perr := runMode(append(args, "--wasm", wasm, "--threads", "2")...)
+			if nc != 0 || oc != 0 || pc != 0 {
+				t.Fatalf("exit native %d (%s), one guest %d (%s), two %d (%s)", nc, nerr, oc, oerr, pc, perr)
+			}
+			if oout != nout || pout != oout {
+				t.Fatalf("native output\n%s\none guest\n%s\nguest and peer\n%s", nout, oout, pout)
+			}
+			if !strings.Contains(oerr, "guests: 1 (") || !strings.Contains(oerr, "; 0 routed experts split") {
+				t.Errorf("--threads 1: %s", oerr)
+			}
+			if !strings.Contains(perr, "guests: 2 (") || strings.Contains(perr, "; 0 routed experts split") {
+				t.Errorf("--threads 2 split no experts: %s", perr)
+			}
+		})
+	}
+	t.Run("peer exits", func(t *testing.T) {
+		defer func(c string) { peerCommand = c }(peerCommand)
+		peerCommand = "no-such-command"
+		c, _, errOut := runMode("run", "-m", pack, "-p", "the cat sat", "-n", "4", "--wasm", wasm, "--threads", "2")
+		if c != 1 || !strings.Contains(errOut, "expert worker 1: exited with status 2") {
+			t.Fatalf("exit %d, stderr %s", c, errOut)
+		}
+	})
+}
+
+// TestPeerHostTimeout: the host gives up on a peer that does not answer,
+// and answers at once for one that is gone.
+func TestPeerHostTimeout(t *testing.T) {
+	defer func(d time.Duration) { peerTimeout = d }(peerTimeout)
+	peerTimeout = 20 * time.Millisecond
+	h := &mainPeers{links: []*peerLink{newPeerLink()}, parts: make([][]byte, 1)}
+	stack := []uint64{0}
+	h.wait(context.Background(), nil, stack)
+	if n := int64(stack[0]); n >= 0 || string(h.pending) != "did not answer in 20ms" {
+		t.Fatalf("a silent peer: %d, %q", n, h.pending)
+	}
+	h.links[0].die(fmt.Errorf("exited with status 2"))
+	stack[0] = 0
+	start := time.Now()
+	h.wait(context.Background(), nil, stack)
+	if n := int64(stack[0]); n >= 0 || string(h.pending) != "exited with status 2" || time.Since(start) > peerTimeout {
+		t.Fatalf("a dead peer: %d, %q after %v", n, h.pending, time.Since(start))
+	}
+	stack = []uint64{5}
+	h.wait(context.Background(), nil, stack)
+	if n := int64(stack[0]); n >= 0 || string(h.pending) != "no expert peer 5" {
+		t.Fatalf("peer 5 of 1: %d, %q", n, h.pending)
 	}
 }

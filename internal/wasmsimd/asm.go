@@ -108,6 +108,29 @@ func (f *fn) f32x4Add()                    { f.simd(0xe4) }
 func (f *fn) f32x4Mul()                    { f.simd(0xe6) }
 func (f *fn) f32x4ConvertI32x4S()          { f.simd(0xfa) }
 
+// i16x8ShrU is i16x8.shr_u, which wazero compiles to one psrlw
+// (i8x16.shr_u has no x86 instruction: a psrlw and a mask from a table).
+func (f *fn) i16x8ShrU() { f.simd(0x8d) }
+
+// v128Splat8 pushes a constant with every byte b. A constant rather than
+// a local: wazero loads it from its constant pool where it is used, so
+// it holds no register through the loops (with the kernels' locals
+// beyond the 16 xmm registers, the accumulators went to the stack).
+func (f *fn) v128Splat8(b byte) {
+	f.simd(0x0c)
+	for range 16 {
+		f.op(b)
+	}
+}
+
+// v128Splat32 pushes a constant with every 32-bit lane v.
+func (f *fn) v128Splat32(v uint32) {
+	f.simd(0x0c)
+	for range 4 {
+		f.op(byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
+	}
+}
+
 // v128Zero pushes an all-zero vector (i32x4.splat of 0).
 func (f *fn) v128Zero() { f.i32Const(0); f.i32x4Splat() }
 

@@ -1,5 +1,7 @@
 package wasmsimd
 
+import "math"
+
 // The float kernels: f32 and f16 weight rows against f32 activations (the
 // CPU path's matrix products for unquantised weights) and attention's two
 // loops. Each reproduces the bits of the pure-Go kernel the wasm build
@@ -59,51 +61,33 @@ func (f *fn) whileLt(a, b uint32, body func()) {
 	f.end()
 }
 
-// halfConsts are the splatted constants halfLanes needs.
-type halfConsts struct{ mag, sign, exp, inf, scale uint32 }
-
-func (f *fn) newHalfConsts() halfConsts {
-	c := halfConsts{f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)}
-	for _, kv := range []struct {
-		l uint32
-		v int32
-	}{{c.mag, 0x7fff}, {c.sign, 0x8000}, {c.exp, 0x7c00}, {c.inf, 224 << 23}} {
-		f.i32Const(kv.v)
-		f.i32x4Splat()
-		f.set(kv.l)
-	}
-	f.f32Const(0x1p112)
-	f.f32x4Splat()
-	f.set(c.scale)
-	return c
-}
-
 // halfLanes replaces the four binary16 bit patterns (as u32 lanes) in
-// local h with their f32 values, as half does for one (u scratch).
-func (f *fn) halfLanes(h, u uint32, c halfConsts) {
+// local h with their f32 values, as half does for one (u scratch). Its
+// constants are v128.const (see v128Splat8), not locals.
+func (f *fn) halfLanes(h, u uint32) {
 	// u = (h&0x7fff)<<13 | (h&0x8000)<<16
 	f.get(h)
-	f.get(c.mag)
+	f.v128Splat32(0x7fff)
 	f.v128And()
 	f.i32Const(13)
 	f.i32x4Shl()
 	f.get(h)
-	f.get(c.sign)
+	f.v128Splat32(0x8000)
 	f.v128And()
 	f.i32Const(16)
 	f.i32x4Shl()
 	f.v128Or()
 	f.tee(u)
 	// Inf/NaN lanes: u + 224<<23; finite ones: f32(u)·2^112
-	f.get(c.inf)
+	f.v128Splat32(224 << 23)
 	f.i32x4Add()
 	f.get(u)
-	f.get(c.scale)
+	f.v128Splat32(math.Float32bits(0x1p112))
 	f.f32x4Mul()
 	f.get(h)
-	f.get(c.exp)
+	f.v128Splat32(0x7c00)
 	f.v128And()
-	f.get(c.exp)
+	f.v128Splat32(0x7c00)
 	f.i32x4Eq()
 	f.v128Bitselect()
 	f.set(h)
@@ -122,10 +106,6 @@ func floatKernel(name string, half bool) *fn {
 	i, t, j, n8, pw, px, h, u := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
 	s := f.local(f32)
 	lo, hi, wl, wh, scratch := f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
-	var hc halfConsts
-	if half {
-		hc = f.newHalfConsts()
-	}
 	f.get(n)
 	f.i32Const(^7)
 	f.i32And()
@@ -162,11 +142,11 @@ func floatKernel(name string, half bool) *fn {
 					f.tee(wh)
 					f.i32x4ExtendLowI16x8U()
 					f.set(wl)
-					f.halfLanes(wl, scratch, hc)
+					f.halfLanes(wl, scratch)
 					f.get(wh)
 					f.i32x4ExtendHighI16x8U()
 					f.set(wh)
-					f.halfLanes(wh, scratch, hc)
+					f.halfLanes(wh, scratch)
 				} else {
 					f.get(pw)
 					f.v128Load(0)

@@ -264,20 +264,10 @@ func blockKernel(name string, qb int32) *fn {
 	h, u := f.local(i32), f.local(i32)
 	d := f.local(f32)
 	lo, hi, w0, w1 := f.local(v128), f.local(v128), f.local(v128), f.local(v128)
-	mask, eight := f.local(v128), f.local(v128)
-
-	if qb == 16 {
-		f.i32Const(0x0f)
-		f.i8x16Splat()
-		f.set(mask)
-		f.i32Const(8)
-		f.i8x16Splat()
-		f.set(eight)
-	}
 
 	f.i32Const(0)
 	f.set(i)
-	quadRows(f, qb, i, t, b, mask, eight)
+	quadRows(f, qb, i, t, b)
 
 	// for ; i < rows; i++: the rows left over, one at a time
 	f.block()
@@ -339,7 +329,7 @@ func blockKernel(name string, qb int32) *fn {
 
 	// The block's weights as 16 i8 for elements 0..15 (w0) and 16..31 (w1).
 	f.get(pq)
-	f.blockQuants(qb, pq, w0, w1, mask, eight)
+	f.blockQuants(qb, pq, w0, w1)
 
 	// acc += d · f32(lanes), for lanes 0..3 (lo) and 4..7 (hi)
 	lanes := func(acc uint32, high bool, xoff uint32) {
@@ -398,16 +388,15 @@ func blockKernel(name string, qb int32) *fn {
 // loaded once for the four rows and the four f16 scales decoded in one
 // vector (halfLanes) and multiplied by the activation's scale in one
 // f32x4.mul — the same rounded products, lane by lane.
-func quadRows(f *fn, qb int32, i, t, b, mask, eight uint32) {
+func quadRows(f *fn, qb int32, i, t, b uint32) {
 	const dst, ds, wd, wq, xd, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8
 	rows4, pw, pq, pxd, pxq, sw, sq := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
 	var acc [8]uint32
 	for k := range acc {
 		acc[k] = f.local(v128)
 	}
-	x0, x1, x2, x3, w0, w1, dv, hv, scratch := f.local(v128), f.local(v128), f.local(v128), f.local(v128),
-		f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
-	hc := f.newHalfConsts()
+	x0, x1, x2, x3, w0, w1, dv, hv, scratch, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128),
+		f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
 	f.get(rows)
 	f.i32Const(^3)
 	f.i32And()
@@ -461,7 +450,7 @@ func quadRows(f *fn, qb int32, i, t, b, mask, eight uint32) {
 					f.op(byte(r))
 				}
 				f.set(hv)
-				f.halfLanes(hv, scratch, hc)
+				f.halfLanes(hv, scratch)
 				f.get(hv)
 				f.get(pxd)
 				f.f32Load(0)
@@ -484,7 +473,12 @@ func quadRows(f *fn, qb int32, i, t, b, mask, eight uint32) {
 						}
 						f.i32Add()
 					}
-					f.blockQuants(qb, scratch0(f), w0, w1, mask, eight)
+					f.blockQuants(qb, scratch0(f), w0, w1)
+					// the row's scale in every lane, for both halves
+					f.get(dv)
+					f.f32x4ExtractLane(byte(r))
+					f.f32x4Splat()
+					f.set(dr)
 					for half, a := range []uint32{acc[2*r], acc[2*r+1]} {
 						hi := half == 1
 						xa, xb := x0, x2
@@ -493,9 +487,7 @@ func quadRows(f *fn, qb int32, i, t, b, mask, eight uint32) {
 						}
 						f.get(a)
 						f.quantDot(w0, w1, hi, func() { f.get(xa) }, func() { f.get(xb) })
-						f.get(dv)
-						f.f32x4ExtractLane(byte(r))
-						f.f32x4Splat()
+						f.get(dr)
 						f.f32x4Mul()
 						f.f32x4Add()
 						f.set(a)
@@ -564,9 +556,9 @@ func (f *fn) loadAt(p, off uint32) func() {
 // sets w0 and w1 to its 32 quants as signed bytes, elements 0..15 and
 // 16..31: q8_0's (qb 32) loaded as they are, q4_0's (qb 16: byte j holds
 // element j in the low nibble and j+16 in the high, each stored +8)
-// unpacked with mask (0x0f lanes) and eight. addr is an i32 local it may
+// unpacked with constant masks and eights. addr is an i32 local it may
 // use to hold the address.
-func (f *fn) blockQuants(qb int32, addr, w0, w1, mask, eight uint32) {
+func (f *fn) blockQuants(qb int32, addr, w0, w1 uint32) {
 	if qb == 32 {
 		f.tee(addr)
 		f.v128Load(0)
@@ -576,17 +568,21 @@ func (f *fn) blockQuants(qb int32, addr, w0, w1, mask, eight uint32) {
 		f.set(w1)
 		return
 	}
+	// high nibbles: each 16-bit lane shifted right by 4 (its high byte's
+	// low nibble lands in the top of its low byte) and masked
 	f.v128Load(0)
 	f.tee(w1)
-	f.get(mask)
+	f.v128Splat8(0x0f)
 	f.v128And()
-	f.get(eight)
+	f.v128Splat8(8)
 	f.i8x16Sub()
 	f.set(w0)
 	f.get(w1)
 	f.i32Const(4)
-	f.i8x16ShrU()
-	f.get(eight)
+	f.i16x8ShrU()
+	f.v128Splat8(0x0f)
+	f.v128And()
+	f.v128Splat8(8)
 	f.i8x16Sub()
 	f.set(w1)
 }

@@ -60,7 +60,7 @@ func (f *Fetcher) Fetch(ctx context.Context, s *manifest.Shard) ([]byte, error) 
 			// hash to check it against.
 			return b, nil
 		}
-		got := sha256.Sum256(b)
+		got := sum256(b)
 		if bytes.Equal(got[:], want) {
 			return b, nil
 		}

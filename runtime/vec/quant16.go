@@ -22,7 +22,12 @@ func quantizeQ16Go(q []int16, d, g, x []float32) {
 		qb := (*[BlockSize]int16)(q[BlockSize*b:])
 		var amax float32
 		for _, v := range xb {
-			amax = max(amax, math.Float32frombits(math.Float32bits(v)&^(1<<31)))
+			// max(amax, a) as comparisons (a NaN sticks, as with the
+			// builtin; a is never −0): Go's wasm port calls
+			// runtime.fmax32 for the builtin.
+			if a := math.Float32frombits(math.Float32bits(v) &^ (1 << 31)); a > amax || a != a {
+				amax = a
+			}
 		}
 		db := amax / 32767
 		var id float32
