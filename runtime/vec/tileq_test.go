@@ -229,12 +229,21 @@ func TestDotQ4_KTile(t *testing.T) {
 }
 
 // TestDotQx4N checks the many-group kernels against the four-row ones
-// and the pure-Go sums group by group, bit for bit.
-func TestDotQx4N(t *testing.T) { eachImpl(t, testDotQx4N) }
+// and the pure-Go sums group by group, bit for bit: on AVX-512 both the
+// kernels that read one row after another and those that read four rows
+// side by side, for block counts around their groups of eight and pairs,
+// and the extreme quants.
+func TestDotQx4N(t *testing.T) {
+	defer useRowByRow(true)
+	for _, on := range []bool{true, false} {
+		useRowByRow(on)
+		t.Run(map[bool]string{true: "rows", false: "x4"}[on], func(t *testing.T) { eachImpl(t, testDotQx4N) })
+	}
+}
 
 func testDotQx4N(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
-	for _, nb := range []int{1, 8, 9, 17, 44} {
+	for _, nb := range []int{1, 2, 3, 7, 8, 9, 16, 17, 32, 44} {
 		for _, groups := range []int{1, 2, 3, 4, 5} {
 			rows := 4 * groups
 			sd, sq := 2*nb+2, BlockSize*nb+8
@@ -253,14 +262,26 @@ func testDotQx4N(t *testing.T) {
 			for i := range xq {
 				xq[i] = int16(r.IntN(65535) - 32767)
 			}
+			if groups == 2 {
+				// The extremes: -128 (q8_0) and 0 (q4_0: -8) weights in
+				// the first row, 127 and 0xff in the last, against
+				// ±32767 activations.
+				for i := range BlockSize {
+					wq[i], wq[(rows-1)*sq+i] = 0x80, 0x7f
+					wq[BlockSize*nb/2+i] = 0
+					xq[i] = int16(32767 * (1 - 2*(i&1)))
+				}
+			}
 			got := make([]float32, rows)
 			var want [4]float32
 			DotQ8_0x4N(got, wd, sd, wq, sq, xd, xq, groups)
 			for g := range groups {
+				var goWant [4]float32
 				DotQ8_0x4(&want, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
+				dotQ8_0x4Go(&goWant, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
 				for k := range 4 {
-					if math.Float32bits(got[4*g+k]) != math.Float32bits(want[k]) {
-						t.Fatalf("q8_0 nb=%d groups=%d row %d: %v, four rows %v", nb, groups, 4*g+k, got[4*g+k], want[k])
+					if math.Float32bits(got[4*g+k]) != math.Float32bits(want[k]) || want[k] != goWant[k] {
+						t.Fatalf("q8_0 nb=%d groups=%d row %d: %v, four rows %v, pure Go %v", nb, groups, 4*g+k, got[4*g+k], want[k], goWant[k])
 					}
 				}
 			}

@@ -49,6 +49,8 @@ const canAVX512 = false
 
 func useAVX512(bool) {}
 
+func useRowByRow(bool) {}
+
 func dotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n int) {
 	dotQ4_Kx2x4Go(out, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n)
 }
