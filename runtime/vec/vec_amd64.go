@@ -216,27 +216,21 @@ func quantizeQ16(q []int16, d, g, x []float32) {
 //go:noescape
 func quantizeQ16AVX2(q *int16, d, gs, x *float32, nb int)
 
-// rowByRow selects, for q8_0's matrix-vector products, the AVX-512 kernel
-// that reads one row after another (dotQ8_0x1NAVX512) over the one that
-// reads four rows side by side; a variable so that the tests and
-// benchmarks compare both. q4_0 stays on the four-row kernel: per byte it
-// does twice the work, so it is bound by what it issues rather than by
-// the loads, and one row at a time issues more (1.1-1.2x its CPU time).
-var rowByRow = true
-
-func useRowByRow(on bool) { rowByRow = on }
-
 //go:noescape
 func dotQ8_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, rows int)
+
+func dotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
+	if hasAVX512 {
+		dotQ8_0x1NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd), rows)
+		return
+	}
+	dotQ8_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
+}
 
 //go:noescape
 func dotQ8_0x4NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, groups int)
 
 func dotQ8_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
-	if hasAVX512 && rowByRow {
-		dotQ8_0x1NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd), 4*groups)
-		return
-	}
 	if hasAVX512 {
 		dotQ8_0x4NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd), groups)
 		return

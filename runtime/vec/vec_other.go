@@ -49,14 +49,16 @@ const canAVX512 = false
 
 func useAVX512(bool) {}
 
-func useRowByRow(bool) {}
-
 func dotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n int) {
 	dotQ4_Kx2x4Go(out, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n)
 }
 
 func dotQ8_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
 	dotQ8_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
+}
+
+func dotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
+	dotQ8_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
 }
 
 func dotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
