@@ -140,9 +140,15 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 			for ; t < x.rows; t++ {
 				xq, xd := x.qs[t*m.cols:(t+1)*m.cols], x.d[t*n:(t+1)*n]
 				o := dst[t*stride+rb : t*stride+re]
-				if m.dtype == Q8_0 {
+				switch {
+				case m.dtype == Q8_0 && t == 0:
+					// No tile has read these rows yet (decode, or an
+					// expert with fewer than four tokens): they come from
+					// memory, which one row after another streams faster.
+					vec.DotQ8_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, re-rb)
+				case m.dtype == Q8_0:
 					vec.DotQ8_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, (re-rb)/4)
-				} else {
+				default:
 					vec.DotQ4_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, (re-rb)/4)
 				}
 			}

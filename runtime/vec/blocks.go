@@ -208,6 +208,31 @@ func DotQ8_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 	rowsX4(dotQ8_0x4N, out, wd, sd, wq, sq, xd, xq, groups, BlockSize)
 }
 
+// DotQ8_0Rows is DotQ8_0x4N for rows rows, any number, read one after
+// another rather than four side by side: the same bits, for weights
+// streamed from memory, which the hardware prefetcher follows as one
+// stream far better than as four (RATIONALE.md, "q8_0 decode reads one
+// row after another"). In cache, where the kernels are bound by what they
+// issue, DotQ8_0x4N costs less.
+func DotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
+	n := len(xd)
+	if rows <= 0 {
+		return
+	}
+	out, wd, wq, xq = out[:rows], wd[:(rows-1)*sd+2*n], wq[:(rows-1)*sq+BlockSize*n], xq[:BlockSize*n]
+	if n == 0 {
+		clear(out)
+		return
+	}
+	dotQ8_0Rows(out, wd, sd, wq, sq, xd, xq, rows)
+}
+
+func dotQ8_0RowsLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
+	for r := range rows {
+		out[r] = dotQ8_0(wd[r*sd:], wq[r*sq:], xd, xq)
+	}
+}
+
 // DotQ4_0x4N is DotQ8_0x4N for q4_0 rows.
 func DotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
 	rowsX4(dotQ4_0x4N, out, wd, sd, wq, sq, xd, xq, groups, BlockSize/2)

@@ -119,7 +119,8 @@ func testDotQ8Act(t *testing.T) {
 }
 
 // BenchmarkDotQAct compares, in one run, the decode kernels with 16-bit
-// activations (DotQ8_0x4N, DotQ4_0x4N) and with 8-bit ones, on a
+// activations (DotQ8_0x4N, DotQ4_0x4N, and q8_0's rows one after another,
+// DotQ8_0Rows) and with 8-bit ones, on a
 // 512×1408 matrix (the Mixtral-shaped down projection, in L2), one of
 // 24576×1408 (in memory) and 32 expert-sized ones in turn against one
 // token,
@@ -173,6 +174,8 @@ func benchDotQAct(b *testing.B, mats, rows, nb int) {
 			{"q8_0/act8", 34, func(m int) { DotQ8_0Q8x4N(o, wd[m*sd:], 2*nb, wq[m*s8:], BlockSize*nb, xd8, xq8, rows/4) }},
 			{"q4_0/act16", 18, func(m int) { DotQ4_0x4N(o, wd[m*sd:], 2*nb, wq[m*s4:], BlockSize/2*nb, xd16, xq16, rows/4) }},
 			{"q4_0/act8", 18, func(m int) { DotQ4_0Q8x4N(o, wd[m*sd:], 2*nb, wq[m*s4:], BlockSize/2*nb, xd8, xq8, rows/4) }},
+			// q8_0's rows one after another rather than four side by side.
+			{"q8_0/act16rows", 34, func(m int) { DotQ8_0Rows(o, wd[m*sd:], 2*nb, wq[m*s8:], BlockSize*nb, xd16, xq16, rows) }},
 		} {
 			b.Run(Impl()+"/"+f.name, func(b *testing.B) {
 				b.SetBytes(int64(mats * rows * nb * f.wb))

@@ -229,12 +229,15 @@ func TestDotQ4_KTile(t *testing.T) {
 }
 
 // TestDotQx4N checks the many-group kernels against the four-row ones
-// and the pure-Go sums group by group, bit for bit.
+// and the pure-Go sums group by group, bit for bit, and the row-by-row
+// q8_0 kernel (DotQ8_0Rows) on the same rows and on every row count up to
+// the groups' (so not only multiples of four), for block counts around
+// its groups of eight and pairs, and the extreme quants.
 func TestDotQx4N(t *testing.T) { eachImpl(t, testDotQx4N) }
 
 func testDotQx4N(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
-	for _, nb := range []int{1, 8, 9, 17, 44} {
+	for _, nb := range []int{1, 2, 3, 7, 8, 9, 16, 17, 32, 44} {
 		for _, groups := range []int{1, 2, 3, 4, 5} {
 			rows := 4 * groups
 			sd, sq := 2*nb+2, BlockSize*nb+8
@@ -253,14 +256,38 @@ func testDotQx4N(t *testing.T) {
 			for i := range xq {
 				xq[i] = int16(r.IntN(65535) - 32767)
 			}
+			if groups == 2 {
+				// The extremes: -128 (q8_0) and 0 (q4_0: -8) weights in
+				// the first row, 127 and 0xff in the last, against
+				// ±32767 activations.
+				for i := range BlockSize {
+					wq[i], wq[(rows-1)*sq+i] = 0x80, 0x7f
+					wq[BlockSize*nb/2+i] = 0
+					xq[i] = int16(32767 * (1 - 2*(i&1)))
+				}
+			}
 			got := make([]float32, rows)
+			byRow := make([]float32, rows)
 			var want [4]float32
 			DotQ8_0x4N(got, wd, sd, wq, sq, xd, xq, groups)
+			DotQ8_0Rows(byRow, wd, sd, wq, sq, xd, xq, rows)
 			for g := range groups {
+				var goWant [4]float32
 				DotQ8_0x4(&want, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
+				dotQ8_0x4Go(&goWant, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
 				for k := range 4 {
-					if math.Float32bits(got[4*g+k]) != math.Float32bits(want[k]) {
-						t.Fatalf("q8_0 nb=%d groups=%d row %d: %v, four rows %v", nb, groups, 4*g+k, got[4*g+k], want[k])
+					r := 4*g + k
+					if math.Float32bits(got[r]) != math.Float32bits(want[k]) || math.Float32bits(byRow[r]) != math.Float32bits(want[k]) || want[k] != goWant[k] {
+						t.Fatalf("q8_0 nb=%d groups=%d row %d: %v, row by row %v, four rows %v, pure Go %v", nb, groups, r, got[r], byRow[r], want[k], goWant[k])
+					}
+				}
+			}
+			for n := 1; n < rows; n++ {
+				part := make([]float32, n)
+				DotQ8_0Rows(part, wd[sd:], sd, wq[sq:], sq, xd, xq, n)
+				for r, v := range part {
+					if w := dotQ8_0Go(wd[(r+1)*sd:], wq[(r+1)*sq:], xd, xq); math.Float32bits(v) != math.Float32bits(w) {
+						t.Fatalf("q8_0 nb=%d, %d rows by row from row 1: row %d %v, pure Go %v", nb, n, r, v, w)
 					}
 				}
 			}

@@ -1954,3 +1954,109 @@ store:
 	JNZ    rowgroup
 	VZEROUPPER
 	RET
+
+// func dotQ8_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, rows int)
+//
+// DotQ8_0x4N's products, one row after another (row r at wd + r·sd,
+// wq + r·sq): the weights are read as one sequential stream, which the
+// hardware prefetcher follows at the memory's speed, where the four rows
+// read side by side (dotQ8_0x4NAVX512) are four streams it follows
+// poorly, and the kernel waited on memory (RATIONALE.md, "q8_0 decode
+// reads one row after another"). A 512-bit register holds two consecutive
+// blocks of the row instead of one block of two rows; every lane sum,
+// scale and addition is the four-row kernels', in the same order, so the
+// bits are theirs. Blocks past the last group of eight go one at a time,
+// as in dotQ8_0AVX2.
+TEXT ·dotQ8_0x1NAVX512(SB), NOSPLIT, $0-72
+	MOVQ out+0(FP), DI
+	MOVQ wd+8(FP), R12
+	MOVQ wq+24(FP), R11
+	MOVQ rows+64(FP), BX
+	// Z12: the VPERMPS indices of a group's first pair of blocks (block 0
+	// in the low half, 1 in the high); Z11: twos, to step them a pair.
+	MOVL         $1, AX
+	VPBROADCASTD AX, Y13
+	VPXORD       Z14, Z14, Z14
+	VINSERTI64X4 $1, Y13, Z14, Z12
+	MOVL         $2, AX
+	VPBROADCASTD AX, Z11
+
+row:
+	MOVQ   R12, R8
+	MOVQ   R11, SI
+	MOVQ   xd+40(FP), R9
+	MOVQ   xq+48(FP), DX
+	MOVQ   nb+56(FP), CX
+	MOVQ   CX, R13
+	SHRQ   $3, R13
+	ANDQ   $7, CX
+	VXORPS Y0, Y0, Y0
+	TESTQ  R13, R13
+	JZ     tail
+
+group:
+	VCVTPH2PS (R8), Y9
+	VMULPS    (R9), Y9, Y9
+	VMOVDQA64 Z12, Z15
+	MOVQ      $4, R10
+
+pair:
+	// Blocks b, b+1 widened: Z6 elements 0..15 of b then of b+1, Z7
+	// elements 16..31; the activations likewise in Z4 and Z5.
+	VMOVDQU       (SI), X6
+	VINSERTI128   $1, 32(SI), Y6, Y6
+	VPMOVSXBW     Y6, Z6
+	VMOVDQU       16(SI), X7
+	VINSERTI128   $1, 48(SI), Y7, Y7
+	VPMOVSXBW     Y7, Z7
+	VMOVDQU       (DX), Y4
+	VINSERTI64X4  $1, 64(DX), Z4, Z4
+	VMOVDQU       32(DX), Y5
+	VINSERTI64X4  $1, 96(DX), Z5, Z5
+	// Eight lane sums per block, converted, scaled by the products Z15
+	// picks from Z9, and added into Y0, b's then b+1's.
+	VPMADDWD      Z4, Z6, Z20
+	VPDPWSSD      Z5, Z7, Z20
+	VCVTDQ2PS     Z20, Z20
+	VPERMPS       Z9, Z15, Z21
+	VMULPS        Z21, Z20, Z20
+	VEXTRACTF64X4 $1, Z20, Y21
+	VADDPS        Y20, Y0, Y0
+	VADDPS        Y21, Y0, Y0
+	VPADDD        Z11, Z15, Z15
+	ADDQ          $64, SI
+	ADDQ          $128, DX
+	DECQ          R10
+	JNZ           pair
+	ADDQ        $16, R8
+	ADDQ        $32, R9
+	DECQ        R13
+	JNZ         group
+
+tail:
+	TESTQ     CX, CX
+	JZ        store
+	VPMOVSXBW (SI), Y1
+	VPMOVSXBW 16(SI), Y2
+	VPMADDWD  (DX), Y1, Y1
+	VPMADDWD  32(DX), Y2, Y2
+	VPADDD    Y2, Y1, Y1
+	VCVTDQ2PS Y1, Y1
+	BLOCKSCALE(Y4, X4)
+	VMULPS    Y4, Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	ADDQ      $32, SI
+	ADDQ      $64, DX
+	DECQ      CX
+	JMP       tail
+
+store:
+	HSUMPS(Y0, X0, X1)
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   sd+16(FP), R12
+	ADDQ   sq+32(FP), R11
+	DECQ   BX
+	JNZ    row
+	VZEROUPPER
+	RET

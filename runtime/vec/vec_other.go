@@ -57,6 +57,10 @@ func dotQ8_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 	dotQ8_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
 }
 
+func dotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
+	dotQ8_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
+}
+
 func dotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
 	dotQ4_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
 }
