@@ -31,6 +31,9 @@ func TestWebGPU(t *testing.T) {
 	packs := filepath.Join(tmp, "packs")
 	stories := filepath.Join(packs, "stories260K")
 	packModel(t, filepath.Join(models, "stories260K", "stories260K.bin"), stories, tensor.Q8_0)
+	// f32: each layer is one layer.wgsl workgroup (webgpu.Backend.FuseLayer).
+	storiesF32 := filepath.Join(packs, "stories260K-f32")
+	packModel(t, filepath.Join(models, "stories260K", "stories260K.bin"), storiesF32, tensor.F32)
 	olmoe := filepath.Join(packs, "olmoe")
 	synthPack(t, tmp, "olmoe", olmoe, func(o *synth.Options) {
 		o.Layers, o.Experts, o.TopK, o.FFN = 3, 16, 4, 64 // FFN 64: every matrix is whole q4_0 blocks
@@ -99,6 +102,7 @@ func TestWebGPU(t *testing.T) {
 	}{
 		{"gpt-oss q8_0 mxfp4", gptOss, "/packs/gpt_oss/manifest.json", "the cat sat on", 20},
 		{"stories260K q8_0", stories, "/packs/stories260K/manifest.json", "Once upon a time", 40},
+		{"stories260K f32 (a layer per dispatch)", storiesF32, "/packs/stories260K-f32/manifest.json", "Once upon a time", 40},
 		{"olmoe q4_0", olmoe, "/packs/olmoe/manifest.json", "the cat sat on", 16},
 		{"granitemoeshared q4_0", granite, "/packs/granitemoeshared/manifest.json", "the cat sat on", 16},
 		{"deepseek_v3 q4_0", deepseek, "/packs/deepseek_v3/manifest.json", "the cat sat on", 16},

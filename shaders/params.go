@@ -325,3 +325,53 @@ type MLAAttnParams struct {
 func (p MLAAttnParams) Words() []uint32 {
 	return []uint32{p.T, p.Heads, p.Nope, p.Rope, p.V, p.Pos0, p.QOff, p.KVOff, p.PEOff, p.OutOff, p.ScStride, f32bits(p.Div)}
 }
+
+// LayerParams: layer.wgsl, a dense layer of one decoded token in one
+// workgroup. The attention fields are AttnRoPEParams' (T 1, no window,
+// no sinks, the cache of the full context); Dim and FFN are the model's
+// widths, Eps the norms'; the rest are word offsets in the layer's one
+// weight buffer: the attention norm, q, k, v, o, the FFN norm, gate, up
+// and down, each matrix row-major f32.
+type LayerParams struct {
+	AttnRoPEParams
+	Dim, FFN           uint32
+	Eps                float32
+	AN, WQ, WK, WV, WO uint32
+	FN, WG, WU, WD     uint32
+}
+
+func (p LayerParams) Words() []uint32 {
+	w := p.AttnRoPEParams.Words()
+	w = w[:len(w)-2] // layer.wgsl has no k_off, v_off
+	return append(w, p.Dim, p.FFN, f32bits(p.Eps), p.AN, p.WQ, p.WK, p.WV, p.WO, p.FN, p.WG, p.WU, p.WD)
+}
+
+// LayerMaxDim and LayerMaxFFN bound layer.wgsl's vectors, which live in
+// workgroup memory: the model width, q's and the cache's width at most
+// LayerMaxDim, the FFN's hidden width at most LayerMaxFFN (with attend's
+// arrays about 15 KiB, under WebGPU's default 16 KiB).
+const (
+	LayerMaxDim = 256
+	LayerMaxFFN = 1024
+)
+
+// LayerMaxLoop bounds the loop iterations of layer.wgsl's attend_head in
+// one invocation (the products' loops add at most about 5000 more at
+// LayerMaxDim and LayerMaxFFN). lavapipe (llvmpipe's gallivm) breaks out
+// of loops once an invocation has run 65535 iterations in all
+// (LP_MAX_TGSI_LOOP_ITERATIONS), silently: TestLayer saw wrong attention
+// from about 65000 on (head width 32, position 511) and none at 57000.
+const LayerMaxLoop = 40000
+
+// LayerFits says whether layer.wgsl takes a layer of these widths
+// (multiples of four for its four-column units, heads of even width
+// that attend takes) at position pos0 (attend's single-workgroup limit),
+// and whether one head's attention in one invocation stays within
+// LayerMaxLoop loop iterations.
+func LayerFits(dim, heads, kvHeads, headDim, ffn, pos0 int) bool {
+	qd, kvd := heads*headDim, kvHeads*headDim
+	splits := pos0/AttnSplit + 1
+	return 3*(pos0+1)*headDim+2*AttnSplit*splits+2*headDim <= LayerMaxLoop && dim > 0 && dim <= LayerMaxDim && dim%4 == 0 && qd <= LayerMaxDim && qd%4 == 0 && kvd <= LayerMaxDim &&
+		headDim%2 == 0 && headDim <= AttnSingleDim && kvHeads > 0 && heads%kvHeads == 0 &&
+		ffn > 0 && ffn <= LayerMaxFFN && ffn%4 == 0 && pos0 < AttnSingleSplits*AttnSplit
+}

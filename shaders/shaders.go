@@ -69,6 +69,7 @@ var (
 	AttnPartial     = Kernel{File: "attention.wgsl", Entry: "attn_partial", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
 	AttnSingle      = Kernel{File: "attention.wgsl", Entry: "attn_single", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
 	AttnRoPE        = Kernel{File: "attn_rope.wgsl", Entry: "attn_rope", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read}}
+	Layer           = Kernel{File: "layer.wgsl", Entry: "layer", Bindings: []Access{Uniform, Read, ReadWrite, ReadWrite, ReadWrite, Read}}
 	AttnReduce      = Kernel{File: "attention.wgsl", Entry: "attn_reduce", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}
 	Route           = Kernel{File: "route.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, Read, ReadWrite}}
 	MLAAttn         = Kernel{File: "mla_attn.wgsl", Entry: "main", Bindings: []Access{Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite}}

@@ -67,6 +67,11 @@ type Backend struct {
 	lastComb lastCombine
 	// ropes are the last two rope dispatches recorded, oldest first.
 	ropes [2]lastRoPE
+	// packs are the dense layers FuseLayer has copied into one buffer
+	// each (the buffers are in bufs); noLayer turns FuseLayer off, for
+	// benchmarks and tests comparing the paths in one run.
+	packs   map[*backend.DenseLayer]*layerPack
+	noLayer bool
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -385,7 +390,7 @@ func (b *Backend) Close() error {
 	b.zero.Release()
 	b.releaseSpares()
 	b.s.release()
-	b.bufs, b.tables = nil, nil
+	b.bufs, b.tables, b.packs = nil, nil, nil
 	if b.own {
 		b.d.Close()
 	}

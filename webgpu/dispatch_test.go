@@ -16,12 +16,10 @@ import (
 )
 
 // TestDispatchesPerToken counts a stories260K decode step's dispatches by
-// kernel file: per layer q/k/v with the attention norm (matvec_multi),
-// attn_rope, the output projection with the residual add and gate_up with
-// the FFN norm and down with the residual add (matvec), and around them
-// embed, the head with the final norm and argmax (matvec's head_argmax)
-// and the rope of the last layer's k that attn_rope leaves undone (see
-// RATIONALE.md).
+// kernel file: embed, each layer in one layer.wgsl dispatch (FuseLayer:
+// the model's vectors fit one workgroup), and the head with the final
+// norm and argmax (matvec's head_argmax). TestLayerFusion counts the
+// path without FuseLayer.
 func TestDispatchesPerToken(t *testing.T) {
 	m, err := llama2c.Load(filepath.Join(shared.Models(t), "stories260K", "stories260K.bin"))
 	if err != nil {
@@ -32,10 +30,14 @@ func TestDispatchesPerToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.ForwardArgmax(context.Background(), []int{1, 2, 3, 4}); err != nil {
-		t.Fatal(err)
+	// The prompt, then a first decode step, which also packs each layer's
+	// weights for layer.wgsl (copy.wgsl, once).
+	for _, ids := range [][]int{{1, 2, 3, 4}, {5}} {
+		if _, err := e.ForwardArgmax(context.Background(), ids); err != nil {
+			t.Fatal(err)
+		}
 	}
-	files := []string{"embed.wgsl", "rmsnorm.wgsl", "matvec_multi.wgsl", "attn_rope.wgsl", "rope.wgsl", "kvstore.wgsl", "attention.wgsl", "matvec.wgsl", "argmax.wgsl"}
+	files := []string{"embed.wgsl", "rmsnorm.wgsl", "matvec_multi.wgsl", "attn_rope.wgsl", "rope.wgsl", "kvstore.wgsl", "attention.wgsl", "matvec.wgsl", "argmax.wgsl", "layer.wgsl", "copy.wgsl"}
 	count := func() map[string]int {
 		c := map[string]int{}
 		for _, f := range files {
@@ -44,13 +46,14 @@ func TestDispatchesPerToken(t *testing.T) {
 		return c
 	}
 	before, d0 := count(), gpu.Stats().Dispatches
-	if _, err := e.ForwardArgmax(context.Background(), []int{5}); err != nil {
+	if _, err := e.ForwardArgmax(context.Background(), []int{6}); err != nil {
 		t.Fatal(err)
 	}
 	after := count()
 	L := m.Config.Layers
-	want := map[string]int{"embed.wgsl": 1, "matvec_multi.wgsl": L, "attn_rope.wgsl": L, "rope.wgsl": 1,
-		"matvec.wgsl": 3*L + 1}
+	// Each layer is one layer.wgsl dispatch (FuseLayer); the head and
+	// argmax one matvec.wgsl dispatch.
+	want := map[string]int{"embed.wgsl": 1, "layer.wgsl": L, "matvec.wgsl": 1}
 	var got []string
 	for _, f := range files {
 		got = append(got, fmt.Sprintf("%s=%d", f, after[f]-before[f]))

@@ -17,3 +17,9 @@ func SetMatVecTokens(b *Backend, n int) { b.matVecTokens = n }
 
 // CheckSubgroups runs the start-up subgroup check on b's current path.
 func CheckSubgroups(b *Backend) (bool, error) { return b.checkSubgroups() }
+
+// SetNoLayer turns b's FuseLayer off (true) or on.
+func SetNoLayer(b *Backend, off bool) { b.noLayer = off }
+
+// LayerPacks is the number of dense layers b has packed for layer.wgsl.
+func LayerPacks(b *Backend) int { return len(b.packs) }

@@ -285,3 +285,32 @@ type DeviceSampler interface {
 	// row, as sample.Sampler's draw-th Sample would.
 	SampleDevice(x Buf, p sample.Params, draw uint32) (int, error)
 }
+
+// DenseLayer is one dense decoder layer's weights, for LayerFuser: the
+// RMSNorm before attention, the q/k/v/o projections (no biases), the
+// RMSNorm before the FFN and its SwiGLU gate, up and down.
+type DenseLayer struct {
+	AttnNorm, Wq, Wk, Wv, Wo Weight
+	FFNNorm, Gate, Up, Down  Weight
+}
+
+// LayerSpec is what LayerFuser needs besides the weights: the attention's
+// shape at position Pos0 (full causal attention, no sinks, no QK-norm),
+// the norms' Eps and the rotation.
+type LayerSpec struct {
+	Layer                   int
+	Heads, KVHeads, HeadDim int
+	Pos0                    int
+	Divisor                 float32 // 0 means √HeadDim, as AttnSpec's
+	Eps                     float32
+	Rope                    *Rope
+}
+
+// LayerFuser is a Backend that can run a whole dense layer on one decoded
+// token, x [1, dim] += attention and then x += FFN, with the same result
+// as the engine's ops one by one (RMSNorm, MatMul ×3, RoPE ×2, Attention,
+// MatMul, Add, RMSNorm, MoE, Add) but fewer dispatches. It reports false,
+// having recorded nothing, when it cannot (the engine then runs the ops).
+type LayerFuser interface {
+	FuseLayer(x Buf, kv KV, w *DenseLayer, s LayerSpec) bool
+}

@@ -149,6 +149,7 @@ type layer struct {
 	window                                int // 0: full attention
 	rule                                  *model.Router
 	ffn                                   backend.FFN
+	dense                                 *backend.DenseLayer // fusable's view, once built
 }
 
 // Stats counts what the engine has done since New.
@@ -588,8 +589,14 @@ func (e *Engine) step(ctx context.Context, ids []int, last bool, pick func(backe
 	if res == 1 {
 		res = 0
 	}
+	fuser, _ := b.(backend.LayerFuser)
 	for l := range e.layers {
 		ly := &e.layers[l]
+		if fuser != nil && T == 1 && res == 0 && e.fusable(ly) &&
+			fuser.FuseLayer(x, e.kv, ly.dense, backend.LayerSpec{Layer: l, Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim,
+				Pos0: e.pos, Divisor: c.AttnDivisor(), Eps: c.NormEps, Rope: &e.rope}) {
+			continue
+		}
 		b.RMSNorm(h, x, ly.attnNorm, c.NormEps)
 		if c.MLA != nil {
 			e.mla(l, h, q, att)
@@ -645,6 +652,28 @@ func (e *Engine) step(ctx context.Context, ids []int, last bool, pick func(backe
 		return pick(e.logits)
 	}
 	return 0, b.Read(e.logits, e.logitsHost)
+}
+
+// fusable says whether layer ly is a plain dense layer a LayerFuser may
+// run whole: no MLA, biases, QK-norm, sinks, window or router, and one
+// SwiGLU FFN of one block. It builds ly.dense on first use.
+func (e *Engine) fusable(ly *layer) bool {
+	if ly.dense != nil {
+		return true
+	}
+	f := &ly.ffn
+	if e.cfg.MLA != nil || ly.bq != nil || ly.bk != nil || ly.bv != nil || ly.bo != nil || ly.qNorm != nil || ly.kNorm != nil ||
+		ly.sinks != nil || ly.window != 0 || ly.rule != nil || len(f.Experts) != 0 || len(f.Shared) != 1 || f.SharedGate != nil ||
+		f.Act != model.ActSwiGLU || f.GateBias != nil || f.UpBias != nil || f.DownBias != nil {
+		return false
+	}
+	x := f.Shared[0]
+	if len(x.More) != 0 || (x.Act != "" && x.Act != model.ActSwiGLU) {
+		return false
+	}
+	ly.dense = &backend.DenseLayer{AttnNorm: ly.attnNorm, Wq: ly.wq, Wk: ly.wk, Wv: ly.wv, Wo: ly.wo,
+		FFNNorm: ly.ffnNorm, Gate: x.Gate, Up: x.Up, Down: x.Down}
+	return true
 }
 
 // prefetch predicts layer l's experts from the residual stream x of the
