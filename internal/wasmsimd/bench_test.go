@@ -12,11 +12,16 @@ import (
 // projection, one activation row) through the kernel under wazero, and the
 // same through runtime/vec's kernels natively (AVX2 or, with -tags purego,
 // Go), for ratios.
-func BenchmarkMatVec(b *testing.B) {
+func BenchmarkMatVec(b *testing.B) { benchMatVec(b, KernelQ4_0, 16, vec.DotQ4_0) }
+
+// BenchmarkMatVecQ8_0 is BenchmarkMatVec for q8_0 weights.
+func BenchmarkMatVecQ8_0(b *testing.B) { benchMatVec(b, KernelQ8_0, 32, vec.DotQ8_0) }
+
+func benchMatVec(b *testing.B, kernel string, qb int, dot func(wd, wq []byte, xd []float32, xq []int16) float32) {
 	const rows, nb = 1408, 16
 	r := rand.New(rand.NewPCG(5, 6))
 	wd := randHalfs(r, rows*nb)
-	wq := make([]byte, 16*rows*nb)
+	wq := make([]byte, qb*rows*nb)
 	for i := range wq {
 		wq[i] = byte(r.IntN(256))
 	}
@@ -34,7 +39,7 @@ func BenchmarkMatVec(b *testing.B) {
 		pdst := h.put(t, make([]byte, 4*rows), 0)
 		args := []uint64{uint64(pdst), rows, uint64(h.put(t, wd, 0)), uint64(h.put(t, wq, 0)),
 			uint64(h.put(t, f32Bytes(xd), 0)), uint64(h.put(t, i16Bytes(xq), 0)), rows, nb, 1}
-		f := h.mod.ExportedFunction(KernelQ4_0)
+		f := h.mod.ExportedFunction(kernel)
 		stack := make([]uint64, 9)
 		for b.Loop() {
 			copy(stack, args)
@@ -47,7 +52,7 @@ func BenchmarkMatVec(b *testing.B) {
 		out := make([]float32, rows)
 		for b.Loop() {
 			for i := range rows {
-				out[i] = vec.DotQ4_0(wd[2*nb*i:], wq[16*nb*i:], xd, xq)
+				out[i] = dot(wd[2*nb*i:], wq[qb*nb*i:], xd, xq)
 			}
 		}
 	})
