@@ -57,3 +57,39 @@ func benchMatVec(b *testing.B, kernel string, qb int, dot func(wd, wq []byte, xd
 		}
 	})
 }
+
+// BenchmarkMatVecQ4_K is BenchmarkMatVec for q4_k weights (1408×512: two
+// super-blocks a row).
+func BenchmarkMatVecQ4_K(b *testing.B) {
+	const rows, nb = 1408, 16
+	r := rand.New(rand.NewPCG(5, 6))
+	dm := randHalfs(r, rows*nb/8*2)
+	sc, mn, qs := make([]byte, rows*nb), make([]byte, rows*nb), make([]byte, 16*rows*nb)
+	for i := range sc {
+		sc[i], mn[i] = byte(r.IntN(64)), byte(r.IntN(64))
+	}
+	for i := range qs {
+		qs[i] = byte(r.IntN(256))
+	}
+	xd, g := make([]float32, nb), make([]float32, nb)
+	for i := range xd {
+		xd[i], g[i] = 1e-4, float32(r.NormFloat64())
+	}
+	xq := make([]int16, 32*nb)
+	for i := range xq {
+		xq[i] = int16(r.IntN(65535) - 32767)
+	}
+	h := newKernelHost(b, 64)
+	pdst := h.put(b, make([]byte, 4*rows), 0)
+	args := []uint64{uint64(pdst), rows, uint64(h.put(b, dm, 0)), uint64(h.put(b, sc, 0)), uint64(h.put(b, mn, 0)),
+		uint64(h.put(b, qs, 0)), uint64(h.put(b, f32Bytes(xd), 0)), uint64(h.put(b, f32Bytes(g), 0)), uint64(h.put(b, i16Bytes(xq), 0)),
+		rows, nb, 1}
+	f := h.mod.ExportedFunction(KernelQ4_K)
+	stack := make([]uint64, len(args))
+	for b.Loop() {
+		copy(stack, args)
+		if err := f.CallWithStack(context.Background(), stack); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

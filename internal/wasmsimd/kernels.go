@@ -57,23 +57,21 @@ const KernelQ4_K = "q4_k"
 // nibbles unsigned) times xd·sc into eight f32 lane sums sq; then d·sq
 // into the row's lanes and dmin·(mn·g), lane s for sub-block s, into a
 // second set; the result hsum8 of the first less hsum8 of the second.
+// A super-block's eight sub-blocks are straight-line code, for rowGroups'
+// reasons: one bounds check per pointer, xd·sc for four sub-blocks in one
+// f32x4.mul (the same rounded products).
 func q4kKernel() *fn {
 	f := &fn{name: KernelQ4_K, params: []valType{i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32}}
 	const (
 		dst, ds, dm, sc, mn, qs, xd, g, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 	)
-	i, t, b, s, nbs, eight := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
+	i, t, b, nbs := f.local(i32), f.local(i32), f.local(i32), f.local(i32)
 	pdm, psc, pmn, pqs, pxd, pg, pxq := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
 	h, u := f.local(i32), f.local(i32)
-	fs := f.local(f32)
-	lo, hi, mlo, mhi, sqlo, sqhi, w0, w1, mask, m8 := f.local(v128), f.local(v128), f.local(v128), f.local(v128),
-		f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+	lo, hi, mlo, mhi, sqlo, sqhi, w0, w1, m8 := f.local(v128), f.local(v128), f.local(v128), f.local(v128),
+		f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+	fs0, fs1, fv := f.local(v128), f.local(v128), f.local(v128)
 
-	f.i32Const(0x0f)
-	f.i8x16Splat()
-	f.set(mask)
-	f.i32Const(8)
-	f.set(eight)
 	f.get(nb)
 	f.i32Const(3)
 	f.i32ShrU()
@@ -158,41 +156,68 @@ func q4kKernel() *fn {
 				minLanes(mlo, false, 0)
 				minLanes(mhi, true, 16)
 
-				forLoop(s, eight, func() {
-					// fs = xd[k]·sc[k]
+				// the bounds checks of the super-block's loads, one per
+				// pointer (see rowGroups)
+				for _, g := range []struct {
+					p   uint32
+					end uint32
+				}{{pxq, 8 * 64}, {pqs, 8 * 16}, {psc, 8}, {pxd, 8 * 4}} {
+					f.get(g.p)
+					f.i32Load8U(g.end - 1)
+					f.drop()
+				}
+				// fs = xd[k]·sc[k] for the eight sub-blocks, four to a vector
+				f.get(psc)
+				f.v128Load64Zero(0)
+				f.i16x8ExtendLowI8x16U()
+				f.set(w1)
+				for k, v := range []uint32{fs0, fs1} {
+					f.get(w1)
+					if k == 0 {
+						f.i32x4ExtendLowI16x8U()
+					} else {
+						f.i32x4ExtendHighI16x8U()
+					}
+					f.f32x4ConvertI32x4S()
 					f.get(pxd)
-					f.f32Load(0)
-					f.get(psc)
-					f.i32Load8U(0)
-					f.f32ConvertI32U()
-					f.f32Mul()
-					f.set(fs)
+					f.v128Load(uint32(16 * k))
+					f.f32x4Mul()
+					f.set(v)
+				}
+				for s := range 8 {
+					f.get([]uint32{fs0, fs1}[s/4])
+					f.f32x4ExtractLane(byte(s % 4))
+					f.f32x4Splat()
+					f.set(fv)
+					// the sub-block's nibbles, unsigned: low in w0, high
+					// in w1 (i16x8.shr_u then a mask, as blockQuantsAt)
 					f.get(pqs)
-					f.v128Load(0)
+					f.v128Load(uint32(16 * s))
 					f.tee(w1)
-					f.get(mask)
+					f.v128Splat8(0x0f)
 					f.v128And()
 					f.set(w0)
 					f.get(w1)
 					f.i32Const(4)
-					f.i8x16ShrU()
+					f.i16x8ShrU()
+					f.v128Splat8(0x0f)
+					f.v128And()
 					f.set(w1)
 					lanes := func(acc uint32, high bool, xoff uint32) {
 						f.get(acc)
 						f.quantDot(w0, w1, high, f.loadAt(pxq, xoff), f.loadAt(pxq, xoff+32))
-						f.get(fs)
-						f.f32x4Splat()
+						f.get(fv)
 						f.f32x4Mul()
 						f.f32x4Add()
 						f.set(acc)
 					}
-					lanes(sqlo, false, 0)
-					lanes(sqhi, true, 16)
-					f.inc(pxd, 4)
-					f.inc(psc, 1)
-					f.inc(pqs, 16)
-					f.inc(pxq, 64)
-				})
+					lanes(sqlo, false, uint32(64*s))
+					lanes(sqhi, true, uint32(64*s+16))
+				}
+				f.inc(pxd, 32)
+				f.inc(psc, 8)
+				f.inc(pqs, 128)
+				f.inc(pxq, 512)
 				// acc += d·sq
 				f.get(pdm)
 				f.i32Load16U(0)
