@@ -12,12 +12,19 @@ import (
 // projection, one activation row) through the kernel under wazero, and the
 // same through runtime/vec's kernels natively (AVX2 or, with -tags purego,
 // Go), for ratios.
-func BenchmarkMatVec(b *testing.B) { benchMatVec(b, KernelQ4_0, 16, vec.DotQ4_0) }
+func BenchmarkMatVec(b *testing.B) { benchMatVec(b, KernelQ4_0, 16, 1, vec.DotQ4_0) }
 
 // BenchmarkMatVecQ8_0 is BenchmarkMatVec for q8_0 weights.
-func BenchmarkMatVecQ8_0(b *testing.B) { benchMatVec(b, KernelQ8_0, 32, vec.DotQ8_0) }
+func BenchmarkMatVecQ8_0(b *testing.B) { benchMatVec(b, KernelQ8_0, 32, 1, vec.DotQ8_0) }
 
-func benchMatVec(b *testing.B, kernel string, qb int, dot func(wd, wq []byte, xd []float32, xq []int16) float32) {
+// BenchmarkPrefillQ4_0 is BenchmarkMatVec for 32 activation rows (a
+// prompt's tokens).
+func BenchmarkPrefillQ4_0(b *testing.B) { benchMatVec(b, KernelQ4_0, 16, 32, vec.DotQ4_0) }
+
+// BenchmarkPrefillQ8_0 is BenchmarkPrefillQ4_0 for q8_0 weights.
+func BenchmarkPrefillQ8_0(b *testing.B) { benchMatVec(b, KernelQ8_0, 32, 32, vec.DotQ8_0) }
+
+func benchMatVec(b *testing.B, kernel string, qb, trows int, dot func(wd, wq []byte, xd []float32, xq []int16) float32) {
 	const rows, nb = 1408, 16
 	r := rand.New(rand.NewPCG(5, 6))
 	wd := randHalfs(r, rows*nb)
@@ -25,20 +32,20 @@ func benchMatVec(b *testing.B, kernel string, qb int, dot func(wd, wq []byte, xd
 	for i := range wq {
 		wq[i] = byte(r.IntN(256))
 	}
-	xd := make([]float32, nb)
+	xd := make([]float32, nb*trows)
 	for i := range xd {
 		xd[i] = 1e-4
 	}
-	xq := make([]int16, 32*nb)
+	xq := make([]int16, 32*nb*trows)
 	for i := range xq {
 		xq[i] = int16(r.IntN(65535) - 32767)
 	}
 	b.Run("simd128-wazero", func(b *testing.B) {
 		t := b
 		h := newKernelHost(t, 64)
-		pdst := h.put(t, make([]byte, 4*rows), 0)
+		pdst := h.put(t, make([]byte, 4*rows*trows), 0)
 		args := []uint64{uint64(pdst), rows, uint64(h.put(t, wd, 0)), uint64(h.put(t, wq, 0)),
-			uint64(h.put(t, f32Bytes(xd), 0)), uint64(h.put(t, i16Bytes(xq), 0)), rows, nb, 1}
+			uint64(h.put(t, f32Bytes(xd), 0)), uint64(h.put(t, i16Bytes(xq), 0)), rows, nb, uint64(trows)}
 		f := h.mod.ExportedFunction(kernel)
 		stack := make([]uint64, 9)
 		for b.Loop() {
@@ -49,10 +56,12 @@ func benchMatVec(b *testing.B, kernel string, qb int, dot func(wd, wq []byte, xd
 		}
 	})
 	b.Run("vec-"+vec.Impl(), func(b *testing.B) {
-		out := make([]float32, rows)
+		out := make([]float32, rows*trows)
 		for b.Loop() {
-			for i := range rows {
-				out[i] = dot(wd[2*nb*i:], wq[qb*nb*i:], xd, xq)
+			for t := range trows {
+				for i := range rows {
+					out[t*rows+i] = dot(wd[2*nb*i:], wq[qb*nb*i:], xd[nb*t:nb*(t+1)], xq[32*nb*t:])
+				}
 			}
 		}
 	})

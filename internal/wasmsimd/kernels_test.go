@@ -77,7 +77,8 @@ func randHalfs(r *rand.Rand, n int) []byte {
 
 // TestKernelsMatchGo checks every kernel against runtime/vec's dot
 // products, bit for bit, on random weights and activations of ragged
-// sizes: whole and partial groups of rows, one to three activation rows,
+// sizes: one to thirteen rows, one to nine activation rows (whole tiles of
+// four and the rest),
 // an output stride wider than the rows, unaligned buffers.
 func TestKernelsMatchGo(t *testing.T) {
 	h := newKernelHost(t, 64)
@@ -92,6 +93,7 @@ func TestKernelsMatchGo(t *testing.T) {
 	} {
 		for _, sz := range []struct{ rows, nb, trows int }{
 			{1, 1, 1}, {3, 1, 2}, {4, 2, 1}, {5, 3, 3}, {7, 16, 1}, {9, 11, 2}, {2, 0, 1}, {0, 4, 1}, {13, 44, 3},
+			{2, 4, 4}, {3, 9, 5}, {5, 44, 9}, {1, 7, 8},
 		} {
 			h.top = 16
 			rows, nb, trows := sz.rows, sz.nb, sz.trows
