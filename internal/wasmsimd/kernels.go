@@ -320,7 +320,7 @@ const tokenTile = 4
 // tile emits the loop over weight row i and T activation rows from t at
 // a time while t < lim (lim a multiple of T past t), leaving t at lim.
 // Each product is summed as blockKernel says, but in runs of four
-// blocks, for what wazero makes of them (V8 runs no worse):
+// blocks, for what wazero makes of them:
 //
 //   - a run's four f16 scales are one 8-byte load, decoded in one vector
 //     (halfLanesS), each scale then multiplied by the activation's in
@@ -534,26 +534,12 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 }
 
 // rowGroups emits the loop over groups of R weight rows from row i while
-// i < lim (lim a multiple of R past i), leaving i at lim, each against
-// activation rows tstart and on. Each row is
-// summed as blockKernel says, but in runs of four blocks, for what
-// wazero makes of them (and V8 runs no worse):
-//
-//   - a run's four f16 scales of a row are one 8-byte load, decoded in
-//     one vector (halfLanesS) and multiplied by the four activation
-//     scales in one f32x4.mul: the same rounded products, lane by lane,
-//     as block by block;
-//   - wazero bounds-checks a load unless one from the same pointer local
-//     at as high an offset has been checked earlier in the same basic
-//     block, so each run first touches the last byte of the run at each
-//     pointer (one check), after which the run's many loads from them at
-//     static offsets go unchecked; per-row pointers are locals for that
-//     reason, not sums;
-//   - the activation's quants are loaded where used, not held in
-//     locals: with 2R accumulators held through the loop, wazero's
-//     register allocator spills once more than 16 v128 values are live.
-//
-// The blocks left past the last whole run go one at a time.
+// i < lim (lim a multiple of R past i), leaving i at lim, each group
+// against the activation rows from tstart on, one at a time. It sums as
+// tile does, in runs of four blocks with one bounds check per pointer
+// per run, a row's four scale products in one f32x4.mul with xd[b..b+3];
+// the activation's quants are loaded where used, shared by nothing, as
+// the 2R accumulators already hold half of wazero's 16 v128 registers.
 func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	const dst, ds, wd, wq, xd, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8
 	nb4, pxd, pxq := f.local(i32), f.local(i32), f.local(i32)
