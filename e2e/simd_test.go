@@ -108,7 +108,7 @@ func simdKernels(t *testing.T, b *browser) {
 		qb   int
 		dot  func(wd, wq []byte, xd []float32, xq []int16) float32
 	}{{wasmsimd.KernelQ8_0, 32, vec.DotQ8_0}, {wasmsimd.KernelQ4_0, 16, vec.DotQ4_0}} {
-		for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 2}, {4, 2, 1}, {7, 16, 3}, {9, 11, 1}, {17, 44, 2}} {
+		for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 2}, {4, 2, 1}, {7, 16, 3}, {9, 11, 1}, {17, 44, 2}, {5, 44, 9}, {2, 7, 4}} {
 			rows, nb, trows := sz[0], sz[1], sz[2]
 			wd := make([]byte, 2*rows*nb)
 			for i := 0; i < len(wd); i += 2 {

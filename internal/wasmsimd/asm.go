@@ -25,9 +25,6 @@ type fn struct {
 	results []valType
 	locals  []valType
 	code    []byte
-	// scratchI32 is a shared i32 scratch local (0: not made yet; a
-	// kernel's parameters come first, so no local made later is 0).
-	scratchI32 uint32
 }
 
 // local adds a local of type t and returns its index.
@@ -55,6 +52,7 @@ func (f *fn) br(depth uint32)   { f.op(0x0c); f.uleb(depth) }
 func (f *fn) brIf(depth uint32) { f.op(0x0d); f.uleb(depth) }
 func (f *fn) ret()              { f.op(0x0f) }
 func (f *fn) sel()              { f.op(0x1b) }
+func (f *fn) drop()             { f.op(0x1a) }
 
 func (f *fn) get(i uint32) { f.op(0x20); f.uleb(i) }
 func (f *fn) set(i uint32) { f.op(0x21); f.uleb(i) }
@@ -251,6 +249,7 @@ func (f *fn) v128Or()                 { f.simd(0x50) }
 func (f *fn) v128Bitselect()          { f.simd(0x52) }
 func (f *fn) i32x4Eq()                { f.simd(0x37) }
 func (f *fn) i32x4ExtendLowI16x8U()   { f.simd(0xa9) }
+func (f *fn) i32x4ExtendLowI16x8S()   { f.simd(0xa7) }
 func (f *fn) i32x4ExtendHighI16x8U()  { f.simd(0xaa) }
 func (f *fn) i32x4Shl()               { f.simd(0xab) }
 func (f *fn) i32LtU()                 { f.op(0x49) }

@@ -57,23 +57,21 @@ const KernelQ4_K = "q4_k"
 // nibbles unsigned) times xd·sc into eight f32 lane sums sq; then d·sq
 // into the row's lanes and dmin·(mn·g), lane s for sub-block s, into a
 // second set; the result hsum8 of the first less hsum8 of the second.
+// A super-block's eight sub-blocks are straight-line code, for rowGroups'
+// reasons: one bounds check per pointer, xd·sc for four sub-blocks in one
+// f32x4.mul (the same rounded products).
 func q4kKernel() *fn {
 	f := &fn{name: KernelQ4_K, params: []valType{i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32}}
 	const (
 		dst, ds, dm, sc, mn, qs, xd, g, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 	)
-	i, t, b, s, nbs, eight := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
+	i, t, b, nbs := f.local(i32), f.local(i32), f.local(i32), f.local(i32)
 	pdm, psc, pmn, pqs, pxd, pg, pxq := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
 	h, u := f.local(i32), f.local(i32)
-	fs := f.local(f32)
-	lo, hi, mlo, mhi, sqlo, sqhi, w0, w1, mask, m8 := f.local(v128), f.local(v128), f.local(v128), f.local(v128),
-		f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+	lo, hi, mlo, mhi, sqlo, sqhi, w0, w1, m8 := f.local(v128), f.local(v128), f.local(v128), f.local(v128),
+		f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+	fs0, fs1, fv := f.local(v128), f.local(v128), f.local(v128)
 
-	f.i32Const(0x0f)
-	f.i8x16Splat()
-	f.set(mask)
-	f.i32Const(8)
-	f.set(eight)
 	f.get(nb)
 	f.i32Const(3)
 	f.i32ShrU()
@@ -158,41 +156,68 @@ func q4kKernel() *fn {
 				minLanes(mlo, false, 0)
 				minLanes(mhi, true, 16)
 
-				forLoop(s, eight, func() {
-					// fs = xd[k]·sc[k]
+				// the bounds checks of the super-block's loads, one per
+				// pointer (see rowGroups)
+				for _, g := range []struct {
+					p   uint32
+					end uint32
+				}{{pxq, 8 * 64}, {pqs, 8 * 16}, {psc, 8}, {pxd, 8 * 4}} {
+					f.get(g.p)
+					f.i32Load8U(g.end - 1)
+					f.drop()
+				}
+				// fs = xd[k]·sc[k] for the eight sub-blocks, four to a vector
+				f.get(psc)
+				f.v128Load64Zero(0)
+				f.i16x8ExtendLowI8x16U()
+				f.set(w1)
+				for k, v := range []uint32{fs0, fs1} {
+					f.get(w1)
+					if k == 0 {
+						f.i32x4ExtendLowI16x8U()
+					} else {
+						f.i32x4ExtendHighI16x8U()
+					}
+					f.f32x4ConvertI32x4S()
 					f.get(pxd)
-					f.f32Load(0)
-					f.get(psc)
-					f.i32Load8U(0)
-					f.f32ConvertI32U()
-					f.f32Mul()
-					f.set(fs)
+					f.v128Load(uint32(16 * k))
+					f.f32x4Mul()
+					f.set(v)
+				}
+				for s := range 8 {
+					f.get([]uint32{fs0, fs1}[s/4])
+					f.f32x4ExtractLane(byte(s % 4))
+					f.f32x4Splat()
+					f.set(fv)
+					// the sub-block's nibbles, unsigned: low in w0, high
+					// in w1 (i16x8.shr_u then a mask, as blockQuantsAt)
 					f.get(pqs)
-					f.v128Load(0)
+					f.v128Load(uint32(16 * s))
 					f.tee(w1)
-					f.get(mask)
+					f.v128Splat8(0x0f)
 					f.v128And()
 					f.set(w0)
 					f.get(w1)
 					f.i32Const(4)
-					f.i8x16ShrU()
+					f.i16x8ShrU()
+					f.v128Splat8(0x0f)
+					f.v128And()
 					f.set(w1)
 					lanes := func(acc uint32, high bool, xoff uint32) {
 						f.get(acc)
 						f.quantDot(w0, w1, high, f.loadAt(pxq, xoff), f.loadAt(pxq, xoff+32))
-						f.get(fs)
-						f.f32x4Splat()
+						f.get(fv)
 						f.f32x4Mul()
 						f.f32x4Add()
 						f.set(acc)
 					}
-					lanes(sqlo, false, 0)
-					lanes(sqhi, true, 16)
-					f.inc(pxd, 4)
-					f.inc(psc, 1)
-					f.inc(pqs, 16)
-					f.inc(pxq, 64)
-				})
+					lanes(sqlo, false, uint32(64*s))
+					lanes(sqhi, true, uint32(64*s+16))
+				}
+				f.inc(pxd, 32)
+				f.inc(psc, 8)
+				f.inc(pqs, 128)
+				f.inc(pxq, 512)
 				// acc += d·sq
 				f.get(pdm)
 				f.i32Load16U(0)
@@ -254,252 +279,401 @@ func q4kKernel() *fn {
 // (a rounded multiply, then a rounded add: SIMD128 has no fused
 // multiply-add); at the end the upper four accumulators are added onto
 // the lower four and those summed as (s0+s2)+(s1+s3): vec's hsum8.
+//
+// Whole tiles of four activation rows (a prefill's tokens) go one weight
+// row at a time (tile: the weight block widened once for four); the
+// activation rows left (a decode's one) against four weight rows at a
+// time (rowGroups), which measured faster for one activation row than
+// tile's code does.
 func blockKernel(name string, qb int32) *fn {
 	f := &fn{name: name, params: []valType{i32, i32, i32, i32, i32, i32, i32, i32, i32}}
-	const (
-		dst, ds, wd, wq, xd, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8
-	)
-	i, t, b := f.local(i32), f.local(i32), f.local(i32)
-	pw, pq, pxd, pxq := f.local(i32), f.local(i32), f.local(i32), f.local(i32)
-	h, u := f.local(i32), f.local(i32)
-	d := f.local(f32)
-	lo, hi, w0, w1 := f.local(v128), f.local(v128), f.local(v128), f.local(v128)
-
+	const rows, trows = 6, 8
+	i, t, b, tlim := f.local(i32), f.local(i32), f.local(i32), f.local(i32)
+	f.get(trows)
+	f.i32Const(-tokenTile)
+	f.i32And()
+	f.set(tlim)
+	f.forLoop(i, rows, func() {
+		f.i32Const(0)
+		f.set(t)
+		tile(f, qb, tokenTile, i, t, b, tlim)
+	})
+	// the activation rows left (all of a decode's one), against groups of
+	// four weight rows, then the rows left one at a time
+	lim := f.local(i32)
 	f.i32Const(0)
 	f.set(i)
-	quadRows(f, qb, i, t, b)
-
-	// for ; i < rows; i++: the rows left over, one at a time
-	f.block()
-	f.loop()
-	f.get(i)
-	f.get(rows)
-	f.i32GeU()
-	f.brIf(1)
-
-	// for t := 0; t < trows; t++
-	f.i32Const(0)
-	f.set(t)
-	f.block()
-	f.loop()
-	f.get(t)
-	f.get(trows)
-	f.i32GeU()
-	f.brIf(1)
-
-	// Row pointers.
-	rowPtr := func(base uint32, perBlock int32, idx uint32, dstLocal uint32) {
-		f.get(base)
-		f.get(nb)
-		f.get(idx)
-		f.i32Mul()
-		f.i32Const(perBlock)
-		f.i32Mul()
-		f.i32Add()
-		f.set(dstLocal)
-	}
-	rowPtr(wd, 2, i, pw)
-	rowPtr(wq, qb, i, pq)
-	rowPtr(xd, 4, t, pxd)
-	rowPtr(xq, 64, t, pxq)
-	f.v128Zero()
-	f.set(lo)
-	f.v128Zero()
-	f.set(hi)
-
-	// for b := 0; b < nb; b++
-	f.i32Const(0)
-	f.set(b)
-	f.block()
-	f.loop()
-	f.get(b)
-	f.get(nb)
-	f.i32GeU()
-	f.brIf(1)
-
-	// d = half(wd[b]) · xd[b]
-	f.get(pw)
-	f.i32Load16U(0)
-	f.set(h)
-	f.half(h, u)
-	f.get(pxd)
-	f.f32Load(0)
-	f.f32Mul()
-	f.set(d)
-
-	// The block's weights as 16 i8 for elements 0..15 (w0) and 16..31 (w1).
-	f.get(pq)
-	f.blockQuants(qb, pq, w0, w1)
-
-	// acc += d · f32(lanes), for lanes 0..3 (lo) and 4..7 (hi)
-	lanes := func(acc uint32, high bool, xoff uint32) {
-		f.get(acc)
-		f.quantDot(w0, w1, high, f.loadAt(pxq, xoff), f.loadAt(pxq, xoff+32))
-		f.get(d)
-		f.f32x4Splat()
-		f.f32x4Mul()
-		f.f32x4Add()
-		f.set(acc)
-	}
-	lanes(lo, false, 0)
-	lanes(hi, true, 16)
-
-	f.inc(pw, 2)
-	f.inc(pq, qb)
-	f.inc(pxd, 4)
-	f.inc(pxq, 64)
-	f.inc(b, 1)
-	f.br(0)
-	f.end()
-	f.end()
-
-	// dst[t·ds + i] = hsum8(lo ‖ hi)
-	f.get(dst)
-	f.get(t)
-	f.get(ds)
-	f.i32Mul()
-	f.get(i)
-	f.i32Add()
-	f.i32Const(2)
-	f.i32Shl()
-	f.i32Add()
-	f.get(lo)
-	f.get(hi)
-	f.f32x4Add()
-	f.set(lo)
-	f.hsum4(lo)
-	f.f32Store(0)
-
-	f.inc(t, 1)
-	f.br(0)
-	f.end()
-	f.end()
-
-	f.inc(i, 1)
-	f.br(0)
-	f.end()
-	f.end()
-	return f
-}
-
-// quadRows emits the loop over whole groups of four weight rows for
-// blockKernel (leaving i at the first row after them): each row summed
-// exactly as the one-row loop sums it, but the activation block's quants
-// loaded once for the four rows and the four f16 scales decoded in one
-// vector (halfLanes) and multiplied by the activation's scale in one
-// f32x4.mul — the same rounded products, lane by lane.
-func quadRows(f *fn, qb int32, i, t, b uint32) {
-	const dst, ds, wd, wq, xd, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8
-	rows4, pw, pq, pxd, pxq, sw, sq := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
-	var acc [8]uint32
-	for k := range acc {
-		acc[k] = f.local(v128)
-	}
-	x0, x1, x2, x3, w0, w1, dv, hv, scratch, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128),
-		f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
 	f.get(rows)
 	f.i32Const(^3)
 	f.i32And()
-	f.set(rows4)
+	f.set(lim)
+	rowGroups(f, qb, 4, i, t, b, lim, tlim)
+	f.get(rows)
+	f.set(lim)
+	rowGroups(f, qb, 1, i, t, b, lim, tlim)
+	return f
+}
+
+// tokenTile is how many activation rows blockKernel takes at once.
+const tokenTile = 4
+
+// tile emits the loop over weight row i and T activation rows from t at
+// a time while t < lim (lim a multiple of T past t), leaving t at lim.
+// Each product is summed as blockKernel says, but in runs of four
+// blocks, for what wazero makes of them:
+//
+//   - a run's four f16 scales are one 8-byte load, decoded in one vector
+//     (halfLanesS), each scale then multiplied by the activation's in
+//     f32x4 lanes: the same rounded products as one by one;
+//   - wazero bounds-checks a load unless one from the same pointer local
+//     at as high an offset has been checked earlier in the same basic
+//     block, so each run first touches the last byte of the run at each
+//     pointer (one check), after which the run's many loads from them at
+//     static offsets go unchecked; per-row pointers are locals for that
+//     reason, not sums;
+//   - a block's quants are widened to i16x8 once for the T activation
+//     rows (wv), and the activation's quants loaded where used, not held:
+//     with 2T accumulators held through the loop, wazero's register
+//     allocator spills once more than 16 v128 values are live.
+//
+// The blocks left past the last whole run go one at a time.
+func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
+	const dst, ds, wd, wq, xd, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8
+	nb4, pw, pq := f.local(i32), f.local(i32), f.local(i32)
+	h, u := f.local(i32), f.local(i32)
+	hf := f.local(f32)
+	pxd, pxq := make([]uint32, T), make([]uint32, T)
+	for k := range T {
+		pxd[k], pxq[k] = f.local(i32), f.local(i32)
+	}
+	acc := make([]uint32, 2*T)
+	for k := range acc {
+		acc[k] = f.local(v128)
+	}
+	var wv [4]uint32
+	for k := range wv {
+		wv[k] = f.local(v128)
+	}
+	w0, w1, hv, hs, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
 	f.get(nb)
-	f.i32Const(2)
-	f.i32Mul()
-	f.set(sw)
-	f.get(nb)
-	f.i32Const(qb)
-	f.i32Mul()
-	f.set(sq)
-	f.whileLt(i, rows4, func() {
-		f.forLoop(t, trows, func() {
-			// pw = wd + sw·i, pq = wq + sq·i, pxd = xd + 4·nb·t, pxq = xq + 64·nb·t
-			for _, p := range []struct {
-				to, base, stride uint32
-				idx              uint32
-				scale            int32
-			}{{pw, wd, sw, i, 1}, {pq, wq, sq, i, 1}, {pxd, xd, nb, t, 4}, {pxq, xq, nb, t, 64}} {
-				f.get(p.base)
-				f.get(p.stride)
-				f.get(p.idx)
-				f.i32Mul()
-				if p.scale != 1 {
-					f.i32Const(p.scale)
-					f.i32Mul()
-				}
-				f.i32Add()
-				f.set(p.to)
+	f.i32Const(^3)
+	f.i32And()
+	f.set(nb4)
+	// to = base + nb·(idx+k)·scale
+	ptr := func(to, base, idx uint32, scale int32, k int) {
+		f.get(base)
+		f.get(nb)
+		f.get(idx)
+		if k > 0 {
+			f.i32Const(int32(k))
+			f.i32Add()
+		}
+		f.i32Mul()
+		f.i32Const(scale)
+		f.i32Mul()
+		f.i32Add()
+		f.set(to)
+	}
+	// wv = the block's quants at pq+qoff as i16x8: elements 0..7, 16..23,
+	// 8..15, 24..31
+	widen := func(qoff uint32) {
+		if qb == 32 {
+			// q8_0's widened as they load (wazero extends a high half
+			// with palignr+pmovsxbw)
+			for k, off := range []uint32{0, 16, 8, 24} {
+				f.get(pq)
+				f.simd(0x01) // v128.load8x8_s
+				f.memarg(3, qoff+off)
+				f.set(wv[k])
 			}
+			return
+		}
+		f.get(pq)
+		f.blockQuantsAt(qb, qoff, pq, w0, w1)
+		for k, w := range []uint32{w0, w1, w0, w1} {
+			f.get(w)
+			if k < 2 {
+				f.i16x8ExtendLowI8x16S()
+			} else {
+				f.i16x8ExtendHighI8x16S()
+			}
+			f.set(wv[k])
+		}
+	}
+	// acc[2k], acc[2k+1] += wv's lanes against activation row k's block
+	// at pxq[k]+xoff, times the scale in every lane of dr
+	lanes := func(k int, xoff uint32) {
+		for half := range 2 {
+			a := acc[2*k+half]
+			f.get(a)
+			f.quantDotWide(func() { f.get(wv[2*half]) }, func() { f.get(wv[2*half+1]) },
+				f.loadAt(pxq[k], xoff+uint32(16*half)), f.loadAt(pxq[k], xoff+uint32(16*half)+32))
+			f.get(dr)
+			f.f32x4Mul()
+			f.f32x4Add()
+			f.set(a)
+		}
+	}
+	f.whileLt(t, lim, func() {
+		ptr(pw, wd, i, 2, 0)
+		ptr(pq, wq, i, qb, 0)
+		for k := range T {
+			ptr(pxd[k], xd, t, 4, k)
+			ptr(pxq[k], xq, t, 64, k)
+		}
+		for _, a := range acc {
+			f.v128Zero()
+			f.set(a)
+		}
+		f.i32Const(0)
+		f.set(b)
+		f.whileLt(b, nb4, func() {
+			// the bounds checks of the run's loads, one per pointer
+			for k := range T {
+				f.get(pxq[k])
+				f.i32Load8U(4*64 - 1)
+				f.drop()
+				f.get(pxd[k])
+				f.i32Load8U(4*4 - 1)
+				f.drop()
+			}
+			f.get(pq)
+			f.i32Load8U(uint32(4*qb - 1))
+			f.drop()
+			// hv = the row's four scales, decoded
+			f.get(pw)
+			f.v128Load64Zero(0)
+			f.i32x4ExtendLowI16x8S()
+			f.set(hv)
+			f.halfLanesS(hv)
+			if T == 1 {
+				// all four products with xd[b..b+3] at once
+				f.get(hv)
+				f.get(pxd[0])
+				f.v128Load(0)
+				f.f32x4Mul()
+				f.set(hv)
+			}
+			for j := range 4 {
+				f.get(hv)
+				f.f32x4ExtractLane(byte(j))
+				f.f32x4Splat()
+				if T == 1 {
+					f.set(dr)
+				} else {
+					f.set(hs)
+				}
+				widen(uint32(j * int(qb)))
+				for k := range T {
+					if T > 1 {
+						f.get(hs)
+						f.get(pxd[k])
+						f.simd(0x09) // v128.load32_splat
+						f.memarg(2, uint32(4*j))
+						f.f32x4Mul()
+						f.set(dr)
+					}
+					lanes(k, uint32(64*j))
+				}
+			}
+			f.inc(pw, 8)
+			f.inc(pq, 4*qb)
+			for k := range T {
+				f.inc(pxd[k], 16)
+				f.inc(pxq[k], 4*64)
+			}
+			f.inc(b, 4)
+		})
+		f.whileLt(b, nb, func() {
+			f.get(pw)
+			f.i32Load16U(0)
+			f.set(h)
+			f.half(h, u)
+			f.set(hf)
+			widen(0)
+			for k := range T {
+				// dr = half(wd[b]) · xd[b] in every lane
+				f.get(hf)
+				f.get(pxd[k])
+				f.f32Load(0)
+				f.f32Mul()
+				f.f32x4Splat()
+				f.set(dr)
+				lanes(k, 0)
+				f.inc(pxd[k], 4)
+				f.inc(pxq[k], 64)
+			}
+			f.inc(pw, 2)
+			f.inc(pq, qb)
+			f.inc(b, 1)
+		})
+		// dst[(t+k)·ds + i] = hsum8(acc[2k] ‖ acc[2k+1])
+		for k := range T {
+			f.get(dst)
+			f.get(t)
+			if k > 0 {
+				f.i32Const(int32(k))
+				f.i32Add()
+			}
+			f.get(ds)
+			f.i32Mul()
+			f.get(i)
+			f.i32Add()
+			f.i32Const(2)
+			f.i32Shl()
+			f.i32Add()
+			f.get(acc[2*k])
+			f.get(acc[2*k+1])
+			f.f32x4Add()
+			f.set(acc[2*k])
+			f.hsum4(acc[2*k])
+			f.f32Store(0)
+		}
+		f.inc(t, int32(T))
+	})
+}
+
+// rowGroups emits the loop over groups of R weight rows from row i while
+// i < lim (lim a multiple of R past i), leaving i at lim, each group
+// against the activation rows from tstart on, one at a time. It sums as
+// tile does, in runs of four blocks with one bounds check per pointer
+// per run, a row's four scale products in one f32x4.mul with xd[b..b+3];
+// the activation's quants are loaded where used, shared by nothing, as
+// the 2R accumulators already hold half of wazero's 16 v128 registers.
+func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
+	const dst, ds, wd, wq, xd, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8
+	nb4, pxd, pxq := f.local(i32), f.local(i32), f.local(i32)
+	h, u := f.local(i32), f.local(i32)
+	d := f.local(f32)
+	pw, pq := make([]uint32, R), make([]uint32, R)
+	for r := range R {
+		pw[r], pq[r] = f.local(i32), f.local(i32)
+	}
+	acc := make([]uint32, 2*R)
+	for k := range acc {
+		acc[k] = f.local(v128)
+	}
+	w0, w1, hv, dv, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+	f.get(nb)
+	f.i32Const(^3)
+	f.i32And()
+	f.set(nb4)
+	// to = base + nb·idx·scale (+ nb·scale·r)
+	ptr := func(to, base, idx uint32, scale int32, r int) {
+		f.get(base)
+		f.get(nb)
+		f.get(idx)
+		if r > 0 {
+			f.i32Const(int32(r))
+			f.i32Add()
+		}
+		f.i32Mul()
+		f.i32Const(scale)
+		f.i32Mul()
+		f.i32Add()
+		f.set(to)
+	}
+	// acc[2r], acc[2r+1] += the block's lanes (quants at pq[r]+qoff,
+	// activation quants at pxq+xoff) times the scale in every lane of dr
+	blockLanes := func(r int, qoff, xoff uint32) {
+		if qb == 16 {
+			f.get(pq[r])
+			f.blockQuantsAt(qb, qoff, pq[r], w0, w1)
+		}
+		for half, a := range []uint32{acc[2*r], acc[2*r+1]} {
+			hi := half == 1
+			f.get(a)
+			xa, xb := f.loadAt(pxq, xoff+uint32(16*half)), f.loadAt(pxq, xoff+uint32(16*half)+32)
+			if qb == 32 {
+				// q8_0's quants widened as they load (two instructions
+				// each where a load, then extending both halves, takes
+				// more: wazero extends a high half with palignr+pmovsxbw)
+				f.quantDotWide(f.load8At(pq[r], qoff+uint32(8*half)), f.load8At(pq[r], qoff+16+uint32(8*half)), xa, xb)
+			} else {
+				f.quantDot(w0, w1, hi, xa, xb)
+			}
+			f.get(dr)
+			f.f32x4Mul()
+			f.f32x4Add()
+			f.set(a)
+		}
+	}
+	f.whileLt(i, lim, func() {
+		f.get(tstart)
+		f.set(t)
+		f.whileLt(t, trows, func() {
+			for r := range R {
+				ptr(pw[r], wd, i, 2, r)
+				ptr(pq[r], wq, i, qb, r)
+			}
+			ptr(pxd, xd, t, 4, 0)
+			ptr(pxq, xq, t, 64, 0)
 			for _, a := range acc {
 				f.v128Zero()
 				f.set(a)
 			}
-			f.forLoop(b, nb, func() {
-				// hv = the four rows' f16 scale bits, decoded; dv = hv·xd[b]
-				f.get(pw)
-				f.i32Load16U(0)
-				f.i32x4Splat()
-				for r := int32(1); r < 4; r++ {
-					f.get(pw)
-					f.get(sw)
-					if r > 1 {
-						f.i32Const(r)
-						f.i32Mul()
+			f.i32Const(0)
+			f.set(b)
+			f.whileLt(b, nb4, func() {
+				// the bounds checks of the run's loads, one per pointer
+				f.get(pxq)
+				f.i32Load8U(4*64 - 1)
+				f.drop()
+				for r := range R {
+					f.get(pq[r])
+					f.i32Load8U(uint32(4*qb - 1))
+					f.drop()
+				}
+				for r := range R {
+					// dv = the row's four scales, decoded, times xd[b..b+3]
+					f.get(pw[r])
+					f.v128Load64Zero(0)
+					f.i32x4ExtendLowI16x8S()
+					f.set(hv)
+					f.halfLanesS(hv)
+					f.get(hv)
+					f.get(pxd)
+					f.v128Load(0)
+					f.f32x4Mul()
+					f.set(dv)
+					for j := range 4 {
+						f.get(dv)
+						f.f32x4ExtractLane(byte(j))
+						f.f32x4Splat()
+						f.set(dr)
+						blockLanes(r, uint32(j*int(qb)), uint32(64*j))
 					}
-					f.i32Add()
+					f.inc(pw[r], 8)
+					f.inc(pq[r], 4*qb)
+				}
+				f.inc(pxd, 16)
+				f.inc(pxq, 4*64)
+				f.inc(b, 4)
+			})
+			f.whileLt(b, nb, func() {
+				for r := range R {
+					// dr = half(wd[b]) · xd[b] in every lane
+					f.get(pw[r])
 					f.i32Load16U(0)
-					f.simd(0x1c) // i32x4.replace_lane
-					f.op(byte(r))
-				}
-				f.set(hv)
-				f.halfLanes(hv, scratch)
-				f.get(hv)
-				f.get(pxd)
-				f.f32Load(0)
-				f.f32x4Splat()
-				f.f32x4Mul()
-				f.set(dv)
-				for k, x := range []uint32{x0, x1, x2, x3} {
-					f.get(pxq)
-					f.v128Load(uint32(16 * k))
-					f.set(x)
-				}
-				for r := range 4 {
-					// the row's weights as 16 i8 for elements 0..15 (w0) and 16..31 (w1)
-					f.get(pq)
-					if r > 0 {
-						f.get(sq)
-						if r > 1 {
-							f.i32Const(int32(r))
-							f.i32Mul()
-						}
-						f.i32Add()
-					}
-					f.blockQuants(qb, scratch0(f), w0, w1)
-					// the row's scale in every lane, for both halves
-					f.get(dv)
-					f.f32x4ExtractLane(byte(r))
+					f.set(h)
+					f.half(h, u)
+					f.get(pxd)
+					f.f32Load(0)
+					f.f32Mul()
+					f.set(d)
+					f.get(d)
 					f.f32x4Splat()
 					f.set(dr)
-					for half, a := range []uint32{acc[2*r], acc[2*r+1]} {
-						hi := half == 1
-						xa, xb := x0, x2
-						if hi {
-							xa, xb = x1, x3
-						}
-						f.get(a)
-						f.quantDot(w0, w1, hi, func() { f.get(xa) }, func() { f.get(xb) })
-						f.get(dr)
-						f.f32x4Mul()
-						f.f32x4Add()
-						f.set(a)
-					}
+					blockLanes(r, 0, 0)
+					f.inc(pw[r], 2)
+					f.inc(pq[r], qb)
 				}
-				f.inc(pw, 2)
-				f.inc(pq, qb)
 				f.inc(pxd, 4)
 				f.inc(pxq, 64)
+				f.inc(b, 1)
 			})
 			// dst[t·ds + i + r] = hsum8(acc[2r] ‖ acc[2r+1])
-			for r := range 4 {
+			for r := range R {
 				f.get(dst)
 				f.get(t)
 				f.get(ds)
@@ -516,8 +690,9 @@ func quadRows(f *fn, qb int32, i, t, b uint32) {
 				f.hsum4(acc[2*r])
 				f.f32Store(uint32(4 * r))
 			}
+			f.inc(t, 1)
 		})
-		f.inc(i, 4)
+		f.inc(i, int32(R))
 	})
 }
 
@@ -526,21 +701,40 @@ func quadRows(f *fn, qb int32, i, t, b uint32) {
 // the high eight when high) with the 16-bit activation quants xa and xb
 // push, the pairing of blocks.go's lanes.
 func (f *fn) quantDot(w0, w1 uint32, high bool, xa, xb func()) {
-	for _, p := range []struct {
-		w uint32
-		x func()
-	}{{w0, xa}, {w1, xb}} {
-		f.get(p.w)
-		if high {
-			f.i16x8ExtendHighI8x16S()
-		} else {
-			f.i16x8ExtendLowI8x16S()
+	ext := func(w uint32) func() {
+		return func() {
+			f.get(w)
+			if high {
+				f.i16x8ExtendHighI8x16S()
+			} else {
+				f.i16x8ExtendLowI8x16S()
+			}
 		}
-		p.x()
-		f.i32x4DotI16x8S()
 	}
+	f.quantDotWide(ext(w0), ext(w1), xa, xb)
+}
+
+// quantDotWide is quantDot with the weights' eight quants pushed as
+// i16x8 by wa and wb.
+func (f *fn) quantDotWide(wa, wb, xa, xb func()) {
+	wa()
+	xa()
+	f.i32x4DotI16x8S()
+	wb()
+	xb()
+	f.i32x4DotI16x8S()
 	f.i32x4Add()
 	f.f32x4ConvertI32x4S()
+}
+
+// load8At returns what pushes the eight signed bytes at offset off from
+// the address in local p, widened to i16x8.
+func (f *fn) load8At(p, off uint32) func() {
+	return func() {
+		f.get(p)
+		f.simd(0x01) // v128.load8x8_s
+		f.memarg(3, off)
+	}
 }
 
 // loadAt returns what pushes the v128 at offset off from the address in
@@ -552,25 +746,24 @@ func (f *fn) loadAt(p, off uint32) func() {
 	}
 }
 
-// blockQuants takes the address of a block's quants from the stack and
-// sets w0 and w1 to its 32 quants as signed bytes, elements 0..15 and
-// 16..31: q8_0's (qb 32) loaded as they are, q4_0's (qb 16: byte j holds
-// element j in the low nibble and j+16 in the high, each stored +8)
-// unpacked with constant masks and eights. addr is an i32 local it may
-// use to hold the address.
-func (f *fn) blockQuants(qb int32, addr, w0, w1 uint32) {
+// blockQuantsAt takes the address of a block's quants less off from the
+// stack and sets w0 and w1 to its 32 quants as signed bytes, elements
+// 0..15 and 16..31: q8_0's (qb 32) loaded as they are, q4_0's (qb 16:
+// byte j holds element j in the low nibble and j+16 in the high, each
+// stored +8) unpacked with constant masks and eights. addr is an i32
+// local holding the same address (q8_0 loads twice from it).
+func (f *fn) blockQuantsAt(qb int32, off, addr, w0, w1 uint32) {
 	if qb == 32 {
-		f.tee(addr)
-		f.v128Load(0)
+		f.v128Load(off)
 		f.set(w0)
 		f.get(addr)
-		f.v128Load(16)
+		f.v128Load(off + 16)
 		f.set(w1)
 		return
 	}
 	// high nibbles: each 16-bit lane shifted right by 4 (its high byte's
 	// low nibble lands in the top of its low byte) and masked
-	f.v128Load(0)
+	f.v128Load(off)
 	f.tee(w1)
 	f.v128Splat8(0x0f)
 	f.v128And()
@@ -585,14 +778,6 @@ func (f *fn) blockQuants(qb int32, addr, w0, w1 uint32) {
 	f.v128Splat8(8)
 	f.i8x16Sub()
 	f.set(w1)
-}
-
-// scratch0 is an i32 scratch local of f's, made on first use.
-func scratch0(f *fn) uint32 {
-	if f.scratchI32 == 0 {
-		f.scratchI32 = f.local(i32)
-	}
-	return f.scratchI32
 }
 
 // inc adds c to local l.

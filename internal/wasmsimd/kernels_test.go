@@ -77,7 +77,8 @@ func randHalfs(r *rand.Rand, n int) []byte {
 
 // TestKernelsMatchGo checks every kernel against runtime/vec's dot
 // products, bit for bit, on random weights and activations of ragged
-// sizes: whole and partial groups of rows, one to three activation rows,
+// sizes: one to thirteen rows, one to nine activation rows (whole tiles of
+// four and the rest),
 // an output stride wider than the rows, unaligned buffers.
 func TestKernelsMatchGo(t *testing.T) {
 	h := newKernelHost(t, 64)
@@ -92,6 +93,7 @@ func TestKernelsMatchGo(t *testing.T) {
 	} {
 		for _, sz := range []struct{ rows, nb, trows int }{
 			{1, 1, 1}, {3, 1, 2}, {4, 2, 1}, {5, 3, 3}, {7, 16, 1}, {9, 11, 2}, {2, 0, 1}, {0, 4, 1}, {13, 44, 3},
+			{2, 4, 4}, {3, 9, 5}, {5, 44, 9}, {1, 7, 8},
 		} {
 			h.top = 16
 			rows, nb, trows := sz.rows, sz.nb, sz.trows
@@ -145,38 +147,47 @@ func TestKernelsMatchGo(t *testing.T) {
 
 // TestHalf checks the kernels' f16 decoding on every finite f16 bit
 // pattern and ±Inf, through a q8_0 block of weight 1 at element 0 against an
-// activation of 1 with scale 1: the result is the scale itself.
+// activation of 1 with scale 1: the result is the scale itself. With nb 1
+// the scales are decoded one at a time (half); with nb 4 four blocks'
+// at once (halfLanesS), the pattern in block i%4 of row i and zeros in
+// the others.
 func TestHalf(t *testing.T) {
-	h := newKernelHost(t, 64)
-	const n = 0x7c01 // finite magnitudes and Inf; the sign is tested by doubling up
-	wd := make([]byte, 0, 4*n)
-	for s := range 2 {
-		for v := range n {
-			wd = binary.LittleEndian.AppendUint16(wd, uint16(v)|uint16(s)<<15)
+	for _, nb := range []int{1, 4} {
+		h := newKernelHost(t, 256)
+		const n = 0x7c01 // finite magnitudes and Inf; the sign is tested by doubling up
+		rows := 2 * n
+		wd := make([]byte, 2*nb*rows)
+		for s := range 2 {
+			for v := range n {
+				i := s*n + v
+				binary.LittleEndian.PutUint16(wd[2*(nb*i+i%nb):], uint16(v)|uint16(s)<<15)
+			}
 		}
-	}
-	rows := 2 * n
-	wq := make([]byte, 32*rows)
-	for i := range rows {
-		wq[32*i] = 1
-	}
-	xq := make([]int16, 32)
-	xq[0] = 1
-	pdst := h.put(t, make([]byte, 4*rows), 0)
-	pwd := h.put(t, wd, 0)
-	pwq := h.put(t, wq, 0)
-	pxd := h.put(t, f32Bytes([]float32{1}), 0)
-	pxq := h.put(t, i16Bytes(xq), 0)
-	if _, err := h.mod.ExportedFunction(KernelQ8_0).Call(context.Background(),
-		uint64(pdst), uint64(rows), uint64(pwd), uint64(pwq), uint64(pxd), uint64(pxq), uint64(rows), 1, 1); err != nil {
-		t.Fatal(err)
-	}
-	out, _ := h.mem.Read(pdst, uint32(4*rows))
-	for i := range rows {
-		want := vec.DotQ8_0(wd[2*i:2*i+2], wq[32*i:32*i+32], []float32{1}, xq)
-		got := binary.LittleEndian.Uint32(out[4*i:])
-		if got != math.Float32bits(want) {
-			t.Fatalf("f16 %#04x: SIMD %#x, Go %#x", binary.LittleEndian.Uint16(wd[2*i:]), got, math.Float32bits(want))
+		wq := make([]byte, 32*nb*rows)
+		for i := range rows {
+			wq[32*(nb*i+i%nb)] = 1
+		}
+		xq := make([]int16, 32*nb)
+		xd := make([]float32, nb)
+		for k := range nb {
+			xq[32*k], xd[k] = 1, 1
+		}
+		pdst := h.put(t, make([]byte, 4*rows), 0)
+		pwd := h.put(t, wd, 0)
+		pwq := h.put(t, wq, 0)
+		pxd := h.put(t, f32Bytes(xd), 0)
+		pxq := h.put(t, i16Bytes(xq), 0)
+		if _, err := h.mod.ExportedFunction(KernelQ8_0).Call(context.Background(),
+			uint64(pdst), uint64(rows), uint64(pwd), uint64(pwq), uint64(pxd), uint64(pxq), uint64(rows), uint64(nb), 1); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := h.mem.Read(pdst, uint32(4*rows))
+		for i := range rows {
+			want := vec.DotQ8_0(wd[2*nb*i:2*nb*(i+1)], wq[32*nb*i:32*nb*(i+1)], xd, xq)
+			got := binary.LittleEndian.Uint32(out[4*i:])
+			if got != math.Float32bits(want) {
+				t.Fatalf("nb %d, f16 %#04x: SIMD %#x, Go %#x", nb, binary.LittleEndian.Uint16(wd[2*(nb*i+i%nb):]), got, math.Float32bits(want))
+			}
 		}
 	}
 }
