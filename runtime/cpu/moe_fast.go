@@ -86,7 +86,7 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 			nx += n * D
 			if quantX {
 				e.xq = &m.xqs[i]
-				e.xq.Resize(n, D)
+				e.xq.ResizeFor(e.gate.m, n, D)
 			}
 			work0 += 8 * n * D
 		} else {
@@ -96,7 +96,7 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 		nh += n * w
 		if e.down.quantised() {
 			e.hq = &m.hqs[i]
-			e.hq.Resize(n, w)
+			e.hq.ResizeFor(e.down.m, n, w)
 		} else {
 			e.hq = nil
 		}

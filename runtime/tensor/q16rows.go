@@ -26,6 +26,11 @@ type Q16Rows struct {
 	qs         []int16   // rows·cols
 	d          []float32 // rows·cols/32 scales
 	g          []float32 // rows·cols/32 products d·Σq
+	// dup is qs laid out by vec.DupQ16 for q4_0's 2×n tiles, kept when
+	// dupOn: a q4_0 product (ResizeFor) of several rows on a machine that
+	// has the tiles.
+	dup   []int16
+	dupOn bool
 }
 
 // Rows and Cols are the shape last quantised.
@@ -41,12 +46,32 @@ func (q *Q16Rows) Quantize(x []float32, rows, cols int) {
 
 // Resize sets q's shape to rows×cols (cols a multiple of 32) for
 // QuantizeBlocks to fill, reusing its storage when it is large enough.
-func (q *Q16Rows) Resize(rows, cols int) {
+func (q *Q16Rows) Resize(rows, cols int) { q.resize(rows, cols, false) }
+
+// ResizeFor is Resize for products with m: where m is q4_0 it also keeps
+// the activations in the layout of the 2×n tiles that MulQuantized gives
+// the tokens short of a whole 2×8 tile (an expert's few in prefill). Other
+// formats do not read that copy, so they do not pay for it.
+func (q *Q16Rows) ResizeFor(m *Matrix, rows, cols int) {
+	q.resize(rows, cols, m != nil && m.dtype == Q4_0)
+}
+
+// QuantizeFor is Quantize for products with m (ResizeFor).
+func (q *Q16Rows) QuantizeFor(m *Matrix, x []float32, rows, cols int) {
+	q.ResizeFor(m, rows, cols)
+	q.QuantizeBlocks(x, 0, rows*cols/qk)
+}
+
+func (q *Q16Rows) resize(rows, cols int, q4 bool) {
 	nb := rows * cols / qk
 	q.rows, q.cols = rows, cols
 	q.qs = grow(q.qs, rows*cols)
 	q.d = grow(q.d, nb)
 	q.g = grow(q.g, nb)
+	q.dupOn = q4 && rows >= 2 && vec.TilesAnyTokens()
+	if q.dupOn {
+		q.dup = grow(q.dup, 2*rows*cols)
+	}
 }
 
 // QuantizeBlocks quantises the 32-element blocks b0 ≤ b < b1 of x (the
@@ -54,6 +79,9 @@ func (q *Q16Rows) Resize(rows, cols int) {
 // ranges may be quantised concurrently.
 func (q *Q16Rows) QuantizeBlocks(x []float32, b0, b1 int) {
 	vec.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x[qk*b0:qk*b1])
+	if q.dupOn {
+		vec.DupQ16(q.dup[2*qk*b0:2*qk*b1], q.qs[qk*b0:qk*b1])
+	}
 }
 
 func grow[T any](s []T, n int) []T {
@@ -122,6 +150,23 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 						dst[(t+k)*stride+r+1] = o16[8+k]
 					}
 				}
+			}
+			// Two to seven tokens left (an expert's share of a short
+			// prompt): one 2×n tile for all of them where the machine has
+			// it and x was quantised for it (ResizeFor), which unpacks each
+			// weight block once for the n, where the four-row kernel would
+			// unpack it again for each token short of a four-token tile.
+			if m.dtype == Q4_0 && x.rows-t >= 2 && x.dupOn {
+				nt := x.rows - t
+				x2, xd := x.dup[2*t*m.cols:], x.d[t*n:]
+				for r := rb; r < re; r += 2 {
+					vec.DotQ4_0x2xN(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk/2*r*n:], qk/2*n, xd, x2, n, n, nt)
+					for k := range nt {
+						dst[(t+k)*stride+r] = o16[k]
+						dst[(t+k)*stride+r+1] = o16[8+k]
+					}
+				}
+				t = x.rows
 			}
 			for ; t+4 <= x.rows; t += 4 {
 				xq, xd := x.qs[t*m.cols:], x.d[t*n:]

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/moderuntime/mode/runtime/vec"
 )
 
 // u is float32's unit roundoff.
@@ -134,5 +136,61 @@ func TestMulQuantized(t *testing.T) {
 			}
 			t.Logf("largest diff / bound: %.3f", worst)
 		})
+	}
+}
+
+// TestMulQuantizedTokens checks that every token of a batch gets the bits
+// it gets alone, for q4_0 and q8_0 matrices of ragged sizes and every batch
+// size up to nine and a few past it (the 2×8 tiles, then the tokens short
+// of a whole one: q4_0's 2×n tiles where the machine has them, the 2×4
+// tiles and the four-row kernel elsewhere), with the activations quantised
+// for the matrix (QuantizeFor) and without (Quantize), which must agree.
+func TestMulQuantizedTokens(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, d := range []DType{Q4_0, Q8_0} {
+		for _, rows := range []int{1, 2, 3, 4, 5, 7, 8, 13, 19} {
+			for _, nb := range []int{1, 2, 7, 9, 17, 44} {
+				cols := qk * nb
+				w := make([]float32, rows*cols)
+				for i := range w {
+					w[i] = float32(r.NormFloat64())
+				}
+				qt, err := Quantize(FromF32("w", []int{rows, cols}, w), d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := NewMatrix(qt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, tokens := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15} {
+					x := make([]float32, tokens*cols)
+					for i := range x {
+						x[i] = float32(r.NormFloat64())
+					}
+					var qf, qp, q1 Q16Rows
+					qf.QuantizeFor(m, x, tokens, cols)
+					qp.Quantize(x, tokens, cols)
+					if want := d == Q4_0 && tokens >= 2 && vec.TilesAnyTokens(); qf.dupOn != want {
+						t.Fatalf("%v %d tokens: 2×n layout kept %v, want %v", d, tokens, qf.dupOn, want)
+					}
+					got := make([]float32, tokens*rows)
+					plain := make([]float32, tokens*rows)
+					m.MulQuantized(got, rows, &qf, 0, rows)
+					m.MulQuantized(plain, rows, &qp, 0, rows)
+					one := make([]float32, rows)
+					for tk := range tokens {
+						q1.QuantizeFor(m, x[tk*cols:(tk+1)*cols], 1, cols)
+						m.MulQuantized(one, rows, &q1, 0, rows)
+						for i, v := range one {
+							g, p := got[tk*rows+i], plain[tk*rows+i]
+							if math.Float32bits(g) != math.Float32bits(v) || math.Float32bits(p) != math.Float32bits(v) {
+								t.Fatalf("%v %dx%d, %d tokens: token %d row %d: %v in the batch (%v without the 2×n layout), %v alone", d, rows, cols, tokens, tk, i, g, p, v)
+							}
+						}
+					}
+				}
+			}
+		}
 	}
 }

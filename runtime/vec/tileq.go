@@ -44,6 +44,74 @@ func DotQ4_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 	dotQ4_0x2x8(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
 
+// DupQ16 lays out the 16-bit activation blocks q (32 values each) for
+// DotQ4_0x2xN: each block's values 0..15 twice, then 16..31 twice, in
+// dst[:2·len(q)]. Each half of a 512-bit register then holds what the
+// kernel's two weight rows multiply, loaded as it is.
+func DupQ16(dst, q []int16) {
+	dst = dst[:2*len(q)]
+	for b := 0; b+BlockSize <= len(q); b += BlockSize {
+		lo, hi := q[b:b+BlockSize/2], q[b+BlockSize/2:b+BlockSize]
+		d := dst[2*b : 2*b+2*BlockSize]
+		copy(d[0:16], lo)
+		copy(d[16:32], lo)
+		copy(d[32:48], hi)
+		copy(d[48:64], hi)
+	}
+}
+
+// DotQ4_0x2xN is DotQ4_0x2x8 for the first nt activation rows, 1 ≤ nt ≤ 8,
+// with the activations laid out by DupQ16 (x2: 64 values a block, token t's
+// blocks at t·xs blocks): out[8r+t] for weight row r < 2 and token t < nt
+// (the rest of out is zero), each the one-row kernel's bits. Prefill's
+// experts get a few tokens each; with AVX-512 one kernel unpacks each
+// weight block once for all nt of them and reads each activation half
+// straight into its multiply-add, where the 2×8 and 2×4 tiles would leave
+// the tokens short of a whole tile to the four-row kernel, one token at a
+// time. Elsewhere it is a pure-Go loop output by output (TilesAnyTokens
+// says which).
+func DotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt int) {
+	if nt < 1 || nt > 8 {
+		panic("vec: DotQ4_0x2xN takes 1 to 8 tokens")
+	}
+	wd, wq, xd, x2 = wd[:sd+2*n], wq[:sq+BlockSize/2*n], xd[:(nt-1)*xs+n], x2[:2*BlockSize*((nt-1)*xs+n)]
+	if n == 0 {
+		*out = [16]float32{}
+		return
+	}
+	dotQ4_0x2xN(out, wd, sd, wq, sq, xd, x2, xs, n, nt)
+}
+
+// TilesAnyTokens reports whether DotQ4_0x2xN runs as one tile kernel (so
+// that it is worth calling for a few tokens) rather than output by output.
+func TilesAnyTokens() bool { return tilesAnyTokens() }
+
+// dotQ4_0x2xNGo is DotQ4_0x2xN output by output, in dotQ4_0Go's lanes and
+// order, reading the activations from their DupQ16 layout.
+func dotQ4_0x2xNGo(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt int) {
+	*out = [16]float32{}
+	var w [BlockSize]int32
+	for r := range 2 {
+		for t := range nt {
+			var acc [8]float32
+			for b := range n {
+				d := float32(halfAt(wd[r*sd:], b) * xd[t*xs+b])
+				q := (*[BlockSize / 2]byte)(wq[r*sq+BlockSize/2*b:])
+				for j, v := range q {
+					w[j], w[j+BlockSize/2] = int32(v&15)-8, int32(v>>4)-8
+				}
+				x := (*[2 * BlockSize]int16)(x2[2*BlockSize*(t*xs+b):])
+				for k := range acc {
+					i, j := 2*k, 2*k+BlockSize/2
+					s := w[i]*int32(x[i]) + w[i+1]*int32(x[i+1]) + w[j]*int32(x[j+BlockSize/2]) + w[j+1]*int32(x[j+1+BlockSize/2])
+					acc[k] += float32(d * float32(s))
+				}
+			}
+			out[8*r+t] = hsum8(&acc)
+		}
+	}
+}
+
 // DotQ8_0x2x8 is DotQ4_0x2x8 for q8_0 weights: DotQ8_0x2x4 for eight
 // activation rows, each output the one-row kernel's bits.
 func DotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {

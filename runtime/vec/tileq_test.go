@@ -377,3 +377,69 @@ func testDotQx2x8(t *testing.T, k tile2x8) {
 		}
 	}
 }
+
+// TestDotQx2xN checks that the 2×n tile, on activations laid out by
+// DupQ16, gives every output the bits of the one-row kernel and of the
+// pure-Go sums (on the plain layout) for every token count 1..8, block
+// counts around the groups of eight, strides longer than a row, activation
+// slices that end at the last token's last block, and the extreme quants;
+// and that the outputs past n are zero.
+func TestDotQx2xN(t *testing.T) { eachImpl(t, testDotQx2xN) }
+
+func testDotQx2xN(t *testing.T) {
+	r := rand.New(rand.NewPCG(29, 30))
+	const qb = BlockSize / 2
+	for _, nb := range []int{1, 2, 3, 7, 8, 9, 15, 16, 17, 32, 44} {
+		for nt := 1; nt <= 8; nt++ {
+			sd, sq := 2*nb+6, qb*nb+16
+			xs := nb + 3
+			wd := make([]byte, 2*sd)
+			for i := 0; i < len(wd); i += 2 {
+				h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
+				wd[i], wd[i+1] = byte(h), byte(h>>8)
+			}
+			wq := make([]byte, 2*sq)
+			for i := range wq {
+				wq[i] = byte(r.IntN(256))
+			}
+			xd := make([]float32, (nt-1)*xs+nb)
+			xq := make([]int16, BlockSize*len(xd))
+			for b := range xd {
+				xd[b] = float32(math.Exp(3 * r.NormFloat64()))
+			}
+			for i := range xq {
+				xq[i] = int16(r.IntN(65535) - 32767)
+			}
+			if nt%3 == 0 {
+				for i := range qb {
+					wq[i], wq[sq+i] = 0x00, 0xff
+					xq[i], xq[BlockSize*(nt-1)*xs+i] = 32767, -32767
+				}
+			}
+			got := [16]float32{}
+			for i := range got {
+				got[i] = float32(i + 1) // must be overwritten
+			}
+			x2 := make([]int16, 2*len(xq))
+			DupQ16(x2, xq)
+			DotQ4_0x2xN(&got, wd, sd, wq, sq, xd, x2, xs, nb, nt)
+			for row := range 2 {
+				for tok := range 8 {
+					o := got[8*row+tok]
+					if tok >= nt {
+						if o != 0 {
+							t.Fatalf("nb=%d n=%d row %d token %d (past n): %v, want 0", nb, nt, row, tok, o)
+						}
+						continue
+					}
+					w, x := wq[row*sq:], xq[BlockSize*tok*xs:]
+					want := DotQ4_0(wd[row*sd:], w, xd[tok*xs:tok*xs+nb], x)
+					goWant := dotQ4_0Go(wd[row*sd:row*sd+2*nb], w[:qb*nb], xd[tok*xs:tok*xs+nb], x[:BlockSize*nb])
+					if math.Float32bits(o) != math.Float32bits(want) || want != goWant {
+						t.Fatalf("nb=%d n=%d row %d token %d: 2×n tile %v, one row %v, pure Go %v", nb, nt, row, tok, o, want, goWant)
+					}
+				}
+			}
+		}
+	}
+}

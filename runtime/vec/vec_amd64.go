@@ -294,3 +294,17 @@ func dotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 
 //go:noescape
 func dotQ8_0x2x8AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
+
+func dotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n, nt int) {
+	if hasAVX512 {
+		dotQ4_0x2xNAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n, nt)
+		return
+	}
+	dotQ4_0x2xNGo(out, wd, sd, wq, sq, xd, xq, xs, n, nt)
+}
+
+//go:noescape
+func dotQ4_0x2xNAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb, nt int)
+
+// tilesAnyTokens: the 2×n tiles are one kernel only with AVX-512.
+func tilesAnyTokens() bool { return hasAVX512 }

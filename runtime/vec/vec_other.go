@@ -72,3 +72,9 @@ func dotQ4_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 func dotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
 	dotQ8_0x2x8Loop(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
+
+func dotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n, nt int) {
+	dotQ4_0x2xNGo(out, wd, sd, wq, sq, xd, xq, xs, n, nt)
+}
+
+func tilesAnyTokens() bool { return false }
