@@ -59,6 +59,7 @@ func (d dir) Read(ctx context.Context, file string, offset, length int64) ([]byt
 		return nil, fmt.Errorf("read %s: %d bytes do not fit in memory on this platform", name, length)
 	}
 	b := make([]byte, length)
+	adviseHugePages(b) // before the read first touches the pages
 	n, err := f.ReadAt(b, offset)
 	if n == len(b) {
 		return b, nil
