@@ -163,12 +163,14 @@ func TestHalfLanes(t *testing.T) {
 // TestAttentionKernelsMatchGo checks KernelScores and KernelWeightedSum
 // against vec.ScoresGo and vec.WeightedSumGo, bit for bit, on head sizes
 // around the four lanes, row counts from one up and strides wider than a
-// head (the grouped heads of a KV cache row).
+// head (the grouped heads of a KV cache row); sizes on either side of the
+// kernels' blocks of four rows and sixteen outputs.
 func TestAttentionKernelsMatchGo(t *testing.T) {
 	h := newKernelHost(t, 64)
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, sz := range []struct{ n, hd, stride int }{
 		{1, 1, 1}, {1, 4, 4}, {3, 5, 5}, {7, 8, 16}, {17, 33, 40}, {64, 64, 256}, {5, 3, 7}, {0, 8, 8}, {4, 0, 8}, {200, 128, 128},
+		{4, 16, 16}, {6, 20, 24}, {9, 37, 37}, {11, 50, 64}, {8, 3, 3}, {13, 64, 128},
 	} {
 		h.top = 16
 		n, hd, stride := sz.n, sz.hd, sz.stride
