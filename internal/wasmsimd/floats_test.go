@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/moderuntime/mode/runtime/vec"
@@ -206,6 +207,59 @@ func TestAttentionKernelsMatchGo(t *testing.T) {
 			}
 			if len(c.want) > 0 && c.got[len(c.want)] != 0 {
 				t.Errorf("%s %+v: wrote past the end", c.name, sz)
+			}
+		}
+	}
+}
+
+// TestExpKernelsMatchGo checks KernelExp against vec.Exp(x − m) and
+// KernelSiLU against vec.SiLUMul, bit for bit (NaNs as NaNs), on the
+// whole groups of four of ragged lengths, with inputs across and past the
+// clamp, subnormals, zeros of both signs, infinities and NaNs; and that
+// neither touches the elements past n&^3.
+func TestExpKernelsMatchGo(t *testing.T) {
+	h := newKernelHost(t, 64)
+	r := rand.New(rand.NewPCG(11, 12))
+	special := []float32{0, float32(math.Copysign(0, -1)), 88.72, -87.33, 88.73, -87.34, 100, -100, 1e-40, -1e-40,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 0.5, -0.5, 1e30, -1e30}
+	for _, n := range []int{0, 1, 3, 4, 5, 8, 13, 64, 67, 1408, 4099} {
+		x := randFloats(r, n)
+		for i := range x {
+			switch r.IntN(8) {
+			case 0:
+				x[i] = special[r.IntN(len(special))]
+			case 1:
+				x[i] *= 40 // across the clamp
+			}
+		}
+		u := randFloats(r, n)
+		m := []float32{0, 1.5, -3, float32(math.Copysign(0, -1))}[n%4]
+		h.top = 16
+		px := h.put(t, f32Bytes(x), 4)
+		pdst := h.put(t, make([]byte, 4*n), 8)
+		pg := h.put(t, f32Bytes(x), 12)
+		pu := h.put(t, f32Bytes(u), 0)
+		ctx := context.Background()
+		if _, err := h.mod.ExportedFunction(KernelExp).Call(ctx, uint64(pdst), uint64(px), uint64(n), uint64(math.Float32bits(m))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.mod.ExportedFunction(KernelSiLU).Call(ctx, uint64(pg), uint64(pu), uint64(n)); err != nil {
+			t.Fatal(err)
+		}
+		n4 := n &^ 3
+		silu := slices.Clone(x)
+		vec.SiLUMul(silu[:n4], slices.Clone(u[:n4]))
+		gotExp, gotSiLU := readF32(t, h, pdst, n), readF32(t, h, pg, n)
+		for i := range n {
+			wantExp, wantSiLU := float32(0), x[i] // past n4: untouched
+			if i < n4 {
+				wantExp, wantSiLU = vec.Exp(x[i]-m), silu[i]
+			}
+			if !same(gotExp[i], math.Float32bits(wantExp)) {
+				t.Errorf("exp n=%d [%d] Exp(%v − %v): SIMD %v (%#x), Go %v", n, i, x[i], m, math.Float32frombits(gotExp[i]), gotExp[i], wantExp)
+			}
+			if !same(gotSiLU[i], math.Float32bits(wantSiLU)) {
+				t.Errorf("silu n=%d [%d] g=%v u=%v: SIMD %v (%#x), Go %v", n, i, x[i], u[i], math.Float32frombits(gotSiLU[i]), gotSiLU[i], wantSiLU)
 			}
 		}
 	}

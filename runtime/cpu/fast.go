@@ -230,7 +230,7 @@ func softmaxFast(x, sinks []float32, h int) {
 	for _, v := range x {
 		m = fmax(m, v)
 	}
-	sum := vec.ExpShift(x, x, m)
+	sum := expShift(x, x, m)
 	if sinks != nil {
 		sum += vec.Exp(sinks[h] - m)
 	}
