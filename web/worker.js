@@ -328,6 +328,7 @@ function simdImports(memory) {
     wsum: (o, a, v, n, hd, stride) => k.wsum(o, a, v, n, hd, stride),
     exp: (dst, x, n, m) => k.exp(dst, x, n, m),
     silu: (g, u, n) => k.silu(g, u, n),
+    q16: (q, d, g, x, nb) => k.q16(q, d, g, x, nb),
   };
 }
 

@@ -50,3 +50,8 @@ func ExpShiftN(dst, x []float32, m float32) int {
 func SiLUMulN(g, u []float32) int {
 	panic("wasmsimd: SiLUMulN outside WebAssembly")
 }
+
+// QuantizeQ16 is only for wasm builds with the kernels loaded.
+func QuantizeQ16(q []int16, d, g, x []float32) {
+	panic("wasmsimd: QuantizeQ16 outside WebAssembly")
+}

@@ -43,6 +43,9 @@ func hostExp(dst, x unsafe.Pointer, n int32, m uint32)
 //go:wasmimport modesimd silu
 func hostSiLU(g, u unsafe.Pointer, n int32)
 
+//go:wasmimport modesimd q16
+func hostQ16(q, d, g, x unsafe.Pointer, nb int32)
+
 // memImport is where the Go instance's memory is found: wasm_exec.js's
 // instance exports it as "mem" and the worker imports it as go.mem; a
 // wasip1 module exports "memory", which cmd/mode's host names the guest's
@@ -154,4 +157,18 @@ func SiLUMulN(g, u []float32) int {
 	}
 	hostSiLU(unsafe.Pointer(&g[0]), unsafe.Pointer(&u[0]), int32(n))
 	return n
+}
+
+// QuantizeQ16 is vec.QuantizeQ16 through KernelQ16, with the bits of its
+// Go code as the wasm build runs it.
+func QuantizeQ16(q []int16, d, g, x []float32) {
+	nb := len(d)
+	q, g, x = q[:32*nb], g[:nb], x[:32*nb]
+	if nb == 0 {
+		return
+	}
+	if int64(nb) >= 1<<24 {
+		panic("wasmsimd: QuantizeQ16 of too many blocks")
+	}
+	hostQ16(unsafe.Pointer(&q[0]), unsafe.Pointer(&d[0]), unsafe.Pointer(&g[0]), unsafe.Pointer(&x[0]), int32(nb))
 }
