@@ -326,6 +326,9 @@ function simdImports(memory) {
     f16: (dst, ds, w, x, rows, n, trows) => k.f16(dst, ds, w, x, rows, n, trows),
     scores: (dst, q, kc, n, hd, stride) => k.scores(dst, q, kc, n, hd, stride),
     wsum: (o, a, v, n, hd, stride) => k.wsum(o, a, v, n, hd, stride),
+    exp: (dst, x, n, m) => k.exp(dst, x, n, m),
+    silu: (g, u, n) => k.silu(g, u, n),
+    q16: (q, d, g, x, nb) => k.q16(q, d, g, x, nb),
   };
 }
 

@@ -101,6 +101,7 @@ func (f *fn) i16x8ExtendHighI8x16S()       { f.simd(0x88) }
 func (f *fn) i16x8ExtendLowI8x16U()        { f.simd(0x89) }
 func (f *fn) i16x8ExtendHighI8x16U()       { f.simd(0x8a) }
 func (f *fn) i32x4Add()                    { f.simd(0xae) }
+func (f *fn) f32x4Sub()                    { f.simd(0xe5) }
 func (f *fn) i32x4DotI16x8S()              { f.simd(0xba) }
 func (f *fn) f32x4Add()                    { f.simd(0xe4) }
 func (f *fn) f32x4Mul()                    { f.simd(0xe6) }

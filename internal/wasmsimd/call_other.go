@@ -40,3 +40,18 @@ func Scores(dst, q, k []float32, stride int) {
 func WeightedSum(o, a, v []float32, stride int) {
 	panic("wasmsimd: WeightedSum outside WebAssembly")
 }
+
+// ExpShiftN is only for wasm builds with the kernels loaded.
+func ExpShiftN(dst, x []float32, m float32) int {
+	panic("wasmsimd: ExpShiftN outside WebAssembly")
+}
+
+// SiLUMulN is only for wasm builds with the kernels loaded.
+func SiLUMulN(g, u []float32) int {
+	panic("wasmsimd: SiLUMulN outside WebAssembly")
+}
+
+// QuantizeQ16 is only for wasm builds with the kernels loaded.
+func QuantizeQ16(q []int16, d, g, x []float32) {
+	panic("wasmsimd: QuantizeQ16 outside WebAssembly")
+}

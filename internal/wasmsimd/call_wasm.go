@@ -3,6 +3,7 @@
 package wasmsimd
 
 import (
+	"math"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -35,6 +36,15 @@ func hostScores(dst, q, k unsafe.Pointer, n, hd, stride int32)
 
 //go:wasmimport modesimd wsum
 func hostWeightedSum(o, a, v unsafe.Pointer, n, hd, stride int32)
+
+//go:wasmimport modesimd exp
+func hostExp(dst, x unsafe.Pointer, n int32, m uint32)
+
+//go:wasmimport modesimd silu
+func hostSiLU(g, u unsafe.Pointer, n int32)
+
+//go:wasmimport modesimd q16
+func hostQ16(q, d, g, x unsafe.Pointer, nb int32)
 
 // memImport is where the Go instance's memory is found: wasm_exec.js's
 // instance exports it as "mem" and the worker imports it as go.mem; a
@@ -122,4 +132,43 @@ func WeightedSum(o, a, v []float32, stride int) {
 		return
 	}
 	hostWeightedSum(unsafe.Pointer(&o[0]), unsafe.Pointer(&a[0]), unsafe.Pointer(&v[0]), int32(len(a)), int32(len(o)), int32(stride))
+}
+
+// ExpShiftN sets dst[i] = vec.Exp(x[i] − m), with its bits, for the first
+// len(x)&^3 elements (KernelExp) and returns how many it set; the caller
+// does the rest, as vec.ExpShift does with its assembly's count.
+func ExpShiftN(dst, x []float32, m float32) int {
+	dst = dst[:len(x)]
+	n := len(x) &^ 3
+	if n == 0 || int64(len(x)) >= 1<<29 {
+		return 0
+	}
+	hostExp(unsafe.Pointer(&dst[0]), unsafe.Pointer(&x[0]), int32(n), math.Float32bits(m))
+	return n
+}
+
+// SiLUMulN is vec.SiLUMul, with its bits, on the first len(g)&^3
+// elements (KernelSiLU); it returns how many it did.
+func SiLUMulN(g, u []float32) int {
+	u = u[:len(g)]
+	n := len(g) &^ 3
+	if n == 0 || int64(len(g)) >= 1<<29 {
+		return 0
+	}
+	hostSiLU(unsafe.Pointer(&g[0]), unsafe.Pointer(&u[0]), int32(n))
+	return n
+}
+
+// QuantizeQ16 is vec.QuantizeQ16 through KernelQ16, with the bits of its
+// Go code as the wasm build runs it.
+func QuantizeQ16(q []int16, d, g, x []float32) {
+	nb := len(d)
+	q, g, x = q[:32*nb], g[:nb], x[:32*nb]
+	if nb == 0 {
+		return
+	}
+	if int64(nb) >= 1<<24 {
+		panic("wasmsimd: QuantizeQ16 of too many blocks")
+	}
+	hostQ16(unsafe.Pointer(&q[0]), unsafe.Pointer(&d[0]), unsafe.Pointer(&g[0]), unsafe.Pointer(&x[0]), int32(nb))
 }

@@ -246,79 +246,129 @@ func floatKernel(name string, half bool) *fn {
 
 // scoresKernel assembles KernelScores, summing each row as vec's dotGo:
 // four f32 lanes over the whole groups of four, the rest into lane 0,
-// then (s0+s1)+(s2+s3).
+// then (s0+s1)+(s2+s3). Rows go four at a time, each with its own lanes:
+// one row's lane sums are a chain of dependent adds, so a lone row waits
+// on the add's latency every step, where four interleaved ones overlap
+// (and share q's loads). Each row's sums are the same, in the same order.
 func scoresKernel() *fn {
 	f := &fn{name: KernelScores, params: []valType{i32, i32, i32, i32, i32, i32}}
 	const dst, q, k, n, hd, stride = 0, 1, 2, 3, 4, 5
-	i, j, hd4, pq, pk := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
+	i, j, hd4, n4, pq, pqt, rowBytes := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
+	var pk, acc [4]uint32
+	for r := range 4 {
+		pk[r], acc[r] = f.local(i32), f.local(v128)
+	}
 	s0 := f.local(f32)
-	acc := f.local(v128)
+	qv := f.local(v128)
 	f.get(hd)
 	f.i32Const(^3)
 	f.i32And()
 	f.set(hd4)
-	f.forLoop(i, n, func() {
-		f.get(q)
-		f.set(pq)
-		// pk = k + 4·stride·i
+	f.get(n)
+	f.i32Const(^3)
+	f.i32And()
+	f.set(n4)
+	f.get(stride)
+	f.i32Const(2)
+	f.i32Shl()
+	f.set(rowBytes)
+	// pqt = q + 4·hd4, where the scalar tail of q starts
+	f.get(q)
+	f.get(hd4)
+	f.i32Const(2)
+	f.i32Shl()
+	f.i32Add()
+	f.set(pqt)
+	// rows r < m from row i: pk[r] = k + 4·stride·(i+r), lanes cleared,
+	// the vector part over hd4, then per row the tail and the sum into
+	// dst[i+r]
+	rows := func(m int) {
 		f.get(k)
-		f.get(stride)
+		f.get(rowBytes)
 		f.get(i)
 		f.i32Mul()
-		f.i32Const(2)
-		f.i32Shl()
 		f.i32Add()
-		f.set(pk)
-		f.v128Zero()
-		f.set(acc)
+		f.set(pk[0])
+		for r := 1; r < m; r++ {
+			f.get(pk[r-1])
+			f.get(rowBytes)
+			f.i32Add()
+			f.set(pk[r])
+		}
+		for r := range m {
+			f.v128Zero()
+			f.set(acc[r])
+		}
+		f.get(q)
+		f.set(pq)
 		f.i32Const(0)
 		f.set(j)
 		f.whileLt(j, hd4, func() {
-			f.get(acc)
 			f.get(pq)
 			f.v128Load(0)
-			f.get(pk)
-			f.v128Load(0)
-			f.f32x4Mul()
-			f.f32x4Add()
-			f.set(acc)
+			f.set(qv)
+			for r := range m {
+				f.get(acc[r])
+				f.get(qv)
+				f.get(pk[r])
+				f.v128Load(0)
+				f.f32x4Mul()
+				f.f32x4Add()
+				f.set(acc[r])
+				f.inc(pk[r], 16)
+			}
 			f.inc(pq, 16)
-			f.inc(pk, 16)
 			f.inc(j, 4)
 		})
-		f.get(acc)
-		f.f32x4ExtractLane(0)
-		f.set(s0)
-		f.whileLt(j, hd, func() {
-			f.get(s0)
-			f.get(pq)
-			f.f32Load(0)
-			f.get(pk)
-			f.f32Load(0)
-			f.f32Mul()
-			f.f32Add()
+		for r := range m {
+			f.get(acc[r])
+			f.f32x4ExtractLane(0)
 			f.set(s0)
-			f.inc(pq, 4)
-			f.inc(pk, 4)
-			f.inc(j, 1)
-		})
-		// dst[i] = (s0+s1)+(s2+s3)
-		f.get(dst)
-		f.get(i)
-		f.i32Const(2)
-		f.i32Shl()
-		f.i32Add()
-		f.get(s0)
-		f.get(acc)
-		f.f32x4ExtractLane(1)
-		f.f32Add()
-		f.get(acc)
-		f.f32x4ExtractLane(2)
-		f.get(acc)
-		f.f32x4ExtractLane(3)
-		f.f32Add()
-		f.f32Add()
-		f.f32Store(0)
+			f.get(pqt)
+			f.set(pq)
+			f.get(hd4)
+			f.set(j)
+			f.whileLt(j, hd, func() {
+				f.get(s0)
+				f.get(pq)
+				f.f32Load(0)
+				f.get(pk[r])
+				f.f32Load(0)
+				f.f32Mul()
+				f.f32Add()
+				f.set(s0)
+				f.inc(pq, 4)
+				f.inc(pk[r], 4)
+				f.inc(j, 1)
+			})
+			// dst[i+r] = (s0+s1)+(s2+s3)
+			f.get(dst)
+			f.get(i)
+			f.i32Const(2)
+			f.i32Shl()
+			f.i32Add()
+			f.get(s0)
+			f.get(acc[r])
+			f.f32x4ExtractLane(1)
+			f.f32Add()
+			f.get(acc[r])
+			f.f32x4ExtractLane(2)
+			f.get(acc[r])
+			f.f32x4ExtractLane(3)
+			f.f32Add()
+			f.f32Add()
+			f.f32Store(uint32(4 * r))
+		}
+	}
+	f.i32Const(0)
+	f.set(i)
+	f.whileLt(i, n4, func() {
+		rows(4)
+		f.inc(i, 4)
+	})
+	f.whileLt(i, n, func() {
+		rows(1)
+		f.inc(i, 1)
 	})
 	return f
 }
@@ -326,22 +376,33 @@ func scoresKernel() *fn {
 // weightedSumKernel assembles KernelWeightedSum: for each group of four
 // outputs (then each output left), the terms a[i]·v[i·stride + j] added
 // to a zero in order of i, as vec's axpy loop adds them into a cleared o.
+// Groups go four at a time (sixteen outputs) while they last, for
+// scoresKernel's reason: four independent chains of adds, a[i] splat once.
 func weightedSumKernel() *fn {
 	f := &fn{name: KernelWeightedSum, params: []valType{i32, i32, i32, i32, i32, i32}}
 	const o, a, v, n, hd, stride = 0, 1, 2, 3, 4, 5
-	i, j, hd4, pa, pv, rowBytes := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
+	i, j, hd4, hd16, pa, pv, rowBytes := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
 	s := f.local(f32)
-	acc := f.local(v128)
+	av := f.local(v128)
+	var acc [4]uint32
+	for g := range 4 {
+		acc[g] = f.local(v128)
+	}
 	f.get(hd)
 	f.i32Const(^3)
 	f.i32And()
 	f.set(hd4)
+	f.get(hd)
+	f.i32Const(^15)
+	f.i32And()
+	f.set(hd16)
 	f.get(stride)
 	f.i32Const(2)
 	f.i32Shl()
 	f.set(rowBytes)
-	// pv starts at v + 4·j for each column group
-	column := func(vector bool) {
+	// pv starts at v + 4·j for each column group; groups is the vectors
+	// of four side by side (0: one scalar column)
+	column := func(groups int) {
 		f.get(a)
 		f.set(pa)
 		f.get(v)
@@ -350,24 +411,30 @@ func weightedSumKernel() *fn {
 		f.i32Shl()
 		f.i32Add()
 		f.set(pv)
-		if vector {
-			f.v128Zero()
-			f.set(acc)
+		if groups > 0 {
+			for g := range groups {
+				f.v128Zero()
+				f.set(acc[g])
+			}
 		} else {
 			f.f32Const(0)
 			f.set(s)
 		}
 		f.forLoop(i, n, func() {
-			if vector {
-				f.get(acc)
+			if groups > 0 {
 				f.get(pa)
 				f.f32Load(0)
 				f.f32x4Splat()
-				f.get(pv)
-				f.v128Load(0)
-				f.f32x4Mul()
-				f.f32x4Add()
-				f.set(acc)
+				f.set(av)
+				for g := range groups {
+					f.get(acc[g])
+					f.get(av)
+					f.get(pv)
+					f.v128Load(uint32(16 * g))
+					f.f32x4Mul()
+					f.f32x4Add()
+					f.set(acc[g])
+				}
 			} else {
 				f.get(s)
 				f.get(pa)
@@ -384,27 +451,38 @@ func weightedSumKernel() *fn {
 			f.i32Add()
 			f.set(pv)
 		})
-		f.get(o)
-		f.get(j)
-		f.i32Const(2)
-		f.i32Shl()
-		f.i32Add()
-		if vector {
-			f.get(acc)
-			f.v128Store(0)
+		if groups > 0 {
+			for g := range groups {
+				f.get(o)
+				f.get(j)
+				f.i32Const(2)
+				f.i32Shl()
+				f.i32Add()
+				f.get(acc[g])
+				f.v128Store(uint32(16 * g))
+			}
 		} else {
+			f.get(o)
+			f.get(j)
+			f.i32Const(2)
+			f.i32Shl()
+			f.i32Add()
 			f.get(s)
 			f.f32Store(0)
 		}
 	}
 	f.i32Const(0)
 	f.set(j)
+	f.whileLt(j, hd16, func() {
+		column(4)
+		f.inc(j, 16)
+	})
 	f.whileLt(j, hd4, func() {
-		column(true)
+		column(1)
 		f.inc(j, 4)
 	})
 	f.whileLt(j, hd, func() {
-		column(false)
+		column(0)
 		f.inc(j, 1)
 	})
 	return f

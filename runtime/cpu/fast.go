@@ -1,6 +1,8 @@
 package cpu
 
 import (
+	"math"
+
 	"github.com/moderuntime/mode/internal/wasmsimd"
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/tensor"
@@ -200,6 +202,21 @@ func (j *attnTask) run(worker, lo, hi int) {
 	}
 }
 
+// fmax is the builtin max(x, y) written out as the runtime's fmax, the
+// same result (NaN if either is, +0 over −0; bit for bit but for a NaN's
+// payload): Go's wasm port
+// calls runtime.fmax32 for the builtin, a call per attention score (1–2%
+// of a profiled wazero guest's decode), where this inlines.
+func fmax(x, y float32) float32 {
+	if y != y || y > x {
+		return y
+	}
+	if x != x || x > y || x != 0 {
+		return x
+	}
+	return math.Float32frombits(math.Float32bits(x) & math.Float32bits(y)) // ±0: −0 only if both are
+}
+
 // softmaxFast is softmaxSink with vec.Exp and one reciprocal: each weight
 // is within 2^-21 + 3 float32 roundings of softmaxSink's, relative.
 func softmaxFast(x, sinks []float32, h int) {
@@ -208,12 +225,12 @@ func softmaxFast(x, sinks []float32, h int) {
 	}
 	m := x[0]
 	if sinks != nil {
-		m = max(m, sinks[h])
+		m = fmax(m, sinks[h])
 	}
 	for _, v := range x {
-		m = max(m, v)
+		m = fmax(m, v)
 	}
-	sum := vec.ExpShift(x, x, m)
+	sum := expShift(x, x, m)
 	if sinks != nil {
 		sum += vec.Exp(sinks[h] - m)
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/runtime/routing"
 	"github.com/moderuntime/mode/runtime/tensor"
-	"github.com/moderuntime/mode/runtime/vec"
 )
 
 // moeFast is the routed part of MoE on the fast path, for layers whose
@@ -294,7 +293,7 @@ func activate(h1, h3 []float32, act model.Activation, f *backend.FFN, fast bool)
 			h1[i] = ReLU2(v) * h3[i]
 		}
 	case fast:
-		vec.SiLUMul(h1, h3)
+		siluMul(h1, h3)
 	default:
 		for i, v := range h1 {
 			h1[i] = float32(v*routing.Sigmoid(v)) * h3[i]

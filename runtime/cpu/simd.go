@@ -29,3 +29,30 @@ func weightedSum(o, a, v []float32, stride int) {
 	}
 	vec.WeightedSum(o, a, v, stride)
 }
+
+// expShift is vec.ExpShift, its exponentials from KernelExp where loaded
+// (the sum still added in order here).
+func expShift(dst, x []float32, m float32) float32 {
+	if !simd() {
+		return vec.ExpShift(dst, x, m)
+	}
+	dst = dst[:len(x)]
+	if n := wasmsimd.ExpShiftN(dst, x, m); n < len(x) {
+		vec.ExpShift(dst[n:], x[n:], m)
+	}
+	var sum float32
+	for _, e := range dst {
+		sum += e
+	}
+	return sum
+}
+
+// siluMul is vec.SiLUMul, through KernelSiLU where loaded.
+func siluMul(g, u []float32) {
+	if simd() {
+		u = u[:len(g)]
+		n := wasmsimd.SiLUMulN(g, u)
+		g, u = g[n:], u[n:]
+	}
+	vec.SiLUMul(g, u)
+}

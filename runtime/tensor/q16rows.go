@@ -78,7 +78,11 @@ func (q *Q16Rows) resize(rows, cols int, q4 bool) {
 // whole matrix, as given to Resize) into q. Blocks are independent, so
 // ranges may be quantised concurrently.
 func (q *Q16Rows) QuantizeBlocks(x []float32, b0, b1 int) {
-	vec.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x[qk*b0:qk*b1])
+	if ok, _ := wasmsimd.Ready(); ok {
+		wasmsimd.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x[qk*b0:qk*b1])
+	} else {
+		vec.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x[qk*b0:qk*b1])
+	}
 	if q.dupOn {
 		vec.DupQ16(q.dup[2*qk*b0:2*qk*b1], q.qs[qk*b0:qk*b1])
 	}
