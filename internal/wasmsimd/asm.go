@@ -58,6 +58,23 @@ func (f *fn) get(i uint32) { f.op(0x20); f.uleb(i) }
 func (f *fn) set(i uint32) { f.op(0x21); f.uleb(i) }
 func (f *fn) tee(i uint32) { f.op(0x22); f.uleb(i) }
 
+// rowPtr sets local to to base + nb·(idx+k)·scale: the address of row
+// idx+k of a matrix whose rows are nb blocks of scale bytes.
+func (f *fn) rowPtr(to, base, nb, idx uint32, scale int32, k int) {
+	f.get(base)
+	f.get(nb)
+	f.get(idx)
+	if k > 0 {
+		f.i32Const(int32(k))
+		f.i32Add()
+	}
+	f.i32Mul()
+	f.i32Const(scale)
+	f.i32Mul()
+	f.i32Add()
+	f.set(to)
+}
+
 func (f *fn) i32Const(v int32) { f.op(0x41); f.code = appendSLEB(f.code, int64(v)) }
 func (f *fn) f32Const(v float32) {
 	b := math.Float32bits(v)

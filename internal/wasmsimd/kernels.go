@@ -359,21 +359,6 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 	f.i32Const(^3)
 	f.i32And()
 	f.set(nb4)
-	// to = base + nb·(idx+k)·scale
-	ptr := func(to, base, idx uint32, scale int32, k int) {
-		f.get(base)
-		f.get(nb)
-		f.get(idx)
-		if k > 0 {
-			f.i32Const(int32(k))
-			f.i32Add()
-		}
-		f.i32Mul()
-		f.i32Const(scale)
-		f.i32Mul()
-		f.i32Add()
-		f.set(to)
-	}
 	// wv = the block's quants at pq+qoff as i16x8: elements 0..7, 16..23,
 	// 8..15, 24..31
 	widen := func(qoff uint32) {
@@ -415,11 +400,11 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 		}
 	}
 	f.whileLt(t, lim, func() {
-		ptr(pw, wd, i, 2, 0)
-		ptr(pq, wq, i, qb, 0)
+		f.rowPtr(pw, wd, nb, i, 2, 0)
+		f.rowPtr(pq, wq, nb, i, qb, 0)
 		for k := range T {
-			ptr(pxd[k], xd, t, 4, k)
-			ptr(pxq[k], xq, t, 64, k)
+			f.rowPtr(pxd[k], xd, nb, t, 4, k)
+			f.rowPtr(pxq[k], xq, nb, t, 64, k)
 		}
 		for _, a := range acc {
 			f.v128Zero()
@@ -558,21 +543,6 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	f.i32Const(^3)
 	f.i32And()
 	f.set(nb4)
-	// to = base + nb·idx·scale (+ nb·scale·r)
-	ptr := func(to, base, idx uint32, scale int32, r int) {
-		f.get(base)
-		f.get(nb)
-		f.get(idx)
-		if r > 0 {
-			f.i32Const(int32(r))
-			f.i32Add()
-		}
-		f.i32Mul()
-		f.i32Const(scale)
-		f.i32Mul()
-		f.i32Add()
-		f.set(to)
-	}
 	// acc[2r], acc[2r+1] += the block's lanes (quants at pq[r]+qoff,
 	// activation quants at pxq+xoff) times the scale in every lane of dr
 	blockLanes := func(r int, qoff, xoff uint32) {
@@ -603,11 +573,11 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 		f.set(t)
 		f.whileLt(t, trows, func() {
 			for r := range R {
-				ptr(pw[r], wd, i, 2, r)
-				ptr(pq[r], wq, i, qb, r)
+				f.rowPtr(pw[r], wd, nb, i, 2, r)
+				f.rowPtr(pq[r], wq, nb, i, qb, r)
 			}
-			ptr(pxd, xd, t, 4, 0)
-			ptr(pxq, xq, t, 64, 0)
+			f.rowPtr(pxd, xd, nb, t, 4, 0)
+			f.rowPtr(pxq, xq, nb, t, 64, 0)
 			for _, a := range acc {
 				f.v128Zero()
 				f.set(a)
