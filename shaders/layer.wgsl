@@ -1,4 +1,5 @@
 //#include common
+//#include route_pick
 
 // layer is a whole dense decoder layer for one decoded token in one
 // workgroup, for models whose vectors fit workgroup memory
@@ -17,6 +18,20 @@
 // adapter every dispatch has a fixed cost that a small model's products
 // do not amortise; five dispatches per layer become one. All weights are
 // f32, in one buffer w at the word offsets of P.
+//
+// Two optional parts. QK-norm (qgroup, kgroup > 0): q and k normalised
+// in groups of those widths (a head, or the whole projection) after
+// their products, rmsnorm.wgsl's in_place2 arithmetic. A routed FFN
+// (moe = 1; Spec.E experts, Spec.K chosen): the FFN norm and the
+// router's E rows as router.wgsl's one-lane matvec, route_pick's
+// selection by invocation 0, each chosen expert's gate and up rows as
+// moe.wgsl's moe_gu (MoELanes lane partials over the four-column units,
+// added in lane order; silu(gate)·up), and each output row as
+// moe_down.wgsl's moe_down_sum (per lane the slots' weight·partial in
+// rank order, the lanes added in order) plus the residual: the five
+// dispatches router_route, moe_gu, moe_down_sum stand for with
+// rmsnorm, one dispatch. The experts' table is at word et of w: per
+// expert its gate, up and down offsets and its width.
 
 struct P {
   // attention.wgsl's P (some fields unused here)
@@ -51,7 +66,36 @@ struct P {
   wg: u32,
   wu: u32,
   wd: u32,
+  // QK-norm: the weights' offsets and group widths (0: none)
+  qn: u32,
+  kn: u32,
+  qgroup: u32,
+  kgroup: u32,
+  // a routed FFN instead of gate, up and down
+  moe: u32,
+  wr: u32,   // the router's E rows
+  et: u32,   // the experts' table
+  maxw: u32, // the widest expert
+  // route.wgsl's fields (route_pick.wgsl); the logits are this kernel's
+  t_route: u32,
+  logits_off: u32,
+  logits_stride: u32,
+  sigmoid: u32,
+  has_bias: u32,
+  bias_off: u32,
+  norm: u32,
+  route_scale: u32, // f32 bits
+  routes_off: u32,
+  groups: u32,
+  topk_groups: u32,
+  top2: u32,
 }
+
+const E: u32 = {{E}}u;
+const K: u32 = {{K}}u;
+const K2: u32 = 2u * K;
+const NONE: u32 = 0xffffffffu;
+const MOE_L: u32 = 8u; // moe_io.wgsl's L, shaders.MoELanes
 
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
@@ -68,6 +112,12 @@ var<workgroup> vs: array<f32, 256>;
 var<workgroup> dst: array<f32, 256>;  // the heads' attention
 var<workgroup> hid: array<f32, 1024>; // silu(gate·h) ⊙ up·h
 var<workgroup> nred: array<f32, 64>;
+// The routed FFN: the router's logits and the chosen (expert, weight
+// bits) pairs; route_pick reads and writes them by these names. No
+// selection bias (has_bias 0): bias is a placeholder.
+var<workgroup> logits: array<f32, E>;
+var<workgroup> routes: array<u32, K2>;
+var<private> bias: array<u32, 1>;
 
 // nz is 0, from a builtin: loop bounds that mix it in are not uniform-only,
 // which keeps lavapipe from re-specialising the shader on every dispatch
@@ -94,6 +144,38 @@ fn norm(lid: u32, off: u32) {
   let r = 1.0 / sqrt(nred[0] / f32(p.dim) + bitcast<f32>(p.eps));
   for (var i = lid; i < n; i += 64u) {
     hs[i] = bitcast<f32>(w[off + i]) * (r * x[i]);
+  }
+  workgroupBarrier();
+}
+
+// gnorm normalises group g (of n values) of qs (which 0) or ks (1) in
+// place with the weight at word off of w: rmsnorm.wgsl's loop, tree and
+// products.
+fn gnorm(lid: u32, which: u32, g: u32, n: u32, off: u32) {
+  let o = g * n;
+  var s = 0.0;
+  for (var i = lid; i < n; i += 64u) {
+    var v = ks[o + i];
+    if (which == 0u) {
+      v = qs[o + i];
+    }
+    s += v * v;
+  }
+  nred[lid] = s;
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (lid < st) {
+      nred[lid] += nred[lid + st];
+    }
+    workgroupBarrier();
+  }
+  let r = 1.0 / sqrt(nred[0] / f32(n) + bitcast<f32>(p.eps));
+  for (var i = lid; i < n; i += 64u) {
+    if (which == 0u) {
+      qs[o + i] = bitcast<f32>(w[off + i]) * (r * qs[o + i]);
+    } else {
+      ks[o + i] = bitcast<f32>(w[off + i]) * (r * ks[o + i]);
+    }
   }
   workgroupBarrier();
 }
@@ -175,6 +257,15 @@ fn layer(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
     vs[r] = dot_hs(p.wv, r, p.dim);
   }
   workgroupBarrier();
+  if (p.qgroup != 0u) {
+    // Uniform bounds (no nz): the groups' barriers need them.
+    for (var g = 0u; g < p.heads * p.head_dim / p.qgroup; g++) {
+      gnorm(lid, 0u, g, p.qgroup, p.qn);
+    }
+    for (var g = 0u; g < p.kv_heads * p.head_dim / p.kgroup; g++) {
+      gnorm(lid, 1u, g, p.kgroup, p.kn);
+    }
+  }
   for (var i = lid; i < p.heads * half; i += 64u) {
     rot(0u, (i / half) * p.head_dim, i % half);
   }
@@ -198,6 +289,10 @@ fn layer(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
   workgroupBarrier();
   // FFN: norm, gate and up with silu, down + residual
   norm(lid, p.fnw);
+  if (p.moe != 0u) {
+    moe_ffn(lid);
+    return;
+  }
   for (var r = lid; r < p.ffn + nz; r += 64u) {
     let g = dot_hs(p.wg, r, p.dim);
     let u = dot_hs(p.wu, r, p.dim);
@@ -206,6 +301,90 @@ fn layer(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
   workgroupBarrier();
   for (var r = lid; r < dim; r += 64u) {
     x[r] = x[r] + dot_hid(p.wd, r, p.ffn);
+  }
+}
+
+// moe_ffn is the routed FFN on hs (the FFN norm's output), adding to x.
+fn moe_ffn(lid: u32) {
+  // router.wgsl with one lane per row: each logit row's units in order.
+  for (var r = lid; r < E + nz; r += 64u) {
+    logits[r] = dot_hs(p.wr, r, p.dim);
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    route_token(0u);
+  }
+  workgroupBarrier();
+  // moe_gu with its activation: row i of slot k's expert.
+  for (var j = lid; j < K * p.maxw + nz; j += 64u) {
+    let k = j / p.maxw;
+    let i = j % p.maxw;
+    let e = routes[2u * k];
+    if (e == NONE) {
+      continue;
+    }
+    let t = p.et + 4u * e;
+    if (i >= w[t + 3u]) {
+      continue;
+    }
+    let gb = w[t] + i * p.dim;
+    let ub = w[t + 1u] + i * p.dim;
+    let n = p.dim / 4u;
+    var gs = 0.0;
+    var us = 0.0;
+    for (var l = 0u; l < MOE_L; l++) {
+      var ga = 0.0;
+      var ua = 0.0;
+      for (var u = l; u < n; u += MOE_L) {
+        let hv = vec4<f32>(hs[4u * u], hs[4u * u + 1u], hs[4u * u + 2u], hs[4u * u + 3u]);
+        ga += dot(w4(gb + 4u * u), hv);
+        ua += dot(w4(ub + 4u * u), hv);
+      }
+      if (l == 0u) {
+        gs = ga;
+        us = ua;
+      } else {
+        gs += ga;
+        us += ua;
+      }
+    }
+    hid[k * p.maxw + i] = (gs * sigmoid(gs)) * us;
+  }
+  workgroupBarrier();
+  // moe_down_sum: output row r, per lane the slots in rank order.
+  for (var r = lid; r < p.dim + nz; r += 64u) {
+    var acc = 0.0;
+    for (var l = 0u; l < MOE_L; l++) {
+      var s = 0.0;
+      for (var k = 0u; k < K; k++) {
+        let e = routes[2u * k];
+        if (e == NONE) {
+          continue;
+        }
+        let width = w[p.et + 4u * e + 3u];
+        if (width == 0u) {
+          continue;
+        }
+        let db = w[p.et + 4u * e + 2u] + r * width;
+        let hb = k * p.maxw;
+        let n = width / 4u;
+        var a = 0.0;
+        for (var u = l; u < n; u += MOE_L) {
+          let c = 4u * u;
+          a += dot(w4(db + c), vec4<f32>(hid[hb + c], hid[hb + c + 1u], hid[hb + c + 2u], hid[hb + c + 3u]));
+        }
+        for (var c = 4u * n + l; c < width; c += MOE_L) {
+          a += bitcast<f32>(w[db + c]) * hid[hb + c];
+        }
+        s += bitcast<f32>(routes[2u * k + 1u]) * a;
+      }
+      if (l == 0u) {
+        acc = s;
+      } else {
+        acc += s;
+      }
+    }
+    x[r] = x[r] + acc;
   }
 }
 

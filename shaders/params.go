@@ -326,25 +326,43 @@ func (p MLAAttnParams) Words() []uint32 {
 	return []uint32{p.T, p.Heads, p.Nope, p.Rope, p.V, p.Pos0, p.QOff, p.KVOff, p.PEOff, p.OutOff, p.ScStride, f32bits(p.Div)}
 }
 
-// LayerParams: layer.wgsl, a dense layer of one decoded token in one
+// LayerParams: layer.wgsl, a decoder layer of one decoded token in one
 // workgroup. The attention fields are AttnRoPEParams' (T 1, no window,
 // no sinks, the cache of the full context); Dim and FFN are the model's
 // widths, Eps the norms'; the rest are word offsets in the layer's one
 // weight buffer: the attention norm, q, k, v, o, the FFN norm, gate, up
-// and down, each matrix row-major f32.
+// and down, each matrix row-major f32. QGroup and KGroup > 0 add QK-norm
+// with the weights at QN and KN over groups of those widths. MoE replaces
+// gate, up and down with routed experts (the kernel specialised to
+// Spec.E experts and Spec.K choices): the router's rows at WR, the
+// experts' table at ET (LayerExpertWords per expert: gate, up and down
+// offsets, width), MaxW the widest expert, Route the selection rule
+// (route.wgsl's fields; T, the offsets and the bias unused).
 type LayerParams struct {
 	AttnRoPEParams
 	Dim, FFN           uint32
 	Eps                float32
 	AN, WQ, WK, WV, WO uint32
 	FN, WG, WU, WD     uint32
+	QN, KN             uint32
+	QGroup, KGroup     uint32
+	MoE                bool
+	WR, ET, MaxW       uint32
+	Route              RouteParams
 }
 
 func (p LayerParams) Words() []uint32 {
 	w := p.AttnRoPEParams.Words()
 	w = w[:len(w)-2] // layer.wgsl has no k_off, v_off
-	return append(w, p.Dim, p.FFN, f32bits(p.Eps), p.AN, p.WQ, p.WK, p.WV, p.WO, p.FN, p.WG, p.WU, p.WD)
+	w = append(w, p.Dim, p.FFN, f32bits(p.Eps), p.AN, p.WQ, p.WK, p.WV, p.WO, p.FN, p.WG, p.WU, p.WD,
+		p.QN, p.KN, p.QGroup, p.KGroup, b2u(p.MoE), p.WR, p.ET, p.MaxW)
+	return append(w, p.Route.Words()...)
 }
+
+// LayerExpertWords is the words per expert of layer.wgsl's expert table:
+// the gate's, up's and down's word offsets in the layer's buffer, and the
+// expert's width.
+const LayerExpertWords = 4
 
 // LayerMaxDim and LayerMaxFFN bound layer.wgsl's vectors, which live in
 // workgroup memory: the model width, q's and the cache's width at most
@@ -369,9 +387,23 @@ const LayerMaxLoop = 40000
 // and whether one head's attention in one invocation stays within
 // LayerMaxLoop loop iterations.
 func LayerFits(dim, heads, kvHeads, headDim, ffn, pos0 int) bool {
+	return layerFits(dim, heads, kvHeads, headDim, pos0, 0) && ffn > 0 && ffn <= LayerMaxFFN && ffn%4 == 0
+}
+
+// LayerMoEFits is LayerFits for a layer whose FFN is routed: experts
+// experts of at most maxWidth, topK chosen. The chosen experts' hidden
+// rows share the dense FFN's workgroup memory (topK·maxWidth at most
+// LayerMaxFFN), the logits live there too (at most LayerMaxDim experts),
+// and invocation 0's loops add the selection's, about (topK+8)·experts
+// iterations, to its attention's.
+func LayerMoEFits(dim, heads, kvHeads, headDim, experts, topK, maxWidth, pos0 int) bool {
+	return layerFits(dim, heads, kvHeads, headDim, pos0, (topK+8)*experts) && experts > 0 && experts <= LayerMaxDim &&
+		topK > 0 && topK <= experts && maxWidth > 0 && topK*maxWidth <= LayerMaxFFN
+}
+
+func layerFits(dim, heads, kvHeads, headDim, pos0, extraLoop int) bool {
 	qd, kvd := heads*headDim, kvHeads*headDim
 	splits := pos0/AttnSplit + 1
-	return 3*(pos0+1)*headDim+2*AttnSplit*splits+2*headDim <= LayerMaxLoop && dim > 0 && dim <= LayerMaxDim && dim%4 == 0 && qd <= LayerMaxDim && qd%4 == 0 && kvd <= LayerMaxDim &&
-		headDim%2 == 0 && headDim <= AttnSingleDim && kvHeads > 0 && heads%kvHeads == 0 &&
-		ffn > 0 && ffn <= LayerMaxFFN && ffn%4 == 0 && pos0 < AttnSingleSplits*AttnSplit
+	return 3*(pos0+1)*headDim+2*AttnSplit*splits+2*headDim+extraLoop <= LayerMaxLoop && dim > 0 && dim <= LayerMaxDim && dim%4 == 0 && qd <= LayerMaxDim && qd%4 == 0 && kvd <= LayerMaxDim &&
+		headDim%2 == 0 && headDim <= AttnSingleDim && kvHeads > 0 && heads%kvHeads == 0 && pos0 < AttnSingleSplits*AttnSplit
 }

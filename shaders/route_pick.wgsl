@@ -83,7 +83,7 @@ fn route_token(t: u32) {
     wts[k] = sc[best];
     sum += sc[best];
   }
-  let scale = bitcast<f32>(p.scale);
+  let scale = bitcast<f32>(p.route_scale);
   let o = p.routes_off + 2u * K * t;
   for (var k = 0u; k < K; k++) {
     var v = wts[k];

@@ -27,7 +27,7 @@ struct P {
   has_bias: u32,
   bias_off: u32,
   norm: u32,
-  scale: u32, // f32 bits
+  route_scale: u32, // f32 bits
   routes_off: u32,
   groups: u32,
   topk_groups: u32,

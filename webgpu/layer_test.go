@@ -7,23 +7,45 @@ import (
 	"testing"
 
 	"github.com/moderuntime/mode/internal/shared"
+	"github.com/moderuntime/mode/internal/testmodel"
 	"github.com/moderuntime/mode/modelpack/llama2c"
 	"github.com/moderuntime/mode/runtime/engine"
+	"github.com/moderuntime/mode/runtime/model"
 	"github.com/moderuntime/mode/webgpu"
 )
 
-// TestLayerFusion decodes stories260K with FuseLayer (each layer one
-// layer.wgsl dispatch) and without (the ops' dispatches: per layer
-// matvec_multi, attn_rope and three matvec) on two backends, 80
-// positions from a four-token prompt (past a 64-position split), feeding
-// both the fused run's greedy tokens. layer.wgsl does the same
-// arithmetic in the same order as those dispatches, so the logits must
-// be equal bit for bit at every step.
+// TestLayerFusion decodes with FuseLayer (each layer one layer.wgsl
+// dispatch) and without (the ops' dispatches) on two backends, from a
+// four-token prompt, feeding both the fused run's greedy tokens:
+// stories260K for 80 positions (past a 64-position split); the synthetic
+// families whose layers layer.wgsl takes — with QK-norm over the whole
+// projection (olmoe) and per head (qwen3_moe), routed experts with
+// softmax top-k unnormalised (olmoe) and renormalised (mixtral, qwen3_moe),
+// and routing to every expert — for 60 positions (their whole context of 64). layer.wgsl does the
+// same arithmetic in the same order as those dispatches, so the logits
+// must be equal bit for bit at every step, and a decode step after the
+// first must be embed, one dispatch per layer and the head.
 func TestLayerFusion(t *testing.T) {
-	m, err := llama2c.Load(filepath.Join(shared.Models(t), "stories260K", "stories260K.bin"))
+	stories, err := llama2c.Load(filepath.Join(shared.Models(t), "stories260K", "stories260K.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, c := range []struct {
+		name  string
+		m     *model.Model
+		steps int
+	}{
+		{"stories260K", stories, 80},
+		{"olmoe", testmodel.Random(testmodel.Family("olmoe", false), 1), 58},
+		{"olmoe/all-experts", testmodel.Random(testmodel.Family("olmoe", true), 2), 58},
+		{"qwen3_moe", testmodel.Random(testmodel.Family("qwen3_moe", false), 3), 58},
+		{"mixtral", testmodel.Random(testmodel.Family("mixtral", false), 4), 58},
+	} {
+		t.Run(c.name, func(t *testing.T) { layerFusion(t, c.m, c.steps) })
+	}
+}
+
+func layerFusion(t *testing.T, m *model.Model, steps int) {
 	L := m.Config.Layers
 	on, off := newBackend(t, webgpu.Options{}), newBackend(t, webgpu.Options{})
 	webgpu.SetNoLayer(off, true)
@@ -37,7 +59,7 @@ func TestLayerFusion(t *testing.T) {
 	}
 	ctx := context.Background()
 	ids := []int{1, 2, 3, 4}
-	for step := range 80 {
+	for step := range steps {
 		d0, f0 := on.Stats().Dispatches, off.Stats().Dispatches
 		a, err := eOn.Forward(ctx, ids)
 		if err != nil {

@@ -286,16 +286,31 @@ type DeviceSampler interface {
 	SampleDevice(x Buf, p sample.Params, draw uint32) (int, error)
 }
 
-// DenseLayer is one dense decoder layer's weights, for LayerFuser: the
-// RMSNorm before attention, the q/k/v/o projections (no biases), the
-// RMSNorm before the FFN and its SwiGLU gate, up and down.
+// DenseLayer is one decoder layer's weights, for LayerFuser: the RMSNorm
+// before attention, the q/k/v/o projections (no biases), optionally
+// QK-norm, the RMSNorm before the FFN and its SwiGLU gate, up and down,
+// or instead routed experts.
 type DenseLayer struct {
 	AttnNorm, Wq, Wk, Wv, Wo Weight
-	FFNNorm, Gate, Up, Down  Weight
+	// QNorm and KNorm, or nil: q and k are RMS-normalised before the
+	// rotation in groups of the weights' lengths (a head, or the whole
+	// projection), with LayerSpec's Eps.
+	QNorm, KNorm            Weight
+	FFNNorm, Gate, Up, Down Weight
+	// Router, when not nil, makes the FFN routed and Gate, Up and Down are
+	// nil: Rule chooses among Experts by Router's logits (no selection or
+	// logit bias), every expert resident and plain SwiGLU (no More, no
+	// biases), no shared expert; the chosen experts' outputs are summed
+	// with their weights. The experts must not change while the layer is
+	// fused: the engine passes only layers whose experts it loaded up
+	// front.
+	Router  Weight
+	Rule    *model.Router
+	Experts []*Expert
 }
 
 // LayerSpec is what LayerFuser needs besides the weights: the attention's
-// shape at position Pos0 (full causal attention, no sinks, no QK-norm),
+// shape at position Pos0 (full causal attention, no sinks),
 // the norms' Eps and the rotation.
 type LayerSpec struct {
 	Layer                   int
@@ -308,8 +323,9 @@ type LayerSpec struct {
 
 // LayerFuser is a Backend that can run a whole dense layer on one decoded
 // token, x [1, dim] += attention and then x += FFN, with the same result
-// as the engine's ops one by one (RMSNorm, MatMul ×3, RoPE ×2, Attention,
-// MatMul, Add, RMSNorm, MoE, Add) but fewer dispatches. It reports false,
+// as the engine's ops one by one (RMSNorm, MatMul ×3, RMSNorm ×2 for
+// QK-norm, RoPE ×2, Attention, MatMul, Add, RMSNorm, MatMul and Route for
+// a routed FFN, MoE, Add) but fewer dispatches. It reports false,
 // having recorded nothing, when it cannot (the engine then runs the ops).
 type LayerFuser interface {
 	FuseLayer(x Buf, kv KV, w *DenseLayer, s LayerSpec) bool

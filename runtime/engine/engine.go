@@ -654,25 +654,42 @@ func (e *Engine) step(ctx context.Context, ids []int, last bool, pick func(backe
 	return 0, b.Read(e.logits, e.logitsHost)
 }
 
-// fusable says whether layer ly is a plain dense layer a LayerFuser may
-// run whole: no MLA, biases, QK-norm, sinks, window or router, and one
-// SwiGLU FFN of one block. It builds ly.dense on first use.
+// fusable says whether layer ly is a plain layer a LayerFuser may run
+// whole: no MLA, biases, sinks or window (QK-norm is fine), and an FFN
+// of one SwiGLU block, or of routed plain SwiGLU experts alone (no
+// shared expert, no router or expert biases) when route would not look
+// at the routes (every expert resident, no trace, no prefetch). It builds
+// ly.dense on first use.
 func (e *Engine) fusable(ly *layer) bool {
 	if ly.dense != nil {
 		return true
 	}
 	f := &ly.ffn
-	if e.cfg.MLA != nil || ly.bq != nil || ly.bk != nil || ly.bv != nil || ly.bo != nil || ly.qNorm != nil || ly.kNorm != nil ||
-		ly.sinks != nil || ly.window != 0 || ly.rule != nil || len(f.Experts) != 0 || len(f.Shared) != 1 || f.SharedGate != nil ||
+	if e.cfg.MLA != nil || ly.bq != nil || ly.bk != nil || ly.bv != nil || ly.bo != nil || (ly.qNorm == nil) != (ly.kNorm == nil) ||
+		ly.sinks != nil || ly.window != 0 || f.SharedGate != nil ||
 		f.Act != model.ActSwiGLU || f.GateBias != nil || f.UpBias != nil || f.DownBias != nil {
 		return false
 	}
-	x := f.Shared[0]
-	if len(x.More) != 0 || (x.Act != "" && x.Act != model.ActSwiGLU) {
+	d := &backend.DenseLayer{AttnNorm: ly.attnNorm, Wq: ly.wq, Wk: ly.wk, Wv: ly.wv, Wo: ly.wo, QNorm: ly.qNorm, KNorm: ly.kNorm, FFNNorm: ly.ffnNorm}
+	plain := func(x *backend.Expert) bool {
+		return x != nil && len(x.More) == 0 && (x.Act == "" || x.Act == model.ActSwiGLU)
+	}
+	switch {
+	case ly.rule == nil && len(f.Experts) == 0 && len(f.Shared) == 1 && plain(f.Shared[0]):
+		x := f.Shared[0]
+		d.Gate, d.Up, d.Down = x.Gate, x.Up, x.Down
+	case ly.rule != nil && len(f.Shared) == 0 && len(f.Experts) > 0 && ly.routerBias == nil && ly.routerLogitBias == nil &&
+		!e.opt.LazyExperts && e.opt.Trace == nil && e.prefetcher == nil:
+		for _, x := range f.Experts {
+			if !plain(x) {
+				return false
+			}
+		}
+		d.Router, d.Rule, d.Experts = ly.router, ly.rule, f.Experts
+	default:
 		return false
 	}
-	ly.dense = &backend.DenseLayer{AttnNorm: ly.attnNorm, Wq: ly.wq, Wk: ly.wk, Wv: ly.wv, Wo: ly.wo,
-		FFNNorm: ly.ffnNorm, Gate: x.Gate, Up: x.Up, Down: x.Down}
+	ly.dense = d
 	return true
 }
 
