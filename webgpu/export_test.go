@@ -1,10 +1,6 @@
 package webgpu
 
-import (
-	"maps"
-
-	"github.com/moderuntime/mode/runtime/backend"
-)
+import "github.com/moderuntime/mode/runtime/backend"
 
 // Pages is the number of bindings w is split across.
 func Pages(w backend.Weight) int { return len(w.(*weight).pages) }
@@ -27,6 +23,3 @@ func SetNoLayer(b *Backend, off bool) { b.noLayer = off }
 
 // LayerPacks is the number of dense layers b has packed for layer.wgsl.
 func LayerPacks(b *Backend) int { return len(b.packs) }
-
-// DispatchCounts is a copy of b's dispatch counts by WGSL file.
-func DispatchCounts(b *Backend) map[string]int { return maps.Clone(b.s.byFile) }
