@@ -100,10 +100,12 @@ func (f *fn) halfLanes(h, u uint32) {
 // and copies of it in bits 28..30, which one mask clears: two operations
 // where halfLanes' unsigned lanes take five, and no scratch local.
 func (f *fn) halfLanesS(h uint32) {
-	// u = (h<<13) & 0x8fffffff
+	// u = (h<<13) & 0x8fffffff, the shift as a multiply by 2^13 (the
+	// same bits): wazero puts a shift's count through a general register,
+	// four instructions where pmulld and its constant's load are two
 	f.get(h)
-	f.i32Const(13)
-	f.i32x4Shl()
+	f.v128Splat32(1 << 13)
+	f.i32x4Mul()
 	f.v128Splat32(0x8fffffff)
 	f.v128And()
 	f.tee(h)

@@ -303,11 +303,15 @@ func blockKernel(name string, qb int32) *fn {
 	lim := f.local(i32)
 	f.i32Const(0)
 	f.set(i)
+	R := 4
+	if qb == 16 {
+		R = 2
+	}
 	f.get(rows)
-	f.i32Const(^3)
+	f.i32Const(int32(-R))
 	f.i32And()
 	f.set(lim)
-	rowGroups(f, qb, 4, i, t, b, lim, tlim)
+	rowGroups(f, qb, R, i, t, b, lim, tlim)
 	f.get(rows)
 	f.set(lim)
 	rowGroups(f, qb, 1, i, t, b, lim, tlim)
@@ -543,6 +547,9 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	f.i32Const(^3)
 	f.i32And()
 	f.set(nb4)
+	if qb == 16 {
+		defer f.heldSplat8(0x0f, 8)()
+	}
 	// acc[2r], acc[2r+1] += the block's lanes (quants at pq[r]+qoff,
 	// activation quants at pxq+xoff) times the scale in every lane of dr
 	blockLanes := func(r int, qoff, xoff uint32) {
