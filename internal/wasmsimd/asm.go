@@ -299,6 +299,5 @@ func (f *fn) i32x4ExtendLowI16x8U()   { f.simd(0xa9) }
 func (f *fn) i32x4ExtendLowI16x8S()   { f.simd(0xa7) }
 func (f *fn) i32x4ExtendHighI16x8U()  { f.simd(0xaa) }
 func (f *fn) i32x4Shl()               { f.simd(0xab) }
-func (f *fn) i32x4Mul()               { f.simd(0xb5) }
 func (f *fn) i32LtU()                 { f.op(0x49) }
 func (f *fn) i32Sub()                 { f.op(0x6b) }

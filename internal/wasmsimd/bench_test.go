@@ -45,7 +45,7 @@ func benchMatVec(b *testing.B, kernel string, qb, trows int, dot func(wd, wq []b
 		t := b
 		h := newKernelHost(t, 64)
 		pdst := h.put(t, make([]byte, 4*rows*trows), 0)
-		args := []uint64{uint64(pdst), rows, uint64(h.put(t, wd, 0)), uint64(h.put(t, wq, 0)),
+		args := []uint64{uint64(pdst), rows, uint64(h.put(t, f32Bytes(halfsF32(wd)), 0)), uint64(h.put(t, wq, 0)),
 			uint64(h.put(t, f32Bytes(xd), 0)), uint64(h.put(t, i16Bytes(xq), 0)), rows, nb, uint64(trows)}
 		f := h.mod.ExportedFunction(kernel)
 		stack := make([]uint64, 9)
