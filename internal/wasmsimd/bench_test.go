@@ -3,6 +3,7 @@ package wasmsimd
 import (
 	"context"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/moderuntime/mode/runtime/vec"
@@ -44,16 +45,16 @@ func benchMatVec(b *testing.B, kernel string, qb, trows int, dot func(wd, wq []b
 		t := b
 		h := newKernelHost(t, 64)
 		pdst := h.put(t, make([]byte, 4*rows*trows), 0)
-		args := []uint64{uint64(pdst), rows, uint64(h.put(t, wd, 0)), uint64(h.put(t, wq, 0)),
+		args := []uint64{uint64(pdst), rows, uint64(h.put(t, f32Bytes(halfsF32(wd)), 0)), uint64(h.put(t, wq, 0)),
 			uint64(h.put(t, f32Bytes(xd), 0)), uint64(h.put(t, i16Bytes(xq), 0)), rows, nb, uint64(trows)}
 		f := h.mod.ExportedFunction(kernel)
 		stack := make([]uint64, 9)
-		for b.Loop() {
+		cpuLoop(b, func() {
 			copy(stack, args)
 			if err := f.CallWithStack(context.Background(), stack); err != nil {
 				b.Fatal(err)
 			}
-		}
+		})
 	})
 	b.Run("vec-"+vec.Impl(), func(b *testing.B) {
 		out := make([]float32, rows*trows)
@@ -95,10 +96,26 @@ func BenchmarkMatVecQ4_K(b *testing.B) {
 		rows, nb, 1}
 	f := h.mod.ExportedFunction(KernelQ4_K)
 	stack := make([]uint64, len(args))
-	for b.Loop() {
+	cpuLoop(b, func() {
 		copy(stack, args)
 		if err := f.CallWithStack(context.Background(), stack); err != nil {
 			b.Fatal(err)
 		}
+	})
+}
+
+// cpuLoop runs op b.N times (b.Loop) on one locked thread and, where the
+// thread's CPU time can be read, reports it per op as cpu-ns/op.
+func cpuLoop(b *testing.B, op func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c0, ok := threadCPU()
+	n := 0
+	for b.Loop() {
+		op()
+		n++
+	}
+	if c1, ok1 := threadCPU(); ok && ok1 && n > 0 {
+		b.ReportMetric(float64(c1-c0)/float64(n), "cpu-ns/op")
 	}
 }

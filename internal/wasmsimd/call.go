@@ -41,7 +41,7 @@ func checkMul(ldst, ds, lwd, lwq, lxd, lxq, qb, rows, nb, trows int) bool {
 	if rows <= 0 || trows <= 0 {
 		return false
 	}
-	if nb <= 0 || ds < rows || ldst < (trows-1)*ds+rows || lwd < 2*nb*rows || lwq < qb*nb*rows ||
+	if nb <= 0 || ds < rows || ldst < (trows-1)*ds+rows || lwd < nb*rows || lwq < qb*nb*rows ||
 		lxd < nb*trows || lxq < 32*nb*trows || int64(ds)*int64(trows)+int64(qb*nb*rows) >= 1<<31 {
 		panic(fmt.Sprintf("wasmsimd: buffers too small for %d×%d blocks × %d rows (dst %d stride %d, wd %d, wq %d, xd %d, xq %d)",
 			rows, nb, trows, ldst, ds, lwd, lwq, lxd, lxq))

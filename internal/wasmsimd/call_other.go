@@ -7,12 +7,12 @@ package wasmsimd
 func Ready() (bool, string) { return false, "not a WebAssembly build" }
 
 // MulQ8_0 is only for wasm builds with the kernels loaded.
-func MulQ8_0(dst []float32, ds int, wd, wq []byte, xd []float32, xq []int16, rows, nb, trows int) {
+func MulQ8_0(dst []float32, ds int, wd []float32, wq []byte, xd []float32, xq []int16, rows, nb, trows int) {
 	panic("wasmsimd: MulQ8_0 outside WebAssembly")
 }
 
 // MulQ4_0 is only for wasm builds with the kernels loaded.
-func MulQ4_0(dst []float32, ds int, wd, wq []byte, xd []float32, xq []int16, rows, nb, trows int) {
+func MulQ4_0(dst []float32, ds int, wd []float32, wq []byte, xd []float32, xq []int16, rows, nb, trows int) {
 	panic("wasmsimd: MulQ4_0 outside WebAssembly")
 }
 

@@ -70,9 +70,10 @@ var loaded = sync.OnceValues(func() (bool, string) {
 func Ready() (bool, string) { return loaded() }
 
 // MulQ8_0 runs the q8_0 kernel (see KernelQ8_0) on Go slices: dst from
-// row 0's first output, wd and wq from the first weight row's scales and
-// quants, xd and xq the activations. Only call it once Ready is true.
-func MulQ8_0(dst []float32, ds int, wd, wq []byte, xd []float32, xq []int16, rows, nb, trows int) {
+// row 0's first output, wd and wq from the first weight row's scales (as
+// f32: see KernelQ8_0) and quants, xd and xq the activations. Only call
+// it once Ready is true.
+func MulQ8_0(dst []float32, ds int, wd []float32, wq []byte, xd []float32, xq []int16, rows, nb, trows int) {
 	if !checkMul(len(dst), ds, len(wd), len(wq), len(xd), len(xq), 32, rows, nb, trows) {
 		return
 	}
@@ -81,7 +82,7 @@ func MulQ8_0(dst []float32, ds int, wd, wq []byte, xd []float32, xq []int16, row
 }
 
 // MulQ4_0 is MulQ8_0 for q4_0 weights (see KernelQ4_0).
-func MulQ4_0(dst []float32, ds int, wd, wq []byte, xd []float32, xq []int16, rows, nb, trows int) {
+func MulQ4_0(dst []float32, ds int, wd []float32, wq []byte, xd []float32, xq []int16, rows, nb, trows int) {
 	if !checkMul(len(dst), ds, len(wd), len(wq), len(xd), len(xq), 16, rows, nb, trows) {
 		return
 	}

@@ -93,36 +93,6 @@ func (f *fn) halfLanes(h, u uint32) {
 	f.set(h)
 }
 
-// halfLanesS replaces the four binary16 bit patterns in local h, each
-// sign-extended to 32 bits (i32x4.extend_low_i16x8_s of the loaded
-// halves), with their f32 values, as halfLanes does. Sign-extended, the
-// pattern shifted left 13 has the magnitude in place, the sign in bit 31
-// and copies of it in bits 28..30, which one mask clears: two operations
-// where halfLanes' unsigned lanes take five, and no scratch local.
-func (f *fn) halfLanesS(h uint32) {
-	// u = (h<<13) & 0x8fffffff
-	f.get(h)
-	f.i32Const(13)
-	f.i32x4Shl()
-	f.v128Splat32(0x8fffffff)
-	f.v128And()
-	f.tee(h)
-	// Inf/NaN lanes (u's exponent bits 0x0f800000 all set): u + 224<<23;
-	// finite ones: f32(u)·2^112
-	f.v128Splat32(224 << 23)
-	f.i32x4Add()
-	f.get(h)
-	f.v128Splat32(math.Float32bits(0x1p112))
-	f.f32x4Mul()
-	f.get(h)
-	f.v128Splat32(0x0f800000)
-	f.v128And()
-	f.v128Splat32(0x0f800000)
-	f.i32x4Eq()
-	f.v128Bitselect()
-	f.set(h)
-}
-
 // floatKernel assembles KernelF32 or, with half, KernelF16, summing as
 // vec.DotLanesGo: eight f32 lanes over the whole groups of eight (lanes
 // 0..3 in lo, 4..7 in hi), hsum8 of them, then the rest one by one.

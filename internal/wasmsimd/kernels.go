@@ -25,7 +25,9 @@ func testModule(pages uint32) []byte {
 //
 // and sets the f32 dst[t·ds + i] (dst a byte address, ds in elements) to
 // weight row i times activation row t for i < rows, t < trows: weight row
-// i's f16 scales start at wd + 2·nb·i and its quants at wq + QB·nb·i (QB
+// i's scales start at wd + 4·nb·i, as f32 (the f16 scales decoded once,
+// exactly, by the caller: decoding four in the loop was some 20
+// instructions, a seventh of the q4_0 kernel's), and its quants at wq + QB·nb·i (QB
 // bytes per 32-element block: 32 for q8_0, 16 for q4_0); activation row
 // t's f32 scales start at xd + 4·nb·t and its int16 quants at
 // xq + 64·nb·t (tensor.Q16Rows' layout). Each result has the bits of
@@ -303,11 +305,15 @@ func blockKernel(name string, qb int32) *fn {
 	lim := f.local(i32)
 	f.i32Const(0)
 	f.set(i)
+	R := 4
+	if qb == 16 {
+		R = 2
+	}
 	f.get(rows)
-	f.i32Const(^3)
+	f.i32Const(int32(-R))
 	f.i32And()
 	f.set(lim)
-	rowGroups(f, qb, 4, i, t, b, lim, tlim)
+	rowGroups(f, qb, R, i, t, b, lim, tlim)
 	f.get(rows)
 	f.set(lim)
 	rowGroups(f, qb, 1, i, t, b, lim, tlim)
@@ -322,9 +328,9 @@ const tokenTile = 4
 // Each product is summed as blockKernel says, but in runs of four
 // blocks, for what wazero makes of them:
 //
-//   - a run's four f16 scales are one 8-byte load, decoded in one vector
-//     (halfLanesS), each scale then multiplied by the activation's in
-//     f32x4 lanes: the same rounded products as one by one;
+//   - a run's four scales are one load, each multiplied by the
+//     activation's in f32x4 lanes: the same rounded products as one by
+//     one;
 //   - wazero bounds-checks a load unless one from the same pointer local
 //     at as high an offset has been checked earlier in the same basic
 //     block, so each run first touches the last byte of the run at each
@@ -340,7 +346,6 @@ const tokenTile = 4
 func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 	const dst, ds, wd, wq, xd, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8
 	nb4, pw, pq := f.local(i32), f.local(i32), f.local(i32)
-	h, u := f.local(i32), f.local(i32)
 	hf := f.local(f32)
 	pxd, pxq := make([]uint32, T), make([]uint32, T)
 	for k := range T {
@@ -400,7 +405,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 		}
 	}
 	f.whileLt(t, lim, func() {
-		f.rowPtr(pw, wd, nb, i, 2, 0)
+		f.rowPtr(pw, wd, nb, i, 4, 0)
 		f.rowPtr(pq, wq, nb, i, qb, 0)
 		for k := range T {
 			f.rowPtr(pxd[k], xd, nb, t, 4, k)
@@ -425,12 +430,10 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 			f.get(pq)
 			f.i32Load8U(uint32(4*qb - 1))
 			f.drop()
-			// hv = the row's four scales, decoded
+			// hv = the row's four scales
 			f.get(pw)
-			f.v128Load64Zero(0)
-			f.i32x4ExtendLowI16x8S()
+			f.v128Load(0)
 			f.set(hv)
-			f.halfLanesS(hv)
 			if T == 1 {
 				// all four products with xd[b..b+3] at once
 				f.get(hv)
@@ -461,7 +464,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 					lanes(k, uint32(64*j))
 				}
 			}
-			f.inc(pw, 8)
+			f.inc(pw, 16)
 			f.inc(pq, 4*qb)
 			for k := range T {
 				f.inc(pxd[k], 16)
@@ -471,13 +474,11 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 		})
 		f.whileLt(b, nb, func() {
 			f.get(pw)
-			f.i32Load16U(0)
-			f.set(h)
-			f.half(h, u)
+			f.f32Load(0)
 			f.set(hf)
 			widen(0)
 			for k := range T {
-				// dr = half(wd[b]) · xd[b] in every lane
+				// dr = wd[b] · xd[b] in every lane
 				f.get(hf)
 				f.get(pxd[k])
 				f.f32Load(0)
@@ -488,7 +489,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 				f.inc(pxd[k], 4)
 				f.inc(pxq[k], 64)
 			}
-			f.inc(pw, 2)
+			f.inc(pw, 4)
 			f.inc(pq, qb)
 			f.inc(b, 1)
 		})
@@ -528,7 +529,6 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	const dst, ds, wd, wq, xd, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8
 	nb4, pxd, pxq := f.local(i32), f.local(i32), f.local(i32)
-	h, u := f.local(i32), f.local(i32)
 	d := f.local(f32)
 	pw, pq := make([]uint32, R), make([]uint32, R)
 	for r := range R {
@@ -538,11 +538,14 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	for k := range acc {
 		acc[k] = f.local(v128)
 	}
-	w0, w1, hv, dv, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+	w0, w1, dv, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128)
 	f.get(nb)
 	f.i32Const(^3)
 	f.i32And()
 	f.set(nb4)
+	if qb == 16 {
+		defer f.heldSplat8(0x0f, 8)()
+	}
 	// acc[2r], acc[2r+1] += the block's lanes (quants at pq[r]+qoff,
 	// activation quants at pxq+xoff) times the scale in every lane of dr
 	blockLanes := func(r int, qoff, xoff uint32) {
@@ -573,7 +576,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 		f.set(t)
 		f.whileLt(t, trows, func() {
 			for r := range R {
-				f.rowPtr(pw[r], wd, nb, i, 2, r)
+				f.rowPtr(pw[r], wd, nb, i, 4, r)
 				f.rowPtr(pq[r], wq, nb, i, qb, r)
 			}
 			f.rowPtr(pxd, xd, nb, t, 4, 0)
@@ -595,13 +598,9 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 					f.drop()
 				}
 				for r := range R {
-					// dv = the row's four scales, decoded, times xd[b..b+3]
+					// dv = the row's four scales times xd[b..b+3]
 					f.get(pw[r])
-					f.v128Load64Zero(0)
-					f.i32x4ExtendLowI16x8S()
-					f.set(hv)
-					f.halfLanesS(hv)
-					f.get(hv)
+					f.v128Load(0)
 					f.get(pxd)
 					f.v128Load(0)
 					f.f32x4Mul()
@@ -613,7 +612,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 						f.set(dr)
 						blockLanes(r, uint32(j*int(qb)), uint32(64*j))
 					}
-					f.inc(pw[r], 8)
+					f.inc(pw[r], 16)
 					f.inc(pq[r], 4*qb)
 				}
 				f.inc(pxd, 16)
@@ -622,11 +621,9 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 			})
 			f.whileLt(b, nb, func() {
 				for r := range R {
-					// dr = half(wd[b]) · xd[b] in every lane
+					// dr = wd[b] · xd[b] in every lane
 					f.get(pw[r])
-					f.i32Load16U(0)
-					f.set(h)
-					f.half(h, u)
+					f.f32Load(0)
 					f.get(pxd)
 					f.f32Load(0)
 					f.f32Mul()
@@ -635,7 +632,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 					f.f32x4Splat()
 					f.set(dr)
 					blockLanes(r, 0, 0)
-					f.inc(pw[r], 2)
+					f.inc(pw[r], 4)
 					f.inc(pq[r], qb)
 				}
 				f.inc(pxd, 4)

@@ -3,6 +3,7 @@ package tensor
 import (
 	"fmt"
 
+	"github.com/moderuntime/mode/internal/wasmsimd"
 	"github.com/moderuntime/mode/runtime/vec"
 )
 
@@ -18,9 +19,15 @@ type Matrix struct {
 	dtype      DType
 	rows, cols int
 	nb         int // blocks per row (super-blocks for q4_k); cols for f16
-	size       int // bytes of Data
+	size       int // bytes of Data, and of scales32
 	a          blockArrays
 	f16        []byte
+	// scales32 is a q8_0 or q4_0 matrix's block scales as f32, in a wasm
+	// build whose SIMD128 kernels are loaded: they take them decoded
+	// (exactly, F16ToF32), since decoding four f16 scales in the kernel's
+	// loop cost it a seventh of its time (RATIONALE.md, "`mode run
+	// --wasm`: where the time goes"), for 4 bytes more a block.
+	scales32 []float32
 }
 
 // NewMatrix checks t and views it as a Matrix. t must be f16, q8_0, q4_0 or
@@ -40,6 +47,13 @@ func NewMatrix(t *Tensor) (*Matrix, error) {
 		m.f16 = t.Data
 	} else {
 		m.a = splitArrays(t.DType, t.Data, m.rows*m.nb)
+		if ok, _ := wasmsimd.Ready(); ok && (t.DType == Q8_0 || t.DType == Q4_0) {
+			m.scales32 = make([]float32, m.rows*m.nb)
+			for i := range m.scales32 {
+				m.scales32[i] = F16ToF32(uint16(m.a.scales[2*i]) | uint16(m.a.scales[2*i+1])<<8)
+			}
+			m.size += 4 * len(m.scales32)
+		}
 	}
 	return m, nil
 }
@@ -51,7 +65,8 @@ func (m *Matrix) DType() DType { return m.dtype }
 func (m *Matrix) Rows() int { return m.rows }
 func (m *Matrix) Cols() int { return m.cols }
 
-// Bytes is the size of the stored data.
+// Bytes is the size of the stored data (with the f32 scales a wasm build
+// keeps beside q8_0 and q4_0 blocks).
 func (m *Matrix) Bytes() int { return m.size }
 
 // NeedsSums reports whether Dot and Dot4 read xsum: formats with per-block

@@ -114,9 +114,9 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 			d, xd, xq := dst[i0:], x.d[:x.rows*n], x.qs[:x.rows*m.cols]
 			switch m.dtype {
 			case Q8_0:
-				wasmsimd.MulQ8_0(d, stride, m.a.scales[2*i0*n:2*i1*n], m.a.qs[qk*i0*n:qk*i1*n], xd, xq, i1-i0, n, x.rows)
+				wasmsimd.MulQ8_0(d, stride, m.scales32[i0*n:i1*n], m.a.qs[qk*i0*n:qk*i1*n], xd, xq, i1-i0, n, x.rows)
 			case Q4_0:
-				wasmsimd.MulQ4_0(d, stride, m.a.scales[2*i0*n:2*i1*n], m.a.qs[qk/2*i0*n:qk/2*i1*n], xd, xq, i1-i0, n, x.rows)
+				wasmsimd.MulQ4_0(d, stride, m.scales32[i0*n:i1*n], m.a.qs[qk/2*i0*n:qk/2*i1*n], xd, xq, i1-i0, n, x.rows)
 			default:
 				wasmsimd.MulQ4_K(d, stride, m.a.scales[4*i0*m.nb:4*i1*m.nb], m.a.sub[i0*n:i1*n], m.a.mins[i0*n:i1*n],
 					m.a.qs[qk/2*i0*n:qk/2*i1*n], xd, x.g[:x.rows*n], xq, i1-i0, n, x.rows)
