@@ -120,8 +120,6 @@ type progress struct {
 	ETASeconds  float64 `json:"etaSeconds"`
 }
 
-// expertMap is the per-expert state behind the chat page's expert map:
-// expert indices per layer.
 // gpuStats is what the WebGPU backend submitted (backend.Counts): totals
 // since load, and per decoded token of the last generation (the tokens
 // after the first, which comes from the prompt's step), which say whether
@@ -140,6 +138,8 @@ type gpuStats struct {
 	KernelsPerToken     map[string]float64 `json:"kernelsPerToken"`
 }
 
+// expertMap is the per-expert state behind the chat page's expert map:
+// expert indices per layer.
 type expertMap struct {
 	Layers     int       `json:"layers"`
 	Experts    int       `json:"experts"`    // per layer (the widest layer)
