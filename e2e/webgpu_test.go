@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -96,18 +97,42 @@ func TestWebGPU(t *testing.T) {
 			t.Errorf("browser cpu generated %v\n             native %v", got.IDs, want)
 		}
 	})
+	storiesLayers := readManifest(t, stories).Model.Layers
 	for _, tt := range []struct {
 		name, dir, manifest, prompt string
 		n                           int
+		// kernels, when set, is every kernel file a decode step
+		// dispatches and how often (the fused path), once what the
+		// decode steps dispatch once in all; no and some name kernels
+		// they must not and must dispatch.
+		kernels  map[string]float64
+		once     map[string]int
+		no, some []string
 	}{
-		{"gpt-oss q8_0 mxfp4", gptOss, "/packs/gpt_oss/manifest.json", "the cat sat on", 20},
-		{"stories260K q8_0", stories, "/packs/stories260K/manifest.json", "Once upon a time", 40},
-		{"stories260K f32 (a layer per dispatch)", storiesF32, "/packs/stories260K-f32/manifest.json", "Once upon a time", 40},
-		{"olmoe q4_0", olmoe, "/packs/olmoe/manifest.json", "the cat sat on", 16},
-		{"granitemoeshared q4_0", granite, "/packs/granitemoeshared/manifest.json", "the cat sat on", 16},
-		{"deepseek_v3 q4_0", deepseek, "/packs/deepseek_v3/manifest.json", "the cat sat on", 16},
-		{"mixed-architecture experts q8_0", deep, "/packs/mode-deep/manifest.json", "the cat sat on", 24},
-		{"mixtral d512 q4_0 (matvec lanes through subgroups)", wide, "/packs/mixtral-d512/manifest.json", "the cat sat on", 12},
+		{name: "gpt-oss q8_0 mxfp4", dir: gptOss, manifest: "/packs/gpt_oss/manifest.json", prompt: "the cat sat on", n: 20},
+		// head_argmax: the head's product and the argmax are one
+		// matvec.wgsl dispatch, no argmax.wgsl.
+		{name: "stories260K q8_0", dir: stories, manifest: "/packs/stories260K/manifest.json", prompt: "Once upon a time", n: 40,
+			no: []string{"argmax.wgsl", "matmul.wgsl", "matvec_rows.wgsl"}},
+		// Every layer one layer.wgsl dispatch, then the head and argmax;
+		// the first decode step packs each layer's nine weights into
+		// one buffer (copy.wgsl) for layer.wgsl.
+		{name: "stories260K f32 (a layer per dispatch)", dir: storiesF32, manifest: "/packs/stories260K-f32/manifest.json", prompt: "Once upon a time", n: 40,
+			kernels: map[string]float64{"embed.wgsl": 1, "layer.wgsl": float64(storiesLayers), "matvec.wgsl": 1},
+			once:    map[string]int{"copy.wgsl": 9 * storiesLayers}},
+		// Each layer's router product and route are one router.wgsl
+		// dispatch (router_route), no route.wgsl. (The browser's engine
+		// fetches experts lazily, so it reads each layer's routes back:
+		// more than one submission per token.)
+		{name: "olmoe q4_0", dir: olmoe, manifest: "/packs/olmoe/manifest.json", prompt: "the cat sat on", n: 16,
+			no: []string{"route.wgsl", "argmax.wgsl"}, some: []string{"router.wgsl"}},
+		{name: "granitemoeshared q4_0", dir: granite, manifest: "/packs/granitemoeshared/manifest.json", prompt: "the cat sat on", n: 16},
+		{name: "deepseek_v3 q4_0", dir: deepseek, manifest: "/packs/deepseek_v3/manifest.json", prompt: "the cat sat on", n: 16},
+		{name: "mixed-architecture experts q8_0", dir: deep, manifest: "/packs/mode-deep/manifest.json", prompt: "the cat sat on", n: 24},
+		// Its head (vocab rows of 512) is too many workgroups for
+		// head_argmax: argmax.wgsl stays.
+		{name: "mixtral d512 q4_0 (matvec lanes through subgroups)", dir: wide, manifest: "/packs/mixtral-d512/manifest.json", prompt: "the cat sat on", n: 12,
+			no: []string{"route.wgsl"}, some: []string{"router.wgsl"}},
 	} {
 		t.Run(tt.name+" greedy on webgpu equals native", func(t *testing.T) {
 			want, _, _ := nativeOn(t, cpu.Options{Exact: true}, tt.dir, tt.prompt, tt.n)
@@ -126,6 +151,7 @@ func TestWebGPU(t *testing.T) {
 			if tt.dir == wide && !strings.Contains(got.Note, "lanes meet through subgroups") {
 				t.Errorf("backend note %q: want matvec lanes meeting through subgroups on SwiftShader", got.Note)
 			}
+			checkDecodeKernels(t, got, tt.kernels, tt.once, tt.no, tt.some)
 			t.Logf("webgpu: prefill %.0f tok/s, decode %.1f tok/s", got.Stats.Prefill, got.Stats.Decode)
 		})
 	}
@@ -160,6 +186,58 @@ func TestWebGPU(t *testing.T) {
 		}
 		t.Logf("auto: %s; webgpu: %s", auto.Note, refused.Error)
 	})
+}
+
+// checkDecodeKernels checks what the page's stats say the decode steps
+// of a visit dispatched (engine.stats().gpu): with want set, one
+// submission per token and every kernel of want as often per token as it
+// says, plus once's dispatches once over all the steps, and no other
+// kernel; none of no, and some of each of some.
+func checkDecodeKernels(t *testing.T, got gpuVisit, want map[string]float64, once map[string]int, no, some []string) {
+	t.Helper()
+	g := got.Stats.GPU
+	if g == nil {
+		t.Errorf("stats have no gpu part on webgpu")
+		return
+	}
+	t.Logf("decode: %d tokens, %.2f submissions and %.2f dispatches per token: %v", g.DecodeTokens, g.SubmissionsPerToken, g.DispatchesPerToken, g.KernelsPerToken)
+	if g.DecodeTokens != len(got.IDs)-1 || g.DecodeTokens < 1 {
+		t.Errorf("gpu stats over %d decode steps, want %d (%d tokens generated)", g.DecodeTokens, len(got.IDs)-1, len(got.IDs))
+		return
+	}
+	if want != nil {
+		if g.SubmissionsPerToken != 1 {
+			t.Errorf("%.2f submissions per decoded token, want 1", g.SubmissionsPerToken)
+		}
+		n := float64(g.DecodeTokens)
+		exp, total := map[string]float64{}, 0.0
+		for k, v := range want {
+			exp[k] += v
+		}
+		for k, v := range once {
+			exp[k] += float64(v) / n
+		}
+		for _, v := range exp {
+			total += v
+		}
+		same := len(exp) == len(g.KernelsPerToken) && math.Abs(g.DispatchesPerToken-total) < 1e-9
+		for k, v := range exp {
+			same = same && math.Abs(g.KernelsPerToken[k]-v) < 1e-9
+		}
+		if !same {
+			t.Errorf("%.3f dispatches per decoded token %v, want %v per token and %v once (%.3f)", g.DispatchesPerToken, g.KernelsPerToken, want, once, total)
+		}
+	}
+	for _, k := range no {
+		if g.KernelsPerToken[k] != 0 {
+			t.Errorf("%s: %.2f dispatches per decoded token, want none (its work fused elsewhere)", k, g.KernelsPerToken[k])
+		}
+	}
+	for _, k := range some {
+		if g.KernelsPerToken[k] == 0 {
+			t.Errorf("%s: no dispatches per decoded token, want some: %v", k, g.KernelsPerToken)
+		}
+	}
 }
 
 // openBrowserWith is openBrowser with or without WebGPU: without
@@ -200,6 +278,13 @@ type gpuVisit struct {
 		ExpertsResident     int   `json:"expertsResident"`
 		ExpertBytesResident int64 `json:"expertBytesResident"`
 		ExpertEvictions     int   `json:"expertEvictions"`
+		// the WebGPU backend's work (absent on the cpu)
+		GPU *struct {
+			DecodeTokens        int                `json:"decodeTokens"`
+			SubmissionsPerToken float64            `json:"submissionsPerToken"`
+			DispatchesPerToken  float64            `json:"dispatchesPerToken"`
+			KernelsPerToken     map[string]float64 `json:"kernelsPerToken"`
+		} `json:"gpu"`
 	} `json:"stats"`
 	Code  string `json:"code"`
 	Error string `json:"error"`

@@ -12,7 +12,9 @@
 #
 # Environment: BENCH_GPU_LAYERS caps the synthetic models' layers (default:
 # the full shapes; on a software adapter try 2), BENCH_GPU_TIME is go
-# test's -benchtime for the kernel benchmarks (default 1s),
+# test's -benchtime for the kernel benchmarks (default 5x: five rounds,
+# whose medians the matvec, MoE and prefill lines report; with a
+# duration a round of a large kernel runs once and one round is noise),
 # BENCH_GPU_TOKENS the tokens each decode benchmark times (default 16);
 # MODE_WEBGPU_SUBGROUPS=off measures without subgroups where the adapter
 # has them (with them, the matvec lines add sg_speedup, the subgroup
@@ -22,12 +24,16 @@ cd "$(dirname "$0")/.."
 scripts/ensure-go.sh
 scripts/ensure-vulkan.sh
 export PATH="$PATH:/usr/local/go/bin"
-TIME=${BENCH_GPU_TIME:-1s}
+TIME=${BENCH_GPU_TIME:-5x}
 TOKENS=${BENCH_GPU_TOKENS:-16}
 export BENCH_GPU_LAYERS=${BENCH_GPU_LAYERS:-0}
 OUT=$(mktemp /tmp/mode-bench-gpu.XXXXXX)
 trap 'rm -f "$OUT" "$OUT.test"' EXIT
 go test -c -o "$OUT.test" ./webgpu
+
+# The machine's state: on a shared or software adapter the numbers move
+# with the load.
+echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # bench runs the test binary's benchmarks matching $1 with -benchtime $2
 # and prints each result as "name  value unit  value unit ...", dropping
@@ -63,3 +69,4 @@ bench '^BenchmarkPrefill$/^1024x1024/(q4_0|q8_0|f32)/T=(8|32|128)$' "$TIME"
 echo "== decode (stories260K needs ../shared/models; synthetic layers: ${BENCH_GPU_LAYERS/#0/full})"
 bench '^BenchmarkDecodeCost$/^stories260K$' "${TOKENS}x"
 bench '^BenchmarkDecodeSynth$' "${TOKENS}x"
+echo "== done $(date -u '+%H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"

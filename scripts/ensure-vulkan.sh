@@ -5,7 +5,10 @@
 # are missing; otherwise it only warns, and the GPU tests skip themselves
 # (or fail, when CI=true).
 set -euo pipefail
-if ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
+# grep reads all of ldconfig's output (no -q): with pipefail, grep -q
+# quitting at the first match could end ldconfig with SIGPIPE, fail the
+# pipeline and reinstall the driver on a machine that has it.
+if ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null; then
   exit 0
 fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -189,6 +189,22 @@ export interface CompletionChunk extends ChunkBase {
   }[];
 }
 
+/**
+ * What the WebGPU backend submitted: totals since load, and per decoded
+ * token of the last generation (the tokens after the first).
+ */
+export interface GPUStats {
+  submissions: number;
+  dispatches: number;
+  /** Dispatches by kernel, named by WGSL file ("layer.wgsl"). */
+  kernels: Record<string, number>;
+  /** The decode steps the per-token figures average over (0: none). */
+  decodeTokens: number;
+  submissionsPerToken: number;
+  dispatchesPerToken: number;
+  kernelsPerToken: Record<string, number>;
+}
+
 /** Per-expert state per layer (expert indices), behind the chat page's expert map. */
 export interface ExpertMap {
   layers: number;
@@ -235,6 +251,8 @@ export interface Stats {
   lastCachedTokens: number;
   lastPrefilledTokens: number;
   expertMap?: ExpertMap;
+  /** The WebGPU backend's device work; absent on the CPU. */
+  gpu?: GPUStats;
 }
 
 /** What create loaded (engine.info). */

@@ -2,6 +2,7 @@ package webgpu
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/cogentcore/webgpu/wgpu"
@@ -74,7 +75,10 @@ type Backend struct {
 	noLayer bool
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend = (*Backend)(nil)
+	_ backend.Counter = (*Backend)(nil)
+)
 
 // New returns a backend on d, which the caller keeps and closes.
 func New(d *Device) (*Backend, error) {
@@ -351,6 +355,12 @@ func (b *Backend) Stats() Stats {
 	return Stats{BindGroups: b.s.created, Submissions: b.s.submits, Dispatches: b.s.dispatches, ReadBytes: b.s.readBytes,
 		WeightBytes: b.weightBytes, ExpertBytes: int64(b.experts.used), ExpertPoolBytes: int64(b.experts.capacity),
 		ExpertPages: len(b.experts.pages), F16Arith: b.f16, Subgroups: b.subgroups}
+}
+
+// Counts returns the dispatch counters as backend.Counts (the backend is a
+// backend.Counter): the wasm session reports them to the page.
+func (b *Backend) Counts() backend.Counts {
+	return backend.Counts{Submissions: b.s.submits, Dispatches: b.s.dispatches, Kernels: maps.Clone(b.s.byFile)}
 }
 
 // String describes the backend's device and arithmetic.

@@ -120,6 +120,24 @@ type progress struct {
 	ETASeconds  float64 `json:"etaSeconds"`
 }
 
+// gpuStats is what the WebGPU backend submitted (backend.Counts): totals
+// since load, and per decoded token of the last generation (the tokens
+// after the first, which comes from the prompt's step), which say whether
+// a model decodes through the fused kernels (layer.wgsl, a layer per
+// dispatch; matvec.wgsl's head_argmax, no argmax.wgsl; router.wgsl) and
+// what a token costs in dispatches.
+type gpuStats struct {
+	Submissions int            `json:"submissions"`
+	Dispatches  int            `json:"dispatches"`
+	Kernels     map[string]int `json:"kernels"` // dispatches by WGSL file
+	// DecodeTokens is the decode steps the per-token figures average
+	// over (0: the last generation had none).
+	DecodeTokens        int                `json:"decodeTokens"`
+	SubmissionsPerToken float64            `json:"submissionsPerToken"`
+	DispatchesPerToken  float64            `json:"dispatchesPerToken"`
+	KernelsPerToken     map[string]float64 `json:"kernelsPerToken"`
+}
+
 // expertMap is the per-expert state behind the chat page's expert map:
 // expert indices per layer.
 type expertMap struct {
@@ -135,9 +153,11 @@ type expertMap struct {
 // stats is what engine.stats() returns.
 type stats struct {
 	ExpertMap *expertMap `json:"expertMap,omitempty"`
-	Loaded    bool       `json:"loaded"`
-	Backend   string     `json:"backend"` // "cpu" or "webgpu"
-	Workers   int        `json:"workers"` // engine instances the model runs on
+	// GPU is the WebGPU backend's device work; absent on the CPU.
+	GPU     *gpuStats `json:"gpu,omitempty"`
+	Loaded  bool      `json:"loaded"`
+	Backend string    `json:"backend"` // "cpu" or "webgpu"
+	Workers int       `json:"workers"` // engine instances the model runs on
 	// ExpertsSplit counts the routed experts split between the workers
 	// since load (cpu.Backend.SplitExperts).
 	ExpertsSplit int `json:"expertsSplit"`

@@ -82,9 +82,15 @@ type loaded struct {
 	// stopPeers ends the peers' workers; nil without peers.
 	stopPeers func()
 
-	gen       sync.Mutex // one generation at a time; guards eng, chat, last and lastUsage
+	gen       sync.Mutex // one generation at a time; guards eng, chat, last, lastUsage and the gpu fields
 	last      engine.Result
 	lastUsage chatsession.Usage
+	// gpuFirst and gpuLast are the backend's counts (a backend.Counter)
+	// at the first and the latest of gpuTicks generated tokens of the
+	// running generation; gpuDecode is the last generation's per token.
+	gpuFirst, gpuLast backend.Counts
+	gpuTicks          int
+	gpuDecode         gpuStats
 
 	snapMu sync.Mutex
 	snap   stats // refreshed while generating, so stats() need not wait
@@ -593,6 +599,12 @@ func (l *loaded) stats() stats {
 		LastPromptTokens: l.lastUsage.Prompt, LastCompletionTokens: l.lastUsage.Completion,
 		LastCachedTokens: l.lastUsage.Prompt - l.lastUsage.PrefilledTokens, LastPrefilledTokens: l.lastUsage.PrefilledTokens,
 	}
+	if c, ok := l.b.(backend.Counter); ok {
+		n := c.Counts()
+		g := l.gpuDecode
+		g.Submissions, g.Dispatches, g.Kernels = n.Submissions, n.Dispatches, n.Kernels
+		st.GPU = &g
+	}
 	if cb, ok := l.b.(*cpu.Backend); ok {
 		st.ExpertsSplit = cb.SplitExperts()
 	}
@@ -654,6 +666,7 @@ func (s *session) generate(ctx context.Context, chat bool, r chatsession.Request
 		s.cancelGn = nil
 		s.mu.Unlock()
 	}()
+	l.gpuTicks = 0
 	run := l.chat.Complete
 	if chat {
 		run = l.chat.Chat
@@ -671,8 +684,26 @@ func (s *session) generate(ctx context.Context, chat bool, r chatsession.Request
 		return nil, err
 	}
 	l.last, l.lastUsage = l.chat.Last(), *c.Usage
+	l.gpuDecode = decodeCounts(l.gpuFirst, l.gpuLast, l.gpuTicks-1)
 	l.refresh()
 	return c, nil
+}
+
+// decodeCounts is the device work of n decode steps, from first to last,
+// per token (zero when n < 1).
+func decodeCounts(first, last backend.Counts, n int) gpuStats {
+	if n < 1 {
+		return gpuStats{}
+	}
+	g := gpuStats{DecodeTokens: n, KernelsPerToken: map[string]float64{},
+		SubmissionsPerToken: float64(last.Submissions-first.Submissions) / float64(n),
+		DispatchesPerToken:  float64(last.Dispatches-first.Dispatches) / float64(n)}
+	for k, v := range last.Kernels {
+		if d := v - first.Kernels[k]; d != 0 {
+			g.KernelsPerToken[k] = float64(d) / float64(n)
+		}
+	}
+	return g
 }
 
 // tick runs after every generated token. Go on js runs the page's
@@ -681,6 +712,16 @@ func (s *session) generate(ctx context.Context, chat bool, r chatsession.Request
 func (l *loaded) tick(yield func()) func() {
 	last := time.Now()
 	return func() {
+		// The device work between the first generated token and each
+		// later one is the decode steps' (the first comes from the prompt).
+		if c, ok := l.b.(backend.Counter); ok {
+			n := c.Counts()
+			if l.gpuTicks == 0 {
+				l.gpuFirst = n
+			}
+			l.gpuLast = n
+			l.gpuTicks++
+		}
 		if time.Since(last) > 25*time.Millisecond {
 			l.refresh()
 			yield()

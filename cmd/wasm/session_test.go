@@ -249,3 +249,53 @@ func TestNewBackend(t *testing.T) {
 		})
 	}
 }
+
+// countingBackend is the CPU backend as a backend.Counter that counts a
+// forward step's Embed as one submission of two dispatches of "embed".
+type countingBackend struct {
+	*cpu.Backend
+	embeds int
+}
+
+func (c *countingBackend) Embed(dst backend.Buf, table backend.Weight, ids []int) {
+	c.embeds++
+	c.Backend.Embed(dst, table, ids)
+}
+
+func (c *countingBackend) Counts() backend.Counts {
+	return backend.Counts{Submissions: c.embeds, Dispatches: 2 * c.embeds, Kernels: map[string]int{"embed": c.embeds, "unused": 3}}
+}
+
+// TestSessionGPUStats: on a backend that counts its device work (the
+// WebGPU backend in a browser), stats carry the totals and the last
+// generation's work per decoded token, the steps after the first token;
+// on the CPU they are absent.
+func TestSessionGPUStats(t *testing.T) {
+	url, _ := servePack(t)
+	cb := &countingBackend{Backend: cpu.New(cpu.Options{})}
+	s := newSession(env{gpu: func() (backend.Backend, gpuInfo, error) { return cb, gpuInfo{Adapter: "counting"}, nil }})
+	if _, e, _, _ := call(s, "load", loadParams{Model: url, Cache: "none", Backend: "webgpu"}); e != nil {
+		t.Fatal(e)
+	}
+	for _, n := range []int{6, 3} {
+		if _, e, _, _ := call(s, "complete", map[string]any{"prompt": "the cat", "temperature": 0, "max_tokens": n}); e != nil {
+			t.Fatal(e)
+		}
+		g := s.stats().GPU
+		if g == nil {
+			t.Fatal("no gpu stats on a counting backend")
+		}
+		want := gpuStats{Submissions: cb.embeds, Dispatches: 2 * cb.embeds, Kernels: map[string]int{"embed": cb.embeds, "unused": 3},
+			DecodeTokens: n - 1, SubmissionsPerToken: 1, DispatchesPerToken: 2, KernelsPerToken: map[string]float64{"embed": 1}}
+		if !reflect.DeepEqual(*g, want) {
+			t.Errorf("max_tokens %d: gpu stats %+v, want %+v", n, *g, want)
+		}
+	}
+	cs := newSession(env{})
+	if _, e, _, _ := call(cs, "load", loadParams{Model: url, Cache: "none", Backend: "cpu"}); e != nil {
+		t.Fatal(e)
+	}
+	if g := cs.stats().GPU; g != nil {
+		t.Errorf("gpu stats on the cpu backend: %+v", *g)
+	}
+}

@@ -275,6 +275,22 @@ type Argmaxer interface {
 	Argmax(x Buf) (int, error)
 }
 
+// Counter is a Backend that counts the device work it submits (the
+// WebGPU backend): what a page or a benchmark reads to see which kernels
+// a model runs on its device and how many dispatches a token costs.
+type Counter interface {
+	Counts() Counts
+}
+
+// Counts are a Counter's totals since it was created.
+type Counts struct {
+	Submissions int // queue submissions
+	Dispatches  int // compute dispatches
+	// Kernels is the dispatches by kernel, named by their WGSL file
+	// ("layer.wgsl"); a copy the caller may keep.
+	Kernels map[string]int
+}
+
 // DeviceSampler is a Backend that draws the next token on the device, so a
 // sampled decode step reads back one token id instead of the logits.
 type DeviceSampler interface {
