@@ -68,7 +68,9 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 	if T > 1 {
 		m.fx = grow(m.fx, nx)
 	} else if quantX {
-		b.xq.Quantize(x[:D], 1, D)
+		// For the first expert's format (q4_0's decode layout, if any),
+		// which a model's experts share.
+		b.xq.QuantizeFor(j.exps[0].gate.m, x[:D], 1, D)
 	}
 	m.h1, m.h3, m.y = grow(m.h1, nh), grow(m.h3, nh), grow(m.y, ny)
 	m.ys = grow(m.ys, T*K)
@@ -116,13 +118,22 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 		j.phase = 0
 		b.split(len(j.exps), work0, 1, j)
 	}
-	j.phase = 1
-	b.split(items, work1, 1, j)
 	chunk := max(4, (D/(8*b.threads)+3)&^3)
-	if T == 1 {
+	if T == 1 && len(j.exps) >= 2*b.threads {
+		// Decode with experts enough to share: whole experts, gate, up
+		// and down, one after another on each goroutine, then the sums
+		// on this one.
+		j.phase = 5
+		b.split(len(j.exps), work1+work2, 1, j)
+		j.combine(0, D)
+	} else if T == 1 {
+		j.phase = 1
+		b.split(items, work1, 1, j)
 		j.phase = 2
 		b.split(D, work2, chunk, j)
 	} else {
+		j.phase = 1
+		b.split(items, work1, 1, j)
 		// A batch's down projections in items of (expert, 64 rows), as
 		// phase 1's: by output rows alone, an item was every expert's
 		// rows for all the batch's tokens, a sixteenth of the layer, and
@@ -206,6 +217,12 @@ func (j *moeTask) run(worker, lo, hi int) {
 		}
 	case 4:
 		j.combine(lo, hi)
+	case 5:
+		for i := lo; i < hi; i++ {
+			e := &j.exps[i]
+			j.gateUp(worker, e, 0, e.width)
+			j.downExpert(worker, e, 0, j.D)
+		}
 	}
 }
 
