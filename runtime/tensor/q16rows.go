@@ -31,11 +31,6 @@ type Q16Rows struct {
 	// has the tiles.
 	dup   []int16
 	dupOn bool
-	// dec is qs laid out by vec.DupQ4 for the four-row q4_0 kernel,
-	// kept when decOn: a q4_0 product of one row (decode) on a machine
-	// whose kernel reads it.
-	dec   []int16
-	decOn bool
 }
 
 // Rows and Cols are the shape last quantised.
@@ -77,10 +72,6 @@ func (q *Q16Rows) resize(rows, cols int, q4 bool) {
 	if q.dupOn {
 		q.dup = grow(q.dup, 2*rows*cols)
 	}
-	q.decOn = q4 && rows == 1 && vec.DecodeQ4Dup()
-	if q.decOn {
-		q.dec = grow(q.dec, vec.DupQ4Words*nb)
-	}
 }
 
 // QuantizeBlocks quantises the 32-element blocks b0 ≤ b < b1 of x (the
@@ -94,9 +85,6 @@ func (q *Q16Rows) QuantizeBlocks(x []float32, b0, b1 int) {
 	}
 	if q.dupOn {
 		vec.DupQ16(q.dup[2*qk*b0:2*qk*b1], q.qs[qk*b0:qk*b1])
-	}
-	if q.decOn {
-		vec.DupQ4(q.dec[vec.DupQ4Words*b0:vec.DupQ4Words*b1], q.qs[qk*b0:qk*b1])
 	}
 }
 
@@ -209,9 +197,6 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 					vec.DotQ8_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, re-rb)
 				case m.dtype == Q8_0:
 					vec.DotQ8_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, (re-rb)/4)
-				case x.decOn:
-					// Decode: the activations as DupQ4 laid them out.
-					vec.DotQ4_0x4NC(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, x.dec[:vec.DupQ4Words*n], (re-rb)/4)
 				default:
 					vec.DotQ4_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, (re-rb)/4)
 				}

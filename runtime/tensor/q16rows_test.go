@@ -143,10 +143,8 @@ func TestMulQuantized(t *testing.T) {
 // it gets alone, for q4_0 and q8_0 matrices of ragged sizes and every batch
 // size up to nine and a few past it (the 2×8 tiles, then the tokens short
 // of a whole one: q4_0's 2×n tiles where the machine has them, the 2×4
-// tiles and the four-row kernel elsewhere; one token through q4_0's
-// decode layout where the machine reads it), with the activations
-// quantised for the matrix (QuantizeFor) and without (Quantize), which
-// must agree.
+// tiles and the four-row kernel elsewhere), with the activations quantised
+// for the matrix (QuantizeFor) and without (Quantize), which must agree.
 func TestMulQuantizedTokens(t *testing.T) {
 	r := rand.New(rand.NewPCG(31, 32))
 	for _, d := range []DType{Q4_0, Q8_0} {
@@ -175,9 +173,6 @@ func TestMulQuantizedTokens(t *testing.T) {
 					qp.Quantize(x, tokens, cols)
 					if want := d == Q4_0 && tokens >= 2 && vec.TilesAnyTokens(); qf.dupOn != want {
 						t.Fatalf("%v %d tokens: 2×n layout kept %v, want %v", d, tokens, qf.dupOn, want)
-					}
-					if want := d == Q4_0 && tokens == 1 && vec.DecodeQ4Dup(); qf.decOn != want {
-						t.Fatalf("%v %d tokens: decode layout kept %v, want %v", d, tokens, qf.decOn, want)
 					}
 					got := make([]float32, tokens*rows)
 					plain := make([]float32, tokens*rows)

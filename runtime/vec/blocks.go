@@ -238,59 +238,6 @@ func DotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 	rowsX4(dotQ4_0x4N, out, wd, sd, wq, sq, xd, xq, groups, BlockSize/2)
 }
 
-// DotQ4_0x4NC is DotQ4_0x4N given also xq laid out by DupQ4 (xc), with
-// the same bits: the AVX-512 kernel reads the activations and their lane
-// corrections from xc with plain loads, multiplies the nibbles as stored
-// and starts each lane's integer sum from the correction, instead of
-// taking 8 off every nibble. Other kernels read xq.
-func DotQ4_0x4NC(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, xc []int16, groups int) {
-	n := len(xd)
-	if groups <= 0 {
-		return
-	}
-	r := 4 * groups
-	out, wd, wq, xq, xc = out[:r], wd[:(r-1)*sd+2*n], wq[:(r-1)*sq+BlockSize/2*n], xq[:BlockSize*n], xc[:DupQ4Words*n]
-	if n == 0 {
-		clear(out)
-		return
-	}
-	dotQ4_0x4NC(out, wd, sd, wq, sq, xd, xq, xc, groups)
-}
-
-// DecodeQ4Dup reports whether DotQ4_0x4NC reads DupQ4's layout (so that
-// it is worth making) rather than the activations as quantised.
-func DecodeQ4Dup() bool { return tilesAnyTokens() }
-
-// DupQ4Words is the length of a block in DupQ4's layout.
-const DupQ4Words = 96
-
-// DupQ4 lays out the 16-bit activation blocks q (32 values each) for
-// DotQ4_0x4NC, 96 words a block in dst: values 0..15 twice, 16..31
-// twice (DupQ16's layout: each half of a 512-bit register holds what one
-// of the kernel's two weight rows multiplies), then the eight int32 lane
-// corrections c[i] = −8·(q[2i] + q[2i+1] + q[16+2i] + q[17+2i]) twice,
-// each as two words, low first: what taking 8 off each q4_0 nibble (low
-// nibbles are values 0..15, high ones 16..31, two adjacent products a
-// lane) contributes to lane i of the block's integer sum. |c| ≤ 2²⁰, and
-// the lane sums stay the exact integers they were.
-func DupQ4(dst, q []int16) {
-	nb := len(q) / BlockSize
-	dst = dst[:DupQ4Words*nb]
-	for b := range nb {
-		x := q[BlockSize*b : BlockSize*(b+1)]
-		d := dst[DupQ4Words*b : DupQ4Words*(b+1)]
-		copy(d[0:16], x[:16])
-		copy(d[16:32], x[:16])
-		copy(d[32:48], x[16:])
-		copy(d[48:64], x[16:])
-		for i := range 8 {
-			c := -8 * (int32(x[2*i]) + int32(x[2*i+1]) + int32(x[16+2*i]) + int32(x[17+2*i]))
-			d[64+2*i], d[65+2*i] = int16(c), int16(c>>16)
-			d[80+2*i], d[81+2*i] = int16(c), int16(c>>16)
-		}
-	}
-}
-
 // rowsX4 checks the arguments of a four-rows-at-a-time matrix-vector
 // kernel k (qbytes quant bytes a weight block), slicing each to what k
 // reads so that k needs no bounds checks, and calls it; with no blocks the

@@ -250,17 +250,6 @@ func dotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 }
 
 //go:noescape
-func dotQ4_0x4NCAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xc *int16, nb, groups int)
-
-func dotQ4_0x4NC(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, xc []int16, groups int) {
-	if hasAVX512 {
-		dotQ4_0x4NCAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xc[0], len(xd), groups)
-		return
-	}
-	dotQ4_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
-}
-
-//go:noescape
 func dotQ8_0x2x4AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 
 //go:noescape

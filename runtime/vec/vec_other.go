@@ -78,7 +78,3 @@ func dotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 }
 
 func tilesAnyTokens() bool { return false }
-
-func dotQ4_0x4NC(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, _ []int16, groups int) {
-	dotQ4_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
-}
