@@ -50,7 +50,8 @@ func (b *Backend) matmulFast(dst []float32, dstStride int, x []float32, rows, co
 
 // MatMuls is MatMul for each of ws (backend.MultiMatMuler). On the fast
 // path, for one token and up to three weights in one block format (a
-// decode step's q, k and v projections), x is quantised once and all the
+// decode step's q, k and v projections), each large enough to be shared
+// by the pool alone, x is quantised once and all the
 // weights' rows are one op for the pool, in the chunks MatMul would cut
 // each into: one hand-off instead of three, each row computed as MatMul
 // computes it (the same activations, the same kernels), so the same bits.
@@ -62,7 +63,10 @@ func (b *Backend) MatMuls(dsts []backend.Buf, x backend.Buf, ws, biases []backen
 		j.n = len(ws)
 		for i, w := range ws {
 			m := w.(*weight)
-			if !m.quantised() || m.m.DType() != ws[0].(*weight).m.DType() || m.m.Cols() != s.cols {
+			// Only products each large enough for the pool alone: smaller
+			// ones run on this goroutine with no hand-off at all, which
+			// joining them to the others would add (Mixtral's k and v).
+			if !m.quantised() || m.m.DType() != ws[0].(*weight).m.DType() || m.m.Cols() != s.cols || m.rows*s.cols < minWork {
 				j.n = 0
 				break
 			}
