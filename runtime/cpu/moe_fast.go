@@ -30,8 +30,11 @@ import (
 // The split of a decode step used to be three or six hand-offs between the
 // goroutines per expert (24 to 48 for OLMoE's top-8 per layer), each with
 // too little work, about 300 KB of weights, for the second goroutine to
-// wake up in time to share it; now it is two per layer, each over all the
-// experts' bytes. Every output is still summed in the same order whatever
+// wake up in time to share it; then two per layer, each over all the
+// experts' bytes. With at least two experts per goroutine (OLMoE's top-8
+// on two) it is one: each goroutine claims whole experts, gate, up and
+// down one after another (phase 5), streaming whole matrices, and the
+// caller adds the results (RATIONALE.md, "Decode on two threads"). Every output is still summed in the same order whatever
 // the split or the batch: the products are MulQuantized's or mulRows',
 // which do not depend on the row range, and each (token, rank) result is
 // added in rank order, as the general path does.
