@@ -180,6 +180,15 @@ type Adopter interface {
 	Adopt(t *tensor.Tensor) (Weight, error)
 }
 
+// MultiMatMuler is a Backend that computes several products of one input
+// as one op: MatMuls(dsts, x, ws, biases) does MatMul(dsts[i], x, ws[i],
+// biases[i]) for every i (biases[i] may be nil), with MatMul's results.
+// The engine gives it each layer's q, k and v projections, which the CPU
+// backend then hands to its threads once instead of three times.
+type MultiMatMuler interface {
+	MatMuls(dsts []Buf, x Buf, ws, biases []Weight)
+}
+
 // ExpertUploader is a Backend that keeps routed experts' matrices apart
 // from other weights — WebGPU packs them into a pool of pages that the
 // MoE kernels index and that evictions free for the next upload. The

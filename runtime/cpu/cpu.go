@@ -29,6 +29,7 @@ type Backend struct {
 	xq8     tensor.Q8Rows // decode's activations in 8 bits, with act8
 	act8    bool          // 8-bit activations for decode (tests only: see NewAct8)
 	mul     mulTask
+	muls    multiMulTask
 	quant   quantTask
 	attn    attnTask
 	rope    []float32 // cos then sin, for RoPE

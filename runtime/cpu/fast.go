@@ -48,6 +48,81 @@ func (b *Backend) matmulFast(dst []float32, dstStride int, x []float32, rows, co
 	j.dst, j.x, j.w = nil, nil, nil
 }
 
+// MatMuls is MatMul for each of ws (backend.MultiMatMuler). On the fast
+// path, for one token and up to three weights in one block format (a
+// decode step's q, k and v projections), each large enough to be shared
+// by the pool alone, x is quantised once and all the
+// weights' rows are one op for the pool, in the chunks MatMul would cut
+// each into: one hand-off instead of three, each row computed as MatMul
+// computes it (the same activations, the same kernels), so the same bits.
+func (b *Backend) MatMuls(dsts []backend.Buf, x backend.Buf, ws, biases []backend.Weight) {
+	s := x.(*buf)
+	j := &b.muls
+	j.n = 0
+	if !b.exact && !b.act8 && s.rows == 1 && len(ws) <= len(j.w) {
+		j.n = len(ws)
+		for i, w := range ws {
+			m := w.(*weight)
+			// Only products each large enough for the pool alone: smaller
+			// ones run on this goroutine with no hand-off at all, which
+			// joining them to the others would add (Mixtral's k and v).
+			if !m.quantised() || m.m.DType() != ws[0].(*weight).m.DType() || m.m.Cols() != s.cols || m.rows*s.cols < minWork {
+				j.n = 0
+				break
+			}
+			j.w[i] = m
+		}
+	}
+	if j.n == 0 {
+		for i := range ws {
+			b.MatMul(dsts[i], x, ws[i], biases[i])
+		}
+		return
+	}
+	b.xq.QuantizeFor(j.w[0].m, s.f[:s.cols], 1, s.cols)
+	j.b, j.x, j.cols = b, s.f[:s.cols], s.cols
+	rows := 0
+	for i := range j.n {
+		j.dst[i] = dsts[i].(*buf).f
+		j.off[i] = rows
+		rows += (j.w[i].rows + 3) &^ 3 // each weight's rows from a multiple of four
+	}
+	j.off[j.n] = rows
+	chunk := (j.w[0].rows/(4*b.threads) + 3) &^ 3
+	b.split(rows, rows*s.cols, max(chunk, 4), j)
+	for i := range j.n {
+		if biases[i] != nil {
+			d := j.dst[i][:j.w[i].rows]
+			for k, v := range biases[i].(*weight).f[:len(d)] {
+				d[k] += v
+			}
+		}
+		j.dst[i], j.w[i] = nil, nil
+	}
+	j.x = nil
+}
+
+// multiMulTask is one MatMuls: items are the rows of its weights one after
+// another, each weight's starting at off[i].
+type multiMulTask struct {
+	b    *Backend
+	x    []float32
+	cols int
+	n    int
+	dst  [3][]float32
+	w    [3]*weight
+	off  [4]int
+}
+
+func (j *multiMulTask) run(worker, lo, hi int) {
+	for i := range j.n {
+		a, c := max(lo, j.off[i]), min(hi, j.off[i]+j.w[i].rows)
+		if a < c {
+			j.b.mulRange(worker, j.dst[i], j.w[i].rows, j.x, &j.b.xq, 1, j.cols, j.w[i], a-j.off[i], c-j.off[i])
+		}
+	}
+}
+
 // quantTask quantises the activations of one matmulFast, by blocks.
 type quantTask struct {
 	xq *tensor.Q16Rows

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/tensor"
 )
 
@@ -121,5 +122,76 @@ func TestFmaxMatchesBuiltin(t *testing.T) {
 				t.Errorf("fmax(%v, %v) = %#x, builtin %#x", x, y, math.Float32bits(got), math.Float32bits(want))
 			}
 		}
+	}
+}
+
+// TestMatMuls checks that MatMuls gives every output the bits of MatMul
+// called once per weight, on one goroutine and on two and three, for each
+// format (the block formats run as one op, the others one MatMul each),
+// weights whose row counts are not multiples of four (so a weight's rows
+// start past another's tail), biases on some, and mixed formats (which fall
+// back to one MatMul each). The block formats' products, large enough to
+// share, must be one hand-off to the pool.
+func TestMatMuls(t *testing.T) {
+	r := rand.New(rand.NewPCG(41, 42))
+	const cols = 2048
+	for _, d := range append(formats, tensor.DType(255)) {
+		name := d.String()
+		ds := []tensor.DType{d, d, d}
+		if d == 255 {
+			name, ds = "mixed", []tensor.DType{tensor.Q4_0, tensor.Q8_0, tensor.Q4_0}
+		}
+		if ds[0] == tensor.Q4_K {
+			continue // rows of 256: cols would need to be a multiple of it
+		}
+		t.Run(name, func(t *testing.T) {
+			rows := []int{67, 64, 65} // each over minWork at cols
+			var qs [3]*tensor.Tensor
+			for i := range qs {
+				qs[i], _ = quantized(t, r, ds[i], rows[i], cols)
+			}
+			x := randomF32(r, cols, 1)
+			bias := randomF32(r, rows[1], 1)
+			var want [3][]float32
+			for _, threads := range []int{1, 2, 3} {
+				b := New(Options{Threads: threads})
+				var ws, bs [3]backend.Weight
+				var dsts [3]backend.Buf
+				for i, q := range qs {
+					w, err := b.Upload(q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					ws[i] = w
+					dsts[i], _ = b.NewBuf(1, rows[i])
+				}
+				bs[1] = up(t, b, []int{rows[1]}, bias...)
+				xb, _ := b.NewBuf(1, cols)
+				copy(xb.(*buf).f, x)
+				var before int64
+				if b.pool != nil {
+					before = b.pool.ops.Load()
+				}
+				b.MatMuls(dsts[:], xb, ws[:], bs[:])
+				if b.pool != nil && (d == tensor.Q8_0 || d == tensor.Q4_0) {
+					if n := b.pool.ops.Load() - before; n != 1 {
+						t.Errorf("%d goroutines: %d hand-offs to the pool, want 1", threads, n)
+					}
+				}
+				for i := range qs {
+					one, _ := b.NewBuf(1, rows[i])
+					b.MatMul(one, xb, ws[i], bs[i])
+					if !equal(dsts[i].(*buf).f, one.(*buf).f) {
+						t.Errorf("%d goroutines, weight %d: MatMuls %v, MatMul %v", threads, i, dsts[i].(*buf).f, one.(*buf).f)
+					}
+					if threads == 1 {
+						want[i] = one.(*buf).f
+					} else if !equal(want[i], one.(*buf).f) {
+						t.Errorf("%d goroutines, weight %d: differs from one goroutine", threads, i)
+					}
+				}
+				b.Close()
+			}
+		})
 	}
 }

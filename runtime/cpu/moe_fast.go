@@ -30,8 +30,11 @@ import (
 // The split of a decode step used to be three or six hand-offs between the
 // goroutines per expert (24 to 48 for OLMoE's top-8 per layer), each with
 // too little work, about 300 KB of weights, for the second goroutine to
-// wake up in time to share it; now it is two per layer, each over all the
-// experts' bytes. Every output is still summed in the same order whatever
+// wake up in time to share it; then two per layer, each over all the
+// experts' bytes. With at least two experts per goroutine (OLMoE's top-8
+// on two) it is one: each goroutine claims whole experts, gate, up and
+// down one after another (phase 5), streaming whole matrices, and the
+// caller adds the results (RATIONALE.md, "Decode on two threads"). Every output is still summed in the same order whatever
 // the split or the batch: the products are MulQuantized's or mulRows',
 // which do not depend on the row range, and each (token, rank) result is
 // added in rank order, as the general path does.
@@ -116,13 +119,22 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 		j.phase = 0
 		b.split(len(j.exps), work0, 1, j)
 	}
-	j.phase = 1
-	b.split(items, work1, 1, j)
 	chunk := max(4, (D/(8*b.threads)+3)&^3)
-	if T == 1 {
+	if T == 1 && len(j.exps) >= 2*b.threads {
+		// Decode with experts enough to share: whole experts, gate, up
+		// and down, one after another on each goroutine, then the sums
+		// on this one.
+		j.phase = 5
+		b.split(len(j.exps), work1+work2, 1, j)
+		j.combine(0, D)
+	} else if T == 1 {
+		j.phase = 1
+		b.split(items, work1, 1, j)
 		j.phase = 2
 		b.split(D, work2, chunk, j)
 	} else {
+		j.phase = 1
+		b.split(items, work1, 1, j)
 		// A batch's down projections in items of (expert, 64 rows), as
 		// phase 1's: by output rows alone, an item was every expert's
 		// rows for all the batch's tokens, a sixteenth of the layer, and
@@ -206,6 +218,12 @@ func (j *moeTask) run(worker, lo, hi int) {
 		}
 	case 4:
 		j.combine(lo, hi)
+	case 5:
+		for i := lo; i < hi; i++ {
+			e := &j.exps[i]
+			j.gateUp(worker, e, 0, e.width)
+			j.downExpert(worker, e, 0, j.D)
+		}
 	}
 }
 

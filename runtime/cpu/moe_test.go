@@ -161,6 +161,11 @@ func TestMoEFast(t *testing.T) {
 					if one := run(Options{Threads: 2}, false, tk, 1); !equal(one, fused[tk*D:(tk+1)*D]) {
 						t.Errorf("token %d alone differs from the batch", tk)
 					}
+					// On one goroutine a token's experts run whole, one
+					// after another (on two, there are too few of them).
+					if one := run(Options{Threads: 1}, false, tk, 1); !equal(one, fused[tk*D:(tk+1)*D]) {
+						t.Errorf("token %d alone on one goroutine differs from the batch", tk)
+					}
 				}
 			})
 		}
@@ -169,9 +174,10 @@ func TestMoEFast(t *testing.T) {
 
 // TestMoEFastHandoffs: on two goroutines, a decode step's MoE over eight
 // experts (each too large to run on one goroutine) hands the work to the
-// pool twice, gate and up then down, not three or more times per expert;
-// a batch of 16 tokens three times: gathering and quantising each expert's
-// inputs, gate and up, down (its sums, too small to share, on the caller).
+// pool once, whole experts to each goroutine, not three or more times per
+// expert; a batch of 16 tokens three times: gathering and quantising each
+// expert's inputs, gate and up, down (its sums, too small to share, on
+// the caller).
 func TestMoEFastHandoffs(t *testing.T) {
 	const D, W, E, K = 256, 512, 8, 8
 	r := rand.New(rand.NewPCG(5, 6))
@@ -193,7 +199,7 @@ func TestMoEFastHandoffs(t *testing.T) {
 		}
 		f.Experts = append(f.Experts, &backend.Expert{Gate: m[0], Up: m[1], Down: m[2]})
 	}
-	for _, tc := range []struct{ tokens, want int }{{1, 2}, {16, 3}} {
+	for _, tc := range []struct{ tokens, want int }{{1, 1}, {16, 3}} {
 		x, _ := b.NewBuf(tc.tokens, D)
 		copy(x.(*buf).f, randomF32(r, tc.tokens*D, 1))
 		out, _ := b.NewBuf(tc.tokens, D)

@@ -119,6 +119,7 @@ type Engine struct {
 
 	// scratch activations for up to MaxBatch rows
 	x, h, q, k, v, att, o, ffn backend.Buf
+	qkvDst                     [3]backend.Buf      // a step's views of q, k, v, for MatMuls
 	routerLogits               map[int]backend.Buf // by expert count
 	final, logits              backend.Buf
 	// MLA's: q's bottleneck, kv_a_proj_with_mqa's output
@@ -140,6 +141,7 @@ type layer struct {
 	attnNorm, ffnNorm  backend.Weight
 	wq, wk, wv, wo     backend.Weight
 	bq, bk, bv         backend.Weight
+	qkv, qkvBias       [3]backend.Weight // wq, wk, wv and their biases, for MatMuls
 	qNorm, kNorm       backend.Weight
 	router, routerBias backend.Weight
 	routerLogitBias    backend.Weight
@@ -263,6 +265,7 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 			wqA:    up(n("wq_a")), qANorm: up(n("q_a_norm")), wqB: up(n("wq_b")),
 			wkvA: up(n("wkv_a")), kvANorm: up(n("kv_a_norm")), wkvB: up(n("wkv_b")),
 		}
+		ly.qkv, ly.qkvBias = [3]backend.Weight{ly.wq, ly.wk, ly.wv}, [3]backend.Weight{ly.bq, ly.bk, ly.bv}
 		f := &c.FFN[l]
 		for s := range f.SharedWidths {
 			ly.ffn.Shared = append(ly.ffn.Shared, &backend.Expert{
@@ -590,6 +593,8 @@ func (e *Engine) step(ctx context.Context, ids []int, last bool, pick func(backe
 		res = 0
 	}
 	fuser, _ := b.(backend.LayerFuser)
+	multi, _ := b.(backend.MultiMatMuler)
+	e.qkvDst = [3]backend.Buf{q, k, v}
 	for l := range e.layers {
 		ly := &e.layers[l]
 		if fuser != nil && T == 1 && res == 0 && e.fusable(ly) &&
@@ -601,9 +606,13 @@ func (e *Engine) step(ctx context.Context, ids []int, last bool, pick func(backe
 		if c.MLA != nil {
 			e.mla(l, h, q, att)
 		} else {
-			b.MatMul(q, h, ly.wq, ly.bq)
-			b.MatMul(k, h, ly.wk, ly.bk)
-			b.MatMul(v, h, ly.wv, ly.bv)
+			if multi != nil {
+				multi.MatMuls(e.qkvDst[:], h, ly.qkv[:], ly.qkvBias[:])
+			} else {
+				b.MatMul(q, h, ly.wq, ly.bq)
+				b.MatMul(k, h, ly.wk, ly.bk)
+				b.MatMul(v, h, ly.wv, ly.bv)
+			}
 			if ly.qNorm != nil {
 				b.RMSNorm(q, q, ly.qNorm, c.NormEps)
 				b.RMSNorm(k, k, ly.kNorm, c.NormEps)
