@@ -124,6 +124,21 @@ var<private> bias: array<u32, 1>;
 // (see matvec.wgsl's store).
 var<private> nz: u32;
 
+// sum64 is the sum of the workgroup's 64 values s by the tree the
+// unfused norms use (rmsnorm.wgsl, xn_on.wgsl), so the fused layer's
+// norms keep their bits. Every invocation must call it.
+fn sum64(lid: u32, s: f32) -> f32 {
+  nred[lid] = s;
+  workgroupBarrier();
+  for (var st = 32u; st > 0u; st >>= 1u) {
+    if (lid < st) {
+      nred[lid] += nred[lid + st];
+    }
+    workgroupBarrier();
+  }
+  return nred[0];
+}
+
 // norm writes hs = nw ⊙ (x / sqrt(mean(x²) + eps)) for the norm weight at
 // word off of w: xn_on.wgsl's sum, tree and products.
 fn norm(lid: u32, off: u32) {
@@ -133,15 +148,7 @@ fn norm(lid: u32, off: u32) {
     let v = x[i];
     s += v * v;
   }
-  nred[lid] = s;
-  workgroupBarrier();
-  for (var st = 32u; st > 0u; st >>= 1u) {
-    if (lid < st) {
-      nred[lid] += nred[lid + st];
-    }
-    workgroupBarrier();
-  }
-  let r = 1.0 / sqrt(nred[0] / f32(p.dim) + bitcast<f32>(p.eps));
+  let r = 1.0 / sqrt(sum64(lid, s) / f32(p.dim) + bitcast<f32>(p.eps));
   for (var i = lid; i < n; i += 64u) {
     hs[i] = bitcast<f32>(w[off + i]) * (r * x[i]);
   }
@@ -161,15 +168,7 @@ fn gnorm(lid: u32, which: u32, g: u32, n: u32, off: u32) {
     }
     s += v * v;
   }
-  nred[lid] = s;
-  workgroupBarrier();
-  for (var st = 32u; st > 0u; st >>= 1u) {
-    if (lid < st) {
-      nred[lid] += nred[lid + st];
-    }
-    workgroupBarrier();
-  }
-  let r = 1.0 / sqrt(nred[0] / f32(n) + bitcast<f32>(p.eps));
+  let r = 1.0 / sqrt(sum64(lid, s) / f32(n) + bitcast<f32>(p.eps));
   for (var i = lid; i < n; i += 64u) {
     if (which == 0u) {
       qs[o + i] = bitcast<f32>(w[off + i]) * (r * qs[o + i]);
