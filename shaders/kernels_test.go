@@ -153,24 +153,28 @@ func TestMatVec(t *testing.T) {
 					want := make([]float32, 5+c.T*int(p.DstStride))
 					wantRes := append([]float32(nil), res...)
 					shaders.MatVecTwin(f, p, w, x, want, bias, wantRes)
-					got, gotRes := make([]uint32, len(want)), shaders.Bits(res)
-					if err := d.Run(shaders.MatVec, spec, grid, p.Words(), w, shaders.Bits(x), got, bias, gotRes, w2); err != nil {
-						t.Fatal(err)
+					for _, spec := range xSpecs(spec, len(x)) {
+						got, gotRes := make([]uint32, len(want)), shaders.Bits(res)
+						if err := d.Run(shaders.MatVec, spec, grid, p.Words(), w, shaders.Bits(x), got, bias, gotRes, w2); err != nil {
+							t.Fatal(err)
+						}
+						near(t, "matvec"+xName(spec), shaders.Floats(got), want, 1e-5)
+						near(t, "matvec residual"+xName(spec), shaders.Floats(gotRes), wantRes, 1e-5)
 					}
-					near(t, "matvec", shaders.Floats(got), want, 1e-5)
-					near(t, "matvec residual", shaders.Floats(gotRes), wantRes, 1e-5)
 
 					clear(want)
-					clear(got)
 					per = shaders.MatVecGroupRows(shaders.MatVecGU, c.L)
 					nx, ny = shaders.Grid((c.rows + per - 1) / per)
 					p.NX = nx
 					grid = [3]uint32{nx, ny, uint32(c.T)}
 					shaders.MatVecGateUpTwin(f, p, w, w2, x, want)
-					if err := d.Run(shaders.MatVecGU, spec, grid, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
-						t.Fatal(err)
+					for _, spec := range xSpecs(spec, len(x)) {
+						got := make([]uint32, len(want))
+						if err := d.Run(shaders.MatVecGU, spec, grid, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
+							t.Fatal(err)
+						}
+						near(t, "matvec gate_up"+xName(spec), shaders.Floats(got), want, 1e-5)
 					}
-					near(t, "matvec gate_up", shaders.Floats(got), want, 1e-5)
 				})
 			}
 		}
@@ -205,19 +209,20 @@ func TestMatVecRagged(t *testing.T) {
 						DstStride: uint32(rows), WBase: base, HasBias: r.IntN(2) == 1, NX: nx, W2Base: base + 1}
 					want := make([]float32, rows)
 					shaders.MatVecTwin(f, p, w, x, want, bias, nil)
-					got := make([]uint32, rows)
-					spec := shaders.Spec{Format: f, L: l, Subgroups: sg}
-					if err := d.Run(shaders.MatVec, spec, [3]uint32{nx, ny, 1}, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
-						t.Fatal(err)
+					want2 := make([]float32, rows)
+					shaders.MatVecGateUpTwin(f, p, w, w2, x, want2)
+					for _, spec := range xSpecs(shaders.Spec{Format: f, L: l, Subgroups: sg}, len(x)) {
+						got := make([]uint32, rows)
+						if err := d.Run(shaders.MatVec, spec, [3]uint32{nx, ny, 1}, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
+							t.Fatal(err)
+						}
+						near(t, "matvec"+xName(spec), shaders.Floats(got), want, 1e-5)
+						clear(got)
+						if err := d.Run(shaders.MatVecGU, spec, [3]uint32{nx, ny, 1}, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
+							t.Fatal(err)
+						}
+						near(t, "matvec gate_up"+xName(spec), shaders.Floats(got), want2, 1e-5)
 					}
-					near(t, "matvec", shaders.Floats(got), want, 1e-5)
-					clear(want)
-					clear(got)
-					shaders.MatVecGateUpTwin(f, p, w, w2, x, want)
-					if err := d.Run(shaders.MatVecGU, spec, [3]uint32{nx, ny, 1}, p.Words(), w, shaders.Bits(x), got, bias, make([]uint32, 1), w2); err != nil {
-						t.Fatal(err)
-					}
-					near(t, "matvec gate_up", shaders.Floats(got), want, 1e-5)
 				})
 			}
 		}
@@ -279,6 +284,24 @@ func lanePaths(d *webgpu.Device, l int) []bool {
 		return []bool{false, true}
 	}
 	return []bool{false}
+}
+
+// xSpecs is spec, and with one lane per row (where the backend binds x
+// as a uniform) spec reading the n floats of x from a uniform binding.
+func xSpecs(spec shaders.Spec, n int) []shaders.Spec {
+	if spec.L != 1 || spec.Subgroups {
+		return []shaders.Spec{spec}
+	}
+	u := spec
+	u.XU = (n + 3) / 4
+	return []shaders.Spec{spec, u}
+}
+
+func xName(spec shaders.Spec) string {
+	if spec.XU != 0 {
+		return " (x uniform)"
+	}
+	return ""
 }
 
 func pathName(sg bool) string {

@@ -55,7 +55,10 @@ struct P {
 
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read_write> x: array<vec4<f32>>;
+// Spec.XU: x is a uniform array<vec4<f32>, XU> instead (one lane per row
+// on a CPU adapter, where a storage load is a loop over the SIMD lanes
+// even when every lane loads the same quad).
+@group(0) @binding(2) {{X}};
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<u32>;
 

@@ -3,6 +3,7 @@ package shaders
 import (
 	"embed"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -114,6 +115,29 @@ type Spec struct {
 	// on a device created with the subgroups feature, and every subgroup
 	// the device runs must have at least L invocations.
 	Subgroups bool
+	// XU: matvec.wgsl reads x from a uniform binding of XU vec4s (binding
+	// 2, Uniform in Access) instead of a read-write storage array. With
+	// one lane per row on a CPU adapter every invocation loads the same x
+	// quad; lavapipe runs a storage load as a loop over the SIMD lanes
+	// even then, a uniform load at a uniform offset as one load (see
+	// RATIONALE.md, "WebGPU: q4_k matvec by super-block with one lane per
+	// row"). At most MaxXU.
+	XU int
+}
+
+// MaxXU is the most vec4s of x a uniform binding holds: WebGPU's default
+// maxUniformBufferBindingSize, 64 KiB.
+const MaxXU = 4096
+
+// Access is k's bindings specialised by s: Bindings, with x's (binding 2
+// of matvec.wgsl) a uniform when s.XU is set.
+func (k Kernel) Access(s Spec) []Access {
+	if s.XU == 0 || k.File != MatVec.File {
+		return k.Bindings
+	}
+	a := slices.Clone(k.Bindings)
+	a[2] = Uniform
+	return a
 }
 
 // Key identifies the pipeline of k specialised by s.
@@ -125,6 +149,9 @@ func (k Kernel) Key(s Spec) string {
 	key = fmt.Sprintf("%s/%d/%d/%d", key, s.TT, s.E, s.K)
 	if s.L != 0 {
 		key += fmt.Sprintf("/L%d", s.L)
+	}
+	if s.XU != 0 {
+		key += fmt.Sprintf("/xu%d", s.XU)
 	}
 	if s.KVF16 {
 		key += "/kvf16"
@@ -309,7 +336,14 @@ func Source(k Kernel, s Spec) (string, error) {
 	if s.Subgroups {
 		sgIn, sgArgs = ", @builtin(subgroup_invocation_id) sg_i: u32, @builtin(subgroup_size) sg_n: u32", ", sg_i, sg_n"
 	}
-	r := strings.NewReplacer("{{SG_IN}}", sgIn, "{{SG_ARGS}}", sgArgs, "{{L}}", strconv.Itoa(l), "{{TT}}", strconv.Itoa(tt), "{{E}}", strconv.Itoa(max(s.E, 1)), "{{K}}", strconv.Itoa(max(s.K, 1)))
+	if s.XU != 0 && (k.File != MatVec.File || s.XU < 0 || s.XU > MaxXU) {
+		return "", fmt.Errorf("shaders: %s: x of %d vec4s in a uniform binding; matvec.wgsl only, at most %d", k.File, s.XU, MaxXU)
+	}
+	xdecl := "var<storage, read_write> x: array<vec4<f32>>"
+	if s.XU != 0 {
+		xdecl = fmt.Sprintf("var<uniform> x: array<vec4<f32>, %d>", s.XU)
+	}
+	r := strings.NewReplacer("{{X}}", xdecl, "{{SG_IN}}", sgIn, "{{SG_ARGS}}", sgArgs, "{{L}}", strconv.Itoa(l), "{{TT}}", strconv.Itoa(tt), "{{E}}", strconv.Itoa(max(s.E, 1)), "{{K}}", strconv.Itoa(max(s.K, 1)))
 	return r.Replace(b.String()), nil
 }
 

@@ -36,6 +36,10 @@ func Variants() []Variant {
 			add([]Kernel{MatVec, MatVecGU, MatVecMulti, MatVecArgmax}, Spec{Format: f, L: l})
 			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm, MatVecArgmaxNorm}, Spec{Format: f, L: l, Norm: true})
 		}
+		// x in a uniform binding (one lane per row); the length only
+		// sizes the array.
+		add([]Kernel{MatVec, MatVecGU}, Spec{Format: f, L: 1, XU: 128})
+		add([]Kernel{MatVecNorm, MatVecGUNorm}, Spec{Format: f, L: 1, Norm: true, XU: 128})
 		for _, l := range MatVecSubgroupLanes {
 			add([]Kernel{MatVec, MatVecGU, MatVecMulti, MatVecArgmax}, Spec{Format: f, L: l, Subgroups: true})
 			add([]Kernel{MatVecNorm, MatVecGUNorm, MatVecMultiNorm, MatVecArgmaxNorm}, Spec{Format: f, L: l, Norm: true, Subgroups: true})

@@ -49,6 +49,9 @@ type Backend struct {
 	// than shortRow columns; benchmarks set it to time one shape against
 	// another on the same device.
 	lanes int
+	// noUniformX keeps matvec's x a storage binding where uniformX would
+	// bind it as a uniform; benchmarks set it to compare in the same run.
+	noUniformX bool
 	// matVecTokens overrides matVecBatch, the largest batch MatMul sends
 	// to matvec: n > 0 up to n tokens, n < 0 decode steps only, 0 the
 	// measured rule. Benchmarks and tests set it to compare the paths.
@@ -210,7 +213,9 @@ func (b *Backend) Free(w backend.Weight) {
 }
 
 func (b *Backend) newF32(label string, n int) (*buffer, error) {
-	x, err := b.d.newBuffer(label, uint64(4*n), wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc|wgpu.BufferUsageCopyDst)
+	// Uniform too: matvec may read an activation as x through a uniform
+	// binding (uniformX).
+	x, err := b.d.newBuffer(label, uint64(4*n), wgpu.BufferUsageUniform|wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc|wgpu.BufferUsageCopyDst)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +311,7 @@ func (b *Backend) NewRingKV(seqs []int, kvDim int, f16 bool) (backend.KV, error)
 // scratch takes a pooled f32 buffer of rows×cols; give it back with
 // b.s.pool.put once the ops using it are recorded.
 func (b *Backend) scratch(rows, cols int) (*buf, error) {
-	x, err := b.s.pool.get("scratch", uint64(4*rows*cols), wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc|wgpu.BufferUsageCopyDst)
+	x, err := b.s.pool.get("scratch", uint64(4*rows*cols), wgpu.BufferUsageUniform|wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc|wgpu.BufferUsageCopyDst)
 	if err != nil {
 		return nil, err
 	}

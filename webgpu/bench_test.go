@@ -150,15 +150,18 @@ func BenchmarkMatVec(b *testing.B) {
 				ops := min(max(4, 8*cn/len(q.Data)), 256)
 				mv := func() { g.MatMul(y, x, wt, nil) }
 				cp := func() { g.copyRows(cs, cd, 0, 0, cn) }
-				var gbs, base, ratio, speedup, sgSpeedup, wideSpeedup []float64
+				var gbs, base, ratio, cpuRatio, speedup, sgSpeedup, wideSpeedup, uniformSpeedup []float64
 				sg := g.subgroups
 				// On a CPU adapter without subgroups matvec runs one lane
-				// per row; wide_speedup is that over MatVecWide lanes.
+				// per row; wide_speedup is that over MatVecWide lanes, and
+				// uniform_speedup x through a uniform binding over a
+				// storage one.
 				narrow := g.matVecLanes(n) == 1
 				b.ResetTimer()
 				for range b.N {
-					c := roundTime(b, g, 4, cp)
-					sec := roundTime(b, g, ops, mv)
+					c, cc := roundTimes(b, g, 4, cp)
+					sec, csec := roundTimes(b, g, ops, mv)
+					cpuRatio = append(cpuRatio, (float64(len(q.Data))/csec)/(float64(8*cn)/cc))
 					g.oldMatVec = true
 					old := roundTime(b, g, ops, mv)
 					g.oldMatVec = false
@@ -168,6 +171,9 @@ func BenchmarkMatVec(b *testing.B) {
 						g.subgroups = true
 					}
 					if narrow {
+						g.noUniformX = true
+						uniformSpeedup = append(uniformSpeedup, roundTime(b, g, ops, mv)/sec)
+						g.noUniformX = false
 						g.lanes = shaders.MatVecWide
 						wideSpeedup = append(wideSpeedup, roundTime(b, g, ops, mv)/sec)
 						g.lanes = 0
@@ -180,12 +186,14 @@ func BenchmarkMatVec(b *testing.B) {
 				b.ReportMetric(median(gbs), "GB/s")
 				b.ReportMetric(median(base), "copyGB/s")
 				b.ReportMetric(median(ratio), "ratio")
+				b.ReportMetric(median(cpuRatio), "cpu_ratio")
 				b.ReportMetric(median(speedup), "speedup")
 				if sg {
 					b.ReportMetric(median(sgSpeedup), "sg_speedup")
 				}
 				if narrow {
 					b.ReportMetric(median(wideSpeedup), "wide_speedup")
+					b.ReportMetric(median(uniformSpeedup), "uniform_speedup")
 				}
 			})
 		}
@@ -195,11 +203,20 @@ func BenchmarkMatVec(b *testing.B) {
 // roundTime records n ops (after one untimed op and a sync, so pipelines
 // exist) and syncs, returning seconds per op.
 func roundTime(b *testing.B, g *Backend, n int, op func()) float64 {
+	wall, _ := roundTimes(b, g, n, op)
+	return wall
+}
+
+// roundTimes is roundTime's wall time per op and the process's CPU time
+// (user+sys, which counts a CPU adapter's threads) per op: on a machine
+// shared with other work the CPU time moves less with the load.
+func roundTimes(b *testing.B, g *Backend, n int, op func()) (wall, cpu float64) {
 	b.Helper()
 	op()
 	if err := g.Sync(); err != nil {
 		b.Fatal(err)
 	}
+	c0 := cpuSeconds(b)
 	start := time.Now()
 	for range n {
 		op()
@@ -207,7 +224,8 @@ func roundTime(b *testing.B, g *Backend, n int, op func()) float64 {
 	if err := g.Sync(); err != nil {
 		b.Fatal(err)
 	}
-	return time.Since(start).Seconds() / float64(n)
+	wall = time.Since(start).Seconds() / float64(n)
+	return wall, (cpuSeconds(b) - c0) / float64(n)
 }
 
 func median(v []float64) float64 {

@@ -48,6 +48,9 @@ type Device struct {
 	// buffer, MaxInvocations the most invocations per workgroup.
 	MaxBinding, MaxBuffer uint64
 	MaxInvocations        uint32
+	// MaxUniform is the largest uniform binding and UniformAlign the
+	// alignment of a uniform binding's offset (matvec's x: Spec.XU).
+	MaxUniform, UniformAlign uint64
 	// F16 says f16 weights are multiplied in f16 (shaders.Spec.F16): the
 	// device has shader-f16 and its WGSL compiler compiled the f16 kernel.
 	// Never under GOOS=js, where the binding cannot request features.
@@ -150,6 +153,13 @@ func OpenDevice(o Options) (*Device, error) {
 	lim := d.dev.GetLimits().Limits
 	d.MaxBinding, d.MaxBuffer = lim.MaxStorageBufferBindingSize, lim.MaxBufferSize
 	d.MaxInvocations = lim.MaxComputeInvocationsPerWorkgroup
+	d.MaxUniform, d.UniformAlign = lim.MaxUniformBufferBindingSize, uint64(lim.MinUniformBufferOffsetAlignment)
+	if d.MaxUniform == 0 {
+		d.MaxUniform = 64 << 10 // WebGPU's default limits
+	}
+	if d.UniformAlign == 0 || d.UniformAlign&(d.UniformAlign-1) != 0 {
+		d.UniformAlign = 256
+	}
 	if d.MaxBuffer > 0 && d.MaxBinding > d.MaxBuffer {
 		d.MaxBinding = d.MaxBuffer
 	}

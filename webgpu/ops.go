@@ -3,7 +3,9 @@ package webgpu
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 
+	"github.com/cogentcore/webgpu/wgpu"
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/tensor"
 	"github.com/moderuntime/mode/shaders"
@@ -328,9 +330,39 @@ func (b *Backend) matVecRes(k shaders.Kernel, d, x *buf, w *weight, pg page, bia
 		p.XOff, p.XStride, p.NOff, p.Eps, p.HOff = u(nm.x.off), u(nm.x.cols), nm.base, nm.eps, u(nm.h.off)
 		extra = []arg{bufArg(nm.w), bufArg(nm.h.b)}
 	}
+	xa := bufArg(xb)
+	if l == 1 && !spec.Subgroups {
+		writes := []*buffer{d.b, rb}
+		if nm != nil {
+			writes = append(writes, nm.h.b)
+		}
+		if a, xu, off, ok := b.uniformX(xb, p.XOff, p.XStride, x.rows, w.cols, writes...); ok {
+			xa, spec.XU, p.XOff = a, xu, off
+		}
+	}
 	b.s.run(kr, spec, [3]uint32{nx, ny, u(x.rows)}, p.Words(),
-		append([]arg{bufArg(pg.buf), bufArg(xb), bufArg(d.b), bufArg(bias), bufArg(rb), bufArg(w2)}, extra...)...)
+		append([]arg{bufArg(pg.buf), xa, bufArg(d.b), bufArg(bias), bufArg(rb), bufArg(w2)}, extra...)...)
 	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: k, dst: d, x: x, w: w, pg: pg, bias: bias, hasBias: hasBias, w2: w2, res: res != nil, norm: nm}
+}
+
+// uniformX binds t rows of cols values of x, the first at word off and
+// stride words apart, as a uniform (shaders.Spec.XU) for a one-lane-per-row
+// matvec: it returns the binding, the vec4s it holds and off within it.
+// ok is false, and x stays a storage binding, when x's buffer cannot be a
+// uniform, the range passes the device's uniform binding limit or
+// shaders.MaxXU, or the dispatch also writes x's buffer (a uniform and a
+// writable storage binding of one buffer conflict in WebGPU).
+func (b *Backend) uniformX(x *buffer, off, stride uint32, t, cols int, writes ...*buffer) (a arg, xu int, rel uint32, ok bool) {
+	if b.noUniformX || x.usage&wgpu.BufferUsageUniform == 0 || off%4 != 0 || stride%4 != 0 || slices.Contains(writes, x) {
+		return arg{}, 0, 0, false
+	}
+	start := (4 * uint64(off)) &^ (b.d.UniformAlign - 1)
+	end := 4 * (uint64(off) + uint64(t-1)*uint64(stride) + uint64(cols))
+	size := (end - start + 15) &^ 15
+	if size > b.d.MaxUniform || size > 16*shaders.MaxXU || start+size > x.size {
+		return arg{}, 0, 0, false
+	}
+	return arg{buf: x, off: start, size: size}, int(size / 16), off - uint32(start/4), true
 }
 
 // fuseAdd records dst += x by redoing the last dispatch, when it is a

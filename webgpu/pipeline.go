@@ -51,8 +51,9 @@ func (d *Device) pipeline(k shaders.Kernel, s shaders.Spec) (*pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webgpu: compiling %s: %w", key, err)
 	}
-	entries := make([]wgpu.BindGroupLayoutEntry, len(k.Bindings))
-	for i, a := range k.Bindings {
+	access := k.Access(s)
+	entries := make([]wgpu.BindGroupLayoutEntry, len(access))
+	for i, a := range access {
 		t := wgpu.BufferBindingTypeStorage
 		switch a {
 		case shaders.Uniform:

@@ -29,7 +29,7 @@ func (d *Device) Run(k shaders.Kernel, spec shaders.Spec, grid [3]uint32, params
 	}
 	s.run(k, spec, grid, params, args...)
 	for i, b := range bufs {
-		if k.Bindings[i+1] != shaders.ReadWrite {
+		if k.Access(spec)[i+1] != shaders.ReadWrite {
 			continue
 		}
 		out, err := s.read(args[i].buf, 0, uint64(4*max(len(b), 1)))
@@ -43,9 +43,10 @@ func (d *Device) Run(k shaders.Kernel, spec shaders.Spec, grid [3]uint32, params
 	return s.sync()
 }
 
-// upload creates a storage buffer holding words.
+// upload creates a storage buffer holding words (that may also be bound
+// as a uniform: Spec.XU).
 func (d *Device) upload(label string, words []uint32) (*buffer, error) {
-	b, err := d.newBuffer(label, uint64(4*len(words)), wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc|wgpu.BufferUsageCopyDst)
+	b, err := d.newBuffer(label, uint64(4*len(words)), wgpu.BufferUsageUniform|wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc|wgpu.BufferUsageCopyDst)
 	if err != nil {
 		return nil, err
 	}
