@@ -26,9 +26,9 @@ type Q16Rows struct {
 	qs         []int16   // rows·cols
 	d          []float32 // rows·cols/32 scales
 	g          []float32 // rows·cols/32 products d·Σq
-	// dup is qs laid out by vec.DupQ16 for q4_0's 2×n tiles, kept when
-	// dupOn: a q4_0 product (ResizeFor) of several rows on a machine that
-	// has the tiles.
+	// dup is qs laid out by vec.DupQ16 for q4_0's 2×n tiles and the
+	// pair kernel, kept when dupOn: a q4_0 product (ResizeFor) on a
+	// machine that has the tiles.
 	dup   []int16
 	dupOn bool
 }
@@ -50,8 +50,9 @@ func (q *Q16Rows) Resize(rows, cols int) { q.resize(rows, cols, false) }
 
 // ResizeFor is Resize for products with m: where m is q4_0 it also keeps
 // the activations in the layout of the 2×n tiles that MulQuantized gives
-// the tokens short of a whole 2×8 tile (an expert's few in prefill). Other
-// formats do not read that copy, so they do not pay for it.
+// the tokens short of a whole 2×8 tile (an expert's few in prefill), and
+// of the pair kernel that it gives a lone token (decode). Other formats do
+// not read that copy, so they do not pay for it.
 func (q *Q16Rows) ResizeFor(m *Matrix, rows, cols int) {
 	q.resize(rows, cols, m != nil && m.dtype == Q4_0)
 }
@@ -68,7 +69,7 @@ func (q *Q16Rows) resize(rows, cols int, q4 bool) {
 	q.qs = grow(q.qs, rows*cols)
 	q.d = grow(q.d, nb)
 	q.g = grow(q.g, nb)
-	q.dupOn = q4 && rows >= 2 && vec.TilesAnyTokens()
+	q.dupOn = q4 && vec.TilesAnyTokens()
 	if q.dupOn {
 		q.dup = grow(q.dup, 2*rows*cols)
 	}
@@ -197,6 +198,10 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 					vec.DotQ8_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, re-rb)
 				case m.dtype == Q8_0:
 					vec.DotQ8_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, (re-rb)/4)
+				case t == 0 && x.dupOn:
+					// A lone token (decode): its rows come from memory,
+					// which two side by side stream faster than four.
+					vec.DotQ4_0x2N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, x.dup[:2*m.cols], (re-rb)/2)
 				default:
 					vec.DotQ4_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, (re-rb)/4)
 				}

@@ -171,8 +171,8 @@ func TestMulQuantizedTokens(t *testing.T) {
 					var qf, qp, q1 Q16Rows
 					qf.QuantizeFor(m, x, tokens, cols)
 					qp.Quantize(x, tokens, cols)
-					if want := d == Q4_0 && tokens >= 2 && vec.TilesAnyTokens(); qf.dupOn != want {
-						t.Fatalf("%v %d tokens: 2×n layout kept %v, want %v", d, tokens, qf.dupOn, want)
+					if want := d == Q4_0 && vec.TilesAnyTokens(); qf.dupOn != want {
+						t.Fatalf("%v %d tokens: DupQ16 layout kept %v, want %v", d, tokens, qf.dupOn, want)
 					}
 					got := make([]float32, tokens*rows)
 					plain := make([]float32, tokens*rows)

@@ -250,6 +250,17 @@ func dotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 }
 
 //go:noescape
+func dotQ4_0x2NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, x2 *int16, nb, pairs int)
+
+func dotQ4_0x2N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, pairs int) {
+	if hasAVX512 {
+		dotQ4_0x2NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &x2[0], len(xd), pairs)
+		return
+	}
+	dotQ4_0x2NGo(out, wd, sd, wq, sq, xd, x2, pairs)
+}
+
+//go:noescape
 func dotQ8_0x2x4AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 
 //go:noescape

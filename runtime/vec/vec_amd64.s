@@ -1847,6 +1847,123 @@ store:
 	VZEROUPPER
 	RET
 
+// PAIRMACD is PAIRMAC with the activation block in DupQ16's layout at DX
+// (elements 0..15 twice, then 16..31 twice), read by the multiply-adds
+// themselves instead of broadcast first.
+#define PAIRMACD(SCTAB, ACC) \
+	VPMADDWD  (DX), Z6, Z20 \
+	VPDPWSSD  64(DX), Z7, Z20 \
+	VCVTDQ2PS Z20, Z20 \
+	VPERMPS   SCTAB, Z15, Z21 \
+	VMULPS    Z21, Z20, Z20 \
+	VADDPS    Z20, ACC, ACC
+
+// func dotQ4_0x2NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, x2 *int16, nb, pairs int)
+//
+// dotQ4_0x4NAVX512's products for pairs consecutive pairs of rows (row r
+// at wd + r·sd, wq + r·sq), two rows side by side instead of four, with
+// the activations in DupQ16's layout (x2, as for the 2×n tiles): rows 0
+// and 1 of each of its groups in the same register halves, with the same
+// lane sums, scale products and additions in the same order, so the bits
+// are its. Streamed from memory, four rows side by side plus the next
+// four prefetched are eight streams, which this machine followed more
+// slowly than four; in cache the pair kernel would issue more per product
+// (two activation broadcasts a block for two rows instead of four), which
+// reading the activations straight into the multiply-adds (PAIRMACD)
+// takes back (RATIONALE.md, "q4_0 decode reads rows in pairs"). Each
+// group of eight blocks prefetches the next pair's (PFNEXTQ4's way, for
+// two rows).
+TEXT ·dotQ4_0x2NAVX512(SB), NOSPLIT, $24-72
+	MOVQ out+0(FP), DI
+	MOVQ wd+8(FP), R8
+	MOVQ sd+16(FP), R10
+	MOVQ wq+24(FP), SI
+	MOVQ sq+32(FP), R11
+	MOVQ R8, 0(SP)
+	MOVQ SI, 8(SP)
+	MOVQ pairs+64(FP), AX
+	MOVQ AX, 16(SP)
+	PAIRCONSTS
+
+rowpair:
+	MOVQ   0(SP), R8
+	MOVQ   8(SP), SI
+	MOVQ   xd+40(FP), R9
+	MOVQ   x2+48(FP), DX
+	MOVQ   nb+56(FP), CX
+	MOVQ   CX, R14
+	SHRQ   $3, R14
+	ANDQ   $7, CX
+	VPXORD Z0, Z0, Z0
+	TESTQ  R14, R14
+	JZ     tail
+
+group:
+	LEAQ         (SI)(R11*2), AX
+	PREFETCHT0   (AX)
+	PREFETCHT0   64(AX)
+	PREFETCHT0   (AX)(R11*1)
+	PREFETCHT0   64(AX)(R11*1)
+	LEAQ         (R8)(R10*2), AX
+	PREFETCHT0   (AX)
+	PREFETCHT0   (AX)(R10*1)
+	VMOVUPS      (R9), Y4
+	VCVTPH2PS    (R8), Y9
+	VMULPS       Y4, Y9, Y9
+	VCVTPH2PS    (R8)(R10*1), Y5
+	VMULPS       Y4, Y5, Y5
+	VINSERTF64X4 $1, Y5, Z9, Z9
+	VMOVDQA64    Z12, Z15
+	MOVQ         $8, BX
+
+inner:
+	PAIRQ4((SI), (SI)(R11*1))
+	PAIRMACD(Z9, Z0)
+	VPADDD Z11, Z15, Z15
+	ADDQ   $16, SI
+	ADDQ   $128, DX
+	DECQ   BX
+	JNZ    inner
+	ADDQ   $16, R8
+	ADDQ   $32, R9
+	DECQ   R14
+	JNZ    group
+
+tail:
+	TESTQ           CX, CX
+	JZ              store
+	ROWSCALE((R8))
+	VMOVAPS         Y8, Y9
+	ROWSCALE((R8)(R10*1))
+	VINSERTF64X4    $1, Y8, Z9, Z9
+	VMOVDQA64       Z12, Z15
+	PAIRQ4((SI), (SI)(R11*1))
+	PAIRMACD(Z9, Z0)
+	ADDQ            $16, SI
+	ADDQ            $2, R8
+	ADDQ            $4, R9
+	ADDQ            $128, DX
+	DECQ            CX
+	JMP             tail
+
+store:
+	VEXTRACTF64X4 $1, Z0, Y2
+	HSUMPS(Y0, X0, X6)
+	HSUMPS(Y2, X2, X6)
+	VMOVSS        X0, (DI)
+	VMOVSS        X2, 4(DI)
+	ADDQ          $8, DI
+	MOVQ          0(SP), R8
+	LEAQ          (R8)(R10*2), R8
+	MOVQ          R8, 0(SP)
+	MOVQ          8(SP), SI
+	LEAQ          (SI)(R11*2), SI
+	MOVQ          SI, 8(SP)
+	DECQ          16(SP)
+	JNZ           rowpair
+	VZEROUPPER
+	RET
+
 // Q8X4BLOCK is one block of dotQ8_0x4NAVX512's four rows. Its group loop
 // asks for the next four rows' cache line of every two blocks (64 bytes
 // of q8_0 quants a row) just before them, rather than all sixteen lines of
@@ -2661,3 +2778,4 @@ done:
 	HSTORE8(32)
 	VZEROUPPER
 	RET
+

@@ -1,0 +1,82 @@
+//go:build linux
+
+package vec
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"syscall"
+	"testing"
+
+	"github.com/moderuntime/mode/internal/cputime"
+)
+
+// BenchmarkQ4Shape runs the q4_0 decode kernels, four rows side by side
+// (x4N) and two (x2N), on OLMoE's gate/up shape (512 rows × 1024
+// columns), its down (1024 × 512) and Mixtral's down (512 × 1408), over
+// enough matrices in turn (36 MB) to stream them from memory, and over
+// few enough to stay in L3 (16 and 12 matrices) and L2 (2), on 2 MB pages
+// as the engine's weights are (shard's adviseHugePages), in wall and CPU
+// time. Run with -count to interleave.
+func BenchmarkQ4Shape(b *testing.B) {
+	for _, s := range []struct{ mats, rows, nb int }{{128, 512, 32}, {128, 1024, 16}, {96, 512, 44}, {16, 512, 32}, {12, 512, 44}, {2, 512, 44}} {
+		b.Run(fmt.Sprintf("%dx%dx%d", s.mats, s.rows, s.nb*BlockSize), func(b *testing.B) {
+			benchQ4Shape(b, s.mats, s.rows, s.nb)
+		})
+	}
+}
+
+func benchQ4Shape(b *testing.B, mats, rows, nb int) {
+	r := rand.New(rand.NewPCG(1, 2))
+	alloc := func(n int) []byte {
+		m, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { syscall.Munmap(m) })
+		if err := syscall.Madvise(m, syscall.MADV_HUGEPAGE); err != nil {
+			b.Fatal(err)
+		}
+		return m
+	}
+	wd := alloc(2 * mats * rows * nb)
+	for i := 0; i < len(wd); i += 2 {
+		wd[i], wd[i+1] = 0, 0x3c
+	}
+	wq := alloc(BlockSize / 2 * mats * rows * nb)
+	for i := range wq {
+		wq[i] = byte(r.IntN(256))
+	}
+	x := make([]float32, BlockSize*nb)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	sd, s4 := 2*rows*nb, BlockSize/2*rows*nb
+	xd, g, xq := make([]float32, nb), make([]float32, nb), make([]int16, BlockSize*nb)
+	QuantizeQ16(xq, xd, g, x)
+	o := make([]float32, rows)
+	x2 := make([]int16, 2*len(xq))
+	DupQ16(x2, xq)
+	for _, f := range []struct {
+		name string
+		run  func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int)
+	}{
+		{"x4N", func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
+			DotQ4_0x4N(o, wd, sd, wq, sq, xd, xq, rows/4)
+		}},
+		{"x2N", func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, _ []int16, rows int) {
+			DotQ4_0x2N(o, wd, sd, wq, sq, xd, x2, rows/2)
+		}},
+	} {
+		b.Run(f.name, func(b *testing.B) {
+			b.SetBytes(int64(mats * rows * nb * 18))
+			c0 := cputime.Now()
+			for b.Loop() {
+				for m := range mats {
+					f.run(o, wd[m*sd:], 2*nb, wq[m*s4:], BlockSize/2*nb, xd, xq, rows)
+				}
+			}
+			b.ReportMetric(float64(cputime.Now()-c0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
