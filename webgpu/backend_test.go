@@ -255,37 +255,51 @@ func TestPrefillGEMM(t *testing.T) {
 	}
 }
 
-// TestPrefillMatVec prefills 6-token prompts with MatMul sending batches
-// of up to 8 tokens to the matvec kernel (one workgroup row per token)
+// TestPrefillMatVec prefills 6- and 70-token prompts with MatMul sending
+// batches of up to 64 tokens to the matvec kernel (one workgroup row per token)
 // instead of matmul, against the CPU backend, with TestPrefillGEMM's
 // models and bounds (f32, and a dim-256 model with dense and sparse
 // layers in q4_0 and q4_k), and requires that no product ran on the
 // kernels the batch would otherwise take (matmul, matvec_rows).
 func TestPrefillMatVec(t *testing.T) {
 	gpu := newBackend(t, webgpu.Options{})
-	webgpu.SetMatVecTokens(gpu, 8)
-	prompt := []int{3, 10, 17, 24, 31, 38}
+	// 6 tokens, and 70 in batches of 64 and 6: more than one uniform
+	// binding of x holds at 256 columns (63 tokens), so matvec takes
+	// them in chunks (xuTokens).
+	long := make([]int, 70)
+	for i := range long {
+		long[i] = (7*i + 3) % 97
+	}
 	cases := prefillCases([]string{"llama"}, tensor.Q4_0, tensor.Q4_K)
-	for _, c := range cases {
-		t.Run(fmt.Sprintf("%s/%v", c.name, c.f), func(t *testing.T) {
-			m := testmodel.Random(c.c, 19)
-			if c.f != tensor.F32 {
-				quantizeMatrices(t, m, c.f)
-			}
-			old := func() int { return webgpu.Dispatches(gpu, "matmul.wgsl") + webgpu.Dispatches(gpu, "matvec_rows.wgsl") }
-			before, mvBefore := old(), webgpu.Dispatches(gpu, "matvec.wgsl")
-			diff := compare(t, m, gpu, engine.Options{MaxBatch: 64, MaxSeq: 64}, prompt, 4)
-			n, mv := old()-before, webgpu.Dispatches(gpu, "matvec.wgsl")-mvBefore
-			t.Logf("%d matvec dispatches; max |logit diff| %.3g", mv, diff)
-			if n != 0 {
-				// Without the setting the prefill's products are matmul
-				// (rows over 256 columns) or matvec_rows dispatches.
-				t.Errorf("%d matmul or matvec_rows dispatches: the 6-token batch did not go to matvec", n)
-			}
-			if diff > c.bound {
-				t.Errorf("max logit difference %.3g > %g", diff, c.bound)
-			}
-		})
+	webgpu.SetMatVecTokens(gpu, 64)
+	for _, prompt := range [][]int{{3, 10, 17, 24, 31, 38}, long} {
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("%s/%v/T=%d", c.name, c.f, len(prompt)), func(t *testing.T) {
+				prefillMatVec(t, gpu, c, prompt)
+			})
+		}
+	}
+}
+
+func prefillMatVec(t *testing.T, gpu *webgpu.Backend, c prefillCase, prompt []int) {
+	cfg := c.c
+	cfg.MaxSeq = max(cfg.MaxSeq, len(prompt)+8)
+	m := testmodel.Random(cfg, 19)
+	if c.f != tensor.F32 {
+		quantizeMatrices(t, m, c.f)
+	}
+	old := func() int { return webgpu.Dispatches(gpu, "matmul.wgsl") + webgpu.Dispatches(gpu, "matvec_rows.wgsl") }
+	before, mvBefore := old(), webgpu.Dispatches(gpu, "matvec.wgsl")
+	diff := compare(t, m, gpu, engine.Options{MaxBatch: 64, MaxSeq: 80}, prompt, 4)
+	n, mv := old()-before, webgpu.Dispatches(gpu, "matvec.wgsl")-mvBefore
+	t.Logf("%d matvec dispatches; max |logit diff| %.3g", mv, diff)
+	if n != 0 {
+		// Without the setting the prefill's products are matmul
+		// (rows over 256 columns) or matvec_rows dispatches.
+		t.Errorf("%d matmul or matvec_rows dispatches: the %d-token prompt's batches did not all go to matvec", n, len(prompt))
+	}
+	if diff > c.bound {
+		t.Errorf("max logit difference %.3g > %g", diff, c.bound)
 	}
 }
 

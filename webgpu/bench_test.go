@@ -386,20 +386,33 @@ func activeBytes(m *model.Model) int64 {
 	return n
 }
 
-// BenchmarkPrefill times a batched matmul with the tiled gemm kernel and
-// with the 8-tokens-per-workgroup matmul kernel on the same backend, and
-// reports gemm's time as a ratio to matmul's (below 1: gemm is faster)
-// and to the decode matvec kernel run over the batch (one workgroup row
-// per token: the weights read once per token), at batches from 2 to 512
-// tokens, the medians of rounds that time all three.
-// Rows of at most shortRow columns are compared with matvec_rows, which
-// MatMul would use for them otherwise.
+// BenchmarkPrefill times a batched matmul with the tiled gemm kernel,
+// with the 8-tokens-per-workgroup matmul kernel and with the decode
+// matvec kernel run over the batch (one workgroup row per token: the
+// weights read once per token) on the same backend, at batches from 2 to
+// 512 tokens and rows of 256 to 4096 columns, the medians of rounds that
+// time every path back to back. The ratios are gemm's time over each
+// other path's (below 1: gemm is faster), in wall time and in the
+// process's CPU time (cpu_ prefix), which moves less with other work on a
+// shared machine. On an adapter whose matvec runs one lane per row (a CPU
+// adapter without subgroups) matvec8 is the same kernel with MatVecWide
+// lanes per row meeting in workgroup memory, the path of a software
+// adapter with subgroups (SwiftShader), and where matvec splits the batch
+// into chunks that fit a uniform binding of x (xuTokens), matvec_sx is
+// one dispatch reading x from storage. Rows of at most shortRow columns
+// are compared with matvec_rows, which MatMul would use for them
+// otherwise. matmul is timed up to 32 tokens and not at 4096 columns:
+// past that it takes seconds per round on a CPU adapter, and gemm took
+// 0.25-0.56 of its time from 16 tokens at 1024 columns.
 func BenchmarkPrefill(b *testing.B) {
-	benchPrefill(b, 1024, []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K}, []int{2, 4, 8, 16, 32, 64, 128, 256, 512})
-	benchPrefill(b, 256, []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K}, []int{2, 4, 8, 16, 32, 64})
+	all := []tensor.DType{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K}
+	benchPrefill(b, 1024, all, []int{2, 4, 8, 16, 32, 64, 128, 256, 512}, true)
+	benchPrefill(b, 256, all, []int{2, 4, 8, 16, 32, 64}, true)
+	benchPrefill(b, 512, all, []int{16, 32, 64, 128, 256, 512}, true)
+	benchPrefill(b, 4096, all, []int{16, 64, 256}, false)
 }
 
-func benchPrefill(b *testing.B, n int, formats []tensor.DType, batches []int) {
+func benchPrefill(b *testing.B, n int, formats []tensor.DType, batches []int, withMatMul bool) {
 	rows, cols := n, n
 	r := rand.New(rand.NewPCG(2, 2))
 	w := make([]float32, rows*cols)
@@ -421,29 +434,57 @@ func benchPrefill(b *testing.B, n int, formats []tensor.DType, batches []int) {
 				}
 				x, _ := g.NewBuf(T, cols)
 				y, _ := g.NewBuf(T, rows)
-				// Each of b.N rounds times both kernels back to back and
+				// Each of b.N rounds times every path back to back and
 				// the metrics are the rounds' medians: on a shared machine
 				// two timings taken seconds apart differ by more than the
 				// kernels do (see BenchmarkMatVec).
 				mm := func() { g.MatMul(y, x, wt, nil) }
-				var olds, tileds, mvs, ratios, mvRatios []float64
+				wide := cols > shortRow && g.matVecLanes(cols) == 1
+				type path struct {
+					name string
+					set  func()
+					wall []float64
+					cpu  []float64
+				}
+				paths := []*path{
+					{name: "gemm", set: func() { g.gemm, g.matVecTokens, g.lanes = gemmAlways, -1, 0 }},
+					{name: "matvec", set: func() { g.gemm, g.matVecTokens, g.lanes = gemmNever, T, 0 }},
+				}
+				if wide {
+					paths = append(paths, &path{name: "matvec8", set: func() { g.gemm, g.matVecTokens, g.lanes = gemmNever, T, shaders.MatVecWide }})
+				}
+				if g.xuTokens(y.(*buf), x.(*buf), wt.(*weight)) < T {
+					// The batch goes to matvec in chunks that fit a uniform
+					// binding of x: time one dispatch reading x from storage.
+					paths = append(paths, &path{name: "matvec_sx", set: func() { g.gemm, g.matVecTokens, g.lanes, g.noUniformX = gemmNever, T, 0, true }})
+				}
+				if withMatMul && T <= 32 {
+					paths = append(paths, &path{name: "matmul", set: func() { g.gemm, g.matVecTokens, g.lanes = gemmNever, -1, 0 }})
+				}
 				b.ResetTimer()
 				for range b.N {
-					g.gemm, g.matVecTokens = gemmNever, -1
-					old := roundTime(b, g, 1, mm)
-					g.matVecTokens = T
-					mv := roundTime(b, g, 1, mm)
-					g.gemm, g.matVecTokens = gemmAlways, -1
-					tiled := roundTime(b, g, 1, mm)
-					olds, tileds, mvs = append(olds, old), append(tileds, tiled), append(mvs, mv)
-					ratios, mvRatios = append(ratios, tiled/old), append(mvRatios, tiled/mv)
+					for _, p := range paths {
+						g.noUniformX = false
+						p.set()
+						wall, cpu := roundTimes(b, g, 1, mm)
+						p.wall, p.cpu = append(p.wall, wall), append(p.cpu, cpu)
+					}
 				}
-				b.ReportMetric(median(olds)*1e3, "matmul_ms")
-				b.ReportMetric(median(mvs)*1e3, "matvec_ms")
-				b.ReportMetric(median(tileds)*1e3, "gemm_ms")
-				b.ReportMetric(median(ratios), "gemm/matmul")
-				b.ReportMetric(median(mvRatios), "gemm/matvec")
-				b.ReportMetric(2*float64(rows*cols*T)/median(tileds)/1e9, "gemm_GFLOP/s")
+				g.gemm, g.matVecTokens, g.lanes, g.noUniformX = gemmAuto, 0, 0, false
+				gemm := paths[0]
+				for _, p := range paths {
+					b.ReportMetric(median(p.wall)*1e3, p.name+"_ms")
+					if p == gemm {
+						continue
+					}
+					var ws, cs []float64
+					for i := range p.wall {
+						ws, cs = append(ws, gemm.wall[i]/p.wall[i]), append(cs, gemm.cpu[i]/p.cpu[i])
+					}
+					b.ReportMetric(median(ws), "gemm/"+p.name)
+					b.ReportMetric(median(cs), "cpu_gemm/"+p.name)
+				}
+				b.ReportMetric(2*float64(rows*cols*T)/median(gemm.wall)/1e9, "gemm_GFLOP/s")
 			})
 		}
 	}

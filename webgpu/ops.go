@@ -88,8 +88,10 @@ type lastNorm struct {
 	w, x        *buffer
 }
 
-// MatMul runs one dispatch per page of w. Decode steps, and on a CPU
-// adapter batches up to matVecBatch tokens, go to matvec. Batches useGEMM picks go to the
+// MatMul runs one dispatch per page of w (mulPath picks the kernel).
+// Decode steps, and on a CPU adapter batches up to matVecBatch tokens, go
+// to matvec, in chunks of tokens that fit a uniform binding of x where
+// that is how matvec reads x (xuTokens). Batches useGEMM picks go to the
 // tiled gemm kernel (64 rows × 32 tokens per workgroup, staged in
 // workgroup memory). Otherwise rows of at most shortRow columns go to
 // matvec_rows, one invocation per row; a batch of one token (decode) uses
@@ -107,7 +109,8 @@ func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 		bb = bias.(*weight).pages[0].buf
 	}
 	spec := shaders.Spec{Format: m.format, F16: b.f16 && m.format == tensor.F16 && m.cols%2 == 0}
-	if b.useMatVec(s, m, spec) {
+	path := b.mulPath(s, m, spec)
+	if path == pathMatVec {
 		if bias == nil && b.fuseMulti(d, s, m) {
 			return
 		}
@@ -118,18 +121,25 @@ func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 				return
 			}
 		}
+		n := b.xuTokens(d, s, m)
 		for _, pg := range m.pages {
-			b.matVec(shaders.MatVec, d, s, m, pg, bb, bias != nil, pg.buf)
+			for i := 0; i < s.rows; i += n {
+				// A batch larger than a uniform binding holds goes in
+				// chunks that fit (see xuTokens).
+				c := min(n, s.rows-i)
+				xi, di := &buf{b: s.b, rows: c, cols: s.cols, off: s.off + i*s.cols}, &buf{b: d.b, rows: c, cols: d.cols, off: d.off + i*d.cols}
+				b.matVec(shaders.MatVec, di, xi, m, pg, bb, bias != nil, pg.buf)
+			}
 		}
 		return
 	}
 	for _, pg := range m.pages {
 		k, sp := shaders.MatMul, spec
 		var groups, z int
-		switch {
-		case b.useGEMM(s.rows, m.cols, m.format):
+		switch path {
+		case pathGEMM:
 			k, groups, z = shaders.GEMM, ceilDiv(pg.rows, 64), ceilDiv(s.rows, 32)
-		case m.cols <= shortRow:
+		case pathRows:
 			k, groups, z = shaders.MatVecRows, ceilDiv(pg.rows, 64), s.rows
 		default:
 			sp.TT = 8
@@ -145,10 +155,35 @@ func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 	}
 }
 
-// useMatVec says whether x through w goes to the matvec kernel: a decode
-// step (one token, or up to b.matVecTokens, at an offset and width that
-// are multiples of four)
-// through rows of whole matvec units (see
+// mulPath is the kernel MatMul sends a product to.
+type mulPath int
+
+const (
+	pathMatVec mulPath = iota // matvec.wgsl, a workgroup row per token
+	pathGEMM                  // gemm.wgsl, 64 rows × 32 tokens per workgroup
+	pathRows                  // matvec_rows.wgsl, one invocation per row
+	pathMatMul                // matmul.wgsl, 8 tokens per workgroup
+)
+
+// mulPath says which kernel MatMul runs x through w on (spec is MatMul's
+// specialisation, for F16): matvec when useMatVec says so, gemm when
+// useGEMM does, else matvec_rows for rows of at most shortRow columns and
+// matmul for wider ones.
+func (b *Backend) mulPath(x *buf, w *weight, spec shaders.Spec) mulPath {
+	switch {
+	case b.useMatVec(x, w, spec):
+		return pathMatVec
+	case b.useGEMM(x.rows, w.cols, w.format):
+		return pathGEMM
+	case w.cols <= shortRow:
+		return pathRows
+	}
+	return pathMatMul
+}
+
+// useMatVec says whether x through w goes to the matvec kernel: a batch
+// of at most matVecBatch tokens (one on a GPU), at an offset and width
+// that are multiples of four, through rows of whole matvec units (see
 // shaders.MatVecUnit), unless f16 arithmetic is on (matvec has only the
 // f32 path).
 func (b *Backend) useMatVec(x *buf, w *weight, spec shaders.Spec) bool {
@@ -161,10 +196,14 @@ func (b *Backend) useMatVec(x *buf, w *weight, spec shaders.Spec) bool {
 // the weights again), rather than matmul or gemm. On a CPU adapter, from
 // BenchmarkPrefill on lavapipe (RATIONALE.md, "WebGPU: prefill through
 // matvec on a CPU adapter"): caches serve the repeated reads and gemm's
-// staging and barriers cost more than they save, so matvec won at every
-// batch measured (2 to 512 tokens through 1024 columns, 2 to 64 through
-// 256) but f32's from 32 or 64 tokens. On a GPU the weights' reuse is
-// what gemm is for and nothing was measured: decode only, as before.
+// staging and barriers cost more than they save, so for f16 and the block
+// formats matvec took 0.13-0.82 of gemm's CPU time at every batch measured
+// (16 to 512 tokens, 512 and 1024 columns, 64 and 256 tokens at 4096) with
+// one lane per row (lavapipe), and 0.28-1.02 with eight lanes meeting in
+// workgroup memory (the shape of a CPU adapter with subgroups,
+// SwiftShader), while f32's gemm was the cheaper from 32 or 64 tokens. So the rule depends on the adapter being
+// a CPU, not on its lanes. On a GPU the weights' reuse is what gemm is
+// for and nothing was measured: decode only, as before.
 // Backend.matVecTokens overrides it (benchmarks, tests): n > 0 up to n
 // tokens, n < 0 decode only.
 func (b *Backend) matVecBatch(f tensor.DType) int {
@@ -343,6 +382,29 @@ func (b *Backend) matVecRes(k shaders.Kernel, d, x *buf, w *weight, pg page, bia
 	b.s.run(kr, spec, [3]uint32{nx, ny, u(x.rows)}, p.Words(),
 		append([]arg{bufArg(pg.buf), xa, bufArg(d.b), bufArg(bias), bufArg(rb), bufArg(w2)}, extra...)...)
 	b.last = lastMatVec{op: len(b.s.ops) - 1, submits: b.s.submits, k: k, dst: d, x: x, w: w, pg: pg, bias: bias, hasBias: hasBias, w2: w2, res: res != nil, norm: nm}
+}
+
+// xuTokens is how many tokens of x one matvec dispatch through w into d
+// takes: all of them, unless the kernel runs one lane per row and x's
+// rows could be a uniform binding (uniformX) but all of them do not fit
+// one: then as many as fit with room for the binding's offset alignment.
+// On lavapipe 1024-wide batches of 32 to 512 tokens in chunks of 15 took
+// 0.67-0.89 of the CPU time of one dispatch reading x from storage in 9
+// of 11 cells, 1.06 and 1.24 in two (BenchmarkPrefill's matvec_sx;
+// RATIONALE.md, "WebGPU: prefill through matvec on a CPU adapter").
+func (b *Backend) xuTokens(d, x *buf, w *weight) int {
+	limit := min(b.d.MaxUniform, 16*shaders.MaxXU)
+	if x.rows == 1 || b.matVecLanes(w.cols) != 1 || b.noUniformX || x.b.usage&wgpu.BufferUsageUniform == 0 || x.b == d.b || limit < b.d.UniformAlign {
+		return x.rows
+	}
+	avail := int((limit - b.d.UniformAlign) / 4) // floats past the aligned start
+	if x.off%4 != 0 || x.cols%4 != 0 || avail < w.cols {
+		return x.rows
+	}
+	if whole := 4 * (uint64(x.rows-1)*uint64(x.cols) + uint64(w.cols)); whole <= limit-b.d.UniformAlign {
+		return x.rows
+	}
+	return max(1, (avail-w.cols)/x.cols+1)
 }
 
 // uniformX binds t rows of cols values of x, the first at word off and
