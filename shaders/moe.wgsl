@@ -28,11 +28,8 @@
 // its invocations, and workgroupUniformLoad lets the compiler see that, so
 // idle workgroups return before the reduction's barrier.
 
-// x4 is x[c..c+4]: four loads, since x's offsets and strides need not be
-// multiples of four here.
-fn x4(c: u32) -> vec4<f32> {
-  return vec4<f32>(x[c], x[c + 1u], x[c + 2u], x[c + 3u]);
-}
+// x4 and x1 read x (moe_in_s.wgsl, or with Spec.XU moe_in_u.wgsl).
+//#include moe_in
 
 @compute @workgroup_size(64)
 fn moe_gu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -75,7 +72,7 @@ fn moe_gu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
       }
     }
     for (var c = n * unit_cols() + lane; c < p.d + z; c += L) {
-      let xv = x[xb + c];
+      let xv = x1(xb + c);
       if ((mask & 1u) != 0u) {
         gs += col4(gm, rc, c) * xv;
       }

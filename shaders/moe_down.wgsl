@@ -21,9 +21,8 @@
 // sums then meet once; lane 0 adds that to dst's value as moe_combine does
 // (from 0 when p.init; into res too when p.add_res). dst is bound as u.
 
-fn x4(c: u32) -> vec4<f32> {
-  return vec4<f32>(g[c], g[c + 1u], g[c + 2u], g[c + 3u]);
-}
+// x4 and x1 read g (moe_in_s.wgsl, or with Spec.XU moe_in_u.wgsl).
+//#include moe_in
 
 // down_part is this lane's partial of rows rc of slot's down matrix (the
 // expert e of width width) times g[slot].
@@ -36,7 +35,7 @@ fn down_part(e: u32, width: u32, slot: u32, rc: vec4<u32>, lane: u32) -> vec4<f3
     s += unit_dot4(dm, rc, k, xb);
   }
   for (var c = n * unit_cols() + lane; c < width; c += L) {
-    s += col4(dm, rc, c) * g[xb + c];
+    s += col4(dm, rc, c) * x1(xb + c);
   }
   return s;
 }

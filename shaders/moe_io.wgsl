@@ -7,7 +7,11 @@
 // for moe_down_sum), L lanes share a group of four rows (RW apart) and read
 // them in the units of the mv_* include (lane i taking units i, i+L, ...),
 // each quad of the input serving the four rows; the L partial sums meet in
-// workgroup memory behind one barrier. One dispatch covers every slot ×
+// workgroup memory behind one barrier. L is specialised ({{L}}): MoELanes
+// on GPUs, 1 on a CPU adapter without subgroups, where neighbouring
+// invocations (SIMD lanes) then load the same input quad and there is no
+// barrier for the sums (see matvec.wgsl and RATIONALE.md, "one lane per
+// row"). One dispatch covers every slot ×
 // row tile; the slot's expert comes from the router's output on the
 // device. Rows whose width is not a whole number of units (f32 and f16
 // only) finish with col4, one column per lane at a time.
@@ -43,7 +47,7 @@ struct P {
 }
 
 const NONE: u32 = 0xffffffffu;
-const L: u32 = 8u;          // lanes per row group (shaders.MoELanes)
+const L: u32 = {{L}}u;       // lanes per row group (Spec.L: shaders.MoELanes or 1)
 const RW: u32 = 64u / L;    // row groups per workgroup
 const TILE: u32 = 4u * RW;  // rows per workgroup (shaders.MoETileRows)
 
@@ -51,8 +55,10 @@ const TILE: u32 = 4u * RW;  // rows per workgroup (shaders.MoETileRows)
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> table: array<u32>;
 @group(0) @binding(3) var<storage, read_write> routes: array<u32>;
-@group(0) @binding(4) var<storage, read_write> x: array<f32>;
-@group(0) @binding(5) var<storage, read_write> g: array<f32>;
+// Spec.XU: moe_gu's x (moe_down's g) is a uniform array<vec4<f32>, XU>
+// instead (moe_in_u.wgsl).
+@group(0) @binding(4) {{MX}};
+@group(0) @binding(5) {{MG}};
 @group(0) @binding(6) var<storage, read_write> u: array<f32>;
 @group(0) @binding(7) var<storage, read_write> res: array<f32>;
 
@@ -68,6 +74,9 @@ fn rows4(r0: u32) -> vec4<u32> {
 // order; the result is valid in lane 0. Called in uniform control flow;
 // two calls in a row need different slots.
 fn reduce(lid: u32, v: vec4<f32>, slot: u32) -> vec4<f32> {
+  if (L == 1u) {
+    return v;
+  }
   part[slot * 64u + lid] = v;
   workgroupBarrier();
   var s = vec4<f32>(0.0);

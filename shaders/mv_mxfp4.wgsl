@@ -4,19 +4,20 @@
 // first); the scale multiplies the block's sum once.
 fn units{{S}}(cols: u32) -> u32 { return cols / 32u; }
 
-fn fp4{{S}}(c: u32) -> f32 {
-  let e = (c >> 1u) & 3u;
-  let m = f32(c & 1u);
-  var v = m * 0.5;
-  if (e > 0u) {
-    v = (1.0 + m * 0.5) * exp2(f32(e) - 1.0);
-  }
-  return select(v, -v, (c & 8u) != 0u);
+// fp4x4{{S}} is the four FP4 (e2m1) codes in the low nibbles of c, exactly:
+// codes 2..7 (e > 0) are (1 + m/2)·2^(e−1), whose f32 bits are
+// (code + 252) << 22, code 1 is 0.5 and code 0 zero; bit 3 is the sign.
+// Integer ops on a vector instead of exp2 and a branch per nibble.
+fn fp4x4{{S}}(c: vec4<u32>) -> vec4<f32> {
+  let m = c & vec4<u32>(7u);
+  let small = select(vec4<u32>(0u), vec4<u32>(0x3f000000u), m == vec4<u32>(1u));
+  let bits = select((m + vec4<u32>(252u)) << vec4<u32>(22u), small, m < vec4<u32>(2u));
+  return bitcast<vec4<f32>>(bits | ((c & vec4<u32>(8u)) << vec4<u32>(28u)));
 }
 
 fn fp4_word{{S}}(v: u32, c: u32) -> f32 {
-  let a = vec4<f32>(fp4{{S}}(v & 15u), fp4{{S}}((v >> 4u) & 15u), fp4{{S}}((v >> 8u) & 15u), fp4{{S}}((v >> 12u) & 15u));
-  let b = vec4<f32>(fp4{{S}}((v >> 16u) & 15u), fp4{{S}}((v >> 20u) & 15u), fp4{{S}}((v >> 24u) & 15u), fp4{{S}}(v >> 28u));
+  let a = fp4x4{{S}}(vec4<u32>(v) >> vec4<u32>(0u, 4u, 8u, 12u));
+  let b = fp4x4{{S}}(vec4<u32>(v) >> vec4<u32>(16u, 20u, 24u, 28u));
   return dot(a, x4(c)) + dot(b, x4(c + 4u));
 }
 

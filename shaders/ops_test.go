@@ -390,11 +390,13 @@ func TestMoE(t *testing.T) {
 	for _, c := range []struct{ fused, sum, deep bool }{
 		{false, false, false}, {true, false, false}, {true, true, false}, {false, false, true}, {true, false, true},
 	} {
-		t.Run(fmt.Sprintf("fused=%v/sum=%v/deep=%v", c.fused, c.sum, c.deep), func(t *testing.T) { testMoE(t, c.fused, c.sum, c.deep) })
+		for _, l := range []int{shaders.MoELanes, 1} {
+			t.Run(fmt.Sprintf("fused=%v/sum=%v/deep=%v/L=%d", c.fused, c.sum, c.deep, l), func(t *testing.T) { testMoE(t, c.fused, c.sum, c.deep, l) })
+		}
 	}
 }
 
-func testMoE(t *testing.T, fused, sum, deep bool) {
+func testMoE(t *testing.T, fused, sum, deep bool, lanes int) {
 	d := dev(t)
 	r := rand.New(rand.NewPCG(13, 14))
 	const D, T, K = 64, 3, 2
@@ -487,9 +489,9 @@ func testMoE(t *testing.T, fused, sum, deep bool) {
 	}
 	run := func(k shaders.Kernel, key uint32, rows int, table, x []uint32) {
 		t.Helper()
-		tiles := uint32(shaders.MoETiles(rows))
+		tiles := uint32(shaders.MoETiles(rows, lanes))
 		p.Key, p.NX = key, tiles
-		spec := shaders.Spec{Format: shaders.Formats[key&7]}
+		spec := shaders.Spec{Format: shaders.Formats[key&7], L: lanes}
 		out := y
 		if k.Entry == shaders.MoEGateUp.Entry {
 			out = u
@@ -536,10 +538,10 @@ func testMoE(t *testing.T, fused, sum, deep bool) {
 	}
 	if sum {
 		downs := block(entries, table, xb, 1, false)
-		p.Key, p.NX = downs[0], uint32(shaders.MoETiles(D))
+		p.Key, p.NX = downs[0], uint32(shaders.MoETiles(D, lanes))
 		p.DstOff, p.DstStride, p.Init, p.AddRes, p.ResOff, p.ResStride = c.DstOff, c.DstStride, c.Init, c.AddRes, c.ResOff, c.ResStride
 		got, gotRes := shaders.Bits(dst), shaders.Bits(res)
-		if err := d.Run(shaders.MoEDownSum, shaders.Spec{Format: shaders.Formats[downs[0]&7]}, [3]uint32{p.NX, 1, T}, p.Words(),
+		if err := d.Run(shaders.MoEDownSum, shaders.Spec{Format: shaders.Formats[downs[0]&7], L: lanes}, [3]uint32{p.NX, 1, T}, p.Words(),
 			bufs[downs[0]>>3], table, routes, xb, g, got, gotRes); err != nil {
 			t.Fatal(err)
 		}
@@ -744,12 +746,19 @@ func TestMoEAct(t *testing.T) {
 func TestMoEFormats(t *testing.T) {
 	for _, f := range shaders.Formats {
 		for _, sum := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%v/sum=%v", f, sum), func(t *testing.T) { testMoEFormat(t, f, sum) })
+			for _, l := range []int{shaders.MoELanes, 1} {
+				t.Run(fmt.Sprintf("%v/sum=%v/L=%d", f, sum, l), func(t *testing.T) { testMoEFormat(t, f, sum, l, false) })
+			}
+			t.Run(fmt.Sprintf("%v/sum=%v/L=1/xu", f, sum), func(t *testing.T) { testMoEFormat(t, f, sum, 1, true) })
 		}
 	}
 }
 
-func testMoEFormat(t *testing.T, f tensor.DType, sum bool) {
+// xu reads moe_gu's x and the down kernels' g through uniform bindings
+// (Spec.XU), which the backend binds only at offsets and strides that are
+// multiples of four: x's rows then start on quads and are padded apart,
+// and g's rows are maxW apart with maxW rounded up to four.
+func testMoEFormat(t *testing.T, f tensor.DType, sum bool, lanes int, xu bool) {
 	d := dev(t)
 	r := rand.New(rand.NewPCG(21, uint64(f)))
 	D, widths := 37, []int{70, 33, 0, 5}
@@ -784,10 +793,17 @@ func testMoEFormat(t *testing.T, f tensor.DType, sum bool) {
 			routes = append(routes, id, math.Float32bits(r.Float32()))
 		}
 	}
-	const xOff = 3 // x not on a quad
-	x := randn(r, xOff+T*D, 1)
+	xOff, xStride := 3, D // x not on a quad
+	if xu {
+		xOff, xStride, maxW = 4, (D+7)&^3, (maxW+3)&^3 // rows on quads, 4 to 7 values of padding apart
+	}
+	n := xOff + T*xStride
+	if xu {
+		n = (n + 3) &^ 3 // whole vec4s
+	}
+	x := randn(r, n, 1)
 	dst := randn(r, T*D, 1)
-	p := shaders.MoEParams{T: T, K: K, D: uint32(D), XOff: xOff, XStride: uint32(D), MaxW: uint32(maxW), SwiGLU: true, Key: key}
+	p := shaders.MoEParams{T: T, K: K, D: uint32(D), XOff: uint32(xOff), XStride: uint32(xStride), MaxW: uint32(maxW), SwiGLU: true, Key: key}
 	c := shaders.MoECombineParams{T: T, K: K, D: uint32(D), DstStride: uint32(D), AddRes: true, ResOff: 1, ResStride: uint32(D)}
 	res := randn(r, 1+T*D, 1)
 	want, wantRes := append([]float32(nil), dst...), append([]float32(nil), res...)
@@ -795,13 +811,19 @@ func testMoEFormat(t *testing.T, f tensor.DType, sum bool) {
 
 	g, y := make([]uint32, T*K*maxW), make([]uint32, T*K*D)
 	xb := shaders.Bits(x)
-	spec := shaders.Spec{Format: f}
-	p.NX = uint32(shaders.MoETiles(maxW))
+	spec := shaders.Spec{Format: f, L: lanes}
+	if xu {
+		spec.XU = len(xb) / 4
+	}
+	p.NX = uint32(shaders.MoETiles(maxW, lanes))
 	if err := d.Run(shaders.MoEGateUp, spec, [3]uint32{p.NX, 1, T * K}, p.Words(), bufs[1], table, routes, xb, g, make([]uint32, len(g)), []uint32{0}); err != nil {
 		t.Fatal(err)
 	}
-	p.NX = uint32(shaders.MoETiles(D))
+	p.NX = uint32(shaders.MoETiles(D, lanes))
 	got, gotRes := shaders.Bits(dst), shaders.Bits(res)
+	if xu {
+		spec.XU = len(g) / 4 // T·K·maxW, a multiple of four
+	}
 	if sum {
 		p.DstStride, p.AddRes, p.ResOff, p.ResStride = c.DstStride, true, c.ResOff, c.ResStride
 		if err := d.Run(shaders.MoEDownSum, spec, [3]uint32{p.NX, 1, T}, p.Words(), bufs[1], table, routes, xb, g, got, gotRes); err != nil {

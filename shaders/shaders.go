@@ -102,7 +102,8 @@ type Spec struct {
 	// GEMM. The text then starts with `enable f16;`, which compiles only on
 	// a device created with the shader-f16 feature; Format must be F16.
 	F16 bool
-	// L: MatVec lanes per row, a power of two from 1 to 64.
+	// L: MatVec lanes per row, a power of two from 1 to 64; for the MoE
+	// matrix kernels (MoEGateUp, MoEDown, MoEDownSum) MoELanes or 1.
 	L int
 	// Norm: MatVec, MatVecGU and MatVecMulti read x through an RMSNorm
 	// (xn_on.wgsl instead of xn_off.wgsl); use the *Norm kernels, whose
@@ -116,7 +117,9 @@ type Spec struct {
 	// the device runs must have at least L invocations.
 	Subgroups bool
 	// XU: matvec.wgsl reads x from a uniform binding of XU vec4s (binding
-	// 2, Uniform in Access) instead of a read-write storage array. With
+	// 2, Uniform in Access) instead of a read-write storage array; so do
+	// MoEGateUp its x (binding 4) and MoEDown and MoEDownSum their input g
+	// (binding 5). With
 	// one lane per row on a CPU adapter every invocation loads the same x
 	// quad; lavapipe runs a storage load as a loop over the SIMD lanes
 	// even then, a uniform load at a uniform offset as one load (see
@@ -130,14 +133,29 @@ type Spec struct {
 const MaxXU = 4096
 
 // Access is k's bindings specialised by s: Bindings, with x's (binding 2
-// of matvec.wgsl) a uniform when s.XU is set.
+// of matvec.wgsl; the MoE matrix kernels' input, binding 4 of moe_gu and
+// 5 of moe_down and moe_down_sum) a uniform when s.XU is set.
 func (k Kernel) Access(s Spec) []Access {
-	if s.XU == 0 || k.File != MatVec.File {
+	i := k.xBinding()
+	if s.XU == 0 || i == 0 {
 		return k.Bindings
 	}
 	a := slices.Clone(k.Bindings)
-	a[2] = Uniform
+	a[i] = Uniform
 	return a
+}
+
+// xBinding is the binding Spec.XU makes a uniform in k, 0 if none.
+func (k Kernel) xBinding() int {
+	switch k.File {
+	case MatVec.File:
+		return 2
+	case MoEGateUp.File:
+		return 4
+	case MoEDown.File:
+		return 5
+	}
+	return 0
 }
 
 // Key identifies the pipeline of k specialised by s.
@@ -199,16 +217,18 @@ func MatVecMultiGroups(rows [3]uint32, l int) int {
 }
 
 // MoETileRows is the rows one workgroup of MoEGateUp, MoEDown or
-// MoEDownSum computes (moe_io.wgsl's TILE: four rows per group of
-// MoELanes lanes).
-const MoETileRows = 4 * 64 / MoELanes
+// MoEDownSum with l lanes per row (Spec.L) computes (moe_io.wgsl's TILE:
+// four rows per group of l lanes).
+func MoETileRows(l int) int { return 4 * 64 / max(l, 1) }
 
-// MoELanes is the lanes the MoE matrix kernels give a row group.
+// MoELanes is the lanes the MoE matrix kernels give a row group on a GPU
+// (or where lanes meet through subgroups); a CPU adapter without
+// subgroups runs them with one (Spec.L = 1), as matvec.
 const MoELanes = 8
 
-// MoETiles is the workgroups (before Grid) an MoE matrix kernel needs per
-// slot (per token for MoEDownSum) over rows rows.
-func MoETiles(rows int) int { return (rows + MoETileRows - 1) / MoETileRows }
+// MoETiles is the workgroups (before Grid) an MoE matrix kernel with l
+// lanes per row needs per slot (per token for MoEDownSum) over rows rows.
+func MoETiles(rows, l int) int { return (rows + MoETileRows(l) - 1) / MoETileRows(l) }
 
 // MatVecUnit is the columns of one matvec unit of format d: a row's width
 // must be a multiple of it (and its words a whole number, which the block
@@ -265,6 +285,24 @@ func Source(k Kernel, s Spec) (string, error) {
 			if s.Subgroups {
 				file = "lanes_sg.wgsl"
 			}
+		}
+		if name == "moe_in" {
+			// The MoE matrix kernels' input: x for moe_gu, g for moe_down.
+			f := "moe_in_s.wgsl"
+			if s.XU != 0 {
+				f = "moe_in_u.wgsl"
+			}
+			inc, err := files.ReadFile(f)
+			if err != nil {
+				return "", fmt.Errorf("shaders: %s: %w", k.File, err)
+			}
+			in := "x["
+			if k.File == MoEDown.File {
+				in = "g["
+			}
+			b.WriteString(strings.ReplaceAll(string(inc), "IN[", in))
+			b.WriteString("\n")
+			continue
 		}
 		if name == "xnorm" {
 			file = "xn_off.wgsl"
@@ -336,14 +374,22 @@ func Source(k Kernel, s Spec) (string, error) {
 	if s.Subgroups {
 		sgIn, sgArgs = ", @builtin(subgroup_invocation_id) sg_i: u32, @builtin(subgroup_size) sg_n: u32", ", sg_i, sg_n"
 	}
-	if s.XU != 0 && (k.File != MatVec.File || s.XU < 0 || s.XU > MaxXU) {
-		return "", fmt.Errorf("shaders: %s: x of %d vec4s in a uniform binding; matvec.wgsl only, at most %d", k.File, s.XU, MaxXU)
+	xb := k.xBinding()
+	if s.XU != 0 && (xb == 0 || s.XU < 0 || s.XU > MaxXU) {
+		return "", fmt.Errorf("shaders: %s: x of %d vec4s in a uniform binding; matvec.wgsl and the MoE matrix kernels only, at most %d", k.File, s.XU, MaxXU)
 	}
 	xdecl := "var<storage, read_write> x: array<vec4<f32>>"
+	mx, mg := "var<storage, read_write> x: array<f32>", "var<storage, read_write> g: array<f32>"
 	if s.XU != 0 {
-		xdecl = fmt.Sprintf("var<uniform> x: array<vec4<f32>, %d>", s.XU)
+		u := fmt.Sprintf("var<uniform> %%s: array<vec4<f32>, %d>", s.XU)
+		xdecl = fmt.Sprintf(u, "x")
+		if k.File == MoEDown.File {
+			mg = fmt.Sprintf(u, "g")
+		} else {
+			mx = fmt.Sprintf(u, "x")
+		}
 	}
-	r := strings.NewReplacer("{{X}}", xdecl, "{{SG_IN}}", sgIn, "{{SG_ARGS}}", sgArgs, "{{L}}", strconv.Itoa(l), "{{TT}}", strconv.Itoa(tt), "{{E}}", strconv.Itoa(max(s.E, 1)), "{{K}}", strconv.Itoa(max(s.K, 1)))
+	r := strings.NewReplacer("{{X}}", xdecl, "{{MX}}", mx, "{{MG}}", mg, "{{SG_IN}}", sgIn, "{{SG_ARGS}}", sgArgs, "{{L}}", strconv.Itoa(l), "{{TT}}", strconv.Itoa(tt), "{{E}}", strconv.Itoa(max(s.E, 1)), "{{K}}", strconv.Itoa(max(s.K, 1)))
 	return r.Replace(b.String()), nil
 }
 

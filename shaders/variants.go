@@ -28,7 +28,13 @@ func Variants() []Variant {
 		matmul = append(matmul, Spec{Format: f, TT: 1}, Spec{Format: f, TT: 8})
 	}
 	f16 := Spec{Format: tensor.F16, F16: true}
-	add([]Kernel{Embed, MoEGateUp, MoEDown, MoEDownSum}, formats...)
+	add([]Kernel{Embed}, formats...)
+	for _, f := range Formats {
+		for _, l := range []int{1, MoELanes} {
+			add([]Kernel{MoEGateUp, MoEDown, MoEDownSum}, Spec{Format: f, L: l})
+		}
+		add([]Kernel{MoEGateUp, MoEDown, MoEDownSum}, Spec{Format: f, L: 1, XU: 128})
+	}
 	add([]Kernel{MatMul}, append(matmul, Spec{Format: tensor.F16, TT: 1, F16: true}, Spec{Format: tensor.F16, TT: 8, F16: true})...)
 	add([]Kernel{MatVecRows, GEMM}, append(formats, f16)...)
 	for _, f := range Formats {

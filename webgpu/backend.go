@@ -49,6 +49,10 @@ type Backend struct {
 	// than shortRow columns; benchmarks set it to time one shape against
 	// another on the same device.
 	lanes int
+	// moeWide runs the MoE matrix kernels with shaders.MoELanes lanes per
+	// row where moeLanes would choose one; benchmarks set it to compare in
+	// the same run.
+	moeWide bool
 	// noUniformX keeps matvec's x a storage binding where uniformX would
 	// bind it as a uniform; benchmarks set it to compare in the same run.
 	noUniformX bool

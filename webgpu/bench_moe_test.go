@@ -17,7 +17,11 @@ import (
 // format, uploaded as the engine uploads experts) — the router and the
 // MoE dispatches — and reports the active experts' weight bytes read per
 // second and their ratio to the copy kernel's bandwidth, each round timing
-// the copy and the MoE back to back (see BenchmarkMatVec).
+// the copy and the MoE back to back (see BenchmarkMatVec); cpu_ratio is
+// the same ratio in the process's CPU time, and where the MoE kernels run
+// one lane per row (moeLanes), wide_speedup is that over MoELanes lanes
+// and uniform_speedup that over the same kernels with their input in a
+// storage binding (noUniformX), in the same rounds.
 func BenchmarkMoE(b *testing.B) {
 	const D, E = 512, 8
 	rule := model.Router{Scoring: model.Softmax, TopK: 2, NormTopK: true}
@@ -81,11 +85,21 @@ func BenchmarkMoE(b *testing.B) {
 			ops := 8
 			moe := func() { g.MoE(y, x, g.Route(logits, backend.RouteSpec{Rule: &rule}), ffn) }
 			cp := func() { g.copyRows(cs, cd, 0, 0, cn) }
-			var gbs, base, ratio []float64
+			var gbs, base, ratio, cpuRatio, wide, uniform []float64
+			narrow := g.moeLanes() == 1
 			b.ResetTimer()
 			for range b.N {
-				c := roundTime(b, g, 4, cp)
-				sec := roundTime(b, g, ops, moe)
+				c, cc := roundTimes(b, g, 4, cp)
+				sec, csec := roundTimes(b, g, ops, moe)
+				cpuRatio = append(cpuRatio, (float64(active)/csec)/(float64(8*cn)/cc))
+				if narrow {
+					g.moeWide = true
+					wide = append(wide, roundTime(b, g, ops, moe)/sec)
+					g.moeWide = false
+					g.noUniformX = true
+					uniform = append(uniform, roundTime(b, g, ops, moe)/sec)
+					g.noUniformX = false
+				}
 				gbs = append(gbs, float64(active)/sec/1e9)
 				base = append(base, float64(8*cn)/c/1e9)
 				ratio = append(ratio, gbs[len(gbs)-1]/base[len(base)-1])
@@ -93,6 +107,11 @@ func BenchmarkMoE(b *testing.B) {
 			b.ReportMetric(median(gbs), "GB/s")
 			b.ReportMetric(median(base), "copyGB/s")
 			b.ReportMetric(median(ratio), "ratio")
+			b.ReportMetric(median(cpuRatio), "cpu_ratio")
+			if narrow {
+				b.ReportMetric(median(wide), "wide_speedup")
+				b.ReportMetric(median(uniform), "uniform_speedup")
+			}
 		})
 	}
 }

@@ -171,6 +171,9 @@ func (b *Backend) MoE(dst, x backend.Buf, r backend.Routes, f *backend.FFN) {
 	for _, bt := range tab.blocks[:tab.live] {
 		maxW = max(maxW, bt.maxW)
 	}
+	// Slots' rows of g start on quads, so the down kernels may read g
+	// through a uniform binding (moeIn).
+	maxW = (maxW + 3) &^ 3
 	var scr [3]*buf
 	for i, cols := range []int{maxW, maxW, D} {
 		if scr[i], err = b.scratch(TK, cols); err != nil {
@@ -181,7 +184,7 @@ func (b *Backend) MoE(dst, x backend.Buf, r backend.Routes, f *backend.FFN) {
 	}
 	g, up, y := scr[0], scr[1], scr[2]
 	p := shaders.MoEParams{T: u(T), K: u(rt.k), D: u(D), XOff: u(s.off), XStride: u(s.cols), MaxW: u(maxW), Eps: f.NormEps}
-	ap := shaders.MoEActParams{TK: u(TK), MaxW: u(tab.maxW), D: u(D), BW: u(tab.maxW), Clamped: f.Act == model.ActSwiGLUClamped, Alpha: f.Alpha, Limit: f.Limit}
+	ap := shaders.MoEActParams{TK: u(TK), MaxW: u(maxW), D: u(D), BW: u(tab.maxW), Clamped: f.Act == model.ActSwiGLUClamped, Alpha: f.Alpha, Limit: f.Limit}
 	switch {
 	case gptOss:
 		// gpt-oss's experts are plain (validation refuses deeper experts
@@ -206,7 +209,7 @@ func (b *Backend) MoE(dst, x backend.Buf, r backend.Routes, f *backend.FFN) {
 		// output y the later blocks' norms read and add to, and
 		// moe_combine instead: moe_down_sum keeps no per-slot output.
 		b.moeGateUp(p, tab, rt.b, s.b, g, up)
-		nx, ny := shaders.Grid(shaders.MoETiles(D))
+		nx, ny := shaders.Grid(shaders.MoETiles(D, b.moeLanes()))
 		p.NX, p.Key = nx, tab.down[0].key
 		p.DstOff, p.DstStride, p.Init = u(d.off), u(d.cols), initCombine
 		b.downSum(p, tab.down[0], tab.buf, rt.b, g.b, d, b.spare, [3]uint32{nx, ny, u(T)})
@@ -242,6 +245,42 @@ func (b *Backend) MoE(dst, x backend.Buf, r backend.Routes, f *backend.FFN) {
 	b.combine(c, tab.buf, rt.b, y.b, d, b.spare)
 }
 
+// moeLanes is the MoE matrix kernels' lanes per row (Spec.L): one on a
+// CPU adapter whose lanes do not meet through subgroups, as matVecLanes
+// chooses for matvec (lavapipe: an invocation is a SIMD lane, so
+// neighbouring rows share the input's loads and no barrier meets the
+// lanes; RATIONALE.md, "WebGPU: one lane per row for the routed
+// experts"), else shaders.MoELanes. b.moeWide forces MoELanes, for
+// benchmarks.
+func (b *Backend) moeLanes() int {
+	if b.d.Adapter.Software && !b.subgroups && !b.moeWide {
+		return 1
+	}
+	return shaders.MoELanes
+}
+
+// moeInput is an MoE matrix kernel's input binding: a as bound, rel the
+// input's first word within it.
+type moeInput struct {
+	a   arg
+	rel uint32
+}
+
+// moeIn binds the input of an MoE matrix kernel with l lanes per row
+// (rows rows of cols values, the first at word off of x, stride words
+// apart) as a uniform (Spec.XU, returned as xu) where one lane per row
+// runs a decode step (t = 1 token: a prefill's sizes would each compile
+// pipelines of their own) and uniformX allows it, else as the storage
+// binding (xu 0). writes are the dispatch's writable bindings.
+func (b *Backend) moeIn(l int, x *buffer, off, stride uint32, rows, cols, t int, writes ...*buffer) (moeInput, int) {
+	if l == 1 && t == 1 {
+		if a, xu, rel, ok := b.uniformX(x, off, stride, rows, cols, writes...); ok {
+			return moeInput{a, rel}, xu
+		}
+	}
+	return moeInput{bufArg(x), off}, 0
+}
+
 // moeBlock records one block of the routed experts over table tab:
 // moeGateUp, then moeDown into y.
 func (b *Backend) moeBlock(p shaders.MoEParams, tab *expertTable, routes, x *buffer, g, up, y *buf) {
@@ -253,12 +292,14 @@ func (b *Backend) moeBlock(p shaders.MoEParams, tab *expertTable, routes, x *buf
 // activated rows in g into y. x fills its binding (moe_down does not read
 // it).
 func (b *Backend) moeDown(p shaders.MoEParams, tab *expertTable, routes, x *buffer, g, y *buf) {
-	nx, ny := shaders.Grid(shaders.MoETiles(int(p.D)))
+	l := b.moeLanes()
+	nx, ny := shaders.Grid(shaders.MoETiles(int(p.D), l))
 	p.NX = nx
+	ga, xu := b.moeIn(l, g.b, 0, p.MaxW, int(p.T*p.K), int(p.MaxW), int(p.T), y.b, b.spare, routes)
 	for _, m := range tab.down {
 		p.Key = m.key
-		b.s.run(shaders.MoEDown, shaders.Spec{Format: m.format}, [3]uint32{nx, ny, p.T * p.K}, p.Words(),
-			bufArg(m.buf), bufArg(tab.buf), bufArg(routes), bufArg(x), bufArg(g.b), bufArg(y.b), bufArg(b.spare))
+		b.s.run(shaders.MoEDown, shaders.Spec{Format: m.format, L: l, XU: xu}, [3]uint32{nx, ny, p.T * p.K}, p.Words(),
+			bufArg(m.buf), bufArg(tab.buf), bufArg(routes), bufArg(x), ga.a, bufArg(y.b), bufArg(b.spare))
 	}
 }
 
@@ -285,20 +326,31 @@ func (b *Backend) moeGateUp(p shaders.MoEParams, tab *expertTable, routes, x *bu
 // moeGU records moe_gu per key of tab holding gate or up matrices: gate·x
 // into g and up·x into up, or with act the activated rows into g.
 func (b *Backend) moeGU(p shaders.MoEParams, tab *expertTable, routes, x *buffer, g, up *buf, act bool) {
-	nx, ny := shaders.Grid(shaders.MoETiles(tab.maxW))
+	l := b.moeLanes()
+	nx, ny := shaders.Grid(shaders.MoETiles(tab.maxW, l))
 	p.NX, p.SwiGLU = nx, act
+	rows := int(p.T)
+	if p.XSlot {
+		rows = int(p.T * p.K)
+	}
+	xa, xu := b.moeIn(l, x, p.XOff, p.XStride, rows, int(p.D), int(p.T), g.b, up.b, b.spare, routes)
+	if xu != 0 {
+		p.XOff = xa.rel
+	}
 	for _, m := range tab.gu {
 		p.Key = m.key
-		b.s.run(shaders.MoEGateUp, shaders.Spec{Format: m.format}, [3]uint32{nx, ny, p.T * p.K}, p.Words(),
-			bufArg(m.buf), bufArg(tab.buf), bufArg(routes), bufArg(x), bufArg(g.b), bufArg(up.b), bufArg(b.spare))
+		b.s.run(shaders.MoEGateUp, shaders.Spec{Format: m.format, L: l, XU: xu}, [3]uint32{nx, ny, p.T * p.K}, p.Words(),
+			bufArg(m.buf), bufArg(tab.buf), bufArg(routes), xa.a, bufArg(g.b), bufArg(up.b), bufArg(b.spare))
 	}
 }
 
 // downSum records moe_down_sum with p over the down matrices of m into d,
 // adding into res when p.AddRes.
 func (b *Backend) downSum(p shaders.MoEParams, m matGroup, table, routes, g *buffer, d *buf, res *buffer, grid [3]uint32) {
-	b.s.run(shaders.MoEDownSum, shaders.Spec{Format: m.format}, grid, p.Words(),
-		bufArg(m.buf), bufArg(table), bufArg(routes), bufArg(b.spare2), bufArg(g), bufArg(d.b), bufArg(res))
+	l := b.moeLanes()
+	ga, xu := b.moeIn(l, g, 0, p.MaxW, int(p.T*p.K), int(p.MaxW), int(p.T), d.b, res, routes)
+	b.s.run(shaders.MoEDownSum, shaders.Spec{Format: m.format, L: l, XU: xu}, grid, p.Words(),
+		bufArg(m.buf), bufArg(table), bufArg(routes), bufArg(b.spare2), ga.a, bufArg(d.b), bufArg(res))
 	b.lastComb = lastCombine{op: len(b.s.ops) - 1, submits: b.s.submits, sum: true, mp: p, m: m, grid: grid,
 		table: table, routes: routes, y: g, dst: d.b, out: *d}
 }
