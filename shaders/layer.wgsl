@@ -95,7 +95,7 @@ const E: u32 = {{E}}u;
 const K: u32 = {{K}}u;
 const K2: u32 = 2u * K;
 const NONE: u32 = 0xffffffffu;
-const MOE_L: u32 = 8u; // moe_io.wgsl's L, shaders.MoELanes
+const MOE_L: u32 = {{L}}u; // moe_io.wgsl's L as the backend runs it (Spec.L: shaders.MoELanes or 1)
 
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<u32>;

@@ -89,7 +89,9 @@ func TestLayer(t *testing.T) {
 			}
 			if m := c.moe; m != nil {
 				E := len(m.widths)
-				spec.E, spec.K = E, m.topK
+				// The experts' sums in either lane order the backend may
+				// ask for (one lane per row, or MoELanes).
+				spec.E, spec.K, spec.L = E, m.topK, 1+(shaders.MoELanes-1)*(len(m.widths)%2)
 				p.MoE, p.MaxW = true, uint32(slices.Max(m.widths))
 				p.Route = shaders.RouteParams{Sigmoid: m.sigmoid, Norm: m.norm, Scale: m.scale, Groups: uint32(m.groups), TopKGroups: uint32(m.topKGroups)}
 				p.WR = part(E*c.dim, c.dim, false)

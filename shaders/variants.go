@@ -65,7 +65,7 @@ func Variants() []Variant {
 	}
 	add([]Kernel{Sample}, Spec{K: 40})
 	add([]Kernel{AttnRoPE, Layer}, Spec{})
-	add([]Kernel{Layer}, Spec{E: 64, K: 8})
+	add([]Kernel{Layer}, Spec{E: 64, K: 8}, Spec{E: 64, K: 8, L: MoELanes})
 	add([]Kernel{RoPEStore, KVStore, RMSNorm, RMSNormIP, RMSNormIP2, RoPE, Copy, PackF16, Add, Scale, SwiGLU, Accum, Argmax, MoECombine, MoEAct, MoEBias, MoEBlockAct, MoENorm, MLAAttn}, Spec{})
 	return out
 }

@@ -18,6 +18,10 @@ func SetMatVecTokens(b *Backend, n int) { b.matVecTokens = n }
 // CheckSubgroups runs the start-up subgroup check on b's current path.
 func CheckSubgroups(b *Backend) (bool, error) { return b.checkSubgroups() }
 
+// SetMoEWide makes b run the MoE matrix kernels with shaders.MoELanes
+// lanes per row, as on a GPU, where it would take one.
+func SetMoEWide(b *Backend, wide bool) { b.moeWide = wide }
+
 // SetNoLayer turns b's FuseLayer off (true) or on.
 func SetNoLayer(b *Backend, off bool) { b.noLayer = off }
 

@@ -64,7 +64,9 @@ func (b *Backend) FuseLayer(x backend.Buf, cache backend.KV, w *backend.DenseLay
 		if r == nil || r.SelectionBias || !shaders.LayerMoEFits(dim, s.Heads, s.KVHeads, s.HeadDim, len(w.Experts), r.TopK, maxW, s.Pos0) {
 			return false
 		}
-		spec.E, spec.K = len(w.Experts), r.TopK
+		// The experts' sums in the order the unfused MoE kernels would
+		// take on this adapter, so the fused layer keeps their bits.
+		spec.E, spec.K, spec.L = len(w.Experts), r.TopK, b.moeLanes()
 	} else {
 		ffn := 0
 		if g, ok := w.Gate.(*weight); ok {

@@ -34,21 +34,25 @@ func TestLayerFusion(t *testing.T) {
 		name  string
 		m     *model.Model
 		steps int
+		wide  bool // the MoE kernels at MoELanes lanes, as on a GPU
 	}{
-		{"stories260K", stories, 80},
-		{"olmoe", testmodel.Random(testmodel.Family("olmoe", false), 1), 58},
-		{"olmoe/all-experts", testmodel.Random(testmodel.Family("olmoe", true), 2), 58},
-		{"qwen3_moe", testmodel.Random(testmodel.Family("qwen3_moe", false), 3), 58},
-		{"mixtral", testmodel.Random(testmodel.Family("mixtral", false), 4), 58},
+		{"stories260K", stories, 80, false},
+		{"olmoe", testmodel.Random(testmodel.Family("olmoe", false), 1), 58, false},
+		{"olmoe/all-experts", testmodel.Random(testmodel.Family("olmoe", true), 2), 58, false},
+		{"qwen3_moe", testmodel.Random(testmodel.Family("qwen3_moe", false), 3), 58, false},
+		{"mixtral", testmodel.Random(testmodel.Family("mixtral", false), 4), 58, false},
+		{"olmoe/wide", testmodel.Random(testmodel.Family("olmoe", false), 1), 58, true},
 	} {
-		t.Run(c.name, func(t *testing.T) { layerFusion(t, c.m, c.steps) })
+		t.Run(c.name, func(t *testing.T) { layerFusion(t, c.m, c.steps, c.wide) })
 	}
 }
 
-func layerFusion(t *testing.T, m *model.Model, steps int) {
+func layerFusion(t *testing.T, m *model.Model, steps int, wide bool) {
 	L := m.Config.Layers
 	on, off := newBackend(t, webgpu.Options{}), newBackend(t, webgpu.Options{})
 	webgpu.SetNoLayer(off, true)
+	webgpu.SetMoEWide(on, wide)
+	webgpu.SetMoEWide(off, wide)
 	eOn, err := engine.New(on, m, engine.Options{MaxSeq: 128})
 	if err != nil {
 		t.Fatal(err)
