@@ -346,17 +346,21 @@ func rmsnorm(o, x, w []float32, eps float32) {
 
 func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {
 	d, s, m := dst.(*buf), x.(*buf), w.(*weight)
-	var bf []float32
-	if bias != nil {
-		bf = bias.(*weight).f
-	}
 	b.matmul(d.f, d.cols, s.f, s.rows, s.cols, m)
-	if bf != nil {
-		for r := 0; r < d.rows; r++ {
-			row := d.row(r)
-			for i := range row {
-				row[i] += bf[i]
-			}
+	addBias(d, bias)
+}
+
+// addBias adds bias, when there is one, to every row of d: MatMul's and
+// MatMuls' last step.
+func addBias(d *buf, bias backend.Weight) {
+	if bias == nil {
+		return
+	}
+	bf := bias.(*weight).f
+	for r := 0; r < d.rows; r++ {
+		row := d.row(r)
+		for i := range row {
+			row[i] += bf[i]
 		}
 	}
 }

@@ -91,12 +91,7 @@ func (b *Backend) MatMuls(dsts []backend.Buf, x backend.Buf, ws, biases []backen
 	chunk := (j.w[0].rows/(4*b.threads) + 3) &^ 3
 	b.split(rows, rows*s.cols, max(chunk, 4), j)
 	for i := range j.n {
-		if biases[i] != nil {
-			d := j.dst[i][:j.w[i].rows]
-			for k, v := range biases[i].(*weight).f[:len(d)] {
-				d[k] += v
-			}
-		}
+		addBias(dsts[i].(*buf), biases[i])
 		j.dst[i], j.w[i] = nil, nil
 	}
 	j.x = nil
