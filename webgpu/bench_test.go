@@ -110,6 +110,16 @@ func copyGBs(b *testing.B, g *Backend) float64 {
 // values: on a shared machine the copy's bandwidth alone moves severalfold
 // within a minute, and a ratio of two timings taken seconds apart is
 // mostly that noise.
+//
+// Each round also times the copy kernel over the matrix's bytes
+// (same_size_ratio: matvec against a copy of the same size, which pays
+// the same fixed cost per dispatch) and over 16 floats (dispatch_µs: about
+// that fixed cost alone), and net_ratio is the ratio with that cost taken
+// from the matvec's time. On lavapipe a dispatch costs some 50 µs of wall
+// time whatever it does (its threads hand the work over through futexes),
+// which is 40% of a 512² q4_0 matvec's and next to nothing of the 8 MiB
+// copy's; see RATIONALE.md, "WebGPU: small matvecs and the fixed cost of a
+// dispatch".
 func BenchmarkMatVec(b *testing.B) {
 	for _, n := range []int{2048, 512, 4096} {
 		r := rand.New(rand.NewPCG(1, 1))
@@ -150,7 +160,14 @@ func BenchmarkMatVec(b *testing.B) {
 				ops := min(max(4, 8*cn/len(q.Data)), 256)
 				mv := func() { g.MatMul(y, x, wt, nil) }
 				cp := func() { g.copyRows(cs, cd, 0, 0, cn) }
-				var gbs, base, ratio, cpuRatio, speedup, sgSpeedup, wideSpeedup, uniformSpeedup []float64
+				// The copy of the matrix's bytes (read and written, half each
+				// way) and of 16 floats: the first is the copy kernel at
+				// this size, with the same fixed cost per dispatch as the
+				// matvec; the second is about that fixed cost alone.
+				same := max(len(q.Data)/8, 1)
+				sc := func() { g.copyRows(cs, cd, 0, 0, same) }
+				tiny := func() { g.copyRows(cs, cd, 0, 0, 16) }
+				var gbs, base, ratio, cpuRatio, speedup, sgSpeedup, wideSpeedup, uniformSpeedup, sameRatio, fixed, netRatio []float64
 				sg := g.subgroups
 				// On a CPU adapter without subgroups matvec runs one lane
 				// per row; wide_speedup is that over MatVecWide lanes, and
@@ -181,12 +198,24 @@ func BenchmarkMatVec(b *testing.B) {
 					gbs = append(gbs, float64(len(q.Data))/sec/1e9)
 					base = append(base, float64(8*cn)/c/1e9)
 					ratio = append(ratio, gbs[len(gbs)-1]/base[len(base)-1])
+					ssec := roundTime(b, g, ops, sc)
+					sameRatio = append(sameRatio, (float64(len(q.Data))/sec)/(float64(8*same)/ssec))
+					f := roundTime(b, g, ops, tiny)
+					fixed = append(fixed, f*1e6)
+					if sec > f {
+						netRatio = append(netRatio, float64(len(q.Data))/(sec-f)/1e9/base[len(base)-1])
+					}
 					speedup = append(speedup, old/sec)
 				}
 				b.ReportMetric(median(gbs), "GB/s")
 				b.ReportMetric(median(base), "copyGB/s")
 				b.ReportMetric(median(ratio), "ratio")
 				b.ReportMetric(median(cpuRatio), "cpu_ratio")
+				b.ReportMetric(median(sameRatio), "same_size_ratio")
+				b.ReportMetric(median(fixed), "dispatch_µs")
+				if len(netRatio) > 0 {
+					b.ReportMetric(median(netRatio), "net_ratio")
+				}
 				b.ReportMetric(median(speedup), "speedup")
 				if sg {
 					b.ReportMetric(median(sgSpeedup), "sg_speedup")
