@@ -170,6 +170,11 @@ func (b *Backend) mulRange(worker int, dst []float32, stride int, x []float32, x
 		}
 		return
 	}
+	if m == nil && rows == 1 && vec.StreamRows {
+		// Decode: each row whole, in memory order (see vec.DotRows).
+		vec.DotRows(dst[lo:hi], w.f[lo*cols:hi*cols], cols, x[:cols], cols)
+		return
+	}
 	s := &b.scratch[worker]
 	for i := lo; i < hi; i += 4 {
 		n := min(4, hi-i)

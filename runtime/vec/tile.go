@@ -30,6 +30,35 @@ func Dot4x1(out *[4]float32, w []float32, ws int, x []float32, n int) {
 	dot4x1(out, w, ws, x, n)
 }
 
+// DotRows sets out[r] to DotLanes of weight row r (w[r·ws : r·ws+n]) and
+// x[:n] for every r < len(out): the same sums as Dot4x1 gives in fours.
+// Where StreamRows holds it reads the rows one after the other, one
+// stream in memory order; elsewhere four at a time, sharing x's loads.
+func DotRows(out, w []float32, ws int, x []float32, n int) {
+	if len(out) == 0 {
+		return
+	}
+	w, x = w[:(len(out)-1)*ws+n], x[:n]
+	if n == 0 {
+		clear(out)
+		return
+	}
+	dotRows(out, w, ws, x, n)
+}
+
+// dotRows4 is DotRows four rows at a time, then one.
+func dotRows4(out, w []float32, ws int, x []float32, n int) {
+	r := 0
+	var o4 [4]float32
+	for ; r+4 <= len(out); r += 4 {
+		dot4x1(&o4, w[r*ws:], ws, x, n)
+		copy(out[r:r+4], o4[:])
+	}
+	for ; r < len(out); r++ {
+		out[r] = dotLanes(w[r*ws:r*ws+n], x)
+	}
+}
+
 // Dot4x3 sets out[4t+r] to DotLanes of weight row r (w[r·ws:]) and
 // activation row t (x[t·xs:]) over n elements, for four rows and three
 // activation rows: twelve sums in flight from seven loads per eight

@@ -22,6 +22,12 @@ func dotQ4_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float
 
 func dotLanes(a, b []float32) float32 { return dotLanesGo(a, b) }
 
+// StreamRows: without the assembly a row's x loads are worth sharing
+// among four rows.
+const StreamRows = false
+
+func dotRows(out, w []float32, ws int, x []float32, n int) { dotRows4(out, w, ws, x, n) }
+
 func dot4x1(out *[4]float32, w []float32, ws int, x []float32, n int) { dot4x1Go(out, w, ws, x, n) }
 
 func dot4x3(out *[12]float32, w []float32, ws int, x []float32, xs, n int) {
