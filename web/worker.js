@@ -329,6 +329,8 @@ function simdImports(memory) {
     exp: (dst, x, n, m) => k.exp(dst, x, n, m),
     silu: (g, u, n) => k.silu(g, u, n),
     q16: (q, d, g, x, nb) => k.q16(q, d, g, x, nb),
+    rmsnorm: (o, x, w, n, eps) => k.rmsnorm(o, x, w, n, eps),
+    softmax: (x, n, s) => k.softmax(x, n, s),
   };
 }
 

@@ -23,7 +23,7 @@ const (
 func loadNote(code int32) string {
 	switch code {
 	case loadOK:
-		return "SIMD128 kernels for q8_0, q4_0, q4_k, f16 and f32 weights, attention, softmax, SwiGLU and activation quantisation"
+		return "SIMD128 kernels for q8_0, q4_0, q4_k, f16 and f32 weights, attention, softmax, SwiGLU, RMSNorm and activation quantisation"
 	case loadNone:
 		return "the host offers no SIMD128 kernels (or was asked not to use them): pure-Go kernels"
 	case loadNoSIMD:

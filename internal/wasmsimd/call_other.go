@@ -55,3 +55,13 @@ func SiLUMulN(g, u []float32) int {
 func QuantizeQ16(q []int16, d, g, x []float32) {
 	panic("wasmsimd: QuantizeQ16 outside WebAssembly")
 }
+
+// RMSNorm is only for wasm builds with the kernels loaded.
+func RMSNorm(o, x, w []float32, eps float32) {
+	panic("wasmsimd: RMSNorm outside WebAssembly")
+}
+
+// Softmax is only for wasm builds with the kernels loaded.
+func Softmax(x []float32, s float32) {
+	panic("wasmsimd: Softmax outside WebAssembly")
+}

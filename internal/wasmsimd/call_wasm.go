@@ -46,6 +46,12 @@ func hostSiLU(g, u unsafe.Pointer, n int32)
 //go:wasmimport modesimd q16
 func hostQ16(q, d, g, x unsafe.Pointer, nb int32)
 
+//go:wasmimport modesimd rmsnorm
+func hostRMSNorm(o, x, w unsafe.Pointer, n int32, eps uint32)
+
+//go:wasmimport modesimd softmax
+func hostSoftmax(x unsafe.Pointer, n int32, s uint32)
+
 // memImport is where the Go instance's memory is found: wasm_exec.js's
 // instance exports it as "mem" and the worker imports it as go.mem; a
 // wasip1 module exports "memory", which cmd/mode's host names the guest's
@@ -172,4 +178,31 @@ func QuantizeQ16(q []int16, d, g, x []float32) {
 		panic("wasmsimd: QuantizeQ16 of too many blocks")
 	}
 	hostQ16(unsafe.Pointer(&q[0]), unsafe.Pointer(&d[0]), unsafe.Pointer(&g[0]), unsafe.Pointer(&x[0]), int32(nb))
+}
+
+// RMSNorm sets o = w·(x/√(mean(x²) + eps)) through KernelRMSNorm, with
+// the bits of runtime/cpu's rmsnorm; o may be x.
+func RMSNorm(o, x, w []float32, eps float32) {
+	n := len(x)
+	o, w = o[:n], w[:n]
+	if n == 0 {
+		return
+	}
+	if int64(n) >= 1<<29 {
+		panic("wasmsimd: RMSNorm of too many elements")
+	}
+	hostRMSNorm(unsafe.Pointer(&o[0]), unsafe.Pointer(&x[0]), unsafe.Pointer(&w[0]), int32(n), math.Float32bits(eps))
+}
+
+// Softmax sets x to the softmax of x/s through KernelSoftmax, with the
+// bits of dividing each by s and then runtime/cpu's softmaxFast without
+// sinks.
+func Softmax(x []float32, s float32) {
+	if len(x) == 0 {
+		return
+	}
+	if int64(len(x)) >= 1<<29 {
+		panic("wasmsimd: Softmax of too many elements")
+	}
+	hostSoftmax(unsafe.Pointer(&x[0]), int32(len(x)), math.Float32bits(s))
 }

@@ -2,7 +2,8 @@
 // builds. The Go compiler emits no WebAssembly SIMD, so the hot integer
 // matrix products of the CPU path (q8_0, q4_0 and q4_k weights against
 // tensor.Q16Rows activations), with the f32/f16 products, attention's two
-// loops and the exponentials of softmax and SwiGLU, are written here against a small encoder of
+// loops and its softmax, RMSNorm, SwiGLU's exponentials and the
+// activations' quantisation, are written here against a small encoder of
 // the few instructions they need, and Module assembles them into a
 // separate WebAssembly module that imports the Go instance's memory.
 //

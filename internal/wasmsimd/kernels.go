@@ -39,7 +39,8 @@ const (
 
 func kernels() []*fn {
 	return []*fn{blockKernel(KernelQ8_0, 32), blockKernel(KernelQ4_0, 16), q4kKernel(),
-		floatKernel(KernelF32, false), floatKernel(KernelF16, true), scoresKernel(), weightedSumKernel(), expKernels()[0], expKernels()[1], q16Kernel()}
+		floatKernel(KernelF32, false), floatKernel(KernelF16, true), scoresKernel(), weightedSumKernel(), expKernels()[0], expKernels()[1], q16Kernel(),
+		rmsnormKernel(), softmaxKernel()}
 }
 
 // KernelQ4_K has the signature

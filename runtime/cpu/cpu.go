@@ -8,6 +8,7 @@ import (
 	"slices"
 	"unsafe"
 
+	"github.com/moderuntime/mode/internal/wasmsimd"
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/routing"
 	"github.com/moderuntime/mode/runtime/tensor"
@@ -332,6 +333,10 @@ func (b *Backend) RMSNorm(dst, x backend.Buf, w backend.Weight, eps float32) {
 
 // rmsnorm computes o = w * (x / sqrt(mean(x²) + eps)) in run.c's order.
 func rmsnorm(o, x, w []float32, eps float32) {
+	if simd() {
+		wasmsimd.RMSNorm(o, x, w, eps) // the same bits, in one call
+		return
+	}
 	var ss float32
 	for _, v := range x {
 		ss += float32(v * v)

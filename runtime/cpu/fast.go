@@ -256,10 +256,7 @@ func (j *attnTask) run(worker, lo, hi int) {
 			k, v := j.c.k[s.Layer], j.c.v[s.Layer]
 			scores(att[:n1], qh, k[s0*j.kvDim+koff:], j.kvDim)
 			scores(att[n1:], qh, k[koff:], j.kvDim)
-			for i := range att {
-				att[i] /= j.scale
-			}
-			softmaxFast(att, j.sinks, h)
+			softmaxScaled(att, j.scale, j.sinks, h)
 			weightedSum(o, att[:n1], v[s0*j.kvDim+koff:], j.kvDim)
 			for i, a := range att[n1:] {
 				vec.Axpy(o, a, v[i*j.kvDim+koff:i*j.kvDim+koff+hd])
@@ -290,6 +287,20 @@ func fmax(x, y float32) float32 {
 		return x
 	}
 	return math.Float32frombits(math.Float32bits(x) & math.Float32bits(y)) // ±0: −0 only if both are
+}
+
+// softmaxScaled divides x by s, then softmaxFast: in one call to
+// wasmsimd's KernelSoftmax, with the same bits, where it is loaded and
+// there are no sinks.
+func softmaxScaled(x []float32, s float32, sinks []float32, h int) {
+	if sinks == nil && simd() {
+		wasmsimd.Softmax(x, s)
+		return
+	}
+	for i := range x {
+		x[i] /= s
+	}
+	softmaxFast(x, sinks, h)
 }
 
 // softmaxFast is softmaxSink with vec.Exp and one reciprocal: each weight
