@@ -31,6 +31,12 @@ type Q16Rows struct {
 	// machine that has the tiles.
 	dup   []int16
 	dupOn bool
+	// xp and off are vec.PrepQ4_0Rows of qs, kept for a q4_0 product of
+	// a single row (decode) on a machine that has the tiles, for
+	// vec.DotQ4_0Rows' kernel.
+	xp     []int16
+	off    []int32
+	rowsOn bool
 }
 
 // Rows and Cols are the shape last quantised.
@@ -73,6 +79,11 @@ func (q *Q16Rows) resize(rows, cols int, q4 bool) {
 	if q.dupOn {
 		q.dup = grow(q.dup, 2*rows*cols)
 	}
+	q.rowsOn = q.dupOn && rows == 1
+	if q.rowsOn {
+		q.xp = grow(q.xp, rows*cols)
+		q.off = grow(q.off, vec.Q4_0Lanes*nb)
+	}
 }
 
 // QuantizeBlocks quantises the 32-element blocks b0 ≤ b < b1 of x (the
@@ -86,6 +97,9 @@ func (q *Q16Rows) QuantizeBlocks(x []float32, b0, b1 int) {
 	}
 	if q.dupOn {
 		vec.DupQ16(q.dup[2*qk*b0:2*qk*b1], q.qs[qk*b0:qk*b1])
+	}
+	if q.rowsOn {
+		vec.PrepQ4_0Rows(q.xp, q.off, q.qs, b0, b1)
 	}
 }
 
@@ -198,9 +212,13 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 					vec.DotQ8_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, re-rb)
 				case m.dtype == Q8_0:
 					vec.DotQ8_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, (re-rb)/4)
-				case t == 0 && x.dupOn:
+				case t == 0 && x.rowsOn:
 					// A lone token (decode): its rows come from memory,
-					// which two side by side stream faster than four.
+					// which one after another stream faster than side by
+					// side.
+					vec.DotQ4_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, x.xp[:m.cols], x.off[:vec.Q4_0Lanes*n], re-rb)
+				case t == 0 && x.dupOn:
+					// Two side by side stream faster than four.
 					vec.DotQ4_0x2N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, x.dup[:2*m.cols], (re-rb)/2)
 				default:
 					vec.DotQ4_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, (re-rb)/4)
