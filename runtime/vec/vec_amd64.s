@@ -1159,6 +1159,10 @@ sub:
 // Per cache row (stride bytes apart): one 8-lane accumulator of fused
 // multiply-adds over the chunks, then hsum8. The rows are independent, so
 // the processor overlaps one row's chain of additions with the next's.
+// Each chunk asks for the same chunk four rows ahead: a head's
+// rows are a page apart when the cache rows are 1024 floats (OLMoE's), a
+// stride the hardware prefetcher does not follow across pages, and every
+// row was a miss.
 TEXT ·scoresAVX2(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DI
 	MOVQ q+8(FP), SI
@@ -1174,6 +1178,7 @@ row:
 	MOVQ   R9, BX
 
 chunk:
+	PREFETCHT0  (R11)(R8*4)
 	VMOVUPS     (R10), Y1
 	VFMADD231PS (R11), Y1, Y0
 	ADDQ        $32, R10
@@ -1193,7 +1198,8 @@ chunk:
 //
 // o is built 32 values (four accumulators) at a time, then 8 at a time,
 // each pass running over all the rows: o[j] = fma(a[i], v[i][j], o[j]) in
-// order of i, from zero — what a loop of Axpy gives.
+// order of i, from zero — what a loop of Axpy gives. Each row asks for its
+// part of the row four ahead, as scoresAVX2 does.
 TEXT ·weightedSumAVX2(SB), NOSPLIT, $0-48
 	MOVQ o+0(FP), DI
 	MOVQ a+8(FP), SI
@@ -1213,6 +1219,8 @@ four:
 	MOVQ   n+32(FP), CX
 
 four_row:
+	PREFETCHT0   (R11)(R8*4)
+	PREFETCHT0   64(R11)(R8*4)
 	VBROADCASTSS (R10), Y4
 	VFMADD231PS  (R11), Y4, Y0
 	VFMADD231PS  32(R11), Y4, Y1
@@ -1240,6 +1248,7 @@ one:
 	MOVQ   n+32(FP), CX
 
 one_row:
+	PREFETCHT0   (R11)(R8*4)
 	VBROADCASTSS (R10), Y4
 	VFMADD231PS  (R11), Y4, Y0
 	ADDQ         $4, R10
