@@ -26,11 +26,17 @@ type Q16Rows struct {
 	qs         []int16   // rows·cols
 	d          []float32 // rows·cols/32 scales
 	g          []float32 // rows·cols/32 products d·Σq
-	// dup is qs laid out by vec.DupQ16 for q4_0's 2×n tiles and the
-	// pair kernel, kept when dupOn: a q4_0 product (ResizeFor) on a
-	// machine that has the tiles.
+	// dup is qs laid out by vec.DupQ16 for q4_0's 2×n tiles, kept when
+	// dupOn: a q4_0 product (ResizeFor) on a machine that has the tiles,
+	// of more than one row.
 	dup   []int16
 	dupOn bool
+	// xp and off are vec.PrepQ4_0Rows of qs, kept for a q4_0 product of
+	// a single row (decode) on a machine that has the tiles, for
+	// vec.DotQ4_0Rows' kernel.
+	xp     []int16
+	off    []int32
+	rowsOn bool
 }
 
 // Rows and Cols are the shape last quantised.
@@ -50,8 +56,8 @@ func (q *Q16Rows) Resize(rows, cols int) { q.resize(rows, cols, false) }
 
 // ResizeFor is Resize for products with m: where m is q4_0 it also keeps
 // the activations in the layout of the 2×n tiles that MulQuantized gives
-// the tokens short of a whole 2×8 tile (an expert's few in prefill), and
-// of the pair kernel that it gives a lone token (decode). Other formats do
+// the tokens short of a whole 2×8 tile (an expert's few in prefill), or
+// of the one-row kernel that it gives a lone token (decode). Other formats do
 // not read that copy, so they do not pay for it.
 func (q *Q16Rows) ResizeFor(m *Matrix, rows, cols int) {
 	q.resize(rows, cols, m != nil && m.dtype == Q4_0)
@@ -70,7 +76,13 @@ func (q *Q16Rows) resize(rows, cols int, q4 bool) {
 	q.d = grow(q.d, nb)
 	q.g = grow(q.g, nb)
 	q.dupOn = q4 && vec.TilesAnyTokens()
-	if q.dupOn {
+	// A single row goes through vec.DotQ4_0Rows, which reads xp and
+	// off instead of dup: dup is not filled for it.
+	q.rowsOn = q.dupOn && rows == 1
+	if q.rowsOn {
+		q.xp = grow(q.xp, rows*cols)
+		q.off = grow(q.off, vec.Q4_0Lanes*nb)
+	} else if q.dupOn {
 		q.dup = grow(q.dup, 2*rows*cols)
 	}
 }
@@ -84,7 +96,9 @@ func (q *Q16Rows) QuantizeBlocks(x []float32, b0, b1 int) {
 	} else {
 		vec.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x[qk*b0:qk*b1])
 	}
-	if q.dupOn {
+	if q.rowsOn {
+		vec.PrepQ4_0Rows(q.xp, q.off, q.qs, b0, b1)
+	} else if q.dupOn {
 		vec.DupQ16(q.dup[2*qk*b0:2*qk*b1], q.qs[qk*b0:qk*b1])
 	}
 }
@@ -198,10 +212,11 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 					vec.DotQ8_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, re-rb)
 				case m.dtype == Q8_0:
 					vec.DotQ8_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, (re-rb)/4)
-				case t == 0 && x.dupOn:
+				case t == 0 && x.rowsOn:
 					// A lone token (decode): its rows come from memory,
-					// which two side by side stream faster than four.
-					vec.DotQ4_0x2N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, x.dup[:2*m.cols], (re-rb)/2)
+					// which one after another stream faster than side by
+					// side.
+					vec.DotQ4_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, x.xp[:m.cols], x.off[:vec.Q4_0Lanes*n], re-rb)
 				default:
 					vec.DotQ4_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, (re-rb)/4)
 				}

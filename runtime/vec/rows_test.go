@@ -1,41 +1,104 @@
 package vec
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 )
 
-// TestDotRows: DotRows gives Dot4x1's sums (and DotLanes's for the rows
-// past the last four), bit for bit, for row counts and widths that are not
-// multiples of four or eight, and row strides past the width.
-func TestDotRows(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	for _, rows := range []int{1, 3, 4, 5, 8, 13} {
-		for _, n := range []int{1, 7, 8, 9, 17, 64, 1031} {
-			ws := n + r.IntN(5)
-			w := make([]float32, (rows-1)*ws+n)
-			x := make([]float32, n)
-			for i := range w {
-				w[i] = float32(r.NormFloat64())
+// TestDotQ4_0Rows checks the q4_0 kernel that reads one row after another
+// (its activations laid out by PrepQ4_0Rows) against the pair kernel, the
+// four-row one and the pure-Go sums, bit for bit: every row count up to nine (odd ones included), block counts around
+// its groups of eight and pairs of blocks (tails of 0 to 7 blocks), row
+// strides longer than the rows, and the extreme nibbles (0 and 0xf: −8 and
+// 7) against ±32767 activations.
+func TestDotQ4_0Rows(t *testing.T) { eachImpl(t, testDotQ4_0Rows) }
+
+func testDotQ4_0Rows(t *testing.T) {
+	r := rand.New(rand.NewPCG(45, 46))
+	for _, nb := range []int{1, 2, 3, 7, 8, 9, 10, 15, 16, 17, 32, 44} {
+		for _, rows := range []int{1, 2, 3, 4, 5, 8, 9} {
+			sd, sq := 2*nb+2, BlockSize/2*nb+8
+			wd, wq := make([]byte, rows*sd), make([]byte, rows*sq)
+			for i := 0; i < len(wd); i += 2 {
+				h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
+				wd[i], wd[i+1] = byte(h), byte(h>>8)
 			}
-			for i := range x {
-				x[i] = float32(r.NormFloat64())
+			for i := range wq {
+				wq[i] = byte(r.IntN(256))
+			}
+			xd, xq := make([]float32, nb), make([]int16, BlockSize*nb)
+			for i := range xd {
+				xd[i] = float32(math.Exp(2 * r.NormFloat64()))
+			}
+			for i := range xq {
+				xq[i] = int16(r.IntN(65535) - 32767)
+			}
+			if rows == 4 {
+				for i := range BlockSize / 2 * nb {
+					wq[i], wq[(rows-1)*sq+i] = 0, 0xff
+				}
+				for i := range xq {
+					xq[i] = int16(32767 * (1 - 2*(i&1)))
+				}
 			}
 			got := make([]float32, rows)
-			DotRows(got, w, ws, x, n)
-			for i := 0; i < rows; i++ {
-				want := DotLanes(w[i*ws:i*ws+n], x)
-				if i+4 <= rows && i%4 == 0 {
-					var o [4]float32
-					Dot4x1(&o, w[i*ws:], ws, x, n)
-					for k := range 4 {
-						if o[k] != DotLanes(w[(i+k)*ws:(i+k)*ws+n], x) {
-							t.Fatalf("rows %d n %d: Dot4x1 row %d %v, DotLanes %v", rows, n, i+k, o[k], DotLanes(w[(i+k)*ws:(i+k)*ws+n], x))
-						}
+			xp, c := make([]int16, len(xq)), make([]int32, Q4_0Lanes*nb)
+			PrepQ4_0Rows(xp, c, xq, 0, nb)
+			DotQ4_0Rows(got, wd, sd, wq, sq, xd, xq, xp, c, rows)
+			pairs := make([]float32, rows)
+			x2 := make([]int16, 2*len(xq))
+			DupQ16(x2, xq)
+			DotQ4_0x2N(pairs, wd, sd, wq, sq, xd, x2, rows/2)
+			fours := make([]float32, rows)
+			DotQ4_0x4N(fours, wd, sd, wq, sq, xd, xq, rows/4)
+			for i, v := range got {
+				want := dotQ4_0Go(wd[i*sd:], wq[i*sq:], xd, xq)
+				if math.Float32bits(v) != math.Float32bits(want) ||
+					i < rows&^1 && math.Float32bits(v) != math.Float32bits(pairs[i]) ||
+					i < rows&^3 && math.Float32bits(v) != math.Float32bits(fours[i]) {
+					t.Fatalf("nb=%d rows=%d row %d: %v, pure Go %v, in pairs %v, four rows %v", nb, rows, i, v, want, pairs[i], fours[i])
+				}
+			}
+		}
+	}
+}
+
+// TestPrepQ4_0Rows checks the layout and the offsets against their
+// definitions, laid out whole and in ranges of every length that split the
+// pairs and groups anywhere (as the engine's goroutines quantise parts of
+// a row).
+func TestPrepQ4_0Rows(t *testing.T) {
+	r := rand.New(rand.NewPCG(47, 48))
+	for _, nb := range []int{0, 1, 7, 8, 9, 16, 19} {
+		q := make([]int16, BlockSize*nb)
+		for i := range q {
+			q[i] = int16(r.IntN(65535) - 32767)
+		}
+		for step := 1; step <= max(nb, 1); step++ {
+			xp, c := make([]int16, len(q)), make([]int32, Q4_0Lanes*nb)
+			for b0 := 0; b0 < nb; b0 += step {
+				PrepQ4_0Rows(xp, c, q, b0, min(b0+step, nb))
+			}
+			for b := range nb {
+				for j := range BlockSize {
+					at := BlockSize*b + j // where value j of block b goes
+					if b < nb&^7 {
+						p, odd := b&^1, b&1
+						at = BlockSize*p + 32*(j/16) + 16*odd + j%16
+					}
+					if xp[at] != q[BlockSize*b+j] {
+						t.Fatalf("nb=%d in ranges of %d: block %d value %d: xp[%d] = %d, want %d", nb, step, b, j, at, xp[at], q[BlockSize*b+j])
 					}
 				}
-				if got[i] != want {
-					t.Fatalf("rows %d n %d row %d: DotRows %v, DotLanes %v", rows, n, i, got[i], want)
+				for i := range Q4_0Lanes {
+					var want int32
+					for _, j := range []int{2 * i, 2*i + 1, 16 + 2*i, 17 + 2*i} {
+						want -= 8 * int32(q[BlockSize*b+j])
+					}
+					if got := c[Q4_0Lanes*b+i]; got != want {
+						t.Fatalf("nb=%d block %d lane %d: offset %d, want %d", nb, b, i, got, want)
+					}
 				}
 			}
 		}

@@ -246,6 +246,17 @@ func dotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float
 }
 
 //go:noescape
+func dotQ4_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xp *int16, c *int32, nb, rows int)
+
+func dotQ4_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, xp []int16, c []int32, rows int) {
+	if hasAVX512 {
+		dotQ4_0x1NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xp[0], &c[0], len(xd), rows)
+		return
+	}
+	dotQ4_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
+}
+
+//go:noescape
 func dotQ8_0x4NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, groups int)
 
 func dotQ8_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {

@@ -1159,6 +1159,10 @@ sub:
 // Per cache row (stride bytes apart): one 8-lane accumulator of fused
 // multiply-adds over the chunks, then hsum8. The rows are independent, so
 // the processor overlaps one row's chain of additions with the next's.
+// Each chunk asks for the same chunk four rows ahead: a head's
+// rows are a page apart when the cache rows are 1024 floats (OLMoE's), a
+// stride the hardware prefetcher does not follow across pages, and every
+// row was a miss.
 TEXT ·scoresAVX2(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DI
 	MOVQ q+8(FP), SI
@@ -1174,6 +1178,7 @@ row:
 	MOVQ   R9, BX
 
 chunk:
+	PREFETCHT0  (R11)(R8*4)
 	VMOVUPS     (R10), Y1
 	VFMADD231PS (R11), Y1, Y0
 	ADDQ        $32, R10
@@ -1193,7 +1198,8 @@ chunk:
 //
 // o is built 32 values (four accumulators) at a time, then 8 at a time,
 // each pass running over all the rows: o[j] = fma(a[i], v[i][j], o[j]) in
-// order of i, from zero — what a loop of Axpy gives.
+// order of i, from zero — what a loop of Axpy gives. Each row asks for its
+// part of the row four ahead, as scoresAVX2 does.
 TEXT ·weightedSumAVX2(SB), NOSPLIT, $0-48
 	MOVQ o+0(FP), DI
 	MOVQ a+8(FP), SI
@@ -1213,6 +1219,8 @@ four:
 	MOVQ   n+32(FP), CX
 
 four_row:
+	PREFETCHT0   (R11)(R8*4)
+	PREFETCHT0   64(R11)(R8*4)
 	VBROADCASTSS (R10), Y4
 	VFMADD231PS  (R11), Y4, Y0
 	VFMADD231PS  32(R11), Y4, Y1
@@ -1240,6 +1248,7 @@ one:
 	MOVQ   n+32(FP), CX
 
 one_row:
+	PREFETCHT0   (R11)(R8*4)
 	VBROADCASTSS (R10), Y4
 	VFMADD231PS  (R11), Y4, Y0
 	ADDQ         $4, R10
@@ -2776,5 +2785,127 @@ done:
 	VMOVAPS       Y22, Y6
 	VMOVAPS       Y23, Y7
 	HSTORE8(32)
+	VZEROUPPER
+	RET
+
+
+// Q4ROWPAIR is one pair of blocks (K of a group's four: its 32 bytes of
+// nibbles at WOFF, its activations at XOFF and XOFF64 in PrepQ4_0Rows'
+// layout, its offsets at COFF) of dotQ4_0x1NAVX512: the nibbles widened
+// straight from memory without subtracting 8 (Z6 the low ones, elements
+// 0..15 of b then of b+1; Z7 the high ones, 16..31), the lane sums started
+// from the blocks' offsets −8·Σx (the same int32s as Σ(q−8)·x: exact),
+// converted, scaled by the products IDX picks from Z9, and added into Y0,
+// b's then b+1's.
+#define Q4ROWPAIR(WOFF, XOFF, XOFF64, COFF, IDX) \
+	VPMOVZXBW     WOFF(SI), Z6 \
+	VPSRLW        $4, Z6, Z7 \
+	VPANDD        Z14, Z6, Z6 \
+	VMOVDQU32     COFF(R10), Z20 \
+	VPDPWSSD      XOFF(DX), Z6, Z20 \
+	VPDPWSSD      XOFF64(DX), Z7, Z20 \
+	VCVTDQ2PS     Z20, Z20 \
+	VPERMPS       Z9, IDX, Z21 \
+	VMULPS        Z21, Z20, Z20 \
+	VEXTRACTF64X4 $1, Z20, Y21 \
+	VADDPS        Y20, Y0, Y0 \
+	VADDPS        Y21, Y0, Y0
+
+// func dotQ4_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xp *int16, c *int32, nb, rows int)
+//
+// The q4_0 products of rows rows one after another (row r at wd + r·sd,
+// wq + r·sq), as dotQ8_0x1NAVX512 for q8_0: a 512-bit register holds two
+// consecutive blocks of one row rather than one block of two rows, so the
+// weights are one stream, which the hardware prefetcher follows, where the
+// pair kernel's two rows side by side (two streams 512 bytes apart on
+// 1024-column rows) it followed poorly and needed software prefetch. The
+// activations come laid out by PrepQ4_0Rows (each pair of blocks' halves
+// side by side, so no insert per pair) with the blocks' offsets, so the
+// nibbles need no VPSUBW, and a group's four pairs are unrolled with an
+// index register each: eleven instructions per pair of blocks. Every lane
+// sum, scale product and addition is the four-row kernels', in the same
+// order, so the bits are theirs. Blocks past the last group of eight go one
+// at a time, as in dotQ4_0AVX2, from the natural layout PrepQ4_0Rows keeps
+// for them.
+TEXT ·dotQ4_0x1NAVX512(SB), NOSPLIT, $0-80
+	MOVQ out+0(FP), DI
+	MOVQ wd+8(FP), R12
+	MOVQ wq+24(FP), R11
+	MOVQ rows+72(FP), BX
+	// Z16..Z19: the VPERMPS indices of a group's four pairs of blocks
+	// (block 2k in the low half, 2k+1 in the high); Z13: 8 words; Z14:
+	// 0x000f words.
+	MOVL         $1, AX
+	VPBROADCASTD AX, Y13
+	VPXORD       Z14, Z14, Z14
+	VINSERTI64X4 $1, Y13, Z14, Z16
+	MOVL         $2, AX
+	VPBROADCASTD AX, Z11
+	VPADDD       Z11, Z16, Z17
+	VPADDD       Z11, Z17, Z18
+	VPADDD       Z11, Z18, Z19
+	MOVL         $0x00080008, AX
+	VPBROADCASTD AX, Z13
+	MOVL         $0x000f000f, AX
+	VPBROADCASTD AX, Z14
+
+row:
+	MOVQ   R12, R8
+	MOVQ   R11, SI
+	MOVQ   xd+40(FP), R9
+	MOVQ   xp+48(FP), DX
+	MOVQ   c+56(FP), R10
+	MOVQ   nb+64(FP), CX
+	MOVQ   CX, R13
+	SHRQ   $3, R13
+	ANDQ   $7, CX
+	VXORPS Y0, Y0, Y0
+	TESTQ  R13, R13
+	JZ     tail
+
+group:
+	VCVTPH2PS (R8), Y9
+	VMULPS    (R9), Y9, Y9
+	Q4ROWPAIR(0, 0, 64, 0, Z16)
+	Q4ROWPAIR(32, 128, 192, 64, Z17)
+	Q4ROWPAIR(64, 256, 320, 128, Z18)
+	Q4ROWPAIR(96, 384, 448, 192, Z19)
+	ADDQ      $128, SI
+	ADDQ      $512, DX
+	ADDQ      $256, R10
+	ADDQ      $16, R8
+	ADDQ      $32, R9
+	DECQ      R13
+	JNZ       group
+
+tail:
+	TESTQ     CX, CX
+	JZ        store
+	VMOVDQU   (SI), X1
+	VPMOVZXBW X1, Y6
+	VPSRLW    $4, Y6, Y7
+	VPAND     Y14, Y6, Y6
+	VPSUBW    Y13, Y6, Y6
+	VPSUBW    Y13, Y7, Y7
+	VPMADDWD  (DX), Y6, Y6
+	VPMADDWD  32(DX), Y7, Y7
+	VPADDD    Y7, Y6, Y6
+	VCVTDQ2PS Y6, Y6
+	BLOCKSCALE(Y4, X4)
+	VMULPS    Y4, Y6, Y6
+	VADDPS    Y6, Y0, Y0
+	ADDQ      $16, SI
+	ADDQ      $64, DX
+	DECQ      CX
+	JMP       tail
+
+store:
+	HSUMPS(Y0, X0, X1)
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   sd+16(FP), R12
+	ADDQ   sq+32(FP), R11
+	DECQ   BX
+	JNZ    row
 	VZEROUPPER
 	RET

@@ -71,6 +71,10 @@ func dotQ4_0x2N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 	dotQ4_0x2NGo(out, wd, sd, wq, sq, xd, x2, pairs)
 }
 
+func dotQ4_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, _ []int16, _ []int32, rows int) {
+	dotQ4_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
+}
+
 func dotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
 	dotQ4_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
 }
