@@ -10,21 +10,6 @@ import (
 	"github.com/moderuntime/mode/runtime/vec"
 )
 
-// rmsnormGo is runtime/cpu's rmsnorm (which imports this package), the
-// reference KernelRMSNorm reproduces.
-func rmsnormGo(o, x, w []float32, eps float32) {
-	var ss float32
-	for _, v := range x {
-		ss += float32(v * v)
-	}
-	ss /= float32(len(x))
-	ss += eps
-	ss = 1 / float32(math.Sqrt(float64(ss)))
-	for j := range x {
-		o[j] = w[j] * float32(ss*x[j])
-	}
-}
-
 // softmaxGo is attention's division by s and then runtime/cpu's
 // softmaxFast without sinks (max is its fmax for these inputs), the
 // reference KernelSoftmax reproduces.
@@ -66,7 +51,7 @@ func TestNormKernelsMatchGo(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := make([]float32, n)
-			rmsnormGo(want, x, w, eps)
+			vec.RMSNorm(want, x, w, eps)
 			got := readF32(t, h, po, n+1)
 			for i := range n {
 				if !same(got[i], math.Float32bits(want[i])) {

@@ -12,6 +12,7 @@ import (
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/routing"
 	"github.com/moderuntime/mode/runtime/tensor"
+	"github.com/moderuntime/mode/runtime/vec"
 )
 
 // Backend is the CPU implementation of backend.Backend.
@@ -337,16 +338,7 @@ func rmsnorm(o, x, w []float32, eps float32) {
 		wasmsimd.RMSNorm(o, x, w, eps) // the same bits, in one call
 		return
 	}
-	var ss float32
-	for _, v := range x {
-		ss += float32(v * v)
-	}
-	ss /= float32(len(x))
-	ss += eps
-	ss = 1 / float32(math.Sqrt(float64(ss)))
-	for j := range x {
-		o[j] = w[j] * float32(ss*x[j])
-	}
+	vec.RMSNorm(o, x, w, eps)
 }
 
 func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {

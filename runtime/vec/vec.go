@@ -1,5 +1,7 @@
 package vec
 
+import "math"
+
 // BlockSize is the number of elements one integer block dot covers.
 const BlockSize = 32
 
@@ -19,6 +21,25 @@ func Axpy(y []float32, a float32, x []float32) {
 		return
 	}
 	axpy(y, a, x)
+}
+
+// RMSNorm sets o[j] = w[j]·(s·x[j]) for every j of x, s = 1/√(Σx²/n +
+// eps), in run.c's order: the squares added one by one, the square root
+// taken in float64 and rounded to f32 once. The CPU backend's RMSNorm on
+// both paths, and the reference internal/wasmsimd's KernelRMSNorm matches
+// bit for bit.
+func RMSNorm(o, x, w []float32, eps float32) {
+	o, w = o[:len(x)], w[:len(x)]
+	var ss float32
+	for _, v := range x {
+		ss += float32(v * v)
+	}
+	ss /= float32(len(x))
+	ss += eps
+	ss = 1 / float32(math.Sqrt(float64(ss)))
+	for j := range x {
+		o[j] = w[j] * float32(ss*x[j])
+	}
 }
 
 // dotGo keeps four sums in flight, so the loop is bound by the multiplies
