@@ -22,6 +22,20 @@ const (
 	KernelSoftmax = "softmax"
 )
 
+// foldLanes sets the f32 local acc to op(…op(op(acc, v₀), v₁)…, v₃) over
+// the four f32 lanes of the v128 local v, in lane order (op an f32
+// binary opcode: f32.add, f32.max): the order a scalar loop takes over
+// the four elements v holds.
+func (f *fn) foldLanes(acc, v uint32, op byte) {
+	for l := range 4 {
+		f.get(acc)
+		f.get(v)
+		f.f32x4ExtractLane(byte(l))
+		f.op(op)
+		f.set(acc)
+	}
+}
+
 // rmsnormKernel assembles KernelRMSNorm.
 func rmsnormKernel() *fn {
 	f := &fn{name: KernelRMSNorm, params: []valType{i32, i32, i32, i32, i32}}
@@ -46,13 +60,7 @@ func rmsnormKernel() *fn {
 		f.get(sq)
 		f.f32x4Mul()
 		f.set(sq)
-		for l := range 4 {
-			f.get(ss)
-			f.get(sq)
-			f.f32x4ExtractLane(byte(l))
-			f.f32Add()
-			f.set(ss)
-		}
+		f.foldLanes(ss, sq, 0x92 /* f32.add */)
 		f.inc(p, 16)
 		f.inc(i, 4)
 	})
@@ -161,13 +169,7 @@ func softmaxKernel() *fn {
 		f.inc(p, 16)
 		f.inc(i, 4)
 	})
-	for l := range 4 {
-		f.get(m)
-		f.get(mv)
-		f.f32x4ExtractLane(byte(l))
-		f.op(0x97) // f32.max
-		f.set(m)
-	}
+	f.foldLanes(m, mv, 0x97 /* f32.max */)
 	f.whileLt(i, n, func() {
 		f.get(p)
 		f.get(p)
@@ -203,13 +205,7 @@ func softmaxKernel() *fn {
 		f.get(p)
 		f.get(v)
 		f.v128Store(0)
-		for l := range 4 {
-			f.get(sum)
-			f.get(v)
-			f.f32x4ExtractLane(byte(l))
-			f.f32Add()
-			f.set(sum)
-		}
+		f.foldLanes(sum, v, 0x92 /* f32.add */)
 		f.inc(p, 16)
 		f.inc(i, 4)
 	})
