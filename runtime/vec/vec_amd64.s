@@ -2879,25 +2879,17 @@ group:
 	JNZ       group
 
 tail:
-	TESTQ     CX, CX
-	JZ        store
-	VMOVDQU   (SI), X1
-	VPMOVZXBW X1, Y6
-	VPSRLW    $4, Y6, Y7
-	VPAND     Y14, Y6, Y6
-	VPSUBW    Y13, Y6, Y6
-	VPSUBW    Y13, Y7, Y7
-	VPMADDWD  (DX), Y6, Y6
-	VPMADDWD  32(DX), Y7, Y7
-	VPADDD    Y7, Y6, Y6
-	VCVTDQ2PS Y6, Y6
-	BLOCKSCALE(Y4, X4)
-	VMULPS    Y4, Y6, Y6
-	VADDPS    Y6, Y0, Y0
-	ADDQ      $16, SI
-	ADDQ      $64, DX
-	DECQ      CX
-	JMP       tail
+	TESTQ   CX, CX
+	JZ      store
+	VMOVDQU (DX), Y4
+	VMOVDQU 32(DX), Y5
+	ROWQ4((SI))
+	BLOCKSCALE(Y8, X8)
+	ACCUMULATE(Y0)
+	ADDQ    $16, SI
+	ADDQ    $64, DX
+	DECQ    CX
+	JMP     tail
 
 store:
 	HSUMPS(Y0, X0, X1)
