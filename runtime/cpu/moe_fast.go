@@ -71,8 +71,8 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 	if T > 1 {
 		m.fx = grow(m.fx, nx)
 	} else if quantX {
-		// For the first expert's format: q4_0 keeps the layout of its
-		// pair kernel too (Q16Rows.ResizeFor).
+		// For the first expert's format: q4_0 also keeps the layout its
+		// one-row decode kernel reads (Q16Rows.ResizeFor).
 		b.xq.QuantizeFor(j.exps[0].gate.m, x[:D], 1, D)
 	}
 	m.h1, m.h3, m.y = grow(m.h1, nh), grow(m.h3, nh), grow(m.y, ny)
