@@ -56,6 +56,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.Bool("json", false, "run once on -m with --prompt-ids and print the timings as JSON (what --peer runs per run)")
 	promptIDs := fs.String("prompt-ids", "", "--json: the prompt as comma-separated token ids")
 	exact := fs.Bool("exact", false, "--json: run the CPU backend's exact path (run.c's summation order) instead of the fast one; --peer: also run it, as a third side")
+	bandwidth := fs.Bool("bandwidth", false, "print the memory read bandwidth at 1 and --threads threads as JSON (what --peer runs between its runs)")
 	wasm := fs.String("wasm", "", "the wasip1 build of mode: with --json, run the side under wazero; with -m PACK alone, compare it with native, interleaved (decode ratio to native)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -69,6 +70,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx := context.Background()
 	switch {
+	case *bandwidth:
+		return benchBandwidth(ctx, *threads, stdout)
 	case *jsonOut && *wasm != "":
 		return benchJSONWasm(*wasm, *path, args, *threads, stdout, stderr)
 	case *jsonOut:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -145,5 +146,30 @@ func TestPromptAndLengths(t *testing.T) {
 	}
 	if _, err := parseInts("32,x"); err == nil {
 		t.Fatal("parseInts accepted 32,x")
+	}
+}
+
+// TestBenchBandwidth runs `mode bench --bandwidth`, what --peer starts
+// between its runs, and reads its JSON the way comparePeer does.
+func TestBenchBandwidth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reads 1 GiB for two seconds")
+	}
+	var out, errb bytes.Buffer
+	if err := cmdBench([]string{"--bandwidth", "--threads", "2"}, &out, &errb); err != nil {
+		t.Fatalf("mode bench --bandwidth: %v (%s)", err, errb.String())
+	}
+	var bw map[int]float64
+	if err := json.Unmarshal(out.Bytes(), &bw); err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	if len(bw) != 2 {
+		t.Fatalf("output %q: want figures for 1 and 2 threads", out.String())
+	}
+	for _, th := range []int{1, 2} {
+		// Any machine reads memory faster than 100 MB/s and slower than 10 TB/s.
+		if b := bw[th]; b < 1e8 || b > 1e13 {
+			t.Errorf("%d threads: %.3g B/s is not plausible", th, b)
+		}
 	}
 }

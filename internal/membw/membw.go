@@ -16,7 +16,11 @@ func Read(ctx context.Context, size int64, threads int, d time.Duration) (float6
 	if threads < 1 || size < int64(8*threads) {
 		return 0, fmt.Errorf("membw: %d bytes over %d threads", size, threads)
 	}
-	buf := make([]uint64, size/8)
+	buf, free, err := alloc(size)
+	if err != nil {
+		return 0, fmt.Errorf("membw: %d bytes: %w", size, err)
+	}
+	defer free()
 	for i := range buf {
 		buf[i] = uint64(i) // touch every page so no pass reads the zero page
 	}
