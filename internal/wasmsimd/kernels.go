@@ -314,7 +314,18 @@ func blockKernel(name string, qb int32) *fn {
 	f.i32Const(int32(-R))
 	f.i32And()
 	f.set(lim)
-	rowGroups(f, qb, R, i, t, b, lim, tlim)
+	if qb == 16 {
+		// q4Pairs where its scaling by 16 is exact, else rowGroups
+		p, u, bad := f.local(i32), f.local(i32), f.local(i32)
+		q4ScaleOK(f, tlim, p, u, bad)
+		f.op(0x04, 0x40) // if
+		q4Pairs(f, i, t, b, lim, tlim)
+		f.op(0x05) // else
+		rowGroups(f, qb, R, i, t, b, lim, tlim)
+		f.end()
+	} else {
+		rowGroups(f, qb, R, i, t, b, lim, tlim)
+	}
 	f.get(rows)
 	f.set(lim)
 	rowGroups(f, qb, 1, i, t, b, lim, tlim)
