@@ -1,12 +1,11 @@
 package wasmsimd
 
-// The q4_0 kernel's decode path (one activation row against pairs of
-// weight rows), restructured for the machine code wazero emits for it.
-// Read from wazero's compiled output (its compilation cache holds the
-// x86-64 code: TestZZDump-style dumps disassembled with objdump), the
-// general rowGroups spent some 45 instructions per block and row, of
-// which only twelve are the arithmetic the exact sum needs (four
-// pmaddwd, two paddd, two cvtdq2ps, two mulps, two addps):
+// The q8_0 and q4_0 kernels' decode path (activation rows left over from
+// whole tiles, one at a time, against one or two weight rows at a time),
+// restructured for the machine code wazero emits for it (read with
+// ./asmdump). In the general rowGroups a q4_0 block and row took some 45
+// instructions, of which only twelve are the arithmetic the exact sum
+// needs (four pmaddwd, two paddd, two cvtdq2ps, two mulps, two addps):
 //
 //   - unpacking the nibbles to the four i16x8 vectors took sixteen: a load
 //     and a copy, pand and psubb per half, the high half's i16x8.shr_u
@@ -19,9 +18,9 @@ package wasmsimd
 //     imported memory's instance), pointer increments and reloads of
 //     spilled loop locals.
 //
-// q4Pairs instead widens each eight bytes of nibbles as it loads them
-// (v128.load8x8_u: one pmovzxbw from memory) and takes both nibbles of
-// each 16-bit lane with masks alone, scaled by 16: the high nibble is
+// rowRuns instead widens each eight bytes of q4_0 nibbles as it loads
+// them (v128.load8x8_u: one pmovzxbw from memory) and takes both nibbles
+// of each 16-bit lane with masks alone, scaled by 16: the high nibble is
 // already 16·hi in y & 0x00f0, and the low one 16·lo in (y·16) & 0x00f0
 // (i16x8.mul, one pmullw, in place of a shift); less 128 each, the
 // weights are 16·(q−8). Fourteen instructions, no shift. The integer sums
@@ -32,14 +31,24 @@ package wasmsimd
 // f32: then (d/16)·(16·s) is d·s exactly, and rounds as vec's d·s. The
 // scales are f16 values (|wd| ≥ 2^-24 unless zero), so d/16 is exact
 // whenever every nonzero activation scale is at least 2^-98 (d ≥ 2^-122);
-// the kernel checks that once per call and otherwise takes rowGroups.
-// Each block's activation quants are loaded once for both rows, and runs
-// are eight blocks long (then one of four, then single blocks), halving
-// the checks and loop overhead per block.
+// the kernel checks that once per call (q4ScaleOK) and otherwise takes
+// rowGroups. q8_0's quants are widened as they load (v128.load8x8_s).
+// A block's activation quants are loaded once for the group's rows, and
+// runs are eight blocks long (then one of four, then single blocks),
+// halving the checks and loop overhead per block.
+//
+// q8_0 goes one weight row at a time: a decode reads its weights from
+// memory, not cache, and this machine's prefetcher follows one stream
+// well and rows side by side poorly (RATIONALE.md, "q8_0 decode reads one
+// row after another"); four rows side by side cost a decoded token ~27%
+// more of the guest's CPU than one, though they are faster in cache.
+// q4_0 keeps two: it is bound by its operations rather than by memory
+// (one row at a time measured no faster in a decode, and 8% slower in
+// cache).
 
 // q4ScaleOK leaves 1 on the stack if every activation scale of rows
 // tstart ≤ t < trows is zero, at least 2^-98 in magnitude, Inf or NaN
-// (q4Pairs' condition), else 0. p and u are i32 scratch locals.
+// (rowRuns' condition for q4_0), else 0. p and u are i32 scratch locals.
 func q4ScaleOK(f *fn, tstart, p, u, bad uint32) {
 	const xd, nb, trows = 4, 7, 8
 	f.i32Const(0)
@@ -67,19 +76,19 @@ func q4ScaleOK(f *fn, tstart, p, u, bad uint32) {
 	f.i32Eqz()
 }
 
-// q4Pairs emits blockKernel's q4_0 loop over pairs of weight rows from i
-// while i < lim (lim even past i), leaving i at lim, each pair against the
-// activation rows from tstart on, one at a time; see the top of the file.
-// Its sums are rowGroups', lane for lane.
-func q4Pairs(f *fn, i, t, b, lim, tstart uint32) {
+// rowRuns emits blockKernel's loop over groups of R (1 or 2) weight rows
+// from i while i < lim (lim a multiple of R past i), leaving i at lim,
+// each group against the activation rows from tstart on, one at a time;
+// see the top of the file. Its sums are rowGroups', lane for lane (for
+// q4_0 where q4ScaleOK holds).
+func rowRuns(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	const dst, ds, wd, wq, xd, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8
-	const R = 2
 	pxd, pxq, end := f.local(i32), f.local(i32), f.local(i32)
-	var pw, pq [R]uint32
+	pw, pq := make([]uint32, R), make([]uint32, R)
 	for r := range R {
 		pw[r], pq[r] = f.local(i32), f.local(i32)
 	}
-	var acc [2 * R]uint32
+	acc := make([]uint32, 2*R)
 	for k := range acc {
 		acc[k] = f.local(v128)
 	}
@@ -87,7 +96,7 @@ func q4Pairs(f *fn, i, t, b, lim, tstart uint32) {
 	for k := range x {
 		x[k] = f.local(v128)
 	}
-	var dv [R]uint32
+	dv := make([]uint32, R)
 	for r := range R {
 		dv[r] = f.local(v128)
 	}
@@ -107,6 +116,23 @@ func q4Pairs(f *fn, i, t, b, lim, tstart uint32) {
 	// at pq[r]+off widened (y), their low nibbles against xlo and their
 	// high ones against xhi, each 16·(q−8)
 	half := func(r int, off uint32, xlo, xhi uint32) {
+		if qb == 32 {
+			// q8_0: the block's bytes off..off+7 and off+16..off+23,
+			// widened as they load
+			f.get(pq[r])
+			f.simd(0x01) // v128.load8x8_s
+			f.memarg(3, off)
+			f.get(xlo)
+			f.i32x4DotI16x8S()
+			f.get(pq[r])
+			f.simd(0x01) // v128.load8x8_s
+			f.memarg(3, off+16)
+			f.get(xhi)
+			f.i32x4DotI16x8S()
+			f.i32x4Add()
+			f.f32x4ConvertI32x4S()
+			return
+		}
 		f.get(pq[r])
 		f.simd(0x02) // v128.load8x8_u
 		f.memarg(3, off)
@@ -140,7 +166,7 @@ func q4Pairs(f *fn, i, t, b, lim, tstart uint32) {
 			checks = append(checks, struct {
 				p   uint32
 				end int
-			}{pq[r], 16 * n}, struct {
+			}{pq[r], int(qb) * n}, struct {
 				p   uint32
 				end int
 			}{pw[r], 4 * n})
@@ -159,8 +185,10 @@ func q4Pairs(f *fn, i, t, b, lim, tstart uint32) {
 					f.get(pxd)
 					f.v128Load(uint32(4 * j))
 					f.f32x4Mul()
-					f.splatF32(1.0 / 16)
-					f.f32x4Mul()
+					if qb == 16 {
+						f.splatF32(1.0 / 16)
+						f.f32x4Mul()
+					}
 					f.set(dv[r])
 				}
 			}
@@ -179,8 +207,10 @@ func q4Pairs(f *fn, i, t, b, lim, tstart uint32) {
 					f.get(pxd)
 					f.f32Load(0)
 					f.f32Mul()
-					f.f32Const(1.0 / 16)
-					f.f32Mul()
+					if qb == 16 {
+						f.f32Const(1.0 / 16)
+						f.f32Mul()
+					}
 				}
 				f.f32x4Splat()
 				f.set(dr)
@@ -188,7 +218,7 @@ func q4Pairs(f *fn, i, t, b, lim, tstart uint32) {
 				for h := range 2 {
 					a := acc[2*r+h]
 					f.get(a)
-					half(r, uint32(16*j+8*h), x[h], x[h+2])
+					half(r, uint32(int(qb)*j+8*h), x[h], x[h+2])
 					f.get(dr)
 					f.f32x4Mul()
 					f.f32x4Add()
@@ -198,7 +228,7 @@ func q4Pairs(f *fn, i, t, b, lim, tstart uint32) {
 		}
 		for r := range R {
 			f.inc(pw[r], int32(4*n))
-			f.inc(pq[r], int32(16*n))
+			f.inc(pq[r], qb*int32(n))
 		}
 		f.inc(pxd, int32(4*n))
 		f.inc(pxq, int32(64*n))
@@ -210,7 +240,7 @@ func q4Pairs(f *fn, i, t, b, lim, tstart uint32) {
 		f.whileLt(t, trows, func() {
 			for r := range R {
 				f.rowPtr(pw[r], wd, nb, i, 4, r)
-				f.rowPtr(pq[r], wq, nb, i, 16, r)
+				f.rowPtr(pq[r], wq, nb, i, qb, r)
 			}
 			f.rowPtr(pxd, xd, nb, t, 4, 0)
 			f.rowPtr(pxq, xq, nb, t, 64, 0)
@@ -247,6 +277,6 @@ func q4Pairs(f *fn, i, t, b, lim, tstart uint32) {
 			}
 			f.inc(t, 1)
 		})
-		f.inc(i, R)
+		f.inc(i, int32(R))
 	})
 }
