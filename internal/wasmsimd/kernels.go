@@ -32,7 +32,7 @@ func testModule(pages uint32) []byte {
 // t's f32 scales start at xd + 4·nb·t and its int16 quants at
 // xq + 64·nb·t (tensor.Q16Rows' layout). Each result has the bits of
 // vec.DotQ8_0 / vec.DotQ4_0 for that row pair (q4_0's given weight
-// scales that are f16 values, as they are: q4Pairs' exactness rests on a
+// scales that are f16 values, as they are: rowRuns' exactness rests on a
 // nonzero one being at least 2^-24).
 const (
 	KernelQ8_0 = "q8_0"

@@ -174,7 +174,7 @@ func TestKernelsMatchGo(t *testing.T) {
 }
 
 // scaleRegime is how TestKernelsMatchGo draws activation scales: the
-// q4_0 kernel's one-row path (q4Pairs) scales its sums by 16 and its
+// q4_0 kernel's one-row path (rowRuns) scales its sums by 16 and its
 // scale products by 1/16, exact only while every nonzero scale is at
 // least 2^-98, and otherwise takes the general path.
 type scaleRegime int
