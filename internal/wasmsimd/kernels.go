@@ -31,7 +31,9 @@ func testModule(pages uint32) []byte {
 // bytes per 32-element block: 32 for q8_0, 16 for q4_0); activation row
 // t's f32 scales start at xd + 4·nb·t and its int16 quants at
 // xq + 64·nb·t (tensor.Q16Rows' layout). Each result has the bits of
-// vec.DotQ8_0 / vec.DotQ4_0 for that row pair.
+// vec.DotQ8_0 / vec.DotQ4_0 for that row pair (q4_0's given weight
+// scales that are f16 values, as they are: rowRuns' exactness rests on a
+// nonzero one being at least 2^-24).
 const (
 	KernelQ8_0 = "q8_0"
 	KernelQ4_0 = "q4_0"
@@ -285,9 +287,10 @@ func q4kKernel() *fn {
 //
 // Whole tiles of four activation rows (a prefill's tokens) go one weight
 // row at a time (tile: the weight block widened once for four); the
-// activation rows left (a decode's one) against four weight rows at a
-// time (rowGroups), which measured faster for one activation row than
-// tile's code does.
+// activation rows left (a decode's one) against one (q8_0) or two (q4_0)
+// weight rows at a time (rowRuns, or rowGroups where q4_0's scaling in
+// rowRuns would not be exact), which measured faster for one activation
+// row than tile's code does.
 func blockKernel(name string, qb int32) *fn {
 	f := &fn{name: name, params: []valType{i32, i32, i32, i32, i32, i32, i32, i32, i32}}
 	const rows, trows = 6, 8
@@ -301,23 +304,31 @@ func blockKernel(name string, qb int32) *fn {
 		f.set(t)
 		tile(f, qb, tokenTile, i, t, b, tlim)
 	})
-	// the activation rows left (all of a decode's one), against groups of
-	// four weight rows, then the rows left one at a time
+	// the activation rows left (all of a decode's one): rowRuns, for
+	// q4_0 two weight rows at a time where its scaling by 16 is exact,
+	// else rowGroups; the last row alone
 	lim := f.local(i32)
 	f.i32Const(0)
 	f.set(i)
-	R := 4
-	if qb == 16 {
-		R = 2
+	if qb == 32 {
+		rowRuns(f, qb, 1, i, t, b, rows, tlim)
+		return f
 	}
 	f.get(rows)
-	f.i32Const(int32(-R))
+	f.i32Const(-2)
 	f.i32And()
 	f.set(lim)
-	rowGroups(f, qb, R, i, t, b, lim, tlim)
+	p, u, bad := f.local(i32), f.local(i32), f.local(i32)
+	q4ScaleOK(f, tlim, p, u, bad)
+	f.op(0x04, 0x40) // if
+	rowRuns(f, qb, 2, i, t, b, lim, tlim)
+	rowRuns(f, qb, 1, i, t, b, rows, tlim)
+	f.op(0x05) // else
+	rowGroups(f, qb, 2, i, t, b, lim, tlim)
 	f.get(rows)
 	f.set(lim)
 	rowGroups(f, qb, 1, i, t, b, lim, tlim)
+	f.end()
 	return f
 }
 

@@ -91,20 +91,46 @@ func TestKernelsMatchGo(t *testing.T) {
 		{KernelQ8_0, 32, vec.DotQ8_0},
 		{KernelQ4_0, 16, vec.DotQ4_0},
 	} {
-		for _, sz := range []struct{ rows, nb, trows int }{
+		type size struct{ rows, nb, trows int }
+		var cases []struct {
+			size
+			xd scaleRegime
+		}
+		for _, sz := range []size{
 			{1, 1, 1}, {3, 1, 2}, {4, 2, 1}, {5, 3, 3}, {7, 16, 1}, {9, 11, 2}, {2, 0, 1}, {0, 4, 1}, {13, 44, 3},
-			{2, 4, 4}, {3, 9, 5}, {5, 44, 9}, {1, 7, 8},
+			{2, 4, 4}, {3, 9, 5}, {5, 44, 9}, {1, 7, 8}, {8, 23, 1}, {6, 12, 2},
 		} {
+			cases = append(cases, struct {
+				size
+				xd scaleRegime
+			}{sz, scalesUsual})
+		}
+		for _, sz := range []size{{5, 44, 1}, {4, 13, 2}, {3, 9, 5}} {
+			for _, reg := range []scaleRegime{scalesTiny, scalesBelow, scalesAtBound, scalesOneTiny} {
+				cases = append(cases, struct {
+					size
+					xd scaleRegime
+				}{sz, reg})
+			}
+		}
+		for _, c := range cases {
 			h.top = 16
+			sz := c.size
 			rows, nb, trows := sz.rows, sz.nb, sz.trows
 			wd := randHalfs(r, rows*nb)
 			wq := make([]byte, rows*nb*kc.qb)
 			for i := range wq {
 				wq[i] = byte(r.IntN(256))
 			}
-			xd := make([]float32, trows*nb)
-			for i := range xd {
-				xd[i] = float32(r.NormFloat64()) / 32767
+			xd := c.xd.scales(r, trows*nb)
+			if c.xd != scalesUsual {
+				// the smallest f16 scales, whose products with scales
+				// near 2^-98 come nearest to 2^-122 (in every block: a
+				// product rounded wrongly would vanish in a row's sum
+				// beside larger ones)
+				for i := 0; i < len(wd); i += 2 {
+					binary.LittleEndian.PutUint16(wd[i:], uint16(1+r.IntN(7))|uint16(r.IntN(2))<<15)
+				}
 			}
 			xq := make([]int16, trows*nb*32)
 			for i := range xq {
@@ -122,7 +148,7 @@ func TestKernelsMatchGo(t *testing.T) {
 				uint64(pdst), uint64(ds), uint64(pwd), uint64(pwq), uint64(pxd), uint64(pxq),
 				uint64(rows), uint64(nb), uint64(trows))
 			if err != nil {
-				t.Fatalf("%s %+v: %v", kc.name, sz, err)
+				t.Fatalf("%s %+v %v: %v", kc.name, sz, c.xd, err)
 			}
 			out, _ := h.mem.Read(pdst, uint32(4*ds*trows))
 			for i := range rows {
@@ -130,7 +156,7 @@ func TestKernelsMatchGo(t *testing.T) {
 					want := kc.dot(wd[2*nb*i:], wq[kc.qb*nb*i:], xd[nb*tr:nb*(tr+1)], xq[32*nb*tr:])
 					got := math.Float32frombits(binary.LittleEndian.Uint32(out[4*(tr*ds+i):]))
 					if math.Float32bits(got) != math.Float32bits(want) {
-						t.Errorf("%s %+v row %d act %d: SIMD %v (%#x), Go %v (%#x)", kc.name, sz, i, tr,
+						t.Errorf("%s %+v scales %v row %d act %d: SIMD %v (%#x), Go %v (%#x)", kc.name, sz, c.xd, i, tr,
 							got, math.Float32bits(got), want, math.Float32bits(want))
 					}
 				}
@@ -145,6 +171,54 @@ func TestKernelsMatchGo(t *testing.T) {
 			}
 		}
 	}
+}
+
+// scaleRegime is how TestKernelsMatchGo draws activation scales: the
+// q4_0 kernel's one-row path (rowRuns) scales its sums by 16 and its
+// scale products by 1/16, exact only while every nonzero scale is at
+// least 2^-98, and otherwise takes the general path.
+type scaleRegime int
+
+const (
+	scalesUsual   scaleRegime = iota // max|x|/32767 of normal activations
+	scalesTiny                       // all far below 2^-98, some subnormal
+	scalesBelow                      // just below 2^-98: (1..2)·2^-99
+	scalesAtBound                    // 2^-98 and just above, and zeros
+	scalesOneTiny                    // usual, but for one just below 2^-98
+)
+
+func (s scaleRegime) String() string {
+	return [...]string{"usual", "tiny", "below 2^-98", "at 2^-98", "one tiny"}[s]
+}
+
+func (s scaleRegime) scales(r *rand.Rand, n int) []float32 {
+	xd := make([]float32, n)
+	for i := range xd {
+		sign := float32(1 - 2*r.IntN(2))
+		switch s {
+		case scalesUsual, scalesOneTiny:
+			xd[i] = float32(r.NormFloat64()) / 32767
+		case scalesTiny:
+			xd[i] = sign * float32(r.Float64()*0x1p-110)
+			if i%3 == 0 {
+				xd[i] = sign * math.Float32frombits(uint32(1+r.IntN(1<<23)))
+			}
+		case scalesBelow:
+			xd[i] = sign * float32((1+r.Float64())*0x1p-99)
+		case scalesAtBound:
+			xd[i] = sign * float32((1+r.Float64()/1024)*0x1p-98)
+			if i%4 == 0 {
+				xd[i] = sign * 0x1p-98
+			}
+			if i%5 == 1 {
+				xd[i] = 0
+			}
+		}
+	}
+	if s == scalesOneTiny && n > 0 {
+		xd[r.IntN(n)] = float32((1 + r.Float64()) * 0x1p-99)
+	}
+	return xd
 }
 
 // TestHalf checks the kernels' one-at-a-time f16 decoding (half, which
