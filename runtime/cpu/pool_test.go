@@ -82,3 +82,46 @@ func testPool(t *testing.T, threads int) {
 		t.Errorf("%d goroutines after stop, %d before the pool", n, before)
 	}
 }
+
+// callTask records its calls and takes d per call.
+type callTask struct {
+	calls [][2]int
+	d     time.Duration
+}
+
+func (c *callTask) run(_, lo, hi int) {
+	c.calls = append(c.calls, [2]int{lo, hi})
+	time.Sleep(c.d)
+}
+
+// TestPoolSolo: when every helper is left out of soloAfter ops in a row
+// that each took the caller over outAfter (here a helper that never runs,
+// as one whose core another process holds), the next ops run on the caller
+// in one call each; ops shorter than outAfter do not count.
+func TestPoolSolo(t *testing.T) {
+	p := &pool{done: make(chan struct{}, 1),
+		state: make([]atomic.Int32, 1), joined: make([]atomic.Uint64, 1), wake: []chan struct{}{make(chan struct{}, 1)}}
+	short := &callTask{}
+	for range 2 * soloAfter {
+		p.run(8, 2, short)
+	}
+	if n := p.solos.Load(); n != 0 {
+		t.Fatalf("went solo %d times after ops shorter than outAfter", n)
+	}
+	slow := &callTask{d: outAfter}
+	for range soloAfter {
+		slow.calls = slow.calls[:0]
+		p.run(8, 2, slow)
+		if len(slow.calls) != 4 {
+			t.Fatalf("before going solo: %d calls, want 4 chunks", len(slow.calls))
+		}
+	}
+	if n := p.solos.Load(); n != 1 {
+		t.Fatalf("went solo %d times, want 1", n)
+	}
+	slow.calls = slow.calls[:0]
+	p.run(8, 2, slow)
+	if fmt.Sprint(slow.calls) != "[[0 8]]" {
+		t.Errorf("solo op's calls %v, want [[0 8]]", slow.calls)
+	}
+}
