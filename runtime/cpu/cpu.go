@@ -614,6 +614,14 @@ func (b *Backend) parallel(n, work int, fn func(lo, hi int)) {
 	b.split(n, work, (n+b.threads-1)/b.threads, funcTask(fn))
 }
 
+// soloWork is the op size, in multiply-adds, under which the pool may run
+// an op on the calling goroutine alone when its helpers' cores are taken
+// (pool.run): every decode op of the Mixtral- and OLMoE-shaped models
+// (OLMoE's largest, its experts, 12.6M), where a helper that spins between
+// ops of tens of microseconds costs more than it adds. Longer ops keep the
+// helpers, late or not: a prefill took 1.2× the time without them.
+const soloWork = 1 << 24
+
 // split runs t over [0, n) in chunks of chunk items across the pool, or on
 // the calling goroutine alone when the op is small or there is no pool.
 func (b *Backend) split(n, work, chunk int, t task) {
@@ -621,7 +629,7 @@ func (b *Backend) split(n, work, chunk int, t task) {
 		t.run(0, 0, n)
 		return
 	}
-	b.pool.run(n, max(chunk, 1), t)
+	b.pool.run(n, max(chunk, 1), t, work < soloWork)
 }
 
 // grow returns s resized to n, reallocated when too small with room to

@@ -44,8 +44,10 @@ func (f funcTask) run(_, lo, hi int) { f(lo, hi) }
 // sessions' work). The helper then spins away its share of the core
 // between ops that the caller does alone: with one other busy process,
 // decode on two threads took 1.7–1.9× the time of one thread. So when every helper is left out of a
-// few long-enough ops in a row, the pool runs ops on the caller alone for
-// a while (soloFor), the helpers park, and then it tries them again.
+// few short but not tiny ops in a row, the pool runs the short ops on the
+// caller alone for a while (soloFor), the helpers park, and then it tries
+// them again. Long ops (prefill's) still go to the helpers: one that is
+// late still takes its part of them.
 //
 // A pool runs one op at a time: a Backend's ops are called from one
 // goroutine.
@@ -85,8 +87,9 @@ const (
 const spinFor = 100 * time.Microsecond
 
 // outAfter, soloAfter and soloFor: when every helper is left out of
-// soloAfter ops in a row, each of which kept the caller busy more than
-// outAfter, the ops run on the caller alone for soloFor (see run).
+// soloAfter short ops in a row, each of which kept the caller busy more
+// than outAfter, the short ops run on the caller alone for soloFor (see
+// run).
 const (
 	outAfter  = 20 * time.Microsecond
 	soloAfter = 3
@@ -164,11 +167,13 @@ func (p *pool) waitEpoch(seen uint64, st *atomic.Int32, wake chan struct{}) (uin
 }
 
 // run calls t.run over [0, items) in chunks of chunk items, on every
-// goroutine of the pool, and returns when all are done.
-func (p *pool) run(items, chunk int, t task) {
+// goroutine of the pool, and returns when all are done. A short op may run
+// on the caller alone (see the end of run); a long one is always handed
+// out.
+func (p *pool) run(items, chunk int, t task, short bool) {
 	p.ops.Add(1)
 	start := time.Now()
-	if start.Before(p.soloUntil) {
+	if short && start.Before(p.soloUntil) {
 		t.run(0, 0, items)
 		return
 	}
@@ -196,11 +201,14 @@ func (p *pool) run(items, chunk int, t task) {
 	p.wait()
 	p.t = nil
 	// A spinning helper joins an op within a microsecond. When every
-	// helper was left out of ops that kept the caller busy for longer,
+	// helper was left out of short ops that kept the caller busy longer,
 	// soloAfter of them in a row, another process has their cores, and
 	// a helper spends what it gets of its core spinning between ops the
 	// caller has done alone. Run the ops on the caller alone for soloFor,
 	// so the helpers park, then try them again.
+	if !short {
+		return
+	}
 	if out == len(p.joined) && time.Since(start) > outAfter {
 		if p.outs++; p.outs >= soloAfter {
 			p.outs = 0
