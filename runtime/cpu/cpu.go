@@ -423,7 +423,13 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 	if !b.exact {
 		j := &b.attn
 		j.out, j.q, j.c, j.s, j.kvDim, j.group, j.scale, j.sinks = out, qb, c, s, kvDim, group, scale, sinks
-		b.split(n, work, 1, j)
+		chunk := 1
+		if c.k16 == nil && kvDim >= rowMajorKV {
+			// Items of several heads, which attnTask.rowMajor reads
+			// each cache row once for: about two per goroutine.
+			chunk = max(1, s.Heads/(2*b.threads))
+		}
+		b.split(n, work, chunk, j)
 		j.out, j.q, j.c, j.sinks = nil, nil, nil, nil
 		return
 	}
