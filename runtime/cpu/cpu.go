@@ -48,7 +48,7 @@ type Backend struct {
 // decoding allocates nothing.
 type scratch struct {
 	row []float32 // one decoded f16 weight row
-	att []float32 // one head's attention scores
+	att []float32 // attention scores: one head's, or an item's heads' (attnTask.rowMajor)
 	kv  []float32 // one f16 cache row decoded
 }
 

@@ -297,7 +297,7 @@ const rowMajorKV = 1024
 // front to back. Each score is vec.Scores' of one row (its rows are
 // independent) and each head's sum is vec.Axpy's in order of position
 // from zero, which vec.WeightedSum equals (TestAttentionKernels): the same
-// bits as run's. Over 64 layers of such a cache (75 MB, from memory), one
+// bits as perHead's. Over 64 layers of such a cache (75 MB, from memory), one
 // thread: 91–126 against 142–151 µs a layer.
 func (j *attnTask) rowMajor(worker, lo, hi int) {
 	sc := &j.b.scratch[worker]
@@ -316,7 +316,7 @@ func (j *attnTask) rowMajor(worker, lo, hi int) {
 		p := s.Pos0 + t
 		first := window(p, s.Window)
 		n := p - first + 1
-		sc.att = grow(sc.att, n*(h1-h0))
+		sc.att = grow(sc.att, j.c.seq*(h1-h0))[:n*(h1-h0)] // the whole context: allocated once
 		q, out := j.q.row(t), j.out.row(t)
 		for i := range n {
 			row := k[((first+i)%ring)*j.kvDim:]
