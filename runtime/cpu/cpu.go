@@ -48,7 +48,7 @@ type Backend struct {
 // decoding allocates nothing.
 type scratch struct {
 	row []float32 // one decoded f16 weight row
-	att []float32 // one head's attention scores
+	att []float32 // attention scores: one head's, or an item's heads' (attnTask.rowMajor)
 	kv  []float32 // one f16 cache row decoded
 }
 
@@ -423,7 +423,13 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 	if !b.exact {
 		j := &b.attn
 		j.out, j.q, j.c, j.s, j.kvDim, j.group, j.scale, j.sinks = out, qb, c, s, kvDim, group, scale, sinks
-		b.split(n, work, 1, j)
+		chunk := 1
+		if c.k16 == nil && kvDim >= rowMajorKV {
+			// Items of several heads, which attnTask.rowMajor reads
+			// each cache row once for: about two per goroutine.
+			chunk = max(1, s.Heads/(2*b.threads))
+		}
+		b.split(n, work, chunk, j)
 		j.out, j.q, j.c, j.sinks = nil, nil, nil, nil
 		return
 	}
@@ -614,6 +620,14 @@ func (b *Backend) parallel(n, work int, fn func(lo, hi int)) {
 	b.split(n, work, (n+b.threads-1)/b.threads, funcTask(fn))
 }
 
+// soloWork is the op size, in multiply-adds, under which the pool may run
+// an op on the calling goroutine alone when its helpers' cores are taken
+// (pool.run): every decode op of the Mixtral- and OLMoE-shaped models
+// (OLMoE's largest, its experts, 12.6M), where a helper that spins between
+// ops of tens of microseconds costs more than it adds. Longer ops keep the
+// helpers, late or not: a prefill took 1.2× the time without them.
+const soloWork = 1 << 24
+
 // split runs t over [0, n) in chunks of chunk items across the pool, or on
 // the calling goroutine alone when the op is small or there is no pool.
 func (b *Backend) split(n, work, chunk int, t task) {
@@ -621,7 +635,7 @@ func (b *Backend) split(n, work, chunk int, t task) {
 		t.run(0, 0, n)
 		return
 	}
-	b.pool.run(n, max(chunk, 1), t)
+	b.pool.run(n, max(chunk, 1), t, work < soloWork)
 }
 
 // grow returns s resized to n, reallocated when too small with room to

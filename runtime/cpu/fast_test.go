@@ -195,3 +195,66 @@ func TestMatMuls(t *testing.T) {
 		})
 	}
 }
+
+// TestAttentionRowMajor: attention over a cache of rows of 1024 floats or
+// more, which reads each row once for all of an item's heads
+// (attnTask.rowMajor), gives the bits of the head-by-head path, for one
+// and several tokens, grouped heads, a ring shorter than the positions
+// with a window, and items that split a token's heads.
+func TestAttentionRowMajor(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		heads, kvHeads, hd, tokens, pos0, ring, window int
+	}{
+		{16, 16, 64, 1, 37, 64, 0},
+		{16, 16, 64, 3, 0, 8, 0},
+		{8, 4, 256, 1, 100, 120, 0},
+		{16, 8, 128, 2, 90, 40, 33},
+	} {
+		name := fmt.Sprintf("%dx%d/%d/T%d/pos%d/ring%d/window%d", tc.heads, tc.kvHeads, tc.hd, tc.tokens, tc.pos0, tc.ring, tc.window)
+		t.Run(name, func(t *testing.T) {
+			b := New(Options{Threads: 1})
+			defer b.Close()
+			kvDim := tc.kvHeads * tc.hd
+			if kvDim < rowMajorKV {
+				t.Fatalf("kvDim %d under rowMajorKV", kvDim)
+			}
+			cache, err := b.NewRingKV([]int{tc.ring}, kvDim, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cache.(*kv)
+			copy(c.k[0], randomF32(r, len(c.k[0]), 1))
+			copy(c.v[0], randomF32(r, len(c.v[0]), 1))
+			q, _ := b.NewBuf(tc.tokens, tc.heads*tc.hd)
+			k, _ := b.NewBuf(tc.tokens, kvDim)
+			v, _ := b.NewBuf(tc.tokens, kvDim)
+			copy(q.(*buf).f, randomF32(r, tc.tokens*tc.heads*tc.hd, 1))
+			copy(k.(*buf).f, randomF32(r, tc.tokens*kvDim, 1))
+			copy(v.(*buf).f, randomF32(r, tc.tokens*kvDim, 1))
+			got, _ := b.NewBuf(tc.tokens, tc.heads*tc.hd)
+			s := backend.AttnSpec{Heads: tc.heads, KVHeads: tc.kvHeads, HeadDim: tc.hd, Pos0: tc.pos0, Window: tc.window}
+			b.Attention(got, q, k, v, cache, s)
+			want, _ := b.NewBuf(tc.tokens, tc.heads*tc.hd)
+			n := tc.tokens * tc.heads
+			j := &attnTask{b: b, out: want.(*buf), q: q.(*buf), c: c, s: s, kvDim: kvDim, group: tc.heads / tc.kvHeads, scale: s.ScoreDivisor()}
+			j.perHead(0, 0, n)
+			for i, w := range want.(*buf).f {
+				if g := got.(*buf).f[i]; math.Float32bits(g) != math.Float32bits(w) {
+					t.Fatalf("output %d: %v, head by head %v", i, g, w)
+				}
+			}
+			// Items that split a token's heads, as the pool's chunks do.
+			split, _ := b.NewBuf(tc.tokens, tc.heads*tc.hd)
+			j.out = split.(*buf)
+			for lo := 0; lo < n; lo += 5 {
+				j.rowMajor(0, lo, min(n, lo+5))
+			}
+			for i, w := range want.(*buf).f {
+				if g := split.(*buf).f[i]; math.Float32bits(g) != math.Float32bits(w) {
+					t.Fatalf("in items of 5: output %d: %v, head by head %v", i, g, w)
+				}
+			}
+		})
+	}
+}

@@ -40,6 +40,15 @@ func (f funcTask) run(_, lo, hi int) { f(lo, hi) }
 // there are more goroutines than Ps (a spinning helper would then hold
 // the P the caller needs).
 //
+// Another process may hold a helper's core (on this 2-core machine, other
+// sessions' work). The helper then spins away its share of the core
+// between ops that the caller does alone: with one other busy process,
+// decode on two threads took 1.7–1.9× the time of one thread. So when every helper is left out of a
+// few short but not tiny ops in a row, the pool runs the short ops on the
+// caller alone for a while (soloFor), the helpers park, and then it tries
+// them again. Long ops (prefill's) still go to the helpers: one that is
+// late still takes its part of them.
+//
 // A pool runs one op at a time: a Backend's ops are called from one
 // goroutine.
 type pool struct {
@@ -61,6 +70,10 @@ type pool struct {
 	done         chan struct{} // wakes a parked caller
 
 	ops atomic.Int64 // ops run, for tests and benchmarks counting hand-offs
+
+	outs      int          // ops in a row that every helper was left out of
+	soloUntil time.Time    // until then, ops run on the caller alone
+	solos     atomic.Int64 // times the pool went solo, for tests
 }
 
 const (
@@ -72,6 +85,16 @@ const (
 // the helpers, before parking: longer than the serial work between two
 // ops of a decode step, short against any pause of the engine.
 const spinFor = 100 * time.Microsecond
+
+// outAfter, soloAfter and soloFor: when every helper is left out of
+// soloAfter short ops in a row, each of which kept the caller busy more
+// than outAfter, the short ops run on the caller alone for soloFor (see
+// run).
+const (
+	outAfter  = 20 * time.Microsecond
+	soloAfter = 3
+	soloFor   = 20 * time.Millisecond
+)
 
 // newPool starts threads−1 helper goroutines.
 func newPool(threads int) *pool {
@@ -144,12 +167,19 @@ func (p *pool) waitEpoch(seen uint64, st *atomic.Int32, wake chan struct{}) (uin
 }
 
 // run calls t.run over [0, items) in chunks of chunk items, on every
-// goroutine of the pool, and returns when all are done.
-func (p *pool) run(items, chunk int, t task) {
+// goroutine of the pool, and returns when all are done. A short op may run
+// on the caller alone (see the end of run); a long one is always handed
+// out.
+func (p *pool) run(items, chunk int, t task, short bool) {
+	p.ops.Add(1)
+	start := time.Now()
+	if short && start.Before(p.soloUntil) {
+		t.run(0, 0, items)
+		return
+	}
 	p.t, p.items, p.chunk = t, items, chunk
 	p.next.Store(0)
 	p.pending.Store(int32(len(p.wake)))
-	p.ops.Add(1)
 	p.epoch.Add(1)
 	for i := range p.state {
 		if p.state[i].Load() == parked && p.state[i].CompareAndSwap(parked, running) {
@@ -161,13 +191,33 @@ func (p *pool) run(items, chunk int, t task) {
 	// joined the op (descheduled, or still waking), rather than wait for
 	// the system to run them only to find nothing left.
 	e := p.epoch.Load()
+	out := 0
 	for i := range p.joined {
 		if p.joined[i].CompareAndSwap(e-1, e) {
 			p.pending.Add(-1)
+			out++
 		}
 	}
 	p.wait()
 	p.t = nil
+	// A spinning helper joins an op within a microsecond. When every
+	// helper was left out of short ops that kept the caller busy longer,
+	// soloAfter of them in a row, another process has their cores, and
+	// a helper spends what it gets of its core spinning between ops the
+	// caller has done alone. Run the ops on the caller alone for soloFor,
+	// so the helpers park, then try them again.
+	if !short {
+		return
+	}
+	if out == len(p.joined) && time.Since(start) > outAfter {
+		if p.outs++; p.outs >= soloAfter {
+			p.outs = 0
+			p.soloUntil = time.Now().Add(soloFor)
+			p.solos.Add(1)
+		}
+	} else {
+		p.outs = 0
+	}
 }
 
 // wait returns when every helper is done with the op.

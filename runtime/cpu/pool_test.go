@@ -45,7 +45,7 @@ func testPool(t *testing.T, threads int) {
 	for _, tc := range []struct{ items, chunk int }{{1, 1}, {10, 3}, {100, 4}, {7, 100}} {
 		c := &countTask{seen: make([]atomic.Int32, tc.items)}
 		for range 50 {
-			p.run(tc.items, tc.chunk, c)
+			p.run(tc.items, tc.chunk, c, true)
 		}
 		for i := range c.seen {
 			if n := c.seen[i].Load(); n != 50 {
@@ -58,8 +58,8 @@ func testPool(t *testing.T, threads int) {
 	c := &countTask{seen: make([]atomic.Int32, 64)}
 	for range 5 {
 		time.Sleep(3 * spinFor)
-		p.run(64, 4, c)
-		p.run(2, 1, slowTask{c})
+		p.run(64, 4, c, true)
+		p.run(2, 1, slowTask{c}, true)
 	}
 	for i := range c.seen {
 		want := int32(5)
@@ -70,7 +70,7 @@ func testPool(t *testing.T, threads int) {
 			t.Fatalf("after parking: item %d ran %d times, want %d", i, n, want)
 		}
 	}
-	if a := testing.AllocsPerRun(100, func() { p.run(64, 4, c) }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { p.run(64, 4, c, true) }); a != 0 {
 		t.Errorf("%v allocations per op", a)
 	}
 	p.stop()
@@ -80,5 +80,61 @@ func testPool(t *testing.T, threads int) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after stop, %d before the pool", n, before)
+	}
+}
+
+// callTask records its calls and takes d per call.
+type callTask struct {
+	calls [][2]int
+	d     time.Duration
+}
+
+func (c *callTask) run(_, lo, hi int) {
+	c.calls = append(c.calls, [2]int{lo, hi})
+	time.Sleep(c.d)
+}
+
+// TestPoolSolo: when every helper is left out of soloAfter short ops in a
+// row that each took the caller over outAfter (here a helper that never
+// runs, as one whose core another process holds), the next short ops run
+// on the caller in one call each; ops quicker than outAfter do not count,
+// and long ops are still handed out.
+func TestPoolSolo(t *testing.T) {
+	p := &pool{done: make(chan struct{}, 1),
+		state: make([]atomic.Int32, 1), joined: make([]atomic.Uint64, 1), wake: []chan struct{}{make(chan struct{}, 1)}}
+	short := &callTask{}
+	for range 2 * soloAfter {
+		p.run(8, 2, short, true)
+	}
+	if n := p.solos.Load(); n != 0 {
+		t.Fatalf("went solo %d times after ops shorter than outAfter", n)
+	}
+	slow := &callTask{d: outAfter}
+	for range soloAfter {
+		slow.calls = slow.calls[:0]
+		p.run(8, 2, slow, true)
+		if len(slow.calls) != 4 {
+			t.Fatalf("before going solo: %d calls, want 4 chunks", len(slow.calls))
+		}
+	}
+	if n := p.solos.Load(); n != 1 {
+		t.Fatalf("went solo %d times, want 1", n)
+	}
+	slow.calls = slow.calls[:0]
+	p.run(8, 2, slow, true)
+	if fmt.Sprint(slow.calls) != "[[0 8]]" {
+		t.Errorf("solo op's calls %v, want [[0 8]]", slow.calls)
+	}
+	// A long op is still handed out (here, as before, the caller claims
+	// every chunk), and does not end the solo stretch.
+	slow.calls = slow.calls[:0]
+	p.run(8, 2, slow, false)
+	if len(slow.calls) != 4 {
+		t.Errorf("long op while solo: %d calls, want 4 chunks", len(slow.calls))
+	}
+	slow.calls = slow.calls[:0]
+	p.run(8, 2, slow, true)
+	if len(slow.calls) != 1 {
+		t.Errorf("short op after a long one while solo: %d calls, want 1", len(slow.calls))
 	}
 }
