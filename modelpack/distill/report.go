@@ -18,6 +18,9 @@ type Report struct {
 	Balanced bool   `json:"balanced"`
 	Shared   int    `json:"shared"`
 	Seed     uint64 `json:"seed"`
+	// Tiny echoes the tiny experts' options (the last Tiny.Experts of
+	// each layer's experts); nil without them.
+	Tiny *TinyOptions `json:"tiny,omitempty"`
 
 	CalibrationTokens int `json:"calibration_tokens"`
 	HeldoutPositions  int `json:"heldout_positions"`
