@@ -202,7 +202,12 @@ type lossWeights struct{ lm, kl, am, lb, z, ec, cc float32 }
 // (layer, sequence) pairs it is averaged over.
 // routed is not a loss: the mean neurons of the selected routed experts
 // per token, summed over layers (what the compute loss trades off).
-type lossParts struct{ lm, kl, am, lb, z, ec, cc, routed float64 }
+// real is, per layer, the mean number of real (not tiny) experts per
+// token.
+type lossParts struct {
+	lm, kl, am, lb, z, ec, cc, routed float64
+	real                              []float64
+}
 
 // outputLoss computes the LM, KL and teacher-argmax terms at every position
 // but the last (which has no next token) and returns dL/dlogits scaled by
@@ -295,6 +300,12 @@ func (n *net) backward(tr *trace, dlogits []float32, g *grads, w lossWeights, au
 		aux.ec += a.ec
 		aux.cc += a.cc
 		aux.routed += a.routed
+		if aux.real == nil {
+			aux.real = make([]float64, len(n.layers))
+		}
+		if len(a.real) > 0 {
+			aux.real[l] = a.real[0]
+		}
 		dxMid := rmsBack(lc.xMid, ly.ffnNorm, lc.rms2, dh, lg.ffnNorm, T, D)
 		for i := range dxMid {
 			dxMid[i] += dx[i]
@@ -403,7 +414,7 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 		}
 		expertBack(&ly.experts[e], &lc.expertAct[e], eg, rows[e], weights[e], dout, lc.h, dh, D, n.cfg.NormEps)
 	}
-	aux := lossParts{routed: routedNeurons(ly, lc.choices)}
+	aux := lossParts{routed: routedNeurons(ly, lc.choices), real: []float64{realExperts(ly, lc.choices)}}
 	if w.cc != 0 {
 		scores, _, tau := auxScores(ly, lc, T, E)
 		costs := make([]float64, E)

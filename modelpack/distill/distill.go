@@ -105,6 +105,9 @@ func Distill(teacher *model.Model, train, heldout [][]int, o Options) (*model.Mo
 		if err != nil {
 			return nil, nil, fmt.Errorf("student: %w", err)
 		}
+		for l := range sn.layers {
+			sn.layers[l].tiny, sn.layers[l].tinyTau = len(plans[l].tiny), float32(plans[l].tinyTau)
+		}
 		if o.Train.Fresh > 0 {
 			fd := newFreshData(teacher, tn, train, heldout, o)
 			logf("training on up to %d fresh teacher samples, drawn as needed", o.Train.Fresh)

@@ -209,3 +209,39 @@ func routedNeurons(ly *layer, choices [][]routing.Choice) float64 {
 	}
 	return n / math.Max(1, float64(len(choices)))
 }
+
+// realExperts is the mean over tokens of the real (not tiny) experts each
+// token selected in one layer.
+func realExperts(ly *layer, choices [][]routing.Choice) float64 {
+	real := len(ly.experts) - ly.tiny
+	var n float64
+	for _, cs := range choices {
+		for _, ch := range cs {
+			if ch.Expert < real {
+				n++
+			}
+		}
+	}
+	return n / math.Max(1, float64(len(choices)))
+}
+
+// controlTiny moves the layer's tiny threshold by gain·(real − budget),
+// real being the batch's mean real experts per token, and rewrites the
+// tiny router rows as tinyTau times the sum of the real rows
+// (TrainOptions.TinyBudget).
+func (ly *layer) controlTiny(real, budget, gain float64) {
+	E := len(ly.experts)
+	R := E - ly.tiny
+	D := len(ly.router) / E
+	ly.tinyTau += float32(gain * (real - budget))
+	sum := make([]float32, D)
+	for e := 0; e < R; e++ {
+		axpy(sum, 1, ly.router[e*D:(e+1)*D])
+	}
+	for e := R; e < E; e++ {
+		row := ly.router[e*D : (e+1)*D]
+		for i, v := range sum {
+			row[i] = ly.tinyTau * v
+		}
+	}
+}

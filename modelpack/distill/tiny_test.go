@@ -236,3 +236,58 @@ func TestTinyOptionsCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestControlTiny: a batch above the budget raises the threshold, one
+// below lowers it, and the tiny rows become τ times the sum of the real
+// rows whatever training did to them.
+func TestControlTiny(t *testing.T) {
+	ly := &layer{experts: make([]expert, 4), tiny: 2, tinyTau: 0.5,
+		router: []float32{1, 2, 3, 4, 9, 9, 9, 9}} // 4 experts × dim 2
+	ly.controlTiny(2.5, 2, 0.1) // τ 0.5 + 0.1·0.5 = 0.55
+	want := []float32{1, 2, 3, 4, 0.55 * 4, 0.55 * 6, 0.55 * 4, 0.55 * 6}
+	for i, v := range ly.router {
+		if math.Abs(float64(v-want[i])) > 1e-6 {
+			t.Fatalf("router %v, want %v", ly.router, want)
+		}
+	}
+	ly.controlTiny(1, 2, 0.1)
+	if math.Abs(float64(ly.tinyTau)-0.45) > 1e-6 {
+		t.Errorf("τ %v after a batch below budget, want 0.45", ly.tinyTau)
+	}
+}
+
+// TestTrainTinyControl: training with the threshold control stores tiny
+// router rows equal to a multiple of the sum of the real rows, and reports
+// the real experts per token.
+func TestTrainTinyControl(t *testing.T) {
+	teacher := denseTeacher(48)
+	seqs := randomSeqs(10, 24, 97, 2)
+	o := Options{Experts: 4, TopK: 3, Balanced: true, Seed: 3, Tiny: TinyOptions{Experts: 2, Budget: 1.5},
+		Train: TrainOptions{Steps: 4, LR: 1e-2, KLWeight: 1, All: true, Batch: 4, TinyBudget: 1.5, TinyGain: 0.05}}
+	student, rep, err := Distill(teacher, seqs[:8], seqs[8:], o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := rep.Train; !(tr.RealFirst >= 1 && tr.RealFirst <= 3) || !(tr.RealLast >= 1 && tr.RealLast <= 3) || tr.TinyBudget != 1.5 {
+		t.Errorf("train report %+v", tr)
+	}
+	sn := mustNet(t, student)
+	D := student.Config.Dim
+	for l, ly := range sn.layers {
+		sum := make([]float64, D)
+		for e := 0; e < 4; e++ {
+			for i := range sum {
+				sum[i] += float64(ly.router[e*D+i])
+			}
+		}
+		// τ from the first coordinate, then every coordinate must match.
+		tau := float64(ly.router[4*D]) / sum[0]
+		for e := 4; e < 6; e++ {
+			for i := range sum {
+				if d := math.Abs(float64(ly.router[e*D+i]) - tau*sum[i]); d > 1e-5*math.Abs(tau*sum[i])+1e-9 {
+					t.Fatalf("layer %d tiny row %d: %v, want %v·%v", l, e, ly.router[e*D+i], tau, sum[i])
+				}
+			}
+		}
+	}
+}

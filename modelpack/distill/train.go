@@ -101,6 +101,15 @@ type TrainOptions struct {
 	// tiny experts; the multiplier holds it at the budget.
 	ComputeTarget float64
 	ComputeRate   float64
+	// TinyBudget, when positive, holds each layer's mean number of real
+	// experts per training token at this by control instead of a loss:
+	// after every step each layer's tiny router rows are set to τ_l times
+	// the sum of its real rows (as TinyOptions initialises them) and τ_l
+	// moves by TinyGain·(the batch's mean real experts − TinyBudget), a
+	// proportional controller on the threshold (the tiny rows' own
+	// gradient steps are overwritten).
+	TinyBudget float64
+	TinyGain   float64
 	// ExpertClip, when positive, clips each expert's gradient (routed and
 	// shared, all of its blocks together) to this L2 norm per step,
 	// separately for each expert (clipExperts). Needs Experts or All.
@@ -135,6 +144,12 @@ type TrainReport struct {
 	ComputeTarget      float64 `json:"compute_target,omitempty"`
 	ComputeRate        float64 `json:"compute_rate,omitempty"`
 	ComputeWeightLast  float64 `json:"compute_weight_last,omitempty"`
+	TinyBudget         float64 `json:"tiny_budget,omitempty"`
+	TinyGain           float64 `json:"tiny_gain,omitempty"`
+	// RealFirst and RealLast are the mean real experts per token and
+	// layer with tiny experts at the first and last step.
+	RealFirst float64 `json:"real_experts_first,omitempty"`
+	RealLast  float64 `json:"real_experts_last,omitempty"`
 	// RoutedFirst and RoutedLast are the mean neurons of the selected
 	// routed experts per token and layer at the first and last step.
 	RoutedFirst float64 `json:"routed_neurons_first,omitempty"`
@@ -244,7 +259,7 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 	rep := &TrainReport{Steps: o.Steps, LR: o.LR, Cosine: o.Cosine, LMWeight: o.LMWeight, KLWeight: o.KLWeight, ArgmaxWeight: o.ArgmaxWeight,
 		LBWeight: o.LBWeight, ZWeight: o.ZWeight, AuxLogitScale: o.AuxLogitScale, Experts: o.Experts, All: o.All, RouterLR: o.RouterLR, EMA: o.EMA, DenseRouter: o.DenseRouter, Batch: B,
 		ExpertChoiceLayers: o.ExpertChoiceLayers, ExpertChoiceAux: o.ExpertChoiceAux, ExpertChoiceAnneal: o.ExpertChoiceAnneal, ExpertClip: o.ExpertClip, ComputeWeight: o.ComputeWeight,
-		ComputeTarget: o.ComputeTarget, ComputeRate: o.ComputeRate}
+		ComputeTarget: o.ComputeTarget, ComputeRate: o.ComputeRate, TinyBudget: o.TinyBudget, TinyGain: o.TinyGain}
 	if o.ComputeWeight < 0 || o.ComputeTarget < 0 || o.ComputeRate < 0 {
 		return nil, fmt.Errorf("training: compute weight %v, target %v and rate %v must not be negative", o.ComputeWeight, o.ComputeTarget, o.ComputeRate)
 	}
@@ -330,7 +345,7 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 			st := sn.forward(ids[j])
 			d, lp := outputLoss(st.logits, teach[j], ids[j], V, lw, scale)
 			aux := sn.backward(st, d, gw[w], lw, auxScale)
-			lp.lb, lp.z, lp.ec, lp.cc, lp.routed = aux.lb, aux.z, aux.ec, aux.cc, aux.routed
+			lp.lb, lp.z, lp.ec, lp.cc, lp.routed, lp.real = aux.lb, aux.z, aux.ec, aux.cc, aux.routed, aux.real
 			parts[j] = lp
 		})
 		var sum lossParts
@@ -343,6 +358,12 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 			sum.ec += p.ec
 			sum.cc += p.cc
 			sum.routed += p.routed
+			if sum.real == nil {
+				sum.real = make([]float64, L)
+			}
+			for l, v := range p.real {
+				sum.real[l] += v / float64(B)
+			}
 		}
 		loss := (o.LMWeight*sum.lm+o.KLWeight*sum.kl+o.ArgmaxWeight*sum.am)/float64(positions) + (o.LBWeight*sum.lb+o.ZWeight*sum.z+o.ExpertChoiceAux*sum.ec+float64(lw.cc)*sum.cc)/float64(B*L)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
@@ -353,6 +374,21 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 			rep.FirstLoss, rep.RoutedFirst = loss, routed
 		}
 		rep.LastLoss, rep.RoutedLast = loss, routed
+		var real float64
+		tl := 0
+		for l, v := range sum.real {
+			if sn.layers[l].tiny > 0 {
+				real += v
+				tl++
+			}
+		}
+		if tl > 0 {
+			real /= float64(tl)
+			if step == 0 {
+				rep.RealFirst = real
+			}
+			rep.RealLast = real
+		}
 		cw := lw.cc
 		g := gw[0].flat()
 		for w := 1; w < nw; w++ {
@@ -368,6 +404,13 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 			lw.cc = float32(max(0, float64(lw.cc)+o.ComputeRate*(routed/o.ComputeTarget-1)))
 		}
 		rep.ComputeWeightLast = float64(lw.cc)
+		if o.TinyBudget > 0 {
+			for l := range sn.layers {
+				if sn.layers[l].tiny > 0 {
+					sn.layers[l].controlTiny(sum.real[l], o.TinyBudget, o.TinyGain)
+				}
+			}
+		}
 		if avg != nil {
 			avg.update(params)
 		}
@@ -384,6 +427,9 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 				ecs += fmt.Sprintf(", compute %.4f at weight %.3g", sum.cc/float64(B*L), cw)
 			}
 			ecs += fmt.Sprintf(", routed neurons %.2f", routed)
+			if tl > 0 {
+				ecs += fmt.Sprintf(", real experts %.3f", real)
+			}
 			logf("step %d/%d: loss %.4f (lm %.4f, kl %.4f, argmax %.4f, lb %.3f, z %.3f%s)", step+1, o.Steps, loss,
 				sum.lm/float64(positions), sum.kl/float64(positions), sum.am/float64(positions), sum.lb/float64(B*L), sum.z/float64(B*L), ecs)
 		}
