@@ -96,9 +96,11 @@ type TrainOptions struct {
 	// of a Lagrange multiplier for the constraint "mean routed neurons per
 	// token and layer ≤ ComputeTarget": after each step the weight moves
 	// by ComputeRate·(routed/ComputeTarget − 1), floored at 0 (dual
-	// ascent). A fixed weight either lets the task loss pull the routing
-	// above the budget or pushes it down to the floor of top-k minus the
-	// tiny experts; the multiplier holds it at the budget.
+	// ascent). On stories260K neither a fixed weight nor the multiplier
+	// held a budget (docs/distill-pareto.md): the loss reaches every
+	// expert's logit while the task loss reaches only the selected ones',
+	// so routing fell to the floor of top-k minus the tiny experts and
+	// stayed there; TinyBudget holds it by control instead.
 	ComputeTarget float64
 	ComputeRate   float64
 	// TinyBudget, when positive, holds each layer's mean number of real
