@@ -89,8 +89,8 @@ type TrainOptions struct {
 	// sequence the mean over tokens of Σ_e p(e|token)·cost(e)/c̄, with p the
 	// router softmax at AuxLogitScale, cost(e) the expert's neurons and c̄
 	// their mean over the layer's experts (computeBack). With tiny experts
-	// (TinyOptions) it moves tokens whose FFN contribution matters little
-	// to the cheap experts.
+	// (TinyOptions) it is meant to move tokens whose FFN contribution
+	// matters little to the cheap experts.
 	ComputeWeight float64
 	// ComputeTarget, when positive, makes ComputeWeight the starting value
 	// of a Lagrange multiplier for the constraint "mean routed neurons per
