@@ -45,6 +45,13 @@ func cmdDistill(args []string, stdout, stderr io.Writer) error {
 	expertDepth := fs.String("expert-depth", "", "blocks per routed expert index, comma-separated (one value: every expert; default 1); added blocks start at zero")
 	deepen := fs.Int("deepen", 0, "give a second block to the N experts of each layer with the highest reconstruction error after clustering and refit (starts at zero: train with --train-experts)")
 	deepenWidth := fs.Int("deepen-width", 0, "width of each added block (0: its expert's width)")
+	tinyExperts := fs.Int("tiny-experts", 0, "add K tiny experts per layer to the routed pool (compute-adaptive routing: set --top-k above the real experts' budget)")
+	tinyWidth := fs.Int("tiny-width", 1, "neurons of each tiny expert (they start contributing zero)")
+	tinyBudget := fs.Float64("tiny-budget", 0, "mean real experts per token the tiny experts' router thresholds are initialised for (0: top-k minus tiny experts, at least 1)")
+	computeW := fs.Float64("compute-weight", 0, "weight of the compute-aware router loss: mean over tokens of sum_e p(e|token)·cost(e)/mean cost, router softmax at --aux-logit-scale")
+	computeTarget := fs.Float64("compute-target", 0, "hold the mean routed neurons per token and layer at this: --compute-weight becomes the start of a multiplier moved by --compute-rate×(routed/target−1) after each step (0: fixed weight)")
+	computeRate := fs.Float64("compute-rate", 1e-4, "step of the compute multiplier (see --compute-target)")
+	tinyControl := fs.Float64("tiny-control", 0, "fine-tuning: hold each layer's mean real experts per token at --tiny-budget by moving the tiny experts' threshold by this gain per step (0: off; the tiny router rows are then not trained)")
 	steps := fs.Int("train-steps", 0, "fine-tuning steps (0: none)")
 	lr := fs.Float64("lr", 1e-3, "fine-tuning learning rate")
 	cosine := fs.Bool("cosine", false, "decay the learning rate to 0 on a cosine (after a 5% warm-up)")
@@ -136,13 +143,26 @@ check a student on more text with modelpack compare TEACHER PACKDIR
 	if err != nil {
 		return fmt.Errorf("calibration data: %w", err)
 	}
+	var trainTiny [2]float64 // budget and gain of the tiny threshold control
+	if *tinyControl > 0 {
+		if *tinyExperts == 0 {
+			return fmt.Errorf("--tiny-control needs --tiny-experts")
+		}
+		b := *tinyBudget
+		if b == 0 {
+			b = float64(max(1, *topK-*tinyExperts))
+		}
+		trainTiny = [2]float64{b, *tinyControl}
+	}
 	student, rep, err := distill.Distill(teacher, train, held, distill.Options{
 		Experts: *experts, TopK: *topK, Balanced: *balanced, Shared: *shared, Seed: *seed, WeightsOnly: *weightsOnly,
 		Refit: distill.RefitOptions{Iters: *refit, Sequential: *sequential, Target: target, Ridge: *ridge},
 		Arch:  arch,
+		Tiny:  distill.TinyOptions{Experts: *tinyExperts, Width: *tinyWidth, Budget: *tinyBudget},
 		Train: distill.TrainOptions{Steps: *steps, LR: *lr, Cosine: *cosine, LMWeight: *lm, KLWeight: *kl, ArgmaxWeight: *argmaxW, LBWeight: *lb, ZWeight: *z, AuxLogitScale: *auxScale,
 			Experts: *trainExperts, All: *trainAll, RouterLR: *routerLR, Batch: *batch, Fresh: *fresh, EMA: *emaDecay, DenseRouter: *denseRouter,
-			ExpertChoiceLayers: *ecLayers, ExpertChoiceAux: *ecAux, ExpertChoiceAnneal: *ecAnneal, ExpertClip: *expertClip},
+			ExpertChoiceLayers: *ecLayers, ExpertChoiceAux: *ecAux, ExpertChoiceAnneal: *ecAnneal, ExpertClip: *expertClip, ComputeWeight: *computeW, ComputeTarget: *computeTarget, ComputeRate: *computeRate,
+			TinyBudget: trainTiny[0], TinyGain: trainTiny[1]},
 		Threads: *threads, Log: stderr,
 	})
 	if err != nil {

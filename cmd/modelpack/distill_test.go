@@ -78,7 +78,23 @@ func TestDistill(t *testing.T) {
 	if code, out, errOut := runMP("verify", p3); code != 0 {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, bad := range [][]string{{"--expert-act", "swish"}, {"--expert-depth", "1,0"}, {"--expert-act", "silu,silu,silu,silu,silu"}} {
+	// Tiny experts (width 1 and 2) with the threshold control and the
+	// compute loss: the pack verifies (the runtime takes any width ≥ 1).
+	p4 := filepath.Join(d, "pack4")
+	code, out, errOut = runMP("distill", src, "-o", p4, "--experts", "4", "--top-k", "3", "--calib", text, "--seq-len", "32",
+		"--tiny-experts", "2", "--tiny-width", "2", "--tiny-budget", "1.5", "--tiny-control", "0.02", "--compute-weight", "0.01", "--aux-logit-scale", "1e4",
+		"--refit", "1", "--sequential", "--train-steps", "2", "--train-all", "--router-lr", "0.01")
+	if code != 0 {
+		t.Fatalf("distill with tiny experts: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "tiny experts: 2 per layer of width 2") || !strings.Contains(out, "held at 1.5 by the threshold control") ||
+		!strings.Contains(out, "compute loss: weight 0.01") || !strings.Contains(errOut, "threshold τ") {
+		t.Errorf("report lacks the tiny-expert lines:\n%s\n%s", out, errOut)
+	}
+	if code, out, errOut := runMP("verify", p4); code != 0 {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, bad := range [][]string{{"--expert-act", "swish"}, {"--expert-depth", "1,0"}, {"--expert-act", "silu,silu,silu,silu,silu"}, {"--tiny-control", "0.1"}} {
 		args := append([]string{"distill", src, "-o", filepath.Join(d, "bad"), "--experts", "4", "--top-k", "2", "--calib", text, "--seq-len", "32"}, bad...)
 		if code, _, errOut := runMP(args...); code == 0 || !strings.Contains(errOut, bad[0]) {
 			t.Errorf("%v: exit %d, stderr %q: want a failure naming %s", bad, code, errOut, bad[0])

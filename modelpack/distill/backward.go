@@ -194,11 +194,20 @@ func (g *grads) zero() {
 // z·mean(lse²) + ec·L_ec, where L_argmax is the cross-entropy of the
 // teacher's most likely next token and L_ec the token-choice auxiliary
 // loss of the expert-choice layers (ecAuxBack).
-type lossWeights struct{ lm, kl, am, lb, z, ec float32 }
+//
+// cc weighs the compute-aware router loss (computeBack).
+type lossWeights struct{ lm, kl, am, lb, z, ec, cc float32 }
 
 // lossParts is the unscaled sum of each loss term over the positions or
 // (layer, sequence) pairs it is averaged over.
-type lossParts struct{ lm, kl, am, lb, z, ec float64 }
+// routed is not a loss: the mean neurons of the selected routed experts
+// per token, summed over layers (what the compute loss trades off).
+// real is, per layer, the mean number of real (not tiny) experts per
+// token.
+type lossParts struct {
+	lm, kl, am, lb, z, ec, cc, routed float64
+	real                              []float64
+}
 
 // outputLoss computes the LM, KL and teacher-argmax terms at every position
 // but the last (which has no next token) and returns dL/dlogits scaled by
@@ -289,6 +298,14 @@ func (n *net) backward(tr *trace, dlogits []float32, g *grads, w lossWeights, au
 		aux.lb += a.lb
 		aux.z += a.z
 		aux.ec += a.ec
+		aux.cc += a.cc
+		aux.routed += a.routed
+		if aux.real == nil {
+			aux.real = make([]float64, len(n.layers))
+		}
+		if len(a.real) > 0 {
+			aux.real[l] = a.real[0]
+		}
 		dxMid := rmsBack(lc.xMid, ly.ffnNorm, lc.rms2, dh, lg.ffnNorm, T, D)
 		for i := range dxMid {
 			dxMid[i] += dx[i]
@@ -397,27 +414,22 @@ func (n *net) ffnBack(l int, ly *layer, lc *layerCache, dout, dh []float32, g *g
 		}
 		expertBack(&ly.experts[e], &lc.expertAct[e], eg, rows[e], weights[e], dout, lc.h, dh, D, n.cfg.NormEps)
 	}
-	var aux lossParts
+	aux := lossParts{routed: routedNeurons(ly, lc.choices), real: []float64{realExperts(ly, lc.choices)}}
+	if w.cc != 0 {
+		scores, _, tau := auxScores(ly, lc, T, E)
+		costs := make([]float64, E)
+		for e := range ly.experts {
+			costs[e] = float64(ly.experts[e].neurons())
+		}
+		aux.cc = computeBack(scores, costs, dl, T, E, tau, w.cc*auxScale)
+	}
 	if w.lb != 0 || w.z != 0 {
 		// The auxiliary losses see the logits times tau (layer.auxTau):
 		// selection depends only on their order, and the fitted routers'
 		// logits are so small that at scale 1 every score is 1/E, the
 		// load-balancing loss is 1 and the z-loss ln(E)² whatever the
 		// routing.
-		tau := ly.auxTau
-		scores, logits := lc.scores, lc.logits
-		if tau != 0 && tau != 1 {
-			logits = make([]float32, T*E)
-			for i, v := range lc.logits {
-				logits[i] = tau * v
-			}
-			scores = make([]float32, T*E)
-			for t := 0; t < T; t++ {
-				routing.Softmax(scores[t*E:(t+1)*E], logits[t*E:(t+1)*E])
-			}
-		} else {
-			tau = 1
-		}
+		scores, logits, tau := auxScores(ly, lc, T, E)
 		// P_i is the mean softmax probability, f_i the share of the T·k
 		// assignments: uniform routing gives E·Σ f_i·P_i = 1.
 		P := make([]float64, E)

@@ -26,7 +26,10 @@ type Options struct {
 	// clustering, before training.
 	Refit RefitOptions
 	// Arch gives experts other depths and activations.
-	Arch    ArchOptions
+	Arch ArchOptions
+	// Tiny adds cheap experts to every layer's routed pool for
+	// compute-adaptive routing.
+	Tiny    TinyOptions
 	Train   TrainOptions
 	Threads int       // goroutines; 0 means GOMAXPROCS
 	Log     io.Writer // progress lines; nil for none
@@ -68,6 +71,9 @@ func Distill(teacher *model.Model, train, heldout [][]int, o Options) (*model.Mo
 	}
 	for l, p := range plans {
 		logf("layer %d: experts %v, shared %d, router top-1 fit %.3f", l, p.widths(), len(p.shared), p.fitTop1)
+		if len(p.tiny) > 0 {
+			logf("layer %d: %d tiny experts of width %d, threshold τ %.4f", l, len(p.tiny), o.Tiny.width(), p.tinyTau)
+		}
 	}
 	if o.Refit.enabled() {
 		if err := refine(tn, cal, train, plans, o, logf); err != nil {
@@ -98,6 +104,9 @@ func Distill(teacher *model.Model, train, heldout [][]int, o Options) (*model.Mo
 		sn, err := newNet(student)
 		if err != nil {
 			return nil, nil, fmt.Errorf("student: %w", err)
+		}
+		for l := range sn.layers {
+			sn.layers[l].tiny, sn.layers[l].tinyTau = len(plans[l].tiny), float32(plans[l].tinyTau)
 		}
 		if o.Train.Fresh > 0 {
 			fd := newFreshData(teacher, tn, train, heldout, o)
@@ -131,6 +140,11 @@ func Distill(teacher *model.Model, train, heldout [][]int, o Options) (*model.Mo
 		rep.ExpertChoice = &RoutingEval{Layers: n, KL: ec.KL, Top1Agreement: ec.Top1Agreement, StudentPerplexity: ec.StudentPerplexity}
 	}
 	rep.Experts, rep.TopK, rep.Balanced, rep.Shared, rep.Seed = o.Experts, o.TopK, o.Balanced, o.Shared, o.Seed
+	if o.Tiny.Experts > 0 {
+		t := o.Tiny
+		t.Width, t.Budget = t.width(), t.budget(o.TopK)
+		rep.Tiny = &t
+	}
 	rep.CalibrationTokens = tokens(train)
 	rep.Train = tr
 	for l, p := range plans {
@@ -163,8 +177,14 @@ func check(teacher *model.Model, train, heldout [][]int, o Options) error {
 	if o.Experts < 1 {
 		return fmt.Errorf("--experts %d: need at least 1 expert", o.Experts)
 	}
-	if o.TopK < 1 || o.TopK > o.Experts {
-		return fmt.Errorf("--top-k %d: must be between 1 and the number of experts (%d)", o.TopK, o.Experts)
+	if o.TopK < 1 || o.TopK > o.Experts+o.Tiny.Experts {
+		return fmt.Errorf("--top-k %d: must be between 1 and the number of experts (%d)", o.TopK, o.Experts+o.Tiny.Experts)
+	}
+	if err := o.Tiny.check(o.Experts, o.TopK); err != nil {
+		return err
+	}
+	if o.Tiny.Experts > 0 && o.Arch.enabled() {
+		return errors.New("--tiny-experts: not implemented together with other expert architectures")
 	}
 	if o.Shared < 0 {
 		return fmt.Errorf("--shared %d: must not be negative", o.Shared)
@@ -293,6 +313,11 @@ type layerPlan struct {
 	expertErr []float64
 	arch      []model.ExpertArch
 	deepened  []bool
+	// tiny holds the teacher neurons whose gate and up rows each tiny
+	// expert copies (TinyOptions); the router has a row for each after the
+	// E real ones, with threshold tinyTau.
+	tiny    [][]int
+	tinyTau float64
 }
 
 // BlockWidths returns expert e's block widths as planned.
@@ -361,7 +386,10 @@ func planLayer(tn *net, cal *calibration, l int, o Options) (layerPlan, error) {
 		p.experts = append(p.experts, e)
 	}
 	E := o.Experts
-	if o.TopK == E {
+	if K := o.Tiny.Experts; K > 0 {
+		p.tiny = tinyNeurons(order, p.shared, K, o.Tiny.width())
+	}
+	if o.TopK == E && o.Tiny.Experts == 0 {
 		// Every expert is always selected; a zero router makes each weight
 		// exactly E·(1/E) = 1 so the student is the teacher.
 		p.router = make([]float32, E*D)
@@ -393,6 +421,9 @@ func planLayer(tn *net, cal *calibration, l int, o Options) (layerPlan, error) {
 		}
 	}
 	p.router = r
+	if o.Tiny.Experts > 0 {
+		addTinyRows(&p, cal.h[l], cal.N, D, o.TopK, o.Tiny)
+	}
 	return p, nil
 }
 
@@ -428,7 +459,7 @@ func build(teacher *model.Model, plans []layerPlan, o Options) *model.Model {
 	}
 	for l, p := range plans {
 		f := model.FFN{
-			ExpertWidths: p.widths(),
+			ExpertWidths: append(p.widths(), slices.Repeat([]int{o.Tiny.width()}, len(p.tiny))...),
 			Router:       &model.Router{Scoring: model.Softmax, TopK: o.TopK, NormTopK: true, ScalingFactor: float32(o.TopK)},
 		}
 		dense := teacher.Config.FFN[l].SharedWidths[0]
@@ -455,6 +486,13 @@ func build(teacher *model.Model, plans []layerPlan, o Options) *model.Model {
 		for e, neurons := range p.experts {
 			put(func(s string) string { return model.ExpertName(l, e, s) }, neurons)
 		}
+		for j, neurons := range p.tiny {
+			// Down starts at zero: the tiny expert adds nothing until trained.
+			e := len(p.experts) + j
+			put(func(s string) string { return model.ExpertName(l, e, s) }, neurons)
+			dn := model.ExpertName(l, e, "down")
+			w[dn] = tensor.FromF32(dn, []int{c.Dim, len(neurons)}, make([]float32, c.Dim*len(neurons)))
+		}
 		if p.arch != nil {
 			f.ExpertArch = p.arch
 			for e, a := range p.arch {
@@ -462,7 +500,7 @@ func build(teacher *model.Model, plans []layerPlan, o Options) *model.Model {
 			}
 		}
 		rn := model.LayerName(l, "router")
-		w[rn] = tensor.FromF32(rn, []int{len(p.experts), c.Dim}, p.router)
+		w[rn] = tensor.FromF32(rn, []int{len(p.experts) + len(p.tiny), c.Dim}, p.router)
 		c.FFN[l] = f
 	}
 	return &model.Model{Config: c, Weights: w}

@@ -38,6 +38,11 @@ type layer struct {
 	// its top-C tokens of the sequence) while it is set; training sets it
 	// for TrainOptions.ExpertChoiceLayers, inference never does.
 	expertChoice bool
+	// tiny is how many of experts, at the end, are tiny (TinyOptions),
+	// and tinyTau their threshold: each tiny router row is tinyTau times
+	// the sum of the real rows.
+	tiny    int
+	tinyTau float32
 }
 
 // net is a model decoded to float32 for the distiller's own forward and

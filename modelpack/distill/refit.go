@@ -86,7 +86,7 @@ func topK(dst []int, logits []float32, k int) []int {
 // given the plan's router: shared neurons always, routed ones when their
 // expert is among the top k. It returns [N, W] as 0/1 bytes.
 func neuronMask(p *layerPlan, f *layerFit, k int) []byte {
-	E := len(p.experts)
+	E := len(p.router) / f.D // the real experts and any tiny ones
 	owner := make([]int, f.W)
 	for i := range owner {
 		owner[i] = -1
@@ -243,7 +243,7 @@ func scaleRouter(r, h []float32, N, D int) {
 // iters rounds and keeps the round with the smallest reconstruction error.
 // It returns the error of the teacher's down projections under the
 // initial routing and the final error.
-func refineLayer(p *layerPlan, f *layerFit, dense []float32, k, iters int, ridge float64, refitRouter bool) (before, after float64, err error) {
+func refineLayer(p *layerPlan, f *layerFit, dense []float32, k, iters int, ridge float64, refitRouter bool, tiny TinyOptions) (before, after float64, err error) {
 	down := dense
 	if p.down != nil {
 		down = p.down
@@ -251,6 +251,9 @@ func refineLayer(p *layerPlan, f *layerFit, dense []float32, k, iters int, ridge
 	if refitRouter {
 		if p.fitTop1, err = fitPlanRouter(p, f, down); err != nil {
 			return 0, 0, err
+		}
+		if tiny.Experts > 0 {
+			addTinyRows(p, f.h, f.N, f.D, k, tiny)
 		}
 	}
 	mask := neuronMask(p, f, k)
@@ -260,6 +263,9 @@ func refineLayer(p *layerPlan, f *layerFit, dense []float32, k, iters int, ridge
 		if it > 0 {
 			if _, err = fitPlanRouter(p, f, down); err != nil {
 				return 0, 0, err
+			}
+			if tiny.Experts > 0 {
+				addTinyRows(p, f.h, f.N, f.D, k, tiny)
 			}
 			mask = neuronMask(p, f, k)
 		}
@@ -319,6 +325,11 @@ func moeLayer(dense *expert, p *layerPlan, D int) (shared, routed []expert) {
 	}
 	for _, g := range p.experts {
 		routed = append(routed, cut(g))
+	}
+	for _, g := range p.tiny {
+		e := cut(g)
+		clear(e.down) // as build: a tiny expert starts at zero
+		routed = append(routed, e)
 	}
 	return shared, routed
 }
@@ -385,8 +396,8 @@ func refine(tn *net, cal *calibration, seqs [][]int, plans []layerPlan, o Option
 		} else {
 			f.target = matmul(f.acts, dense.down, f.N, dense.width, D)
 		}
-		if o.TopK < o.Experts {
-			before, after, err := refineLayer(p, f, dense.down, o.TopK, ro.Iters, ridge, ro.Sequential)
+		if o.TopK < o.Experts || o.Tiny.Experts > 0 {
+			before, after, err := refineLayer(p, f, dense.down, o.TopK, ro.Iters, ridge, ro.Sequential, o.Tiny)
 			if err != nil {
 				return fmt.Errorf("layer %d: %w", l, err)
 			}
@@ -395,6 +406,9 @@ func refine(tn *net, cal *calibration, seqs [][]int, plans []layerPlan, o Option
 			p.refit = &[2]float64{before / ms, after / ms}
 			logf("layer %d: refit FFN error %.4g -> %.4g (target mean square %.4g), router top-1 fit %.3f",
 				l, before, after, ms, p.fitTop1)
+			if len(p.tiny) > 0 {
+				logf("layer %d: tiny experts' threshold τ %.4f", l, p.tinyTau)
+			}
 		}
 		if !ro.Sequential {
 			continue

@@ -83,11 +83,11 @@ func TestRefineLayerAlternates(t *testing.T) {
 	tn, p, f := refitFixture(t, 1)
 	dense := tn.layers[1].shared[0].down
 	q := *p
-	_, one, err := refineLayer(&q, f, dense, 2, 1, 1e-3, false)
+	_, one, err := refineLayer(&q, f, dense, 2, 1, 1e-3, false, TinyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, three, err := refineLayer(p, f, dense, 2, 3, 1e-3, false)
+	before, three, err := refineLayer(p, f, dense, 2, 3, 1e-3, false, TinyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,9 @@ type Report struct {
 	Balanced bool   `json:"balanced"`
 	Shared   int    `json:"shared"`
 	Seed     uint64 `json:"seed"`
+	// Tiny echoes the tiny experts' options (the last Tiny.Experts of
+	// each layer's experts); nil without them.
+	Tiny *TinyOptions `json:"tiny,omitempty"`
 
 	CalibrationTokens int `json:"calibration_tokens"`
 	HeldoutPositions  int `json:"heldout_positions"`
@@ -365,6 +368,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	default:
 		ew.printf("student: dense\n")
 	}
+	if t := r.Tiny; t != nil {
+		ew.printf("tiny experts: %d per layer of width %d (the last %d of each layer), thresholds for %g real experts per token\n", t.Experts, t.Width, t.Experts, t.Budget)
+	}
 	if f := r.Refit; f != nil {
 		ew.printf("refit: %d rounds, sequential %v, target %v, ridge %g\n", f.Iters, f.Sequential, f.Target, f.Ridge)
 	}
@@ -420,6 +426,19 @@ func (r *Report) WriteText(w io.Writer) error {
 		ew.printf("training data: %d sequences, %d tokens of %s\n", t.Sequences, t.Tokens, data)
 		if t.ExpertChoiceLayers > 0 {
 			ew.printf("expert choice in the first %d layers for %d of %d steps (aux weight %g)\n", t.ExpertChoiceLayers, t.ECSteps, t.Steps, t.ExpertChoiceAux)
+		}
+		if t.ComputeWeight > 0 || t.ComputeTarget > 0 {
+			ew.printf("compute loss: weight %g -> %g (target %g routed neurons, rate %g)\n", t.ComputeWeight, t.ComputeWeightLast, t.ComputeTarget, t.ComputeRate)
+		}
+		if t.RoutedFirst > 0 {
+			ew.printf("routed neurons per token and layer: %.2f at the first step, %.2f at the last", t.RoutedFirst, t.RoutedLast)
+			if t.RealFirst > 0 {
+				ew.printf("; real experts %.3f -> %.3f", t.RealFirst, t.RealLast)
+			}
+			if t.TinyBudget > 0 {
+				ew.printf(" (held at %g by the threshold control, gain %g)", t.TinyBudget, t.TinyGain)
+			}
+			ew.printf("\n")
 		}
 		if t.ExpertClip > 0 {
 			ew.printf("per-expert gradient clip %g: %d expert gradients scaled down\n", t.ExpertClip, t.Clipped)

@@ -85,6 +85,33 @@ type TrainOptions struct {
 	// that route every layer by token choice, so that the experts and
 	// later layers adapt to the routing inference will use.
 	ExpertChoiceAnneal float64
+	// ComputeWeight weighs the compute-aware router loss: per layer and
+	// sequence the mean over tokens of Σ_e p(e|token)·cost(e)/c̄, with p the
+	// router softmax at AuxLogitScale, cost(e) the expert's neurons and c̄
+	// their mean over the layer's experts (computeBack). With tiny experts
+	// (TinyOptions) it is meant to move tokens whose FFN contribution
+	// matters little to the cheap experts.
+	ComputeWeight float64
+	// ComputeTarget, when positive, makes ComputeWeight the starting value
+	// of a Lagrange multiplier for the constraint "mean routed neurons per
+	// token and layer ≤ ComputeTarget": after each step the weight moves
+	// by ComputeRate·(routed/ComputeTarget − 1), floored at 0 (dual
+	// ascent). On stories260K neither a fixed weight nor the multiplier
+	// held a budget (docs/distill-pareto.md): the loss reaches every
+	// expert's logit while the task loss reaches only the selected ones',
+	// so routing fell to the floor of top-k minus the tiny experts and
+	// stayed there; TinyBudget holds it by control instead.
+	ComputeTarget float64
+	ComputeRate   float64
+	// TinyBudget, when positive, holds each layer's mean number of real
+	// experts per training token at this by control instead of a loss:
+	// after every step each layer's tiny router rows are set to τ_l times
+	// the sum of its real rows (as TinyOptions initialises them) and τ_l
+	// moves by TinyGain·(the batch's mean real experts − TinyBudget), a
+	// proportional controller on the threshold (the tiny rows' own
+	// gradient steps are overwritten).
+	TinyBudget float64
+	TinyGain   float64
 	// ExpertClip, when positive, clips each expert's gradient (routed and
 	// shared, all of its blocks together) to this L2 norm per step,
 	// separately for each expert (clipExperts). Needs Experts or All.
@@ -115,8 +142,22 @@ type TrainReport struct {
 	ExpertChoiceAnneal float64 `json:"expert_choice_anneal,omitempty"`
 	ECSteps            int     `json:"expert_choice_steps,omitempty"`
 	ExpertClip         float64 `json:"expert_clip,omitempty"`
-	Clipped            int     `json:"expert_clipped,omitempty"`
-	Batch              int     `json:"batch"`
+	ComputeWeight      float64 `json:"compute_weight,omitempty"`
+	ComputeTarget      float64 `json:"compute_target,omitempty"`
+	ComputeRate        float64 `json:"compute_rate,omitempty"`
+	ComputeWeightLast  float64 `json:"compute_weight_last,omitempty"`
+	TinyBudget         float64 `json:"tiny_budget,omitempty"`
+	TinyGain           float64 `json:"tiny_gain,omitempty"`
+	// RealFirst and RealLast are the mean real experts per token and
+	// layer with tiny experts at the first and last step.
+	RealFirst float64 `json:"real_experts_first,omitempty"`
+	RealLast  float64 `json:"real_experts_last,omitempty"`
+	// RoutedFirst and RoutedLast are the mean neurons of the selected
+	// routed experts per token and layer at the first and last step.
+	RoutedFirst float64 `json:"routed_neurons_first,omitempty"`
+	RoutedLast  float64 `json:"routed_neurons_last,omitempty"`
+	Clipped     int     `json:"expert_clipped,omitempty"`
+	Batch       int     `json:"batch"`
 	// Sequences and Tokens describe the training data: the calibration
 	// sequences, or the fresh teacher samples.
 	Sequences int     `json:"sequences"`
@@ -196,7 +237,7 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 	if err := o.checkExpertChoice(len(sn.layers)); err != nil {
 		return nil, err
 	}
-	lw := lossWeights{lm: float32(o.LMWeight), kl: float32(o.KLWeight), am: float32(o.ArgmaxWeight), lb: float32(o.LBWeight), z: float32(o.ZWeight), ec: float32(o.ExpertChoiceAux)}
+	lw := lossWeights{lm: float32(o.LMWeight), kl: float32(o.KLWeight), am: float32(o.ArgmaxWeight), lb: float32(o.LBWeight), z: float32(o.ZWeight), ec: float32(o.ExpertChoiceAux), cc: float32(o.ComputeWeight)}
 	nw := workers(B, threads)
 	gw := make([]*grads, nw)
 	sc := trainScope{experts: o.Experts, all: o.All}
@@ -219,7 +260,11 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 	V := sn.cfg.Vocab
 	rep := &TrainReport{Steps: o.Steps, LR: o.LR, Cosine: o.Cosine, LMWeight: o.LMWeight, KLWeight: o.KLWeight, ArgmaxWeight: o.ArgmaxWeight,
 		LBWeight: o.LBWeight, ZWeight: o.ZWeight, AuxLogitScale: o.AuxLogitScale, Experts: o.Experts, All: o.All, RouterLR: o.RouterLR, EMA: o.EMA, DenseRouter: o.DenseRouter, Batch: B,
-		ExpertChoiceLayers: o.ExpertChoiceLayers, ExpertChoiceAux: o.ExpertChoiceAux, ExpertChoiceAnneal: o.ExpertChoiceAnneal, ExpertClip: o.ExpertClip}
+		ExpertChoiceLayers: o.ExpertChoiceLayers, ExpertChoiceAux: o.ExpertChoiceAux, ExpertChoiceAnneal: o.ExpertChoiceAnneal, ExpertClip: o.ExpertClip, ComputeWeight: o.ComputeWeight,
+		ComputeTarget: o.ComputeTarget, ComputeRate: o.ComputeRate, TinyBudget: o.TinyBudget, TinyGain: o.TinyGain}
+	if o.ComputeWeight < 0 || o.ComputeTarget < 0 || o.ComputeRate < 0 {
+		return nil, fmt.Errorf("training: compute weight %v, target %v and rate %v must not be negative", o.ComputeWeight, o.ComputeTarget, o.ComputeRate)
+	}
 	if o.EMA < 0 || o.EMA >= 1 {
 		return nil, fmt.Errorf("training: EMA decay %v is not in [0, 1)", o.EMA)
 	}
@@ -302,7 +347,7 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 			st := sn.forward(ids[j])
 			d, lp := outputLoss(st.logits, teach[j], ids[j], V, lw, scale)
 			aux := sn.backward(st, d, gw[w], lw, auxScale)
-			lp.lb, lp.z, lp.ec = aux.lb, aux.z, aux.ec
+			lp.lb, lp.z, lp.ec, lp.cc, lp.routed, lp.real = aux.lb, aux.z, aux.ec, aux.cc, aux.routed, aux.real
 			parts[j] = lp
 		})
 		var sum lossParts
@@ -313,15 +358,40 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 			sum.lb += p.lb
 			sum.z += p.z
 			sum.ec += p.ec
+			sum.cc += p.cc
+			sum.routed += p.routed
+			if sum.real == nil {
+				sum.real = make([]float64, L)
+			}
+			for l, v := range p.real {
+				sum.real[l] += v / float64(B)
+			}
 		}
-		loss := (o.LMWeight*sum.lm+o.KLWeight*sum.kl+o.ArgmaxWeight*sum.am)/float64(positions) + (o.LBWeight*sum.lb+o.ZWeight*sum.z+o.ExpertChoiceAux*sum.ec)/float64(B*L)
+		loss := (o.LMWeight*sum.lm+o.KLWeight*sum.kl+o.ArgmaxWeight*sum.am)/float64(positions) + (o.LBWeight*sum.lb+o.ZWeight*sum.z+o.ExpertChoiceAux*sum.ec+float64(lw.cc)*sum.cc)/float64(B*L)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return nil, fmt.Errorf("training diverged at step %d (loss %v); lower --lr", step, loss)
 		}
+		routed := sum.routed / float64(B*L)
 		if step == 0 {
-			rep.FirstLoss = loss
+			rep.FirstLoss, rep.RoutedFirst = loss, routed
 		}
-		rep.LastLoss = loss
+		rep.LastLoss, rep.RoutedLast = loss, routed
+		var real float64
+		tl := 0
+		for l, v := range sum.real {
+			if sn.layers[l].tiny > 0 {
+				real += v
+				tl++
+			}
+		}
+		if tl > 0 {
+			real /= float64(tl)
+			if step == 0 {
+				rep.RealFirst = real
+			}
+			rep.RealLast = real
+		}
+		cw := lw.cc
 		g := gw[0].flat()
 		for w := 1; w < nw; w++ {
 			for i, s := range gw[w].flat() {
@@ -332,6 +402,17 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 		}
 		rep.Clipped += clipExperts(gw[0], o.ExpertClip)
 		opt.step(params, g, lrFactor(step, o.Steps, o.Cosine))
+		if o.ComputeTarget > 0 {
+			lw.cc = float32(max(0, float64(lw.cc)+o.ComputeRate*(routed/o.ComputeTarget-1)))
+		}
+		rep.ComputeWeightLast = float64(lw.cc)
+		if o.TinyBudget > 0 {
+			for l := range sn.layers {
+				if sn.layers[l].tiny > 0 {
+					sn.layers[l].controlTiny(sum.real[l], o.TinyBudget, o.TinyGain)
+				}
+			}
+		}
 		if avg != nil {
 			avg.update(params)
 		}
@@ -343,6 +424,13 @@ func trainOn(sn *net, data trainData, o TrainOptions, threads int, logf func(str
 				ecs = fmt.Sprintf(", expert choice aux %.3f", sum.ec/float64(B*L))
 			case ec:
 				ecs = ", expert choice"
+			}
+			if cw != 0 || o.ComputeTarget > 0 {
+				ecs += fmt.Sprintf(", compute %.4f at weight %.3g", sum.cc/float64(B*L), cw)
+			}
+			ecs += fmt.Sprintf(", routed neurons %.2f", routed)
+			if tl > 0 {
+				ecs += fmt.Sprintf(", real experts %.3f", real)
 			}
 			logf("step %d/%d: loss %.4f (lm %.4f, kl %.4f, argmax %.4f, lb %.3f, z %.3f%s)", step+1, o.Steps, loss,
 				sum.lm/float64(positions), sum.kl/float64(positions), sum.am/float64(positions), sum.lb/float64(B*L), sum.z/float64(B*L), ecs)
