@@ -247,15 +247,7 @@ func q4kKernel() *fn {
 				f.inc(pg, 32)
 			})
 			// dst[t·ds + i] = hsum8(lo‖hi) − hsum8(mlo‖mhi)
-			f.get(dst)
-			f.get(t)
-			f.get(ds)
-			f.i32Mul()
-			f.get(i)
-			f.i32Add()
-			f.i32Const(2)
-			f.i32Shl()
-			f.i32Add()
+			f.dstAddr(dst, ds, t, i)
 			f.get(lo)
 			f.get(hi)
 			f.f32x4Add()
@@ -651,24 +643,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 				f.inc(pxq, 64)
 				f.inc(b, 1)
 			})
-			// dst[t·ds + i + r] = hsum8(acc[2r] ‖ acc[2r+1])
-			for r := range R {
-				f.get(dst)
-				f.get(t)
-				f.get(ds)
-				f.i32Mul()
-				f.get(i)
-				f.i32Add()
-				f.i32Const(2)
-				f.i32Shl()
-				f.i32Add()
-				f.get(acc[2*r])
-				f.get(acc[2*r+1])
-				f.f32x4Add()
-				f.set(acc[2*r])
-				f.hsum4(acc[2*r])
-				f.f32Store(uint32(4 * r))
-			}
+			f.storeSums(dst, ds, t, i, acc)
 			f.inc(t, 1)
 		})
 		f.inc(i, int32(R))
@@ -765,6 +740,35 @@ func (f *fn) inc(l uint32, c int32) {
 	f.i32Const(c)
 	f.i32Add()
 	f.set(l)
+}
+
+// dstAddr pushes the byte address of the f32 dst[t·ds + i] (dst a byte
+// address, ds in elements; all four locals).
+func (f *fn) dstAddr(dst, ds, t, i uint32) {
+	f.get(dst)
+	f.get(t)
+	f.get(ds)
+	f.i32Mul()
+	f.get(i)
+	f.i32Add()
+	f.i32Const(2)
+	f.i32Shl()
+	f.i32Add()
+}
+
+// storeSums sets dst[t·ds + i + r] = hsum8(acc[2r] ‖ acc[2r+1]) for each
+// row r of a group (len(acc)/2 rows), as rowGroups and rowRuns end each
+// activation row; acc[2r] is left holding acc[2r] + acc[2r+1].
+func (f *fn) storeSums(dst, ds, t, i uint32, acc []uint32) {
+	for r := range len(acc) / 2 {
+		f.dstAddr(dst, ds, t, i)
+		f.get(acc[2*r])
+		f.get(acc[2*r+1])
+		f.f32x4Add()
+		f.set(acc[2*r])
+		f.hsum4(acc[2*r])
+		f.f32Store(uint32(4 * r))
+	}
 }
 
 // hsum4 pushes (s0+s2)+(s1+s3) of the f32x4 in local s.
