@@ -34,15 +34,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	params, flat := sn.params(sc), g.flat()
 	// params per layer: router, then gate/up/down of 4 experts, then of the shared expert.
 	per := 1 + 3*4 + 3
-	index := func(p []float32) int {
-		for i, q := range params {
-			if &q[0] == &p[0] {
-				return i
-			}
-		}
-		t.Fatal("parameter not found")
-		return -1
-	}
+	index := func(p []float32) int { return paramIndex(t, params, p) }
 	cases := []struct {
 		name string
 		i    int
@@ -190,15 +182,7 @@ func TestDeepExpertGradients(t *testing.T) {
 	if len(params) != len(flat) {
 		t.Fatalf("%d parameters, %d gradients", len(params), len(flat))
 	}
-	index := func(p []float32) int {
-		for i, q := range params {
-			if &q[0] == &p[0] {
-				return i
-			}
-		}
-		t.Fatal("parameter not found")
-		return -1
-	}
+	index := func(p []float32) int { return paramIndex(t, params, p) }
 	e0, e1, e2 := &sn.layers[1].experts[0], &sn.layers[0].experts[1], &sn.layers[2].experts[2]
 	cases := []struct {
 		name string
@@ -317,4 +301,17 @@ func checkDirectional(t *testing.T, r *rand.Rand, p, gp []float32, h float32, lo
 	} else {
 		t.Logf("backward %.6g, finite difference %.6g", want, got)
 	}
+}
+
+// paramIndex is the position of p among params (sn.params's slices), for
+// the gradient checks that name a parameter by its field.
+func paramIndex(t *testing.T, params [][]float32, p []float32) int {
+	t.Helper()
+	for i, q := range params {
+		if &q[0] == &p[0] {
+			return i
+		}
+	}
+	t.Fatal("parameter not found")
+	return -1
 }

@@ -89,15 +89,7 @@ func TestComputeLossGradients(t *testing.T) {
 	}
 	scratch := newGrads(sn, sc)
 	params, flat := sn.params(sc), g.flat()
-	index := func(p []float32) int {
-		for i, q := range params {
-			if &q[0] == &p[0] {
-				return i
-			}
-		}
-		t.Fatal("parameter not found")
-		return -1
-	}
+	index := func(p []float32) int { return paramIndex(t, params, p) }
 	cases := []struct {
 		name string
 		p    []float32
