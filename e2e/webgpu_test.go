@@ -51,14 +51,16 @@ func TestWebGPU(t *testing.T) {
 	deepseek := filepath.Join(packs, "deepseek_v3")
 	synthPack(t, tmp, "deepseek_v3", deepseek, nil, tensor.Q4_0)
 	// Experts of mixed depth and activation (model.ExpertArch), widths the
-	// q8_0 pack widens (16, 40) in first and later blocks alike.
+	// q8_0 pack widens (16, 40) in first and later blocks alike, and two
+	// tiny experts (widths 1 and 2, as `modelpack distill --tiny-experts`
+	// adds them).
 	deep := filepath.Join(packs, "mode-deep")
 	synthPack(t, tmp, "mode", deep, func(o *synth.Options) {
 		o.Layers, o.TopK = 3, 3
-		o.ExpertWidths = []int{32, 96, 64, 16, 40, 24}
+		o.ExpertWidths = []int{32, 96, 64, 16, 40, 24, 1, 2}
 		o.Experts = len(o.ExpertWidths)
 		o.ExpertArch = []model.ExpertArch{{Extra: []int{24}}, {Act: model.ActGELUTanh}, {Act: model.ActReLU2, Extra: []int{16, 40}},
-			{}, {Act: model.ActGELUTanh, Extra: []int{72}}, {Act: model.ActSiLU}}
+			{}, {Act: model.ActGELUTanh, Extra: []int{72}}, {Act: model.ActSiLU}, {}, {Act: model.ActReLU2}}
 	}, tensor.Q8_0)
 	// gpt-oss: MXFP4 experts (kept MXFP4 in the pack), sinks, biases, a
 	// sliding window of 8 on even layers (the prompt and reply pass it),

@@ -93,7 +93,7 @@ func family(name string) model.Config {
 // logits of magnitude ~1-10 (f32 kernels summing in a different order).
 func TestFamilies(t *testing.T) {
 	gpu := newBackend(t, webgpu.Options{})
-	for _, name := range []string{"llama", "yarn-rope", "yarn-mscale-rope", "yarn-notrunc-rope", "dynamic-rope", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "granitemoeshared", "mode", "mode-deep"} {
+	for _, name := range []string{"llama", "yarn-rope", "yarn-mscale-rope", "yarn-notrunc-rope", "dynamic-rope", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "granitemoeshared", "mode", "mode-deep", "mode-tiny"} {
 		t.Run(name, func(t *testing.T) {
 			m := testmodel.Random(family(name), 7)
 			diff := compare(t, m, gpu, engine.Options{MaxBatch: 8}, []int{0, 5, 17, 42, 3}, 12)

@@ -11,7 +11,7 @@ import (
 // layers, 4 query heads, 2 KV heads, vocab 97) and shaped like one model
 // family as the importers map it onto model.Config.
 var Families = []string{"llama", "llama-interleaved", "llama3-rope", "linear-rope", "yarn-rope", "yarn-mscale-rope", "yarn-notrunc-rope", "dynamic-rope",
-	"mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "granitemoeshared", "mode", "mode-deep"}
+	"mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "granitemoe", "granitemoeshared", "mode", "mode-deep", "mode-tiny"}
 
 // DeepSeekFamilies names the DeepSeek-V2/V3 configs Family builds (every
 // part of multi-head latent attention and DeepSeek's routing). They are
@@ -167,6 +167,13 @@ func Family(name string, topAll bool) model.Config {
 				ScalingFactor: 2.5, SelectionBias: true, Fallback: model.FallbackShared})
 			f.SharedWidths = []int{20}
 			c.FFN = append(c.FFN, f)
+		}
+	case "mode-tiny":
+		// mode's layers with tiny experts among wide ones, as
+		// `modelpack distill --tiny-experts` makes them (width 1 and 2:
+		// a router choice that costs almost nothing), softmax top-3
+		for range c.Layers {
+			c.FFN = append(c.FFN, sparse([]int{40, 1, 24, 2, 1}, model.Router{Scoring: model.Softmax, TopK: 3, NormTopK: true}))
 		}
 	case "mode-deep":
 		// mode's layers with experts of mixed architecture (model.ExpertArch):
