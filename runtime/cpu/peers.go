@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"unsafe"
 
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/model"
@@ -141,13 +142,13 @@ func (b *Backend) splitExpert(ex *backend.Expert, f *backend.FFN) uint32 {
 		// b's own share replaces the whole matrices, in place: the engine
 		// holds these weights.
 		for i, w := range []*weight{g, u, d} {
-			nw, err := b.upload(ts[i], true)
+			nw, err := b.subWeight(w, ts[i], i == 2, c0, c1)
 			if err != nil {
 				b.peerErr = fmt.Errorf("cpu: splitting an expert: %w", err)
 				return 0
 			}
 			b.splitFreed += w.Bytes()
-			*w = *nw.(*weight)
+			*w = *nw
 		}
 	}
 	b.nextShare = id
@@ -163,6 +164,29 @@ func (b *Backend) splitExpert(ex *backend.Expert, f *backend.FFN) uint32 {
 		runtime.GC()
 	}
 	return uint32(id)
+}
+
+// subWeight adopts t, hidden units [c0, c1) of w (its rows, or with
+// cols its columns) as tensor.Sub copied them, as a weight: a matrix keeps
+// w's decoded block scales (tensor.Matrix.Sub) instead of decoding them
+// again.
+func (b *Backend) subWeight(w *weight, t *tensor.Tensor, cols bool, c0, c1 int) (*weight, error) {
+	if w.m == nil || w.m.DType() != t.DType {
+		nw, err := b.upload(t, true)
+		if err != nil {
+			return nil, err
+		}
+		return nw.(*weight), nil
+	}
+	r0, r1, q0, q1 := c0, c1, 0, w.cols
+	if cols {
+		r0, r1, q0, q1 = 0, w.rows, c0, c1
+	}
+	m, err := w.m.Sub(t, r0, r1, q0, q1)
+	if err != nil {
+		return nil, err
+	}
+	return &weight{shape: append([]int(nil), t.Shape...), rows: t.Rows(), cols: t.Cols(), m: m, data: t.Data}, nil
 }
 
 // splitGC is how many bytes of split experts' garbage make the main
@@ -311,9 +335,7 @@ func (b *Backend) askPeers(x *buf, routes [][]routing.Choice, f *backend.FFN) bo
 		b.req = m
 		return false
 	}
-	for _, v := range x.f[:T*D] {
-		m = binary.LittleEndian.AppendUint32(m, math.Float32bits(v))
-	}
+	m = append(m, f32Bytes(x.f[:T*D])...)
 	b.req = m
 	for k, p := range b.peers {
 		if err := p.Send(m); err != nil {
@@ -334,6 +356,12 @@ func (b *Backend) gatherPeers(out []float32) {
 		if err != nil {
 			if b.peerErr == nil {
 				b.peerErr = fmt.Errorf("cpu: expert worker %d: %w", k+1, err)
+			}
+			continue
+		}
+		if v, ok := f32View(a, len(out)); ok {
+			for i, x := range v {
+				out[i] += x
 			}
 			continue
 		}
@@ -483,20 +511,25 @@ func (s *PeerServer) moe(r *reader) ([]byte, error) {
 		s.routes.c[t] = cs
 	}
 	s.x = buf{rows: T, cols: D, f: grow(s.x.f, T*D)}
-	for i := range s.x.f {
-		s.x.f[i] = math.Float32frombits(r.u32())
-	}
+	copy(f32Bytes(s.x.f), r.bytes(4*T*D))
 	if err := r.done(); err != nil {
 		return nil, fmt.Errorf("request: %w", err)
 	}
 	s.y = buf{rows: T, cols: D, f: grow(s.y.f, T*D)}
 	s.b.MoE(&s.y, &s.x, &s.routes, &s.ffn)
-	a := s.answer[:0]
-	for _, v := range s.y.f {
-		a = binary.LittleEndian.AppendUint32(a, math.Float32bits(v))
-	}
+	a := append(s.answer[:0], f32Bytes(s.y.f)...)
 	s.answer = a
 	return a, nil
+}
+
+// f32Bytes is x's memory as bytes: the little-endian f32s the messages
+// carry, on every port this runs on (f32View assumes the same), copied
+// whole rather than a value at a time.
+func f32Bytes(x []float32) []byte {
+	if len(x) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*len(x))
 }
 
 // reader decodes a message; the first short read sets err.

@@ -176,3 +176,34 @@ func dot4F16(w []byte, x []float32) (a0, a1, a2, a3 float32) {
 	}
 	return a0, a1, a2, a3
 }
+
+// Sub views t, a copy of rows [r0, r1) and columns [c0, c1) of m's tensor
+// (Sub's), as a Matrix: NewMatrix(t), with the decoded block scales a wasm
+// build keeps taken from m's rather than decoded again. Splitting a
+// routed expert between engine instances (runtime/cpu's peers) decodes
+// no scale twice that way; decoding them was a quarter of the split's
+// cost under wazero.
+func (m *Matrix) Sub(t *Tensor, r0, r1, c0, c1 int) (*Matrix, error) {
+	if m.scales32 == nil || t.DType != m.dtype {
+		return NewMatrix(t)
+	}
+	if r0 < 0 || r1 > m.rows || r0 >= r1 || c0 < 0 || c1 > m.cols || c0 >= c1 || t.Rows() != r1-r0 || t.Cols() != c1-c0 {
+		return nil, fmt.Errorf("tensor %s: a %v sub-matrix of rows [%d, %d) and columns [%d, %d) of a %d×%d matrix", t.Name, t.Shape, r0, r1, c0, c1, m.rows, m.cols)
+	}
+	bs := BlockSize(m.dtype)
+	if c0%bs != 0 || c1%bs != 0 {
+		return nil, fmt.Errorf("tensor %s: columns [%d, %d) are not on %v's blocks of %d", t.Name, c0, c1, m.dtype, bs)
+	}
+	if err := t.Check(); err != nil {
+		return nil, err
+	}
+	s := &Matrix{dtype: t.DType, rows: t.Rows(), cols: t.Cols(), size: len(t.Data)}
+	s.nb = s.cols / bs
+	s.a = splitArrays(t.DType, t.Data, s.rows*s.nb)
+	s.scales32 = make([]float32, s.rows*s.nb)
+	for r := r0; r < r1; r++ {
+		copy(s.scales32[(r-r0)*s.nb:(r-r0+1)*s.nb], m.scales32[r*m.nb+c0/bs:r*m.nb+c1/bs])
+	}
+	s.size += 4 * len(s.scales32)
+	return s, nil
+}
