@@ -579,18 +579,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 		f.get(tstart)
 		f.set(t)
 		f.whileLt(t, trows, func() {
-			for r := range R {
-				f.rowPtr(pw[r], wd, nb, i, 4, r)
-				f.rowPtr(pq[r], wq, nb, i, qb, r)
-			}
-			f.rowPtr(pxd, xd, nb, t, 4, 0)
-			f.rowPtr(pxq, xq, nb, t, 64, 0)
-			for _, a := range acc {
-				f.v128Zero()
-				f.set(a)
-			}
-			f.i32Const(0)
-			f.set(b)
+			f.groupStart(qb, i, t, b, pw, pq, pxd, pxq, acc)
 			f.whileLt(b, nb4, func() {
 				// the bounds checks of the run's loads, one per pointer
 				f.get(pxq)
@@ -740,6 +729,27 @@ func (f *fn) inc(l uint32, c int32) {
 	f.i32Const(c)
 	f.i32Add()
 	f.set(l)
+}
+
+// groupStart points the weight scale and quant pointers pw[r], pq[r] at
+// rows i+r and the activation ones pxd, pxq at row t (blockKernel's
+// parameters), zeroes the accumulators and the block counter b: the start
+// of a group of weight rows against one activation row, in rowGroups and
+// rowRuns.
+func (f *fn) groupStart(qb int32, i, t, b uint32, pw, pq []uint32, pxd, pxq uint32, acc []uint32) {
+	const wd, wq, xd, xq, nb = 2, 3, 4, 5, 7
+	for r := range pw {
+		f.rowPtr(pw[r], wd, nb, i, 4, r)
+		f.rowPtr(pq[r], wq, nb, i, qb, r)
+	}
+	f.rowPtr(pxd, xd, nb, t, 4, 0)
+	f.rowPtr(pxq, xq, nb, t, 64, 0)
+	for _, a := range acc {
+		f.v128Zero()
+		f.set(a)
+	}
+	f.i32Const(0)
+	f.set(b)
 }
 
 // dstAddr pushes the byte address of the f32 dst[t·ds + i] (dst a byte

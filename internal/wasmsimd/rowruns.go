@@ -239,18 +239,7 @@ func rowRuns(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 		f.get(tstart)
 		f.set(t)
 		f.whileLt(t, trows, func() {
-			for r := range R {
-				f.rowPtr(pw[r], wd, nb, i, 4, r)
-				f.rowPtr(pq[r], wq, nb, i, qb, r)
-			}
-			f.rowPtr(pxd, xd, nb, t, 4, 0)
-			f.rowPtr(pxq, xq, nb, t, 64, 0)
-			for _, a := range acc {
-				f.v128Zero()
-				f.set(a)
-			}
-			f.i32Const(0)
-			f.set(b)
+			f.groupStart(qb, i, t, b, pw, pq, pxd, pxq, acc)
 			for _, n := range []int{8, 4, 1} {
 				f.get(nb)
 				f.i32Const(int32(-n))
