@@ -36,6 +36,15 @@ func (f *fn) local(t valType) uint32 {
 	return uint32(len(f.params) + len(f.locals) - 1)
 }
 
+// localsOf adds n locals of type t and returns their indices.
+func (f *fn) localsOf(t valType, n int) []uint32 {
+	ls := make([]uint32, n)
+	for k := range ls {
+		ls[k] = f.local(t)
+	}
+	return ls
+}
+
 func (f *fn) op(b ...byte) { f.code = append(f.code, b...) }
 
 func (f *fn) uleb(v uint32) { f.code = appendULEB(f.code, v) }

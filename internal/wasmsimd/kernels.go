@@ -355,14 +355,8 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 	for k := range T {
 		pxd[k], pxq[k] = f.local(i32), f.local(i32)
 	}
-	acc := make([]uint32, 2*T)
-	for k := range acc {
-		acc[k] = f.local(v128)
-	}
-	var wv [4]uint32
-	for k := range wv {
-		wv[k] = f.local(v128)
-	}
+	acc := f.localsOf(v128, 2*T)
+	wv := f.localsOf(v128, 4)
 	w0, w1, hv, hs, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
 	f.get(nb)
 	f.i32Const(^3)
@@ -538,10 +532,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	for r := range R {
 		pw[r], pq[r] = f.local(i32), f.local(i32)
 	}
-	acc := make([]uint32, 2*R)
-	for k := range acc {
-		acc[k] = f.local(v128)
-	}
+	acc := f.localsOf(v128, 2*R)
 	w0, w1, dv, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128)
 	f.get(nb)
 	f.i32Const(^3)

@@ -89,18 +89,9 @@ func rowRuns(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	for r := range R {
 		pw[r], pq[r] = f.local(i32), f.local(i32)
 	}
-	acc := make([]uint32, 2*R)
-	for k := range acc {
-		acc[k] = f.local(v128)
-	}
-	var x [4]uint32
-	for k := range x {
-		x[k] = f.local(v128)
-	}
-	dv := make([]uint32, R)
-	for r := range R {
-		dv[r] = f.local(v128)
-	}
+	acc := f.localsOf(v128, 2*R)
+	x := f.localsOf(v128, 4)
+	dv := f.localsOf(v128, R)
 	dr, y := f.local(v128), f.local(v128)
 	// the constants, in locals: wazero does not fold a v128.const into
 	// its use but reloads it each time
