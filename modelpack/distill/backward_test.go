@@ -25,7 +25,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 		tr := sn.forward(ids)
 		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
 		aux := sn.backward(tr, d, g, lw, auxScale)
-		return (float64(lw.lm)*lp.lm+float64(lw.kl)*lp.kl+float64(lw.am)*lp.am)*float64(scale) + (float64(lw.lb)*aux.lb+float64(lw.z)*aux.z)*float64(auxScale)
+		return weightedLoss(lw, lp, aux, scale, auxScale)
 	}
 	sc := trainScope{experts: true, all: true}
 	g := newGrads(sn, sc)
@@ -229,7 +229,7 @@ func TestAuxLogitScaleGradients(t *testing.T) {
 		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
 		aux := sn.backward(tr, d, g, lw, auxScale)
 		last = aux
-		return float64(lw.kl)*lp.kl*float64(scale) + (float64(lw.lb)*aux.lb+float64(lw.z)*aux.z)*float64(auxScale)
+		return weightedLoss(lw, lp, aux, scale, auxScale)
 	}
 	sc := trainScope{}
 	plainLogits := sn.forward(ids).logits
@@ -314,4 +314,13 @@ func paramIndex(t *testing.T, params [][]float32, p []float32) int {
 	}
 	t.Fatal("parameter not found")
 	return -1
+}
+
+// weightedLoss is the loss whose gradients sn.backward accumulates: the
+// output terms out (outputLoss's) at scale, the auxiliary ones aux (the
+// backward pass's) at auxScale, each times its weight in lw — a term
+// whose weight is zero adds nothing.
+func weightedLoss(lw lossWeights, out, aux lossParts, scale, auxScale float32) float64 {
+	return (float64(lw.lm)*out.lm+float64(lw.kl)*out.kl+float64(lw.am)*out.am)*float64(scale) +
+		(float64(lw.lb)*aux.lb+float64(lw.z)*aux.z+float64(lw.ec)*aux.ec+float64(lw.cc)*aux.cc)*float64(auxScale)
 }

@@ -123,8 +123,7 @@ func TestExpertChoiceGradients(t *testing.T) {
 		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
 		aux := sn.backward(tr, d, g, lw, auxScale)
 		parts = aux
-		return (float64(lw.lm)*lp.lm+float64(lw.kl)*lp.kl+float64(lw.am)*lp.am)*float64(scale) +
-			(float64(lw.lb)*aux.lb+float64(lw.z)*aux.z+float64(lw.ec)*aux.ec)*float64(auxScale)
+		return weightedLoss(lw, lp, aux, scale, auxScale)
 	}
 	sc := trainScope{experts: true, all: true}
 	g := newGrads(sn, sc)

@@ -70,7 +70,7 @@ func TestComputeLossGradients(t *testing.T) {
 		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
 		aux := sn.backward(tr, d, g, lw, auxScale)
 		last = aux
-		return (float64(lw.kl)*lp.kl+float64(lw.am)*lp.am)*float64(scale) + (float64(lw.lb)*aux.lb+float64(lw.cc)*aux.cc)*float64(auxScale)
+		return weightedLoss(lw, lp, aux, scale, auxScale)
 	}
 	sc := trainScope{experts: true, all: true}
 	g := newGrads(sn, sc)
