@@ -149,16 +149,7 @@ func TestAdaptiveHeadroom(t *testing.T) {
 				}
 				return s, cnt / float64(N)
 			}
-			a, b := 0.0, energy
-			for range 100 {
-				mid := (a + b) / 2
-				if _, c := pick(mid); c > 2 {
-					a = mid
-				} else {
-					b = mid
-				}
-			}
-			return pick(b)
+			return pick(bisectDown(0, energy, 100, func(lam float64) bool { _, c := pick(lam); return c > 2 }))
 		}
 		// The tiny experts' rule with the true shares: a token takes the
 		// experts whose share is at least τ, between 1 and 3; τ bisected
@@ -182,15 +173,7 @@ func TestAdaptiveHeadroom(t *testing.T) {
 			}
 			return s, cnt / float64(N)
 		}
-		ta, tb := 0.0, 1.0
-		for range 60 {
-			mid := (ta + tb) / 2
-			if _, c := thr(mid); c > 2 {
-				ta = mid
-			} else {
-				tb = mid
-			}
-		}
+		tb := bisectDown(0, 1, 60, func(tau float64) bool { _, c := thr(tau); return c > 2 })
 		sThr, cThr := thr(tb)
 		t.Logf("layer %d: by true share: top-2 %.4f; threshold τ %.3f, 1..3 experts %.4f (mean m %.3f)", l, shareFixed/energy, tb, sThr/energy, cThr)
 		s13, c13 := adapt(1, 3)

@@ -94,15 +94,7 @@ func addTinyRows(p *layerPlan, h []float32, N, D, k int, o TinyOptions) float64 
 	// The mean count falls as τ grows (base ≈ 1 > 0 for nearly every
 	// token); search τ over a range wide enough for any share.
 	want := o.budget(k)
-	lo, hi := float32(-4), float32(4)
-	for range 60 {
-		mid := (lo + hi) / 2
-		if mean(mid) > want {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
+	hi := bisectDown(-4, 4, 60, func(tau float32) bool { return mean(tau) > want })
 	// hi is the smallest τ found with mean ≤ want: the budget is not
 	// exceeded.
 	p.router = slices.Clone(r)
@@ -113,6 +105,22 @@ func addTinyRows(p *layerPlan, h []float32, N, D, k int, o TinyOptions) float64 
 	}
 	p.tinyTau = float64(hi)
 	return mean(hi)
+}
+
+// bisectDown halves [lo, hi] steps times around the point where over
+// turns false, for an over that is true below it and false above (a
+// count that falls as x grows, say, being over a budget), and returns
+// the upper end: the smallest x found where over is false, if hi is one.
+func bisectDown[F float32 | float64](lo, hi F, steps int, over func(F) bool) F {
+	for range steps {
+		mid := (lo + hi) / 2
+		if over(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
 }
 
 // tinyNeurons returns, for K tiny experts of width w, the teacher neurons
