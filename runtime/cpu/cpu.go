@@ -424,7 +424,7 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 		j := &b.attn
 		j.out, j.q, j.c, j.s, j.kvDim, j.group, j.scale, j.sinks = out, qb, c, s, kvDim, group, scale, sinks
 		chunk := 1
-		if c.k16 == nil && kvDim >= rowMajorKV {
+		if rowMajorFits(c, kvDim) {
 			// Items of several heads, which attnTask.rowMajor reads
 			// each cache row once for: about two per goroutine.
 			chunk = max(1, s.Heads/(2*b.threads))

@@ -235,7 +235,7 @@ type attnTask struct {
 }
 
 func (j *attnTask) run(worker, lo, hi int) {
-	if j.c.k16 == nil && j.kvDim >= rowMajorKV && !simd() {
+	if rowMajorFits(j.c, j.kvDim) {
 		j.rowMajor(worker, lo, hi)
 		return
 	}
@@ -287,6 +287,14 @@ func (j *attnTask) perHead(worker, lo, hi int) {
 // attention reads each cache row once for all the heads of an item rather
 // than one head at a time (attnTask.rowMajor).
 const rowMajorKV = 1024
+
+// rowMajorFits reports whether attention over cache c, rows of kvDim
+// floats, goes through attnTask.rowMajor: f32 rows of rowMajorKV or more,
+// in a build without the wasm SIMD kernels (whose scores take one head's
+// rows at a stride in one call).
+func rowMajorFits(c *kv, kvDim int) bool {
+	return c.k16 == nil && kvDim >= rowMajorKV && !simd()
+}
 
 // rowMajor is run for an f32 cache whose rows are a page or more (OLMoE's
 // 16 heads of 64: 4 KB): head by head, each read 256 bytes of every row, 4
