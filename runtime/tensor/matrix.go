@@ -32,7 +32,12 @@ type Matrix struct {
 
 // NewMatrix checks t and views it as a Matrix. t must be f16, q8_0, q4_0 or
 // q4_k.
-func NewMatrix(t *Tensor) (*Matrix, error) {
+func NewMatrix(t *Tensor) (*Matrix, error) { return newMatrix(t, nil) }
+
+// newMatrix is NewMatrix; non-nil scales are the f32 block scales (one
+// per block, for a q8_0 or q4_0 t) that a wasm build with the SIMD
+// kernels decodes from t otherwise.
+func newMatrix(t *Tensor, scales []float32) (*Matrix, error) {
 	switch t.DType {
 	case F16, Q8_0, Q4_0, Q4_K, MXFP4:
 	default:
@@ -47,11 +52,14 @@ func NewMatrix(t *Tensor) (*Matrix, error) {
 		m.f16 = t.Data
 	} else {
 		m.a = splitArrays(t.DType, t.Data, m.rows*m.nb)
-		if ok, _ := wasmsimd.Ready(); ok && (t.DType == Q8_0 || t.DType == Q4_0) {
-			m.scales32 = make([]float32, m.rows*m.nb)
-			for i := range m.scales32 {
-				m.scales32[i] = F16ToF32(uint16(m.a.scales[2*i]) | uint16(m.a.scales[2*i+1])<<8)
+		if ok, _ := wasmsimd.Ready(); scales == nil && ok && (t.DType == Q8_0 || t.DType == Q4_0) {
+			scales = make([]float32, m.rows*m.nb)
+			for i := range scales {
+				scales[i] = F16ToF32(uint16(m.a.scales[2*i]) | uint16(m.a.scales[2*i+1])<<8)
 			}
+		}
+		if scales != nil {
+			m.scales32 = scales
 			m.size += 4 * len(m.scales32)
 		}
 	}
@@ -194,16 +202,9 @@ func (m *Matrix) Sub(t *Tensor, r0, r1, c0, c1 int) (*Matrix, error) {
 	if c0%bs != 0 || c1%bs != 0 {
 		return nil, fmt.Errorf("tensor %s: columns [%d, %d) are not on %v's blocks of %d", t.Name, c0, c1, m.dtype, bs)
 	}
-	if err := t.Check(); err != nil {
-		return nil, err
-	}
-	s := &Matrix{dtype: t.DType, rows: t.Rows(), cols: t.Cols(), size: len(t.Data)}
-	s.nb = s.cols / bs
-	s.a = splitArrays(t.DType, t.Data, s.rows*s.nb)
-	s.scales32 = make([]float32, s.rows*s.nb)
+	sc := make([]float32, 0, (r1-r0)*(c1-c0)/bs)
 	for r := r0; r < r1; r++ {
-		copy(s.scales32[(r-r0)*s.nb:(r-r0+1)*s.nb], m.scales32[r*m.nb+c0/bs:r*m.nb+c1/bs])
+		sc = append(sc, m.scales32[r*m.nb+c0/bs:r*m.nb+c1/bs]...)
 	}
-	s.size += 4 * len(s.scales32)
-	return s, nil
+	return newMatrix(t, sc)
 }
