@@ -39,27 +39,27 @@ const peerQueue = 64
 
 // peerSpin is how long a guest that waits for the other side (the main
 // guest for an answer, a peer for its next message) polls before it
-// blocks; MODE_WASM_PEER_SPIN sets another duration, 0 to block at once.
+// blocks: 1 ms, or MODE_WASM_PEER_SPIN's duration (0 blocks at once).
 // A blocked goroutine is woken by another thread, and on this project's
 // 2-vCPU machine that wake-up cost each decode layer tens of µs on either
 // side: polling took two guests' decode from 176 to 256 tok/s on a quiet
 // machine, for about a tenth more CPU per decoded token (RATIONALE.md,
 // "More than one core").
-var peerSpin = func() time.Duration {
+func peerSpin() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv("MODE_WASM_PEER_SPIN")); err == nil {
 		return d
 	}
 	return time.Millisecond
-}()
+}
 
-// recvSpin receives from c if a message comes within peerSpin, polling.
+// recvSpin receives from c if a message comes within spin, polling.
 // It gives the CPU away between polls (Go's scheduler, then the OS's), so
 // that on a busy machine a poll does not hold a CPU the other guest is
 // waiting for: without that, polling cost a fifth of decode under two
 // other sessions' load, with it a tenth. With one Go thread there is
 // nothing to poll for (the other side needs it to run), so it does not.
-func recvSpin(c chan []byte) ([]byte, bool) {
-	if peerSpin <= 0 || goruntime.GOMAXPROCS(0) < 2 {
+func recvSpin(c chan []byte, spin time.Duration) ([]byte, bool) {
+	if spin <= 0 || goruntime.GOMAXPROCS(0) < 2 {
 		return nil, false
 	}
 	start := time.Now()
@@ -70,7 +70,7 @@ func recvSpin(c chan []byte) ([]byte, bool) {
 		default:
 		}
 		if i%64 == 0 {
-			if time.Since(start) > peerSpin {
+			if time.Since(start) > spin {
 				return nil, false
 			}
 			goruntime.Gosched()
@@ -88,11 +88,13 @@ type peerLink struct {
 	dead     chan struct{}
 	deadOnce sync.Once
 	err      error
+	// spin is how long either side polls before it blocks (peerSpin).
+	spin time.Duration
 }
 
 func newPeerLink() *peerLink {
 	return &peerLink{msgs: make(chan []byte, peerQueue), answers: make(chan []byte, 1),
-		quit: make(chan struct{}), dead: make(chan struct{})}
+		quit: make(chan struct{}), dead: make(chan struct{}), spin: peerSpin()}
 }
 
 // die records the peer's first failure.
@@ -221,7 +223,7 @@ func (h *mainPeers) wait(_ context.Context, _ api.Module, stack []uint64) {
 		stack[0] = uint64(errResult(&h.pending, err))
 		return
 	}
-	if a, ok := recvSpin(l.answers); ok {
+	if a, ok := recvSpin(l.answers, l.spin); ok {
 		h.pending = a
 		stack[0] = uint64(len(a))
 		return
@@ -249,7 +251,7 @@ func (h *mainPeers) take(_ context.Context, m api.Module, stack []uint64) {
 // written at op; -1 once the main guest is done.
 func (h *peerSide) next(_ context.Context, m api.Module, stack []uint64) {
 	op := api.DecodeU32(stack[0])
-	msg, ok := recvSpin(h.link.msgs)
+	msg, ok := recvSpin(h.link.msgs, h.link.spin)
 	if !ok {
 		select {
 		case msg = <-h.link.msgs:
