@@ -78,10 +78,7 @@ func realCount(logits []float32, th float32, k, K int) int {
 func addTinyRows(p *layerPlan, h []float32, N, D, k int, o TinyOptions) float64 {
 	E := len(p.experts)
 	r := p.router[:E*D]
-	sum := make([]float32, D)
-	for e := 0; e < E; e++ {
-		axpy(sum, 1, r[e*D:(e+1)*D])
-	}
+	sum := realSum(r, E, D)
 	logits := matmul(h, r, N, D, E)
 	base := matmul(h, sum, N, D, 1)
 	mean := func(tau float32) float64 {
@@ -97,12 +94,8 @@ func addTinyRows(p *layerPlan, h []float32, N, D, k int, o TinyOptions) float64 
 	hi := bisectDown(-4, 4, 60, func(tau float32) bool { return mean(tau) > want })
 	// hi is the smallest τ found with mean ≤ want: the budget is not
 	// exceeded.
-	p.router = slices.Clone(r)
-	for range o.Experts {
-		for _, v := range sum {
-			p.router = append(p.router, hi*v)
-		}
-	}
+	p.router = append(slices.Clone(r), make([]float32, o.Experts*D)...)
+	setTinyRows(p.router, E, D, hi, sum)
 	p.tinyTau = float64(hi)
 	return mean(hi)
 }
@@ -242,14 +235,25 @@ func (ly *layer) controlTiny(real, budget, gain float64) {
 	R := E - ly.tiny
 	D := len(ly.router) / E
 	ly.tinyTau += float32(gain * (real - budget))
+	setTinyRows(ly.router, R, D, ly.tinyTau, realSum(ly.router, R, D))
+}
+
+// realSum is Σ_e r_e over the first real rows of router (rows of D).
+func realSum(router []float32, real, D int) []float32 {
 	sum := make([]float32, D)
-	for e := 0; e < R; e++ {
-		axpy(sum, 1, ly.router[e*D:(e+1)*D])
+	for e := 0; e < real; e++ {
+		axpy(sum, 1, router[e*D:(e+1)*D])
 	}
-	for e := R; e < E; e++ {
-		row := ly.router[e*D : (e+1)*D]
+	return sum
+}
+
+// setTinyRows sets every row of router after the first real ones to
+// tau·sum: the tiny experts' threshold rows (addTinyRows, controlTiny).
+func setTinyRows(router []float32, real, D int, tau float32, sum []float32) {
+	for e := real; e < len(router)/D; e++ {
+		row := router[e*D : (e+1)*D]
 		for i, v := range sum {
-			row[i] = ly.tinyTau * v
+			row[i] = tau * v
 		}
 	}
 }
