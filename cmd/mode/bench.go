@@ -164,15 +164,34 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 // generate runs a greedy generation of n tokens after prompt on a fresh
 // engine and returns its timings and tokens.
 func generate(ctx context.Context, m *model.Model, o cpu.Options, prompt []int, n int) (engine.Result, []int, error) {
+	e, b, err := benchEngine(m, o, len(prompt)+n)
+	if err != nil {
+		return engine.Result{}, nil, err
+	}
+	defer b.Close()
+	return greedy(ctx, e, prompt, n)
+}
+
+// benchEngine is an engine on a new CPU backend (with the wasm guest's
+// expert peers, if any) for sequences of up to maxSeq tokens.
+func benchEngine(m *model.Model, o cpu.Options, maxSeq int) (*engine.Engine, *cpu.Backend, error) {
 	o.Threads = poolThreads(o.Threads)
 	b := cpu.New(o)
 	if ps := guestPeers(); len(ps) > 0 {
 		b.SetPeers(ps) // the exact path ignores them
 	}
-	e, err := engine.New(b, m, engine.Options{MaxSeq: len(prompt) + n, ShareWeights: true})
+	e, err := engine.New(b, m, engine.Options{MaxSeq: maxSeq, ShareWeights: true})
 	if err != nil {
-		return engine.Result{}, nil, err
+		b.Close()
+		return nil, nil, err
 	}
+	return e, b, nil
+}
+
+// greedy runs a greedy generation of n tokens after prompt on e from its
+// start and returns the timings and tokens.
+func greedy(ctx context.Context, e *engine.Engine, prompt []int, n int) (engine.Result, []int, error) {
+	e.Reset()
 	var toks []int
 	r, err := e.Generate(ctx, prompt, engine.GenerateOptions{MaxTokens: n, Stop: []int{}},
 		func(t int) error { toks = append(toks, t); return nil })
@@ -180,8 +199,14 @@ func generate(ctx context.Context, m *model.Model, o cpu.Options, prompt []int, 
 }
 
 // benchJSON is one side of `mode bench --peer`: it loads the model whole,
-// warms up with a short generation (as llama-bench does), then times one
-// greedy generation and prints it with the process's peak RSS.
+// warms up with the whole prompt and one decode step (as llama-bench
+// does), then times one greedy generation on the same engine (as the
+// llama.cpp script reuses its context) and prints it with the process's
+// peak RSS. Reusing the engine keeps what its first use does out of the
+// timed run, as llama.cpp's context creation is: with expert peers (a
+// wasm guest's --threads), the splitting of each routed expert on its
+// first use, which a fresh engine for the timed run did again inside its
+// prefill.
 func benchJSON(ctx context.Context, path string, prompt []int, n, threads int, exact bool, stdout io.Writer) error {
 	anyModel := load.Any
 	if isPack(path) {
@@ -202,11 +227,15 @@ func benchJSON(ctx context.Context, path string, prompt []int, n, threads int, e
 			return fmt.Errorf("--prompt-ids: %d outside the vocabulary of %d", t, m.Config.Vocab)
 		}
 	}
-	o := cpu.Options{Threads: threads, Exact: exact}
-	if _, _, err := generate(ctx, m, o, prompt[:min(len(prompt), 8)], 2); err != nil {
+	e, b, err := benchEngine(m, cpu.Options{Threads: threads, Exact: exact}, len(prompt)+n)
+	if err != nil {
 		return err
 	}
-	r, toks, err := generate(ctx, m, o, prompt, n)
+	defer b.Close()
+	if _, _, err := greedy(ctx, e, prompt, 2); err != nil {
+		return err
+	}
+	r, toks, err := greedy(ctx, e, prompt, n)
 	if err != nil {
 		return err
 	}

@@ -91,8 +91,9 @@ async function once(tokens, decodeN) {
   };
 }
 
-// A short warm-up, as llama-bench and `mode bench --json` do.
-await once(prompt.slice(0, 8), 2);
+// A warm-up of the whole prompt and one decode step, as llama-bench and
+// `mode bench --json` do.
+await once(prompt, 2);
 const results = [];
 for (let r = 0; r < runs; r++) results.push(await once(prompt, decode));
 const ru = process.resourceUsage();
