@@ -122,7 +122,7 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 		b.split(len(j.exps), work0, 1, j)
 	}
 	chunk := max(4, (D/(8*b.threads)+3)&^3)
-	if T == 1 && len(j.exps) >= 2*b.threads {
+	if T == 1 && wholeExperts(j.exps, b.threads) {
 		// Decode with experts enough to share: whole experts, gate, up
 		// and down, one after another on each goroutine, then the sums
 		// on this one.
@@ -151,6 +151,30 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 	}
 	j.f, j.x, j.routes, j.out = nil, nil, nil, nil
 	clear(m.ys)
+	return true
+}
+
+// wholeExperts reports whether a decode's experts es (largest first) go to
+// the pool's threads goroutines whole rather than by rows: when there are
+// at least two per goroutine, or as many goroutines' worth of experts that
+// all cost the same (Mixtral's top-2 on two threads). A goroutine then
+// reads its experts' three matrices each in one stream and the layer
+// needs one hand-off instead of two; by rows, the goroutines took turns
+// at 64-row items of the same matrices, each stream restarting at every
+// item (RATIONALE.md, "Decode hands out whole experts"). Experts of
+// different widths (a distilled model's) too few to balance keep the rows.
+func wholeExperts(es []moeExp, threads int) bool {
+	if len(es) >= 2*threads {
+		return true
+	}
+	if len(es) == 0 || len(es)%threads != 0 {
+		return false
+	}
+	for _, e := range es[1:] {
+		if e.n*e.width != es[0].n*es[0].width {
+			return false
+		}
+	}
 	return true
 }
 

@@ -162,7 +162,8 @@ func TestMoEFast(t *testing.T) {
 						t.Errorf("token %d alone differs from the batch", tk)
 					}
 					// On one goroutine a token's experts run whole, one
-					// after another (on two, there are too few of them).
+					// after another (on two, only where they split evenly:
+					// the biased runs' top-2 of equal widths).
 					if one := run(Options{Threads: 1}, false, tk, 1); !equal(one, fused[tk*D:(tk+1)*D]) {
 						t.Errorf("token %d alone on one goroutine differs from the batch", tk)
 					}
@@ -173,11 +174,11 @@ func TestMoEFast(t *testing.T) {
 }
 
 // TestMoEFastHandoffs: on two goroutines, a decode step's MoE over eight
-// experts (each too large to run on one goroutine) hands the work to the
-// pool once, whole experts to each goroutine, not three or more times per
-// expert; a batch of 16 tokens three times: gathering and quantising each
-// expert's inputs, gate and up, down (its sums, too small to share, on
-// the caller).
+// experts (each too large to run on one goroutine), or over two of them
+// (Mixtral's top-2), hands the work to the pool once, whole experts to
+// each goroutine, not three or more times per expert; a batch of 16
+// tokens three times: gathering and quantising each expert's inputs, gate
+// and up, down (its sums, too small to share, on the caller).
 func TestMoEFastHandoffs(t *testing.T) {
 	const D, W, E, K = 256, 512, 8, 8
 	r := rand.New(rand.NewPCG(5, 6))
@@ -199,20 +200,53 @@ func TestMoEFastHandoffs(t *testing.T) {
 		}
 		f.Experts = append(f.Experts, &backend.Expert{Gate: m[0], Up: m[1], Down: m[2]})
 	}
-	for _, tc := range []struct{ tokens, want int }{{1, 1}, {16, 3}} {
+	for _, tc := range []struct{ tokens, k, want int }{{1, K, 1}, {1, 2, 1}, {16, K, 3}} {
 		x, _ := b.NewBuf(tc.tokens, D)
 		copy(x.(*buf).f, randomF32(r, tc.tokens*D, 1))
 		out, _ := b.NewBuf(tc.tokens, D)
 		rt := &cpuRoutes{c: make([][]routing.Choice, tc.tokens)}
 		for i := range rt.c {
-			for e := range K {
-				rt.c[i] = append(rt.c[i], routing.Choice{Expert: e, Weight: 1.0 / K})
+			for e := range tc.k {
+				rt.c[i] = append(rt.c[i], routing.Choice{Expert: e, Weight: 1 / float32(tc.k)})
 			}
 		}
 		before := b.pool.ops.Load()
 		b.MoE(out, x, rt, f)
 		if n := int(b.pool.ops.Load() - before); n != tc.want {
-			t.Errorf("%d tokens: %d hand-offs to the pool, want %d", tc.tokens, n, tc.want)
+			t.Errorf("%d tokens, top-%d: %d hand-offs to the pool, want %d", tc.tokens, tc.k, n, tc.want)
+		}
+	}
+}
+
+// TestWholeExperts: decode hands out whole experts when each goroutine
+// gets at least two, or an even share of experts that cost the same; not
+// experts of different widths too few to balance, nor an odd share.
+func TestWholeExperts(t *testing.T) {
+	ex := func(nw ...int) []moeExp {
+		var es []moeExp
+		for _, w := range nw {
+			es = append(es, moeExp{n: 1, width: w})
+		}
+		return es
+	}
+	for _, tc := range []struct {
+		name    string
+		es      []moeExp
+		threads int
+		want    bool
+	}{
+		{"none", nil, 2, false},
+		{"top-2 of equal widths on two", ex(1408, 1408), 2, true},
+		{"top-2 of different widths on two", ex(1408, 512), 2, false},
+		{"top-3 on two", ex(512, 512, 512), 2, false},
+		{"top-4 of different widths on two", ex(768, 512, 256, 256), 2, true},
+		{"top-8 on two", ex(512, 512, 512, 512, 512, 512, 512, 512), 2, true},
+		{"top-2 on three", ex(1408, 1408), 3, false},
+		{"one on one", ex(96), 1, true},
+		{"two tokens and one", []moeExp{{n: 2, width: 512}, {n: 1, width: 512}}, 2, false},
+	} {
+		if got := wholeExperts(tc.es, tc.threads); got != tc.want {
+			t.Errorf("%s: wholeExperts = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
