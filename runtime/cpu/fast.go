@@ -302,10 +302,12 @@ func rowMajorFits(c *kv, kvDim int) bool {
 // follow; the layer's rows (1.2 MB at 144 positions) then came from memory
 // at about 9 GB/s. Here the items' heads of one token take their scores
 // and then their weighted sums one cache row at a time, the row read
-// front to back. Each score is vec.Scores' of one row (its rows are
-// independent) and each head's sum is vec.Axpy's in order of position
-// from zero, which vec.WeightedSum equals (TestAttentionKernels): the same
-// bits as perHead's. Over 64 layers of such a cache (75 MB, from memory), one
+// front to back, all the heads of a row in one kernel step
+// (vec.ScoresHeads, vec.AxpyHeads: a call per run of rows, where a call
+// per row and head cost more than its 64 multiply-adds). Each score is
+// vec.Scores' of one row (its rows are independent) and each head's sum is
+// vec.Axpy's in order of position from zero, which vec.WeightedSum equals
+// (TestAttentionKernels, TestHeadsKernels): the same bits as perHead's. Over 64 layers of such a cache (75 MB, from memory), one
 // thread: 91–126 against 142–151 µs a layer.
 func (j *attnTask) rowMajor(worker, lo, hi int) {
 	sc := &j.b.scratch[worker]
@@ -325,27 +327,20 @@ func (j *attnTask) rowMajor(worker, lo, hi int) {
 		first := window(p, s.Window)
 		n := p - first + 1
 		sc.att = grow(sc.att, j.c.seq*(h1-h0))[:n*(h1-h0)] // the whole context: allocated once
-		q, out := j.q.row(t), j.out.row(t)
-		for i := range n {
-			row := k[((first+i)%ring)*j.kvDim:]
-			for h := h0; h < h1; h++ {
-				a := (h - h0) * n
-				koff := (h / j.group) * hd
-				vec.Scores(sc.att[a+i:a+i+1], q[h*hd:(h+1)*hd], row[koff:koff+hd], j.kvDim)
-			}
-		}
+		q, out := j.q.row(t)[h0*hd:h1*hd], j.out.row(t)[h0*hd:h1*hd]
+		// The cache slots in one or two runs (two when the window wraps
+		// the ring), each one call per kernel.
+		s0, n1 := first%ring, min(n, ring-first%ring)
+		koff, phase := (h0/j.group)*hd, h0%j.group
+		vec.ScoresHeads(sc.att, n, q, k[s0*j.kvDim+koff:], j.kvDim, n1, h1-h0, hd, j.group, phase)
+		vec.ScoresHeads(sc.att[n1:], n, q, k[koff:], j.kvDim, n-n1, h1-h0, hd, j.group, phase)
 		for h := h0; h < h1; h++ {
 			a := (h - h0) * n
 			softmaxScaled(sc.att[a:a+n], j.scale, j.sinks, h)
-			clear(out[h*hd : (h+1)*hd])
 		}
-		for i := range n {
-			row := v[((first+i)%ring)*j.kvDim:]
-			for h := h0; h < h1; h++ {
-				koff := (h / j.group) * hd
-				vec.Axpy(out[h*hd:(h+1)*hd], sc.att[(h-h0)*n+i], row[koff:koff+hd])
-			}
-		}
+		clear(out)
+		vec.AxpyHeads(out, sc.att, n, v[s0*j.kvDim+koff:], j.kvDim, n1, h1-h0, hd, j.group, phase)
+		vec.AxpyHeads(out, sc.att[n1:], n, v[koff:], j.kvDim, n-n1, h1-h0, hd, j.group, phase)
 	}
 }
 

@@ -39,3 +39,55 @@ func weightedSumLoop(o, a, v []float32, stride int) {
 		axpy(o, w, v[i*stride:i*stride+len(o)])
 	}
 }
+
+// ScoresHeads is Scores for heads consecutive heads of one query over
+// rows consecutive cache rows (row i at k[i·stride:]), reading each row
+// once front to back rather than one head's slice of every row: head h
+// (from 0) takes q[h·hd:(h+1)·hd] against its row's slice at
+// ((phase+h)/group)·hd, the grouped-query layout with the first head
+// phase heads into its group, and its score for row i goes to
+// dst[h·n+i]. Each score has the bits of Scores' for that head and row.
+func ScoresHeads(dst []float32, n int, q, k []float32, stride, rows, heads, hd, group, phase int) {
+	if rows <= 0 || heads <= 0 {
+		return
+	}
+	span := ((phase+heads-1)/group + 1) * hd // the row's part the heads read
+	dst, q, k = dst[:(heads-1)*n+rows], q[:heads*hd], k[:(rows-1)*stride+span]
+	scoresHeads(dst, n, q, k, stride, rows, heads, hd, group, phase)
+}
+
+// AxpyHeads is Axpy for heads consecutive heads over rows consecutive
+// value rows (row i at v[i·stride:]): for each row in order, head h's
+// o[h·hd:(h+1)·hd] += a[h·n+i] times its row's slice at
+// ((phase+h)/group)·hd, each row read once front to back. Each output has
+// the bits of Axpy's in the same order of rows.
+func AxpyHeads(o, a []float32, n int, v []float32, stride, rows, heads, hd, group, phase int) {
+	if rows <= 0 || heads <= 0 {
+		return
+	}
+	span := ((phase+heads-1)/group + 1) * hd
+	o, a, v = o[:heads*hd], a[:(heads-1)*n+rows], v[:(rows-1)*stride+span]
+	axpyHeads(o, a, n, v, stride, rows, heads, hd, group, phase)
+}
+
+// scoresHeadsLoop and axpyHeadsLoop are the kernels a head and a row at a
+// time, with the row kernels (assembly where there is some).
+func scoresHeadsLoop(dst []float32, n int, q, k []float32, stride, rows, heads, hd, group, phase int) {
+	for i := range rows {
+		row := k[i*stride:]
+		for h := range heads {
+			off := (phase + h) / group * hd
+			scores(dst[h*n+i:h*n+i+1], q[h*hd:(h+1)*hd], row[off:off+hd], stride)
+		}
+	}
+}
+
+func axpyHeadsLoop(o, a []float32, n int, v []float32, stride, rows, heads, hd, group, phase int) {
+	for i := range rows {
+		row := v[i*stride:]
+		for h := range heads {
+			off := (phase + h) / group * hd
+			axpy(o[h*hd:(h+1)*hd], a[h*n+i], row[off:off+hd])
+		}
+	}
+}

@@ -348,3 +348,25 @@ func dotQ4_0x2xNAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *flo
 
 // tilesAnyTokens: the 2×n tiles are one kernel only with AVX-512.
 func tilesAnyTokens() bool { return hasAVX512 }
+
+func scoresHeads(dst []float32, n int, q, k []float32, stride, rows, heads, hd, group, phase int) {
+	if hasAVX2 && hd%8 == 0 {
+		scoresHeadsAVX2(&dst[0], 4*n, &q[0], &k[0], 4*stride, rows, heads, hd/8, group, phase)
+		return
+	}
+	scoresHeadsLoop(dst, n, q, k, stride, rows, heads, hd, group, phase)
+}
+
+func axpyHeads(o, a []float32, n int, v []float32, stride, rows, heads, hd, group, phase int) {
+	if hasAVX2 && hd%8 == 0 {
+		axpyHeadsAVX2(&o[0], &a[0], 4*n, &v[0], 4*stride, rows, heads, hd/8, group, phase)
+		return
+	}
+	axpyHeadsLoop(o, a, n, v, stride, rows, heads, hd, group, phase)
+}
+
+//go:noescape
+func scoresHeadsAVX2(dst *float32, dstride int, q, k *float32, stride, rows, heads, chunks, group, phase int)
+
+//go:noescape
+func axpyHeadsAVX2(o, a *float32, astride int, v *float32, stride, rows, heads, chunks, group, phase int)

@@ -2901,3 +2901,115 @@ store:
 	JNZ    row
 	VZEROUPPER
 	RET
+
+// func scoresHeadsAVX2(dst *float32, dstride int, q, k *float32, stride, rows, heads, chunks, group, phase int)
+//
+// vec.ScoresHeads: for each row (k, advancing by stride bytes), each head
+// (q advancing by chunks·32 bytes, its output by dstride) is
+// scoresAVX2's one row: fused multiply-adds over the chunks from zero,
+// then hsum8, so the bits are its. The row's slice advances by a head's
+// width every group heads, from phase heads into the first group. Each
+// chunk asks for the same bytes four rows ahead, as scoresAVX2 does: when
+// the items split a row's heads, each reads part of every 4 KB row, a new
+// page each time, which the hardware prefetcher does not follow.
+TEXT ·scoresHeadsAVX2(SB), NOSPLIT, $0-80
+	MOVQ dst+0(FP), DI
+	MOVQ k+24(FP), DX
+	MOVQ chunks+56(FP), R9
+	SHLQ $5, R9 // a head's bytes
+	MOVQ rows+40(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $2, R8 // four rows ahead
+
+shrow:
+	MOVQ DI, R12
+	MOVQ q+16(FP), SI
+	MOVQ DX, R11
+	MOVQ phase+72(FP), R13
+	MOVQ heads+48(FP), R14
+
+shhead:
+	VXORPS Y0, Y0, Y0
+	XORQ   AX, AX
+	LEAQ   (R11)(R8*1), R10
+
+shchunk:
+	PREFETCHT0  (R10)(AX*1)
+	VMOVUPS     (SI)(AX*1), Y1
+	VFMADD231PS (R11)(AX*1), Y1, Y0
+	ADDQ        $32, AX
+	CMPQ        AX, R9
+	JL          shchunk
+	HSUMPS(Y0, X0, X1)
+	VMOVSS      X0, (R12)
+	ADDQ        dstride+8(FP), R12
+	ADDQ        R9, SI
+	INCQ        R13
+	CMPQ        R13, group+64(FP)
+	JL          shsame
+	XORQ        R13, R13
+	ADDQ        R9, R11
+
+shsame:
+	DECQ R14
+	JNZ  shhead
+	ADDQ $4, DI
+	ADDQ stride+32(FP), DX
+	DECQ CX
+	JNZ  shrow
+	VZEROUPPER
+	RET
+
+// func axpyHeadsAVX2(o, a *float32, astride int, v *float32, stride, rows, heads, chunks, group, phase int)
+//
+// vec.AxpyHeads: for each row (v, advancing by stride bytes), each head's
+// outputs (o, a head's width apart) += its weight (a, astride bytes apart,
+// the next row's 4 bytes on) times the row's slice, axpyAVX2's fused
+// multiply-add per value, so the bits are its. The row's slice advances,
+// and the rows four ahead are asked for, as in scoresHeadsAVX2.
+TEXT ·axpyHeadsAVX2(SB), NOSPLIT, $0-80
+	MOVQ a+8(FP), BX
+	MOVQ v+24(FP), DX
+	MOVQ chunks+56(FP), R9
+	SHLQ $5, R9
+	MOVQ rows+40(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $2, R8
+
+ahrow:
+	MOVQ o+0(FP), DI
+	MOVQ BX, R12
+	MOVQ DX, R11
+	MOVQ phase+72(FP), R13
+	MOVQ heads+48(FP), R14
+
+ahhead:
+	VBROADCASTSS (R12), Y0
+	XORQ         AX, AX
+	LEAQ         (R11)(R8*1), R10
+
+ahchunk:
+	PREFETCHT0  (R10)(AX*1)
+	VMOVUPS     (DI)(AX*1), Y1
+	VFMADD231PS (R11)(AX*1), Y0, Y1
+	VMOVUPS     Y1, (DI)(AX*1)
+	ADDQ        $32, AX
+	CMPQ        AX, R9
+	JL          ahchunk
+	ADDQ        R9, DI
+	ADDQ        astride+16(FP), R12
+	INCQ        R13
+	CMPQ        R13, group+64(FP)
+	JL          ahsame
+	XORQ        R13, R13
+	ADDQ        R9, R11
+
+ahsame:
+	DECQ R14
+	JNZ  ahhead
+	ADDQ $4, BX
+	ADDQ stride+32(FP), DX
+	DECQ CX
+	JNZ  ahrow
+	VZEROUPPER
+	RET

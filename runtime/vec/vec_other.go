@@ -92,3 +92,11 @@ func dotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 }
 
 func tilesAnyTokens() bool { return false }
+
+func scoresHeads(dst []float32, n int, q, k []float32, stride, rows, heads, hd, group, phase int) {
+	scoresHeadsLoop(dst, n, q, k, stride, rows, heads, hd, group, phase)
+}
+
+func axpyHeads(o, a []float32, n int, v []float32, stride, rows, heads, hd, group, phase int) {
+	axpyHeadsLoop(o, a, n, v, stride, rows, heads, hd, group, phase)
+}
