@@ -307,8 +307,9 @@ func rowMajorFits(c *kv, kvDim int) bool {
 // per row and head cost more than its 64 multiply-adds). Each score is
 // vec.Scores' of one row (its rows are independent) and each head's sum is
 // vec.Axpy's in order of position from zero, which vec.WeightedSum equals
-// (TestAttentionKernels, TestHeadsKernels): the same bits as perHead's. Over 64 layers of such a cache (75 MB, from memory), one
-// thread: 91–126 against 142–151 µs a layer.
+// (TestAttentionKernels, TestHeadsKernels): the same bits as perHead's.
+// Over 64 layers of such a cache (75 MB, from memory), one thread: 91–126
+// against 142–151 µs a layer (before the kernels took whole rows).
 func (j *attnTask) rowMajor(worker, lo, hi int) {
 	sc := &j.b.scratch[worker]
 	s, hd := j.s, j.s.HeadDim
