@@ -6,7 +6,9 @@
 // prefill) tiles of two rows by four tokens that unpack each weight block
 // once for the four; the quantiser of those activations; and a float32 exp
 // (Exp, ExpShift, SiLUMul) for the fast path's softmax and SiLU, pure Go
-// everywhere.
+// everywhere; and attention's scores and weighted sums over cache rows, one
+// head at a time (Scores, WeightedSum) or several heads of each row in one
+// call (ScoresHeads, AxpyHeads).
 //
 // On amd64 with AVX2 and FMA they run in assembly, chosen at run time; the
 // pure-Go versions serve everything else (wasm, other architectures, or any
