@@ -363,10 +363,19 @@ func TestSessionHFStorageBudget(t *testing.T) {
 	if !slices.Equal(again.ids, all1.ids) {
 		t.Errorf("second visit generated %v, want %v", again.ids, all1.ids)
 	}
-	// one range per expert: olmoe's gate, up and down lie one after another
-	if again.reads != k1-room || again.st.StorageEvictions != 0 || again.st.Conversions == 0 {
-		t.Errorf("second visit: %d weight ranges fetched, %d evictions, %d conversions; want the %d skipped experts' ranges, none evicted, those converted",
-			again.reads, again.st.StorageEvictions, again.st.Conversions, k1-room)
+	// One range per expert: olmoe's gate, up and down lie one after
+	// another. The skipped experts are fetched, the kept ones read from
+	// storage. A layer's experts load concurrently, so a fetched expert
+	// can be put before a kept one of the same layer has been read this
+	// visit; the kept one is then the coldest entry, is evicted, and is
+	// fetched again when read: each such eviction is one more range (4 of
+	// 120 runs with every core busy; it failed a clean-clone CI run when
+	// this test wanted none). Some kept experts must still come from
+	// storage.
+	ev := again.st.StorageEvictions
+	if again.reads != k1-room+ev || ev >= room || again.st.Conversions != 3*again.reads {
+		t.Errorf("second visit: %d weight ranges fetched, %d evictions, %d conversions; want the %d skipped experts' ranges and one per eviction (fewer than %d), each converted",
+			again.reads, ev, again.st.Conversions, k1-room, room)
 	}
 	other := visit("another prompt", store, budgetMB, p2)
 	if !slices.Equal(other.ids, all2.ids) {
