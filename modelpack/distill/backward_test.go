@@ -19,14 +19,7 @@ import (
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	sn, cfg, ids, tl := gradientFixture(t)
 	lw := lossWeights{lm: 1, kl: 0.7, am: 0.4, lb: 0.3, z: 0.2}
-	L := len(sn.layers)
-	scale, auxScale := 1/float32(len(ids)-1), 1/float32(L)
-	loss := func(g *grads) float64 {
-		tr := sn.forward(ids)
-		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
-		aux := sn.backward(tr, d, g, lw, auxScale)
-		return weightedLoss(lw, lp, aux, scale, auxScale)
-	}
+	loss := fullLoss(sn, ids, tl, cfg.Vocab, &lw, nil)
 	sc := trainScope{experts: true, all: true}
 	g := newGrads(sn, sc)
 	loss(g)
@@ -221,20 +214,12 @@ func TestDeepExpertGradients(t *testing.T) {
 func TestAuxLogitScaleGradients(t *testing.T) {
 	sn, cfg, ids, tl := gradientFixture(t)
 	lw := lossWeights{kl: 1, lb: 0.5, z: 0.3}
-	L := len(sn.layers)
-	scale, auxScale := 1/float32(len(ids)-1), 1/float32(L)
-	var last lossParts
-	loss := func(g *grads) float64 {
-		tr := sn.forward(ids)
-		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
-		aux := sn.backward(tr, d, g, lw, auxScale)
-		last = aux
-		return weightedLoss(lw, lp, aux, scale, auxScale)
-	}
+	var pass lossPass
+	loss := fullLoss(sn, ids, tl, cfg.Vocab, &lw, &pass)
 	sc := trainScope{}
 	plainLogits := sn.forward(ids).logits
 	loss(newGrads(sn, sc))
-	plain := last
+	plain := pass.aux
 	for l := range sn.layers {
 		sn.layers[l].auxTau = 300
 	}
@@ -243,8 +228,8 @@ func TestAuxLogitScaleGradients(t *testing.T) {
 	}
 	g := newGrads(sn, sc)
 	loss(g)
-	if last.lb == plain.lb || last.z == plain.z {
-		t.Errorf("aux losses at scale 300 (lb %v, z %v) equal those at scale 1 (%v, %v)", last.lb, last.z, plain.lb, plain.z)
+	if pass.aux.lb == plain.lb || pass.aux.z == plain.z {
+		t.Errorf("aux losses at scale 300 (lb %v, z %v) equal those at scale 1 (%v, %v)", pass.aux.lb, pass.aux.z, plain.lb, plain.z)
 	}
 	scratch := newGrads(sn, sc)
 	params, flat := sn.params(sc), g.flat()
@@ -314,6 +299,32 @@ func paramIndex(t *testing.T, params [][]float32, p []float32) int {
 	}
 	t.Fatal("parameter not found")
 	return -1
+}
+
+// lossPass is what the last call of a fullLoss function saw: the forward
+// trace and the backward pass's auxiliary losses.
+type lossPass struct {
+	tr  *trace
+	aux lossParts
+}
+
+// fullLoss is the training loss the gradient checks differentiate: a
+// forward pass of sn over ids, outputLoss against the teacher's logits tl,
+// and a backward pass accumulating into g, weighted by *lw (read at every
+// call, so a test may change a weight between calls) at training's scales:
+// 1/(len(ids)−1) for the output terms, 1/layers for the auxiliary ones.
+// When last is not nil each call records its pass there.
+func fullLoss(sn *net, ids []int, tl []float32, vocab int, lw *lossWeights, last *lossPass) func(*grads) float64 {
+	scale, auxScale := 1/float32(len(ids)-1), 1/float32(len(sn.layers))
+	return func(g *grads) float64 {
+		tr := sn.forward(ids)
+		d, lp := outputLoss(tr.logits, tl, ids, vocab, *lw, scale)
+		aux := sn.backward(tr, d, g, *lw, auxScale)
+		if last != nil {
+			*last = lossPass{tr: tr, aux: aux}
+		}
+		return weightedLoss(*lw, lp, aux, scale, auxScale)
+	}
 }
 
 // weightedLoss is the loss whose gradients sn.backward accumulates: the

@@ -113,23 +113,13 @@ func TestExpertChoiceGradients(t *testing.T) {
 		sn.layers[l].auxTau = 3
 	}
 	lw := lossWeights{lm: 1, kl: 0.7, am: 0.4, lb: 0.3, z: 0.2, ec: 0.5}
-	L := len(sn.layers)
-	scale, auxScale := 1/float32(len(ids)-1), 1/float32(L)
-	var last *trace
-	var parts lossParts
-	loss := func(g *grads) float64 {
-		tr := sn.forward(ids)
-		last = tr
-		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
-		aux := sn.backward(tr, d, g, lw, auxScale)
-		parts = aux
-		return weightedLoss(lw, lp, aux, scale, auxScale)
-	}
+	var pass lossPass
+	loss := fullLoss(sn, ids, tl, cfg.Vocab, &lw, &pass)
 	sc := trainScope{experts: true, all: true}
 	g := newGrads(sn, sc)
 	loss(g)
-	if parts.ec <= 0 {
-		t.Fatalf("expert-choice auxiliary loss %v, want positive", parts.ec)
+	if pass.aux.ec <= 0 {
+		t.Fatalf("expert-choice auxiliary loss %v, want positive", pass.aux.ec)
 	}
 	choices := func(tr *trace) [][][]routing.Choice {
 		var out [][][]routing.Choice
@@ -138,7 +128,7 @@ func TestExpertChoiceGradients(t *testing.T) {
 		}
 		return out
 	}
-	base := choices(last)
+	base := choices(pass.tr)
 	// Expert choice must differ from token choice here, or the test
 	// would not exercise it.
 	differs := false
@@ -176,7 +166,7 @@ func TestExpertChoiceGradients(t *testing.T) {
 			// token-choice tests' 1e-3 keeps inside one.
 			checkDirectional(t, r, p, gp, 3e-4, func() float64 {
 				l := loss(scratch)
-				if !sameChoices(choices(last), base) {
+				if !sameChoices(choices(pass.tr), base) {
 					t.Fatalf("a step changed the expert-choice selection; the finite difference would cross a kink")
 				}
 				return l

@@ -62,21 +62,13 @@ func TestComputeLossGradients(t *testing.T) {
 		sn.layers[l].auxTau = 30
 	}
 	lw := lossWeights{kl: 1, am: 0.3, lb: 0.2, cc: 0.7}
-	L := len(sn.layers)
-	scale, auxScale := 1/float32(len(ids)-1), 1/float32(L)
-	var last lossParts
-	loss := func(g *grads) float64 {
-		tr := sn.forward(ids)
-		d, lp := outputLoss(tr.logits, tl, ids, cfg.Vocab, lw, scale)
-		aux := sn.backward(tr, d, g, lw, auxScale)
-		last = aux
-		return weightedLoss(lw, lp, aux, scale, auxScale)
-	}
+	var pass lossPass
+	loss := fullLoss(sn, ids, tl, cfg.Vocab, &lw, &pass)
 	sc := trainScope{experts: true, all: true}
 	g := newGrads(sn, sc)
 	loss(g)
-	if !(last.cc > 0) || last.routed <= 0 {
-		t.Fatalf("compute loss %v, routed neurons %v", last.cc, last.routed)
+	if !(pass.aux.cc > 0) || pass.aux.routed <= 0 {
+		t.Fatalf("compute loss %v, routed neurons %v", pass.aux.cc, pass.aux.routed)
 	}
 	// The compute term moves the routers' gradients.
 	plain := newGrads(sn, sc)
