@@ -493,19 +493,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 		})
 		// dst[(t+k)·ds + i] = hsum8(acc[2k] ‖ acc[2k+1])
 		for k := range T {
-			f.get(dst)
-			f.get(t)
-			if k > 0 {
-				f.i32Const(int32(k))
-				f.i32Add()
-			}
-			f.get(ds)
-			f.i32Mul()
-			f.get(i)
-			f.i32Add()
-			f.i32Const(2)
-			f.i32Shl()
-			f.i32Add()
+			f.dstAddrAt(dst, ds, t, int32(k), i)
 			f.get(acc[2*k])
 			f.get(acc[2*k+1])
 			f.f32x4Add()
@@ -745,9 +733,17 @@ func (f *fn) groupStart(qb int32, i, t, b uint32, pw, pq []uint32, pxd, pxq uint
 
 // dstAddr pushes the byte address of the f32 dst[t·ds + i] (dst a byte
 // address, ds in elements; all four locals).
-func (f *fn) dstAddr(dst, ds, t, i uint32) {
+func (f *fn) dstAddr(dst, ds, t, i uint32) { f.dstAddrAt(dst, ds, t, 0, i) }
+
+// dstAddrAt is dstAddr for activation row t+k, k a constant (tile's k-th
+// row of a tile); k = 0 emits no addition.
+func (f *fn) dstAddrAt(dst, ds, t uint32, k int32, i uint32) {
 	f.get(dst)
 	f.get(t)
+	if k != 0 {
+		f.i32Const(k)
+		f.i32Add()
+	}
 	f.get(ds)
 	f.i32Mul()
 	f.get(i)
