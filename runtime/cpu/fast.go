@@ -319,7 +319,10 @@ func (j *attnTask) rowMajor(worker, lo, hi int) {
 		t, h0 := lo/s.Heads, lo%s.Heads
 		h1 := min(s.Heads, h0+hi-lo) // this token's heads in [lo, hi)
 		if h1 == h0+1 {
-			j.perHead(worker, lo, lo+1) // one head: as many rows, fewer calls
+			// One head: perHead's weighted sum holds the head's outputs in
+			// registers across the rows, where AxpyHeads loads and stores
+			// them for each row.
+			j.perHead(worker, lo, lo+1)
 			lo++
 			continue
 		}
