@@ -155,13 +155,19 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 			re := min(rb+64, end)
 			t := 0
 			// Eight tokens at a time first: the 2×8 tiles unpack each
-			// weight block once for the eight.
+			// weight block once for the eight. For q4_0 with the
+			// activations laid out twice over (ResizeFor), the 2×n tile
+			// reads each half straight into its multiply-add where the
+			// 2×8 tile broadcasts it first: a sixth less time per tile.
 			for ; t+8 <= x.rows; t += 8 {
 				xq, xd := x.qs[t*m.cols:], x.d[t*n:]
 				for r := rb; r < re; r += 2 {
-					if m.dtype == Q8_0 {
+					switch {
+					case m.dtype == Q8_0:
 						vec.DotQ8_0x2x8(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk*r*n:], qk*n, xd, xq, n, n)
-					} else {
+					case x.dupOn:
+						vec.DotQ4_0x2xN(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk/2*r*n:], qk/2*n, xd, x.dup[2*t*m.cols:], n, n, 8)
+					default:
 						vec.DotQ4_0x2x8(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk/2*r*n:], qk/2*n, xd, xq, n, n)
 					}
 					for k := range 8 {

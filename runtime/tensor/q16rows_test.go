@@ -141,10 +141,12 @@ func TestMulQuantized(t *testing.T) {
 
 // TestMulQuantizedTokens checks that every token of a batch gets the bits
 // it gets alone, for q4_0 and q8_0 matrices of ragged sizes and every batch
-// size up to nine and a few past it (the 2×8 tiles, then the tokens short
-// of a whole one: q4_0's 2×n tiles where the machine has them, the 2×4
-// tiles and the four-row kernel elsewhere), with the activations quantised
-// for the matrix (QuantizeFor) and without (Quantize), which must agree.
+// size up to nine and a few past it, two whole tiles among them (the 2×8
+// tiles — q4_0's on the 2×n tile's layout where the machine has it — then
+// the tokens short of a whole one: q4_0's 2×n tiles where the machine has
+// them, the 2×4 tiles and the four-row kernel elsewhere), with the
+// activations quantised for the matrix (QuantizeFor) and without
+// (Quantize), which must agree.
 func TestMulQuantizedTokens(t *testing.T) {
 	r := rand.New(rand.NewPCG(31, 32))
 	for _, d := range []DType{Q4_0, Q8_0} {
@@ -163,7 +165,7 @@ func TestMulQuantizedTokens(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, tokens := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15} {
+				for _, tokens := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 16, 19} {
 					x := make([]float32, tokens*cols)
 					for i := range x {
 						x[i] = float32(r.NormFloat64())

@@ -123,6 +123,17 @@ func benchDotQTile(b *testing.B) {
 			}
 		}
 	})
+	b.Run("q4_0/x2xN8", func(b *testing.B) {
+		var o [16]float32
+		x2 := make([]int16, 2*len(xq))
+		DupQ16(x2, xq)
+		for b.Loop() {
+			for t := 0; t < toks; t += 8 {
+				DotQ4_0x2xN(&o, wd, 2*nb, wq, BlockSize/2*nb, xd[t*nb:], x2[2*t*BlockSize*nb:], nb, nb, 8)
+				DotQ4_0x2xN(&o, wd[4*nb:], 2*nb, wq[BlockSize*nb:], BlockSize/2*nb, xd[t*nb:], x2[2*t*BlockSize*nb:], nb, nb, 8)
+			}
+		}
+	})
 	b.Run("q8_0/x4", func(b *testing.B) {
 		var o [4]float32
 		for b.Loop() {
