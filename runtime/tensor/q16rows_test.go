@@ -142,7 +142,7 @@ func TestMulQuantized(t *testing.T) {
 // TestMulQuantizedTokens checks that every token of a batch gets the bits
 // it gets alone, for q4_0 and q8_0 matrices of ragged sizes and every batch
 // size up to nine and a few past it, two whole tiles among them (the 2×8
-// tiles — q4_0's on the 2×n tile's layout where the machine has it — then
+// tiles — on the 2×n tiles' layout where the machine has them — then
 // the tokens short of a whole one: q4_0's 2×n tiles where the machine has
 // them, the 2×4 tiles and the four-row kernel elsewhere), with the
 // activations quantised for the matrix (QuantizeFor) and without
@@ -173,7 +173,7 @@ func TestMulQuantizedTokens(t *testing.T) {
 					var qf, qp, q1 Q16Rows
 					qf.QuantizeFor(m, x, tokens, cols)
 					qp.Quantize(x, tokens, cols)
-					if want := d == Q4_0 && vec.TilesAnyTokens(); qf.dupOn != want {
+					if want := vec.TilesAnyTokens() && (d == Q4_0 || tokens >= 8); qf.dupOn != want {
 						t.Fatalf("%v %d tokens: DupQ16 layout kept %v, want %v", d, tokens, qf.dupOn, want)
 					}
 					got := make([]float32, tokens*rows)

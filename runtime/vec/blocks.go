@@ -323,7 +323,7 @@ func DotQ4_0x2N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 func dotQ4_0x2NGo(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, pairs int) {
 	var o [16]float32
 	for p := range pairs {
-		dotQ4_0x2xNGo(&o, wd[2*p*sd:], sd, wq[2*p*sq:], sq, xd, x2, len(xd), len(xd), 1)
+		dotQx2xNGo(&o, wd[2*p*sd:], sd, wq[2*p*sq:], sq, xd, x2, len(xd), len(xd), 1, true)
 		out[2*p], out[2*p+1] = o[0], o[8]
 	}
 }

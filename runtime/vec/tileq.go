@@ -86,9 +86,10 @@ func DotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 // that it is worth calling for a few tokens) rather than output by output.
 func TilesAnyTokens() bool { return tilesAnyTokens() }
 
-// dotQ4_0x2xNGo is DotQ4_0x2xN output by output, in dotQ4_0Go's lanes and
-// order, reading the activations from their DupQ16 layout.
-func dotQ4_0x2xNGo(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt int) {
+// dotQx2xNGo is DotQ4_0x2xN (q4 true) or DotQ8_0x2x8Dup's first nt
+// tokens output by output, in the one-row kernels' lanes and order,
+// reading the activations from their DupQ16 layout.
+func dotQx2xNGo(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt int, q4 bool) {
 	*out = [16]float32{}
 	var w [BlockSize]int32
 	for r := range 2 {
@@ -96,9 +97,15 @@ func dotQ4_0x2xNGo(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []
 			var acc [8]float32
 			for b := range n {
 				d := float32(halfAt(wd[r*sd:], b) * xd[t*xs+b])
-				q := (*[BlockSize / 2]byte)(wq[r*sq+BlockSize/2*b:])
-				for j, v := range q {
-					w[j], w[j+BlockSize/2] = int32(v&15)-8, int32(v>>4)-8
+				if q4 {
+					q := (*[BlockSize / 2]byte)(wq[r*sq+BlockSize/2*b:])
+					for j, v := range q {
+						w[j], w[j+BlockSize/2] = int32(v&15)-8, int32(v>>4)-8
+					}
+				} else {
+					for j, v := range (*[BlockSize]byte)(wq[r*sq+BlockSize*b:]) {
+						w[j] = int32(int8(v))
+					}
 				}
 				x := (*[2 * BlockSize]int16)(x2[2*BlockSize*(t*xs+b):])
 				for k := range acc {
@@ -121,6 +128,21 @@ func DotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 		return
 	}
 	dotQ8_0x2x8(out, wd, sd, wq, sq, xd, xq, xs, n)
+}
+
+// DotQ8_0x2x8Dup is DotQ8_0x2x8 with the activations laid out by DupQ16
+// (x2: 64 values a block, token t's blocks at t·xs blocks), as
+// DotQ4_0x2xN takes them: with AVX-512 each activation half goes straight
+// into its multiply-add where DotQ8_0x2x8 broadcasts it into both halves
+// of a register first. The same bits. Elsewhere it is a pure-Go loop
+// output by output (TilesAnyTokens says which).
+func DotQ8_0x2x8Dup(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n int) {
+	wd, wq, xd, x2 = wd[:sd+2*n], wq[:sq+BlockSize*n], xd[:7*xs+n], x2[:2*BlockSize*(7*xs+n)]
+	if n == 0 {
+		*out = [16]float32{}
+		return
+	}
+	dotQ8_0x2x8Dup(out, wd, sd, wq, sq, xd, x2, xs, n)
 }
 
 // dotQ8_0x2x8Loop is DotQ8_0x2x8 as two 2×4 tiles.

@@ -151,6 +151,17 @@ func benchDotQTile(b *testing.B) {
 			}
 		}
 	})
+	b.Run("q8_0/x2x8dup", func(b *testing.B) {
+		var o [16]float32
+		x2 := make([]int16, 2*len(xq))
+		DupQ16(x2, xq)
+		for b.Loop() {
+			for t := 0; t < toks; t += 8 {
+				DotQ8_0x2x8Dup(&o, wd, 2*nb, wq, BlockSize*nb, xd[t*nb:], x2[2*t*BlockSize*nb:], nb, nb)
+				DotQ8_0x2x8Dup(&o, wd[4*nb:], 2*nb, wq[2*BlockSize*nb:], BlockSize*nb, xd[t*nb:], x2[2*t*BlockSize*nb:], nb, nb)
+			}
+		}
+	})
 	b.Run("q8_0/x2x8", func(b *testing.B) {
 		var o [16]float32
 		for b.Loop() {
@@ -463,6 +474,64 @@ func testDotQx2xN(t *testing.T) {
 					if math.Float32bits(o) != math.Float32bits(want) || want != goWant {
 						t.Fatalf("nb=%d n=%d row %d token %d: 2×n tile %v, one row %v, pure Go %v", nb, nt, row, tok, o, want, goWant)
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestDotQ8_0x2x8Dup checks that the q8_0 2×8 tile on activations laid out
+// by DupQ16 gives every output the bits of the one-row kernel, of the
+// pure-Go sums and of the 2×8 tile on the plain layout, for block counts
+// around the groups of eight, strides longer than a row and the extreme
+// quants.
+func TestDotQ8_0x2x8Dup(t *testing.T) { eachImpl(t, testDotQ8_0x2x8Dup) }
+
+func testDotQ8_0x2x8Dup(t *testing.T) {
+	r := rand.New(rand.NewPCG(41, 42))
+	for _, nb := range []int{1, 2, 3, 7, 8, 9, 15, 16, 17, 32, 44} {
+		sd, sq := 2*nb+6, BlockSize*nb+16
+		xs := nb + 3
+		wd := make([]byte, 2*sd)
+		for i := 0; i < len(wd); i += 2 {
+			h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
+			wd[i], wd[i+1] = byte(h), byte(h>>8)
+		}
+		wq := make([]byte, 2*sq)
+		for i := range wq {
+			wq[i] = byte(r.IntN(256))
+		}
+		xd := make([]float32, 7*xs+nb)
+		xq := make([]int16, BlockSize*len(xd))
+		for b := range xd {
+			xd[b] = float32(math.Exp(3 * r.NormFloat64()))
+		}
+		for i := range xq {
+			xq[i] = int16(r.IntN(65535) - 32767)
+		}
+		if nb%2 == 1 {
+			for i := range BlockSize {
+				wq[i], wq[sq+i] = 0x80, 0x7f
+				xq[i], xq[BlockSize*7*xs+i] = 32767, -32767
+			}
+		}
+		x2 := make([]int16, 2*len(xq))
+		DupQ16(x2, xq)
+		var got, plain [16]float32
+		for i := range got {
+			got[i] = float32(i + 1) // must be overwritten
+		}
+		DotQ8_0x2x8Dup(&got, wd, sd, wq, sq, xd, x2, xs, nb)
+		DotQ8_0x2x8(&plain, wd, sd, wq, sq, xd, xq, xs, nb)
+		for row := range 2 {
+			for tok := range 8 {
+				o := got[8*row+tok]
+				w, x := wq[row*sq:], xq[BlockSize*tok*xs:]
+				want := DotQ8_0(wd[row*sd:], w, xd[tok*xs:tok*xs+nb], x)
+				goWant := dotQ8_0Go(wd[row*sd:row*sd+2*nb], w[:BlockSize*nb], xd[tok*xs:tok*xs+nb], x[:BlockSize*nb])
+				p := plain[8*row+tok]
+				if math.Float32bits(o) != math.Float32bits(want) || want != goWant || math.Float32bits(p) != math.Float32bits(want) {
+					t.Fatalf("nb=%d row %d token %d: 2×8 tile on DupQ16 %v, on the plain layout %v, one row %v, pure Go %v", nb, row, tok, o, p, want, goWant)
 				}
 			}
 		}

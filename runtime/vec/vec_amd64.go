@@ -335,12 +335,23 @@ func dotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 //go:noescape
 func dotQ8_0x2x8AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 
+func dotQ8_0x2x8Dup(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n int) {
+	if hasAVX512 {
+		dotQ8_0x2x8DupAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &x2[0], xs, n)
+		return
+	}
+	dotQx2xNGo(out, wd, sd, wq, sq, xd, x2, xs, n, 8, false)
+}
+
+//go:noescape
+func dotQ8_0x2x8DupAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, x2 *int16, xs, nb int)
+
 func dotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n, nt int) {
 	if hasAVX512 {
 		dotQ4_0x2xNAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n, nt)
 		return
 	}
-	dotQ4_0x2xNGo(out, wd, sd, wq, sq, xd, xq, xs, n, nt)
+	dotQx2xNGo(out, wd, sd, wq, sq, xd, xq, xs, n, nt, true)
 }
 
 //go:noescape

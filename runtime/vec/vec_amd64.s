@@ -2207,6 +2207,22 @@ store:
 	VMULPS    Z27, Z26, Z26 \
 	VADDPS    Z26, ACC, ACC
 
+// TILEBLOCKD runs the unpacked block against the eight tokens, reading
+// each activation half as it is (DupQ16), then steps the block index and
+// the activations.
+#define TILEBLOCKD \
+	TOKD((DX), 64(DX), Z16, Z0) \
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1) \
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z2) \
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z3) \
+	TOKD((BX), 64(BX), Z20, Z4) \
+	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z5) \
+	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z6) \
+	TOKD((BX)(R13*1), 64(BX)(R13*1), Z23, Z7) \
+	VPADDD Z11, Z15, Z15 \
+	ADDQ   $128, DX \
+	ADDQ   $128, BX
+
 // func dotQ4_0x2xNAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb, nt int)
 TEXT ·dotQ4_0x2xNAVX512(SB), NOSPLIT, $0-80
 	TILEPROLOGUE
@@ -2702,17 +2718,7 @@ group8:
 
 inner8:
 	PAIRQ4T((SI), (SI)(R11*1))
-	TOKD((DX), 64(DX), Z16, Z0)
-	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1)
-	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z2)
-	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z3)
-	TOKD((BX), 64(BX), Z20, Z4)
-	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z5)
-	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z6)
-	TOKD((BX)(R13*1), 64(BX)(R13*1), Z23, Z7)
-	VPADDD Z11, Z15, Z15
-	ADDQ   $128, DX
-	ADDQ   $128, BX
+	TILEBLOCKD
 	ADDQ $16, SI
 	DECQ AX
 	JNZ  inner8
@@ -2748,22 +2754,76 @@ tail8:
 	TILESCALE1TOK(Y23, Z23)
 	VMOVDQA64 Z12, Z15
 	PAIRQ4T((SI), (SI)(R11*1))
-	TOKD((DX), 64(DX), Z16, Z0)
-	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1)
-	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z2)
-	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z3)
-	TOKD((BX), 64(BX), Z20, Z4)
-	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z5)
-	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z6)
-	TOKD((BX)(R13*1), 64(BX)(R13*1), Z23, Z7)
-	VPADDD Z11, Z15, Z15
-	ADDQ   $128, DX
-	ADDQ   $128, BX
+	TILEBLOCKD
 	ADDQ $16, SI
 	ADDQ $2, R8
 	ADDQ $4, R9
 	DECQ CX
 	JMP  tail8
+
+done:
+	MOVQ          out+0(FP), DI
+	VEXTRACTF64X4 $1, Z0, Y16
+	VEXTRACTF64X4 $1, Z1, Y17
+	VEXTRACTF64X4 $1, Z2, Y18
+	VEXTRACTF64X4 $1, Z3, Y19
+	VEXTRACTF64X4 $1, Z4, Y20
+	VEXTRACTF64X4 $1, Z5, Y21
+	VEXTRACTF64X4 $1, Z6, Y22
+	VEXTRACTF64X4 $1, Z7, Y23
+	HSTORE8(0)
+	VMOVAPS       Y16, Y0
+	VMOVAPS       Y17, Y1
+	VMOVAPS       Y18, Y2
+	VMOVAPS       Y19, Y3
+	VMOVAPS       Y20, Y4
+	VMOVAPS       Y21, Y5
+	VMOVAPS       Y22, Y6
+	VMOVAPS       Y23, Y7
+	HSTORE8(32)
+	VZEROUPPER
+	RET
+
+// func dotQ8_0x2x8DupAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, x2 *int16, xs, nb int)
+//
+// dotQ8_0x2x8AVX512 with the activations laid out by DupQ16, each half
+// read straight into its multiply-add (TOKD) rather than broadcast into
+// both halves of a register first (TOKT): the same products and sums.
+TEXT ·dotQ8_0x2x8DupAVX512(SB), NOSPLIT, $0-72
+	TILEPROLOGUE
+	PAIRCONSTS
+	SHLQ  $1, R12
+	LEAQ  (R12)(R12*2), R13
+	LEAQ  (DX)(R12*4), BX
+	TESTQ R14, R14
+	JZ    tail
+
+group:
+	TILESCALES8T
+	MOVQ $8, AX
+
+inner:
+	PAIRQ8T((SI), 16(SI), (SI)(R11*1), 16(SI)(R11*1))
+	TILEBLOCKD
+	ADDQ $32, SI
+	DECQ AX
+	JNZ  inner
+	ADDQ $16, R8
+	ADDQ $32, R9
+	DECQ R14
+	JNZ  group
+
+tail:
+	TESTQ CX, CX
+	JZ    done
+	TILESCALE1T
+	PAIRQ8T((SI), 16(SI), (SI)(R11*1), 16(SI)(R11*1))
+	TILEBLOCKD
+	ADDQ $32, SI
+	ADDQ $2, R8
+	ADDQ $4, R9
+	DECQ CX
+	JMP  tail
 
 done:
 	MOVQ          out+0(FP), DI

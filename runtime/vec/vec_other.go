@@ -88,7 +88,11 @@ func dotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 }
 
 func dotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n, nt int) {
-	dotQ4_0x2xNGo(out, wd, sd, wq, sq, xd, xq, xs, n, nt)
+	dotQx2xNGo(out, wd, sd, wq, sq, xd, xq, xs, n, nt, true)
+}
+
+func dotQ8_0x2x8Dup(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n int) {
+	dotQx2xNGo(out, wd, sd, wq, sq, xd, x2, xs, n, 8, false)
 }
 
 func tilesAnyTokens() bool { return false }
