@@ -32,12 +32,14 @@ type Q16Rows struct {
 	// tile's tokens or more.
 	dup   []int16
 	dupOn bool
-	// xp and off are vec.PrepQ4_0Rows of qs, kept for a q4_0 product of
-	// a single row (decode) on a machine that has the tiles, for
-	// vec.DotQ4_0Rows' kernel.
+	// xp is vec.PrepRows of qs, kept for a q4_0 or q8_0 product of a
+	// single row (decode) on a machine that has the tiles, for the
+	// one-row kernels of vec.DotQ4_0Rows and vec.DotQ8_0Rows; off is
+	// q4_0's offsets (vec.PrepQ4_0Rows), kept when offOn.
 	xp     []int16
 	off    []int32
 	rowsOn bool
+	offOn  bool
 }
 
 // Rows and Cols are the shape last quantised.
@@ -84,13 +86,18 @@ func (q *Q16Rows) resize(rows, cols int, dt DType) {
 	q.g = grow(q.g, nb)
 	tiles := vec.TilesAnyTokens()
 	q.dupOn = tiles && (dt == Q4_0 || dt == Q8_0 && rows >= 8)
-	// A single row goes through vec.DotQ4_0Rows, which reads xp and
-	// off instead of dup: dup is not filled for it.
-	q.rowsOn = tiles && dt == Q4_0 && rows == 1
+	// A single row goes through vec.DotQ4_0Rows or vec.DotQ8_0Rows,
+	// which read xp (and q4_0's off) instead of dup: dup is not filled
+	// for it.
+	q.rowsOn = tiles && (dt == Q4_0 || dt == Q8_0) && rows == 1
+	q.offOn = q.rowsOn && dt == Q4_0
 	if q.rowsOn {
 		q.xp = grow(q.xp, rows*cols)
+	}
+	if q.offOn {
 		q.off = grow(q.off, vec.Q4_0Lanes*nb)
-	} else if q.dupOn {
+	}
+	if !q.rowsOn && q.dupOn {
 		q.dup = grow(q.dup, 2*rows*cols)
 	}
 }
@@ -104,9 +111,12 @@ func (q *Q16Rows) QuantizeBlocks(x []float32, b0, b1 int) {
 	} else {
 		vec.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x[qk*b0:qk*b1])
 	}
-	if q.rowsOn {
+	switch {
+	case q.offOn:
 		vec.PrepQ4_0Rows(q.xp, q.off, q.qs, b0, b1)
-	} else if q.dupOn {
+	case q.rowsOn:
+		vec.PrepRows(q.xp, q.qs, b0, b1)
+	case q.dupOn:
 		vec.DupQ16(q.dup[2*qk*b0:2*qk*b1], q.qs[qk*b0:qk*b1])
 	}
 }
@@ -226,7 +236,11 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 					// No tile has read these rows yet (decode, or an
 					// expert with fewer than four tokens): they come from
 					// memory, which one row after another streams faster.
-					vec.DotQ8_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, re-rb)
+					var xp []int16
+					if x.rowsOn {
+						xp = x.xp[:m.cols]
+					}
+					vec.DotQ8_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, xp, re-rb)
 				case m.dtype == Q8_0:
 					vec.DotQ8_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, (re-rb)/4)
 				case t == 0 && x.rowsOn:

@@ -213,18 +213,24 @@ func DotQ8_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 // streamed from memory, which the hardware prefetcher follows as one
 // stream far better than as four (RATIONALE.md, "q8_0 decode reads one
 // row after another"). In cache, where the kernels are bound by what they
-// issue, DotQ8_0x4N costs less.
-func DotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
+// issue, DotQ8_0x4N costs less. xp is nil or PrepRows of the activations
+// xq: with AVX-512 and xp, each pair of blocks' activations goes straight
+// from xp into its multiply-adds; otherwise it is the one-row kernel row
+// by row, which reads xq alone.
+func DotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, xp []int16, rows int) {
 	n := len(xd)
 	if rows <= 0 {
 		return
 	}
 	out, wd, wq, xq = out[:rows], wd[:(rows-1)*sd+2*n], wq[:(rows-1)*sq+BlockSize*n], xq[:BlockSize*n]
+	if xp != nil {
+		xp = xp[:BlockSize*n]
+	}
 	if n == 0 {
 		clear(out)
 		return
 	}
-	dotQ8_0Rows(out, wd, sd, wq, sq, xd, xq, rows)
+	dotQ8_0Rows(out, wd, sd, wq, sq, xd, xq, xp, rows)
 }
 
 func dotQ8_0RowsLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
@@ -235,7 +241,7 @@ func dotQ8_0RowsLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []f
 
 // DotQ4_0Rows is DotQ8_0Rows for q4_0 rows: any number, read one after
 // another, each the bits of DotQ4_0x4N and DotQ4_0x2N. xp and c are
-// PrepQ4_0Rows of the activations xq. With AVX-512 one row is one stream
+// PrepQ4_0Rows of the activations xq (both needed). With AVX-512 one row is one stream
 // of weights, which the hardware prefetcher follows where it follows two
 // rows side by side poorly, and the kernel issues fewer instructions per
 // block than the pair kernel (RATIONALE.md, "q4_0 decode reads one row
@@ -257,29 +263,44 @@ func DotQ4_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float
 // Q4_0Lanes is how many int32 offsets PrepQ4_0Rows writes per block.
 const Q4_0Lanes = 8
 
-// PrepQ4_0Rows lays out blocks b0 ≤ b < b1 of the 16-bit activations q
-// (one row of 32-value blocks) for DotQ4_0Rows' AVX-512 kernel, in xp (as
-// long as q): in each group of eight blocks, each pair b, b+1 as values
-// 0..15 of b, 0..15 of b+1, 16..31 of b, 16..31 of b+1 (what one 512-bit
-// register of two consecutive weight blocks multiplies); the blocks past
-// the row's last whole group as they are. c[8b+i] is block b's part of a
-// q4_0 product that does not depend on the weights, −8 times the sum of
-// the values lane i multiplies (2i, 2i+1, 16+2i, 17+2i), so that the
-// kernel can use the nibbles as they are. Each block writes only its own
-// values, so ranges may be laid out concurrently.
+// PrepRows lays out blocks b0 ≤ b < b1 of the 16-bit activations q (one
+// row of 32-value blocks) for the one-row AVX-512 kernels of DotQ8_0Rows
+// and DotQ4_0Rows, in xp (as long as q): in each group of eight blocks,
+// each pair b, b+1 as values 0..15 of b, 0..15 of b+1, 16..31 of b, 16..31
+// of b+1 (what one 512-bit register of two consecutive weight blocks
+// multiplies); the blocks past the row's last whole group as they are.
+// Each block writes only its own values, so ranges may be laid out
+// concurrently.
+func PrepRows(xp, q []int16, b0, b1 int) {
+	nb := len(q) / BlockSize
+	xp = xp[:BlockSize*nb]
+	for b := b0; b < b1; b++ {
+		prepBlock(xp, q, b, nb&^7)
+	}
+}
+
+// prepBlock lays out block b of PrepRows, g its blocks in whole groups.
+func prepBlock(xp, q []int16, b, g int) {
+	x := (*[BlockSize]int16)(q[BlockSize*b:])
+	if b < g {
+		at := BlockSize*(b&^1) + 16*(b&1)
+		copy(xp[at:at+16], x[:16])
+		copy(xp[at+32:at+48], x[16:])
+	} else {
+		copy(xp[BlockSize*b:BlockSize*(b+1)], x[:])
+	}
+}
+
+// PrepQ4_0Rows is PrepRows for DotQ4_0Rows, which also needs, in c[8b+i],
+// block b's part of a q4_0 product that does not depend on the weights:
+// −8 times the sum of the values lane i multiplies (2i, 2i+1, 16+2i,
+// 17+2i), so that the kernel can use the nibbles as they are.
 func PrepQ4_0Rows(xp []int16, c []int32, q []int16, b0, b1 int) {
 	nb := len(q) / BlockSize
 	xp, c = xp[:BlockSize*nb], c[:Q4_0Lanes*nb]
-	g := nb &^ 7
 	for b := b0; b < b1; b++ {
+		prepBlock(xp, q, b, nb&^7)
 		x := (*[BlockSize]int16)(q[BlockSize*b:])
-		if b < g {
-			at := BlockSize*(b&^1) + 16*(b&1)
-			copy(xp[at:at+16], x[:16])
-			copy(xp[at+32:at+48], x[16:])
-		} else {
-			copy(xp[BlockSize*b:BlockSize*(b+1)], x[:])
-		}
 		o := (*[Q4_0Lanes]int32)(c[Q4_0Lanes*b:])
 		for i := range o {
 			o[i] = -8 * (int32(x[2*i]) + int32(x[2*i+1]) + int32(x[16+2*i]) + int32(x[17+2*i]))

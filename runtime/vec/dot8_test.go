@@ -157,6 +157,8 @@ func benchDotQAct(b *testing.B, mats, rows, nb int) {
 	sd, s8, s4 := 2*rows*nb, BlockSize*rows*nb, BlockSize/2*rows*nb
 	xd16, g, xq16 := make([]float32, nb), make([]float32, nb), make([]int16, BlockSize*nb)
 	QuantizeQ16(xq16, xd16, g, x)
+	xp16 := make([]int16, len(xq16))
+	PrepRows(xp16, xq16, 0, nb)
 	xd8, xq8 := make([]float32, nb), make([]int8, BlockSize*nb)
 	QuantizeQ8(xq8, xd8, x)
 	for _, on := range []bool{false, true} {
@@ -175,7 +177,7 @@ func benchDotQAct(b *testing.B, mats, rows, nb int) {
 			{"q4_0/act16", 18, func(m int) { DotQ4_0x4N(o, wd[m*sd:], 2*nb, wq[m*s4:], BlockSize/2*nb, xd16, xq16, rows/4) }},
 			{"q4_0/act8", 18, func(m int) { DotQ4_0Q8x4N(o, wd[m*sd:], 2*nb, wq[m*s4:], BlockSize/2*nb, xd8, xq8, rows/4) }},
 			// q8_0's rows one after another rather than four side by side.
-			{"q8_0/act16rows", 34, func(m int) { DotQ8_0Rows(o, wd[m*sd:], 2*nb, wq[m*s8:], BlockSize*nb, xd16, xq16, rows) }},
+			{"q8_0/act16rows", 34, func(m int) { DotQ8_0Rows(o, wd[m*sd:], 2*nb, wq[m*s8:], BlockSize*nb, xd16, xq16, xp16, rows) }},
 		} {
 			b.Run(Impl()+"/"+f.name, func(b *testing.B) {
 				b.SetBytes(int64(mats * rows * nb * f.wb))

@@ -293,7 +293,9 @@ func testDotQx4N(t *testing.T) {
 			byRow := make([]float32, rows)
 			var want [4]float32
 			DotQ8_0x4N(got, wd, sd, wq, sq, xd, xq, groups)
-			DotQ8_0Rows(byRow, wd, sd, wq, sq, xd, xq, rows)
+			xp := make([]int16, len(xq))
+			PrepRows(xp, xq, 0, nb)
+			DotQ8_0Rows(byRow, wd, sd, wq, sq, xd, xq, xp, rows)
 			for g := range groups {
 				var goWant [4]float32
 				DotQ8_0x4(&want, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
@@ -306,11 +308,12 @@ func testDotQx4N(t *testing.T) {
 				}
 			}
 			for n := 1; n < rows; n++ {
-				part := make([]float32, n)
-				DotQ8_0Rows(part, wd[sd:], sd, wq[sq:], sq, xd, xq, n)
+				part, plain := make([]float32, n), make([]float32, n)
+				DotQ8_0Rows(part, wd[sd:], sd, wq[sq:], sq, xd, xq, xp, n)
+				DotQ8_0Rows(plain, wd[sd:], sd, wq[sq:], sq, xd, xq, nil, n)
 				for r, v := range part {
-					if w := dotQ8_0Go(wd[(r+1)*sd:], wq[(r+1)*sq:], xd, xq); math.Float32bits(v) != math.Float32bits(w) {
-						t.Fatalf("q8_0 nb=%d, %d rows by row from row 1: row %d %v, pure Go %v", nb, n, r, v, w)
+					if w := dotQ8_0Go(wd[(r+1)*sd:], wq[(r+1)*sq:], xd, xq); math.Float32bits(v) != math.Float32bits(w) || math.Float32bits(plain[r]) != math.Float32bits(w) {
+						t.Fatalf("q8_0 nb=%d, %d rows by row from row 1: row %d %v (%v without PrepRows), pure Go %v", nb, n, r, v, plain[r], w)
 					}
 				}
 			}

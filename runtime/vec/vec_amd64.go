@@ -235,11 +235,11 @@ func quantizeQ16(q []int16, d, g, x []float32) {
 func quantizeQ16AVX2(q *int16, d, gs, x *float32, nb int)
 
 //go:noescape
-func dotQ8_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, rows int)
+func dotQ8_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xp *int16, nb, rows int)
 
-func dotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
-	if hasAVX512 {
-		dotQ8_0x1NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd), rows)
+func dotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, xp []int16, rows int) {
+	if hasAVX512 && xp != nil {
+		dotQ8_0x1NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xp[0], len(xd), rows)
 		return
 	}
 	dotQ8_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)

@@ -2081,7 +2081,7 @@ store:
 	VZEROUPPER
 	RET
 
-// func dotQ8_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, rows int)
+// func dotQ8_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xp *int16, nb, rows int)
 //
 // DotQ8_0x4N's products, one row after another (row r at wd + r·sd,
 // wq + r·sq): the weights are read as one sequential stream, which the
@@ -2111,7 +2111,7 @@ row:
 	MOVQ   R12, R8
 	MOVQ   R11, SI
 	MOVQ   xd+40(FP), R9
-	MOVQ   xq+48(FP), DX
+	MOVQ   xp+48(FP), DX
 	MOVQ   nb+56(FP), CX
 	MOVQ   CX, R13
 	SHRQ   $3, R13
@@ -2128,21 +2128,17 @@ group:
 
 pair:
 	// Blocks b, b+1 widened: Z6 elements 0..15 of b then of b+1, Z7
-	// elements 16..31; the activations likewise in Z4 and Z5.
+	// elements 16..31; the activations are laid out likewise (PrepRows).
 	VMOVDQU       (SI), X6
 	VINSERTI128   $1, 32(SI), Y6, Y6
 	VPMOVSXBW     Y6, Z6
 	VMOVDQU       16(SI), X7
 	VINSERTI128   $1, 48(SI), Y7, Y7
 	VPMOVSXBW     Y7, Z7
-	VMOVDQU       (DX), Y4
-	VINSERTI64X4  $1, 64(DX), Z4, Z4
-	VMOVDQU       32(DX), Y5
-	VINSERTI64X4  $1, 96(DX), Z5, Z5
 	// Eight lane sums per block, converted, scaled by the products Z15
 	// picks from Z9, and added into Y0, b's then b+1's.
-	VPMADDWD      Z4, Z6, Z20
-	VPDPWSSD      Z5, Z7, Z20
+	VPMADDWD      (DX), Z6, Z20
+	VPDPWSSD      64(DX), Z7, Z20
 	VCVTDQ2PS     Z20, Z20
 	VPERMPS       Z9, Z15, Z21
 	VMULPS        Z21, Z20, Z20

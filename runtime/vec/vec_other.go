@@ -63,7 +63,7 @@ func dotQ8_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 	dotQ8_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
 }
 
-func dotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
+func dotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, _ []int16, rows int) {
 	dotQ8_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
 }
 
