@@ -59,10 +59,22 @@ func benchQ4Shape(b *testing.B, mats, rows, nb int) {
 	DupQ16(x2, xq)
 	xp, c := make([]int16, len(xq)), make([]int32, Q4_0Lanes*nb)
 	PrepQ4_0Rows(xp, c, xq, 0, nb)
+	// Four tokens, as prefill gives each of OLMoE's experts of a 32-token
+	// prompt: the same activations four times over.
+	x4, xd4 := make([]int16, 0, 4*len(x2)), make([]float32, 0, 4*nb)
+	for range 4 {
+		x4, xd4 = append(x4, x2...), append(xd4, xd...)
+	}
 	for _, f := range []struct {
 		name string
 		run  func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int)
 	}{
+		{"x2xN4", func(o []float32, wd []byte, sd int, wq []byte, sq int, _ []float32, _ []int16, rows int) {
+			var o16 [16]float32
+			for r := 0; r < rows; r += 2 {
+				DotQ4_0x2xN(&o16, wd[r*sd:], sd, wq[r*sq:], sq, xd4, x4, nb, nb, 4)
+			}
+		}},
 		{"x4N", func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
 			DotQ4_0x4N(o, wd, sd, wq, sq, xd, xq, rows/4)
 		}},
