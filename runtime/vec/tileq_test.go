@@ -97,6 +97,8 @@ func benchDotQTile(b *testing.B) {
 	for i := range xd {
 		xd[i] = 1
 	}
+	x2 := make([]int16, 2*len(xq)) // DupQ16's layout
+	DupQ16(x2, xq)
 	b.Run("q4_0/x4", func(b *testing.B) {
 		var o [4]float32
 		for b.Loop() {
@@ -125,8 +127,6 @@ func benchDotQTile(b *testing.B) {
 	})
 	b.Run("q4_0/x2xN8", func(b *testing.B) {
 		var o [16]float32
-		x2 := make([]int16, 2*len(xq))
-		DupQ16(x2, xq)
 		for b.Loop() {
 			for t := 0; t < toks; t += 8 {
 				DotQ4_0x2xN(&o, wd, 2*nb, wq, BlockSize/2*nb, xd[t*nb:], x2[2*t*BlockSize*nb:], nb, nb, 8)
@@ -153,8 +153,6 @@ func benchDotQTile(b *testing.B) {
 	})
 	b.Run("q8_0/x2x8dup", func(b *testing.B) {
 		var o [16]float32
-		x2 := make([]int16, 2*len(xq))
-		DupQ16(x2, xq)
 		for b.Loop() {
 			for t := 0; t < toks; t += 8 {
 				DotQ8_0x2x8Dup(&o, wd, 2*nb, wq, BlockSize*nb, xd[t*nb:], x2[2*t*BlockSize*nb:], nb, nb)
@@ -432,23 +430,8 @@ func testDotQx2xN(t *testing.T) {
 		for nt := 1; nt <= 8; nt++ {
 			sd, sq := 2*nb+6, qb*nb+16
 			xs := nb + 3
-			wd := make([]byte, 2*sd)
-			for i := 0; i < len(wd); i += 2 {
-				h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
-				wd[i], wd[i+1] = byte(h), byte(h>>8)
-			}
-			wq := make([]byte, 2*sq)
-			for i := range wq {
-				wq[i] = byte(r.IntN(256))
-			}
-			xd := make([]float32, (nt-1)*xs+nb)
-			xq := make([]int16, BlockSize*len(xd))
-			for b := range xd {
-				xd[b] = float32(math.Exp(3 * r.NormFloat64()))
-			}
-			for i := range xq {
-				xq[i] = int16(r.IntN(65535) - 32767)
-			}
+			wd, wq := randScales(r, 2*sd), randBytes(r, 2*sq)
+			xd, xq := randActs(r, (nt-1)*xs+nb)
 			if nt%3 == 0 {
 				for i := range qb {
 					wq[i], wq[sq+i] = 0x00, 0xff
@@ -495,23 +478,8 @@ func testDotQ8_0x2x8Dup(t *testing.T) {
 	for _, nb := range []int{1, 2, 3, 7, 8, 9, 15, 16, 17, 32, 44} {
 		sd, sq := 2*nb+6, BlockSize*nb+16
 		xs := nb + 3
-		wd := make([]byte, 2*sd)
-		for i := 0; i < len(wd); i += 2 {
-			h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
-			wd[i], wd[i+1] = byte(h), byte(h>>8)
-		}
-		wq := make([]byte, 2*sq)
-		for i := range wq {
-			wq[i] = byte(r.IntN(256))
-		}
-		xd := make([]float32, 7*xs+nb)
-		xq := make([]int16, BlockSize*len(xd))
-		for b := range xd {
-			xd[b] = float32(math.Exp(3 * r.NormFloat64()))
-		}
-		for i := range xq {
-			xq[i] = int16(r.IntN(65535) - 32767)
-		}
+		wd, wq := randScales(r, 2*sd), randBytes(r, 2*sq)
+		xd, xq := randActs(r, 7*xs+nb)
 		if nb%2 == 1 {
 			for i := range BlockSize {
 				wq[i], wq[sq+i] = 0x80, 0x7f
@@ -539,4 +507,37 @@ func testDotQ8_0x2x8Dup(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randScales is n bytes of f16 block scales, random in sign and in
+// magnitude up to 2^15 (no infinities or NaNs).
+func randScales(r *rand.Rand, n int) []byte {
+	wd := make([]byte, n)
+	for i := 0; i+1 < n; i += 2 {
+		h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
+		wd[i], wd[i+1] = byte(h), byte(h>>8)
+	}
+	return wd
+}
+
+// randBytes is n random bytes: q8_0 or q4_0 quants.
+func randBytes(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.IntN(256))
+	}
+	return b
+}
+
+// randActs is nb blocks of 16-bit activations: scales of wide dynamic
+// range and quants over the whole of ±32767.
+func randActs(r *rand.Rand, nb int) ([]float32, []int16) {
+	xd, xq := make([]float32, nb), make([]int16, BlockSize*nb)
+	for b := range xd {
+		xd[b] = float32(math.Exp(3 * r.NormFloat64()))
+	}
+	for i := range xq {
+		xq[i] = int16(r.IntN(65535) - 32767)
+	}
+	return xd, xq
 }

@@ -1545,20 +1545,25 @@ done:
 	VMULPS          Z27, Z26, Z26 \
 	VADDPS          Z26, ACC, ACC
 
-// TILEBLOCKT runs the unpacked block against the eight tokens, then steps
-// xq and the block index.
-#define TILEBLOCKT \
-	TOKT((DX), 32(DX), Z16, Z0) \
-	TOKT((DX)(R12*1), 32(DX)(R12*1), Z17, Z1) \
-	TOKT((DX)(R12*2), 32(DX)(R12*2), Z18, Z2) \
-	TOKT((DX)(R13*1), 32(DX)(R13*1), Z19, Z3) \
-	TOKT((BX), 32(BX), Z20, Z4) \
-	TOKT((BX)(R12*1), 32(BX)(R12*1), Z21, Z5) \
-	TOKT((BX)(R12*2), 32(BX)(R12*2), Z22, Z6) \
-	TOKT((BX)(R13*1), 32(BX)(R13*1), Z23, Z7) \
+// TILEBLOCK8 runs the unpacked block against the eight tokens through TOK
+// (TOKT or TOKD), each token's second activation half HALF bytes after its
+// first, then steps the block index and xq by STEP bytes.
+#define TILEBLOCK8(TOK, HALF, STEP) \
+	TOK((DX), HALF(DX), Z16, Z0) \
+	TOK((DX)(R12*1), HALF(DX)(R12*1), Z17, Z1) \
+	TOK((DX)(R12*2), HALF(DX)(R12*2), Z18, Z2) \
+	TOK((DX)(R13*1), HALF(DX)(R13*1), Z19, Z3) \
+	TOK((BX), HALF(BX), Z20, Z4) \
+	TOK((BX)(R12*1), HALF(BX)(R12*1), Z21, Z5) \
+	TOK((BX)(R12*2), HALF(BX)(R12*2), Z22, Z6) \
+	TOK((BX)(R13*1), HALF(BX)(R13*1), Z23, Z7) \
 	VPADDD Z11, Z15, Z15 \
-	ADDQ   $64, DX \
-	ADDQ   $64, BX
+	ADDQ   STEP, DX \
+	ADDQ   STEP, BX
+
+// TILEBLOCKT is TILEBLOCK8 on the plain layout, each activation half
+// broadcast into both halves of a register.
+#define TILEBLOCKT TILEBLOCK8(TOKT, 32, $64)
 
 // TILESCALES8TOK sets TAB to the products of the next eight blocks of the
 // two rows (Y10, Y27: their scales) and the token whose xd is at AX, then
@@ -1628,6 +1633,29 @@ done:
 	VMOVSS X6, OFF+24(DI) \
 	VMOVSS X7, OFF+28(DI)
 
+// TILESTORE16 stores a 2×8 tile's sixteen outputs: out[t] from the low
+// half of Z(t), row 0's, and out[8+t] from its high half, row 1's.
+#define TILESTORE16 \
+	MOVQ          out+0(FP), DI \
+	VEXTRACTF64X4 $1, Z0, Y16 \
+	VEXTRACTF64X4 $1, Z1, Y17 \
+	VEXTRACTF64X4 $1, Z2, Y18 \
+	VEXTRACTF64X4 $1, Z3, Y19 \
+	VEXTRACTF64X4 $1, Z4, Y20 \
+	VEXTRACTF64X4 $1, Z5, Y21 \
+	VEXTRACTF64X4 $1, Z6, Y22 \
+	VEXTRACTF64X4 $1, Z7, Y23 \
+	HSTORE8(0) \
+	VMOVAPS       Y16, Y0 \
+	VMOVAPS       Y17, Y1 \
+	VMOVAPS       Y18, Y2 \
+	VMOVAPS       Y19, Y3 \
+	VMOVAPS       Y20, Y4 \
+	VMOVAPS       Y21, Y5 \
+	VMOVAPS       Y22, Y6 \
+	VMOVAPS       Y23, Y7 \
+	HSTORE8(32)
+
 // func dotQ4_0x2x8AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 //
 // out[8r+t] for rows r < 2 and tokens t < 8 (token t's blocks at t·xs
@@ -1668,25 +1696,7 @@ tail:
 	JMP  tail
 
 done:
-	MOVQ          out+0(FP), DI
-	VEXTRACTF64X4 $1, Z0, Y16
-	VEXTRACTF64X4 $1, Z1, Y17
-	VEXTRACTF64X4 $1, Z2, Y18
-	VEXTRACTF64X4 $1, Z3, Y19
-	VEXTRACTF64X4 $1, Z4, Y20
-	VEXTRACTF64X4 $1, Z5, Y21
-	VEXTRACTF64X4 $1, Z6, Y22
-	VEXTRACTF64X4 $1, Z7, Y23
-	HSTORE8(0)
-	VMOVAPS       Y16, Y0
-	VMOVAPS       Y17, Y1
-	VMOVAPS       Y18, Y2
-	VMOVAPS       Y19, Y3
-	VMOVAPS       Y20, Y4
-	VMOVAPS       Y21, Y5
-	VMOVAPS       Y22, Y6
-	VMOVAPS       Y23, Y7
-	HSTORE8(32)
+	TILESTORE16
 	VZEROUPPER
 	RET
 
@@ -1738,25 +1748,7 @@ tail:
 	JMP  tail
 
 done:
-	MOVQ          out+0(FP), DI
-	VEXTRACTF64X4 $1, Z0, Y16
-	VEXTRACTF64X4 $1, Z1, Y17
-	VEXTRACTF64X4 $1, Z2, Y18
-	VEXTRACTF64X4 $1, Z3, Y19
-	VEXTRACTF64X4 $1, Z4, Y20
-	VEXTRACTF64X4 $1, Z5, Y21
-	VEXTRACTF64X4 $1, Z6, Y22
-	VEXTRACTF64X4 $1, Z7, Y23
-	HSTORE8(0)
-	VMOVAPS       Y16, Y0
-	VMOVAPS       Y17, Y1
-	VMOVAPS       Y18, Y2
-	VMOVAPS       Y19, Y3
-	VMOVAPS       Y20, Y4
-	VMOVAPS       Y21, Y5
-	VMOVAPS       Y22, Y6
-	VMOVAPS       Y23, Y7
-	HSTORE8(32)
+	TILESTORE16
 	VZEROUPPER
 	RET
 
@@ -2203,21 +2195,9 @@ store:
 	VMULPS    Z27, Z26, Z26 \
 	VADDPS    Z26, ACC, ACC
 
-// TILEBLOCKD runs the unpacked block against the eight tokens, reading
-// each activation half as it is (DupQ16), then steps the block index and
-// the activations.
-#define TILEBLOCKD \
-	TOKD((DX), 64(DX), Z16, Z0) \
-	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1) \
-	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z2) \
-	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z3) \
-	TOKD((BX), 64(BX), Z20, Z4) \
-	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z5) \
-	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z6) \
-	TOKD((BX)(R13*1), 64(BX)(R13*1), Z23, Z7) \
-	VPADDD Z11, Z15, Z15 \
-	ADDQ   $128, DX \
-	ADDQ   $128, BX
+// TILEBLOCKD is TILEBLOCK8 reading each activation half as it is
+// (DupQ16).
+#define TILEBLOCKD TILEBLOCK8(TOKD, 64, $128)
 
 // func dotQ4_0x2xNAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb, nt int)
 TEXT ·dotQ4_0x2xNAVX512(SB), NOSPLIT, $0-80
@@ -2758,25 +2738,7 @@ tail8:
 	JMP  tail8
 
 done:
-	MOVQ          out+0(FP), DI
-	VEXTRACTF64X4 $1, Z0, Y16
-	VEXTRACTF64X4 $1, Z1, Y17
-	VEXTRACTF64X4 $1, Z2, Y18
-	VEXTRACTF64X4 $1, Z3, Y19
-	VEXTRACTF64X4 $1, Z4, Y20
-	VEXTRACTF64X4 $1, Z5, Y21
-	VEXTRACTF64X4 $1, Z6, Y22
-	VEXTRACTF64X4 $1, Z7, Y23
-	HSTORE8(0)
-	VMOVAPS       Y16, Y0
-	VMOVAPS       Y17, Y1
-	VMOVAPS       Y18, Y2
-	VMOVAPS       Y19, Y3
-	VMOVAPS       Y20, Y4
-	VMOVAPS       Y21, Y5
-	VMOVAPS       Y22, Y6
-	VMOVAPS       Y23, Y7
-	HSTORE8(32)
+	TILESTORE16
 	VZEROUPPER
 	RET
 
@@ -2822,25 +2784,7 @@ tail:
 	JMP  tail
 
 done:
-	MOVQ          out+0(FP), DI
-	VEXTRACTF64X4 $1, Z0, Y16
-	VEXTRACTF64X4 $1, Z1, Y17
-	VEXTRACTF64X4 $1, Z2, Y18
-	VEXTRACTF64X4 $1, Z3, Y19
-	VEXTRACTF64X4 $1, Z4, Y20
-	VEXTRACTF64X4 $1, Z5, Y21
-	VEXTRACTF64X4 $1, Z6, Y22
-	VEXTRACTF64X4 $1, Z7, Y23
-	HSTORE8(0)
-	VMOVAPS       Y16, Y0
-	VMOVAPS       Y17, Y1
-	VMOVAPS       Y18, Y2
-	VMOVAPS       Y19, Y3
-	VMOVAPS       Y20, Y4
-	VMOVAPS       Y21, Y5
-	VMOVAPS       Y22, Y6
-	VMOVAPS       Y23, Y7
-	HSTORE8(32)
+	TILESTORE16
 	VZEROUPPER
 	RET
 
