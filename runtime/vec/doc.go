@@ -3,8 +3,10 @@
 // decoding, and dot products of q8_0, q4_0 and q4_k weight rows with
 // activations quantised to int16 in blocks of 32, multiplied in integers
 // and scaled once per block: one weight row at a time, four, or (for
-// prefill) tiles of two rows by four tokens that unpack each weight block
-// once for the four; the quantiser of those activations; and a float32 exp
+// prefill) tiles of two rows by up to eight tokens that unpack each weight
+// block once for all of them; the quantiser of those activations and the
+// layouts the AVX-512 kernels read them in (DupQ16 for the tiles, PrepRows
+// for one row at a time); and a float32 exp
 // (Exp, ExpShift, SiLUMul) for the fast path's softmax and SiLU, pure Go
 // everywhere; and attention's scores and weighted sums over cache rows, one
 // head at a time (Scores, WeightedSum) or several heads of each row in one
