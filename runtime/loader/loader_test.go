@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -117,6 +118,58 @@ func TestMissingExpertShard(t *testing.T) {
 	_, err = e.Forward(context.Background(), []int{1, 2, 3})
 	if err == nil || !strings.Contains(err.Error(), "shard layer.0.expert.") {
 		t.Fatalf("forward with missing expert shards: %v", err)
+	}
+}
+
+// TestWhole: Whole, which loads the experts on several goroutines, gives
+// every expert's tensors as LoadExpert gives them one by one; with two
+// expert shards damaged it reports the first in (layer, expert) order,
+// naming its shard, whichever goroutine reached it first.
+func TestWhole(t *testing.T) {
+	dir, m := packOf(t, "olmoe")
+	p, err := loader.Open(context.Background(), dir, shard.HTTPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := p.Whole(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.Model.Config
+	for l := range c.Layers {
+		for e := range c.FFN[l].ExpertWidths {
+			ts, err := p.LoadExpert(context.Background(), l, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, sp := range c.ExpertSpec(l, e) {
+				if got := w.Weights[sp.Name]; got == nil || !slices.Equal(got.Data, ts[i].Data) {
+					t.Fatalf("%s differs from LoadExpert's", sp.Name)
+				}
+			}
+		}
+	}
+	var damaged []string
+	for _, s := range m.Shards {
+		if s.Kind == manifest.KindExpert && (s.Layer == 0 && s.Expert == 1 || s.Layer == c.Layers-1 && s.Expert == 0) {
+			if err := os.WriteFile(filepath.Join(dir, s.Pieces[0].File), []byte("not the shard"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			damaged = append(damaged, s.ID)
+		}
+	}
+	if len(damaged) != 2 {
+		t.Fatalf("damaged %v, want two expert shards", damaged)
+	}
+	for range 5 {
+		p, err := loader.Open(context.Background(), dir, shard.HTTPOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Whole(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "shard layer.0.expert.1") {
+			t.Fatalf("Whole with %v damaged: %v, want the error of layer.0.expert.1", damaged, err)
+		}
 	}
 }
 
@@ -443,16 +496,21 @@ func TestCloseJoinsPrefetch(t *testing.T) {
 
 // mapKept is a ConvertedStore in memory, keyed by shard ID.
 type mapKept struct {
+	mu   sync.Mutex
 	m    map[string][]*tensor.Tensor
 	puts int
 }
 
 func (k *mapKept) Get(_ context.Context, s *manifest.Shard) ([]*tensor.Tensor, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	ts, ok := k.m[s.ID]
 	return ts, ok
 }
 
 func (k *mapKept) Put(_ context.Context, s *manifest.Shard, ts []*tensor.Tensor) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	k.m[s.ID] = ts
 	k.puts++
 }
