@@ -43,6 +43,11 @@ func Q4_0Blocks(raw RawTensor) (scales []float32, q []uint8, err error) {
 	return scales, q, nil
 }
 
+// CheckBlocks checks that raw is a whole tensor of type want, its bytes
+// what its dims need, and returns its element count: what a caller that
+// takes a block format's bytes as they are checks first.
+func CheckBlocks(raw RawTensor, want GGMLType) (int, error) { return blocksOf(raw, want) }
+
 func blocksOf(raw RawTensor, want GGMLType) (int, error) {
 	if raw.Type != want {
 		return 0, fmt.Errorf("gguf: tensor %q is %s, not %s", raw.Name, raw.Type, want)

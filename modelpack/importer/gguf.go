@@ -230,18 +230,18 @@ func toTensor(name string, raw gguf.RawTensor, shape []int) (*tensor.Tensor, err
 			return nil, err
 		}
 		return t, nil
-	case gguf.TypeQ8_0:
-		scales, q, err := gguf.Q8_0Blocks(raw)
-		if err != nil {
+	case gguf.TypeQ8_0, gguf.TypeQ4_0:
+		// The blocks as they are, only the scales moved apart from the
+		// quants: unpacking each quant to a byte and packing it again
+		// took most of a GGUF's load.
+		if _, err := gguf.CheckBlocks(raw, raw.Type); err != nil {
 			return nil, err
 		}
-		return tensor.Q8_0FromBlocks(name, rows, cols, scales, q)
-	case gguf.TypeQ4_0:
-		scales, q, err := gguf.Q4_0Blocks(raw)
-		if err != nil {
-			return nil, err
+		d := tensor.Q8_0
+		if raw.Type == gguf.TypeQ4_0 {
+			d = tensor.Q4_0
 		}
-		return tensor.Q4_0FromBlocks(name, rows, cols, scales, q)
+		return tensor.FromInterleaved(name, d, rows, cols, raw.Data)
 	case gguf.TypeMXFP4:
 		scales, blocks, err := gguf.MXFP4Blocks(raw)
 		if err != nil {

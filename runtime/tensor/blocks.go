@@ -47,6 +47,45 @@ func Q4_0FromBlocks(name string, rows, cols int, scales []float32, nibbles []uin
 	return t, nil
 }
 
+// FromInterleaved builds a q8_0 or q4_0 [rows, cols] matrix from its
+// blocks as ggml stores them: each block's f16 scale, then its quants (32
+// signed bytes for q8_0; 16 bytes for q4_0, byte j holding element j in
+// its low nibble and j+16 in its high one, as this package packs them).
+// It lays them out as this package does, the scales then the quants, and
+// gives what Q8_0FromBlocks and Q4_0FromBlocks give for the same blocks
+// unpacked — including the refusal of a scale that is NaN or infinite —
+// at the cost of a copy: a GGUF's quantised tensors need no unpacking.
+func FromInterleaved(name string, d DType, rows, cols int, blocks []byte) (*Tensor, error) {
+	qb := 0
+	switch d {
+	case Q8_0:
+		qb = qk
+	case Q4_0:
+		qb = qk / 2
+	default:
+		return nil, fmt.Errorf("tensor %s: no interleaved blocks for %v", name, d)
+	}
+	size, err := ByteSize(d, rows, cols)
+	if err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	nb := rows * cols / qk
+	if len(blocks) != nb*(2+qb) {
+		return nil, fmt.Errorf("tensor %s: %v %d×%d is %d bytes of blocks, have %d", name, d, rows, cols, nb*(2+qb), len(blocks))
+	}
+	t := &Tensor{Name: name, DType: d, Shape: []int{rows, cols}, Data: make([]byte, size)}
+	a := splitArrays(d, t.Data, nb)
+	for b := range nb {
+		blk := blocks[(2+qb)*b : (2+qb)*(b+1)]
+		if h := binary.LittleEndian.Uint16(blk); h&0x7c00 == 0x7c00 {
+			return nil, fmt.Errorf("tensor %s: block %d scale %v is not a finite f16 value", name, b, F16ToF32(h))
+		}
+		copy(a.scales[2*b:2*b+2], blk[:2])
+		copy(a.qs[qb*b:qb*(b+1)], blk[2:])
+	}
+	return t, nil
+}
+
 // fromBlocks checks the geometry of a q8_0 or q4_0 matrix built from
 // nscales scales and nq quants, allocates it and stores the scales, leaving
 // the quants for the caller.

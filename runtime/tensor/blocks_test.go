@@ -143,3 +143,86 @@ func TestFromBlocksValues(t *testing.T) {
 		}
 	}
 }
+
+// interleave lays out a q8_0 or q4_0 tensor's blocks as ggml stores them:
+// each block's f16 scale, then its quants.
+func interleave(t *Tensor) []byte {
+	nb := t.Elems() / qk
+	a := splitArrays(t.DType, t.Data, nb)
+	qb := len(a.qs) / nb
+	var out []byte
+	for b := range nb {
+		out = append(out, a.scales[2*b:2*b+2]...)
+		out = append(out, a.qs[qb*b:qb*(b+1)]...)
+	}
+	return out
+}
+
+// TestFromInterleaved checks that ggml's interleaved blocks, taken as they
+// are, give the tensor the *FromBlocks constructors give for the same
+// blocks unpacked — random quants and every kind of finite f16 scale
+// (subnormal, ±0, the largest) — and that a NaN or infinite scale, a
+// wrong length or another format is refused, naming the tensor.
+func TestFromInterleaved(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, d := range []DType{Q8_0, Q4_0} {
+		for _, sh := range []struct{ rows, cols int }{{1, 32}, {3, 64}, {7, 96}} {
+			nb := sh.rows * sh.cols / qk
+			qb := qk
+			if d == Q4_0 {
+				qb = qk / 2
+			}
+			raw := make([]byte, nb*(2+qb))
+			for i := range raw {
+				raw[i] = byte(r.IntN(256))
+			}
+			special := []uint16{0x0001, 0x8000, 0x0000, 0x7bff, 0xfbff, 0x03ff}
+			for b := range nb {
+				h := uint16(r.IntN(0x7c00)) | uint16(r.IntN(2))<<15
+				if b < len(special) {
+					h = special[b]
+				}
+				raw[(2+qb)*b], raw[(2+qb)*b+1] = byte(h), byte(h>>8)
+			}
+			got, err := FromInterleaved("w", d, sh.rows, sh.cols, raw)
+			if err != nil {
+				t.Fatalf("%v %d×%d: %v", d, sh.rows, sh.cols, err)
+			}
+			scales, q8, q4 := blocksOf(got)
+			var want *Tensor
+			if d == Q8_0 {
+				want, err = Q8_0FromBlocks("w", sh.rows, sh.cols, scales, q8)
+			} else {
+				want, err = Q4_0FromBlocks("w", sh.rows, sh.cols, scales, q4)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Data, want.Data) || !bytes.Equal(interleave(got), raw) {
+				t.Errorf("%v %d×%d: the interleaved blocks give another tensor than their unpacked values", d, sh.rows, sh.cols)
+			}
+		}
+	}
+	q4 := make([]byte, 2*18)
+	withScale := func(b int, h uint16) []byte {
+		raw := bytes.Clone(q4)
+		raw[18*b], raw[18*b+1] = byte(h), byte(h>>8)
+		return raw
+	}
+	for _, tt := range []struct {
+		name string
+		d    DType
+		raw  []byte
+		want string
+	}{
+		{"length", Q4_0, q4[:35], "36 bytes of blocks, have 35"},
+		{"format", F32, q4, "no interleaved blocks for f32"},
+		{"inf scale", Q4_0, withScale(1, 0x7c00), "block 1 scale +Inf"},
+		{"nan scale", Q4_0, withScale(0, 0xfe01), "block 0 scale NaN"},
+	} {
+		_, err := FromInterleaved("layers.0.wq", tt.d, 1, 64, tt.raw)
+		if err == nil || !strings.Contains(err.Error(), "tensor layers.0.wq: ") || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want one naming the tensor and mentioning %q", tt.name, err, tt.want)
+		}
+	}
+}
