@@ -243,7 +243,7 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 					vec.DotQ8_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, xp, re-rb)
 				case m.dtype == Q8_0:
 					vec.DotQ8_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, (re-rb)/4)
-				case t == 0 && x.rowsOn:
+				case t == 0 && x.offOn:
 					// A lone token (decode): its rows come from memory,
 					// which one after another stream faster than side by
 					// side.

@@ -196,3 +196,48 @@ func TestMulQuantizedTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestMulQuantizedForAnother checks that activations quantised for one
+// block format (QuantizeFor, which keeps the layouts that format's
+// kernels read) multiply a matrix of the other format with the bits they
+// get quantised for no matrix: an MoE layer quantises its input once, for
+// its first expert, and its experts need not share a format.
+func TestMulQuantizedForAnother(t *testing.T) {
+	r := rand.New(rand.NewPCG(33, 34))
+	const rows, cols = 8, 96
+	mats := map[DType]*Matrix{}
+	for _, d := range []DType{Q4_0, Q8_0} {
+		w := make([]float32, rows*cols)
+		for i := range w {
+			w[i] = float32(r.NormFloat64())
+		}
+		qt, err := Quantize(FromF32("w", []int{rows, cols}, w), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mats[d], err = NewMatrix(qt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tokens := range []int{1, 3, 8, 9, 16} {
+		x := make([]float32, tokens*cols)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		var plain Q16Rows
+		plain.Quantize(x, tokens, cols)
+		for _, pair := range [][2]DType{{Q8_0, Q4_0}, {Q4_0, Q8_0}} {
+			var qf Q16Rows
+			qf.QuantizeFor(mats[pair[0]], x, tokens, cols)
+			m := mats[pair[1]]
+			got, want := make([]float32, tokens*rows), make([]float32, tokens*rows)
+			m.MulQuantized(got, rows, &qf, 0, rows)
+			m.MulQuantized(want, rows, &plain, 0, rows)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%d tokens quantised for %v, times %v: output %d is %v, %v quantised for no matrix", tokens, pair[0], pair[1], i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
