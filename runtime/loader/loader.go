@@ -556,7 +556,8 @@ func (p *Pack) TokenizerFiles() (file, config []byte, err error) {
 // the Go scheduler has processors: reading and hashing a shard is work
 // for a core, and a large pack's load (a 0.9 GB OLMoE-shaped one: a
 // thousand experts) took seconds on one. The error is the first in
-// (layer, expert) order, as a load one expert after another reports it.
+// (layer, expert) order, as a load one expert after another reports it,
+// and no expert after the failed one is loaded.
 func (p *Pack) Whole(ctx context.Context) (*model.Model, error) {
 	c := &p.Model.Config
 	type job struct{ layer, expert int }
@@ -568,18 +569,28 @@ func (p *Pack) Whole(ctx context.Context) (*model.Model, error) {
 	}
 	loaded := make([][]*tensor.Tensor, len(jobs))
 	errs := make([]error, len(jobs))
-	var next atomic.Int64
+	// Jobs go out in order, so once job f failed every job before it has
+	// gone out: none after it needs to (a damaged pack is not loaded to
+	// the end), and the first error in order is among those out.
+	var next, failed atomic.Int64
+	failed.Store(int64(len(jobs)))
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(jobs) {
+				i := next.Add(1) - 1
+				if i >= failed.Load() {
 					return
 				}
 				loaded[i], errs[i] = p.LoadExpert(ctx, jobs[i].layer, jobs[i].expert)
+				for errs[i] != nil {
+					f := failed.Load()
+					if i >= f || failed.CompareAndSwap(f, i) {
+						break
+					}
+				}
 			}
 		}()
 	}

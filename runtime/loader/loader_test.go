@@ -124,7 +124,8 @@ func TestMissingExpertShard(t *testing.T) {
 // TestWhole: Whole, which loads the experts on several goroutines, gives
 // every expert's tensors as LoadExpert gives them one by one; with two
 // expert shards damaged it reports the first in (layer, expert) order,
-// naming its shard, whichever goroutine reached it first.
+// naming its shard, whichever goroutine reached it first, and stops
+// loading after it.
 func TestWhole(t *testing.T) {
 	dir, m := packOf(t, "olmoe")
 	p, err := loader.Open(context.Background(), dir, shard.HTTPOptions{})
@@ -161,14 +162,26 @@ func TestWhole(t *testing.T) {
 	if len(damaged) != 2 {
 		t.Fatalf("damaged %v, want two expert shards", damaged)
 	}
+	var experts int64
+	for _, s := range m.Shards {
+		if s.Kind == manifest.KindExpert {
+			experts += s.Size
+		}
+	}
 	for range 5 {
-		p, err := loader.Open(context.Background(), dir, shard.HTTPOptions{})
+		src := &countingSource{Source: shard.NewDir(dir)}
+		p, err := loader.LoadWith(context.Background(), m, &shard.Fetcher{Src: src}, loader.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		core := src.bytes.Load()
 		_, err = p.Whole(context.Background())
 		if err == nil || !strings.Contains(err.Error(), "shard layer.0.expert.1") {
 			t.Fatalf("Whole with %v damaged: %v, want the error of layer.0.expert.1", damaged, err)
+		}
+		// It stops handing out experts after the failed one.
+		if read := src.bytes.Load() - core; read > experts/2 {
+			t.Fatalf("Whole with layer.0.expert.1 damaged read %d of the experts' %d bytes", read, experts)
 		}
 	}
 }
