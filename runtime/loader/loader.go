@@ -557,7 +557,8 @@ func (p *Pack) TokenizerFiles() (file, config []byte, err error) {
 // for a core, and a large pack's load (a 0.9 GB OLMoE-shaped one: a
 // thousand experts) took seconds on one. The error is the first in
 // (layer, expert) order, as a load one expert after another reports it,
-// and no expert after the failed one is loaded.
+// and no expert after the failed one starts loading (those under way
+// finish).
 func (p *Pack) Whole(ctx context.Context) (*model.Model, error) {
 	c := &p.Model.Config
 	type job struct{ layer, expert int }
