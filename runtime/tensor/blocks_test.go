@@ -35,6 +35,16 @@ func blocksOf(t *Tensor) (scales []float32, q8 []int8, q4 []uint8) {
 	return scales, nil, q4
 }
 
+// rebuild is t (q8_0 or q4_0) taken apart by blocksOf and built again by
+// Q8_0FromBlocks or Q4_0FromBlocks.
+func rebuild(t *Tensor) (*Tensor, error) {
+	scales, q8, q4 := blocksOf(t)
+	if t.DType == Q8_0 {
+		return Q8_0FromBlocks(t.Name, t.Rows(), t.Cols(), scales, q8)
+	}
+	return Q4_0FromBlocks(t.Name, t.Rows(), t.Cols(), scales, q4)
+}
+
 // TestFromBlocksRebuildsQuantize takes Quantize's q8_0 and q4_0 output
 // apart into scales and quants and rebuilds it: the bytes must be identical,
 // and so the dequantised values.
@@ -53,13 +63,7 @@ func TestFromBlocksRebuildsQuantize(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			scales, q8, q4 := blocksOf(want)
-			var got *Tensor
-			if d == Q8_0 {
-				got, err = Q8_0FromBlocks("w", sh.rows, sh.cols, scales, q8)
-			} else {
-				got, err = Q4_0FromBlocks("w", sh.rows, sh.cols, scales, q4)
-			}
+			got, err := rebuild(want)
 			if err != nil {
 				t.Fatalf("%v %d×%d: %v", d, sh.rows, sh.cols, err)
 			}
@@ -188,13 +192,7 @@ func TestFromInterleaved(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v %d×%d: %v", d, sh.rows, sh.cols, err)
 			}
-			scales, q8, q4 := blocksOf(got)
-			var want *Tensor
-			if d == Q8_0 {
-				want, err = Q8_0FromBlocks("w", sh.rows, sh.cols, scales, q8)
-			} else {
-				want, err = Q4_0FromBlocks("w", sh.rows, sh.cols, scales, q4)
-			}
+			want, err := rebuild(got)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -153,18 +153,7 @@ func TestMulQuantizedTokens(t *testing.T) {
 		for _, rows := range []int{1, 2, 3, 4, 5, 7, 8, 13, 19} {
 			for _, nb := range []int{1, 2, 7, 9, 17, 44} {
 				cols := qk * nb
-				w := make([]float32, rows*cols)
-				for i := range w {
-					w[i] = float32(r.NormFloat64())
-				}
-				qt, err := Quantize(FromF32("w", []int{rows, cols}, w), d)
-				if err != nil {
-					t.Fatal(err)
-				}
-				m, err := NewMatrix(qt)
-				if err != nil {
-					t.Fatal(err)
-				}
+				m := randMatrix(t, r, d, rows, cols)
 				for _, tokens := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 16, 19} {
 					x := make([]float32, tokens*cols)
 					for i := range x {
@@ -205,20 +194,7 @@ func TestMulQuantizedTokens(t *testing.T) {
 func TestMulQuantizedForAnother(t *testing.T) {
 	r := rand.New(rand.NewPCG(33, 34))
 	const rows, cols = 8, 96
-	mats := map[DType]*Matrix{}
-	for _, d := range []DType{Q4_0, Q8_0} {
-		w := make([]float32, rows*cols)
-		for i := range w {
-			w[i] = float32(r.NormFloat64())
-		}
-		qt, err := Quantize(FromF32("w", []int{rows, cols}, w), d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if mats[d], err = NewMatrix(qt); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mats := map[DType]*Matrix{Q4_0: randMatrix(t, r, Q4_0, rows, cols), Q8_0: randMatrix(t, r, Q8_0, rows, cols)}
 	for _, tokens := range []int{1, 3, 8, 9, 16} {
 		x := make([]float32, tokens*cols)
 		for i := range x {
@@ -240,4 +216,22 @@ func TestMulQuantizedForAnother(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randMatrix is a rows×cols matrix of normal weights quantised to d.
+func randMatrix(t *testing.T, r *rand.Rand, d DType, rows, cols int) *Matrix {
+	t.Helper()
+	w := make([]float32, rows*cols)
+	for i := range w {
+		w[i] = float32(r.NormFloat64())
+	}
+	qt, err := Quantize(FromF32("w", []int{rows, cols}, w), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMatrix(qt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
