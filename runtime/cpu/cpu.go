@@ -424,16 +424,9 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 		j := &b.attn
 		j.out, j.q, j.c, j.s, j.kvDim, j.group, j.scale, j.sinks = out, qb, c, s, kvDim, group, scale, sinks
 		chunk := 1
-		if c.k16 == nil && kvDim >= rowMajorKV {
-			// Items of several heads, about two per goroutine, which
-			// attnTask.rowMajor reads each cache row once for. The wasm
-			// SIMD build runs them head by head (rowMajorFits), and with
-			// one-head items there (fe8c007 to 356e218) the browser's
-			// whole-pack decode of the OLMoE-shaped pack in bench-web
-			// fell from 580–630 to 280–340 tok/s (back to 490–560 with
-			// this rule; likely the hand-offs of more items between the
-			// pool's goroutines, which in js/wasm share one thread — not
-			// measured apart).
+		if rowMajorFits(c, kvDim) {
+			// Items of several heads, which attnTask.rowMajor reads
+			// each cache row once for: about two per goroutine.
 			chunk = max(1, s.Heads/(2*b.threads))
 		}
 		b.split(n, work, chunk, j)
