@@ -81,7 +81,7 @@ func (f *Fused) Unfuse(b []byte) ([]byte, error) {
 				return nil, fmt.Errorf("%s: tensor %q: %w", f.file(), f.Sources[0].Name, err)
 			}
 		}
-		if j, v, bad := firstNonFinite(t); bad { // dense dtypes only
+		if j, v, bad := tensor.FirstNonFinite(t); bad { // dense dtypes only
 			return nil, fmt.Errorf("%s: tensor %q: %s: element %d is %v", f.file(), f.Sources[0].Name, name, j, v)
 		}
 		out = append(out, t.Data...)

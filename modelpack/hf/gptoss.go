@@ -232,7 +232,7 @@ func (s *Source) derive(name string, d derivedRef) (*tensor.Tensor, error) {
 		if err != nil {
 			return nil, err
 		}
-		if i, v, bad := firstNonFinite(src); bad {
+		if i, v, bad := tensor.FirstNonFinite(src); bad {
 			return nil, fmt.Errorf("%s: tensor %q: element %d is %v", file, d.src, i, v)
 		}
 		rows, cols := src.Shape[0], src.Shape[1]
@@ -249,7 +249,7 @@ func (s *Source) derive(name string, d derivedRef) (*tensor.Tensor, error) {
 		} else {
 			s.last.t, err = s.st.ReadRows(d.src, d.expert, 1)
 			if err == nil {
-				if i, v, bad := firstNonFinite(s.last.t); bad {
+				if i, v, bad := tensor.FirstNonFinite(s.last.t); bad {
 					err = fmt.Errorf("%s: tensor %q: expert %d: element %d is %v", file, d.src, d.expert, i, v)
 				}
 			}

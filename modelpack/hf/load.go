@@ -103,7 +103,7 @@ func (s *Source) Read(name string, row0, rows int) (*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if i, v, bad := firstNonFinite(t); bad {
+	if i, v, bad := tensor.FirstNonFinite(t); bad {
 		return nil, fmt.Errorf("%s: tensor %q: element %d is %v", filepath.Base(info.File), h, i+row0*t.Cols(), v)
 	}
 	t.Name = name
@@ -131,7 +131,7 @@ func (p *plan) open(st *safetensors.Dir) (*Source, error) {
 }
 
 func checkZero(file, name, what string, t *tensor.Tensor) error {
-	if i, v, bad := firstNonFinite(t); bad {
+	if i, v, bad := tensor.FirstNonFinite(t); bad {
 		return fmt.Errorf("%s: tensor %q: element %d is %v", file, name, i, v)
 	}
 	if !allZero(t) {

@@ -106,7 +106,7 @@ func (s *Source) readPart(name string, pt Part, row0, rows int) (*tensor.Tensor,
 	b := (r0 - lead0*inner) * rowBytes
 	t.Data = t.Data[b : b+rows*rowBytes]
 	t.Shape = []int{rows, cols}
-	if i, v, bad := firstNonFinite(t); bad {
+	if i, v, bad := tensor.FirstNonFinite(t); bad {
 		info, _ := s.st.Info(pt.Tensor)
 		return nil, fmt.Errorf("%s: tensor %q: element %d is %v", filepath.Base(info.File), pt.Tensor, i+r0*cols, v)
 	}

@@ -222,12 +222,10 @@ func toTensor(name string, raw gguf.RawTensor, shape []int) (*tensor.Tensor, err
 		if err := t.Check(); err != nil {
 			return nil, err
 		}
-		v, err := t.Float32s()
-		if err != nil {
-			return nil, err
-		}
-		if err := tensor.CheckFinite(name, v); err != nil {
-			return nil, err
+		// By the exponent bits, as the HF reader checks: decoding the
+		// whole tensor to float32 first held a second, wider copy.
+		if i, v, bad := tensor.FirstNonFinite(t); bad {
+			return nil, fmt.Errorf("tensor %s: element %d is %v", name, i, v)
 		}
 		return t, nil
 	case gguf.TypeQ8_0, gguf.TypeQ4_0:
