@@ -169,8 +169,14 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 		var o8 [8]float32
 		var o16 [16]float32
 		end := i0 + (i1-i0)&^3
-		for rb := i0; rb < end; rb += 64 {
-			re := min(rb+64, end)
+		// A lone token (decode) has no tokens to keep the rows in L2 for:
+		// its rows go through in one call, one stream.
+		block := 64
+		if x.rows == 1 {
+			block = max(end-i0, 1)
+		}
+		for rb := i0; rb < end; rb += block {
+			re := min(rb+block, end)
 			t := 0
 			// Eight tokens at a time first: the 2×8 tiles unpack each
 			// weight block once for the eight. With the activations laid
