@@ -146,11 +146,12 @@ func TestMulQuantized(t *testing.T) {
 // the tokens short of a whole one: q4_0's 2×n tiles where the machine has
 // them, the 2×4 tiles and the four-row kernel elsewhere), with the
 // activations quantised for the matrix (QuantizeFor) and without
-// (Quantize), which must agree.
+// (Quantize), which must agree; and that a lone token's rows give the same
+// bits in one range (one kernel call, past 64 rows too) and in two.
 func TestMulQuantizedTokens(t *testing.T) {
 	r := rand.New(rand.NewPCG(31, 32))
 	for _, d := range []DType{Q4_0, Q8_0} {
-		for _, rows := range []int{1, 2, 3, 4, 5, 7, 8, 13, 19} {
+		for _, rows := range []int{1, 2, 3, 4, 5, 7, 8, 13, 19, 130} {
 			for _, nb := range []int{1, 2, 7, 9, 17, 44} {
 				cols := qk * nb
 				m := randMatrix(t, r, d, rows, cols)
@@ -169,14 +170,19 @@ func TestMulQuantizedTokens(t *testing.T) {
 					plain := make([]float32, tokens*rows)
 					m.MulQuantized(got, rows, &qf, 0, rows)
 					m.MulQuantized(plain, rows, &qp, 0, rows)
-					one := make([]float32, rows)
+					one, split := make([]float32, rows), make([]float32, rows)
 					for tk := range tokens {
 						q1.QuantizeFor(m, x[tk*cols:(tk+1)*cols], 1, cols)
 						m.MulQuantized(one, rows, &q1, 0, rows)
+						// A lone token's rows in two ranges, as goroutines
+						// split them (one kernel call each): the same bits.
+						k := rows / 2 &^ 3
+						m.MulQuantized(split, rows, &q1, 0, k)
+						m.MulQuantized(split, rows, &q1, k, rows)
 						for i, v := range one {
 							g, p := got[tk*rows+i], plain[tk*rows+i]
-							if math.Float32bits(g) != math.Float32bits(v) || math.Float32bits(p) != math.Float32bits(v) {
-								t.Fatalf("%v %dx%d, %d tokens: token %d row %d: %v in the batch (%v without the 2×n layout), %v alone", d, rows, cols, tokens, tk, i, g, p, v)
+							if math.Float32bits(g) != math.Float32bits(v) || math.Float32bits(p) != math.Float32bits(v) || math.Float32bits(split[i]) != math.Float32bits(v) {
+								t.Fatalf("%v %dx%d, %d tokens: token %d row %d: %v in the batch (%v without the 2×n layout), %v alone (%v in two ranges)", d, rows, cols, tokens, tk, i, g, p, v, split[i])
 							}
 						}
 					}
