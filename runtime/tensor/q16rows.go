@@ -186,14 +186,16 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 			// a sixth to a fifth less time per tile.
 			for ; t+8 <= x.rows; t += 8 {
 				xq, xd := x.qs[t*m.cols:], x.d[t*n:]
+				if m.dtype == Q4_0 && x.dupOn {
+					vec.DotQ4_0x2xNRows(dst[t*stride:], stride, m.a.scales, 2*n, m.a.qs, qk/2*n, xd, x.dup[2*t*m.cols:], n, n, 8, rb, re)
+					continue
+				}
 				for r := rb; r < re; r += 2 {
 					switch {
 					case m.dtype == Q8_0 && x.dupOn:
 						vec.DotQ8_0x2x8Dup(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk*r*n:], qk*n, xd, x.dup[2*t*m.cols:], n, n)
 					case m.dtype == Q8_0:
 						vec.DotQ8_0x2x8(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk*r*n:], qk*n, xd, xq, n, n)
-					case x.dupOn:
-						vec.DotQ4_0x2xN(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk/2*r*n:], qk/2*n, xd, x.dup[2*t*m.cols:], n, n, 8)
 					default:
 						vec.DotQ4_0x2x8(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk/2*r*n:], qk/2*n, xd, xq, n, n)
 					}
@@ -210,14 +212,7 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 			// unpack it again for each token short of a four-token tile.
 			if m.dtype == Q4_0 && x.rows-t >= 2 && x.dupOn {
 				nt := x.rows - t
-				x2, xd := x.dup[2*t*m.cols:], x.d[t*n:]
-				for r := rb; r < re; r += 2 {
-					vec.DotQ4_0x2xN(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk/2*r*n:], qk/2*n, xd, x2, n, n, nt)
-					for k := range nt {
-						dst[(t+k)*stride+r] = o16[k]
-						dst[(t+k)*stride+r+1] = o16[8+k]
-					}
-				}
+				vec.DotQ4_0x2xNRows(dst[t*stride:], stride, m.a.scales, 2*n, m.a.qs, qk/2*n, x.d[t*n:], x.dup[2*t*m.cols:], n, n, nt, rb, re)
 				t = x.rows
 			}
 			for ; t+4 <= x.rows; t += 4 {

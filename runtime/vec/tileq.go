@@ -82,6 +82,44 @@ func DotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 	dotQ4_0x2xN(out, wd, sd, wq, sq, xd, x2, xs, n, nt)
 }
 
+// DotQ4_0x2xNRows is DotQ4_0x2xN for each pair of weight rows r, r+1 from
+// r0 up to r1 (r1 − r0 even): it sets dst[t·stride+r] and dst[t·stride+r+1]
+// for the tokens t < nt and leaves the rest of dst alone. Prefill runs it
+// over a block of rows per group of tokens: with AVX-512 the pairs loop in
+// the kernel, which stores their sums itself, where a call per pair and
+// its copy into dst cost a tenth of the kernel's time (RATIONALE.md).
+func DotQ4_0x2xNRows(dst []float32, stride int, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt, r0, r1 int) {
+	if nt < 1 || nt > 8 {
+		panic("vec: DotQ4_0x2xNRows takes 1 to 8 tokens")
+	}
+	if r0 < 0 || r1 < r0 || (r1-r0)%2 != 0 {
+		panic("vec: DotQ4_0x2xNRows takes whole pairs of rows")
+	}
+	if r0 == r1 {
+		return
+	}
+	wd, wq, xd, x2 = wd[:(r1-1)*sd+2*n], wq[:(r1-1)*sq+BlockSize/2*n], xd[:(nt-1)*xs+n], x2[:2*BlockSize*((nt-1)*xs+n)]
+	dst = dst[:(nt-1)*stride+r1]
+	if n == 0 {
+		for t := range nt {
+			clear(dst[t*stride+r0 : t*stride+r1])
+		}
+		return
+	}
+	dotQ4_0x2xNRows(dst, stride, wd, sd, wq, sq, xd, x2, xs, n, nt, r0, r1)
+}
+
+// dotQ4_0x2xNRowsLoop is DotQ4_0x2xNRows a pair at a time.
+func dotQ4_0x2xNRowsLoop(dst []float32, stride int, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt, r0, r1 int) {
+	var out [16]float32
+	for r := r0; r < r1; r += 2 {
+		dotQ4_0x2xN(&out, wd[r*sd:], sd, wq[r*sq:], sq, xd, x2, xs, n, nt)
+		for t := range nt {
+			dst[t*stride+r], dst[t*stride+r+1] = out[t], out[8+t]
+		}
+	}
+}
+
 // TilesAnyTokens reports whether DotQ4_0x2xN runs as one tile kernel (so
 // that it is worth calling for a few tokens) rather than output by output.
 func TilesAnyTokens() bool { return tilesAnyTokens() }

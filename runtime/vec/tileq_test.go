@@ -466,6 +466,47 @@ func testDotQx2xN(t *testing.T) {
 	}
 }
 
+// TestDotQ4_0x2xNRows checks the 2×n tile over a range of pairs of rows
+// against DotQ4_0x2xN pair by pair, bit for bit: every token count, rows
+// from a pair past the start, a dst stride longer than the rows, and no
+// element of dst outside the rows and tokens written.
+func TestDotQ4_0x2xNRows(t *testing.T) { eachImpl(t, testDotQ4_0x2xNRows) }
+
+func testDotQ4_0x2xNRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(41, 42))
+	const qb = BlockSize / 2
+	for _, nb := range []int{1, 7, 8, 9, 16, 44} {
+		for nt := 1; nt <= 8; nt++ {
+			const rows, r0, r1, stride = 12, 2, 10, 15
+			sd, sq, xs := 2*nb+2, qb*nb+4, nb+1
+			wd, wq := randScales(r, rows*sd), randBytes(r, rows*sq)
+			xd, xq := randActs(r, (nt-1)*xs+nb)
+			x2 := make([]int16, 2*len(xq))
+			DupQ16(x2, xq)
+			dst := make([]float32, 9*stride)
+			for i := range dst {
+				dst[i] = float32(-i - 1) // kept outside the rows and tokens
+			}
+			DotQ4_0x2xNRows(dst, stride, wd, sd, wq, sq, xd, x2, xs, nb, nt, r0, r1)
+			var o [16]float32
+			for i, v := range dst {
+				tok, row := i/stride, i%stride
+				if tok >= nt || row < r0 || row >= r1 {
+					if v != float32(-i-1) {
+						t.Fatalf("nb=%d n=%d: dst[%d] (token %d, row %d) written: %v", nb, nt, i, tok, row, v)
+					}
+					continue
+				}
+				p := row &^ 1
+				DotQ4_0x2xN(&o, wd[p*sd:], sd, wq[p*sq:], sq, xd, x2, xs, nb, nt)
+				if want := o[8*(row-p)+tok]; math.Float32bits(v) != math.Float32bits(want) {
+					t.Fatalf("nb=%d n=%d token %d row %d: %v over the range, %v pair by pair", nb, nt, tok, row, v, want)
+				}
+			}
+		}
+	}
+}
+
 // TestDotQ8_0x2x8Dup checks that the q8_0 2×8 tile on activations laid out
 // by DupQ16 gives every output the bits of the one-row kernel, of the
 // pure-Go sums and of the 2×8 tile on the plain layout, for block counts

@@ -348,14 +348,24 @@ func dotQ8_0x2x8DupAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *
 
 func dotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n, nt int) {
 	if hasAVX512 {
-		dotQ4_0x2xNAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n, nt)
+		dotQ4_0x2xNAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n, nt, 1, nil, 0)
 		return
 	}
 	dotQx2xNGo(out, wd, sd, wq, sq, xd, xq, xs, n, nt, true)
 }
 
+// dotQ4_0x2xNRows is DotQ4_0x2xNRows on arguments it has checked, n > 0.
+func dotQ4_0x2xNRows(dst []float32, stride int, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt, r0, r1 int) {
+	if hasAVX512 {
+		var out [16]float32
+		dotQ4_0x2xNAVX512(&out[0], &wd[r0*sd], sd, &wq[r0*sq], sq, &xd[0], &x2[0], xs, n, nt, (r1-r0)/2, &dst[r0], 4*stride)
+		return
+	}
+	dotQ4_0x2xNRowsLoop(dst, stride, wd, sd, wq, sq, xd, x2, xs, n, nt, r0, r1)
+}
+
 //go:noescape
-func dotQ4_0x2xNAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb, nt int)
+func dotQ4_0x2xNAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb, nt, pairs int, dst *float32, stride int)
 
 // tilesAnyTokens: the 2×n tiles are one kernel only with AVX-512.
 func tilesAnyTokens() bool { return hasAVX512 }

@@ -2206,8 +2206,14 @@ store:
 // (DupQ16).
 #define TILEBLOCKD TILEBLOCK8(TOKD, 64, $128)
 
-// func dotQ4_0x2xNAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb, nt int)
-TEXT ·dotQ4_0x2xNAVX512(SB), NOSPLIT, $0-80
+// func dotQ4_0x2xNAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb, nt, pairs int, dst *float32, stride int)
+//
+// One pair of rows into out (dst nil, pairs 1), or pairs pairs of rows
+// one after another, each pair's sums also scattered to dst (see
+// DotQ4_0x2xNRows; stride in bytes).
+TEXT ·dotQ4_0x2xNAVX512(SB), NOSPLIT, $0-104
+
+top:
 	TILEPROLOGUE
 	PAIRCONSTS
 	SHLQ  $1, R12
@@ -2746,6 +2752,36 @@ tail8:
 
 done:
 	TILESTORE16
+	// With dst, scatter the pair's nt sums of each row to dst (row r at
+	// dst, r+1 beside it, token t stride bytes on) and go on to the next
+	// pair of rows.
+	MOVQ  dst+88(FP), BX
+	TESTQ BX, BX
+	JZ    ret
+	MOVQ  nt+72(FP), CX
+	MOVQ  stride+96(FP), AX
+	MOVQ  out+0(FP), DI
+
+scatter:
+	MOVL  (DI), R8
+	MOVL  32(DI), R9
+	MOVL  R8, (BX)
+	MOVL  R9, 4(BX)
+	ADDQ  $4, DI
+	ADDQ  AX, BX
+	DECQ  CX
+	JNZ   scatter
+	ADDQ  $8, dst+88(FP)
+	MOVQ  sd+16(FP), AX
+	SHLQ  $1, AX
+	ADDQ  AX, wd+8(FP)
+	MOVQ  sq+32(FP), AX
+	SHLQ  $1, AX
+	ADDQ  AX, wq+24(FP)
+	DECQ  pairs+80(FP)
+	JNZ   top
+
+ret:
 	VZEROUPPER
 	RET
 

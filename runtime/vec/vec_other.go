@@ -91,6 +91,10 @@ func dotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 	dotQx2xNGo(out, wd, sd, wq, sq, xd, xq, xs, n, nt, true)
 }
 
+func dotQ4_0x2xNRows(dst []float32, stride int, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt, r0, r1 int) {
+	dotQ4_0x2xNRowsLoop(dst, stride, wd, sd, wq, sq, xd, x2, xs, n, nt, r0, r1)
+}
+
 func dotQ8_0x2x8Dup(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n int) {
 	dotQx2xNGo(out, wd, sd, wq, sq, xd, x2, xs, n, 8, false)
 }
