@@ -14,6 +14,14 @@ import "math"
 // float32; each lane's sum times the block's scale product wd·xd is added
 // to that lane's float32 accumulator; and the eight accumulators are summed
 // pairwise at the end (hsum8).
+//
+// q4_0 keeps sixteen accumulators: the even blocks' eight lanes and the odd
+// blocks' eight, each summed in block order, added lane by lane at the end
+// (hsum16). A 512-bit register holds two consecutive blocks, so the
+// one-row AVX-512 kernel, which decode runs, scales and adds both at once,
+// where adding the odd block after the even one into the same eight lanes
+// took two more instructions per pair on the path every block waits on
+// (RATIONALE.md, "q4_0 sums even and odd blocks apart").
 
 // DotQ8_0 is Σ w·x over len(xd) blocks of q8_0 weights.
 func DotQ8_0(wd, wq []byte, xd []float32, xq []int16) float32 {
@@ -54,7 +62,7 @@ func dotQ8_0Go(wd, wq []byte, xd []float32, xq []int16) float32 {
 }
 
 func dotQ4_0Go(wd, wq []byte, xd []float32, xq []int16) float32 {
-	var acc [8]float32
+	var acc [16]float32
 	var w [BlockSize]int32
 	for b, dx := range xd {
 		d := float32(halfAt(wd, b) * dx)
@@ -63,13 +71,24 @@ func dotQ4_0Go(wd, wq []byte, xd []float32, xq []int16) float32 {
 			w[j], w[j+BlockSize/2] = int32(v&15)-8, int32(v>>4)-8
 		}
 		x := (*[BlockSize]int16)(xq[BlockSize*b:])
-		for k := range acc {
+		a := (*[8]float32)(acc[8*(b&1):])
+		for k := range a {
 			i, j := 2*k, 2*k+BlockSize/2
 			s := w[i]*int32(x[i]) + w[i+1]*int32(x[i+1]) + w[j]*int32(x[j]) + w[j+1]*int32(x[j+1])
-			acc[k] += float32(d * float32(s))
+			a[k] += float32(d * float32(s))
 		}
 	}
-	return hsum8(&acc)
+	return hsum16(&acc)
+}
+
+// hsum16 sums q4_0's sixteen lanes: the odd blocks' eight onto the even
+// blocks' eight, then hsum8.
+func hsum16(a *[16]float32) float32 {
+	var s [8]float32
+	for k := range s {
+		s[k] = a[k] + a[k+8]
+	}
+	return hsum8(&s)
 }
 
 // hsum8 sums eight lanes as the assembly does: the upper four onto the

@@ -132,7 +132,7 @@ func dotQx2xNGo(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []flo
 	var w [BlockSize]int32
 	for r := range 2 {
 		for t := range nt {
-			var acc [8]float32
+			var acc [16]float32
 			for b := range n {
 				d := float32(halfAt(wd[r*sd:], b) * xd[t*xs+b])
 				if q4 {
@@ -146,13 +146,21 @@ func dotQx2xNGo(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []flo
 					}
 				}
 				x := (*[2 * BlockSize]int16)(x2[2*BlockSize*(t*xs+b):])
-				for k := range acc {
+				a := (*[8]float32)(acc[:])
+				if q4 {
+					a = (*[8]float32)(acc[8*(b&1):])
+				}
+				for k := range a {
 					i, j := 2*k, 2*k+BlockSize/2
 					s := w[i]*int32(x[i]) + w[i+1]*int32(x[i+1]) + w[j]*int32(x[j+BlockSize/2]) + w[j+1]*int32(x[j+1+BlockSize/2])
-					acc[k] += float32(d * float32(s))
+					a[k] += float32(d * float32(s))
 				}
 			}
-			out[8*r+t] = hsum8(&acc)
+			if q4 {
+				out[8*r+t] = hsum16(&acc)
+			} else {
+				out[8*r+t] = hsum8((*[8]float32)(acc[:]))
+			}
 		}
 	}
 }
@@ -208,7 +216,7 @@ func dotQ4_0x2x8Loop(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd 
 // dotQ8_0x2x4Go widens each weight block once and runs it against the four
 // activation rows, lane by lane as dotQ8_0Go.
 func dotQ8_0x2x4Go(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	var acc [8][8]float32
+	var acc [8][16]float32
 	var w [2][BlockSize]int32
 	for b := range n {
 		for r := range 2 {
@@ -217,16 +225,16 @@ func dotQ8_0x2x4Go(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []f
 				w[r][j] = int32(int8(v))
 			}
 		}
-		tileBlock(&acc, &w, wd, sd, xd, xq, xs, b)
+		tileBlock(&acc, 0, &w, wd, sd, xd, xq, xs, b)
 	}
 	for o := range out {
-		out[o] = hsum8(&acc[o])
+		out[o] = hsum8((*[8]float32)(acc[o][:]))
 	}
 }
 
-// dotQ4_0x2x4Go is dotQ8_0x2x4Go for q4_0 blocks.
+// dotQ4_0x2x4Go is dotQ8_0x2x4Go for q4_0 blocks, in q4_0's sixteen lanes.
 func dotQ4_0x2x4Go(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	var acc [8][8]float32
+	var acc [8][16]float32
 	var w [2][BlockSize]int32
 	for b := range n {
 		for r := range 2 {
@@ -235,16 +243,16 @@ func dotQ4_0x2x4Go(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []f
 				w[r][j], w[r][j+BlockSize/2] = int32(v&15)-8, int32(v>>4)-8
 			}
 		}
-		tileBlock(&acc, &w, wd, sd, xd, xq, xs, b)
+		tileBlock(&acc, 8*(b&1), &w, wd, sd, xd, xq, xs, b)
 	}
 	for o := range out {
-		out[o] = hsum8(&acc[o])
+		out[o] = hsum16(&acc[o])
 	}
 }
 
 // tileBlock adds block b's products of the two unpacked weight rows w and
-// the four activation rows to the outputs' lanes acc[4r+t].
-func tileBlock(acc *[8][8]float32, w *[2][BlockSize]int32, wd []byte, sd int, xd []float32, xq []int16, xs, b int) {
+// the four activation rows to the outputs' lanes acc[4r+t][lane:lane+8].
+func tileBlock(acc *[8][16]float32, lane int, w *[2][BlockSize]int32, wd []byte, sd int, xd []float32, xq []int16, xs, b int) {
 	w0, w1 := halfAt(wd, b), halfAt(wd[sd:], b)
 	for t := range 4 {
 		dx := xd[t*xs+b]
@@ -254,7 +262,7 @@ func tileBlock(acc *[8][8]float32, w *[2][BlockSize]int32, wd []byte, sd int, xd
 			if r == 1 {
 				d = float32(w1 * dx)
 			}
-			a := &acc[4*r+t]
+			a := (*[8]float32)(acc[4*r+t][lane:])
 			for k := range a {
 				i, j := 2*k, 2*k+BlockSize/2
 				s := wr[i]*int32(x[i]) + wr[i+1]*int32(x[i+1]) + wr[j]*int32(x[j]) + wr[j+1]*int32(x[j+1])
