@@ -205,12 +205,14 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 					}
 				}
 			}
-			// Two to seven tokens left (an expert's share of a short
+			// One to seven tokens left (an expert's share of a short
 			// prompt): one 2×n tile for all of them where the machine has
 			// it and x was quantised for it (ResizeFor), which unpacks each
 			// weight block once for the n, where the four-row kernel would
-			// unpack it again for each token short of a four-token tile.
-			if m.dtype == Q4_0 && x.rows-t >= 2 && x.dupOn {
+			// unpack it again for each token short of a four-token tile. A
+			// lone token (decode) has no DupQ16 layout (ResizeFor): it goes
+			// to the one-row kernel below.
+			if m.dtype == Q4_0 && x.dupOn && (x.rows-t >= 2 || x.rows-t == 1 && t > 0) {
 				nt := x.rows - t
 				vec.DotQ4_0x2xNRows(dst[t*stride:], stride, m.a.scales, 2*n, m.a.qs, qk/2*n, x.d[t*n:], x.dup[2*t*m.cols:], n, n, nt, rb, re)
 				t = x.rows

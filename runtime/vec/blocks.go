@@ -259,7 +259,7 @@ func dotQ8_0RowsLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []f
 }
 
 // DotQ4_0Rows is DotQ8_0Rows for q4_0 rows: any number, read one after
-// another, each the bits of DotQ4_0x4N and DotQ4_0x2N. xp and c are
+// another, each the bits of DotQ4_0x4N and DotQ4_0x2xN. xp and c are
 // PrepQ4_0Rows of the activations xq (both needed). With AVX-512 one row is one stream
 // of weights, which the hardware prefetcher follows where it follows two
 // rows side by side poorly, and the kernel issues fewer instructions per
@@ -336,36 +336,6 @@ func dotQ4_0RowsLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []f
 // DotQ4_0x4N is DotQ8_0x4N for q4_0 rows.
 func DotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
 	rowsX4(dotQ4_0x4N, out, wd, sd, wq, sq, xd, xq, groups, BlockSize/2)
-}
-
-// DotQ4_0x2N is DotQ4_0x4N for pairs consecutive pairs of rows, read two
-// side by side rather than four, with the activations laid out by DupQ16
-// (x2, as for DotQ4_0x2xN): the same bits. Where TilesAnyTokens (the
-// AVX-512 kernels), decode's weights streamed from memory go faster this
-// way, and in cache no slower (RATIONALE.md, "q4_0 decode reads rows in
-// pairs"); elsewhere it is a pure-Go loop output by output.
-func DotQ4_0x2N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, pairs int) {
-	n := len(xd)
-	if pairs <= 0 {
-		return
-	}
-	r := 2 * pairs
-	out, wd, wq, x2 = out[:r], wd[:(r-1)*sd+2*n], wq[:(r-1)*sq+BlockSize/2*n], x2[:2*BlockSize*n]
-	if n == 0 {
-		clear(out)
-		return
-	}
-	dotQ4_0x2N(out, wd, sd, wq, sq, xd, x2, pairs)
-}
-
-// dotQ4_0x2NGo is DotQ4_0x2N pair by pair through DotQ4_0x2xN's pure-Go
-// loop for one token.
-func dotQ4_0x2NGo(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, pairs int) {
-	var o [16]float32
-	for p := range pairs {
-		dotQx2xNGo(&o, wd[2*p*sd:], sd, wq[2*p*sq:], sq, xd, x2, len(xd), len(xd), 1, true)
-		out[2*p], out[2*p+1] = o[0], o[8]
-	}
 }
 
 // rowsX4 checks the arguments of a four-rows-at-a-time matrix-vector

@@ -12,7 +12,7 @@ import (
 )
 
 // BenchmarkQ4Shape runs the q4_0 decode kernels, four rows side by side
-// (x4N), two (x2N) and one after another (x1N), on OLMoE's gate/up shape (512 rows × 1024
+// (x4N) and one after another (x1N), on OLMoE's gate/up shape (512 rows × 1024
 // columns), its down (1024 × 512) and Mixtral's down (512 × 1408), over
 // enough matrices in turn (36 MB) to stream them from memory, and over
 // few enough to stay in L3 (16 and 12 matrices) and L2 (2), on 2 MB pages
@@ -77,9 +77,6 @@ func benchQ4Shape(b *testing.B, mats, rows, nb int) {
 		}},
 		{"x4N", func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
 			DotQ4_0x4N(o, wd, sd, wq, sq, xd, xq, rows/4)
-		}},
-		{"x2N", func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, _ []int16, rows int) {
-			DotQ4_0x2N(o, wd, sd, wq, sq, xd, x2, rows/2)
 		}},
 		{"x1N", func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
 			DotQ4_0Rows(o, wd, sd, wq, sq, xd, xq, xp, c, rows)

@@ -49,7 +49,7 @@ func testDotQ4_0Rows(t *testing.T) {
 			pairs := make([]float32, rows)
 			x2 := make([]int16, 2*len(xq))
 			DupQ16(x2, xq)
-			DotQ4_0x2N(pairs, wd, sd, wq, sq, xd, x2, rows/2)
+			DotQ4_0x2xNRows(pairs, 0, wd, sd, wq, sq, xd, x2, nb, nb, 1, 0, 2*(rows/2))
 			fours := make([]float32, rows)
 			DotQ4_0x4N(fours, wd, sd, wq, sq, xd, xq, rows/4)
 			for i, v := range got {

@@ -250,7 +250,7 @@ func TestDotQ4_KTile(t *testing.T) {
 
 // TestDotQx4N checks the many-group kernels against the four-row ones
 // and the pure-Go sums group by group, bit for bit, and the row-by-row
-// q8_0 kernel (DotQ8_0Rows) and the q4_0 one in pairs (DotQ4_0x2N) on the
+// q8_0 kernel (DotQ8_0Rows) and the q4_0 2×n tile for one token (DotQ4_0x2xNRows) on the
 // same rows and on every row (pair) count up to
 // the groups' (so not only multiples of four), for block counts around
 // its groups of eight and pairs, and the extreme quants.
@@ -318,7 +318,7 @@ func testDotQx4N(t *testing.T) {
 			DotQ4_0x4N(got, wd, sd, wq, sq, xd, xq, groups)
 			x2 := make([]int16, 2*len(xq))
 			DupQ16(x2, xq)
-			DotQ4_0x2N(byRow, wd, sd, wq, sq, xd, x2, rows/2)
+			DotQ4_0x2xNRows(byRow, 0, wd, sd, wq, sq, xd, x2, nb, nb, 1, 0, 2*(rows/2))
 			for g := range groups {
 				var goWant [4]float32
 				DotQ4_0x4(&want, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
@@ -332,7 +332,7 @@ func testDotQx4N(t *testing.T) {
 			}
 			for p := 1; 2*p < rows; p++ {
 				part := make([]float32, 2*p)
-				DotQ4_0x2N(part, wd[sd:], sd, wq[sq:], sq, xd, x2, p)
+				DotQ4_0x2xNRows(part, 0, wd[sd:], sd, wq[sq:], sq, xd, x2, nb, nb, 1, 0, 2*(p))
 				for r, v := range part {
 					if w := dotQ4_0Go(wd[(r+1)*sd:], wq[(r+1)*sq:], xd, xq); math.Float32bits(v) != math.Float32bits(w) {
 						t.Fatalf("q4_0 nb=%d, %d pairs from row 1: row %d %v, pure Go %v", nb, p, r, v, w)

@@ -93,10 +93,6 @@ func dotQ8_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float
 }
 
 func dotQ4_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16) {
-	if hasAVX512 {
-		dotQ4_0x4NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd), 1)
-		return
-	}
 	if hasAVX2 {
 		dotQ4_0x4AVX2(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd))
 		return
@@ -206,10 +202,6 @@ func dotQ8_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []flo
 }
 
 func dotQ4_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	if hasAVX512 {
-		dotQ4_0x2x4AVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n)
-		return
-	}
 	if hasAVX2 {
 		dotQ4_0x2x4AVX2(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n)
 		return
@@ -267,33 +259,13 @@ func dotQ8_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 	dotQ8_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
 }
 
-//go:noescape
-func dotQ4_0x4NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, groups int)
-
 func dotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
-	if hasAVX512 {
-		dotQ4_0x4NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd), groups)
-		return
-	}
 	dotQ4_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
-}
-
-//go:noescape
-func dotQ4_0x2NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, x2 *int16, nb, pairs int)
-
-func dotQ4_0x2N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, pairs int) {
-	if hasAVX512 {
-		dotQ4_0x2NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &x2[0], len(xd), pairs)
-		return
-	}
-	dotQ4_0x2NGo(out, wd, sd, wq, sq, xd, x2, pairs)
 }
 
 //go:noescape
 func dotQ8_0x2x4AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 
-//go:noescape
-func dotQ4_0x2x4AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 
 // canAVX512 is whether the machine has what the AVX-512 kernels need;
 // useAVX512 turns them on or off (for the tests).
@@ -314,15 +286,8 @@ func dotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs
 }
 
 func dotQ4_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	if hasAVX512 {
-		dotQ4_0x2x8AVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n)
-		return
-	}
 	dotQ4_0x2x8Loop(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
-
-//go:noescape
-func dotQ4_0x2x8AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 
 func dotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
 	if hasAVX512 {

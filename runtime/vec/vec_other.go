@@ -67,10 +67,6 @@ func dotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float
 	dotQ8_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
 }
 
-func dotQ4_0x2N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, pairs int) {
-	dotQ4_0x2NGo(out, wd, sd, wq, sq, xd, x2, pairs)
-}
-
 func dotQ4_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, _ []int16, _ []int32, rows int) {
 	dotQ4_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
 }
