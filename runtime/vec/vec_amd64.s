@@ -1922,16 +1922,65 @@ store:
 // (DupQ16).
 #define TILEBLOCKD TILEBLOCK8(TOKD, 64, $128)
 
+// Q4SCALES8TOK is TILESCALES8TOK with row 0's eight scales in Y8 (the
+// weights' register, free until the block's nibbles are widened) rather
+// than Y10, which holds accumulators in dotQ4_0x2xNAVX512.
+#define Q4SCALES8TOK(TABY, TABZ) \
+	VMULPS       (AX), Y8, TABY \
+	VMULPS       (AX), Y27, Y26 \
+	VINSERTF64X4 $1, Y26, TABZ, TABZ \
+	ADDQ         DI, AX
+
+// Q4SCALE1TOK is TILESCALE1TOK with Z26 for scratch rather than Z10.
+#define Q4SCALE1TOK(TABY, TABZ) \
+	VMULSS        (AX), X8, X26 \
+	VBROADCASTSS  X26, TABY \
+	VMULSS        (AX), X9, X26 \
+	VBROADCASTSS  X26, Y26 \
+	VINSERTF64X4  $1, Y26, TABZ, TABZ
+
+// q4tileidx is the VPERMPS indices of a group's block 0 for the two rows:
+// eight 0s (row 0's scale products, a table's low half), eight 8s (row
+// 1's, its high half).
+DATA q4tileidx<>+0(SB)/8, $0
+DATA q4tileidx<>+8(SB)/8, $0
+DATA q4tileidx<>+16(SB)/8, $0
+DATA q4tileidx<>+24(SB)/8, $0
+DATA q4tileidx<>+32(SB)/8, $0x0000000800000008
+DATA q4tileidx<>+40(SB)/8, $0x0000000800000008
+DATA q4tileidx<>+48(SB)/8, $0x0000000800000008
+DATA q4tileidx<>+56(SB)/8, $0x0000000800000008
+GLOBL q4tileidx<>(SB), RODATA|NOPTR, $64
+
 // func dotQ4_0x2xNAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb, nt, pairs int, dst *float32, stride int)
 //
 // One pair of rows into out (dst nil, pairs 1), or pairs pairs of rows
 // one after another, each pair's sums also scattered to dst (see
-// DotQ4_0x2xNRows; stride in bytes).
+// DotQ4_0x2xNRows; stride in bytes). q4_0's sixteen lanes per output
+// (blocks.go): token t's even blocks go into Z(t) (Z0..Z7) and its odd
+// ones into a second set (Z24, Z25, Z28..Z31, Z10, Z12), the group's
+// blocks two at a time, the blocks past the groups alternating; the sets
+// are added at the end. Every register is taken: the index step Z11 stays,
+// the index base comes from memory (q4tileidx), and the scale products are
+// made in registers the loop refills (Q4SCALES8TOK, Q4SCALE1TOK).
 TEXT ·dotQ4_0x2xNAVX512(SB), NOSPLIT, $0-104
 
 top:
 	TILEPROLOGUE
-	PAIRCONSTS
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z28, Z28, Z28
+	VPXORD Z29, Z29, Z29
+	VPXORD Z30, Z30, Z30
+	VPXORD Z31, Z31, Z31
+	VPXORD Z10, Z10, Z10
+	MOVL         $1, AX
+	VPBROADCASTD AX, Z11
+	VPXORD       Z12, Z12, Z12
+	MOVL         $0x00080008, AX
+	VPBROADCASTD AX, Z13
+	MOVL         $0x000f000f, AX
+	VPBROADCASTD AX, Z14
 	SHLQ  $1, R12
 	LEAQ  (R12)(R12*2), R13
 	LEAQ  (DX)(R12*4), BX
@@ -1959,12 +2008,12 @@ n1:
 	JZ    tail1
 
 group1:
-	VCVTPH2PS (R8), Y10
+	VCVTPH2PS (R8), Y8
 	VCVTPH2PS (R8)(R10*1), Y27
 	MOVQ      R9, AX
-	TILESCALES8TOK(Y16, Z16)
-	VMOVDQA64 Z12, Z15
-	MOVQ $8, AX
+	Q4SCALES8TOK(Y16, Z16)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	MOVQ      $4, AX
 
 inner1:
 	PAIRQ4T((SI), (SI)(R11*1))
@@ -1972,17 +2021,22 @@ inner1:
 	VPADDD Z11, Z15, Z15
 	ADDQ   $128, DX
 	ADDQ   $128, BX
-	ADDQ $16, SI
-	DECQ AX
-	JNZ  inner1
-	ADDQ $16, R8
-	ADDQ $32, R9
-	DECQ R14
-	JNZ  group1
+	PAIRQ4T(16(SI), 16(SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	VPADDD Z11, Z15, Z15
+	ADDQ   $128, DX
+	ADDQ   $128, BX
+	ADDQ   $32, SI
+	DECQ   AX
+	JNZ    inner1
+	ADDQ   $16, R8
+	ADDQ   $32, R9
+	DECQ   R14
+	JNZ    group1
 
 tail1:
-	TESTQ CX, CX
-	JZ    done
+	TESTQ     CX, CX
+	JZ        done
 	MOVWLZX   (R8), AX
 	VMOVD     AX, X8
 	VCVTPH2PS X8, X8
@@ -1990,31 +2044,49 @@ tail1:
 	VMOVD     AX, X9
 	VCVTPH2PS X9, X9
 	MOVQ      R9, AX
-	TILESCALE1TOK(Y16, Z16)
-	VMOVDQA64 Z12, Z15
+	Q4SCALE1TOK(Y16, Z16)
+	VMOVDQU32 q4tileidx<>(SB), Z15
 	PAIRQ4T((SI), (SI)(R11*1))
 	TOKD((DX), 64(DX), Z16, Z0)
-	VPADDD Z11, Z15, Z15
-	ADDQ   $128, DX
-	ADDQ   $128, BX
-	ADDQ $16, SI
-	ADDQ $2, R8
-	ADDQ $4, R9
-	DECQ CX
-	JMP  tail1
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	TESTQ     CX, CX
+	JZ        done
+	MOVWLZX   (R8), AX
+	VMOVD     AX, X8
+	VCVTPH2PS X8, X8
+	MOVWLZX   (R8)(R10*1), AX
+	VMOVD     AX, X9
+	VCVTPH2PS X9, X9
+	MOVQ      R9, AX
+	Q4SCALE1TOK(Y16, Z16)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	PAIRQ4T((SI), (SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	JMP       tail1
 
 n2:
 	TESTQ R14, R14
 	JZ    tail2
 
 group2:
-	VCVTPH2PS (R8), Y10
+	VCVTPH2PS (R8), Y8
 	VCVTPH2PS (R8)(R10*1), Y27
 	MOVQ      R9, AX
-	TILESCALES8TOK(Y16, Z16)
-	TILESCALES8TOK(Y17, Z17)
-	VMOVDQA64 Z12, Z15
-	MOVQ $8, AX
+	Q4SCALES8TOK(Y16, Z16)
+	Q4SCALES8TOK(Y17, Z17)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	MOVQ      $4, AX
 
 inner2:
 	PAIRQ4T((SI), (SI)(R11*1))
@@ -2023,17 +2095,23 @@ inner2:
 	VPADDD Z11, Z15, Z15
 	ADDQ   $128, DX
 	ADDQ   $128, BX
-	ADDQ $16, SI
-	DECQ AX
-	JNZ  inner2
-	ADDQ $16, R8
-	ADDQ $32, R9
-	DECQ R14
-	JNZ  group2
+	PAIRQ4T(16(SI), 16(SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	VPADDD Z11, Z15, Z15
+	ADDQ   $128, DX
+	ADDQ   $128, BX
+	ADDQ   $32, SI
+	DECQ   AX
+	JNZ    inner2
+	ADDQ   $16, R8
+	ADDQ   $32, R9
+	DECQ   R14
+	JNZ    group2
 
 tail2:
-	TESTQ CX, CX
-	JZ    done
+	TESTQ     CX, CX
+	JZ        done
 	MOVWLZX   (R8), AX
 	VMOVD     AX, X8
 	VCVTPH2PS X8, X8
@@ -2041,35 +2119,56 @@ tail2:
 	VMOVD     AX, X9
 	VCVTPH2PS X9, X9
 	MOVQ      R9, AX
-	TILESCALE1TOK(Y16, Z16)
+	Q4SCALE1TOK(Y16, Z16)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y17, Z17)
-	VMOVDQA64 Z12, Z15
+	Q4SCALE1TOK(Y17, Z17)
+	VMOVDQU32 q4tileidx<>(SB), Z15
 	PAIRQ4T((SI), (SI)(R11*1))
 	TOKD((DX), 64(DX), Z16, Z0)
 	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1)
-	VPADDD Z11, Z15, Z15
-	ADDQ   $128, DX
-	ADDQ   $128, BX
-	ADDQ $16, SI
-	ADDQ $2, R8
-	ADDQ $4, R9
-	DECQ CX
-	JMP  tail2
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	TESTQ     CX, CX
+	JZ        done
+	MOVWLZX   (R8), AX
+	VMOVD     AX, X8
+	VCVTPH2PS X8, X8
+	MOVWLZX   (R8)(R10*1), AX
+	VMOVD     AX, X9
+	VCVTPH2PS X9, X9
+	MOVQ      R9, AX
+	Q4SCALE1TOK(Y16, Z16)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y17, Z17)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	PAIRQ4T((SI), (SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	JMP       tail2
 
 n3:
 	TESTQ R14, R14
 	JZ    tail3
 
 group3:
-	VCVTPH2PS (R8), Y10
+	VCVTPH2PS (R8), Y8
 	VCVTPH2PS (R8)(R10*1), Y27
 	MOVQ      R9, AX
-	TILESCALES8TOK(Y16, Z16)
-	TILESCALES8TOK(Y17, Z17)
-	TILESCALES8TOK(Y18, Z18)
-	VMOVDQA64 Z12, Z15
-	MOVQ $8, AX
+	Q4SCALES8TOK(Y16, Z16)
+	Q4SCALES8TOK(Y17, Z17)
+	Q4SCALES8TOK(Y18, Z18)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	MOVQ      $4, AX
 
 inner3:
 	PAIRQ4T((SI), (SI)(R11*1))
@@ -2079,17 +2178,24 @@ inner3:
 	VPADDD Z11, Z15, Z15
 	ADDQ   $128, DX
 	ADDQ   $128, BX
-	ADDQ $16, SI
-	DECQ AX
-	JNZ  inner3
-	ADDQ $16, R8
-	ADDQ $32, R9
-	DECQ R14
-	JNZ  group3
+	PAIRQ4T(16(SI), 16(SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
+	VPADDD Z11, Z15, Z15
+	ADDQ   $128, DX
+	ADDQ   $128, BX
+	ADDQ   $32, SI
+	DECQ   AX
+	JNZ    inner3
+	ADDQ   $16, R8
+	ADDQ   $32, R9
+	DECQ   R14
+	JNZ    group3
 
 tail3:
-	TESTQ CX, CX
-	JZ    done
+	TESTQ     CX, CX
+	JZ        done
 	MOVWLZX   (R8), AX
 	VMOVD     AX, X8
 	VCVTPH2PS X8, X8
@@ -2097,39 +2203,63 @@ tail3:
 	VMOVD     AX, X9
 	VCVTPH2PS X9, X9
 	MOVQ      R9, AX
-	TILESCALE1TOK(Y16, Z16)
+	Q4SCALE1TOK(Y16, Z16)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y17, Z17)
+	Q4SCALE1TOK(Y17, Z17)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y18, Z18)
-	VMOVDQA64 Z12, Z15
+	Q4SCALE1TOK(Y18, Z18)
+	VMOVDQU32 q4tileidx<>(SB), Z15
 	PAIRQ4T((SI), (SI)(R11*1))
 	TOKD((DX), 64(DX), Z16, Z0)
 	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1)
 	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z2)
-	VPADDD Z11, Z15, Z15
-	ADDQ   $128, DX
-	ADDQ   $128, BX
-	ADDQ $16, SI
-	ADDQ $2, R8
-	ADDQ $4, R9
-	DECQ CX
-	JMP  tail3
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	TESTQ     CX, CX
+	JZ        done
+	MOVWLZX   (R8), AX
+	VMOVD     AX, X8
+	VCVTPH2PS X8, X8
+	MOVWLZX   (R8)(R10*1), AX
+	VMOVD     AX, X9
+	VCVTPH2PS X9, X9
+	MOVQ      R9, AX
+	Q4SCALE1TOK(Y16, Z16)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y17, Z17)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y18, Z18)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	PAIRQ4T((SI), (SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	JMP       tail3
 
 n4:
 	TESTQ R14, R14
 	JZ    tail4
 
 group4:
-	VCVTPH2PS (R8), Y10
+	VCVTPH2PS (R8), Y8
 	VCVTPH2PS (R8)(R10*1), Y27
 	MOVQ      R9, AX
-	TILESCALES8TOK(Y16, Z16)
-	TILESCALES8TOK(Y17, Z17)
-	TILESCALES8TOK(Y18, Z18)
-	TILESCALES8TOK(Y19, Z19)
-	VMOVDQA64 Z12, Z15
-	MOVQ $8, AX
+	Q4SCALES8TOK(Y16, Z16)
+	Q4SCALES8TOK(Y17, Z17)
+	Q4SCALES8TOK(Y18, Z18)
+	Q4SCALES8TOK(Y19, Z19)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	MOVQ      $4, AX
 
 inner4:
 	PAIRQ4T((SI), (SI)(R11*1))
@@ -2140,17 +2270,25 @@ inner4:
 	VPADDD Z11, Z15, Z15
 	ADDQ   $128, DX
 	ADDQ   $128, BX
-	ADDQ $16, SI
-	DECQ AX
-	JNZ  inner4
-	ADDQ $16, R8
-	ADDQ $32, R9
-	DECQ R14
-	JNZ  group4
+	PAIRQ4T(16(SI), 16(SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z29)
+	VPADDD Z11, Z15, Z15
+	ADDQ   $128, DX
+	ADDQ   $128, BX
+	ADDQ   $32, SI
+	DECQ   AX
+	JNZ    inner4
+	ADDQ   $16, R8
+	ADDQ   $32, R9
+	DECQ   R14
+	JNZ    group4
 
 tail4:
-	TESTQ CX, CX
-	JZ    done
+	TESTQ     CX, CX
+	JZ        done
 	MOVWLZX   (R8), AX
 	VMOVD     AX, X8
 	VCVTPH2PS X8, X8
@@ -2158,43 +2296,70 @@ tail4:
 	VMOVD     AX, X9
 	VCVTPH2PS X9, X9
 	MOVQ      R9, AX
-	TILESCALE1TOK(Y16, Z16)
+	Q4SCALE1TOK(Y16, Z16)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y17, Z17)
+	Q4SCALE1TOK(Y17, Z17)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y18, Z18)
+	Q4SCALE1TOK(Y18, Z18)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y19, Z19)
-	VMOVDQA64 Z12, Z15
+	Q4SCALE1TOK(Y19, Z19)
+	VMOVDQU32 q4tileidx<>(SB), Z15
 	PAIRQ4T((SI), (SI)(R11*1))
 	TOKD((DX), 64(DX), Z16, Z0)
 	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1)
 	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z2)
 	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z3)
-	VPADDD Z11, Z15, Z15
-	ADDQ   $128, DX
-	ADDQ   $128, BX
-	ADDQ $16, SI
-	ADDQ $2, R8
-	ADDQ $4, R9
-	DECQ CX
-	JMP  tail4
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	TESTQ     CX, CX
+	JZ        done
+	MOVWLZX   (R8), AX
+	VMOVD     AX, X8
+	VCVTPH2PS X8, X8
+	MOVWLZX   (R8)(R10*1), AX
+	VMOVD     AX, X9
+	VCVTPH2PS X9, X9
+	MOVQ      R9, AX
+	Q4SCALE1TOK(Y16, Z16)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y17, Z17)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y18, Z18)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y19, Z19)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	PAIRQ4T((SI), (SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z29)
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	JMP       tail4
 
 n5:
 	TESTQ R14, R14
 	JZ    tail5
 
 group5:
-	VCVTPH2PS (R8), Y10
+	VCVTPH2PS (R8), Y8
 	VCVTPH2PS (R8)(R10*1), Y27
 	MOVQ      R9, AX
-	TILESCALES8TOK(Y16, Z16)
-	TILESCALES8TOK(Y17, Z17)
-	TILESCALES8TOK(Y18, Z18)
-	TILESCALES8TOK(Y19, Z19)
-	TILESCALES8TOK(Y20, Z20)
-	VMOVDQA64 Z12, Z15
-	MOVQ $8, AX
+	Q4SCALES8TOK(Y16, Z16)
+	Q4SCALES8TOK(Y17, Z17)
+	Q4SCALES8TOK(Y18, Z18)
+	Q4SCALES8TOK(Y19, Z19)
+	Q4SCALES8TOK(Y20, Z20)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	MOVQ      $4, AX
 
 inner5:
 	PAIRQ4T((SI), (SI)(R11*1))
@@ -2206,17 +2371,26 @@ inner5:
 	VPADDD Z11, Z15, Z15
 	ADDQ   $128, DX
 	ADDQ   $128, BX
-	ADDQ $16, SI
-	DECQ AX
-	JNZ  inner5
-	ADDQ $16, R8
-	ADDQ $32, R9
-	DECQ R14
-	JNZ  group5
+	PAIRQ4T(16(SI), 16(SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z29)
+	TOKD((BX), 64(BX), Z20, Z30)
+	VPADDD Z11, Z15, Z15
+	ADDQ   $128, DX
+	ADDQ   $128, BX
+	ADDQ   $32, SI
+	DECQ   AX
+	JNZ    inner5
+	ADDQ   $16, R8
+	ADDQ   $32, R9
+	DECQ   R14
+	JNZ    group5
 
 tail5:
-	TESTQ CX, CX
-	JZ    done
+	TESTQ     CX, CX
+	JZ        done
 	MOVWLZX   (R8), AX
 	VMOVD     AX, X8
 	VCVTPH2PS X8, X8
@@ -2224,47 +2398,77 @@ tail5:
 	VMOVD     AX, X9
 	VCVTPH2PS X9, X9
 	MOVQ      R9, AX
-	TILESCALE1TOK(Y16, Z16)
+	Q4SCALE1TOK(Y16, Z16)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y17, Z17)
+	Q4SCALE1TOK(Y17, Z17)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y18, Z18)
+	Q4SCALE1TOK(Y18, Z18)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y19, Z19)
+	Q4SCALE1TOK(Y19, Z19)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y20, Z20)
-	VMOVDQA64 Z12, Z15
+	Q4SCALE1TOK(Y20, Z20)
+	VMOVDQU32 q4tileidx<>(SB), Z15
 	PAIRQ4T((SI), (SI)(R11*1))
 	TOKD((DX), 64(DX), Z16, Z0)
 	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1)
 	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z2)
 	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z3)
 	TOKD((BX), 64(BX), Z20, Z4)
-	VPADDD Z11, Z15, Z15
-	ADDQ   $128, DX
-	ADDQ   $128, BX
-	ADDQ $16, SI
-	ADDQ $2, R8
-	ADDQ $4, R9
-	DECQ CX
-	JMP  tail5
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	TESTQ     CX, CX
+	JZ        done
+	MOVWLZX   (R8), AX
+	VMOVD     AX, X8
+	VCVTPH2PS X8, X8
+	MOVWLZX   (R8)(R10*1), AX
+	VMOVD     AX, X9
+	VCVTPH2PS X9, X9
+	MOVQ      R9, AX
+	Q4SCALE1TOK(Y16, Z16)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y17, Z17)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y18, Z18)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y19, Z19)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y20, Z20)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	PAIRQ4T((SI), (SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z29)
+	TOKD((BX), 64(BX), Z20, Z30)
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	JMP       tail5
 
 n6:
 	TESTQ R14, R14
 	JZ    tail6
 
 group6:
-	VCVTPH2PS (R8), Y10
+	VCVTPH2PS (R8), Y8
 	VCVTPH2PS (R8)(R10*1), Y27
 	MOVQ      R9, AX
-	TILESCALES8TOK(Y16, Z16)
-	TILESCALES8TOK(Y17, Z17)
-	TILESCALES8TOK(Y18, Z18)
-	TILESCALES8TOK(Y19, Z19)
-	TILESCALES8TOK(Y20, Z20)
-	TILESCALES8TOK(Y21, Z21)
-	VMOVDQA64 Z12, Z15
-	MOVQ $8, AX
+	Q4SCALES8TOK(Y16, Z16)
+	Q4SCALES8TOK(Y17, Z17)
+	Q4SCALES8TOK(Y18, Z18)
+	Q4SCALES8TOK(Y19, Z19)
+	Q4SCALES8TOK(Y20, Z20)
+	Q4SCALES8TOK(Y21, Z21)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	MOVQ      $4, AX
 
 inner6:
 	PAIRQ4T((SI), (SI)(R11*1))
@@ -2277,17 +2481,27 @@ inner6:
 	VPADDD Z11, Z15, Z15
 	ADDQ   $128, DX
 	ADDQ   $128, BX
-	ADDQ $16, SI
-	DECQ AX
-	JNZ  inner6
-	ADDQ $16, R8
-	ADDQ $32, R9
-	DECQ R14
-	JNZ  group6
+	PAIRQ4T(16(SI), 16(SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z29)
+	TOKD((BX), 64(BX), Z20, Z30)
+	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z31)
+	VPADDD Z11, Z15, Z15
+	ADDQ   $128, DX
+	ADDQ   $128, BX
+	ADDQ   $32, SI
+	DECQ   AX
+	JNZ    inner6
+	ADDQ   $16, R8
+	ADDQ   $32, R9
+	DECQ   R14
+	JNZ    group6
 
 tail6:
-	TESTQ CX, CX
-	JZ    done
+	TESTQ     CX, CX
+	JZ        done
 	MOVWLZX   (R8), AX
 	VMOVD     AX, X8
 	VCVTPH2PS X8, X8
@@ -2295,18 +2509,18 @@ tail6:
 	VMOVD     AX, X9
 	VCVTPH2PS X9, X9
 	MOVQ      R9, AX
-	TILESCALE1TOK(Y16, Z16)
+	Q4SCALE1TOK(Y16, Z16)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y17, Z17)
+	Q4SCALE1TOK(Y17, Z17)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y18, Z18)
+	Q4SCALE1TOK(Y18, Z18)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y19, Z19)
+	Q4SCALE1TOK(Y19, Z19)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y20, Z20)
+	Q4SCALE1TOK(Y20, Z20)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y21, Z21)
-	VMOVDQA64 Z12, Z15
+	Q4SCALE1TOK(Y21, Z21)
+	VMOVDQU32 q4tileidx<>(SB), Z15
 	PAIRQ4T((SI), (SI)(R11*1))
 	TOKD((DX), 64(DX), Z16, Z0)
 	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1)
@@ -2314,32 +2528,65 @@ tail6:
 	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z3)
 	TOKD((BX), 64(BX), Z20, Z4)
 	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z5)
-	VPADDD Z11, Z15, Z15
-	ADDQ   $128, DX
-	ADDQ   $128, BX
-	ADDQ $16, SI
-	ADDQ $2, R8
-	ADDQ $4, R9
-	DECQ CX
-	JMP  tail6
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	TESTQ     CX, CX
+	JZ        done
+	MOVWLZX   (R8), AX
+	VMOVD     AX, X8
+	VCVTPH2PS X8, X8
+	MOVWLZX   (R8)(R10*1), AX
+	VMOVD     AX, X9
+	VCVTPH2PS X9, X9
+	MOVQ      R9, AX
+	Q4SCALE1TOK(Y16, Z16)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y17, Z17)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y18, Z18)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y19, Z19)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y20, Z20)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y21, Z21)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	PAIRQ4T((SI), (SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z29)
+	TOKD((BX), 64(BX), Z20, Z30)
+	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z31)
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	JMP       tail6
 
 n7:
 	TESTQ R14, R14
 	JZ    tail7
 
 group7:
-	VCVTPH2PS (R8), Y10
+	VCVTPH2PS (R8), Y8
 	VCVTPH2PS (R8)(R10*1), Y27
 	MOVQ      R9, AX
-	TILESCALES8TOK(Y16, Z16)
-	TILESCALES8TOK(Y17, Z17)
-	TILESCALES8TOK(Y18, Z18)
-	TILESCALES8TOK(Y19, Z19)
-	TILESCALES8TOK(Y20, Z20)
-	TILESCALES8TOK(Y21, Z21)
-	TILESCALES8TOK(Y22, Z22)
-	VMOVDQA64 Z12, Z15
-	MOVQ $8, AX
+	Q4SCALES8TOK(Y16, Z16)
+	Q4SCALES8TOK(Y17, Z17)
+	Q4SCALES8TOK(Y18, Z18)
+	Q4SCALES8TOK(Y19, Z19)
+	Q4SCALES8TOK(Y20, Z20)
+	Q4SCALES8TOK(Y21, Z21)
+	Q4SCALES8TOK(Y22, Z22)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	MOVQ      $4, AX
 
 inner7:
 	PAIRQ4T((SI), (SI)(R11*1))
@@ -2353,17 +2600,28 @@ inner7:
 	VPADDD Z11, Z15, Z15
 	ADDQ   $128, DX
 	ADDQ   $128, BX
-	ADDQ $16, SI
-	DECQ AX
-	JNZ  inner7
-	ADDQ $16, R8
-	ADDQ $32, R9
-	DECQ R14
-	JNZ  group7
+	PAIRQ4T(16(SI), 16(SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z29)
+	TOKD((BX), 64(BX), Z20, Z30)
+	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z31)
+	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z10)
+	VPADDD Z11, Z15, Z15
+	ADDQ   $128, DX
+	ADDQ   $128, BX
+	ADDQ   $32, SI
+	DECQ   AX
+	JNZ    inner7
+	ADDQ   $16, R8
+	ADDQ   $32, R9
+	DECQ   R14
+	JNZ    group7
 
 tail7:
-	TESTQ CX, CX
-	JZ    done
+	TESTQ     CX, CX
+	JZ        done
 	MOVWLZX   (R8), AX
 	VMOVD     AX, X8
 	VCVTPH2PS X8, X8
@@ -2371,20 +2629,20 @@ tail7:
 	VMOVD     AX, X9
 	VCVTPH2PS X9, X9
 	MOVQ      R9, AX
-	TILESCALE1TOK(Y16, Z16)
+	Q4SCALE1TOK(Y16, Z16)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y17, Z17)
+	Q4SCALE1TOK(Y17, Z17)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y18, Z18)
+	Q4SCALE1TOK(Y18, Z18)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y19, Z19)
+	Q4SCALE1TOK(Y19, Z19)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y20, Z20)
+	Q4SCALE1TOK(Y20, Z20)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y21, Z21)
+	Q4SCALE1TOK(Y21, Z21)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y22, Z22)
-	VMOVDQA64 Z12, Z15
+	Q4SCALE1TOK(Y22, Z22)
+	VMOVDQU32 q4tileidx<>(SB), Z15
 	PAIRQ4T((SI), (SI)(R11*1))
 	TOKD((DX), 64(DX), Z16, Z0)
 	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1)
@@ -2393,48 +2651,14 @@ tail7:
 	TOKD((BX), 64(BX), Z20, Z4)
 	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z5)
 	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z6)
-	VPADDD Z11, Z15, Z15
-	ADDQ   $128, DX
-	ADDQ   $128, BX
-	ADDQ $16, SI
-	ADDQ $2, R8
-	ADDQ $4, R9
-	DECQ CX
-	JMP  tail7
-
-n8:
-	TESTQ R14, R14
-	JZ    tail8
-
-group8:
-	VCVTPH2PS (R8), Y10
-	VCVTPH2PS (R8)(R10*1), Y27
-	MOVQ      R9, AX
-	TILESCALES8TOK(Y16, Z16)
-	TILESCALES8TOK(Y17, Z17)
-	TILESCALES8TOK(Y18, Z18)
-	TILESCALES8TOK(Y19, Z19)
-	TILESCALES8TOK(Y20, Z20)
-	TILESCALES8TOK(Y21, Z21)
-	TILESCALES8TOK(Y22, Z22)
-	TILESCALES8TOK(Y23, Z23)
-	VMOVDQA64 Z12, Z15
-	MOVQ $8, AX
-
-inner8:
-	PAIRQ4T((SI), (SI)(R11*1))
-	TILEBLOCKD
-	ADDQ $16, SI
-	DECQ AX
-	JNZ  inner8
-	ADDQ $16, R8
-	ADDQ $32, R9
-	DECQ R14
-	JNZ  group8
-
-tail8:
-	TESTQ CX, CX
-	JZ    done
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	TESTQ     CX, CX
+	JZ        done
 	MOVWLZX   (R8), AX
 	VMOVD     AX, X8
 	VCVTPH2PS X8, X8
@@ -2442,31 +2666,181 @@ tail8:
 	VMOVD     AX, X9
 	VCVTPH2PS X9, X9
 	MOVQ      R9, AX
-	TILESCALE1TOK(Y16, Z16)
+	Q4SCALE1TOK(Y16, Z16)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y17, Z17)
+	Q4SCALE1TOK(Y17, Z17)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y18, Z18)
+	Q4SCALE1TOK(Y18, Z18)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y19, Z19)
+	Q4SCALE1TOK(Y19, Z19)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y20, Z20)
+	Q4SCALE1TOK(Y20, Z20)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y21, Z21)
+	Q4SCALE1TOK(Y21, Z21)
 	ADDQ      DI, AX
-	TILESCALE1TOK(Y22, Z22)
-	ADDQ      DI, AX
-	TILESCALE1TOK(Y23, Z23)
-	VMOVDQA64 Z12, Z15
+	Q4SCALE1TOK(Y22, Z22)
+	VMOVDQU32 q4tileidx<>(SB), Z15
 	PAIRQ4T((SI), (SI)(R11*1))
-	TILEBLOCKD
-	ADDQ $16, SI
-	ADDQ $2, R8
-	ADDQ $4, R9
-	DECQ CX
-	JMP  tail8
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z29)
+	TOKD((BX), 64(BX), Z20, Z30)
+	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z31)
+	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z10)
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	JMP       tail7
+
+n8:
+	TESTQ R14, R14
+	JZ    tail8
+
+group8:
+	VCVTPH2PS (R8), Y8
+	VCVTPH2PS (R8)(R10*1), Y27
+	MOVQ      R9, AX
+	Q4SCALES8TOK(Y16, Z16)
+	Q4SCALES8TOK(Y17, Z17)
+	Q4SCALES8TOK(Y18, Z18)
+	Q4SCALES8TOK(Y19, Z19)
+	Q4SCALES8TOK(Y20, Z20)
+	Q4SCALES8TOK(Y21, Z21)
+	Q4SCALES8TOK(Y22, Z22)
+	Q4SCALES8TOK(Y23, Z23)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	MOVQ      $4, AX
+
+inner8:
+	PAIRQ4T((SI), (SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z0)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z2)
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z3)
+	TOKD((BX), 64(BX), Z20, Z4)
+	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z5)
+	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z6)
+	TOKD((BX)(R13*1), 64(BX)(R13*1), Z23, Z7)
+	VPADDD Z11, Z15, Z15
+	ADDQ   $128, DX
+	ADDQ   $128, BX
+	PAIRQ4T(16(SI), 16(SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z29)
+	TOKD((BX), 64(BX), Z20, Z30)
+	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z31)
+	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z10)
+	TOKD((BX)(R13*1), 64(BX)(R13*1), Z23, Z12)
+	VPADDD Z11, Z15, Z15
+	ADDQ   $128, DX
+	ADDQ   $128, BX
+	ADDQ   $32, SI
+	DECQ   AX
+	JNZ    inner8
+	ADDQ   $16, R8
+	ADDQ   $32, R9
+	DECQ   R14
+	JNZ    group8
+
+tail8:
+	TESTQ     CX, CX
+	JZ        done
+	MOVWLZX   (R8), AX
+	VMOVD     AX, X8
+	VCVTPH2PS X8, X8
+	MOVWLZX   (R8)(R10*1), AX
+	VMOVD     AX, X9
+	VCVTPH2PS X9, X9
+	MOVQ      R9, AX
+	Q4SCALE1TOK(Y16, Z16)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y17, Z17)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y18, Z18)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y19, Z19)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y20, Z20)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y21, Z21)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y22, Z22)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y23, Z23)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	PAIRQ4T((SI), (SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z0)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z2)
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z3)
+	TOKD((BX), 64(BX), Z20, Z4)
+	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z5)
+	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z6)
+	TOKD((BX)(R13*1), 64(BX)(R13*1), Z23, Z7)
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	TESTQ     CX, CX
+	JZ        done
+	MOVWLZX   (R8), AX
+	VMOVD     AX, X8
+	VCVTPH2PS X8, X8
+	MOVWLZX   (R8)(R10*1), AX
+	VMOVD     AX, X9
+	VCVTPH2PS X9, X9
+	MOVQ      R9, AX
+	Q4SCALE1TOK(Y16, Z16)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y17, Z17)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y18, Z18)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y19, Z19)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y20, Z20)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y21, Z21)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y22, Z22)
+	ADDQ      DI, AX
+	Q4SCALE1TOK(Y23, Z23)
+	VMOVDQU32 q4tileidx<>(SB), Z15
+	PAIRQ4T((SI), (SI)(R11*1))
+	TOKD((DX), 64(DX), Z16, Z24)
+	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
+	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
+	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z29)
+	TOKD((BX), 64(BX), Z20, Z30)
+	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z31)
+	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z10)
+	TOKD((BX)(R13*1), 64(BX)(R13*1), Z23, Z12)
+	ADDQ      $128, DX
+	ADDQ      $128, BX
+	ADDQ      $16, SI
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	JMP       tail8
 
 done:
+	// Each output's odd blocks' lanes onto its even blocks'.
+	VADDPS Z24, Z0, Z0
+	VADDPS Z25, Z1, Z1
+	VADDPS Z28, Z2, Z2
+	VADDPS Z29, Z3, Z3
+	VADDPS Z30, Z4, Z4
+	VADDPS Z31, Z5, Z5
+	VADDPS Z10, Z6, Z6
+	VADDPS Z12, Z7, Z7
 	TILESTORE16
 	// With dst, scatter the pair's nt sums of each row to dst (row r at
 	// dst, r+1 beside it, token t stride bytes on) and go on to the next
@@ -2554,8 +2928,9 @@ done:
 // straight from memory without subtracting 8 (Z6 the low ones, elements
 // 0..15 of b then of b+1; Z7 the high ones, 16..31), the lane sums started
 // from the blocks' offsets −8·Σx (the same int32s as Σ(q−8)·x: exact),
-// converted, scaled by the products IDX picks from Z9, and added into Y0,
-// b's then b+1's.
+// converted, scaled by the products IDX picks from Z9, and added into Z0:
+// the even block b into its low eight lanes, b+1 into its high eight,
+// q4_0's sixteen accumulators (blocks.go).
 #define Q4ROWPAIR(WOFF, XOFF, XOFF64, COFF, IDX) \
 	VPMOVZXBW     WOFF(SI), Z6 \
 	VPSRLW        $4, Z6, Z7 \
@@ -2566,9 +2941,7 @@ done:
 	VCVTDQ2PS     Z20, Z20 \
 	VPERMPS       Z9, IDX, Z21 \
 	VMULPS        Z21, Z20, Z20 \
-	VEXTRACTF64X4 $1, Z20, Y21 \
-	VADDPS        Y20, Y0, Y0 \
-	VADDPS        Y21, Y0, Y0
+	VADDPS        Z20, Z0, Z0
 
 // Q4AHEAD is how far ahead of its loads dotQ4_0x1NAVX512 asks for the
 // nibbles (bytes): 24 groups of eight blocks. The hardware prefetcher
@@ -2632,7 +3005,7 @@ row:
 	ANDQ   $7, CX
 	VXORPS Y0, Y0, Y0
 	TESTQ  R13, R13
-	JZ     tail
+	JZ     rest
 
 group:
 	PREFETCHT0 Q4AHEAD(SI)
@@ -2651,6 +3024,11 @@ group:
 	DECQ      R13
 	JNZ       group
 
+rest:
+	// The blocks past the groups, one at a time, even ones into Y0, odd
+	// ones into Y2, the odd blocks' lanes until now.
+	VEXTRACTF64X4 $1, Z0, Y2
+
 tail:
 	TESTQ   CX, CX
 	JZ      store
@@ -2662,9 +3040,19 @@ tail:
 	ADDQ    $16, SI
 	ADDQ    $64, DX
 	DECQ    CX
+	JZ      store
+	VMOVDQU (DX), Y4
+	VMOVDQU 32(DX), Y5
+	ROWQ4((SI))
+	BLOCKSCALE(Y8, X8)
+	ACCUMULATE(Y2)
+	ADDQ    $16, SI
+	ADDQ    $64, DX
+	DECQ    CX
 	JMP     tail
 
 store:
+	VADDPS Y2, Y0, Y0
 	HSUMPS(Y0, X0, X1)
 	VMOVSS X0, (DI)
 	ADDQ   $4, DI
