@@ -355,7 +355,8 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 	for k := range T {
 		pxd[k], pxq[k] = f.local(i32), f.local(i32)
 	}
-	acc := f.localsOf(v128, 2*T)
+	na := accPer(qb)
+	acc := f.localsOf(v128, na*T)
 	wv := f.localsOf(v128, 4)
 	w0, w1, hv, hs, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
 	f.get(nb)
@@ -388,11 +389,12 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 			f.set(wv[k])
 		}
 	}
-	// acc[2k], acc[2k+1] += wv's lanes against activation row k's block
-	// at pxq[k]+xoff, times the scale in every lane of dr
-	lanes := func(k int, xoff uint32) {
+	// activation row k's accumulators (for q4_0 the odd blocks' when
+	// odd) += wv's lanes against its block at pxq[k]+xoff, times the
+	// scale in every lane of dr
+	lanes := func(k int, xoff uint32, odd bool) {
 		for half := range 2 {
-			a := acc[2*k+half]
+			a := accFor(acc[na*k:na*(k+1)], half, odd)
 			f.get(a)
 			f.quantDotWide(func() { f.get(wv[2*half]) }, func() { f.get(wv[2*half+1]) },
 				f.loadAt(pxq[k], xoff+uint32(16*half)), f.loadAt(pxq[k], xoff+uint32(16*half)+32))
@@ -459,7 +461,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 						f.f32x4Mul()
 						f.set(dr)
 					}
-					lanes(k, uint32(64*j))
+					lanes(k, uint32(64*j), j%2 == 1)
 				}
 			}
 			f.inc(pw, 16)
@@ -470,7 +472,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 			}
 			f.inc(b, 4)
 		})
-		f.whileLt(b, nb, func() {
+		f.tailBlocks(qb, b, func(odd bool) {
 			f.get(pw)
 			f.f32Load(0)
 			f.set(hf)
@@ -483,7 +485,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 				f.f32Mul()
 				f.f32x4Splat()
 				f.set(dr)
-				lanes(k, 0)
+				lanes(k, 0, odd)
 				f.inc(pxd[k], 4)
 				f.inc(pxq[k], 64)
 			}
@@ -491,14 +493,10 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 			f.inc(pq, qb)
 			f.inc(b, 1)
 		})
-		// dst[(t+k)·ds + i] = hsum8(acc[2k] ‖ acc[2k+1])
+		// dst[(t+k)·ds + i] = the sum of row k's accumulators
 		for k := range T {
 			f.dstAddrAt(dst, ds, t, int32(k), i)
-			f.get(acc[2*k])
-			f.get(acc[2*k+1])
-			f.f32x4Add()
-			f.set(acc[2*k])
-			f.hsum4(acc[2*k])
+			f.sumAcc(acc[na*k : na*(k+1)])
 			f.f32Store(0)
 		}
 		f.inc(t, int32(T))
@@ -520,7 +518,8 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	for r := range R {
 		pw[r], pq[r] = f.local(i32), f.local(i32)
 	}
-	acc := f.localsOf(v128, 2*R)
+	na := accPer(qb)
+	acc := f.localsOf(v128, na*R)
 	w0, w1, dv, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128)
 	f.get(nb)
 	f.i32Const(^3)
@@ -529,14 +528,16 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	if qb == 16 {
 		defer f.heldSplat8(0x0f, 8)()
 	}
-	// acc[2r], acc[2r+1] += the block's lanes (quants at pq[r]+qoff,
-	// activation quants at pxq+xoff) times the scale in every lane of dr
-	blockLanes := func(r int, qoff, xoff uint32) {
+	// row r's accumulators (for q4_0 the odd blocks' when odd) += the
+	// block's lanes (quants at pq[r]+qoff, activation quants at
+	// pxq+xoff) times the scale in every lane of dr
+	blockLanes := func(r int, qoff, xoff uint32, odd bool) {
 		if qb == 16 {
 			f.get(pq[r])
 			f.blockQuantsAt(qb, qoff, pq[r], w0, w1)
 		}
-		for half, a := range []uint32{acc[2*r], acc[2*r+1]} {
+		for half := range 2 {
+			a := accFor(acc[na*r:na*(r+1)], half, odd)
 			hi := half == 1
 			f.get(a)
 			xa, xb := f.loadAt(pxq, xoff+uint32(16*half)), f.loadAt(pxq, xoff+uint32(16*half)+32)
@@ -582,7 +583,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 						f.f32x4ExtractLane(byte(j))
 						f.f32x4Splat()
 						f.set(dr)
-						blockLanes(r, uint32(j*int(qb)), uint32(64*j))
+						blockLanes(r, uint32(j*int(qb)), uint32(64*j), j%2 == 1)
 					}
 					f.inc(pw[r], 16)
 					f.inc(pq[r], 4*qb)
@@ -591,7 +592,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 				f.inc(pxq, 4*64)
 				f.inc(b, 4)
 			})
-			f.whileLt(b, nb, func() {
+			f.tailBlocks(qb, b, func(odd bool) {
 				for r := range R {
 					// dr = wd[b] · xd[b] in every lane
 					f.get(pw[r])
@@ -603,7 +604,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 					f.get(d)
 					f.f32x4Splat()
 					f.set(dr)
-					blockLanes(r, 0, 0)
+					blockLanes(r, 0, 0, odd)
 					f.inc(pw[r], 4)
 					f.inc(pq[r], qb)
 				}
@@ -611,7 +612,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 				f.inc(pxq, 64)
 				f.inc(b, 1)
 			})
-			f.storeSums(dst, ds, t, i, acc)
+			f.storeSums(qb, dst, ds, t, i, acc)
 			f.inc(t, 1)
 		})
 		f.inc(i, int32(R))
@@ -753,19 +754,78 @@ func (f *fn) dstAddrAt(dst, ds, t uint32, k int32, i uint32) {
 	f.i32Add()
 }
 
-// storeSums sets dst[t·ds + i + r] = hsum8(acc[2r] ‖ acc[2r+1]) for each
-// row r of a group (len(acc)/2 rows), as rowGroups and rowRuns end each
-// activation row; acc[2r] is left holding acc[2r] + acc[2r+1].
-func (f *fn) storeSums(dst, ds, t, i uint32, acc []uint32) {
-	for r := range len(acc) / 2 {
+// storeSums sets dst[t·ds + i + r] to the sum of row r's accumulators
+// (accPer(qb) of them: see sumAcc) for each row r of a group, as
+// rowGroups and rowRuns end each activation row.
+func (f *fn) storeSums(qb int32, dst, ds, t, i uint32, acc []uint32) {
+	n := accPer(qb)
+	for r := range len(acc) / n {
 		f.dstAddr(dst, ds, t, i)
-		f.get(acc[2*r])
-		f.get(acc[2*r+1])
-		f.f32x4Add()
-		f.set(acc[2*r])
-		f.hsum4(acc[2*r])
+		f.sumAcc(acc[n*r : n*(r+1)])
 		f.f32Store(uint32(4 * r))
 	}
+}
+
+// accPer is how many f32x4 accumulators blockKernel keeps per output:
+// q8_0's two (lanes 0..3 and 4..7), q4_0's four (the even blocks' two,
+// then the odd blocks' two: vec's sixteen lanes).
+func accPer(qb int32) int {
+	if qb == 16 {
+		return 4
+	}
+	return 2
+}
+
+// accFor returns the accumulator of one output's accs (accPer of them)
+// that lanes 4·half..4·half+3 of a block go into: for q4_0, the odd
+// blocks' when odd.
+func accFor(accs []uint32, half int, odd bool) uint32 {
+	if odd && len(accs) == 4 {
+		return accs[2+half]
+	}
+	return accs[half]
+}
+
+// sumAcc pushes the sum of one output's accumulators a as vec sums its
+// lanes: q4_0's odd blocks' lanes added onto the even blocks' (hsum16),
+// then the upper four lanes onto the lower four and those as
+// (s0+s2)+(s1+s3) (hsum8). a[0] (and a[1] for q4_0) are overwritten.
+func (f *fn) sumAcc(a []uint32) {
+	if len(a) == 4 {
+		for h := range 2 {
+			f.get(a[h])
+			f.get(a[h+2])
+			f.f32x4Add()
+			f.set(a[h])
+		}
+	}
+	f.get(a[0])
+	f.get(a[1])
+	f.f32x4Add()
+	f.set(a[0])
+	f.hsum4(a[0])
+}
+
+// tailBlocks emits the loop over the blocks left past a kernel's whole
+// runs, from b (even: runs are of four or eight) to nb, body emitting
+// one block and moving b and the pointers on by one. For q8_0 it is one
+// block an iteration; for q4_0 two, an even block then, if b < nb, an
+// odd one, so that body knows each block's parity statically (odd).
+func (f *fn) tailBlocks(qb int32, b uint32, body func(odd bool)) {
+	const nb = 7
+	if qb == 32 {
+		f.whileLt(b, nb, func() { body(false) })
+		return
+	}
+	f.whileLt(b, nb, func() {
+		body(false)
+		f.get(b)
+		f.get(nb)
+		f.i32LtU()
+		f.op(0x04, 0x40) // if
+		body(true)
+		f.end()
+	})
 }
 
 // hsum4 pushes (s0+s2)+(s1+s3) of the f32x4 in local s.

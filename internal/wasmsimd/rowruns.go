@@ -89,7 +89,8 @@ func rowRuns(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	for r := range R {
 		pw[r], pq[r] = f.local(i32), f.local(i32)
 	}
-	acc := f.localsOf(v128, 2*R)
+	na := accPer(qb)
+	acc := f.localsOf(v128, na*R)
 	x := f.localsOf(v128, 4)
 	dv := f.localsOf(v128, R)
 	dr, y := f.local(v128), f.local(v128)
@@ -147,8 +148,10 @@ func rowRuns(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 		f.i32x4Add()
 		f.f32x4ConvertI32x4S()
 	}
-	// run emits n blocks (1, 4 or 8) at the pointers, then moves them on
-	run := func(n int) {
+	// run emits n blocks (1, 4 or 8) at the pointers, then moves them on;
+	// a lone block is odd (for q4_0's accumulators) when odd, a run's
+	// block j when j is
+	run := func(n int, odd bool) {
 		// the bounds checks of the run's loads, one per pointer
 		checks := []struct {
 			p   uint32
@@ -208,7 +211,7 @@ func rowRuns(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 				f.set(dr)
 				// lanes 0..3: elements 0..7 and 16..23; 4..7: 8..15 and 24..31
 				for h := range 2 {
-					a := acc[2*r+h]
+					a := accFor(acc[na*r:na*(r+1)], h, odd || n > 1 && j%2 == 1)
 					f.get(a)
 					half(r, uint32(int(qb)*j+8*h), x[h], x[h+2])
 					f.get(dr)
@@ -232,13 +235,17 @@ func rowRuns(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 		f.whileLt(t, trows, func() {
 			f.groupStart(qb, i, t, b, pw, pq, pxd, pxq, acc)
 			for _, n := range []int{8, 4, 1} {
+				if n == 1 && qb == 16 {
+					f.tailBlocks(qb, b, func(odd bool) { run(1, odd) })
+					break
+				}
 				f.get(nb)
 				f.i32Const(int32(-n))
 				f.i32And()
 				f.set(end)
-				f.whileLt(b, end, func() { run(n) })
+				f.whileLt(b, end, func() { run(n, false) })
 			}
-			f.storeSums(dst, ds, t, i, acc)
+			f.storeSums(qb, dst, ds, t, i, acc)
 			f.inc(t, 1)
 		})
 		f.inc(i, int32(R))
