@@ -276,29 +276,36 @@ func q4kKernel() *fn {
 // (a rounded multiply, then a rounded add: SIMD128 has no fused
 // multiply-add); at the end the upper four accumulators are added onto
 // the lower four and those summed as (s0+s2)+(s1+s3): vec's hsum8.
+// q4_0 keeps two sets of eight lanes (four f32x4 accumulators per
+// output, accPer): even blocks add into the first, odd blocks into the
+// second, each in block order; at the end the second set is added onto
+// the first lane by lane, then hsum8 (vec's hsum16). Runs of blocks
+// start at even block numbers, so a run's block j goes to j's parity,
+// and the blocks left past the runs go two at a time (tailBlocks).
 //
-// Whole tiles of four activation rows (a prefill's tokens) go one weight
-// row at a time (tile: the weight block widened once for four); the
-// activation rows left (a decode's one) against one (q8_0) or two (q4_0)
-// weight rows at a time (rowRuns, or rowGroups where q4_0's scaling in
-// rowRuns would not be exact), which measured faster for one activation
-// row than tile's code does.
+// Whole tiles of activation rows (a prefill's tokens; four for q8_0, two
+// for q4_0: tokenTile) go one weight row at a time (tile: the weight
+// block widened once for the tile's rows); the activation rows left (a
+// decode's one) against one weight row at a time (rowRuns), or for q4_0
+// where its scaling in rowRuns would not be exact two (rowGroups), which
+// measured faster for one activation row than tile's code does.
 func blockKernel(name string, qb int32) *fn {
 	f := &fn{name: name, params: []valType{i32, i32, i32, i32, i32, i32, i32, i32, i32}}
 	const rows, trows = 6, 8
 	i, t, b, tlim := f.local(i32), f.local(i32), f.local(i32), f.local(i32)
 	f.get(trows)
-	f.i32Const(-tokenTile)
+	T := tokenTile(qb)
+	f.i32Const(int32(-T))
 	f.i32And()
 	f.set(tlim)
 	f.forLoop(i, rows, func() {
 		f.i32Const(0)
 		f.set(t)
-		tile(f, qb, tokenTile, i, t, b, tlim)
+		tile(f, qb, T, i, t, b, tlim)
 	})
-	// the activation rows left (all of a decode's one): rowRuns, for
-	// q4_0 two weight rows at a time where its scaling by 16 is exact,
-	// else rowGroups; the last row alone
+	// the activation rows left (all of a decode's one): rowRuns, one
+	// weight row at a time (for q4_0 where its scaling by 16 is exact),
+	// else q4_0's rowGroups, two weight rows at a time, the last alone
 	lim := f.local(i32)
 	f.i32Const(0)
 	f.set(i)
@@ -313,7 +320,6 @@ func blockKernel(name string, qb int32) *fn {
 	p, u, bad := f.local(i32), f.local(i32), f.local(i32)
 	q4ScaleOK(f, tlim, p, u, bad)
 	f.op(0x04, 0x40) // if
-	rowRuns(f, qb, 2, i, t, b, lim, tlim)
 	rowRuns(f, qb, 1, i, t, b, rows, tlim)
 	f.op(0x05) // else
 	rowGroups(f, qb, 2, i, t, b, lim, tlim)
@@ -324,8 +330,18 @@ func blockKernel(name string, qb int32) *fn {
 	return f
 }
 
-// tokenTile is how many activation rows blockKernel takes at once.
-const tokenTile = 4
+// tokenTile is how many activation rows blockKernel's tile takes at
+// once: four for q8_0; two for q4_0, whose four accumulators per output
+// (the even blocks' lanes and the odd blocks') would make four rows' 16
+// of them, more than wazero keeps in registers: four rows, spilling,
+// measured slower than two (BenchmarkPrefillQ4_0, medians 2.75 ms
+// against 2.71, both above the old order's 2.50).
+func tokenTile(qb int32) int {
+	if qb == 16 {
+		return 2
+	}
+	return 4
+}
 
 // tile emits the loop over weight row i and T activation rows from t at
 // a time while t < lim (lim a multiple of T past t), leaving t at lim.

@@ -43,9 +43,12 @@ package wasmsimd
 // row after another"): one row at a time took 6.6 ms of the guest's CPU
 // a decoded token against four rows' 10.6, though four are ~5% faster in
 // cache.
-// q4_0 keeps two: it is bound by its operations rather than by memory
-// (one row at a time measured no faster in a decode, and 8% slower in
-// cache).
+// q4_0 went two rows at a time (it is bound by its operations rather
+// than by memory: one row measured 8% slower in cache) until it summed
+// even and odd blocks apart: two rows' eight accumulators, the four
+// activation vectors and the constants are more than wazero's sixteen
+// v128 registers, and spilling measured BenchmarkMatVec's median 100 µs
+// against one row's 78 (the old order's two rows: 74).
 
 // q4ScaleOK leaves 1 on the stack if every activation scale of rows
 // tstart ≤ t < trows is zero, at least 2^-98 in magnitude, Inf or NaN
