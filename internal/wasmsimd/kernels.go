@@ -283,45 +283,60 @@ func q4kKernel() *fn {
 // start at even block numbers, so a run's block j goes to j's parity,
 // and the blocks left past the runs go two at a time (tailBlocks).
 //
-// Whole tiles of activation rows (a prefill's tokens; four for q8_0, two
-// for q4_0: tokenTile) go one weight row at a time (tile: the weight
-// block widened once for the tile's rows); the activation rows left (a
-// decode's one) against one weight row at a time (rowRuns), or for q4_0
-// where its scaling in rowRuns would not be exact two (rowGroups), which
-// measured faster for one activation row than tile's code does.
+// For q8_0, whole tiles of four activation rows (a prefill's tokens) go
+// one weight row at a time (tile: the weight block widened once for the
+// tile's rows); the activation rows left (a decode's one) against one
+// weight row at a time (rowRuns), which measured faster for one
+// activation row than tile's code does. For q4_0 every activation row
+// goes to rowRuns, one weight row at a time, where its scaling is exact
+// for all of them (q4ScaleOK): with the even and odd blocks' sixteen
+// accumulators per output tile fits only two activation rows in wazero's
+// registers, and measured slower so (BenchmarkPrefillQ4_0 medians 2.68 ms
+// against rowRuns' 2.41); else tiles of two, then rowGroups.
 func blockKernel(name string, qb int32) *fn {
 	f := &fn{name: name, params: []valType{i32, i32, i32, i32, i32, i32, i32, i32, i32}}
 	const rows, trows = 6, 8
 	i, t, b, tlim := f.local(i32), f.local(i32), f.local(i32), f.local(i32)
-	f.get(trows)
-	T := tokenTile(qb)
-	f.i32Const(int32(-T))
-	f.i32And()
-	f.set(tlim)
-	f.forLoop(i, rows, func() {
+	tiles := func() {
+		f.get(trows)
+		T := tokenTile(qb)
+		f.i32Const(int32(-T))
+		f.i32And()
+		f.set(tlim)
+		f.forLoop(i, rows, func() {
+			f.i32Const(0)
+			f.set(t)
+			tile(f, qb, T, i, t, b, tlim)
+		})
 		f.i32Const(0)
-		f.set(t)
-		tile(f, qb, T, i, t, b, tlim)
-	})
-	// the activation rows left (all of a decode's one): rowRuns, one
-	// weight row at a time (for q4_0 where its scaling by 16 is exact),
-	// else q4_0's rowGroups, two weight rows at a time, the last alone
-	lim := f.local(i32)
-	f.i32Const(0)
-	f.set(i)
+		f.set(i)
+	}
 	if qb == 32 {
+		// whole tiles, then the activation rows left (all of a
+		// decode's one) in rowRuns, one weight row at a time
+		tiles()
 		rowRuns(f, qb, 1, i, t, b, rows, tlim)
 		return f
 	}
+	// q4_0: every activation row in rowRuns, one weight row at a time,
+	// where its scaling by 16 is exact for all of them; else whole tiles,
+	// then the rows left in rowGroups, two weight rows at a time, the
+	// last alone
+	p, u, bad := f.local(i32), f.local(i32), f.local(i32)
+	f.i32Const(0)
+	f.set(tlim)
+	q4ScaleOK(f, tlim, p, u, bad)
+	f.op(0x04, 0x40) // if
+	f.i32Const(0)
+	f.set(i)
+	rowRuns(f, qb, 1, i, t, b, rows, tlim)
+	f.op(0x05) // else
+	tiles()
+	lim := f.local(i32)
 	f.get(rows)
 	f.i32Const(-2)
 	f.i32And()
 	f.set(lim)
-	p, u, bad := f.local(i32), f.local(i32), f.local(i32)
-	q4ScaleOK(f, tlim, p, u, bad)
-	f.op(0x04, 0x40) // if
-	rowRuns(f, qb, 1, i, t, b, rows, tlim)
-	f.op(0x05) // else
 	rowGroups(f, qb, 2, i, t, b, lim, tlim)
 	f.get(rows)
 	f.set(lim)
@@ -331,7 +346,8 @@ func blockKernel(name string, qb int32) *fn {
 }
 
 // tokenTile is how many activation rows blockKernel's tile takes at
-// once: four for q8_0; two for q4_0, whose four accumulators per output
+// once: four for q8_0; two for q4_0 (tiled only where rowRuns' scaling
+// would not be exact), whose four accumulators per output
 // (the even blocks' lanes and the odd blocks') would make four rows' 16
 // of them, more than wazero keeps in registers: four rows, spilling,
 // measured slower than two (BenchmarkPrefillQ4_0, medians 2.75 ms

@@ -103,9 +103,10 @@ func TestKernelsMatchGo(t *testing.T) {
 			{2, 4, 4}, {3, 9, 5}, {5, 44, 9}, {1, 7, 8}, {8, 23, 1}, {6, 12, 2},
 			// q4_0 sums even and odd blocks apart: every count of blocks
 			// left past whole runs (of four in tile and rowGroups, of
-			// eight then four in rowRuns), odd and even counts, fewer
-			// than a run, through each path (tiles of four activation
-			// rows, then one or two weight rows a group)
+			// sixteen, eight then four in rowRuns), odd and even counts,
+			// fewer than a run, through each path (rowRuns; with the
+			// scale regimes below, tiles then one or two weight rows a
+			// group in rowGroups)
 			{3, 2, 4}, {2, 3, 4}, {3, 5, 5}, {3, 6, 5}, {3, 10, 6}, {2, 13, 4},
 			{3, 14, 1}, {3, 15, 2}, {2, 17, 5}, {3, 19, 1}, {3, 21, 3}, {3, 30, 1},
 		} {
