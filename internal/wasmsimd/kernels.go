@@ -276,46 +276,67 @@ func q4kKernel() *fn {
 // (a rounded multiply, then a rounded add: SIMD128 has no fused
 // multiply-add); at the end the upper four accumulators are added onto
 // the lower four and those summed as (s0+s2)+(s1+s3): vec's hsum8.
+// q4_0 keeps two sets of eight lanes (four f32x4 accumulators per
+// output, accPer): even blocks add into the first, odd blocks into the
+// second, each in block order; at the end the second set is added onto
+// the first lane by lane, then hsum8 (vec's hsum16). Runs of blocks
+// start at even block numbers, so a run's block j goes to j's parity,
+// and the blocks left past the runs go two at a time (tailBlocks).
 //
-// Whole tiles of four activation rows (a prefill's tokens) go one weight
-// row at a time (tile: the weight block widened once for four); the
-// activation rows left (a decode's one) against one (q8_0) or two (q4_0)
-// weight rows at a time (rowRuns, or rowGroups where q4_0's scaling in
-// rowRuns would not be exact), which measured faster for one activation
-// row than tile's code does.
+// For q8_0, whole tiles of four activation rows (a prefill's tokens) go
+// one weight row at a time (tile: the weight block widened once for the
+// tile's rows); the activation rows left (a decode's one) against one
+// weight row at a time (rowRuns), which measured faster for one
+// activation row than tile's code does. For q4_0 every activation row
+// goes to rowRuns, one weight row at a time, where its scaling is exact
+// for all of them (q4ScaleOK): with the even and odd blocks' sixteen
+// accumulators per output tile fits only two activation rows in wazero's
+// registers, and measured slower so (BenchmarkPrefillQ4_0 medians 2.68 ms
+// against rowRuns' 2.41); else tiles of two, then rowGroups.
 func blockKernel(name string, qb int32) *fn {
 	f := &fn{name: name, params: []valType{i32, i32, i32, i32, i32, i32, i32, i32, i32}}
 	const rows, trows = 6, 8
 	i, t, b, tlim := f.local(i32), f.local(i32), f.local(i32), f.local(i32)
-	f.get(trows)
-	f.i32Const(-tokenTile)
-	f.i32And()
-	f.set(tlim)
-	f.forLoop(i, rows, func() {
+	tiles := func() {
+		f.get(trows)
+		T := tokenTile(qb)
+		f.i32Const(int32(-T))
+		f.i32And()
+		f.set(tlim)
+		f.forLoop(i, rows, func() {
+			f.i32Const(0)
+			f.set(t)
+			tile(f, qb, T, i, t, b, tlim)
+		})
 		f.i32Const(0)
-		f.set(t)
-		tile(f, qb, tokenTile, i, t, b, tlim)
-	})
-	// the activation rows left (all of a decode's one): rowRuns, for
-	// q4_0 two weight rows at a time where its scaling by 16 is exact,
-	// else rowGroups; the last row alone
-	lim := f.local(i32)
-	f.i32Const(0)
-	f.set(i)
+		f.set(i)
+	}
 	if qb == 32 {
+		// whole tiles, then the activation rows left (all of a
+		// decode's one) in rowRuns, one weight row at a time
+		tiles()
 		rowRuns(f, qb, 1, i, t, b, rows, tlim)
 		return f
 	}
+	// q4_0: every activation row in rowRuns, one weight row at a time,
+	// where its scaling by 16 is exact for all of them; else whole tiles,
+	// then the rows left in rowGroups, two weight rows at a time, the
+	// last alone
+	p, u, bad := f.local(i32), f.local(i32), f.local(i32)
+	f.i32Const(0)
+	f.set(tlim)
+	q4ScaleOK(f, tlim, p, u, bad)
+	f.op(0x04, 0x40) // if
+	f.i32Const(0)
+	f.set(i)
+	rowRuns(f, qb, 1, i, t, b, rows, tlim)
+	f.op(0x05) // else
+	tiles()
+	lim := f.local(i32)
 	f.get(rows)
 	f.i32Const(-2)
 	f.i32And()
 	f.set(lim)
-	p, u, bad := f.local(i32), f.local(i32), f.local(i32)
-	q4ScaleOK(f, tlim, p, u, bad)
-	f.op(0x04, 0x40) // if
-	rowRuns(f, qb, 2, i, t, b, lim, tlim)
-	rowRuns(f, qb, 1, i, t, b, rows, tlim)
-	f.op(0x05) // else
 	rowGroups(f, qb, 2, i, t, b, lim, tlim)
 	f.get(rows)
 	f.set(lim)
@@ -324,8 +345,19 @@ func blockKernel(name string, qb int32) *fn {
 	return f
 }
 
-// tokenTile is how many activation rows blockKernel takes at once.
-const tokenTile = 4
+// tokenTile is how many activation rows blockKernel's tile takes at
+// once: four for q8_0; two for q4_0 (tiled only where rowRuns' scaling
+// would not be exact), whose four accumulators per output
+// (the even blocks' lanes and the odd blocks') would make four rows' 16
+// of them, more than wazero keeps in registers: four rows, spilling,
+// measured slower than two (BenchmarkPrefillQ4_0, medians 2.75 ms
+// against 2.71, both above the old order's 2.50).
+func tokenTile(qb int32) int {
+	if qb == 16 {
+		return 2
+	}
+	return 4
+}
 
 // tile emits the loop over weight row i and T activation rows from t at
 // a time while t < lim (lim a multiple of T past t), leaving t at lim.
@@ -355,7 +387,8 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 	for k := range T {
 		pxd[k], pxq[k] = f.local(i32), f.local(i32)
 	}
-	acc := f.localsOf(v128, 2*T)
+	na := accPer(qb)
+	acc := f.localsOf(v128, na*T)
 	wv := f.localsOf(v128, 4)
 	w0, w1, hv, hs, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
 	f.get(nb)
@@ -388,11 +421,12 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 			f.set(wv[k])
 		}
 	}
-	// acc[2k], acc[2k+1] += wv's lanes against activation row k's block
-	// at pxq[k]+xoff, times the scale in every lane of dr
-	lanes := func(k int, xoff uint32) {
+	// activation row k's accumulators (for q4_0 the odd blocks' when
+	// odd) += wv's lanes against its block at pxq[k]+xoff, times the
+	// scale in every lane of dr
+	lanes := func(k int, xoff uint32, odd bool) {
 		for half := range 2 {
-			a := acc[2*k+half]
+			a := accFor(acc[na*k:na*(k+1)], half, odd)
 			f.get(a)
 			f.quantDotWide(func() { f.get(wv[2*half]) }, func() { f.get(wv[2*half+1]) },
 				f.loadAt(pxq[k], xoff+uint32(16*half)), f.loadAt(pxq[k], xoff+uint32(16*half)+32))
@@ -459,7 +493,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 						f.f32x4Mul()
 						f.set(dr)
 					}
-					lanes(k, uint32(64*j))
+					lanes(k, uint32(64*j), j%2 == 1)
 				}
 			}
 			f.inc(pw, 16)
@@ -470,7 +504,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 			}
 			f.inc(b, 4)
 		})
-		f.whileLt(b, nb, func() {
+		f.tailBlocks(qb, b, func(odd bool) {
 			f.get(pw)
 			f.f32Load(0)
 			f.set(hf)
@@ -483,7 +517,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 				f.f32Mul()
 				f.f32x4Splat()
 				f.set(dr)
-				lanes(k, 0)
+				lanes(k, 0, odd)
 				f.inc(pxd[k], 4)
 				f.inc(pxq[k], 64)
 			}
@@ -491,14 +525,10 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 			f.inc(pq, qb)
 			f.inc(b, 1)
 		})
-		// dst[(t+k)·ds + i] = hsum8(acc[2k] ‖ acc[2k+1])
+		// dst[(t+k)·ds + i] = the sum of row k's accumulators
 		for k := range T {
 			f.dstAddrAt(dst, ds, t, int32(k), i)
-			f.get(acc[2*k])
-			f.get(acc[2*k+1])
-			f.f32x4Add()
-			f.set(acc[2*k])
-			f.hsum4(acc[2*k])
+			f.sumAcc(acc[na*k : na*(k+1)])
 			f.f32Store(0)
 		}
 		f.inc(t, int32(T))
@@ -520,7 +550,8 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	for r := range R {
 		pw[r], pq[r] = f.local(i32), f.local(i32)
 	}
-	acc := f.localsOf(v128, 2*R)
+	na := accPer(qb)
+	acc := f.localsOf(v128, na*R)
 	w0, w1, dv, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128)
 	f.get(nb)
 	f.i32Const(^3)
@@ -529,14 +560,16 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	if qb == 16 {
 		defer f.heldSplat8(0x0f, 8)()
 	}
-	// acc[2r], acc[2r+1] += the block's lanes (quants at pq[r]+qoff,
-	// activation quants at pxq+xoff) times the scale in every lane of dr
-	blockLanes := func(r int, qoff, xoff uint32) {
+	// row r's accumulators (for q4_0 the odd blocks' when odd) += the
+	// block's lanes (quants at pq[r]+qoff, activation quants at
+	// pxq+xoff) times the scale in every lane of dr
+	blockLanes := func(r int, qoff, xoff uint32, odd bool) {
 		if qb == 16 {
 			f.get(pq[r])
 			f.blockQuantsAt(qb, qoff, pq[r], w0, w1)
 		}
-		for half, a := range []uint32{acc[2*r], acc[2*r+1]} {
+		for half := range 2 {
+			a := accFor(acc[na*r:na*(r+1)], half, odd)
 			hi := half == 1
 			f.get(a)
 			xa, xb := f.loadAt(pxq, xoff+uint32(16*half)), f.loadAt(pxq, xoff+uint32(16*half)+32)
@@ -582,7 +615,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 						f.f32x4ExtractLane(byte(j))
 						f.f32x4Splat()
 						f.set(dr)
-						blockLanes(r, uint32(j*int(qb)), uint32(64*j))
+						blockLanes(r, uint32(j*int(qb)), uint32(64*j), j%2 == 1)
 					}
 					f.inc(pw[r], 16)
 					f.inc(pq[r], 4*qb)
@@ -591,7 +624,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 				f.inc(pxq, 4*64)
 				f.inc(b, 4)
 			})
-			f.whileLt(b, nb, func() {
+			f.tailBlocks(qb, b, func(odd bool) {
 				for r := range R {
 					// dr = wd[b] · xd[b] in every lane
 					f.get(pw[r])
@@ -603,7 +636,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 					f.get(d)
 					f.f32x4Splat()
 					f.set(dr)
-					blockLanes(r, 0, 0)
+					blockLanes(r, 0, 0, odd)
 					f.inc(pw[r], 4)
 					f.inc(pq[r], qb)
 				}
@@ -611,7 +644,7 @@ func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 				f.inc(pxq, 64)
 				f.inc(b, 1)
 			})
-			f.storeSums(dst, ds, t, i, acc)
+			f.storeSums(qb, dst, ds, t, i, acc)
 			f.inc(t, 1)
 		})
 		f.inc(i, int32(R))
@@ -753,19 +786,78 @@ func (f *fn) dstAddrAt(dst, ds, t uint32, k int32, i uint32) {
 	f.i32Add()
 }
 
-// storeSums sets dst[t·ds + i + r] = hsum8(acc[2r] ‖ acc[2r+1]) for each
-// row r of a group (len(acc)/2 rows), as rowGroups and rowRuns end each
-// activation row; acc[2r] is left holding acc[2r] + acc[2r+1].
-func (f *fn) storeSums(dst, ds, t, i uint32, acc []uint32) {
-	for r := range len(acc) / 2 {
+// storeSums sets dst[t·ds + i + r] to the sum of row r's accumulators
+// (accPer(qb) of them: see sumAcc) for each row r of a group, as
+// rowGroups and rowRuns end each activation row.
+func (f *fn) storeSums(qb int32, dst, ds, t, i uint32, acc []uint32) {
+	n := accPer(qb)
+	for r := range len(acc) / n {
 		f.dstAddr(dst, ds, t, i)
-		f.get(acc[2*r])
-		f.get(acc[2*r+1])
-		f.f32x4Add()
-		f.set(acc[2*r])
-		f.hsum4(acc[2*r])
+		f.sumAcc(acc[n*r : n*(r+1)])
 		f.f32Store(uint32(4 * r))
 	}
+}
+
+// accPer is how many f32x4 accumulators blockKernel keeps per output:
+// q8_0's two (lanes 0..3 and 4..7), q4_0's four (the even blocks' two,
+// then the odd blocks' two: vec's sixteen lanes).
+func accPer(qb int32) int {
+	if qb == 16 {
+		return 4
+	}
+	return 2
+}
+
+// accFor returns the accumulator of one output's accs (accPer of them)
+// that lanes 4·half..4·half+3 of a block go into: for q4_0, the odd
+// blocks' when odd.
+func accFor(accs []uint32, half int, odd bool) uint32 {
+	if odd && len(accs) == 4 {
+		return accs[2+half]
+	}
+	return accs[half]
+}
+
+// sumAcc pushes the sum of one output's accumulators a as vec sums its
+// lanes: q4_0's odd blocks' lanes added onto the even blocks' (hsum16),
+// then the upper four lanes onto the lower four and those as
+// (s0+s2)+(s1+s3) (hsum8). a[0] (and a[1] for q4_0) are overwritten.
+func (f *fn) sumAcc(a []uint32) {
+	if len(a) == 4 {
+		for h := range 2 {
+			f.get(a[h])
+			f.get(a[h+2])
+			f.f32x4Add()
+			f.set(a[h])
+		}
+	}
+	f.get(a[0])
+	f.get(a[1])
+	f.f32x4Add()
+	f.set(a[0])
+	f.hsum4(a[0])
+}
+
+// tailBlocks emits the loop over the blocks left past a kernel's whole
+// runs, from b (even: runs are of four or eight) to nb, body emitting
+// one block and moving b and the pointers on by one. For q8_0 it is one
+// block an iteration; for q4_0 two, an even block then, if b < nb, an
+// odd one, so that body knows each block's parity statically (odd).
+func (f *fn) tailBlocks(qb int32, b uint32, body func(odd bool)) {
+	const nb = 7
+	if qb == 32 {
+		f.whileLt(b, nb, func() { body(false) })
+		return
+	}
+	f.whileLt(b, nb, func() {
+		body(false)
+		f.get(b)
+		f.get(nb)
+		f.i32LtU()
+		f.op(0x04, 0x40) // if
+		body(true)
+		f.end()
+	})
 }
 
 // hsum4 pushes (s0+s2)+(s1+s3) of the f32x4 in local s.

@@ -78,8 +78,10 @@ func randHalfs(r *rand.Rand, n int) []byte {
 // TestKernelsMatchGo checks every kernel against runtime/vec's dot
 // products, bit for bit, on random weights and activations of ragged
 // sizes: one to thirteen rows, one to nine activation rows (whole tiles of
-// four and the rest),
-// an output stride wider than the rows, unaligned buffers.
+// four and the rest), zero to 44 blocks (every count past whole runs,
+// odd and even: q4_0 sums even and odd blocks apart), activation scales
+// on either side of rowRuns' bound, an output stride wider than the rows,
+// unaligned buffers.
 func TestKernelsMatchGo(t *testing.T) {
 	h := newKernelHost(t, 64)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -99,13 +101,21 @@ func TestKernelsMatchGo(t *testing.T) {
 		for _, sz := range []size{
 			{1, 1, 1}, {3, 1, 2}, {4, 2, 1}, {5, 3, 3}, {7, 16, 1}, {9, 11, 2}, {2, 0, 1}, {0, 4, 1}, {13, 44, 3},
 			{2, 4, 4}, {3, 9, 5}, {5, 44, 9}, {1, 7, 8}, {8, 23, 1}, {6, 12, 2},
+			// q4_0 sums even and odd blocks apart: every count of blocks
+			// left past whole runs (of four in tile and rowGroups, of
+			// sixteen, eight then four in rowRuns), odd and even counts,
+			// fewer than a run, through each path (rowRuns; with the
+			// scale regimes below, tiles then one or two weight rows a
+			// group in rowGroups)
+			{3, 2, 4}, {2, 3, 4}, {3, 5, 5}, {3, 6, 5}, {3, 10, 6}, {2, 13, 4},
+			{3, 14, 1}, {3, 15, 2}, {2, 17, 5}, {3, 19, 1}, {3, 21, 3}, {3, 30, 1},
 		} {
 			cases = append(cases, struct {
 				size
 				xd scaleRegime
 			}{sz, scalesUsual})
 		}
-		for _, sz := range []size{{5, 44, 1}, {4, 13, 2}, {3, 9, 5}} {
+		for _, sz := range []size{{5, 44, 1}, {4, 13, 2}, {3, 9, 5}, {3, 3, 1}, {3, 6, 5}, {3, 7, 2}, {2, 10, 1}, {3, 17, 6}} {
 			for _, reg := range []scaleRegime{scalesTiny, scalesBelow, scalesAtBound, scalesOneTiny} {
 				cases = append(cases, struct {
 					size

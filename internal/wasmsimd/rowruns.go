@@ -1,7 +1,8 @@
 package wasmsimd
 
 // The q8_0 and q4_0 kernels' decode path (activation rows left over from
-// whole tiles, one at a time, against one or two weight rows at a time),
+// whole tiles, one at a time, against one weight row at a time; q4_0's
+// prefill too),
 // restructured for the machine code wazero emits for it (read with
 // ./asmdump). In the general rowGroups a q4_0 block and row took some 45
 // instructions, of which only twelve are the arithmetic the exact sum
@@ -35,7 +36,9 @@ package wasmsimd
 // rowGroups. q8_0's quants are widened as they load (v128.load8x8_s).
 // A block's activation quants are loaded once for the group's rows, and
 // runs are eight blocks long (then one of four, then single blocks),
-// halving the checks and loop overhead per block.
+// halving the checks and loop overhead per block; q4_0's one row at a
+// time takes runs of sixteen first (BenchmarkMatVec medians 76 µs
+// against 82 with eight).
 //
 // q8_0 goes one weight row at a time: a decode reads its weights from
 // memory, not cache, and this machine's prefetcher follows one stream
@@ -43,9 +46,12 @@ package wasmsimd
 // row after another"): one row at a time took 6.6 ms of the guest's CPU
 // a decoded token against four rows' 10.6, though four are ~5% faster in
 // cache.
-// q4_0 keeps two: it is bound by its operations rather than by memory
-// (one row at a time measured no faster in a decode, and 8% slower in
-// cache).
+// q4_0 went two rows at a time (it is bound by its operations rather
+// than by memory: one row measured 8% slower in cache) until it summed
+// even and odd blocks apart: two rows' eight accumulators, the four
+// activation vectors and the constants are more than wazero's sixteen
+// v128 registers, and spilling measured BenchmarkMatVec's median 100 µs
+// against one row's 78 (the old order's two rows: 74).
 
 // q4ScaleOK leaves 1 on the stack if every activation scale of rows
 // tstart ≤ t < trows is zero, at least 2^-98 in magnitude, Inf or NaN
@@ -89,7 +95,8 @@ func rowRuns(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 	for r := range R {
 		pw[r], pq[r] = f.local(i32), f.local(i32)
 	}
-	acc := f.localsOf(v128, 2*R)
+	na := accPer(qb)
+	acc := f.localsOf(v128, na*R)
 	x := f.localsOf(v128, 4)
 	dv := f.localsOf(v128, R)
 	dr, y := f.local(v128), f.local(v128)
@@ -147,8 +154,10 @@ func rowRuns(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 		f.i32x4Add()
 		f.f32x4ConvertI32x4S()
 	}
-	// run emits n blocks (1, 4 or 8) at the pointers, then moves them on
-	run := func(n int) {
+	// run emits n blocks (1, 4, 8 or 16) at the pointers, then moves them on;
+	// a lone block is odd (for q4_0's accumulators) when odd, a run's
+	// block j when j is
+	run := func(n int, odd bool) {
 		// the bounds checks of the run's loads, one per pointer
 		checks := []struct {
 			p   uint32
@@ -208,7 +217,7 @@ func rowRuns(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 				f.set(dr)
 				// lanes 0..3: elements 0..7 and 16..23; 4..7: 8..15 and 24..31
 				for h := range 2 {
-					a := acc[2*r+h]
+					a := accFor(acc[na*r:na*(r+1)], h, odd || n > 1 && j%2 == 1)
 					f.get(a)
 					half(r, uint32(int(qb)*j+8*h), x[h], x[h+2])
 					f.get(dr)
@@ -231,14 +240,22 @@ func rowRuns(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
 		f.set(t)
 		f.whileLt(t, trows, func() {
 			f.groupStart(qb, i, t, b, pw, pq, pxd, pxq, acc)
-			for _, n := range []int{8, 4, 1} {
+			ns := []int{8, 4, 1}
+			if qb == 16 {
+				ns = []int{16, 8, 4, 1}
+			}
+			for _, n := range ns {
+				if n == 1 && qb == 16 {
+					f.tailBlocks(qb, b, func(odd bool) { run(1, odd) })
+					break
+				}
 				f.get(nb)
 				f.i32Const(int32(-n))
 				f.i32And()
 				f.set(end)
-				f.whileLt(b, end, func() { run(n) })
+				f.whileLt(b, end, func() { run(n, false) })
 			}
-			f.storeSums(dst, ds, t, i, acc)
+			f.storeSums(qb, dst, ds, t, i, acc)
 			f.inc(t, 1)
 		})
 		f.inc(i, int32(R))
