@@ -660,7 +660,32 @@ loop:
 // func dotQ4_0AVX2(wd, wq *byte, xd *float32, xq *int16, nb int) float32
 //
 // As dotQ8_0AVX2, the weights being the nibbles (low: elements 0..15,
-// high: 16..31) less 8.
+// high: 16..31) less 8, in q4_0's order (dotQ4_0Go): the even blocks' lane
+// sums go to Y0, the odd blocks' to Y3, each in block order, two blocks a
+// loop (Q4BLOCK1) and an even one last when nb is odd; at the end Y3 is
+// added onto Y0 (hsum16) before HSUMPS.
+//
+// Q4BLOCK1 adds the scaled lane sums of the block at SI (activations at
+// DX) to ACC and advances SI, DX, R8 and R9 (X14: 0x0f bytes, X13: 8s).
+#define Q4BLOCK1(ACC) \
+	VMOVDQU   (SI), X1 \
+	VPSRLW    $4, X1, X2 \
+	VPAND     X14, X1, X1 \
+	VPAND     X14, X2, X2 \
+	VPSUBB    X13, X1, X1 \
+	VPSUBB    X13, X2, X2 \
+	VPMOVSXBW X1, Y1 \
+	VPMOVSXBW X2, Y2 \
+	VPMADDWD  (DX), Y1, Y1 \
+	VPMADDWD  32(DX), Y2, Y2 \
+	VPADDD    Y2, Y1, Y1 \
+	VCVTDQ2PS Y1, Y1 \
+	BLOCKSCALE(Y4, X4) \
+	VMULPS    Y4, Y1, Y1 \
+	VADDPS    Y1, ACC, ACC \
+	ADDQ      $16, SI \
+	ADDQ      $64, DX
+
 TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-44
 	MOVQ         wd+0(FP), R8
 	MOVQ         wq+8(FP), SI
@@ -674,29 +699,26 @@ TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-44
 	VMOVD        AX, X13
 	VPBROADCASTD X13, X13
 	VXORPS       Y0, Y0, Y0
+	VXORPS       Y3, Y3, Y3
+	MOVQ         CX, BX
+	SHRQ         $1, BX
+	JZ           last
 
-loop:
-	VMOVDQU   (SI), X1
-	VPSRLW    $4, X1, X2
-	VPAND     X14, X1, X1
-	VPAND     X14, X2, X2
-	VPSUBB    X13, X1, X1
-	VPSUBB    X13, X2, X2
-	VPMOVSXBW X1, Y1
-	VPMOVSXBW X2, Y2
-	VPMADDWD  (DX), Y1, Y1
-	VPMADDWD  32(DX), Y2, Y2
-	VPADDD    Y2, Y1, Y1
-	VCVTDQ2PS Y1, Y1
-	BLOCKSCALE(Y4, X4)
-	VMULPS    Y4, Y1, Y1
-	VADDPS    Y1, Y0, Y0
-	ADDQ      $16, SI
-	ADDQ      $64, DX
-	DECQ      CX
-	JNZ       loop
+pair:
+	Q4BLOCK1(Y0)
+	Q4BLOCK1(Y3)
+	DECQ BX
+	JNZ  pair
+
+last:
+	TESTQ $1, CX
+	JZ    done
+	Q4BLOCK1(Y0)
+
+done:
+	VADDPS Y3, Y0, Y0
 	HSUMPS(Y0, X0, X1)
-	VMOVSS    X0, ret+40(FP)
+	VMOVSS X0, ret+40(FP)
 	VZEROUPPER
 	RET
 
