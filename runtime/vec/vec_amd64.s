@@ -823,8 +823,61 @@ done:
 	RET
 
 // func dotQ4_0x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb int)
+//
+// Four rows of dotQ4_0AVX2 in q4_0's order: row r's even blocks summed in
+// Y(r) (Y0..Y3), its odd blocks in Y10, Y11, Y12, Y15, each in block order;
+// at the end the odd set is added onto the even one before X4EPILOGUE's
+// HSUMPS. Blocks go in groups of eight whose scale products SCALES8
+// computes eight at a time, two blocks (even, odd) a loop, then the blocks
+// after in pairs and an even one last (X4Q4TAIL).
+//
+// X4Q4BLOCK adds the four rows' scaled lane sums of block BX of the group
+// at OFF(SI) (activations at XOFF(DX), scale products at SOFF(SP)) to
+// A0..A3.
+#define X4Q4BLOCK(OFF, XOFF, XOFF32, SOFF, A0, A1, A2, A3) \
+	VMOVDQU      XOFF(DX), Y4 \
+	VMOVDQU      XOFF32(DX), Y5 \
+	ROWQ4(OFF(SI)) \
+	VBROADCASTSS SOFF(SP)(BX*4), Y8 \
+	ACCUMULATE(A0) \
+	ROWQ4(OFF(SI)(R11*1)) \
+	VBROADCASTSS SOFF+32(SP)(BX*4), Y8 \
+	ACCUMULATE(A1) \
+	ROWQ4(OFF(SI)(R11*2)) \
+	VBROADCASTSS SOFF+64(SP)(BX*4), Y8 \
+	ACCUMULATE(A2) \
+	ROWQ4(OFF(SI)(R12*1)) \
+	VBROADCASTSS SOFF+96(SP)(BX*4), Y8 \
+	ACCUMULATE(A3)
+
+// X4Q4TAIL adds the four rows' scaled lane sums of one block past the
+// groups to A0..A3 (ROWSCALE's products) and advances SI, R8, R9, DX.
+#define X4Q4TAIL(A0, A1, A2, A3) \
+	VMOVDQU (DX), Y4 \
+	VMOVDQU 32(DX), Y5 \
+	ROWQ4((SI)) \
+	ROWSCALE((R8)) \
+	ACCUMULATE(A0) \
+	ROWQ4((SI)(R11*1)) \
+	ROWSCALE((R8)(R10*1)) \
+	ACCUMULATE(A1) \
+	ROWQ4((SI)(R11*2)) \
+	ROWSCALE((R8)(R10*2)) \
+	ACCUMULATE(A2) \
+	ROWQ4((SI)(R12*1)) \
+	ROWSCALE((R8)(R13*1)) \
+	ACCUMULATE(A3) \
+	ADDQ    $16, SI \
+	ADDQ    $2, R8 \
+	ADDQ    $4, R9 \
+	ADDQ    $64, DX
+
 TEXT ·dotQ4_0x4AVX2(SB), NOSPLIT, $128-64
 	X4PROLOGUE
+	VXORPS       Y10, Y10, Y10
+	VXORPS       Y11, Y11, Y11
+	VXORPS       Y12, Y12, Y12
+	VXORPS       Y15, Y15, Y15
 	MOVL         $0x000f000f, AX
 	VMOVD        AX, X14
 	VPBROADCASTD X14, Y14
@@ -840,55 +893,36 @@ group:
 	XORQ BX, BX
 
 inner:
-	VMOVDQU      (DX), Y4
-	VMOVDQU      32(DX), Y5
-	ROWQ4((SI))
-	VBROADCASTSS 0(SP)(BX*4), Y8
-	ACCUMULATE(Y0)
-	ROWQ4((SI)(R11*1))
-	VBROADCASTSS 32(SP)(BX*4), Y8
-	ACCUMULATE(Y1)
-	ROWQ4((SI)(R11*2))
-	VBROADCASTSS 64(SP)(BX*4), Y8
-	ACCUMULATE(Y2)
-	ROWQ4((SI)(R12*1))
-	VBROADCASTSS 96(SP)(BX*4), Y8
-	ACCUMULATE(Y3)
-	ADDQ         $16, SI
-	ADDQ         $64, DX
-	INCQ         BX
-	CMPQ         BX, $8
-	JL           inner
-	ADDQ         $16, R8
-	ADDQ         $32, R9
-	DECQ         R14
-	JNZ          group
+	X4Q4BLOCK(0, 0, 32, 0, Y0, Y1, Y2, Y3)
+	X4Q4BLOCK(16, 64, 96, 4, Y10, Y11, Y12, Y15)
+	ADDQ $32, SI
+	ADDQ $128, DX
+	ADDQ $2, BX
+	CMPQ BX, $8
+	JL   inner
+	ADDQ $16, R8
+	ADDQ $32, R9
+	DECQ R14
+	JNZ  group
 
 tail:
+	CMPQ CX, $2
+	JL   last
+	X4Q4TAIL(Y0, Y1, Y2, Y3)
+	X4Q4TAIL(Y10, Y11, Y12, Y15)
+	SUBQ $2, CX
+	JMP  tail
+
+last:
 	TESTQ CX, CX
 	JZ    done
-	VMOVDQU (DX), Y4
-	VMOVDQU 32(DX), Y5
-	ROWQ4((SI))
-	ROWSCALE((R8))
-	ACCUMULATE(Y0)
-	ROWQ4((SI)(R11*1))
-	ROWSCALE((R8)(R10*1))
-	ACCUMULATE(Y1)
-	ROWQ4((SI)(R11*2))
-	ROWSCALE((R8)(R10*2))
-	ACCUMULATE(Y2)
-	ROWQ4((SI)(R12*1))
-	ROWSCALE((R8)(R13*1))
-	ACCUMULATE(Y3)
-	ADDQ    $16, SI
-	ADDQ    $2, R8
-	ADDQ    $4, R9
-	ADDQ    $64, DX
-	DECQ    CX
-	JMP     tail
+	X4Q4TAIL(Y0, Y1, Y2, Y3)
 
 done:
+	VADDPS Y10, Y0, Y0
+	VADDPS Y11, Y1, Y1
+	VADDPS Y12, Y2, Y2
+	VADDPS Y15, Y3, Y3
 	X4EPILOGUE
 	RET
 
