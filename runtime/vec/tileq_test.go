@@ -27,7 +27,7 @@ func eachImpl(t *testing.T, f func(t *testing.T)) {
 
 func testDotQTiles(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
-	for _, nb := range []int{1, 2, 7, 8, 9, 16, 17, 44} {
+	for _, nb := range []int{1, 2, 7, 8, 9, 16, 17, 23, 27, 44} {
 		for trial := range 5 {
 			sd, sq8, sq4 := 2*nb+6, BlockSize*nb+32, BlockSize/2*nb+16
 			xs := nb + 3 // activation row stride in blocks
@@ -372,7 +372,7 @@ func TestDotQx2x8(t *testing.T) {
 
 func testDotQx2x8(t *testing.T, k tile2x8) {
 	r := rand.New(rand.NewPCG(k.seed, k.seed+1))
-	for _, nb := range []int{1, 2, 7, 8, 9, 16, 17, 32, 44} {
+	for _, nb := range []int{1, 2, 7, 8, 9, 16, 17, 23, 27, 32, 44} {
 		for trial := range 4 {
 			sd, sq := 2*nb+6, k.qb*nb+16
 			xs := nb + 3

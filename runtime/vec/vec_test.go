@@ -1,6 +1,7 @@
 package vec
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -264,5 +265,40 @@ func TestAttentionKernels(t *testing.T) {
 				t.Fatalf("hd=%d: o[%d] = %v, Axpy loop %v", hd, j, o[j], want[j])
 			}
 		}
+	}
+}
+
+// BenchmarkDotQ4_0 runs the one-row q4_0 kernel (DotQ4_0, the kernel the
+// row-by-row loop calls where there is no AVX-512) over 512 rows of 44
+// blocks (one 512×1408 matrix, 405 KB, in L2) and of 43 (an odd count),
+// row after row.
+func BenchmarkDotQ4_0(b *testing.B) {
+	for _, nb := range []int{44, 43} {
+		b.Run(fmt.Sprintf("512x%d", nb*BlockSize), func(b *testing.B) {
+			const rows = 512
+			r := rand.New(rand.NewPCG(1, 2))
+			wd, wq := make([]byte, 2*rows*nb), make([]byte, BlockSize/2*rows*nb)
+			for i := 0; i < len(wd); i += 2 {
+				wd[i], wd[i+1] = 0, 0x3c // 1.0
+			}
+			for i := range wq {
+				wq[i] = byte(r.IntN(256))
+			}
+			xd, xq := make([]float32, nb), make([]int16, BlockSize*nb)
+			for i := range xd {
+				xd[i] = 1
+			}
+			for i := range xq {
+				xq[i] = int16(r.IntN(65535) - 32767)
+			}
+			b.SetBytes(int64(rows * nb * 18))
+			var s float32
+			for b.Loop() {
+				for row := range rows {
+					s += DotQ4_0(wd[2*nb*row:], wq[BlockSize/2*nb*row:], xd, xq)
+				}
+			}
+			_ = s
+		})
 	}
 }
