@@ -266,7 +266,6 @@ func dotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 //go:noescape
 func dotQ8_0x2x4AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 
-
 // canAVX512 is whether the machine has what the AVX-512 kernels need;
 // useAVX512 turns them on or off (for the tests).
 var canAVX512 = hasAVX512
