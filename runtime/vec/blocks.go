@@ -263,7 +263,7 @@ func dotQ8_0RowsLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []f
 // PrepQ4_0Rows of the activations xq (both needed). With AVX-512 one row is one stream
 // of weights, which the hardware prefetcher follows where it follows two
 // rows side by side poorly, and the kernel issues fewer instructions per
-// block than the pair kernel (RATIONALE.md, "q4_0 decode reads one row
+// block than a pair kernel did (RATIONALE.md, "q4_0 decode reads one row
 // after another"); elsewhere it is the one-row kernel row by row, which
 // reads xq alone.
 func DotQ4_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, xp []int16, c []int32, rows int) {

@@ -7,8 +7,8 @@ import (
 )
 
 // TestDotQ4_0Rows checks the q4_0 kernel that reads one row after another
-// (its activations laid out by PrepQ4_0Rows) against the pair kernel, the
-// four-row one and the pure-Go sums, bit for bit: every row count up to nine (odd ones included), block counts around
+// (its activations laid out by PrepQ4_0Rows) against the 2×n tile for one
+// token, the four-row kernel and the pure-Go sums, bit for bit: every row count up to nine (odd ones included), block counts around
 // its groups of eight and pairs of blocks (tails of 0 to 7 blocks), row
 // strides longer than the rows, and the extreme nibbles (0 and 0xf: −8 and
 // 7) against ±32767 activations.

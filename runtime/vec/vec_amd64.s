@@ -29,7 +29,7 @@
 	PF4(PFDIST) \
 	PF4(PFDIST+64)
 
-// The AVX-512 matrix-vector kernels (dotQ8_0x4NAVX512, dotQ4_0x4NAVX512)
+// The AVX-512 four-row matrix-vector kernel (dotQ8_0x4NAVX512)
 // prefetch the next group of four rows instead: the same eight blocks of
 // rows r+4..r+7 (AX = SI + 4 row strides) and their scales, once per group
 // of eight blocks (q8_0: the quants one line a row every two blocks, see
@@ -1608,14 +1608,16 @@ done:
 	TILEEPILOGUEZ
 	RET
 
-// The 2×8 tile kernel below is dotQ4_0x2x4AVX512 for eight activation
-// rows: each pair of weight blocks, unpacked once (Z8, Z9), runs against
-// eight tokens instead of four, which halves the unpacking per product
-// (prefill, where the weights stay in cache and the kernel is bound by the
-// instructions it issues). Token t's accumulators are Z(t), its scale
-// table Z(16+t); tokens 4..7's activations are at BX as tokens 0..3's at
-// DX; Z24, Z25 the activation block, Z26, Z27 scratch. Per output the
-// lanes and their order are the 2×4 kernel's, so the bits are the same.
+// The 2×8 tile kernels below (q8_0's; q4_0's was the first, and its 2×n
+// tile further down is what is left of it) are the 2×4 tile for eight
+// activation rows: each pair of weight blocks, unpacked once (Z8, Z9),
+// runs against eight tokens instead of four, which halves the unpacking
+// per product (prefill, where the weights stay in cache and the kernel is
+// bound by the instructions it issues). Token t's accumulators are Z(t),
+// its scale table Z(16+t); tokens 4..7's activations are at BX as tokens
+// 0..3's at DX; Z24, Z25 the activation block, Z26, Z27 scratch. Per
+// output the lanes and their order are the 2×4 kernel's, so the bits are
+// the same.
 
 // PAIRQ4T is PAIRQ4 into Z8 (elements 0..15 of both rows) and Z9.
 #define PAIRQ4T(W0, W1) \
@@ -1760,7 +1762,8 @@ done:
 
 // func dotQ8_0x2x8AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 //
-// dotQ4_0x2x8AVX512 for q8_0 weights (32 bytes per block, PAIRQ8T).
+// out[8r+t] for rows r < 2 and tokens t < 8 (token t's blocks at t·xs
+// blocks of xd and xq), q8_0 weights (32 bytes per block, PAIRQ8T).
 TEXT ·dotQ8_0x2x8AVX512(SB), NOSPLIT, $0-72
 	TILEPROLOGUE
 	VXORPS Y7, Y7, Y7
@@ -2029,15 +2032,15 @@ store:
 	VZEROUPPER
 	RET
 
-// The 2×n tile kernel below is dotQ4_0x2x8AVX512 for 1 ≤ n ≤ 8 tokens
-// (prefill's experts, which get a few tokens each) whose activations are
-// laid out twice over (DupQ16: per block elements 0..15 twice, then 16..31
-// twice), so that each multiply-add reads its 64 bytes straight from
-// memory instead of broadcasting them first: six instructions per token
-// and block for the two rows instead of eight. One copy of the loops per
-// n, chosen once per call, each the 2×8 kernel with tokens n..7 left out
-// (their accumulators stay zero), so each output has the 2×8 kernel's
-// lanes and order and the one-row kernel's bits.
+// The q4_0 2×n tile kernel below is the 2×8 tile for 1 ≤ n ≤ 8 tokens
+// (prefill's experts, which get a few tokens each, and whole tiles of
+// eight) whose activations are laid out twice over (DupQ16: per block
+// elements 0..15 twice, then 16..31 twice), so that each multiply-add
+// reads its 64 bytes straight from memory instead of broadcasting them
+// first: six instructions per token and block for the two rows instead of
+// eight. One copy of the loops per n, chosen once per call, each with
+// tokens n..7 left out (their accumulators stay zero), so each output has
+// q4_0's lanes and order and the one-row kernel's bits.
 
 // TOKD is TOKT with the activation block's two halves in memory, each
 // already twice over.
@@ -3091,17 +3094,19 @@ done:
 // The q4_0 products of rows rows one after another (row r at wd + r·sd,
 // wq + r·sq), as dotQ8_0x1NAVX512 for q8_0: a 512-bit register holds two
 // consecutive blocks of one row rather than one block of two rows, so the
-// weights are one stream, which the hardware prefetcher follows, where the
+// weights are one stream, which the hardware prefetcher follows, where a
 // pair kernel's two rows side by side (two streams 512 bytes apart on
 // 1024-column rows) it followed poorly and needed software prefetch. The
 // activations come laid out by PrepQ4_0Rows (each pair of blocks' halves
 // side by side, so no insert per pair) with the blocks' offsets, so the
 // nibbles need no VPSUBW, and a group's four pairs are unrolled with an
-// index register each: eleven instructions per pair of blocks. Every lane
-// sum, scale product and addition is the four-row kernels', in the same
-// order, so the bits are theirs. Blocks past the last group of eight go one
-// at a time, as in dotQ4_0AVX2, from the natural layout PrepQ4_0Rows keeps
-// for them.
+// index register each: ten instructions per pair of blocks, the pair's
+// even block scaled and added into Z0's low eight lanes and its odd block
+// into the high eight in one VADDPS (q4_0's sixteen lanes, blocks.go).
+// Every lane sum, scale product and addition is the other q4_0 kernels',
+// in the same order, so the bits are theirs. Blocks past the last group of
+// eight go one at a time, as in dotQ4_0AVX2, from the natural layout
+// PrepQ4_0Rows keeps for them, alternating between Y0 and Y2.
 TEXT ·dotQ4_0x1NAVX512(SB), NOSPLIT, $0-80
 	MOVQ out+0(FP), DI
 	MOVQ wd+8(FP), R12
