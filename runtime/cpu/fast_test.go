@@ -131,7 +131,9 @@ func TestFmaxMatchesBuiltin(t *testing.T) {
 // weights whose row counts are not multiples of four (so a weight's rows
 // start past another's tail), biases on some, and mixed formats (which fall
 // back to one MatMul each). The block formats' products, large enough to
-// share, must be one hand-off to the pool.
+// share, must be one hand-off to the pool: each over minWork, and each
+// under it but not under a quarter of it (Mixtral's k and v, which alone
+// would run on the calling goroutine) when together they are over it.
 func TestMatMuls(t *testing.T) {
 	r := rand.New(rand.NewPCG(41, 42))
 	const cols = 2048
@@ -144,56 +146,68 @@ func TestMatMuls(t *testing.T) {
 		if ds[0] == tensor.Q4_K {
 			continue // rows of 256: cols would need to be a multiple of it
 		}
-		t.Run(name, func(t *testing.T) {
-			rows := []int{67, 64, 65} // each over minWork at cols
-			var qs [3]*tensor.Tensor
-			for i := range qs {
-				qs[i], _ = quantized(t, r, ds[i], rows[i], cols)
-			}
-			x := randomF32(r, cols, 1)
-			bias := randomF32(r, rows[1], 1)
-			var want [3][]float32
-			for _, threads := range []int{1, 2, 3} {
-				b := New(Options{Threads: threads})
-				var ws, bs [3]backend.Weight
-				var dsts [3]backend.Buf
-				for i, q := range qs {
-					w, err := b.Upload(q)
-					if err != nil {
-						t.Fatal(err)
-					}
-					ws[i] = w
-					dsts[i], _ = b.NewBuf(1, rows[i])
-				}
-				bs[1] = up(t, b, []int{rows[1]}, bias...)
-				xb, _ := b.NewBuf(1, cols)
-				copy(xb.(*buf).f, x)
-				var before int64
-				if b.pool != nil {
-					before = b.pool.ops.Load()
-				}
-				b.MatMuls(dsts[:], xb, ws[:], bs[:])
-				if b.pool != nil && (d == tensor.Q8_0 || d == tensor.Q4_0) {
-					if n := b.pool.ops.Load() - before; n != 1 {
-						t.Errorf("%d goroutines: %d hand-offs to the pool, want 1", threads, n)
-					}
-				}
-				for i := range qs {
-					one, _ := b.NewBuf(1, rows[i])
-					b.MatMul(one, xb, ws[i], bs[i])
-					if !equal(dsts[i].(*buf).f, one.(*buf).f) {
-						t.Errorf("%d goroutines, weight %d: MatMuls %v, MatMul %v", threads, i, dsts[i].(*buf).f, one.(*buf).f)
-					}
-					if threads == 1 {
-						want[i] = one.(*buf).f
-					} else if !equal(want[i], one.(*buf).f) {
-						t.Errorf("%d goroutines, weight %d: differs from one goroutine", threads, i)
-					}
-				}
-				b.Close()
-			}
-		})
+		for _, rows := range [][]int{
+			{67, 64, 65}, // each over minWork at cols
+			{40, 17, 18}, // each under minWork and over a quarter of it, together over it
+		} {
+			testMatMuls(t, r, name, ds, rows, cols)
+		}
 	}
+}
+
+func testMatMuls(t *testing.T, r *rand.Rand, name string, ds []tensor.DType, rows []int, cols int) {
+	d := ds[0]
+	if ds[1] != d {
+		d = 255
+	}
+	t.Run(fmt.Sprintf("%s/%v", name, rows), func(t *testing.T) {
+		var qs [3]*tensor.Tensor
+		for i := range qs {
+			qs[i], _ = quantized(t, r, ds[i], rows[i], cols)
+		}
+		x := randomF32(r, cols, 1)
+		bias := randomF32(r, rows[1], 1)
+		var want [3][]float32
+		for _, threads := range []int{1, 2, 3} {
+			b := New(Options{Threads: threads})
+			var ws, bs [3]backend.Weight
+			var dsts [3]backend.Buf
+			for i, q := range qs {
+				w, err := b.Upload(q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ws[i] = w
+				dsts[i], _ = b.NewBuf(1, rows[i])
+			}
+			bs[1] = up(t, b, []int{rows[1]}, bias...)
+			xb, _ := b.NewBuf(1, cols)
+			copy(xb.(*buf).f, x)
+			var before int64
+			if b.pool != nil {
+				before = b.pool.ops.Load()
+			}
+			b.MatMuls(dsts[:], xb, ws[:], bs[:])
+			if b.pool != nil && (d == tensor.Q8_0 || d == tensor.Q4_0) {
+				if n := b.pool.ops.Load() - before; n != 1 {
+					t.Errorf("%d goroutines: %d hand-offs to the pool, want 1", threads, n)
+				}
+			}
+			for i := range qs {
+				one, _ := b.NewBuf(1, rows[i])
+				b.MatMul(one, xb, ws[i], bs[i])
+				if !equal(dsts[i].(*buf).f, one.(*buf).f) {
+					t.Errorf("%d goroutines, weight %d: MatMuls %v, MatMul %v", threads, i, dsts[i].(*buf).f, one.(*buf).f)
+				}
+				if threads == 1 {
+					want[i] = one.(*buf).f
+				} else if !equal(want[i], one.(*buf).f) {
+					t.Errorf("%d goroutines, weight %d: differs from one goroutine", threads, i)
+				}
+			}
+			b.Close()
+		}
+	})
 }
 
 // TestAttentionRowMajor: attention over a cache of rows of 1024 floats or
