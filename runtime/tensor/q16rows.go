@@ -85,10 +85,9 @@ func (q *Q16Rows) resize(rows, cols int, dt DType) {
 	q.d = grow(q.d, nb)
 	q.g = grow(q.g, nb)
 	tiles := vec.TilesAnyTokens()
-	q.dupOn = tiles && (dt == Q4_0 || dt == Q8_0 && rows >= 8)
 	// A single row goes through vec.DotQ4_0Rows or vec.DotQ8_0Rows,
-	// which read xp (and q4_0's off) instead of dup: dup is not filled
-	// for it.
+	// which read xp (and q4_0's off) instead of dup: it has no dup.
+	q.dupOn = tiles && (dt == Q4_0 && rows > 1 || dt == Q8_0 && rows >= 8)
 	q.rowsOn = tiles && (dt == Q4_0 || dt == Q8_0) && rows == 1
 	q.offOn = q.rowsOn && dt == Q4_0
 	if q.rowsOn {
@@ -97,7 +96,7 @@ func (q *Q16Rows) resize(rows, cols int, dt DType) {
 	if q.offOn {
 		q.off = grow(q.off, vec.Q4_0Lanes*nb)
 	}
-	if !q.rowsOn && q.dupOn {
+	if q.dupOn {
 		q.dup = grow(q.dup, 2*rows*cols)
 	}
 }
@@ -178,18 +177,26 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 		for rb := i0; rb < end; rb += block {
 			re := min(rb+block, end)
 			t := 0
-			// Eight tokens at a time first: the 2×8 tiles unpack each
-			// weight block once for the eight. With the activations laid
-			// out twice over (ResizeFor), q4_0's 2×n tile and q8_0's
-			// 2×8 one on that layout read each half straight into its
-			// multiply-add where the plain 2×8 tiles broadcast it first:
-			// a sixth to a fifth less time per tile.
+			// With the activations laid out twice over (ResizeFor: a
+			// q4_0 product of more than one token on a machine with the
+			// tiles), q4_0's tokens go eight at a time and then the one
+			// to seven left (an expert's share of a short prompt) through
+			// the 2×n tile, which unpacks each weight block once for them
+			// all, where the 2×4 tiles and the four-row kernel would
+			// unpack it again for each token short of a whole tile, and
+			// reads each activation half straight into its multiply-add.
+			if m.dtype == Q4_0 && x.dupOn {
+				for ; t < x.rows; t += 8 {
+					vec.DotQ4_0x2xNRows(dst[t*stride:], stride, m.a.scales, 2*n, m.a.qs, qk/2*n, x.d[t*n:], x.dup[2*t*m.cols:], n, n, min(8, x.rows-t), rb, re)
+				}
+			}
+			// Eight tokens at a time: the 2×8 tiles unpack each weight
+			// block once for the eight. q8_0's on the layout above read
+			// each half straight into its multiply-add where the plain
+			// 2×8 tiles broadcast it first: a sixth to a fifth less time
+			// per tile.
 			for ; t+8 <= x.rows; t += 8 {
 				xq, xd := x.qs[t*m.cols:], x.d[t*n:]
-				if m.dtype == Q4_0 && x.dupOn {
-					vec.DotQ4_0x2xNRows(dst[t*stride:], stride, m.a.scales, 2*n, m.a.qs, qk/2*n, xd, x.dup[2*t*m.cols:], n, n, 8, rb, re)
-					continue
-				}
 				for r := rb; r < re; r += 2 {
 					switch {
 					case m.dtype == Q8_0 && x.dupOn:
@@ -204,18 +211,6 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 						dst[(t+k)*stride+r+1] = o16[8+k]
 					}
 				}
-			}
-			// One to seven tokens left (an expert's share of a short
-			// prompt): one 2×n tile for all of them where the machine has
-			// it and x was quantised for it (ResizeFor), which unpacks each
-			// weight block once for the n, where the four-row kernel would
-			// unpack it again for each token short of a four-token tile. A
-			// lone token (decode) has no DupQ16 layout (ResizeFor): it goes
-			// to the one-row kernel below.
-			if m.dtype == Q4_0 && x.dupOn && (x.rows-t >= 2 || x.rows-t == 1 && t > 0) {
-				nt := x.rows - t
-				vec.DotQ4_0x2xNRows(dst[t*stride:], stride, m.a.scales, 2*n, m.a.qs, qk/2*n, x.d[t*n:], x.dup[2*t*m.cols:], n, n, nt, rb, re)
-				t = x.rows
 			}
 			for ; t+4 <= x.rows; t += 4 {
 				xq, xd := x.qs[t*m.cols:], x.d[t*n:]
