@@ -335,7 +335,7 @@ func dotQ4_0RowsLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []f
 
 // DotQ4_0x4N is DotQ8_0x4N for q4_0 rows.
 func DotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
-	rowsX4(dotQ4_0x4N, out, wd, sd, wq, sq, xd, xq, groups, BlockSize/2)
+	rowsX4(dotQ4_0x4NLoop, out, wd, sd, wq, sq, xd, xq, groups, BlockSize/2)
 }
 
 // rowsX4 checks the arguments of a four-rows-at-a-time matrix-vector

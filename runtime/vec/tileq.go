@@ -32,16 +32,16 @@ func DotQ4_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []flo
 
 // DotQ4_0x2x8 is DotQ4_0x2x4 for eight activation rows (token t's blocks
 // at t·xs blocks of xd and xq): out[8r+t] for weight row r and token t,
-// each the one-row kernel's bits. Where the machine has AVX-512 one kernel
-// unpacks each weight block once for the eight (prefill's products);
-// elsewhere it is two 2×4 tiles.
+// each the one-row kernel's bits: two 2×4 tiles. Prefill calls it where
+// the machine has no AVX-512; with it, DotQ4_0x2xNRows on the DupQ16
+// layout unpacks each weight block once for the eight.
 func DotQ4_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
 	wd, wq, xd, xq = wd[:sd+2*n], wq[:sq+BlockSize/2*n], xd[:7*xs+n], xq[:BlockSize*(7*xs+n)]
 	if n == 0 {
 		*out = [16]float32{}
 		return
 	}
-	dotQ4_0x2x8(out, wd, sd, wq, sq, xd, xq, xs, n)
+	dotQ4_0x2x8Loop(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
 
 // DupQ16 lays out the 16-bit activation blocks q (32 values each) for

@@ -259,10 +259,6 @@ func dotQ8_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float3
 	dotQ8_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
 }
 
-func dotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
-	dotQ4_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
-}
-
 //go:noescape
 func dotQ8_0x2x4AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 
@@ -282,10 +278,6 @@ func dotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs
 			out[4*r+t] = dotQ4_KAVX2(&dm[r*sdm], &sc[r*ssc], &mn[r*ssc], &qs[r*sqs], &xd[t*xs], &g[t*xs], &xq[BlockSize*t*xs], n/8)
 		}
 	}
-}
-
-func dotQ4_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	dotQ4_0x2x8Loop(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
 
 func dotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {

@@ -71,14 +71,6 @@ func dotQ4_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float
 	dotQ4_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
 }
 
-func dotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
-	dotQ4_0x4NLoop(out, wd, sd, wq, sq, xd, xq, groups)
-}
-
-func dotQ4_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	dotQ4_0x2x8Loop(out, wd, sd, wq, sq, xd, xq, xs, n)
-}
-
 func dotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
 	dotQ8_0x2x8Loop(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
