@@ -13,13 +13,14 @@ import (
 
 // BenchmarkQ4Shape runs the q4_0 decode kernels, four rows side by side
 // (x4N) and one after another (x1N), on OLMoE's gate/up shape (512 rows × 1024
-// columns), its down (1024 × 512) and Mixtral's down (512 × 1408), over
+// columns), its down (1024 × 512), Mixtral's gate/up (1408 × 512: rows
+// of 16 blocks, where each row's end costs most) and down (512 × 1408), over
 // enough matrices in turn (36 MB) to stream them from memory, and over
 // few enough to stay in L3 (16 and 12 matrices) and L2 (2), on 2 MB pages
 // as the engine's weights are (shard's adviseHugePages), in wall and CPU
 // time. Run with -count to interleave.
 func BenchmarkQ4Shape(b *testing.B) {
-	for _, s := range []struct{ mats, rows, nb int }{{128, 512, 32}, {128, 1024, 16}, {96, 512, 44}, {16, 512, 32}, {12, 512, 44}, {2, 512, 44}} {
+	for _, s := range []struct{ mats, rows, nb int }{{128, 512, 32}, {64, 1408, 16}, {128, 1024, 16}, {96, 512, 44}, {16, 512, 32}, {12, 512, 44}, {2, 512, 44}} {
 		b.Run(fmt.Sprintf("%dx%dx%d", s.mats, s.rows, s.nb*BlockSize), func(b *testing.B) {
 			benchQ4Shape(b, s.mats, s.rows, s.nb)
 		})

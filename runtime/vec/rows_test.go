@@ -17,7 +17,7 @@ func TestDotQ4_0Rows(t *testing.T) { eachImpl(t, testDotQ4_0Rows) }
 func testDotQ4_0Rows(t *testing.T) {
 	r := rand.New(rand.NewPCG(45, 46))
 	for _, nb := range []int{1, 2, 3, 7, 8, 9, 10, 15, 16, 17, 32, 44} {
-		for _, rows := range []int{1, 2, 3, 4, 5, 8, 9} {
+		for _, rows := range []int{1, 2, 3, 4, 5, 7, 8, 9, 12, 13} {
 			sd, sq := 2*nb+2, BlockSize/2*nb+8
 			wd, wq := make([]byte, rows*sd), make([]byte, rows*sq)
 			for i := 0; i < len(wd); i += 2 {

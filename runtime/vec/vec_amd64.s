@@ -1923,6 +1923,44 @@ store:
 	VZEROUPPER
 	RET
 
+// HSUM4 is hsum8 of four rows' eight lane sums at once: Y25, Y24, Y23
+// and Y22 (rows k..k+3) into the four floats at OUT, with Z26..Z29 as
+// scratch and IDX holding hsum4idx. Each row's lanes meet as HSUMPS adds
+// them (lanes i and i+4, then 0+2 and 1+3, then those two), so the bits
+// are HSUMPS's; the four rows' additions run side by side in 512-bit
+// registers: ten operations and one store for four rows, where HSUMPS
+// and VMOVSS are six and a store for each, a chain that every row of
+// the one-row kernels (dotQ4_0x1NAVX512, dotQ8_0x1NAVX512) ended on.
+// With rows of 512 columns (Mixtral's gate, up, attention and head: 16
+// blocks, two groups), a copy of the q4_0 kernel without its row-end
+// sums (wrong outputs) streamed 16% more bytes a second
+// (BenchmarkQ4Shape/64x1408x512); HSUM4 recovers a third of that
+// (RATIONALE.md, "Row-end sums four rows at a time").
+#define HSUM4(OUT, IDX) \
+	VINSERTF64X4 $1, Y24, Z25, Z26 \
+	VINSERTF64X4 $1, Y22, Z23, Z27 \
+	VSHUFF32X4   $0x88, Z27, Z26, Z28 \
+	VSHUFF32X4   $0xdd, Z27, Z26, Z29 \
+	VADDPS       Z29, Z28, Z28 \
+	VPERMILPS    $0x4e, Z28, Z29 \
+	VADDPS       Z29, Z28, Z28 \
+	VPERMILPS    $0xb1, Z28, Z29 \
+	VADDPS       Z29, Z28, Z28 \
+	VPERMPS      Z28, IDX, Z28 \
+	VMOVUPS      X28, OUT
+
+// hsum4idx: the VPERMPS indices that gather HSUM4's four sums (lanes
+// 0, 4, 8 and 12) into lanes 0..3.
+DATA hsum4idx<>+0(SB)/8, $0x0000000400000000
+DATA hsum4idx<>+8(SB)/8, $0x0000000c00000008
+DATA hsum4idx<>+16(SB)/8, $0
+DATA hsum4idx<>+24(SB)/8, $0
+DATA hsum4idx<>+32(SB)/8, $0
+DATA hsum4idx<>+40(SB)/8, $0
+DATA hsum4idx<>+48(SB)/8, $0
+DATA hsum4idx<>+56(SB)/8, $0
+GLOBL hsum4idx<>(SB), RODATA|NOPTR, $64
+
 // Q8AHEAD is dotQ4_0x1NAVX512's Q4AHEAD for dotQ8_0x1NAVX512: how far
 // ahead of its loads it asks for the quants (bytes), one cache line per
 // pair of blocks. The Mixtral-shaped q8_0 pack's decode on two threads:
@@ -1954,6 +1992,9 @@ TEXT ·dotQ8_0x1NAVX512(SB), NOSPLIT, $0-72
 	VINSERTI64X4 $1, Y13, Z14, Z12
 	MOVL         $2, AX
 	VPBROADCASTD AX, Z11
+
+	VMOVDQU32    hsum4idx<>(SB), Z30
+	XORQ         R14, R14
 
 row:
 	MOVQ   R12, R8
@@ -2022,8 +2063,29 @@ tail:
 	JMP       tail
 
 store:
+	// As dotQ4_0x1NAVX512's: four rows' sums at once (HSUM4).
+	TESTQ   R14, R14
+	JNZ     stash
+	CMPQ    BX, $4
+	JLT     single
+
+stash:
+	VMOVAPS Y24, Y25
+	VMOVAPS Y23, Y24
+	VMOVAPS Y22, Y23
+	VMOVAPS Y0, Y22
+	INCQ    R14
+	CMPQ    R14, $4
+	JLT     next
+	HSUM4(-12(DI), Z30)
+	XORQ    R14, R14
+	JMP     next
+
+single:
 	HSUMPS(Y0, X0, X1)
 	VMOVSS X0, (DI)
+
+next:
 	ADDQ   $4, DI
 	ADDQ   sd+16(FP), R12
 	ADDQ   sq+32(FP), R11
@@ -2690,6 +2752,9 @@ TEXT ·dotQ4_0x1NAVX512(SB), NOSPLIT, $0-80
 	MOVL         $0x000f000f, AX
 	VPBROADCASTD AX, Z14
 
+	VMOVDQU32    hsum4idx<>(SB), Z15
+	XORQ         R14, R14
+
 row:
 	MOVQ   R12, R8
 	MOVQ   R11, SI
@@ -2750,8 +2815,30 @@ tail:
 
 store:
 	VADDPS Y2, Y0, Y0
+	// Put the row aside for HSUM4 when in a batch of four or when one
+	// can start (four rows left); else its own hsum8.
+	TESTQ   R14, R14
+	JNZ     stash
+	CMPQ    BX, $4
+	JLT     single
+
+stash:
+	VMOVAPS Y24, Y25
+	VMOVAPS Y23, Y24
+	VMOVAPS Y22, Y23
+	VMOVAPS Y0, Y22
+	INCQ    R14
+	CMPQ    R14, $4
+	JLT     next
+	HSUM4(-12(DI), Z15)
+	XORQ    R14, R14
+	JMP     next
+
+single:
 	HSUMPS(Y0, X0, X1)
 	VMOVSS X0, (DI)
+
+next:
 	ADDQ   $4, DI
 	ADDQ   sd+16(FP), R12
 	ADDQ   sq+32(FP), R11
