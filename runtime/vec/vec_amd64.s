@@ -1709,47 +1709,64 @@ done:
 	TILESCALE1TOK(Y23, Z23) \
 	VMOVDQA64 Z12, Z15
 
-// HSTORE8 sums the eight lanes of Y0..Y7 and stores them at OFF(DI) on.
-#define HSTORE8(OFF) \
-	HSUMPS(Y0, X0, X12) \
-	HSUMPS(Y1, X1, X12) \
-	HSUMPS(Y2, X2, X12) \
-	HSUMPS(Y3, X3, X12) \
-	HSUMPS(Y4, X4, X12) \
-	HSUMPS(Y5, X5, X12) \
-	HSUMPS(Y6, X6, X12) \
-	HSUMPS(Y7, X7, X12) \
-	VMOVSS X0, OFF+0(DI) \
-	VMOVSS X1, OFF+4(DI) \
-	VMOVSS X2, OFF+8(DI) \
-	VMOVSS X3, OFF+12(DI) \
-	VMOVSS X4, OFF+16(DI) \
-	VMOVSS X5, OFF+20(DI) \
-	VMOVSS X6, OFF+24(DI) \
-	VMOVSS X7, OFF+28(DI)
+// HSUM2T is hsum8 of the four eight-lane halves of A and B (a tile's
+// two rows for two tokens each) at once: lanes 0, 4, 8 and 12 of R get
+// A's low half's sum, A's high half's, B's low's and B's high's, each
+// added as HSUMPS adds (lanes i and i+4, then 0+2 and 1+3, then those
+// two), so the bits are HSUMPS's; Z23 is scratch.
+#define HSUM2T(A, B, R) \
+	VSHUFF32X4 $0x88, B, A, R \
+	VSHUFF32X4 $0xdd, B, A, Z23 \
+	VADDPS     Z23, R, R \
+	VPERMILPS  $0x4e, R, Z23 \
+	VADDPS     Z23, R, R \
+	VPERMILPS  $0xb1, R, Z23 \
+	VADDPS     Z23, R, R
 
 // TILESTORE16 stores a 2×8 tile's sixteen outputs: out[t] from the low
-// half of Z(t), row 0's, and out[8+t] from its high half, row 1's.
+// half of Z(t), row 0's, and out[8+t] from its high half, row 1's. The
+// sixteen hsum8 run four at a time in 512-bit registers (HSUM2T), and
+// three permutes gather the sums for one 64-byte store: 34 operations
+// where an extract per token, one HSUMPS and VMOVSS per output and eight
+// moves were 128, at the end of every tile (RATIONALE.md, "Row-end sums four rows at a time"). Z16..Z23 are
+// scratch.
 #define TILESTORE16 \
-	MOVQ          out+0(FP), DI \
-	VEXTRACTF64X4 $1, Z0, Y16 \
-	VEXTRACTF64X4 $1, Z1, Y17 \
-	VEXTRACTF64X4 $1, Z2, Y18 \
-	VEXTRACTF64X4 $1, Z3, Y19 \
-	VEXTRACTF64X4 $1, Z4, Y20 \
-	VEXTRACTF64X4 $1, Z5, Y21 \
-	VEXTRACTF64X4 $1, Z6, Y22 \
-	VEXTRACTF64X4 $1, Z7, Y23 \
-	HSTORE8(0) \
-	VMOVAPS       Y16, Y0 \
-	VMOVAPS       Y17, Y1 \
-	VMOVAPS       Y18, Y2 \
-	VMOVAPS       Y19, Y3 \
-	VMOVAPS       Y20, Y4 \
-	VMOVAPS       Y21, Y5 \
-	VMOVAPS       Y22, Y6 \
-	VMOVAPS       Y23, Y7 \
-	HSTORE8(32)
+	MOVQ      out+0(FP), DI \
+	HSUM2T(Z0, Z1, Z16) \
+	HSUM2T(Z2, Z3, Z17) \
+	HSUM2T(Z4, Z5, Z18) \
+	HSUM2T(Z6, Z7, Z19) \
+	VMOVDQU32 tileidx4<>(SB), Z20 \
+	VPERMT2PS Z17, Z20, Z16 \
+	VPERMT2PS Z19, Z20, Z18 \
+	VMOVDQU32 tileidx8<>(SB), Z21 \
+	VPERMT2PS Z18, Z21, Z16 \
+	VMOVUPS   Z16, (DI)
+
+// tileidx4: VPERMT2PS indices taking two HSUM2T results (tokens t..t+3:
+// row 0 of t in lane 0, row 1 in 4, t+1's in 8 and 12, then t+2's and
+// t+3's in the second table) to row 0's four sums then row 1's.
+DATA tileidx4<>+0(SB)/8, $0x0000000800000000
+DATA tileidx4<>+8(SB)/8, $0x0000001800000010
+DATA tileidx4<>+16(SB)/8, $0x0000000c00000004
+DATA tileidx4<>+24(SB)/8, $0x0000001c00000014
+DATA tileidx4<>+32(SB)/8, $0
+DATA tileidx4<>+40(SB)/8, $0
+DATA tileidx4<>+48(SB)/8, $0
+DATA tileidx4<>+56(SB)/8, $0
+GLOBL tileidx4<>(SB), RODATA|NOPTR, $64
+
+// tileidx8: VPERMT2PS indices taking tokens 0..3's and 4..7's (tileidx4's
+// results) to row 0's eight sums then row 1's.
+DATA tileidx8<>+0(SB)/8, $0x0000000100000000
+DATA tileidx8<>+8(SB)/8, $0x0000000300000002
+DATA tileidx8<>+16(SB)/8, $0x0000001100000010
+DATA tileidx8<>+24(SB)/8, $0x0000001300000012
+DATA tileidx8<>+32(SB)/8, $0x0000000500000004
+DATA tileidx8<>+40(SB)/8, $0x0000000700000006
+DATA tileidx8<>+48(SB)/8, $0x0000001500000014
+DATA tileidx8<>+56(SB)/8, $0x0000001700000016
+GLOBL tileidx8<>(SB), RODATA|NOPTR, $64
 
 // PAIRQ8T is PAIRQ8 into Z8 (elements 0..15 of both rows) and Z9.
 #define PAIRQ8T(W0, W0H, W1, W1H) \
