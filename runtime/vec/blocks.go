@@ -284,21 +284,21 @@ const Q4_0Lanes = 8
 
 // PrepRows lays out blocks b0 ≤ b < b1 of the 16-bit activations q (one
 // row of 32-value blocks) for the one-row AVX-512 kernels of DotQ8_0Rows
-// and DotQ4_0Rows, in xp (as long as q): in each group of eight blocks,
-// each pair b, b+1 as values 0..15 of b, 0..15 of b+1, 16..31 of b, 16..31
-// of b+1 (what one 512-bit register of two consecutive weight blocks
-// multiplies); the blocks past the row's last whole group as they are.
-// Each block writes only its own values, so ranges may be laid out
-// concurrently.
+// and DotQ4_0Rows, in xp (as long as q): each pair b, b+1 (b even) as
+// values 0..15 of b, 0..15 of b+1, 16..31 of b, 16..31 of b+1 (what one
+// 512-bit register of two consecutive weight blocks multiplies), the
+// pairs past the row's last whole group of eight too (the kernels take
+// them as a partial group); a row's odd last block as it is. Each block
+// writes only its own values, so ranges may be laid out concurrently.
 func PrepRows(xp, q []int16, b0, b1 int) {
 	nb := len(q) / BlockSize
 	xp = xp[:BlockSize*nb]
 	for b := b0; b < b1; b++ {
-		prepBlock(xp, q, b, nb&^7)
+		prepBlock(xp, q, b, nb&^1)
 	}
 }
 
-// prepBlock lays out block b of PrepRows, g its blocks in whole groups.
+// prepBlock lays out block b of PrepRows, g its blocks in whole pairs.
 func prepBlock(xp, q []int16, b, g int) {
 	x := (*[BlockSize]int16)(q[BlockSize*b:])
 	if b < g {
@@ -318,7 +318,7 @@ func PrepQ4_0Rows(xp []int16, c []int32, q []int16, b0, b1 int) {
 	nb := len(q) / BlockSize
 	xp, c = xp[:BlockSize*nb], c[:Q4_0Lanes*nb]
 	for b := b0; b < b1; b++ {
-		prepBlock(xp, q, b, nb&^7)
+		prepBlock(xp, q, b, nb&^1)
 		x := (*[BlockSize]int16)(q[BlockSize*b:])
 		o := (*[Q4_0Lanes]int32)(c[Q4_0Lanes*b:])
 		for i := range o {

@@ -70,7 +70,7 @@ func testDotQ4_0Rows(t *testing.T) {
 // a row).
 func TestPrepQ4_0Rows(t *testing.T) {
 	r := rand.New(rand.NewPCG(47, 48))
-	for _, nb := range []int{0, 1, 7, 8, 9, 16, 19} {
+	for _, nb := range []int{0, 1, 2, 7, 8, 9, 12, 16, 19} {
 		q := make([]int16, BlockSize*nb)
 		for i := range q {
 			q[i] = int16(r.IntN(65535) - 32767)
@@ -83,7 +83,7 @@ func TestPrepQ4_0Rows(t *testing.T) {
 			for b := range nb {
 				for j := range BlockSize {
 					at := BlockSize*b + j // where value j of block b goes
-					if b < nb&^7 {
+					if b < nb&^1 { // whole pairs, the last group's partial one too
 						p, odd := b&^1, b&1
 						at = BlockSize*p + 32*(j/16) + 16*odd + j%16
 					}

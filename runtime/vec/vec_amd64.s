@@ -1978,6 +1978,31 @@ DATA hsum4idx<>+48(SB)/8, $0
 DATA hsum4idx<>+56(SB)/8, $0
 GLOBL hsum4idx<>(SB), RODATA|NOPTR, $64
 
+// Q8ROWPAIR is one pair of blocks b, b+1 of dotQ8_0x1NAVX512's row,
+// quants at SI, activations at DX in PrepRows' layout, advancing both:
+// the blocks widened (Z6 elements 0..15 of b then of b+1, Z7 elements
+// 16..31), eight lane sums per block, converted, scaled by the products
+// Z15 picks from Z9 (Z15 then stepped to the next pair's), and added into
+// Y0, b's then b+1's.
+#define Q8ROWPAIR \
+	VMOVDQU       (SI), X6 \
+	VINSERTI128   $1, 32(SI), Y6, Y6 \
+	VPMOVSXBW     Y6, Z6 \
+	VMOVDQU       16(SI), X7 \
+	VINSERTI128   $1, 48(SI), Y7, Y7 \
+	VPMOVSXBW     Y7, Z7 \
+	VPMADDWD      (DX), Z6, Z20 \
+	VPDPWSSD      64(DX), Z7, Z20 \
+	VCVTDQ2PS     Z20, Z20 \
+	VPERMPS       Z9, Z15, Z21 \
+	VMULPS        Z21, Z20, Z20 \
+	VEXTRACTF64X4 $1, Z20, Y21 \
+	VADDPS        Y20, Y0, Y0 \
+	VADDPS        Y21, Y0, Y0 \
+	VPADDD        Z11, Z15, Z15 \
+	ADDQ          $64, SI \
+	ADDQ          $128, DX
+
 // Q8AHEAD is dotQ4_0x1NAVX512's Q4AHEAD for dotQ8_0x1NAVX512: how far
 // ahead of its loads it asks for the quants (bytes), one cache line per
 // pair of blocks. The Mixtral-shaped q8_0 pack's decode on two threads:
@@ -1994,8 +2019,9 @@ GLOBL hsum4idx<>(SB), RODATA|NOPTR, $64
 // reads one row after another"). A 512-bit register holds two consecutive
 // blocks of the row instead of one block of two rows; every lane sum,
 // scale and addition is the four-row kernels', in the same order, so the
-// bits are theirs. Blocks past the last group of eight go one at a time,
-// as in dotQ8_0AVX2.
+// bits are theirs. The whole pairs past the last group of eight go as a
+// partial group (scales under a mask), a row's odd last block alone, as
+// in dotQ8_0AVX2; rows end four at a time (HSUM4).
 TEXT ·dotQ8_0x1NAVX512(SB), NOSPLIT, $0-72
 	MOVQ out+0(FP), DI
 	MOVQ wd+8(FP), R12
@@ -2033,37 +2059,42 @@ group:
 	MOVQ      $4, R10
 
 pair:
-	// Blocks b, b+1 widened: Z6 elements 0..15 of b then of b+1, Z7
-	// elements 16..31; the activations are laid out likewise (PrepRows).
-	PREFETCHT0    Q8AHEAD(SI)
-	VMOVDQU       (SI), X6
-	VINSERTI128   $1, 32(SI), Y6, Y6
-	VPMOVSXBW     Y6, Z6
-	VMOVDQU       16(SI), X7
-	VINSERTI128   $1, 48(SI), Y7, Y7
-	VPMOVSXBW     Y7, Z7
-	// Eight lane sums per block, converted, scaled by the products Z15
-	// picks from Z9, and added into Y0, b's then b+1's.
-	VPMADDWD      (DX), Z6, Z20
-	VPDPWSSD      64(DX), Z7, Z20
-	VCVTDQ2PS     Z20, Z20
-	VPERMPS       Z9, Z15, Z21
-	VMULPS        Z21, Z20, Z20
-	VEXTRACTF64X4 $1, Z20, Y21
-	VADDPS        Y20, Y0, Y0
-	VADDPS        Y21, Y0, Y0
-	VPADDD        Z11, Z15, Z15
-	ADDQ          $64, SI
-	ADDQ          $128, DX
-	DECQ          R10
-	JNZ           pair
+	PREFETCHT0 Q8AHEAD(SI)
+	Q8ROWPAIR
+	DECQ       R10
+	JNZ        pair
 	ADDQ        $16, R8
 	ADDQ        $32, R9
 	DECQ        R13
 	JNZ         group
 
 tail:
-	TESTQ     CX, CX
+	// The whole pairs past the groups (up to three) as a partial group:
+	// their 2·pairs scales loaded under a mask (K1), so no byte past the
+	// row's is read, then the last block, if the row's count is odd.
+	MOVQ      CX, R10
+	ANDQ      $1, R10
+	ANDQ      $-2, CX
+	JZ        last
+	MOVQ      CX, R13
+	MOVL      $1, AX
+	SHLQ      CX, AX
+	DECQ      AX
+	KMOVW     AX, K1
+	SHRQ      $1, CX
+	VCVTPH2PS.Z (R8), K1, Y9
+	VMULPS.Z  (R9), Y9, K1, Y9
+	VMOVDQA64 Z12, Z15
+
+tpair:
+	Q8ROWPAIR
+	DECQ      CX
+	JNZ       tpair
+	LEAQ      (R8)(R13*2), R8
+	LEAQ      (R9)(R13*4), R9
+
+last:
+	TESTQ     R10, R10
 	JZ        store
 	VPMOVSXBW (SI), Y1
 	VPMOVSXBW 16(SI), Y2
@@ -2074,10 +2105,6 @@ tail:
 	BLOCKSCALE(Y4, X4)
 	VMULPS    Y4, Y1, Y1
 	VADDPS    Y1, Y0, Y0
-	ADDQ      $32, SI
-	ADDQ      $64, DX
-	DECQ      CX
-	JMP       tail
 
 store:
 	// As dotQ4_0x1NAVX512's: four rows' sums at once (HSUM4).
@@ -2744,9 +2771,10 @@ done:
 // even block scaled and added into Z0's low eight lanes and its odd block
 // into the high eight in one VADDPS (q4_0's sixteen lanes, blocks.go).
 // Every lane sum, scale product and addition is the other q4_0 kernels',
-// in the same order, so the bits are theirs. Blocks past the last group of
-// eight go one at a time, as in dotQ4_0AVX2, from the natural layout
-// PrepQ4_0Rows keeps for them, alternating between Y0 and Y2.
+// in the same order, so the bits are theirs. The whole pairs past the last
+// group of eight go as a partial group (scales under a mask), a row's odd
+// last block alone, as in dotQ4_0AVX2, from the natural layout
+// PrepQ4_0Rows keeps for it; rows end four at a time (HSUM4).
 TEXT ·dotQ4_0x1NAVX512(SB), NOSPLIT, $0-80
 	MOVQ out+0(FP), DI
 	MOVQ wd+8(FP), R12
@@ -2804,31 +2832,51 @@ group:
 	JNZ       group
 
 rest:
-	// The blocks past the groups, one at a time, even ones into Y0, odd
-	// ones into Y2, the odd blocks' lanes until now.
-	VEXTRACTF64X4 $1, Z0, Y2
+	// The whole pairs past the groups (up to three) as a partial group:
+	// their 2·pairs scales loaded under a mask (K1), so no byte past the
+	// row's is read; then the odd blocks' lanes into Y2 and the last
+	// block, if the row's count is odd (an even block), into Y0.
+	MOVQ      CX, AX
+	ANDQ      $-2, CX
+	JZ        odd
+	MOVQ      CX, R13
+	MOVL      $1, AX
+	SHLQ      CX, AX
+	DECQ      AX
+	KMOVW     AX, K1
+	VCVTPH2PS.Z (R8), K1, Y9
+	VMULPS.Z  (R9), Y9, K1, Y9
+	Q4ROWPAIR(0, 0, 64, 0, Z16)
+	CMPQ      R13, $4
+	JLT       pairsdone
+	Q4ROWPAIR(32, 128, 192, 64, Z17)
+	CMPQ      R13, $6
+	JLT       pairsdone
+	Q4ROWPAIR(64, 256, 320, 128, Z18)
 
-tail:
-	TESTQ   CX, CX
-	JZ      store
-	VMOVDQU (DX), Y4
-	VMOVDQU 32(DX), Y5
+pairsdone:
+	// R13 = 2·pairs blocks: 16 nibble bytes, 64 activation bytes, 32
+	// offset bytes, a 2-byte scale and a 4-byte xd each.
+	MOVQ      R13, AX
+	SHLQ      $4, AX
+	ADDQ      AX, SI
+	SHLQ      $1, AX
+	ADDQ      AX, R10
+	SHLQ      $1, AX
+	ADDQ      AX, DX
+	LEAQ      (R8)(R13*2), R8
+	LEAQ      (R9)(R13*4), R9
+	MOVQ      nb+64(FP), AX
+
+odd:
+	VEXTRACTF64X4 $1, Z0, Y2
+	TESTQ     $1, AX
+	JZ        store
+	VMOVDQU   (DX), Y4
+	VMOVDQU   32(DX), Y5
 	ROWQ4((SI))
 	BLOCKSCALE(Y8, X8)
 	ACCUMULATE(Y0)
-	ADDQ    $16, SI
-	ADDQ    $64, DX
-	DECQ    CX
-	JZ      store
-	VMOVDQU (DX), Y4
-	VMOVDQU 32(DX), Y5
-	ROWQ4((SI))
-	BLOCKSCALE(Y8, X8)
-	ACCUMULATE(Y2)
-	ADDQ    $16, SI
-	ADDQ    $64, DX
-	DECQ    CX
-	JMP     tail
 
 store:
 	VADDPS Y2, Y0, Y0
