@@ -4,7 +4,7 @@
 
 // PFDIST, PF4, PFQ8, PFQ4: as vec_amd64.s, the weight rows' prefetches,
 // once per 64 bytes of each row at the start of a group of eight blocks.
-#define PFDIST 512
+#define PFDIST 3072
 
 #define PF4(OFF) \
 	PREFETCHT0 OFF(SI) \

@@ -8,8 +8,13 @@
 // PF4 prefetches one cache line of each of the four rows (SI, R11 the row
 // stride, R12 three); the kernels issue it once per 64 bytes of a row, at
 // the start of each group of eight blocks (asking once per block cost
-// more than it saved on rows of 256 bytes).
-#define PFDIST 512
+// more than it saved on rows of 256 bytes). 3072 bytes, as far as the
+// one-row AVX-512 kernels ask (Q4AHEAD): 512 left the four streams of
+// 1024-column q4_0 rows at 6.5–6.8 GB/s (BenchmarkQ4Shape/128x512x1024/x4N),
+// 3072 took them to 9.9–10.8; four-row AVX2 is what decode runs on
+// machines without AVX-512 (RATIONALE.md, "The four-row kernels ask
+// further ahead").
+#define PFDIST 3072
 
 #define PF4(OFF) \
 	PREFETCHT0 OFF(SI) \
