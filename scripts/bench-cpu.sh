@@ -27,6 +27,7 @@ declare -A shape=(
   [mixtral]="--arch mixtral --dim 512 --layers 8 --heads 8 --kv-heads 2 --ffn 1408 --experts 8 --top-k 2 --vocab 4096 --max-seq 1024"
   [olmoe]="--arch olmoe --dim 1024 --layers 16 --heads 16 --kv-heads 16 --ffn 512 --experts 64 --top-k 8 --vocab 8192 --max-seq 1024"
 )
+out=$TMP/out.txt
 for arch in mixtral olmoe; do
   types=$MIXTRAL_TYPES
   [ $arch = olmoe ] && types=$OLMOE_TYPES
@@ -40,4 +41,26 @@ for arch in mixtral olmoe; do
     rm -rf "$g" "$p"
     echo
   done
-done
+done | tee "$out"
+
+# This host's bandwidth is bimodal (30–62 GB/s at two threads, a state
+# that can last through a whole pack's runs), so each pack's share of the
+# limit is also given against the best probe of the whole run.
+awk -v threads="$THREADS" '
+  /^== / { name = $2 " " $3 }
+  / MiB read per decoded token/ {
+    for (i = 1; i <= NF; i++) if ($(i+1) == "MiB" && $(i+2) == "read") mib[name] = $i
+  }
+  /^memory read bandwidth/ {
+    for (i = 1; i <= NF; i++) if ($i == "GB/s" && $(i+1) == "(" threads) { bw[name] = $(i-1); if ($(i-1) + 0 > best) best = $(i-1) + 0 }
+  }
+  $2 == "mode" && $1 ~ /^[0-9]+$/ { n++; row[n] = name; prompt[n] = $1; tok[n] = $4 }
+  END {
+    if (!best) exit
+    printf "== decode against the run'"'"'s best %s-thread probe, %.2f GB/s (each pack'"'"'s own best in brackets)\n", threads, best
+    printf "%-14s %6s %12s %10s %18s\n", "pack", "prompt", "decode t/s", "GB/s", "% of the limit"
+    for (i = 1; i <= n; i++) {
+      gbs = tok[i] * mib[row[i]] * 1048576 / 1e9
+      printf "%-14s %6s %12s %10.2f %8.1f%% (%.1f%%)\n", row[i], prompt[i], tok[i], gbs, 100 * gbs / best, 100 * gbs / bw[row[i]]
+    }
+  }' "$out"
