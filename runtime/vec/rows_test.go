@@ -82,8 +82,10 @@ func TestPrepQ4_0Rows(t *testing.T) {
 			}
 			for b := range nb {
 				for j := range BlockSize {
-					at := BlockSize*b + j // where value j of block b goes
-					if b < nb&^1 { // whole pairs, the last group's partial one too
+					// where value j of block b goes: every whole pair (the
+					// last group's partial one too) in the pair layout
+					at := BlockSize*b + j
+					if b < nb&^1 {
 						p, odd := b&^1, b&1
 						at = BlockSize*p + 32*(j/16) + 16*odd + j%16
 					}
