@@ -1946,13 +1946,14 @@ store:
 	RET
 
 // HSUM4 is hsum8 of four rows' eight lane sums at once: Y25, Y24, Y23
-// and Y22 (rows k..k+3) into the four floats at OUT, with Z26..Z29 as
-// scratch and IDX holding hsum4idx. Each row's lanes meet as HSUMPS adds
-// them (lanes i and i+4, then 0+2 and 1+3, then those two), so the bits
-// are HSUMPS's; the four rows' additions run side by side in 512-bit
-// registers: ten operations and one store for four rows, where HSUMPS
-// and VMOVSS are six and a store for each, a chain that every row of
-// the one-row kernels (dotQ4_0x1NAVX512, dotQ8_0x1NAVX512) ended on.
+// and Y22 (rows k..k+3) into the four floats at OUT, with Z23 and
+// Z26..Z28 as scratch and IDX holding hsum4idx. The rows go into two
+// 512-bit registers, two rows each, for HSUM2T (TILESTORE16's), so each
+// row's lanes meet as HSUMPS adds them and the bits are HSUMPS's; the
+// four rows' additions run side by side: ten operations and one store
+// for four rows, where HSUMPS and VMOVSS are six and a store for each, a
+// chain that every row of the one-row kernels (dotQ4_0x1NAVX512,
+// dotQ8_0x1NAVX512) ended on.
 // With rows of 512 columns (Mixtral's gate, up, attention and head: 16
 // blocks, two groups), a copy of the q4_0 kernel without its row-end
 // sums (wrong outputs) streamed 16% more bytes a second
@@ -1961,13 +1962,7 @@ store:
 #define HSUM4(OUT, IDX) \
 	VINSERTF64X4 $1, Y24, Z25, Z26 \
 	VINSERTF64X4 $1, Y22, Z23, Z27 \
-	VSHUFF32X4   $0x88, Z27, Z26, Z28 \
-	VSHUFF32X4   $0xdd, Z27, Z26, Z29 \
-	VADDPS       Z29, Z28, Z28 \
-	VPERMILPS    $0x4e, Z28, Z29 \
-	VADDPS       Z29, Z28, Z28 \
-	VPERMILPS    $0xb1, Z28, Z29 \
-	VADDPS       Z29, Z28, Z28 \
+	HSUM2T(Z26, Z27, Z28) \
 	VPERMPS      Z28, IDX, Z28 \
 	VMOVUPS      X28, OUT
 
