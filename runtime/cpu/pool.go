@@ -69,7 +69,8 @@ type pool struct {
 	callerParked atomic.Bool
 	done         chan struct{} // wakes a parked caller
 
-	ops atomic.Int64 // ops run, for tests and benchmarks counting hand-offs
+	ops  atomic.Int64 // ops run, for tests and benchmarks counting hand-offs
+	live atomic.Int32 // helper goroutines not yet returned, for tests
 
 	outs      int          // ops in a row that every helper was left out of
 	soloUntil time.Time    // until then, ops run on the caller alone
@@ -106,12 +107,14 @@ func newPool(threads int) *pool {
 		p.wake = append(p.wake, c)
 	}
 	for w := 1; w < threads; w++ {
+		p.live.Add(1)
 		go p.helper(w, p.wake[w-1])
 	}
 	return p
 }
 
 func (p *pool) helper(worker int, wake chan struct{}) {
+	defer p.live.Add(-1)
 	st, joined := &p.state[worker-1], &p.joined[worker-1]
 	var seen uint64
 	for {
