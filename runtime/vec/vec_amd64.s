@@ -2266,6 +2266,30 @@ GLOBL q4tileidx<>(SB), RODATA|NOPTR, $64
 	ADDQ   $128, DX \
 	ADDQ   $128, BX
 
+// Q4GROUP starts a group of eight blocks in dotQ4_0x2xNAVX512: the two
+// rows' eight scales (Y8, Y27), the tokens' scale tables SCALES8 makes
+// from them (Q4SCALES8n), the block index, and AX counting the group's
+// four pairs.
+#define Q4GROUP(SCALES8) \
+	VCVTPH2PS (R8), Y8 \
+	VCVTPH2PS (R8)(R10*1), Y27 \
+	MOVQ      R9, AX \
+	SCALES8 \
+	VMOVDQU32 q4tileidx<>(SB), Z15 \
+	MOVQ      $4, AX
+
+// Q4PAIR is one pair of the group's blocks: the even one unpacked and run
+// through EVEN (Q4EVENn), the odd one through ODD (Q4ODDn), each stepping
+// the block index and activations on.
+#define Q4PAIR(EVEN, ODD) \
+	PAIRQ4T((SI), (SI)(R11*1)) \
+	EVEN \
+	Q4NEXT \
+	PAIRQ4T(16(SI), 16(SI)(R11*1)) \
+	ODD \
+	Q4NEXT \
+	ADDQ $32, SI
+
 // Q4TILE1(SCALE1, TOKS) runs the next block alone through TOKS (Q4EVENn
 // or Q4ODDn) with the scale tables SCALE1 makes (Q4SCALE1n).
 #define Q4TILE1(SCALE1, TOKS) \
@@ -2341,21 +2365,10 @@ n1:
 	JZ    tail1
 
 group1:
-	VCVTPH2PS (R8), Y8
-	VCVTPH2PS (R8)(R10*1), Y27
-	MOVQ      R9, AX
-	Q4SCALES81
-	VMOVDQU32 q4tileidx<>(SB), Z15
-	MOVQ      $4, AX
+	Q4GROUP(Q4SCALES81)
 
 inner1:
-	PAIRQ4T((SI), (SI)(R11*1))
-	Q4EVEN1
-	Q4NEXT
-	PAIRQ4T(16(SI), 16(SI)(R11*1))
-	Q4ODD1
-	Q4NEXT
-	ADDQ   $32, SI
+	Q4PAIR(Q4EVEN1, Q4ODD1)
 	DECQ   AX
 	JNZ    inner1
 	ADDQ   $16, R8
@@ -2378,21 +2391,10 @@ n2:
 	JZ    tail2
 
 group2:
-	VCVTPH2PS (R8), Y8
-	VCVTPH2PS (R8)(R10*1), Y27
-	MOVQ      R9, AX
-	Q4SCALES82
-	VMOVDQU32 q4tileidx<>(SB), Z15
-	MOVQ      $4, AX
+	Q4GROUP(Q4SCALES82)
 
 inner2:
-	PAIRQ4T((SI), (SI)(R11*1))
-	Q4EVEN2
-	Q4NEXT
-	PAIRQ4T(16(SI), 16(SI)(R11*1))
-	Q4ODD2
-	Q4NEXT
-	ADDQ   $32, SI
+	Q4PAIR(Q4EVEN2, Q4ODD2)
 	DECQ   AX
 	JNZ    inner2
 	ADDQ   $16, R8
@@ -2415,21 +2417,10 @@ n3:
 	JZ    tail3
 
 group3:
-	VCVTPH2PS (R8), Y8
-	VCVTPH2PS (R8)(R10*1), Y27
-	MOVQ      R9, AX
-	Q4SCALES83
-	VMOVDQU32 q4tileidx<>(SB), Z15
-	MOVQ      $4, AX
+	Q4GROUP(Q4SCALES83)
 
 inner3:
-	PAIRQ4T((SI), (SI)(R11*1))
-	Q4EVEN3
-	Q4NEXT
-	PAIRQ4T(16(SI), 16(SI)(R11*1))
-	Q4ODD3
-	Q4NEXT
-	ADDQ   $32, SI
+	Q4PAIR(Q4EVEN3, Q4ODD3)
 	DECQ   AX
 	JNZ    inner3
 	ADDQ   $16, R8
@@ -2452,21 +2443,10 @@ n4:
 	JZ    tail4
 
 group4:
-	VCVTPH2PS (R8), Y8
-	VCVTPH2PS (R8)(R10*1), Y27
-	MOVQ      R9, AX
-	Q4SCALES84
-	VMOVDQU32 q4tileidx<>(SB), Z15
-	MOVQ      $4, AX
+	Q4GROUP(Q4SCALES84)
 
 inner4:
-	PAIRQ4T((SI), (SI)(R11*1))
-	Q4EVEN4
-	Q4NEXT
-	PAIRQ4T(16(SI), 16(SI)(R11*1))
-	Q4ODD4
-	Q4NEXT
-	ADDQ   $32, SI
+	Q4PAIR(Q4EVEN4, Q4ODD4)
 	DECQ   AX
 	JNZ    inner4
 	ADDQ   $16, R8
@@ -2489,21 +2469,10 @@ n5:
 	JZ    tail5
 
 group5:
-	VCVTPH2PS (R8), Y8
-	VCVTPH2PS (R8)(R10*1), Y27
-	MOVQ      R9, AX
-	Q4SCALES85
-	VMOVDQU32 q4tileidx<>(SB), Z15
-	MOVQ      $4, AX
+	Q4GROUP(Q4SCALES85)
 
 inner5:
-	PAIRQ4T((SI), (SI)(R11*1))
-	Q4EVEN5
-	Q4NEXT
-	PAIRQ4T(16(SI), 16(SI)(R11*1))
-	Q4ODD5
-	Q4NEXT
-	ADDQ   $32, SI
+	Q4PAIR(Q4EVEN5, Q4ODD5)
 	DECQ   AX
 	JNZ    inner5
 	ADDQ   $16, R8
@@ -2526,21 +2495,10 @@ n6:
 	JZ    tail6
 
 group6:
-	VCVTPH2PS (R8), Y8
-	VCVTPH2PS (R8)(R10*1), Y27
-	MOVQ      R9, AX
-	Q4SCALES86
-	VMOVDQU32 q4tileidx<>(SB), Z15
-	MOVQ      $4, AX
+	Q4GROUP(Q4SCALES86)
 
 inner6:
-	PAIRQ4T((SI), (SI)(R11*1))
-	Q4EVEN6
-	Q4NEXT
-	PAIRQ4T(16(SI), 16(SI)(R11*1))
-	Q4ODD6
-	Q4NEXT
-	ADDQ   $32, SI
+	Q4PAIR(Q4EVEN6, Q4ODD6)
 	DECQ   AX
 	JNZ    inner6
 	ADDQ   $16, R8
@@ -2563,21 +2521,10 @@ n7:
 	JZ    tail7
 
 group7:
-	VCVTPH2PS (R8), Y8
-	VCVTPH2PS (R8)(R10*1), Y27
-	MOVQ      R9, AX
-	Q4SCALES87
-	VMOVDQU32 q4tileidx<>(SB), Z15
-	MOVQ      $4, AX
+	Q4GROUP(Q4SCALES87)
 
 inner7:
-	PAIRQ4T((SI), (SI)(R11*1))
-	Q4EVEN7
-	Q4NEXT
-	PAIRQ4T(16(SI), 16(SI)(R11*1))
-	Q4ODD7
-	Q4NEXT
-	ADDQ   $32, SI
+	Q4PAIR(Q4EVEN7, Q4ODD7)
 	DECQ   AX
 	JNZ    inner7
 	ADDQ   $16, R8
@@ -2600,21 +2547,10 @@ n8:
 	JZ    tail8
 
 group8:
-	VCVTPH2PS (R8), Y8
-	VCVTPH2PS (R8)(R10*1), Y27
-	MOVQ      R9, AX
-	Q4SCALES88
-	VMOVDQU32 q4tileidx<>(SB), Z15
-	MOVQ      $4, AX
+	Q4GROUP(Q4SCALES88)
 
 inner8:
-	PAIRQ4T((SI), (SI)(R11*1))
-	Q4EVEN8
-	Q4NEXT
-	PAIRQ4T(16(SI), 16(SI)(R11*1))
-	Q4ODD8
-	Q4NEXT
-	ADDQ   $32, SI
+	Q4PAIR(Q4EVEN8, Q4ODD8)
 	DECQ   AX
 	JNZ    inner8
 	ADDQ   $16, R8
