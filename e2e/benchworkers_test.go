@@ -65,16 +65,8 @@ func TestBenchWorkers(t *testing.T) {
 				if err := chromedp.Do(b.ctx, chromedp.Navigate(sd.tree.base+"index.html")); err != nil {
 					t.Fatal(err)
 				}
-				// The new page's context may not exist yet: ask again.
-				for try := 0; ; try++ {
-					_, err := chromedp.Run(b.ctx, chromedp.Poll[bool]("window.mode !== undefined"))
-					if err == nil {
-						break
-					}
-					if try == 10 {
-						t.Fatalf("the demo page did not load mode.js: %v", err)
-					}
-					time.Sleep(200 * time.Millisecond)
+				if err := pollLoaded(b.ctx, "window.mode !== undefined"); err != nil {
+					t.Fatalf("the demo page did not load mode.js: %v", err)
 				}
 				mem.start()
 				v := workersVisit(t, b, "/packs/mixtral-"+name+"/manifest.json", prompt, sd.workers, runs, decode, trips)

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto"
 	"github.com/chromedp/chromedp"
 
 	"github.com/moderuntime/mode/internal/shared"
@@ -429,10 +431,32 @@ func openBrowser(t *testing.T, chromium, page string) *browser {
 	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
 		t.Fatalf("opening %s: %v", page, err)
 	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool]("window.mode !== undefined")); err != nil {
+	if err := pollLoaded(ctx, "window.mode !== undefined"); err != nil {
 		t.Fatalf("the demo page did not load mode.js: %v", err)
 	}
 	return &browser{ctx: ctx}
+}
+
+// pollLoaded waits, after a navigation, for the new page's js to be true.
+// chromedp evaluates the poll in the execution context it last saw for the
+// frame; when the old page's context is torn down in between, Chromium
+// answers "Cannot find context with specified id" (a CI run failed so),
+// and the poll is asked again in the new context. Any other error, or the
+// same one five times, is returned.
+func pollLoaded(ctx context.Context, js string) error {
+	for try := 0; ; try++ {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](js))
+		var cdpErr *cdproto.Error
+		if err == nil || try == 4 || !errors.As(err, &cdpErr) ||
+			!(strings.Contains(cdpErr.Message, "Cannot find context") || strings.Contains(cdpErr.Message, "context was destroyed")) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // eval runs an async JavaScript expression and decodes its value.

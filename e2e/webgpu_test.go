@@ -261,7 +261,7 @@ func openBrowserWith(t *testing.T, chromium, page string, webgpu bool) *browser 
 	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
 		t.Fatalf("opening %s: %v", page, err)
 	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool]("window.mode !== undefined")); err != nil {
+	if err := pollLoaded(ctx, "window.mode !== undefined"); err != nil {
 		t.Fatalf("the demo page did not load mode.js: %v", err)
 	}
 	return &browser{ctx: ctx}

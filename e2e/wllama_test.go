@@ -114,7 +114,7 @@ func wllamaVisit(t *testing.T, b *browser, page, gguf string, threads int, promp
 	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
 		t.Fatalf("opening %s: %v", page, err)
 	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool]("window.wllamaBench !== undefined")); err != nil {
+	if err := pollLoaded(ctx, "window.wllamaBench !== undefined"); err != nil {
 		t.Fatalf("%s did not load wllama: %v", page, err)
 	}
 	js := fmt.Sprintf(`wllamaBench(%q, %d, %q, %d, %d, %s).catch((err) => ({error: String(err.stack ?? err.message ?? err)}))`,
