@@ -35,7 +35,9 @@ type Q16Rows struct {
 	// xp is vec.PrepRows of qs, kept for a q4_0 or q8_0 product of a
 	// single row (decode) on a machine that has the tiles, for the
 	// one-row kernels of vec.DotQ4_0Rows and vec.DotQ8_0Rows; off is
-	// q4_0's offsets (vec.PrepQ4_0Rows), kept when offOn.
+	// q4_0's offsets (vec.PrepQ4_0Rows), kept when offOn: with xp, or
+	// alone (vec.Q4_0Offsets) on a machine whose one-row q4_0 kernel
+	// reads qs as it is (vec.Q4_0RowOffsets).
 	xp     []int16
 	off    []int32
 	rowsOn bool
@@ -89,7 +91,7 @@ func (q *Q16Rows) resize(rows, cols int, dt DType) {
 	// which read xp (and q4_0's off) instead of dup: it has no dup.
 	q.dupOn = tiles && (dt == Q4_0 && rows > 1 || dt == Q8_0 && rows >= 8)
 	q.rowsOn = tiles && (dt == Q4_0 || dt == Q8_0) && rows == 1
-	q.offOn = q.rowsOn && dt == Q4_0
+	q.offOn = dt == Q4_0 && rows == 1 && (q.rowsOn || vec.Q4_0RowOffsets())
 	if q.rowsOn {
 		q.xp = grow(q.xp, rows*cols)
 	}
@@ -111,8 +113,10 @@ func (q *Q16Rows) QuantizeBlocks(x []float32, b0, b1 int) {
 		vec.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x[qk*b0:qk*b1])
 	}
 	switch {
-	case q.offOn:
+	case q.offOn && q.rowsOn:
 		vec.PrepQ4_0Rows(q.xp, q.off, q.qs, b0, b1)
+	case q.offOn:
+		vec.Q4_0Offsets(q.off, q.qs, b0, b1)
 	case q.rowsOn:
 		vec.PrepRows(q.xp, q.qs, b0, b1)
 	case q.dupOn:
@@ -245,7 +249,11 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 					// A lone token (decode): its rows come from memory,
 					// which one after another stream faster than side by
 					// side.
-					vec.DotQ4_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, x.xp[:m.cols], x.off[:vec.Q4_0Lanes*n], re-rb)
+					var xp []int16
+					if x.rowsOn {
+						xp = x.xp[:m.cols]
+					}
+					vec.DotQ4_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, xp, x.off[:vec.Q4_0Lanes*n], re-rb)
 				default:
 					vec.DotQ4_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, (re-rb)/4)
 				}

@@ -260,18 +260,23 @@ func dotQ8_0RowsLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []f
 
 // DotQ4_0Rows is DotQ8_0Rows for q4_0 rows: any number, read one after
 // another, each the bits of DotQ4_0x4N and DotQ4_0x2xN. xp and c are
-// PrepQ4_0Rows of the activations xq (both needed). With AVX-512 one row is one stream
+// PrepQ4_0Rows of the activations xq, or xp nil and c Q4_0Offsets' (what
+// tensor.Q16Rows keeps where TilesAnyTokens is false). With AVX-512 one row is one stream
 // of weights, which the hardware prefetcher follows where it follows two
 // rows side by side poorly, and the kernel issues fewer instructions per
 // block than a pair kernel did (RATIONALE.md, "q4_0 decode reads one row
-// after another"); elsewhere it is the one-row kernel row by row, which
-// reads xq alone.
+// after another"); with AVX2 alone, the same from xq and c (RATIONALE.md,
+// "q4_0 decode without AVX-512 reads one row at a time"); elsewhere it is
+// the one-row kernel row by row, which reads xq alone.
 func DotQ4_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, xp []int16, c []int32, rows int) {
 	n := len(xd)
 	if rows <= 0 {
 		return
 	}
-	out, wd, wq, xq, xp, c = out[:rows], wd[:(rows-1)*sd+2*n], wq[:(rows-1)*sq+BlockSize/2*n], xq[:BlockSize*n], xp[:BlockSize*n], c[:Q4_0Lanes*n]
+	if xp != nil {
+		xp = xp[:BlockSize*n]
+	}
+	out, wd, wq, xq, c = out[:rows], wd[:(rows-1)*sd+2*n], wq[:(rows-1)*sq+BlockSize/2*n], xq[:BlockSize*n], c[:Q4_0Lanes*n]
 	if n == 0 {
 		clear(out)
 		return
@@ -319,13 +324,34 @@ func PrepQ4_0Rows(xp []int16, c []int32, q []int16, b0, b1 int) {
 	xp, c = xp[:BlockSize*nb], c[:Q4_0Lanes*nb]
 	for b := b0; b < b1; b++ {
 		prepBlock(xp, q, b, nb&^1)
-		x := (*[BlockSize]int16)(q[BlockSize*b:])
-		o := (*[Q4_0Lanes]int32)(c[Q4_0Lanes*b:])
-		for i := range o {
-			o[i] = -8 * (int32(x[2*i]) + int32(x[2*i+1]) + int32(x[16+2*i]) + int32(x[17+2*i]))
-		}
+		q4_0Offsets(c, q, b)
 	}
 }
+
+// Q4_0Offsets writes PrepQ4_0Rows' offsets of blocks b0 ≤ b < b1 of q
+// into c alone, for DotQ4_0Rows on machines where Q4_0RowOffsets is true.
+func Q4_0Offsets(c []int32, q []int16, b0, b1 int) {
+	nb := len(q) / BlockSize
+	c = c[:Q4_0Lanes*nb]
+	for b := b0; b < b1; b++ {
+		q4_0Offsets(c, q, b)
+	}
+}
+
+// q4_0Offsets writes block b's offsets: −8 times the sum of the values
+// lane i multiplies (2i, 2i+1, 16+2i, 17+2i).
+func q4_0Offsets(c []int32, q []int16, b int) {
+	x := (*[BlockSize]int16)(q[BlockSize*b:])
+	o := (*[Q4_0Lanes]int32)(c[Q4_0Lanes*b:])
+	for i := range o {
+		o[i] = -8 * (int32(x[2*i]) + int32(x[2*i+1]) + int32(x[16+2*i]) + int32(x[17+2*i]))
+	}
+}
+
+// Q4_0RowOffsets reports whether DotQ4_0Rows reads Q4_0Offsets' offsets
+// with the activations in their natural layout (xp nil): on amd64 with
+// AVX2 but not the AVX-512 kernels, whose one-row kernel takes them.
+func Q4_0RowOffsets() bool { return q4_0RowOffsets() }
 
 func dotQ4_0RowsLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
 	for r := range rows {

@@ -82,6 +82,11 @@ func benchQ4Shape(b *testing.B, mats, rows, nb int) {
 		{"x1N", func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
 			DotQ4_0Rows(o, wd, sd, wq, sq, xd, xq, xp, c, rows)
 		}},
+		// The natural layout with the offsets alone: the AVX2 one-row
+		// kernel on any amd64 machine (what decode runs without AVX-512).
+		{"x1Nnat", func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
+			DotQ4_0Rows(o, wd, sd, wq, sq, xd, xq, nil, c, rows)
+		}},
 	} {
 		b.Run(f.name, func(b *testing.B) {
 			b.SetBytes(int64(mats * rows * nb * 18))

@@ -3,6 +3,7 @@ package vec
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -52,12 +53,20 @@ func testDotQ4_0Rows(t *testing.T) {
 			DotQ4_0x2xNRows(pairs, 0, wd, sd, wq, sq, xd, x2, nb, nb, 1, 0, 2*(rows/2))
 			fours := make([]float32, rows)
 			DotQ4_0x4N(fours, wd, sd, wq, sq, xd, xq, rows/4)
+			// The natural layout (xp nil) with the offsets alone, as
+			// Q16Rows keeps them where Q4_0RowOffsets: the AVX2 kernel
+			// (dotQ4_0x1NAVX2), whatever the machine has beside.
+			c2 := make([]int32, len(c))
+			Q4_0Offsets(c2, xq, 0, nb)
+			natural := make([]float32, rows)
+			DotQ4_0Rows(natural, wd, sd, wq, sq, xd, xq, nil, c2, rows)
 			for i, v := range got {
 				want := dotQ4_0Go(wd[i*sd:], wq[i*sq:], xd, xq)
 				if math.Float32bits(v) != math.Float32bits(want) ||
+					math.Float32bits(natural[i]) != math.Float32bits(want) ||
 					i < rows&^1 && math.Float32bits(v) != math.Float32bits(pairs[i]) ||
 					i < rows&^3 && math.Float32bits(v) != math.Float32bits(fours[i]) {
-					t.Fatalf("nb=%d rows=%d row %d: %v, pure Go %v, in pairs %v, four rows %v", nb, rows, i, v, want, pairs[i], fours[i])
+					t.Fatalf("nb=%d rows=%d row %d: %v, natural layout %v, pure Go %v, in pairs %v, four rows %v", nb, rows, i, v, natural[i], want, pairs[i], fours[i])
 				}
 			}
 		}
@@ -76,9 +85,13 @@ func TestPrepQ4_0Rows(t *testing.T) {
 			q[i] = int16(r.IntN(65535) - 32767)
 		}
 		for step := 1; step <= max(nb, 1); step++ {
-			xp, c := make([]int16, len(q)), make([]int32, Q4_0Lanes*nb)
+			xp, c, c2 := make([]int16, len(q)), make([]int32, Q4_0Lanes*nb), make([]int32, Q4_0Lanes*nb)
 			for b0 := 0; b0 < nb; b0 += step {
 				PrepQ4_0Rows(xp, c, q, b0, min(b0+step, nb))
+				Q4_0Offsets(c2, q, b0, min(b0+step, nb))
+			}
+			if !slices.Equal(c, c2) {
+				t.Fatalf("nb=%d in ranges of %d: Q4_0Offsets %v, PrepQ4_0Rows' %v", nb, step, c2, c)
 			}
 			for b := range nb {
 				for j := range BlockSize {

@@ -229,24 +229,38 @@ func quantizeQ16AVX2(q *int16, d, gs, x *float32, nb int)
 //go:noescape
 func dotQ8_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xp *int16, nb, rows int)
 
+//go:noescape
+func dotQ8_0x1NAVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, rows int)
+
 func dotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, xp []int16, rows int) {
-	if hasAVX512 && xp != nil {
+	switch {
+	case hasAVX512 && xp != nil:
 		dotQ8_0x1NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xp[0], len(xd), rows)
-		return
+	case hasAVX2:
+		dotQ8_0x1NAVX2(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd), rows)
+	default:
+		dotQ8_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
 	}
-	dotQ8_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
 }
 
 //go:noescape
 func dotQ4_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xp *int16, c *int32, nb, rows int)
 
+//go:noescape
+func dotQ4_0x1NAVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, c *int32, nb, rows int)
+
 func dotQ4_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, xp []int16, c []int32, rows int) {
-	if hasAVX512 {
+	switch {
+	case hasAVX512 && xp != nil:
 		dotQ4_0x1NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xp[0], &c[0], len(xd), rows)
-		return
+	case hasAVX2:
+		dotQ4_0x1NAVX2(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], &c[0], len(xd), rows)
+	default:
+		dotQ4_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
 	}
-	dotQ4_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
 }
+
+func q4_0RowOffsets() bool { return hasAVX2 && !hasAVX512 }
 
 //go:noescape
 func dotQ8_0x4NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, groups int)

@@ -2848,6 +2848,226 @@ next:
 	VZEROUPPER
 	RET
 
+// Q4ROW1 is one block of dotQ4_0x1NAVX2's row: its 16 bytes of nibbles
+// at WOFF(SI) widened to words without subtracting 8 (Y6 elements 0..15,
+// Y7 16..31), multiplied by the activations at XOFF(DX) and XOFF+32(DX)
+// (the natural layout), the lane sums started from the block's offsets
+// −8·Σx at COFF(R10) (the same int32s as Σ(q−8)·x: exact), converted,
+// scaled by the product at SOFF(SP) and added into ACC: Y0 for an even
+// block, Y1 for an odd one, q4_0's sixteen accumulators (blocks.go).
+#define Q4ROW1(WOFF, XOFF, XOFF32, COFF, SOFF, ACC) \
+	VPMOVZXBW    WOFF(SI), Y6 \
+	VPSRLW       $4, Y6, Y7 \
+	VPAND        Y14, Y6, Y6 \
+	VPMADDWD     XOFF(DX), Y6, Y6 \
+	VPMADDWD     XOFF32(DX), Y7, Y7 \
+	VPADDD       Y7, Y6, Y6 \
+	VPADDD       COFF(R10), Y6, Y6 \
+	VCVTDQ2PS    Y6, Y6 \
+	VBROADCASTSS SOFF(SP), Y8 \
+	VMULPS       Y8, Y6, Y6 \
+	VADDPS       Y6, ACC, ACC
+
+// Q4ROW1TAIL is Q4ROW1 for a block past the row's groups, its scale
+// product computed alone (ROWSCALE), advancing SI, DX, R10, R8 and R9.
+#define Q4ROW1TAIL(ACC) \
+	ROWSCALE((R8)) \
+	VPMOVZXBW    (SI), Y6 \
+	VPSRLW       $4, Y6, Y7 \
+	VPAND        Y14, Y6, Y6 \
+	VPMADDWD     (DX), Y6, Y6 \
+	VPMADDWD     32(DX), Y7, Y7 \
+	VPADDD       Y7, Y6, Y6 \
+	VPADDD       (R10), Y6, Y6 \
+	ACCUMULATE(ACC) \
+	ADDQ         $16, SI \
+	ADDQ         $64, DX \
+	ADDQ         $32, R10 \
+	ADDQ         $2, R8 \
+	ADDQ         $4, R9
+
+// func dotQ4_0x1NAVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, c *int32, nb, rows int)
+//
+// dotQ4_0x1NAVX512 for machines without AVX-512 (most laptops and
+// desktops): the q4_0 products of rows rows one after another (row r at
+// wd + r·sd, wq + r·sq), so the weights are one sequential stream, which
+// the hardware prefetcher follows, where dotQ4_0x4AVX2's four rows side by
+// side are four streams it follows poorly on long rows (RATIONALE.md,
+// "q4_0 decode without AVX-512 reads one row at a time"). The activations
+// are xq as they are, with PrepQ4_0Rows' offsets c (Q4_0Offsets), so the
+// nibbles need no VPSUBW: eleven instructions a block, where the four-row
+// kernel issues twelve a block and row. Each row's even blocks are summed
+// in Y0 and its odd ones in Y1, in block order, a group of eight blocks'
+// scale products computed at once (SCALES8's), then the blocks after in
+// pairs and an even one last, Y1 added onto Y0 and hsum8: every lane sum,
+// product and addition is dotQ4_0x4AVX2's, so the bits are its.
+TEXT ·dotQ4_0x1NAVX2(SB), NOSPLIT, $32-80
+	MOVQ out+0(FP), DI
+	MOVQ wd+8(FP), R12
+	MOVQ wq+24(FP), R11
+	MOVQ rows+72(FP), BX
+	MOVL         $0x000f000f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+
+row1:
+	MOVQ   R12, R8
+	MOVQ   R11, SI
+	MOVQ   xd+40(FP), R9
+	MOVQ   xq+48(FP), DX
+	MOVQ   c+56(FP), R10
+	MOVQ   nb+64(FP), CX
+	MOVQ   CX, R13
+	SHRQ   $3, R13
+	ANDQ   $7, CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	TESTQ  R13, R13
+	JZ     tail1
+
+group1:
+	PREFETCHT0 Q4AHEAD(SI)
+	PREFETCHT0 Q4AHEAD+64(SI)
+	VCVTPH2PS  (R8), Y9
+	VMULPS     (R9), Y9, Y9
+	VMOVUPS    Y9, 0(SP)
+	Q4ROW1(0, 0, 32, 0, 0, Y0)
+	Q4ROW1(16, 64, 96, 32, 4, Y1)
+	Q4ROW1(32, 128, 160, 64, 8, Y0)
+	Q4ROW1(48, 192, 224, 96, 12, Y1)
+	Q4ROW1(64, 256, 288, 128, 16, Y0)
+	Q4ROW1(80, 320, 352, 160, 20, Y1)
+	Q4ROW1(96, 384, 416, 192, 24, Y0)
+	Q4ROW1(112, 448, 480, 224, 28, Y1)
+	ADDQ       $128, SI
+	ADDQ       $512, DX
+	ADDQ       $256, R10
+	ADDQ       $16, R8
+	ADDQ       $32, R9
+	DECQ       R13
+	JNZ        group1
+
+tail1:
+	CMPQ CX, $2
+	JL   last1
+	Q4ROW1TAIL(Y0)
+	Q4ROW1TAIL(Y1)
+	SUBQ $2, CX
+	JMP  tail1
+
+last1:
+	TESTQ CX, CX
+	JZ    store1
+	Q4ROW1TAIL(Y0)
+
+store1:
+	VADDPS Y1, Y0, Y0
+	HSUMPS(Y0, X0, X6)
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   sd+16(FP), R12
+	ADDQ   sq+32(FP), R11
+	DECQ   BX
+	JNZ    row1
+	VZEROUPPER
+	RET
+
+// Q8ROW1 is one block of dotQ8_0x1NAVX2's row: its 32 int8 quants at
+// WOFF(SI) widened (Y6 elements 0..15, Y7 16..31), multiplied by the
+// activations at XOFF(DX) and XOFF+32(DX), the halves added into eight
+// int32 lanes, converted, scaled by the product at SOFF(SP) and added
+// into Y0.
+#define Q8ROW1(WOFF, XOFF, SOFF) \
+	VPMOVSXBW    WOFF(SI), Y6 \
+	VPMOVSXBW    WOFF+16(SI), Y7 \
+	VPMADDWD     XOFF(DX), Y6, Y6 \
+	VPMADDWD     XOFF+32(DX), Y7, Y7 \
+	VPADDD       Y7, Y6, Y6 \
+	VCVTDQ2PS    Y6, Y6 \
+	VBROADCASTSS SOFF(SP), Y8 \
+	VMULPS       Y8, Y6, Y6 \
+	VADDPS       Y6, Y0, Y0
+
+// func dotQ8_0x1NAVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, rows int)
+//
+// dotQ8_0AVX2 for rows rows one after another (row r at wd + r·sd,
+// wq + r·sq) in one call, as dotQ4_0x1NAVX2 for q4_0: a group of eight
+// blocks' scale products computed at once (SCALES8's) and broadcast from
+// the stack, where dotQ8_0AVX2 converts and multiplies each block's alone
+// (fourteen instructions a block against nine), and the quants asked for
+// Q8AHEAD bytes ahead; the blocks past the groups one at a time. Every lane
+// sum, product and addition is dotQ8_0AVX2's, in block order, so the bits
+// are its (and dotQ8_0x4AVX2's).
+TEXT ·dotQ8_0x1NAVX2(SB), NOSPLIT, $32-72
+	MOVQ out+0(FP), DI
+	MOVQ wd+8(FP), R12
+	MOVQ wq+24(FP), R11
+	MOVQ rows+64(FP), BX
+
+row8:
+	MOVQ   R12, R8
+	MOVQ   R11, SI
+	MOVQ   xd+40(FP), R9
+	MOVQ   xq+48(FP), DX
+	MOVQ   nb+56(FP), CX
+	MOVQ   CX, R13
+	SHRQ   $3, R13
+	ANDQ   $7, CX
+	VXORPS Y0, Y0, Y0
+	TESTQ  R13, R13
+	JZ     tail8
+
+group8:
+	PREFETCHT0 Q8AHEAD(SI)
+	PREFETCHT0 Q8AHEAD+64(SI)
+	PREFETCHT0 Q8AHEAD+128(SI)
+	PREFETCHT0 Q8AHEAD+192(SI)
+	VCVTPH2PS  (R8), Y9
+	VMULPS     (R9), Y9, Y9
+	VMOVUPS    Y9, 0(SP)
+	Q8ROW1(0, 0, 0)
+	Q8ROW1(32, 64, 4)
+	Q8ROW1(64, 128, 8)
+	Q8ROW1(96, 192, 12)
+	Q8ROW1(128, 256, 16)
+	Q8ROW1(160, 320, 20)
+	Q8ROW1(192, 384, 24)
+	Q8ROW1(224, 448, 28)
+	ADDQ       $256, SI
+	ADDQ       $512, DX
+	ADDQ       $16, R8
+	ADDQ       $32, R9
+	DECQ       R13
+	JNZ        group8
+
+tail8:
+	TESTQ     CX, CX
+	JZ        store8
+	VPMOVSXBW (SI), Y6
+	VPMOVSXBW 16(SI), Y7
+	VPMADDWD  (DX), Y6, Y6
+	VPMADDWD  32(DX), Y7, Y7
+	VPADDD    Y7, Y6, Y6
+	ROWSCALE((R8))
+	ACCUMULATE(Y0)
+	ADDQ      $32, SI
+	ADDQ      $64, DX
+	ADDQ      $2, R8
+	ADDQ      $4, R9
+	DECQ      CX
+	JMP       tail8
+
+store8:
+	HSUMPS(Y0, X0, X6)
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   sd+16(FP), R12
+	ADDQ   sq+32(FP), R11
+	DECQ   BX
+	JNZ    row8
+	VZEROUPPER
+	RET
+
 // func scoresHeadsAVX2(dst *float32, dstride int, q, k *float32, stride, rows, heads, chunks, group, phase int)
 //
 // vec.ScoresHeads: for each row (k, advancing by stride bytes), each head

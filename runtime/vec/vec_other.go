@@ -89,6 +89,8 @@ func dotQ8_0x2x8Dup(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd [
 
 func tilesAnyTokens() bool { return false }
 
+func q4_0RowOffsets() bool { return false }
+
 func scoresHeads(dst []float32, n int, q, k []float32, stride, rows, heads, hd, group, phase int) {
 	scoresHeadsLoop(dst, n, q, k, stride, rows, heads, hd, group, phase)
 }
