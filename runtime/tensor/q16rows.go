@@ -280,13 +280,20 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 				}
 			}
 			for ; t < x.rows; t++ {
-				xq, xd := x.qs[t*m.cols:(t+1)*m.cols], x.d[t*n:(t+1)*n]
-				for r := rb; r < re; r++ {
-					dst[t*stride+r] = vec.DotQ4_K(m.a.scales[4*r*m.nb:], m.a.sub[r*n:], m.a.mins[r*n:], m.a.qs[qk/2*r*n:], xd, x.g[t*n:(t+1)*n], xq)
-				}
+				vec.DotQ4_KRows(dst[t*stride+rb:t*stride+re], m.a.scales[4*rb*m.nb:], m.a.sub[rb*n:], m.a.mins[rb*n:], m.a.qs[qk/2*rb*n:],
+					x.d[t*n:(t+1)*n], x.g[t*n:(t+1)*n], x.qs[t*m.cols:(t+1)*m.cols], re-rb)
 			}
 		}
 		i = end
+	}
+	if m.dtype == Q4_K && n%8 == 0 {
+		// The rest (every row of a decode): one call per token for the
+		// whole range.
+		for t := range x.rows {
+			vec.DotQ4_KRows(dst[t*stride+i:t*stride+i1], m.a.scales[4*i*m.nb:], m.a.sub[i*n:], m.a.mins[i*n:], m.a.qs[qk/2*i*n:],
+				x.d[t*n:(t+1)*n], x.g[t*n:(t+1)*n], x.qs[t*m.cols:(t+1)*m.cols], i1-i)
+		}
+		i = i1
 	}
 	for ; i < i1; i++ {
 		for t := range x.rows {

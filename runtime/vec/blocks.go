@@ -192,6 +192,34 @@ func DotQ4_K(dm, sc, mn, qs []byte, xd, g []float32, xq []int16) float32 {
 	return dotQ4_K(dm, sc, mn, qs, xd[:n], g, xq)
 }
 
+// DotQ4_KRows is DotQ4_K for rows consecutive rows of a q4_k matrix, out[r]
+// for each, in one call: row r's super-block scales at dm[4·(n/8)·r:], its
+// sub-block scales and minimums at sc[n·r:] and mn[n·r:], its nibbles at
+// qs[16·n·r:], for n = len(xd) blocks of 32 (whole super-blocks, as
+// DotQ4_K). With AVX2 the rows go through one kernel call, one stream of
+// weights, where a call per row cost decode a fifth of its time in the
+// calls and their slicing (RATIONALE.md, "q4_k decode in one call per
+// matrix"); each row's bits are DotQ4_K's.
+func DotQ4_KRows(out []float32, dm, sc, mn, qs []byte, xd, g []float32, xq []int16, rows int) {
+	n := len(xd) &^ 7
+	if rows <= 0 {
+		return
+	}
+	out, dm, sc, mn, qs, xd, g, xq = out[:rows], dm[:n/2*rows], sc[:n*rows], mn[:n*rows], qs[:BlockSize/2*n*rows], xd[:n], g[:n], xq[:BlockSize*n]
+	if n == 0 {
+		clear(out)
+		return
+	}
+	dotQ4_KRows(out, dm, sc, mn, qs, xd, g, xq, rows)
+}
+
+func dotQ4_KRowsLoop(out []float32, dm, sc, mn, qs []byte, xd, g []float32, xq []int16, rows int) {
+	n := len(xd)
+	for r := range rows {
+		out[r] = dotQ4_K(dm[n/2*r:], sc[n*r:], mn[n*r:], qs[BlockSize/2*n*r:], xd, g, xq)
+	}
+}
+
 func dotQ4_KGo(dm, sc, mn, qs []byte, xd, g []float32, xq []int16) float32 {
 	var acc, accm [8]float32
 	var w [BlockSize]int32

@@ -165,6 +165,17 @@ func dotQ4_K(dm, sc, mn, qs []byte, xd, g []float32, xq []int16) float32 {
 //go:noescape
 func dotQ4_KAVX2(dm, sc, mn, qs *byte, xd, xg *float32, xq *int16, nb int) float32
 
+//go:noescape
+func dotQ4_Kx1NAVX2(out *float32, dm, sc, mn, qs *byte, xd, xg *float32, xq *int16, nb, rows int)
+
+func dotQ4_KRows(out []float32, dm, sc, mn, qs []byte, xd, g []float32, xq []int16, rows int) {
+	if hasAVX2 {
+		dotQ4_Kx1NAVX2(&out[0], &dm[0], &sc[0], &mn[0], &qs[0], &xd[0], &g[0], &xq[0], len(xd)/8, rows)
+		return
+	}
+	dotQ4_KRowsLoop(out, dm, sc, mn, qs, xd, g, xq, rows)
+}
+
 // The attention kernels' assembly handles rows that are whole chunks of
 // eight; other head sizes take the Go loops.
 func scores(dst, q, k []float32, stride int) {

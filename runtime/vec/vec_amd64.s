@@ -1215,6 +1215,93 @@ sub:
 	VZEROUPPER
 	RET
 
+// func dotQ4_Kx1NAVX2(out *float32, dm, sc, mn, qs *byte, xd, xg *float32, xq *int16, nb, rows int)
+//
+// dotQ4_KAVX2 for rows consecutive rows in one call (vec.DotQ4_KRows):
+// a row's super-block scales, sub-block scales, minimums and nibbles end
+// where the next row's begin, so only the activations' pointers go back
+// to their start at each row. The nibbles are asked for PFDIST bytes
+// ahead, two cache lines a super-block. Each row's bits are
+// dotQ4_KAVX2's.
+TEXT ·dotQ4_Kx1NAVX2(SB), NOSPLIT, $32-80
+	MOVQ         out+0(FP), DI
+	MOVQ         dm+8(FP), R8
+	MOVQ         sc+16(FP), R11
+	MOVQ         mn+24(FP), R12
+	MOVQ         qs+32(FP), SI
+	MOVQ         rows+72(FP), R13
+	MOVL         $0x000f000f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+
+rowk:
+	MOVQ   xd+40(FP), R9
+	MOVQ   xg+48(FP), R10
+	MOVQ   xq+56(FP), DX
+	MOVQ   nb+64(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+superk:
+	PREFETCHT0 PFDIST(SI)
+	PREFETCHT0 PFDIST+64(SI)
+	VPMOVZXBD  (R11), Y2
+	VCVTDQ2PS  Y2, Y2
+	VMULPS     (R9), Y2, Y2
+	VMOVUPS    Y2, 0(SP)
+	VXORPS     Y3, Y3, Y3
+	XORQ       BX, BX
+
+subk:
+	VPMOVZXBW    (SI), Y6
+	VPSRLW       $4, Y6, Y7
+	VPAND        Y14, Y6, Y6
+	VPMADDWD     (DX), Y6, Y6
+	VPMADDWD     32(DX), Y7, Y7
+	VPADDD       Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 0(SP)(BX*4), Y8
+	VMULPS       Y8, Y6, Y6
+	VADDPS       Y6, Y3, Y3
+	ADDQ         $16, SI
+	ADDQ         $64, DX
+	INCQ         BX
+	CMPQ         BX, $8
+	JL           subk
+
+	MOVWLZX      (R8), AX
+	VMOVD        AX, X8
+	VCVTPH2PS    X8, X8
+	VBROADCASTSS X8, Y8
+	VMULPS       Y8, Y3, Y3
+	VADDPS       Y3, Y0, Y0
+	VPMOVZXBD    (R12), Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       (R10), Y2, Y2
+	MOVWLZX      2(R8), AX
+	VMOVD        AX, X8
+	VCVTPH2PS    X8, X8
+	VBROADCASTSS X8, Y8
+	VMULPS       Y8, Y2, Y2
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $4, R8
+	ADDQ         $8, R11
+	ADDQ         $8, R12
+	ADDQ         $32, R9
+	ADDQ         $32, R10
+	DECQ         CX
+	JNZ          superk
+
+	HSUMPS(Y0, X0, X6)
+	HSUMPS(Y1, X1, X6)
+	VSUBSS X1, X0, X0
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	DECQ   R13
+	JNZ    rowk
+	VZEROUPPER
+	RET
+
 // func scoresAVX2(dst, q, k *float32, stride, n, chunks int)
 //
 // Per cache row (stride bytes apart): one 8-lane accumulator of fused

@@ -38,6 +38,10 @@ func dotQ4_K(dm, sc, mn, qs []byte, xd, g []float32, xq []int16) float32 {
 	return dotQ4_KGo(dm, sc, mn, qs, xd, g, xq)
 }
 
+func dotQ4_KRows(out []float32, dm, sc, mn, qs []byte, xd, g []float32, xq []int16, rows int) {
+	dotQ4_KRowsLoop(out, dm, sc, mn, qs, xd, g, xq, rows)
+}
+
 func scores(dst, q, k []float32, stride int)    { scoresLoop(dst, q, k, stride) }
 func weightedSum(o, a, v []float32, stride int) { weightedSumLoop(o, a, v, stride) }
 

@@ -226,6 +226,52 @@ func TestDotQ4_K(t *testing.T) {
 	}
 }
 
+// TestDotQ4_KRows checks the many-row q4_k kernel against the pure-Go one
+// row by row, bit for bit, for 1 to 9 rows of 1, 2 and 5 super-blocks, on
+// every kernel set the machine has.
+func TestDotQ4_KRows(t *testing.T) { eachImpl(t, testDotQ4_KRows) }
+
+func testDotQ4_KRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(51, 52))
+	for _, nb := range []int{1, 2, 5} {
+		for rows := 1; rows <= 9; rows++ {
+			n := 8 * nb
+			dm := make([]byte, 4*nb*rows)
+			for i := 0; i < len(dm); i += 2 {
+				h := uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15
+				dm[i], dm[i+1] = byte(h), byte(h>>8)
+			}
+			sc, mn, qs := make([]byte, n*rows), make([]byte, n*rows), make([]byte, BlockSize/2*n*rows)
+			for _, b := range [][]byte{sc, mn, qs} {
+				for i := range b {
+					b[i] = byte(r.IntN(256))
+				}
+			}
+			xd, g := make([]float32, n), make([]float32, n)
+			xq := make([]int16, BlockSize*n)
+			for i := range xq {
+				xq[i] = int16(r.IntN(65535) - 32767)
+			}
+			for k := range xd {
+				xd[k] = float32(math.Exp(2 * r.NormFloat64()))
+				var s int32
+				for _, v := range xq[BlockSize*k : BlockSize*(k+1)] {
+					s += int32(v)
+				}
+				g[k] = xd[k] * float32(s)
+			}
+			got := make([]float32, rows)
+			DotQ4_KRows(got, dm, sc, mn, qs, xd, g, xq, rows)
+			for row, v := range got {
+				want := dotQ4_KGo(dm[4*nb*row:], sc[n*row:], mn[n*row:], qs[BlockSize/2*n*row:], xd, g, xq)
+				if math.Float32bits(v) != math.Float32bits(want) {
+					t.Fatalf("nb=%d rows=%d row %d: %v, pure Go %v", nb, rows, row, v, want)
+				}
+			}
+		}
+	}
+}
+
 // TestAttentionKernels checks Scores against Dot row by row (within the
 // reassociation bound) and WeightedSum against a loop of Axpy (bit for
 // bit: the same fused steps in the same order), for head sizes that are
