@@ -100,3 +100,51 @@ func benchQ4Shape(b *testing.B, mats, rows, nb int) {
 		})
 	}
 }
+
+// BenchmarkQ4KRows streams mats q4_k matrices of rows×(8·nb) blocks of 32
+// (from memory once they pass the L3) through DotQ4_KRows, in wall and
+// thread CPU time.
+func BenchmarkQ4KRows(b *testing.B) {
+	for _, s := range []struct{ mats, rows, nb int }{{64, 1408, 2}, {128, 512, 4}, {8, 1408, 2}} {
+		b.Run(fmt.Sprintf("%dx%dx%d", s.mats, s.rows, 256*s.nb), func(b *testing.B) {
+			benchQ4KRows(b, s.mats, s.rows, s.nb)
+		})
+	}
+}
+
+func benchQ4KRows(b *testing.B, mats, rows, nb int) {
+	r := rand.New(rand.NewPCG(3, 4))
+	n := 8 * nb
+	per := rows * nb * 148 // a super-block: dm 4, sc 8, mn 8 and qs 128 bytes
+	all := make([]byte, mats*per)
+	for i := range all {
+		all[i] = byte(r.IntN(256))
+	}
+	// Each matrix's arrays: dm 4·nb, sc and mn n, qs 16·n bytes a row.
+	dm, sc, mn, qs := make([][]byte, mats), make([][]byte, mats), make([][]byte, mats), make([][]byte, mats)
+	for m := range mats {
+		a := all[m*per:]
+		dm[m], a = a[:4*nb*rows], a[4*nb*rows:]
+		for i := 1; i < len(dm[m]); i += 2 {
+			dm[m][i] &= 0x3b // finite scales
+		}
+		sc[m], a = a[:n*rows], a[n*rows:]
+		mn[m], a = a[:n*rows], a[n*rows:]
+		qs[m] = a[:BlockSize/2*n*rows]
+	}
+	x := make([]float32, BlockSize*n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	xd, g, xq := make([]float32, n), make([]float32, n), make([]int16, BlockSize*n)
+	QuantizeQ16(xq, xd, g, x)
+	o := make([]float32, rows)
+	b.SetBytes(int64(mats * per))
+	c0 := cputime.Now()
+	for b.Loop() {
+		for m := range mats {
+			DotQ4_KRows(o, dm[m], sc[m], mn[m], qs[m], xd, g, xq, rows)
+		}
+	}
+	b.ReportMetric(float64(cputime.Now()-c0)/float64(b.N), "cpu-ns/op")
+}
