@@ -1215,6 +1215,21 @@ sub:
 	VZEROUPPER
 	RET
 
+// Q4KSUB is one sub-block of dotQ4_Kx1NAVX2's super-block: dotQ4_KAVX2's
+// loop body with the offsets written out (nibbles at WOFF(SI),
+// activations at XOFF(DX), its xd·sc at SOFF(SP)), added into Y3.
+#define Q4KSUB(WOFF, XOFF, SOFF) \
+	VPMOVZXBW    WOFF(SI), Y6 \
+	VPSRLW       $4, Y6, Y7 \
+	VPAND        Y14, Y6, Y6 \
+	VPMADDWD     XOFF(DX), Y6, Y6 \
+	VPMADDWD     XOFF+32(DX), Y7, Y7 \
+	VPADDD       Y7, Y6, Y6 \
+	VCVTDQ2PS    Y6, Y6 \
+	VBROADCASTSS SOFF(SP), Y8 \
+	VMULPS       Y8, Y6, Y6 \
+	VADDPS       Y6, Y3, Y3
+
 // func dotQ4_Kx1NAVX2(out *float32, dm, sc, mn, qs *byte, xd, xg *float32, xq *int16, nb, rows int)
 //
 // dotQ4_KAVX2 for rows consecutive rows in one call (vec.DotQ4_KRows):
@@ -1250,24 +1265,16 @@ superk:
 	VMULPS     (R9), Y2, Y2
 	VMOVUPS    Y2, 0(SP)
 	VXORPS     Y3, Y3, Y3
-	XORQ       BX, BX
-
-subk:
-	VPMOVZXBW    (SI), Y6
-	VPSRLW       $4, Y6, Y7
-	VPAND        Y14, Y6, Y6
-	VPMADDWD     (DX), Y6, Y6
-	VPMADDWD     32(DX), Y7, Y7
-	VPADDD       Y7, Y6, Y6
-	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 0(SP)(BX*4), Y8
-	VMULPS       Y8, Y6, Y6
-	VADDPS       Y6, Y3, Y3
-	ADDQ         $16, SI
-	ADDQ         $64, DX
-	INCQ         BX
-	CMPQ         BX, $8
-	JL           subk
+	Q4KSUB(0, 0, 0)
+	Q4KSUB(16, 64, 4)
+	Q4KSUB(32, 128, 8)
+	Q4KSUB(48, 192, 12)
+	Q4KSUB(64, 256, 16)
+	Q4KSUB(80, 320, 20)
+	Q4KSUB(96, 384, 24)
+	Q4KSUB(112, 448, 28)
+	ADDQ       $128, SI
+	ADDQ       $512, DX
 
 	MOVWLZX      (R8), AX
 	VMOVD        AX, X8
