@@ -6,7 +6,8 @@
 // prefill) tiles of two rows by up to eight tokens that unpack each weight
 // block once for all of them; the quantiser of those activations and the
 // layouts the AVX-512 kernels read them in (DupQ16 for the tiles, PrepRows
-// for one row at a time); and a float32 exp
+// for one row at a time) and q4_0's per-block offsets for the AVX2
+// one-row kernel (Q4_0Offsets); and a float32 exp
 // (Exp, ExpShift, SiLUMul) for the fast path's softmax and SiLU, pure Go
 // everywhere; and attention's scores and weighted sums over cache rows, one
 // head at a time (Scores, WeightedSum) or several heads of each row in one
