@@ -2360,11 +2360,17 @@ GLOBL q4tileidx<>(SB), RODATA|NOPTR, $64
 	ADDQ   $128, DX \
 	ADDQ   $128, BX
 
-// Q4GROUP starts a group of eight blocks in dotQ4_0x2xNAVX512: the two
-// rows' eight scales (Y8, Y27), the tokens' scale tables SCALES8 makes
-// from them (Q4SCALES8n), the block index, and AX counting the group's
-// four pairs.
+// Q4GROUP starts a group of eight blocks in dotQ4_0x2xNAVX512: the next
+// group's nibbles of both rows asked for PFDIST bytes ahead (an expert's
+// few tokens read its rows from memory: RATIONALE.md, "The q4_0 prefill
+// tile asks for its two rows ahead"), the two rows' eight scales (Y8,
+// Y27), the tokens' scale tables SCALES8 makes from them (Q4SCALES8n),
+// the block index, and AX counting the group's four pairs.
 #define Q4GROUP(SCALES8) \
+	PREFETCHT0 PFDIST(SI) \
+	PREFETCHT0 PFDIST+64(SI) \
+	PREFETCHT0 PFDIST(SI)(R11*1) \
+	PREFETCHT0 PFDIST+64(SI)(R11*1) \
 	VCVTPH2PS (R8), Y8 \
 	VCVTPH2PS (R8)(R10*1), Y27 \
 	MOVQ      R9, AX \
