@@ -1669,6 +1669,20 @@ zero:
 	VZEROUPPER
 	RET
 
+// PF2Q8 asks for the next group of eight q8_0 blocks of a tile's two
+// rows (256 bytes each) PFDIST bytes ahead: an expert's few tokens read
+// its rows from memory (RATIONALE.md, "The q4_0 prefill tile asks for its
+// two rows ahead").
+#define PF2Q8 \
+	PREFETCHT0 PFDIST(SI) \
+	PREFETCHT0 PFDIST+64(SI) \
+	PREFETCHT0 PFDIST+128(SI) \
+	PREFETCHT0 PFDIST+192(SI) \
+	PREFETCHT0 PFDIST(SI)(R11*1) \
+	PREFETCHT0 PFDIST+64(SI)(R11*1) \
+	PREFETCHT0 PFDIST+128(SI)(R11*1) \
+	PREFETCHT0 PFDIST+192(SI)(R11*1)
+
 // func dotQ8_0x2x4AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 TEXT ·dotQ8_0x2x4AVX512(SB), NOSPLIT, $0-72
 	TILEPROLOGUE
@@ -1677,6 +1691,7 @@ TEXT ·dotQ8_0x2x4AVX512(SB), NOSPLIT, $0-72
 	JZ    tail
 
 group:
+	PF2Q8
 	TILESCALES8Z
 	MOVQ $8, BX
 
@@ -1889,6 +1904,7 @@ TEXT ·dotQ8_0x2x8AVX512(SB), NOSPLIT, $0-72
 	JZ     tail
 
 group:
+	PF2Q8
 	TILESCALES8T
 	MOVQ $8, AX
 
@@ -2727,6 +2743,7 @@ TEXT ·dotQ8_0x2x8DupAVX512(SB), NOSPLIT, $0-72
 	JZ    tail
 
 group:
+	PF2Q8
 	TILESCALES8T
 	MOVQ $8, AX
 
