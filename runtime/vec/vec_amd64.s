@@ -1420,6 +1420,27 @@ done:
 	VZEROUPPER
 	RET
 
+// PF2Q8 asks for the next group of eight q8_0 blocks of a tile's two
+// rows (256 bytes each) PFDIST bytes ahead: an expert's few tokens read
+// its rows from memory (RATIONALE.md, "The q4_0 prefill tile asks for its
+// two rows ahead").
+#define PF2Q8 \
+	PREFETCHT0 PFDIST(SI) \
+	PREFETCHT0 PFDIST+64(SI) \
+	PREFETCHT0 PFDIST+128(SI) \
+	PREFETCHT0 PFDIST+192(SI) \
+	PREFETCHT0 PFDIST(SI)(R11*1) \
+	PREFETCHT0 PFDIST+64(SI)(R11*1) \
+	PREFETCHT0 PFDIST+128(SI)(R11*1) \
+	PREFETCHT0 PFDIST+192(SI)(R11*1)
+
+// PF2Q4 is PF2Q8 for q4_0's 128 bytes a row and group.
+#define PF2Q4 \
+	PREFETCHT0 PFDIST(SI) \
+	PREFETCHT0 PFDIST+64(SI) \
+	PREFETCHT0 PFDIST(SI)(R11*1) \
+	PREFETCHT0 PFDIST+64(SI)(R11*1)
+
 // func dotQ8_0x2x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 TEXT ·dotQ8_0x2x4AVX2(SB), NOSPLIT, $256-72
 	TILEPROLOGUE
@@ -1427,6 +1448,7 @@ TEXT ·dotQ8_0x2x4AVX2(SB), NOSPLIT, $256-72
 	JZ    tail
 
 group:
+	PF2Q8
 	TILESCALES8
 	XORQ BX, BX
 
@@ -1527,6 +1549,7 @@ TEXT ·dotQ4_0x2x4AVX2(SB), NOSPLIT, $544-72
 	JZ           tail
 
 group:
+	PF2Q4
 	TILESCALES8
 	XORQ BX, BX
 
@@ -1668,20 +1691,6 @@ zero:
 	JNZ          block
 	VZEROUPPER
 	RET
-
-// PF2Q8 asks for the next group of eight q8_0 blocks of a tile's two
-// rows (256 bytes each) PFDIST bytes ahead: an expert's few tokens read
-// its rows from memory (RATIONALE.md, "The q4_0 prefill tile asks for its
-// two rows ahead").
-#define PF2Q8 \
-	PREFETCHT0 PFDIST(SI) \
-	PREFETCHT0 PFDIST+64(SI) \
-	PREFETCHT0 PFDIST+128(SI) \
-	PREFETCHT0 PFDIST+192(SI) \
-	PREFETCHT0 PFDIST(SI)(R11*1) \
-	PREFETCHT0 PFDIST+64(SI)(R11*1) \
-	PREFETCHT0 PFDIST+128(SI)(R11*1) \
-	PREFETCHT0 PFDIST+192(SI)(R11*1)
 
 // func dotQ8_0x2x4AVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 TEXT ·dotQ8_0x2x4AVX512(SB), NOSPLIT, $0-72
