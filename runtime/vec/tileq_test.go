@@ -220,19 +220,7 @@ func TestDotQ4_KTile(t *testing.T) {
 				b[i] = byte(r.IntN(256))
 			}
 		}
-		xd, g := make([]float32, 4*xs), make([]float32, 4*xs)
-		xq := make([]int16, BlockSize*4*xs)
-		for i := range xq {
-			xq[i] = int16(r.IntN(65535) - 32767)
-		}
-		for k := range xd {
-			xd[k] = float32(math.Exp(2 * r.NormFloat64()))
-			var s int32
-			for _, v := range xq[BlockSize*k : BlockSize*(k+1)] {
-				s += int32(v)
-			}
-			g[k] = xd[k] * float32(s)
-		}
+		xd, g, xq := randQ16(r, 4*xs)
 		var got, goGot [8]float32
 		DotQ4_Kx2x4(&got, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n)
 		dotQ4_Kx2x4Go(&goGot, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n)

@@ -157,13 +157,17 @@ func dotTileAVX2(out *float32, w *float32, ws, rows int, x *float32, xs, cols, n
 
 func dotQ4_K(dm, sc, mn, qs []byte, xd, g []float32, xq []int16) float32 {
 	if hasAVX2 {
-		return dotQ4_KAVX2(&dm[0], &sc[0], &mn[0], &qs[0], &xd[0], &g[0], &xq[0], len(xd)/8)
+		return dotQ4_KRow(&dm[0], &sc[0], &mn[0], &qs[0], &xd[0], &g[0], &xq[0], len(xd)/8)
 	}
 	return dotQ4_KGo(dm, sc, mn, qs, xd, g, xq)
 }
 
-//go:noescape
-func dotQ4_KAVX2(dm, sc, mn, qs *byte, xd, xg *float32, xq *int16, nb int) float32
+// dotQ4_KRow is one row of nb super-blocks through dotQ4_Kx1NAVX2.
+func dotQ4_KRow(dm, sc, mn, qs *byte, xd, xg *float32, xq *int16, nb int) float32 {
+	var o float32
+	dotQ4_Kx1NAVX2(&o, dm, sc, mn, qs, xd, xg, xq, nb, 1)
+	return o
+}
 
 //go:noescape
 func dotQ4_Kx1NAVX2(out *float32, dm, sc, mn, qs *byte, xd, xg *float32, xq *int16, nb, rows int)
@@ -300,7 +304,7 @@ func dotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs
 	}
 	for r := range 2 {
 		for t := range 4 {
-			out[4*r+t] = dotQ4_KAVX2(&dm[r*sdm], &sc[r*ssc], &mn[r*ssc], &qs[r*sqs], &xd[t*xs], &g[t*xs], &xq[BlockSize*t*xs], n/8)
+			out[4*r+t] = dotQ4_KRow(&dm[r*sdm], &sc[r*ssc], &mn[r*ssc], &qs[r*sqs], &xd[t*xs], &g[t*xs], &xq[BlockSize*t*xs], n/8)
 		}
 	}
 }

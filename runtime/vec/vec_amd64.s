@@ -1141,82 +1141,7 @@ s11:
 	VZEROUPPER
 	RET
 
-// func dotQ4_KAVX2(dm, sc, mn, qs *byte, xd, xg *float32, xq *int16, nb int) float32
-//
-// Y0: the row's lane sums; Y1: the minimums' lane sums; Y3: a
-// super-block's lane sums; the eight xd·sc of a super-block at 0(SP).
-TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $32-68
-	MOVQ         dm+0(FP), R8
-	MOVQ         sc+8(FP), R11
-	MOVQ         mn+16(FP), R12
-	MOVQ         qs+24(FP), SI
-	MOVQ         xd+32(FP), R9
-	MOVQ         xg+40(FP), R10
-	MOVQ         xq+48(FP), DX
-	MOVQ         nb+56(FP), CX
-	MOVL         $0x000f000f, AX
-	VMOVD        AX, X14
-	VPBROADCASTD X14, Y14
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-
-superblock:
-	VPMOVZXBD (R11), Y2
-	VCVTDQ2PS Y2, Y2
-	VMULPS    (R9), Y2, Y2
-	VMOVUPS   Y2, 0(SP)
-	VXORPS    Y3, Y3, Y3
-	XORQ      BX, BX
-
-sub:
-	VPMOVZXBW    (SI), Y6
-	VPSRLW       $4, Y6, Y7
-	VPAND        Y14, Y6, Y6
-	VPMADDWD     (DX), Y6, Y6
-	VPMADDWD     32(DX), Y7, Y7
-	VPADDD       Y7, Y6, Y6
-	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 0(SP)(BX*4), Y8
-	VMULPS       Y8, Y6, Y6
-	VADDPS       Y6, Y3, Y3
-	ADDQ         $16, SI
-	ADDQ         $64, DX
-	INCQ         BX
-	CMPQ         BX, $8
-	JL           sub
-
-	MOVWLZX      (R8), AX
-	VMOVD        AX, X8
-	VCVTPH2PS    X8, X8
-	VBROADCASTSS X8, Y8
-	VMULPS       Y8, Y3, Y3
-	VADDPS       Y3, Y0, Y0
-	VPMOVZXBD    (R12), Y2
-	VCVTDQ2PS    Y2, Y2
-	VMULPS       (R10), Y2, Y2
-	MOVWLZX      2(R8), AX
-	VMOVD        AX, X8
-	VCVTPH2PS    X8, X8
-	VBROADCASTSS X8, Y8
-	VMULPS       Y8, Y2, Y2
-	VADDPS       Y2, Y1, Y1
-	ADDQ         $4, R8
-	ADDQ         $8, R11
-	ADDQ         $8, R12
-	ADDQ         $32, R9
-	ADDQ         $32, R10
-	DECQ         CX
-	JNZ          superblock
-
-	HSUMPS(Y0, X0, X6)
-	HSUMPS(Y1, X1, X6)
-	VSUBSS X1, X0, X0
-	VMOVSS X0, ret+64(FP)
-	VZEROUPPER
-	RET
-
-// Q4KSUB is one sub-block of dotQ4_Kx1NAVX2's super-block: dotQ4_KAVX2's
-// loop body with the offsets written out (nibbles at WOFF(SI),
+// Q4KSUB is one sub-block of dotQ4_Kx1NAVX2's super-block (nibbles at WOFF(SI),
 // activations at XOFF(DX), its xd·sc at SOFF(SP)), added into Y3.
 #define Q4KSUB(WOFF, XOFF, SOFF) \
 	VPMOVZXBW    WOFF(SI), Y6 \
@@ -1232,12 +1157,17 @@ sub:
 
 // func dotQ4_Kx1NAVX2(out *float32, dm, sc, mn, qs *byte, xd, xg *float32, xq *int16, nb, rows int)
 //
-// dotQ4_KAVX2 for rows consecutive rows in one call (vec.DotQ4_KRows):
-// a row's super-block scales, sub-block scales, minimums and nibbles end
-// where the next row's begin, so only the activations' pointers go back
-// to their start at each row. The nibbles are asked for PFDIST bytes
-// ahead, two cache lines a super-block. Each row's bits are
-// dotQ4_KAVX2's.
+// q4_k rows (vec.DotQ4_K, and rows consecutive rows in one call for
+// vec.DotQ4_KRows): per super-block its eight sub-blocks' xd·sc at 0(SP),
+// each sub-block's nibbles widened (low: elements 0..15, high: 16..31)
+// and multiplied by the activations, its eight lane sums converted,
+// scaled and added into the super-block's sums Y3 in order (Q4KSUB); then
+// d·Y3 into the row's sums Y0 and dmin·(mn·g) into the minimums' Y1;
+// hsum8 of each and their difference. A row's super-block scales,
+// sub-block scales, minimums and nibbles end where the next row's begin,
+// so only the activations' pointers go back to their start at each row.
+// The nibbles are asked for PFDIST bytes ahead, two cache lines a
+// super-block. The lanes and order are dotQ4_KGo's.
 TEXT ·dotQ4_Kx1NAVX2(SB), NOSPLIT, $32-80
 	MOVQ         out+0(FP), DI
 	MOVQ         dm+8(FP), R8

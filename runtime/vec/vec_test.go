@@ -187,6 +187,25 @@ func TestDotTiles(t *testing.T) {
 	}
 }
 
+// randQ16 makes n blocks of random 16-bit activations as Q16Rows holds
+// them: scales xd, quants xq and each block's g = xd·Σxq.
+func randQ16(r *rand.Rand, n int) (xd, g []float32, xq []int16) {
+	xd, g = make([]float32, n), make([]float32, n)
+	xq = make([]int16, BlockSize*n)
+	for i := range xq {
+		xq[i] = int16(r.IntN(65535) - 32767)
+	}
+	for k := range xd {
+		xd[k] = float32(math.Exp(2 * r.NormFloat64()))
+		var s int32
+		for _, v := range xq[BlockSize*k : BlockSize*(k+1)] {
+			s += int32(v)
+		}
+		g[k] = xd[k] * float32(s)
+	}
+	return xd, g, xq
+}
+
 // TestDotQ4_K compares the dispatched q4_k row kernel with the pure-Go
 // one, which sums in the assembly's lanes: bit for bit.
 func TestDotQ4_K(t *testing.T) {
@@ -205,19 +224,7 @@ func TestDotQ4_K(t *testing.T) {
 					b[i] = byte(r.IntN(256))
 				}
 			}
-			xd, g := make([]float32, n), make([]float32, n)
-			xq := make([]int16, BlockSize*n)
-			for i := range xq {
-				xq[i] = int16(r.IntN(65535) - 32767)
-			}
-			for k := range xd {
-				xd[k] = float32(math.Exp(2 * r.NormFloat64()))
-				var s int32
-				for _, v := range xq[BlockSize*k : BlockSize*(k+1)] {
-					s += int32(v)
-				}
-				g[k] = xd[k] * float32(s)
-			}
+			xd, g, xq := randQ16(r, n)
 			got, want := DotQ4_K(dm, sc, mn, qs, xd, g, xq), dotQ4_KGo(dm, sc, mn, qs, xd, g, xq)
 			if math.Float32bits(got) != math.Float32bits(want) {
 				t.Fatalf("nb=%d trial %d: %v, pure Go %v", nb, trial, got, want)
@@ -247,19 +254,7 @@ func testDotQ4_KRows(t *testing.T) {
 					b[i] = byte(r.IntN(256))
 				}
 			}
-			xd, g := make([]float32, n), make([]float32, n)
-			xq := make([]int16, BlockSize*n)
-			for i := range xq {
-				xq[i] = int16(r.IntN(65535) - 32767)
-			}
-			for k := range xd {
-				xd[k] = float32(math.Exp(2 * r.NormFloat64()))
-				var s int32
-				for _, v := range xq[BlockSize*k : BlockSize*(k+1)] {
-					s += int32(v)
-				}
-				g[k] = xd[k] * float32(s)
-			}
+			xd, g, xq := randQ16(r, n)
 			got := make([]float32, rows)
 			DotQ4_KRows(got, dm, sc, mn, qs, xd, g, xq, rows)
 			for row, v := range got {
