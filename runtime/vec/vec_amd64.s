@@ -61,6 +61,22 @@
 	PFNEXT4(64) \
 	PFNEXTSCALES
 
+// ROWSTART starts a row of the one-row kernels (dotQ8_0x1NAVX512,
+// dotQ4_0x1NAVX512 and their AVX2 counterparts): R8 and SI at the row's
+// scales and quants (R12, R11), R9 and DX at the activations' scales (xd)
+// and quants XQ, R13 the row's whole groups of eight of its NB blocks and
+// CX the blocks after, Y0 cleared.
+#define ROWSTART(XQ, NB) \
+	MOVQ   R12, R8 \
+	MOVQ   R11, SI \
+	MOVQ   xd+40(FP), R9 \
+	MOVQ   XQ, DX \
+	MOVQ   NB, CX \
+	MOVQ   CX, R13 \
+	SHRQ   $3, R13 \
+	ANDQ   $7, CX \
+	VXORPS Y0, Y0, Y0
+
 // HSUMPS leaves the sum of the eight float32 lanes of Y in the low lane
 // of X (the same register), in hsum8's order, using T as scratch.
 #define HSUMPS(Y, X, T) \
@@ -2089,15 +2105,7 @@ TEXT ·dotQ8_0x1NAVX512(SB), NOSPLIT, $0-72
 	XORQ         R14, R14
 
 row:
-	MOVQ   R12, R8
-	MOVQ   R11, SI
-	MOVQ   xd+40(FP), R9
-	MOVQ   xp+48(FP), DX
-	MOVQ   nb+56(FP), CX
-	MOVQ   CX, R13
-	SHRQ   $3, R13
-	ANDQ   $7, CX
-	VXORPS Y0, Y0, Y0
+	ROWSTART(xp+48(FP), nb+56(FP))
 	TESTQ  R13, R13
 	JZ     tail
 
@@ -2793,16 +2801,8 @@ TEXT ·dotQ4_0x1NAVX512(SB), NOSPLIT, $0-80
 	XORQ         R14, R14
 
 row:
-	MOVQ   R12, R8
-	MOVQ   R11, SI
-	MOVQ   xd+40(FP), R9
-	MOVQ   xp+48(FP), DX
+	ROWSTART(xp+48(FP), nb+64(FP))
 	MOVQ   c+56(FP), R10
-	MOVQ   nb+64(FP), CX
-	MOVQ   CX, R13
-	SHRQ   $3, R13
-	ANDQ   $7, CX
-	VXORPS Y0, Y0, Y0
 	TESTQ  R13, R13
 	JZ     rest
 
@@ -2967,16 +2967,8 @@ TEXT ·dotQ4_0x1NAVX2(SB), NOSPLIT, $32-80
 	VPBROADCASTD X14, Y14
 
 row1:
-	MOVQ   R12, R8
-	MOVQ   R11, SI
-	MOVQ   xd+40(FP), R9
-	MOVQ   xq+48(FP), DX
+	ROWSTART(xq+48(FP), nb+64(FP))
 	MOVQ   c+56(FP), R10
-	MOVQ   nb+64(FP), CX
-	MOVQ   CX, R13
-	SHRQ   $3, R13
-	ANDQ   $7, CX
-	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	TESTQ  R13, R13
 	JZ     tail1
@@ -3061,15 +3053,7 @@ TEXT ·dotQ8_0x1NAVX2(SB), NOSPLIT, $32-72
 	MOVQ rows+64(FP), BX
 
 row8:
-	MOVQ   R12, R8
-	MOVQ   R11, SI
-	MOVQ   xd+40(FP), R9
-	MOVQ   xq+48(FP), DX
-	MOVQ   nb+56(FP), CX
-	MOVQ   CX, R13
-	SHRQ   $3, R13
-	ANDQ   $7, CX
-	VXORPS Y0, Y0, Y0
+	ROWSTART(xq+48(FP), nb+56(FP))
 	TESTQ  R13, R13
 	JZ     tail8
 
