@@ -2043,6 +2043,39 @@ DATA hsum4idx<>+48(SB)/8, $0
 DATA hsum4idx<>+56(SB)/8, $0
 GLOBL hsum4idx<>(SB), RODATA|NOPTR, $64
 
+// ROWEND ends a row of the AVX-512 one-row kernels (dotQ8_0x1NAVX512,
+// dotQ4_0x1NAVX512), its lane sums in Y0: the row is put aside for HSUM4
+// (IDX holding hsum4idx) when in a batch of four or when one can start
+// (four rows left), else it takes its own hsum8; then the next row (back
+// to the kernel's row label), or the end.
+#define ROWEND(IDX) \
+	TESTQ   R14, R14 \
+	JNZ     stash \
+	CMPQ    BX, $4 \
+	JLT     single \
+stash: \
+	VMOVAPS Y24, Y25 \
+	VMOVAPS Y23, Y24 \
+	VMOVAPS Y22, Y23 \
+	VMOVAPS Y0, Y22 \
+	INCQ    R14 \
+	CMPQ    R14, $4 \
+	JLT     next \
+	HSUM4(-12(DI), IDX) \
+	XORQ    R14, R14 \
+	JMP     next \
+single: \
+	HSUMPS(Y0, X0, X1) \
+	VMOVSS X0, (DI) \
+next: \
+	ADDQ   $4, DI \
+	ADDQ   sd+16(FP), R12 \
+	ADDQ   sq+32(FP), R11 \
+	DECQ   BX \
+	JNZ    row \
+	VZEROUPPER \
+	RET
+
 // Q8ROWPAIR is one pair of blocks b, b+1 of dotQ8_0x1NAVX512's row,
 // quants at SI, activations at DX in PrepRows' layout, advancing both:
 // the blocks widened (Z6 elements 0..15 of b then of b+1, Z7 elements
@@ -2164,36 +2197,7 @@ last:
 	VADDPS    Y1, Y0, Y0
 
 store:
-	// As dotQ4_0x1NAVX512's: four rows' sums at once (HSUM4).
-	TESTQ   R14, R14
-	JNZ     stash
-	CMPQ    BX, $4
-	JLT     single
-
-stash:
-	VMOVAPS Y24, Y25
-	VMOVAPS Y23, Y24
-	VMOVAPS Y22, Y23
-	VMOVAPS Y0, Y22
-	INCQ    R14
-	CMPQ    R14, $4
-	JLT     next
-	HSUM4(-12(DI), Z30)
-	XORQ    R14, R14
-	JMP     next
-
-single:
-	HSUMPS(Y0, X0, X1)
-	VMOVSS X0, (DI)
-
-next:
-	ADDQ   $4, DI
-	ADDQ   sd+16(FP), R12
-	ADDQ   sq+32(FP), R11
-	DECQ   BX
-	JNZ    row
-	VZEROUPPER
-	RET
+	ROWEND(Z30)
 
 // The q4_0 2×n tile kernel below is the 2×8 tile for 1 ≤ n ≤ 8 tokens
 // (prefill's experts, which get a few tokens each, and whole tiles of
@@ -2872,37 +2876,7 @@ odd:
 
 store:
 	VADDPS Y2, Y0, Y0
-	// Put the row aside for HSUM4 when in a batch of four or when one
-	// can start (four rows left); else its own hsum8.
-	TESTQ   R14, R14
-	JNZ     stash
-	CMPQ    BX, $4
-	JLT     single
-
-stash:
-	VMOVAPS Y24, Y25
-	VMOVAPS Y23, Y24
-	VMOVAPS Y22, Y23
-	VMOVAPS Y0, Y22
-	INCQ    R14
-	CMPQ    R14, $4
-	JLT     next
-	HSUM4(-12(DI), Z15)
-	XORQ    R14, R14
-	JMP     next
-
-single:
-	HSUMPS(Y0, X0, X1)
-	VMOVSS X0, (DI)
-
-next:
-	ADDQ   $4, DI
-	ADDQ   sd+16(FP), R12
-	ADDQ   sq+32(FP), R11
-	DECQ   BX
-	JNZ    row
-	VZEROUPPER
-	RET
+	ROWEND(Z15)
 
 // Q4ROW1 is one block of dotQ4_0x1NAVX2's row: its 16 bytes of nibbles
 // at WOFF(SI) widened to words without subtracting 8 (Y6 elements 0..15,
