@@ -1157,15 +1157,25 @@ s11:
 	VZEROUPPER
 	RET
 
+// NIBBLESUMS sets Y6 to the eight int32 lane sums of one block: its 16
+// bytes of nibbles at W widened to words as they are, 0..15 (the low
+// nibbles elements 0..15, the high ones 16..31; Y14 holds 0x000f words),
+// times the 16-bit activations at X (elements 0..15) and X32 (16..31),
+// lane i summing elements 2i, 2i+1, 16+2i and 17+2i; Y7 is scratch.
+// q4_k's sub-blocks (Q4KSUB) and, with the −8 as offsets, q4_0's blocks
+// (Q4ROW1) in the AVX2 one-row kernels.
+#define NIBBLESUMS(W, X, X32) \
+	VPMOVZXBW    W, Y6 \
+	VPSRLW       $4, Y6, Y7 \
+	VPAND        Y14, Y6, Y6 \
+	VPMADDWD     X, Y6, Y6 \
+	VPMADDWD     X32, Y7, Y7 \
+	VPADDD       Y7, Y6, Y6
+
 // Q4KSUB is one sub-block of dotQ4_Kx1NAVX2's super-block (nibbles at WOFF(SI),
 // activations at XOFF(DX), its xd·sc at SOFF(SP)), added into Y3.
 #define Q4KSUB(WOFF, XOFF, SOFF) \
-	VPMOVZXBW    WOFF(SI), Y6 \
-	VPSRLW       $4, Y6, Y7 \
-	VPAND        Y14, Y6, Y6 \
-	VPMADDWD     XOFF(DX), Y6, Y6 \
-	VPMADDWD     XOFF+32(DX), Y7, Y7 \
-	VPADDD       Y7, Y6, Y6 \
+	NIBBLESUMS(WOFF(SI), XOFF(DX), XOFF+32(DX)) \
 	VCVTDQ2PS    Y6, Y6 \
 	VBROADCASTSS SOFF(SP), Y8 \
 	VMULPS       Y8, Y6, Y6 \
@@ -2886,12 +2896,7 @@ store:
 // scaled by the product at SOFF(SP) and added into ACC: Y0 for an even
 // block, Y1 for an odd one, q4_0's sixteen accumulators (blocks.go).
 #define Q4ROW1(WOFF, XOFF, XOFF32, COFF, SOFF, ACC) \
-	VPMOVZXBW    WOFF(SI), Y6 \
-	VPSRLW       $4, Y6, Y7 \
-	VPAND        Y14, Y6, Y6 \
-	VPMADDWD     XOFF(DX), Y6, Y6 \
-	VPMADDWD     XOFF32(DX), Y7, Y7 \
-	VPADDD       Y7, Y6, Y6 \
+	NIBBLESUMS(WOFF(SI), XOFF(DX), XOFF32(DX)) \
 	VPADDD       COFF(R10), Y6, Y6 \
 	VCVTDQ2PS    Y6, Y6 \
 	VBROADCASTSS SOFF(SP), Y8 \
@@ -2902,12 +2907,7 @@ store:
 // product computed alone (ROWSCALE), advancing SI, DX, R10, R8 and R9.
 #define Q4ROW1TAIL(ACC) \
 	ROWSCALE((R8)) \
-	VPMOVZXBW    (SI), Y6 \
-	VPSRLW       $4, Y6, Y7 \
-	VPAND        Y14, Y6, Y6 \
-	VPMADDWD     (DX), Y6, Y6 \
-	VPMADDWD     32(DX), Y7, Y7 \
-	VPADDD       Y7, Y6, Y6 \
+	NIBBLESUMS((SI), (DX), 32(DX)) \
 	VPADDD       (R10), Y6, Y6 \
 	ACCUMULATE(ACC) \
 	ADDQ         $16, SI \
