@@ -18,7 +18,9 @@ func cpuid1ECX() uint32
 
 func dotQ8_0(wd, wq []byte, xd []float32, xq []int16) float32 {
 	if hasAVX2 {
-		return dotQ8_0AVX2(&wd[0], &wq[0], &xd[0], &xq[0], len(xd))
+		var o float32
+		dotQ8_0x1NAVX2(&o, &wd[0], 0, &wq[0], 0, &xd[0], &xq[0], len(xd), 1)
+		return o
 	}
 	return dotQ8_0Go(wd, wq, xd, xq)
 }
@@ -37,9 +39,6 @@ func halfToFloat(dst []float32, src []byte) {
 	}
 	halfToFloatGo(dst, src)
 }
-
-//go:noescape
-func dotQ8_0AVX2(wd, wq *byte, xd *float32, xq *int16, nb int) float32
 
 //go:noescape
 func dotQ4_0AVX2(wd, wq *byte, xd *float32, xq *int16, nb int) float32

@@ -646,41 +646,9 @@ TEXT ·cpuid1ECX(SB), NOSPLIT, $0-4
 	MOVL  CX, ret+0(FP)
 	RET
 
-// func dotQ8_0AVX2(wd, wq *byte, xd *float32, xq *int16, nb int) float32
-//
-// Per block: the 32 int8 weights widened to two vectors of 16 int16,
-// multiplied by x and added in pairs (VPMADDWD), the halves added into
-// eight int32 lanes, converted, scaled by wd·xd and accumulated.
-TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-44
-	MOVQ   wd+0(FP), R8
-	MOVQ   wq+8(FP), SI
-	MOVQ   xd+16(FP), R9
-	MOVQ   xq+24(FP), DX
-	MOVQ   nb+32(FP), CX
-	VXORPS Y0, Y0, Y0
-
-loop:
-	VPMOVSXBW (SI), Y1
-	VPMOVSXBW 16(SI), Y2
-	VPMADDWD  (DX), Y1, Y1
-	VPMADDWD  32(DX), Y2, Y2
-	VPADDD    Y2, Y1, Y1
-	VCVTDQ2PS Y1, Y1
-	BLOCKSCALE(Y4, X4)
-	VMULPS    Y4, Y1, Y1
-	VADDPS    Y1, Y0, Y0
-	ADDQ      $32, SI
-	ADDQ      $64, DX
-	DECQ      CX
-	JNZ       loop
-	HSUMPS(Y0, X0, X1)
-	VMOVSS    X0, ret+40(FP)
-	VZEROUPPER
-	RET
-
 // func dotQ4_0AVX2(wd, wq *byte, xd *float32, xq *int16, nb int) float32
 //
-// As dotQ8_0AVX2, the weights being the nibbles (low: elements 0..15,
+// As dotQ8_0x1NAVX2's blocks, the weights being the nibbles (low: elements 0..15,
 // high: 16..31) less 8, in q4_0's order (dotQ4_0Go): the even blocks' lane
 // sums go to Y0, the odd blocks' to Y3, each in block order, two blocks a
 // loop (Q4BLOCK1) and an even one last when nb is odd; at the end Y3 is
@@ -777,7 +745,7 @@ done:
 
 // func dotQ8_0x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb int)
 //
-// Four rows of dotQ8_0AVX2 in Y0..Y3, sharing the activation loads; row r
+// Four rows of dotQ8_0x1NAVX2 in Y0..Y3, sharing the activation loads; row r
 // is at wd + r·sd and wq + r·sq. Blocks go in groups of eight whose scale
 // products are computed eight at a time (SCALES8), then one by one.
 TEXT ·dotQ8_0x4AVX2(SB), NOSPLIT, $128-64
@@ -2129,7 +2097,7 @@ next: \
 // scale and addition is the four-row kernels', in the same order, so the
 // bits are theirs. The whole pairs past the last group of eight go as a
 // partial group (scales under a mask), a row's odd last block alone, as
-// in dotQ8_0AVX2; rows end four at a time (HSUM4).
+// in dotQ8_0x1NAVX2; rows end four at a time (HSUM4).
 TEXT ·dotQ8_0x1NAVX512(SB), NOSPLIT, $0-72
 	MOVQ out+0(FP), DI
 	MOVQ wd+8(FP), R12
@@ -3012,14 +2980,17 @@ store1:
 
 // func dotQ8_0x1NAVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, rows int)
 //
-// dotQ8_0AVX2 for rows rows one after another (row r at wd + r·sd,
-// wq + r·sq) in one call, as dotQ4_0x1NAVX2 for q4_0: a group of eight
-// blocks' scale products computed at once (SCALES8's) and broadcast from
-// the stack, where dotQ8_0AVX2 converts and multiplies each block's alone
-// (fourteen instructions a block against nine), and the quants asked for
-// Q8AHEAD bytes ahead; the blocks past the groups one at a time. Every lane
-// sum, product and addition is dotQ8_0AVX2's, in block order, so the bits
-// are its (and dotQ8_0x4AVX2's).
+// q8_0 rows (vec.DotQ8_0, and rows rows one after another in one call for
+// vec.DotQ8_0Rows; row r at wd + r·sd, wq + r·sq), as dotQ4_0x1NAVX2 for
+// q4_0. Per block: the 32 int8 weights widened to two vectors of 16
+// int16, multiplied by x and added in pairs (VPMADDWD), the halves added
+// into eight int32 lanes, converted, scaled by wd·xd and added into Y0 in
+// block order; hsum8 at the row's end. A group of eight blocks' scale
+// products is computed at once (SCALES8's) and broadcast from the stack
+// (nine instructions a block, where a per-block conversion and multiply
+// took fourteen), and the quants are asked for Q8AHEAD bytes ahead; the
+// blocks past the groups go one at a time. The lanes and order are
+// dotQ8_0Go's and dotQ8_0x4AVX2's.
 TEXT ·dotQ8_0x1NAVX2(SB), NOSPLIT, $32-72
 	MOVQ out+0(FP), DI
 	MOVQ wd+8(FP), R12
