@@ -133,10 +133,7 @@ func (e *webCPUBench) run(t *testing.T, sh benchShape, sides []webSide) {
 				}
 				e.mem.start()
 				if sd.threads == 0 {
-					if err := chromedp.Do(b.ctx, chromedp.Navigate(e.base+"index.html")); err != nil {
-						t.Fatal(err)
-					}
-					if err := pollLoaded(b.ctx, "window.mode !== undefined"); err != nil {
+					if err := openPage(b.ctx, e.base+"index.html", "window.mode !== undefined"); err != nil {
 						t.Fatalf("the demo page did not load mode.js: %v", err)
 					}
 					v, err := cpuVisit(t, b, url, prompt, sd.simd, sd.workers, runs, decode)

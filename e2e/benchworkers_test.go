@@ -62,10 +62,7 @@ func TestBenchWorkers(t *testing.T) {
 			for k := range sides {
 				i := (k + r) % len(sides)
 				sd := sides[i]
-				if err := chromedp.Do(b.ctx, chromedp.Navigate(sd.tree.base+"index.html")); err != nil {
-					t.Fatal(err)
-				}
-				if err := pollLoaded(b.ctx, "window.mode !== undefined"); err != nil {
+				if err := openPage(b.ctx, sd.tree.base+"index.html", "window.mode !== undefined"); err != nil {
 					t.Fatalf("the demo page did not load mode.js: %v", err)
 				}
 				mem.start()

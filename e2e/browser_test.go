@@ -428,24 +428,33 @@ func openBrowser(t *testing.T, chromium, page string) *browser {
 			t.Logf("browser console: %s", m)
 		}
 	}()
-	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
-		t.Fatalf("opening %s: %v", page, err)
-	}
-	if err := pollLoaded(ctx, "window.mode !== undefined"); err != nil {
+	if err := openPage(ctx, page, "window.mode !== undefined"); err != nil {
 		t.Fatalf("the demo page did not load mode.js: %v", err)
 	}
 	return &browser{ctx: ctx}
 }
 
-// pollLoaded waits, after a navigation, for the new page's js to be true.
-// chromedp evaluates the poll in the execution context it last saw for the
-// frame; when the old page's context is torn down in between, Chromium
+// openPage navigates ctx's tab to page and waits for the new page's js
+// to be true (pollPage).
+func openPage(ctx context.Context, page, js string) error {
+	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
+		return fmt.Errorf("opening %s: %w", page, err)
+	}
+	if err := pollPage(ctx, js); err != nil {
+		return fmt.Errorf("%s: waiting for %s: %w", page, js, err)
+	}
+	return nil
+}
+
+// pollPage waits for the page's js to be true. chromedp evaluates the
+// poll in the execution context it last saw for the frame; when a
+// navigation or reload tears that context down in between, Chromium
 // answers "Cannot find context with specified id" (a CI run failed so),
 // and the poll is asked again in the new context. Any other error, or the
 // same one five times, is returned.
-func pollLoaded(ctx context.Context, js string) error {
+func pollPage(ctx context.Context, js string, opts ...chromedp.PollOption) error {
 	for try := 0; ; try++ {
-		_, err := chromedp.Run(ctx, chromedp.Poll[bool](js))
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](js, opts...))
 		var cdpErr *cdproto.Error
 		if err == nil || try == 4 || !errors.As(err, &cdpErr) ||
 			!(strings.Contains(cdpErr.Message, "Cannot find context") || strings.Contains(cdpErr.Message, "context was destroyed")) {

@@ -169,7 +169,7 @@ func waitFor(t *testing.T, b *browser, what, js string, d time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, d)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+	if err := pollPage(ctx, js, chromedp.WithPollingInterval(20*time.Millisecond)); err != nil {
 		state := eval[string](t, b, `document.querySelector("#status")?.textContent ?? ""`)
 		t.Fatalf("waiting for %s: %v (status line: %q)", what, err, state)
 	}

@@ -258,10 +258,7 @@ func openBrowserWith(t *testing.T, chromium, page string, webgpu bool) *browser 
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
-		t.Fatalf("opening %s: %v", page, err)
-	}
-	if err := pollLoaded(ctx, "window.mode !== undefined"); err != nil {
+	if err := openPage(ctx, page, "window.mode !== undefined"); err != nil {
 		t.Fatalf("the demo page did not load mode.js: %v", err)
 	}
 	return &browser{ctx: ctx}

@@ -111,10 +111,7 @@ func wllamaVisit(t *testing.T, b *browser, page, gguf string, threads int, promp
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Minute)
 	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
-		t.Fatalf("opening %s: %v", page, err)
-	}
-	if err := pollLoaded(ctx, "window.wllamaBench !== undefined"); err != nil {
+	if err := openPage(ctx, page, "window.wllamaBench !== undefined"); err != nil {
 		t.Fatalf("%s did not load wllama: %v", page, err)
 	}
 	js := fmt.Sprintf(`wllamaBench(%q, %d, %q, %d, %d, %s).catch((err) => ({error: String(err.stack ?? err.message ?? err)}))`,
