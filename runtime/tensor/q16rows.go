@@ -124,6 +124,15 @@ func (q *Q16Rows) QuantizeBlocks(x []float32, b0, b1 int) {
 	}
 }
 
+// rowsXP is the single row's xp for the one-row kernels, or nil when it is
+// not kept (rowsOn).
+func (q *Q16Rows) rowsXP() []int16 {
+	if !q.rowsOn {
+		return nil
+	}
+	return q.xp[:q.cols]
+}
+
 func grow[T any](s []T, n int) []T {
 	if cap(s) < n {
 		return make([]T, n)
@@ -238,22 +247,14 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 					// No tile has read these rows yet (decode, or an
 					// expert with fewer than four tokens): they come from
 					// memory, which one row after another streams faster.
-					var xp []int16
-					if x.rowsOn {
-						xp = x.xp[:m.cols]
-					}
-					vec.DotQ8_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, xp, re-rb)
+					vec.DotQ8_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, x.rowsXP(), re-rb)
 				case m.dtype == Q8_0:
 					vec.DotQ8_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, (re-rb)/4)
 				case t == 0 && x.offOn:
 					// A lone token (decode): its rows come from memory,
 					// which one after another stream faster than side by
 					// side.
-					var xp []int16
-					if x.rowsOn {
-						xp = x.xp[:m.cols]
-					}
-					vec.DotQ4_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, xp, x.off[:vec.Q4_0Lanes*n], re-rb)
+					vec.DotQ4_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, x.rowsXP(), x.off[:vec.Q4_0Lanes*n], re-rb)
 				default:
 					vec.DotQ4_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, (re-rb)/4)
 				}
