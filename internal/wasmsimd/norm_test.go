@@ -11,7 +11,7 @@ import (
 )
 
 // softmaxGo is attention's division by s and then runtime/cpu's
-// softmaxFast without sinks (max is its fmax for these inputs), the
+// softmaxFast without sinks (max is its vec.Max for these inputs), the
 // reference KernelSoftmax reproduces.
 func softmaxGo(x []float32, s float32) {
 	for i := range x {

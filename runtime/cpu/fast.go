@@ -1,8 +1,6 @@
 package cpu
 
 import (
-	"math"
-
 	"github.com/moderuntime/mode/internal/wasmsimd"
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/tensor"
@@ -246,24 +244,54 @@ func (j *attnTask) run(worker, lo, hi int) {
 	j.perHead(worker, lo, hi)
 }
 
-// perHead is run one head after another, each over the whole cache.
+// perHead is run one head after another, each over the whole cache. On
+// an f32 cache outside the wasm SIMD build, the heads of a token that
+// share a KV head (grouped-query attention) go together through
+// vec.ScoresHeads and vec.AxpyHeads, which read a block of cache rows
+// once for them all and keep every head's scores and outputs the bits
+// vec.Scores and vec.WeightedSum give it alone.
 func (j *attnTask) perHead(worker, lo, hi int) {
 	sc := &j.b.scratch[worker]
 	s, hd := j.s, j.s.HeadDim
 	ring := j.c.lens[s.Layer]
-	sc.att = grow(sc.att, j.c.seq) // the whole context: allocated once
 	sc.kv = grow(sc.kv, hd)
-	for n := lo; n < hi; n++ {
+	for n := lo; n < hi; {
 		t, h := n/s.Heads, n%s.Heads
 		p := s.Pos0 + t
 		first := window(p, s.Window)
-		qh := j.q.row(t)[h*hd : (h+1)*hd]
+		cnt := p - first + 1
 		koff := (h / j.group) * hd
-		att := sc.att[:p-first+1]
-		o := j.out.row(t)[h*hd : (h+1)*hd]
-		if j.c.k16 == nil {
+		if j.c.k16 == nil && !simd() {
+			// The heads from h on that share h's KV head, within [lo, hi).
+			h1 := min(s.Heads, h+hi-n, (h/j.group+1)*j.group)
+			g := h1 - h
+			sc.att = grow(sc.att, j.c.seq*j.group) // the whole context for a group: allocated once
+			att := sc.att[:cnt*g]
+			q, o := j.q.row(t)[h*hd:h1*hd], j.out.row(t)[h*hd:h1*hd]
 			// The cache rows are f32 at stride kvDim: one kernel call per
 			// contiguous run of slots, two when the window wraps the ring.
+			s0 := first % ring
+			n1 := min(cnt, ring-s0)
+			k, v := j.c.k[s.Layer], j.c.v[s.Layer]
+			vec.ScoresHeads(att, cnt, q, k[s0*j.kvDim+koff:], j.kvDim, n1, g, hd, g, 0)
+			vec.ScoresHeads(att[n1:], cnt, q, k[koff:], j.kvDim, cnt-n1, g, hd, g, 0)
+			for i := range g {
+				softmaxScaled(att[i*cnt:(i+1)*cnt], j.scale, j.sinks, h+i)
+			}
+			clear(o)
+			vec.AxpyHeads(o, att, cnt, v[s0*j.kvDim+koff:], j.kvDim, n1, g, hd, g, 0)
+			vec.AxpyHeads(o, att[n1:], cnt, v[koff:], j.kvDim, cnt-n1, g, hd, g, 0)
+			n += g
+			continue
+		}
+		n++
+		sc.att = grow(sc.att, j.c.seq) // the whole context: allocated once
+		qh := j.q.row(t)[h*hd : (h+1)*hd]
+		att := sc.att[:cnt]
+		o := j.out.row(t)[h*hd : (h+1)*hd]
+		if j.c.k16 == nil {
+			// The wasm SIMD build: its kernels take one head's rows at a
+			// stride in one call.
 			s0 := first % ring
 			n1 := min(len(att), ring-s0)
 			k, v := j.c.k[s.Layer], j.c.v[s.Layer]
@@ -352,33 +380,20 @@ func (j *attnTask) rowMajor(worker, lo, hi int) {
 	}
 }
 
-// fmax is the builtin max(x, y) written out as the runtime's fmax, the
-// same result (NaN if either is, +0 over −0; bit for bit but for a NaN's
-// payload): Go's wasm port
-// calls runtime.fmax32 for the builtin, a call per attention score (1–2%
-// of a profiled wazero guest's decode), where this inlines.
-func fmax(x, y float32) float32 {
-	if y != y || y > x {
-		return y
-	}
-	if x != x || x > y || x != 0 {
-		return x
-	}
-	return math.Float32frombits(math.Float32bits(x) & math.Float32bits(y)) // ±0: −0 only if both are
-}
-
 // softmaxScaled divides x by s, then softmaxFast: in one call to
 // wasmsimd's KernelSoftmax, with the same bits, where it is loaded and
-// there are no sinks.
+// there are no sinks. vec.DivMax divides and finds the maximum in one
+// pass (AVX2 where there is some, each quotient and the maximum the
+// scalar loops' bits) and vec.Scale applies the reciprocal.
 func softmaxScaled(x []float32, s float32, sinks []float32, h int) {
+	if len(x) == 0 {
+		return
+	}
 	if sinks == nil && simd() {
 		wasmsimd.Softmax(x, s)
 		return
 	}
-	for i := range x {
-		x[i] /= s
-	}
-	softmaxFast(x, sinks, h)
+	softmaxFrom(x, vec.DivMax(x, s), sinks, h)
 }
 
 // softmaxFast is softmaxSink with vec.Exp and one reciprocal: each weight
@@ -388,18 +403,21 @@ func softmaxFast(x, sinks []float32, h int) {
 		return
 	}
 	m := x[0]
-	if sinks != nil {
-		m = fmax(m, sinks[h])
-	}
 	for _, v := range x {
-		m = fmax(m, v)
+		m = vec.Max(m, v)
+	}
+	softmaxFrom(x, m, sinks, h)
+}
+
+// softmaxFrom is softmaxFast given x's maximum m (vec.Max's value, which
+// does not depend on the order it is found in).
+func softmaxFrom(x []float32, m float32, sinks []float32, h int) {
+	if sinks != nil {
+		m = vec.Max(m, sinks[h])
 	}
 	sum := expShift(x, x, m)
 	if sinks != nil {
 		sum += vec.Exp(sinks[h] - m)
 	}
-	inv := 1 / sum
-	for i := range x {
-		x[i] *= inv
-	}
+	vec.Scale(x, 1/sum)
 }

@@ -41,8 +41,9 @@ func weightedSumLoop(o, a, v []float32, stride int) {
 }
 
 // ScoresHeads is Scores for heads consecutive heads of one query over
-// rows consecutive cache rows (row i at k[i·stride:]), reading each row
-// once front to back rather than one head's slice of every row: head h
+// rows consecutive cache rows (row i at k[i·stride:]), a block of rows
+// at a time for all the heads rather than one head's slice of every row
+// (heads that share a KV head read the block once from memory): head h
 // (from 0) takes q[h·hd:(h+1)·hd] against its row's slice at
 // ((phase+h)/group)·hd, the grouped-query layout with the first head
 // phase heads into its group, and its score for row i goes to
@@ -59,8 +60,8 @@ func ScoresHeads(dst []float32, n int, q, k []float32, stride, rows, heads, hd, 
 // AxpyHeads is Axpy for heads consecutive heads over rows consecutive
 // value rows (row i at v[i·stride:]): for each row in order, head h's
 // o[h·hd:(h+1)·hd] += a[h·n+i] times its row's slice at
-// ((phase+h)/group)·hd, each row read once front to back. Each output has
-// the bits of Axpy's in the same order of rows.
+// ((phase+h)/group)·hd, a block of rows at a time for all the heads. Each
+// output has the bits of Axpy's in the same order of rows.
 func AxpyHeads(o, a []float32, n int, v []float32, stride, rows, heads, hd, group, phase int) {
 	if rows <= 0 || heads <= 0 {
 		return

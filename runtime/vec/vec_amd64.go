@@ -375,3 +375,31 @@ func scoresHeadsAVX2(dst *float32, dstride int, q, k *float32, stride, rows, hea
 
 //go:noescape
 func axpyHeadsAVX2(o, a *float32, astride int, v *float32, stride, rows, heads, chunks, group, phase int)
+
+// divMaxN divides the first len(x)&^7 values by s with divMaxAVX2 and
+// returns how many and their maximum (any lane's, either sign of zero)
+// and whether any is NaN.
+func divMaxN(x []float32, s float32) (n int, m float32, nan bool) {
+	n = len(x) &^ 7
+	if !hasAVX2 || n == 0 {
+		return 0, 0, false
+	}
+	m, nan = divMaxAVX2(&x[0], n, s)
+	return n, m, nan
+}
+
+// scaleN multiplies the first len(x)&^7 values by c and returns how many.
+func scaleN(x []float32, c float32) int {
+	n := len(x) &^ 7
+	if !hasAVX2 || n == 0 {
+		return 0
+	}
+	scaleAVX2(&x[0], n, c)
+	return n
+}
+
+//go:noescape
+func divMaxAVX2(x *float32, n int, s float32) (m float32, nan bool)
+
+//go:noescape
+func scaleAVX2(x *float32, n int, c float32)

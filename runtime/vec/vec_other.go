@@ -102,3 +102,6 @@ func scoresHeads(dst []float32, n int, q, k []float32, stride, rows, heads, hd, 
 func axpyHeads(o, a []float32, n int, v []float32, stride, rows, heads, hd, group, phase int) {
 	axpyHeadsLoop(o, a, n, v, stride, rows, heads, hd, group, phase)
 }
+
+func divMaxN(x []float32, s float32) (n int, m float32, nan bool) { return 0, 0, false }
+func scaleN(x []float32, c float32) int                           { return 0 }

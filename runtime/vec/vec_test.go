@@ -343,3 +343,66 @@ func BenchmarkDotQ4_0(b *testing.B) {
 		})
 	}
 }
+
+// TestScoresRows checks that Scores over many rows (which the amd64
+// kernel takes eight at a time) gives each row the bits of Scores over
+// that row alone.
+func TestScoresRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, hd := range []int{8, 16, 24, 64, 72, 128} {
+		for _, n := range []int{1, 7, 8, 9, 15, 16, 17, 23, 40, 61} {
+			stride := hd + 8*(n%3)
+			q, k := make([]float32, hd), make([]float32, (n-1)*stride+hd)
+			for i := range q {
+				q[i] = float32(r.NormFloat64())
+			}
+			for i := range k {
+				k[i] = float32(r.NormFloat64() * math.Exp(4*r.Float64()))
+			}
+			got, one := make([]float32, n), make([]float32, 1)
+			Scores(got, q, k, stride)
+			for i := range n {
+				Scores(one, q, k[i*stride:i*stride+hd], stride)
+				if math.Float32bits(got[i]) != math.Float32bits(one[0]) {
+					t.Fatalf("hd=%d n=%d: row %d = %v, alone %v", hd, n, i, got[i], one[0])
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkScores is one head's scores over a decode's cache rows
+// (Mixtral's shape: head dim 64, rows of two KV heads, 128 floats).
+func BenchmarkScores(b *testing.B) {
+	const hd, stride, n = 64, 128, 1000
+	r := rand.New(rand.NewPCG(15, 16))
+	q, k := make([]float32, hd), make([]float32, n*stride)
+	for i := range q {
+		q[i] = float32(r.NormFloat64())
+	}
+	for i := range k {
+		k[i] = float32(r.NormFloat64())
+	}
+	dst := make([]float32, n)
+	for b.Loop() {
+		Scores(dst, q, k, stride)
+	}
+}
+
+// BenchmarkWeightedSum is one head's weighted sum of values over a
+// decode's cache rows, in BenchmarkScores' shape.
+func BenchmarkWeightedSum(b *testing.B) {
+	const hd, stride, n = 64, 128, 1000
+	r := rand.New(rand.NewPCG(19, 20))
+	a, v := make([]float32, n), make([]float32, n*stride)
+	for i := range a {
+		a[i] = float32(r.Float64())
+	}
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	o := make([]float32, hd)
+	for b.Loop() {
+		WeightedSum(o, a, v, stride)
+	}
+}
