@@ -9,9 +9,10 @@
 // for one row at a time) and q4_0's per-block offsets for the AVX2
 // one-row kernel (Q4_0Offsets); and a float32 exp
 // (Exp, ExpShift, SiLUMul) for the fast path's softmax and SiLU, pure Go
-// everywhere; and attention's scores and weighted sums over cache rows, one
-// head at a time (Scores, WeightedSum) or several heads of each row in one
-// call (ScoresHeads, AxpyHeads).
+// everywhere; attention's scores and weighted sums over cache rows, one
+// head at a time (Scores, WeightedSum) or several heads over each block of
+// rows in one call (ScoresHeads, AxpyHeads); and the softmax's division,
+// maximum and scaling (DivMax, Max, Scale).
 //
 // On amd64 with AVX2 and FMA they run in assembly, chosen at run time; the
 // pure-Go versions serve everything else (wasm, other architectures, or any
