@@ -1240,28 +1240,90 @@ superk:
 // rows at once, then their sums, leaving rows 0,2,4,6 | 1,3,5,7, which
 // Y15 (scoresidx8) puts in order. Y8..Y14 are scratch.
 #define SCORES8SUM \
-	VPERM2F128 $0x20, Y1, Y0, Y8 \
-	VPERM2F128 $0x31, Y1, Y0, Y9 \
-	VADDPS     Y9, Y8, Y0 \
-	VPERM2F128 $0x20, Y3, Y2, Y8 \
-	VPERM2F128 $0x31, Y3, Y2, Y9 \
-	VADDPS     Y9, Y8, Y2 \
-	VPERM2F128 $0x20, Y5, Y4, Y8 \
-	VPERM2F128 $0x31, Y5, Y4, Y9 \
-	VADDPS     Y9, Y8, Y4 \
-	VPERM2F128 $0x20, Y7, Y6, Y8 \
-	VPERM2F128 $0x31, Y7, Y6, Y9 \
-	VADDPS     Y9, Y8, Y6 \
-	VSHUFPS    $0x44, Y2, Y0, Y8 \
-	VSHUFPS    $0xee, Y2, Y0, Y9 \
-	VADDPS     Y9, Y8, Y0 \
-	VSHUFPS    $0x44, Y6, Y4, Y8 \
-	VSHUFPS    $0xee, Y6, Y4, Y9 \
-	VADDPS     Y9, Y8, Y4 \
-	VSHUFPS    $0x88, Y4, Y0, Y8 \
-	VSHUFPS    $0xdd, Y4, Y0, Y9 \
-	VADDPS     Y9, Y8, Y0 \
-	VPERMPS    Y0, Y15, Y0
+	HALVES2(Y0, Y1) \
+	HALVES2(Y2, Y3) \
+	HALVES2(Y4, Y5) \
+	HALVES2(Y6, Y7) \
+	PAIRS2(Y0, Y2, $0x44, $0xee) \
+	PAIRS2(Y4, Y6, $0x44, $0xee) \
+	PAIRS2(Y0, Y4, $0x88, $0xdd) \
+	VPERMPS Y0, Y15, Y0
+
+// HALVES2 sets A to A's halves added lane by lane in its low half and B's
+// in its high half (Y8, Y9 scratch).
+#define HALVES2(A, B) \
+	VPERM2F128 $0x20, B, A, Y8 \
+	VPERM2F128 $0x31, B, A, Y9 \
+	VADDPS     Y9, Y8, A
+
+// PAIRS2 sets A to the sum of A and B's lanes as the two VSHUFPS
+// selections LO and HI pick them, within each half (Y8, Y9 scratch).
+#define PAIRS2(A, B, LO, HI) \
+	VSHUFPS LO, B, A, Y8 \
+	VSHUFPS HI, B, A, Y9 \
+	VADDPS  Y9, Y8, A
+
+// ZERO8 clears Y0..Y7, eight accumulators.
+#define ZERO8 \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3 \
+	VXORPS Y4, Y4, Y4 \
+	VXORPS Y5, Y5, Y5 \
+	VXORPS Y6, Y6, Y6 \
+	VXORPS Y7, Y7, Y7
+
+// FMA8ROWS adds Y8 times the eight rows' chunks into Y0..Y7: rows 0, 1, 2
+// at P0, P0+R8, P0+2·R8, rows 3..5 from P3, rows 6, 7 from P6.
+#define FMA8ROWS(P0, P3, P6) \
+	VFMADD231PS (P0), Y8, Y0 \
+	VFMADD231PS (P0)(R8*1), Y8, Y1 \
+	VFMADD231PS (P0)(R8*2), Y8, Y2 \
+	VFMADD231PS (P3), Y8, Y3 \
+	VFMADD231PS (P3)(R8*1), Y8, Y4 \
+	VFMADD231PS (P3)(R8*2), Y8, Y5 \
+	VFMADD231PS (P6), Y8, Y6 \
+	VFMADD231PS (P6)(R8*1), Y8, Y7
+
+// FMA8COLS adds Y8 times the 64 values at P into Y0..Y7.
+#define FMA8COLS(P) \
+	VFMADD231PS (P), Y8, Y0 \
+	VFMADD231PS 32(P), Y8, Y1 \
+	VFMADD231PS 64(P), Y8, Y2 \
+	VFMADD231PS 96(P), Y8, Y3 \
+	VFMADD231PS 128(P), Y8, Y4 \
+	VFMADD231PS 160(P), Y8, Y5 \
+	VFMADD231PS 192(P), Y8, Y6 \
+	VFMADD231PS 224(P), Y8, Y7
+
+// LOAD8 and STORE8 move the 64 values at P to and from Y0..Y7.
+#define LOAD8(P) \
+	VMOVUPS (P), Y0 \
+	VMOVUPS 32(P), Y1 \
+	VMOVUPS 64(P), Y2 \
+	VMOVUPS 96(P), Y3 \
+	VMOVUPS 128(P), Y4 \
+	VMOVUPS 160(P), Y5 \
+	VMOVUPS 192(P), Y6 \
+	VMOVUPS 224(P), Y7
+
+#define STORE8(P) \
+	VMOVUPS Y0, (P) \
+	VMOVUPS Y1, 32(P) \
+	VMOVUPS Y2, 64(P) \
+	VMOVUPS Y3, 96(P) \
+	VMOVUPS Y4, 128(P) \
+	VMOVUPS Y5, 160(P) \
+	VMOVUPS Y6, 192(P) \
+	VMOVUPS Y7, 224(P)
+
+// PF4ROWS asks for the 256 bytes at P four rows (R8 bytes each) ahead.
+#define PF4ROWS(P) \
+	PREFETCHT0 (P)(R8*4) \
+	PREFETCHT0 64(P)(R8*4) \
+	PREFETCHT0 128(P)(R8*4) \
+	PREFETCHT0 192(P)(R8*4)
 
 // scoresidx8 is the VPERMPS indices that put SCORES8SUM's rows 0,2,4,6 |
 // 1,3,5,7 in order.
@@ -1297,14 +1359,7 @@ rows8:
 	// per row (eight independent chains instead of one), then SCORES8SUM.
 	CMPQ CX, $8
 	JL   row
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
+	ZERO8
 	MOVQ   SI, R10
 	LEAQ   (DX)(R8*2), R12
 	ADDQ   R8, R12        // row 3
@@ -1315,14 +1370,7 @@ rows8:
 
 chunk8:
 	VMOVUPS     (R10), Y8
-	VFMADD231PS (R11), Y8, Y0
-	VFMADD231PS (R11)(R8*1), Y8, Y1
-	VFMADD231PS (R11)(R8*2), Y8, Y2
-	VFMADD231PS (R12), Y8, Y3
-	VFMADD231PS (R12)(R8*1), Y8, Y4
-	VFMADD231PS (R12)(R8*2), Y8, Y5
-	VFMADD231PS (R13), Y8, Y6
-	VFMADD231PS (R13)(R8*1), Y8, Y7
+	FMA8ROWS(R11, R12, R13)
 	ADDQ        $32, R10
 	ADDQ        $32, R11
 	ADDQ        $32, R12
@@ -1385,44 +1433,20 @@ eight:
 	// values is one pass over the rows instead of two).
 	CMPQ   R9, $8
 	JL     four
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
+	ZERO8
 	MOVQ   SI, R10
 	MOVQ   DX, R11
 	MOVQ   n+32(FP), CX
 
 eight_row:
-	PREFETCHT0   (R11)(R8*4)
-	PREFETCHT0   64(R11)(R8*4)
-	PREFETCHT0   128(R11)(R8*4)
-	PREFETCHT0   192(R11)(R8*4)
-	VBROADCASTSS (R10), Y4
-	VFMADD231PS  (R11), Y4, Y0
-	VFMADD231PS  32(R11), Y4, Y1
-	VFMADD231PS  64(R11), Y4, Y2
-	VFMADD231PS  96(R11), Y4, Y3
-	VFMADD231PS  128(R11), Y4, Y5
-	VFMADD231PS  160(R11), Y4, Y6
-	VFMADD231PS  192(R11), Y4, Y7
-	VFMADD231PS  224(R11), Y4, Y8
+	PF4ROWS(R11)
+	VBROADCASTSS (R10), Y8
+	FMA8COLS(R11)
 	ADDQ         $4, R10
 	ADDQ         R8, R11
 	DECQ         CX
 	JNZ          eight_row
-	VMOVUPS      Y0, (DI)
-	VMOVUPS      Y1, 32(DI)
-	VMOVUPS      Y2, 64(DI)
-	VMOVUPS      Y3, 96(DI)
-	VMOVUPS      Y5, 128(DI)
-	VMOVUPS      Y6, 160(DI)
-	VMOVUPS      Y7, 192(DI)
-	VMOVUPS      Y8, 224(DI)
+	STORE8(DI)
 	ADDQ         $256, DI
 	ADDQ         $256, DX
 	SUBQ         $8, R9
@@ -3230,14 +3254,7 @@ sh8:
 	MOVQ heads+48(FP), R14
 
 shhead8:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
+	ZERO8
 	MOVQ   chunks+56(FP), BX
 	MOVQ   BX, 0(SP)
 	MOVQ   SI, R11
@@ -3249,14 +3266,7 @@ shhead8:
 
 shchunk8:
 	VMOVUPS     (R11), Y8
-	VFMADD231PS (AX), Y8, Y0
-	VFMADD231PS (AX)(R8*1), Y8, Y1
-	VFMADD231PS (AX)(R8*2), Y8, Y2
-	VFMADD231PS (BX), Y8, Y3
-	VFMADD231PS (BX)(R8*1), Y8, Y4
-	VFMADD231PS (BX)(R8*2), Y8, Y5
-	VFMADD231PS (R15), Y8, Y6
-	VFMADD231PS (R15)(R8*1), Y8, Y7
+	FMA8ROWS(AX, BX, R15)
 	ADDQ        $32, R11
 	ADDQ        $32, AX
 	ADDQ        $32, BX
@@ -3373,45 +3383,21 @@ ahpass8:
 	CMPQ    AX, $256
 	JL      ahpass1
 	LEAQ    (DI)(R12*1), R11
-	VMOVUPS (R11), Y0
-	VMOVUPS 32(R11), Y1
-	VMOVUPS 64(R11), Y2
-	VMOVUPS 96(R11), Y3
-	VMOVUPS 128(R11), Y4
-	VMOVUPS 160(R11), Y5
-	VMOVUPS 192(R11), Y6
-	VMOVUPS 224(R11), Y7
+	LOAD8(R11)
 	MOVQ    0(SP), AX
 	MOVQ    AX, 8(SP)
 	LEAQ    (R10)(R12*1), AX
 	MOVQ    SI, R15
 
 ahrow8:
-	PREFETCHT0   (AX)(R8*4)
-	PREFETCHT0   64(AX)(R8*4)
-	PREFETCHT0   128(AX)(R8*4)
-	PREFETCHT0   192(AX)(R8*4)
+	PF4ROWS(AX)
 	VBROADCASTSS (R15), Y8
-	VFMADD231PS  (AX), Y8, Y0
-	VFMADD231PS  32(AX), Y8, Y1
-	VFMADD231PS  64(AX), Y8, Y2
-	VFMADD231PS  96(AX), Y8, Y3
-	VFMADD231PS  128(AX), Y8, Y4
-	VFMADD231PS  160(AX), Y8, Y5
-	VFMADD231PS  192(AX), Y8, Y6
-	VFMADD231PS  224(AX), Y8, Y7
+	FMA8COLS(AX)
 	ADDQ         $4, R15
 	ADDQ         R8, AX
 	DECQ         8(SP)
 	JNZ          ahrow8
-	VMOVUPS      Y0, (R11)
-	VMOVUPS      Y1, 32(R11)
-	VMOVUPS      Y2, 64(R11)
-	VMOVUPS      Y3, 96(R11)
-	VMOVUPS      Y4, 128(R11)
-	VMOVUPS      Y5, 160(R11)
-	VMOVUPS      Y6, 192(R11)
-	VMOVUPS      Y7, 224(R11)
+	STORE8(R11)
 	ADDQ         $256, R12
 	JMP          ahpass8
 
