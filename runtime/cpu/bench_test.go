@@ -67,27 +67,34 @@ func benchMul(b *testing.B, tokens int) {
 
 // BenchmarkAttention is one decode step's attention at position 1000 with
 // Mixtral-shaped heads (8 query heads, 2 KV heads, head dim 64), on the
-// exact and the fast path.
+// exact and the fast path, over an f32 and an f16 cache.
 func BenchmarkAttention(b *testing.B) {
 	const heads, kvHeads, hd, pos = 8, 2, 64, 1000
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, exact := range []bool{true, false} {
-		b.Run(fmt.Sprintf("exact=%v", exact), func(b *testing.B) {
-			be := New(Options{Exact: exact})
-			defer be.Close()
-			c, _ := be.NewKV(1, pos+1, kvHeads*hd)
-			for l, f := range [][]float32{c.(*kv).k[0], c.(*kv).v[0]} {
-				copy(f, randomF32(r, len(f), float64(l+1)))
-			}
-			q, _ := be.NewBuf(1, heads*hd)
-			k, _ := be.NewBuf(1, kvHeads*hd)
-			v, _ := be.NewBuf(1, kvHeads*hd)
-			out, _ := be.NewBuf(1, heads*hd)
-			copy(q.(*buf).f, randomF32(r, heads*hd, 1))
-			b.ReportAllocs()
-			for b.Loop() {
-				be.Attention(out, q, k, v, c, backend.AttnSpec{Heads: heads, KVHeads: kvHeads, HeadDim: hd, Pos0: pos})
-			}
-		})
+		for _, f16 := range []bool{false, true} {
+			b.Run(fmt.Sprintf("exact=%v/f16=%v", exact, f16), func(b *testing.B) {
+				be := New(Options{Exact: exact})
+				defer be.Close()
+				newKV := be.NewKV
+				if f16 {
+					newKV = be.NewKVF16
+				}
+				kc, _ := newKV(1, pos+1, kvHeads*hd)
+				c := kc.(*kv)
+				for l, v := range []bool{false, true} {
+					c.store(0, v, 0, randomF32(r, (pos+1)*kvHeads*hd, float64(l+1)))
+				}
+				q, _ := be.NewBuf(1, heads*hd)
+				k, _ := be.NewBuf(1, kvHeads*hd)
+				v, _ := be.NewBuf(1, kvHeads*hd)
+				out, _ := be.NewBuf(1, heads*hd)
+				copy(q.(*buf).f, randomF32(r, heads*hd, 1))
+				b.ReportAllocs()
+				for b.Loop() {
+					be.Attention(out, q, k, v, c, backend.AttnSpec{Heads: heads, KVHeads: kvHeads, HeadDim: hd, Pos0: pos})
+				}
+			})
+		}
 	}
 }

@@ -48,8 +48,8 @@ type Backend struct {
 // decoding allocates nothing.
 type scratch struct {
 	row []float32 // one decoded f16 weight row
-	att []float32 // attention scores: one head's, or an item's heads' (attnTask.rowMajor)
-	kv  []float32 // one f16 cache row decoded
+	att []float32 // attention scores: one head's, or several heads' (attnTask.perHead, rowMajor)
+	kv  []float32 // f16 cache rows decoded: one row, or a block of a head's slice (attnTask.scoresF16)
 }
 
 // Options configures a Backend.
@@ -423,7 +423,9 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 	if !b.exact {
 		j := &b.attn
 		j.out, j.q, j.c, j.s, j.kvDim, j.group, j.scale, j.sinks = out, qb, c, s, kvDim, group, scale, sinks
-		chunk := 1
+		// Items of the heads that share a KV head, which perHead takes
+		// together (a block of cache rows read once for them all).
+		chunk := group
 		if rowMajorFits(c, kvDim) {
 			// Items of several heads, which attnTask.rowMajor reads
 			// each cache row once for: about two per goroutine.

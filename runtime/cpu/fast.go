@@ -261,26 +261,37 @@ func (j *attnTask) perHead(worker, lo, hi int) {
 		first := window(p, s.Window)
 		cnt := p - first + 1
 		koff := (h / j.group) * hd
-		if j.c.k16 == nil && !simd() {
+		if !simd() {
 			// The heads from h on that share h's KV head, within [lo, hi).
 			h1 := min(s.Heads, h+hi-n, (h/j.group+1)*j.group)
 			g := h1 - h
 			sc.att = grow(sc.att, j.c.seq*j.group) // the whole context for a group: allocated once
 			att := sc.att[:cnt*g]
 			q, o := j.q.row(t)[h*hd:h1*hd], j.out.row(t)[h*hd:h1*hd]
-			// The cache rows are f32 at stride kvDim: one kernel call per
-			// contiguous run of slots, two when the window wraps the ring.
+			// The cache slots in one or two runs (two when the window
+			// wraps the ring), from s0 and from 0.
 			s0 := first % ring
 			n1 := min(cnt, ring-s0)
-			k, v := j.c.k[s.Layer], j.c.v[s.Layer]
-			vec.ScoresHeads(att, cnt, q, k[s0*j.kvDim+koff:], j.kvDim, n1, g, hd, g, 0)
-			vec.ScoresHeads(att[n1:], cnt, q, k[koff:], j.kvDim, cnt-n1, g, hd, g, 0)
-			for i := range g {
-				softmaxScaled(att[i*cnt:(i+1)*cnt], j.scale, j.sinks, h+i)
+			if j.c.k16 == nil {
+				// f32 rows at stride kvDim: one kernel call per run.
+				k, v := j.c.k[s.Layer], j.c.v[s.Layer]
+				vec.ScoresHeads(att, cnt, q, k[s0*j.kvDim+koff:], j.kvDim, n1, g, hd, g, 0)
+				vec.ScoresHeads(att[n1:], cnt, q, k[koff:], j.kvDim, cnt-n1, g, hd, g, 0)
+				j.softmaxHeads(att, cnt, g, h)
+				clear(o)
+				vec.AxpyHeads(o, att, cnt, v[s0*j.kvDim+koff:], j.kvDim, n1, g, hd, g, 0)
+				vec.AxpyHeads(o, att[n1:], cnt, v[koff:], j.kvDim, cnt-n1, g, hd, g, 0)
+			} else {
+				// f16 rows: decoded a block at a time (the heads' slice
+				// only) into sc.kv, then the same kernels.
+				k, v := j.c.k16[s.Layer], j.c.v16[s.Layer]
+				j.scoresF16(sc, att, cnt, q, k[s0*j.kvDim+koff:], n1, g)
+				j.scoresF16(sc, att[n1:], cnt, q, k[koff:], cnt-n1, g)
+				j.softmaxHeads(att, cnt, g, h)
+				clear(o)
+				j.axpyF16(sc, o, att, cnt, v[s0*j.kvDim+koff:], n1, g)
+				j.axpyF16(sc, o, att[n1:], cnt, v[koff:], cnt-n1, g)
 			}
-			clear(o)
-			vec.AxpyHeads(o, att, cnt, v[s0*j.kvDim+koff:], j.kvDim, n1, g, hd, g, 0)
-			vec.AxpyHeads(o, att[n1:], cnt, v[koff:], j.kvDim, cnt-n1, g, hd, g, 0)
 			n += g
 			continue
 		}
@@ -312,6 +323,42 @@ func (j *attnTask) perHead(worker, lo, hi int) {
 		for i, a := range att {
 			vec.Axpy(o, a, j.c.row(s.Layer, true, ((first+i)%ring)*j.kvDim+koff, hd, sc.kv))
 		}
+	}
+}
+
+// f16Block is how many f16 cache rows perHead decodes at a time: their
+// slice of a head (f32) stays in L1 for the heads that share it.
+const f16Block = 32
+
+// softmaxHeads is softmaxScaled for each of g heads' n scores in att, the
+// first head h.
+func (j *attnTask) softmaxHeads(att []float32, n, g, h int) {
+	for i := range g {
+		softmaxScaled(att[i*n:(i+1)*n], j.scale, j.sinks, h+i)
+	}
+}
+
+// scoresF16 is vec.ScoresHeads of g heads sharing one slice over rows f16
+// cache rows (row i at k[i·kvDim:]), each block of rows decoded into sc.kv
+// first: the scores have the bits of ScoresHeads over the decoded rows.
+func (j *attnTask) scoresF16(sc *scratch, att []float32, n int, q []float32, k []uint16, rows, g int) {
+	hd := j.s.HeadDim
+	sc.kv = grow(sc.kv, f16Block*hd)
+	for b := 0; b < rows; b += f16Block {
+		m := min(f16Block, rows-b)
+		vec.HalfRows(sc.kv, k[b*j.kvDim:], j.kvDim, m, hd)
+		vec.ScoresHeads(att[b:], n, q, sc.kv, hd, m, g, hd, g, 0)
+	}
+}
+
+// axpyF16 is vec.AxpyHeads over f16 cache rows as scoresF16 takes them.
+func (j *attnTask) axpyF16(sc *scratch, o, att []float32, n int, v []uint16, rows, g int) {
+	hd := j.s.HeadDim
+	sc.kv = grow(sc.kv, f16Block*hd)
+	for b := 0; b < rows; b += f16Block {
+		m := min(f16Block, rows-b)
+		vec.HalfRows(sc.kv, v[b*j.kvDim:], j.kvDim, m, hd)
+		vec.AxpyHeads(o, att[b:], n, sc.kv, hd, m, g, hd, g, 0)
 	}
 }
 

@@ -92,3 +92,22 @@ func axpyHeadsLoop(o, a []float32, n int, v []float32, stride, rows, heads, hd, 
 		}
 	}
 }
+
+// HalfRows decodes rows rows of n binary16 values each, row i at
+// src[i·stride:], into dst[i·n:(i+1)·n], exactly: an f16 cache's rows
+// made f32 a block at a time for Scores' and WeightedSum's kernels.
+func HalfRows(dst []float32, src []uint16, stride, rows, n int) {
+	if rows <= 0 || n <= 0 {
+		return
+	}
+	dst, src = dst[:rows*n], src[:(rows-1)*stride+n]
+	halfRows(dst, src, stride, rows, n)
+}
+
+func halfRowsGo(dst []float32, src []uint16, stride, rows, n int) {
+	for i := range rows {
+		for j, h := range src[i*stride : i*stride+n] {
+			dst[i*n+j] = half(h)
+		}
+	}
+}

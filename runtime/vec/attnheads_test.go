@@ -63,3 +63,46 @@ func TestHeadsKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestHalfRows checks HalfRows against the scalar decoding of every f16
+// value class (normal, subnormal, zeros, infinities, NaN) on row widths
+// the kernel takes eight at a time and others.
+func TestHalfRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(63, 64))
+	for _, n := range []int{1, 7, 8, 16, 24, 64, 72} {
+		for _, rows := range []int{1, 2, 5} {
+			stride := n + 3*(rows%2)
+			src := make([]uint16, (rows-1)*stride+n)
+			for i := range src {
+				src[i] = uint16(r.Uint32())
+			}
+			src[0], src[len(src)-1] = 0x8000, 0x7c00 // −0, +Inf
+			got := make([]float32, rows*n)
+			HalfRows(got, src, stride, rows, n)
+			for i := range rows {
+				for j := range n {
+					want := half(src[i*stride+j])
+					g := got[i*n+j]
+					if math.Float32bits(g) != math.Float32bits(want) && !(g != g && want != want) {
+						t.Fatalf("n=%d rows=%d: [%d][%d] of %#x = %v, want %v", n, rows, i, j, src[i*stride+j], g, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkHalfRows decodes a head's slice of 1000 f16 cache rows
+// (Mixtral's shape: 64 values of rows 128 apart).
+func BenchmarkHalfRows(b *testing.B) {
+	const n, stride, rows = 64, 128, 1000
+	r := rand.New(rand.NewPCG(65, 66))
+	src := make([]uint16, rows*stride)
+	for i := range src {
+		src[i] = uint16(r.IntN(0x7800)) | uint16(r.IntN(2))<<15 // finite, mostly normal
+	}
+	dst := make([]float32, rows*n)
+	for b.Loop() {
+		HalfRows(dst, src, stride, rows, n)
+	}
+}

@@ -403,3 +403,14 @@ func divMaxAVX2(x *float32, n int, s float32) (m float32, nan bool)
 
 //go:noescape
 func scaleAVX2(x *float32, n int, c float32)
+
+func halfRows(dst []float32, src []uint16, stride, rows, n int) {
+	if hasAVX2 && n%8 == 0 {
+		halfRowsAVX2(&dst[0], &src[0], 2*stride, rows, n/8)
+		return
+	}
+	halfRowsGo(dst, src, stride, rows, n)
+}
+
+//go:noescape
+func halfRowsAVX2(dst *float32, src *uint16, stride, rows, chunks int)

@@ -3505,3 +3505,31 @@ scloop:
 	JNZ     scloop
 	VZEROUPPER
 	RET
+
+// func halfRowsAVX2(dst *float32, src *uint16, stride, rows, chunks int)
+//
+// vec.HalfRows for n = 8·chunks: each row's chunks of eight f16 values
+// (rows stride bytes apart) widened by VCVTPH2PS, exactly, into dst's
+// consecutive rows.
+TEXT ·halfRowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ stride+16(FP), R8
+	MOVQ rows+24(FP), CX
+
+hrrow:
+	MOVQ chunks+32(FP), BX
+	MOVQ SI, R10
+
+hrchunk:
+	VCVTPH2PS (R10), Y0
+	VMOVUPS   Y0, (DI)
+	ADDQ      $16, R10
+	ADDQ      $32, DI
+	DECQ      BX
+	JNZ       hrchunk
+	ADDQ      R8, SI
+	DECQ      CX
+	JNZ       hrrow
+	VZEROUPPER
+	RET
