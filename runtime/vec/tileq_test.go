@@ -570,3 +570,16 @@ func randActs(r *rand.Rand, nb int) ([]float32, []int16) {
 	}
 	return xd, xq
 }
+
+// BenchmarkDupQ16 lays out a 32-token prefill's activations for a
+// 1408-column product.
+func BenchmarkDupQ16(b *testing.B) {
+	q := make([]int16, 32*1408)
+	for i := range q {
+		q[i] = int16(i)
+	}
+	dst := make([]int16, 2*len(q))
+	for b.Loop() {
+		DupQ16(dst, q)
+	}
+}
