@@ -244,12 +244,14 @@ func (j *attnTask) run(worker, lo, hi int) {
 	j.perHead(worker, lo, hi)
 }
 
-// perHead is run one head after another, each over the whole cache. On
-// an f32 cache outside the wasm SIMD build, the heads of a token that
-// share a KV head (grouped-query attention) go together through
-// vec.ScoresHeads and vec.AxpyHeads, which read a block of cache rows
-// once for them all and keep every head's scores and outputs the bits
-// vec.Scores and vec.WeightedSum give it alone.
+// perHead is run one head after another, each over the whole cache.
+// Outside the wasm SIMD build, the heads of a token that share a KV head
+// (grouped-query attention; Attention hands them out together) go
+// together through vec.ScoresHeads and vec.AxpyHeads, which read a block
+// of cache rows once for them all and keep every head's scores and
+// outputs the bits vec.Scores and vec.WeightedSum give it alone; an f16
+// cache's rows are decoded a block at a time for them (scoresF16,
+// axpyF16).
 func (j *attnTask) perHead(worker, lo, hi int) {
 	sc := &j.b.scratch[worker]
 	s, hd := j.s, j.s.HeadDim
