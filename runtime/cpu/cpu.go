@@ -423,15 +423,7 @@ func (b *Backend) Attention(dst, q, k, v backend.Buf, cache backend.KV, s backen
 	if !b.exact {
 		j := &b.attn
 		j.out, j.q, j.c, j.s, j.kvDim, j.group, j.scale, j.sinks = out, qb, c, s, kvDim, group, scale, sinks
-		// Items of the heads that share a KV head, which perHead takes
-		// together (a block of cache rows read once for them all).
-		chunk := group
-		if rowMajorFits(c, kvDim) {
-			// Items of several heads, which attnTask.rowMajor reads
-			// each cache row once for: about two per goroutine.
-			chunk = max(1, s.Heads/(2*b.threads))
-		}
-		b.split(n, attnCost*work, chunk, j)
+		b.split(n, attnCost*work, attnChunk(c, kvDim, s.Heads, group, b.threads), j)
 		j.out, j.q, j.c, j.sinks = nil, nil, nil, nil
 		return
 	}

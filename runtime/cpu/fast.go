@@ -328,6 +328,19 @@ func (j *attnTask) perHead(worker, lo, hi int) {
 	}
 }
 
+// attnChunk is how many (token, head) items of attention the pool hands
+// out at a time: the heads that share a KV head, which perHead takes
+// together (a block of cache rows read once for them all; handed out one
+// at a time, two goroutines never saw a group), or, where rowMajor runs,
+// several heads, about two chunks per goroutine, which it reads each
+// cache row once for.
+func attnChunk(c *kv, kvDim, heads, group, threads int) int {
+	if rowMajorFits(c, kvDim) {
+		return max(1, heads/(2*threads))
+	}
+	return group
+}
+
 // f16Block is how many f16 cache rows perHead decodes at a time: their
 // slice of a head (f32) stays in L1 for the heads that share it.
 const f16Block = 32

@@ -251,3 +251,32 @@ func TestAttentionRowMajor(t *testing.T) {
 		})
 	}
 }
+
+// TestAttnChunk checks that attention's items go to the pool in whole
+// groups of the heads that share a KV head (perHead computes a group
+// together only when it gets all of it) and, on rowMajor's wide f32
+// caches, in chunks of several heads.
+func TestAttnChunk(t *testing.T) {
+	f32, f16 := &kv{}, &kv{k16: [][]uint16{nil}}
+	for _, c := range []struct {
+		name                         string
+		c                            *kv
+		kvDim, heads, group, threads int
+		want                         int
+	}{
+		{"mixtral", f32, 128, 8, 4, 2, 4},
+		{"stories260K", f32, 32, 8, 2, 2, 2},
+		{"mha", f32, 512, 8, 1, 2, 1},
+		{"f16 cache", f16, 128, 8, 4, 2, 4},
+		{"olmoe rowMajor", f32, 1024, 16, 1, 2, 4},
+		{"olmoe f16", f16, 1024, 16, 1, 2, 1},
+	} {
+		want := c.want
+		if c.name == "olmoe rowMajor" && simd() {
+			want = 1 // no rowMajor in the wasm SIMD build
+		}
+		if got := attnChunk(c.c, c.kvDim, c.heads, c.group, c.threads); got != want {
+			t.Errorf("%s: chunk %d, want %d", c.name, got, want)
+		}
+	}
+}
