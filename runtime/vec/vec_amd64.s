@@ -203,6 +203,17 @@
 // BX the block within a group. The scale products of a group's eight
 // blocks, row r, token t, are at (4r+t)·32(SP).
 
+// ZERO8 clears Y0..Y7, eight accumulators.
+#define ZERO8 \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3 \
+	VXORPS Y4, Y4, Y4 \
+	VXORPS Y5, Y5, Y5 \
+	VXORPS Y6, Y6, Y6 \
+	VXORPS Y7, Y7, Y7
+
 // TILEPROLOGUE loads the arguments and clears the accumulators.
 #define TILEPROLOGUE \
 	MOVQ   wd+8(FP), R8 \
@@ -220,14 +231,7 @@
 	MOVQ   CX, R14 \
 	SHRQ   $3, R14 \
 	ANDQ   $7, CX \
-	VXORPS Y0, Y0, Y0 \
-	VXORPS Y1, Y1, Y1 \
-	VXORPS Y2, Y2, Y2 \
-	VXORPS Y3, Y3, Y3 \
-	VXORPS Y4, Y4, Y4 \
-	VXORPS Y5, Y5, Y5 \
-	VXORPS Y6, Y6, Y6 \
-	VXORPS Y7, Y7, Y7
+	ZERO8
 
 // TILESCALES8 stores the scale products of the next eight blocks: the two
 // rows' f16 scales converted eight at a time, times each token's eight xd.
@@ -1262,17 +1266,6 @@ superk:
 	VSHUFPS LO, B, A, Y8 \
 	VSHUFPS HI, B, A, Y9 \
 	VADDPS  Y9, Y8, A
-
-// ZERO8 clears Y0..Y7, eight accumulators.
-#define ZERO8 \
-	VXORPS Y0, Y0, Y0 \
-	VXORPS Y1, Y1, Y1 \
-	VXORPS Y2, Y2, Y2 \
-	VXORPS Y3, Y3, Y3 \
-	VXORPS Y4, Y4, Y4 \
-	VXORPS Y5, Y5, Y5 \
-	VXORPS Y6, Y6, Y6 \
-	VXORPS Y7, Y7, Y7
 
 // FMA8ROWS adds Y8 times the eight rows' chunks into Y0..Y7: rows 0, 1, 2
 // at P0, P0+R8, P0+2·R8, rows 3..5 from P3, rows 6, 7 from P6.

@@ -376,13 +376,7 @@ func TestScoresRows(t *testing.T) {
 func BenchmarkScores(b *testing.B) {
 	const hd, stride, n = 64, 128, 1000
 	r := rand.New(rand.NewPCG(15, 16))
-	q, k := make([]float32, hd), make([]float32, n*stride)
-	for i := range q {
-		q[i] = float32(r.NormFloat64())
-	}
-	for i := range k {
-		k[i] = float32(r.NormFloat64())
-	}
+	q, k := randNorm(r, hd), randNorm(r, n*stride)
 	dst := make([]float32, n)
 	for b.Loop() {
 		Scores(dst, q, k, stride)
@@ -394,15 +388,18 @@ func BenchmarkScores(b *testing.B) {
 func BenchmarkWeightedSum(b *testing.B) {
 	const hd, stride, n = 64, 128, 1000
 	r := rand.New(rand.NewPCG(19, 20))
-	a, v := make([]float32, n), make([]float32, n*stride)
-	for i := range a {
-		a[i] = float32(r.Float64())
-	}
-	for i := range v {
-		v[i] = float32(r.NormFloat64())
-	}
+	a, v := randNorm(r, n), randNorm(r, n*stride)
 	o := make([]float32, hd)
 	for b.Loop() {
 		WeightedSum(o, a, v, stride)
 	}
+}
+
+// randNorm is n standard normal values.
+func randNorm(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
 }
