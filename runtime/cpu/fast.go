@@ -287,12 +287,12 @@ func (j *attnTask) perHead(worker, lo, hi int) {
 				// f16 rows: decoded a block at a time (the heads' slice
 				// only) into sc.kv, then the same kernels.
 				k, v := j.c.k16[s.Layer], j.c.v16[s.Layer]
-				j.scoresF16(sc, att, cnt, q, k[s0*j.kvDim+koff:], n1, g)
-				j.scoresF16(sc, att[n1:], cnt, q, k[koff:], cnt-n1, g)
+				j.scoresF16(sc, att, cnt, q, k[s0*j.kvDim+koff:], n1, g, g, 0)
+				j.scoresF16(sc, att[n1:], cnt, q, k[koff:], cnt-n1, g, g, 0)
 				j.softmaxHeads(att, cnt, g, h)
 				clear(o)
-				j.axpyF16(sc, o, att, cnt, v[s0*j.kvDim+koff:], n1, g)
-				j.axpyF16(sc, o, att[n1:], cnt, v[koff:], cnt-n1, g)
+				j.axpyF16(sc, o, att, cnt, v[s0*j.kvDim+koff:], n1, g, g, 0)
+				j.axpyF16(sc, o, att[n1:], cnt, v[koff:], cnt-n1, g, g, 0)
 			}
 			n += g
 			continue
@@ -353,27 +353,30 @@ func (j *attnTask) softmaxHeads(att []float32, n, g, h int) {
 	}
 }
 
-// scoresF16 is vec.ScoresHeads of g heads sharing one slice over rows f16
-// cache rows (row i at k[i·kvDim:]), each block of rows decoded into sc.kv
-// first: the scores have the bits of ScoresHeads over the decoded rows.
-func (j *attnTask) scoresF16(sc *scratch, att []float32, n int, q []float32, k []uint16, rows, g int) {
+// scoresF16 is vec.ScoresHeads(att, n, q, k, kvDim, rows, heads, hd,
+// group, phase) over f16 cache rows: each block of f16Block rows, the
+// span the heads read, decoded into sc.kv first, so the scores have the
+// bits of ScoresHeads over the decoded rows.
+func (j *attnTask) scoresF16(sc *scratch, att []float32, n int, q []float32, k []uint16, rows, heads, group, phase int) {
 	hd := j.s.HeadDim
-	sc.kv = grow(sc.kv, f16Block*hd)
+	span := ((phase+heads-1)/group + 1) * hd
+	sc.kv = grow(sc.kv, f16Block*span)
 	for b := 0; b < rows; b += f16Block {
 		m := min(f16Block, rows-b)
-		vec.HalfRows(sc.kv, k[b*j.kvDim:], j.kvDim, m, hd)
-		vec.ScoresHeads(att[b:], n, q, sc.kv, hd, m, g, hd, g, 0)
+		vec.HalfRows(sc.kv, k[b*j.kvDim:], j.kvDim, m, span)
+		vec.ScoresHeads(att[b:], n, q, sc.kv, span, m, heads, hd, group, phase)
 	}
 }
 
 // axpyF16 is vec.AxpyHeads over f16 cache rows as scoresF16 takes them.
-func (j *attnTask) axpyF16(sc *scratch, o, att []float32, n int, v []uint16, rows, g int) {
+func (j *attnTask) axpyF16(sc *scratch, o, att []float32, n int, v []uint16, rows, heads, group, phase int) {
 	hd := j.s.HeadDim
-	sc.kv = grow(sc.kv, f16Block*hd)
+	span := ((phase+heads-1)/group + 1) * hd
+	sc.kv = grow(sc.kv, f16Block*span)
 	for b := 0; b < rows; b += f16Block {
 		m := min(f16Block, rows-b)
-		vec.HalfRows(sc.kv, v[b*j.kvDim:], j.kvDim, m, hd)
-		vec.AxpyHeads(o, att[b:], n, sc.kv, hd, m, g, hd, g, 0)
+		vec.HalfRows(sc.kv, v[b*j.kvDim:], j.kvDim, m, span)
+		vec.AxpyHeads(o, att[b:], n, sc.kv, span, m, heads, hd, group, phase)
 	}
 }
 
@@ -383,11 +386,11 @@ func (j *attnTask) axpyF16(sc *scratch, o, att []float32, n int, v []uint16, row
 const rowMajorKV = 1024
 
 // rowMajorFits reports whether attention over cache c, rows of kvDim
-// floats, goes through attnTask.rowMajor: f32 rows of rowMajorKV or more,
-// in a build without the wasm SIMD kernels (whose scores take one head's
+// values, goes through attnTask.rowMajor: rows of rowMajorKV or more, in
+// a build without the wasm SIMD kernels (whose scores take one head's
 // rows at a stride in one call).
 func rowMajorFits(c *kv, kvDim int) bool {
-	return c.k16 == nil && kvDim >= rowMajorKV && !simd()
+	return kvDim >= rowMajorKV && !simd()
 }
 
 // rowMajor is run for an f32 cache whose rows are a page or more (OLMoE's
@@ -408,7 +411,6 @@ func (j *attnTask) rowMajor(worker, lo, hi int) {
 	sc := &j.b.scratch[worker]
 	s, hd := j.s, j.s.HeadDim
 	ring := j.c.lens[s.Layer]
-	k, v := j.c.k[s.Layer], j.c.v[s.Layer]
 	for lo < hi {
 		t, h0 := lo/s.Heads, lo%s.Heads
 		h1 := min(s.Heads, h0+hi-lo) // this token's heads in [lo, hi)
@@ -429,16 +431,25 @@ func (j *attnTask) rowMajor(worker, lo, hi int) {
 		// The cache slots in one or two runs (two when the window wraps
 		// the ring), each one call per kernel.
 		s0, n1 := first%ring, min(n, ring-first%ring)
-		koff, phase := (h0/j.group)*hd, h0%j.group
-		vec.ScoresHeads(sc.att, n, q, k[s0*j.kvDim+koff:], j.kvDim, n1, h1-h0, hd, j.group, phase)
-		vec.ScoresHeads(sc.att[n1:], n, q, k[koff:], j.kvDim, n-n1, h1-h0, hd, j.group, phase)
-		for h := h0; h < h1; h++ {
-			a := (h - h0) * n
-			softmaxScaled(sc.att[a:a+n], j.scale, j.sinks, h)
+		koff, phase, g := (h0/j.group)*hd, h0%j.group, h1-h0
+		if j.c.k16 == nil {
+			k, v := j.c.k[s.Layer], j.c.v[s.Layer]
+			vec.ScoresHeads(sc.att, n, q, k[s0*j.kvDim+koff:], j.kvDim, n1, g, hd, j.group, phase)
+			vec.ScoresHeads(sc.att[n1:], n, q, k[koff:], j.kvDim, n-n1, g, hd, j.group, phase)
+			j.softmaxHeads(sc.att, n, g, h0)
+			clear(out)
+			vec.AxpyHeads(out, sc.att, n, v[s0*j.kvDim+koff:], j.kvDim, n1, g, hd, j.group, phase)
+			vec.AxpyHeads(out, sc.att[n1:], n, v[koff:], j.kvDim, n-n1, g, hd, j.group, phase)
+			continue
 		}
+		// An f16 cache: blocks of rows decoded (the heads' span) first.
+		k, v := j.c.k16[s.Layer], j.c.v16[s.Layer]
+		j.scoresF16(sc, sc.att, n, q, k[s0*j.kvDim+koff:], n1, g, j.group, phase)
+		j.scoresF16(sc, sc.att[n1:], n, q, k[koff:], n-n1, g, j.group, phase)
+		j.softmaxHeads(sc.att, n, g, h0)
 		clear(out)
-		vec.AxpyHeads(out, sc.att, n, v[s0*j.kvDim+koff:], j.kvDim, n1, h1-h0, hd, j.group, phase)
-		vec.AxpyHeads(out, sc.att[n1:], n, v[koff:], j.kvDim, n-n1, h1-h0, hd, j.group, phase)
+		j.axpyF16(sc, out, sc.att, n, v[s0*j.kvDim+koff:], n1, g, j.group, phase)
+		j.axpyF16(sc, out, sc.att[n1:], n, v[koff:], n-n1, g, j.group, phase)
 	}
 }
 
