@@ -11,8 +11,9 @@
 // (Exp, ExpShift, SiLUMul) for the fast path's softmax and SiLU, pure Go
 // everywhere; attention's scores and weighted sums over cache rows, one
 // head at a time (Scores, WeightedSum) or several heads over each block of
-// rows in one call (ScoresHeads, AxpyHeads); and the softmax's division,
-// maximum and scaling (DivMax, Max, Scale).
+// rows in one call (ScoresHeads, AxpyHeads), an f16 cache's rows decoded
+// for them (HalfRows); and the softmax's division, maximum and scaling
+// (DivMax, Max, Scale).
 //
 // On amd64 with AVX2 and FMA they run in assembly, chosen at run time; the
 // pure-Go versions serve everything else (wasm, other architectures, or any
