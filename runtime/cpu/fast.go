@@ -245,66 +245,38 @@ func (j *attnTask) run(worker, lo, hi int) {
 }
 
 // perHead is run one head after another, each over the whole cache.
-// Outside the wasm SIMD build, the heads of a token that share a KV head
+// Outside the wasm SIMD build the heads of a token that share a KV head
 // (grouped-query attention; Attention hands them out together) go
-// together through vec.ScoresHeads and vec.AxpyHeads, which read a block
-// of cache rows once for them all and keep every head's scores and
-// outputs the bits vec.Scores and vec.WeightedSum give it alone; an f16
-// cache's rows are decoded a block at a time for them (scoresF16,
-// axpyF16).
+// together through heads, which reads a block of cache rows once for
+// them all (an f16 cache's decoded a block at a time). The wasm SIMD
+// build's kernels take one head's rows at a stride in one call.
 func (j *attnTask) perHead(worker, lo, hi int) {
 	sc := &j.b.scratch[worker]
 	s, hd := j.s, j.s.HeadDim
+	if !simd() {
+		for n := lo; n < hi; {
+			t, h := n/s.Heads, n%s.Heads
+			// The heads from h on that share h's KV head, within [lo, hi).
+			h1 := min(s.Heads, h+hi-n, (h/j.group+1)*j.group)
+			j.heads(sc, t, h, h1)
+			n += h1 - h
+		}
+		return
+	}
 	ring := j.c.lens[s.Layer]
 	sc.kv = grow(sc.kv, hd)
-	for n := lo; n < hi; {
+	for n := lo; n < hi; n++ {
 		t, h := n/s.Heads, n%s.Heads
 		p := s.Pos0 + t
 		first := window(p, s.Window)
-		cnt := p - first + 1
 		koff := (h / j.group) * hd
-		if !simd() {
-			// The heads from h on that share h's KV head, within [lo, hi).
-			h1 := min(s.Heads, h+hi-n, (h/j.group+1)*j.group)
-			g := h1 - h
-			sc.att = grow(sc.att, j.c.seq*j.group) // the whole context for a group: allocated once
-			att := sc.att[:cnt*g]
-			q, o := j.q.row(t)[h*hd:h1*hd], j.out.row(t)[h*hd:h1*hd]
-			// The cache slots in one or two runs (two when the window
-			// wraps the ring), from s0 and from 0.
-			s0 := first % ring
-			n1 := min(cnt, ring-s0)
-			if j.c.k16 == nil {
-				// f32 rows at stride kvDim: one kernel call per run.
-				k, v := j.c.k[s.Layer], j.c.v[s.Layer]
-				vec.ScoresHeads(att, cnt, q, k[s0*j.kvDim+koff:], j.kvDim, n1, g, hd, g, 0)
-				vec.ScoresHeads(att[n1:], cnt, q, k[koff:], j.kvDim, cnt-n1, g, hd, g, 0)
-				j.softmaxHeads(att, cnt, g, h)
-				clear(o)
-				vec.AxpyHeads(o, att, cnt, v[s0*j.kvDim+koff:], j.kvDim, n1, g, hd, g, 0)
-				vec.AxpyHeads(o, att[n1:], cnt, v[koff:], j.kvDim, cnt-n1, g, hd, g, 0)
-			} else {
-				// f16 rows: decoded a block at a time (the heads' slice
-				// only) into sc.kv, then the same kernels.
-				k, v := j.c.k16[s.Layer], j.c.v16[s.Layer]
-				j.scoresF16(sc, att, cnt, q, k[s0*j.kvDim+koff:], n1, g, g, 0)
-				j.scoresF16(sc, att[n1:], cnt, q, k[koff:], cnt-n1, g, g, 0)
-				j.softmaxHeads(att, cnt, g, h)
-				clear(o)
-				j.axpyF16(sc, o, att, cnt, v[s0*j.kvDim+koff:], n1, g, g, 0)
-				j.axpyF16(sc, o, att[n1:], cnt, v[koff:], cnt-n1, g, g, 0)
-			}
-			n += g
-			continue
-		}
-		n++
 		sc.att = grow(sc.att, j.c.seq) // the whole context: allocated once
 		qh := j.q.row(t)[h*hd : (h+1)*hd]
-		att := sc.att[:cnt]
+		att := sc.att[:p-first+1]
 		o := j.out.row(t)[h*hd : (h+1)*hd]
 		if j.c.k16 == nil {
-			// The wasm SIMD build: its kernels take one head's rows at a
-			// stride in one call.
+			// One kernel call per contiguous run of slots, two when the
+			// window wraps the ring.
 			s0 := first % ring
 			n1 := min(len(att), ring-s0)
 			k, v := j.c.k[s.Layer], j.c.v[s.Layer]
@@ -345,38 +317,69 @@ func attnChunk(c *kv, kvDim, heads, group, threads int) int {
 // slice of a head (f32) stays in L1 for the heads that share it.
 const f16Block = 32
 
-// softmaxHeads is softmaxScaled for each of g heads' n scores in att, the
-// first head h.
-func (j *attnTask) softmaxHeads(att []float32, n, g, h int) {
+// heads is attention for token t's heads h0 ≤ h < h1 through
+// vec.ScoresHeads and vec.AxpyHeads: each block of cache rows read once
+// for them all, every head's scores and outputs the bits vec.Scores and
+// vec.WeightedSum give it alone. The heads are a KV head's (perHead) or
+// any run of a token's heads (rowMajor).
+func (j *attnTask) heads(sc *scratch, t, h0, h1 int) {
+	s, hd := j.s, j.s.HeadDim
+	ring := j.c.lens[s.Layer]
+	p := s.Pos0 + t
+	first := window(p, s.Window)
+	n, g := p-first+1, h1-h0
+	att := grow(sc.att, j.c.seq*g)[:n*g] // the whole context: allocated once
+	sc.att = att
+	q, o := j.q.row(t)[h0*hd:h1*hd], j.out.row(t)[h0*hd:h1*hd]
+	koff, phase := (h0/j.group)*hd, h0%j.group
+	// The cache slots in one or two runs (two when the window wraps the
+	// ring), from s0 and from 0: one kernel call per run.
+	s0 := first % ring
+	n1 := min(n, ring-s0)
+	j.scores(sc, att, n, q, s0*j.kvDim+koff, n1, g, phase)
+	j.scores(sc, att[n1:], n, q, koff, n-n1, g, phase)
 	for i := range g {
-		softmaxScaled(att[i*n:(i+1)*n], j.scale, j.sinks, h+i)
+		softmaxScaled(att[i*n:(i+1)*n], j.scale, j.sinks, h0+i)
 	}
+	clear(o)
+	j.sums(sc, o, att, n, s0*j.kvDim+koff, n1, g, phase)
+	j.sums(sc, o, att[n1:], n, koff, n-n1, g, phase)
 }
 
-// scoresF16 is vec.ScoresHeads(att, n, q, k, kvDim, rows, heads, hd,
-// group, phase) over f16 cache rows: each block of f16Block rows, the
-// span the heads read, decoded into sc.kv first, so the scores have the
-// bits of ScoresHeads over the decoded rows.
-func (j *attnTask) scoresF16(sc *scratch, att []float32, n int, q []float32, k []uint16, rows, heads, group, phase int) {
-	hd := j.s.HeadDim
-	span := ((phase+heads-1)/group + 1) * hd
+// scores is vec.ScoresHeads(att, n, q, k, kvDim, rows, g, hd, group,
+// phase) over the layer's cache rows from index off of its keys. An f16
+// cache's rows are decoded f16Block at a time, the span the heads read,
+// into sc.kv first, so the scores have the bits of ScoresHeads over the
+// decoded rows.
+func (j *attnTask) scores(sc *scratch, att []float32, n int, q []float32, off, rows, g, phase int) {
+	hd, l := j.s.HeadDim, j.s.Layer
+	if j.c.k16 == nil {
+		vec.ScoresHeads(att, n, q, j.c.k[l][off:], j.kvDim, rows, g, hd, j.group, phase)
+		return
+	}
+	span := ((phase+g-1)/j.group + 1) * hd
 	sc.kv = grow(sc.kv, f16Block*span)
 	for b := 0; b < rows; b += f16Block {
 		m := min(f16Block, rows-b)
-		vec.HalfRows(sc.kv, k[b*j.kvDim:], j.kvDim, m, span)
-		vec.ScoresHeads(att[b:], n, q, sc.kv, span, m, heads, hd, group, phase)
+		vec.HalfRows(sc.kv, j.c.k16[l][off+b*j.kvDim:], j.kvDim, m, span)
+		vec.ScoresHeads(att[b:], n, q, sc.kv, span, m, g, hd, j.group, phase)
 	}
 }
 
-// axpyF16 is vec.AxpyHeads over f16 cache rows as scoresF16 takes them.
-func (j *attnTask) axpyF16(sc *scratch, o, att []float32, n int, v []uint16, rows, heads, group, phase int) {
-	hd := j.s.HeadDim
-	span := ((phase+heads-1)/group + 1) * hd
+// sums is vec.AxpyHeads over the layer's value rows as scores takes its
+// keys.
+func (j *attnTask) sums(sc *scratch, o, att []float32, n, off, rows, g, phase int) {
+	hd, l := j.s.HeadDim, j.s.Layer
+	if j.c.k16 == nil {
+		vec.AxpyHeads(o, att, n, j.c.v[l][off:], j.kvDim, rows, g, hd, j.group, phase)
+		return
+	}
+	span := ((phase+g-1)/j.group + 1) * hd
 	sc.kv = grow(sc.kv, f16Block*span)
 	for b := 0; b < rows; b += f16Block {
 		m := min(f16Block, rows-b)
-		vec.HalfRows(sc.kv, v[b*j.kvDim:], j.kvDim, m, span)
-		vec.AxpyHeads(o, att[b:], n, sc.kv, span, m, heads, hd, group, phase)
+		vec.HalfRows(sc.kv, j.c.v16[l][off+b*j.kvDim:], j.kvDim, m, span)
+		vec.AxpyHeads(o, att[b:], n, sc.kv, span, m, g, hd, j.group, phase)
 	}
 }
 
@@ -393,15 +396,15 @@ func rowMajorFits(c *kv, kvDim int) bool {
 	return kvDim >= rowMajorKV && !simd()
 }
 
-// rowMajor is run for an f32 cache whose rows are a page or more (OLMoE's
-// 16 heads of 64: 4 KB): head by head, each read 256 bytes of every row, 4
-// KB apart, a new page each time, which the hardware prefetcher does not
-// follow; the layer's rows (1.2 MB at 144 positions) then came from memory
-// at about 9 GB/s. Here the items' heads of one token take their scores
-// and then their weighted sums one cache row at a time, the row read
-// front to back, all the heads of a row in one kernel step
-// (vec.ScoresHeads, vec.AxpyHeads: a call per run of rows, where a call
-// per row and head cost more than its 64 multiply-adds). Each score is
+// rowMajor is run for a cache whose rows are rowMajorKV values or more
+// (OLMoE's 16 heads of 64: 4 KB in f32): head by head, each read 256 bytes
+// of every row, 4 KB apart, a new page each time, which the hardware
+// prefetcher does not follow; the layer's rows (1.2 MB at 144 positions)
+// then came from memory at about 9 GB/s. Here all the item's heads of one
+// token go through heads at once, whatever KV head they belong to, so a
+// block of rows is read once for them all (vec.ScoresHeads,
+// vec.AxpyHeads: a call per run of rows, where a call per row and head
+// cost more than its 64 multiply-adds). Each score is
 // vec.Scores' of one row (its rows are independent) and each head's sum is
 // vec.Axpy's in order of position from zero, which vec.WeightedSum equals
 // (TestAttentionKernels, TestHeadsKernels): the same bits as perHead's.
@@ -409,47 +412,11 @@ func rowMajorFits(c *kv, kvDim int) bool {
 // against 142–151 µs a layer (before the kernels took whole rows).
 func (j *attnTask) rowMajor(worker, lo, hi int) {
 	sc := &j.b.scratch[worker]
-	s, hd := j.s, j.s.HeadDim
-	ring := j.c.lens[s.Layer]
 	for lo < hi {
-		t, h0 := lo/s.Heads, lo%s.Heads
-		h1 := min(s.Heads, h0+hi-lo) // this token's heads in [lo, hi)
-		if h1 == h0+1 {
-			// One head: perHead's weighted sum holds the head's outputs in
-			// registers across the rows, where AxpyHeads loads and stores
-			// them for each row.
-			j.perHead(worker, lo, lo+1)
-			lo++
-			continue
-		}
+		t, h0 := lo/j.s.Heads, lo%j.s.Heads
+		h1 := min(j.s.Heads, h0+hi-lo) // this token's heads in [lo, hi)
+		j.heads(sc, t, h0, h1)
 		lo += h1 - h0
-		p := s.Pos0 + t
-		first := window(p, s.Window)
-		n := p - first + 1
-		sc.att = grow(sc.att, j.c.seq*(h1-h0))[:n*(h1-h0)] // the whole context: allocated once
-		q, out := j.q.row(t)[h0*hd:h1*hd], j.out.row(t)[h0*hd:h1*hd]
-		// The cache slots in one or two runs (two when the window wraps
-		// the ring), each one call per kernel.
-		s0, n1 := first%ring, min(n, ring-first%ring)
-		koff, phase, g := (h0/j.group)*hd, h0%j.group, h1-h0
-		if j.c.k16 == nil {
-			k, v := j.c.k[s.Layer], j.c.v[s.Layer]
-			vec.ScoresHeads(sc.att, n, q, k[s0*j.kvDim+koff:], j.kvDim, n1, g, hd, j.group, phase)
-			vec.ScoresHeads(sc.att[n1:], n, q, k[koff:], j.kvDim, n-n1, g, hd, j.group, phase)
-			j.softmaxHeads(sc.att, n, g, h0)
-			clear(out)
-			vec.AxpyHeads(out, sc.att, n, v[s0*j.kvDim+koff:], j.kvDim, n1, g, hd, j.group, phase)
-			vec.AxpyHeads(out, sc.att[n1:], n, v[koff:], j.kvDim, n-n1, g, hd, j.group, phase)
-			continue
-		}
-		// An f16 cache: blocks of rows decoded (the heads' span) first.
-		k, v := j.c.k16[s.Layer], j.c.v16[s.Layer]
-		j.scoresF16(sc, sc.att, n, q, k[s0*j.kvDim+koff:], n1, g, j.group, phase)
-		j.scoresF16(sc, sc.att[n1:], n, q, k[koff:], n-n1, g, j.group, phase)
-		j.softmaxHeads(sc.att, n, g, h0)
-		clear(out)
-		j.axpyF16(sc, out, sc.att, n, v[s0*j.kvDim+koff:], n1, g, j.group, phase)
-		j.axpyF16(sc, out, sc.att[n1:], n, v[koff:], n-n1, g, j.group, phase)
 	}
 }
 
