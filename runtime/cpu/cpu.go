@@ -48,8 +48,8 @@ type Backend struct {
 // decoding allocates nothing.
 type scratch struct {
 	row []float32 // one decoded f16 weight row
-	att []float32 // attention scores: one head's, or several heads' (attnTask.perHead, rowMajor)
-	kv  []float32 // f16 cache rows decoded: one row, or a block of a head's slice (attnTask.scoresF16)
+	att []float32 // attention scores: one head's, or several heads' (attnTask.heads)
+	kv  []float32 // f16 cache rows decoded: one row, or a block of the heads' span (attnTask.scores, sums)
 }
 
 // Options configures a Backend.
