@@ -58,14 +58,12 @@ func (b *Backend) MLAAttention(dst, q, ckv backend.Buf, cache backend.KV, s back
 	D := N + P // q's head width
 	lat, pe := c.lat[s.Layer], c.pe[s.Layer]
 	norm := s.KVNorm.(*weight).f
-	half := P / 2
-	b.rope = grow(b.rope, 2*half)
-	cos, sin := b.rope[:half], b.rope[half:]
+	b.rope.fill(s.Pos0, T, s.Rope)
 	for t := 0; t < T; t++ {
 		p := s.Pos0 + t
 		row := cb.row(t)
 		rmsnorm(row[:R], row[:R], norm, s.Eps)
-		ropeAngles(cos, sin, p, s.Rope)
+		cos, sin := b.rope.at(p)
 		rope(row[R:R+P], cos, sin, s.Rope.Interleaved)
 		qr := qb.row(t)
 		for h := 0; h < H; h++ {
