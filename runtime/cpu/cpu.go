@@ -50,6 +50,8 @@ type scratch struct {
 	row []float32 // one decoded f16 weight row
 	att []float32 // attention scores: one head's, or several heads' (attnTask.heads)
 	kv  []float32 // f16 cache rows decoded: one row, or a block of the heads' span (attnTask.scores, sums)
+	// an expert's gate and up rows of one item of moeTask.gateUp
+	h1, h3 []float32
 }
 
 // Options configures a Backend.

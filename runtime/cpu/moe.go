@@ -123,6 +123,7 @@ type moeScratch struct {
 	fx       []float32        // the experts' gathered inputs
 	ys       [][]float32      // per (token, rank) slot, its expert's output row
 	xqs, hqs []tensor.Q16Rows // per expert of a batch: its inputs, its hidden rows, quantised
+	xqa, hqa tensor.Q16Arena  // the storage of xqs and hqs
 }
 
 // expert runs one expert over n rows of x: its first block

@@ -64,18 +64,29 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 		j.exps[i] = moeExp{e: e, n: len(s), width: gate.rows, gate: gate, up: ex.Up.(*weight), down: ex.Down.(*weight), act: ex.Act, slots: s}
 		quantX = quantX || gate.quantised() || j.exps[i].up.quantised()
 		nx += len(s) * D
-		nh += len(s) * gate.rows
+		if j.exps[i].down.quantised() {
+			m.hqa.Plan(j.exps[i].down.m, len(s), gate.rows)
+		} else {
+			nh += len(s) * gate.rows
+		}
 		ny += len(s) * D
 	}
 	j.quantX = quantX
 	if T > 1 {
 		m.fx = grow(m.fx, nx)
+		if quantX {
+			for _, e := range j.exps {
+				m.xqa.Plan(e.gate.m, e.n, D)
+			}
+			m.xqa.Reset()
+		}
 	} else if quantX {
 		// For the first expert's format: q4_0 also keeps the layout its
 		// one-row decode kernel reads (Q16Rows.ResizeFor).
 		b.xq.QuantizeFor(j.exps[0].gate.m, x[:D], 1, D)
 	}
-	m.h1, m.h3, m.y = grow(m.h1, nh), grow(m.h3, nh), grow(m.y, ny)
+	m.hqa.Reset()
+	m.h1, m.y = grow(m.h1, nh), grow(m.y, ny)
 	m.ys = grow(m.ys, T*K)
 	// Largest first: phase 1 hands out its items in this order.
 	slices.SortStableFunc(j.exps, func(a, c moeExp) int { return cmp.Compare(c.n*c.width, a.n*a.width) })
@@ -90,19 +101,22 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 			nx += n * D
 			if quantX {
 				e.xq = &m.xqs[i]
-				e.xq.ResizeFor(e.gate.m, n, D)
+				e.xq.ResizeIn(&m.xqa, e.gate.m, n, D)
 			}
 			work0 += 8 * n * D
 		} else {
 			e.x, e.xq = x[:D], &b.xq
 		}
-		e.h1, e.h3 = m.h1[nh:nh+n*w], m.h3[nh:nh+n*w]
-		nh += n * w
+		// A quantised down projection reads the hidden rows from hq,
+		// which gateUp fills from rows computed in its goroutine's
+		// scratch; another reads them from h1.
 		if e.down.quantised() {
 			e.hq = &m.hqs[i]
-			e.hq.ResizeFor(e.down.m, n, w)
+			e.hq.ResizeIn(&m.hqa, e.down.m, n, w)
 		} else {
 			e.hq = nil
+			e.h1 = m.h1[nh : nh+n*w]
+			nh += n * w
 		}
 		e.y = m.y[ny : ny+n*D]
 		ny += n * D
@@ -186,10 +200,10 @@ type moeExp struct {
 	slots          []int     // the (token, rank) slots routed here, t·K+k
 	x              []float32 // its tokens' inputs, n×D
 	xq             *tensor.Q16Rows
-	h1, h3         []float32 // n×width: gate (then the activation), up
-	hq             *tensor.Q16Rows
-	y              []float32 // n×D: the down projection
-	item0, item0d  int       // its first item of phase 1, of phase 3
+	h1             []float32       // n×width: gate, then the activation (when the down projection is not quantised)
+	hq             *tensor.Q16Rows // h1 quantised (when it is)
+	y              []float32       // n×D: the down projection
+	item0, item0d  int             // its first item of phase 1, of phase 3
 }
 
 // moeTask is one moeFast call's phases (see moeFast); it lives in the
@@ -257,23 +271,37 @@ func (j *moeTask) run(worker, lo, hi int) {
 // all its tokens, the activation of them, and, when the down projection is
 // quantised, their quantisation (r0 and r1 are then multiples of 32, since
 // the width of a block-format matrix is).
+//
+// The up projection's rows, and the gate's when they go on to be
+// quantised, are computed into the goroutine's scratch, token t's at
+// t·s + r0 with s = r1 − r0, so that a batch holds no n×width f32
+// matrices for them: a 128-token prefill of the Mixtral-shaped model held
+// 2.9 MB of them for the quantised rows it keeps.
 func (j *moeTask) gateUp(worker int, e *moeExp, r0, r1 int) {
 	b, f, w, D := j.b, j.f, e.width, j.D
-	b.mulRange(worker, e.h1, w, e.x, e.xq, e.n, D, e.gate, r0, r1)
-	b.mulRange(worker, e.h3, w, e.x, e.xq, e.n, D, e.up, r0, r1)
+	sc := &b.scratch[worker]
+	s := r1 - r0
+	sc.h3 = grow(sc.h3, (e.n-1)*s+r1)
+	h1, s1 := e.h1, w
+	if e.hq != nil {
+		sc.h1 = grow(sc.h1, (e.n-1)*s+r1)
+		h1, s1 = sc.h1, s
+	}
+	b.mulRange(worker, h1, s1, e.x, e.xq, e.n, D, e.gate, r0, r1)
+	b.mulRange(worker, sc.h3, s, e.x, e.xq, e.n, D, e.up, r0, r1)
 	for t := range e.n {
-		h1, h3 := e.h1[t*w+r0:t*w+r1], e.h3[t*w+r0:t*w+r1]
+		g, u := h1[t*s1+r0:t*s1+r1], sc.h3[t*s+r0:t*s+r1]
 		if f.GateBias != nil {
 			gb := f.GateBias.(*weight).f[e.e*w+r0 : e.e*w+r1]
 			ub := f.UpBias.(*weight).f[e.e*w+r0 : e.e*w+r1]
-			for i := range h1 {
-				h1[i] += gb[i]
-				h3[i] += ub[i]
+			for i := range g {
+				g[i] += gb[i]
+				u[i] += ub[i]
 			}
 		}
-		activate(h1, h3, e.act, f, true)
+		activate(g, u, e.act, f, true)
 		if e.hq != nil {
-			e.hq.QuantizeBlocks(e.h1, (t*w+r0)/32, (t*w+r1)/32)
+			e.hq.QuantizeBlocksFrom(g, (t*w+r0)/32)
 		}
 	}
 }

@@ -65,13 +65,7 @@ func (q *Q16Rows) Resize(rows, cols int) { q.resize(rows, cols, Invalid) }
 // the one-row kernel that it gives a lone token (decode); where m is q8_0
 // and there are eight tokens or more, in the 2×n layout for its whole 2×8
 // tiles. Other formats do not read that copy, so they do not pay for it.
-func (q *Q16Rows) ResizeFor(m *Matrix, rows, cols int) {
-	var dt DType
-	if m != nil {
-		dt = m.dtype
-	}
-	q.resize(rows, cols, dt)
-}
+func (q *Q16Rows) ResizeFor(m *Matrix, rows, cols int) { q.resize(rows, cols, dtypeOf(m)) }
 
 // QuantizeFor is Quantize for products with m (ResizeFor).
 func (q *Q16Rows) QuantizeFor(m *Matrix, x []float32, rows, cols int) {
@@ -83,15 +77,10 @@ func (q *Q16Rows) QuantizeFor(m *Matrix, x []float32, rows, cols int) {
 func (q *Q16Rows) resize(rows, cols int, dt DType) {
 	nb := rows * cols / qk
 	q.rows, q.cols = rows, cols
+	q.dupOn, q.rowsOn, q.offOn = layouts(rows, dt)
 	q.qs = grow(q.qs, rows*cols)
 	q.d = grow(q.d, nb)
 	q.g = grow(q.g, nb)
-	tiles := vec.TilesAnyTokens()
-	// A single row goes through vec.DotQ4_0Rows or vec.DotQ8_0Rows,
-	// which read xp (and q4_0's off) instead of dup: it has no dup.
-	q.dupOn = tiles && (dt == Q4_0 && rows > 1 || dt == Q8_0 && rows >= 8)
-	q.rowsOn = tiles && (dt == Q4_0 || dt == Q8_0) && rows == 1
-	q.offOn = dt == Q4_0 && rows == 1 && (q.rowsOn || vec.Q4_0RowOffsets())
 	if q.rowsOn {
 		q.xp = grow(q.xp, rows*cols)
 	}
@@ -103,14 +92,126 @@ func (q *Q16Rows) resize(rows, cols int, dt DType) {
 	}
 }
 
+// layouts says which copies of the activations a product of rows rows
+// with a matrix of type dt reads besides qs (see Q16Rows' fields).
+func layouts(rows int, dt DType) (dup, xp, off bool) {
+	tiles := vec.TilesAnyTokens()
+	// A single row goes through vec.DotQ4_0Rows or vec.DotQ8_0Rows,
+	// which read xp (and q4_0's off) instead of dup: it has no dup.
+	dup = tiles && (dt == Q4_0 && rows > 1 || dt == Q8_0 && rows >= 8)
+	xp = tiles && (dt == Q4_0 || dt == Q8_0) && rows == 1
+	off = dt == Q4_0 && rows == 1 && (xp || vec.Q4_0RowOffsets())
+	return dup, xp, off
+}
+
+// Q16Arena is storage that several Q16Rows take their arrays from, one
+// after another, so that a batch's experts, each with its own number of
+// tokens, quantise their activations into one allocation of the batch's
+// size. With storage of their own, each expert's rows grew whenever a
+// layer routed it more tokens than any layer before, leaving the old
+// arrays to the garbage collector and the largest share ever seen held by
+// every expert: a 128-token prefill of the Mixtral-shaped test model held
+// 3.6 MB of quantised activations where its tokens needed 2.3.
+//
+// A round is Plan for every Q16Rows, Reset, then ResizeIn for the same
+// ones in the same order; the Q16Rows of the previous round must no
+// longer be read by then.
+type Q16Arena struct {
+	qs, dup, xp []int16
+	d, g        []float32
+	off         []int32
+	// the round's planned sizes, then the sizes handed out
+	plan, used q16Sizes
+}
+
+type q16Sizes struct{ qs, dup, xp, blocks, off int }
+
+// add adds what a product of rows×cols activations with a matrix of type
+// dt takes.
+func (z *q16Sizes) add(rows, cols int, dt DType) {
+	dup, xp, off := layouts(rows, dt)
+	n := rows * cols
+	z.qs += n
+	z.blocks += n / qk
+	if dup {
+		z.dup += 2 * n
+	}
+	if xp {
+		z.xp += n
+	}
+	if off {
+		z.off += vec.Q4_0Lanes * n / qk
+	}
+}
+
+// Plan counts a Q16Rows of rows×cols for products with m into the round.
+func (a *Q16Arena) Plan(m *Matrix, rows, cols int) { a.plan.add(rows, cols, dtypeOf(m)) }
+
+// Reset starts handing out the storage Plan asked for, allocating what
+// the arena lacks (exactly that: a round of the same sizes as the last
+// allocates nothing), and starts the next round's plan.
+func (a *Q16Arena) Reset() {
+	p := a.plan
+	a.qs, a.dup, a.xp = atLeast(a.qs, p.qs), atLeast(a.dup, p.dup), atLeast(a.xp, p.xp)
+	a.d, a.g, a.off = atLeast(a.d, p.blocks), atLeast(a.g, p.blocks), atLeast(a.off, p.off)
+	a.plan, a.used = q16Sizes{}, q16Sizes{}
+}
+
+// ResizeIn is ResizeFor with q's arrays taken from a, as planned; q's
+// own storage is dropped. It panics when the round hands out more than
+// was planned.
+func (q *Q16Rows) ResizeIn(a *Q16Arena, m *Matrix, rows, cols int) {
+	n, nb := rows*cols, rows*cols/qk
+	u := &a.used
+	q.rows, q.cols = rows, cols
+	q.dupOn, q.rowsOn, q.offOn = layouts(rows, dtypeOf(m))
+	q.qs, u.qs = take(a.qs, u.qs, n)
+	q.d, _ = take(a.d, u.blocks, nb)
+	q.g, u.blocks = take(a.g, u.blocks, nb)
+	q.dup, q.xp, q.off = nil, nil, nil
+	if q.dupOn {
+		q.dup, u.dup = take(a.dup, u.dup, 2*n)
+	}
+	if q.rowsOn {
+		q.xp, u.xp = take(a.xp, u.xp, n)
+	}
+	if q.offOn {
+		q.off, u.off = take(a.off, u.off, vec.Q4_0Lanes*nb)
+	}
+}
+
+// take returns s[at:at+n], capped there, and at+n.
+func take[T any](s []T, at, n int) ([]T, int) { return s[at : at+n : at+n], at + n }
+
+// atLeast returns s, or a new slice of length n when s holds fewer.
+func atLeast[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:cap(s)]
+}
+
+func dtypeOf(m *Matrix) DType {
+	if m == nil {
+		return Invalid
+	}
+	return m.dtype
+}
+
 // QuantizeBlocks quantises the 32-element blocks b0 ≤ b < b1 of x (the
 // whole matrix, as given to Resize) into q. Blocks are independent, so
 // ranges may be quantised concurrently.
-func (q *Q16Rows) QuantizeBlocks(x []float32, b0, b1 int) {
+func (q *Q16Rows) QuantizeBlocks(x []float32, b0, b1 int) { q.QuantizeBlocksFrom(x[qk*b0:qk*b1], b0) }
+
+// QuantizeBlocksFrom is QuantizeBlocks for the blocks b0 ≤ b < b1 =
+// b0 + len(x)/32 with x holding just them (len(x) a multiple of 32): for
+// values computed elsewhere than in the matrix's own layout.
+func (q *Q16Rows) QuantizeBlocksFrom(x []float32, b0 int) {
+	b1 := b0 + len(x)/qk
 	if ok, _ := wasmsimd.Ready(); ok {
-		wasmsimd.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x[qk*b0:qk*b1])
+		wasmsimd.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x)
 	} else {
-		vec.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x[qk*b0:qk*b1])
+		vec.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x)
 	}
 	switch {
 	case q.offOn && q.rowsOn:

@@ -241,3 +241,94 @@ func randMatrix(t *testing.T, r *rand.Rand, d DType, rows, cols int) *Matrix {
 	}
 	return m
 }
+
+// TestQ16Arena checks that Q16Rows taking their storage from an arena
+// hold what Q16Rows of their own do (every layout: one row, a few, eight
+// or more, for q4_0, q8_0, q4_k and no matrix), that they do not overlap
+// (each is compared after all are written), that products read them as
+// the others, and that a second round of the same sizes allocates nothing.
+func TestQ16Arena(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	const cols = 256
+	var ms []*Matrix
+	for _, d := range []DType{Q4_0, Q8_0, Q4_K} {
+		w := make([]float32, 6*cols)
+		for i := range w {
+			w[i] = float32(r.NormFloat64())
+		}
+		qt, err := Quantize(FromF32("w", []int{6, cols}, w), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewMatrix(qt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	ms = append(ms, nil)
+	type part struct {
+		m    *Matrix
+		rows int
+	}
+	var parts []part
+	for _, m := range ms {
+		for _, rows := range []int{1, 3, 9} {
+			parts = append(parts, part{m, rows})
+		}
+	}
+	xs := make([][]float32, len(parts))
+	for i, p := range parts {
+		xs[i] = make([]float32, p.rows*cols)
+		for j := range xs[i] {
+			xs[i][j] = float32(r.NormFloat64())
+		}
+	}
+	var a Q16Arena
+	qs := make([]Q16Rows, len(parts))
+	round := func() {
+		for _, p := range parts {
+			a.Plan(p.m, p.rows, cols)
+		}
+		a.Reset()
+		for i, p := range parts {
+			qs[i].ResizeIn(&a, p.m, p.rows, cols)
+			qs[i].QuantizeBlocks(xs[i], 0, p.rows*cols/qk)
+		}
+	}
+	round()
+	for i, p := range parts {
+		var own Q16Rows
+		own.QuantizeFor(p.m, xs[i], p.rows, cols)
+		q := &qs[i]
+		if q.dupOn != own.dupOn || q.rowsOn != own.rowsOn || q.offOn != own.offOn {
+			t.Fatalf("part %d (%d rows): layouts dup/xp/off %v %v %v, want %v %v %v", i, p.rows, q.dupOn, q.rowsOn, q.offOn, own.dupOn, own.rowsOn, own.offOn)
+		}
+		same := func(name string, got, want any) {
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("part %d (%d rows): %s differs from a Q16Rows of its own", i, p.rows, name)
+			}
+		}
+		same("qs", q.qs, own.qs)
+		same("d", q.d, own.d)
+		same("g", q.g, own.g)
+		if own.dupOn {
+			same("dup", q.dup, own.dup)
+		}
+		if own.rowsOn {
+			same("xp", q.xp, own.xp)
+		}
+		if own.offOn {
+			same("off", q.off, own.off)
+		}
+		if p.m != nil {
+			got, want := make([]float32, p.rows*6), make([]float32, p.rows*6)
+			p.m.MulQuantized(got, 6, q, 0, 6)
+			p.m.MulQuantized(want, 6, &own, 0, 6)
+			same("the product", got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(5, round); n != 0 {
+		t.Errorf("a round of the same sizes allocated %v times", n)
+	}
+}
