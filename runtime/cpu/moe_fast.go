@@ -63,7 +63,9 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 		m.byExpert[e] = s[:0] // the slots stay readable until the next MoE
 		j.exps[i] = moeExp{e: e, n: len(s), width: gate.rows, gate: gate, up: ex.Up.(*weight), down: ex.Down.(*weight), act: ex.Act, slots: s}
 		quantX = quantX || gate.quantised() || j.exps[i].up.quantised()
-		nx += len(s) * D
+		if !gate.quantised() || !j.exps[i].up.quantised() {
+			nx += len(s) * D
+		}
 		if j.exps[i].down.quantised() {
 			m.hqa.Plan(j.exps[i].down.m, len(s), gate.rows)
 		} else {
@@ -97,8 +99,14 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 		e := &j.exps[i]
 		n, w := e.n, e.width
 		if T > 1 {
-			e.x = m.fx[nx : nx+n*D]
-			nx += n * D
+			// Phase 0 gathers the expert's tokens into x for the
+			// products that read them in f32; when gate and up are both
+			// quantised it quantises them from the batch's rows instead.
+			e.x = nil
+			if !e.gate.quantised() || !e.up.quantised() {
+				e.x = m.fx[nx : nx+n*D]
+				nx += n * D
+			}
 			if quantX {
 				e.xq = &m.xqs[i]
 				e.xq.ResizeIn(&m.xqa, e.gate.m, n, D)
@@ -198,7 +206,7 @@ type moeExp struct {
 	gate, up, down *weight
 	act            model.Activation
 	slots          []int     // the (token, rank) slots routed here, t·K+k
-	x              []float32 // its tokens' inputs, n×D
+	x              []float32 // its tokens' inputs, n×D (nil in a batch whose gate and up are quantised: xq alone)
 	xq             *tensor.Q16Rows
 	h1             []float32       // n×width: gate, then the activation (when the down projection is not quantised)
 	hq             *tensor.Q16Rows // h1 quantised (when it is)
@@ -225,6 +233,13 @@ func (j *moeTask) run(worker, lo, hi int) {
 	switch j.phase {
 	case 0:
 		for _, e := range j.exps[lo:hi] {
+			if e.x == nil {
+				for r, sl := range e.slots {
+					t := sl / j.K
+					e.xq.QuantizeBlocksFrom(j.x[t*j.D:(t+1)*j.D], r*j.D/32)
+				}
+				continue
+			}
 			for r, sl := range e.slots {
 				t := sl / j.K
 				copy(e.x[r*j.D:(r+1)*j.D], j.x[t*j.D:(t+1)*j.D])
