@@ -11,6 +11,6 @@
 // directly: this package is the one place that knows the layouts and the
 // dequantisation arithmetic. Its Dot and Dot4 sum in a fixed order (the
 // CPU's exact path); MulQuantized is the fast path's product of block rows
-// with activations quantised once per op (Q16Rows), computed in integers by
-// package vec.
+// with activations quantised once per op (Q16Rows; several of them can share
+// one allocation, Q16Arena), computed in integers by package vec.
 package tensor
