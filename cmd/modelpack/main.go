@@ -34,7 +34,7 @@ Usage:
   modelpack compare TEACHER STUDENT (--self-generate N [--seed S] | --calib FILE) [--json FILE]
   modelpack pareto [-md FILE] [-svg FILE] REPORT.json...   (quality per FLOP of distill reports; scripts/distill-sweep.sh)
   modelpack synth --arch {llama,mixtral,qwen2_moe,qwen3_moe,olmoe,granitemoe,granitemoeshared,gpt_oss,deepseek_v2,deepseek_v3,deepseek2,mode} [--seed N] [sizes...] [--dtype bf16] [--files N] -o DIR
-  modelpack synth --arch {llama,mixtral,olmoe,granitemoe,granitemoeshared,gpt_oss} [--seed N] [sizes...] --gguf FILE [--gguf-type f32|f16|q8_0|q4_0]
+  modelpack synth --arch {llama,mixtral,olmoe,granitemoe,granitemoeshared,gpt_oss} [--seed N] [sizes...] --gguf FILE [--gguf-type f32|f16|q8_0|q4_0|q4_k]
   modelpack index SRC -o manifest.json [--base-url URL]
   modelpack verify PACKDIR|MANIFEST|URL
   modelpack inspect PACKDIR|MANIFEST|URL
@@ -389,7 +389,7 @@ func cmdSynth(args []string, stdout, stderr io.Writer) error {
 	window := fs.Int("window", 0, "gpt_oss: sliding_window of the even layers")
 	mxfp4 := fs.Bool("mxfp4", true, "gpt_oss: store the experts as MXFP4 blocks and scales, as OpenAI releases them (false: dequantised in --dtype)")
 	ggufOut := fs.String("gguf", "", "write a GGUF file llama.cpp loads instead of an HF directory (llama, mixtral, olmoe, granitemoe, granitemoeshared, gpt_oss)")
-	ggufType := fs.String("gguf-type", "f32", "--gguf: format of every matrix: f32, f16, q8_0, q4_0")
+	ggufType := fs.String("gguf-type", "f32", "--gguf: format of every matrix: f32, f16, q8_0, q4_0, q4_k (with q4_0 for rows that are not whole 256-element super-blocks)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -441,9 +441,9 @@ func cmdSynth(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--dtype: %w", err)
 	}
 	if *ggufOut != "" {
-		typ, ok := map[string]gguf.GGMLType{"f32": gguf.TypeF32, "f16": gguf.TypeF16, "q8_0": gguf.TypeQ8_0, "q4_0": gguf.TypeQ4_0}[*ggufType]
+		typ, ok := map[string]gguf.GGMLType{"f32": gguf.TypeF32, "f16": gguf.TypeF16, "q8_0": gguf.TypeQ8_0, "q4_0": gguf.TypeQ4_0, "q4_k": gguf.TypeQ4_K}[*ggufType]
 		if !ok {
-			return fmt.Errorf("--gguf-type %q: want f32, f16, q8_0 or q4_0", *ggufType)
+			return fmt.Errorf("--gguf-type %q: want f32, f16, q8_0, q4_0 or q4_k", *ggufType)
 		}
 		if err := synth.WriteGGUF(*ggufOut, o, typ); err != nil {
 			return err

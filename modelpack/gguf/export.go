@@ -10,8 +10,11 @@ import (
 
 // ModelOptions says how WriteModel encodes a model.
 type ModelOptions struct {
-	// Type is the ggml type of every matrix (F32, F16, BF16, Q8_0 or
-	// Q4_0); norms are always F32, as llama.cpp requires.
+	// Type is the ggml type of every matrix (F32, F16, BF16, Q8_0, Q4_0
+	// or Q4_K; with Q4_K, a matrix whose rows are not whole super-blocks
+	// of 256 is Q4_0, the 4-bit type both sides read as it is, where
+	// llama.cpp's quantize would pick a 5-bit one); norms are always F32,
+	// as llama.cpp requires.
 	Type GGMLType
 	// Vocab is written under tokenizer.*; llama.cpp refuses a file whose
 	// token count differs from the embedding's rows.
@@ -54,9 +57,9 @@ func writeModel(w io.Writer, c *model.Config, read func(string) ([]float32, erro
 		return err
 	}
 	switch o.Type {
-	case TypeF32, TypeF16, TypeBF16, TypeQ8_0, TypeQ4_0:
+	case TypeF32, TypeF16, TypeBF16, TypeQ8_0, TypeQ4_0, TypeQ4_K:
 	default:
-		return fmt.Errorf("matrix type %s: want f32, f16, bf16, q8_0 or q4_0", o.Type)
+		return fmt.Errorf("matrix type %s: want f32, f16, bf16, q8_0, q4_0 or q4_k", o.Type)
 	}
 	arch, err := exportArch(c)
 	if err != nil {
@@ -123,9 +126,16 @@ func writeModel(w io.Writer, c *model.Config, read func(string) ([]float32, erro
 				KV{Key: key("rope.scaling.yarn_beta_slow"), Value: Scalar(float32(r.BetaSlow))})
 		}
 	}
-	expertType := o.Type
+	// matType is the type of a matrix of cols columns (see Type).
+	matType := func(cols int) GGMLType {
+		if o.Type == TypeQ4_K && cols%256 != 0 {
+			return TypeQ4_0
+		}
+		return o.Type
+	}
+	expertType := matType
 	if arch == "gpt-oss" && !o.WideExperts {
-		expertType = TypeMXFP4
+		expertType = func(int) GGMLType { return TypeMXFP4 }
 	}
 	kv = append(kv, o.Vocab.kv()...)
 	// convert_hf_to_gguf.py permutes llama's q and k so that llama.cpp's
@@ -156,7 +166,7 @@ func writeModel(w io.Writer, c *model.Config, read func(string) ([]float32, erro
 		ts = append(ts, WTensor{Name: gguf, Type: TypeF32, Dims: []int{n}, Fill: matrix(canonical)})
 	}
 	mat := func(gguf, canonical string, rows, cols int) {
-		ts = append(ts, WTensor{Name: gguf, Type: o.Type, Dims: []int{cols, rows}, Fill: matrix(canonical)})
+		ts = append(ts, WTensor{Name: gguf, Type: matType(cols), Dims: []int{cols, rows}, Fill: matrix(canonical)})
 	}
 	bias2 := func(gguf, canonical string, rows, cols int) { // gpt-oss's [experts, width] biases, in f32
 		ts = append(ts, WTensor{Name: gguf, Type: TypeF32, Dims: []int{cols, rows}, Fill: matrix(canonical)})
@@ -217,7 +227,7 @@ func writeModel(w io.Writer, c *model.Config, read func(string) ([]float32, erro
 			if part == "down" {
 				rows, cols = cols, rows
 			}
-			ts = append(ts, WTensor{Name: p + "ffn_" + part + "_exps.weight", Type: expertType, Dims: []int{cols, rows, experts},
+			ts = append(ts, WTensor{Name: p + "ffn_" + part + "_exps.weight", Type: expertType(cols), Dims: []int{cols, rows, experts},
 				Fill: func() ([]float32, error) {
 					// ggml's third dimension is the outermost: the experts'
 					// matrices back to back.
@@ -347,6 +357,8 @@ func fileType(t GGMLType) uint32 {
 		return 2
 	case TypeQ8_0:
 		return 7
+	case TypeQ4_K:
+		return 14 // LLAMA_FTYPE_MOSTLY_Q4_K_S: Q4_K, some matrices in another type
 	case TypeBF16:
 		return 32
 	}

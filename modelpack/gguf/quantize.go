@@ -12,8 +12,10 @@ import (
 // with the semantics of llama.cpp's reference quantize_row_q8_0_ref and
 // quantize_row_q4_0_ref, so that files written here match what
 // llama.cpp's own tools write; MXFP4 as our pack's quantiser does (see
-// quantMXFP4). len(values) must be a whole number of
-// blocks; quantised types reject NaN and Inf.
+// quantMXFP4); Q4_K with q4_k's fit in 6-bit fields (tensor.GGMLQ4_K),
+// not llama.cpp's weighted one: any valid Q4_K serves to give both
+// runtimes the same weights. len(values) must be a whole number of
+// blocks (of rows, for Q4_K); quantised types reject NaN and Inf.
 func Quantize(t GGMLType, values []float32) ([]byte, error) {
 	switch t {
 	case TypeF32:
@@ -32,9 +34,15 @@ func Quantize(t GGMLType, values []float32) ([]byte, error) {
 			binary.LittleEndian.PutUint16(b[2*i:], conv(x))
 		}
 		return b, nil
+	case TypeQ4_K:
+		b, err := tensor.GGMLQ4_K(values)
+		if err != nil {
+			return nil, fmt.Errorf("quantising to %s: %w", t, err)
+		}
+		return b, nil
 	case TypeQ8_0, TypeQ4_0, TypeMXFP4:
 	default:
-		return nil, fmt.Errorf("quantising to %s is not supported (f32, f16, bf16, q8_0, q4_0, mxfp4)", t)
+		return nil, fmt.Errorf("quantising to %s is not supported (f32, f16, bf16, q8_0, q4_0, q4_k, mxfp4)", t)
 	}
 	if len(values)%32 != 0 {
 		return nil, fmt.Errorf("%d values are not a whole number of %s blocks of 32", len(values), t)

@@ -63,8 +63,8 @@ func newGGUFInput(f *gguf.File, path string) (*Input, error) {
 }
 
 // keepFormat is the pack format a ggml type is kept in, for a matrix of
-// cols columns: the plain types as they are; Q8_0 and Q4_0 as our q8_0 and
-// q4_0, whose blocks hold the same numbers; the other 4-bit types as q4_k
+// cols columns: the plain types as they are; Q8_0, Q4_0 and Q4_K as our
+// q8_0, q4_0 and q4_k, whose blocks hold the same numbers; Q4_1 as q4_k
 // (the nearest of our formats; 4-bit blocks have little to lose), the wider
 // ones as q8_0. Invalid means the type cannot be converted.
 func keepFormat(t gguf.GGMLType, cols int) tensor.DType {
@@ -146,8 +146,9 @@ func (s *ggufSource) Config() model.Config { return s.cfg }
 func (s *ggufSource) Format(name string) tensor.DType { return s.where[name].format }
 
 // Read returns rows [row0, row0+rows) of name (all of it when rows is 0).
-// F32, F16 and BF16 come as stored and Q8_0, Q4_0 and MXFP4 re-laid out
-// as q8_0, q4_0 and mxfp4, bit for bit; every other type comes dequantised to f32, so that
+// F32, F16 and BF16 come as stored and Q8_0, Q4_0, Q4_K (rows of whole
+// super-blocks) and MXFP4 re-laid out as q8_0, q4_0, q4_k and mxfp4, bit
+// for bit; every other type comes dequantised to f32, so that
 // pack.Write quantises it once, to whatever format it is asked for. The
 // tensor may share memory with the source's cache and must not be modified.
 func (s *ggufSource) Read(name string, row0, rows int) (*tensor.Tensor, error) {
@@ -246,6 +247,15 @@ func toTensor(name string, raw gguf.RawTensor, shape []int) (*tensor.Tensor, err
 			return nil, err
 		}
 		return tensor.MXFP4FromBlocks(name, rows, cols, scales, blocks)
+	case gguf.TypeQ4_K:
+		// Every number of ggml's super-blocks fits q4_k (6-bit scales
+		// and minimums in its bytes): re-laid out, not requantised.
+		if keepFormat(raw.Type, cols) == tensor.Q4_K {
+			if _, err := gguf.CheckBlocks(raw, raw.Type); err != nil {
+				return nil, err
+			}
+			return tensor.Q4_KFromGGML(name, rows, cols, raw.Data)
+		}
 	}
 	v, err := gguf.DequantizeF32(raw)
 	if err != nil {

@@ -479,13 +479,14 @@ func TestGGUFRequantises(t *testing.T) {
 	ref, values := reference(t, path)
 
 	// Kept: the format each tensor lands in and a bound on its RMS error
-	// relative to the values' RMS. Measured: q4_k 0.005 from Q4_K and 0.022
-	// from Q4_1, q8_0 0.0033 to 0.0045; the bounds leave about 2x.
+	// relative to the values' RMS. Q4_K is re-laid out, not requantised:
+	// no error at all. Measured: q4_k 0.022 from Q4_1, q8_0 0.0033 to
+	// 0.0045; the bounds leave about 2x.
 	kept := map[string]struct {
 		d     tensor.DType
 		bound float64
 	}{
-		"layers.0.wq": {tensor.Q4_K, 0.01},  // Q4_K
+		"layers.0.wq": {tensor.Q4_K, 0},     // Q4_K
 		"layers.0.wk": {tensor.Q4_K, 0.045}, // Q4_1
 	}
 	_, p := importPack(t, path, pack.Options{})
@@ -788,5 +789,49 @@ func TestTokenizerErrors(t *testing.T) {
 				t.Fatalf("error %v, want one saying %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestQ4_KFromGGML checks that ggml's Q4_K super-blocks, re-laid out as
+// q4_k, dequantise to what the GGUF reader's own Q4_K decoder gives, bit
+// for bit, over random blocks (every 6-bit scale and minimum pattern,
+// their top bits in the spare bits of bytes 0–7 included), and that a
+// super-block whose d or dmin is not finite is refused by name.
+func TestQ4_KFromGGML(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const rows, cols = 3, 512
+	nb := rows * cols / 256
+	blocks := make([]byte, 144*nb)
+	for i := range blocks {
+		blocks[i] = byte(r.Uint32())
+	}
+	for b := range nb {
+		// finite d and dmin, some negative
+		binary.LittleEndian.PutUint16(blocks[144*b:], tensor.F32ToF16(float32(r.NormFloat64()*1e-3)))
+		binary.LittleEndian.PutUint16(blocks[144*b+2:], tensor.F32ToF16(float32(r.NormFloat64()*1e-3)))
+	}
+	want, err := gguf.DequantizeF32(gguf.RawTensor{Name: "w", Type: gguf.TypeQ4_K, Dims: []int{cols, rows}, Data: blocks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tensor.Q4_KFromGGML("w", rows, cols, blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("element %d (row %d, super-block %d, sub-block %d): %v, ggml's %v", i, i/cols, i%cols/256, i%256/32, got[i], want[i])
+		}
+	}
+	binary.LittleEndian.PutUint16(blocks[144+2:], 0x7e00) // dmin of super-block 1: NaN
+	if _, err := tensor.Q4_KFromGGML("w", rows, cols, blocks); err == nil || !strings.Contains(err.Error(), "tensor w: super-block 1 dmin") {
+		t.Errorf("a NaN dmin: err %v", err)
+	}
+	if _, err := tensor.Q4_KFromGGML("w", rows, cols, blocks[:144]); err == nil {
+		t.Error("too few blocks: no error")
 	}
 }

@@ -54,6 +54,37 @@ func TestSynthGGUF(t *testing.T) {
 			})
 		}
 	}
+	// Q4_K needs rows of whole 256-element super-blocks: a model 256 wide
+	// whose down projections (64 columns) fall back to Q4_0.
+	for _, o := range []synth.Options{
+		{Arch: "mixtral", Vocab: 300, Dim: 256, FFN: 64, Seed: 4},
+		{Arch: "olmoe", Vocab: 300, Dim: 256, Heads: 4, KVHeads: 4, FFN: 64, Seed: 4},
+	} {
+		t.Run(o.Arch+"/q4_k", func(t *testing.T) {
+			hfDir := t.TempDir()
+			if err := synth.Write(hfDir, o); err != nil {
+				t.Fatal(err)
+			}
+			src, err := hf.Load(hfDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			if err := synth.WriteGGUF(path, o, gguf.TypeQ4_K); err != nil {
+				t.Fatal(err)
+			}
+			checkSynthGGUF(t, path, src, gguf.TypeQ4_K)
+		})
+	}
+}
+
+// matrixType is the type WriteGGUF gives a matrix of cols columns in a
+// file of type typ (gguf.ModelOptions.Type).
+func matrixType(typ gguf.GGMLType, cols int) gguf.GGMLType {
+	if typ == gguf.TypeQ4_K && cols%256 != 0 {
+		return gguf.TypeQ4_0
+	}
+	return typ
 }
 
 func checkSynthGGUF(t *testing.T, path string, src *model.Model, typ gguf.GGMLType) {
@@ -76,10 +107,20 @@ func checkSynthGGUF(t *testing.T, path string, src *model.Model, typ gguf.GGMLTy
 	if g, w := jsonOf(t, cfg), jsonOf(t, want); g != w {
 		t.Fatalf("config read back:\n%s\nwant\n%s", g, w)
 	}
+	ofType := 0
 	for _, tt := range f.Tensors() {
-		if len(tt.Dims) > 1 && tt.Type != typ {
-			t.Errorf("matrix %s is %s, want %s", tt.Name, tt.Type, typ)
+		if len(tt.Dims) < 2 {
+			continue
 		}
+		if want := matrixType(typ, tt.Dims[0]); tt.Type != want {
+			t.Errorf("matrix %s is %s, want %s", tt.Name, tt.Type, want)
+		}
+		if tt.Type == typ {
+			ofType++
+		}
+	}
+	if ofType == 0 {
+		t.Errorf("no matrix is %s", typ)
 	}
 	v, err := gguf.Tokenizer(f)
 	if err != nil {
@@ -105,12 +146,12 @@ func checkSynthGGUF(t *testing.T, path string, src *model.Model, typ gguf.GGMLTy
 			}
 			w = permuteHalfToPairs(w, heads, cfg.HeadDim, cfg.Dim)
 		}
-		if len(sp.Shape) == 2 && typ != gguf.TypeF32 {
-			b, err := gguf.Quantize(typ, w)
+		if tt := matrixType(typ, sp.Shape[len(sp.Shape)-1]); len(sp.Shape) == 2 && typ != gguf.TypeF32 {
+			b, err := gguf.Quantize(tt, w)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if w, err = gguf.DequantizeF32(gguf.RawTensor{Name: sp.Name, Type: typ, Dims: []int{sp.Shape[1], sp.Shape[0]}, Data: b}); err != nil {
+			if w, err = gguf.DequantizeF32(gguf.RawTensor{Name: sp.Name, Type: tt, Dims: []int{sp.Shape[1], sp.Shape[0]}, Data: b}); err != nil {
 				t.Fatal(err)
 			}
 		}

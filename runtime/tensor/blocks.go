@@ -112,3 +112,62 @@ func fromBlocks(name string, d DType, rows, cols int, scales []float32, nq int) 
 	}
 	return t, a, nil
 }
+
+// ggmlQ4_KBytes is the size of one of ggml's Q4_K super-blocks: f16 d,
+// f16 dmin, twelve bytes of 6-bit sub-block scales and minimums, and 128
+// bytes of nibbles.
+const ggmlQ4_KBytes = 4 + 12 + qkK/2
+
+// Q4_KFromGGML builds a q4_k [rows, cols] matrix (cols a multiple of 256)
+// from super-blocks as ggml stores its Q4_K: f16 d and dmin, which are
+// kept as they are (this package's dm word holds the same four bytes);
+// eight 6-bit sub-block scales and eight 6-bit minimums packed into twelve
+// bytes (ggml's get_scale_min_k4: pairs 0–3 in the low six bits of bytes
+// 0–3 and 4–7, pairs 4–7 in the nibbles of bytes 8–11 with their top two
+// bits in the spare bits of bytes 0–7), which become u8s; and 128 bytes of
+// nibbles, each 32 holding sub-block 2c in their low nibbles and 2c+1 in
+// their high ones, which are moved to this package's order. Every number
+// is kept, so the matrix dequantises to ggml's values bit for bit; a d or
+// dmin that is NaN or infinite is refused.
+func Q4_KFromGGML(name string, rows, cols int, blocks []byte) (*Tensor, error) {
+	size, err := ByteSize(Q4_K, rows, cols)
+	if err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	nb := rows * cols / qkK
+	if len(blocks) != nb*ggmlQ4_KBytes {
+		return nil, fmt.Errorf("tensor %s: Q4_K %d×%d is %d bytes of blocks, have %d", name, rows, cols, nb*ggmlQ4_KBytes, len(blocks))
+	}
+	t := &Tensor{Name: name, DType: Q4_K, Shape: []int{rows, cols}, Data: make([]byte, size)}
+	a := splitArrays(Q4_K, t.Data, nb)
+	for b := range nb {
+		blk := (*[ggmlQ4_KBytes]byte)(blocks[ggmlQ4_KBytes*b:])
+		for i, what := range [2]string{"d", "dmin"} {
+			if h := binary.LittleEndian.Uint16(blk[2*i:]); h&0x7c00 == 0x7c00 {
+				return nil, fmt.Errorf("tensor %s: super-block %d %s %v is not a finite f16 value", name, b, what, F16ToF32(h))
+			}
+		}
+		copy(a.scales[4*b:4*b+4], blk[:4])
+		sm := (*[12]byte)(blk[4:])
+		sc := (*[qkK / qk]byte)(a.sub[qkK/qk*b:])
+		mn := (*[qkK / qk]byte)(a.mins[qkK/qk*b:])
+		for j := range 4 {
+			sc[j], mn[j] = sm[j]&63, sm[j+4]&63
+			sc[j+4] = sm[j+8]&15 | sm[j]>>6<<4
+			mn[j+4] = sm[j+8]>>4 | sm[j+4]>>6<<4
+		}
+		src := (*[qkK / 2]byte)(blk[16:])
+		q := (*[qkK / 2]byte)(a.qs[qkK/2*b:])
+		for s := range qkK / qk {
+			// Sub-block s's element j: ggml's byte 32·(s/2) + j, low
+			// nibble for even s; here byte 16s + j mod 16, low nibble
+			// for j < 16.
+			in := src[qk*(s/2) : qk*(s/2)+qk]
+			shift := 4 * (s % 2)
+			for j := range qk / 2 {
+				q[qk/2*s+j] = in[j]>>shift&15 | (in[j+qk/2]>>shift&15)<<4
+			}
+		}
+	}
+	return t, nil
+}

@@ -76,8 +76,8 @@ func (e *Encoder) Fit(row, col int, rest []float32) {
 		}
 		d, dmin := f16At(e.a.scales, 2*b), f16At(e.a.scales, 2*b+1)
 		scale, mn := fitSubBlock((*[qk]float32)(rest[:qk]))
-		e.a.sub[8*b+s] = byte(steps(scale, d))
-		e.a.mins[8*b+s] = byte(steps(mn, dmin))
+		e.a.sub[8*b+s] = byte(steps(scale, d, 255))
+		e.a.mins[8*b+s] = byte(steps(mn, dmin, 255))
 	}
 }
 

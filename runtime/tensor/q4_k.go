@@ -1,8 +1,14 @@
 package tensor
 
+import "fmt"
+
 // quantizeQ4_K quantises super-blocks [lo, hi) of x into a (see the q4_k
 // layout in quant.go).
-func quantizeQ4_K(a blockArrays, x []float32, lo, hi int) {
+func quantizeQ4_K(a blockArrays, x []float32, lo, hi int) { quantizeQ4_KCodes(a, x, lo, hi, 255) }
+
+// quantizeQ4_KCodes is quantizeQ4_K with sub-scales and sub-minimums of at
+// most top units: 255 for q4_k's bytes, 63 for ggml's 6-bit fields.
+func quantizeQ4_KCodes(a blockArrays, x []float32, lo, hi, top int) {
 	var scales, mins [qkK / qk]float32
 	for b := lo; b < hi; b++ {
 		xb := (*[qkK]float32)(x[qkK*b:])
@@ -11,14 +17,14 @@ func quantizeQ4_K(a blockArrays, x []float32, lo, hi int) {
 			scales[s], mins[s] = fitSubBlock((*[qk]float32)(xb[qk*s:]))
 			maxScale, maxMin = max(maxScale, scales[s]), max(maxMin, mins[s])
 		}
-		d := putF16Unit(a.scales, 2*b, maxScale)
-		dmin := putF16Unit(a.scales, 2*b+1, maxMin)
+		d := putF16Unit(a.scales, 2*b, maxScale, top)
+		dmin := putF16Unit(a.scales, 2*b+1, maxMin, top)
 		sc := (*[qkK / qk]byte)(a.sub[qkK/qk*b:])
 		mn := (*[qkK / qk]byte)(a.mins[qkK/qk*b:])
 		q := (*[qkK / 2]byte)(a.qs[qkK/2*b:])
 		for s := range scales {
-			sc[s] = byte(steps(scales[s], d))
-			mn[s] = byte(steps(mins[s], dmin))
+			sc[s] = byte(steps(scales[s], d, top))
+			mn[s] = byte(steps(mins[s], dmin, top))
 			// Requantise against the scale and min actually stored.
 			ds := float32(d * float32(sc[s]))
 			ms := float32(dmin * float32(mn[s]))
@@ -36,25 +42,69 @@ func quantizeQ4_K(a blockArrays, x []float32, lo, hi int) {
 	}
 }
 
-// steps is v/unit rounded to a u8, 0 when unit is 0.
-func steps(v, unit float32) int {
+// steps is v/unit rounded to at most top, 0 when unit is 0.
+func steps(v, unit float32, top int) int {
 	if unit == 0 {
 		return 0
 	}
-	return clampRound(v/unit, 0, 255)
+	return clampRound(v/unit, 0, top)
 }
 
-// putF16Unit stores max/255 as f16 value i of b and returns the stored
-// value: the unit of a u8 sub-scale or sub-min. It rounds to nearest unless
-// that would leave max more than 255.5 units (its u8 would clamp), which
-// happens only where f16 is coarse: subnormal units, from tiny weights.
-func putF16Unit(b []byte, i int, max float32) float32 {
-	h := F32ToF16(max / 255)
-	if F16ToF32(h)*255.5 < max {
+// putF16Unit stores max/top as f16 value i of b and returns the stored
+// value: the unit of a sub-scale or sub-min of at most top units. It
+// rounds to nearest unless that would leave max more than top+½ units
+// (its code would clamp), which happens only where f16 is coarse:
+// subnormal units, from tiny weights.
+func putF16Unit(b []byte, i int, max float32, top int) float32 {
+	h := F32ToF16(max / float32(top))
+	if F16ToF32(h)*(float32(top)+0.5) < max {
 		h++ // the next larger f16 for positive values, across the subnormal boundary too
 	}
 	b[2*i], b[2*i+1] = byte(h), byte(h>>8)
 	return F16ToF32(h)
+}
+
+// GGMLQ4_K quantises rows of x (len(x) a multiple of 256, each row whole
+// super-blocks) to ggml's Q4_K super-blocks: q4_k's fit, with the
+// sub-scales and minimums in 63 units of d and dmin so that they fit
+// ggml's 6-bit fields, packed as Q4_KFromGGML reads them. It refuses NaN,
+// Inf and magnitudes Quantize refuses.
+func GGMLQ4_K(x []float32) ([]byte, error) {
+	if len(x)%qkK != 0 {
+		return nil, fmt.Errorf("%d values are not a whole number of Q4_K super-blocks of %d", len(x), qkK)
+	}
+	if err := checkQuantizable("Q4_K", x); err != nil {
+		return nil, err
+	}
+	nb := len(x) / qkK
+	data := make([]byte, 148*nb)
+	a := splitArrays(Q4_K, data, nb)
+	quantizeQ4_KCodes(a, x, 0, nb, 63)
+	out := make([]byte, ggmlQ4_KBytes*nb)
+	for b := range nb {
+		blk := (*[ggmlQ4_KBytes]byte)(out[ggmlQ4_KBytes*b:])
+		copy(blk[:4], a.scales[4*b:])
+		sc := (*[qkK / qk]byte)(a.sub[qkK/qk*b:])
+		mn := (*[qkK / qk]byte)(a.mins[qkK/qk*b:])
+		sm := (*[12]byte)(blk[4:])
+		for j := range 4 {
+			sm[j] = sc[j] | sc[j+4]>>4<<6
+			sm[j+4] = mn[j] | mn[j+4]>>4<<6
+			sm[j+8] = sc[j+4]&15 | mn[j+4]<<4
+		}
+		q := (*[qkK / 2]byte)(a.qs[qkK/2*b:])
+		dst := (*[qkK / 2]byte)(blk[16:])
+		for s := range qkK / qk {
+			pair := dst[qk*(s/2) : qk*(s/2)+qk] // sub-blocks s&^1 (low nibbles) and s|1
+			shift := 4 * (s % 2)
+			for j := range qk / 2 {
+				v := q[qk/2*s+j]
+				pair[j] |= v & 15 << shift
+				pair[j+qk/2] |= v >> 4 << shift
+			}
+		}
+	}
+	return out, nil
 }
 
 // fitSubBlock fits x ≈ scale·l − min with l in 0..15, scale ≥ 0 and
