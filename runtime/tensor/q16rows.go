@@ -367,20 +367,13 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 	if m.dtype == Q4_K && x.rows >= 4 {
 		// The same blocking for q4_k, in pairs of rows; the tokens left
 		// over go through the one-row kernel.
-		var o8 [8]float32
 		end := i0 + (i1-i0)&^1
 		for rb := i0; rb < end; rb += 64 {
 			re := min(rb+64, end)
 			t := 0
 			for ; t+4 <= x.rows; t += 4 {
-				for r := rb; r < re; r += 2 {
-					vec.DotQ4_Kx2x4(&o8, m.a.scales[4*r*m.nb:], 4*m.nb, m.a.sub[r*n:], m.a.mins[r*n:], n, m.a.qs[qk/2*r*n:], qk/2*n,
-						x.d[t*n:], x.g[t*n:], x.qs[t*m.cols:], n, n)
-					for k := range 4 {
-						dst[(t+k)*stride+r] = o8[k]
-						dst[(t+k)*stride+r+1] = o8[4+k]
-					}
-				}
+				vec.DotQ4_Kx2x4Rows(dst[t*stride:], stride, m.a.scales, 4*m.nb, m.a.sub, m.a.mins, n, m.a.qs, qk/2*n,
+					x.d[t*n:], x.g[t*n:], x.qs[t*m.cols:], n, n, rb, re)
 			}
 			for ; t < x.rows; t++ {
 				vec.DotQ4_KRows(dst[t*stride+rb:t*stride+re], m.a.scales[4*rb*m.nb:], m.a.sub[rb*n:], m.a.mins[rb*n:], m.a.qs[qk/2*rb*n:],

@@ -236,6 +236,53 @@ func TestDotQ4_KTile(t *testing.T) {
 	}
 }
 
+// TestDotQ4_KTileRows checks the q4_k tile over pairs of rows against the
+// one-row kernel, bit for bit, outputs at a stride and from a row r0 > 0,
+// with everything else in dst left alone; then the pure-Go loop the same.
+func TestDotQ4_KTileRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, tc := range []struct{ nsb, rows, r0, r1 int }{{1, 4, 0, 4}, {2, 8, 2, 8}, {3, 7, 1, 7}} {
+		n := 8 * tc.nsb
+		sdm, ssc, sqs, xs := 4*tc.nsb+4, n+8, BlockSize/2*n+16, n+8
+		dm := make([]byte, tc.rows*sdm)
+		for i := 0; i < len(dm); i += 2 {
+			h := uint16(r.IntN(0x7800))
+			dm[i], dm[i+1] = byte(h), byte(h>>8)
+		}
+		sc, mn, qs := make([]byte, tc.rows*ssc), make([]byte, tc.rows*ssc), make([]byte, tc.rows*sqs)
+		for _, b := range [][]byte{sc, mn, qs} {
+			for i := range b {
+				b[i] = byte(r.IntN(256))
+			}
+		}
+		xd, g, xq := randQ16(r, 4*xs)
+		stride := tc.rows + 3
+		for _, pureGo := range []bool{false, true} {
+			dst := make([]float32, 4*stride)
+			for i := range dst {
+				dst[i] = -7
+			}
+			if pureGo {
+				dotQ4_Kx2x4RowsLoop(dst, stride, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n, tc.r0, tc.r1)
+			} else {
+				DotQ4_Kx2x4Rows(dst, stride, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n, tc.r0, tc.r1)
+			}
+			for tok := range 4 {
+				for row := range stride {
+					got := dst[tok*stride+row]
+					want := float32(-7)
+					if row >= tc.r0 && row < tc.r1 {
+						want = DotQ4_K(dm[row*sdm:], sc[row*ssc:], mn[row*ssc:], qs[row*sqs:], xd[tok*xs:tok*xs+n], g[tok*xs:], xq[BlockSize*tok*xs:])
+					}
+					if math.Float32bits(got) != math.Float32bits(want) {
+						t.Fatalf("%+v pure Go %v: token %d row %d: %v, want %v", tc, pureGo, tok, row, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestDotQx4N checks the many-group kernels against the four-row ones
 // and the pure-Go sums group by group, bit for bit, and the row-by-row
 // q8_0 kernel (DotQ8_0Rows) and the q4_0 2×n tile for one token (DotQ4_0x2xNRows) on the

@@ -1237,6 +1237,241 @@ superk:
 	VZEROUPPER
 	RET
 
+// q4kwordmask is sixteen 0x000f words: the low nibble of each widened
+// byte.
+DATA q4kwordmask<>+0(SB)/8, $0x000f000f000f000f
+DATA q4kwordmask<>+8(SB)/8, $0x000f000f000f000f
+DATA q4kwordmask<>+16(SB)/8, $0x000f000f000f000f
+DATA q4kwordmask<>+24(SB)/8, $0x000f000f000f000f
+GLOBL q4kwordmask<>(SB), RODATA|NOPTR, $32
+
+// Q4KTTOK is one token of a sub-block of dotQ4_Kx2x4AVX2: its activations
+// at XLO and XHI (elements 0..15 and 16..31) against both rows' widened
+// nibbles (Y8, Y9 row 0; Y10, Y11 row 1), each row's lane sums converted,
+// scaled by its xd·sc at F0 or F1 and added into ACC0 or ACC1: the lanes
+// and order of dotQ4_Kx1NAVX2's Q4KSUB (NIBBLESUMS, then the scale).
+#define Q4KTTOK(XLO, XHI, F0, F1, ACC0, ACC1) \
+	VMOVDQU      XLO, Y12 \
+	VMOVDQU      XHI, Y13 \
+	VPMADDWD     Y12, Y8, Y14 \
+	VPMADDWD     Y13, Y9, Y15 \
+	VPADDD       Y15, Y14, Y14 \
+	VCVTDQ2PS    Y14, Y14 \
+	VBROADCASTSS F0, Y15 \
+	VMULPS       Y15, Y14, Y14 \
+	VADDPS       Y14, ACC0, ACC0 \
+	VPMADDWD     Y12, Y10, Y14 \
+	VPMADDWD     Y13, Y11, Y15 \
+	VPADDD       Y15, Y14, Y14 \
+	VCVTDQ2PS    Y14, Y14 \
+	VBROADCASTSS F1, Y15 \
+	VMULPS       Y15, Y14, Y14 \
+	VADDPS       Y14, ACC1, ACC1
+
+// Q4KTSUB is sub-block s of dotQ4_Kx2x4AVX2's super-block (its nibbles at
+// WOFF = 16s in each row, its activations at XOFF = 64s in each token,
+// its xd·sc at SOFF = 4s in the table): both rows widened once, then the
+// four tokens through Q4KTTOK into Y0..Y3 (row 0) and Y4..Y7 (row 1).
+#define Q4KTSUB(WOFF, XOFF, SOFF) \
+	VPMOVZXBW WOFF(SI), Y8 \
+	VPSRLW    $4, Y8, Y9 \
+	VPAND     q4kwordmask<>(SB), Y8, Y8 \
+	VPMOVZXBW WOFF(SI)(R11*1), Y10 \
+	VPSRLW    $4, Y10, Y11 \
+	VPAND     q4kwordmask<>(SB), Y10, Y10 \
+	Q4KTTOK(XOFF(BX), XOFF+32(BX), SOFF(SP), SOFF+128(SP), Y0, Y4) \
+	Q4KTTOK(XOFF(BX)(R13*1), XOFF+32(BX)(R13*1), SOFF+32(SP), SOFF+160(SP), Y1, Y5) \
+	Q4KTTOK(XOFF(BX)(R13*2), XOFF+32(BX)(R13*2), SOFF+64(SP), SOFF+192(SP), Y2, Y6) \
+	Q4KTTOK(XOFF(R15), XOFF+32(R15), SOFF+96(SP), SOFF+224(SP), Y3, Y7)
+
+// Q4KTFACTORS writes a row's xd·sc table for the four tokens (at T0..T3
+// of the frame) from its eight sub-block scales at SC: float32(xd·sc), the
+// products the one-row kernel makes. Token 3's xd is at R15 + CX.
+#define Q4KTFACTORS(SC, T0, T1, T2, T3) \
+	VPMOVZXBD SC, Y8 \
+	VCVTDQ2PS Y8, Y8 \
+	VMULPS    (AX), Y8, Y9 \
+	VMOVUPS   Y9, T0(SP) \
+	VMULPS    (AX)(CX*1), Y8, Y9 \
+	VMOVUPS   Y9, T1(SP) \
+	VMULPS    (AX)(CX*2), Y8, Y9 \
+	VMOVUPS   Y9, T2(SP) \
+	VMULPS    (R15)(CX*1), Y8, Y9 \
+	VMOVUPS   Y9, T3(SP)
+
+// Q4KTSCALE adds a row's super-block into its outputs' sums in the frame
+// (d·sq at A, dmin·mn·g at A+256, token t's 32t on): d and dmin from D
+// and DMIN, its eight minimums from MN, its four tokens' sq in S0..S3, g
+// at DX (token stride CX; token 3's at R15 + CX), as the one-row kernel
+// does.
+#define Q4KTSCALE(D, DMIN, MN, A, S0, S1, S2, S3) \
+	MOVWLZX      D, R14 \
+	VMOVD        R14, X8 \
+	VCVTPH2PS    X8, X8 \
+	VBROADCASTSS X8, Y8 \
+	MOVWLZX      DMIN, R14 \
+	VMOVD        R14, X9 \
+	VCVTPH2PS    X9, X9 \
+	VBROADCASTSS X9, Y9 \
+	VPMOVZXBD    MN, Y10 \
+	VCVTDQ2PS    Y10, Y10 \
+	Q4KTOUT(S0, (DX), A) \
+	Q4KTOUT(S1, (DX)(CX*1), A+32) \
+	Q4KTOUT(S2, (DX)(CX*2), A+64) \
+	Q4KTOUT(S3, (R15)(CX*1), A+96)
+
+// Q4KTOUT is Q4KTSCALE for one token: acc += d·sq at A, accm +=
+// dmin·(mn·g) at A+256.
+#define Q4KTOUT(SQ, G, A) \
+	VMULPS  Y8, SQ, SQ \
+	VADDPS  A(SP), SQ, SQ \
+	VMOVUPS SQ, A(SP) \
+	VMULPS  G, Y10, Y11 \
+	VMULPS  Y9, Y11, Y11 \
+	VADDPS  A+256(SP), Y11, Y11 \
+	VMOVUPS Y11, A+256(SP)
+
+// Q4KTRESULT stores the output whose sums are at A (d·sq) and A+256
+// (dmin·mn·g) to DST: hsum8 of the first less hsum8 of the second, as the
+// one-row kernel ends a row; then zeroes both sums for the next pair.
+#define Q4KTRESULT(A, DST) \
+	VMOVUPS A(SP), Y0 \
+	HSUMPS(Y0, X0, X2) \
+	VMOVUPS A+256(SP), Y1 \
+	HSUMPS(Y1, X1, X2) \
+	VSUBSS  X1, X0, X0 \
+	VMOVSS  X0, DST \
+	VXORPS  Y0, Y0, Y0 \
+	VMOVUPS Y0, A(SP) \
+	VMOVUPS Y0, A+256(SP)
+
+// func dotQ4_Kx2x4AVX2(dst *float32, stride int, dm *byte, sdm int, sc, mn *byte, ssc int, qs *byte, sqs int, xd, xg *float32, xq *int16, xs, n, pairs int)
+//
+// The q4_k 2×4 tile over pairs pairs of weight rows: for the pair of rows
+// r, r+1 (r = 2p) and each activation row t < 4, dst[t·stride + r] and
+// dst[t·stride + r + 1] (stride in bytes) are DotQ4_K of the weight row and
+// the activation row, each with the bits of dotQ4_Kx1NAVX2 (and of
+// dotQ4_Kx2x4Go), over n sub-blocks (whole super-blocks). Each sub-block's
+// nibbles are widened once for the four tokens and each token's
+// activations loaded once for the two rows, where the one-row kernel for
+// each output widened them eight times and loaded them twice. The frame
+// holds the super-block's xd·sc table (0..255: row r, token t, sub-block s
+// at 128r + 32t + 4s), the outputs' lane sums across super-blocks (d·sq at
+// 256 + 32o, dmin·mn·g at 512 + 32o, o = 4r + t) and the loop state from
+// 768 on: super-blocks left, pairs left, the pair's dm, sc, mn and qs, dst.
+TEXT ·dotQ4_Kx2x4AVX2(SB), $824-120
+	MOVQ    dm+16(FP), DI
+	MOVQ    sc+32(FP), R8
+	MOVQ    mn+40(FP), R10
+	MOVQ    qs+56(FP), SI
+	MOVQ    DI, 784(SP)
+	MOVQ    R8, 792(SP)
+	MOVQ    R10, 800(SP)
+	MOVQ    SI, 808(SP)
+	MOVQ    dst+0(FP), AX
+	MOVQ    AX, 816(SP)
+	MOVQ    pairs+112(FP), AX
+	MOVQ    AX, 776(SP)
+	VXORPS  Y0, Y0, Y0
+	VMOVUPS Y0, 256(SP)
+	VMOVUPS Y0, 288(SP)
+	VMOVUPS Y0, 320(SP)
+	VMOVUPS Y0, 352(SP)
+	VMOVUPS Y0, 384(SP)
+	VMOVUPS Y0, 416(SP)
+	VMOVUPS Y0, 448(SP)
+	VMOVUPS Y0, 480(SP)
+	VMOVUPS Y0, 512(SP)
+	VMOVUPS Y0, 544(SP)
+	VMOVUPS Y0, 576(SP)
+	VMOVUPS Y0, 608(SP)
+	VMOVUPS Y0, 640(SP)
+	VMOVUPS Y0, 672(SP)
+	VMOVUPS Y0, 704(SP)
+	VMOVUPS Y0, 736(SP)
+
+pairkt:
+	MOVQ    784(SP), DI
+	MOVQ    792(SP), R8
+	MOVQ    800(SP), R10
+	MOVQ    808(SP), SI
+	MOVQ    sdm+24(FP), R12
+	MOVQ    ssc+48(FP), R9
+	MOVQ    sqs+64(FP), R11
+	MOVQ    xd+72(FP), AX
+	MOVQ    xg+80(FP), DX
+	MOVQ    xq+88(FP), BX
+	MOVQ    xs+96(FP), CX
+	MOVQ    CX, R13
+	SHLQ    $2, CX  // xd and g: token stride in bytes
+	SHLQ    $6, R13 // xq: token stride in bytes
+	MOVQ    n+104(FP), R14
+	SHRQ    $3, R14
+	MOVQ    R14, 768(SP) // super-blocks left
+
+superkt:
+	LEAQ   (AX)(CX*2), R15
+	Q4KTFACTORS((R8), 0, 32, 64, 96)
+	Q4KTFACTORS((R8)(R9*1), 128, 160, 192, 224)
+	LEAQ   (BX)(R13*2), R15
+	ADDQ   R13, R15
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	Q4KTSUB(0, 0, 0)
+	Q4KTSUB(16, 64, 4)
+	Q4KTSUB(32, 128, 8)
+	Q4KTSUB(48, 192, 12)
+	Q4KTSUB(64, 256, 16)
+	Q4KTSUB(80, 320, 20)
+	Q4KTSUB(96, 384, 24)
+	Q4KTSUB(112, 448, 28)
+	LEAQ   (DX)(CX*2), R15
+	Q4KTSCALE((DI), 2(DI), (R10), 256, Y0, Y1, Y2, Y3)
+	Q4KTSCALE((DI)(R12*1), 2(DI)(R12*1), (R10)(R9*1), 384, Y4, Y5, Y6, Y7)
+	ADDQ   $128, SI
+	ADDQ   $8, R8
+	ADDQ   $8, R10
+	ADDQ   $4, DI
+	ADDQ   $32, AX
+	ADDQ   $32, DX
+	ADDQ   $512, BX
+	DECQ   768(SP)
+	JNZ    superkt
+
+	// The pair's eight outputs into dst: row r of token t at t·stride + 4r.
+	MOVQ   816(SP), DI
+	MOVQ   stride+8(FP), R15
+	LEAQ   (DI)(R15*2), R14
+	Q4KTRESULT(256, (DI))
+	Q4KTRESULT(288, (DI)(R15*1))
+	Q4KTRESULT(320, (R14))
+	Q4KTRESULT(352, (R14)(R15*1))
+	Q4KTRESULT(384, 4(DI))
+	Q4KTRESULT(416, 4(DI)(R15*1))
+	Q4KTRESULT(448, 4(R14))
+	Q4KTRESULT(480, 4(R14)(R15*1))
+	ADDQ   $8, 816(SP)
+	MOVQ   sdm+24(FP), AX
+	SHLQ   $1, AX
+	ADDQ   AX, 784(SP)
+	MOVQ   ssc+48(FP), AX
+	SHLQ   $1, AX
+	ADDQ   AX, 792(SP)
+	ADDQ   AX, 800(SP)
+	MOVQ   sqs+64(FP), AX
+	SHLQ   $1, AX
+	ADDQ   AX, 808(SP)
+	DECQ   776(SP)
+	JNZ    pairkt
+	VZEROUPPER
+	RET
+
 // SCORES8SUM sets Y0 to hsum8 of each of Y0..Y7 (rows 0..7 in order),
 // each with HSUMPS's tree, ((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7)), so the
 // eight scores have the one-row loop's bits: the halves of two rows are
