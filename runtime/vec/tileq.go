@@ -278,9 +278,8 @@ func tileBlock(acc *[8][16]float32, lane int, w *[2][BlockSize]int32, wd []byte,
 // DotQ4_Kx2x4 sets out[4r+t] to DotQ4_K of weight row r (dm[r·sdm:],
 // sc[r·ssc:], mn[r·ssc:], qs[r·sqs:]) and activation row t (xd[t·xs:],
 // g[t·xs:], xq[32·t·xs:]) over n sub-blocks (a multiple of 8), for r < 2
-// and t < 4, bit for bit. The pure-Go kernel unpacks each weight block
-// once for the four tokens; on amd64 the one-row assembly, which is faster
-// still, runs for each output.
+// and t < 4, bit for bit. Each weight sub-block is unpacked once for the
+// four tokens (in AVX2 on amd64, as DotQ4_Kx2x4Rows's kernel for one pair).
 func DotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n int) {
 	n &^= 7
 	dm, sc, mn, qs = dm[:sdm+n/2], sc[:ssc+n], mn[:ssc+n], qs[:sqs+BlockSize/2*n]
