@@ -142,8 +142,8 @@ soak: tools
 
 # mode against llama.cpp (node-llama-cpp's prebuilt binaries) on the same
 # weights in the same run: synthetic Mixtral (d=512, 8 layers, 8 experts x
-# 1408, top-2) in f32, q8_0 and q4_0, and OLMoE (d=1024, 16 layers, 64
-# experts x 512, top-8) in q8_0 and q4_0 — its f32 GGUF is 6.8 GB, too
+# 1408, top-2) in f32, q8_0, q4_0 and q4_k, and OLMoE (d=1024, 16 layers, 64
+# experts x 512, top-8) in q8_0, q4_0 and q4_k — its f32 GGUF is 6.8 GB, too
 # slow to write, import and load twice per run on 2 cores
 # (BENCH_OLMOE_TYPES="f32 q8_0 q4_0" adds it). Prefill and decode tok/s,
 # ratios, peak RSS, and decode as % of the measured memory-bandwidth limit.

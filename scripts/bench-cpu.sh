@@ -4,10 +4,13 @@
 # (keeping its blocks), and runs `mode bench --peer llama.cpp`.
 #
 # Shapes: Mixtral (d=512, 8 layers, 8 experts x 1408, top-2, vocab 4096)
-# in f32, q8_0, q4_0; OLMoE (d=1024, 16 layers, 64 experts x 512, top-8,
-# full-projection q/k norm, vocab 8192) in q8_0 and q4_0 only — its f32
-# file is 6.8 GB, which with the pack beside it and two runtimes holding
-# it takes minutes per run on a 2-core machine (BENCH_OLMOE_TYPES adds it).
+# in f32, q8_0, q4_0 and q4_k; OLMoE (d=1024, 16 layers, 64 experts x 512,
+# top-8, full-projection q/k norm, vocab 8192) in q8_0, q4_0 and q4_k only
+# — its f32 file is 6.8 GB, which with the pack beside it and two runtimes
+# holding it takes minutes per run on a 2-core machine (BENCH_OLMOE_TYPES
+# adds it). q4_k writes Q4_K where a matrix's rows are whole 256-element
+# super-blocks and Q4_0 elsewhere (Mixtral's down projections, 1408
+# wide), both read as they are by mode and llama.cpp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
@@ -16,8 +19,8 @@ THREADS=${BENCH_THREADS:-2}
 RUNS=${BENCH_RUNS:-3}
 PROMPTS=${BENCH_PROMPTS:-32,128}
 DECODE=${BENCH_DECODE:-64}
-MIXTRAL_TYPES=${BENCH_MIXTRAL_TYPES:-f32 q8_0 q4_0}
-OLMOE_TYPES=${BENCH_OLMOE_TYPES:-q8_0 q4_0}
+MIXTRAL_TYPES=${BENCH_MIXTRAL_TYPES:-f32 q8_0 q4_0 q4_k}
+OLMOE_TYPES=${BENCH_OLMOE_TYPES:-q8_0 q4_0 q4_k}
 # BENCH_EXACT=1 adds the exact path (the kernels before the fast one) as a third side.
 EXACT=${BENCH_EXACT:+--exact}
 scripts/ensure-llamacpp.sh
