@@ -279,3 +279,38 @@ func TestGGMLQ4_K(t *testing.T) {
 		t.Error("NaN: no error")
 	}
 }
+
+// FuzzQ4_KFromGGML feeds Q4_KFromGGML any bytes as a GGUF's Q4_K
+// super-blocks: it must refuse them with an error or build a matrix whose
+// values are finite and whose products run.
+func FuzzQ4_KFromGGML(f *testing.F) {
+	f.Add(uint8(0), make([]byte, 144))
+	f.Add(uint8(1), bytes.Repeat([]byte{0x3c, 0x00, 0xff}, 96))
+	f.Add(uint8(0), append([]byte{0x00, 0x7c}, make([]byte, 142)...)) // d = +Inf
+	f.Fuzz(func(t *testing.T, rows uint8, blocks []byte) {
+		r := int(rows%4) + 1
+		m, err := Q4_KFromGGML("w", r, 256, blocks)
+		if err != nil {
+			return
+		}
+		v, err := m.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckFinite("w", v); err != nil {
+			t.Fatal(err)
+		}
+		mat, err := NewMatrix(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := make([]float32, 4*256)
+		for i := range x {
+			x[i] = float32(i%7) - 3
+		}
+		var q Q16Rows
+		q.QuantizeFor(mat, x, 4, 256)
+		out := make([]float32, 4*r)
+		mat.MulQuantized(out, r, &q, 0, r)
+	})
+}
