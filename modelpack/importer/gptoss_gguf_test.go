@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/moderuntime/mode/modelpack/gguf"
-	"github.com/moderuntime/mode/modelpack/hf"
 	"github.com/moderuntime/mode/modelpack/pack"
 	"github.com/moderuntime/mode/modelpack/synth"
 	"github.com/moderuntime/mode/runtime/tensor"
@@ -28,14 +27,7 @@ import (
 func TestGptOssGGUF(t *testing.T) {
 	o := synth.Default("gpt_oss")
 	o.Arch, o.Vocab, o.Seed = "gpt_oss", 300, 3
-	hfDir := t.TempDir()
-	if err := synth.Write(hfDir, o); err != nil {
-		t.Fatal(err)
-	}
-	src, err := hf.Load(hfDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hfDir, src := synthHF(t, o)
 	if !src.Config.RopeScale.NoTruncate {
 		t.Fatal("the synthetic checkpoint should have truncate: false, as gpt-oss's does")
 	}

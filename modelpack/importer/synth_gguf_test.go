@@ -27,25 +27,26 @@ import (
 // it holds exactly the file's values, and the f32 pack generates the
 // HF-layout model's greedy tokens.
 func TestSynthGGUF(t *testing.T) {
-	opts := map[string]synth.Options{
-		"mixtral": {Arch: "mixtral", Vocab: 300, Seed: 3},
+	all := []gguf.GGMLType{gguf.TypeF32, gguf.TypeQ8_0, gguf.TypeQ4_0}
+	// Q4_K needs rows of whole 256-element super-blocks: models 256 wide
+	// whose down projections (64 columns) fall back to Q4_0.
+	q4k := []gguf.GGMLType{gguf.TypeQ4_K}
+	for _, tc := range []struct {
+		o     synth.Options
+		types []gguf.GGMLType
+	}{
+		{synth.Options{Arch: "mixtral", Vocab: 300, Seed: 3}, all},
 		// llama.cpp's OLMoE has as many kv heads as heads.
-		"olmoe":            {Arch: "olmoe", Vocab: 300, Heads: 4, KVHeads: 4, FFN: 64, Seed: 3},
-		"granitemoe":       {Arch: "granitemoe", Vocab: 300, FFN: 64, Seed: 3},
-		"granitemoeshared": {Arch: "granitemoeshared", Vocab: 300, FFN: 64, Seed: 3},
-	}
-	for _, arch := range []string{"mixtral", "olmoe", "granitemoe", "granitemoeshared"} {
-		o := opts[arch]
-		hfDir := t.TempDir()
-		if err := synth.Write(hfDir, o); err != nil {
-			t.Fatal(err)
-		}
-		src, err := hf.Load(hfDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, typ := range []gguf.GGMLType{gguf.TypeF32, gguf.TypeQ8_0, gguf.TypeQ4_0} {
-			t.Run(fmt.Sprintf("%s/%s", arch, typ), func(t *testing.T) {
+		{synth.Options{Arch: "olmoe", Vocab: 300, Heads: 4, KVHeads: 4, FFN: 64, Seed: 3}, all},
+		{synth.Options{Arch: "granitemoe", Vocab: 300, FFN: 64, Seed: 3}, all},
+		{synth.Options{Arch: "granitemoeshared", Vocab: 300, FFN: 64, Seed: 3}, all},
+		{synth.Options{Arch: "mixtral", Vocab: 300, Dim: 256, FFN: 64, Seed: 4}, q4k},
+		{synth.Options{Arch: "olmoe", Vocab: 300, Dim: 256, Heads: 4, KVHeads: 4, FFN: 64, Seed: 4}, q4k},
+	} {
+		o := tc.o
+		_, src := synthHF(t, o)
+		for _, typ := range tc.types {
+			t.Run(fmt.Sprintf("%s/%s", o.Arch, typ), func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "m.gguf")
 				if err := synth.WriteGGUF(path, o, typ); err != nil {
 					t.Fatal(err)
@@ -54,28 +55,20 @@ func TestSynthGGUF(t *testing.T) {
 			})
 		}
 	}
-	// Q4_K needs rows of whole 256-element super-blocks: a model 256 wide
-	// whose down projections (64 columns) fall back to Q4_0.
-	for _, o := range []synth.Options{
-		{Arch: "mixtral", Vocab: 300, Dim: 256, FFN: 64, Seed: 4},
-		{Arch: "olmoe", Vocab: 300, Dim: 256, Heads: 4, KVHeads: 4, FFN: 64, Seed: 4},
-	} {
-		t.Run(o.Arch+"/q4_k", func(t *testing.T) {
-			hfDir := t.TempDir()
-			if err := synth.Write(hfDir, o); err != nil {
-				t.Fatal(err)
-			}
-			src, err := hf.Load(hfDir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(t.TempDir(), "m.gguf")
-			if err := synth.WriteGGUF(path, o, gguf.TypeQ4_K); err != nil {
-				t.Fatal(err)
-			}
-			checkSynthGGUF(t, path, src, gguf.TypeQ4_K)
-		})
+}
+
+// synthHF writes the HF checkpoint synth makes for o and loads it.
+func synthHF(t *testing.T, o synth.Options) (dir string, m *model.Model) {
+	t.Helper()
+	dir = t.TempDir()
+	if err := synth.Write(dir, o); err != nil {
+		t.Fatal(err)
 	}
+	m, err := hf.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, m
 }
 
 // matrixType is the type WriteGGUF gives a matrix of cols columns in a

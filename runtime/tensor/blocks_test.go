@@ -293,17 +293,7 @@ func FuzzQ4_KFromGGML(f *testing.F) {
 		if err != nil {
 			return
 		}
-		v, err := m.Float32s()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := CheckFinite("w", v); err != nil {
-			t.Fatal(err)
-		}
-		mat, err := NewMatrix(m)
-		if err != nil {
-			t.Fatal(err)
-		}
+		mat := finiteMatrix(t, m)
 		x := make([]float32, 4*256)
 		for i := range x {
 			x[i] = float32(i%7) - 3
@@ -313,4 +303,22 @@ func FuzzQ4_KFromGGML(f *testing.F) {
 		out := make([]float32, 4*r)
 		mat.MulQuantized(out, r, &q, 0, r)
 	})
+}
+
+// finiteMatrix checks that a tensor a fuzzer got built has finite values
+// and returns it as a Matrix.
+func finiteMatrix(t *testing.T, m *Tensor) *Matrix {
+	t.Helper()
+	v, err := m.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckFinite(m.Name, v); err != nil {
+		t.Fatal(err)
+	}
+	mat, err := NewMatrix(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mat
 }

@@ -139,17 +139,7 @@ func FuzzMXFP4FromBlocks(f *testing.F) {
 		if err != nil {
 			return
 		}
-		v, err := m.Float32s()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := CheckFinite("w", v); err != nil {
-			t.Fatal(err)
-		}
-		mat, err := NewMatrix(m)
-		if err != nil {
-			t.Fatal(err)
-		}
+		mat := finiteMatrix(t, m)
 		x := make([]float32, 32)
 		for i := range x {
 			x[i] = 1
