@@ -364,16 +364,17 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 		}
 		i = end
 	}
-	if m.dtype == Q4_K && x.rows >= 4 {
-		// The same blocking for q4_k, in pairs of rows; the tokens left
-		// over go through the one-row kernel.
+	if m.dtype == Q4_K && x.rows >= 2 {
+		// The same blocking for q4_k, in pairs of rows, tokens four at a
+		// time and then the two or three left over through the same tile;
+		// a lone token left over goes through the one-row kernel.
 		end := i0 + (i1-i0)&^1
 		for rb := i0; rb < end; rb += 64 {
 			re := min(rb+64, end)
 			t := 0
-			for ; t+4 <= x.rows; t += 4 {
-				vec.DotQ4_Kx2x4Rows(dst[t*stride:], stride, m.a.scales, 4*m.nb, m.a.sub, m.a.mins, n, m.a.qs, qk/2*n,
-					x.d[t*n:], x.g[t*n:], x.qs[t*m.cols:], n, n, rb, re)
+			for ; t+2 <= x.rows; t += 4 {
+				vec.DotQ4_Kx2xNRows(dst[t*stride:], stride, m.a.scales, 4*m.nb, m.a.sub, m.a.mins, n, m.a.qs, qk/2*n,
+					x.d[t*n:], x.g[t*n:], x.qs[t*m.cols:], n, n, min(4, x.rows-t), rb, re)
 			}
 			for ; t < x.rows; t++ {
 				vec.DotQ4_KRows(dst[t*stride+rb:t*stride+re], m.a.scales[4*rb*m.nb:], m.a.sub[rb*n:], m.a.mins[rb*n:], m.a.qs[qk/2*rb*n:],

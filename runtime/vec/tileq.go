@@ -291,40 +291,56 @@ func DotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs
 	dotQ4_Kx2x4(out, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n)
 }
 
-// DotQ4_Kx2x4Rows is DotQ4_Kx2x4 for each pair of weight rows r, r+1 from
-// r0 up to r1 (r1 − r0 even; weight row r at dm[r·sdm:], sc[r·ssc:],
-// mn[r·ssc:], qs[r·sqs:]): it sets dst[t·stride+r] and dst[t·stride+r+1]
-// for the four tokens t and leaves the rest of dst alone, the same bits.
-// Prefill runs it over a block of rows per four tokens: on amd64 the
-// pairs loop in the kernel, which stores the sums itself, where a call
-// per pair and its copy into dst cost a tenth of a q4_k prefill's time.
-func DotQ4_Kx2x4Rows(dst []float32, stride int, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n, r0, r1 int) {
+// DotQ4_Kx2xNRows is DotQ4_Kx2x4 for the first nt activation rows, 1 ≤ nt
+// ≤ 4, and each pair of weight rows r, r+1 from r0 up to r1 (r1 − r0
+// even; weight row r at dm[r·sdm:], sc[r·ssc:], mn[r·ssc:], qs[r·sqs:]):
+// it sets dst[t·stride+r] and dst[t·stride+r+1] for the tokens t < nt and
+// leaves the rest of dst alone, the one-row kernel's bits. Prefill runs it
+// over a block of rows per four tokens and for the one to three an
+// expert has past its fours: on amd64 one kernel loops over the pairs and
+// stores the sums itself, where a call per pair and its copy into dst
+// cost a tenth of a q4_k prefill's time, and the tokens short of a four
+// went through the one-row kernel, which unpacks each weight block per
+// token.
+func DotQ4_Kx2xNRows(dst []float32, stride int, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n, nt, r0, r1 int) {
+	if nt < 1 || nt > 4 {
+		panic("vec: DotQ4_Kx2xNRows takes 1 to 4 tokens")
+	}
 	if r0 < 0 || r1 < r0 || (r1-r0)%2 != 0 {
-		panic("vec: DotQ4_Kx2x4Rows takes whole pairs of rows")
+		panic("vec: DotQ4_Kx2xNRows takes whole pairs of rows")
 	}
 	n &^= 7
 	if r0 == r1 {
 		return
 	}
 	dm, sc, mn, qs = dm[:(r1-1)*sdm+n/2], sc[:(r1-1)*ssc+n], mn[:(r1-1)*ssc+n], qs[:(r1-1)*sqs+BlockSize/2*n]
-	xd, g, xq = xd[:3*xs+n], g[:3*xs+n], xq[:BlockSize*(3*xs+n)]
-	dst = dst[:3*stride+r1]
+	xd, g, xq = xd[:(nt-1)*xs+n], g[:(nt-1)*xs+n], xq[:BlockSize*((nt-1)*xs+n)]
+	dst = dst[:(nt-1)*stride+r1]
 	if n == 0 {
-		for t := range 4 {
+		for t := range nt {
 			clear(dst[t*stride+r0 : t*stride+r1])
 		}
 		return
 	}
-	dotQ4_Kx2x4Rows(dst, stride, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n, r0, r1)
+	dotQ4_Kx2xNRows(dst, stride, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n, nt, r0, r1)
 }
 
-// dotQ4_Kx2x4RowsLoop is DotQ4_Kx2x4Rows a pair at a time.
-func dotQ4_Kx2x4RowsLoop(dst []float32, stride int, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n, r0, r1 int) {
+// dotQ4_Kx2xNRowsLoop is DotQ4_Kx2xNRows a pair at a time: the 2×4 tile
+// for four tokens, the one-row kernel for each output otherwise.
+func dotQ4_Kx2xNRowsLoop(dst []float32, stride int, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n, nt, r0, r1 int) {
 	var out [8]float32
 	for r := r0; r < r1; r += 2 {
-		dotQ4_Kx2x4(&out, dm[r*sdm:], sdm, sc[r*ssc:], mn[r*ssc:], ssc, qs[r*sqs:], sqs, xd, g, xq, xs, n)
-		for t := range 4 {
-			dst[t*stride+r], dst[t*stride+r+1] = out[t], out[4+t]
+		if nt == 4 {
+			dotQ4_Kx2x4(&out, dm[r*sdm:], sdm, sc[r*ssc:], mn[r*ssc:], ssc, qs[r*sqs:], sqs, xd, g, xq, xs, n)
+			for t := range 4 {
+				dst[t*stride+r], dst[t*stride+r+1] = out[t], out[4+t]
+			}
+			continue
+		}
+		for k := range 2 {
+			for t := range nt {
+				dst[t*stride+r+k] = dotQ4_K(dm[(r+k)*sdm:], sc[(r+k)*ssc:], mn[(r+k)*ssc:], qs[(r+k)*sqs:], xd[t*xs:t*xs+n], g[t*xs:], xq[BlockSize*t*xs:])
+			}
 		}
 	}
 }

@@ -236,9 +236,10 @@ func TestDotQ4_KTile(t *testing.T) {
 	}
 }
 
-// TestDotQ4_KTileRows checks the q4_k tile over pairs of rows against the
-// one-row kernel, bit for bit, outputs at a stride and from a row r0 > 0,
-// with everything else in dst left alone; then the pure-Go loop the same.
+// TestDotQ4_KTileRows checks the q4_k 2×n tile over pairs of rows, for
+// one to four tokens, against the one-row kernel, bit for bit, outputs at
+// a stride and from a row r0 > 0, with everything else in dst left alone;
+// then the pure-Go loop the same.
 func TestDotQ4_KTileRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, tc := range []struct{ nsb, rows, r0, r1 int }{{1, 4, 0, 4}, {2, 8, 2, 8}, {3, 7, 1, 7}} {
@@ -257,25 +258,27 @@ func TestDotQ4_KTileRows(t *testing.T) {
 		}
 		xd, g, xq := randQ16(r, 4*xs)
 		stride := tc.rows + 3
-		for _, pureGo := range []bool{false, true} {
-			dst := make([]float32, 4*stride)
-			for i := range dst {
-				dst[i] = -7
-			}
-			if pureGo {
-				dotQ4_Kx2x4RowsLoop(dst, stride, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n, tc.r0, tc.r1)
-			} else {
-				DotQ4_Kx2x4Rows(dst, stride, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n, tc.r0, tc.r1)
-			}
-			for tok := range 4 {
-				for row := range stride {
-					got := dst[tok*stride+row]
-					want := float32(-7)
-					if row >= tc.r0 && row < tc.r1 {
-						want = DotQ4_K(dm[row*sdm:], sc[row*ssc:], mn[row*ssc:], qs[row*sqs:], xd[tok*xs:tok*xs+n], g[tok*xs:], xq[BlockSize*tok*xs:])
-					}
-					if math.Float32bits(got) != math.Float32bits(want) {
-						t.Fatalf("%+v pure Go %v: token %d row %d: %v, want %v", tc, pureGo, tok, row, got, want)
+		for nt := 1; nt <= 4; nt++ {
+			for _, pureGo := range []bool{false, true} {
+				dst := make([]float32, 4*stride)
+				for i := range dst {
+					dst[i] = -7
+				}
+				if pureGo {
+					dotQ4_Kx2xNRowsLoop(dst, stride, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n, nt, tc.r0, tc.r1)
+				} else {
+					DotQ4_Kx2xNRows(dst, stride, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n, nt, tc.r0, tc.r1)
+				}
+				for tok := range 4 {
+					for row := range stride {
+						got := dst[tok*stride+row]
+						want := float32(-7)
+						if row >= tc.r0 && row < tc.r1 && tok < nt {
+							want = DotQ4_K(dm[row*sdm:], sc[row*ssc:], mn[row*ssc:], qs[row*sqs:], xd[tok*xs:tok*xs+n], g[tok*xs:], xq[BlockSize*tok*xs:])
+						}
+						if math.Float32bits(got) != math.Float32bits(want) {
+							t.Fatalf("%+v %d tokens, pure Go %v: token %d row %d: %v, want %v", tc, nt, pureGo, tok, row, got, want)
+						}
 					}
 				}
 			}

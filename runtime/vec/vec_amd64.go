@@ -303,7 +303,7 @@ func dotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs
 	}
 	// the rows kernel's one pair into dst[2t+r], then out's order
 	var dst [8]float32
-	dotQ4_Kx2x4AVX2(&dst[0], 8, &dm[0], sdm, &sc[0], &mn[0], ssc, &qs[0], sqs, &xd[0], &g[0], &xq[0], xs, n, 1)
+	dotQ4_Kx2x4AVX2(&dst[0], 8, &dm[0], sdm, &sc[0], &mn[0], ssc, &qs[0], sqs, &xd[0], &g[0], &xq[0], xs, n, 4, 1)
 	for r := range 2 {
 		for t := range 4 {
 			out[4*r+t] = dst[2*t+r]
@@ -311,17 +311,17 @@ func dotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs
 	}
 }
 
-// dotQ4_Kx2x4Rows is DotQ4_Kx2x4Rows on arguments it has checked, n > 0.
-func dotQ4_Kx2x4Rows(dst []float32, stride int, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n, r0, r1 int) {
+// dotQ4_Kx2xNRows is DotQ4_Kx2xNRows on arguments it has checked, n > 0.
+func dotQ4_Kx2xNRows(dst []float32, stride int, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n, nt, r0, r1 int) {
 	if hasAVX2 {
-		dotQ4_Kx2x4AVX2(&dst[r0], 4*stride, &dm[r0*sdm], sdm, &sc[r0*ssc], &mn[r0*ssc], ssc, &qs[r0*sqs], sqs, &xd[0], &g[0], &xq[0], xs, n, (r1-r0)/2)
+		dotQ4_Kx2x4AVX2(&dst[r0], 4*stride, &dm[r0*sdm], sdm, &sc[r0*ssc], &mn[r0*ssc], ssc, &qs[r0*sqs], sqs, &xd[0], &g[0], &xq[0], xs, n, nt, (r1-r0)/2)
 		return
 	}
-	dotQ4_Kx2x4RowsLoop(dst, stride, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n, r0, r1)
+	dotQ4_Kx2xNRowsLoop(dst, stride, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n, nt, r0, r1)
 }
 
 //go:noescape
-func dotQ4_Kx2x4AVX2(dst *float32, stride int, dm *byte, sdm int, sc, mn *byte, ssc int, qs *byte, sqs int, xd, xg *float32, xq *int16, xs, n, pairs int)
+func dotQ4_Kx2x4AVX2(dst *float32, stride int, dm *byte, sdm int, sc, mn *byte, ssc int, qs *byte, sqs int, xd, xg *float32, xq *int16, xs, n, nt, pairs int)
 
 func dotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
 	if hasAVX512 {

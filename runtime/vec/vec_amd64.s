@@ -1268,43 +1268,87 @@ GLOBL q4kwordmask<>(SB), RODATA|NOPTR, $32
 	VMULPS       Y15, Y14, Y14 \
 	VADDPS       Y14, ACC1, ACC1
 
-// Q4KTSUB is sub-block s of dotQ4_Kx2x4AVX2's super-block (its nibbles at
-// WOFF = 16s in each row, its activations at XOFF = 64s in each token,
-// its xd·sc at SOFF = 4s in the table): both rows widened once, then the
-// four tokens through Q4KTTOK into Y0..Y3 (row 0) and Y4..Y7 (row 1).
-#define Q4KTSUB(WOFF, XOFF, SOFF) \
+// Q4KTUNPACK widens both rows' nibbles of the sub-block at WOFF (16s)
+// once for the tile's tokens: Y8, Y9 row 0's elements 0..15 and 16..31,
+// Y10, Y11 row 1's.
+#define Q4KTUNPACK(WOFF) \
 	VPMOVZXBW WOFF(SI), Y8 \
 	VPSRLW    $4, Y8, Y9 \
 	VPAND     q4kwordmask<>(SB), Y8, Y8 \
 	VPMOVZXBW WOFF(SI)(R11*1), Y10 \
 	VPSRLW    $4, Y10, Y11 \
-	VPAND     q4kwordmask<>(SB), Y10, Y10 \
-	Q4KTTOK(XOFF(BX), XOFF+32(BX), SOFF(SP), SOFF+128(SP), Y0, Y4) \
-	Q4KTTOK(XOFF(BX)(R13*1), XOFF+32(BX)(R13*1), SOFF+32(SP), SOFF+160(SP), Y1, Y5) \
-	Q4KTTOK(XOFF(BX)(R13*2), XOFF+32(BX)(R13*2), SOFF+64(SP), SOFF+192(SP), Y2, Y6) \
+	VPAND     q4kwordmask<>(SB), Y10, Y10
+
+// Q4KTTn(XOFF, SOFF) runs tokens 0..n−1 of the sub-block whose
+// activations are at XOFF (64s) and xd·sc at SOFF (4s) through Q4KTTOK,
+// token t into Y(t) (row 0) and Y(4+t) (row 1). Token t's activations are
+// at BX + t·R13 (token 3's at R15), its xd·sc at 32t and 128 + 32t.
+#define Q4KTT1(XOFF, SOFF) \
+	Q4KTTOK(XOFF(BX), XOFF+32(BX), SOFF(SP), SOFF+128(SP), Y0, Y4)
+#define Q4KTT2(XOFF, SOFF) \
+	Q4KTT1(XOFF, SOFF) \
+	Q4KTTOK(XOFF(BX)(R13*1), XOFF+32(BX)(R13*1), SOFF+32(SP), SOFF+160(SP), Y1, Y5)
+#define Q4KTT3(XOFF, SOFF) \
+	Q4KTT2(XOFF, SOFF) \
+	Q4KTTOK(XOFF(BX)(R13*2), XOFF+32(BX)(R13*2), SOFF+64(SP), SOFF+192(SP), Y2, Y6)
+#define Q4KTT4(XOFF, SOFF) \
+	Q4KTT3(XOFF, SOFF) \
 	Q4KTTOK(XOFF(R15), XOFF+32(R15), SOFF+96(SP), SOFF+224(SP), Y3, Y7)
 
-// Q4KTFACTORS writes a row's xd·sc table for the four tokens (at T0..T3
-// of the frame) from its eight sub-block scales at SC: float32(xd·sc), the
-// products the one-row kernel makes. Token 3's xd is at R15 + CX.
-#define Q4KTFACTORS(SC, T0, T1, T2, T3) \
-	VPMOVZXBD SC, Y8 \
-	VCVTDQ2PS Y8, Y8 \
-	VMULPS    (AX), Y8, Y9 \
-	VMOVUPS   Y9, T0(SP) \
-	VMULPS    (AX)(CX*1), Y8, Y9 \
-	VMOVUPS   Y9, T1(SP) \
-	VMULPS    (AX)(CX*2), Y8, Y9 \
-	VMOVUPS   Y9, T2(SP) \
-	VMULPS    (R15)(CX*1), Y8, Y9 \
-	VMOVUPS   Y9, T3(SP)
+// Q4KTSUPERn is the super-block's eight sub-blocks for n tokens.
+#define Q4KTSUPER(TOKS) \
+	Q4KTUNPACK(0) \
+	TOKS(0, 0) \
+	Q4KTUNPACK(16) \
+	TOKS(64, 4) \
+	Q4KTUNPACK(32) \
+	TOKS(128, 8) \
+	Q4KTUNPACK(48) \
+	TOKS(192, 12) \
+	Q4KTUNPACK(64) \
+	TOKS(256, 16) \
+	Q4KTUNPACK(80) \
+	TOKS(320, 20) \
+	Q4KTUNPACK(96) \
+	TOKS(384, 24) \
+	Q4KTUNPACK(112) \
+	TOKS(448, 28)
 
-// Q4KTSCALE adds a row's super-block into its outputs' sums in the frame
-// (d·sq at A, dmin·mn·g at A+256, token t's 32t on): d and dmin from D
-// and DMIN, its eight minimums from MN, its four tokens' sq in S0..S3, g
-// at DX (token stride CX; token 3's at R15 + CX), as the one-row kernel
-// does.
-#define Q4KTSCALE(D, DMIN, MN, A, S0, S1, S2, S3) \
+// Q4KTF stores a row's xd·sc for one token, float32(xd·sc) as the
+// one-row kernel makes them, from the row's eight scales as floats in Y8
+// and the token's eight xd at XD, at T of the frame.
+#define Q4KTF(XD, T) \
+	VMULPS  XD, Y8, Y9 \
+	VMOVUPS Y9, T(SP)
+
+// Q4KTFn(T0) writes a row's table (at T0 + 32t) for tokens 0..n−1, token
+// t's xd at AX + t·CX (token 3's at R15 + CX).
+#define Q4KTF1(T0) \
+	Q4KTF((AX), T0)
+#define Q4KTF2(T0) \
+	Q4KTF1(T0) \
+	Q4KTF((AX)(CX*1), T0+32)
+#define Q4KTF3(T0) \
+	Q4KTF2(T0) \
+	Q4KTF((AX)(CX*2), T0+64)
+#define Q4KTF4(T0) \
+	Q4KTF3(T0) \
+	Q4KTF((R15)(CX*1), T0+96)
+
+// Q4KTFACTORS writes both rows' xd·sc tables for the super-block through
+// FACS (Q4KTFn), from the scales at (R8) and (R8)(R9*1).
+#define Q4KTFACTORS(FACS) \
+	LEAQ      (AX)(CX*2), R15 \
+	VPMOVZXBD (R8), Y8 \
+	VCVTDQ2PS Y8, Y8 \
+	FACS(0) \
+	VPMOVZXBD (R8)(R9*1), Y8 \
+	VCVTDQ2PS Y8, Y8 \
+	FACS(128)
+
+// Q4KTDM sets Y8 and Y9 to a row's d and dmin from D and DMIN (f16),
+// and Y10 to its eight minimums from MN as floats.
+#define Q4KTDM(D, DMIN, MN) \
 	MOVWLZX      D, R14 \
 	VMOVD        R14, X8 \
 	VCVTPH2PS    X8, X8 \
@@ -1314,14 +1358,11 @@ GLOBL q4kwordmask<>(SB), RODATA|NOPTR, $32
 	VCVTPH2PS    X9, X9 \
 	VBROADCASTSS X9, Y9 \
 	VPMOVZXBD    MN, Y10 \
-	VCVTDQ2PS    Y10, Y10 \
-	Q4KTOUT(S0, (DX), A) \
-	Q4KTOUT(S1, (DX)(CX*1), A+32) \
-	Q4KTOUT(S2, (DX)(CX*2), A+64) \
-	Q4KTOUT(S3, (R15)(CX*1), A+96)
+	VCVTDQ2PS    Y10, Y10
 
-// Q4KTOUT is Q4KTSCALE for one token: acc += d·sq at A, accm +=
-// dmin·(mn·g) at A+256.
+// Q4KTOUT adds one output's super-block into its sums in the frame, as
+// the one-row kernel does: acc += d·sq at A, accm += dmin·(mn·g) at
+// A+256 (sq in SQ, g at G).
 #define Q4KTOUT(SQ, G, A) \
 	VMULPS  Y8, SQ, SQ \
 	VADDPS  A(SP), SQ, SQ \
@@ -1330,6 +1371,40 @@ GLOBL q4kwordmask<>(SB), RODATA|NOPTR, $32
 	VMULPS  Y9, Y11, Y11 \
 	VADDPS  A+256(SP), Y11, Y11 \
 	VMOVUPS Y11, A+256(SP)
+
+// Q4KTOn(S, A) is Q4KTOUT for tokens 0..n−1 of a row: sq in Y(S+t), sums
+// at A + 32t, g at DX + t·CX (token 3's at R15 + CX).
+#define Q4KTO1(S0, S1, S2, S3, A) \
+	Q4KTOUT(S0, (DX), A)
+#define Q4KTO2(S0, S1, S2, S3, A) \
+	Q4KTO1(S0, S1, S2, S3, A) \
+	Q4KTOUT(S1, (DX)(CX*1), A+32)
+#define Q4KTO3(S0, S1, S2, S3, A) \
+	Q4KTO2(S0, S1, S2, S3, A) \
+	Q4KTOUT(S2, (DX)(CX*2), A+64)
+#define Q4KTO4(S0, S1, S2, S3, A) \
+	Q4KTO3(S0, S1, S2, S3, A) \
+	Q4KTOUT(S3, (R15)(CX*1), A+96)
+
+// Q4KTSCALE adds both rows' super-block into the outputs' sums (d·sq at
+// 256 + 32o, dmin·mn·g at 512 + 32o, o = 4r + t) through OUTS (Q4KTOn).
+#define Q4KTSCALE(OUTS) \
+	LEAQ (DX)(CX*2), R15 \
+	Q4KTDM((DI), 2(DI), (R10)) \
+	OUTS(Y0, Y1, Y2, Y3, 256) \
+	Q4KTDM((DI)(R12*1), 2(DI)(R12*1), (R10)(R9*1)) \
+	OUTS(Y4, Y5, Y6, Y7, 384)
+
+// Q4KTADVANCE steps every pointer one super-block on: the rows' nibbles,
+// scales, minimums and d/dmin, the tokens' xd, g and activations.
+#define Q4KTADVANCE \
+	ADDQ $128, SI \
+	ADDQ $8, R8 \
+	ADDQ $8, R10 \
+	ADDQ $4, DI \
+	ADDQ $32, AX \
+	ADDQ $32, DX \
+	ADDQ $512, BX
 
 // Q4KTRESULT stores the output whose sums are at A (d·sq) and A+256
 // (dmin·mn·g) to DST: hsum8 of the first less hsum8 of the second, as the
@@ -1345,21 +1420,96 @@ GLOBL q4kwordmask<>(SB), RODATA|NOPTR, $32
 	VMOVUPS Y0, A(SP) \
 	VMOVUPS Y0, A+256(SP)
 
-// func dotQ4_Kx2x4AVX2(dst *float32, stride int, dm *byte, sdm int, sc, mn *byte, ssc int, qs *byte, sqs int, xd, xg *float32, xq *int16, xs, n, pairs int)
+// Q4KTRn stores tokens 0..n−1's two outputs of the pair: row r of token
+// t to dst + t·stride + 4r (DI = dst, R15 = stride in bytes, R14 = DI +
+// 2·stride).
+#define Q4KTR1 \
+	Q4KTRESULT(256, (DI)) \
+	Q4KTRESULT(384, 4(DI))
+#define Q4KTR2 \
+	Q4KTR1 \
+	Q4KTRESULT(288, (DI)(R15*1)) \
+	Q4KTRESULT(416, 4(DI)(R15*1))
+#define Q4KTR3 \
+	Q4KTR2 \
+	Q4KTRESULT(320, (R14)) \
+	Q4KTRESULT(448, 4(R14))
+#define Q4KTR4 \
+	Q4KTR3 \
+	Q4KTRESULT(352, (R14)(R15*1)) \
+	Q4KTRESULT(480, 4(R14)(R15*1))
+
+// Q4KTSTEP is one super-block for n tokens (FACS Q4KTFn, TOKS Q4KTTn,
+// OUTS Q4KTOn).
+#define Q4KTSTEP(FACS, TOKS, OUTS) \
+	Q4KTFACTORS(FACS) \
+	LEAQ (BX)(R13*2), R15 \
+	ADDQ R13, R15 \
+	ZERO8 \
+	Q4KTSUPER(TOKS) \
+	Q4KTSCALE(OUTS) \
+	Q4KTADVANCE
+
+// func dotQ4_Kx2x4AVX2(dst *float32, stride int, dm *byte, sdm int, sc, mn *byte, ssc int, qs *byte, sqs int, xd, xg *float32, xq *int16, xs, n, nt, pairs int)
 //
-// The q4_k 2×4 tile over pairs pairs of weight rows: for the pair of rows
-// r, r+1 (r = 2p) and each activation row t < 4, dst[t·stride + r] and
-// dst[t·stride + r + 1] (stride in bytes) are DotQ4_K of the weight row and
-// the activation row, each with the bits of dotQ4_Kx1NAVX2 (and of
-// dotQ4_Kx2x4Go), over n sub-blocks (whole super-blocks). Each sub-block's
-// nibbles are widened once for the four tokens and each token's
-// activations loaded once for the two rows, where the one-row kernel for
-// each output widened them eight times and loaded them twice. The frame
-// holds the super-block's xd·sc table (0..255: row r, token t, sub-block s
-// at 128r + 32t + 4s), the outputs' lane sums across super-blocks (d·sq at
-// 256 + 32o, dmin·mn·g at 512 + 32o, o = 4r + t) and the loop state from
-// 768 on: super-blocks left, pairs left, the pair's dm, sc, mn and qs, dst.
-TEXT ·dotQ4_Kx2x4AVX2(SB), $824-120
+// The q4_k 2×n tile (1 ≤ nt ≤ 4 tokens) over pairs pairs of weight rows:
+// for the pair of rows r, r+1 (r = 2p) and each activation row t < nt,
+// dst[t·stride + r] and dst[t·stride + r + 1] (stride in bytes) are
+// DotQ4_K of the weight row and the activation row, each with the bits of
+// dotQ4_Kx1NAVX2 (and of dotQ4_Kx2x4Go), over n sub-blocks (whole
+// super-blocks). Each sub-block's nibbles are widened once for the tokens
+// and each token's activations loaded once for the two rows, where the
+// one-row kernel for each output widened them per token and loaded them
+// per row. One copy of the loops per nt (the macros' n), chosen once. The
+// frame holds the super-block's xd·sc table (0..255: row r, token t,
+// sub-block s at 128r + 32t + 4s), the outputs' lane sums across
+// super-blocks (d·sq at 256 + 32o, dmin·mn·g at 512 + 32o, o = 4r + t)
+// and the loop state from 768 on: super-blocks left, pairs left, the
+// pair's dm, sc, mn and qs, dst.
+TEXT ·dotQ4_Kx2x4AVX2(SB), $824-128
+
+// (Defined after the TEXT line: go vet's asmdecl checks frame and
+// argument offsets against the function whose text a line falls in.)
+// Q4KTPAIR loads the pair's row pointers (from the frame) and the
+// tokens' (from the arguments) and the super-block count.
+#define Q4KTPAIR \
+	MOVQ 784(SP), DI \
+	MOVQ 792(SP), R8 \
+	MOVQ 800(SP), R10 \
+	MOVQ 808(SP), SI \
+	MOVQ sdm+24(FP), R12 \
+	MOVQ ssc+48(FP), R9 \
+	MOVQ sqs+64(FP), R11 \
+	MOVQ xd+72(FP), AX \
+	MOVQ xg+80(FP), DX \
+	MOVQ xq+88(FP), BX \
+	MOVQ xs+96(FP), CX \
+	MOVQ CX, R13 \
+	SHLQ $2, CX \
+	SHLQ $6, R13 \
+	MOVQ n+104(FP), R14 \
+	SHRQ $3, R14 \
+	MOVQ R14, 768(SP)
+
+// Q4KTSTORE stores the pair's outputs through RESULTS (Q4KTRn), then
+// steps dst and the row pointers one pair on.
+#define Q4KTSTORE(RESULTS) \
+	MOVQ 816(SP), DI \
+	MOVQ stride+8(FP), R15 \
+	LEAQ (DI)(R15*2), R14 \
+	RESULTS \
+	ADDQ $8, 816(SP) \
+	MOVQ sdm+24(FP), AX \
+	SHLQ $1, AX \
+	ADDQ AX, 784(SP) \
+	MOVQ ssc+48(FP), AX \
+	SHLQ $1, AX \
+	ADDQ AX, 792(SP) \
+	ADDQ AX, 800(SP) \
+	MOVQ sqs+64(FP), AX \
+	SHLQ $1, AX \
+	ADDQ AX, 808(SP)
+
 	MOVQ    dm+16(FP), DI
 	MOVQ    sc+32(FP), R8
 	MOVQ    mn+40(FP), R10
@@ -1370,7 +1520,7 @@ TEXT ·dotQ4_Kx2x4AVX2(SB), $824-120
 	MOVQ    SI, 808(SP)
 	MOVQ    dst+0(FP), AX
 	MOVQ    AX, 816(SP)
-	MOVQ    pairs+112(FP), AX
+	MOVQ    pairs+120(FP), AX
 	MOVQ    AX, 776(SP)
 	VXORPS  Y0, Y0, Y0
 	VMOVUPS Y0, 256(SP)
@@ -1389,79 +1539,63 @@ TEXT ·dotQ4_Kx2x4AVX2(SB), $824-120
 	VMOVUPS Y0, 672(SP)
 	VMOVUPS Y0, 704(SP)
 	VMOVUPS Y0, 736(SP)
+	MOVQ    nt+112(FP), AX
+	CMPQ    AX, $3
+	JEQ     pair3
+	CMPQ    AX, $2
+	JEQ     pair2
+	CMPQ    AX, $1
+	JEQ     pair1
 
-pairkt:
-	MOVQ    784(SP), DI
-	MOVQ    792(SP), R8
-	MOVQ    800(SP), R10
-	MOVQ    808(SP), SI
-	MOVQ    sdm+24(FP), R12
-	MOVQ    ssc+48(FP), R9
-	MOVQ    sqs+64(FP), R11
-	MOVQ    xd+72(FP), AX
-	MOVQ    xg+80(FP), DX
-	MOVQ    xq+88(FP), BX
-	MOVQ    xs+96(FP), CX
-	MOVQ    CX, R13
-	SHLQ    $2, CX  // xd and g: token stride in bytes
-	SHLQ    $6, R13 // xq: token stride in bytes
-	MOVQ    n+104(FP), R14
-	SHRQ    $3, R14
-	MOVQ    R14, 768(SP) // super-blocks left
+pair4:
+	Q4KTPAIR
 
-superkt:
-	LEAQ   (AX)(CX*2), R15
-	Q4KTFACTORS((R8), 0, 32, 64, 96)
-	Q4KTFACTORS((R8)(R9*1), 128, 160, 192, 224)
-	LEAQ   (BX)(R13*2), R15
-	ADDQ   R13, R15
-	ZERO8
-	Q4KTSUB(0, 0, 0)
-	Q4KTSUB(16, 64, 4)
-	Q4KTSUB(32, 128, 8)
-	Q4KTSUB(48, 192, 12)
-	Q4KTSUB(64, 256, 16)
-	Q4KTSUB(80, 320, 20)
-	Q4KTSUB(96, 384, 24)
-	Q4KTSUB(112, 448, 28)
-	LEAQ   (DX)(CX*2), R15
-	Q4KTSCALE((DI), 2(DI), (R10), 256, Y0, Y1, Y2, Y3)
-	Q4KTSCALE((DI)(R12*1), 2(DI)(R12*1), (R10)(R9*1), 384, Y4, Y5, Y6, Y7)
-	ADDQ   $128, SI
-	ADDQ   $8, R8
-	ADDQ   $8, R10
-	ADDQ   $4, DI
-	ADDQ   $32, AX
-	ADDQ   $32, DX
-	ADDQ   $512, BX
-	DECQ   768(SP)
-	JNZ    superkt
+super4:
+	Q4KTSTEP(Q4KTF4, Q4KTT4, Q4KTO4)
+	DECQ 768(SP)
+	JNZ  super4
+	Q4KTSTORE(Q4KTR4)
+	DECQ 776(SP)
+	JNZ  pair4
+	VZEROUPPER
+	RET
 
-	// The pair's eight outputs into dst: row r of token t at t·stride + 4r.
-	MOVQ   816(SP), DI
-	MOVQ   stride+8(FP), R15
-	LEAQ   (DI)(R15*2), R14
-	Q4KTRESULT(256, (DI))
-	Q4KTRESULT(288, (DI)(R15*1))
-	Q4KTRESULT(320, (R14))
-	Q4KTRESULT(352, (R14)(R15*1))
-	Q4KTRESULT(384, 4(DI))
-	Q4KTRESULT(416, 4(DI)(R15*1))
-	Q4KTRESULT(448, 4(R14))
-	Q4KTRESULT(480, 4(R14)(R15*1))
-	ADDQ   $8, 816(SP)
-	MOVQ   sdm+24(FP), AX
-	SHLQ   $1, AX
-	ADDQ   AX, 784(SP)
-	MOVQ   ssc+48(FP), AX
-	SHLQ   $1, AX
-	ADDQ   AX, 792(SP)
-	ADDQ   AX, 800(SP)
-	MOVQ   sqs+64(FP), AX
-	SHLQ   $1, AX
-	ADDQ   AX, 808(SP)
-	DECQ   776(SP)
-	JNZ    pairkt
+pair3:
+	Q4KTPAIR
+
+super3:
+	Q4KTSTEP(Q4KTF3, Q4KTT3, Q4KTO3)
+	DECQ 768(SP)
+	JNZ  super3
+	Q4KTSTORE(Q4KTR3)
+	DECQ 776(SP)
+	JNZ  pair3
+	VZEROUPPER
+	RET
+
+pair2:
+	Q4KTPAIR
+
+super2:
+	Q4KTSTEP(Q4KTF2, Q4KTT2, Q4KTO2)
+	DECQ 768(SP)
+	JNZ  super2
+	Q4KTSTORE(Q4KTR2)
+	DECQ 776(SP)
+	JNZ  pair2
+	VZEROUPPER
+	RET
+
+pair1:
+	Q4KTPAIR
+
+super1:
+	Q4KTSTEP(Q4KTF1, Q4KTT1, Q4KTO1)
+	DECQ 768(SP)
+	JNZ  super1
+	Q4KTSTORE(Q4KTR1)
+	DECQ 776(SP)
+	JNZ  pair1
 	VZEROUPPER
 	RET
 

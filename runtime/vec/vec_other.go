@@ -110,6 +110,6 @@ func halfRows(dst []float32, src []uint16, stride, rows, n int) {
 	halfRowsGo(dst, src, stride, rows, n)
 }
 
-func dotQ4_Kx2x4Rows(dst []float32, stride int, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n, r0, r1 int) {
-	dotQ4_Kx2x4RowsLoop(dst, stride, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n, r0, r1)
+func dotQ4_Kx2xNRows(dst []float32, stride int, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n, nt, r0, r1 int) {
+	dotQ4_Kx2xNRowsLoop(dst, stride, dm, sdm, sc, mn, ssc, qs, sqs, xd, g, xq, xs, n, nt, r0, r1)
 }
