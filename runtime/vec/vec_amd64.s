@@ -1440,8 +1440,13 @@ GLOBL q4kwordmask<>(SB), RODATA|NOPTR, $32
 	Q4KTRESULT(480, 4(R14)(R15*1))
 
 // Q4KTSTEP is one super-block for n tokens (FACS Q4KTFn, TOKS Q4KTTn,
-// OUTS Q4KTOn).
+// OUTS Q4KTOn), asking for both rows' nibbles PFDIST bytes ahead, as the
+// one-row kernel does: an expert's first tokens read its rows from memory.
 #define Q4KTSTEP(FACS, TOKS, OUTS) \
+	PREFETCHT0 PFDIST(SI) \
+	PREFETCHT0 PFDIST+64(SI) \
+	PREFETCHT0 PFDIST(SI)(R11*1) \
+	PREFETCHT0 PFDIST+64(SI)(R11*1) \
 	Q4KTFACTORS(FACS) \
 	LEAQ (BX)(R13*2), R15 \
 	ADDQ R13, R15 \
