@@ -381,16 +381,16 @@ func (b *Backend) RoPE(x backend.Buf, headDim, pos0 int, r *backend.Rope) {
 // decode step called math.Cos and math.Sin for every layer twice over, 2%
 // of a Mixtral-shaped q4_0 decode's CPU time, all of it serial.
 type ropeTable struct {
-	f         []float32 // per position: cos, then sin (half values each)
-	pos0, n   int       // the positions held: pos0..pos0+n−1
-	invFreq   []float32 // a copy of the frequencies they were computed from
-	factor    float32
-	populated bool
+	f       []float32 // per position: cos, then sin (half values each)
+	pos0, n int       // the positions held: pos0..pos0+n−1 (none at first)
+	invFreq []float32 // a copy of the frequencies they were computed from
+	factor  float32
 }
 
-// fill makes sure the table holds positions pos0..pos0+n−1 for r.
+// fill makes sure the table holds positions pos0..pos0+n−1 for r. An
+// empty table holds no position, so its first fill computes.
 func (t *ropeTable) fill(pos0, n int, r *backend.Rope) {
-	if t.populated && pos0 >= t.pos0 && pos0+n <= t.pos0+t.n && t.factor == r.AttnFactor && slices.Equal(t.invFreq, r.InvFreq) {
+	if pos0 >= t.pos0 && pos0+n <= t.pos0+t.n && t.factor == r.AttnFactor && slices.Equal(t.invFreq, r.InvFreq) {
 		return
 	}
 	half := len(r.InvFreq)
@@ -399,7 +399,7 @@ func (t *ropeTable) fill(pos0, n int, r *backend.Rope) {
 		row := t.f[2*half*i : 2*half*(i+1)]
 		ropeAngles(row[:half], row[half:], pos0+i, r)
 	}
-	t.pos0, t.n, t.factor, t.populated = pos0, n, r.AttnFactor, true
+	t.pos0, t.n, t.factor = pos0, n, r.AttnFactor
 	t.invFreq = append(t.invFreq[:0], r.InvFreq...)
 }
 
