@@ -348,22 +348,17 @@ func (j *attnTask) heads(sc *scratch, t, h0, h1 int) {
 
 // scores is vec.ScoresHeads(att, n, q, k, kvDim, rows, g, hd, group,
 // phase) over the layer's cache rows from index off of its keys. An f16
-// cache's rows are decoded f16Block at a time, the span the heads read,
-// into sc.kv first, so the scores have the bits of ScoresHeads over the
-// decoded rows.
+// cache's rows are decoded f16Block at a time (halfBlocks), so the scores
+// have the bits of ScoresHeads over the decoded rows.
 func (j *attnTask) scores(sc *scratch, att []float32, n int, q []float32, off, rows, g, phase int) {
 	hd, l := j.s.HeadDim, j.s.Layer
 	if j.c.k16 == nil {
 		vec.ScoresHeads(att, n, q, j.c.k[l][off:], j.kvDim, rows, g, hd, j.group, phase)
 		return
 	}
-	span := ((phase+g-1)/j.group + 1) * hd
-	sc.kv = grow(sc.kv, f16Block*span)
-	for b := 0; b < rows; b += f16Block {
-		m := min(f16Block, rows-b)
-		vec.HalfRows(sc.kv, j.c.k16[l][off+b*j.kvDim:], j.kvDim, m, span)
-		vec.ScoresHeads(att[b:], n, q, sc.kv, span, m, g, hd, j.group, phase)
-	}
+	j.halfBlocks(sc, j.c.k16[l][off:], rows, g, phase, func(b, m int, kv []float32, span int) {
+		vec.ScoresHeads(att[b:], n, q, kv, span, m, g, hd, j.group, phase)
+	})
 }
 
 // sums is vec.AxpyHeads over the layer's value rows as scores takes its
@@ -374,12 +369,22 @@ func (j *attnTask) sums(sc *scratch, o, att []float32, n, off, rows, g, phase in
 		vec.AxpyHeads(o, att, n, j.c.v[l][off:], j.kvDim, rows, g, hd, j.group, phase)
 		return
 	}
-	span := ((phase+g-1)/j.group + 1) * hd
+	j.halfBlocks(sc, j.c.v16[l][off:], rows, g, phase, func(b, m int, kv []float32, span int) {
+		vec.AxpyHeads(o, att[b:], n, kv, span, m, g, hd, j.group, phase)
+	})
+}
+
+// halfBlocks decodes rows cache rows of an f16 cache (row stride kvDim)
+// f16Block at a time into sc.kv, only the span of each row that heads
+// phase..phase+g−1 of a KV head group read, and calls each with the
+// block's first row b, its m rows and the decoded span (row stride span).
+func (j *attnTask) halfBlocks(sc *scratch, cache []uint16, rows, g, phase int, each func(b, m int, kv []float32, span int)) {
+	span := ((phase+g-1)/j.group + 1) * j.s.HeadDim
 	sc.kv = grow(sc.kv, f16Block*span)
 	for b := 0; b < rows; b += f16Block {
 		m := min(f16Block, rows-b)
-		vec.HalfRows(sc.kv, j.c.v16[l][off+b*j.kvDim:], j.kvDim, m, span)
-		vec.AxpyHeads(o, att[b:], n, sc.kv, span, m, g, hd, j.group, phase)
+		vec.HalfRows(sc.kv, cache[b*j.kvDim:], j.kvDim, m, span)
+		each(b, m, sc.kv, span)
 	}
 }
 
