@@ -115,8 +115,8 @@ func layouts(rows int, dt DType) (dup, xp, off bool) {
 // one allocation of the batch's size is 2.9 MB.
 //
 // A round is Plan for every Q16Rows, Reset, then ResizeIn for the same
-// ones in the same order; the Q16Rows of the previous round must no
-// longer be read by then.
+// ones, in any order (each takes the next free part of each array); the
+// Q16Rows of the previous round must no longer be read by then.
 type Q16Arena struct {
 	qs, dup, xp []int16
 	d, g        []float32

@@ -279,7 +279,7 @@ func tileBlock(acc *[8][16]float32, lane int, w *[2][BlockSize]int32, wd []byte,
 // sc[r·ssc:], mn[r·ssc:], qs[r·sqs:]) and activation row t (xd[t·xs:],
 // g[t·xs:], xq[32·t·xs:]) over n sub-blocks (a multiple of 8), for r < 2
 // and t < 4, bit for bit. Each weight sub-block is unpacked once for the
-// four tokens (in AVX2 on amd64, as DotQ4_Kx2x4Rows's kernel for one pair).
+// four tokens (in AVX2 on amd64, as DotQ4_Kx2xNRows's kernel for one pair).
 func DotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs []byte, sqs int, xd, g []float32, xq []int16, xs, n int) {
 	n &^= 7
 	dm, sc, mn, qs = dm[:sdm+n/2], sc[:ssc+n], mn[:ssc+n], qs[:sqs+BlockSize/2*n]
@@ -296,8 +296,8 @@ func DotQ4_Kx2x4(out *[8]float32, dm []byte, sdm int, sc, mn []byte, ssc int, qs
 // even; weight row r at dm[r·sdm:], sc[r·ssc:], mn[r·ssc:], qs[r·sqs:]):
 // it sets dst[t·stride+r] and dst[t·stride+r+1] for the tokens t < nt and
 // leaves the rest of dst alone, the one-row kernel's bits. Prefill runs it
-// over a block of rows per four tokens and for the one to three an
-// expert has past its fours: on amd64 one kernel loops over the pairs and
+// over a block of rows per four tokens and for the two or three an expert
+// has past its fours: on amd64 one kernel loops over the pairs and
 // stores the sums itself, where a call per pair and its copy into dst
 // cost a tenth of a q4_k prefill's time, and the tokens short of a four
 // went through the one-row kernel, which unpacks each weight block per
