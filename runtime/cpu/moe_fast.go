@@ -63,7 +63,7 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 		m.byExpert[e] = s[:0] // the slots stay readable until the next MoE
 		j.exps[i] = moeExp{e: e, n: len(s), width: gate.rows, gate: gate, up: ex.Up.(*weight), down: ex.Down.(*weight), act: ex.Act, slots: s}
 		quantX = quantX || gate.quantised() || j.exps[i].up.quantised()
-		if !gate.quantised() || !j.exps[i].up.quantised() {
+		if j.exps[i].readsX() {
 			nx += len(s) * D
 		}
 		if j.exps[i].down.quantised() {
@@ -103,7 +103,7 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 			// products that read them in f32; when gate and up are both
 			// quantised it quantises them from the batch's rows instead.
 			e.x = nil
-			if !e.gate.quantised() || !e.up.quantised() {
+			if e.readsX() {
 				e.x = m.fx[nx : nx+n*D]
 				nx += n * D
 			}
@@ -213,6 +213,10 @@ type moeExp struct {
 	y              []float32       // n×D: the down projection
 	item0, item0d  int             // its first item of phase 1, of phase 3
 }
+
+// readsX reports whether e's gate or up product reads its tokens' inputs
+// in f32 (a batch gathers them into x), rather than quantised alone.
+func (e *moeExp) readsX() bool { return !e.gate.quantised() || !e.up.quantised() }
 
 // moeTask is one moeFast call's phases (see moeFast); it lives in the
 // Backend so that handing it to the pool allocates nothing.
