@@ -167,7 +167,7 @@ func (q *Q16Rows) ResizeIn(a *Q16Arena, m *Matrix, rows, cols int) {
 	q.rows, q.cols = rows, cols
 	q.dupOn, q.rowsOn, q.offOn = layouts(rows, dtypeOf(m))
 	q.qs, u.qs = take(a.qs, u.qs, n)
-	q.d, _ = take(a.d, u.blocks, nb)
+	q.d, _ = take(a.d, u.blocks, nb) // d and g are as long: one count serves both
 	q.g, u.blocks = take(a.g, u.blocks, nb)
 	q.dup, q.xp, q.off = nil, nil, nil
 	if q.dupOn {
