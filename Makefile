@@ -24,8 +24,14 @@ tools:
 ensure-vulkan:
 	@scripts/ensure-vulkan.sh
 
+# mode is pure Go (static, no libc); mode-webgpu is the same command with
+# cgo and wgpu-native for --backend webgpu, which mode runs in its place
+# (cmd/mode/backend_forward.go): linked into mode, WebGPU cost every CPU
+# run ~6 MiB of resident executable (RATIONALE.md, "Peak RSS of the
+# smallest pack").
 build: tools wasi wasm ui precompress
-	$(GO) build -o $(BIN)/mode ./cmd/mode
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/mode ./cmd/mode
+	$(GO) build -tags webgpu -o $(BIN)/mode-webgpu ./cmd/mode
 	$(GO) build -o $(BIN)/modelpack ./cmd/modelpack
 	$(GO) build -o $(BIN)/devserver ./cmd/devserver
 

@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"io"
 
 	"github.com/moderuntime/mode/runtime/backend"
 )
@@ -12,4 +13,11 @@ import (
 // is cmd/wasm.
 func openWebGPU() (backend.Backend, error) {
 	return nil, errors.New("--backend webgpu: not available in the wasm build; use cpu")
+}
+
+// forwardsWebGPU: a wasip1 guest starts no processes; openWebGPU says why.
+const forwardsWebGPU = false
+
+func forwardWebGPU(string, []string, io.Reader, io.Writer, io.Writer) error {
+	panic("the wasm build does not forward --backend webgpu")
 }

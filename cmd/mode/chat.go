@@ -56,6 +56,9 @@ func cmdChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if f.wasm != "" {
 		return runUnderWasm(f.wasm, f.model, "chat", args, f.threads, stdin, stdout, stderr)
 	}
+	if f.backend == "webgpu" && forwardsWebGPU {
+		return forwardWebGPU("chat", args, stdin, stdout, stderr) // backend_forward.go
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	e, ld, pk, b, err := f.start(ctx)

@@ -136,7 +136,7 @@ func newBackend(name string, threads int) (backend.Backend, error) {
 		}
 		return b, nil
 	case "webgpu":
-		return openWebGPU() // backend_webgpu.go; not in wasm builds
+		return openWebGPU() // backend_webgpu.go in mode-webgpu
 	}
 	return nil, fmt.Errorf("--backend %q: want cpu or webgpu", name)
 }
@@ -187,6 +187,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if f.wasm != "" {
 		return runUnderWasm(f.wasm, f.model, "run", args, f.threads, nil, stdout, stderr)
+	}
+	if f.backend == "webgpu" && forwardsWebGPU {
+		return forwardWebGPU("run", args, nil, stdout, stderr) // backend_forward.go
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
