@@ -78,7 +78,7 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 		m.fx = grow(m.fx, nx)
 		if quantX {
 			for _, e := range j.exps {
-				m.xqa.Plan(e.gate.m, e.n, D)
+				m.xqa.Plan(e.xFormat(), e.n, D)
 			}
 			m.xqa.Reset()
 		}
@@ -109,7 +109,7 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 			}
 			if quantX {
 				e.xq = &m.xqs[i]
-				e.xq.ResizeIn(&m.xqa, e.gate.m, n, D)
+				e.xq.ResizeIn(&m.xqa, e.xFormat(), n, D)
 			}
 			work0 += 8 * n * D
 		} else {
@@ -217,6 +217,20 @@ type moeExp struct {
 // readsX reports whether e's gate or up product reads its tokens' inputs
 // in f32 (a batch gathers them into x), rather than quantised alone.
 func (e *moeExp) readsX() bool { return !e.gate.quantised() || !e.up.quantised() }
+
+// xFormat is the matrix whose format e's quantised inputs are laid out
+// for in prefill (Q16Arena: for that format's products alone): gate's,
+// or up's when gate reads them in f32; none when gate and up are
+// quantised in two formats, whose kernels then share the plain layout.
+func (e *moeExp) xFormat() *tensor.Matrix {
+	switch {
+	case !e.gate.quantised():
+		return e.up.m
+	case e.up.quantised() && e.up.m.DType() != e.gate.m.DType():
+		return nil
+	}
+	return e.gate.m
+}
 
 // moeTask is one moeFast call's phases (see moeFast); it lives in the
 // Backend so that handing it to the pool allocates nothing.

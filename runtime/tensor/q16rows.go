@@ -29,9 +29,13 @@ type Q16Rows struct {
 	// dup is qs laid out by vec.DupQ16 for q4_0's 2×n tiles and q8_0's
 	// 2×8 ones, kept when dupOn: a q4_0 product (ResizeFor) on a machine
 	// that has the tiles, of more than one row, or a q8_0 one of a whole
-	// tile's tokens or more.
+	// tile's tokens or more. Rows taken from a Q16Arena for q4_0 products
+	// alone keep no qs then (qsOn false): the 2×n tiles read dup alone, and
+	// the blocks are quantised a few at a time into the stack and laid out
+	// from there.
 	dup   []int16
 	dupOn bool
+	qsOn  bool
 	// xp is vec.PrepRows of qs, kept for a q4_0 or q8_0 product of a
 	// single row (decode) on a machine that has the tiles, for the
 	// one-row kernels of vec.DotQ4_0Rows and vec.DotQ8_0Rows; off is
@@ -77,8 +81,11 @@ func (q *Q16Rows) QuantizeFor(m *Matrix, x []float32, rows, cols int) {
 func (q *Q16Rows) resize(rows, cols int, dt DType) {
 	nb := rows * cols / qk
 	q.rows, q.cols = rows, cols
-	q.dupOn, q.rowsOn, q.offOn = layouts(rows, dt)
-	q.qs = grow(q.qs, rows*cols)
+	q.qsOn, q.dupOn, q.rowsOn, q.offOn = layouts(rows, dt, false)
+	q.qs = q.qs[:0]
+	if q.qsOn {
+		q.qs = grow(q.qs, rows*cols)
+	}
 	q.d = grow(q.d, nb)
 	q.g = grow(q.g, nb)
 	if q.rowsOn {
@@ -93,15 +100,19 @@ func (q *Q16Rows) resize(rows, cols int, dt DType) {
 }
 
 // layouts says which copies of the activations a product of rows rows
-// with a matrix of type dt reads besides qs (see Q16Rows' fields).
-func layouts(rows int, dt DType) (dup, xp, off bool) {
+// with a matrix of type dt reads (see Q16Rows' fields); alone says no
+// matrix of another type will read them.
+func layouts(rows int, dt DType, alone bool) (qs, dup, xp, off bool) {
 	tiles := vec.TilesAnyTokens()
 	// A single row goes through vec.DotQ4_0Rows or vec.DotQ8_0Rows,
 	// which read xp (and q4_0's off) instead of dup: it has no dup.
 	dup = tiles && (dt == Q4_0 && rows > 1 || dt == Q8_0 && rows >= 8)
 	xp = tiles && (dt == Q4_0 || dt == Q8_0) && rows == 1
 	off = dt == Q4_0 && rows == 1 && (xp || vec.Q4_0RowOffsets())
-	return dup, xp, off
+	// MulQuantized gives every token of a q4_0 product with dup to the
+	// 2×n tiles, which read dup alone.
+	qs = !(alone && dup && dt == Q4_0)
+	return qs, dup, xp, off
 }
 
 // Q16Arena is storage that several Q16Rows take their arrays from, one
@@ -112,7 +123,11 @@ func layouts(rows int, dt DType) (dup, xp, off bool) {
 // arrays to the garbage collector and the largest share ever seen held by
 // every expert: a 128-token prefill of the Mixtral-shaped test model held
 // 3.6 MB of quantised activations, and left more to the collector, where
-// one allocation of the batch's size is 2.9 MB.
+// one allocation of the batch's size is 2.9 MB. Its rows are for
+// products with matrices of one format (the one given to Plan and
+// ResizeIn), which lets q4_0's rows of several tokens keep only the
+// layout the 2×n tiles read, where Q16Rows of their own keep the plain
+// one too (ResizeFor): 1.9 MB then.
 //
 // A round is Plan for every Q16Rows, Reset, then ResizeIn for the same
 // ones, in any order (each takes the next free part of each array); the
@@ -130,9 +145,11 @@ type q16Sizes struct{ qs, dup, xp, blocks, off int }
 // add adds what a product of rows×cols activations with a matrix of type
 // dt takes.
 func (z *q16Sizes) add(rows, cols int, dt DType) {
-	dup, xp, off := layouts(rows, dt)
+	qs, dup, xp, off := layouts(rows, dt, true)
 	n := rows * cols
-	z.qs += n
+	if qs {
+		z.qs += n
+	}
 	z.blocks += n / qk
 	if dup {
 		z.dup += 2 * n
@@ -145,7 +162,8 @@ func (z *q16Sizes) add(rows, cols int, dt DType) {
 	}
 }
 
-// Plan counts a Q16Rows of rows×cols for products with m into the round.
+// Plan counts a Q16Rows of rows×cols for products with matrices of m's
+// format alone into the round.
 func (a *Q16Arena) Plan(m *Matrix, rows, cols int) { a.plan.add(rows, cols, dtypeOf(m)) }
 
 // Reset starts handing out the storage Plan asked for, allocating what
@@ -158,18 +176,21 @@ func (a *Q16Arena) Reset() {
 	a.plan, a.used = q16Sizes{}, q16Sizes{}
 }
 
-// ResizeIn is ResizeFor with q's arrays taken from a, as planned; q's
-// own storage is dropped. It panics when the round hands out more than
-// was planned.
+// ResizeIn is ResizeFor with q's arrays taken from a, as planned, for
+// products with matrices of m's format alone (MulQuantized of a matrix
+// of another format may panic); q's own storage is dropped. It panics
+// when the round hands out more than was planned.
 func (q *Q16Rows) ResizeIn(a *Q16Arena, m *Matrix, rows, cols int) {
 	n, nb := rows*cols, rows*cols/qk
 	u := &a.used
 	q.rows, q.cols = rows, cols
-	q.dupOn, q.rowsOn, q.offOn = layouts(rows, dtypeOf(m))
-	q.qs, u.qs = take(a.qs, u.qs, n)
+	q.qsOn, q.dupOn, q.rowsOn, q.offOn = layouts(rows, dtypeOf(m), true)
 	q.d, _ = take(a.d, u.blocks, nb) // d and g are as long: one count serves both
 	q.g, u.blocks = take(a.g, u.blocks, nb)
-	q.dup, q.xp, q.off = nil, nil, nil
+	q.qs, q.dup, q.xp, q.off = nil, nil, nil, nil
+	if q.qsOn {
+		q.qs, u.qs = take(a.qs, u.qs, n)
+	}
 	if q.dupOn {
 		q.dup, u.dup = take(a.dup, u.dup, 2*n)
 	}
@@ -209,6 +230,18 @@ func (q *Q16Rows) QuantizeBlocks(x []float32, b0, b1 int) { q.QuantizeBlocksFrom
 // values computed elsewhere than in the matrix's own layout.
 func (q *Q16Rows) QuantizeBlocksFrom(x []float32, b0 int) {
 	b1 := b0 + len(x)/qk
+	if !q.qsOn {
+		// Straight into dup, through the stack: the blocks' qs would
+		// be written once, to memory no cache holds yet, and read once.
+		var tmp [dupChunk * qk]int16
+		for b := b0; b < b1; b += dupChunk {
+			e := min(b+dupChunk, b1)
+			t := tmp[:qk*(e-b)]
+			vec.QuantizeQ16(t, q.d[b:e], q.g[b:e], x[qk*(b-b0):qk*(e-b0)])
+			vec.DupQ16(q.dup[2*qk*b:2*qk*e], t)
+		}
+		return
+	}
 	if ok, _ := wasmsimd.Ready(); ok {
 		wasmsimd.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x)
 	} else {
@@ -225,6 +258,10 @@ func (q *Q16Rows) QuantizeBlocksFrom(x []float32, b0 int) {
 		vec.DupQ16(q.dup[2*qk*b0:2*qk*b1], q.qs[qk*b0:qk*b1])
 	}
 }
+
+// dupChunk is how many blocks QuantizeBlocksFrom quantises into the stack
+// at a time when qs is not kept: 4 KB, in L1.
+const dupChunk = 64
 
 // rowsXP is the single row's xp for the one-row kernels, or nil when it is
 // not kept (rowsOn).
@@ -391,6 +428,21 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 				x.d[t*n:(t+1)*n], x.g[t*n:(t+1)*n], x.qs[t*m.cols:(t+1)*m.cols], i1-i)
 		}
 		i = i1
+	}
+	if m.dtype == Q4_0 && x.dupOn {
+		// The rows short of a group of four, with no qs to read: the 2×n
+		// tile on one row given twice (row stride 0), whose first eight
+		// sums have the one-row kernel's bits.
+		var o16 [16]float32
+		for ; i < i1; i++ {
+			for t := 0; t < x.rows; t += 8 {
+				nt := min(8, x.rows-t)
+				vec.DotQ4_0x2xN(&o16, m.a.scales[2*i*n:], 0, m.a.qs[qk/2*i*n:], 0, x.d[t*n:], x.dup[2*t*m.cols:], n, n, nt)
+				for k := range nt {
+					dst[(t+k)*stride+i] = o16[k]
+				}
+			}
+		}
 	}
 	for ; i < i1; i++ {
 		for t := range x.rows {

@@ -309,7 +309,14 @@ func TestQ16Arena(t *testing.T) {
 				t.Fatalf("part %d (%d rows): %s differs from a Q16Rows of its own", i, p.rows, name)
 			}
 		}
-		same("qs", q.qs, own.qs)
+		// Arena rows are for their matrix's format alone: q4_0's with the
+		// 2×n layout keep no qs (the tiles read dup alone).
+		if wantQS := !(own.dupOn && p.m.DType() == Q4_0); q.qsOn != wantQS || len(q.qs) != map[bool]int{true: len(own.qs)}[wantQS] {
+			t.Fatalf("part %d (%d rows): qs kept %v (%d values), want %v", i, p.rows, q.qsOn, len(q.qs), wantQS)
+		}
+		if q.qsOn {
+			same("qs", q.qs, own.qs)
+		}
 		same("d", q.d, own.d)
 		same("g", q.g, own.g)
 		if own.dupOn {
