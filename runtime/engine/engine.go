@@ -117,7 +117,9 @@ type Engine struct {
 	kv                       backend.KV
 	pos                      int
 
-	// scratch activations for up to MaxBatch rows
+	// scratch activations for up to MaxBatch rows; ffn is o's buffer (a
+	// layer adds o into x before its FFN writes ffn), one batch of rows
+	// less to hold
 	x, h, q, k, v, att, o, ffn backend.Buf
 	qkvDst                     [3]backend.Buf      // a step's views of q, k, v, for MatMuls
 	routerLogits               map[int]backend.Buf // by expert count
@@ -316,7 +318,7 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 		r, c int
 	}{
 		{&e.x, B, c.Dim}, {&e.h, B, c.Dim}, {&e.q, B, c.QDim()}, {&e.k, B, c.KVDim()}, {&e.v, B, c.KVDim()},
-		{&e.att, B, c.AttnOutDim()}, {&e.o, B, c.Dim}, {&e.ffn, B, c.Dim}, {&e.pre, B, c.Dim},
+		{&e.att, B, c.AttnOutDim()}, {&e.o, B, c.Dim}, {&e.pre, B, c.Dim},
 		{&e.final, 1, c.Dim}, {&e.logits, 1, c.Vocab},
 	}
 	if m := c.MLA; m != nil {
@@ -336,6 +338,7 @@ func New(b backend.Backend, m *model.Model, o Options) (*Engine, error) {
 			return nil, err
 		}
 	}
+	e.ffn = e.o
 	if e.kv, err = newKV(b, c, o); err != nil {
 		return nil, err
 	}
