@@ -188,6 +188,12 @@ func comparePeer(ctx context.Context, o peerOptions, stdout, stderr io.Writer) e
 			fmt.Fprintf(stdout, "%-8s %-10s %12.1f %12.2f %9.1f%% %10s\n", "", "exact", ep, ed, 100*ed/limit, mib(medianInt(rw.exact.rss)))
 			fmt.Fprintf(stdout, "%-8s %-10s %11.2fx %11.2fx\n", "", "exact/llama", ep/pp, ed/pd)
 		}
+		// Issue 15's memory bound: 1.2 × (the weights stored + the f32 KV
+		// cache of the run's positions).
+		kv := int64(m.Model.Layers) * int64(n+o.decode) * 2 * int64(m.Model.KVDim()) * 4
+		bound := 6 * (total + kv) / 5
+		fmt.Fprintf(stdout, "%-8s peak RSS bound 1.2 × (weights %s + KV cache %s) = %s: mode's peak at %.1f%% of it, llama.cpp's at %.1f%%\n", "",
+			mib(total), mib(kv), mib(bound), 100*float64(medianInt(modeRSS))/float64(bound), 100*float64(medianInt(peerRSS))/float64(bound))
 		agree, overhead := tokenAgreement(mode, peer), scriptOverhead(peer)
 		fmt.Fprintf(stdout, "%-8s greedy tokens agree with llama.cpp for %s; bench.mjs overhead over llama.cpp's own counters: %s\n", "", agree, overhead)
 	}
