@@ -81,11 +81,8 @@ func (q *Q16Rows) QuantizeFor(m *Matrix, x []float32, rows, cols int) {
 func (q *Q16Rows) resize(rows, cols int, dt DType) {
 	nb := rows * cols / qk
 	q.rows, q.cols = rows, cols
-	q.qsOn, q.dupOn, q.rowsOn, q.offOn = layouts(rows, dt, false)
-	q.qs = q.qs[:0]
-	if q.qsOn {
-		q.qs = grow(q.qs, rows*cols)
-	}
+	q.qsOn, q.dupOn, q.rowsOn, q.offOn = layouts(rows, dt, false) // qsOn: not alone
+	q.qs = grow(q.qs, rows*cols)
 	q.d = grow(q.d, nb)
 	q.g = grow(q.g, nb)
 	if q.rowsOn {
@@ -307,6 +304,9 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 			}
 			return
 		}
+	}
+	if x.rows > 0 && !x.qsOn && (m.dtype != Q4_0 || !x.dupOn) {
+		panic("tensor: MulQuantized of " + m.dtype.String() + " with activations laid out for q4_0 products alone (Q16Arena)")
 	}
 	i := i0
 	// Whole groups of four rows go through the four-row kernels, which

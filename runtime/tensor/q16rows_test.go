@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/moderuntime/mode/runtime/vec"
@@ -338,4 +339,28 @@ func TestQ16Arena(t *testing.T) {
 	if n := testing.AllocsPerRun(5, round); n != 0 {
 		t.Errorf("a round of the same sizes allocated %v times", n)
 	}
+}
+
+// TestQ16ArenaOtherFormat: rows an arena laid out for q4_0 products
+// alone (no plain copy) refuse a product with a matrix of another format
+// by name, rather than reading past a slice.
+func TestQ16ArenaOtherFormat(t *testing.T) {
+	if !vec.TilesAnyTokens() {
+		t.Skip("without the AVX-512 tiles every layout keeps the plain copy")
+	}
+	r := rand.New(rand.NewPCG(35, 36))
+	const cols = 64
+	q4, q8 := randMatrix(t, r, Q4_0, 4, cols), randMatrix(t, r, Q8_0, 4, cols)
+	var a Q16Arena
+	var q Q16Rows
+	a.Plan(q4, 3, cols)
+	a.Reset()
+	q.ResizeIn(&a, q4, 3, cols)
+	q.QuantizeBlocks(make([]float32, 3*cols), 0, 3*cols/qk)
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "laid out for q4_0 products alone") {
+			t.Errorf("q8_0 product of q4_0-only rows: panic %v", p)
+		}
+	}()
+	q8.MulQuantized(make([]float32, 12), 4, &q, 0, 4)
 }
