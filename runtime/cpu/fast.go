@@ -29,7 +29,7 @@ func (b *Backend) matmulFast(dst []float32, dstStride int, x []float32, rows, co
 		// Quantised once per op, on every goroutine of the pool when
 		// there are tokens enough to share (prefill): on one it took an
 		// eighth of a prefill's time.
-		b.xq.ResizeFor(w.m, rows, cols)
+		b.xq.ResizeForOnly(w.m, rows, cols) // w alone reads them
 		q := &b.quant
 		q.xq, q.x = &b.xq, x[:rows*cols]
 		nb := rows * cols / 32

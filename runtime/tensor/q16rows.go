@@ -61,7 +61,7 @@ func (q *Q16Rows) Quantize(x []float32, rows, cols int) {
 
 // Resize sets q's shape to rows×cols (cols a multiple of 32) for
 // QuantizeBlocks to fill, reusing its storage when it is large enough.
-func (q *Q16Rows) Resize(rows, cols int) { q.resize(rows, cols, Invalid) }
+func (q *Q16Rows) Resize(rows, cols int) { q.resize(rows, cols, Invalid, false) }
 
 // ResizeFor is Resize for products with m: where m is q4_0 it also keeps
 // the activations in the layout of the 2×n tiles that MulQuantized gives
@@ -69,7 +69,13 @@ func (q *Q16Rows) Resize(rows, cols int) { q.resize(rows, cols, Invalid) }
 // the one-row kernel that it gives a lone token (decode); where m is q8_0
 // and there are eight tokens or more, in the 2×n layout for its whole 2×8
 // tiles. Other formats do not read that copy, so they do not pay for it.
-func (q *Q16Rows) ResizeFor(m *Matrix, rows, cols int) { q.resize(rows, cols, dtypeOf(m)) }
+func (q *Q16Rows) ResizeFor(m *Matrix, rows, cols int) { q.resize(rows, cols, dtypeOf(m), false) }
+
+// ResizeForOnly is ResizeFor for products with matrices of m's format
+// alone (MulQuantized of another format panics): a q4_0 product of more
+// than one row then keeps only the layout its 2×n tiles read, as Q16Arena
+// rows do, and the blocks are quantised without the plain copy.
+func (q *Q16Rows) ResizeForOnly(m *Matrix, rows, cols int) { q.resize(rows, cols, dtypeOf(m), true) }
 
 // QuantizeFor is Quantize for products with m (ResizeFor).
 func (q *Q16Rows) QuantizeFor(m *Matrix, x []float32, rows, cols int) {
@@ -77,12 +83,16 @@ func (q *Q16Rows) QuantizeFor(m *Matrix, x []float32, rows, cols int) {
 	q.QuantizeBlocks(x, 0, rows*cols/qk)
 }
 
-// resize is Resize for products with a matrix of type dt.
-func (q *Q16Rows) resize(rows, cols int, dt DType) {
+// resize is Resize for products with a matrix of type dt, and with no
+// other type when alone.
+func (q *Q16Rows) resize(rows, cols int, dt DType, alone bool) {
 	nb := rows * cols / qk
 	q.rows, q.cols = rows, cols
-	q.qsOn, q.dupOn, q.rowsOn, q.offOn = layouts(rows, dt, false) // qsOn: not alone
-	q.qs = grow(q.qs, rows*cols)
+	q.qsOn, q.dupOn, q.rowsOn, q.offOn = layouts(rows, dt, alone)
+	q.qs = q.qs[:0]
+	if q.qsOn {
+		q.qs = grow(q.qs, rows*cols)
+	}
 	q.d = grow(q.d, nb)
 	q.g = grow(q.g, nb)
 	if q.rowsOn {

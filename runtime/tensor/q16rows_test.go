@@ -364,3 +364,35 @@ func TestQ16ArenaOtherFormat(t *testing.T) {
 	}()
 	q8.MulQuantized(make([]float32, 12), 4, &q, 0, 4)
 }
+
+// TestResizeForOnly: activations laid out for one format's products
+// alone give those products the bits of the layout every format reads,
+// and drop the plain copy exactly where a q4_0 product has the tiles'.
+func TestResizeForOnly(t *testing.T) {
+	r := rand.New(rand.NewPCG(37, 38))
+	const cols = 256
+	for _, d := range []DType{Q4_0, Q8_0, Q4_K} {
+		m := randMatrix(t, r, d, 6, cols)
+		for _, tokens := range []int{1, 2, 3, 8, 9, 17} {
+			x := make([]float32, tokens*cols)
+			for i := range x {
+				x[i] = float32(r.NormFloat64())
+			}
+			var only, all Q16Rows
+			only.ResizeForOnly(m, tokens, cols)
+			only.QuantizeBlocks(x, 0, tokens*cols/qk)
+			all.QuantizeFor(m, x, tokens, cols)
+			if want := !(all.dupOn && d == Q4_0); only.qsOn != want {
+				t.Errorf("%v, %d tokens: plain copy kept %v, want %v", d, tokens, only.qsOn, want)
+			}
+			got, want := make([]float32, 6*tokens), make([]float32, 6*tokens)
+			m.MulQuantized(got, 6, &only, 0, 6)
+			m.MulQuantized(want, 6, &all, 0, 6)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%v, %d tokens: output %d is %v, %v from the full layout", d, tokens, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
