@@ -51,7 +51,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.hfEndpoint, "hf-endpoint", hfrepo.DefaultEndpoint, "the hub an hf: model is read from (files at ENDPOINT/ORG/REPO/resolve/REVISION/FILE)")
 	fs.StringVar(&f.quant, "quant", "", "convert weights on load: source, f32, f16, q8_0, q4_0 or q4_k for routed experts, q8_0 for the rest with a 4-bit choice, as packs do (default: q4_0 for hf:, as stored otherwise; not for packs)")
 	fs.StringVar(&f.tok, "z", "", "tokenizer file (default: found beside the model)")
-	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: cpu or webgpu")
+	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: cpu or webgpu (which the default pure-Go build runs through mode-webgpu, beside it or on PATH)")
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores); with --wasm, guests: the first and its expert peers")
 	fs.IntVar(&f.maxSeq, "ctx", 0, "context length in tokens (0: the model's, at most 4096)")
 	fs.StringVar(&f.missing, "missing", "exact", "a routed expert not loaded yet: exact waits for it, fast uses the best ready expert meanwhile")
