@@ -25,9 +25,6 @@ type fn struct {
 	results []valType
 	locals  []valType
 	code    []byte
-	// held maps a byte to a v128 local holding it in every lane, which
-	// v128Splat8 then reads instead of a v128.const (see heldSplat8).
-	held map[byte]uint32
 }
 
 // local adds a local of type t and returns its index.
@@ -145,35 +142,9 @@ func (f *fn) i16x8ShrU() { f.simd(0x8d) }
 // it holds no register through the loops (with the kernels' locals
 // beyond the 16 xmm registers, the accumulators went to the stack).
 func (f *fn) v128Splat8(b byte) {
-	if l, ok := f.held[b]; ok {
-		f.get(l)
-		return
-	}
 	f.simd(0x0c)
 	for range 16 {
 		f.op(b)
-	}
-}
-
-// heldSplat8 sets a v128 local to every byte b and has v128Splat8(b)
-// read it until the returned func is called. A loop with few enough
-// v128 values live can hold its masks in registers: wazero does not fold
-// a v128.const into the instruction that uses it but loads it each time
-// (a movdqu from its constant pool before every pand or psubb).
-func (f *fn) heldSplat8(bs ...byte) (release func()) {
-	if f.held == nil {
-		f.held = map[byte]uint32{}
-	}
-	for _, b := range bs {
-		l := f.local(v128)
-		f.v128Splat8(b)
-		f.set(l)
-		f.held[b] = l
-	}
-	return func() {
-		for _, b := range bs {
-			delete(f.held, b)
-		}
 	}
 }
 

@@ -32,15 +32,16 @@ func testModule(pages uint32) []byte {
 // t's f32 scales start at xd + 4·nb·t and its int16 quants at
 // xq + 64·nb·t (tensor.Q16Rows' layout). Each result has the bits of
 // vec.DotQ8_0 / vec.DotQ4_0 for that row pair (q4_0's given weight
-// scales that are f16 values, as they are: rowRuns' exactness rests on a
-// nonzero one being at least 2^-24).
+// scales that are f16 values, as they are: q4Kernel's exactness rests on
+// a nonzero one being at least 2^-24, q4ScaleOK). q4_0's kernel may read
+// the byte after the weights' last, when it is in memory (q4Body).
 const (
 	KernelQ8_0 = "q8_0"
 	KernelQ4_0 = "q4_0"
 )
 
 func kernels() []*fn {
-	return []*fn{blockKernel(KernelQ8_0, 32), blockKernel(KernelQ4_0, 16), q4kKernel(),
+	return []*fn{q8Kernel(), q4Kernel(), q4kKernel(),
 		floatKernel(KernelF32, false), floatKernel(KernelF16, true), scoresKernel(), weightedSumKernel(), expKernels()[0], expKernels()[1], q16Kernel(),
 		rmsnormKernel(), softmaxKernel()}
 }
@@ -58,11 +59,11 @@ func kernels() []*fn {
 const KernelQ4_K = "q4_k"
 
 // q4kKernel assembles KernelQ4_K, summing as vec's dotQ4_KGo: per
-// super-block, each sub-block's eight integer lanes (q4_0's lanes, the
-// nibbles unsigned) times xd·sc into eight f32 lane sums sq; then d·sq
+// super-block, each sub-block's eight integer lanes (q8_0's lanes, of
+// q4_0's nibbles unsigned) times xd·sc into eight f32 lane sums sq; then d·sq
 // into the row's lanes and dmin·(mn·g), lane s for sub-block s, into a
 // second set; the result hsum8 of the first less hsum8 of the second.
-// A super-block's eight sub-blocks are straight-line code, for rowGroups'
+// A super-block's eight sub-blocks are straight-line code, for tile's
 // reasons: one bounds check per pointer, xd·sc for four sub-blocks in one
 // f32x4.mul (the same rounded products).
 func q4kKernel() *fn {
@@ -162,7 +163,7 @@ func q4kKernel() *fn {
 				minLanes(mhi, true, 16)
 
 				// the bounds checks of the super-block's loads, one per
-				// pointer (see rowGroups)
+				// pointer (see tile)
 				for _, g := range []struct {
 					p   uint32
 					end uint32
@@ -265,7 +266,7 @@ func q4kKernel() *fn {
 	return f
 }
 
-// blockKernel assembles the q8_0 (qb = 32) or q4_0 (qb = 16) kernel.
+// q8Kernel assembles KernelQ8_0.
 //
 // It sums as runtime/vec's Go twin does, bit for bit: each block's 32
 // integer products go into eight i32 lanes, lane k holding elements 2k,
@@ -276,93 +277,42 @@ func q4kKernel() *fn {
 // (a rounded multiply, then a rounded add: SIMD128 has no fused
 // multiply-add); at the end the upper four accumulators are added onto
 // the lower four and those summed as (s0+s2)+(s1+s3): vec's hsum8.
-// q4_0 keeps two sets of eight lanes (four f32x4 accumulators per
-// output, accPer): even blocks add into the first, odd blocks into the
-// second, each in block order; at the end the second set is added onto
-// the first lane by lane, then hsum8 (vec's hsum16). Runs of blocks
-// start at even block numbers, so a run's block j goes to j's parity,
-// and the blocks left past the runs go two at a time (tailBlocks).
+// (q4_0 sums its own lanes: q4Kernel.)
 //
-// For q8_0, whole tiles of four activation rows (a prefill's tokens) go
-// one weight row at a time (tile: the weight block widened once for the
-// tile's rows); the activation rows left (a decode's one) against one
-// weight row at a time (rowRuns), which measured faster for one
-// activation row than tile's code does. For q4_0 every activation row
-// goes to rowRuns, one weight row at a time, where its scaling is exact
-// for all of them (q4ScaleOK): with the even and odd blocks' sixteen
-// accumulators per output tile fits only two activation rows in wazero's
-// registers, and measured slower so (BenchmarkPrefillQ4_0 medians 2.68 ms
-// against rowRuns' 2.41); else tiles of two, then rowGroups.
-func blockKernel(name string, qb int32) *fn {
-	f := &fn{name: name, params: []valType{i32, i32, i32, i32, i32, i32, i32, i32, i32}}
+// Whole tiles of four activation rows (a prefill's tokens) go one weight
+// row at a time (tile: the weight block widened once for the tile's
+// rows); the activation rows left (a decode's one) against one weight row
+// at a time (rowRuns), which measured faster for one activation row than
+// tile's code does.
+func q8Kernel() *fn {
+	const qb = 32
+	f := &fn{name: KernelQ8_0, params: []valType{i32, i32, i32, i32, i32, i32, i32, i32, i32}}
 	const rows, trows = 6, 8
 	i, t, b, tlim := f.local(i32), f.local(i32), f.local(i32), f.local(i32)
-	tiles := func() {
-		f.get(trows)
-		T := tokenTile(qb)
-		f.i32Const(int32(-T))
-		f.i32And()
-		f.set(tlim)
-		f.forLoop(i, rows, func() {
-			f.i32Const(0)
-			f.set(t)
-			tile(f, qb, T, i, t, b, tlim)
-		})
-		f.i32Const(0)
-		f.set(i)
-	}
-	if qb == 32 {
-		// whole tiles, then the activation rows left (all of a
-		// decode's one) in rowRuns, one weight row at a time
-		tiles()
-		rowRuns(f, qb, 1, i, t, b, rows, tlim)
-		return f
-	}
-	// q4_0: every activation row in rowRuns, one weight row at a time,
-	// where its scaling by 16 is exact for all of them; else whole tiles,
-	// then the rows left in rowGroups, two weight rows at a time, the
-	// last alone
-	p, u, bad := f.local(i32), f.local(i32), f.local(i32)
-	f.i32Const(0)
+	// whole tiles, then the activation rows left (all of a decode's one)
+	// in rowRuns, one weight row at a time
+	f.get(trows)
+	f.i32Const(-q8Tile)
+	f.i32And()
 	f.set(tlim)
-	q4ScaleOK(f, tlim, p, u, bad)
-	f.op(0x04, 0x40) // if
+	f.forLoop(i, rows, func() {
+		f.i32Const(0)
+		f.set(t)
+		tile(f, qb, q8Tile, i, t, b, tlim)
+	})
 	f.i32Const(0)
 	f.set(i)
 	rowRuns(f, qb, 1, i, t, b, rows, tlim)
-	f.op(0x05) // else
-	tiles()
-	lim := f.local(i32)
-	f.get(rows)
-	f.i32Const(-2)
-	f.i32And()
-	f.set(lim)
-	rowGroups(f, qb, 2, i, t, b, lim, tlim)
-	f.get(rows)
-	f.set(lim)
-	rowGroups(f, qb, 1, i, t, b, lim, tlim)
-	f.end()
 	return f
 }
 
-// tokenTile is how many activation rows blockKernel's tile takes at
-// once: four for q8_0; two for q4_0 (tiled only where rowRuns' scaling
-// would not be exact), whose four accumulators per output
-// (the even blocks' lanes and the odd blocks') would make four rows' 16
-// of them, more than wazero keeps in registers: four rows, spilling,
-// measured slower than two (BenchmarkPrefillQ4_0, medians 2.75 ms
-// against 2.71, both above the old order's 2.50).
-func tokenTile(qb int32) int {
-	if qb == 16 {
-		return 2
-	}
-	return 4
-}
+// q8Tile is how many activation rows q8Kernel's tile takes at once.
+const q8Tile = 4
 
 // tile emits the loop over weight row i and T activation rows from t at
 // a time while t < lim (lim a multiple of T past t), leaving t at lim.
-// Each product is summed as blockKernel says, but in runs of four
-// blocks, for what wazero makes of them:
+// Each product is summed as q8Kernel says, but in runs of four blocks,
+// for what wazero makes of them:
 //
 //   - a run's four scales are one load, each multiplied by the
 //     activation's in f32x4 lanes: the same rounded products as one by
@@ -387,46 +337,29 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 	for k := range T {
 		pxd[k], pxq[k] = f.local(i32), f.local(i32)
 	}
-	na := accPer(qb)
-	acc := f.localsOf(v128, na*T)
+	acc := f.localsOf(v128, 2*T)
 	wv := f.localsOf(v128, 4)
-	w0, w1, hv, hs, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+	hv, hs, dr := f.local(v128), f.local(v128), f.local(v128)
 	f.get(nb)
 	f.i32Const(^3)
 	f.i32And()
 	f.set(nb4)
 	// wv = the block's quants at pq+qoff as i16x8: elements 0..7, 16..23,
-	// 8..15, 24..31
+	// 8..15, 24..31, widened as they load (wazero extends a high half
+	// with palignr+pmovsxbw)
 	widen := func(qoff uint32) {
-		if qb == 32 {
-			// q8_0's widened as they load (wazero extends a high half
-			// with palignr+pmovsxbw)
-			for k, off := range []uint32{0, 16, 8, 24} {
-				f.get(pq)
-				f.simd(0x01) // v128.load8x8_s
-				f.memarg(3, qoff+off)
-				f.set(wv[k])
-			}
-			return
-		}
-		f.get(pq)
-		f.blockQuantsAt(qb, qoff, pq, w0, w1)
-		for k, w := range []uint32{w0, w1, w0, w1} {
-			f.get(w)
-			if k < 2 {
-				f.i16x8ExtendLowI8x16S()
-			} else {
-				f.i16x8ExtendHighI8x16S()
-			}
+		for k, off := range []uint32{0, 16, 8, 24} {
+			f.get(pq)
+			f.simd(0x01) // v128.load8x8_s
+			f.memarg(3, qoff+off)
 			f.set(wv[k])
 		}
 	}
-	// activation row k's accumulators (for q4_0 the odd blocks' when
-	// odd) += wv's lanes against its block at pxq[k]+xoff, times the
-	// scale in every lane of dr
-	lanes := func(k int, xoff uint32, odd bool) {
+	// activation row k's accumulators += wv's lanes against its block at
+	// pxq[k]+xoff, times the scale in every lane of dr
+	lanes := func(k int, xoff uint32) {
 		for half := range 2 {
-			a := accFor(acc[na*k:na*(k+1)], half, odd)
+			a := acc[2*k+half]
 			f.get(a)
 			f.quantDotWide(func() { f.get(wv[2*half]) }, func() { f.get(wv[2*half+1]) },
 				f.loadAt(pxq[k], xoff+uint32(16*half)), f.loadAt(pxq[k], xoff+uint32(16*half)+32))
@@ -493,7 +426,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 						f.f32x4Mul()
 						f.set(dr)
 					}
-					lanes(k, uint32(64*j), j%2 == 1)
+					lanes(k, uint32(64*j))
 				}
 			}
 			f.inc(pw, 16)
@@ -504,7 +437,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 			}
 			f.inc(b, 4)
 		})
-		f.tailBlocks(qb, b, func(odd bool) {
+		f.whileLt(b, nb, func() {
 			f.get(pw)
 			f.f32Load(0)
 			f.set(hf)
@@ -517,7 +450,7 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 				f.f32Mul()
 				f.f32x4Splat()
 				f.set(dr)
-				lanes(k, 0, odd)
+				lanes(k, 0)
 				f.inc(pxd[k], 4)
 				f.inc(pxq[k], 64)
 			}
@@ -528,126 +461,10 @@ func tile(f *fn, qb int32, T int, i, t, b, lim uint32) {
 		// dst[(t+k)·ds + i] = the sum of row k's accumulators
 		for k := range T {
 			f.dstAddrAt(dst, ds, t, int32(k), i)
-			f.sumAcc(acc[na*k : na*(k+1)])
+			f.sumAcc(acc[2*k : 2*(k+1)])
 			f.f32Store(0)
 		}
 		f.inc(t, int32(T))
-	})
-}
-
-// rowGroups emits the loop over groups of R weight rows from row i while
-// i < lim (lim a multiple of R past i), leaving i at lim, each group
-// against the activation rows from tstart on, one at a time. It sums as
-// tile does, in runs of four blocks with one bounds check per pointer
-// per run, a row's four scale products in one f32x4.mul with xd[b..b+3];
-// the activation's quants are loaded where used, shared by nothing, as
-// the 2R accumulators already hold half of wazero's 16 v128 registers.
-func rowGroups(f *fn, qb int32, R int, i, t, b, lim, tstart uint32) {
-	const dst, ds, wd, wq, xd, xq, rows, nb, trows = 0, 1, 2, 3, 4, 5, 6, 7, 8
-	nb4, pxd, pxq := f.local(i32), f.local(i32), f.local(i32)
-	d := f.local(f32)
-	pw, pq := make([]uint32, R), make([]uint32, R)
-	for r := range R {
-		pw[r], pq[r] = f.local(i32), f.local(i32)
-	}
-	na := accPer(qb)
-	acc := f.localsOf(v128, na*R)
-	w0, w1, dv, dr := f.local(v128), f.local(v128), f.local(v128), f.local(v128)
-	f.get(nb)
-	f.i32Const(^3)
-	f.i32And()
-	f.set(nb4)
-	if qb == 16 {
-		defer f.heldSplat8(0x0f, 8)()
-	}
-	// row r's accumulators (for q4_0 the odd blocks' when odd) += the
-	// block's lanes (quants at pq[r]+qoff, activation quants at
-	// pxq+xoff) times the scale in every lane of dr
-	blockLanes := func(r int, qoff, xoff uint32, odd bool) {
-		if qb == 16 {
-			f.get(pq[r])
-			f.blockQuantsAt(qb, qoff, pq[r], w0, w1)
-		}
-		for half := range 2 {
-			a := accFor(acc[na*r:na*(r+1)], half, odd)
-			hi := half == 1
-			f.get(a)
-			xa, xb := f.loadAt(pxq, xoff+uint32(16*half)), f.loadAt(pxq, xoff+uint32(16*half)+32)
-			if qb == 32 {
-				// q8_0's quants widened as they load (two instructions
-				// each where a load, then extending both halves, takes
-				// more: wazero extends a high half with palignr+pmovsxbw)
-				f.quantDotWide(f.load8At(pq[r], qoff+uint32(8*half)), f.load8At(pq[r], qoff+16+uint32(8*half)), xa, xb)
-			} else {
-				f.quantDot(w0, w1, hi, xa, xb)
-			}
-			f.get(dr)
-			f.f32x4Mul()
-			f.f32x4Add()
-			f.set(a)
-		}
-	}
-	f.whileLt(i, lim, func() {
-		f.get(tstart)
-		f.set(t)
-		f.whileLt(t, trows, func() {
-			f.groupStart(qb, i, t, b, pw, pq, pxd, pxq, acc)
-			f.whileLt(b, nb4, func() {
-				// the bounds checks of the run's loads, one per pointer
-				f.get(pxq)
-				f.i32Load8U(4*64 - 1)
-				f.drop()
-				for r := range R {
-					f.get(pq[r])
-					f.i32Load8U(uint32(4*qb - 1))
-					f.drop()
-				}
-				for r := range R {
-					// dv = the row's four scales times xd[b..b+3]
-					f.get(pw[r])
-					f.v128Load(0)
-					f.get(pxd)
-					f.v128Load(0)
-					f.f32x4Mul()
-					f.set(dv)
-					for j := range 4 {
-						f.get(dv)
-						f.f32x4ExtractLane(byte(j))
-						f.f32x4Splat()
-						f.set(dr)
-						blockLanes(r, uint32(j*int(qb)), uint32(64*j), j%2 == 1)
-					}
-					f.inc(pw[r], 16)
-					f.inc(pq[r], 4*qb)
-				}
-				f.inc(pxd, 16)
-				f.inc(pxq, 4*64)
-				f.inc(b, 4)
-			})
-			f.tailBlocks(qb, b, func(odd bool) {
-				for r := range R {
-					// dr = wd[b] · xd[b] in every lane
-					f.get(pw[r])
-					f.f32Load(0)
-					f.get(pxd)
-					f.f32Load(0)
-					f.f32Mul()
-					f.set(d)
-					f.get(d)
-					f.f32x4Splat()
-					f.set(dr)
-					blockLanes(r, 0, 0, odd)
-					f.inc(pw[r], 4)
-					f.inc(pq[r], qb)
-				}
-				f.inc(pxd, 4)
-				f.inc(pxq, 64)
-				f.inc(b, 1)
-			})
-			f.storeSums(qb, dst, ds, t, i, acc)
-			f.inc(t, 1)
-		})
-		f.inc(i, int32(R))
 	})
 }
 
@@ -682,16 +499,6 @@ func (f *fn) quantDotWide(wa, wb, xa, xb func()) {
 	f.f32x4ConvertI32x4S()
 }
 
-// load8At returns what pushes the eight signed bytes at offset off from
-// the address in local p, widened to i16x8.
-func (f *fn) load8At(p, off uint32) func() {
-	return func() {
-		f.get(p)
-		f.simd(0x01) // v128.load8x8_s
-		f.memarg(3, off)
-	}
-}
-
 // loadAt returns what pushes the v128 at offset off from the address in
 // local p.
 func (f *fn) loadAt(p, off uint32) func() {
@@ -699,40 +506,6 @@ func (f *fn) loadAt(p, off uint32) func() {
 		f.get(p)
 		f.v128Load(off)
 	}
-}
-
-// blockQuantsAt takes the address of a block's quants less off from the
-// stack and sets w0 and w1 to its 32 quants as signed bytes, elements
-// 0..15 and 16..31: q8_0's (qb 32) loaded as they are, q4_0's (qb 16:
-// byte j holds element j in the low nibble and j+16 in the high, each
-// stored +8) unpacked with constant masks and eights. addr is an i32
-// local holding the same address (q8_0 loads twice from it).
-func (f *fn) blockQuantsAt(qb int32, off, addr, w0, w1 uint32) {
-	if qb == 32 {
-		f.v128Load(off)
-		f.set(w0)
-		f.get(addr)
-		f.v128Load(off + 16)
-		f.set(w1)
-		return
-	}
-	// high nibbles: each 16-bit lane shifted right by 4 (its high byte's
-	// low nibble lands in the top of its low byte) and masked
-	f.v128Load(off)
-	f.tee(w1)
-	f.v128Splat8(0x0f)
-	f.v128And()
-	f.v128Splat8(8)
-	f.i8x16Sub()
-	f.set(w0)
-	f.get(w1)
-	f.i32Const(4)
-	f.i16x8ShrU()
-	f.v128Splat8(0x0f)
-	f.v128And()
-	f.v128Splat8(8)
-	f.i8x16Sub()
-	f.set(w1)
 }
 
 // inc adds c to local l.
@@ -744,10 +517,9 @@ func (f *fn) inc(l uint32, c int32) {
 }
 
 // groupStart points the weight scale and quant pointers pw[r], pq[r] at
-// rows i+r and the activation ones pxd, pxq at row t (blockKernel's
+// rows i+r and the activation ones pxd, pxq at row t (q8Kernel's
 // parameters), zeroes the accumulators and the block counter b: the start
-// of a group of weight rows against one activation row, in rowGroups and
-// rowRuns.
+// of a group of weight rows against one activation row, in rowRuns.
 func (f *fn) groupStart(qb int32, i, t, b uint32, pw, pq []uint32, pxd, pxq uint32, acc []uint32) {
 	const wd, wq, xd, xq, nb = 2, 3, 4, 5, 7
 	for r := range pw {
@@ -786,42 +558,23 @@ func (f *fn) dstAddrAt(dst, ds, t uint32, k int32, i uint32) {
 	f.i32Add()
 }
 
-// storeSums sets dst[t·ds + i + r] to the sum of row r's accumulators
-// (accPer(qb) of them: see sumAcc) for each row r of a group, as
-// rowGroups and rowRuns end each activation row.
-func (f *fn) storeSums(qb int32, dst, ds, t, i uint32, acc []uint32) {
-	n := accPer(qb)
-	for r := range len(acc) / n {
+// storeSums sets dst[t·ds + i + r] to the sum of row r's two
+// accumulators (see sumAcc) for each row r of a group, as rowRuns ends
+// each activation row.
+func (f *fn) storeSums(dst, ds, t, i uint32, acc []uint32) {
+	for r := range len(acc) / 2 {
 		f.dstAddr(dst, ds, t, i)
-		f.sumAcc(acc[n*r : n*(r+1)])
+		f.sumAcc(acc[2*r : 2*(r+1)])
 		f.f32Store(uint32(4 * r))
 	}
 }
 
-// accPer is how many f32x4 accumulators blockKernel keeps per output:
-// q8_0's two (lanes 0..3 and 4..7), q4_0's four (the even blocks' two,
-// then the odd blocks' two: vec's sixteen lanes).
-func accPer(qb int32) int {
-	if qb == 16 {
-		return 4
-	}
-	return 2
-}
-
-// accFor returns the accumulator of one output's accs (accPer of them)
-// that lanes 4·half..4·half+3 of a block go into: for q4_0, the odd
-// blocks' when odd.
-func accFor(accs []uint32, half int, odd bool) uint32 {
-	if odd && len(accs) == 4 {
-		return accs[2+half]
-	}
-	return accs[half]
-}
-
 // sumAcc pushes the sum of one output's accumulators a as vec sums its
-// lanes: q4_0's odd blocks' lanes added onto the even blocks' (hsum16),
-// then the upper four lanes onto the lower four and those as
-// (s0+s2)+(s1+s3) (hsum8). a[0] (and a[1] for q4_0) are overwritten.
+// lanes: for q4_0's four (the blocks b mod 4 = 0, 1, 2, 3) the third
+// added onto the first and the fourth onto the second (hsum16's upper
+// eight lanes onto the lower eight), then, as for q8_0's two, the second
+// onto the first and its lanes as (s0+s2)+(s1+s3) (hsum8). a[0] (and a[1]
+// for q4_0) are overwritten.
 func (f *fn) sumAcc(a []uint32) {
 	if len(a) == 4 {
 		for h := range 2 {
@@ -836,28 +589,6 @@ func (f *fn) sumAcc(a []uint32) {
 	f.f32x4Add()
 	f.set(a[0])
 	f.hsum4(a[0])
-}
-
-// tailBlocks emits the loop over the blocks left past a kernel's whole
-// runs, from b (even: runs are of four or eight) to nb, body emitting
-// one block and moving b and the pointers on by one. For q8_0 it is one
-// block an iteration; for q4_0 two, an even block then, if b < nb, an
-// odd one, so that body knows each block's parity statically (odd).
-func (f *fn) tailBlocks(qb int32, b uint32, body func(odd bool)) {
-	const nb = 7
-	if qb == 32 {
-		f.whileLt(b, nb, func() { body(false) })
-		return
-	}
-	f.whileLt(b, nb, func() {
-		body(false)
-		f.get(b)
-		f.get(nb)
-		f.i32LtU()
-		f.op(0x04, 0x40) // if
-		body(true)
-		f.end()
-	})
 }
 
 // hsum4 pushes (s0+s2)+(s1+s3) of the f32x4 in local s.

@@ -77,10 +77,11 @@ func randHalfs(r *rand.Rand, n int) []byte {
 
 // TestKernelsMatchGo checks every kernel against runtime/vec's dot
 // products, bit for bit, on random weights and activations of ragged
-// sizes: one to thirteen rows, one to nine activation rows (whole tiles of
-// four and the rest), zero to 44 blocks (every count past whole runs,
-// odd and even: q4_0 sums even and odd blocks apart), activation scales
-// on either side of rowRuns' bound, an output stride wider than the rows,
+// sizes: one to sixteen rows (q4_0's groups of four and the rows left),
+// one to nine activation rows (whole tiles of four and the rest), zero to
+// 44 blocks (every count past whole runs: q4_0 sums blocks by their
+// number mod 4), activation scales on either side of q4_0's bounds (2^-98
+// and 2^112), Inf and NaN, an output stride wider than the rows,
 // unaligned buffers.
 func TestKernelsMatchGo(t *testing.T) {
 	h := newKernelHost(t, 64)
@@ -101,22 +102,27 @@ func TestKernelsMatchGo(t *testing.T) {
 		for _, sz := range []size{
 			{1, 1, 1}, {3, 1, 2}, {4, 2, 1}, {5, 3, 3}, {7, 16, 1}, {9, 11, 2}, {2, 0, 1}, {0, 4, 1}, {13, 44, 3},
 			{2, 4, 4}, {3, 9, 5}, {5, 44, 9}, {1, 7, 8}, {8, 23, 1}, {6, 12, 2},
-			// q4_0 sums even and odd blocks apart: every count of blocks
-			// left past whole runs (of four in tile and rowGroups, of
-			// sixteen, eight then four in rowRuns), odd and even counts,
-			// fewer than a run, through each path (rowRuns; with the
-			// scale regimes below, tiles then one or two weight rows a
-			// group in rowGroups)
+			// every count of blocks left past whole runs (q8_0's tile
+			// takes runs of four, rowRuns of eight, then four; q4_0 runs
+			// of eight, then four, then up to three blocks alone, each
+			// block's accumulator its number mod 4), fewer than a run,
+			// one row at a time (q4_0 below four rows)
 			{3, 2, 4}, {2, 3, 4}, {3, 5, 5}, {3, 6, 5}, {3, 10, 6}, {2, 13, 4},
 			{3, 14, 1}, {3, 15, 2}, {2, 17, 5}, {3, 19, 1}, {3, 21, 3}, {3, 30, 1},
+			// and through q4_0's groups of four rows M = rows/4 apart, the
+			// rows left (rows mod 4) one at a time: every count of blocks
+			// mod 8, one to three activation rows
+			{4, 1, 1}, {4, 3, 2}, {5, 4, 1}, {6, 5, 3}, {7, 6, 1}, {8, 7, 2},
+			{9, 8, 1}, {10, 9, 3}, {11, 10, 1}, {12, 11, 2}, {4, 12, 1}, {5, 13, 2},
+			{6, 14, 3}, {7, 15, 1}, {8, 16, 2}, {9, 17, 1}, {15, 27, 2}, {16, 30, 1},
 		} {
 			cases = append(cases, struct {
 				size
 				xd scaleRegime
 			}{sz, scalesUsual})
 		}
-		for _, sz := range []size{{5, 44, 1}, {4, 13, 2}, {3, 9, 5}, {3, 3, 1}, {3, 6, 5}, {3, 7, 2}, {2, 10, 1}, {3, 17, 6}} {
-			for _, reg := range []scaleRegime{scalesTiny, scalesBelow, scalesAtBound, scalesOneTiny} {
+		for _, sz := range []size{{5, 44, 1}, {4, 13, 2}, {3, 9, 5}, {3, 3, 1}, {3, 6, 5}, {3, 7, 2}, {2, 10, 1}, {3, 17, 6}, {9, 21, 2}} {
+			for _, reg := range []scaleRegime{scalesTiny, scalesBelow, scalesAtBound, scalesOneTiny, scalesHuge, scalesOneHuge, scalesInf} {
 				cases = append(cases, struct {
 					size
 					xd scaleRegime
@@ -133,7 +139,14 @@ func TestKernelsMatchGo(t *testing.T) {
 				wq[i] = byte(r.IntN(256))
 			}
 			xd := c.xd.scales(r, trows*nb)
-			if c.xd != scalesUsual {
+			if c.xd == scalesHuge || c.xd == scalesOneHuge {
+				// the largest f16 scales, whose products with scales near
+				// 2^112 come nearest to overflowing
+				for i := 0; i < len(wd); i += 2 {
+					binary.LittleEndian.PutUint16(wd[i:], uint16(0x7800+r.IntN(0x3ff))|uint16(r.IntN(2))<<15)
+				}
+			}
+			if c.xd.tiny() {
 				// the smallest f16 scales, whose products with scales
 				// near 2^-98 come nearest to 2^-122 (in every block: a
 				// product rounded wrongly would vanish in a row's sum
@@ -145,6 +158,13 @@ func TestKernelsMatchGo(t *testing.T) {
 			xq := make([]int16, trows*nb*32)
 			for i := range xq {
 				xq[i] = int16(r.IntN(65535) - 32767)
+			}
+			for b, d := range xd {
+				if d >= 0x1p112 && d <= math.MaxFloat32 {
+					// sums of zero with d·wd beyond the largest f32:
+					// vec's d is Inf, and Inf·0 NaN
+					clear(xq[32*b : 32*b+32])
+				}
 			}
 			ds := rows + 3
 			pdst := h.put(t, make([]byte, 4*ds*trows), 0)
@@ -165,7 +185,11 @@ func TestKernelsMatchGo(t *testing.T) {
 				for tr := range trows {
 					want := kc.dot(wd[2*nb*i:], wq[kc.qb*nb*i:], xd[nb*tr:nb*(tr+1)], xq[32*nb*tr:])
 					got := math.Float32frombits(binary.LittleEndian.Uint32(out[4*(tr*ds+i):]))
-					if math.Float32bits(got) != math.Float32bits(want) {
+					// a NaN's sign and payload are the last operand's or
+					// the first's as the compiler orders a commutative
+					// operation (Go's as much as wazero's): any NaN
+					// matches any
+					if math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
 						t.Errorf("%s %+v scales %v row %d act %d: SIMD %v (%#x), Go %v (%#x)", kc.name, sz, c.xd, i, tr,
 							got, math.Float32bits(got), want, math.Float32bits(want))
 					}
@@ -184,9 +208,9 @@ func TestKernelsMatchGo(t *testing.T) {
 }
 
 // scaleRegime is how TestKernelsMatchGo draws activation scales: the
-// q4_0 kernel's one-row path (rowRuns) scales its sums by 16 and its
-// scale products by 1/16, exact only while every nonzero scale is at
-// least 2^-98, and otherwise takes the general path.
+// q4_0 kernel scales its sums by 16 and its scale products by 1/16,
+// exact only while every nonzero finite scale is at least 2^-98 and
+// below 2^112 (q4ScaleOK), and otherwise takes its unscaled copy.
 type scaleRegime int
 
 const (
@@ -195,10 +219,19 @@ const (
 	scalesBelow                      // just below 2^-98: (1..2)·2^-99
 	scalesAtBound                    // 2^-98 and just above, and zeros
 	scalesOneTiny                    // usual, but for one just below 2^-98
+	scalesHuge                       // just below 2^112, and zeros
+	scalesOneHuge                    // usual, but for one of 2^113
+	scalesInf                        // usual, but for some ±Inf and NaN
 )
 
 func (s scaleRegime) String() string {
-	return [...]string{"usual", "tiny", "below 2^-98", "at 2^-98", "one tiny"}[s]
+	return [...]string{"usual", "tiny", "below 2^-98", "at 2^-98", "one tiny", "huge", "one huge", "inf"}[s]
+}
+
+// tiny reports whether s draws scales near 2^-98, which TestKernelsMatchGo
+// pairs with the smallest weight scales.
+func (s scaleRegime) tiny() bool {
+	return s == scalesTiny || s == scalesBelow || s == scalesAtBound || s == scalesOneTiny
 }
 
 func (s scaleRegime) scales(r *rand.Rand, n int) []float32 {
@@ -206,7 +239,7 @@ func (s scaleRegime) scales(r *rand.Rand, n int) []float32 {
 	for i := range xd {
 		sign := float32(1 - 2*r.IntN(2))
 		switch s {
-		case scalesUsual, scalesOneTiny:
+		case scalesUsual, scalesOneTiny, scalesOneHuge, scalesInf:
 			xd[i] = float32(r.NormFloat64()) / 32767
 		case scalesTiny:
 			xd[i] = sign * float32(r.Float64()*0x1p-110)
@@ -223,10 +256,26 @@ func (s scaleRegime) scales(r *rand.Rand, n int) []float32 {
 			if i%5 == 1 {
 				xd[i] = 0
 			}
+		case scalesHuge:
+			xd[i] = sign * float32((1+r.Float64())*0x1p110)
+			if i%4 == 0 {
+				xd[i] = sign * math.Float32frombits(0x77800000-1) // just below 2^112
+			}
+			if i%7 == 3 {
+				xd[i] = 0
+			}
+		}
+		if s == scalesInf && i%5 == 2 {
+			xd[i] = [...]float32{float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}[r.IntN(3)]
 		}
 	}
-	if s == scalesOneTiny && n > 0 {
-		xd[r.IntN(n)] = float32((1 + r.Float64()) * 0x1p-99)
+	if n > 0 {
+		switch s {
+		case scalesOneTiny:
+			xd[r.IntN(n)] = float32((1 + r.Float64()) * 0x1p-99)
+		case scalesOneHuge:
+			xd[r.IntN(n)] = 0x1p113
+		}
 	}
 	return xd
 }
@@ -309,6 +358,51 @@ func TestQ4_KMatchesGo(t *testing.T) {
 				got := binary.LittleEndian.Uint32(out[4*(tr*ds+i):])
 				if got != math.Float32bits(want) {
 					t.Errorf("%+v row %d act %d: SIMD %v, Go %v", sz, i, tr, math.Float32frombits(got), want)
+				}
+			}
+		}
+	}
+}
+
+// TestQ4_0AtMemoryEnd checks the q4_0 kernel with its weights' last byte
+// the memory's last: its groups of rows read a byte past each block, so
+// the last row must go without (q4Body), and the results still match.
+func TestQ4_0AtMemoryEnd(t *testing.T) {
+	const pages = 4
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, sz := range []struct{ rows, nb, trows int }{{8, 9, 2}, {4, 16, 1}, {5, 3, 1}, {12, 8, 3}} {
+		h := newKernelHost(t, pages)
+		rows, nb, trows := sz.rows, sz.nb, sz.trows
+		wd := randHalfs(r, rows*nb)
+		wq := make([]byte, 16*rows*nb)
+		for i := range wq {
+			wq[i] = byte(r.IntN(256))
+		}
+		xd := scalesUsual.scales(r, trows*nb)
+		xq := make([]int16, trows*nb*32)
+		for i := range xq {
+			xq[i] = int16(r.IntN(65535) - 32767)
+		}
+		pdst := h.put(t, make([]byte, 4*rows*trows), 0)
+		pwd := h.put(t, f32Bytes(halfsF32(wd)), 0)
+		pxd := h.put(t, f32Bytes(xd), 0)
+		pxq := h.put(t, i16Bytes(xq), 0)
+		pwq := uint32(pages*65536 - len(wq))
+		if pwq < h.top || !h.mem.Write(pwq, wq) {
+			t.Fatalf("%+v: no room for the weights at the memory's end", sz)
+		}
+		_, err := h.mod.ExportedFunction(KernelQ4_0).Call(context.Background(),
+			uint64(pdst), uint64(rows), uint64(pwd), uint64(pwq), uint64(pxd), uint64(pxq),
+			uint64(rows), uint64(nb), uint64(trows))
+		if err != nil {
+			t.Fatalf("%+v: %v", sz, err)
+		}
+		out := readF32(t, h, pdst, rows*trows)
+		for tr := range trows {
+			for i := range rows {
+				want := math.Float32bits(vec.DotQ4_0(wd[2*nb*i:], wq[16*nb*i:], xd[nb*tr:nb*(tr+1)], xq[32*nb*tr:]))
+				if got := out[tr*rows+i]; got != want {
+					t.Errorf("%+v row %d act %d: SIMD %#x, Go %#x", sz, i, tr, got, want)
 				}
 			}
 		}

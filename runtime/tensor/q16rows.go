@@ -26,26 +26,27 @@ type Q16Rows struct {
 	qs         []int16   // rows·cols
 	d          []float32 // rows·cols/32 scales
 	g          []float32 // rows·cols/32 products d·Σq
-	// dup is qs laid out by vec.DupQ16 for q4_0's 2×n tiles and q8_0's
-	// 2×8 ones, kept when dupOn: a q4_0 product (ResizeFor) on a machine
-	// that has the tiles, of more than one row, or a q8_0 one of a whole
-	// tile's tokens or more. Rows taken from a Q16Arena for q4_0 products
-	// alone keep no qs then (qsOn false): the 2×n tiles read dup alone, and
-	// the blocks are quantised a few at a time into the stack and laid out
-	// from there.
+	// dup is qs laid out by vec.DupQ16 for q8_0's 2×8 tiles, kept when
+	// dupOn: a q8_0 product of a whole tile's tokens or more on a machine
+	// that has the tiles.
 	dup   []int16
 	dupOn bool
-	qsOn  bool
-	// xp is vec.PrepRows of qs, kept for a q4_0 or q8_0 product of a
-	// single row (decode) on a machine that has the tiles, for the
-	// one-row kernels of vec.DotQ4_0Rows and vec.DotQ8_0Rows; off is
-	// q4_0's offsets (vec.PrepQ4_0Rows), kept when offOn: with xp, or
-	// alone (vec.Q4_0Offsets) on a machine whose one-row q4_0 kernel
-	// reads qs as it is (vec.Q4_0RowOffsets).
+	// qsOn says qs is kept: always, but for rows for q4_0 products alone
+	// (ResizeForOnly, Q16Arena) where q4 is (q4On): its kernels read q4
+	// alone, and the blocks are quantised a few at a time into the stack
+	// and laid out from there.
+	qsOn bool
+	// xp is vec.PrepRows of qs, kept for a q8_0 product of a single row
+	// (decode) on a machine that has the tiles, for vec.DotQ8_0Rows'
+	// one-row kernel.
 	xp     []int16
-	off    []int32
 	rowsOn bool
-	offOn  bool
+	// q4 and off are vec.PrepQ4_0 of each row (vec.Q4_0LayoutBytes and
+	// vec.Q4_0Lanes per block), kept when q4On: for a q4_0 product on a
+	// machine whose q4_0 kernels read that layout (vec.Q4_0Layout).
+	q4   []byte
+	off  []int32
+	q4On bool
 }
 
 // Rows and Cols are the shape last quantised.
@@ -64,17 +65,17 @@ func (q *Q16Rows) Quantize(x []float32, rows, cols int) {
 func (q *Q16Rows) Resize(rows, cols int) { q.resize(rows, cols, Invalid, false) }
 
 // ResizeFor is Resize for products with m: where m is q4_0 it also keeps
-// the activations in the layout of the 2×n tiles that MulQuantized gives
-// its tokens (an expert's few in prefill, or whole tiles of eight), or of
-// the one-row kernel that it gives a lone token (decode); where m is q8_0
-// and there are eight tokens or more, in the 2×n layout for its whole 2×8
-// tiles. Other formats do not read that copy, so they do not pay for it.
+// the activations in the layout its kernels read (vec.PrepQ4_0), where
+// the machine has them; where m is q8_0, in the layout of the one-row
+// kernel for a lone token (decode), or of its whole 2×8 tiles for eight
+// tokens or more. Other formats do not read those copies, so they do not
+// pay for them.
 func (q *Q16Rows) ResizeFor(m *Matrix, rows, cols int) { q.resize(rows, cols, dtypeOf(m), false) }
 
 // ResizeForOnly is ResizeFor for products with matrices of m's format
-// alone (MulQuantized of another format panics): a q4_0 product of more
-// than one row then keeps only the layout its 2×n tiles read, as Q16Arena
-// rows do, and the blocks are quantised without the plain copy.
+// alone (MulQuantized of another format panics): a q4_0 product then
+// keeps only the layout its kernels read, as Q16Arena rows do, and the
+// blocks are quantised without the plain copy.
 func (q *Q16Rows) ResizeForOnly(m *Matrix, rows, cols int) { q.resize(rows, cols, dtypeOf(m), true) }
 
 // QuantizeFor is Quantize for products with m (ResizeFor).
@@ -88,7 +89,7 @@ func (q *Q16Rows) QuantizeFor(m *Matrix, x []float32, rows, cols int) {
 func (q *Q16Rows) resize(rows, cols int, dt DType, alone bool) {
 	nb := rows * cols / qk
 	q.rows, q.cols = rows, cols
-	q.qsOn, q.dupOn, q.rowsOn, q.offOn = layouts(rows, dt, alone)
+	q.qsOn, q.dupOn, q.rowsOn, q.q4On = layouts(rows, dt, alone)
 	q.qs = q.qs[:0]
 	if q.qsOn {
 		q.qs = grow(q.qs, rows*cols)
@@ -98,7 +99,8 @@ func (q *Q16Rows) resize(rows, cols int, dt DType, alone bool) {
 	if q.rowsOn {
 		q.xp = grow(q.xp, rows*cols)
 	}
-	if q.offOn {
+	if q.q4On {
+		q.q4 = grow(q.q4, rows*vec.Q4_0LayoutBytes(cols/qk))
 		q.off = grow(q.off, vec.Q4_0Lanes*nb)
 	}
 	if q.dupOn {
@@ -109,17 +111,17 @@ func (q *Q16Rows) resize(rows, cols int, dt DType, alone bool) {
 // layouts says which copies of the activations a product of rows rows
 // with a matrix of type dt reads (see Q16Rows' fields); alone says no
 // matrix of another type will read them.
-func layouts(rows int, dt DType, alone bool) (qs, dup, xp, off bool) {
+func layouts(rows int, dt DType, alone bool) (qs, dup, xp, q4 bool) {
 	tiles := vec.TilesAnyTokens()
-	// A single row goes through vec.DotQ4_0Rows or vec.DotQ8_0Rows,
-	// which read xp (and q4_0's off) instead of dup: it has no dup.
-	dup = tiles && (dt == Q4_0 && rows > 1 || dt == Q8_0 && rows >= 8)
-	xp = tiles && (dt == Q4_0 || dt == Q8_0) && rows == 1
-	off = dt == Q4_0 && rows == 1 && (xp || vec.Q4_0RowOffsets())
-	// MulQuantized gives every token of a q4_0 product with dup to the
-	// 2×n tiles, which read dup alone.
-	qs = !(alone && dup && dt == Q4_0)
-	return qs, dup, xp, off
+	// A single row goes through vec.DotQ8_0Rows, which reads xp instead
+	// of dup: it has no dup.
+	dup = tiles && dt == Q8_0 && rows >= 8
+	xp = tiles && dt == Q8_0 && rows == 1
+	q4 = dt == Q4_0 && vec.Q4_0Layout()
+	// MulQuantized gives every token of a q4_0 product with q4 to the
+	// kernels that read q4 alone.
+	qs = !(alone && q4)
+	return qs, dup, xp, q4
 }
 
 // Q16Arena is storage that several Q16Rows take their arrays from, one
@@ -141,18 +143,19 @@ func layouts(rows int, dt DType, alone bool) (qs, dup, xp, off bool) {
 // Q16Rows of the previous round must no longer be read by then.
 type Q16Arena struct {
 	qs, dup, xp []int16
+	q4          []byte
 	d, g        []float32
 	off         []int32
 	// the round's planned sizes, then the sizes handed out
 	plan, used q16Sizes
 }
 
-type q16Sizes struct{ qs, dup, xp, blocks, off int }
+type q16Sizes struct{ qs, dup, xp, q4, blocks, off int }
 
 // add adds what a product of rows×cols activations with a matrix of type
 // dt takes.
 func (z *q16Sizes) add(rows, cols int, dt DType) {
-	qs, dup, xp, off := layouts(rows, dt, true)
+	qs, dup, xp, q4 := layouts(rows, dt, true)
 	n := rows * cols
 	if qs {
 		z.qs += n
@@ -164,7 +167,8 @@ func (z *q16Sizes) add(rows, cols int, dt DType) {
 	if xp {
 		z.xp += n
 	}
-	if off {
+	if q4 {
+		z.q4 += rows * vec.Q4_0LayoutBytes(cols/qk)
 		z.off += vec.Q4_0Lanes * n / qk
 	}
 }
@@ -178,7 +182,7 @@ func (a *Q16Arena) Plan(m *Matrix, rows, cols int) { a.plan.add(rows, cols, dtyp
 // allocates nothing), and starts the next round's plan.
 func (a *Q16Arena) Reset() {
 	p := a.plan
-	a.qs, a.dup, a.xp = atLeast(a.qs, p.qs), atLeast(a.dup, p.dup), atLeast(a.xp, p.xp)
+	a.qs, a.dup, a.xp, a.q4 = atLeast(a.qs, p.qs), atLeast(a.dup, p.dup), atLeast(a.xp, p.xp), atLeast(a.q4, p.q4)
 	a.d, a.g, a.off = atLeast(a.d, p.blocks), atLeast(a.g, p.blocks), atLeast(a.off, p.off)
 	a.plan, a.used = q16Sizes{}, q16Sizes{}
 }
@@ -191,10 +195,10 @@ func (q *Q16Rows) ResizeIn(a *Q16Arena, m *Matrix, rows, cols int) {
 	n, nb := rows*cols, rows*cols/qk
 	u := &a.used
 	q.rows, q.cols = rows, cols
-	q.qsOn, q.dupOn, q.rowsOn, q.offOn = layouts(rows, dtypeOf(m), true)
+	q.qsOn, q.dupOn, q.rowsOn, q.q4On = layouts(rows, dtypeOf(m), true)
 	q.d, _ = take(a.d, u.blocks, nb) // d and g are as long: one count serves both
 	q.g, u.blocks = take(a.g, u.blocks, nb)
-	q.qs, q.dup, q.xp, q.off = nil, nil, nil, nil
+	q.qs, q.dup, q.xp, q.q4, q.off = nil, nil, nil, nil, nil
 	if q.qsOn {
 		q.qs, u.qs = take(a.qs, u.qs, n)
 	}
@@ -204,7 +208,8 @@ func (q *Q16Rows) ResizeIn(a *Q16Arena, m *Matrix, rows, cols int) {
 	if q.rowsOn {
 		q.xp, u.xp = take(a.xp, u.xp, n)
 	}
-	if q.offOn {
+	if q.q4On {
+		q.q4, u.q4 = take(a.q4, u.q4, rows*vec.Q4_0LayoutBytes(cols/qk))
 		q.off, u.off = take(a.off, u.off, vec.Q4_0Lanes*nb)
 	}
 }
@@ -238,14 +243,14 @@ func (q *Q16Rows) QuantizeBlocks(x []float32, b0, b1 int) { q.QuantizeBlocksFrom
 func (q *Q16Rows) QuantizeBlocksFrom(x []float32, b0 int) {
 	b1 := b0 + len(x)/qk
 	if !q.qsOn {
-		// Straight into dup, through the stack: the blocks' qs would
-		// be written once, to memory no cache holds yet, and read once.
-		var tmp [dupChunk * qk]int16
-		for b := b0; b < b1; b += dupChunk {
-			e := min(b+dupChunk, b1)
+		// Straight into q4, through the stack: the blocks' qs would be
+		// written once, to memory no cache holds yet, and read once.
+		var tmp [q4Chunk * qk]int16
+		for b := b0; b < b1; b += q4Chunk {
+			e := min(b+q4Chunk, b1)
 			t := tmp[:qk*(e-b)]
 			vec.QuantizeQ16(t, q.d[b:e], q.g[b:e], x[qk*(b-b0):qk*(e-b0)])
-			vec.DupQ16(q.dup[2*qk*b:2*qk*e], t)
+			q.prepQ4(t, b)
 		}
 		return
 	}
@@ -255,10 +260,8 @@ func (q *Q16Rows) QuantizeBlocksFrom(x []float32, b0 int) {
 		vec.QuantizeQ16(q.qs[qk*b0:qk*b1], q.d[b0:b1], q.g[b0:b1], x)
 	}
 	switch {
-	case q.offOn && q.rowsOn:
-		vec.PrepQ4_0Rows(q.xp, q.off, q.qs, b0, b1)
-	case q.offOn:
-		vec.Q4_0Offsets(q.off, q.qs, b0, b1)
+	case q.q4On:
+		q.prepQ4(q.qs[qk*b0:qk*b1], b0)
 	case q.rowsOn:
 		vec.PrepRows(q.xp, q.qs, b0, b1)
 	case q.dupOn:
@@ -266,9 +269,23 @@ func (q *Q16Rows) QuantizeBlocksFrom(x []float32, b0 int) {
 	}
 }
 
-// dupChunk is how many blocks QuantizeBlocksFrom quantises into the stack
+// q4Chunk is how many blocks QuantizeBlocksFrom quantises into the stack
 // at a time when qs is not kept: 4 KB, in L1.
-const dupChunk = 64
+const q4Chunk = 64
+
+// prepQ4 lays out the blocks b0 ≤ b < b0 + len(v)/32 of the rows, given
+// their values v, into q4 and off, row by row (vec.PrepQ4_0 lays out a
+// row).
+func (q *Q16Rows) prepQ4(v []int16, b0 int) {
+	nb := q.cols / qk
+	lb := vec.Q4_0LayoutBytes(nb)
+	for len(v) > 0 {
+		t, b := b0/nb, b0%nb
+		n := min(nb-b, len(v)/qk)
+		vec.PrepQ4_0(q.q4[t*lb:(t+1)*lb], q.off[vec.Q4_0Lanes*nb*t:vec.Q4_0Lanes*nb*(t+1)], nb, v[:qk*n], b)
+		v, b0 = v[qk*n:], b0+n
+	}
+}
 
 // rowsXP is the single row's xp for the one-row kernels, or nil when it is
 // not kept (rowsOn).
@@ -315,13 +332,47 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 			return
 		}
 	}
-	if x.rows > 0 && !x.qsOn && (m.dtype != Q4_0 || !x.dupOn) {
+	if x.rows > 0 && !x.qsOn && (m.dtype != Q4_0 || !x.q4On) {
 		panic("tensor: MulQuantized of " + m.dtype.String() + " with activations laid out for q4_0 products alone (Q16Arena)")
 	}
 	i := i0
+	if m.dtype == Q4_0 && x.q4On {
+		// Rows one after another, one stream of weights, in blocks of
+		// up to 64 for prefill, whose weights stay in L2 while the
+		// tokens go past (each block unpacked once for up to eight); a
+		// lone token's (decode's) in one call.
+		block := 64
+		if x.rows == 1 {
+			block = i1 - i0
+		}
+		for rb := i0; rb < i1; rb += block {
+			re := min(rb+block, i1)
+			vec.DotQ4_0RowsTokens(dst[rb:], stride, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n,
+				x.d[:x.rows*n], nil, x.q4, x.off, x.rows, re-rb)
+		}
+		return
+	}
+	if m.dtype == Q4_0 && x.qsOn && vec.Q4_0Layout() {
+		// Activations quantised for another format (an MoE layer
+		// quantises its input once, for its first expert): each token
+		// laid out here, then as above.
+		var xb [q4Chunk * 2 * qk]byte
+		var c [q4Chunk * vec.Q4_0Lanes]int32
+		lb, lc := vec.Q4_0LayoutBytes(n), vec.Q4_0Lanes*n
+		b, o := xb[:], c[:]
+		if lb > len(b) {
+			b, o = make([]byte, lb), make([]int32, lc)
+		}
+		b, o = b[:lb], o[:lc]
+		for t := range x.rows {
+			vec.PrepQ4_0(b, o, n, x.qs[t*m.cols:(t+1)*m.cols], 0)
+			vec.DotQ4_0Rows(dst[t*stride+i0:t*stride+i1], m.a.scales[2*i0*n:], 2*n, m.a.qs[qk/2*i0*n:], qk/2*n, x.d[t*n:(t+1)*n], nil, b, o, i1-i0)
+		}
+		return
+	}
 	// Whole groups of four rows go through the four-row kernels, which
 	// give each row the one-row kernel's bits.
-	if m.dtype == Q8_0 || m.dtype == Q4_0 {
+	if m.dtype == Q8_0 {
 		// Rows in blocks of up to 64, whose weights stay in L2 while the
 		// tokens go past four at a time (their activations in L1) through
 		// the 2×4 tiles, which unpack each weight block once for the four;
@@ -339,34 +390,18 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 		for rb := i0; rb < end; rb += block {
 			re := min(rb+block, end)
 			t := 0
-			// With the activations laid out twice over (ResizeFor: a
-			// q4_0 product of more than one token on a machine with the
-			// tiles), q4_0's tokens go eight at a time and then the one
-			// to seven left (an expert's share of a short prompt) through
-			// the 2×n tile, which unpacks each weight block once for them
-			// all, where the 2×4 tiles and the four-row kernel would
-			// unpack it again for each token short of a whole tile, and
-			// reads each activation half straight into its multiply-add.
-			if m.dtype == Q4_0 && x.dupOn {
-				for ; t < x.rows; t += 8 {
-					vec.DotQ4_0x2xNRows(dst[t*stride:], stride, m.a.scales, 2*n, m.a.qs, qk/2*n, x.d[t*n:], x.dup[2*t*m.cols:], n, n, min(8, x.rows-t), rb, re)
-				}
-			}
 			// Eight tokens at a time: the 2×8 tiles unpack each weight
-			// block once for the eight. q8_0's on the layout above read
+			// block once for the eight. On the DupQ16 layout they read
 			// each half straight into its multiply-add where the plain
 			// 2×8 tiles broadcast it first: a sixth to a fifth less time
 			// per tile.
 			for ; t+8 <= x.rows; t += 8 {
 				xq, xd := x.qs[t*m.cols:], x.d[t*n:]
 				for r := rb; r < re; r += 2 {
-					switch {
-					case m.dtype == Q8_0 && x.dupOn:
+					if x.dupOn {
 						vec.DotQ8_0x2x8Dup(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk*r*n:], qk*n, xd, x.dup[2*t*m.cols:], n, n)
-					case m.dtype == Q8_0:
+					} else {
 						vec.DotQ8_0x2x8(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk*r*n:], qk*n, xd, xq, n, n)
-					default:
-						vec.DotQ4_0x2x8(&o16, m.a.scales[2*r*n:], 2*n, m.a.qs[qk/2*r*n:], qk/2*n, xd, xq, n, n)
 					}
 					for k := range 8 {
 						dst[(t+k)*stride+r] = o16[k]
@@ -377,11 +412,7 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 			for ; t+4 <= x.rows; t += 4 {
 				xq, xd := x.qs[t*m.cols:], x.d[t*n:]
 				for r := rb; r < re; r += 2 {
-					if m.dtype == Q8_0 {
-						vec.DotQ8_0x2x4(&o8, m.a.scales[2*r*n:], 2*n, m.a.qs[qk*r*n:], qk*n, xd, xq, n, n)
-					} else {
-						vec.DotQ4_0x2x4(&o8, m.a.scales[2*r*n:], 2*n, m.a.qs[qk/2*r*n:], qk/2*n, xd, xq, n, n)
-					}
+					vec.DotQ8_0x2x4(&o8, m.a.scales[2*r*n:], 2*n, m.a.qs[qk*r*n:], qk*n, xd, xq, n, n)
 					for k := range 4 {
 						dst[(t+k)*stride+r] = o8[k]
 						dst[(t+k)*stride+r+1] = o8[4+k]
@@ -391,21 +422,13 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 			for ; t < x.rows; t++ {
 				xq, xd := x.qs[t*m.cols:(t+1)*m.cols], x.d[t*n:(t+1)*n]
 				o := dst[t*stride+rb : t*stride+re]
-				switch {
-				case m.dtype == Q8_0 && t == 0:
+				if t == 0 {
 					// No tile has read these rows yet (decode, or an
 					// expert with fewer than four tokens): they come from
 					// memory, which one row after another streams faster.
 					vec.DotQ8_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, x.rowsXP(), re-rb)
-				case m.dtype == Q8_0:
+				} else {
 					vec.DotQ8_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk*rb*n:], qk*n, xd, xq, (re-rb)/4)
-				case t == 0 && x.offOn:
-					// A lone token (decode): its rows come from memory,
-					// which one after another stream faster than side by
-					// side.
-					vec.DotQ4_0Rows(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, x.rowsXP(), x.off[:vec.Q4_0Lanes*n], re-rb)
-				default:
-					vec.DotQ4_0x4N(o, m.a.scales[2*rb*n:], 2*n, m.a.qs[qk/2*rb*n:], qk/2*n, xd, xq, (re-rb)/4)
 				}
 			}
 		}
@@ -438,21 +461,6 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 				x.d[t*n:(t+1)*n], x.g[t*n:(t+1)*n], x.qs[t*m.cols:(t+1)*m.cols], i1-i)
 		}
 		i = i1
-	}
-	if m.dtype == Q4_0 && x.dupOn {
-		// The rows short of a group of four, with no qs to read: the 2×n
-		// tile on one row given twice (row stride 0), whose first eight
-		// sums have the one-row kernel's bits.
-		var o16 [16]float32
-		for ; i < i1; i++ {
-			for t := 0; t < x.rows; t += 8 {
-				nt := min(8, x.rows-t)
-				vec.DotQ4_0x2xN(&o16, m.a.scales[2*i*n:], 0, m.a.qs[qk/2*i*n:], 0, x.d[t*n:], x.dup[2*t*m.cols:], n, n, nt)
-				for k := range nt {
-					dst[(t+k)*stride+i] = o16[k]
-				}
-			}
-		}
 	}
 	for ; i < i1; i++ {
 		for t := range x.rows {

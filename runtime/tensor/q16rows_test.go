@@ -142,13 +142,15 @@ func TestMulQuantized(t *testing.T) {
 
 // TestMulQuantizedTokens checks that every token of a batch gets the bits
 // it gets alone, for q4_0 and q8_0 matrices of ragged sizes and every batch
-// size up to nine and a few past it, two whole tiles among them (the 2×8
-// tiles — on the 2×n tiles' layout where the machine has them — then
-// the tokens short of a whole one: q4_0's 2×n tiles where the machine has
-// them, the 2×4 tiles and the four-row kernel elsewhere), with the
-// activations quantised for the matrix (QuantizeFor) and without
-// (Quantize), which must agree; and that a lone token's rows give the same
-// bits in one range (one kernel call, past 64 rows too) and in two.
+// size up to nine and a few past it, two whole tiles among them (q8_0's
+// 2×8 tiles — on the DupQ16 layout where the machine has them — then the
+// tokens short of a whole one through the 2×4 tiles and the four-row
+// kernel; q4_0's rows in blocks of 64, token by token, on PrepQ4_0's
+// layout where the machine's kernels read it), with the activations
+// quantised for the matrix (QuantizeFor) and without (Quantize: q4_0's
+// laid out inside MulQuantized), which must agree; and that a lone
+// token's rows give the same bits in one range (one kernel call, past 64
+// rows too) and in two.
 func TestMulQuantizedTokens(t *testing.T) {
 	r := rand.New(rand.NewPCG(31, 32))
 	for _, d := range []DType{Q4_0, Q8_0} {
@@ -164,8 +166,11 @@ func TestMulQuantizedTokens(t *testing.T) {
 					var qf, qp, q1 Q16Rows
 					qf.QuantizeFor(m, x, tokens, cols)
 					qp.Quantize(x, tokens, cols)
-					if want := vec.TilesAnyTokens() && (d == Q4_0 && tokens > 1 || tokens >= 8); qf.dupOn != want {
+					if want := vec.TilesAnyTokens() && d == Q8_0 && tokens >= 8; qf.dupOn != want {
 						t.Fatalf("%v %d tokens: DupQ16 layout kept %v, want %v", d, tokens, qf.dupOn, want)
+					}
+					if want := vec.Q4_0Layout() && d == Q4_0; qf.q4On != want {
+						t.Fatalf("%v %d tokens: PrepQ4_0 layout kept %v, want %v", d, tokens, qf.q4On, want)
 					}
 					got := make([]float32, tokens*rows)
 					plain := make([]float32, tokens*rows)
@@ -183,7 +188,7 @@ func TestMulQuantizedTokens(t *testing.T) {
 						for i, v := range one {
 							g, p := got[tk*rows+i], plain[tk*rows+i]
 							if math.Float32bits(g) != math.Float32bits(v) || math.Float32bits(p) != math.Float32bits(v) || math.Float32bits(split[i]) != math.Float32bits(v) {
-								t.Fatalf("%v %dx%d, %d tokens: token %d row %d: %v in the batch (%v without the 2×n layout), %v alone (%v in two ranges)", d, rows, cols, tokens, tk, i, g, p, v, split[i])
+								t.Fatalf("%v %dx%d, %d tokens: token %d row %d: %v in the batch (%v quantised for no matrix), %v alone (%v in two ranges)", d, rows, cols, tokens, tk, i, g, p, v, split[i])
 							}
 						}
 					}
@@ -302,17 +307,17 @@ func TestQ16Arena(t *testing.T) {
 		var own Q16Rows
 		own.QuantizeFor(p.m, xs[i], p.rows, cols)
 		q := &qs[i]
-		if q.dupOn != own.dupOn || q.rowsOn != own.rowsOn || q.offOn != own.offOn {
-			t.Fatalf("part %d (%d rows): layouts dup/xp/off %v %v %v, want %v %v %v", i, p.rows, q.dupOn, q.rowsOn, q.offOn, own.dupOn, own.rowsOn, own.offOn)
+		if q.dupOn != own.dupOn || q.rowsOn != own.rowsOn || q.q4On != own.q4On {
+			t.Fatalf("part %d (%d rows): layouts dup/xp/q4 %v %v %v, want %v %v %v", i, p.rows, q.dupOn, q.rowsOn, q.q4On, own.dupOn, own.rowsOn, own.q4On)
 		}
 		same := func(name string, got, want any) {
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("part %d (%d rows): %s differs from a Q16Rows of its own", i, p.rows, name)
 			}
 		}
-		// Arena rows are for their matrix's format alone: q4_0's with the
-		// 2×n layout keep no qs (the tiles read dup alone).
-		wantQS, wantLen := !(own.dupOn && p.m.DType() == Q4_0), 0
+		// Arena rows are for their matrix's format alone: q4_0's with
+		// PrepQ4_0's layout keep no qs (the kernels read q4 alone).
+		wantQS, wantLen := !own.q4On, 0
 		if wantQS {
 			wantLen = len(own.qs)
 		}
@@ -330,7 +335,8 @@ func TestQ16Arena(t *testing.T) {
 		if own.rowsOn {
 			same("xp", q.xp, own.xp)
 		}
-		if own.offOn {
+		if own.q4On {
+			same("q4", q.q4, own.q4)
 			same("off", q.off, own.off)
 		}
 		if p.m != nil {
@@ -349,8 +355,8 @@ func TestQ16Arena(t *testing.T) {
 // alone (no plain copy) refuse a product with a matrix of another format
 // by name, rather than reading past a slice.
 func TestQ16ArenaOtherFormat(t *testing.T) {
-	if !vec.TilesAnyTokens() {
-		t.Skip("without the AVX-512 tiles every layout keeps the plain copy")
+	if !vec.Q4_0Layout() {
+		t.Skip("where no q4_0 kernel reads PrepQ4_0's layout every layout keeps the plain copy")
 	}
 	r := rand.New(rand.NewPCG(35, 36))
 	const cols = 64
@@ -371,7 +377,7 @@ func TestQ16ArenaOtherFormat(t *testing.T) {
 
 // TestResizeForOnly: activations laid out for one format's products
 // alone give those products the bits of the layout every format reads,
-// and drop the plain copy exactly where a q4_0 product has the tiles'.
+// and drop the plain copy exactly where a q4_0 product has PrepQ4_0's.
 func TestResizeForOnly(t *testing.T) {
 	r := rand.New(rand.NewPCG(37, 38))
 	const cols = 256
@@ -386,7 +392,7 @@ func TestResizeForOnly(t *testing.T) {
 			only.ResizeForOnly(m, tokens, cols)
 			only.QuantizeBlocks(x, 0, tokens*cols/qk)
 			all.QuantizeFor(m, x, tokens, cols)
-			if want := !(all.dupOn && d == Q4_0); only.qsOn != want {
+			if want := !all.q4On; only.qsOn != want {
 				t.Errorf("%v, %d tokens: plain copy kept %v, want %v", d, tokens, only.qsOn, want)
 			}
 			got, want := make([]float32, 6*tokens), make([]float32, 6*tokens)

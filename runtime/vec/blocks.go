@@ -2,10 +2,11 @@ package vec
 
 import "math"
 
-// The block dot products below multiply one row of q8_0 or q4_0 weights by
-// one row of quantised activations: wd holds the weights' f16 scales, wq
-// their quants, xd and xq the activations' f32 scales and int16 quants (in
-// −32767..32767), all for len(xd) blocks of 32 elements.
+// The block dot products below multiply one row of q8_0 weights (and,
+// in q4_0.go, q4_0) by one row of quantised activations: wd holds the
+// weights' f16 scales, wq their quants, xd and xq the activations' f32
+// scales and int16 quants (in −32767..32767), all for len(xd) blocks of 32
+// elements.
 //
 // They sum the way the AVX2 assembly does, so that the two agree bit for
 // bit: each block's 32 integer products are summed in eight lanes, lane k
@@ -13,15 +14,7 @@ import "math"
 // half of the block), a sum below 4·128·32767 < 2^24 and so exact in
 // float32; each lane's sum times the block's scale product wd·xd is added
 // to that lane's float32 accumulator; and the eight accumulators are summed
-// pairwise at the end (hsum8).
-//
-// q4_0 keeps sixteen accumulators: the even blocks' eight lanes and the odd
-// blocks' eight, each summed in block order, added lane by lane at the end
-// (hsum16). A 512-bit register holds two consecutive blocks, so the
-// one-row AVX-512 kernel, which decode runs, scales and adds both at once,
-// where adding the odd block after the even one into the same eight lanes
-// took two more instructions per pair on the path every block waits on
-// (RATIONALE.md, "q4_0 sums even and odd blocks apart").
+// pairwise at the end (hsum8). q4_0 sums in lanes of its own (q4_0.go).
 
 // DotQ8_0 is Σ w·x over len(xd) blocks of q8_0 weights.
 func DotQ8_0(wd, wq []byte, xd []float32, xq []int16) float32 {
@@ -31,18 +24,6 @@ func DotQ8_0(wd, wq []byte, xd []float32, xq []int16) float32 {
 		return 0
 	}
 	return dotQ8_0(wd, wq, xd, xq)
-}
-
-// DotQ4_0 is Σ w·x over len(xd) blocks of q4_0 weights: wq holds 16 bytes
-// per block, element j < 16 in the low nibble of byte j and j+16 in its
-// high nibble, each stored +8.
-func DotQ4_0(wd, wq []byte, xd []float32, xq []int16) float32 {
-	n := len(xd)
-	wd, wq, xq = wd[:2*n], wq[:BlockSize/2*n], xq[:BlockSize*n]
-	if n == 0 {
-		return 0
-	}
-	return dotQ4_0(wd, wq, xd, xq)
 }
 
 func dotQ8_0Go(wd, wq []byte, xd []float32, xq []int16) float32 {
@@ -59,36 +40,6 @@ func dotQ8_0Go(wd, wq []byte, xd []float32, xq []int16) float32 {
 		}
 	}
 	return hsum8(&acc)
-}
-
-func dotQ4_0Go(wd, wq []byte, xd []float32, xq []int16) float32 {
-	var acc [16]float32
-	var w [BlockSize]int32
-	for b, dx := range xd {
-		d := float32(halfAt(wd, b) * dx)
-		q := (*[BlockSize / 2]byte)(wq[BlockSize/2*b:])
-		for j, v := range q {
-			w[j], w[j+BlockSize/2] = int32(v&15)-8, int32(v>>4)-8
-		}
-		x := (*[BlockSize]int16)(xq[BlockSize*b:])
-		a := (*[8]float32)(acc[8*(b&1):])
-		for k := range a {
-			i, j := 2*k, 2*k+BlockSize/2
-			s := w[i]*int32(x[i]) + w[i+1]*int32(x[i+1]) + w[j]*int32(x[j]) + w[j+1]*int32(x[j+1])
-			a[k] += float32(d * float32(s))
-		}
-	}
-	return hsum16(&acc)
-}
-
-// hsum16 sums q4_0's sixteen lanes: the odd blocks' eight onto the even
-// blocks' eight, then hsum8.
-func hsum16(a *[16]float32) float32 {
-	var s [8]float32
-	for k := range s {
-		s[k] = a[k] + a[k+8]
-	}
-	return hsum8(&s)
 }
 
 // hsum8 sums eight lanes as the assembly does: the upper four onto the
@@ -148,26 +99,9 @@ func DotQ8_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float
 	dotQ8_0x4(out, wd, sd, wq, sq, xd, xq)
 }
 
-// DotQ4_0x4 is DotQ4_0 for four weight rows, as DotQ8_0x4.
-func DotQ4_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16) {
-	n := len(xd)
-	wd, wq, xq = wd[:3*sd+2*n], wq[:3*sq+BlockSize/2*n], xq[:BlockSize*n]
-	if n == 0 {
-		*out = [4]float32{}
-		return
-	}
-	dotQ4_0x4(out, wd, sd, wq, sq, xd, xq)
-}
-
 func dotQ8_0x4Go(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16) {
 	for r := range out {
 		out[r] = dotQ8_0Go(wd[r*sd:], wq[r*sq:], xd, xq)
-	}
-}
-
-func dotQ4_0x4Go(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16) {
-	for r := range out {
-		out[r] = dotQ4_0Go(wd[r*sd:], wq[r*sq:], xd, xq)
 	}
 }
 
@@ -286,35 +220,6 @@ func dotQ8_0RowsLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []f
 	}
 }
 
-// DotQ4_0Rows is DotQ8_0Rows for q4_0 rows: any number, read one after
-// another, each the bits of DotQ4_0x4N and DotQ4_0x2xN. xp and c are
-// PrepQ4_0Rows of the activations xq, or xp nil and c Q4_0Offsets' (what
-// tensor.Q16Rows keeps where TilesAnyTokens is false). With AVX-512 one row is one stream
-// of weights, which the hardware prefetcher follows where it follows two
-// rows side by side poorly, and the kernel issues fewer instructions per
-// block than a pair kernel did (RATIONALE.md, "q4_0 decode reads one row
-// after another"); with AVX2 alone, the same from xq and c (RATIONALE.md,
-// "q4_0 decode without AVX-512 reads one row at a time"); elsewhere it is
-// the one-row kernel row by row, which reads xq alone.
-func DotQ4_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, xp []int16, c []int32, rows int) {
-	n := len(xd)
-	if rows <= 0 {
-		return
-	}
-	if xp != nil {
-		xp = xp[:BlockSize*n]
-	}
-	out, wd, wq, xq, c = out[:rows], wd[:(rows-1)*sd+2*n], wq[:(rows-1)*sq+BlockSize/2*n], xq[:BlockSize*n], c[:Q4_0Lanes*n]
-	if n == 0 {
-		clear(out)
-		return
-	}
-	dotQ4_0Rows(out, wd, sd, wq, sq, xd, xq, xp, c, rows)
-}
-
-// Q4_0Lanes is how many int32 offsets PrepQ4_0Rows writes per block.
-const Q4_0Lanes = 8
-
 // PrepRows lays out blocks b0 ≤ b < b1 of the 16-bit activations q (one
 // row of 32-value blocks) for the one-row AVX-512 kernels of DotQ8_0Rows
 // and DotQ4_0Rows, in xp (as long as q): each pair b, b+1 (b even) as
@@ -343,55 +248,6 @@ func prepBlock(xp, q []int16, b, g int) {
 	}
 }
 
-// PrepQ4_0Rows is PrepRows for DotQ4_0Rows, which also needs, in c[8b+i],
-// block b's part of a q4_0 product that does not depend on the weights:
-// −8 times the sum of the values lane i multiplies (2i, 2i+1, 16+2i,
-// 17+2i), so that the kernel can use the nibbles as they are.
-func PrepQ4_0Rows(xp []int16, c []int32, q []int16, b0, b1 int) {
-	nb := len(q) / BlockSize
-	xp, c = xp[:BlockSize*nb], c[:Q4_0Lanes*nb]
-	for b := b0; b < b1; b++ {
-		prepBlock(xp, q, b, nb&^1)
-		q4_0Offsets(c, q, b)
-	}
-}
-
-// Q4_0Offsets writes PrepQ4_0Rows' offsets of blocks b0 ≤ b < b1 of q
-// into c alone, for DotQ4_0Rows on machines where Q4_0RowOffsets is true.
-func Q4_0Offsets(c []int32, q []int16, b0, b1 int) {
-	nb := len(q) / BlockSize
-	c = c[:Q4_0Lanes*nb]
-	for b := b0; b < b1; b++ {
-		q4_0Offsets(c, q, b)
-	}
-}
-
-// q4_0Offsets writes block b's offsets: −8 times the sum of the values
-// lane i multiplies (2i, 2i+1, 16+2i, 17+2i).
-func q4_0Offsets(c []int32, q []int16, b int) {
-	x := (*[BlockSize]int16)(q[BlockSize*b:])
-	o := (*[Q4_0Lanes]int32)(c[Q4_0Lanes*b:])
-	for i := range o {
-		o[i] = -8 * (int32(x[2*i]) + int32(x[2*i+1]) + int32(x[16+2*i]) + int32(x[17+2*i]))
-	}
-}
-
-// Q4_0RowOffsets reports whether DotQ4_0Rows reads Q4_0Offsets' offsets
-// with the activations in their natural layout (xp nil): on amd64 with
-// AVX2 but not the AVX-512 kernels, whose one-row kernel takes them.
-func Q4_0RowOffsets() bool { return q4_0RowOffsets() }
-
-func dotQ4_0RowsLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
-	for r := range rows {
-		out[r] = dotQ4_0(wd[r*sd:], wq[r*sq:], xd, xq)
-	}
-}
-
-// DotQ4_0x4N is DotQ8_0x4N for q4_0 rows.
-func DotQ4_0x4N(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
-	rowsX4(dotQ4_0x4NLoop, out, wd, sd, wq, sq, xd, xq, groups, BlockSize/2)
-}
-
 // rowsX4 checks the arguments of a four-rows-at-a-time matrix-vector
 // kernel k (qbytes quant bytes a weight block), slicing each to what k
 // reads so that k needs no bounds checks, and calls it; with no blocks the
@@ -413,11 +269,5 @@ func rowsX4[Q int8 | int16](k func([]float32, []byte, int, []byte, int, []float3
 func dotQ8_0x4NLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
 	for g := range groups {
 		dotQ8_0x4((*[4]float32)(out[4*g:]), wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
-	}
-}
-
-func dotQ4_0x4NLoop(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, groups int) {
-	for g := range groups {
-		dotQ4_0x4((*[4]float32)(out[4*g:]), wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
 	}
 }

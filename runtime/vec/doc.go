@@ -5,9 +5,10 @@
 // and scaled once per block: one weight row at a time, four, or (for
 // prefill) tiles of two rows by up to eight tokens that unpack each weight
 // block once for all of them; the quantiser of those activations and the
-// layouts the AVX-512 kernels read them in (DupQ16 for the tiles, PrepRows
-// for one row at a time) and q4_0's per-block offsets for the AVX2
-// one-row kernel (Q4_0Offsets); and a float32 exp
+// layouts the kernels read them in (DupQ16 for q8_0's AVX-512 tiles,
+// PrepRows for its one row at a time, PrepQ4_0 for every q4_0 kernel:
+// bytes for byte multiply-adds, with the nibbles' offsets); and a float32
+// exp
 // (Exp, ExpShift, SiLUMul) for the fast path's softmax and SiLU, pure Go
 // everywhere; attention's scores and weighted sums over cache rows, one
 // head at a time (Scores, WeightedSum) or several heads over each block of

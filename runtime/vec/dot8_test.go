@@ -119,8 +119,8 @@ func testDotQ8Act(t *testing.T) {
 }
 
 // BenchmarkDotQAct compares, in one run, the decode kernels with 16-bit
-// activations (DotQ8_0x4N, DotQ4_0x4N, and q8_0's rows one after another,
-// DotQ8_0Rows) and with 8-bit ones, on a
+// activations (DotQ8_0x4N, DotQ4_0Rows, and q8_0's rows one after
+// another, DotQ8_0Rows) and with 8-bit ones, on a
 // 512×1408 matrix (the Mixtral-shaped down projection, in L2), one of
 // 24576×1408 (in memory) and 32 expert-sized ones in turn against one
 // token,
@@ -159,6 +159,8 @@ func benchDotQAct(b *testing.B, mats, rows, nb int) {
 	QuantizeQ16(xq16, xd16, g, x)
 	xp16 := make([]int16, len(xq16))
 	PrepRows(xp16, xq16, 0, nb)
+	xb16, c16 := make([]byte, Q4_0LayoutBytes(nb)), make([]int32, Q4_0Lanes*nb)
+	PrepQ4_0(xb16, c16, nb, xq16, 0)
 	xd8, xq8 := make([]float32, nb), make([]int8, BlockSize*nb)
 	QuantizeQ8(xq8, xd8, x)
 	for _, on := range []bool{false, true} {
@@ -174,7 +176,9 @@ func benchDotQAct(b *testing.B, mats, rows, nb int) {
 		}{
 			{"q8_0/act16", 34, func(m int) { DotQ8_0x4N(o, wd[m*sd:], 2*nb, wq[m*s8:], BlockSize*nb, xd16, xq16, rows/4) }},
 			{"q8_0/act8", 34, func(m int) { DotQ8_0Q8x4N(o, wd[m*sd:], 2*nb, wq[m*s8:], BlockSize*nb, xd8, xq8, rows/4) }},
-			{"q4_0/act16", 18, func(m int) { DotQ4_0x4N(o, wd[m*sd:], 2*nb, wq[m*s4:], BlockSize/2*nb, xd16, xq16, rows/4) }},
+			{"q4_0/act16", 18, func(m int) {
+				DotQ4_0Rows(o, wd[m*sd:], 2*nb, wq[m*s4:], BlockSize/2*nb, xd16, xq16, xb16, c16, rows)
+			}},
 			{"q4_0/act8", 18, func(m int) { DotQ4_0Q8x4N(o, wd[m*sd:], 2*nb, wq[m*s4:], BlockSize/2*nb, xd8, xq8, rows/4) }},
 			// q8_0's rows one after another rather than four side by side.
 			{"q8_0/act16rows", 34, func(m int) { DotQ8_0Rows(o, wd[m*sd:], 2*nb, wq[m*s8:], BlockSize*nb, xd16, xq16, xp16, rows) }},

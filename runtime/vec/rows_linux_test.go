@@ -4,15 +4,17 @@ package vec
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/moderuntime/mode/internal/cputime"
 )
 
-// BenchmarkQ4Shape runs the q4_0 decode kernels, four rows side by side
-// (x4N) and one after another (x1N), on OLMoE's gate/up shape (512 rows × 1024
+// BenchmarkQ4Shape runs the q4_0 decode kernels (rows one after another,
+// AVX-512 and AVX2) on OLMoE's gate/up shape (512 rows × 1024
 // columns), its down (1024 × 512), Mixtral's gate/up (1408 × 512: rows
 // of 16 blocks, where each row's end costs most) and down (512 × 1408), over
 // enough matrices in turn (36 MB) to stream them from memory, and over
@@ -56,44 +58,27 @@ func benchQ4Shape(b *testing.B, mats, rows, nb int) {
 	xd, g, xq := make([]float32, nb), make([]float32, nb), make([]int16, BlockSize*nb)
 	QuantizeQ16(xq, xd, g, x)
 	o := make([]float32, rows)
-	x2 := make([]int16, 2*len(xq))
-	DupQ16(x2, xq)
-	xp, c := make([]int16, len(xq)), make([]int32, Q4_0Lanes*nb)
-	PrepQ4_0Rows(xp, c, xq, 0, nb)
-	// Four tokens, as prefill gives each of OLMoE's experts of a 32-token
-	// prompt: the same activations four times over.
-	x4, xd4 := make([]int16, 0, 4*len(x2)), make([]float32, 0, 4*nb)
-	for range 4 {
-		x4, xd4 = append(x4, x2...), append(xd4, xd...)
-	}
+	xb, c := make([]byte, Q4_0LayoutBytes(nb)), make([]int32, Q4_0Lanes*nb)
+	PrepQ4_0(xb, c, nb, xq, 0)
+	defer useAVX512(canAVX512)
 	for _, f := range []struct {
-		name string
-		run  func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int)
+		name   string
+		avx512 bool
 	}{
-		{"x2xN4", func(o []float32, wd []byte, sd int, wq []byte, sq int, _ []float32, _ []int16, rows int) {
-			var o16 [16]float32
-			for r := 0; r < rows; r += 2 {
-				DotQ4_0x2xN(&o16, wd[r*sd:], sd, wq[r*sq:], sq, xd4, x4, nb, nb, 4)
-			}
-		}},
-		{"x4N", func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
-			DotQ4_0x4N(o, wd, sd, wq, sq, xd, xq, rows/4)
-		}},
-		{"x1N", func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
-			DotQ4_0Rows(o, wd, sd, wq, sq, xd, xq, xp, c, rows)
-		}},
-		// The natural layout with the offsets alone: the AVX2 one-row
-		// kernel on any amd64 machine (what decode runs without AVX-512).
-		{"x1Nnat", func(o []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, rows int) {
-			DotQ4_0Rows(o, wd, sd, wq, sq, xd, xq, nil, c, rows)
-		}},
+		{"x1N", true},
+		// The AVX2 kernel, what decode runs without AVX-512.
+		{"x1Navx2", false},
 	} {
+		if f.avx512 && !canAVX512 {
+			continue
+		}
 		b.Run(f.name, func(b *testing.B) {
+			useAVX512(f.avx512)
 			b.SetBytes(int64(mats * rows * nb * 18))
 			c0 := cputime.Now()
 			for b.Loop() {
 				for m := range mats {
-					f.run(o, wd[m*sd:], 2*nb, wq[m*s4:], BlockSize/2*nb, xd, xq, rows)
+					DotQ4_0Rows(o, wd[m*sd:], 2*nb, wq[m*s4:], BlockSize/2*nb, xd, xq, xb, c, rows)
 				}
 			}
 			b.ReportMetric(float64(cputime.Now()-c0)/float64(b.N), "cpu-ns/op")
@@ -147,4 +132,51 @@ func benchQ4KRows(b *testing.B, mats, rows, nb int) {
 		}
 	}
 	b.ReportMetric(float64(cputime.Now()-c0)/float64(b.N), "cpu-ns/op")
+}
+
+// TestDotQ4_0Guarded runs the q4_0 kernels and PrepQ4_0 on arrays that
+// each end where an unreadable page begins, so a load past any of them
+// (the masked loads of a short last step, the scales' loads) faults: every
+// block count up to nine and a few rows, AVX-512 and AVX2.
+func TestDotQ4_0Guarded(t *testing.T) { eachImpl(t, testDotQ4_0Guarded) }
+
+func testDotQ4_0Guarded(t *testing.T) {
+	page := syscall.Getpagesize()
+	// guarded returns n bytes that end where a PROT_NONE page begins.
+	guarded := func(n int) []byte {
+		size := (n+page-1)/page*page + page
+		m, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Munmap(m) })
+		if err := syscall.Mprotect(m[size-page:], syscall.PROT_NONE); err != nil {
+			t.Fatal(err)
+		}
+		return m[size-page-n : size-page : size-page]
+	}
+	r := rand.New(rand.NewPCG(53, 54))
+	for nb := 1; nb <= 9; nb++ {
+		for _, rows := range []int{1, 3} {
+			wd, wq := guarded(2*nb*rows), guarded(BlockSize/2*nb*rows)
+			copy(wd, randScales(r, len(wd)))
+			copy(wq, randBytes(r, len(wq)))
+			xdb, qb := guarded(4*nb), guarded(2*BlockSize*nb)
+			xd := unsafe.Slice((*float32)(unsafe.Pointer(&xdb[0])), nb)
+			q := unsafe.Slice((*int16)(unsafe.Pointer(&qb[0])), BlockSize*nb)
+			d, v := randActs(r, nb)
+			copy(xd, d)
+			copy(q, v)
+			xb, cb := guarded(Q4_0LayoutBytes(nb)), guarded(4*Q4_0Lanes*nb)
+			c := unsafe.Slice((*int32)(unsafe.Pointer(&cb[0])), Q4_0Lanes*nb)
+			PrepQ4_0(xb, c, nb, q, 0)
+			out := make([]float32, rows)
+			DotQ4_0Rows(out, wd, 2*nb, wq, BlockSize/2*nb, xd, q, xb, c, rows)
+			for i, o := range out {
+				if want := dotQ4_0Go(wd[2*nb*i:], wq[BlockSize/2*nb*i:], xd, q); math.Float32bits(o) != math.Float32bits(want) {
+					t.Fatalf("nb=%d rows=%d row %d: %v, pure Go %v", nb, rows, i, o, want)
+				}
+			}
+		}
+	}
 }

@@ -1,7 +1,7 @@
 package vec
 
-// The tile kernels below are the matrix-matrix form of DotQ8_0 and
-// DotQ4_0 that prefill uses: two weight rows by four activation rows, each
+// The tile kernels below are the matrix-matrix form of DotQ8_0 that
+// prefill uses: two weight rows by four activation rows, each
 // weight block unpacked once for the four activation rows (where a
 // one-token kernel unpacks it once per token), with eight outputs' lanes
 // in flight. Every output is summed in DotQ8_0's lanes and order, so it is
@@ -20,32 +20,8 @@ func DotQ8_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []flo
 	dotQ8_0x2x4(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
 
-// DotQ4_0x2x4 is DotQ8_0x2x4 for q4_0 weights (16 bytes per block).
-func DotQ4_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	wd, wq, xd, xq = wd[:sd+2*n], wq[:sq+BlockSize/2*n], xd[:3*xs+n], xq[:BlockSize*(3*xs+n)]
-	if n == 0 {
-		*out = [8]float32{}
-		return
-	}
-	dotQ4_0x2x4(out, wd, sd, wq, sq, xd, xq, xs, n)
-}
-
-// DotQ4_0x2x8 is DotQ4_0x2x4 for eight activation rows (token t's blocks
-// at t·xs blocks of xd and xq): out[8r+t] for weight row r and token t,
-// each the one-row kernel's bits: two 2×4 tiles. Prefill calls it where
-// the machine has no AVX-512; with it, DotQ4_0x2xNRows on the DupQ16
-// layout unpacks each weight block once for the eight.
-func DotQ4_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	wd, wq, xd, xq = wd[:sd+2*n], wq[:sq+BlockSize/2*n], xd[:7*xs+n], xq[:BlockSize*(7*xs+n)]
-	if n == 0 {
-		*out = [16]float32{}
-		return
-	}
-	dotQ4_0x2x8Loop(out, wd, sd, wq, sq, xd, xq, xs, n)
-}
-
 // DupQ16 lays out the 16-bit activation blocks q (32 values each) for
-// DotQ4_0x2xN: each block's values 0..15 twice, then 16..31 twice, in
+// DotQ8_0x2x8Dup: each block's values 0..15 twice, then 16..31 twice, in
 // dst[:2·len(q)]. Each half of a 512-bit register then holds what the
 // kernel's two weight rows multiply, loaded as it is.
 func DupQ16(dst, q []int16) {
@@ -63,113 +39,39 @@ func DupQ16(dst, q []int16) {
 	}
 }
 
-// DotQ4_0x2xN is DotQ4_0x2x8 for the first nt activation rows, 1 ≤ nt ≤ 8,
-// with the activations laid out by DupQ16 (x2: 64 values a block, token t's
-// blocks at t·xs blocks): out[8r+t] for weight row r < 2 and token t < nt
-// (the rest of out is zero), each the one-row kernel's bits. Prefill's
-// experts get a few tokens each; with AVX-512 one kernel unpacks each
-// weight block once for all nt of them and reads each activation half
-// straight into its multiply-add, where the 2×8 and 2×4 tiles would leave
-// the tokens short of a whole tile to the four-row kernel, one token at a
-// time. Elsewhere it is a pure-Go loop output by output (TilesAnyTokens
-// says which).
-func DotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt int) {
-	if nt < 1 || nt > 8 {
-		panic("vec: DotQ4_0x2xN takes 1 to 8 tokens")
-	}
-	wd, wq, xd, x2 = wd[:sd+2*n], wq[:sq+BlockSize/2*n], xd[:(nt-1)*xs+n], x2[:2*BlockSize*((nt-1)*xs+n)]
-	if n == 0 {
-		*out = [16]float32{}
-		return
-	}
-	dotQ4_0x2xN(out, wd, sd, wq, sq, xd, x2, xs, n, nt)
-}
-
-// DotQ4_0x2xNRows is DotQ4_0x2xN for each pair of weight rows r, r+1 from
-// r0 up to r1 (r1 − r0 even): it sets dst[t·stride+r] and dst[t·stride+r+1]
-// for the tokens t < nt and leaves the rest of dst alone. Prefill runs it
-// over a block of rows per group of tokens: with AVX-512 the pairs loop in
-// the kernel, which stores their sums itself, where a call per pair and
-// its copy into dst cost a tenth of the kernel's time (RATIONALE.md).
-func DotQ4_0x2xNRows(dst []float32, stride int, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt, r0, r1 int) {
-	if nt < 1 || nt > 8 {
-		panic("vec: DotQ4_0x2xNRows takes 1 to 8 tokens")
-	}
-	if r0 < 0 || r1 < r0 || (r1-r0)%2 != 0 {
-		panic("vec: DotQ4_0x2xNRows takes whole pairs of rows")
-	}
-	if r0 == r1 {
-		return
-	}
-	wd, wq, xd, x2 = wd[:(r1-1)*sd+2*n], wq[:(r1-1)*sq+BlockSize/2*n], xd[:(nt-1)*xs+n], x2[:2*BlockSize*((nt-1)*xs+n)]
-	dst = dst[:(nt-1)*stride+r1]
-	if n == 0 {
-		for t := range nt {
-			clear(dst[t*stride+r0 : t*stride+r1])
-		}
-		return
-	}
-	dotQ4_0x2xNRows(dst, stride, wd, sd, wq, sq, xd, x2, xs, n, nt, r0, r1)
-}
-
-// dotQ4_0x2xNRowsLoop is DotQ4_0x2xNRows a pair at a time.
-func dotQ4_0x2xNRowsLoop(dst []float32, stride int, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt, r0, r1 int) {
-	var out [16]float32
-	for r := r0; r < r1; r += 2 {
-		dotQ4_0x2xN(&out, wd[r*sd:], sd, wq[r*sq:], sq, xd, x2, xs, n, nt)
-		for t := range nt {
-			dst[t*stride+r], dst[t*stride+r+1] = out[t], out[8+t]
-		}
-	}
-}
-
-// TilesAnyTokens reports whether DotQ4_0x2xN runs as one tile kernel (so
-// that it is worth calling for a few tokens) rather than output by output.
+// TilesAnyTokens reports whether DotQ8_0x2x8Dup runs as one tile kernel
+// on the DupQ16 layout rather than output by output.
 func TilesAnyTokens() bool { return tilesAnyTokens() }
 
-// dotQx2xNGo is DotQ4_0x2xN (q4 true) or DotQ8_0x2x8Dup's first nt
-// tokens output by output, in the one-row kernels' lanes and order,
-// reading the activations from their DupQ16 layout.
-func dotQx2xNGo(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt int, q4 bool) {
+// dotQ8_0x2xNGo is DotQ8_0x2x8Dup's first nt tokens output by output, in
+// the one-row kernel's lanes and order, reading the activations from
+// their DupQ16 layout.
+func dotQ8_0x2xNGo(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt int) {
 	*out = [16]float32{}
 	var w [BlockSize]int32
 	for r := range 2 {
 		for t := range nt {
-			var acc [16]float32
+			var acc [8]float32
 			for b := range n {
 				d := float32(halfAt(wd[r*sd:], b) * xd[t*xs+b])
-				if q4 {
-					q := (*[BlockSize / 2]byte)(wq[r*sq+BlockSize/2*b:])
-					for j, v := range q {
-						w[j], w[j+BlockSize/2] = int32(v&15)-8, int32(v>>4)-8
-					}
-				} else {
-					for j, v := range (*[BlockSize]byte)(wq[r*sq+BlockSize*b:]) {
-						w[j] = int32(int8(v))
-					}
+				for j, v := range (*[BlockSize]byte)(wq[r*sq+BlockSize*b:]) {
+					w[j] = int32(int8(v))
 				}
 				x := (*[2 * BlockSize]int16)(x2[2*BlockSize*(t*xs+b):])
-				a := (*[8]float32)(acc[:])
-				if q4 {
-					a = (*[8]float32)(acc[8*(b&1):])
-				}
-				for k := range a {
+				for k := range acc {
 					i, j := 2*k, 2*k+BlockSize/2
 					s := w[i]*int32(x[i]) + w[i+1]*int32(x[i+1]) + w[j]*int32(x[j+BlockSize/2]) + w[j+1]*int32(x[j+1+BlockSize/2])
-					a[k] += float32(d * float32(s))
+					acc[k] += float32(d * float32(s))
 				}
 			}
-			if q4 {
-				out[8*r+t] = hsum16(&acc)
-			} else {
-				out[8*r+t] = hsum8((*[8]float32)(acc[:]))
-			}
+			out[8*r+t] = hsum8(&acc)
 		}
 	}
 }
 
-// DotQ8_0x2x8 is DotQ4_0x2x8 for q8_0 weights: DotQ8_0x2x4 for eight
-// activation rows, each output the one-row kernel's bits.
+// DotQ8_0x2x8 is DotQ8_0x2x4 for eight activation rows (token t's blocks
+// at t·xs blocks of xd and xq): out[8r+t] for weight row r and token t,
+// each output the one-row kernel's bits.
 func DotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
 	wd, wq, xd, xq = wd[:sd+2*n], wq[:sq+BlockSize*n], xd[:7*xs+n], xq[:BlockSize*(7*xs+n)]
 	if n == 0 {
@@ -180,8 +82,8 @@ func DotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []fl
 }
 
 // DotQ8_0x2x8Dup is DotQ8_0x2x8 with the activations laid out by DupQ16
-// (x2: 64 values a block, token t's blocks at t·xs blocks), as
-// DotQ4_0x2xN takes them: with AVX-512 each activation half goes straight
+// (x2: 64 values a block, token t's blocks at t·xs blocks): with AVX-512
+// each activation half goes straight
 // into its multiply-add where DotQ8_0x2x8 broadcasts it into both halves
 // of a register first. The same bits. Elsewhere it is a pure-Go loop
 // output by output (TilesAnyTokens says which).
@@ -205,21 +107,10 @@ func dotQ8_0x2x8Loop(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd 
 	}
 }
 
-// dotQ4_0x2x8Loop is DotQ4_0x2x8 as two 2×4 tiles.
-func dotQ4_0x2x8Loop(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	var o [8]float32
-	for h := range 2 {
-		dotQ4_0x2x4(&o, wd, sd, wq, sq, xd[4*h*xs:], xq[BlockSize*4*h*xs:], xs, n)
-		for r := range 2 {
-			copy(out[8*r+4*h:8*r+4*h+4], o[4*r:4*r+4])
-		}
-	}
-}
-
 // dotQ8_0x2x4Go widens each weight block once and runs it against the four
 // activation rows, lane by lane as dotQ8_0Go.
 func dotQ8_0x2x4Go(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	var acc [8][16]float32
+	var acc [8][8]float32
 	var w [2][BlockSize]int32
 	for b := range n {
 		for r := range 2 {
@@ -228,34 +119,16 @@ func dotQ8_0x2x4Go(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []f
 				w[r][j] = int32(int8(v))
 			}
 		}
-		tileBlock(&acc, 0, &w, wd, sd, xd, xq, xs, b)
+		tileBlock(&acc, &w, wd, sd, xd, xq, xs, b)
 	}
 	for o := range out {
-		out[o] = hsum8((*[8]float32)(acc[o][:]))
-	}
-}
-
-// dotQ4_0x2x4Go is dotQ8_0x2x4Go for q4_0 blocks, in q4_0's sixteen lanes.
-func dotQ4_0x2x4Go(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	var acc [8][16]float32
-	var w [2][BlockSize]int32
-	for b := range n {
-		for r := range 2 {
-			q := (*[BlockSize / 2]byte)(wq[r*sq+BlockSize/2*b:])
-			for j, v := range q {
-				w[r][j], w[r][j+BlockSize/2] = int32(v&15)-8, int32(v>>4)-8
-			}
-		}
-		tileBlock(&acc, 8*(b&1), &w, wd, sd, xd, xq, xs, b)
-	}
-	for o := range out {
-		out[o] = hsum16(&acc[o])
+		out[o] = hsum8(&acc[o])
 	}
 }
 
 // tileBlock adds block b's products of the two unpacked weight rows w and
-// the four activation rows to the outputs' lanes acc[4r+t][lane:lane+8].
-func tileBlock(acc *[8][16]float32, lane int, w *[2][BlockSize]int32, wd []byte, sd int, xd []float32, xq []int16, xs, b int) {
+// the four activation rows to the outputs' lanes acc[4r+t].
+func tileBlock(acc *[8][8]float32, w *[2][BlockSize]int32, wd []byte, sd int, xd []float32, xq []int16, xs, b int) {
 	w0, w1 := halfAt(wd, b), halfAt(wd[sd:], b)
 	for t := range 4 {
 		dx := xd[t*xs+b]
@@ -265,7 +138,7 @@ func tileBlock(acc *[8][16]float32, lane int, w *[2][BlockSize]int32, wd []byte,
 			if r == 1 {
 				d = float32(w1 * dx)
 			}
-			a := (*[8]float32)(acc[4*r+t][lane:])
+			a := &acc[4*r+t]
 			for k := range a {
 				i, j := 2*k, 2*k+BlockSize/2
 				s := wr[i]*int32(x[i]) + wr[i+1]*int32(x[i+1]) + wr[j]*int32(x[j]) + wr[j+1]*int32(x[j+1])

@@ -29,7 +29,7 @@ func testDotQTiles(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	for _, nb := range []int{1, 2, 7, 8, 9, 16, 17, 23, 27, 44} {
 		for trial := range 5 {
-			sd, sq8, sq4 := 2*nb+6, BlockSize*nb+32, BlockSize/2*nb+16
+			sd, sq8 := 2*nb+6, BlockSize*nb+32
 			xs := nb + 3 // activation row stride in blocks
 			wd := make([]byte, 2*sd)
 			for i := 0; i < len(wd); i += 2 {
@@ -61,7 +61,6 @@ func testDotQTiles(t *testing.T) {
 				one       func(wd, wq []byte, xd []float32, xq []int16) float32
 			}{
 				{"q8_0", sq8, DotQ8_0x2x4, dotQ8_0x2x4Go, DotQ8_0},
-				{"q4_0", sq4, DotQ4_0x2x4, dotQ4_0x2x4Go, DotQ4_0},
 			} {
 				var got, goGot [8]float32
 				k.tile(&got, wd, sd, wq, k.sq, xd, xq, xs, nb)
@@ -99,41 +98,6 @@ func benchDotQTile(b *testing.B) {
 	}
 	x2 := make([]int16, 2*len(xq)) // DupQ16's layout
 	DupQ16(x2, xq)
-	b.Run("q4_0/x4", func(b *testing.B) {
-		var o [4]float32
-		for b.Loop() {
-			for t := range toks {
-				DotQ4_0x4(&o, wd, 2*nb, wq, BlockSize/2*nb, xd[t*nb:(t+1)*nb], xq[t*BlockSize*nb:])
-			}
-		}
-	})
-	b.Run("q4_0/x2x4", func(b *testing.B) {
-		var o [8]float32
-		for b.Loop() {
-			for t := 0; t < toks; t += 4 {
-				DotQ4_0x2x4(&o, wd, 2*nb, wq, BlockSize/2*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
-				DotQ4_0x2x4(&o, wd[4*nb:], 2*nb, wq[BlockSize*nb:], BlockSize/2*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
-			}
-		}
-	})
-	b.Run("q4_0/x2x8", func(b *testing.B) {
-		var o [16]float32
-		for b.Loop() {
-			for t := 0; t < toks; t += 8 {
-				DotQ4_0x2x8(&o, wd, 2*nb, wq, BlockSize/2*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
-				DotQ4_0x2x8(&o, wd[4*nb:], 2*nb, wq[BlockSize*nb:], BlockSize/2*nb, xd[t*nb:], xq[t*BlockSize*nb:], nb, nb)
-			}
-		}
-	})
-	b.Run("q4_0/x2xN8", func(b *testing.B) {
-		var o [16]float32
-		for b.Loop() {
-			for t := 0; t < toks; t += 8 {
-				DotQ4_0x2xN(&o, wd, 2*nb, wq, BlockSize/2*nb, xd[t*nb:], x2[2*t*BlockSize*nb:], nb, nb, 8)
-				DotQ4_0x2xN(&o, wd[4*nb:], 2*nb, wq[BlockSize*nb:], BlockSize/2*nb, xd[t*nb:], x2[2*t*BlockSize*nb:], nb, nb, 8)
-			}
-		}
-	})
 	b.Run("q8_0/x4", func(b *testing.B) {
 		var o [4]float32
 		for b.Loop() {
@@ -286,12 +250,11 @@ func TestDotQ4_KTileRows(t *testing.T) {
 	}
 }
 
-// TestDotQx4N checks the many-group kernels against the four-row ones
+// TestDotQx4N checks the q8_0 many-group kernel against the four-row one
 // and the pure-Go sums group by group, bit for bit, and the row-by-row
-// q8_0 kernel (DotQ8_0Rows) and the q4_0 2×n tile for one token (DotQ4_0x2xNRows) on the
-// same rows and on every row (pair) count up to
-// the groups' (so not only multiples of four), for block counts around
-// its groups of eight and pairs, and the extreme quants.
+// kernel (DotQ8_0Rows) on the same rows and on every row count up to the
+// groups' (so not only multiples of four), for block counts around its
+// groups of eight and pairs, and the extreme quants.
 func TestDotQx4N(t *testing.T) { eachImpl(t, testDotQx4N) }
 
 func testDotQx4N(t *testing.T) {
@@ -316,12 +279,10 @@ func testDotQx4N(t *testing.T) {
 				xq[i] = int16(r.IntN(65535) - 32767)
 			}
 			if groups == 2 {
-				// The extremes: -128 (q8_0) and 0 (q4_0: -8) weights in
-				// the first row, 127 and 0xff in the last, against
-				// ±32767 activations.
+				// The extremes: -128 weights in the first row, 127 in
+				// the last, against ±32767 activations.
 				for i := range BlockSize {
 					wq[i], wq[(rows-1)*sq+i] = 0x80, 0x7f
-					wq[BlockSize*nb/2+i] = 0
 					xq[i] = int16(32767 * (1 - 2*(i&1)))
 				}
 			}
@@ -353,30 +314,6 @@ func testDotQx4N(t *testing.T) {
 					}
 				}
 			}
-			DotQ4_0x4N(got, wd, sd, wq, sq, xd, xq, groups)
-			x2 := make([]int16, 2*len(xq))
-			DupQ16(x2, xq)
-			DotQ4_0x2xNRows(byRow, 0, wd, sd, wq, sq, xd, x2, nb, nb, 1, 0, 2*(rows/2))
-			for g := range groups {
-				var goWant [4]float32
-				DotQ4_0x4(&want, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
-				dotQ4_0x4Go(&goWant, wd[4*g*sd:], sd, wq[4*g*sq:], sq, xd, xq)
-				for k := range 4 {
-					r := 4*g + k
-					if math.Float32bits(got[r]) != math.Float32bits(want[k]) || math.Float32bits(byRow[r]) != math.Float32bits(want[k]) || want[k] != goWant[k] {
-						t.Fatalf("q4_0 nb=%d groups=%d row %d: %v, in pairs %v, four rows %v, pure Go %v", nb, groups, r, got[r], byRow[r], want[k], goWant[k])
-					}
-				}
-			}
-			for p := 1; 2*p < rows; p++ {
-				part := make([]float32, 2*p)
-				DotQ4_0x2xNRows(part, 0, wd[sd:], sd, wq[sq:], sq, xd, x2, nb, nb, 1, 0, 2*(p))
-				for r, v := range part {
-					if w := dotQ4_0Go(wd[(r+1)*sd:], wq[(r+1)*sq:], xd, xq); math.Float32bits(v) != math.Float32bits(w) {
-						t.Fatalf("q4_0 nb=%d, %d pairs from row 1: row %d %v, pure Go %v", nb, p, r, v, w)
-					}
-				}
-			}
 		}
 	}
 }
@@ -394,7 +331,6 @@ type tile2x8 struct {
 }
 
 var tiles2x8 = []tile2x8{
-	{"q4_0", BlockSize / 2, 0x00, 0xff, 25, DotQ4_0x2x8, DotQ4_0, dotQ4_0Go},
 	{"q8_0", BlockSize, 0x80, 0x7f, 27, DotQ8_0x2x8, DotQ8_0, dotQ8_0Go},
 }
 
@@ -447,98 +383,6 @@ func testDotQx2x8(t *testing.T, k tile2x8) {
 					if o := got[8*row+tok]; math.Float32bits(o) != math.Float32bits(want) || want != goWant {
 						t.Fatalf("nb=%d trial %d row %d token %d: 2×8 tile %v, one row %v, pure Go %v", nb, trial, row, tok, o, want, goWant)
 					}
-				}
-			}
-		}
-	}
-}
-
-// TestDotQx2xN checks that the 2×n tile, on activations laid out by
-// DupQ16, gives every output the bits of the one-row kernel and of the
-// pure-Go sums (on the plain layout) for every token count 1..8, block
-// counts around the groups of eight, strides longer than a row, activation
-// slices that end at the last token's last block, and the extreme quants;
-// and that the outputs past n are zero.
-func TestDotQx2xN(t *testing.T) { eachImpl(t, testDotQx2xN) }
-
-func testDotQx2xN(t *testing.T) {
-	r := rand.New(rand.NewPCG(29, 30))
-	const qb = BlockSize / 2
-	for _, nb := range []int{1, 2, 3, 7, 8, 9, 15, 16, 17, 32, 44} {
-		for nt := 1; nt <= 8; nt++ {
-			sd, sq := 2*nb+6, qb*nb+16
-			xs := nb + 3
-			wd, wq := randScales(r, 2*sd), randBytes(r, 2*sq)
-			xd, xq := randActs(r, (nt-1)*xs+nb)
-			if nt%3 == 0 {
-				for i := range qb {
-					wq[i], wq[sq+i] = 0x00, 0xff
-					xq[i], xq[BlockSize*(nt-1)*xs+i] = 32767, -32767
-				}
-			}
-			got := [16]float32{}
-			for i := range got {
-				got[i] = float32(i + 1) // must be overwritten
-			}
-			x2 := make([]int16, 2*len(xq))
-			DupQ16(x2, xq)
-			DotQ4_0x2xN(&got, wd, sd, wq, sq, xd, x2, xs, nb, nt)
-			for row := range 2 {
-				for tok := range 8 {
-					o := got[8*row+tok]
-					if tok >= nt {
-						if o != 0 {
-							t.Fatalf("nb=%d n=%d row %d token %d (past n): %v, want 0", nb, nt, row, tok, o)
-						}
-						continue
-					}
-					w, x := wq[row*sq:], xq[BlockSize*tok*xs:]
-					want := DotQ4_0(wd[row*sd:], w, xd[tok*xs:tok*xs+nb], x)
-					goWant := dotQ4_0Go(wd[row*sd:row*sd+2*nb], w[:qb*nb], xd[tok*xs:tok*xs+nb], x[:BlockSize*nb])
-					if math.Float32bits(o) != math.Float32bits(want) || want != goWant {
-						t.Fatalf("nb=%d n=%d row %d token %d: 2×n tile %v, one row %v, pure Go %v", nb, nt, row, tok, o, want, goWant)
-					}
-				}
-			}
-		}
-	}
-}
-
-// TestDotQ4_0x2xNRows checks the 2×n tile over a range of pairs of rows
-// against DotQ4_0x2xN pair by pair, bit for bit: every token count, rows
-// from a pair past the start, a dst stride longer than the rows, and no
-// element of dst outside the rows and tokens written.
-func TestDotQ4_0x2xNRows(t *testing.T) { eachImpl(t, testDotQ4_0x2xNRows) }
-
-func testDotQ4_0x2xNRows(t *testing.T) {
-	r := rand.New(rand.NewPCG(41, 42))
-	const qb = BlockSize / 2
-	for _, nb := range []int{1, 7, 8, 9, 16, 44} {
-		for nt := 1; nt <= 8; nt++ {
-			const rows, r0, r1, stride = 12, 2, 10, 15
-			sd, sq, xs := 2*nb+2, qb*nb+4, nb+1
-			wd, wq := randScales(r, rows*sd), randBytes(r, rows*sq)
-			xd, xq := randActs(r, (nt-1)*xs+nb)
-			x2 := make([]int16, 2*len(xq))
-			DupQ16(x2, xq)
-			dst := make([]float32, 9*stride)
-			for i := range dst {
-				dst[i] = float32(-i - 1) // kept outside the rows and tokens
-			}
-			DotQ4_0x2xNRows(dst, stride, wd, sd, wq, sq, xd, x2, xs, nb, nt, r0, r1)
-			var o [16]float32
-			for i, v := range dst {
-				tok, row := i/stride, i%stride
-				if tok >= nt || row < r0 || row >= r1 {
-					if v != float32(-i-1) {
-						t.Fatalf("nb=%d n=%d: dst[%d] (token %d, row %d) written: %v", nb, nt, i, tok, row, v)
-					}
-					continue
-				}
-				p := row &^ 1
-				DotQ4_0x2xN(&o, wd[p*sd:], sd, wq[p*sq:], sq, xd, x2, xs, nb, nt)
-				if want := o[8*(row-p)+tok]; math.Float32bits(v) != math.Float32bits(want) {
-					t.Fatalf("nb=%d n=%d token %d row %d: %v over the range, %v pair by pair", nb, nt, tok, row, v, want)
 				}
 			}
 		}

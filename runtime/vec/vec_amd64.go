@@ -25,13 +25,6 @@ func dotQ8_0(wd, wq []byte, xd []float32, xq []int16) float32 {
 	return dotQ8_0Go(wd, wq, xd, xq)
 }
 
-func dotQ4_0(wd, wq []byte, xd []float32, xq []int16) float32 {
-	if hasAVX2 {
-		return dotQ4_0AVX2(&wd[0], &wq[0], &xd[0], &xq[0], len(xd))
-	}
-	return dotQ4_0Go(wd, wq, xd, xq)
-}
-
 func halfToFloat(dst []float32, src []byte) {
 	if hasAVX2 {
 		halfToFloatAVX2(&dst[0], &src[0], len(dst))
@@ -39,9 +32,6 @@ func halfToFloat(dst []float32, src []byte) {
 	}
 	halfToFloatGo(dst, src)
 }
-
-//go:noescape
-func dotQ4_0AVX2(wd, wq *byte, xd *float32, xq *int16, nb int) float32
 
 //go:noescape
 func halfToFloatAVX2(dst *float32, src *byte, n int)
@@ -91,19 +81,8 @@ func dotQ8_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float
 	dotQ8_0x4Go(out, wd, sd, wq, sq, xd, xq)
 }
 
-func dotQ4_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16) {
-	if hasAVX2 {
-		dotQ4_0x4AVX2(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], len(xd))
-		return
-	}
-	dotQ4_0x4Go(out, wd, sd, wq, sq, xd, xq)
-}
-
 //go:noescape
 func dotQ8_0x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb int)
-
-//go:noescape
-func dotQ4_0x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb int)
 
 func dotLanes(a, b []float32) float32 {
 	if hasAVX2 {
@@ -215,19 +194,8 @@ func dotQ8_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []flo
 	dotQ8_0x2x4Go(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
 
-func dotQ4_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	if hasAVX2 {
-		dotQ4_0x2x4AVX2(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n)
-		return
-	}
-	dotQ4_0x2x4Go(out, wd, sd, wq, sq, xd, xq, xs, n)
-}
-
 //go:noescape
 func dotQ8_0x2x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
-
-//go:noescape
-func dotQ4_0x2x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 
 func quantizeQ16(q []int16, d, g, x []float32) {
 	if hasAVX2 {
@@ -256,25 +224,6 @@ func dotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float
 		dotQ8_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
 	}
 }
-
-//go:noescape
-func dotQ4_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xp *int16, c *int32, nb, rows int)
-
-//go:noescape
-func dotQ4_0x1NAVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, c *int32, nb, rows int)
-
-func dotQ4_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, xp []int16, c []int32, rows int) {
-	switch {
-	case hasAVX512 && xp != nil:
-		dotQ4_0x1NAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xp[0], &c[0], len(xd), rows)
-	case hasAVX2:
-		dotQ4_0x1NAVX2(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], &c[0], len(xd), rows)
-	default:
-		dotQ4_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
-	}
-}
-
-func q4_0RowOffsets() bool { return hasAVX2 && !hasAVX512 }
 
 //go:noescape
 func dotQ8_0x4NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb, groups int)
@@ -339,32 +288,11 @@ func dotQ8_0x2x8Dup(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd [
 		dotQ8_0x2x8DupAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &x2[0], xs, n)
 		return
 	}
-	dotQx2xNGo(out, wd, sd, wq, sq, xd, x2, xs, n, 8, false)
+	dotQ8_0x2xNGo(out, wd, sd, wq, sq, xd, x2, xs, n, 8)
 }
 
 //go:noescape
 func dotQ8_0x2x8DupAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, x2 *int16, xs, nb int)
-
-func dotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n, nt int) {
-	if hasAVX512 {
-		dotQ4_0x2xNAVX512(&out[0], &wd[0], sd, &wq[0], sq, &xd[0], &xq[0], xs, n, nt, 1, nil, 0)
-		return
-	}
-	dotQx2xNGo(out, wd, sd, wq, sq, xd, xq, xs, n, nt, true)
-}
-
-// dotQ4_0x2xNRows is DotQ4_0x2xNRows on arguments it has checked, n > 0.
-func dotQ4_0x2xNRows(dst []float32, stride int, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt, r0, r1 int) {
-	if hasAVX512 {
-		var out [16]float32
-		dotQ4_0x2xNAVX512(&out[0], &wd[r0*sd], sd, &wq[r0*sq], sq, &xd[0], &x2[0], xs, n, nt, (r1-r0)/2, &dst[r0], 4*stride)
-		return
-	}
-	dotQ4_0x2xNRowsLoop(dst, stride, wd, sd, wq, sq, xd, x2, xs, n, nt, r0, r1)
-}
-
-//go:noescape
-func dotQ4_0x2xNAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb, nt, pairs int, dst *float32, stride int)
 
 // tilesAnyTokens: the 2×n tiles are one kernel only with AVX-512.
 func tilesAnyTokens() bool { return hasAVX512 }

@@ -30,10 +30,6 @@
 	PF4(PFDIST+128) \
 	PF4(PFDIST+192)
 
-#define PFQ4 \
-	PF4(PFDIST) \
-	PF4(PFDIST+64)
-
 // The AVX-512 four-row matrix-vector kernel (dotQ8_0x4NAVX512)
 // prefetch the next group of four rows instead: the same eight blocks of
 // rows r+4..r+7 (AX = SI + 4 row strides) and their scales, once per group
@@ -54,12 +50,6 @@
 	PREFETCHT0 (AX)(R10*1) \
 	PREFETCHT0 (AX)(R10*2) \
 	PREFETCHT0 (AX)(R13*1)
-
-#define PFNEXTQ4 \
-	LEAQ (SI)(R11*4), AX \
-	PFNEXT4(0) \
-	PFNEXT4(64) \
-	PFNEXTSCALES
 
 // ROWSTART starts a row of the one-row kernels (dotQ8_0x1NAVX512,
 // dotQ4_0x1NAVX512 and their AVX2 counterparts): R8 and SI at the row's
@@ -119,20 +109,6 @@
 #define ROWQ8(W, W16) \
 	VPMOVSXBW W, Y6 \
 	VPMOVSXBW W16, Y7 \
-	VPMADDWD  Y4, Y6, Y6 \
-	VPMADDWD  Y5, Y7, Y7 \
-	VPADDD    Y7, Y6, Y6
-
-// ROWQ4 is ROWQ8 for a q4_0 row's block, 16 bytes of nibbles at W: each
-// byte widened to a word holds element j in its low nibble and j+16 in
-// its high one, so a mask (Y14: 0x000f words) gives elements 0..15 and a
-// shift elements 16..31, less 8 (Y13: 8 in every word).
-#define ROWQ4(W) \
-	VPMOVZXBW W, Y6 \
-	VPSRLW    $4, Y6, Y7 \
-	VPAND     Y14, Y6, Y6 \
-	VPSUBW    Y13, Y6, Y6 \
-	VPSUBW    Y13, Y7, Y7 \
 	VPMADDWD  Y4, Y6, Y6 \
 	VPMADDWD  Y5, Y7, Y7 \
 	VPADDD    Y7, Y6, Y6
@@ -321,20 +297,6 @@
 	VPMOVSXBW (SI)(R11*1), Y10 \
 	VPMOVSXBW 16(SI)(R11*1), Y11
 
-// UNPACKQ4 widens the two rows' q4_0 block at SI to int16 less 8, as ROWQ4
-// (Y14: 0x000f words, Y15: 8 words).
-#define UNPACKQ4 \
-	VPMOVZXBW (SI), Y8 \
-	VPSRLW    $4, Y8, Y9 \
-	VPAND     Y14, Y8, Y8 \
-	VPSUBW    Y15, Y8, Y8 \
-	VPSUBW    Y15, Y9, Y9 \
-	VPMOVZXBW (SI)(R11*1), Y10 \
-	VPSRLW    $4, Y10, Y11 \
-	VPAND     Y14, Y10, Y10 \
-	VPSUBW    Y15, Y10, Y10 \
-	VPSUBW    Y15, Y11, Y11
-
 // TILEEPILOGUE sums each output's lanes and stores out[4r+t].
 #define TILEEPILOGUE \
 	MOVQ   out+0(FP), DI \
@@ -364,18 +326,6 @@
 // of sixteen (eight blocks of each row) by VPERMPS with Z15, which holds
 // the block index in its low half and 8 plus it in its high half (Z12:
 // block 0; Z11: ones, to step it).
-
-// PAIRQ4 widens the q4_0 blocks of two rows (16 bytes at W0 and W1) to
-// int16 less 8: Z6 the low nibbles (elements 0..15) of row 0 then row 1,
-// Z7 the high nibbles (Z14: 0x000f words, Z13: 8 words).
-#define PAIRQ4(W0, W1) \
-	VMOVDQU     W0, X6 \
-	VINSERTI128 $1, W1, Y6, Y6 \
-	VPMOVZXBW   Y6, Z6 \
-	VPSRLW      $4, Z6, Z7 \
-	VPANDD      Z14, Z6, Z6 \
-	VPSUBW      Z13, Z6, Z6 \
-	VPSUBW      Z13, Z7, Z7
 
 // PAIRQ8 widens the q8_0 blocks of two rows (32 bytes at W0 and W1) to
 // int16: Z6 elements 0..15 of row 0 then row 1, Z7 elements 16..31.
@@ -440,20 +390,6 @@
 	ROWSCALE((R8)(R13*1)) \
 	VINSERTF64X4 $1, Y8, Z10, Z10 \
 	VMOVDQA64    Z12, Z15
-
-// X4EPILOGUEZ splits the pairs' accumulators into rows and stores them.
-#define X4EPILOGUEZ \
-	VEXTRACTF64X4 $1, Z0, Y2 \
-	VEXTRACTF64X4 $1, Z1, Y3 \
-	HSUMPS(Y0, X0, X6) \
-	HSUMPS(Y2, X2, X6) \
-	HSUMPS(Y1, X1, X6) \
-	HSUMPS(Y3, X3, X6) \
-	VMOVSS X0, (DI) \
-	VMOVSS X2, 4(DI) \
-	VMOVSS X1, 8(DI) \
-	VMOVSS X3, 12(DI) \
-	VZEROUPPER
 
 // TILESCALES8Z sets Z16+t to the scale products of the next eight blocks
 // of the two rows and token t (registers as TILEPROLOGUE), Z15 to block 0.
@@ -650,71 +586,6 @@ TEXT ·cpuid1ECX(SB), NOSPLIT, $0-4
 	MOVL  CX, ret+0(FP)
 	RET
 
-// func dotQ4_0AVX2(wd, wq *byte, xd *float32, xq *int16, nb int) float32
-//
-// As dotQ8_0x1NAVX2's blocks, the weights being the nibbles (low: elements 0..15,
-// high: 16..31) less 8, in q4_0's order (dotQ4_0Go): the even blocks' lane
-// sums go to Y0, the odd blocks' to Y3, each in block order, two blocks a
-// loop (Q4BLOCK1) and an even one last when nb is odd; at the end Y3 is
-// added onto Y0 (hsum16) before HSUMPS.
-//
-// Q4BLOCK1 adds the scaled lane sums of the block at SI (activations at
-// DX) to ACC and advances SI, DX, R8 and R9 (X14: 0x0f bytes, X13: 8s).
-#define Q4BLOCK1(ACC) \
-	VMOVDQU   (SI), X1 \
-	VPSRLW    $4, X1, X2 \
-	VPAND     X14, X1, X1 \
-	VPAND     X14, X2, X2 \
-	VPSUBB    X13, X1, X1 \
-	VPSUBB    X13, X2, X2 \
-	VPMOVSXBW X1, Y1 \
-	VPMOVSXBW X2, Y2 \
-	VPMADDWD  (DX), Y1, Y1 \
-	VPMADDWD  32(DX), Y2, Y2 \
-	VPADDD    Y2, Y1, Y1 \
-	VCVTDQ2PS Y1, Y1 \
-	BLOCKSCALE(Y4, X4) \
-	VMULPS    Y4, Y1, Y1 \
-	VADDPS    Y1, ACC, ACC \
-	ADDQ      $16, SI \
-	ADDQ      $64, DX
-
-TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-44
-	MOVQ         wd+0(FP), R8
-	MOVQ         wq+8(FP), SI
-	MOVQ         xd+16(FP), R9
-	MOVQ         xq+24(FP), DX
-	MOVQ         nb+32(FP), CX
-	MOVL         $0x0f0f0f0f, AX
-	VMOVD        AX, X14
-	VPBROADCASTD X14, X14
-	MOVL         $0x08080808, AX
-	VMOVD        AX, X13
-	VPBROADCASTD X13, X13
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y3, Y3, Y3
-	MOVQ         CX, BX
-	SHRQ         $1, BX
-	JZ           last
-
-pair:
-	Q4BLOCK1(Y0)
-	Q4BLOCK1(Y3)
-	DECQ BX
-	JNZ  pair
-
-last:
-	TESTQ $1, CX
-	JZ    done
-	Q4BLOCK1(Y0)
-
-done:
-	VADDPS Y3, Y0, Y0
-	HSUMPS(Y0, X0, X1)
-	VMOVSS X0, ret+40(FP)
-	VZEROUPPER
-	RET
-
 // func halfToFloatAVX2(dst *float32, src *byte, n int)
 TEXT ·halfToFloatAVX2(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
@@ -812,110 +683,6 @@ tail:
 	JMP     tail
 
 done:
-	X4EPILOGUE
-	RET
-
-// func dotQ4_0x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, nb int)
-//
-// Four rows of dotQ4_0AVX2 in q4_0's order: row r's even blocks summed in
-// Y(r) (Y0..Y3), its odd blocks in Y10, Y11, Y12, Y15, each in block order;
-// at the end the odd set is added onto the even one before X4EPILOGUE's
-// HSUMPS. Blocks go in groups of eight whose scale products SCALES8
-// computes eight at a time, two blocks (even, odd) a loop, then the blocks
-// after in pairs and an even one last (X4Q4TAIL).
-//
-// X4Q4BLOCK adds the four rows' scaled lane sums of block BX of the group
-// at OFF(SI) (activations at XOFF(DX), scale products at SOFF(SP)) to
-// A0..A3.
-#define X4Q4BLOCK(OFF, XOFF, XOFF32, SOFF, A0, A1, A2, A3) \
-	VMOVDQU      XOFF(DX), Y4 \
-	VMOVDQU      XOFF32(DX), Y5 \
-	ROWQ4(OFF(SI)) \
-	VBROADCASTSS SOFF(SP)(BX*4), Y8 \
-	ACCUMULATE(A0) \
-	ROWQ4(OFF(SI)(R11*1)) \
-	VBROADCASTSS SOFF+32(SP)(BX*4), Y8 \
-	ACCUMULATE(A1) \
-	ROWQ4(OFF(SI)(R11*2)) \
-	VBROADCASTSS SOFF+64(SP)(BX*4), Y8 \
-	ACCUMULATE(A2) \
-	ROWQ4(OFF(SI)(R12*1)) \
-	VBROADCASTSS SOFF+96(SP)(BX*4), Y8 \
-	ACCUMULATE(A3)
-
-// X4Q4TAIL adds the four rows' scaled lane sums of one block past the
-// groups to A0..A3 (ROWSCALE's products) and advances SI, R8, R9, DX.
-#define X4Q4TAIL(A0, A1, A2, A3) \
-	VMOVDQU (DX), Y4 \
-	VMOVDQU 32(DX), Y5 \
-	ROWQ4((SI)) \
-	ROWSCALE((R8)) \
-	ACCUMULATE(A0) \
-	ROWQ4((SI)(R11*1)) \
-	ROWSCALE((R8)(R10*1)) \
-	ACCUMULATE(A1) \
-	ROWQ4((SI)(R11*2)) \
-	ROWSCALE((R8)(R10*2)) \
-	ACCUMULATE(A2) \
-	ROWQ4((SI)(R12*1)) \
-	ROWSCALE((R8)(R13*1)) \
-	ACCUMULATE(A3) \
-	ADDQ    $16, SI \
-	ADDQ    $2, R8 \
-	ADDQ    $4, R9 \
-	ADDQ    $64, DX
-
-TEXT ·dotQ4_0x4AVX2(SB), NOSPLIT, $128-64
-	X4PROLOGUE
-	VXORPS       Y10, Y10, Y10
-	VXORPS       Y11, Y11, Y11
-	VXORPS       Y12, Y12, Y12
-	VXORPS       Y15, Y15, Y15
-	MOVL         $0x000f000f, AX
-	VMOVD        AX, X14
-	VPBROADCASTD X14, Y14
-	MOVL         $0x00080008, AX
-	VMOVD        AX, X13
-	VPBROADCASTD X13, Y13
-	TESTQ        R14, R14
-	JZ           tail
-
-group:
-	PFQ4
-	SCALES8
-	XORQ BX, BX
-
-inner:
-	X4Q4BLOCK(0, 0, 32, 0, Y0, Y1, Y2, Y3)
-	X4Q4BLOCK(16, 64, 96, 4, Y10, Y11, Y12, Y15)
-	ADDQ $32, SI
-	ADDQ $128, DX
-	ADDQ $2, BX
-	CMPQ BX, $8
-	JL   inner
-	ADDQ $16, R8
-	ADDQ $32, R9
-	DECQ R14
-	JNZ  group
-
-tail:
-	CMPQ CX, $2
-	JL   last
-	X4Q4TAIL(Y0, Y1, Y2, Y3)
-	X4Q4TAIL(Y10, Y11, Y12, Y15)
-	SUBQ $2, CX
-	JMP  tail
-
-last:
-	TESTQ CX, CX
-	JZ    done
-	X4Q4TAIL(Y0, Y1, Y2, Y3)
-
-done:
-	VADDPS Y10, Y0, Y0
-	VADDPS Y11, Y1, Y1
-	VADDPS Y12, Y2, Y2
-	VADDPS Y15, Y3, Y3
 	X4EPILOGUE
 	RET
 
@@ -1884,13 +1651,6 @@ done:
 	PREFETCHT0 PFDIST+128(SI)(R11*1) \
 	PREFETCHT0 PFDIST+192(SI)(R11*1)
 
-// PF2Q4 is PF2Q8 for q4_0's 128 bytes a row and group.
-#define PF2Q4 \
-	PREFETCHT0 PFDIST(SI) \
-	PREFETCHT0 PFDIST+64(SI) \
-	PREFETCHT0 PFDIST(SI)(R11*1) \
-	PREFETCHT0 PFDIST+64(SI)(R11*1)
-
 // func dotQ8_0x2x4AVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb int)
 TEXT ·dotQ8_0x2x4AVX2(SB), NOSPLIT, $256-72
 	TILEPROLOGUE
@@ -1975,82 +1735,6 @@ done:
 	TILEMACM(Y8, Y9, (DX)(R13*1), 32(DX)(R13*1), 96(SP)(BX*4), 96(R15)) \
 	TILEMACM(Y10, Y11, (DX)(R13*1), 32(DX)(R13*1), 224(SP)(BX*4), 224(R15)) \
 	ADDQ $64, DX
-
-TEXT ·dotQ4_0x2x4AVX2(SB), NOSPLIT, $544-72
-	TILEPROLOGUE
-	LEAQ         256+31(SP), R15
-	ANDQ         $-32, R15
-	VXORPS       Y12, Y12, Y12
-	VMOVUPS      Y12, 0(R15)
-	VMOVUPS      Y12, 32(R15)
-	VMOVUPS      Y12, 64(R15)
-	VMOVUPS      Y12, 96(R15)
-	VMOVUPS      Y12, 128(R15)
-	VMOVUPS      Y12, 160(R15)
-	VMOVUPS      Y12, 192(R15)
-	VMOVUPS      Y12, 224(R15)
-	MOVL         $0x000f000f, AX
-	VMOVD        AX, X14
-	VPBROADCASTD X14, Y14
-	MOVL         $0x00080008, AX
-	VMOVD        AX, X15
-	VPBROADCASTD X15, Y15
-	TESTQ        R14, R14
-	JZ           tail
-
-group:
-	PF2Q4
-	TILESCALES8
-	XORQ BX, BX
-
-inner:
-	UNPACKQ4
-	TILEBLOCK
-	ADDQ $16, SI
-	INCQ BX
-	UNPACKQ4
-	TILEBLOCKODD
-	ADDQ $16, SI
-	INCQ BX
-	CMPQ BX, $8
-	JL   inner
-	ADDQ $16, R8
-	ADDQ $32, R9
-	DECQ R14
-	JNZ  group
-
-tail:
-	TESTQ CX, CX
-	JZ    done
-	TILESCALE1
-	XORQ  BX, BX
-	UNPACKQ4
-	TILEBLOCK
-	ADDQ  $16, SI
-	ADDQ  $2, R8
-	ADDQ  $4, R9
-	DECQ  CX
-	JZ    done
-	TILESCALE1
-	UNPACKQ4
-	TILEBLOCKODD
-	ADDQ  $16, SI
-	ADDQ  $2, R8
-	ADDQ  $4, R9
-	DECQ  CX
-	JMP   tail
-
-done:
-	VADDPS 0(R15), Y0, Y0
-	VADDPS 32(R15), Y1, Y1
-	VADDPS 64(R15), Y2, Y2
-	VADDPS 96(R15), Y3, Y3
-	VADDPS 128(R15), Y4, Y4
-	VADDPS 160(R15), Y5, Y5
-	VADDPS 192(R15), Y6, Y6
-	VADDPS 224(R15), Y7, Y7
-	TILEEPILOGUE
-	RET
 
 // func quantizeQ16AVX2(q *int16, d, gs, x *float32, nb int)
 //
@@ -2191,16 +1875,6 @@ done:
 // 0..3's at DX; Z24, Z25 the activation block, Z26, Z27 scratch. Per
 // output the lanes and their order are the 2×4 kernel's, so the bits are
 // the same.
-
-// PAIRQ4T is PAIRQ4 into Z8 (elements 0..15 of both rows) and Z9.
-#define PAIRQ4T(W0, W1) \
-	VMOVDQU     W0, X8 \
-	VINSERTI128 $1, W1, Y8, Y8 \
-	VPMOVZXBW   Y8, Z8 \
-	VPSRLW      $4, Z8, Z9 \
-	VPANDD      Z14, Z8, Z8 \
-	VPSUBW      Z13, Z8, Z8 \
-	VPSUBW      Z13, Z9, Z9
 
 // TOKT is TILETOKZ with the 2×8 kernel's registers.
 #define TOKT(XQ, XQ32, SCTAB, ACC) \
@@ -2394,17 +2068,6 @@ done:
 	TILESTORE16
 	VZEROUPPER
 	RET
-
-// PAIRMACD is PAIRMAC with the activation block in DupQ16's layout at DX
-// (elements 0..15 twice, then 16..31 twice), read by the multiply-adds
-// themselves instead of broadcast first.
-#define PAIRMACD(SCTAB, ACC) \
-	VPMADDWD  (DX), Z6, Z20 \
-	VPDPWSSD  64(DX), Z7, Z20 \
-	VCVTDQ2PS Z20, Z20 \
-	VPERMPS   SCTAB, Z15, Z21 \
-	VMULPS    Z21, Z20, Z20 \
-	VADDPS    Z20, ACC, ACC
 
 // Q8X4BLOCK is one block of dotQ8_0x4NAVX512's four rows. Its group loop
 // asks for the next four rows' cache line of every two blocks (64 bytes
@@ -2727,462 +2390,6 @@ store:
 // (DupQ16).
 #define TILEBLOCKD TILEBLOCK8(TOKD, 64, $128)
 
-// Q4SCALES8TOK is TILESCALES8TOK with row 0's eight scales in Y8 (the
-// weights' register, free until the block's nibbles are widened) rather
-// than Y10, which holds accumulators in dotQ4_0x2xNAVX512.
-#define Q4SCALES8TOK(TABY, TABZ) \
-	VMULPS       (AX), Y8, TABY \
-	VMULPS       (AX), Y27, Y26 \
-	VINSERTF64X4 $1, Y26, TABZ, TABZ \
-	ADDQ         DI, AX
-
-// Q4SCALE1TOK is TILESCALE1TOK with Z26 for scratch rather than Z10, then
-// steps AX to the next token.
-#define Q4SCALE1TOK(TABY, TABZ) \
-	VMULSS        (AX), X8, X26 \
-	VBROADCASTSS  X26, TABY \
-	VMULSS        (AX), X9, X26 \
-	VBROADCASTSS  X26, Y26 \
-	VINSERTF64X4  $1, Y26, TABZ, TABZ \
-	ADDQ          DI, AX
-
-// q4tileidx is the VPERMPS indices of a group's block 0 for the two rows:
-// eight 0s (row 0's scale products, a table's low half), eight 8s (row
-// 1's, its high half).
-DATA q4tileidx<>+0(SB)/8, $0
-DATA q4tileidx<>+8(SB)/8, $0
-DATA q4tileidx<>+16(SB)/8, $0
-DATA q4tileidx<>+24(SB)/8, $0
-DATA q4tileidx<>+32(SB)/8, $0x0000000800000008
-DATA q4tileidx<>+40(SB)/8, $0x0000000800000008
-DATA q4tileidx<>+48(SB)/8, $0x0000000800000008
-DATA q4tileidx<>+56(SB)/8, $0x0000000800000008
-GLOBL q4tileidx<>(SB), RODATA|NOPTR, $64
-
-// For the first n tokens: Q4SCALES8n makes their scale tables for the
-// next group of eight blocks (row scales in Y8, Y27; xd at AX), Q4SCALE1n
-// for the next block alone (row scales in X8, X9), Q4EVENn and Q4ODDn run
-// the unpacked block against them into the even or the odd blocks'
-// accumulators (Z0..Z7; Z24, Z25, Z28..Z31, Z10, Z12).
-#define Q4SCALES81 Q4SCALES8TOK(Y16, Z16)
-#define Q4SCALE11 Q4SCALE1TOK(Y16, Z16)
-#define Q4EVEN1 TOKD((DX), 64(DX), Z16, Z0)
-#define Q4ODD1 TOKD((DX), 64(DX), Z16, Z24)
-#define Q4SCALES82 Q4SCALES81 \
-	Q4SCALES8TOK(Y17, Z17)
-#define Q4SCALE12 Q4SCALE11 \
-	Q4SCALE1TOK(Y17, Z17)
-#define Q4EVEN2 Q4EVEN1 \
-	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z1)
-#define Q4ODD2 Q4ODD1 \
-	TOKD((DX)(R12*1), 64(DX)(R12*1), Z17, Z25)
-#define Q4SCALES83 Q4SCALES82 \
-	Q4SCALES8TOK(Y18, Z18)
-#define Q4SCALE13 Q4SCALE12 \
-	Q4SCALE1TOK(Y18, Z18)
-#define Q4EVEN3 Q4EVEN2 \
-	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z2)
-#define Q4ODD3 Q4ODD2 \
-	TOKD((DX)(R12*2), 64(DX)(R12*2), Z18, Z28)
-#define Q4SCALES84 Q4SCALES83 \
-	Q4SCALES8TOK(Y19, Z19)
-#define Q4SCALE14 Q4SCALE13 \
-	Q4SCALE1TOK(Y19, Z19)
-#define Q4EVEN4 Q4EVEN3 \
-	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z3)
-#define Q4ODD4 Q4ODD3 \
-	TOKD((DX)(R13*1), 64(DX)(R13*1), Z19, Z29)
-#define Q4SCALES85 Q4SCALES84 \
-	Q4SCALES8TOK(Y20, Z20)
-#define Q4SCALE15 Q4SCALE14 \
-	Q4SCALE1TOK(Y20, Z20)
-#define Q4EVEN5 Q4EVEN4 \
-	TOKD((BX), 64(BX), Z20, Z4)
-#define Q4ODD5 Q4ODD4 \
-	TOKD((BX), 64(BX), Z20, Z30)
-#define Q4SCALES86 Q4SCALES85 \
-	Q4SCALES8TOK(Y21, Z21)
-#define Q4SCALE16 Q4SCALE15 \
-	Q4SCALE1TOK(Y21, Z21)
-#define Q4EVEN6 Q4EVEN5 \
-	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z5)
-#define Q4ODD6 Q4ODD5 \
-	TOKD((BX)(R12*1), 64(BX)(R12*1), Z21, Z31)
-#define Q4SCALES87 Q4SCALES86 \
-	Q4SCALES8TOK(Y22, Z22)
-#define Q4SCALE17 Q4SCALE16 \
-	Q4SCALE1TOK(Y22, Z22)
-#define Q4EVEN7 Q4EVEN6 \
-	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z6)
-#define Q4ODD7 Q4ODD6 \
-	TOKD((BX)(R12*2), 64(BX)(R12*2), Z22, Z10)
-#define Q4SCALES88 Q4SCALES87 \
-	Q4SCALES8TOK(Y23, Z23)
-#define Q4SCALE18 Q4SCALE17 \
-	Q4SCALE1TOK(Y23, Z23)
-#define Q4EVEN8 Q4EVEN7 \
-	TOKD((BX)(R13*1), 64(BX)(R13*1), Z23, Z7)
-#define Q4ODD8 Q4ODD7 \
-	TOKD((BX)(R13*1), 64(BX)(R13*1), Z23, Z12)
-
-// Q4NEXT steps the block index and the tokens' activations one block on.
-#define Q4NEXT \
-	VPADDD Z11, Z15, Z15 \
-	ADDQ   $128, DX \
-	ADDQ   $128, BX
-
-// Q4GROUP starts a group of eight blocks in dotQ4_0x2xNAVX512: the next
-// group's nibbles of both rows asked for PFDIST bytes ahead (an expert's
-// few tokens read its rows from memory: RATIONALE.md, "The q4_0 prefill
-// tile asks for its two rows ahead"), the two rows' eight scales (Y8,
-// Y27), the tokens' scale tables SCALES8 makes from them (Q4SCALES8n),
-// the block index, and AX counting the group's four pairs.
-#define Q4GROUP(SCALES8) \
-	PREFETCHT0 PFDIST(SI) \
-	PREFETCHT0 PFDIST+64(SI) \
-	PREFETCHT0 PFDIST(SI)(R11*1) \
-	PREFETCHT0 PFDIST+64(SI)(R11*1) \
-	VCVTPH2PS (R8), Y8 \
-	VCVTPH2PS (R8)(R10*1), Y27 \
-	MOVQ      R9, AX \
-	SCALES8 \
-	VMOVDQU32 q4tileidx<>(SB), Z15 \
-	MOVQ      $4, AX
-
-// Q4PAIR is one pair of the group's blocks: the even one unpacked and run
-// through EVEN (Q4EVENn), the odd one through ODD (Q4ODDn), each stepping
-// the block index and activations on.
-#define Q4PAIR(EVEN, ODD) \
-	PAIRQ4T((SI), (SI)(R11*1)) \
-	EVEN \
-	Q4NEXT \
-	PAIRQ4T(16(SI), 16(SI)(R11*1)) \
-	ODD \
-	Q4NEXT \
-	ADDQ $32, SI
-
-// Q4TILE1(SCALE1, TOKS) runs the next block alone through TOKS (Q4EVENn
-// or Q4ODDn) with the scale tables SCALE1 makes (Q4SCALE1n).
-#define Q4TILE1(SCALE1, TOKS) \
-	MOVWLZX   (R8), AX \
-	VMOVD     AX, X8 \
-	VCVTPH2PS X8, X8 \
-	MOVWLZX   (R8)(R10*1), AX \
-	VMOVD     AX, X9 \
-	VCVTPH2PS X9, X9 \
-	MOVQ      R9, AX \
-	SCALE1 \
-	VMOVDQU32 q4tileidx<>(SB), Z15 \
-	PAIRQ4T((SI), (SI)(R11*1)) \
-	TOKS \
-	Q4NEXT \
-	ADDQ      $16, SI \
-	ADDQ      $2, R8 \
-	ADDQ      $4, R9
-
-// func dotQ4_0x2xNAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, xs, nb, nt, pairs int, dst *float32, stride int)
-//
-// One pair of rows into out (dst nil, pairs 1), or pairs pairs of rows
-// one after another, each pair's sums also scattered to dst (see
-// DotQ4_0x2xNRows; stride in bytes). q4_0's sixteen lanes per output
-// (blocks.go): token t's even blocks go into Z(t) (Z0..Z7) and its odd
-// ones into a second set (Z24, Z25, Z28..Z31, Z10, Z12), the group's
-// blocks two at a time, the blocks past the groups alternating; the sets
-// are added at the end. Every register is taken: the index step Z11 stays,
-// the index base comes from memory (q4tileidx), and the scale products are
-// made in registers the loop refills (Q4SCALES8TOK, Q4SCALE1TOK).
-TEXT ·dotQ4_0x2xNAVX512(SB), NOSPLIT, $0-104
-
-top:
-	TILEPROLOGUE
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	VPXORD Z28, Z28, Z28
-	VPXORD Z29, Z29, Z29
-	VPXORD Z30, Z30, Z30
-	VPXORD Z31, Z31, Z31
-	VPXORD Z10, Z10, Z10
-	VPXORD Z12, Z12, Z12
-	MOVL         $1, AX
-	VPBROADCASTD AX, Z11
-	MOVL         $0x00080008, AX
-	VPBROADCASTD AX, Z13
-	MOVL         $0x000f000f, AX
-	VPBROADCASTD AX, Z14
-	SHLQ  $1, R12
-	LEAQ  (R12)(R12*2), R13
-	LEAQ  (DX)(R12*4), BX
-	MOVQ  nt+72(FP), AX
-	CMPQ  AX, $1
-	JEQ   n1
-	CMPQ  AX, $2
-	JEQ   n2
-	CMPQ  AX, $3
-	JEQ   n3
-	CMPQ  AX, $4
-	JEQ   n4
-	CMPQ  AX, $5
-	JEQ   n5
-	CMPQ  AX, $6
-	JEQ   n6
-	CMPQ  AX, $7
-	JEQ   n7
-	CMPQ  AX, $8
-	JEQ   n8
-	JMP   done
-
-n1:
-	TESTQ R14, R14
-	JZ    tail1
-
-group1:
-	Q4GROUP(Q4SCALES81)
-
-inner1:
-	Q4PAIR(Q4EVEN1, Q4ODD1)
-	DECQ   AX
-	JNZ    inner1
-	ADDQ   $16, R8
-	ADDQ   $32, R9
-	DECQ   R14
-	JNZ    group1
-
-tail1:
-	TESTQ CX, CX
-	JZ    done
-	Q4TILE1(Q4SCALE11, Q4EVEN1)
-	DECQ  CX
-	JZ    done
-	Q4TILE1(Q4SCALE11, Q4ODD1)
-	DECQ  CX
-	JMP   tail1
-
-n2:
-	TESTQ R14, R14
-	JZ    tail2
-
-group2:
-	Q4GROUP(Q4SCALES82)
-
-inner2:
-	Q4PAIR(Q4EVEN2, Q4ODD2)
-	DECQ   AX
-	JNZ    inner2
-	ADDQ   $16, R8
-	ADDQ   $32, R9
-	DECQ   R14
-	JNZ    group2
-
-tail2:
-	TESTQ CX, CX
-	JZ    done
-	Q4TILE1(Q4SCALE12, Q4EVEN2)
-	DECQ  CX
-	JZ    done
-	Q4TILE1(Q4SCALE12, Q4ODD2)
-	DECQ  CX
-	JMP   tail2
-
-n3:
-	TESTQ R14, R14
-	JZ    tail3
-
-group3:
-	Q4GROUP(Q4SCALES83)
-
-inner3:
-	Q4PAIR(Q4EVEN3, Q4ODD3)
-	DECQ   AX
-	JNZ    inner3
-	ADDQ   $16, R8
-	ADDQ   $32, R9
-	DECQ   R14
-	JNZ    group3
-
-tail3:
-	TESTQ CX, CX
-	JZ    done
-	Q4TILE1(Q4SCALE13, Q4EVEN3)
-	DECQ  CX
-	JZ    done
-	Q4TILE1(Q4SCALE13, Q4ODD3)
-	DECQ  CX
-	JMP   tail3
-
-n4:
-	TESTQ R14, R14
-	JZ    tail4
-
-group4:
-	Q4GROUP(Q4SCALES84)
-
-inner4:
-	Q4PAIR(Q4EVEN4, Q4ODD4)
-	DECQ   AX
-	JNZ    inner4
-	ADDQ   $16, R8
-	ADDQ   $32, R9
-	DECQ   R14
-	JNZ    group4
-
-tail4:
-	TESTQ CX, CX
-	JZ    done
-	Q4TILE1(Q4SCALE14, Q4EVEN4)
-	DECQ  CX
-	JZ    done
-	Q4TILE1(Q4SCALE14, Q4ODD4)
-	DECQ  CX
-	JMP   tail4
-
-n5:
-	TESTQ R14, R14
-	JZ    tail5
-
-group5:
-	Q4GROUP(Q4SCALES85)
-
-inner5:
-	Q4PAIR(Q4EVEN5, Q4ODD5)
-	DECQ   AX
-	JNZ    inner5
-	ADDQ   $16, R8
-	ADDQ   $32, R9
-	DECQ   R14
-	JNZ    group5
-
-tail5:
-	TESTQ CX, CX
-	JZ    done
-	Q4TILE1(Q4SCALE15, Q4EVEN5)
-	DECQ  CX
-	JZ    done
-	Q4TILE1(Q4SCALE15, Q4ODD5)
-	DECQ  CX
-	JMP   tail5
-
-n6:
-	TESTQ R14, R14
-	JZ    tail6
-
-group6:
-	Q4GROUP(Q4SCALES86)
-
-inner6:
-	Q4PAIR(Q4EVEN6, Q4ODD6)
-	DECQ   AX
-	JNZ    inner6
-	ADDQ   $16, R8
-	ADDQ   $32, R9
-	DECQ   R14
-	JNZ    group6
-
-tail6:
-	TESTQ CX, CX
-	JZ    done
-	Q4TILE1(Q4SCALE16, Q4EVEN6)
-	DECQ  CX
-	JZ    done
-	Q4TILE1(Q4SCALE16, Q4ODD6)
-	DECQ  CX
-	JMP   tail6
-
-n7:
-	TESTQ R14, R14
-	JZ    tail7
-
-group7:
-	Q4GROUP(Q4SCALES87)
-
-inner7:
-	Q4PAIR(Q4EVEN7, Q4ODD7)
-	DECQ   AX
-	JNZ    inner7
-	ADDQ   $16, R8
-	ADDQ   $32, R9
-	DECQ   R14
-	JNZ    group7
-
-tail7:
-	TESTQ CX, CX
-	JZ    done
-	Q4TILE1(Q4SCALE17, Q4EVEN7)
-	DECQ  CX
-	JZ    done
-	Q4TILE1(Q4SCALE17, Q4ODD7)
-	DECQ  CX
-	JMP   tail7
-
-n8:
-	TESTQ R14, R14
-	JZ    tail8
-
-group8:
-	Q4GROUP(Q4SCALES88)
-
-inner8:
-	Q4PAIR(Q4EVEN8, Q4ODD8)
-	DECQ   AX
-	JNZ    inner8
-	ADDQ   $16, R8
-	ADDQ   $32, R9
-	DECQ   R14
-	JNZ    group8
-
-tail8:
-	TESTQ CX, CX
-	JZ    done
-	Q4TILE1(Q4SCALE18, Q4EVEN8)
-	DECQ  CX
-	JZ    done
-	Q4TILE1(Q4SCALE18, Q4ODD8)
-	DECQ  CX
-	JMP   tail8
-
-done:
-	// Each output's odd blocks' lanes onto its even blocks'.
-	VADDPS Z24, Z0, Z0
-	VADDPS Z25, Z1, Z1
-	VADDPS Z28, Z2, Z2
-	VADDPS Z29, Z3, Z3
-	VADDPS Z30, Z4, Z4
-	VADDPS Z31, Z5, Z5
-	VADDPS Z10, Z6, Z6
-	VADDPS Z12, Z7, Z7
-	TILESTORE16
-	// With dst, scatter the pair's nt sums of each row to dst (row r at
-	// dst, r+1 beside it, token t stride bytes on) and go on to the next
-	// pair of rows.
-	MOVQ  dst+88(FP), BX
-	TESTQ BX, BX
-	JZ    ret
-	MOVQ  nt+72(FP), CX
-	MOVQ  stride+96(FP), AX
-	MOVQ  out+0(FP), DI
-
-scatter:
-	MOVL  (DI), R8
-	MOVL  32(DI), R9
-	MOVL  R8, (BX)
-	MOVL  R9, 4(BX)
-	ADDQ  $4, DI
-	ADDQ  AX, BX
-	DECQ  CX
-	JNZ   scatter
-	ADDQ  $8, dst+88(FP)
-	MOVQ  sd+16(FP), AX
-	SHLQ  $1, AX
-	ADDQ  AX, wd+8(FP)
-	MOVQ  sq+32(FP), AX
-	SHLQ  $1, AX
-	ADDQ  AX, wq+24(FP)
-	DECQ  pairs+80(FP)
-	JNZ   top
-
-ret:
-	VZEROUPPER
-	RET
-
 // func dotQ8_0x2x8DupAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, x2 *int16, xs, nb int)
 //
 // dotQ8_0x2x8AVX512 with the activations laid out by DupQ16, each half
@@ -3230,263 +2437,6 @@ done:
 	VZEROUPPER
 	RET
 
-
-// Q4ROWPAIR is one pair of blocks (K of a group's four: its 32 bytes of
-// nibbles at WOFF, its activations at XOFF and XOFF64 in PrepQ4_0Rows'
-// layout, its offsets at COFF) of dotQ4_0x1NAVX512: the nibbles widened
-// straight from memory without subtracting 8 (Z6 the low ones, elements
-// 0..15 of b then of b+1; Z7 the high ones, 16..31), the lane sums started
-// from the blocks' offsets −8·Σx (the same int32s as Σ(q−8)·x: exact),
-// converted, scaled by the products IDX picks from Z9, and added into Z0:
-// the even block b into its low eight lanes, b+1 into its high eight,
-// q4_0's sixteen accumulators (blocks.go).
-#define Q4ROWPAIR(WOFF, XOFF, XOFF64, COFF, IDX) \
-	VPMOVZXBW     WOFF(SI), Z6 \
-	VPSRLW        $4, Z6, Z7 \
-	VPANDD        Z14, Z6, Z6 \
-	VMOVDQU32     COFF(R10), Z20 \
-	VPDPWSSD      XOFF(DX), Z6, Z20 \
-	VPDPWSSD      XOFF64(DX), Z7, Z20 \
-	VCVTDQ2PS     Z20, Z20 \
-	VPERMPS       Z9, IDX, Z21 \
-	VMULPS        Z21, Z20, Z20 \
-	VADDPS        Z20, Z0, Z0
-
-// Q4AHEAD is how far ahead of its loads dotQ4_0x1NAVX512 asks for the
-// nibbles (bytes): 24 groups of eight blocks. The hardware prefetcher
-// follows the one stream, but not far enough ahead to hide the memory's
-// latency: streaming a 36 MB set of matrices through one core,
-// BenchmarkQ4Shape's x1N went from 13.4–14.3 to 14.9–16.1 GB/s with the
-// prefetch (1536 to 8192 bytes ahead all gained; 3072 was among the
-// best), and the Mixtral-shaped q4_0 pack's decode on two threads from
-// 651 to 755 tok/s (medians of six interleaved runs, new faster in all
-// six). Prefetches past the matrix's end are harmless: they fault on
-// nothing. The bits are unchanged.
-#define Q4AHEAD 3072
-
-// func dotQ4_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xp *int16, c *int32, nb, rows int)
-//
-// The q4_0 products of rows rows one after another (row r at wd + r·sd,
-// wq + r·sq), as dotQ8_0x1NAVX512 for q8_0: a 512-bit register holds two
-// consecutive blocks of one row rather than one block of two rows, so the
-// weights are one stream, which the hardware prefetcher follows, where a
-// pair kernel's two rows side by side (two streams 512 bytes apart on
-// 1024-column rows) it followed poorly and needed software prefetch. The
-// activations come laid out by PrepQ4_0Rows (each pair of blocks' halves
-// side by side, so no insert per pair) with the blocks' offsets, so the
-// nibbles need no VPSUBW, and a group's four pairs are unrolled with an
-// index register each: ten instructions per pair of blocks, the pair's
-// even block scaled and added into Z0's low eight lanes and its odd block
-// into the high eight in one VADDPS (q4_0's sixteen lanes, blocks.go).
-// Every lane sum, scale product and addition is the other q4_0 kernels',
-// in the same order, so the bits are theirs. The whole pairs past the last
-// group of eight go as a partial group (scales under a mask), a row's odd
-// last block alone, as in dotQ4_0AVX2, from the natural layout
-// PrepQ4_0Rows keeps for it; rows end four at a time (HSUM4).
-TEXT ·dotQ4_0x1NAVX512(SB), NOSPLIT, $0-80
-	MOVQ out+0(FP), DI
-	MOVQ wd+8(FP), R12
-	MOVQ wq+24(FP), R11
-	MOVQ rows+72(FP), BX
-	// Z16..Z19: the VPERMPS indices of a group's four pairs of blocks
-	// (block 2k in the low half, 2k+1 in the high); Z13: 8 words; Z14:
-	// 0x000f words.
-	MOVL         $1, AX
-	VPBROADCASTD AX, Y13
-	VPXORD       Z14, Z14, Z14
-	VINSERTI64X4 $1, Y13, Z14, Z16
-	MOVL         $2, AX
-	VPBROADCASTD AX, Z11
-	VPADDD       Z11, Z16, Z17
-	VPADDD       Z11, Z17, Z18
-	VPADDD       Z11, Z18, Z19
-	MOVL         $0x00080008, AX
-	VPBROADCASTD AX, Z13
-	MOVL         $0x000f000f, AX
-	VPBROADCASTD AX, Z14
-
-	VMOVDQU32    hsum4idx<>(SB), Z15
-	XORQ         R14, R14
-
-row:
-	ROWSTART(xp+48(FP), nb+64(FP))
-	MOVQ   c+56(FP), R10
-	TESTQ  R13, R13
-	JZ     rest
-
-group:
-	PREFETCHT0 Q4AHEAD(SI)
-	PREFETCHT0 Q4AHEAD+64(SI)
-	VCVTPH2PS  (R8), Y9
-	VMULPS     (R9), Y9, Y9
-	Q4ROWPAIR(0, 0, 64, 0, Z16)
-	Q4ROWPAIR(32, 128, 192, 64, Z17)
-	Q4ROWPAIR(64, 256, 320, 128, Z18)
-	Q4ROWPAIR(96, 384, 448, 192, Z19)
-	ADDQ      $128, SI
-	ADDQ      $512, DX
-	ADDQ      $256, R10
-	ADDQ      $16, R8
-	ADDQ      $32, R9
-	DECQ      R13
-	JNZ       group
-
-rest:
-	// The whole pairs past the groups (up to three) as a partial group:
-	// their 2·pairs scales loaded under a mask (K1), so no byte past the
-	// row's is read; then the odd blocks' lanes into Y2 and the last
-	// block, if the row's count is odd (an even block), into Y0.
-	MOVQ      CX, AX
-	ANDQ      $-2, CX
-	JZ        odd
-	MOVQ      CX, R13
-	MOVL      $1, AX
-	SHLQ      CX, AX
-	DECQ      AX
-	KMOVW     AX, K1
-	VCVTPH2PS.Z (R8), K1, Y9
-	VMULPS.Z  (R9), Y9, K1, Y9
-	Q4ROWPAIR(0, 0, 64, 0, Z16)
-	CMPQ      R13, $4
-	JLT       pairsdone
-	Q4ROWPAIR(32, 128, 192, 64, Z17)
-	CMPQ      R13, $6
-	JLT       pairsdone
-	Q4ROWPAIR(64, 256, 320, 128, Z18)
-
-pairsdone:
-	// R13 = 2·pairs blocks: 16 nibble bytes, 64 activation bytes, 32
-	// offset bytes, a 2-byte scale and a 4-byte xd each.
-	MOVQ      R13, AX
-	SHLQ      $4, AX
-	ADDQ      AX, SI
-	SHLQ      $1, AX
-	ADDQ      AX, R10
-	SHLQ      $1, AX
-	ADDQ      AX, DX
-	LEAQ      (R8)(R13*2), R8
-	LEAQ      (R9)(R13*4), R9
-	MOVQ      nb+64(FP), AX
-
-odd:
-	VEXTRACTF64X4 $1, Z0, Y2
-	TESTQ     $1, AX
-	JZ        store
-	VMOVDQU   (DX), Y4
-	VMOVDQU   32(DX), Y5
-	ROWQ4((SI))
-	BLOCKSCALE(Y8, X8)
-	ACCUMULATE(Y0)
-
-store:
-	VADDPS Y2, Y0, Y0
-	ROWEND(Z15)
-
-// Q4ROW1 is one block of dotQ4_0x1NAVX2's row: its 16 bytes of nibbles
-// at WOFF(SI) widened to words without subtracting 8 (Y6 elements 0..15,
-// Y7 16..31), multiplied by the activations at XOFF(DX) and XOFF+32(DX)
-// (the natural layout), the lane sums started from the block's offsets
-// −8·Σx at COFF(R10) (the same int32s as Σ(q−8)·x: exact), converted,
-// scaled by the product at SOFF(SP) and added into ACC: Y0 for an even
-// block, Y1 for an odd one, q4_0's sixteen accumulators (blocks.go).
-#define Q4ROW1(WOFF, XOFF, XOFF32, COFF, SOFF, ACC) \
-	NIBBLESUMS(WOFF(SI), XOFF(DX), XOFF32(DX)) \
-	VPADDD       COFF(R10), Y6, Y6 \
-	VCVTDQ2PS    Y6, Y6 \
-	VBROADCASTSS SOFF(SP), Y8 \
-	VMULPS       Y8, Y6, Y6 \
-	VADDPS       Y6, ACC, ACC
-
-// Q4ROW1TAIL is Q4ROW1 for a block past the row's groups, its scale
-// product computed alone (ROWSCALE), advancing SI, DX, R10, R8 and R9.
-#define Q4ROW1TAIL(ACC) \
-	ROWSCALE((R8)) \
-	NIBBLESUMS((SI), (DX), 32(DX)) \
-	VPADDD       (R10), Y6, Y6 \
-	ACCUMULATE(ACC) \
-	ADDQ         $16, SI \
-	ADDQ         $64, DX \
-	ADDQ         $32, R10 \
-	ADDQ         $2, R8 \
-	ADDQ         $4, R9
-
-// func dotQ4_0x1NAVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xq *int16, c *int32, nb, rows int)
-//
-// dotQ4_0x1NAVX512 for machines without AVX-512 (most laptops and
-// desktops): the q4_0 products of rows rows one after another (row r at
-// wd + r·sd, wq + r·sq), so the weights are one sequential stream, which
-// the hardware prefetcher follows, where dotQ4_0x4AVX2's four rows side by
-// side are four streams it follows poorly on long rows (RATIONALE.md,
-// "q4_0 decode without AVX-512 reads one row at a time"). The activations
-// are xq as they are, with PrepQ4_0Rows' offsets c (Q4_0Offsets), so the
-// nibbles need no VPSUBW: eleven instructions a block, where the four-row
-// kernel issues twelve a block and row. Each row's even blocks are summed
-// in Y0 and its odd ones in Y1, in block order, a group of eight blocks'
-// scale products computed at once (SCALES8's), then the blocks after in
-// pairs and an even one last, Y1 added onto Y0 and hsum8: every lane sum,
-// product and addition is dotQ4_0x4AVX2's, so the bits are its.
-TEXT ·dotQ4_0x1NAVX2(SB), NOSPLIT, $32-80
-	MOVQ out+0(FP), DI
-	MOVQ wd+8(FP), R12
-	MOVQ wq+24(FP), R11
-	MOVQ rows+72(FP), BX
-	MOVL         $0x000f000f, AX
-	VMOVD        AX, X14
-	VPBROADCASTD X14, Y14
-
-row1:
-	ROWSTART(xq+48(FP), nb+64(FP))
-	MOVQ   c+56(FP), R10
-	VXORPS Y1, Y1, Y1
-	TESTQ  R13, R13
-	JZ     tail1
-
-group1:
-	PREFETCHT0 Q4AHEAD(SI)
-	PREFETCHT0 Q4AHEAD+64(SI)
-	VCVTPH2PS  (R8), Y9
-	VMULPS     (R9), Y9, Y9
-	VMOVUPS    Y9, 0(SP)
-	Q4ROW1(0, 0, 32, 0, 0, Y0)
-	Q4ROW1(16, 64, 96, 32, 4, Y1)
-	Q4ROW1(32, 128, 160, 64, 8, Y0)
-	Q4ROW1(48, 192, 224, 96, 12, Y1)
-	Q4ROW1(64, 256, 288, 128, 16, Y0)
-	Q4ROW1(80, 320, 352, 160, 20, Y1)
-	Q4ROW1(96, 384, 416, 192, 24, Y0)
-	Q4ROW1(112, 448, 480, 224, 28, Y1)
-	ADDQ       $128, SI
-	ADDQ       $512, DX
-	ADDQ       $256, R10
-	ADDQ       $16, R8
-	ADDQ       $32, R9
-	DECQ       R13
-	JNZ        group1
-
-tail1:
-	CMPQ CX, $2
-	JL   last1
-	Q4ROW1TAIL(Y0)
-	Q4ROW1TAIL(Y1)
-	SUBQ $2, CX
-	JMP  tail1
-
-last1:
-	TESTQ CX, CX
-	JZ    store1
-	Q4ROW1TAIL(Y0)
-
-store1:
-	VADDPS Y1, Y0, Y0
-	HSUMPS(Y0, X0, X6)
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   sd+16(FP), R12
-	ADDQ   sq+32(FP), R11
-	DECQ   BX
-	JNZ    row1
-	VZEROUPPER
-	RET
 
 // Q8ROW1 is one block of dotQ8_0x1NAVX2's row: its 32 int8 quants at
 // WOFF(SI) widened (Y6 elements 0..15, Y7 16..31), multiplied by the
@@ -3891,5 +2841,428 @@ hrchunk:
 	ADDQ      R8, SI
 	DECQ      CX
 	JNZ       hrrow
+	VZEROUPPER
+	RET
+
+// Q4STEP is one step of four q4_0 blocks of dotQ4_0x1NAVX512's row: their
+// 64 bytes of nibbles at WOFF(SI), as they are (Z6 the low nibbles,
+// elements 0..15 of each block, Z7 the high ones, 16..31), their
+// activations at XOFF(DX) in PrepQ4_0's layout (the high bytes h of
+// values 0..15 at XOFF, of 16..31 at XOFF+64, the low bytes l at
+// XOFF+128 and XOFF+192), their offsets at COFF(R10). VPDPBUSD sums four
+// byte products into each of sixteen lanes (four a block, q4_0's lanes,
+// q4_0.go): Σ q·h into Z1 from zero and Σ l·q into Z2 from the offsets,
+// so Z1·256 + Z2 is each lane's Σ (q−8)·x, exactly; converted, scaled by
+// the products IDX picks from Z9 (block j's for lanes 4j..4j+3) and added
+// into Z0: thirteen instructions per four blocks, where the earlier
+// order's kernel took twenty.
+#define Q4STEP(WOFF, XOFF, XOFF64, XOFF128, XOFF192, COFF, IDX) \
+	VPANDD     WOFF(SI), Z14, Z6 \
+	VPSRLW     $4, WOFF(SI), Z7 \
+	VPANDD     Z14, Z7, Z7 \
+	VPXORD     Z1, Z1, Z1 \
+	VPDPBUSD   XOFF(DX), Z6, Z1 \
+	VPDPBUSD   XOFF64(DX), Z7, Z1 \
+	VMOVDQU32  COFF(R10), Z2 \
+	VMOVDQU64  XOFF128(DX), Z3 \
+	VMOVDQU64  XOFF192(DX), Z4 \
+	VPDPBUSD   Z6, Z3, Z2 \
+	VPDPBUSD   Z7, Z4, Z2 \
+	VPSLLD     $8, Z1, Z1 \
+	VPADDD     Z1, Z2, Z2 \
+	VCVTDQ2PS  Z2, Z2 \
+	VPERMPS    Z9, IDX, Z5 \
+	VMULPS     Z5, Z2, Z2 \
+	VADDPS     Z2, Z0, Z0
+
+// q4stepidx: the VPERMPS indices that give block j's scale product to
+// lanes 4j..4j+3 (Z16; Z17 adds 4 for a group's second step).
+DATA q4stepidx<>+0(SB)/8, $0x0000000000000000
+DATA q4stepidx<>+8(SB)/8, $0x0000000000000000
+DATA q4stepidx<>+16(SB)/8, $0x0000000100000001
+DATA q4stepidx<>+24(SB)/8, $0x0000000100000001
+DATA q4stepidx<>+32(SB)/8, $0x0000000200000002
+DATA q4stepidx<>+40(SB)/8, $0x0000000200000002
+DATA q4stepidx<>+48(SB)/8, $0x0000000300000003
+DATA q4stepidx<>+56(SB)/8, $0x0000000300000003
+GLOBL q4stepidx<>(SB), RODATA, $64
+
+// Q4AHEAD is how far ahead of its loads dotQ4_0x1NAVX512 asks for the
+// nibbles (bytes). The hardware prefetcher follows the one stream, but
+// not far enough ahead to hide the memory's latency (RATIONALE.md, "q4_0
+// decode reads one row after another").
+#define Q4AHEAD 3072
+
+// func dotQ4_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xb *byte, c *int32, nb, rows int)
+//
+// The q4_0 products of rows rows one after another (row r at wd + r·sd,
+// wq + r·sq) with one row of activations laid out by PrepQ4_0 (xb, c):
+// groups of eight blocks as two steps (Q4STEP), the group's eight scale
+// products computed at once; then a whole step if four blocks are left,
+// and a row's last one to three blocks (PrepQ4_0's short last step, its
+// parts 16·r bytes apart) under masks, so no byte past the row's is read.
+// Every lane sum, product and addition is dotQ4_0Go's, in its order; rows
+// end four at a time (ROWEND's HSUM4), the upper eight lanes added onto
+// the lower eight first (hsum16).
+TEXT ·dotQ4_0x1NAVX512(SB), NOSPLIT, $0-80
+	MOVQ out+0(FP), DI
+	MOVQ wd+8(FP), R12
+	MOVQ wq+24(FP), R11
+	MOVQ rows+72(FP), BX
+	VMOVDQU32    q4stepidx<>(SB), Z16
+	MOVL         $4, AX
+	VPBROADCASTD AX, Z11
+	VPADDD       Z11, Z16, Z17
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z14
+	VMOVDQU32    hsum4idx<>(SB), Z15
+	XORQ         R14, R14
+	// The short last step's masks: K1 its 16·r bytes of each part, K2
+	// its 4·r offsets, K3 its r scales; R15 = 16·r, its parts' distance.
+	MOVQ nb+64(FP), CX
+	ANDQ $3, CX
+	MOVQ CX, R15
+	SHLQ $4, R15
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K3
+	MOVQ CX, AX
+	SHLQ $2, AX
+	MOVQ AX, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K2
+	MOVQ $1, AX
+	MOVQ R15, CX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVQ AX, K1
+
+row:
+	ROWSTART(xb+48(FP), nb+64(FP))
+	MOVQ   c+56(FP), R10
+	TESTQ  R13, R13
+	JZ     rest
+
+group:
+	PREFETCHT0 Q4AHEAD(SI)
+	PREFETCHT0 Q4AHEAD+64(SI)
+	VCVTPH2PS  (R8), Y9
+	VMULPS     (R9), Y9, Y9
+	Q4STEP(0, 0, 64, 128, 192, 0, Z16)
+	Q4STEP(64, 256, 320, 384, 448, 64, Z17)
+	ADDQ       $128, SI
+	ADDQ       $512, DX
+	ADDQ       $128, R10
+	ADDQ       $16, R8
+	ADDQ       $32, R9
+	DECQ       R13
+	JNZ        group
+
+rest:
+	// CX = the blocks past the groups: a whole step first if four are.
+	CMPQ       CX, $4
+	JLT        short
+	VCVTPH2PS  (R8), X9
+	VMULPS     (R9), X9, X9
+	Q4STEP(0, 0, 64, 128, 192, 0, Z16)
+	ADDQ       $64, SI
+	ADDQ       $256, DX
+	ADDQ       $64, R10
+	ADDQ       $8, R8
+	ADDQ       $16, R9
+	SUBQ       $4, CX
+
+short:
+	TESTQ      CX, CX
+	JZ         store
+	VCVTPH2PS.Z (R8), K3, X9
+	VMULPS.Z   (R9), X9, K3, X9
+	VMOVDQU8.Z (SI), K1, Z6
+	VPSRLW     $4, Z6, Z7
+	VPANDD     Z14, Z6, Z6
+	VPANDD     Z14, Z7, Z7
+	VPXORD     Z1, Z1, Z1
+	VMOVDQU8.Z (DX), K1, Z3
+	VPDPBUSD   Z3, Z6, Z1
+	VMOVDQU8.Z (DX)(R15*1), K1, Z4
+	VPDPBUSD   Z4, Z7, Z1
+	VMOVDQU32.Z (R10), K2, Z2
+	VMOVDQU8.Z (DX)(R15*2), K1, Z3
+	VPDPBUSD   Z6, Z3, Z2
+	LEAQ       (DX)(R15*2), AX
+	VMOVDQU8.Z (AX)(R15*1), K1, Z4
+	VPDPBUSD   Z7, Z4, Z2
+	VPSLLD     $8, Z1, Z1
+	VPADDD     Z1, Z2, Z2
+	VCVTDQ2PS  Z2, Z2
+	VPERMPS    Z9, Z16, Z5
+	VMULPS     Z5, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+
+store:
+	VEXTRACTF64X4 $1, Z0, Y2
+	VADDPS     Y2, Y0, Y0
+	ROWEND(Z15)
+
+// Q4HALF is two q4_0 blocks of dotQ4_0x1NAVX2's row, half a step of
+// PrepQ4_0's layout: their 32 bytes of nibbles at WOFF(SI) (Y6 the low
+// nibbles, Y7 the high), their activations' parts at XH0, XH1 (the high
+// bytes of values 0..15 and of 16..31), XL0, XL1 (the low bytes) off DX,
+// their eight offsets at COFF(R10). VPMADDUBSW multiplies bytes in pairs
+// and VPMADDWD adds the pairs' pairs: each of the eight lanes (four a
+// block, q4_0's lanes) gets Σ q·h in Y8 and Σ l·q + offsets in Y10, no
+// word near overflow (|Σ q·h| ≤ 4·15·128, Σ l·q ≤ 4·255·15), so Y8·256 +
+// Y10 is each lane's Σ (q−8)·x, exactly; converted, scaled by the
+// products IDX picks from Y9 and added into ACC: Y0 for a step's blocks
+// 0 and 1, Y1 for 2 and 3 (q4_0's sixteen accumulators, q4_0.go).
+#define Q4HALF(WOFF, XH0, XH1, XL0, XL1, COFF, IDX, ACC) \
+	VMOVDQU    WOFF(SI), Y6 \
+	VPSRLW     $4, Y6, Y7 \
+	VPAND      Y14, Y6, Y6 \
+	VPAND      Y14, Y7, Y7 \
+	VPMADDUBSW XH0(DX), Y6, Y8 \
+	VPMADDUBSW XH1(DX), Y7, Y10 \
+	VPADDW     Y10, Y8, Y8 \
+	VMOVDQU    XL0(DX), Y10 \
+	VPMADDUBSW Y6, Y10, Y10 \
+	VMOVDQU    XL1(DX), Y11 \
+	VPMADDUBSW Y7, Y11, Y11 \
+	VPADDW     Y11, Y10, Y10 \
+	VPMADDWD   Y13, Y8, Y8 \
+	VPMADDWD   Y13, Y10, Y10 \
+	VPSLLD     $8, Y8, Y8 \
+	VPADDD     Y8, Y10, Y10 \
+	VPADDD     COFF(R10), Y10, Y10 \
+	VCVTDQ2PS  Y10, Y10 \
+	VPERMPS    Y9, IDX, Y11 \
+	VMULPS     Y11, Y10, Y10 \
+	VADDPS     Y10, ACC, ACC
+
+// Q4ONE is Q4HALF for one block (16 bytes of nibbles, four lanes), in
+// 128-bit registers; its lanes go into the low four of ACC (the upper
+// four get +0, which changes no sum: an accumulator from +0 is never −0).
+#define Q4ONE(WOFF, XH0, XH1, XL0, XL1, COFF, IDX, ACC) \
+	VMOVDQU    WOFF(SI), X6 \
+	VPSRLW     $4, X6, X7 \
+	VPAND      X14, X6, X6 \
+	VPAND      X14, X7, X7 \
+	VPMADDUBSW XH0(DX), X6, X8 \
+	VPMADDUBSW XH1(DX), X7, X10 \
+	VPADDW     X10, X8, X8 \
+	VMOVDQU    XL0(DX), X10 \
+	VPMADDUBSW X6, X10, X10 \
+	VMOVDQU    XL1(DX), X11 \
+	VPMADDUBSW X7, X11, X11 \
+	VPADDW     X11, X10, X10 \
+	VPMADDWD   X13, X8, X8 \
+	VPMADDWD   X13, X10, X10 \
+	VPSLLD     $8, X8, X8 \
+	VPADDD     X8, X10, X10 \
+	VPADDD     COFF(R10), X10, X10 \
+	VCVTDQ2PS  X10, X10 \
+	VPERMPS    Y9, IDX, Y11 \
+	VMULPS     X11, X10, X10 \
+	VADDPS     Y10, ACC, ACC
+
+// Q4TAILSCALE sets lane I of X9 to the scale product of the short last
+// step's block I (f16 at I·2(R8), activation scale at I·4(R9)), as
+// VCVTPH2PS and VMULPS give it; VINSERTPS (IMM = I<<4) clears Y9's upper
+// half, which the short step does not read.
+#define Q4TAILSCALE(I, IMM) \
+	MOVWLZX    (I*2)(R8), AX \
+	VMOVD      AX, X12 \
+	VCVTPH2PS  X12, X12 \
+	VMULSS     (I*4)(R9), X12, X12 \
+	VINSERTPS  $IMM, X12, X9, X9
+
+// q4halfidx: the VPERMPS indices of Q4HALF's four halves of a group of
+// eight blocks (block i's scale product to four lanes each).
+DATA q4halfidx<>+0(SB)/8, $0x0000000000000000
+DATA q4halfidx<>+8(SB)/8, $0x0000000000000000
+DATA q4halfidx<>+16(SB)/8, $0x0000000100000001
+DATA q4halfidx<>+24(SB)/8, $0x0000000100000001
+GLOBL q4halfidx<>(SB), RODATA, $32
+
+// func dotQ4_0x1NAVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xb *byte, c *int32, nb, rows int)
+//
+// dotQ4_0x1NAVX512 for machines without AVX-512: groups of eight blocks
+// as four halves of steps (Q4HALF), a group's scale products computed at
+// once; then a whole step if four blocks are left, and a row's short last
+// step (one to three blocks, its parts 16·r bytes apart) as a half and a
+// single block (Q4ONE), reading no byte past the row's. Every lane sum,
+// product and addition is dotQ4_0Go's; Y1 is added onto Y0 and hsum8
+// taken at the end of each row.
+TEXT ·dotQ4_0x1NAVX2(SB), NOSPLIT, $0-80
+	MOVQ out+0(FP), DI
+	MOVQ wd+8(FP), R12
+	MOVQ wq+24(FP), R11
+	MOVQ rows+72(FP), BX
+	VMOVDQU      q4halfidx<>(SB), Y2
+	MOVL         $2, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13
+	VPADDD       Y13, Y2, Y3
+	VPADDD       Y13, Y3, Y4
+	VPADDD       Y13, Y4, Y5
+	MOVL         $0x00010001, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+
+row4:
+	ROWSTART(xb+48(FP), nb+64(FP))
+	VXORPS Y1, Y1, Y1
+	MOVQ   c+56(FP), R10
+	TESTQ  R13, R13
+	JZ     rest4
+
+group4:
+	PREFETCHT0 Q4AHEAD(SI)
+	PREFETCHT0 Q4AHEAD+64(SI)
+	VCVTPH2PS  (R8), Y9
+	VMULPS     (R9), Y9, Y9
+	Q4HALF(0, 0, 64, 128, 192, 0, Y2, Y0)
+	Q4HALF(32, 32, 96, 160, 224, 32, Y3, Y1)
+	Q4HALF(64, 256, 320, 384, 448, 64, Y4, Y0)
+	Q4HALF(96, 288, 352, 416, 480, 96, Y5, Y1)
+	ADDQ       $128, SI
+	ADDQ       $512, DX
+	ADDQ       $128, R10
+	ADDQ       $16, R8
+	ADDQ       $32, R9
+	DECQ       R13
+	JNZ        group4
+
+rest4:
+	CMPQ       CX, $4
+	JLT        short4
+	VCVTPH2PS  (R8), X9
+	VMULPS     (R9), X9, X9
+	Q4HALF(0, 0, 64, 128, 192, 0, Y2, Y0)
+	Q4HALF(32, 32, 96, 160, 224, 32, Y3, Y1)
+	ADDQ       $64, SI
+	ADDQ       $256, DX
+	ADDQ       $64, R10
+	ADDQ       $8, R8
+	ADDQ       $16, R9
+	SUBQ       $4, CX
+
+short4:
+	CMPQ       CX, $1
+	JLT        store4
+	JEQ        one4
+	CMPQ       CX, $2
+	JEQ        two4
+	// three blocks: parts 48 bytes apart
+	Q4TAILSCALE(0, 0x00)
+	Q4TAILSCALE(1, 0x10)
+	Q4TAILSCALE(2, 0x20)
+	Q4HALF(0, 0, 48, 96, 144, 0, Y2, Y0)
+	Q4ONE(32, 32, 80, 128, 176, 32, Y3, Y1)
+	JMP        store4
+
+two4:
+	Q4TAILSCALE(0, 0x00)
+	Q4TAILSCALE(1, 0x10)
+	Q4HALF(0, 0, 32, 64, 96, 0, Y2, Y0)
+	JMP        store4
+
+one4:
+	Q4TAILSCALE(0, 0x00)
+	Q4ONE(0, 0, 16, 32, 48, 0, Y2, Y0)
+
+store4:
+	VADDPS Y1, Y0, Y0
+	HSUMPS(Y0, X0, X6)
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   sd+16(FP), R12
+	ADDQ   sq+32(FP), R11
+	DECQ   BX
+	JNZ    row4
+	VZEROUPPER
+	RET
+
+// func prepQ4_0AVX2(xb *byte, c *int32, nb int, q *int16, b0, n int)
+//
+// PrepQ4_0 of the n blocks at q, blocks b0.. of a row of nb: each block's
+// 32 values loaded once; their high bytes (VPSRAW, VPACKSSWB: no value
+// saturates) and low bytes (masked, VPACKUSWB) put in order by VPERMQ
+// (the packs interleave the two 128-bit lanes) and stored as the layout's
+// four 16-byte parts; the offsets −8·Σ over each lane's eight values by
+// VPMADDWD with ones, the two halves added, VPHADDD and VPERMQ.
+TEXT ·prepQ4_0AVX2(SB), NOSPLIT, $0-48
+	MOVQ xb+0(FP), DI
+	MOVQ c+8(FP), R10
+	MOVQ nb+16(FP), R11
+	MOVQ q+24(FP), SI
+	MOVQ b0+32(FP), BX
+	MOVQ n+40(FP), CX
+	MOVL         $0x00ff00ff, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL         $0x00010001, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	VPXOR        Y13, Y13, Y13
+
+prep:
+	// R8 = the block's high bytes of values 0..15, R9 = the distance
+	// between its parts: 64, or 16·r in a short last step of r blocks.
+	MOVQ  BX, AX
+	SHRQ  $2, AX
+	MOVQ  AX, R8
+	SHLQ  $8, R8
+	MOVQ  BX, DX
+	ANDQ  $3, DX
+	SHLQ  $4, DX
+	ADDQ  DX, R8
+	ADDQ  DI, R8
+	SHLQ  $2, AX
+	MOVQ  R11, R9
+	SUBQ  AX, R9
+	CMPQ  R9, $4
+	JLT   shortpart
+	MOVQ  $64, R9
+	JMP   parts
+
+shortpart:
+	SHLQ  $4, R9
+
+parts:
+	VMOVDQU      (SI), Y0
+	VMOVDQU      32(SI), Y1
+	VPSRAW       $8, Y0, Y2
+	VPSRAW       $8, Y1, Y3
+	VPACKSSWB    Y3, Y2, Y2
+	VPERMQ       $0xd8, Y2, Y2
+	VMOVDQU      X2, (R8)
+	VEXTRACTI128 $1, Y2, (R8)(R9*1)
+	VPAND        Y15, Y0, Y2
+	VPAND        Y15, Y1, Y3
+	VPACKUSWB    Y3, Y2, Y2
+	VPERMQ       $0xd8, Y2, Y2
+	VMOVDQU      X2, (R8)(R9*2)
+	LEAQ         (R8)(R9*2), R8
+	VEXTRACTI128 $1, Y2, (R8)(R9*1)
+	VPMADDWD     Y14, Y0, Y2
+	VPMADDWD     Y14, Y1, Y3
+	VPADDD       Y3, Y2, Y2
+	VPHADDD      Y2, Y2, Y2
+	VPERMQ       $0x08, Y2, Y2
+	VPSLLD       $3, Y2, Y2
+	VPSUBD       Y2, Y13, Y2
+	MOVQ         BX, AX
+	SHLQ         $4, AX
+	VMOVDQU      X2, (R10)(AX*1)
+	ADDQ         $64, SI
+	INCQ         BX
+	DECQ         CX
+	JNZ          prep
 	VZEROUPPER
 	RET

@@ -9,15 +9,10 @@ func axpy(y []float32, a float32, x []float32) { axpyGo(y, a, x) }
 func Impl() string { return "go" }
 
 func dotQ8_0(wd, wq []byte, xd []float32, xq []int16) float32 { return dotQ8_0Go(wd, wq, xd, xq) }
-func dotQ4_0(wd, wq []byte, xd []float32, xq []int16) float32 { return dotQ4_0Go(wd, wq, xd, xq) }
 func halfToFloat(dst []float32, src []byte)                   { halfToFloatGo(dst, src) }
 
 func dotQ8_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16) {
 	dotQ8_0x4Go(out, wd, sd, wq, sq, xd, xq)
-}
-
-func dotQ4_0x4(out *[4]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16) {
-	dotQ4_0x4Go(out, wd, sd, wq, sq, xd, xq)
 }
 
 func dotLanes(a, b []float32) float32 { return dotLanesGo(a, b) }
@@ -49,10 +44,6 @@ func dotQ8_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []flo
 	dotQ8_0x2x4Go(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
 
-func dotQ4_0x2x4(out *[8]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
-	dotQ4_0x2x4Go(out, wd, sd, wq, sq, xd, xq, xs, n)
-}
-
 func quantizeQ16(q []int16, d, g, x []float32) { quantizeQ16Go(q, d, g, x) }
 
 const canAVX512 = false
@@ -71,29 +62,15 @@ func dotQ8_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float
 	dotQ8_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
 }
 
-func dotQ4_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq, _ []int16, _ []int32, rows int) {
-	dotQ4_0RowsLoop(out, wd, sd, wq, sq, xd, xq, rows)
-}
-
 func dotQ8_0x2x8(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n int) {
 	dotQ8_0x2x8Loop(out, wd, sd, wq, sq, xd, xq, xs, n)
 }
 
-func dotQ4_0x2xN(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xs, n, nt int) {
-	dotQx2xNGo(out, wd, sd, wq, sq, xd, xq, xs, n, nt, true)
-}
-
-func dotQ4_0x2xNRows(dst []float32, stride int, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n, nt, r0, r1 int) {
-	dotQ4_0x2xNRowsLoop(dst, stride, wd, sd, wq, sq, xd, x2, xs, n, nt, r0, r1)
-}
-
 func dotQ8_0x2x8Dup(out *[16]float32, wd []byte, sd int, wq []byte, sq int, xd []float32, x2 []int16, xs, n int) {
-	dotQx2xNGo(out, wd, sd, wq, sq, xd, x2, xs, n, 8, false)
+	dotQ8_0x2xNGo(out, wd, sd, wq, sq, xd, x2, xs, n, 8)
 }
 
 func tilesAnyTokens() bool { return false }
-
-func q4_0RowOffsets() bool { return false }
 
 func scoresHeads(dst []float32, n int, q, k []float32, stride, rows, heads, hd, group, phase int) {
 	scoresHeadsLoop(dst, n, q, k, stride, rows, heads, hd, group, phase)
