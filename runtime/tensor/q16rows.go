@@ -134,9 +134,9 @@ func layouts(rows int, dt DType, alone bool) (qs, dup, xp, q4 bool) {
 // 3.6 MB of quantised activations, and left more to the collector, where
 // one allocation of the batch's size is 2.9 MB. Its rows are for
 // products with matrices of one format (the one given to Plan and
-// ResizeIn), which lets q4_0's rows of several tokens keep only the
-// layout the 2×n tiles read, where Q16Rows of their own keep the plain
-// one too (ResizeFor): 1.9 MB then.
+// ResizeIn), which lets q4_0's rows keep only the layout its kernels read
+// (vec.PrepQ4_0's), where Q16Rows of their own keep the plain one too
+// (ResizeFor).
 //
 // A round is Plan for every Q16Rows, Reset, then ResizeIn for the same
 // ones, in any order (each takes the next free part of each array); the
