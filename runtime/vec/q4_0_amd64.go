@@ -31,7 +31,18 @@ func dotQ4_0x1NAVX2(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float3
 
 func dotQ4_0RowsTokens(dst []float32, ds int, wd []byte, sd int, wq []byte, sq int, xd []float32, xb []byte, c []int32, n, nt, rows int) {
 	lb, lc := Q4_0LayoutBytes(n), Q4_0Lanes*n
-	for t := range nt {
+	t := 0
+	if hasAVX512 {
+		// two tokens at a time: each step of a row unpacked once for both
+		for ; t+2 <= nt; t += 2 {
+			dotQ4_0x1N2AVX512(&dst[t*ds], &dst[(t+1)*ds], &wd[0], sd, &wq[0], sq, &xd[t*n], &xd[(t+1)*n],
+				&xb[t*lb], &xb[(t+1)*lb], &c[t*lc], &c[(t+1)*lc], n, rows)
+		}
+	}
+	for ; t < nt; t++ {
 		dotQ4_0Rows(dst[t*ds:], wd, sd, wq, sq, xd[t*n:(t+1)*n], xb[t*lb:], c[t*lc:], rows)
 	}
 }
+
+//go:noescape
+func dotQ4_0x1N2AVX512(out, outB *float32, wd *byte, sd int, wq *byte, sq int, xd, xdB *float32, xb, xbB *byte, c, cB *int32, nb, rows int)

@@ -134,10 +134,11 @@ func benchQ4KRows(b *testing.B, mats, rows, nb int) {
 	b.ReportMetric(float64(cputime.Now()-c0)/float64(b.N), "cpu-ns/op")
 }
 
-// TestDotQ4_0Guarded runs the q4_0 kernels and PrepQ4_0 on arrays that
-// each end where an unreadable page begins, so a load past any of them
-// (the masked loads of a short last step, the scales' loads) faults: every
-// block count up to nine and a few rows, AVX-512 and AVX2.
+// TestDotQ4_0Guarded runs the q4_0 kernels (one token and two at once)
+// and PrepQ4_0 on arrays that each end where an unreadable page begins,
+// so a load past any of them (the masked loads of a short last step, the
+// scales' loads) faults: every block count up to nine and a few rows,
+// AVX-512 and AVX2.
 func TestDotQ4_0Guarded(t *testing.T) { eachImpl(t, testDotQ4_0Guarded) }
 
 func testDotQ4_0Guarded(t *testing.T) {
@@ -161,20 +162,30 @@ func testDotQ4_0Guarded(t *testing.T) {
 			wd, wq := guarded(2*nb*rows), guarded(BlockSize/2*nb*rows)
 			copy(wd, randScales(r, len(wd)))
 			copy(wq, randBytes(r, len(wq)))
-			xdb, qb := guarded(4*nb), guarded(2*BlockSize*nb)
-			xd := unsafe.Slice((*float32)(unsafe.Pointer(&xdb[0])), nb)
-			q := unsafe.Slice((*int16)(unsafe.Pointer(&qb[0])), BlockSize*nb)
-			d, v := randActs(r, nb)
-			copy(xd, d)
-			copy(q, v)
-			xb, cb := guarded(Q4_0LayoutBytes(nb)), guarded(4*Q4_0Lanes*nb)
-			c := unsafe.Slice((*int32)(unsafe.Pointer(&cb[0])), Q4_0Lanes*nb)
-			PrepQ4_0(xb, c, nb, q, 0)
-			out := make([]float32, rows)
-			DotQ4_0Rows(out, wd, 2*nb, wq, BlockSize/2*nb, xd, q, xb, c, rows)
-			for i, o := range out {
-				if want := dotQ4_0Go(wd[2*nb*i:], wq[BlockSize/2*nb*i:], xd, q); math.Float32bits(o) != math.Float32bits(want) {
-					t.Fatalf("nb=%d rows=%d row %d: %v, pure Go %v", nb, rows, i, o, want)
+			// two tokens (AVX-512's two-token kernel, the second's arrays
+			// ending at the guard) and three (the last alone)
+			for _, nt := range []int{2, 3} {
+				lb, lc := Q4_0LayoutBytes(nb), Q4_0Lanes*nb
+				xdb, qb := guarded(4*nt*nb), guarded(2*BlockSize*nt*nb)
+				xd := unsafe.Slice((*float32)(unsafe.Pointer(&xdb[0])), nt*nb)
+				q := unsafe.Slice((*int16)(unsafe.Pointer(&qb[0])), BlockSize*nt*nb)
+				d, v := randActs(r, nt*nb)
+				copy(xd, d)
+				copy(q, v)
+				xb, cb := guarded(nt*lb), guarded(4*nt*lc)
+				c := unsafe.Slice((*int32)(unsafe.Pointer(&cb[0])), nt*lc)
+				for k := range nt {
+					PrepQ4_0(xb[k*lb:(k+1)*lb], c[k*lc:(k+1)*lc], nb, q[BlockSize*nb*k:BlockSize*nb*(k+1)], 0)
+				}
+				out := make([]float32, nt*rows)
+				DotQ4_0RowsTokens(out, rows, wd, 2*nb, wq, BlockSize/2*nb, xd, q, xb, c, nt, rows)
+				for k := range nt {
+					for i := range rows {
+						want := dotQ4_0Go(wd[2*nb*i:], wq[BlockSize/2*nb*i:], xd[k*nb:(k+1)*nb], q[BlockSize*nb*k:])
+						if o := out[k*rows+i]; math.Float32bits(o) != math.Float32bits(want) {
+							t.Fatalf("nb=%d rows=%d, %d tokens: token %d row %d: %v, pure Go %v", nb, rows, nt, k, i, o, want)
+						}
+					}
 				}
 			}
 		}

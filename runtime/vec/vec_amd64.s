@@ -3266,3 +3266,191 @@ parts:
 	JNZ          prep
 	VZEROUPPER
 	RET
+
+// Q4STEP2 is Q4STEP for two tokens: the step's nibbles unpacked once
+// (Z6, Z7) for token A (activations off DX, offsets at COFF(R10), scale
+// products in Z9, sums into Z0) and token B (off R15, at COFF(AX), Z12,
+// into Z8).
+#define Q4STEP2(WOFF, XOFF, XOFF64, XOFF128, XOFF192, COFF, IDX) \
+	VPANDD     WOFF(SI), Z14, Z6 \
+	VPSRLW     $4, WOFF(SI), Z7 \
+	VPANDD     Z14, Z7, Z7 \
+	VPXORD     Z1, Z1, Z1 \
+	VPDPBUSD   XOFF(DX), Z6, Z1 \
+	VPDPBUSD   XOFF64(DX), Z7, Z1 \
+	VMOVDQU32  COFF(R10), Z2 \
+	VMOVDQU64  XOFF128(DX), Z3 \
+	VMOVDQU64  XOFF192(DX), Z4 \
+	VPDPBUSD   Z6, Z3, Z2 \
+	VPDPBUSD   Z7, Z4, Z2 \
+	VPSLLD     $8, Z1, Z1 \
+	VPADDD     Z1, Z2, Z2 \
+	VCVTDQ2PS  Z2, Z2 \
+	VPERMPS    Z9, IDX, Z5 \
+	VMULPS     Z5, Z2, Z2 \
+	VADDPS     Z2, Z0, Z0 \
+	VPXORD     Z1, Z1, Z1 \
+	VPDPBUSD   XOFF(R15), Z6, Z1 \
+	VPDPBUSD   XOFF64(R15), Z7, Z1 \
+	VMOVDQU32  COFF(AX), Z2 \
+	VMOVDQU64  XOFF128(R15), Z3 \
+	VMOVDQU64  XOFF192(R15), Z4 \
+	VPDPBUSD   Z6, Z3, Z2 \
+	VPDPBUSD   Z7, Z4, Z2 \
+	VPSLLD     $8, Z1, Z1 \
+	VPADDD     Z1, Z2, Z2 \
+	VCVTDQ2PS  Z2, Z2 \
+	VPERMPS    Z12, IDX, Z5 \
+	VMULPS     Z5, Z2, Z2 \
+	VADDPS     Z2, Z8, Z8
+
+// Q4SHORT2 is one token's part of dotQ4_0x1N2AVX512's short last step:
+// the nibbles in Z6, Z7, its activations at XB with parts R13 = 16·r
+// apart, its offsets at C, its scale products in SC, its sums into ACC,
+// all loaded under the masks K1 (bytes) and K2 (offsets); CX is scratch.
+#define Q4SHORT2(XB, C, SC, ACC) \
+	VPXORD      Z1, Z1, Z1 \
+	VMOVDQU8.Z  (XB), K1, Z3 \
+	VPDPBUSD    Z3, Z6, Z1 \
+	VMOVDQU8.Z  (XB)(R13*1), K1, Z4 \
+	VPDPBUSD    Z4, Z7, Z1 \
+	VMOVDQU32.Z (C), K2, Z2 \
+	VMOVDQU8.Z  (XB)(R13*2), K1, Z3 \
+	VPDPBUSD    Z6, Z3, Z2 \
+	LEAQ        (XB)(R13*2), CX \
+	VMOVDQU8.Z  (CX)(R13*1), K1, Z4 \
+	VPDPBUSD    Z7, Z4, Z2 \
+	VPSLLD      $8, Z1, Z1 \
+	VPADDD      Z1, Z2, Z2 \
+	VCVTDQ2PS   Z2, Z2 \
+	VPERMPS     SC, Z16, Z5 \
+	VMULPS      Z5, Z2, Z2 \
+	VADDPS      Z2, ACC, ACC
+
+// func dotQ4_0x1N2AVX512(out, outB *float32, wd *byte, sd int, wq *byte, sq int, xd, xdB *float32, xb, xbB *byte, c, cB *int32, nb, rows int)
+//
+// dotQ4_0x1NAVX512 for two tokens at once (prefill's): each step's
+// nibbles unpacked once for both, token A's products into out and token
+// B's into outB, each with the one-token kernel's bits (its lanes, scale
+// products, additions and hsum16 in the same order; a row's sums are
+// reduced one at a time, not four rows together, which changes no bits).
+TEXT ·dotQ4_0x1N2AVX512(SB), NOSPLIT, $8-112
+	MOVQ out+0(FP), DI
+	MOVQ outB+8(FP), AX
+	MOVQ AX, 0(SP)
+	MOVQ wd+16(FP), R12
+	MOVQ wq+32(FP), R11
+	MOVQ rows+104(FP), BX
+	VMOVDQU32    q4stepidx<>(SB), Z16
+	MOVL         $4, AX
+	VPBROADCASTD AX, Z11
+	VPADDD       Z11, Z16, Z17
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z14
+	// the short last step's masks: K1 its 16·r bytes of each part, K2
+	// its 4·r offsets, K3 its r scales
+	MOVQ  nb+96(FP), CX
+	ANDQ  $3, CX
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K3
+	SHLQ  $2, CX
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K2
+	SHLQ  $2, CX
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVQ AX, K1
+
+row2:
+	MOVQ   R12, R8
+	MOVQ   R11, SI
+	MOVQ   xd+48(FP), R9
+	MOVQ   xdB+56(FP), R14
+	MOVQ   xb+64(FP), DX
+	MOVQ   xbB+72(FP), R15
+	MOVQ   c+80(FP), R10
+	MOVQ   cB+88(FP), AX
+	MOVQ   nb+96(FP), CX
+	MOVQ   CX, R13
+	SHRQ   $3, R13
+	ANDQ   $7, CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z8, Z8, Z8
+	TESTQ  R13, R13
+	JZ     rest2
+
+group2:
+	PREFETCHT0 Q4AHEAD(SI)
+	PREFETCHT0 Q4AHEAD+64(SI)
+	VCVTPH2PS  (R8), Y10
+	VMULPS     (R9), Y10, Y9
+	VMULPS     (R14), Y10, Y12
+	Q4STEP2(0, 0, 64, 128, 192, 0, Z16)
+	Q4STEP2(64, 256, 320, 384, 448, 64, Z17)
+	ADDQ       $128, SI
+	ADDQ       $512, DX
+	ADDQ       $512, R15
+	ADDQ       $128, R10
+	ADDQ       $128, AX
+	ADDQ       $16, R8
+	ADDQ       $32, R9
+	ADDQ       $32, R14
+	DECQ       R13
+	JNZ        group2
+
+rest2:
+	CMPQ       CX, $4
+	JLT        short2
+	VCVTPH2PS  (R8), X10
+	VMULPS     (R9), X10, X9
+	VMULPS     (R14), X10, X12
+	Q4STEP2(0, 0, 64, 128, 192, 0, Z16)
+	ADDQ       $64, SI
+	ADDQ       $256, DX
+	ADDQ       $256, R15
+	ADDQ       $64, R10
+	ADDQ       $64, AX
+	ADDQ       $8, R8
+	ADDQ       $16, R9
+	ADDQ       $16, R14
+	SUBQ       $4, CX
+
+short2:
+	TESTQ       CX, CX
+	JZ          store2
+	MOVQ        CX, R13
+	SHLQ        $4, R13
+	VCVTPH2PS.Z (R8), K3, X10
+	VMULPS.Z    (R9), X10, K3, X9
+	VMULPS.Z    (R14), X10, K3, X12
+	VMOVDQU8.Z  (SI), K1, Z6
+	VPSRLW      $4, Z6, Z7
+	VPANDD      Z14, Z6, Z6
+	VPANDD      Z14, Z7, Z7
+	Q4SHORT2(DX, R10, Z9, Z0)
+	Q4SHORT2(R15, AX, Z12, Z8)
+
+store2:
+	VEXTRACTF64X4 $1, Z0, Y2
+	VADDPS     Y2, Y0, Y0
+	HSUMPS(Y0, X0, X1)
+	VMOVSS     X0, (DI)
+	VEXTRACTF64X4 $1, Z8, Y2
+	VADDPS     Y2, Y8, Y8
+	HSUMPS(Y8, X8, X1)
+	MOVQ       0(SP), AX
+	VMOVSS     X8, (AX)
+	ADDQ       $4, AX
+	MOVQ       AX, 0(SP)
+	ADDQ       $4, DI
+	ADDQ       sd+24(FP), R12
+	ADDQ       sq+40(FP), R11
+	DECQ       BX
+	JNZ        row2
+	VZEROUPPER
+	RET
