@@ -2857,23 +2857,62 @@ hrchunk:
 // into Z0: thirteen instructions per four blocks, where the earlier
 // order's kernel took twenty.
 #define Q4STEP(WOFF, XOFF, XOFF64, XOFF128, XOFF192, COFF, IDX) \
-	VPANDD     WOFF(SI), Z14, Z6 \
-	VPSRLW     $4, WOFF(SI), Z7 \
-	VPANDD     Z14, Z7, Z7 \
+	Q4UNPACK(WOFF(SI)) \
+	Q4SUMS(DX, XOFF, XOFF64, XOFF128, XOFF192, COFF(R10), Z9, IDX, Z0)
+
+// Q4UNPACK puts a step's nibbles at W into Z6 (the low ones) and Z7.
+#define Q4UNPACK(W) \
+	VPANDD     W, Z14, Z6 \
+	VPSRLW     $4, W, Z7 \
+	VPANDD     Z14, Z7, Z7
+
+// Q4SUMS is one token's part of a step: its activations off XB, its
+// offsets at C, its scale products in SC, its sums into ACC.
+#define Q4SUMS(XB, XOFF, XOFF64, XOFF128, XOFF192, C, SC, IDX, ACC) \
 	VPXORD     Z1, Z1, Z1 \
-	VPDPBUSD   XOFF(DX), Z6, Z1 \
-	VPDPBUSD   XOFF64(DX), Z7, Z1 \
-	VMOVDQU32  COFF(R10), Z2 \
-	VMOVDQU64  XOFF128(DX), Z3 \
-	VMOVDQU64  XOFF192(DX), Z4 \
+	VPDPBUSD   XOFF(XB), Z6, Z1 \
+	VPDPBUSD   XOFF64(XB), Z7, Z1 \
+	VMOVDQU32  C, Z2 \
+	VMOVDQU64  XOFF128(XB), Z3 \
+	VMOVDQU64  XOFF192(XB), Z4 \
 	VPDPBUSD   Z6, Z3, Z2 \
 	VPDPBUSD   Z7, Z4, Z2 \
+	Q4SCALE(SC, IDX, ACC)
+
+// Q4SCALE makes Z1·256 + Z2 each lane's sum, converts it, scales it by
+// the products IDX picks from SC and adds it into ACC.
+#define Q4SCALE(SC, IDX, ACC) \
 	VPSLLD     $8, Z1, Z1 \
 	VPADDD     Z1, Z2, Z2 \
 	VCVTDQ2PS  Z2, Z2 \
-	VPERMPS    Z9, IDX, Z5 \
+	VPERMPS    SC, IDX, Z5 \
 	VMULPS     Z5, Z2, Z2 \
-	VADDPS     Z2, Z0, Z0
+	VADDPS     Z2, ACC, ACC
+
+// Q4UNPACKSHORT is Q4UNPACK for a row's short last step: its 16·r
+// nibble bytes loaded under K1.
+#define Q4UNPACKSHORT \
+	VMOVDQU8.Z (SI), K1, Z6 \
+	VPSRLW     $4, Z6, Z7 \
+	VPANDD     Z14, Z6, Z6 \
+	VPANDD     Z14, Z7, Z7
+
+// Q4SUMSSHORT is Q4SUMS for the short last step: the token's activations
+// at XB with parts P = 16·r bytes apart, its offsets at C, all under the
+// masks K1 (bytes) and K2 (offsets); T is scratch.
+#define Q4SUMSSHORT(XB, C, SC, ACC, P, T) \
+	VPXORD      Z1, Z1, Z1 \
+	VMOVDQU8.Z  (XB), K1, Z3 \
+	VPDPBUSD    Z3, Z6, Z1 \
+	VMOVDQU8.Z  (XB)(P*1), K1, Z4 \
+	VPDPBUSD    Z4, Z7, Z1 \
+	VMOVDQU32.Z (C), K2, Z2 \
+	VMOVDQU8.Z  (XB)(P*2), K1, Z3 \
+	VPDPBUSD    Z6, Z3, Z2 \
+	LEAQ        (XB)(P*2), T \
+	VMOVDQU8.Z  (T)(P*1), K1, Z4 \
+	VPDPBUSD    Z7, Z4, Z2 \
+	Q4SCALE(SC, Z16, ACC)
 
 // q4stepidx: the VPERMPS indices that give block j's scale product to
 // lanes 4j..4j+3 (Z16; Z17 adds 4 for a group's second step).
@@ -2980,27 +3019,8 @@ short:
 	JZ         store
 	VCVTPH2PS.Z (R8), K3, X9
 	VMULPS.Z   (R9), X9, K3, X9
-	VMOVDQU8.Z (SI), K1, Z6
-	VPSRLW     $4, Z6, Z7
-	VPANDD     Z14, Z6, Z6
-	VPANDD     Z14, Z7, Z7
-	VPXORD     Z1, Z1, Z1
-	VMOVDQU8.Z (DX), K1, Z3
-	VPDPBUSD   Z3, Z6, Z1
-	VMOVDQU8.Z (DX)(R15*1), K1, Z4
-	VPDPBUSD   Z4, Z7, Z1
-	VMOVDQU32.Z (R10), K2, Z2
-	VMOVDQU8.Z (DX)(R15*2), K1, Z3
-	VPDPBUSD   Z6, Z3, Z2
-	LEAQ       (DX)(R15*2), AX
-	VMOVDQU8.Z (AX)(R15*1), K1, Z4
-	VPDPBUSD   Z7, Z4, Z2
-	VPSLLD     $8, Z1, Z1
-	VPADDD     Z1, Z2, Z2
-	VCVTDQ2PS  Z2, Z2
-	VPERMPS    Z9, Z16, Z5
-	VMULPS     Z5, Z2, Z2
-	VADDPS     Z2, Z0, Z0
+	Q4UNPACKSHORT
+	Q4SUMSSHORT(DX, R10, Z9, Z0, R15, AX)
 
 store:
 	VEXTRACTF64X4 $1, Z0, Y2
@@ -3019,24 +3039,7 @@ store:
 // products IDX picks from Y9 and added into ACC: Y0 for a step's blocks
 // 0 and 1, Y1 for 2 and 3 (q4_0's sixteen accumulators, q4_0.go).
 #define Q4HALF(WOFF, XH0, XH1, XL0, XL1, COFF, IDX, ACC) \
-	VMOVDQU    WOFF(SI), Y6 \
-	VPSRLW     $4, Y6, Y7 \
-	VPAND      Y14, Y6, Y6 \
-	VPAND      Y14, Y7, Y7 \
-	VPMADDUBSW XH0(DX), Y6, Y8 \
-	VPMADDUBSW XH1(DX), Y7, Y10 \
-	VPADDW     Y10, Y8, Y8 \
-	VMOVDQU    XL0(DX), Y10 \
-	VPMADDUBSW Y6, Y10, Y10 \
-	VMOVDQU    XL1(DX), Y11 \
-	VPMADDUBSW Y7, Y11, Y11 \
-	VPADDW     Y11, Y10, Y10 \
-	VPMADDWD   Y13, Y8, Y8 \
-	VPMADDWD   Y13, Y10, Y10 \
-	VPSLLD     $8, Y8, Y8 \
-	VPADDD     Y8, Y10, Y10 \
-	VPADDD     COFF(R10), Y10, Y10 \
-	VCVTDQ2PS  Y10, Y10 \
+	Q4BYTESUMS(Y6, Y7, Y8, Y10, Y11, Y13, Y14, WOFF, XH0, XH1, XL0, XL1, COFF) \
 	VPERMPS    Y9, IDX, Y11 \
 	VMULPS     Y11, Y10, Y10 \
 	VADDPS     Y10, ACC, ACC
@@ -3045,27 +3048,33 @@ store:
 // 128-bit registers; its lanes go into the low four of ACC (the upper
 // four get +0, which changes no sum: an accumulator from +0 is never −0).
 #define Q4ONE(WOFF, XH0, XH1, XL0, XL1, COFF, IDX, ACC) \
-	VMOVDQU    WOFF(SI), X6 \
-	VPSRLW     $4, X6, X7 \
-	VPAND      X14, X6, X6 \
-	VPAND      X14, X7, X7 \
-	VPMADDUBSW XH0(DX), X6, X8 \
-	VPMADDUBSW XH1(DX), X7, X10 \
-	VPADDW     X10, X8, X8 \
-	VMOVDQU    XL0(DX), X10 \
-	VPMADDUBSW X6, X10, X10 \
-	VMOVDQU    XL1(DX), X11 \
-	VPMADDUBSW X7, X11, X11 \
-	VPADDW     X11, X10, X10 \
-	VPMADDWD   X13, X8, X8 \
-	VPMADDWD   X13, X10, X10 \
-	VPSLLD     $8, X8, X8 \
-	VPADDD     X8, X10, X10 \
-	VPADDD     COFF(R10), X10, X10 \
-	VCVTDQ2PS  X10, X10 \
+	Q4BYTESUMS(X6, X7, X8, X10, X11, X13, X14, WOFF, XH0, XH1, XL0, XL1, COFF) \
 	VPERMPS    Y9, IDX, Y11 \
 	VMULPS     X11, X10, X10 \
 	VADDPS     Y10, ACC, ACC
+
+// Q4BYTESUMS is the integer part of Q4HALF (Y registers) or Q4ONE (X
+// registers, the same numbers), converted: the lane sums as floats in
+// V10.
+#define Q4BYTESUMS(V6, V7, V8, V10, V11, V13, V14, WOFF, XH0, XH1, XL0, XL1, COFF) \
+	VMOVDQU    WOFF(SI), V6 \
+	VPSRLW     $4, V6, V7 \
+	VPAND      V14, V6, V6 \
+	VPAND      V14, V7, V7 \
+	VPMADDUBSW XH0(DX), V6, V8 \
+	VPMADDUBSW XH1(DX), V7, V10 \
+	VPADDW     V10, V8, V8 \
+	VMOVDQU    XL0(DX), V10 \
+	VPMADDUBSW V6, V10, V10 \
+	VMOVDQU    XL1(DX), V11 \
+	VPMADDUBSW V7, V11, V11 \
+	VPADDW     V11, V10, V10 \
+	VPMADDWD   V13, V8, V8 \
+	VPMADDWD   V13, V10, V10 \
+	VPSLLD     $8, V8, V8 \
+	VPADDD     V8, V10, V10 \
+	VPADDD     COFF(R10), V10, V10 \
+	VCVTDQ2PS  V10, V10
 
 // Q4TAILSCALE sets lane I of X9 to the scale product of the short last
 // step's block I (f16 at I·2(R8), activation scale at I·4(R9)), as
@@ -3272,60 +3281,9 @@ parts:
 // products in Z9, sums into Z0) and token B (off R15, at COFF(AX), Z12,
 // into Z8).
 #define Q4STEP2(WOFF, XOFF, XOFF64, XOFF128, XOFF192, COFF, IDX) \
-	VPANDD     WOFF(SI), Z14, Z6 \
-	VPSRLW     $4, WOFF(SI), Z7 \
-	VPANDD     Z14, Z7, Z7 \
-	VPXORD     Z1, Z1, Z1 \
-	VPDPBUSD   XOFF(DX), Z6, Z1 \
-	VPDPBUSD   XOFF64(DX), Z7, Z1 \
-	VMOVDQU32  COFF(R10), Z2 \
-	VMOVDQU64  XOFF128(DX), Z3 \
-	VMOVDQU64  XOFF192(DX), Z4 \
-	VPDPBUSD   Z6, Z3, Z2 \
-	VPDPBUSD   Z7, Z4, Z2 \
-	VPSLLD     $8, Z1, Z1 \
-	VPADDD     Z1, Z2, Z2 \
-	VCVTDQ2PS  Z2, Z2 \
-	VPERMPS    Z9, IDX, Z5 \
-	VMULPS     Z5, Z2, Z2 \
-	VADDPS     Z2, Z0, Z0 \
-	VPXORD     Z1, Z1, Z1 \
-	VPDPBUSD   XOFF(R15), Z6, Z1 \
-	VPDPBUSD   XOFF64(R15), Z7, Z1 \
-	VMOVDQU32  COFF(AX), Z2 \
-	VMOVDQU64  XOFF128(R15), Z3 \
-	VMOVDQU64  XOFF192(R15), Z4 \
-	VPDPBUSD   Z6, Z3, Z2 \
-	VPDPBUSD   Z7, Z4, Z2 \
-	VPSLLD     $8, Z1, Z1 \
-	VPADDD     Z1, Z2, Z2 \
-	VCVTDQ2PS  Z2, Z2 \
-	VPERMPS    Z12, IDX, Z5 \
-	VMULPS     Z5, Z2, Z2 \
-	VADDPS     Z2, Z8, Z8
-
-// Q4SHORT2 is one token's part of dotQ4_0x1N2AVX512's short last step:
-// the nibbles in Z6, Z7, its activations at XB with parts R13 = 16·r
-// apart, its offsets at C, its scale products in SC, its sums into ACC,
-// all loaded under the masks K1 (bytes) and K2 (offsets); CX is scratch.
-#define Q4SHORT2(XB, C, SC, ACC) \
-	VPXORD      Z1, Z1, Z1 \
-	VMOVDQU8.Z  (XB), K1, Z3 \
-	VPDPBUSD    Z3, Z6, Z1 \
-	VMOVDQU8.Z  (XB)(R13*1), K1, Z4 \
-	VPDPBUSD    Z4, Z7, Z1 \
-	VMOVDQU32.Z (C), K2, Z2 \
-	VMOVDQU8.Z  (XB)(R13*2), K1, Z3 \
-	VPDPBUSD    Z6, Z3, Z2 \
-	LEAQ        (XB)(R13*2), CX \
-	VMOVDQU8.Z  (CX)(R13*1), K1, Z4 \
-	VPDPBUSD    Z7, Z4, Z2 \
-	VPSLLD      $8, Z1, Z1 \
-	VPADDD      Z1, Z2, Z2 \
-	VCVTDQ2PS   Z2, Z2 \
-	VPERMPS     SC, Z16, Z5 \
-	VMULPS      Z5, Z2, Z2 \
-	VADDPS      Z2, ACC, ACC
+	Q4UNPACK(WOFF(SI)) \
+	Q4SUMS(DX, XOFF, XOFF64, XOFF128, XOFF192, COFF(R10), Z9, IDX, Z0) \
+	Q4SUMS(R15, XOFF, XOFF64, XOFF128, XOFF192, COFF(AX), Z12, IDX, Z8)
 
 // func dotQ4_0x1N2AVX512(out, outB *float32, wd *byte, sd int, wq *byte, sq int, xd, xdB *float32, xb, xbB *byte, c, cB *int32, nb, rows int)
 //
@@ -3428,12 +3386,9 @@ short2:
 	VCVTPH2PS.Z (R8), K3, X10
 	VMULPS.Z    (R9), X10, K3, X9
 	VMULPS.Z    (R14), X10, K3, X12
-	VMOVDQU8.Z  (SI), K1, Z6
-	VPSRLW      $4, Z6, Z7
-	VPANDD      Z14, Z6, Z6
-	VPANDD      Z14, Z7, Z7
-	Q4SHORT2(DX, R10, Z9, Z0)
-	Q4SHORT2(R15, AX, Z12, Z8)
+	Q4UNPACKSHORT
+	Q4SUMSSHORT(DX, R10, Z9, Z0, R13, CX)
+	Q4SUMSSHORT(R15, AX, Z12, Z8, R13, CX)
 
 store2:
 	VEXTRACTF64X4 $1, Z0, Y2
