@@ -2932,6 +2932,38 @@ GLOBL q4stepidx<>(SB), RODATA, $64
 // decode reads one row after another").
 #define Q4AHEAD 3072
 
+// Q4CONSTS sets the q4_0 step kernels' constants: Z16 and Z17 the
+// VPERMPS indices of a group's two steps (q4stepidx, then 4 more), Z14
+// the nibble mask.
+#define Q4CONSTS \
+	VMOVDQU32    q4stepidx<>(SB), Z16 \
+	MOVL         $4, AX \
+	VPBROADCASTD AX, Z11 \
+	VPADDD       Z11, Z16, Z17 \
+	MOVL         $0x0f0f0f0f, AX \
+	VPBROADCASTD AX, Z14
+
+// Q4MASKS sets the short last step's masks for rows of NB blocks: K1 its
+// 16·r bytes of each part, K2 its 4·r offsets, K3 its r scales (r = NB
+// mod 4), using AX and CX.
+#define Q4MASKS(NB) \
+	MOVQ  NB, CX \
+	ANDQ  $3, CX \
+	MOVQ  $1, AX \
+	SHLQ  CX, AX \
+	DECQ  AX \
+	KMOVW AX, K3 \
+	SHLQ  $2, CX \
+	MOVQ  $1, AX \
+	SHLQ  CX, AX \
+	DECQ  AX \
+	KMOVW AX, K2 \
+	SHLQ  $2, CX \
+	MOVQ  $1, AX \
+	SHLQ  CX, AX \
+	DECQ  AX \
+	KMOVQ AX, K1
+
 // func dotQ4_0x1NAVX512(out *float32, wd *byte, sd int, wq *byte, sq int, xd *float32, xb *byte, c *int32, nb, rows int)
 //
 // The q4_0 products of rows rows one after another (row r at wd + r·sd,
@@ -2948,36 +2980,14 @@ TEXT ·dotQ4_0x1NAVX512(SB), NOSPLIT, $0-80
 	MOVQ wd+8(FP), R12
 	MOVQ wq+24(FP), R11
 	MOVQ rows+72(FP), BX
-	VMOVDQU32    q4stepidx<>(SB), Z16
-	MOVL         $4, AX
-	VPBROADCASTD AX, Z11
-	VPADDD       Z11, Z16, Z17
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z14
+	Q4CONSTS
 	VMOVDQU32    hsum4idx<>(SB), Z15
 	XORQ         R14, R14
-	// The short last step's masks: K1 its 16·r bytes of each part, K2
-	// its 4·r offsets, K3 its r scales; R15 = 16·r, its parts' distance.
-	MOVQ nb+64(FP), CX
-	ANDQ $3, CX
-	MOVQ CX, R15
+	Q4MASKS(nb+64(FP))
+	// R15 = 16·r, the short last step's parts' distance
+	MOVQ nb+64(FP), R15
+	ANDQ $3, R15
 	SHLQ $4, R15
-	MOVQ $1, AX
-	SHLQ CX, AX
-	DECQ AX
-	KMOVW AX, K3
-	MOVQ CX, AX
-	SHLQ $2, AX
-	MOVQ AX, CX
-	MOVQ $1, AX
-	SHLQ CX, AX
-	DECQ AX
-	KMOVW AX, K2
-	MOVQ $1, AX
-	MOVQ R15, CX
-	SHLQ CX, AX
-	DECQ AX
-	KMOVQ AX, K1
 
 row:
 	ROWSTART(xb+48(FP), nb+64(FP))
@@ -3299,30 +3309,8 @@ TEXT ·dotQ4_0x1N2AVX512(SB), NOSPLIT, $8-112
 	MOVQ wd+16(FP), R12
 	MOVQ wq+32(FP), R11
 	MOVQ rows+104(FP), BX
-	VMOVDQU32    q4stepidx<>(SB), Z16
-	MOVL         $4, AX
-	VPBROADCASTD AX, Z11
-	VPADDD       Z11, Z16, Z17
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z14
-	// the short last step's masks: K1 its 16·r bytes of each part, K2
-	// its 4·r offsets, K3 its r scales
-	MOVQ  nb+96(FP), CX
-	ANDQ  $3, CX
-	MOVQ  $1, AX
-	SHLQ  CX, AX
-	DECQ  AX
-	KMOVW AX, K3
-	SHLQ  $2, CX
-	MOVQ  $1, AX
-	SHLQ  CX, AX
-	DECQ  AX
-	KMOVW AX, K2
-	SHLQ  $2, CX
-	MOVQ  $1, AX
-	SHLQ  CX, AX
-	DECQ  AX
-	KMOVQ AX, K1
+	Q4CONSTS
+	Q4MASKS(nb+96(FP))
 
 row2:
 	MOVQ   R12, R8
