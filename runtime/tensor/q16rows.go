@@ -339,8 +339,8 @@ func (m *Matrix) MulQuantized(dst []float32, stride int, x *Q16Rows, i0, i1 int)
 	if m.dtype == Q4_0 && x.q4On {
 		// Rows one after another, one stream of weights, in blocks of
 		// up to 64 for prefill, whose weights stay in L2 while the
-		// tokens go past (each block unpacked once for up to eight); a
-		// lone token's (decode's) in one call.
+		// tokens go past (on AVX-512 two at a time, each step unpacked
+		// once for both); a lone token's (decode's) in one call.
 		block := 64
 		if x.rows == 1 {
 			block = i1 - i0

@@ -140,23 +140,7 @@ func q4_0Place(nb, b int) (at, part int) {
 // xb and c, PrepQ4_0 of the activations, else xq as it is; each row's bits
 // are DotQ4_0's.
 func DotQ4_0Rows(out []float32, wd []byte, sd int, wq []byte, sq int, xd []float32, xq []int16, xb []byte, c []int32, rows int) {
-	n := len(xd)
-	if rows <= 0 {
-		return
-	}
-	out, wd, wq = out[:rows], wd[:(rows-1)*sd+2*n], wq[:(rows-1)*sq+BlockSize/2*n]
-	if n == 0 {
-		clear(out)
-		return
-	}
-	if q4_0Layout() {
-		dotQ4_0Rows(out, wd, sd, wq, sq, xd, xb[:Q4_0LayoutBytes(n)], c[:Q4_0Lanes*n], rows)
-		return
-	}
-	xq = xq[:BlockSize*n]
-	for r := range rows {
-		out[r] = dotQ4_0Go(wd[r*sd:], wq[r*sq:], xd, xq)
-	}
+	DotQ4_0RowsTokens(out, 0, wd, sd, wq, sq, xd, xq, xb, c, 1, rows)
 }
 
 // DotQ4_0RowsTokens is DotQ4_0Rows for nt tokens: dst[t·ds + r] for row r

@@ -77,6 +77,24 @@
 	VPERMILPS    $0xb1, X, T \
 	VADDPS       T, X, X
 
+// ROWEND1 ends a row of an AVX2 one-row kernel: hsum8 of Y0 into (DI),
+// then ROWNEXT.
+#define ROWEND1(LABEL) \
+	HSUMPS(Y0, X0, X6) \
+	VMOVSS X0, (DI) \
+	ROWNEXT(LABEL)
+
+// ROWNEXT steps a one-row kernel's output and row pointers on to the
+// next row and goes back to LABEL while rows are left in BX, else ends.
+#define ROWNEXT(LABEL) \
+	ADDQ   $4, DI \
+	ADDQ   sd+16(FP), R12 \
+	ADDQ   sq+32(FP), R11 \
+	DECQ   BX \
+	JNZ    LABEL \
+	VZEROUPPER \
+	RET
+
 // BLOCKSCALE sets Y to eight copies of f16 wd[0] times xd[0] and advances
 // both, using AX and X as scratch.
 #define BLOCKSCALE(Y, X) \
@@ -2235,13 +2253,7 @@ single: \
 	HSUMPS(Y0, X0, X1) \
 	VMOVSS X0, (DI) \
 next: \
-	ADDQ   $4, DI \
-	ADDQ   sd+16(FP), R12 \
-	ADDQ   sq+32(FP), R11 \
-	DECQ   BX \
-	JNZ    row \
-	VZEROUPPER \
-	RET
+	ROWNEXT(row)
 
 // Q8ROWPAIR is one pair of blocks b, b+1 of dotQ8_0x1NAVX512's row,
 // quants at SI, activations at DX in PrepRows' layout, advancing both:
@@ -2519,15 +2531,7 @@ tail8:
 	JMP       tail8
 
 store8:
-	HSUMPS(Y0, X0, X6)
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   sd+16(FP), R12
-	ADDQ   sq+32(FP), R11
-	DECQ   BX
-	JNZ    row8
-	VZEROUPPER
-	RET
+	ROWEND1(row8)
 
 // func scoresHeadsAVX2(dst *float32, dstride int, q, k *float32, stride, rows, heads, chunks, group, phase int)
 //
@@ -3197,15 +3201,7 @@ one4:
 
 store4:
 	VADDPS Y1, Y0, Y0
-	HSUMPS(Y0, X0, X6)
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   sd+16(FP), R12
-	ADDQ   sq+32(FP), R11
-	DECQ   BX
-	JNZ    row4
-	VZEROUPPER
-	RET
+	ROWEND1(row4)
 
 // func prepQ4_0AVX2(xb *byte, c *int32, nb int, q *int16, b0, n int)
 //
