@@ -11,8 +11,10 @@
 // quantised to 16 bits in blocks of 32 once per op (tensor.Q16Rows, split
 // across the pool when there are several tokens), with one scale multiply
 // per block; a prefill multiplies them in tiles of two weight rows by four
-// tokens, each weight block unpacked once per tile (AVX-512 with VNNI where
-// the machine has it, AVX2 otherwise, the same bits either way). Its error against the exact path is bounded
+// tokens (q8_0, q4_k) or a row at a time for two tokens (q4_0), each
+// weight block unpacked once per tile (AVX-512 with VNNI where the machine
+// has it, AVX2 otherwise, the same bits either way). Its error against the
+// exact path is bounded
 // per op (RATIONALE.md, "Exact and fast CPU paths"); both paths give the
 // same bits whatever the thread count and however tokens are batched.
 //
