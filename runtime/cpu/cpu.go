@@ -140,7 +140,13 @@ type kv struct {
 	lens     []int       // positions each layer holds: seq, or a sliding window's ring
 	k, v     [][]float32 // per layer, seq*dim; nil in an f16 cache
 	k16, v16 [][]uint16  // per layer, seq*dim f16 bits; nil in an f32 cache
+	ready    [][2]int    // per layer, of k and of v: the elements whose pages store has had backed (populate)
 }
+
+// readyAhead is how far past the row it writes store has a layer's k or v
+// cache backed, in bytes: 64 KB, sixteen pages a call, at most 2 MB ahead
+// of the rows written for a 16-layer model.
+const readyAhead = 64 << 10
 
 // row returns the n values of layer l's k (or v) cache from index off, as
 // f32: a view of an f32 cache, or an f16 cache's values decoded into tmp.
@@ -164,6 +170,7 @@ func (c *kv) row(l int, v bool, off, n int, tmp []float32) []float32 {
 // store writes x at index off of layer l's k (or v) cache, rounding to
 // f16 in an f16 cache.
 func (c *kv) store(l int, v bool, off int, x []float32) {
+	c.back(l, v, off+len(x))
 	if c.k16 == nil {
 		if v {
 			copy(c.v[l][off:], x)
@@ -179,6 +186,36 @@ func (c *kv) store(l int, v bool, off int, x []float32) {
 	for i, f := range x {
 		h[off+i] = tensor.F32ToF16(f)
 	}
+}
+
+// back has the pages of layer l's k (or v) cache backed up to element
+// end and readyAhead bytes past it, unless they already are.
+func (c *kv) back(l int, v bool, end int) {
+	i := 0
+	if v {
+		i = 1
+	}
+	r := &c.ready[l][i]
+	if end <= *r {
+		return
+	}
+	if c.k16 == nil {
+		s := c.k[l]
+		if v {
+			s = c.v[l]
+		}
+		hi := min(len(s), end+readyAhead/4)
+		populate(unsafe.Pointer(&s[*r]), uintptr(hi-*r)*4)
+		*r = hi
+		return
+	}
+	s := c.k16[l]
+	if v {
+		s = c.v16[l]
+	}
+	hi := min(len(s), end+readyAhead/2)
+	populate(unsafe.Pointer(&s[*r]), uintptr(hi-*r)*2)
+	*r = hi
 }
 
 func (c *kv) Len() int { return c.seq }
@@ -285,7 +322,7 @@ func (b *Backend) NewKVF16(layers, maxSeq, kvDim int) (backend.KV, error) {
 // NewRingKV allocates seqs[l] positions for layer l (backend.RingKVer):
 // Attention stores position p at slot p mod seqs[l].
 func (b *Backend) NewRingKV(seqs []int, kvDim int, f16 bool) (backend.KV, error) {
-	c := &kv{dim: kvDim, lens: slices.Clone(seqs)}
+	c := &kv{dim: kvDim, lens: slices.Clone(seqs), ready: make([][2]int, len(seqs))}
 	for _, n := range seqs {
 		if n <= 0 {
 			return nil, fmt.Errorf("cpu: KV cache of %d positions", n)
