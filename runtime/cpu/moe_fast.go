@@ -2,7 +2,9 @@ package cpu
 
 import (
 	"cmp"
+	"runtime"
 	"slices"
+	"sync/atomic"
 
 	"github.com/moderuntime/mode/runtime/backend"
 	"github.com/moderuntime/mode/runtime/model"
@@ -146,10 +148,21 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 	chunk := max(4, (D/(8*b.threads)+3)&^3)
 	if T == 1 && wholeExperts(j.exps, b.threads) {
 		// Decode with experts enough to share: whole experts, gate, up
-		// and down, one after another on each goroutine, then the sums
-		// on this one.
+		// and down, one after another on each goroutine, the down
+		// projections' rows shared at the end (wholeExpert); then the
+		// sums on this one.
 		j.phase = 5
-		b.split(len(j.exps), work1+work2, 1, j)
+		j.nextExp.Store(0)
+		if cap(j.downs) < len(j.exps) {
+			j.downs = make([]atomic.Uint64, len(j.exps), len(f.Experts))
+			j.ready = make([]atomic.Bool, len(j.exps), len(f.Experts))
+		}
+		j.downs, j.ready = j.downs[:len(j.exps)], j.ready[:len(j.exps)]
+		for i := range j.exps {
+			j.downs[i].Store(uint64((D+j.c1-1)/j.c1) << 32)
+			j.ready[i].Store(false)
+		}
+		b.split(b.threads, work1+work2, 1, j)
 		j.combine(0, D)
 	} else if T == 1 {
 		j.phase = 1
@@ -245,6 +258,14 @@ type moeTask struct {
 	quantX    bool
 	phase, c1 int
 	items     int
+
+	// Phase 5: the next expert to claim; per expert, its down
+	// projection's chunks of c1 rows not yet claimed (the first in the
+	// low 32 bits, one past the last in the high) and whether its gate
+	// and up are done (its hidden rows quantised: hq).
+	nextExp atomic.Int64
+	downs   []atomic.Uint64
+	ready   []atomic.Bool
 }
 
 func (j *moeTask) run(worker, lo, hi int) {
@@ -292,12 +313,108 @@ func (j *moeTask) run(worker, lo, hi int) {
 	case 4:
 		j.combine(lo, hi)
 	case 5:
-		for i := lo; i < hi; i++ {
-			e := &j.exps[i]
-			j.gateUp(worker, e, 0, e.width)
-			j.downExpert(worker, e, 0, j.D)
+		j.wholeExperts(worker)
+	}
+}
+
+// wholeExperts is phase 5 on one goroutine (each of the pool's takes one
+// item, and the first to finish takes the rest, which are then empty):
+// it claims experts one at a time until none is left, computes each one's
+// gate and up, then claims the chunks of its down projection's output
+// rows from the front, in memory order. With no expert left to claim, it
+// takes chunks from the back of the others' down projections, once their
+// gate and up are done. Whole experts leave the goroutines' shares
+// uneven: their weights come from memory at different rates (one may
+// still be in the last level cache from the token before), so one
+// goroutine waited for the other 11 µs of a 70 µs layer on the
+// Mixtral-shaped q4_0 decode, and 21 of 190 on OLMoE's, where the last
+// expert claimed is a whole expert's work (RATIONALE.md, "Decode shares
+// the last down projections' rows"). A chunk's rows are the same
+// products whoever computes them (mulRange's do not depend on the range).
+func (j *moeTask) wholeExperts(worker int) {
+	for {
+		i := int(j.nextExp.Add(1) - 1)
+		if i >= len(j.exps) {
+			break
+		}
+		e := &j.exps[i]
+		j.gateUp(worker, e, 0, e.width)
+		j.ready[i].Store(true)
+		for {
+			c, n := claimFront(&j.downs[i])
+			if n == 0 {
+				break
+			}
+			j.downExpert(worker, e, c*j.c1, min((c+n)*j.c1, j.D))
 		}
 	}
+	// Every expert is claimed: help with the down projections left,
+	// waiting for a gate and up in progress rather than leaving its
+	// down projection to one goroutine. The wait yields, so that the
+	// goroutine computing them runs where the pool has more goroutines
+	// than Ps.
+	for left := true; left; {
+		left = false
+		for i := range j.exps {
+			if chunksLeft(&j.downs[i]) == 0 {
+				continue
+			}
+			left = true
+			if !j.ready[i].Load() {
+				runtime.Gosched()
+				continue
+			}
+			for {
+				c, ok := claimBack(&j.downs[i])
+				if !ok {
+					break
+				}
+				j.downExpert(worker, &j.exps[i], c*j.c1, min((c+1)*j.c1, j.D))
+			}
+		}
+	}
+}
+
+// claimFront takes half the chunks left of a (at least one), from the
+// front: n of them from the first, c; none when n is 0. a holds the
+// first chunk left in its low 32 bits and one past the last in its
+// high. Halves rather than single chunks keep the owner's calls few (a
+// call's fixed cost, over the 16 chunks of OLMoE's down projections,
+// was the size of the imbalance it evens out) and its stream whole.
+func claimFront(a *atomic.Uint64) (c, n int) {
+	for {
+		v := a.Load()
+		f, l := uint32(v), uint32(v>>32)
+		if f >= l {
+			return 0, 0
+		}
+		k := max((l-f)/2, 1)
+		if a.CompareAndSwap(v, v+uint64(k)) {
+			return int(f), int(k)
+		}
+	}
+}
+
+// claimBack takes the last chunk left of a (see claimFront); false when
+// none is.
+func claimBack(a *atomic.Uint64) (int, bool) {
+	for {
+		v := a.Load()
+		f, l := uint32(v), uint32(v>>32)
+		if f >= l {
+			return 0, false
+		}
+		if a.CompareAndSwap(v, uint64(f)|uint64(l-1)<<32) {
+			return int(l - 1), true
+		}
+	}
+}
+
+// chunksLeft is the number of chunks claimChunk can still take from a.
+func chunksLeft(a *atomic.Uint64) int {
+	v := a.Load()
+	f, l := uint32(v), uint32(v>>32)
+	return int(max(l, f) - f)
 }
 
 // gateUp computes rows r0..r1 of expert e's gate and up projections for
