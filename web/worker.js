@@ -330,6 +330,7 @@ function simdImports(memory) {
     silu: (g, u, n) => k.silu(g, u, n),
     q16: (q, d, g, x, nb) => k.q16(q, d, g, x, nb),
     rmsnorm: (o, x, w, n, eps) => k.rmsnorm(o, x, w, n, eps),
+    rmsnorm8: (o, x, w, n, eps) => k.rmsnorm8(o, x, w, n, eps),
     softmax: (x, n, s) => k.softmax(x, n, s),
   };
 }

@@ -30,7 +30,7 @@ type simdHost struct {
 var kernelArgs = map[string]int{wasmsimd.KernelQ8_0: 9, wasmsimd.KernelQ4_0: 9, wasmsimd.KernelQ4_K: 12,
 	wasmsimd.KernelF32: 7, wasmsimd.KernelF16: 7, wasmsimd.KernelScores: 6, wasmsimd.KernelWeightedSum: 6,
 	wasmsimd.KernelExp: 4, wasmsimd.KernelSiLU: 3, wasmsimd.KernelQ16: 5,
-	wasmsimd.KernelRMSNorm: 5, wasmsimd.KernelSoftmax: 3}
+	wasmsimd.KernelRMSNorm: 5, wasmsimd.KernelRMSNormLanes: 5, wasmsimd.KernelSoftmax: 3}
 
 func instantiateSIMDHost(ctx context.Context, rt wazero.Runtime, on bool) error {
 	h := &simdHost{rt: rt, on: on, kernels: map[string]api.Function{}}

@@ -61,6 +61,11 @@ func RMSNorm(o, x, w []float32, eps float32) {
 	panic("wasmsimd: RMSNorm outside WebAssembly")
 }
 
+// RMSNormLanes is only for wasm builds with the kernels loaded.
+func RMSNormLanes(o, x, w []float32, eps float32) {
+	panic("wasmsimd: RMSNormLanes outside WebAssembly")
+}
+
 // Softmax is only for wasm builds with the kernels loaded.
 func Softmax(x []float32, s float32) {
 	panic("wasmsimd: Softmax outside WebAssembly")

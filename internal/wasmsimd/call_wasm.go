@@ -49,6 +49,9 @@ func hostQ16(q, d, g, x unsafe.Pointer, nb int32)
 //go:wasmimport modesimd rmsnorm
 func hostRMSNorm(o, x, w unsafe.Pointer, n int32, eps uint32)
 
+//go:wasmimport modesimd rmsnorm8
+func hostRMSNormLanes(o, x, w unsafe.Pointer, n int32, eps uint32)
+
 //go:wasmimport modesimd softmax
 func hostSoftmax(x unsafe.Pointer, n int32, s uint32)
 
@@ -192,6 +195,20 @@ func RMSNorm(o, x, w []float32, eps float32) {
 		panic("wasmsimd: RMSNorm of too many elements")
 	}
 	hostRMSNorm(unsafe.Pointer(&o[0]), unsafe.Pointer(&x[0]), unsafe.Pointer(&w[0]), int32(n), math.Float32bits(eps))
+}
+
+// RMSNormLanes is RMSNorm through KernelRMSNormLanes, with the bits of
+// runtime/vec's RMSNormLanes; o may be x.
+func RMSNormLanes(o, x, w []float32, eps float32) {
+	n := len(x)
+	o, w = o[:n], w[:n]
+	if n == 0 {
+		return
+	}
+	if int64(n) >= 1<<29 {
+		panic("wasmsimd: RMSNormLanes of too many elements")
+	}
+	hostRMSNormLanes(unsafe.Pointer(&o[0]), unsafe.Pointer(&x[0]), unsafe.Pointer(&w[0]), int32(n), math.Float32bits(eps))
 }
 
 // Softmax sets x to the softmax of x/s through KernelSoftmax, with the

@@ -43,7 +43,7 @@ const (
 func kernels() []*fn {
 	return []*fn{q8Kernel(), q4Kernel(), q4kKernel(),
 		floatKernel(KernelF32, false), floatKernel(KernelF16, true), scoresKernel(), weightedSumKernel(), expKernels()[0], expKernels()[1], q16Kernel(),
-		rmsnormKernel(), softmaxKernel()}
+		rmsnormKernel(false), rmsnormKernel(true), softmaxKernel()}
 }
 
 // KernelQ4_K has the signature

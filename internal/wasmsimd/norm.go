@@ -13,6 +13,12 @@ const (
 	// runtime/cpu's rmsnorm (√ rounded once to f32 equals its float64 √
 	// rounded to f32: double rounding is harmless for square roots).
 	KernelRMSNorm = "rmsnorm"
+	// KernelRMSNormLanes has KernelRMSNorm's signature and sets o as
+	// runtime/vec's RMSNormLanes does, bit for bit: Σx² in eight lanes
+	// (square j into lane j mod 8, the tail past the last whole eight
+	// into lanes 0, 1, …), added as hsum8 adds them. The CPU backend's
+	// fast path.
+	KernelRMSNormLanes = "rmsnorm8"
 	// KernelSoftmax has the signature (x, n, s i32), s a float32's bits
 	// and n ≥ 1, and sets x[i] to e_i/Σe for i < n, where x'_i = x[i]/s,
 	// m the largest x'_i and e_i = vec.Exp(x'_i − m), the e_i added in
@@ -36,46 +42,58 @@ func (f *fn) foldLanes(acc, v uint32, op byte) {
 	}
 }
 
-// rmsnormKernel assembles KernelRMSNorm.
-func rmsnormKernel() *fn {
+// rmsnormKernel assembles KernelRMSNorm, or with lanes
+// KernelRMSNormLanes.
+func rmsnormKernel(lanes bool) *fn {
 	f := &fn{name: KernelRMSNorm, params: []valType{i32, i32, i32, i32, i32}}
+	if lanes {
+		f.name = KernelRMSNormLanes
+	}
 	const o, x, w, n, eps = 0, 1, 2, 3, 4
 	i, n4, p := f.local(i32), f.local(i32), f.local(i32)
 	ss := f.local(f32)
 	sq, sv := f.local(v128), f.local(v128)
+	if lanes {
+		f.sumSquaresLanes(ss, x, n, i, p)
+	} else {
+		f.get(n)
+		f.i32Const(^3)
+		f.i32And()
+		f.set(n4)
+		// ss = Σ x², in order: four squares at once (each rounded as the
+		// scalar's), added one by one
+		f.get(x)
+		f.set(p)
+		f.i32Const(0)
+		f.set(i)
+		f.whileLt(i, n4, func() {
+			f.get(p)
+			f.v128Load(0)
+			f.tee(sq)
+			f.get(sq)
+			f.f32x4Mul()
+			f.set(sq)
+			f.foldLanes(ss, sq, 0x92 /* f32.add */)
+			f.inc(p, 16)
+			f.inc(i, 4)
+		})
+		f.whileLt(i, n, func() {
+			f.get(ss)
+			f.get(p)
+			f.f32Load(0)
+			f.get(p)
+			f.f32Load(0)
+			f.f32Mul()
+			f.f32Add()
+			f.set(ss)
+			f.inc(p, 4)
+			f.inc(i, 1)
+		})
+	}
 	f.get(n)
 	f.i32Const(^3)
 	f.i32And()
 	f.set(n4)
-	// ss = Σ x², in order: four squares at once (each rounded as the
-	// scalar's), added one by one
-	f.get(x)
-	f.set(p)
-	f.i32Const(0)
-	f.set(i)
-	f.whileLt(i, n4, func() {
-		f.get(p)
-		f.v128Load(0)
-		f.tee(sq)
-		f.get(sq)
-		f.f32x4Mul()
-		f.set(sq)
-		f.foldLanes(ss, sq, 0x92 /* f32.add */)
-		f.inc(p, 16)
-		f.inc(i, 4)
-	})
-	f.whileLt(i, n, func() {
-		f.get(ss)
-		f.get(p)
-		f.f32Load(0)
-		f.get(p)
-		f.f32Load(0)
-		f.f32Mul()
-		f.f32Add()
-		f.set(ss)
-		f.inc(p, 4)
-		f.inc(i, 1)
-	})
 	// ss = 1/√(ss/n + eps)
 	f.f32Const(1)
 	f.get(ss)
@@ -124,6 +142,97 @@ func rmsnormKernel() *fn {
 		f.inc(i, 1)
 	})
 	return f
+}
+
+// sumSquaresLanes sets the f32 local ss to RMSNormLanes' Σx² over the n
+// (≥ 1) f32 values at x, using the i32 locals i and p: two v128
+// accumulators (lanes 0–3 and 4–7) over each whole eight, then each
+// lane k's tail value x[n8+k], when there is one, added to its lane (a
+// lane with none adds +0, which changes no sum of squares: a lane is
+// never −0), then hsum8's order.
+func (f *fn) sumSquaresLanes(ss, x, n, i, p uint32) {
+	a, b, sq := f.local(v128), f.local(v128), f.local(v128)
+	n8 := f.local(i32)
+	lane := f.localsOf(f32, 8)
+	f.get(n)
+	f.i32Const(^7)
+	f.i32And()
+	f.set(n8)
+	f.v128Zero()
+	f.set(a)
+	f.v128Zero()
+	f.set(b)
+	f.get(x)
+	f.set(p)
+	f.i32Const(0)
+	f.set(i)
+	f.whileLt(i, n8, func() {
+		for _, acc := range []struct {
+			v   uint32
+			off uint32
+		}{{a, 0}, {b, 16}} {
+			f.get(acc.v)
+			f.get(p)
+			f.v128Load(acc.off)
+			f.tee(sq)
+			f.get(sq)
+			f.f32x4Mul()
+			f.f32x4Add()
+			f.set(acc.v)
+		}
+		f.inc(p, 32)
+		f.inc(i, 8)
+	})
+	for k := range 8 {
+		f.get([2]uint32{a, b}[k/4])
+		f.f32x4ExtractLane(byte(k % 4))
+		// + (n8+k < n ? x[n8+k]² : +0), x read at min(n8+k, n−1)
+		f.get(x)
+		f.get(n8)
+		f.i32Const(int32(k))
+		f.i32Add()
+		f.get(n)
+		f.i32Const(1)
+		f.i32Sub()
+		f.get(n8)
+		f.i32Const(int32(k))
+		f.i32Add()
+		f.get(n)
+		f.i32LtU()
+		f.sel()
+		f.i32Const(2)
+		f.i32Shl()
+		f.i32Add()
+		f.tee(p)
+		f.f32Load(0)
+		f.get(p)
+		f.f32Load(0)
+		f.f32Mul()
+		f.f32Const(0)
+		f.get(n8)
+		f.i32Const(int32(k))
+		f.i32Add()
+		f.get(n)
+		f.i32LtU()
+		f.sel()
+		f.f32Add()
+		f.set(lane[k])
+	}
+	// ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7))
+	for _, pr := range [][2]int{{0, 4}, {2, 6}} {
+		f.get(lane[pr[0]])
+		f.get(lane[pr[1]])
+		f.f32Add()
+	}
+	f.f32Add()
+	for _, pr := range [][2]int{{1, 5}, {3, 7}} {
+		f.get(lane[pr[0]])
+		f.get(lane[pr[1]])
+		f.f32Add()
+	}
+	f.f32Add()
+	f.f32Add()
+	f.set(ss)
 }
 
 // softmaxKernel assembles KernelSoftmax.

@@ -27,40 +27,46 @@ func softmaxGo(x []float32, s float32) {
 	}
 }
 
-// TestNormKernelsMatchGo checks KernelRMSNorm and KernelSoftmax against
-// the Go code they replace, bit for bit, on ragged sizes (tails of one to
-// three past the four lanes), unaligned buffers, values with subnormals,
-// zeros of both signs and large ones, scores across exp's clamp, and
-// that neither writes past its n elements; RMSNorm also in place.
+// TestNormKernelsMatchGo checks KernelRMSNorm, KernelRMSNormLanes and
+// KernelSoftmax against the Go code they replace, bit for bit, on ragged
+// sizes (tails of one to seven past the four or eight lanes), unaligned
+// buffers, values with subnormals, zeros of both signs and large ones,
+// scores across exp's clamp, and that none writes past its n elements;
+// the RMSNorms also in place.
 func TestNormKernelsMatchGo(t *testing.T) {
 	h := newKernelHost(t, 64)
 	r := rand.New(rand.NewPCG(15, 16))
 	ctx := context.Background()
-	for _, n := range []int{1, 2, 3, 4, 5, 7, 8, 13, 64, 67, 511, 512, 1026} {
+	for _, n := range []int{1, 2, 3, 4, 5, 7, 8, 9, 13, 15, 16, 17, 64, 67, 511, 512, 1026} {
 		x, w := randFloats(r, n), randFloats(r, n)
 		eps := []float32{1e-5, 1e-6, 0}[n%3]
-		for _, inPlace := range []bool{false, true} {
-			h.top = 16
-			px := h.put(t, f32Bytes(append(slices.Clone(x), 7)), 4)
-			pw := h.put(t, f32Bytes(w), 8)
-			po := px
-			if !inPlace {
-				po = h.put(t, f32Bytes(make([]float32, n+1)), 12)
-			}
-			if _, err := h.mod.ExportedFunction(KernelRMSNorm).Call(ctx, uint64(po), uint64(px), uint64(pw), uint64(n), uint64(math.Float32bits(eps))); err != nil {
-				t.Fatal(err)
-			}
-			want := make([]float32, n)
-			vec.RMSNorm(want, x, w, eps)
-			got := readF32(t, h, po, n+1)
-			for i := range n {
-				if !same(got[i], math.Float32bits(want[i])) {
-					t.Errorf("rmsnorm n=%d in place %v [%d]: SIMD %v (%#x), Go %v (%#x)", n, inPlace, i,
-						math.Float32frombits(got[i]), got[i], want[i], math.Float32bits(want[i]))
+		for _, k := range []struct {
+			name string
+			ref  func(o, x, w []float32, eps float32)
+		}{{KernelRMSNorm, vec.RMSNorm}, {KernelRMSNormLanes, vec.RMSNormLanes}} {
+			for _, inPlace := range []bool{false, true} {
+				h.top = 16
+				px := h.put(t, f32Bytes(append(slices.Clone(x), 7)), 4)
+				pw := h.put(t, f32Bytes(w), 8)
+				po := px
+				if !inPlace {
+					po = h.put(t, f32Bytes(make([]float32, n+1)), 12)
 				}
-			}
-			if past := []float32{0, 7}[btoi(inPlace)]; got[n] != math.Float32bits(past) {
-				t.Errorf("rmsnorm n=%d in place %v wrote past the end: %#x", n, inPlace, got[n])
+				if _, err := h.mod.ExportedFunction(k.name).Call(ctx, uint64(po), uint64(px), uint64(pw), uint64(n), uint64(math.Float32bits(eps))); err != nil {
+					t.Fatal(err)
+				}
+				want := make([]float32, n)
+				k.ref(want, x, w, eps)
+				got := readF32(t, h, po, n+1)
+				for i := range n {
+					if !same(got[i], math.Float32bits(want[i])) {
+						t.Errorf("%s n=%d in place %v [%d]: SIMD %v (%#x), Go %v (%#x)", k.name, n, inPlace, i,
+							math.Float32frombits(got[i]), got[i], want[i], math.Float32bits(want[i]))
+					}
+				}
+				if past := []float32{0, 7}[btoi(inPlace)]; got[n] != math.Float32bits(past) {
+					t.Errorf("%s n=%d in place %v wrote past the end: %#x", k.name, n, inPlace, got[n])
+				}
 			}
 		}
 

@@ -366,7 +366,11 @@ func (b *Backend) RMSNorm(dst, x backend.Buf, w backend.Weight, eps float32) {
 	for r := 0; r < s.rows; r++ {
 		in, out := s.row(r), d.row(r)
 		for o := 0; o < len(in); o += n {
-			rmsnorm(out[o:o+n], in[o:o+n], g.f, eps)
+			if b.exact {
+				rmsnorm(out[o:o+n], in[o:o+n], g.f, eps)
+			} else {
+				rmsnormLanes(out[o:o+n], in[o:o+n], g.f, eps)
+			}
 		}
 	}
 }
@@ -378,6 +382,17 @@ func rmsnorm(o, x, w []float32, eps float32) {
 		return
 	}
 	vec.RMSNorm(o, x, w, eps)
+}
+
+// rmsnormLanes is rmsnorm on the fast path: Σx² in eight lanes
+// (vec.RMSNormLanes), in one call of the SIMD128 module in a wasm build
+// that loaded it (the same bits).
+func rmsnormLanes(o, x, w []float32, eps float32) {
+	if simd() {
+		wasmsimd.RMSNormLanes(o, x, w, eps)
+		return
+	}
+	vec.RMSNormLanes(o, x, w, eps)
 }
 
 func (b *Backend) MatMul(dst, x backend.Buf, w, bias backend.Weight) {

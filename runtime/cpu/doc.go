@@ -10,7 +10,8 @@
 // products with q8_0, q4_0 and q4_k weights in integers, from activations
 // quantised to 16 bits in blocks of 32 once per op (tensor.Q16Rows, split
 // across the pool when there are several tokens), with one scale multiply
-// per block; a prefill multiplies them in tiles of two weight rows by four
+// per block; RMSNorm's Σx² in eight lanes (vec.RMSNormLanes); a prefill
+// multiplies them in tiles of two weight rows by four
 // tokens (q8_0, q4_k) or a row at a time for two tokens (q4_0), each
 // weight block unpacked once per tile (AVX-512 with VNNI where the machine
 // has it, AVX2 otherwise, the same bits either way). Its error against the

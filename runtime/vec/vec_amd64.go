@@ -347,6 +347,36 @@ func divMaxAVX2(x *float32, n int, s float32) (m float32, nan bool)
 //go:noescape
 func scaleAVX2(x *float32, n int, c float32)
 
+// sumSquares8N adds the squares of the first len(x)&^7 values into the
+// lanes of a, value j into lane j mod 8, each rounded before it is added,
+// and returns how many.
+func sumSquares8N(a *[8]float32, x []float32) int {
+	n := len(x) &^ 7
+	if !hasAVX2 || n == 0 {
+		return 0
+	}
+	sumSquares8AVX2(a, &x[0], n)
+	return n
+}
+
+// rmsScaleN sets o[j] = w[j]·(s·x[j]) for the first len(x)&^7 values
+// and returns how many.
+func rmsScaleN(o, w, x []float32, s float32) int {
+	n := len(x) &^ 7
+	if !hasAVX2 || n == 0 {
+		return 0
+	}
+	o, w = o[:n], w[:n]
+	rmsScaleAVX2(&o[0], &w[0], &x[0], n, s)
+	return n
+}
+
+//go:noescape
+func sumSquares8AVX2(a *[8]float32, x *float32, n int)
+
+//go:noescape
+func rmsScaleAVX2(o, w, x *float32, n int, s float32)
+
 func halfRows(dst []float32, src []uint16, stride, rows, n int) {
 	if hasAVX2 && n%8 == 0 {
 		halfRowsAVX2(&dst[0], &src[0], 2*stride, rows, n/8)

@@ -2820,6 +2820,51 @@ scloop:
 	VZEROUPPER
 	RET
 
+// func sumSquares8AVX2(a *[8]float32, x *float32, n int)
+//
+// a[j mod 8] += x[j]·x[j] for j < n, a multiple of 8 (n > 0): one
+// accumulator of eight lanes, each square rounded (VMULPS) before it is
+// added, as vec.RMSNormLanes' Go lanes are.
+TEXT ·sumSquares8AVX2(SB), NOSPLIT, $0-24
+	MOVQ    a+0(FP), DI
+	MOVQ    x+8(FP), SI
+	MOVQ    n+16(FP), CX
+	VMOVUPS (DI), Y0
+
+ssloop:
+	VMOVUPS (SI), Y1
+	VMULPS  Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JNZ     ssloop
+	VMOVUPS Y0, (DI)
+	VZEROUPPER
+	RET
+
+// func rmsScaleAVX2(o, w, x *float32, n int, s float32)
+//
+// o[j] = w[j]·(s·x[j]) for j < n, a multiple of 8 (n > 0), o possibly x:
+// the two products rounded in that order, as vec.RMSNorm's loop.
+TEXT ·rmsScaleAVX2(SB), NOSPLIT, $0-36
+	MOVQ         o+0(FP), DI
+	MOVQ         w+8(FP), R8
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	VBROADCASTSS s+32(FP), Y2
+
+rsloop:
+	VMULPS  (SI), Y2, Y0
+	VMULPS  (R8), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, R8
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JNZ     rsloop
+	VZEROUPPER
+	RET
+
 // func halfRowsAVX2(dst *float32, src *uint16, stride, rows, chunks int)
 //
 // vec.HalfRows for n = 8·chunks: each row's chunks of eight f16 values

@@ -82,6 +82,8 @@ func axpyHeads(o, a []float32, n int, v []float32, stride, rows, heads, hd, grou
 
 func divMaxN(x []float32, s float32) (n int, m float32, nan bool) { return 0, 0, false }
 func scaleN(x []float32, c float32) int                           { return 0 }
+func sumSquares8N(a *[8]float32, x []float32) int                 { return 0 }
+func rmsScaleN(o, w, x []float32, s float32) int                  { return 0 }
 
 func halfRows(dst []float32, src []uint16, stride, rows, n int) {
 	halfRowsGo(dst, src, stride, rows, n)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -394,4 +395,67 @@ func randNorm(r *rand.Rand, n int) []float32 {
 		v[i] = float32(r.NormFloat64())
 	}
 	return v
+}
+
+// TestRMSNormLanes checks RMSNormLanes against its definition, its
+// squares summed in eight lanes in float64 arithmetic rounded as the
+// lanes round (each square and each addition to f32), on ragged sizes,
+// and that it stays within float32's error of RMSNorm.
+func TestRMSNormLanes(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, n := range []int{1, 3, 7, 8, 9, 15, 16, 17, 64, 511, 512, 1024, 1031} {
+		x, w := make([]float32, n), make([]float32, n)
+		for i := range x {
+			x[i], w[i] = float32(r.NormFloat64()*3), float32(r.NormFloat64())
+		}
+		add := func(p, q float32) float32 { return float32(float64(p) + float64(q)) }
+		var a [8]float32
+		for j, v := range x {
+			k := j % 8
+			if j >= n&^7 {
+				k = j - n&^7
+			}
+			a[k] = add(a[k], float32(float64(v)*float64(v)))
+		}
+		ss := add(add(add(a[0], a[4]), add(a[2], a[6])), add(add(a[1], a[5]), add(a[3], a[7])))
+		ss = float32(float64(ss) / float64(n))
+		ss = float32(float64(ss) + 1e-5)
+		ss = float32(1 / float64(float32(math.Sqrt(float64(ss)))))
+		got, exact := make([]float32, n), make([]float32, n)
+		RMSNormLanes(got, x, w, 1e-5)
+		RMSNorm(exact, x, w, 1e-5)
+		in := slices.Clone(x)
+		RMSNormLanes(in, in, w, 1e-5) // in place
+		if !slices.Equal(in, got) {
+			t.Errorf("n=%d: in place %v, apart %v", n, in[:min(n, 4)], got[:min(n, 4)])
+		}
+		for j := range x {
+			want := float32(float64(w[j]) * float64(float32(float64(ss)*float64(x[j]))))
+			if math.Float32bits(got[j]) != math.Float32bits(want) {
+				t.Fatalf("n=%d [%d]: %v, want %v", n, j, got[j], want)
+			}
+			if d := math.Abs(float64(got[j] - exact[j])); d > 4e-6*math.Abs(float64(exact[j]))+1e-30 {
+				t.Errorf("n=%d [%d]: %v against RMSNorm's %v", n, j, got[j], exact[j])
+			}
+		}
+	}
+}
+
+func BenchmarkRMSNorm(b *testing.B) {
+	for _, n := range []int{512, 1024} {
+		x, w, o := make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range x {
+			x[i], w[i] = float32(i%13)-6, 1
+		}
+		b.Run(fmt.Sprintf("runc/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				RMSNorm(o, x, w, 1e-5)
+			}
+		})
+		b.Run(fmt.Sprintf("lanes/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				RMSNormLanes(o, x, w, 1e-5)
+			}
+		})
+	}
 }
