@@ -45,7 +45,8 @@ func (f funcTask) run(_, lo, hi int) { f(lo, hi) }
 // between ops that the caller does alone: with one other busy process,
 // decode on two threads took 1.7–1.9× the time of one thread. So when every helper is left out of a
 // few short but not tiny ops in a row, the pool runs the short ops on the
-// caller alone for a while (soloFor), the helpers park, and then it tries
+// caller alone for a while (a millisecond, doubling while the helpers stay
+// away, up to 20), the helpers park, and then it tries
 // them again. Long ops (prefill's) still go to the helpers: one that is
 // late still takes its part of them.
 //
@@ -72,9 +73,10 @@ type pool struct {
 	ops  atomic.Int64 // ops run, for tests and benchmarks counting hand-offs
 	live atomic.Int32 // helper goroutines not yet returned, for tests
 
-	outs      int          // ops in a row that every helper was left out of
-	soloUntil time.Time    // until then, ops run on the caller alone
-	solos     atomic.Int64 // times the pool went solo, for tests
+	outs      int           // ops in a row that every helper was left out of
+	soloUntil time.Time     // until then, ops run on the caller alone
+	soloLen   time.Duration // the last solo stretch's length
+	solos     atomic.Int64  // times the pool went solo, for tests
 }
 
 const (
@@ -87,14 +89,16 @@ const (
 // ops of a decode step, short against any pause of the engine.
 const spinFor = 100 * time.Microsecond
 
-// outAfter, soloAfter and soloFor: when every helper is left out of
-// soloAfter short ops in a row, each of which kept the caller busy more
-// than outAfter, the short ops run on the caller alone for soloFor (see
-// run).
+// outAfter, soloAfter, soloMin and soloMax: when every helper is left
+// out of soloAfter short ops in a row, each of which kept the caller busy
+// more than outAfter, the short ops run on the caller alone for a stretch
+// of soloMin, or twice the last one's length, up to soloMax, when they
+// are left out again less than soloMax after its end (see run).
 const (
 	outAfter  = 20 * time.Microsecond
 	soloAfter = 3
-	soloFor   = 20 * time.Millisecond
+	soloMin   = time.Millisecond
+	soloMax   = 20 * time.Millisecond
 )
 
 // newPool starts threads−1 helper goroutines.
@@ -207,15 +211,25 @@ func (p *pool) run(items, chunk int, t task, short bool) {
 	// helper was left out of short ops that kept the caller busy longer,
 	// soloAfter of them in a row, another process has their cores, and
 	// a helper spends what it gets of its core spinning between ops the
-	// caller has done alone. Run the ops on the caller alone for soloFor,
-	// so the helpers park, then try them again.
+	// caller has done alone. Run the ops on the caller alone for a
+	// while, so the helpers park, then try them again. The while starts
+	// short: on a quiet virtual machine a helper's core goes away for a
+	// millisecond or so now and then (decoding the OLMoE-shaped model,
+	// the pool went solo 0–6 times a run with its helper not parked),
+	// and 20 ms alone each time cost more than it saved. It doubles while
+	// the helpers stay away, so a busy machine still sees few hand-offs.
 	if !short {
 		return
 	}
 	if out == len(p.joined) && time.Since(start) > outAfter {
 		if p.outs++; p.outs >= soloAfter {
 			p.outs = 0
-			p.soloUntil = time.Now().Add(soloFor)
+			if p.soloLen > 0 && start.Sub(p.soloUntil) < soloMax {
+				p.soloLen = min(2*p.soloLen, soloMax)
+			} else {
+				p.soloLen = soloMin
+			}
+			p.soloUntil = time.Now().Add(p.soloLen)
 			p.solos.Add(1)
 		}
 	} else {

@@ -100,7 +100,8 @@ func (c *callTask) run(_, lo, hi int) {
 // row that each took the caller over outAfter (here a helper that never
 // runs, as one whose core another process holds), the next short ops run
 // on the caller in one call each; ops quicker than outAfter do not count,
-// and long ops are still handed out.
+// and long ops are still handed out. The stretches alone grow from
+// soloMin to soloMax while the helpers stay away.
 func TestPoolSolo(t *testing.T) {
 	p := &pool{done: make(chan struct{}, 1),
 		state: make([]atomic.Int32, 1), joined: make([]atomic.Uint64, 1), wake: []chan struct{}{make(chan struct{}, 1)}}
@@ -126,6 +127,11 @@ func TestPoolSolo(t *testing.T) {
 	if n := p.solos.Load(); n != 1 {
 		t.Fatalf("went solo %d times, want 1", n)
 	}
+	if p.soloLen != soloMin {
+		t.Errorf("first solo stretch %v, want %v", p.soloLen, soloMin)
+	}
+	// Longer than the test's ops take on a loaded machine.
+	p.soloUntil = time.Now().Add(time.Minute)
 	slow.calls = slow.calls[:0]
 	p.run(8, 2, slow, true)
 	if fmt.Sprint(slow.calls) != "[[0 8]]" {
@@ -142,5 +148,32 @@ func TestPoolSolo(t *testing.T) {
 	p.run(8, 2, slow, true)
 	if len(slow.calls) != 1 {
 		t.Errorf("short op after a long one while solo: %d calls, want 1", len(slow.calls))
+	}
+
+	// Left out again right after a stretch, the next is twice as long,
+	// and so on up to soloMax; left out again long after one, the next
+	// is soloMin again.
+	p.soloUntil = time.Now()
+	outAgain := func() {
+		t.Helper()
+		time.Sleep(time.Until(p.soloUntil))
+		n := p.solos.Load()
+		for range soloAfter {
+			p.run(8, 2, slow, true)
+		}
+		if p.solos.Load() != n+1 {
+			t.Fatalf("left out %d more times after a stretch: went solo %d times, want %d", soloAfter, p.solos.Load(), n+1)
+		}
+	}
+	for _, want := range []time.Duration{2 * soloMin, 4 * soloMin, 8 * soloMin, 16 * soloMin, soloMax, soloMax} {
+		outAgain()
+		if p.soloLen != want {
+			t.Errorf("stretch after stretch: %v, want %v", p.soloLen, want)
+		}
+	}
+	time.Sleep(time.Until(p.soloUntil) + soloMax + time.Millisecond)
+	outAgain()
+	if p.soloLen != soloMin {
+		t.Errorf("stretch long after the last: %v, want %v", p.soloLen, soloMin)
 	}
 }
