@@ -2533,14 +2533,41 @@ tail8:
 store8:
 	ROWEND1(row8)
 
+// SCORESAHEAD asks for the first 256 bytes (a 64-wide head's slice) of
+// each of the eight rows 16 rows past the eight scoresHeadsAVX2 is about
+// to read (DX, row stride R8), using AX: the eight-row loop read its
+// cache rows unrequested, a new line of each row every other chunk, and
+// the rows of a decode's cache come from memory (the weights streamed
+// between two tokens evict them). Asking past the cache's end faults on
+// nothing. Same bits.
+#define SCORESAHEAD \
+	LEAQ (DX)(R8*8), AX \
+	LEAQ (AX)(R8*8), AX \
+	PF256(AX) \
+	PF256(AX) \
+	PF256(AX) \
+	PF256(AX) \
+	PF256(AX) \
+	PF256(AX) \
+	PF256(AX) \
+	PF256(AX)
+
+// PF256 asks for the 256 bytes at P and steps P a row (R8) on.
+#define PF256(P) \
+	PREFETCHT0 (P) \
+	PREFETCHT0 64(P) \
+	PREFETCHT0 128(P) \
+	PREFETCHT0 192(P) \
+	ADDQ       R8, P
+
 // func scoresHeadsAVX2(dst *float32, dstride int, q, k *float32, stride, rows, heads, chunks, group, phase int)
 //
 // vec.ScoresHeads: for each row (k, advancing by stride bytes), each head
 // (q advancing by chunks·32 bytes, its output by dstride) is
 // scoresAVX2's one row: fused multiply-adds over the chunks from zero,
 // then hsum8, so the bits are its. Whole blocks of eight rows go as
-// scoresAVX2's do, head after head over the block; the rows left, one at
-// a time. The row's slice advances by a head's
+// scoresAVX2's do, head after head over the block, asking for the rows
+// 16 ahead first (SCORESAHEAD); the rows left, one at a time. The row's slice advances by a head's
 // width every group heads, from phase heads into the first group. Each
 // chunk asks for the same bytes four rows ahead, as scoresAVX2 does: when
 // the items split a row's heads, each reads part of every 4 KB row, a new
@@ -2561,6 +2588,7 @@ sh8:
 	// eight rows' slices in L1 after the first.
 	CMPQ CX, $8
 	JL   sh1
+	SCORESAHEAD
 	MOVQ DI, R12
 	MOVQ q+16(FP), SI
 	MOVQ DX, R10
