@@ -42,7 +42,16 @@ func (b *Backend) matmulFast(dst []float32, dstStride int, x []float32, rows, co
 	// claiming costs nothing.
 	out := w.rows
 	chunk := (out/(4*b.threads) + 3) &^ 3
-	b.split(out, rows*out*cols, chunk, j)
+	work := rows * out * cols
+	if rows == 1 && w.m == nil && work < minWork && 4*work >= minWork {
+		// One token through an f32 matrix too small by multiply-adds
+		// to share, but not by bytes (OLMoE's router: 64×1024, 256 KB,
+		// 10.7 µs on one goroutine): in one contiguous part a goroutine
+		// (RATIONALE.md, "An f32 router's rows on both goroutines").
+		work = minWork
+		chunk = (out/b.threads + 3) &^ 3
+	}
+	b.split(out, work, chunk, j)
 	j.dst, j.x, j.w = nil, nil, nil
 }
 
