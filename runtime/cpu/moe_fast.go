@@ -149,7 +149,7 @@ func (b *Backend) moeFast(d *buf, x []float32, T, D int, routes [][]routing.Choi
 	if T == 1 && wholeExperts(j.exps, b.threads) {
 		// Decode with experts enough to share: whole experts, gate, up
 		// and down, one after another on each goroutine, the down
-		// projections' rows shared at the end (wholeExpert); then the
+		// projections' rows shared at the end (runWholeExperts); then the
 		// sums on this one.
 		j.phase = 5
 		j.nextExp.Store(0)
@@ -313,11 +313,11 @@ func (j *moeTask) run(worker, lo, hi int) {
 	case 4:
 		j.combine(lo, hi)
 	case 5:
-		j.wholeExperts(worker)
+		j.runWholeExperts(worker)
 	}
 }
 
-// wholeExperts is phase 5 on one goroutine (each of the pool's takes one
+// runWholeExperts is phase 5 on one goroutine (each of the pool's takes one
 // item, and the first to finish takes the rest, which are then empty):
 // it claims experts one at a time until none is left, computes each one's
 // gate and up, then claims the chunks of its down projection's output
@@ -331,7 +331,7 @@ func (j *moeTask) run(worker, lo, hi int) {
 // expert claimed is a whole expert's work (RATIONALE.md, "Decode shares
 // the last down projections' rows"). A chunk's rows are the same
 // products whoever computes them (mulRange's do not depend on the range).
-func (j *moeTask) wholeExperts(worker int) {
+func (j *moeTask) runWholeExperts(worker int) {
 	for {
 		i := int(j.nextExp.Add(1) - 1)
 		if i >= len(j.exps) {
