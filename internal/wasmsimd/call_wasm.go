@@ -185,7 +185,14 @@ func QuantizeQ16(q []int16, d, g, x []float32) {
 
 // RMSNorm sets o = w·(x/√(mean(x²) + eps)) through KernelRMSNorm, with
 // the bits of runtime/cpu's rmsnorm; o may be x.
-func RMSNorm(o, x, w []float32, eps float32) {
+func RMSNorm(o, x, w []float32, eps float32) { rmsnorm(hostRMSNorm, o, x, w, eps) }
+
+// RMSNormLanes is RMSNorm through KernelRMSNormLanes, with the bits of
+// runtime/vec's RMSNormLanes; o may be x.
+func RMSNormLanes(o, x, w []float32, eps float32) { rmsnorm(hostRMSNormLanes, o, x, w, eps) }
+
+// rmsnorm calls one of the RMSNorm kernels on x's values.
+func rmsnorm(kernel func(o, x, w unsafe.Pointer, n int32, eps uint32), o, x, w []float32, eps float32) {
 	n := len(x)
 	o, w = o[:n], w[:n]
 	if n == 0 {
@@ -194,21 +201,7 @@ func RMSNorm(o, x, w []float32, eps float32) {
 	if int64(n) >= 1<<29 {
 		panic("wasmsimd: RMSNorm of too many elements")
 	}
-	hostRMSNorm(unsafe.Pointer(&o[0]), unsafe.Pointer(&x[0]), unsafe.Pointer(&w[0]), int32(n), math.Float32bits(eps))
-}
-
-// RMSNormLanes is RMSNorm through KernelRMSNormLanes, with the bits of
-// runtime/vec's RMSNormLanes; o may be x.
-func RMSNormLanes(o, x, w []float32, eps float32) {
-	n := len(x)
-	o, w = o[:n], w[:n]
-	if n == 0 {
-		return
-	}
-	if int64(n) >= 1<<29 {
-		panic("wasmsimd: RMSNormLanes of too many elements")
-	}
-	hostRMSNormLanes(unsafe.Pointer(&o[0]), unsafe.Pointer(&x[0]), unsafe.Pointer(&w[0]), int32(n), math.Float32bits(eps))
+	kernel(unsafe.Pointer(&o[0]), unsafe.Pointer(&x[0]), unsafe.Pointer(&w[0]), int32(n), math.Float32bits(eps))
 }
 
 // Softmax sets x to the softmax of x/s through KernelSoftmax, with the

@@ -53,13 +53,13 @@ func rmsnormKernel(lanes bool) *fn {
 	i, n4, p := f.local(i32), f.local(i32), f.local(i32)
 	ss := f.local(f32)
 	sq, sv := f.local(v128), f.local(v128)
+	f.get(n)
+	f.i32Const(^3)
+	f.i32And()
+	f.set(n4)
 	if lanes {
 		f.sumSquaresLanes(ss, x, n, i, p)
 	} else {
-		f.get(n)
-		f.i32Const(^3)
-		f.i32And()
-		f.set(n4)
 		// ss = Σ x², in order: four squares at once (each rounded as the
 		// scalar's), added one by one
 		f.get(x)
@@ -90,10 +90,6 @@ func rmsnormKernel(lanes bool) *fn {
 			f.inc(i, 1)
 		})
 	}
-	f.get(n)
-	f.i32Const(^3)
-	f.i32And()
-	f.set(n4)
 	// ss = 1/√(ss/n + eps)
 	f.f32Const(1)
 	f.get(ss)
