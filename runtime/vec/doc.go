@@ -13,8 +13,10 @@
 // everywhere; attention's scores and weighted sums over cache rows, one
 // head at a time (Scores, WeightedSum) or several heads over each block of
 // rows in one call (ScoresHeads, AxpyHeads), an f16 cache's rows decoded
-// for them (HalfRows); and the softmax's division, maximum and scaling
-// (DivMax, Max, Scale).
+// for them (HalfRows); the softmax's division, maximum and scaling
+// (DivMax, Max, Scale); and RMSNorm, in run.c's order for the exact path
+// (RMSNorm) and with its sum in eight lanes for the fast one
+// (RMSNormLanes).
 //
 // On amd64 with AVX2 and FMA they run in assembly, chosen at run time; the
 // pure-Go versions serve everything else (wasm, other architectures, or any
