@@ -148,20 +148,28 @@ type kv struct {
 // of the rows written for a 16-layer model.
 const readyAhead = 64 << 10
 
+// f32 is layer l's k (or v) cache in an f32 cache, f16 in an f16 one.
+func (c *kv) f32(l int, v bool) []float32 {
+	if v {
+		return c.v[l]
+	}
+	return c.k[l]
+}
+
+func (c *kv) f16(l int, v bool) []uint16 {
+	if v {
+		return c.v16[l]
+	}
+	return c.k16[l]
+}
+
 // row returns the n values of layer l's k (or v) cache from index off, as
 // f32: a view of an f32 cache, or an f16 cache's values decoded into tmp.
 func (c *kv) row(l int, v bool, off, n int, tmp []float32) []float32 {
 	if c.k16 == nil {
-		if v {
-			return c.v[l][off : off+n]
-		}
-		return c.k[l][off : off+n]
+		return c.f32(l, v)[off : off+n]
 	}
-	h := c.k16[l]
-	if v {
-		h = c.v16[l]
-	}
-	for i, x := range h[off : off+n] {
+	for i, x := range c.f16(l, v)[off : off+n] {
 		tmp[i] = tensor.F16ToF32(x)
 	}
 	return tmp[:n]
@@ -170,52 +178,34 @@ func (c *kv) row(l int, v bool, off, n int, tmp []float32) []float32 {
 // store writes x at index off of layer l's k (or v) cache, rounding to
 // f16 in an f16 cache.
 func (c *kv) store(l int, v bool, off int, x []float32) {
-	c.back(l, v, off+len(x))
+	r := &c.ready[l][0]
+	if v {
+		r = &c.ready[l][1]
+	}
 	if c.k16 == nil {
-		if v {
-			copy(c.v[l][off:], x)
-		} else {
-			copy(c.k[l][off:], x)
-		}
+		s := c.f32(l, v)
+		back(s, r, off+len(x))
+		copy(s[off:], x)
 		return
 	}
-	h := c.k16[l]
-	if v {
-		h = c.v16[l]
-	}
+	h := c.f16(l, v)
+	back(h, r, off+len(x))
 	for i, f := range x {
 		h[off+i] = tensor.F32ToF16(f)
 	}
 }
 
-// back has the pages of layer l's k (or v) cache backed up to element
-// end and readyAhead bytes past it, unless they already are.
-func (c *kv) back(l int, v bool, end int) {
-	i := 0
-	if v {
-		i = 1
-	}
-	r := &c.ready[l][i]
-	if end <= *r {
+// back has the pages of cache s backed up to element end and readyAhead
+// bytes past it, unless they already are (up to element *ready, which it
+// moves on).
+func back[E float32 | uint16](s []E, ready *int, end int) {
+	if end <= *ready {
 		return
 	}
-	if c.k16 == nil {
-		s := c.k[l]
-		if v {
-			s = c.v[l]
-		}
-		hi := min(len(s), end+readyAhead/4)
-		populate(unsafe.Pointer(&s[*r]), uintptr(hi-*r)*4)
-		*r = hi
-		return
-	}
-	s := c.k16[l]
-	if v {
-		s = c.v16[l]
-	}
-	hi := min(len(s), end+readyAhead/2)
-	populate(unsafe.Pointer(&s[*r]), uintptr(hi-*r)*2)
-	*r = hi
+	size := int(unsafe.Sizeof(s[0]))
+	hi := min(len(s), end+readyAhead/size)
+	populate(unsafe.Pointer(&s[*ready]), uintptr((hi-*ready)*size))
+	*ready = hi
 }
 
 func (c *kv) Len() int { return c.seq }
